@@ -1,0 +1,472 @@
+//! The REST contract between `tsh`/`tctl`/nodes/leaf clusters and a cluster's API: paths and
+//! request/response bodies. The server and the client both use these types, so the two sides
+//! cannot drift apart.
+//!
+//! Unauthenticated: `GET /webapi/ping`, `GET /webapi/find`, `POST /webapi/trustedclusters/validate`,
+//! `PUT /webapi/users/password/token`, `GET /web/invite/{token}`, `POST /v1/auth/login`,
+//! `POST /v1/join`. Everything else needs a client certificate.
+
+use serde::{Deserialize, Serialize};
+
+use crate::resource::{LabelMap, Node};
+use crate::template::Traits;
+
+/// Paths.
+pub mod path {
+    /// Cluster discovery (reference §7.7).
+    pub const PING: &str = "/webapi/ping";
+    /// Same as ping (Teleport's lighter variant).
+    pub const FIND: &str = "/webapi/find";
+    /// Trust handshake (reference §1.2).
+    pub const VALIDATE_TRUSTED_CLUSTER: &str = "/webapi/trustedclusters/validate";
+    /// Set a password with an invite or reset token.
+    pub const SET_PASSWORD: &str = "/webapi/users/password/token";
+    /// The invite page prefix: `/web/invite/<token>`.
+    pub const INVITE_PAGE: &str = "/web/invite";
+    /// Password login: key in, certificates out.
+    pub const LOGIN: &str = "/v1/auth/login";
+    /// New certificates for an authenticated user (route to another cluster, or renew).
+    pub const REISSUE: &str = "/v1/auth/reissue";
+    /// Who am I.
+    pub const WHOAMI: &str = "/v1/whoami";
+    /// Generic resources: `/v1/resources/<kind>[/<name>]`.
+    pub const RESOURCES: &str = "/v1/resources";
+    /// Users: `POST` adds with an invite; `/v1/users/<name>` `PATCH` updates; `/reset`.
+    pub const USERS: &str = "/v1/users";
+    /// Tokens: `POST` adds, `GET` lists, `/v1/tokens/<name>` `DELETE`.
+    pub const TOKENS: &str = "/v1/tokens";
+    /// `PATCH /v1/remoteclusters/<name>` (`tctl update rc`).
+    pub const REMOTE_CLUSTERS: &str = "/v1/remoteclusters";
+    /// `tsh clusters`.
+    pub const CLUSTERS: &str = "/v1/clusters";
+    /// `tsh ls`.
+    pub const NODES: &str = "/v1/nodes";
+    /// Node heartbeat (host identity).
+    pub const NODE_HEARTBEAT: &str = "/v1/nodes/heartbeat";
+    /// What a node needs to authorize logins (host identity): `?after=<generation>` long-polls.
+    pub const NODE_AUTHZ: &str = "/v1/nodes/authz";
+    /// Join with a token (unauthenticated).
+    pub const JOIN: &str = "/v1/join";
+    /// `tctl auth sign`.
+    pub const SIGN_USER: &str = "/v1/certs/user";
+    /// `tctl auth export`.
+    pub const EXPORT_CAS: &str = "/v1/cas/export";
+    /// Audit events: `POST` (hosts) and `GET` (auditors).
+    pub const EVENTS: &str = "/v1/events";
+    /// `tctl map-roles --cluster`.
+    pub const MAP_ROLES: &str = "/v1/map-roles";
+}
+
+/// `/webapi/ping` (reference §7.7).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PingResponse {
+    /// Auth settings.
+    pub auth: PingAuth,
+    /// Proxy settings.
+    pub proxy: PingProxy,
+    /// Our version.
+    pub server_version: String,
+    /// Oldest client version supported.
+    pub min_client_version: String,
+    /// The cluster name.
+    pub cluster_name: String,
+    /// Always false here.
+    #[serde(default)]
+    pub automatic_upgrades: bool,
+}
+
+/// `auth` part of ping.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PingAuth {
+    /// `local`.
+    #[serde(rename = "type")]
+    pub auth_type: String,
+    /// `off`.
+    pub second_factor: String,
+    /// `none`.
+    #[serde(default)]
+    pub private_key_policy: String,
+    /// False.
+    #[serde(default)]
+    pub allow_passwordless: bool,
+    /// False.
+    #[serde(default)]
+    pub has_motd: bool,
+    /// False.
+    #[serde(default)]
+    pub load_all_cas: bool,
+}
+
+/// `proxy` part of ping.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PingProxy {
+    /// SSH and tunnel addresses.
+    pub ssh: PingSsh,
+    /// Kubernetes (disabled).
+    #[serde(default)]
+    pub kube: PingKube,
+    /// True: SSH and the reverse tunnel share the web port.
+    pub tls_routing_enabled: bool,
+}
+
+/// Kubernetes part of ping.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PingKube {
+    /// False.
+    pub enabled: bool,
+}
+
+/// Addresses part of ping (`omitempty` fields are skipped when empty).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PingSsh {
+    /// SSH proxy listen address.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub listen_addr: String,
+    /// Reverse tunnel listen address.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tunnel_listen_addr: String,
+    /// Web listen address.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub web_listen_addr: String,
+    /// Public web address (what `web_proxy_addr` and, with TLS routing, `tunnel_addr` use).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub public_addr: String,
+    /// Public SSH proxy address.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ssh_public_addr: String,
+    /// Public reverse tunnel address.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ssh_tunnel_public_addr: String,
+}
+
+/// Trust handshake request (reference §1.2).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ValidateTrustedClusterRequest {
+    /// The invitation token.
+    pub token: String,
+    /// Base64 of the JSON of each CA (exactly one: the leaf's host CA).
+    pub certificate_authorities: Vec<String>,
+    /// The leaf's version.
+    #[serde(default)]
+    pub teleport_version: String,
+}
+
+/// Trust handshake response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ValidateTrustedClusterResponse {
+    /// Base64 of the JSON of each root CA (public parts).
+    pub certificate_authorities: Vec<String>,
+}
+
+/// `PUT /webapi/users/password/token`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetPasswordRequest {
+    /// Invite or reset token.
+    pub token: String,
+    /// The new password.
+    pub password: String,
+}
+
+/// Response to a password set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetPasswordResponse {
+    /// The user whose password was set.
+    pub username: String,
+}
+
+/// Public keys a client wants certified.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublicKeys {
+    /// `authorized_keys` text of the SSH key.
+    pub ssh_public_key: String,
+    /// SPKI PEM of the TLS key.
+    pub tls_public_key: String,
+}
+
+/// `POST /v1/auth/login`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginRequest {
+    /// Teleport user.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Keys to certify.
+    #[serde(flatten)]
+    pub keys: PublicKeys,
+    /// Requested TTL in seconds (0: default).
+    #[serde(default)]
+    pub ttl_seconds: u64,
+    /// `tsh login <cluster>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_to_cluster: Option<String>,
+}
+
+/// `POST /v1/auth/reissue` (client-certificate authenticated).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReissueRequest {
+    /// Keys to certify.
+    #[serde(flatten)]
+    pub keys: PublicKeys,
+    /// Target cluster (`None`: the root itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_to_cluster: Option<String>,
+    /// Requested TTL in seconds (0: the remaining TTL of the current certificate).
+    #[serde(default)]
+    pub ttl_seconds: u64,
+}
+
+/// A cluster's CA public material, as clients need it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrustedCa {
+    /// Cluster name.
+    pub cluster_name: String,
+    /// `host` or `user`.
+    pub ca_type: String,
+    /// `authorized_keys` lines.
+    pub ssh_public_keys: Vec<String>,
+    /// PEM certificates.
+    pub tls_certs: Vec<String>,
+}
+
+/// Certificates for a user or host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertsResponse {
+    /// Teleport user name (or host UUID).
+    pub username: String,
+    /// The issuing cluster.
+    pub cluster_name: String,
+    /// OpenSSH certificate line.
+    pub ssh_cert: String,
+    /// PEM certificate.
+    pub tls_cert: String,
+    /// Host CAs of the issuing cluster and of every leaf the user can see.
+    pub host_cas: Vec<TrustedCa>,
+}
+
+/// `GET /v1/whoami`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WhoAmI {
+    /// Caller name.
+    pub name: String,
+    /// `user`, `remote_user` or `host`.
+    pub kind: String,
+    /// The cluster answering.
+    pub cluster_name: String,
+    /// Effective roles in this cluster.
+    pub roles: Vec<String>,
+}
+
+/// `POST /v1/resources` and `PUT /v1/resources`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpsertResourceRequest {
+    /// The resource JSON.
+    pub resource: serde_json::Value,
+    /// Overwrite an existing object (`tctl create -f`).
+    #[serde(default)]
+    pub force: bool,
+    /// Only apply if the stored revision is still this (`tctl edit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_id: Option<i64>,
+}
+
+/// Result of an upsert.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpsertResourceResponse {
+    /// The kind.
+    pub kind: String,
+    /// The name as stored (a trusted cluster may have been renamed).
+    pub name: String,
+    /// True if it did not exist before.
+    pub created: bool,
+    /// Messages to print as `WARNING: ...`.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// `POST /v1/users`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddUserRequest {
+    /// User name.
+    pub name: String,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// Logins (the `logins` trait).
+    #[serde(default)]
+    pub logins: Vec<String>,
+}
+
+/// Invite or reset link.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InviteResponse {
+    /// User name.
+    pub name: String,
+    /// The one-time URL.
+    pub url: String,
+    /// Validity in seconds.
+    pub ttl_seconds: u64,
+}
+
+/// `PATCH /v1/users/<name>`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdateUserRequest {
+    /// Replace the roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_roles: Option<Vec<String>>,
+    /// Replace the `logins` trait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_logins: Option<Vec<String>>,
+}
+
+/// `POST /v1/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddTokenRequest {
+    /// System roles (`trusted_cluster`, `node`).
+    pub roles: Vec<String>,
+    /// TTL in seconds.
+    pub ttl_seconds: u64,
+    /// A chosen value (else random).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Labels (copied to the remote_cluster for trusted_cluster tokens).
+    #[serde(default)]
+    pub labels: LabelMap,
+}
+
+/// `POST /v1/tokens` response: the token and what a leaf needs to use it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddTokenResponse {
+    /// The token resource.
+    pub token: crate::resource::ProvisionToken,
+    /// This cluster's name.
+    pub cluster_name: String,
+    /// This cluster's public web address (`web_proxy_addr`).
+    pub web_proxy_addr: String,
+    /// This cluster's reverse tunnel address (`tunnel_addr`).
+    pub tunnel_addr: String,
+}
+
+/// `PATCH /v1/remoteclusters/<name>`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdateRemoteClusterRequest {
+    /// Replace the labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_labels: Option<LabelMap>,
+    /// Set `metadata.expires` to now + this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_ttl_seconds: Option<u64>,
+}
+
+/// One row of `tsh clusters -f json` (reference §7.1), field order kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClusterInfo {
+    /// Cluster name.
+    pub cluster_name: String,
+    /// `online` / `offline`.
+    pub status: String,
+    /// `root` or `leaf`.
+    pub cluster_type: String,
+    /// Labels (`null` when none).
+    pub labels: Option<LabelMap>,
+    /// Whether it is the profile's current cluster.
+    pub selected: bool,
+}
+
+/// `POST /v1/join`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The join token.
+    pub token: String,
+    /// Node name.
+    pub nodename: String,
+    /// Host UUID (the node keeps it across restarts).
+    pub host_id: String,
+    /// `Node`.
+    pub role: String,
+    /// Extra principals / SANs (e.g. the advertised IP).
+    #[serde(default)]
+    pub additional_principals: Vec<String>,
+    /// Keys to certify.
+    #[serde(flatten)]
+    pub keys: PublicKeys,
+}
+
+/// `POST /v1/join` response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinResponse {
+    /// Host UUID.
+    pub host_id: String,
+    /// Certificates (host CA of the cluster in `host_cas`).
+    #[serde(flatten)]
+    pub certs: CertsResponse,
+}
+
+/// A user CA a node trusts, with the role map for that cluster's users.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrustedUserCa {
+    /// Cluster name.
+    pub cluster_name: String,
+    /// `authorized_keys` lines.
+    pub ssh_public_keys: Vec<String>,
+    /// Role map (for a root's CA on a leaf).
+    #[serde(default)]
+    pub role_map: Vec<crate::resource::RoleMapping>,
+}
+
+/// `GET /v1/nodes/authz`: everything a node needs to decide logins.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeAuthzBundle {
+    /// Changes whenever any of this changes; pass it back as `?after=` to wait for a change.
+    pub generation: u64,
+    /// This cluster.
+    pub cluster_name: String,
+    /// Active user CAs: the cluster's own and each enabled trusted root's.
+    pub user_cas: Vec<TrustedUserCa>,
+    /// All roles.
+    pub roles: Vec<crate::resource::Role>,
+}
+
+/// `POST /v1/certs/user` (`tctl auth sign`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignUserRequest {
+    /// User to sign for.
+    pub username: String,
+    /// TTL in seconds.
+    pub ttl_seconds: u64,
+    /// Keys to certify.
+    #[serde(flatten)]
+    pub keys: PublicKeys,
+}
+
+/// `GET /v1/cas/export?type=` response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportCasResponse {
+    /// Lines in OpenSSH format.
+    pub lines: Vec<String>,
+}
+
+/// `POST /v1/map-roles`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MapRolesRequest {
+    /// Trusted (root) cluster whose role map to use.
+    pub cluster: String,
+    /// Remote roles.
+    pub roles: Vec<String>,
+}
+
+/// Mapping result (also printed by `tctl map-roles -f json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MapRolesResponse {
+    /// The input roles.
+    pub remote_roles: Vec<String>,
+    /// What they map to.
+    pub local_roles: Vec<String>,
+}
+
+/// A list of nodes (`tsh ls`).
+pub type NodeList = Vec<Node>;
+
+/// An audit event: a flat JSON object with at least `event`, `code` and `time`.
+pub type AuditEvent = serde_json::Map<String, serde_json::Value>;
+
+/// User traits (re-exported for API users).
+pub type UserTraits = Traits;

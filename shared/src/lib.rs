@@ -1,0 +1,44 @@
+//! The library every binary uses: resource types and their rules, role mapping, label
+//! matching, trait templates, the access checker, certificate identity encoding, the REST
+//! contract and its client, the `tsh` profile store, and output formats.
+//!
+//! # Layout
+//! | module | holds |
+//! |---|---|
+//! | [`error`] | the classified error every layer returns |
+//! | [`resource`] | `role`, `user`, `token`, `trusted_cluster`, `remote_cluster`, `cert_authority`, `node`, connectors |
+//! | [`yaml`] | reading resource files, printing YAML as `tctl` does |
+//! | [`rolemap`] | `role_map` validation and mapping |
+//! | [`labels`] | label selectors |
+//! | [`template`] | `{{internal.logins}}` and friends |
+//! | [`rbac`] | the access checker (node logins, cluster labels, API rules) |
+//! | [`certs`] | SSH and X.509 keys and certificates |
+//! | [`identity`] | what certificates say about their holder |
+//! | [`subsystem`] | the `proxy:host:port@cluster` request parser |
+//! | [`api`] | REST paths and bodies |
+//! | [`client`] | the HTTPS client over any stream |
+//! | [`profile`] | `tsh` profiles and identity files |
+//! | [`output`] | `--format`, tables, JSON and YAML printing |
+//! | [`timefmt`] | the clock and Go-style time formats |
+//! | [`version`] | the version line |
+//!
+//! Nothing here depends on server code; the server, `tctl`, `tsh` and the tests all build on it.
+
+pub mod api;
+pub mod certs;
+pub mod client;
+pub mod error;
+pub mod identity;
+pub mod labels;
+pub mod output;
+pub mod profile;
+pub mod rbac;
+pub mod resource;
+pub mod rolemap;
+pub mod subsystem;
+pub mod template;
+pub mod timefmt;
+pub mod version;
+pub mod yaml;
+
+pub use error::{Error, Kind, Result};

@@ -1,0 +1,510 @@
+//! `role` (v3–v8): who may log in where, and which API calls they may make (reference §2.6).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Kind, Metadata, is_empty_vec};
+use crate::error::{Error, Result};
+use crate::labels::{self, LabelValues, Labels};
+use crate::template;
+
+/// The versions we accept.
+pub const ROLE_VERSIONS: &[&str] = &["v3", "v4", "v5", "v6", "v7", "v8"];
+
+/// The default `max_session_ttl`.
+pub const DEFAULT_MAX_SESSION_TTL: &str = "30h0m0s";
+
+/// A role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Role {
+    /// Always `role`.
+    pub kind: String,
+    /// `v3` … `v8`.
+    pub version: String,
+    /// Name and labels.
+    pub metadata: Metadata,
+    /// Options and conditions.
+    #[serde(default)]
+    pub spec: RoleSpec,
+}
+
+/// The body of a role.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSpec {
+    /// Session options.
+    #[serde(default)]
+    pub options: RoleOptions,
+    /// What the role grants.
+    #[serde(default)]
+    pub allow: RoleConditions,
+    /// What the role forbids; deny always wins.
+    #[serde(default)]
+    pub deny: RoleConditions,
+}
+
+/// Role options. Options we do not act on are kept as given so a role round-trips.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoleOptions {
+    /// Longest certificate TTL this role allows (Go duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_session_ttl: Option<String>,
+    /// Allow SSH agent forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_agent: Option<bool>,
+    /// Allow port forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_forwarding: Option<bool>,
+    /// `standard` or `legacy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_format: Option<String>,
+    /// Allow X11 forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permit_x11_forwarding: Option<bool>,
+    /// Cut live sessions when the certificate expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disconnect_expired_cert: Option<bool>,
+    /// Any other option, kept verbatim.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// An API permission: verbs on resource kinds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Resource kinds, or `*`.
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// `list`, `read`, `create`, `update`, `delete`, or `*`.
+    #[serde(default)]
+    pub verbs: Vec<String>,
+    /// A `where` expression; accepted but not evaluated (we treat the rule as not applying when set).
+    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
+    pub where_: Option<String>,
+    /// Accepted for compatibility.
+    #[serde(default, skip_serializing_if = "is_empty_vec")]
+    pub actions: Vec<String>,
+}
+
+/// Allow or deny conditions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConditions {
+    /// Unix logins.
+    #[serde(default, skip_serializing_if = "is_empty_vec")]
+    pub logins: Vec<String>,
+    /// Which nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_labels: Option<Labels>,
+    /// Which leaf clusters (checked on the root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_labels: Option<Labels>,
+    /// Which applications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_labels: Option<Labels>,
+    /// Which Kubernetes clusters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_labels: Option<Labels>,
+    /// Which databases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_labels: Option<Labels>,
+    /// Which Windows desktops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_desktop_labels: Option<Labels>,
+    /// Kubernetes groups.
+    #[serde(default, skip_serializing_if = "is_empty_vec")]
+    pub kubernetes_groups: Vec<String>,
+    /// Kubernetes users.
+    #[serde(default, skip_serializing_if = "is_empty_vec")]
+    pub kubernetes_users: Vec<String>,
+    /// Database names.
+    #[serde(default, skip_serializing_if = "is_empty_vec")]
+    pub db_names: Vec<String>,
+    /// Database users.
+    #[serde(default, skip_serializing_if = "is_empty_vec")]
+    pub db_users: Vec<String>,
+    /// Windows logins.
+    #[serde(default, skip_serializing_if = "is_empty_vec")]
+    pub windows_desktop_logins: Vec<String>,
+    /// AWS role ARNs.
+    #[serde(default, skip_serializing_if = "is_empty_vec")]
+    pub aws_role_arns: Vec<String>,
+    /// Azure identities.
+    #[serde(default, skip_serializing_if = "is_empty_vec")]
+    pub azure_identities: Vec<String>,
+    /// Host groups for auto-provisioned users.
+    #[serde(default, skip_serializing_if = "is_empty_vec")]
+    pub host_groups: Vec<String>,
+    /// Sudoers lines for auto-provisioned users.
+    #[serde(default, skip_serializing_if = "is_empty_vec")]
+    pub host_sudoers: Vec<String>,
+    /// API permissions.
+    #[serde(default, skip_serializing_if = "is_empty_vec")]
+    pub rules: Vec<Rule>,
+    /// Namespaces (only `default` exists).
+    #[serde(default, skip_serializing_if = "is_empty_vec")]
+    pub namespaces: Vec<String>,
+    /// Accepted and kept; not acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impersonate: Option<serde_json::Value>,
+    /// Accepted and kept; not acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<serde_json::Value>,
+    /// Accepted and kept; not acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_requests: Option<serde_json::Value>,
+    /// Accepted and kept; not acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_sessions: Option<serde_json::Value>,
+    /// Accepted and kept; not acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_session_join: Option<serde_json::Value>,
+    /// Accepted and kept; not acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_resources: Option<serde_json::Value>,
+    /// Accepted and kept; not acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcp_service_accounts: Option<serde_json::Value>,
+    /// Accepted and kept; not acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_roles: Option<serde_json::Value>,
+    /// Accepted and kept; not acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_service_labels: Option<serde_json::Value>,
+    /// Accepted and kept; not acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_labels_expression: Option<serde_json::Value>,
+    /// Accepted and kept; not acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_labels_expression: Option<serde_json::Value>,
+}
+
+impl RoleConditions {
+    fn template_fields(&self) -> [(&'static str, &Vec<String>); 10] {
+        [
+            ("logins", &self.logins),
+            ("kubernetes_groups", &self.kubernetes_groups),
+            ("kubernetes_users", &self.kubernetes_users),
+            ("db_names", &self.db_names),
+            ("db_users", &self.db_users),
+            ("windows_desktop_logins", &self.windows_desktop_logins),
+            ("aws_role_arns", &self.aws_role_arns),
+            ("azure_identities", &self.azure_identities),
+            ("host_groups", &self.host_groups),
+            ("host_sudoers", &self.host_sudoers),
+        ]
+    }
+
+    fn label_fields(&self) -> [(&'static str, &Option<Labels>); 6] {
+        [
+            ("node_labels", &self.node_labels),
+            ("cluster_labels", &self.cluster_labels),
+            ("app_labels", &self.app_labels),
+            ("kubernetes_labels", &self.kubernetes_labels),
+            ("db_labels", &self.db_labels),
+            ("windows_desktop_labels", &self.windows_desktop_labels),
+        ]
+    }
+
+    fn validate(&self, side: &str) -> Result<()> {
+        for (field, values) in self.template_fields() {
+            template::validate_values(&format!("{side}.{field}"), values)?;
+        }
+        for (field, labels) in self.label_fields() {
+            if let Some(l) = labels {
+                labels::validate(&format!("{side}.{field}"), l)?;
+            }
+        }
+        for rule in &self.rules {
+            if rule.resources.is_empty() || rule.verbs.is_empty() {
+                return Err(Error::bad_parameter(format!(
+                    "{side}.rules: every rule needs resources and verbs, such as resources: [role] verbs: [list, read]"
+                )));
+            }
+            for v in &rule.verbs {
+                if !VERBS.contains(&v.as_str()) {
+                    return Err(Error::bad_parameter(format!(
+                        "{side}.rules: unknown verb {v:?}; known verbs: {}",
+                        VERBS.join(", ")
+                    )));
+                }
+            }
+        }
+        for ns in &self.namespaces {
+            if ns != "default" && ns != "*" {
+                return Err(Error::bad_parameter(format!("{side}.namespaces: namespace {ns:?} is not supported")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies traits to every templated field (reference §4.3), logins filtered to valid Unix names.
+    pub fn apply_traits(&self, traits: &template::Traits) -> RoleConditions {
+        let mut out = self.clone();
+        out.logins = template::apply_values(&self.logins, traits).into_iter().filter(|l| is_valid_unix_login(l)).collect();
+        out.kubernetes_groups = template::apply_values(&self.kubernetes_groups, traits);
+        out.kubernetes_users = template::apply_values(&self.kubernetes_users, traits);
+        out.db_names = template::apply_values(&self.db_names, traits);
+        out.db_users = template::apply_values(&self.db_users, traits);
+        out.windows_desktop_logins = template::apply_values(&self.windows_desktop_logins, traits);
+        out.aws_role_arns = template::apply_values(&self.aws_role_arns, traits);
+        out.azure_identities = template::apply_values(&self.azure_identities, traits);
+        out.host_groups = template::apply_values(&self.host_groups, traits);
+        out.host_sudoers = template::apply_values(&self.host_sudoers, traits);
+        let apply = |l: &Option<Labels>| l.as_ref().map(|l| labels::apply_traits(l, traits));
+        out.node_labels = apply(&self.node_labels);
+        out.cluster_labels = apply(&self.cluster_labels);
+        out.app_labels = apply(&self.app_labels);
+        out.kubernetes_labels = apply(&self.kubernetes_labels);
+        out.db_labels = apply(&self.db_labels);
+        out.windows_desktop_labels = apply(&self.windows_desktop_labels);
+        out
+    }
+}
+
+/// Verbs a rule may name.
+pub const VERBS: &[&str] = &["*", "list", "read", "readnosecrets", "create", "update", "delete", "create_enroll_token", "enroll", "use", "rotate"];
+
+/// Whether `login` is usable as a Unix login (Teleport drops others, such as `-teleport-internal-join`).
+pub fn is_valid_unix_login(login: &str) -> bool {
+    let bytes = login.as_bytes();
+    if bytes.is_empty() || bytes.len() > 32 || bytes[0] == b'-' {
+        return false;
+    }
+    let body = login.strip_suffix('$').unwrap_or(login);
+    !body.is_empty() && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.' || b == b'@')
+}
+
+impl Role {
+    /// A role with the given name and spec at version v7.
+    pub fn new(name: &str, spec: RoleSpec) -> Role {
+        Role { kind: Kind::Role.as_str().into(), version: "v7".into(), metadata: Metadata::named(name), spec }
+    }
+
+    /// Validates the role and fills in the version's defaults (reference §2.6).
+    pub fn check_and_set_defaults(&mut self) -> Result<()> {
+        if self.kind != Kind::Role.as_str() {
+            return Err(Error::bad_parameter(format!("expected kind role, got {:?}", self.kind)));
+        }
+        self.metadata.check(Kind::Role)?;
+        if !ROLE_VERSIONS.contains(&self.version.as_str()) {
+            return Err(Error::bad_parameter(format!("unrecognized role version: {}", self.version)));
+        }
+        if self.spec.allow.logins.iter().any(|l| l.contains('*')) {
+            return Err(Error::bad_parameter("wildcard matcher is not allowed in logins"));
+        }
+        self.spec.allow.validate("allow")?;
+        self.spec.deny.validate("deny")?;
+        if let Some(ttl) = &self.spec.options.max_session_ttl {
+            crate::timefmt::parse_duration(ttl).map_err(|e| e.context("options.max_session_ttl"))?;
+        }
+        if let Some(f) = &self.spec.options.cert_format
+            && f != "standard"
+            && f != "legacy"
+        {
+            return Err(Error::bad_parameter(format!("options.cert_format: {f:?} is not supported, use standard or legacy")));
+        }
+
+        // Version defaults.
+        let allow = &mut self.spec.allow;
+        if self.version == "v3" {
+            if allow.node_labels.is_none() {
+                allow.node_labels = Some(if allow.logins.is_empty() { Labels::new() } else { labels::wildcard() });
+            }
+            for l in [&mut allow.app_labels, &mut allow.kubernetes_labels, &mut allow.db_labels] {
+                if l.is_none() {
+                    *l = Some(labels::wildcard());
+                }
+            }
+        }
+        if allow.namespaces.is_empty() {
+            allow.namespaces = vec!["default".into()];
+        }
+        if !self.spec.deny.is_empty_conditions() && self.spec.deny.namespaces.is_empty() {
+            self.spec.deny.namespaces = vec!["default".into()];
+        }
+        let o = &mut self.spec.options;
+        o.max_session_ttl.get_or_insert_with(|| DEFAULT_MAX_SESSION_TTL.into());
+        o.forward_agent.get_or_insert(false);
+        o.port_forwarding.get_or_insert(true);
+        o.cert_format.get_or_insert_with(|| "standard".into());
+        Ok(())
+    }
+
+    /// The role's `max_session_ttl`.
+    pub fn max_session_ttl(&self) -> std::time::Duration {
+        self.spec
+            .options
+            .max_session_ttl
+            .as_deref()
+            .and_then(|s| crate::timefmt::parse_duration(s).ok())
+            .unwrap_or(std::time::Duration::from_secs(30 * 3600))
+    }
+}
+
+impl RoleConditions {
+    fn is_empty_conditions(&self) -> bool {
+        *self == RoleConditions { namespaces: self.namespaces.clone(), ..Default::default() }
+    }
+}
+
+fn rule(resources: &[&str], verbs: &[&str]) -> Rule {
+    Rule {
+        resources: resources.iter().map(|s| s.to_string()).collect(),
+        verbs: verbs.iter().map(|s| s.to_string()).collect(),
+        where_: None,
+        actions: vec![],
+    }
+}
+
+/// The resource kinds `editor` manages.
+pub const EDITOR_RESOURCES: &[&str] = &[
+    "user",
+    "role",
+    "token",
+    "trusted_cluster",
+    "remote_cluster",
+    "cert_authority",
+    "node",
+    "github",
+    "oidc",
+    "saml",
+    "event",
+    "session",
+];
+
+/// The preset roles every cluster starts with: `access`, `editor`, `auditor`.
+pub fn presets() -> Vec<Role> {
+    let mut access = Role::new(
+        "access",
+        RoleSpec {
+            allow: RoleConditions {
+                logins: vec!["{{internal.logins}}".into()],
+                node_labels: Some(labels::wildcard()),
+                kubernetes_groups: vec!["{{internal.kubernetes_groups}}".into()],
+                kubernetes_users: vec!["{{internal.kubernetes_users}}".into()],
+                db_names: vec!["{{internal.db_names}}".into()],
+                db_users: vec!["{{internal.db_users}}".into()],
+                aws_role_arns: vec!["{{internal.aws_role_arns}}".into()],
+                rules: vec![rule(&["event"], &["list", "read"]), rule(&["session"], &["list", "read"])],
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    access.metadata.description = Some("Access cluster resources".into());
+    let mut editor = Role::new(
+        "editor",
+        RoleSpec {
+            allow: RoleConditions { rules: vec![rule(EDITOR_RESOURCES, &["*"])], ..Default::default() },
+            ..Default::default()
+        },
+    );
+    editor.metadata.description = Some("Edit cluster configuration".into());
+    let mut auditor = Role::new(
+        "auditor",
+        RoleSpec {
+            allow: RoleConditions {
+                rules: vec![rule(&["event"], &["list", "read"]), rule(&["session"], &["list", "read"])],
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    auditor.metadata.description = Some("Review cluster events and replay sessions".into());
+    let mut out = vec![access, editor, auditor];
+    for r in &mut out {
+        // Presets are valid by construction; a failure here is a bug caught by the unit tests.
+        let _ = r.check_and_set_defaults();
+    }
+    out
+}
+
+/// Label values for a single selector (convenience for tests and presets).
+pub fn one_label(key: &str, value: &str) -> Labels {
+    let mut l = Labels::new();
+    l.insert(key.into(), LabelValues(vec![value.into()]));
+    l
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::Resource;
+
+    fn parse(yaml: &str) -> Result<Role> {
+        let v: serde_json::Value = serde_yaml_ng::from_str(yaml).map_err(|e| Error::bad_parameter(e.to_string()))?;
+        match Resource::from_value(v)? {
+            Resource::Role(mut r) => {
+                r.check_and_set_defaults()?;
+                Ok(r)
+            }
+            _ => Err(Error::bad_parameter("not a role")),
+        }
+    }
+
+    #[test]
+    fn guide_visitor_role_parses() {
+        let r = parse(
+            "kind: role\nversion: v5\nmetadata:\n  name: visitor\nspec:\n  allow:\n    logins:\n      - visitor\n    node_labels:\n      '*': '*'\n",
+        );
+        let r = r.map_err(|e| e.message);
+        assert!(r.is_ok(), "{r:?}");
+        let r = r.unwrap_or_else(|_| Role::new("x", RoleSpec::default()));
+        assert_eq!(r.spec.allow.logins, vec!["visitor"]);
+        assert_eq!(r.spec.allow.node_labels, Some(labels::wildcard()));
+        assert_eq!(r.spec.options.max_session_ttl.as_deref(), Some("30h0m0s"));
+    }
+
+    #[test]
+    fn guide_demo_cluster_access_role_parses() {
+        let r = parse("kind: role\nmetadata:\n  name: demo-cluster-access\nspec:\n  allow:\n    cluster_labels:\n      'env': 'demo'\nversion: v5\n");
+        assert!(r.is_ok(), "{:?}", r.err());
+    }
+
+    #[test]
+    fn v3_defaults_node_labels_from_logins() {
+        let r = parse("kind: role\nversion: v3\nmetadata: {name: a}\nspec: {allow: {logins: [root]}}").ok();
+        assert_eq!(r.and_then(|r| r.spec.allow.node_labels), Some(labels::wildcard()));
+        let r = parse("kind: role\nversion: v3\nmetadata: {name: a}\nspec: {allow: {}}").ok();
+        assert_eq!(r.and_then(|r| r.spec.allow.node_labels), Some(Labels::new()));
+        let r = parse("kind: role\nversion: v5\nmetadata: {name: a}\nspec: {allow: {logins: [root]}}").ok();
+        assert_eq!(r.and_then(|r| r.spec.allow.node_labels), None);
+    }
+
+    #[test]
+    fn validation_errors() {
+        let msg = |y: &str| parse(y).err().map(|e| e.message).unwrap_or_default();
+        assert_eq!(msg("kind: role\nversion: v9\nmetadata: {name: a}\n"), "unrecognized role version: v9");
+        assert_eq!(
+            msg("kind: role\nversion: v5\nmetadata: {name: a}\nspec: {allow: {logins: ['*']}}"),
+            "wildcard matcher is not allowed in logins"
+        );
+        assert!(msg("kind: role\nversion: v5\nmetadata: {name: a}\nspec: {allow: {node_labels: {'*': prod}}}").contains("selector *:prod is not supported"));
+        assert!(msg("kind: role\nversion: v5\nmetadata: {name: a}\nspec: {allow: {logins: ['{{internal.logins']}}").contains("template brackets"));
+        assert!(msg("kind: role\nversion: v5\nmetadata: {name: a}\nspec: {allow: {node_lables: {a: b}}}").contains("unknown field `node_lables`"));
+        assert!(msg("kind: role\nversion: v5\nmetadata: {name: a}\nspec: {allow: {rules: [{resources: [role], verbs: [fly]}]}}").contains("unknown verb"));
+        assert!(msg("kind: role\nversion: v5\nmetadata: {name: a}\nspec: {options: {max_session_ttl: forever}}").contains("invalid duration"));
+        assert!(msg("kind: role\nversion: v5\nmetadata: {name: ''}\n").contains("metadata.name"));
+    }
+
+    #[test]
+    fn presets_are_valid() {
+        for mut r in presets() {
+            assert!(r.check_and_set_defaults().is_ok(), "{}", r.metadata.name);
+        }
+    }
+
+    #[test]
+    fn unix_logins() {
+        for ok in ["root", "visitor", "ubuntu", "a_b", "user$", "first.last"] {
+            assert!(is_valid_unix_login(ok), "{ok}");
+        }
+        for bad in ["", "-teleport-internal-join", "a b", "x;y", "averyveryveryveryveryverylongloginname"] {
+            assert!(!is_valid_unix_login(bad), "{bad}");
+        }
+    }
+}

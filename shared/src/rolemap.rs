@@ -1,0 +1,187 @@
+//! Role mapping: how a leaf turns a root user's roles into its own (reference §3).
+//!
+//! A `role_map` is an ordered list of `{remote, local}` entries. `remote` is a literal with `*`
+//! globs (each `*` a capture group) or, when it starts with `^` and ends with `$`, a regular
+//! expression. Every `local` value is expanded with `$1`/`${1}` from the match. The result keeps
+//! the order of the map, then of the remote roles, then of the local list; nothing is sorted or
+//! de-duplicated, and empty expansions are dropped.
+
+use regex::Regex;
+
+use crate::error::{Error, Result};
+use crate::labels::compile_expression;
+use crate::resource::RoleMapping;
+
+/// The role every role set implicitly carries; never mapped.
+pub const DEFAULT_IMPLICIT_ROLE: &str = "default-implicit-role";
+
+/// A validated role map, ready to apply.
+#[derive(Debug, Clone)]
+pub struct CompiledRoleMap {
+    entries: Vec<(Regex, Vec<String>)>,
+}
+
+/// Validates a role map with Teleport's rules and messages, in Teleport's order.
+pub fn parse_role_map(map: &[RoleMapping]) -> Result<CompiledRoleMap> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut entries = Vec::with_capacity(map.len());
+    for m in map {
+        if m.remote.is_empty() {
+            return Err(Error::bad_parameter("missing 'remote' parameter for role_map"));
+        }
+        let re = compile_expression(&m.remote)
+            .map_err(|e| Error::bad_parameter(format!("failed to parse 'remote' parameter for role_map: {e}")))?;
+        if m.local.is_empty() {
+            return Err(Error::bad_parameter("missing 'local' parameter for 'role_map'"));
+        }
+        for l in &m.local {
+            if l.is_empty() {
+                return Err(Error::bad_parameter("missing 'local' property of 'role_map' entry"));
+            }
+            if l == "*" {
+                return Err(Error::bad_parameter("wildcard value is not supported for 'local' property of 'role_map' entry"));
+            }
+        }
+        if seen.contains(&m.remote.as_str()) {
+            return Err(Error::bad_parameter(format!("remote role '{}' match is already specified", m.remote)));
+        }
+        seen.push(&m.remote);
+        entries.push((re, m.local.clone()));
+    }
+    Ok(CompiledRoleMap { entries })
+}
+
+impl CompiledRoleMap {
+    /// Maps remote roles to local roles.
+    pub fn map(&self, remote_roles: &[String]) -> Vec<String> {
+        let empty = [String::new()];
+        let remote: &[String] = if remote_roles.is_empty() { &empty } else { remote_roles };
+        let mut out = Vec::new();
+        for (re, locals) in &self.entries {
+            for role in remote {
+                if role == DEFAULT_IMPLICIT_ROLE {
+                    continue;
+                }
+                for local in locals {
+                    if !re.is_match(role) {
+                        continue;
+                    }
+                    let mapped = re.replace_all(role, local.as_str()).into_owned();
+                    if !mapped.is_empty() {
+                        out.push(mapped);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Validates `map` and applies it to `remote_roles`.
+pub fn map_roles(map: &[RoleMapping], remote_roles: &[String]) -> Result<Vec<String>> {
+    Ok(parse_role_map(map)?.map(remote_roles))
+}
+
+/// True when a local role name uses `$` expansion (and so need not exist as a role).
+pub fn uses_expansion(local: &str) -> bool {
+    local.contains('$')
+}
+
+/// Go's `%v` of a string slice: `[a b]`.
+pub fn go_list(items: &[String]) -> String {
+    format!("[{}]", items.join(" "))
+}
+
+/// The node-side error when nothing maps (reference §3.1 step 5).
+pub fn no_roles_mapped_ssh(remote_roles: &[String]) -> Error {
+    Error::access_denied(format!("no roles mapped for user with remote roles {}", go_list(remote_roles)))
+}
+
+/// The API-side error when nothing maps.
+pub fn no_roles_mapped_api(user: &str, cluster: &str, remote_roles: &[String]) -> Error {
+    Error::access_denied(format!(
+        "no roles mapped for remote user {user:?} from cluster {cluster:?} with remote roles {}",
+        go_list(remote_roles)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rm(remote: &str, local: &[&str]) -> RoleMapping {
+        RoleMapping { remote: remote.into(), local: local.iter().map(|s| s.to_string()).collect() }
+    }
+    fn roles(r: &[&str]) -> Vec<String> {
+        r.iter().map(|s| s.to_string()).collect()
+    }
+    fn map(m: &[RoleMapping], r: &[&str]) -> Vec<String> {
+        map_roles(m, &roles(r)).unwrap_or_else(|e| vec![format!("ERR {e}")])
+    }
+
+    #[test]
+    fn exact_match() {
+        assert_eq!(map(&[rm("access", &["visitor"])], &["access"]), roles(&["visitor"]));
+        assert!(map(&[rm("access", &["visitor"])], &["editor"]).is_empty());
+    }
+
+    #[test]
+    fn wildcard_matches_any_role_and_empty_role_list() {
+        assert_eq!(map(&[rm("*", &["access"])], &["a", "b"]), roles(&["access", "access"]));
+        assert_eq!(map(&[rm("*", &["access"])], &[]), roles(&["access"]));
+        assert!(map(&[rm("dev", &["access"])], &[]).is_empty());
+    }
+
+    #[test]
+    fn glob_prefix_and_capture() {
+        assert_eq!(map(&[rm("cluster-*", &["clusteradmin"])], &["cluster-a", "other"]), roles(&["clusteradmin"]));
+        assert_eq!(map(&[rm("cluster-*", &["admin-$1"])], &["cluster-eu"]), roles(&["admin-eu"]));
+        assert_eq!(map(&[rm("*-*", &["$2-$1"])], &["a-b"]), roles(&["b-a"]));
+    }
+
+    #[test]
+    fn regex_with_expansion() {
+        let m = [rm("^remote-(.*)$", &["local-$1"])];
+        assert_eq!(map(&m, &["remote-one", "remote-two", "other"]), roles(&["local-one", "local-two"]));
+        // `$1x` names group "1x", which does not exist: empty, so dropped.
+        assert!(map(&[rm("^r-(.*)$", &["$1x"])], &["r-a"]).is_empty());
+        assert_eq!(map(&[rm("^r-(.*)$", &["${1}x"])], &["r-a"]), roles(&["ax"]));
+        // Missing group expands to empty; the whole result is empty, so it is dropped.
+        assert!(map(&[rm("^r-(.*)$", &["$2"])], &["r-a"]).is_empty());
+    }
+
+    #[test]
+    fn caret_without_dollar_is_literal() {
+        assert!(map(&[rm("^dev", &["x"])], &["dev"]).is_empty());
+        assert_eq!(map(&[rm("^dev", &["x"])], &["^dev"]), roles(&["x"]));
+    }
+
+    #[test]
+    fn order_kept_no_dedup_and_implicit_role_skipped() {
+        let m = [rm("*", &["a", "b"]), rm("dev", &["a"])];
+        assert_eq!(map(&m, &["dev", DEFAULT_IMPLICIT_ROLE]), roles(&["a", "b", "a"]));
+    }
+
+    #[test]
+    fn case_sensitive() {
+        assert!(map(&[rm("Dev", &["x"])], &["dev"]).is_empty());
+    }
+
+    #[test]
+    fn validation_messages() {
+        let msg = |m: &[RoleMapping]| parse_role_map(m).err().map(|e| e.message).unwrap_or_default();
+        assert_eq!(msg(&[rm("", &["a"])]), "missing 'remote' parameter for role_map");
+        assert!(msg(&[rm("^(x$", &["a"])]).starts_with("failed to parse 'remote' parameter for role_map: "));
+        assert_eq!(msg(&[rm("a", &[])]), "missing 'local' parameter for 'role_map'");
+        assert_eq!(msg(&[rm("a", &[""])]), "missing 'local' property of 'role_map' entry");
+        assert_eq!(msg(&[rm("a", &["*"])]), "wildcard value is not supported for 'local' property of 'role_map' entry");
+        assert_eq!(msg(&[rm("a", &["x"]), rm("a", &["y"])]), "remote role 'a' match is already specified");
+        // Only literal duplicates are refused.
+        assert_eq!(msg(&[rm("a", &["x"]), rm("^a$", &["y"])]), "");
+    }
+
+    #[test]
+    fn error_messages_use_go_list_format() {
+        assert_eq!(no_roles_mapped_ssh(&roles(&["dev", "ops"])).message, "no roles mapped for user with remote roles [dev ops]");
+    }
+}
