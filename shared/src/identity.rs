@@ -88,7 +88,11 @@ impl CertIdentity {
 
     /// Parses the extension JSON.
     pub fn from_json(s: &str) -> Result<CertIdentity> {
-        serde_json::from_str(s).map_err(|e| Error::access_denied(format!("client certificate has an unreadable identity: {e}")))
+        serde_json::from_str(s).map_err(|e| {
+            Error::access_denied(format!(
+                "client certificate has an unreadable identity: {e}"
+            ))
+        })
     }
 }
 
@@ -99,7 +103,11 @@ struct CertRoles {
 }
 
 /// SSH extensions for a user certificate.
-pub fn user_ssh_extensions(id: &UserIdentity, port_forwarding: bool, agent_forwarding: bool) -> Vec<(String, String)> {
+pub fn user_ssh_extensions(
+    id: &UserIdentity,
+    port_forwarding: bool,
+    agent_forwarding: bool,
+) -> Vec<(String, String)> {
     let mut out = vec![(ext::PERMIT_PTY.to_string(), String::new())];
     if port_forwarding {
         out.push((ext::PERMIT_PORT_FORWARDING.into(), String::new()));
@@ -107,13 +115,25 @@ pub fn user_ssh_extensions(id: &UserIdentity, port_forwarding: bool, agent_forwa
     if agent_forwarding {
         out.push((ext::PERMIT_AGENT_FORWARDING.into(), String::new()));
     }
-    let roles: Vec<String> = id.roles.iter().filter(|r| *r != crate::rolemap::DEFAULT_IMPLICIT_ROLE).cloned().collect();
+    let roles: Vec<String> = id
+        .roles
+        .iter()
+        .filter(|r| *r != crate::rolemap::DEFAULT_IMPLICIT_ROLE)
+        .cloned()
+        .collect();
     if !roles.is_empty() {
-        let json = serde_json::to_string(&CertRoles { version: "v1".into(), roles }).unwrap_or_default();
+        let json = serde_json::to_string(&CertRoles {
+            version: "v1".into(),
+            roles,
+        })
+        .unwrap_or_default();
         out.push((ext::TELEPORT_ROLES.into(), json));
     }
     if !id.traits.is_empty() {
-        out.push((ext::TELEPORT_TRAITS.into(), serde_json::to_string(&id.traits).unwrap_or_default()));
+        out.push((
+            ext::TELEPORT_TRAITS.into(),
+            serde_json::to_string(&id.traits).unwrap_or_default(),
+        ));
     }
     if let Some(r) = &id.route_to_cluster {
         out.push((ext::ROUTE_TO_CLUSTER.into(), r.clone()));
@@ -127,14 +147,23 @@ pub fn user_from_ssh_cert(cert: &Certificate) -> Result<UserIdentity> {
     let roles = match exts.get(ext::TELEPORT_ROLES) {
         Some(j) => {
             serde_json::from_str::<CertRoles>(j)
-                .map_err(|e| Error::access_denied(format!("certificate has an unreadable {} extension: {e}", ext::TELEPORT_ROLES)))?
+                .map_err(|e| {
+                    Error::access_denied(format!(
+                        "certificate has an unreadable {} extension: {e}",
+                        ext::TELEPORT_ROLES
+                    ))
+                })?
                 .roles
         }
         None => vec![],
     };
     let traits = match exts.get(ext::TELEPORT_TRAITS) {
-        Some(j) => serde_json::from_str::<Traits>(j)
-            .map_err(|e| Error::access_denied(format!("certificate has an unreadable {} extension: {e}", ext::TELEPORT_TRAITS)))?,
+        Some(j) => serde_json::from_str::<Traits>(j).map_err(|e| {
+            Error::access_denied(format!(
+                "certificate has an unreadable {} extension: {e}",
+                ext::TELEPORT_TRAITS
+            ))
+        })?,
         None => Traits::new(),
     };
     Ok(UserIdentity {
@@ -142,13 +171,19 @@ pub fn user_from_ssh_cert(cert: &Certificate) -> Result<UserIdentity> {
         roles,
         traits,
         logins: cert.valid_principals().to_vec(),
-        route_to_cluster: exts.get(ext::ROUTE_TO_CLUSTER).cloned().filter(|s| !s.is_empty()),
+        route_to_cluster: exts
+            .get(ext::ROUTE_TO_CLUSTER)
+            .cloned()
+            .filter(|s| !s.is_empty()),
     })
 }
 
 /// SSH extensions for a host certificate.
 pub fn host_ssh_extensions(role: SystemRole, cluster: &str) -> Vec<(String, String)> {
-    vec![(ext::HOST_ROLE.into(), role.as_str().into()), (ext::HOST_AUTHORITY.into(), cluster.into())]
+    vec![
+        (ext::HOST_ROLE.into(), role.as_str().into()),
+        (ext::HOST_AUTHORITY.into(), cluster.into()),
+    ]
 }
 
 /// Reads role and cluster from an SSH host certificate.
@@ -166,7 +201,12 @@ pub fn host_from_ssh_cert(cert: &Certificate) -> Result<(SystemRole, String)> {
 }
 
 /// Principals of a host certificate (reference §4.1), de-duplicated.
-pub fn host_principals(host_id: &str, nodename: &str, cluster: &str, extra: &[String]) -> Vec<String> {
+pub fn host_principals(
+    host_id: &str,
+    nodename: &str,
+    cluster: &str,
+    extra: &[String],
+) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let candidates = [
         format!("{host_id}.{cluster}"),
@@ -206,7 +246,9 @@ impl Caller {
     pub fn name(&self) -> String {
         match self {
             Caller::LocalUser(u) => u.username.clone(),
-            Caller::RemoteUser { identity, cluster } => format!("remote-{}-{}", identity.username, cluster),
+            Caller::RemoteUser { identity, cluster } => {
+                format!("remote-{}-{}", identity.username, cluster)
+            }
             Caller::Host(h) => format!("{}.{}", h.host_id, h.role),
         }
     }
@@ -231,7 +273,10 @@ mod tests {
         traits.insert("logins".into(), vec!["root".into()]);
         let id = UserIdentity {
             username: "alice".into(),
-            roles: vec!["access".into(), crate::rolemap::DEFAULT_IMPLICIT_ROLE.into()],
+            roles: vec![
+                "access".into(),
+                crate::rolemap::DEFAULT_IMPLICIT_ROLE.into(),
+            ],
             traits,
             logins: vec!["root".into(), "visitor".into()],
             route_to_cluster: Some("leaf".into()),
@@ -249,7 +294,10 @@ mod tests {
                 not_after: now + std::time::Duration::from_secs(60),
             },
         )?;
-        assert_eq!(cert.extensions().get("teleport-roles").map(String::as_str), Some("{\"version\":\"v1\",\"roles\":[\"access\"]}"));
+        assert_eq!(
+            cert.extensions().get("teleport-roles").map(String::as_str),
+            Some("{\"version\":\"v1\",\"roles\":[\"access\"]}")
+        );
         let back = user_from_ssh_cert(&cert)?;
         assert_eq!(back.roles, vec!["access".to_string()]);
         assert_eq!(back.route_to_cluster.as_deref(), Some("leaf"));
@@ -261,12 +309,28 @@ mod tests {
     #[test]
     fn host_principals_are_deduplicated() {
         let p = host_principals("u1", "node1", "c", &["node1".into(), "10.0.0.1".into()]);
-        assert_eq!(p, vec!["u1.c", "u1", "node1.c", "node1", "localhost", "127.0.0.1", "::1", "10.0.0.1"]);
+        assert_eq!(
+            p,
+            vec![
+                "u1.c",
+                "u1",
+                "node1.c",
+                "node1",
+                "localhost",
+                "127.0.0.1",
+                "::1",
+                "10.0.0.1"
+            ]
+        );
     }
 
     #[test]
     fn cert_identity_json_round_trip() -> Result<()> {
-        let h = CertIdentity::Host(HostIdentity { host_id: "x".into(), nodename: "n".into(), role: SystemRole::Node });
+        let h = CertIdentity::Host(HostIdentity {
+            host_id: "x".into(),
+            nodename: "n".into(),
+            role: SystemRole::Node,
+        });
         assert_eq!(CertIdentity::from_json(&h.to_json())?, h);
         assert!(CertIdentity::from_json("{\"kind\":\"alien\"}").is_err());
         Ok(())

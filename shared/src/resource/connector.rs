@@ -30,7 +30,10 @@ fn v3() -> String {
 fn secret_paths(kind: Kind) -> &'static [&'static [&'static str]] {
     match kind {
         Kind::Github | Kind::Oidc => &[&["client_secret"]],
-        Kind::Saml => &[&["signing_key_pair", "private_key"], &["encryption_key_pair", "private_key"]],
+        Kind::Saml => &[
+            &["signing_key_pair", "private_key"],
+            &["encryption_key_pair", "private_key"],
+        ],
         _ => &[],
     }
 }
@@ -45,7 +48,10 @@ impl Connector {
     pub fn check_and_set_defaults(&mut self) -> Result<()> {
         let kind = Kind::parse(&self.kind)?;
         if !matches!(kind, Kind::Github | Kind::Oidc | Kind::Saml) {
-            return Err(Error::bad_parameter(format!("{} is not a connector kind", self.kind)));
+            return Err(Error::bad_parameter(format!(
+                "{} is not a connector kind",
+                self.kind
+            )));
         }
         self.metadata.check(kind)?;
         Ok(())

@@ -46,7 +46,13 @@ pub struct NodeSpec {
 
 impl Node {
     /// A node record.
-    pub fn new(uuid: &str, hostname: &str, addr: &str, use_tunnel: bool, labels: super::LabelMap) -> Node {
+    pub fn new(
+        uuid: &str,
+        hostname: &str,
+        addr: &str,
+        use_tunnel: bool,
+        labels: super::LabelMap,
+    ) -> Node {
         let mut metadata = Metadata::named(uuid);
         metadata.labels = labels;
         Node {
@@ -77,6 +83,10 @@ impl Node {
 
     /// What `tsh ls` prints in the Address column.
     pub fn display_addr(&self) -> String {
-        if self.spec.use_tunnel { "⟵ Tunnel".into() } else { self.spec.addr.clone() }
+        if self.spec.use_tunnel {
+            "⟵ Tunnel".into()
+        } else {
+            self.spec.addr.clone()
+        }
     }
 }

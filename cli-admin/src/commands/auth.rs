@@ -1,0 +1,94 @@
+//! `tctl auth sign` (identity files) and `tctl auth export` (CA public keys for OpenSSH).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use shared::api::{CertsResponse, ExportCasResponse, PublicKeys, SignUserRequest, path};
+use shared::certs;
+use shared::profile::{Credentials, write_identity_file};
+
+use crate::client::{ConnArgs, connect};
+
+/// Identity files and CA export.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Cmd {
+    /// Write an identity file (keys and certificates) for a user.
+    #[command(
+        after_help = "Example:\n  tctl auth sign --user=myuser --out=myuser.identity --ttl=8h\n  tsh -i myuser.identity --proxy=root.example.com:3080 ls"
+    )]
+    Sign {
+        /// The user.
+        #[arg(long)]
+        user: String,
+        /// Where to write the identity file.
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+        /// Certificate TTL.
+        #[arg(long, default_value = "12h")]
+        ttl: String,
+    },
+    /// Print this cluster's CA public keys in OpenSSH formats.
+    #[command(
+        after_help = "Examples:\n  tctl auth export --type=user > /etc/ssh/teleport_user_ca.pub   # TrustedUserCAKeys\n  tctl auth export --type=host >> ~/.ssh/known_hosts             # @cert-authority line"
+    )]
+    Export {
+        /// user (TrustedUserCAKeys lines) or host (@cert-authority lines); both when omitted.
+        #[arg(long = "type")]
+        ca_type: Option<String>,
+    },
+}
+
+/// Runs the command.
+pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let conn = connect(c)?;
+    match a.cmd {
+        Cmd::Sign {
+            user,
+            out: file,
+            ttl,
+        } => {
+            let ttl =
+                shared::timefmt::parse_duration(&ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
+            let ssh = certs::new_ssh_key()?;
+            let tls = certs::new_tls_key()?;
+            let req = SignUserRequest {
+                username: user,
+                ttl_seconds: ttl.as_secs(),
+                keys: PublicKeys {
+                    ssh_public_key: certs::authorized_key(ssh.public_key()),
+                    tls_public_key: certs::spki_pem(&tls),
+                },
+            };
+            let r: CertsResponse = conn.api.post(path::SIGN_USER, &req).await?;
+            let creds = Credentials {
+                ssh_key: ssh,
+                ssh_cert: certs::parse_ssh_cert(&r.ssh_cert)?,
+                tls_key_pem: tls.serialize_pem(),
+                tls_cert_pem: r.tls_cert,
+                host_cas: r.host_cas,
+            };
+            write_identity_file(&file, &creds)?;
+            writeln!(
+                out,
+                "\nThe credentials have been written to {}",
+                file.display()
+            )?;
+        }
+        Cmd::Export { ca_type } => {
+            let q = ca_type
+                .map(|t| format!("?type={}", shared::client::encode_segment(&t)))
+                .unwrap_or_default();
+            let r: ExportCasResponse = conn.api.get(&format!("{}{q}", path::EXPORT_CAS)).await?;
+            for l in r.lines {
+                writeln!(out, "{l}")?;
+            }
+        }
+    }
+    Ok(())
+}

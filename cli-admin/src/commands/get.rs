@@ -1,0 +1,245 @@
+//! `tctl get KIND[/NAME]`: YAML (default, keys sorted as Teleport prints them), JSON, or a text table.
+
+use std::io::Write;
+
+use shared::api::path;
+use shared::client::encode_segment;
+use shared::output::{Format, table};
+use shared::resource::{
+    CertAuthority, Kind, Node, ProvisionToken, RemoteCluster, ResourceRef, Role, TrustedCluster,
+    User, format_labels,
+};
+
+use super::parse_format;
+use crate::client::{ConnArgs, connect};
+
+/// Print resources.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  tctl get rc\n  tctl get roles --format=json\n  tctl get user/myuser\n  tctl get cert_authority/host --with-secrets"
+)]
+pub struct Args {
+    /// kind or kind/name (aliases: rc, tc, cas, roles, users, tokens, nodes).
+    reference: String,
+    /// Output format: yaml, json or text.
+    #[arg(long, short = 'f', default_value = "yaml", value_parser = parse_format)]
+    format: Format,
+    /// Include private keys and connector secrets.
+    #[arg(long)]
+    with_secrets: bool,
+}
+
+/// Fetches resources as JSON values.
+pub async fn fetch(
+    api: &shared::client::ApiClient,
+    r: &ResourceRef,
+    with_secrets: bool,
+) -> shared::Result<Vec<serde_json::Value>> {
+    let mut url = format!("{}/{}", path::RESOURCES, r.kind.as_str());
+    if let Some(n) = &r.name {
+        url.push('/');
+        url.push_str(
+            &n.split('/')
+                .map(encode_segment)
+                .collect::<Vec<_>>()
+                .join("/"),
+        );
+    }
+    if with_secrets {
+        url.push_str("?with_secrets=true");
+    }
+    api.get(&url).await
+}
+
+fn typed<T: serde::de::DeserializeOwned>(values: &[serde_json::Value]) -> Vec<T> {
+    values
+        .iter()
+        .filter_map(|v| serde_json::from_value(v.clone()).ok())
+        .collect()
+}
+
+fn labels_of(l: &Option<shared::labels::Labels>) -> String {
+    l.as_ref()
+        .map(|l| {
+            l.iter()
+                .map(|(k, v)| format!("{k}={}", v.0.join(",")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+/// A text table for `kind`.
+pub fn text_table(kind: Kind, values: &[serde_json::Value]) -> String {
+    match kind {
+        Kind::RemoteCluster => {
+            let rows = typed::<RemoteCluster>(values)
+                .iter()
+                .map(|rc| {
+                    let hb = if rc.status.last_heartbeat <= shared::timefmt::go_zero_time() {
+                        "not available".to_string()
+                    } else {
+                        shared::timefmt::heartbeat_stamp(rc.status.last_heartbeat)
+                    };
+                    vec![rc.metadata.name.clone(), rc.status.connection.clone(), hb]
+                })
+                .collect::<Vec<_>>();
+            table(&["Name", "Status", "Last Heartbeat"], &rows)
+        }
+        Kind::TrustedCluster => {
+            let rows = typed::<TrustedCluster>(values)
+                .iter()
+                .map(|tc| {
+                    let map = tc
+                        .combined_mapping()
+                        .iter()
+                        .map(|m| m.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    vec![
+                        tc.metadata.name.clone(),
+                        tc.spec.enabled.to_string(),
+                        tc.spec.token.clone(),
+                        tc.spec.web_proxy_addr.clone(),
+                        tc.spec.tunnel_addr.clone(),
+                        format!("[{map}]"),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            table(
+                &[
+                    "Name",
+                    "Enabled",
+                    "Token",
+                    "Proxy Address",
+                    "Reverse Tunnel Address",
+                    "Role Map",
+                ],
+                &rows,
+            )
+        }
+        Kind::Role => {
+            let rows = typed::<Role>(values)
+                .iter()
+                .map(|r| {
+                    let rules = r
+                        .spec
+                        .allow
+                        .rules
+                        .iter()
+                        .map(|x| format!("{}:{}", x.resources.join(","), x.verbs.join(",")))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    vec![
+                        r.metadata.name.clone(),
+                        r.spec.allow.logins.join(","),
+                        labels_of(&r.spec.allow.node_labels),
+                        rules,
+                    ]
+                })
+                .collect::<Vec<_>>();
+            table(
+                &[
+                    "Role",
+                    "Allowed to login as",
+                    "Node Labels",
+                    "Access to resources",
+                ],
+                &rows,
+            )
+        }
+        Kind::User => {
+            let rows = typed::<User>(values)
+                .iter()
+                .map(|u| vec![u.metadata.name.clone(), u.spec.roles.join(",")])
+                .collect::<Vec<_>>();
+            table(&["User", "Roles"], &rows)
+        }
+        Kind::Token => {
+            let tokens = typed::<ProvisionToken>(values);
+            table(
+                &super::tokens::TOKEN_HEADER,
+                &super::tokens::token_rows(&tokens, time::OffsetDateTime::now_utc()),
+            )
+        }
+        Kind::CertAuthority => {
+            let rows = typed::<CertAuthority>(values)
+                .iter()
+                .map(|ca| {
+                    let fp = ca
+                        .ssh_public_keys()
+                        .iter()
+                        .map(shared::certs::fingerprint)
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    let map = ca
+                        .combined_mapping()
+                        .iter()
+                        .map(|m| m.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    vec![
+                        ca.metadata.name.clone(),
+                        ca.spec.ca_type.to_string(),
+                        fp,
+                        if map.is_empty() {
+                            String::new()
+                        } else {
+                            format!("[{map}]")
+                        },
+                    ]
+                })
+                .collect::<Vec<_>>();
+            table(
+                &["Cluster Name", "CA Type", "Fingerprint", "Role Map"],
+                &rows,
+            )
+        }
+        Kind::Node => {
+            let rows = typed::<Node>(values)
+                .iter()
+                .map(|n| {
+                    vec![
+                        n.spec.hostname.clone(),
+                        n.metadata.name.clone(),
+                        n.display_addr(),
+                        format_labels(&n.metadata.labels),
+                        n.spec.version.clone(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            table(
+                &["Host", "UUID", "Public Address", "Labels", "Version"],
+                &rows,
+            )
+        }
+        Kind::Github | Kind::Oidc | Kind::Saml => {
+            let rows = values
+                .iter()
+                .map(|v| {
+                    vec![
+                        v["metadata"]["name"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        kind.as_str().to_string(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            table(&["Name", "Kind"], &rows)
+        }
+    }
+}
+
+/// Runs the command.
+pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let r = ResourceRef::parse(&a.reference)?;
+    let conn = connect(c)?;
+    let values = fetch(&conn.api, &r, a.with_secrets).await?;
+    match a.format {
+        Format::Yaml => write!(out, "{}", shared::yaml::to_yaml_stream(&values))?,
+        Format::Json => write!(out, "{}", shared::output::json(&values))?,
+        Format::Text => write!(out, "{}", text_table(r.kind, &values))?,
+    }
+    Ok(())
+}

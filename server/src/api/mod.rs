@@ -1,0 +1,209 @@
+//! The HTTPS API (axum). Handlers are thin: parse, ask [`crate::authz`] for a caller context
+//! and check it, call the auth service, encode. Errors become `{"error":{"message":...}}` with
+//! Teleport's status codes; internal details stay in the server log.
+
+mod handlers;
+mod ratelimit;
+mod resources;
+mod webapi;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch, post, put};
+use serde::de::DeserializeOwned;
+use shared::error::{Error, ErrorBody, Kind};
+
+pub use ratelimit::RateLimiter;
+
+use crate::auth::AuthServer;
+use crate::authz::{Authorizer, Context};
+use crate::listener::ConnInfo;
+
+/// Addresses `/webapi/ping` reports.
+#[derive(Debug, Clone)]
+pub struct PingInfo {
+    /// Public web address.
+    pub public_addr: String,
+    /// Web listen address.
+    pub web_listen_addr: String,
+    /// Public reverse tunnel address.
+    pub tunnel_public_addr: String,
+    /// Tunnel listen address (the web one when multiplexed).
+    pub tunnel_listen_addr: String,
+    /// True when SSH and the tunnel share the web port.
+    pub tls_routing: bool,
+}
+
+/// Shared state of all handlers.
+pub struct ApiState {
+    /// The auth service.
+    pub auth: Arc<AuthServer>,
+    /// The authorizing facade.
+    pub authz: Authorizer,
+    /// What ping reports.
+    pub ping: PingInfo,
+    /// Per-address limits for unauthenticated endpoints.
+    pub limiter: RateLimiter,
+}
+
+/// An error as an HTTP response.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.kind.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let message = if self.0.kind == Kind::Internal {
+            tracing::error!(error = %self.0, "internal error serving a request");
+            "internal error; the details are in the teleport log".to_string()
+        } else {
+            self.0.message
+        };
+        (status, axum::Json(ErrorBody::new(message))).into_response()
+    }
+}
+
+/// Handler result.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A JSON body whose rejection is a JSON error.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(JsonBody(v)),
+            Err(rej) => Err(ApiError(Error::bad_parameter(format!(
+                "invalid request body: {}",
+                rej.body_text()
+            )))),
+        }
+    }
+}
+
+/// The connection of the request.
+pub fn conn_info(parts: &Parts) -> Arc<ConnInfo> {
+    parts
+        .extensions
+        .get::<Arc<ConnInfo>>()
+        .cloned()
+        .unwrap_or_else(|| {
+            Arc::new(ConnInfo {
+                peer: None,
+                cert: None,
+            })
+        })
+}
+
+/// The caller's address (or a placeholder for in-process streams).
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(conn_info(parts).peer.map(|p| p.ip())))
+    }
+}
+
+impl ClientAddr {
+    /// Text for logs and audit.
+    pub fn text(&self) -> String {
+        self.0
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "tunnel".into())
+    }
+}
+
+/// An authenticated caller.
+pub struct Authed(pub Context);
+
+impl FromRequestParts<Arc<ApiState>> for Authed {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, Self::Rejection> {
+        let info = conn_info(parts);
+        let Some(cert) = info.cert.as_ref() else {
+            return Err(ApiError(Error::access_denied(
+                "this call needs a client certificate: sign in with 'tsh login', or run tctl on the auth host with -c teleport.yaml",
+            )));
+        };
+        Ok(Authed(state.authz.context(cert).await?))
+    }
+}
+
+/// Body size limit (resource files are limited to 4 MiB; JSON adds some).
+const BODY_LIMIT: usize = 6 * 1024 * 1024;
+
+/// The API routes.
+pub fn router(state: Arc<ApiState>) -> Router {
+    use shared::api::path;
+    Router::new()
+        .route("/", get(webapi::index))
+        .route("/web", get(webapi::index))
+        .route(path::PING, get(webapi::ping))
+        .route(path::FIND, get(webapi::ping))
+        .route(
+            path::VALIDATE_TRUSTED_CLUSTER,
+            post(webapi::validate_trusted_cluster),
+        )
+        .route(path::SET_PASSWORD, put(webapi::set_password))
+        .route("/web/invite/{token}", get(webapi::invite_page))
+        .route("/web/reset/{token}", get(webapi::invite_page))
+        .route(path::LOGIN, post(handlers::login))
+        .route(path::REISSUE, post(handlers::reissue))
+        .route(path::WHOAMI, get(handlers::whoami))
+        .route(path::JOIN, post(handlers::join))
+        .route(path::RESOURCES, post(resources::upsert))
+        .route("/v1/resources/{kind}", get(resources::list))
+        .route(
+            "/v1/resources/{kind}/{*name}",
+            get(resources::get_one).delete(resources::remove),
+        )
+        .route(path::USERS, post(handlers::add_user))
+        .route("/v1/users/{name}", patch(handlers::update_user))
+        .route("/v1/users/{name}/reset", post(handlers::reset_user))
+        .route(
+            path::TOKENS,
+            post(handlers::add_token).get(handlers::list_tokens),
+        )
+        .route("/v1/tokens/{name}", delete(handlers::delete_token))
+        .route(
+            "/v1/remoteclusters/{name}",
+            patch(handlers::update_remote_cluster),
+        )
+        .route(path::CLUSTERS, get(handlers::clusters))
+        .route(path::NODES, get(handlers::nodes))
+        .route(path::NODE_HEARTBEAT, post(handlers::node_heartbeat))
+        .route(path::NODE_AUTHZ, get(handlers::node_authz))
+        .route(path::SIGN_USER, post(handlers::sign_user))
+        .route(path::EXPORT_CAS, get(handlers::export_cas))
+        .route(
+            path::EVENTS,
+            get(handlers::list_events).post(handlers::post_events),
+        )
+        .route(path::MAP_ROLES, post(handlers::map_roles))
+        .fallback(|uri: axum::http::Uri| async move {
+            ApiError(Error::not_found(format!(
+                "no such endpoint: {}",
+                uri.path()
+            )))
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}

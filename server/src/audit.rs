@@ -1,0 +1,154 @@
+//! The audit log: every event goes to the storage table and, as one JSON line, to
+//! `<data_dir>/log/events.log` (where the guide tells admins to look).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Map, Value, json};
+use shared::error::Result;
+use shared::timefmt::SharedClock;
+
+use crate::storage::Backend;
+
+/// Event names and codes (Teleport's where they exist).
+pub mod codes {
+    /// A user logged in.
+    pub const USER_LOGIN: (&str, &str) = ("user.login", "T1000I");
+    /// A login failed.
+    pub const USER_LOGIN_FAILED: (&str, &str) = ("user.login", "T1000W");
+    /// A user was created.
+    pub const USER_CREATE: (&str, &str) = ("user.create", "T1002I");
+    /// A user was changed.
+    pub const USER_UPDATE: (&str, &str) = ("user.update", "T1003I");
+    /// A user was deleted.
+    pub const USER_DELETE: (&str, &str) = ("user.delete", "T1004I");
+    /// A password was set.
+    pub const USER_PASSWORD: (&str, &str) = ("user.password_change", "T1005I");
+    /// An SSH session started.
+    pub const SESSION_START: (&str, &str) = ("session.start", "T2000I");
+    /// An SSH session ended.
+    pub const SESSION_END: (&str, &str) = ("session.end", "T2004I");
+    /// A command ran.
+    pub const EXEC: (&str, &str) = ("exec", "T3002I");
+    /// An SSH login was refused.
+    pub const AUTH_FAILURE: (&str, &str) = ("auth", "T3007W");
+    /// A role was created or changed.
+    pub const ROLE_CREATE: (&str, &str) = ("role.created", "T9000I");
+    /// A role was deleted.
+    pub const ROLE_DELETE: (&str, &str) = ("role.deleted", "T9001I");
+    /// A trusted cluster was created or changed (leaf).
+    pub const TRUSTED_CLUSTER_CREATE: (&str, &str) = ("trusted_cluster.create", "T7000I");
+    /// A trusted cluster was deleted (leaf).
+    pub const TRUSTED_CLUSTER_DELETE: (&str, &str) = ("trusted_cluster.delete", "T7001I");
+    /// A trusted_cluster token was created (root).
+    pub const TRUSTED_CLUSTER_TOKEN_CREATE: (&str, &str) =
+        ("trusted_cluster_token.create", "T7002I");
+    /// A trust handshake was accepted (root).
+    pub const TRUSTED_CLUSTER_VALIDATE: (&str, &str) = ("trusted_cluster.validate", "T7003I");
+    /// A trust handshake was refused (root).
+    pub const TRUSTED_CLUSTER_VALIDATE_FAILED: (&str, &str) =
+        ("trusted_cluster.validate", "T7003W");
+    /// A join token was created.
+    pub const JOIN_TOKEN_CREATE: (&str, &str) = ("join_token.create", "TJT00I");
+    /// A node joined.
+    pub const INSTANCE_JOIN: (&str, &str) = ("instance.join", "TJ002I");
+    /// A resource was created or changed through tctl.
+    pub const RESOURCE_UPSERT: (&str, &str) = ("resource.upsert", "TR000I");
+    /// A resource was deleted through tctl.
+    pub const RESOURCE_DELETE: (&str, &str) = ("resource.delete", "TR001I");
+    /// A remote cluster was changed (root).
+    pub const REMOTE_CLUSTER_UPDATE: (&str, &str) = ("remote_cluster.update", "TRC01I");
+    /// A remote cluster was deleted (root).
+    pub const REMOTE_CLUSTER_DELETE: (&str, &str) = ("remote_cluster.delete", "TRC02I");
+}
+
+/// Where events go.
+#[derive(Clone)]
+pub struct AuditLog {
+    backend: Arc<dyn Backend>,
+    file: Arc<Mutex<Option<std::fs::File>>>,
+    cluster_name: String,
+    clock: SharedClock,
+    path: PathBuf,
+}
+
+impl AuditLog {
+    /// Opens `<data_dir>/log/events.log` for appending.
+    pub fn open(
+        backend: Arc<dyn Backend>,
+        data_dir: &Path,
+        cluster_name: &str,
+        clock: SharedClock,
+    ) -> Result<AuditLog> {
+        let dir = data_dir.join("log");
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            shared::Error::internal(format!("cannot create {}: {e}", dir.display()))
+        })?;
+        let path = dir.join("events.log");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| shared::Error::internal(format!("cannot open {}: {e}", path.display())))?;
+        Ok(AuditLog {
+            backend,
+            file: Arc::new(Mutex::new(Some(file))),
+            cluster_name: cluster_name.into(),
+            clock,
+            path,
+        })
+    }
+
+    /// Records an event: `code` is (event name, code); `fields` is a JSON object.
+    pub async fn emit(&self, code: (&str, &str), fields: Value) {
+        let mut event = Map::new();
+        event.insert("event".into(), json!(code.0));
+        event.insert("code".into(), json!(code.1));
+        event.insert(
+            "time".into(),
+            json!(shared::timefmt::rfc3339(self.clock.now())),
+        );
+        event.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        event.insert("cluster_name".into(), json!(self.cluster_name));
+        if let Value::Object(f) = fields {
+            for (k, v) in f {
+                event.insert(k, v);
+            }
+        }
+        self.record(event).await;
+    }
+
+    /// Records an event that already has its fields (from a node); fills `time`, `uid` and the
+    /// cluster if missing.
+    pub async fn record(&self, mut event: Map<String, Value>) {
+        event
+            .entry("time")
+            .or_insert_with(|| json!(shared::timefmt::rfc3339(self.clock.now())));
+        event
+            .entry("uid")
+            .or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
+        event
+            .entry("cluster_name")
+            .or_insert_with(|| json!(self.cluster_name));
+        let line = Value::Object(event).to_string();
+        if let Err(e) = self.backend.append_audit(line.clone()).await {
+            tracing::warn!(error = %e, "cannot store audit event");
+        }
+        if let Ok(mut guard) = self.file.lock()
+            && let Some(f) = guard.as_mut()
+            && let Err(e) = writeln!(f, "{line}")
+        {
+            tracing::warn!(error = %e, path = %self.path.display(), "cannot append audit event");
+        }
+    }
+
+    /// The newest events.
+    pub async fn recent(&self, limit: usize) -> Result<Vec<Value>> {
+        let records = self.backend.list_audit(limit).await?;
+        Ok(records
+            .into_iter()
+            .filter_map(|r| serde_json::from_str(&r.json).ok())
+            .collect())
+    }
+}

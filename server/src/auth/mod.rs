@@ -1,0 +1,438 @@
+//! The auth service: the cluster's CAs, users, tokens, trust relationships and certificates.
+//!
+//! Everything here is policy-free with respect to *callers*: the authorizing facade
+//! (`crate::authz`) decides who may call what; these functions do the work and enforce the
+//! data rules (validation, immutability, atomicity).
+
+pub mod ca;
+pub mod nodes;
+pub mod tokens;
+pub mod trust;
+pub mod users;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use russh::keys::ssh_key::certificate::CertType;
+use serde_json::json;
+use shared::api::{CertsResponse, PublicKeys, TrustedCa};
+use shared::certs::{self, CLOCK_SKEW, SshCertParams, TlsCertParams};
+use shared::error::{Error, Result};
+use shared::identity::{self, CertIdentity, HostIdentity, NO_LOGIN_PREFIX, UserIdentity};
+use shared::rbac::AccessChecker;
+use shared::resource::token::SystemRole;
+use shared::resource::{CaType, CertAuthority, RemoteCluster, Role, User};
+use shared::timefmt::SharedClock;
+use tokio::sync::watch;
+
+use crate::audit::AuditLog;
+use crate::services::{Services, keys};
+use crate::storage::Op;
+
+/// Default user certificate TTL.
+pub const DEFAULT_USER_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Host certificates are long-lived (nodes renew by re-joining).
+pub const HOST_CERT_TTL: Duration = Duration::from_secs(5 * 365 * 86400);
+
+/// Settings of the auth service.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// This cluster's name.
+    pub cluster_name: String,
+    /// Where state lives.
+    pub data_dir: PathBuf,
+    /// Public web address `host:port` (invite links, `web_proxy_addr`).
+    pub public_addr: String,
+    /// Heartbeat interval of reverse tunnels.
+    pub keep_alive_interval: Duration,
+    /// Missed heartbeats before a tunnel is offline.
+    pub keep_alive_count_max: u32,
+    /// Skip TLS verification when dialing a root's web proxy (`teleport start --insecure`).
+    pub insecure: bool,
+    /// Static tokens from the config file (never expire).
+    pub static_tokens: Vec<(SystemRole, String)>,
+}
+
+impl AuthSettings {
+    /// `keep_alive_interval × keep_alive_count_max`.
+    pub fn offline_threshold(&self) -> Duration {
+        self.keep_alive_interval * self.keep_alive_count_max.max(1)
+    }
+}
+
+/// The auth service.
+pub struct AuthServer {
+    /// Storage access.
+    pub services: Services,
+    /// Settings.
+    pub settings: AuthSettings,
+    /// Audit log.
+    pub audit: AuditLog,
+    /// Clock.
+    pub clock: SharedClock,
+    /// Bumped whenever something a node's login decisions depend on changes.
+    authz_gen: watch::Sender<u64>,
+}
+
+impl AuthServer {
+    /// Builds the service (call [`AuthServer::init`] next).
+    pub fn new(
+        services: Services,
+        settings: AuthSettings,
+        audit: AuditLog,
+        clock: SharedClock,
+    ) -> AuthServer {
+        AuthServer {
+            services,
+            settings,
+            audit,
+            clock,
+            authz_gen: watch::channel(1).0,
+        }
+    }
+
+    /// This cluster's name.
+    pub fn cluster_name(&self) -> &str {
+        &self.settings.cluster_name
+    }
+
+    /// First start: record the cluster name, create the CAs and preset roles. Later starts:
+    /// check the name and reuse everything.
+    pub async fn init(&self) -> Result<()> {
+        let name = self.cluster_name().to_string();
+        match self.services.backend.get(keys::CLUSTER_NAME).await? {
+            Some(item) => {
+                let stored = String::from_utf8_lossy(&item.value).to_string();
+                if stored != name {
+                    return Err(Error::bad_parameter(format!(
+                        "the data directory {} belongs to cluster {stored:?}, but the configuration names {name:?}; set cluster_name: {stored} or use another data_dir",
+                        self.settings.data_dir.display()
+                    )));
+                }
+            }
+            None => {
+                self.services
+                    .apply(vec![Op::Create {
+                        key: keys::CLUSTER_NAME.into(),
+                        value: name.clone().into_bytes(),
+                        expires: None,
+                    }])
+                    .await?;
+            }
+        }
+        for t in [CaType::User, CaType::Host] {
+            if self.services.ca(t, &name, false).await?.is_none() {
+                let ca = ca::new_ca(t, &name, self.clock.now())?;
+                self.services
+                    .apply(vec![self.services.create_op(&keys::ca(t, &name), &ca)?])
+                    .await?;
+                tracing::info!(ca = %ca.id(), "created certificate authority");
+            }
+        }
+        for role in shared::resource::role::presets() {
+            let key = format!("{}{}", keys::ROLES, role.metadata.name);
+            if self.services.backend.get(&key).await?.is_none() {
+                self.services
+                    .apply(vec![self.services.create_op(&key, &role)?])
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// This cluster's own CA with its private keys.
+    pub async fn own_ca(&self, t: CaType) -> Result<CertAuthority> {
+        self.services
+            .ca(t, self.cluster_name(), false)
+            .await?
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "the {t} certificate authority of this cluster is missing"
+                ))
+            })
+    }
+
+    /// Public material of a CA for clients.
+    pub fn trusted_ca(ca: &CertAuthority) -> TrustedCa {
+        TrustedCa {
+            cluster_name: ca.metadata.name.clone(),
+            ca_type: ca.spec.ca_type.to_string(),
+            ssh_public_keys: ca
+                .ssh_public_keys()
+                .iter()
+                .map(certs::authorized_key)
+                .collect(),
+            tls_certs: ca.tls_certs_pem(),
+        }
+    }
+
+    /// Builds the access checker for a local user.
+    pub async fn checker_for_user(&self, user: &User) -> Result<AccessChecker> {
+        let roles = self.services.roles(&user.spec.roles).await?;
+        Ok(AccessChecker::new(&roles, &user.spec.traits))
+    }
+
+    /// Remote clusters the checker may see (cluster_labels), with live status.
+    pub async fn visible_remote_clusters(
+        &self,
+        checker: &AccessChecker,
+    ) -> Result<Vec<RemoteCluster>> {
+        let all: Vec<RemoteCluster> = self.services.list(keys::REMOTE_CLUSTERS).await?;
+        Ok(all
+            .into_iter()
+            .filter(|rc| checker.check_cluster(&rc.metadata.labels).is_ok())
+            .map(|rc| self.with_live_status(rc))
+            .collect())
+    }
+
+    /// Downgrades `online` to `offline` when the last heartbeat is older than the threshold
+    /// (covers a root that crashed while a leaf was online).
+    pub fn with_live_status(&self, mut rc: RemoteCluster) -> RemoteCluster {
+        let age = self.clock.now() - rc.status.last_heartbeat;
+        if rc.status.connection == shared::resource::cluster::STATUS_ONLINE
+            && age > self.settings.offline_threshold()
+        {
+            rc.status.connection = shared::resource::cluster::STATUS_OFFLINE.into();
+        }
+        rc
+    }
+
+    /// Issues user certificates for `user` (after the caller was authenticated).
+    pub async fn user_certs(
+        &self,
+        user: &User,
+        keys: &PublicKeys,
+        ttl: Duration,
+        route: Option<String>,
+    ) -> Result<CertsResponse> {
+        let checker = self.checker_for_user(user).await?;
+        let route = route.filter(|r| !r.is_empty() && r != self.cluster_name());
+        if let Some(r) = &route {
+            let visible = match self.services.remote_cluster(r).await? {
+                Some(rc) => checker.check_cluster(&rc.value.metadata.labels).is_ok(),
+                None => false,
+            };
+            if !visible {
+                return Err(Error::not_found(format!("remote cluster {r:?} not found")));
+            }
+        }
+        let mut logins = checker.allowed_logins();
+        if logins.is_empty() {
+            logins.push(format!("{NO_LOGIN_PREFIX}{}", uuid::Uuid::new_v4()));
+        }
+        let ttl = ttl.clamp(Duration::from_secs(60), checker.max_session_ttl());
+        let id = UserIdentity {
+            username: user.metadata.name.clone(),
+            roles: user.spec.roles.clone(),
+            traits: user.spec.traits.clone(),
+            logins: logins.clone(),
+            route_to_cluster: route,
+        };
+        let now = self.clock.now();
+        let user_ca = ca::signer(&self.own_ca(CaType::User).await?)?;
+        let ssh_pub = certs::parse_authorized_key(keys.ssh_public_key.as_bytes())?;
+        let ssh_cert = certs::sign_ssh_cert(
+            &user_ca.ssh,
+            &ssh_pub,
+            &SshCertParams {
+                cert_type: CertType::User,
+                key_id: id.username.clone(),
+                principals: logins,
+                extensions: identity::user_ssh_extensions(
+                    &id,
+                    checker.port_forwarding(),
+                    checker.forward_agent(),
+                ),
+                not_before: now - CLOCK_SKEW,
+                not_after: now + ttl,
+            },
+        )?;
+        let tls_cert = certs::sign_tls_cert(
+            &user_ca.tls_cert,
+            &user_ca.tls_key,
+            &keys.tls_public_key,
+            &TlsCertParams {
+                common_name: id.username.clone(),
+                organization: self.cluster_name().into(),
+                sans: vec![],
+                identity_json: Some(CertIdentity::User(id.clone()).to_json()),
+                client: true,
+                server: false,
+                not_before: now - CLOCK_SKEW,
+                not_after: now + ttl,
+            },
+        )?;
+        let mut host_cas = vec![Self::trusted_ca(
+            &self.own_ca(CaType::Host).await?.without_secrets(),
+        )];
+        for rc in self.visible_remote_clusters(&checker).await? {
+            if let Some(ca) = self
+                .services
+                .ca(CaType::Host, &rc.metadata.name, false)
+                .await?
+            {
+                host_cas.push(Self::trusted_ca(&ca));
+            }
+        }
+        Ok(CertsResponse {
+            username: id.username,
+            cluster_name: self.cluster_name().into(),
+            ssh_cert: certs::ssh_cert_line(&ssh_cert),
+            tls_cert,
+            host_cas,
+        })
+    }
+
+    /// Issues host certificates (nodes, proxies, the admin identity).
+    pub async fn host_certs(
+        &self,
+        host: &HostIdentity,
+        keys: &PublicKeys,
+        extra_principals: &[String],
+    ) -> Result<CertsResponse> {
+        let cluster = self.cluster_name().to_string();
+        let principals = if host.role == SystemRole::Admin {
+            vec![host.host_id.clone()]
+        } else {
+            identity::host_principals(&host.host_id, &host.nodename, &cluster, extra_principals)
+        };
+        let now = self.clock.now();
+        let host_ca = ca::signer(&self.own_ca(CaType::Host).await?)?;
+        let ssh_pub = certs::parse_authorized_key(keys.ssh_public_key.as_bytes())?;
+        let ssh_cert = certs::sign_ssh_cert(
+            &host_ca.ssh,
+            &ssh_pub,
+            &SshCertParams {
+                cert_type: CertType::Host,
+                key_id: host.host_id.clone(),
+                principals: principals.clone(),
+                extensions: identity::host_ssh_extensions(host.role, &cluster),
+                not_before: now - CLOCK_SKEW,
+                not_after: now + HOST_CERT_TTL,
+            },
+        )?;
+        let mut sans: Vec<String> = principals
+            .iter()
+            .filter(|p| !p.contains(' '))
+            .cloned()
+            .collect();
+        sans.push(certs::CLUSTER_LOCAL_NAME.into());
+        sans.push(cluster.clone());
+        sans.dedup();
+        let tls_cert = certs::sign_tls_cert(
+            &host_ca.tls_cert,
+            &host_ca.tls_key,
+            &keys.tls_public_key,
+            &TlsCertParams {
+                common_name: host.host_id.clone(),
+                organization: cluster.clone(),
+                sans,
+                identity_json: Some(CertIdentity::Host(host.clone()).to_json()),
+                client: true,
+                server: true,
+                not_before: now - CLOCK_SKEW,
+                not_after: now + HOST_CERT_TTL,
+            },
+        )?;
+        Ok(CertsResponse {
+            username: host.host_id.clone(),
+            cluster_name: cluster,
+            ssh_cert: certs::ssh_cert_line(&ssh_cert),
+            tls_cert,
+            host_cas: vec![Self::trusted_ca(
+                &self.own_ca(CaType::Host).await?.without_secrets(),
+            )],
+        })
+    }
+
+    /// Password login: checks the password, then issues certificates.
+    pub async fn login(
+        &self,
+        req: shared::api::LoginRequest,
+        client_ip: Option<String>,
+    ) -> Result<CertsResponse> {
+        let denied = || Error::access_denied("invalid username or password");
+        let user = self.services.user(&req.username).await.ok();
+        let hash = match &user {
+            Some(_) => {
+                self.services
+                    .backend
+                    .get(&format!("{}{}", keys::PASSWORDS, req.username))
+                    .await?
+            }
+            None => None,
+        };
+        let ok = users::verify_password(
+            &req.password,
+            hash.as_ref()
+                .map(|h| String::from_utf8_lossy(&h.value).to_string()),
+        )
+        .await;
+        let user = match (ok, user) {
+            (true, Some(u)) => u.value,
+            _ => {
+                self.audit
+                    .emit(audit_codes::USER_LOGIN_FAILED, json!({"user": req.username, "method": "local", "success": false, "error": "invalid username or password", "addr.remote": client_ip}))
+                    .await;
+                return Err(denied());
+            }
+        };
+        let ttl = if req.ttl_seconds == 0 {
+            DEFAULT_USER_TTL
+        } else {
+            Duration::from_secs(req.ttl_seconds)
+        };
+        let certs = self
+            .user_certs(&user, &req.keys, ttl, req.route_to_cluster.clone())
+            .await?;
+        self.audit.emit(audit_codes::USER_LOGIN, json!({"user": user.metadata.name, "method": "local", "success": true, "addr.remote": client_ip})).await;
+        Ok(certs)
+    }
+
+    /// Roles of this cluster.
+    pub async fn all_roles(&self) -> Result<Vec<Role>> {
+        self.services.list(keys::ROLES).await
+    }
+
+    /// The current authorization generation.
+    pub fn authz_generation(&self) -> u64 {
+        *self.authz_gen.borrow()
+    }
+
+    /// Bumps the authorization generation (waking nodes that wait on it).
+    pub fn bump_authz_generation(&self) {
+        self.authz_gen.send_modify(|g| *g += 1);
+    }
+
+    /// Waits until the generation differs from `after`, or `timeout`.
+    pub async fn wait_authz_change(&self, after: u64, timeout: Duration) -> u64 {
+        let mut rx = self.authz_gen.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|g| *g != after)).await;
+        *rx.borrow()
+    }
+
+    /// Keeps the authorization generation in step with storage changes that affect logins
+    /// (CAs, roles, trust). Runs until `shutdown`.
+    pub async fn run_authz_watcher(
+        self: std::sync::Arc<Self>,
+        mut shutdown: crate::process::Shutdown,
+    ) {
+        let mut events = self.services.backend.watch();
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                ev = events.recv() => match ev {
+                    Ok(e) => {
+                        if [keys::AUTHORITIES, keys::DEACTIVATED, keys::ROLES, keys::TRUSTED_CLUSTERS].iter().any(|p| e.key.starts_with(p)) {
+                            self.bump_authz_generation();
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.bump_authz_generation(),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    }
+}
+
+pub use crate::audit::codes as audit_codes;

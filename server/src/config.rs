@@ -1,0 +1,824 @@
+//! `teleport.yaml`: the v3 subset we support, command-line overrides, and defaults.
+//!
+//! Precedence: flag > config file > default. Unknown or misspelt keys are an error naming the
+//! key, the file and the line, so a typo never silently turns a setting off.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use shared::error::{Error, Result};
+use shared::resource::token::SystemRole;
+
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/teleport";
+/// Default config file.
+pub const DEFAULT_CONFIG: &str = "/etc/teleport.yaml";
+
+/// A boolean that also accepts `yes`/`no`/`on`/`off` (as Teleport's YAML 1.1 parser did).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Flag(pub bool);
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            B(bool),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::B(b) => Ok(Flag(b)),
+            Raw::S(s) => match s.to_ascii_lowercase().as_str() {
+                "yes" | "true" | "on" | "y" => Ok(Flag(true)),
+                "no" | "false" | "off" | "n" => Ok(Flag(false)),
+                other => Err(serde::de::Error::custom(format!(
+                    "expected yes or no, got {other:?}"
+                ))),
+            },
+        }
+    }
+}
+
+/// A string or a list of strings (`public_addr` takes both).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OneOrMany(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::One(s) => OneOrMany(vec![s]),
+            Raw::Many(v) => OneOrMany(v),
+        })
+    }
+}
+
+/// The file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `v1`, `v2` or `v3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Process settings.
+    #[serde(default)]
+    pub teleport: TeleportSection,
+    /// Auth service.
+    #[serde(default)]
+    pub auth_service: AuthSection,
+    /// SSH node service.
+    #[serde(default)]
+    pub ssh_service: SshSection,
+    /// Proxy service.
+    #[serde(default)]
+    pub proxy_service: ProxySection,
+    /// Not supported; accepted only when disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_service: Option<Disabled>,
+    /// Not supported; accepted only when disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_service: Option<Disabled>,
+    /// Not supported; accepted only when disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_service: Option<Disabled>,
+    /// Not supported; accepted only when disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_desktop_service: Option<Disabled>,
+    /// Not supported; accepted only when disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_service: Option<Disabled>,
+}
+
+/// A section we only accept when disabled.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Disabled {
+    /// Must be false.
+    #[serde(default)]
+    pub enabled: Option<Flag>,
+    /// Anything else is ignored when disabled.
+    #[serde(flatten)]
+    pub rest: BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+/// `teleport:`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeleportSection {
+    /// Node name (default: the host name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodename: Option<String>,
+    /// State directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Logging.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogSection>,
+    /// Join token (node only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_token: Option<String>,
+    /// Join settings (node only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_params: Option<JoinParams>,
+    /// Where to join directly (node listens on ssh_service.listen_addr).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_server: Option<String>,
+    /// Same as `auth_server` (older configs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auth_servers: Vec<String>,
+    /// Where to join through a reverse tunnel (node has no listening port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_server: Option<String>,
+    /// IP other hosts reach this node at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertise_ip: Option<String>,
+    /// Accepted; CA pinning is done by the first join (trust on first use with --insecure or a
+    /// trusted web certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pin: Option<OneOrMany>,
+    /// Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diag_addr: Option<String>,
+    /// Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_file: Option<String>,
+}
+
+/// `teleport.join_params`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinParams {
+    /// Token name.
+    pub token_name: String,
+    /// Only `token`.
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+/// `teleport.log`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `stderr`, `stdout`, or a file path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// `DEBUG`, `INFO`, `WARN`, `ERROR`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    /// Accepted (`{output: text}` / `json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<serde_yaml_ng::Value>,
+}
+
+/// `auth_service:`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    /// On by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<Flag>,
+    /// Cluster name (default: the node name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
+    /// Accepted: the API is served on the proxy's web port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_addr: Option<String>,
+    /// Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_addr: Option<OneOrMany>,
+    /// Static tokens, `role:value`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<String>,
+    /// Reverse tunnel heartbeat interval (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_alive_interval: Option<String>,
+    /// Missed heartbeats before a leaf is offline (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_alive_count_max: Option<u32>,
+    /// Only `multiplex` (one port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_listener_mode: Option<String>,
+    /// Only local authentication; accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<serde_yaml_ng::Value>,
+    /// Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_recording: Option<String>,
+}
+
+/// `ssh_service:`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshSection {
+    /// On by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<Flag>,
+    /// Listen address (default 0.0.0.0:3022).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_addr: Option<String>,
+    /// Static labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_addr: Option<OneOrMany>,
+    /// Heartbeat interval of the node record (ours; default 30s, the record lives 3 intervals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_interval: Option<String>,
+}
+
+/// `proxy_service:`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySection {
+    /// On by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<Flag>,
+    /// HTTPS + SSH + tunnel listen address (default 0.0.0.0:3080).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_listen_addr: Option<String>,
+    /// Public address(es) of the web port; the first is used in links and `web_proxy_addr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_addr: Option<OneOrMany>,
+    /// An extra listener for reverse tunnels (optional; the web port always accepts them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_listen_addr: Option<String>,
+    /// Public address of `tunnel_listen_addr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_public_addr: Option<String>,
+    /// An extra listener for SSH (optional; the web port always accepts SSH).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_addr: Option<String>,
+    /// Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_public_addr: Option<OneOrMany>,
+    /// The web certificate and key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub https_keypairs: Vec<KeyPairFiles>,
+    /// Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_keypairs_reload_interval: Option<String>,
+    /// Accepted when disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme: Option<serde_yaml_ng::Value>,
+    /// Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_listen_addr: Option<String>,
+}
+
+/// A certificate and key file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPairFiles {
+    /// PEM key.
+    pub key_file: PathBuf,
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+}
+
+/// Reads and parses a config file. Errors name the file and line.
+pub fn read_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::bad_parameter(format!("cannot read config file {}: {e}", path.display()))
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Parses config text.
+pub fn parse(text: &str, name: &str) -> Result<FileConfig> {
+    if text.trim().is_empty() {
+        return Ok(FileConfig::default());
+    }
+    let cfg: FileConfig = serde_yaml_ng::from_str(text).map_err(|e| {
+        let msg = e.to_string();
+        let msg = msg
+            .rsplit_once(" at line ")
+            .map(|(m, _)| m.to_string())
+            .unwrap_or(msg);
+        match e.location() {
+            Some(l) => Error::bad_parameter(format!("{name}:{}:{}: {msg}", l.line(), l.column())),
+            None => Error::bad_parameter(format!("{name}: {msg}")),
+        }
+    })?;
+    if let Some(v) = &cfg.version
+        && !["v1", "v2", "v3"].contains(&v.as_str())
+    {
+        return Err(Error::bad_parameter(format!(
+            "{name}: unsupported config version {v:?}; use v3"
+        )));
+    }
+    for (section, s) in [
+        ("app_service", &cfg.app_service),
+        ("db_service", &cfg.db_service),
+        ("kubernetes_service", &cfg.kubernetes_service),
+        ("windows_desktop_service", &cfg.windows_desktop_service),
+        ("discovery_service", &cfg.discovery_service),
+    ] {
+        if let Some(d) = s
+            && d.enabled.is_some_and(|f| f.0)
+        {
+            return Err(Error::bad_parameter(format!(
+                "{name}: {section} is not supported by this product; set enabled: no or remove the section"
+            )));
+        }
+    }
+    if let Some(m) = &cfg.auth_service.proxy_listener_mode
+        && m != "multiplex"
+    {
+        return Err(Error::bad_parameter(format!(
+            "{name}: proxy_listener_mode {m:?} is not supported; the web port always multiplexes HTTPS, SSH and tunnels"
+        )));
+    }
+    Ok(cfg)
+}
+
+/// Command-line settings that override the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--roles`.
+    pub roles: Option<Vec<String>>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--nodename`.
+    pub nodename: Option<String>,
+    /// `--cluster-name`.
+    pub cluster_name: Option<String>,
+    /// `--token`.
+    pub token: Option<String>,
+    /// `--auth-server`.
+    pub auth_server: Option<String>,
+    /// `--tunnel`.
+    pub tunnel: bool,
+    /// `--labels`.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// `--listen-ip`/`--ssh-listen-addr`.
+    pub ssh_listen_addr: Option<String>,
+    /// `--insecure`.
+    pub insecure: bool,
+    /// `--debug`.
+    pub debug: bool,
+}
+
+/// The runtime configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Node name.
+    pub nodename: String,
+    /// State directory.
+    pub data_dir: PathBuf,
+    /// Cluster name (auth).
+    pub cluster_name: String,
+    /// Auth + proxy enabled.
+    pub auth: bool,
+    /// Node enabled.
+    pub ssh: bool,
+    /// Web listen address.
+    pub web_listen_addr: String,
+    /// Public web address.
+    pub public_addr: String,
+    /// Extra tunnel listener.
+    pub tunnel_listen_addr: Option<String>,
+    /// Public tunnel address.
+    pub tunnel_public_addr: String,
+    /// Extra SSH listener.
+    pub ssh_proxy_listen_addr: Option<String>,
+    /// Web certificate.
+    pub https_keypairs: Vec<KeyPairFiles>,
+    /// Static tokens.
+    pub static_tokens: Vec<(SystemRole, String)>,
+    /// Tunnel heartbeat interval.
+    pub keep_alive_interval: Duration,
+    /// Missed heartbeats allowed.
+    pub keep_alive_count_max: u32,
+    /// Node listen address.
+    pub ssh_listen_addr: String,
+    /// Node labels.
+    pub labels: BTreeMap<String, String>,
+    /// Node heartbeat interval.
+    pub node_heartbeat: Duration,
+    /// Address the node advertises (overrides detection).
+    pub advertise_ip: Option<String>,
+    /// Node-only: where to join.
+    pub join_addr: Option<String>,
+    /// Node-only: join token.
+    pub join_token: Option<String>,
+    /// Node-only: through a reverse tunnel.
+    pub use_tunnel: bool,
+    /// Skip TLS verification of other clusters' proxies and of the proxy a node joins.
+    pub insecure: bool,
+    /// Verbose logging.
+    pub debug: bool,
+    /// Log destination (`stderr`, `stdout`, or a file).
+    pub log_output: String,
+}
+
+fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn port_of(addr: &str) -> Option<u16> {
+    addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+}
+
+fn with_port(addr: &str, port: u16) -> String {
+    shared::resource::cluster::with_default_port(addr, port)
+}
+
+fn duration(field: &str, v: &Option<String>, default: Duration) -> Result<Duration> {
+    match v {
+        None => Ok(default),
+        Some(s) => {
+            let d = shared::timefmt::parse_duration(s).map_err(|e| e.context(field))?;
+            if d < Duration::from_millis(100) {
+                return Err(Error::bad_parameter(format!(
+                    "{field}: {s:?} is too short; use at least 100ms"
+                )));
+            }
+            Ok(d)
+        }
+    }
+}
+
+impl Config {
+    /// Combines the file and the flags.
+    pub fn build(file: FileConfig, o: Overrides) -> Result<Config> {
+        let t = &file.teleport;
+        let nodename = o
+            .nodename
+            .clone()
+            .or(t.nodename.clone())
+            .unwrap_or_else(host_name);
+        let data_dir = o
+            .data_dir
+            .clone()
+            .or(t.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let enabled = |f: Option<Flag>| f.map(|f| f.0).unwrap_or(true);
+        let (mut auth, mut proxy, mut ssh) = (
+            enabled(file.auth_service.enabled),
+            enabled(file.proxy_service.enabled),
+            enabled(file.ssh_service.enabled),
+        );
+        let join_addr = o
+            .auth_server
+            .clone()
+            .or(t.proxy_server.clone())
+            .or(t.auth_server.clone())
+            .or(t.auth_servers.first().cloned());
+        if let Some(roles) = &o.roles {
+            let mut set = (false, false, false);
+            for r in roles {
+                match r.trim().to_ascii_lowercase().as_str() {
+                    "auth" => set.0 = true,
+                    "proxy" => set.1 = true,
+                    "node" | "ssh" => set.2 = true,
+                    "" => {}
+                    other => {
+                        return Err(Error::bad_parameter(format!(
+                            "unknown role {other:?} in --roles; use auth, proxy and node"
+                        )));
+                    }
+                }
+            }
+            (auth, proxy, ssh) = set;
+        } else if join_addr.is_some()
+            && t.auth_server.is_none()
+            && file.auth_service.enabled.is_none()
+            && o.auth_server.is_some()
+        {
+            // `teleport start --token=... --auth-server=...` with no roles means a node.
+            (auth, proxy, ssh) = (false, false, true);
+        } else if t.proxy_server.is_some() || t.auth_server.is_some() || !t.auth_servers.is_empty()
+        {
+            if file.auth_service.enabled.is_none() {
+                auth = false;
+            }
+            if file.proxy_service.enabled.is_none() {
+                proxy = false;
+            }
+        }
+        if auth != proxy {
+            return Err(Error::bad_parameter(
+                "the auth and proxy services run together in this product: use --roles=auth,proxy[,node], or --roles=node to join an existing cluster",
+            ));
+        }
+        if !auth && !ssh {
+            return Err(Error::bad_parameter(
+                "no service enabled: enable auth_service and proxy_service, or ssh_service with a join token",
+            ));
+        }
+        let cluster_name = o
+            .cluster_name
+            .clone()
+            .or(file.auth_service.cluster_name.clone())
+            .unwrap_or_else(|| nodename.clone());
+        if cluster_name.is_empty()
+            || cluster_name.len() > 253
+            || !cluster_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+        {
+            return Err(Error::bad_parameter(format!(
+                "invalid cluster name {cluster_name:?}: use letters, digits, '-', '_' and '.'"
+            )));
+        }
+        let p = &file.proxy_service;
+        let web_listen_addr =
+            with_port(p.web_listen_addr.as_deref().unwrap_or("0.0.0.0:3080"), 3080);
+        let web_port = port_of(&web_listen_addr).unwrap_or(3080);
+        let public_addr = match p.public_addr.as_ref().and_then(|a| a.0.first().cloned()) {
+            Some(a) => with_port(&a, web_port),
+            None => {
+                let host = web_listen_addr
+                    .rsplit_once(':')
+                    .map(|(h, _)| h.to_string())
+                    .unwrap_or_default();
+                let host = if host == "0.0.0.0" || host == "[::]" || host.is_empty() {
+                    nodename.clone()
+                } else {
+                    host
+                };
+                format!("{host}:{web_port}")
+            }
+        };
+        let tunnel_listen_addr = p.tunnel_listen_addr.clone().map(|a| with_port(&a, 3024));
+        let tunnel_public_addr = match (&p.tunnel_public_addr, &tunnel_listen_addr) {
+            (Some(a), _) => with_port(a, 3024),
+            (None, Some(l)) => {
+                let host = public_addr
+                    .rsplit_once(':')
+                    .map(|(h, _)| h)
+                    .unwrap_or_default();
+                format!("{host}:{}", port_of(l).unwrap_or(3024))
+            }
+            (None, None) => public_addr.clone(),
+        };
+        let mut static_tokens = Vec::new();
+        for t in &file.auth_service.tokens {
+            let (role, value) = t.split_once(':').ok_or_else(|| {
+                Error::bad_parameter(format!(
+                    "auth_service.tokens: {:?} must be role:value, such as trusted_cluster:...",
+                    mask(t)
+                ))
+            })?;
+            for r in role.split(',') {
+                static_tokens.push((SystemRole::parse(r)?, value.to_string()));
+            }
+        }
+        let keep_alive_interval = duration(
+            "auth_service.keep_alive_interval",
+            &file.auth_service.keep_alive_interval,
+            Duration::from_secs(30),
+        )?;
+        let keep_alive_count_max = file.auth_service.keep_alive_count_max.unwrap_or(3).max(1);
+        let s = &file.ssh_service;
+        let ssh_listen_addr = with_port(
+            o.ssh_listen_addr
+                .as_deref()
+                .or(s.listen_addr.as_deref())
+                .unwrap_or("0.0.0.0:3022"),
+            3022,
+        );
+        let mut labels = s.labels.clone();
+        if let Some(l) = &o.labels {
+            labels.extend(l.clone());
+        }
+        let node_heartbeat = duration(
+            "ssh_service.heartbeat_interval",
+            &s.heartbeat_interval,
+            Duration::from_secs(30),
+        )?;
+        let join_token = o
+            .token
+            .clone()
+            .or(t.auth_token.clone())
+            .or(t.join_params.as_ref().map(|j| j.token_name.clone()));
+        let use_tunnel = o.tunnel || (o.auth_server.is_none() && t.proxy_server.is_some());
+        if !auth && ssh && join_addr.is_none() {
+            return Err(Error::bad_parameter(
+                "a node needs to know where to join: use --auth-server=PROXY:PORT (or teleport.proxy_server in the config)",
+            ));
+        }
+        let log_output = t
+            .log
+            .as_ref()
+            .and_then(|l| l.output.clone())
+            .unwrap_or_else(|| "stderr".into());
+        let debug = o.debug
+            || t.log
+                .as_ref()
+                .and_then(|l| l.severity.as_deref())
+                .is_some_and(|s| s.eq_ignore_ascii_case("debug"));
+        Ok(Config {
+            nodename,
+            data_dir,
+            cluster_name,
+            auth,
+            ssh,
+            web_listen_addr,
+            public_addr,
+            tunnel_listen_addr,
+            tunnel_public_addr,
+            ssh_proxy_listen_addr: p.listen_addr.clone().map(|a| with_port(&a, 3023)),
+            https_keypairs: p.https_keypairs.clone(),
+            static_tokens,
+            keep_alive_interval,
+            keep_alive_count_max,
+            ssh_listen_addr,
+            labels,
+            node_heartbeat,
+            advertise_ip: t.advertise_ip.clone(),
+            join_addr: join_addr.map(|a| with_port(&a, 3080)),
+            join_token,
+            use_tunnel,
+            insecure: o.insecure,
+            debug,
+            log_output,
+        })
+    }
+}
+
+fn mask(s: &str) -> String {
+    crate::auth::tokens::mask(s)
+}
+
+/// What `teleport configure` writes.
+pub fn starter_file(
+    cluster_name: &str,
+    public_addr: &str,
+    data_dir: &Path,
+    nodename: &str,
+    web_listen_addr: &str,
+) -> String {
+    format!(
+        "# teleport.yaml written by `teleport configure`. Reference: docs/configuration.md\n\
+version: v3\n\
+teleport:\n\
+\x20 nodename: {nodename}\n\
+\x20 data_dir: {data_dir}\n\
+\x20 log:\n\
+\x20   output: stderr\n\
+\x20   severity: INFO\n\
+auth_service:\n\
+\x20 enabled: yes\n\
+\x20 cluster_name: {cluster_name}\n\
+\x20 # Reverse tunnel heartbeats: a leaf is offline after keep_alive_count_max missed ones.\n\
+\x20 keep_alive_interval: 30s\n\
+\x20 keep_alive_count_max: 3\n\
+ssh_service:\n\
+\x20 enabled: yes\n\
+\x20 listen_addr: 0.0.0.0:3022\n\
+\x20 labels:\n\
+\x20   env: example\n\
+proxy_service:\n\
+\x20 enabled: yes\n\
+\x20 web_listen_addr: {web_listen_addr}\n\
+\x20 public_addr: {public_addr}\n\
+\x20 # Without https_keypairs a self-signed certificate is generated at start.\n\
+\x20 # https_keypairs:\n\
+\x20 # - key_file: /etc/teleport/privkey.pem\n\
+\x20 #   cert_file: /etc/teleport/fullchain.pem\n",
+        data_dir = data_dir.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(yaml: &str, o: Overrides) -> Result<Config> {
+        Config::build(parse(yaml, "teleport.yaml")?, o)
+    }
+
+    #[test]
+    fn starter_file_parses_and_has_defaults() {
+        let text = starter_file(
+            "root.example.com",
+            "root.example.com:3080",
+            Path::new("/var/lib/teleport"),
+            "root",
+            "0.0.0.0:3080",
+        );
+        let c = build(&text, Overrides::default()).unwrap();
+        assert_eq!(c.cluster_name, "root.example.com");
+        assert!(c.auth && c.ssh);
+        assert_eq!(c.public_addr, "root.example.com:3080");
+        assert_eq!(c.tunnel_public_addr, "root.example.com:3080");
+        assert_eq!(c.keep_alive_interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = parse("teleport:\n  nodename: a\n  nodenam: b\n", "teleport.yaml")
+            .unwrap_err()
+            .message;
+        assert!(e.starts_with("teleport.yaml:3:"), "{e}");
+        assert!(e.contains("unknown field `nodenam`"), "{e}");
+        let e = parse("auth_service:\n  clustername: x\n", "t.yaml")
+            .unwrap_err()
+            .message;
+        assert!(e.contains("clustername") && e.contains("t.yaml:2"), "{e}");
+        let e = parse("proxy_servce:\n  enabled: yes\n", "t.yaml")
+            .unwrap_err()
+            .message;
+        assert!(e.contains("proxy_servce"), "{e}");
+    }
+
+    #[test]
+    fn cluster_name_defaults_to_nodename_and_yes_no_flags() {
+        let c = build(
+            "teleport:\n  nodename: box1\nssh_service:\n  enabled: no\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.cluster_name, "box1");
+        assert!(!c.ssh);
+    }
+
+    #[test]
+    fn roles_and_node_mode() {
+        let o = Overrides {
+            roles: Some(vec!["node".into()]),
+            auth_server: Some("root:3080".into()),
+            token: Some("t".into()),
+            ..Default::default()
+        };
+        let c = build("", o).unwrap();
+        assert!(!c.auth && c.ssh && !c.use_tunnel);
+        assert_eq!(c.join_addr.as_deref(), Some("root:3080"));
+        let o = Overrides {
+            roles: Some(vec!["auth".into()]),
+            ..Default::default()
+        };
+        assert!(build("", o).unwrap_err().message.contains("run together"));
+        let o = Overrides {
+            roles: Some(vec!["node".into()]),
+            ..Default::default()
+        };
+        assert!(build("", o).unwrap_err().message.contains("where to join"));
+        let c = build(
+            "teleport:\n  proxy_server: root:443\n  auth_token: x\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        assert!(!c.auth && c.ssh && c.use_tunnel);
+        assert_eq!(c.join_addr.as_deref(), Some("root:443"));
+    }
+
+    #[test]
+    fn static_tokens_and_durations() {
+        let c = build("auth_service:\n  tokens: ['trusted_cluster:secret-value-123456', 'node:abc']\n  keep_alive_interval: 1s\n", Overrides::default()).unwrap();
+        assert_eq!(c.static_tokens.len(), 2);
+        assert_eq!(c.keep_alive_interval, Duration::from_secs(1));
+        assert!(
+            build(
+                "auth_service:\n  tokens: ['nocolon']\n",
+                Overrides::default()
+            )
+            .is_err()
+        );
+        assert!(
+            build(
+                "auth_service:\n  keep_alive_interval: soon\n",
+                Overrides::default()
+            )
+            .unwrap_err()
+            .message
+            .contains("keep_alive_interval")
+        );
+        assert!(
+            build("app_service:\n  enabled: yes\n", Overrides::default())
+                .unwrap_err()
+                .message
+                .contains("not supported")
+        );
+        assert!(
+            build(
+                "app_service:\n  enabled: no\n  foo: bar\n",
+                Overrides::default()
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let e = parse("auth_service:\n  keep_alive_count_max: many\n", "t.yaml")
+            .unwrap_err()
+            .message;
+        assert!(
+            e.contains("keep_alive_count_max") && e.starts_with("t.yaml:2"),
+            "{e}"
+        );
+    }
+}

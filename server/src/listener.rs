@@ -1,0 +1,151 @@
+//! The web port: one TCP listener that speaks HTTPS and SSH, told apart by the first byte a
+//! client sends (`S` of `SSH-2.0-…` vs the TLS handshake record `0x16`). A client speaking plain
+//! HTTP gets a one-line hint to use `https://`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use shared::certs::{PeerCert, parse_peer_cert};
+use shared::client::{BoxFuture, BoxStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt;
+
+use crate::process::Shutdown;
+use crate::ssh::proxy::ProxySsh;
+use crate::ssh::router::ApiStreamServer;
+use crate::tls::TlsState;
+
+/// What the HTTP layer knows about a connection.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// Remote address (None for in-process tunnel streams).
+    pub peer: Option<SocketAddr>,
+    /// The verified client certificate, if one was presented.
+    pub cert: Option<PeerCert>,
+}
+
+/// HTTPS over any stream.
+pub struct ApiServer {
+    /// TLS configuration.
+    pub tls: Arc<TlsState>,
+    /// The axum application.
+    pub app: axum::Router,
+    /// Process shutdown.
+    pub shutdown: Shutdown,
+}
+
+impl ApiServer {
+    /// TLS handshake, then HTTP/1.1 until the client leaves or the process shuts down.
+    pub async fn serve_tls<S>(self: Arc<Self>, stream: S, peer: Option<SocketAddr>)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.tls.config());
+        let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
+        {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                tracing::debug!(?peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => return,
+        };
+        let cert = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|der| parse_peer_cert(der).ok());
+        let info = Arc::new(ConnInfo { peer, cert });
+        let app = self.app.clone();
+        let svc =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(info.clone());
+                app.clone().oneshot(req.map(axum::body::Body::new))
+            });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(tls), svc);
+        tokio::pin!(conn);
+        let mut shutdown = self.shutdown.clone();
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(?peer, error = %e, "HTTP connection error");
+                }
+            }
+            _ = shutdown.wait() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
+            }
+        }
+    }
+}
+
+impl ApiStreamServer for ApiServer {
+    fn serve(&self, stream: BoxStream, peer: Option<SocketAddr>) -> BoxFuture<'static, ()> {
+        let me = Arc::new(ApiServer {
+            tls: self.tls.clone(),
+            app: self.app.clone(),
+            shutdown: self.shutdown.clone(),
+        });
+        Box::pin(me.serve_tls(stream, peer))
+    }
+}
+
+/// The multiplexed web listener.
+pub struct WebListener {
+    /// HTTPS.
+    pub api: Arc<ApiServer>,
+    /// SSH.
+    pub ssh: Arc<ProxySsh>,
+}
+
+impl WebListener {
+    /// Accepts until shutdown.
+    pub async fn run(self: Arc<Self>, listener: TcpListener, mut shutdown: Shutdown) {
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        let me = self.clone();
+                        tokio::spawn(async move { me.handle(tcp, peer).await });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+    }
+
+    async fn handle(self: Arc<Self>, mut tcp: TcpStream, peer: SocketAddr) {
+        let _ = tcp.set_nodelay(true);
+        let mut first = [0u8; 1];
+        let peeked = tokio::time::timeout(Duration::from_secs(30), tcp.peek(&mut first)).await;
+        match peeked {
+            Ok(Ok(1)) => {}
+            _ => return,
+        }
+        match first[0] {
+            b'S' => self.ssh.serve(tcp, Some(peer)).await,
+            0x16 => self.api.clone().serve_tls(tcp, Some(peer)).await,
+            _ => {
+                let body = "This port speaks HTTPS and SSH. Use https:// (for example: curl https://HOST:PORT/webapi/ping).\n";
+                let resp = format!(
+                    "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tcp.write_all(resp.as_bytes()).await;
+                let _ = tcp.shutdown().await;
+            }
+        }
+    }
+}

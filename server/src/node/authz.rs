@@ -1,0 +1,384 @@
+//! Node-side authorization of an SSH login, in Teleport's order (reference §6):
+//!
+//! 1. the certificate has a key id and principals;
+//! 2. it is signed by an *active* user CA this cluster trusts (its own, or an enabled root's);
+//! 3. it is a user certificate, inside its validity window, and lists the requested login;
+//! 4. a root's user gets roles through that root's `role_map` (never their root roles), with
+//!    their traits and `logins` = the certificate's principals;
+//! 5. the roles are loaded here and traits applied;
+//! 6. deny rules first (`node_labels`, `logins`), then an allow rule matching labels and login.
+//!
+//! A pure function over the bundle the node received from its auth service, so every rule is
+//! unit-tested without a network.
+
+use russh::keys::ssh_key::Certificate;
+use russh::keys::ssh_key::certificate::CertType;
+use shared::api::NodeAuthzBundle;
+use shared::certs::{self, SshCertRejection};
+use shared::identity::{self, UserIdentity};
+use shared::rbac::AccessChecker;
+use shared::resource::LabelMap;
+use shared::template::Traits;
+use time::OffsetDateTime;
+
+/// A successful decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allowed {
+    /// Teleport user name.
+    pub username: String,
+    /// The cluster that issued the certificate.
+    pub origin_cluster: String,
+    /// Roles in the certificate.
+    pub cert_roles: Vec<String>,
+    /// Roles that applied here (mapped for remote users).
+    pub roles: Vec<String>,
+    /// Whether the user comes from a trusted root.
+    pub remote: bool,
+    /// Certificate expiry.
+    pub expires: OffsetDateTime,
+}
+
+/// A refusal: what the log and audit get (the client only sees "access denied").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Denied {
+    /// The reason.
+    pub reason: String,
+    /// Who, if known.
+    pub username: String,
+    /// Issuing cluster, if known.
+    pub origin_cluster: String,
+    /// Roles in the certificate, if readable.
+    pub cert_roles: Vec<String>,
+}
+
+/// Decides whether `cert` may log in as `login` on a node with `labels`.
+pub fn authorize(
+    bundle: &NodeAuthzBundle,
+    labels: &LabelMap,
+    login: &str,
+    cert: &Certificate,
+    now: OffsetDateTime,
+) -> Result<Allowed, Denied> {
+    let mut denied = Denied {
+        reason: String::new(),
+        username: cert.key_id().to_string(),
+        origin_cluster: String::new(),
+        cert_roles: vec![],
+    };
+    let deny = |mut d: Denied, reason: String| {
+        d.reason = reason;
+        Err(d)
+    };
+    // 2. Which active user CA signed it.
+    let mut cas = Vec::new();
+    let mut owners = Vec::new();
+    for ca in &bundle.user_cas {
+        for k in &ca.ssh_public_keys {
+            if let Ok(pk) = certs::parse_authorized_key(k.as_bytes()) {
+                cas.push(pk);
+                owners.push(ca);
+            }
+        }
+    }
+    // 1 and 3 are checked together with the signature.
+    let idx = match certs::check_ssh_cert(cert, &cas, CertType::User, Some(login), now) {
+        Ok(i) => i,
+        Err(SshCertRejection::Principal(p)) => {
+            return deny(
+                denied,
+                format!(
+                    "the certificate does not allow login {p:?}; add it to the user's logins on their cluster"
+                ),
+            );
+        }
+        Err(r) => return deny(denied, r.to_string()),
+    };
+    let ca = owners[idx];
+    denied.origin_cluster = ca.cluster_name.clone();
+    let id: UserIdentity = match identity::user_from_ssh_cert(cert) {
+        Ok(id) => id,
+        Err(e) => return deny(denied, e.message),
+    };
+    denied.cert_roles = id.roles.clone();
+    let remote = ca.cluster_name != bundle.cluster_name;
+    // 4. Roles: mapped for remote users.
+    let (role_names, traits): (Vec<String>, Traits) = if remote {
+        let mapped = match shared::rolemap::map_roles(&ca.role_map, &id.roles) {
+            Ok(m) => m,
+            Err(e) => {
+                let reason = format!(
+                    "failed to map roles for user with remote roles {}: {}",
+                    shared::rolemap::go_list(&id.roles),
+                    e.message
+                );
+                return deny(denied, reason);
+            }
+        };
+        if mapped.is_empty() {
+            let reason = shared::rolemap::no_roles_mapped_ssh(&id.roles).message;
+            return deny(denied, reason);
+        }
+        let mut t = id.traits.clone();
+        t.insert("logins".into(), id.logins.clone());
+        (mapped, t)
+    } else {
+        (id.roles.clone(), id.traits.clone())
+    };
+    // 5. Load roles here.
+    let mut roles = Vec::new();
+    for name in &role_names {
+        match bundle.roles.iter().find(|r| &r.metadata.name == name) {
+            Some(r) => roles.push(r.clone()),
+            None => {
+                return deny(
+                    denied,
+                    format!(
+                        "role {name:?} is not found in cluster {:?}",
+                        bundle.cluster_name
+                    ),
+                );
+            }
+        }
+    }
+    // 6. RBAC.
+    let checker = AccessChecker::new(&roles, &traits);
+    if let Err(e) = checker.check_node_login(labels, login) {
+        let reason = format!(
+            "user {}@{} is not authorized to login as {login}@{}: {}",
+            id.username, ca.cluster_name, bundle.cluster_name, e.message
+        );
+        return deny(denied, reason);
+    }
+    Ok(Allowed {
+        username: id.username,
+        origin_cluster: ca.cluster_name.clone(),
+        cert_roles: id.roles,
+        roles: role_names,
+        remote,
+        expires: identity::ssh_cert_expiry(cert),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use russh::keys::ssh_key::PrivateKey;
+    use shared::api::TrustedUserCa;
+    use shared::certs::{SshCertParams, authorized_key, new_ssh_key, sign_ssh_cert};
+    use shared::identity::user_ssh_extensions;
+    use shared::labels::wildcard;
+    use shared::resource::role::{RoleConditions, RoleSpec, one_label};
+    use shared::resource::{Role, RoleMapping};
+    use std::time::Duration;
+
+    struct World {
+        leaf_ca: PrivateKey,
+        root_ca: PrivateKey,
+        bundle: NodeAuthzBundle,
+    }
+
+    fn role(name: &str, logins: &[&str], labels: shared::labels::Labels) -> Role {
+        let mut r = Role::new(
+            name,
+            RoleSpec {
+                allow: RoleConditions {
+                    logins: logins.iter().map(|s| s.to_string()).collect(),
+                    node_labels: Some(labels),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        );
+        r.check_and_set_defaults().unwrap();
+        r
+    }
+
+    fn world(role_map: Vec<RoleMapping>) -> World {
+        let leaf_ca = new_ssh_key().unwrap();
+        let root_ca = new_ssh_key().unwrap();
+        let bundle = NodeAuthzBundle {
+            generation: 1,
+            cluster_name: "leaf".into(),
+            user_cas: vec![
+                TrustedUserCa {
+                    cluster_name: "leaf".into(),
+                    ssh_public_keys: vec![authorized_key(leaf_ca.public_key())],
+                    role_map: vec![],
+                },
+                TrustedUserCa {
+                    cluster_name: "root".into(),
+                    ssh_public_keys: vec![authorized_key(root_ca.public_key())],
+                    role_map,
+                },
+            ],
+            roles: vec![
+                role("visitor", &["visitor"], wildcard()),
+                role(
+                    "stage-access",
+                    &["{{internal.logins}}"],
+                    one_label("env", "stage"),
+                ),
+                role("access", &["root", "visitor"], wildcard()),
+            ],
+        };
+        World {
+            leaf_ca,
+            root_ca,
+            bundle,
+        }
+    }
+
+    fn cert(ca: &PrivateKey, user: &str, roles: &[&str], logins: &[&str], ttl: i64) -> Certificate {
+        let key = new_ssh_key().unwrap();
+        let id = UserIdentity {
+            username: user.into(),
+            roles: roles.iter().map(|s| s.to_string()).collect(),
+            traits: Default::default(),
+            logins: logins.iter().map(|s| s.to_string()).collect(),
+            route_to_cluster: None,
+        };
+        let now = OffsetDateTime::now_utc();
+        sign_ssh_cert(
+            ca,
+            key.public_key(),
+            &SshCertParams {
+                cert_type: CertType::User,
+                key_id: user.into(),
+                principals: id.logins.clone(),
+                extensions: user_ssh_extensions(&id, true, false),
+                not_before: now - Duration::from_secs(60),
+                not_after: if ttl >= 0 {
+                    now + Duration::from_secs(ttl as u64)
+                } else {
+                    now - Duration::from_secs(1)
+                },
+            },
+        )
+        .unwrap()
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> LabelMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    #[test]
+    fn root_user_gets_mapped_roles_not_root_roles() {
+        let w = world(vec![RoleMapping {
+            remote: "access".into(),
+            local: vec!["visitor".into()],
+        }]);
+        let c = cert(&w.root_ca, "alice", &["access"], &["root", "visitor"], 600);
+        let ok = authorize(&w.bundle, &labels(&[]), "visitor", &c, now()).unwrap();
+        assert_eq!(ok.roles, vec!["visitor"]);
+        assert!(ok.remote);
+        assert_eq!(ok.origin_cluster, "root");
+        // "root" is among the principals, and the leaf has an "access" role allowing root, but
+        // the user is mapped to "visitor" only.
+        let e = authorize(&w.bundle, &labels(&[]), "root", &c, now()).unwrap_err();
+        assert!(
+            e.reason.contains("is not authorized to login as root@leaf"),
+            "{}",
+            e.reason
+        );
+    }
+
+    #[test]
+    fn unmapped_root_roles_are_denied_with_the_reason() {
+        let w = world(vec![RoleMapping {
+            remote: "access".into(),
+            local: vec!["visitor".into()],
+        }]);
+        let c = cert(&w.root_ca, "bob", &["dev"], &["visitor"], 600);
+        let e = authorize(&w.bundle, &labels(&[]), "visitor", &c, now()).unwrap_err();
+        assert_eq!(e.reason, "no roles mapped for user with remote roles [dev]");
+        assert_eq!(e.origin_cluster, "root");
+        assert_eq!(e.cert_roles, vec!["dev"]);
+    }
+
+    #[test]
+    fn traits_from_principals_drive_templates() {
+        let w = world(vec![RoleMapping {
+            remote: "full-access".into(),
+            local: vec!["stage-access".into()],
+        }]);
+        let c = cert(&w.root_ca, "alice", &["full-access"], &["visitor"], 600);
+        assert!(
+            authorize(
+                &w.bundle,
+                &labels(&[("env", "stage")]),
+                "visitor",
+                &c,
+                now()
+            )
+            .is_ok()
+        );
+        assert!(authorize(&w.bundle, &labels(&[("env", "prod")]), "visitor", &c, now()).is_err());
+    }
+
+    #[test]
+    fn local_users_use_their_own_roles() {
+        let w = world(vec![]);
+        let c = cert(&w.leaf_ca, "carol", &["access"], &["root"], 600);
+        let ok = authorize(&w.bundle, &labels(&[]), "root", &c, now()).unwrap();
+        assert!(!ok.remote);
+        assert_eq!(ok.roles, vec!["access"]);
+    }
+
+    #[test]
+    fn refusals() {
+        let w = world(vec![RoleMapping {
+            remote: "*".into(),
+            local: vec!["visitor".into()],
+        }]);
+        let foreign = new_ssh_key().unwrap();
+        let c = cert(&foreign, "eve", &["access"], &["visitor"], 600);
+        assert_eq!(
+            authorize(&w.bundle, &labels(&[]), "visitor", &c, now())
+                .unwrap_err()
+                .reason,
+            "the certificate signed by untrusted CA"
+        );
+        let c = cert(&w.root_ca, "alice", &["access"], &["visitor"], -1);
+        assert!(
+            authorize(&w.bundle, &labels(&[]), "visitor", &c, now())
+                .unwrap_err()
+                .reason
+                .contains("expired")
+        );
+        let c = cert(&w.root_ca, "alice", &["access"], &["visitor"], 600);
+        assert!(
+            authorize(&w.bundle, &labels(&[]), "root", &c, now())
+                .unwrap_err()
+                .reason
+                .contains("does not allow login \"root\"")
+        );
+        // Trust disabled: the root CA is no longer in the bundle.
+        let mut b = w.bundle.clone();
+        b.user_cas.retain(|c| c.cluster_name != "root");
+        assert_eq!(
+            authorize(&b, &labels(&[]), "visitor", &c, now())
+                .unwrap_err()
+                .reason,
+            "the certificate signed by untrusted CA"
+        );
+        // A mapped role that does not exist here.
+        let w2 = world(vec![RoleMapping {
+            remote: "*".into(),
+            local: vec!["ghost".into()],
+        }]);
+        let c = cert(&w2.root_ca, "alice", &["access"], &["visitor"], 600);
+        assert!(
+            authorize(&w2.bundle, &labels(&[]), "visitor", &c, now())
+                .unwrap_err()
+                .reason
+                .contains("role \"ghost\" is not found")
+        );
+    }
+}

@@ -1,0 +1,292 @@
+//! The SSH node service: authorizes logins with its cluster's CAs and roles and runs sessions.
+//!
+//! ```text
+//!   auth (local, or over HTTPS with the node's host identity)
+//!     |  authz bundle (long-poll: changes arrive in milliseconds), heartbeats, audit events
+//!   node ----- direct: listens on ssh_service.listen_addr
+//!         \--- tunnel: dials its proxy, serves SSH over the channels the proxy opens
+//! ```
+//! It runs inside the cluster's process (ssh_service enabled) or alone
+//! (`teleport start --roles=node --token=... --auth-server=...`).
+
+pub mod authz;
+pub mod server;
+pub mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::api::{AuditEvent, NodeAuthzBundle, path};
+use shared::client::{ApiClient, BoxFuture};
+use shared::error::Result;
+use shared::resource::{LabelMap, Node};
+use shared::timefmt::SharedClock;
+use tokio::sync::watch;
+
+use crate::auth::AuthServer;
+use crate::process::Shutdown;
+use crate::ssh::HostCreds;
+
+/// How a node talks to its auth service.
+pub trait NodeAccessPoint: Send + Sync + 'static {
+    /// The authorization bundle; waits for a change when `after` is current.
+    fn authz_bundle(&self, after: u64) -> BoxFuture<'_, Result<NodeAuthzBundle>>;
+    /// Registers or renews the node.
+    fn heartbeat(&self, node: Node) -> BoxFuture<'_, Result<()>>;
+    /// Records an audit event.
+    fn emit(&self, event: AuditEvent) -> BoxFuture<'_, Result<()>>;
+}
+
+/// A node inside the auth process.
+pub struct LocalAccess {
+    /// The auth service.
+    pub auth: Arc<AuthServer>,
+    /// Host UUID (heartbeats may only be for it).
+    pub host_id: String,
+}
+
+impl NodeAccessPoint for LocalAccess {
+    fn authz_bundle(&self, after: u64) -> BoxFuture<'_, Result<NodeAuthzBundle>> {
+        Box::pin(self.auth.node_authz_bundle(after, Duration::from_secs(25)))
+    }
+    fn heartbeat(&self, node: Node) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.auth.upsert_node(node, &self.host_id).await })
+    }
+    fn emit(&self, event: AuditEvent) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            self.auth.audit.record(event).await;
+            Ok(())
+        })
+    }
+}
+
+/// A node in its own process, talking HTTPS to its cluster's proxy with its host certificate.
+pub struct RemoteAccess {
+    /// The client (pinned to the cluster's host CA).
+    pub client: ApiClient,
+    /// A second client for the long-poll, so it does not block heartbeats.
+    pub poll_client: ApiClient,
+}
+
+impl NodeAccessPoint for RemoteAccess {
+    fn authz_bundle(&self, after: u64) -> BoxFuture<'_, Result<NodeAuthzBundle>> {
+        Box::pin(async move {
+            self.poll_client
+                .get(&format!("{}?after={after}", path::NODE_AUTHZ))
+                .await
+        })
+    }
+    fn heartbeat(&self, node: Node) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            self.client
+                .post::<_, serde_json::Value>(path::NODE_HEARTBEAT, &node)
+                .await
+                .map(|_| ())
+        })
+    }
+    fn emit(&self, event: AuditEvent) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            self.client
+                .post::<_, serde_json::Value>(path::EVENTS, &vec![event])
+                .await
+                .map(|_| ())
+        })
+    }
+}
+
+/// Node settings.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Host UUID.
+    pub host_id: String,
+    /// Node name.
+    pub nodename: String,
+    /// Static labels.
+    pub labels: LabelMap,
+    /// Address registered for direct connections (`host:port`); empty for tunnel nodes.
+    pub advertise_addr: String,
+    /// Reached through a reverse tunnel.
+    pub use_tunnel: bool,
+    /// Heartbeat interval (the record expires after 3 missed heartbeats).
+    pub heartbeat_interval: Duration,
+}
+
+/// A running node.
+pub struct NodeService {
+    /// Settings.
+    pub cfg: NodeConfig,
+    /// Auth access.
+    pub access: Arc<dyn NodeAccessPoint>,
+    /// The current authorization bundle.
+    pub bundle: watch::Receiver<Option<Arc<NodeAuthzBundle>>>,
+    bundle_tx: watch::Sender<Option<Arc<NodeAuthzBundle>>>,
+    /// SSH server configuration.
+    pub ssh_config: Arc<russh::server::Config>,
+    /// Clock.
+    pub clock: SharedClock,
+}
+
+impl NodeService {
+    /// Builds a node.
+    pub fn new(
+        cfg: NodeConfig,
+        creds: Arc<HostCreds>,
+        access: Arc<dyn NodeAccessPoint>,
+        clock: SharedClock,
+    ) -> Arc<NodeService> {
+        let (bundle_tx, bundle) = watch::channel(None);
+        let ssh_config = crate::ssh::server_config(creds.key.clone(), creds.cert.clone(), None);
+        Arc::new(NodeService {
+            cfg,
+            access,
+            bundle,
+            bundle_tx,
+            ssh_config,
+            clock,
+        })
+    }
+
+    /// The node record it heartbeats.
+    pub fn record(&self) -> Node {
+        let mut n = Node::new(
+            &self.cfg.host_id,
+            &self.cfg.nodename,
+            &self.cfg.advertise_addr,
+            self.cfg.use_tunnel,
+            self.cfg.labels.clone(),
+        );
+        n.metadata.expires = Some(self.clock.now() + self.cfg.heartbeat_interval * 3);
+        n
+    }
+
+    /// Keeps the authorization bundle current.
+    pub async fn run_bundle_loop(self: Arc<Self>, mut shutdown: Shutdown) {
+        let mut generation = 0u64;
+        let mut failures = 0u32;
+        loop {
+            let r = tokio::select! {
+                _ = shutdown.wait() => return,
+                r = self.access.authz_bundle(generation) => r,
+            };
+            match r {
+                Ok(b) => {
+                    failures = 0;
+                    if b.generation != generation || self.bundle.borrow().is_none() {
+                        generation = b.generation;
+                        let _ = self.bundle_tx.send(Some(Arc::new(b)));
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 || failures % 30 == 0 {
+                        tracing::warn!(error = %e, "cannot fetch roles and certificate authorities from the auth service");
+                    }
+                    tokio::select! {
+                        _ = shutdown.wait() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Heartbeats the node record.
+    pub async fn run_heartbeat_loop(self: Arc<Self>, mut shutdown: Shutdown) {
+        let mut ticker = tokio::time::interval(self.cfg.heartbeat_interval);
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = ticker.tick() => {
+                    match self.access.heartbeat(self.record()).await {
+                        Ok(()) => {
+                            if failing {
+                                tracing::info!("node heartbeat restored");
+                            }
+                            failing = false;
+                        }
+                        Err(e) => {
+                            if !failing {
+                                tracing::warn!(error = %e, "node heartbeat failed");
+                            }
+                            failing = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The current bundle, waiting briefly at start-up for the first one.
+    pub async fn current_bundle(&self) -> Option<Arc<NodeAuthzBundle>> {
+        let mut rx = self.bundle.clone();
+        let got = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|b| b.is_some())).await;
+        match got {
+            Ok(Ok(b)) => b.clone(),
+            _ => None,
+        }
+    }
+
+    /// Serves SSH connections on a listener.
+    pub async fn run_listener(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        mut shutdown: Shutdown,
+    ) {
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        let _ = tcp.set_nodelay(true);
+                        let node = self.clone();
+                        tokio::spawn(async move { node.serve(tcp, Some(peer)).await });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Serves one SSH connection (TCP, or a channel from the tunnel).
+    pub async fn serve<S>(self: Arc<Self>, stream: S, peer: Option<SocketAddr>)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let conn = server::NodeConn::new(self.clone(), peer);
+        match russh::server::run_stream(self.ssh_config.clone(), stream, conn).await {
+            Ok(session) => {
+                if let Err(e) = session.await {
+                    tracing::debug!(?peer, error = %e, "SSH session ended with an error");
+                }
+            }
+            Err(e) => tracing::debug!(?peer, error = %e, "SSH handshake failed"),
+        }
+    }
+}
+
+/// Serves the node's SSH over channels its proxy opens through the tunnel.
+pub struct NodeTunnelService(pub Arc<NodeService>);
+
+impl crate::tunnel::agent::TunnelService for NodeTunnelService {
+    fn serve(
+        &self,
+        target: String,
+        mut stream: russh::ChannelStream<russh::client::Msg>,
+    ) -> BoxFuture<'static, ()> {
+        let node = self.0.clone();
+        Box::pin(async move {
+            if target != crate::tunnel::TARGET_SSH {
+                let _ = crate::tunnel::write_err(&mut stream, "a node only serves SSH").await;
+                return;
+            }
+            if crate::tunnel::write_ok(&mut stream).await.is_ok() {
+                node.serve(stream, None).await;
+            }
+        })
+    }
+}

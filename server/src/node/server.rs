@@ -1,0 +1,428 @@
+//! The node's SSH handler: certificate authentication through [`super::authz`], then sessions
+//! (exec and shell, with or without a PTY) as the requested Unix login, with audit events.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use russh::keys::ssh_key::Certificate;
+use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
+use russh::{Channel, ChannelId, Pty};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::NodeService;
+use super::authz::{Allowed, authorize};
+use super::session::{PtySpec, SpawnSpec, accept_env, resize, spawn};
+use crate::audit::codes;
+
+/// Per-channel state before and during a session.
+#[derive(Default)]
+struct ChannelState {
+    channel: Option<Channel<Msg>>,
+    pty: Option<PtySpec>,
+    env: Vec<(String, String)>,
+    master: Option<Arc<OwnedFd>>,
+}
+
+/// One SSH connection to the node.
+pub struct NodeConn {
+    node: Arc<NodeService>,
+    peer: Option<SocketAddr>,
+    login: String,
+    allowed: Option<Allowed>,
+    channels: HashMap<ChannelId, ChannelState>,
+}
+
+impl NodeConn {
+    /// A new connection.
+    pub fn new(node: Arc<NodeService>, peer: Option<SocketAddr>) -> NodeConn {
+        NodeConn {
+            node,
+            peer,
+            login: String::new(),
+            allowed: None,
+            channels: HashMap::new(),
+        }
+    }
+
+    fn event(&self, code: (&str, &str), extra: Value) -> shared::api::AuditEvent {
+        let mut m = serde_json::Map::new();
+        m.insert("event".into(), json!(code.0));
+        m.insert("code".into(), json!(code.1));
+        m.insert("server_id".into(), json!(self.node.cfg.host_id));
+        m.insert("server_hostname".into(), json!(self.node.cfg.nodename));
+        m.insert("login".into(), json!(self.login));
+        m.insert(
+            "addr.remote".into(),
+            json!(self.peer.map(|p| p.to_string())),
+        );
+        if let Some(a) = &self.allowed {
+            m.insert("user".into(), json!(a.username));
+            m.insert("origin_cluster".into(), json!(a.origin_cluster));
+            m.insert("remote_roles".into(), json!(a.cert_roles));
+            m.insert("roles".into(), json!(a.roles));
+        }
+        if let Value::Object(e) = extra {
+            m.extend(e);
+        }
+        m
+    }
+
+    fn emit(&self, event: shared::api::AuditEvent) {
+        let access = self.node.access.clone();
+        tokio::spawn(async move {
+            if let Err(e) = access.emit(event).await {
+                tracing::warn!(error = %e, "cannot record audit event");
+            }
+        });
+    }
+
+    fn start(
+        &mut self,
+        id: ChannelId,
+        command: Option<String>,
+        session: &mut Session,
+    ) -> anyhow::Result<()> {
+        let Some(state) = self.channels.get_mut(&id) else {
+            session.channel_failure(id)?;
+            return Ok(());
+        };
+        let Some(channel) = state.channel.take() else {
+            session.channel_failure(id)?;
+            return Ok(());
+        };
+        let Some(allowed) = self.allowed.clone() else {
+            session.channel_failure(id)?;
+            return Ok(());
+        };
+        let mut session_env = vec![
+            ("TELEPORT_USER".to_string(), allowed.username.clone()),
+            (
+                "TELEPORT_CLUSTER".to_string(),
+                allowed.origin_cluster.clone(),
+            ),
+        ];
+        if let Some(p) = self.peer {
+            session_env.push(("SSH_CLIENT".into(), format!("{} {} 0", p.ip(), p.port())));
+        }
+        let spec = SpawnSpec {
+            login: self.login.clone(),
+            command: command.clone(),
+            env: std::mem::take(&mut state.env),
+            pty: state.pty.clone(),
+            session_env,
+        };
+        let spawned = match spawn(&spec) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(login = %self.login, error = %e, "cannot start session");
+                session.extended_data(id, 1, format!("{}\n", e.message).into_bytes())?;
+                session.exit_status_request(id, 255)?;
+                session.eof(id)?;
+                session.close(id)?;
+                return Ok(());
+            }
+        };
+        session.channel_success(id)?;
+        let session_id = uuid::Uuid::new_v4().to_string();
+        let interactive = command.is_none();
+        self.emit(self.event(codes::SESSION_START, json!({"sid": session_id, "interactive": interactive, "command": command, "pty": spec.pty.is_some()})));
+        let master = spawned.pty.map(Arc::new);
+        if let Some(st) = self.channels.get_mut(&id) {
+            st.master = master.clone();
+        }
+        let handle = session.handle();
+        let end_event = self.event(
+            codes::SESSION_END,
+            json!({"sid": session_id, "command": command}),
+        );
+        let access = self.node.access.clone();
+        tokio::spawn(async move {
+            let code = run_session(handle, channel, spawned.child, master).await;
+            let mut end = end_event;
+            end.insert("exit_code".into(), json!(code));
+            if command.is_some() {
+                let mut exec = end.clone();
+                exec.insert("event".into(), json!(codes::EXEC.0));
+                exec.insert("code".into(), json!(codes::EXEC.1));
+                let _ = access.emit(exec).await;
+            }
+            let _ = access.emit(end).await;
+        });
+        Ok(())
+    }
+}
+
+/// Pumps data between the channel and the process until it exits; returns its exit code.
+async fn run_session(
+    handle: russh::server::Handle,
+    channel: Channel<Msg>,
+    mut child: tokio::process::Child,
+    master: Option<Arc<OwnedFd>>,
+) -> i32 {
+    let id = channel.id();
+    let (mut rd, mut wr) = tokio::io::split(channel.into_stream());
+    let output = match master {
+        Some(master) => {
+            // PTY: one fd for both directions (blocking reads run on the blocking pool).
+            let dup = |m: &OwnedFd| {
+                m.try_clone()
+                    .ok()
+                    .map(|fd| tokio::fs::File::from_std(std::fs::File::from(fd)))
+            };
+            let (Some(mut pty_in), Some(mut pty_out)) = (dup(&master), dup(&master)) else {
+                let _ = child.kill().await;
+                return 255;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                while let Ok(n) = rd.read(&mut buf).await {
+                    if n == 0
+                        || pty_in.write_all(&buf[..n]).await.is_err()
+                        || pty_in.flush().await.is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                // Reads fail with EIO once the last slave fd closes: that is the end.
+                while let Ok(n) = pty_out.read(&mut buf).await {
+                    if n == 0 || wr.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = wr.flush().await;
+                let _ = wr.shutdown().await;
+            })
+        }
+        None => {
+            let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =
+                (child.stdin.take(), child.stdout.take(), child.stderr.take())
+            else {
+                let _ = child.kill().await;
+                return 255;
+            };
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut rd, &mut stdin).await;
+                let _ = stdin.shutdown().await;
+            });
+            let err_handle = handle.clone();
+            let err_task = tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                while let Ok(n) = stderr.read(&mut buf).await {
+                    if n == 0
+                        || err_handle
+                            .extended_data(id, 1, buf[..n].to_vec())
+                            .await
+                            .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut stdout, &mut wr).await;
+                let _ = err_task.await;
+                let _ = wr.flush().await;
+                let _ = wr.shutdown().await;
+            })
+        }
+    };
+    let status = child.wait().await;
+    // A PTY's reader ends when the slave closes; pipes end when the process and its children
+    // close them. Wait a bounded time so a backgrounded grandchild cannot hold the session open.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), output).await;
+    let code = match status {
+        Ok(s) => s.code().unwrap_or_else(|| {
+            use std::os::unix::process::ExitStatusExt;
+            128 + s.signal().unwrap_or(0)
+        }),
+        Err(_) => 255,
+    };
+    let _ = handle
+        .exit_status_request(id, u32::try_from(code).unwrap_or(255))
+        .await;
+    let _ = handle.eof(id).await;
+    let _ = handle.close(id).await;
+    code
+}
+
+impl russh::server::Handler for NodeConn {
+    type Error = anyhow::Error;
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        _key: russh::server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        self.login = user.to_string();
+        let ev = self.event(codes::AUTH_FAILURE, json!({"success": false, "error": "only certificates are accepted; sign in with tsh login"}));
+        self.emit(ev);
+        Ok(Auth::reject())
+    }
+
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        cert: &Certificate,
+    ) -> Result<Auth, Self::Error> {
+        self.login = user.to_string();
+        let Some(bundle) = self.node.current_bundle().await else {
+            tracing::warn!("refusing login: roles and certificate authorities not loaded yet");
+            return Ok(Auth::reject());
+        };
+        match authorize(
+            &bundle,
+            &self.node.cfg.labels,
+            user,
+            cert,
+            self.node.clock.now(),
+        ) {
+            Ok(allowed) => {
+                tracing::info!(user = %allowed.username, login = user, origin = %allowed.origin_cluster, roles = ?allowed.roles, "login allowed");
+                self.allowed = Some(allowed);
+                Ok(Auth::Accept)
+            }
+            Err(d) => {
+                tracing::warn!(user = %d.username, login = user, origin = %d.origin_cluster, reason = %d.reason, "login denied");
+                let ev = self.event(
+                    codes::AUTH_FAILURE,
+                    json!({"success": false, "user": d.username, "origin_cluster": d.origin_cluster, "remote_roles": d.cert_roles, "error": d.reason}),
+                );
+                self.emit(ev);
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.allowed.is_none() || self.channels.len() >= 32 {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
+        self.channels.insert(
+            channel.id(),
+            ChannelState {
+                channel: Some(channel),
+                ..Default::default()
+            },
+        );
+        reply.accept().await;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pty_request(
+        &mut self,
+        id: ChannelId,
+        term: &str,
+        cols: u32,
+        rows: u32,
+        _pw: u32,
+        _ph: u32,
+        _modes: &[(Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        match self.channels.get_mut(&id) {
+            Some(st) if st.channel.is_some() => {
+                let term: String = term
+                    .chars()
+                    .filter(|c| c.is_ascii_graphic())
+                    .take(64)
+                    .collect();
+                st.pty = Some(PtySpec {
+                    term,
+                    cols: u16::try_from(cols).unwrap_or(80),
+                    rows: u16::try_from(rows).unwrap_or(24),
+                });
+                session.channel_success(id)?;
+            }
+            _ => session.channel_failure(id)?,
+        }
+        Ok(())
+    }
+
+    async fn env_request(
+        &mut self,
+        id: ChannelId,
+        name: &str,
+        value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        match self.channels.get_mut(&id) {
+            Some(st) if accept_env(name) && value.len() < 4096 && st.env.len() < 64 => {
+                st.env.push((name.to_string(), value.to_string()));
+                session.channel_success(id)?;
+            }
+            _ => session.channel_failure(id)?,
+        }
+        Ok(())
+    }
+
+    async fn shell_request(
+        &mut self,
+        id: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.start(id, None, session)
+    }
+
+    async fn exec_request(
+        &mut self,
+        id: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let command = String::from_utf8_lossy(data).into_owned();
+        self.start(id, Some(command), session)
+    }
+
+    async fn window_change_request(
+        &mut self,
+        id: ChannelId,
+        cols: u32,
+        rows: u32,
+        _pw: u32,
+        _ph: u32,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(master) = self.channels.get(&id).and_then(|s| s.master.as_ref()) {
+            resize(
+                master,
+                u16::try_from(cols).unwrap_or(80),
+                u16::try_from(rows).unwrap_or(24),
+            );
+        }
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        id: ChannelId,
+        _name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(id)?;
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        id: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.remove(&id);
+        Ok(())
+    }
+}

@@ -1,0 +1,269 @@
+//! Starting a session's process as the requested Unix login: with or without a PTY, with the
+//! login's home, shell, groups and a clean environment.
+//!
+//! This is the only module that needs `unsafe`: `pre_exec` (which runs between `fork` and
+//! `exec`, where only async-signal-safe calls are allowed) and two `ioctl`s on the PTY. Every
+//! value used after the fork is prepared before it.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use nix::unistd::{Gid, Uid, User};
+use shared::error::{Error, Result};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct SpawnSpec {
+    /// Unix login.
+    pub login: String,
+    /// `None` for an interactive login shell.
+    pub command: Option<String>,
+    /// Environment requested by the client (already filtered).
+    pub env: Vec<(String, String)>,
+    /// PTY settings, if a PTY was requested.
+    pub pty: Option<PtySpec>,
+    /// Variables describing the connection (`SSH_CLIENT`, `TELEPORT_USER`, ...).
+    pub session_env: Vec<(String, String)>,
+}
+
+/// A PTY request.
+#[derive(Debug, Clone)]
+pub struct PtySpec {
+    /// `TERM`.
+    pub term: String,
+    /// Columns.
+    pub cols: u16,
+    /// Rows.
+    pub rows: u16,
+}
+
+/// A started process.
+pub struct Spawned {
+    /// The child.
+    pub child: tokio::process::Child,
+    /// The PTY master (PTY sessions).
+    pub pty: Option<OwnedFd>,
+}
+
+/// Looks up a Unix login.
+pub fn lookup(login: &str) -> Result<User> {
+    match User::from_name(login) {
+        Ok(Some(u)) => Ok(u),
+        Ok(None) => Err(Error::not_found(format!(
+            "user {login:?} does not exist on this node"
+        ))),
+        Err(e) => Err(Error::internal(format!("looking up user {login:?}: {e}"))),
+    }
+}
+
+/// Which logins this node can serve: any when running as root, else only its own user.
+pub fn check_can_switch(login: &str) -> Result<()> {
+    let me = Uid::current();
+    if me.is_root() {
+        return Ok(());
+    }
+    let own = User::from_uid(me)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_default();
+    if own == login {
+        Ok(())
+    } else {
+        Err(Error::access_denied(format!(
+            "this node runs as user {own:?} and can only start sessions as {own:?}; run the node as root to allow other logins"
+        )))
+    }
+}
+
+/// Sets the PTY window size.
+pub fn resize(pty: &OwnedFd, cols: u16, rows: u16) {
+    let ws = nix::pty::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a `winsize` struct from a valid pointer; the fd is an open PTY
+    // master owned by the caller.
+    unsafe {
+        libc::ioctl(
+            pty.as_raw_fd(),
+            libc::TIOCSWINSZ,
+            &ws as *const nix::pty::Winsize,
+        );
+    }
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Starts the process.
+pub fn spawn(spec: &SpawnSpec) -> Result<Spawned> {
+    check_can_switch(&spec.login)?;
+    let user = lookup(&spec.login)?;
+    let shell = if user.shell.as_os_str().is_empty() {
+        PathBuf::from("/bin/sh")
+    } else {
+        user.shell.clone()
+    };
+    let home = if user.dir.is_dir() {
+        user.dir.clone()
+    } else {
+        PathBuf::from("/")
+    };
+    let mut cmd = tokio::process::Command::new(&shell);
+    match &spec.command {
+        Some(c) => {
+            cmd.arg("-c").arg(c);
+        }
+        None => {
+            let base = shell
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "sh".into());
+            cmd.arg0(format!("-{base}"));
+        }
+    }
+    cmd.env_clear()
+        .env("HOME", &home)
+        .env("USER", &user.name)
+        .env("LOGNAME", &user.name)
+        .env("SHELL", &shell)
+        .env("PATH", DEFAULT_PATH)
+        .current_dir(&home)
+        .kill_on_drop(true);
+    for (k, v) in spec.env.iter().chain(spec.session_env.iter()) {
+        cmd.env(k, v);
+    }
+
+    let pty = match &spec.pty {
+        Some(p) => {
+            cmd.env(
+                "TERM",
+                if p.term.is_empty() {
+                    "xterm"
+                } else {
+                    p.term.as_str()
+                },
+            );
+            let ws = nix::pty::Winsize {
+                ws_row: p.rows.max(1),
+                ws_col: p.cols.max(1),
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            let pair = nix::pty::openpty(&ws, None)
+                .map_err(|e| Error::internal(format!("cannot allocate a PTY: {e}")))?;
+            let slave = pair.slave;
+            let dup = |f: &OwnedFd| {
+                f.try_clone()
+                    .map_err(|e| Error::internal(format!("PTY: {e}")))
+            };
+            cmd.stdin(Stdio::from(dup(&slave)?))
+                .stdout(Stdio::from(dup(&slave)?))
+                .stderr(Stdio::from(slave));
+            Some(pair.master)
+        }
+        None => {
+            cmd.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            None
+        }
+    };
+
+    let switch = Uid::current().is_root();
+    let name =
+        CString::new(user.name.clone()).map_err(|_| Error::bad_parameter("invalid login name"))?;
+    let (uid, gid): (Uid, Gid) = (user.uid, user.gid);
+    let with_tty = pty.is_some();
+    // SAFETY: the closure runs in the child between fork and exec. It only calls
+    // async-signal-safe functions (setsid, ioctl, initgroups, setgid, setuid) on values prepared
+    // above, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            if with_tty && libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if switch {
+                nix::unistd::initgroups(&name, gid).map_err(std::io::Error::from)?;
+                nix::unistd::setgid(gid).map_err(std::io::Error::from)?;
+                nix::unistd::setuid(uid).map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| Error::internal(format!("cannot start {}: {e}", shell.display())))?;
+    Ok(Spawned { child, pty })
+}
+
+/// Environment variables a client may set (like OpenSSH's default `AcceptEnv LANG LC_*`).
+pub fn accept_env(name: &str) -> bool {
+    name == "LANG" || name.starts_with("LC_") || name == "TELEPORT_TEST_VAR"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    fn me() -> String {
+        User::from_uid(Uid::current())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn exec_runs_with_clean_env_and_exit_code() {
+        let spec = SpawnSpec {
+            login: me(),
+            command: Some("echo \"$USER:$HOME\"; echo err >&2; exit 7".into()),
+            env: vec![("LANG".into(), "C".into())],
+            pty: None,
+            session_env: vec![("TELEPORT_USER".into(), "alice".into())],
+        };
+        let mut s = spawn(&spec).unwrap();
+        let mut out = String::new();
+        s.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .await
+            .unwrap();
+        let mut err = String::new();
+        s.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .await
+            .unwrap();
+        let status = s.child.wait().await.unwrap();
+        assert_eq!(status.code(), Some(7));
+        assert!(out.starts_with(&format!("{}:", me())), "{out}");
+        assert_eq!(err, "err\n");
+    }
+
+    #[test]
+    fn unknown_login_is_not_found() {
+        let e = lookup("no-such-user-here-xyz").err().unwrap();
+        assert_eq!(e.kind, shared::Kind::NotFound);
+    }
+
+    #[test]
+    fn env_filter() {
+        assert!(accept_env("LANG"));
+        assert!(accept_env("LC_ALL"));
+        assert!(!accept_env("LD_PRELOAD"));
+        assert!(!accept_env("PATH"));
+    }
+}

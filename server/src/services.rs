@@ -1,0 +1,311 @@
+//! Resource services: typed access to storage, one key layout for every kind.
+//!
+//! ```text
+//! roles/<name>                       users/<name>          passwords/<name>
+//! tokens/<token>                     usertokens/<token>    (invites and resets)
+//! authorities/<type>/<cluster>       authorities_deactivated/<type>/<cluster>
+//! trustedclusters/<name>             remoteclusters/<name> nodes/<uuid>
+//! connectors/<kind>/<name>           cluster/name          cluster/host_id
+//! ```
+//! Values are the resources' JSON. On read, the storage revision becomes `metadata.id`.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use shared::error::{Error, Result};
+use shared::resource::connector::Connector;
+use shared::resource::{
+    CaType, CertAuthority, Kind, Metadata, Node, ProvisionToken, RemoteCluster, Role,
+    TrustedCluster, User,
+};
+
+use crate::storage::{Backend, Item, Op};
+
+/// Key prefixes.
+pub mod keys {
+    /// Roles.
+    pub const ROLES: &str = "roles/";
+    /// Users.
+    pub const USERS: &str = "users/";
+    /// Password hashes (kept apart from users so `tctl get users` can never show them).
+    pub const PASSWORDS: &str = "passwords/";
+    /// Join tokens.
+    pub const TOKENS: &str = "tokens/";
+    /// Invite and reset tokens.
+    pub const USER_TOKENS: &str = "usertokens/";
+    /// Active CAs.
+    pub const AUTHORITIES: &str = "authorities/";
+    /// Deactivated CAs (a disabled trust).
+    pub const DEACTIVATED: &str = "authorities_deactivated/";
+    /// Trusted clusters (leaf side).
+    pub const TRUSTED_CLUSTERS: &str = "trustedclusters/";
+    /// Remote clusters (root side).
+    pub const REMOTE_CLUSTERS: &str = "remoteclusters/";
+    /// Nodes.
+    pub const NODES: &str = "nodes/";
+    /// SSO connectors.
+    pub const CONNECTORS: &str = "connectors/";
+    /// The cluster's own name.
+    pub const CLUSTER_NAME: &str = "cluster/name";
+
+    /// Key of a CA.
+    pub fn ca(t: shared::resource::CaType, cluster: &str) -> String {
+        format!("{AUTHORITIES}{t}/{cluster}")
+    }
+    /// Key of a deactivated CA.
+    pub fn deactivated_ca(t: shared::resource::CaType, cluster: &str) -> String {
+        format!("{DEACTIVATED}{t}/{cluster}")
+    }
+}
+
+/// A value with its storage revision.
+#[derive(Debug, Clone)]
+pub struct Versioned<T> {
+    /// The value.
+    pub value: T,
+    /// Its revision.
+    pub revision: i64,
+}
+
+/// Typed access to storage.
+#[derive(Clone)]
+pub struct Services {
+    /// The backend.
+    pub backend: Arc<dyn Backend>,
+}
+
+/// Serializes a value for storage.
+pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| Error::internal(format!("encoding: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(item: &Item) -> Result<T> {
+    serde_json::from_slice(&item.value)
+        .map_err(|e| Error::internal(format!("corrupt record {}: {e}", item.key)))
+}
+
+/// Implemented by resources that carry [`Metadata`].
+pub trait HasMetadata {
+    /// The metadata.
+    fn meta(&mut self) -> &mut Metadata;
+}
+
+macro_rules! has_metadata {
+    ($($t:ty),*) => { $(impl HasMetadata for $t { fn meta(&mut self) -> &mut Metadata { &mut self.metadata } })* };
+}
+has_metadata!(
+    Role,
+    User,
+    ProvisionToken,
+    TrustedCluster,
+    RemoteCluster,
+    CertAuthority,
+    Node,
+    Connector
+);
+
+/// Unix seconds of a metadata expiry.
+pub fn expires_of(m: &Metadata) -> Option<i64> {
+    m.expires.map(|t| t.unix_timestamp())
+}
+
+impl Services {
+    /// Wraps a backend.
+    pub fn new(backend: Arc<dyn Backend>) -> Services {
+        Services { backend }
+    }
+
+    /// Reads a resource by key (None if absent), with `metadata.id` set to its revision.
+    pub async fn get<T: DeserializeOwned + HasMetadata>(
+        &self,
+        key: &str,
+    ) -> Result<Option<Versioned<T>>> {
+        match self.backend.get(key).await? {
+            None => Ok(None),
+            Some(item) => {
+                let mut v: T = decode(&item)?;
+                v.meta().id = Some(item.revision);
+                Ok(Some(Versioned {
+                    value: v,
+                    revision: item.revision,
+                }))
+            }
+        }
+    }
+
+    /// Reads a resource or fails with `NotFound(message)`.
+    pub async fn must_get<T: DeserializeOwned + HasMetadata>(
+        &self,
+        key: &str,
+        not_found: impl FnOnce() -> String,
+    ) -> Result<Versioned<T>> {
+        self.get(key)
+            .await?
+            .ok_or_else(|| Error::not_found(not_found()))
+    }
+
+    /// Lists resources under a prefix.
+    pub async fn list<T: DeserializeOwned + HasMetadata>(&self, prefix: &str) -> Result<Vec<T>> {
+        let items = self.backend.list(prefix).await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let mut v: T = decode(&item)?;
+            v.meta().id = Some(item.revision);
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    /// A `Put` op for a resource (id cleared: the revision lives in storage).
+    pub fn put_op<T: Serialize + HasMetadata + Clone>(&self, key: &str, v: &T) -> Result<Op> {
+        let mut v = v.clone();
+        v.meta().id = None;
+        let expires = expires_of(v.meta());
+        Ok(Op::Put {
+            key: key.into(),
+            value: encode(&v)?,
+            expires,
+        })
+    }
+
+    /// A `Create` op.
+    pub fn create_op<T: Serialize + HasMetadata + Clone>(&self, key: &str, v: &T) -> Result<Op> {
+        match self.put_op(key, v)? {
+            Op::Put {
+                key,
+                value,
+                expires,
+            } => Ok(Op::Create {
+                key,
+                value,
+                expires,
+            }),
+            other => Ok(other),
+        }
+    }
+
+    /// A compare-and-swap op.
+    pub fn cas_op<T: Serialize + HasMetadata + Clone>(
+        &self,
+        key: &str,
+        v: &T,
+        expected: i64,
+    ) -> Result<Op> {
+        match self.put_op(key, v)? {
+            Op::Put {
+                key,
+                value,
+                expires,
+            } => Ok(Op::CompareAndSwap {
+                key,
+                value,
+                expires,
+                expected,
+            }),
+            other => Ok(other),
+        }
+    }
+
+    /// Writes ops atomically.
+    pub async fn apply(&self, ops: Vec<Op>) -> Result<i64> {
+        self.backend.apply(ops).await
+    }
+
+    // ---- typed helpers
+
+    /// A role.
+    pub async fn role(&self, name: &str) -> Result<Role> {
+        Ok(self
+            .must_get::<Role>(&format!("{}{name}", keys::ROLES), || {
+                format!("role {name:?} is not found")
+            })
+            .await?
+            .value)
+    }
+
+    /// Roles by name; a missing role is an error naming it.
+    pub async fn roles(&self, names: &[String]) -> Result<Vec<Role>> {
+        let mut out = Vec::with_capacity(names.len());
+        for n in names {
+            out.push(self.role(n).await?);
+        }
+        Ok(out)
+    }
+
+    /// A user.
+    pub async fn user(&self, name: &str) -> Result<Versioned<User>> {
+        self.must_get(&format!("{}{name}", keys::USERS), || {
+            format!("user {name:?} is not found")
+        })
+        .await
+    }
+
+    /// A CA, active or not (`deactivated` selects which).
+    pub async fn ca(
+        &self,
+        t: CaType,
+        cluster: &str,
+        deactivated: bool,
+    ) -> Result<Option<CertAuthority>> {
+        let key = if deactivated {
+            keys::deactivated_ca(t, cluster)
+        } else {
+            keys::ca(t, cluster)
+        };
+        Ok(self.get::<CertAuthority>(&key).await?.map(|v| v.value))
+    }
+
+    /// All active CAs of a type.
+    pub async fn cas_of_type(&self, t: CaType) -> Result<Vec<CertAuthority>> {
+        self.list(&format!("{}{t}/", keys::AUTHORITIES)).await
+    }
+
+    /// A trusted cluster.
+    pub async fn trusted_cluster(&self, name: &str) -> Result<Option<Versioned<TrustedCluster>>> {
+        self.get(&format!("{}{name}", keys::TRUSTED_CLUSTERS)).await
+    }
+
+    /// A remote cluster.
+    pub async fn remote_cluster(&self, name: &str) -> Result<Option<Versioned<RemoteCluster>>> {
+        self.get(&format!("{}{name}", keys::REMOTE_CLUSTERS)).await
+    }
+
+    /// Registered nodes.
+    pub async fn nodes(&self) -> Result<Vec<Node>> {
+        self.list(keys::NODES).await
+    }
+
+    /// The key of a resource of `kind` named `name` (CAs: `<type>/<cluster>`).
+    pub fn key_of(kind: Kind, name: &str) -> Result<String> {
+        Ok(match kind {
+            Kind::Role => format!("{}{name}", keys::ROLES),
+            Kind::User => format!("{}{name}", keys::USERS),
+            Kind::Token => format!("{}{name}", keys::TOKENS),
+            Kind::TrustedCluster => format!("{}{name}", keys::TRUSTED_CLUSTERS),
+            Kind::RemoteCluster => format!("{}{name}", keys::REMOTE_CLUSTERS),
+            Kind::Node => format!("{}{name}", keys::NODES),
+            Kind::CertAuthority => {
+                let (t, c) = name.split_once('/').ok_or_else(|| {
+                    Error::bad_parameter(format!("certificate authority name {name:?} must be <type>/<cluster>, such as host/root.example.com"))
+                })?;
+                keys::ca(CaType::parse(t)?, c)
+            }
+            Kind::Github | Kind::Oidc | Kind::Saml => format!("{}{kind}/{name}", keys::CONNECTORS),
+        })
+    }
+
+    /// The prefix listing all resources of `kind`.
+    pub fn prefix_of(kind: Kind) -> String {
+        match kind {
+            Kind::Role => keys::ROLES.into(),
+            Kind::User => keys::USERS.into(),
+            Kind::Token => keys::TOKENS.into(),
+            Kind::TrustedCluster => keys::TRUSTED_CLUSTERS.into(),
+            Kind::RemoteCluster => keys::REMOTE_CLUSTERS.into(),
+            Kind::Node => keys::NODES.into(),
+            Kind::CertAuthority => keys::AUTHORITIES.into(),
+            Kind::Github | Kind::Oidc | Kind::Saml => format!("{}{kind}/", keys::CONNECTORS),
+        }
+    }
+}

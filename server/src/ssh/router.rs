@@ -1,0 +1,278 @@
+//! Where a proxied connection may go. The proxy connects users to *registered* nodes of its own
+//! cluster, to a leaf cluster through that leaf's tunnel (if the user may see the leaf), or to a
+//! cluster's API; a leaf answers its root only with its own registered nodes and its API.
+//! Nothing here dials an address that is not a registered node: the guide's warning that a
+//! compromised root could make a leaf connect anywhere does not apply.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::client::{BoxFuture, BoxStream};
+use shared::error::{Error, Result};
+use shared::identity::UserIdentity;
+use shared::rbac::AccessChecker;
+use shared::resource::Node;
+use shared::subsystem::{ProxyRequest, parse_proxy_request};
+
+use crate::auth::AuthServer;
+use crate::tunnel::agent::TunnelService;
+use crate::tunnel::{
+    TARGET_API, TARGET_NODE_PREFIX, TARGET_SSH, TunnelKey, TunnelRegistry, write_err, write_ok,
+};
+
+/// Serves this cluster's HTTPS API over an in-process stream.
+pub trait ApiStreamServer: Send + Sync + 'static {
+    /// Serves one connection.
+    fn serve(&self, stream: BoxStream, peer: Option<SocketAddr>) -> BoxFuture<'static, ()>;
+}
+
+/// Routes proxied connections.
+pub struct Router {
+    /// The auth service (nodes, remote clusters, roles).
+    pub auth: Arc<AuthServer>,
+    /// Connected tunnels.
+    pub tunnels: Arc<TunnelRegistry>,
+    /// The in-process API.
+    pub api: Arc<dyn ApiStreamServer>,
+}
+
+/// Nodes matching `host[:port]`: by UUID, by hostname, or by registered address (tunnel nodes
+/// have no address and match by UUID or hostname only).
+pub fn match_nodes<'a>(nodes: &'a [Node], host: &str, port: Option<u16>) -> Vec<&'a Node> {
+    if let Some(n) = nodes.iter().find(|n| n.metadata.name == host) {
+        return vec![n];
+    }
+    let port_ok = |n: &Node| match (port, n.spec.use_tunnel) {
+        (None, _) | (_, true) => true,
+        (Some(p), false) => {
+            n.spec
+                .addr
+                .rsplit_once(':')
+                .and_then(|(_, x)| x.parse::<u16>().ok())
+                == Some(p)
+        }
+    };
+    let mut out: Vec<&Node> = nodes
+        .iter()
+        .filter(|n| n.spec.hostname == host && port_ok(n))
+        .collect();
+    for n in nodes.iter().filter(|n| !n.spec.use_tunnel) {
+        let (h, _) = n
+            .spec
+            .addr
+            .rsplit_once(':')
+            .unwrap_or((n.spec.addr.as_str(), ""));
+        let h = h.trim_start_matches('[').trim_end_matches(']');
+        if h == host && port_ok(n) && !out.iter().any(|o| o.metadata.name == n.metadata.name) {
+            out.push(n);
+        }
+    }
+    out
+}
+
+impl Router {
+    fn cluster(&self) -> &str {
+        self.auth.cluster_name()
+    }
+
+    /// Finds exactly one registered node of this cluster.
+    pub async fn resolve_node(&self, host: &str, port: Option<u16>) -> Result<Node> {
+        let nodes = self.auth.services.nodes().await?;
+        let found = match_nodes(&nodes, host, port);
+        match found.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(Error::not_found(format!(
+                "node {host:?} is not found in cluster {:?}; the proxy only connects to registered nodes (see tsh ls)",
+                self.cluster()
+            ))),
+            many => Err(Error::bad_parameter(format!(
+                "ambiguous host {host:?} matches {} nodes ({}); connect by node UUID instead",
+                many.len(),
+                many.iter()
+                    .map(|n| n.metadata.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// Connects to a registered node (directly, or through its own tunnel).
+    pub async fn dial_node(&self, node: &Node) -> Result<BoxStream> {
+        if node.spec.use_tunnel {
+            return self
+                .tunnels
+                .dial(&TunnelKey::Node(node.metadata.name.clone()), TARGET_SSH)
+                .await
+                .map_err(|e| {
+                    if e.message.contains("is offline") {
+                        Error::connection_problem(format!("node {} is offline", node.spec.hostname))
+                    } else {
+                        e
+                    }
+                });
+        }
+        let addr = node.spec.addr.clone();
+        let tcp = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::net::TcpStream::connect(&addr),
+        )
+        .await
+        .map_err(|_| {
+            Error::connection_problem(format!(
+                "node {} ({addr}) did not answer in time",
+                node.spec.hostname
+            ))
+        })?
+        .map_err(|e| {
+            Error::connection_problem(format!(
+                "node {} ({addr}) is offline: {e}",
+                node.spec.hostname
+            ))
+        })?;
+        let _ = tcp.set_nodelay(true);
+        Ok(Box::new(tcp))
+    }
+
+    /// This cluster's API over an in-process stream.
+    pub fn api_stream(&self, peer: Option<SocketAddr>) -> BoxStream {
+        let (client, server) = tokio::io::duplex(256 * 1024);
+        tokio::spawn(self.api.serve(Box::new(server), peer));
+        Box::new(client)
+    }
+
+    /// Routes a user's `proxy:` request. `issued_here` is true for users of this cluster (only
+    /// they may be routed on to leaf clusters).
+    pub async fn route_user(
+        &self,
+        user: &UserIdentity,
+        issued_here: bool,
+        req: &ProxyRequest,
+        peer: Option<SocketAddr>,
+    ) -> Result<BoxStream> {
+        let local = self.cluster().to_string();
+        let cluster = req.cluster.clone().unwrap_or_else(|| local.clone());
+        if cluster == local {
+            if req.host.is_empty() {
+                return Ok(self.api_stream(peer));
+            }
+            let node = self.resolve_node(&req.host, req.port).await?;
+            return self.dial_node(&node).await;
+        }
+        // A leaf: visible only to users of this cluster whose roles match its labels. Unknown
+        // and forbidden look the same.
+        let hidden = || Error::not_found(format!("cluster {cluster:?} is not found"));
+        if !issued_here {
+            return Err(hidden());
+        }
+        let rc = self
+            .auth
+            .services
+            .remote_cluster(&cluster)
+            .await?
+            .ok_or_else(hidden)?;
+        let roles = self
+            .auth
+            .services
+            .roles(&user.roles)
+            .await
+            .map_err(|_| hidden())?;
+        let checker = AccessChecker::new(&roles, &user.traits);
+        checker
+            .check_cluster(&rc.value.metadata.labels)
+            .map_err(|_| hidden())?;
+        let target = if req.host.is_empty() {
+            TARGET_API.to_string()
+        } else {
+            format!("{TARGET_NODE_PREFIX}{}", req.host_port())
+        };
+        self.tunnels
+            .dial(&TunnelKey::Cluster(cluster), &target)
+            .await
+    }
+}
+
+/// What a leaf serves to its root through the tunnel: registered nodes and its API.
+pub struct LeafService(pub Arc<Router>);
+
+impl TunnelService for LeafService {
+    fn serve(
+        &self,
+        target: String,
+        mut stream: russh::ChannelStream<russh::client::Msg>,
+    ) -> BoxFuture<'static, ()> {
+        let router = self.0.clone();
+        Box::pin(async move {
+            if target == TARGET_API {
+                if write_ok(&mut stream).await.is_ok() {
+                    router.api.serve(Box::new(stream), None).await;
+                }
+                return;
+            }
+            let Some(rest) = target.strip_prefix(TARGET_NODE_PREFIX) else {
+                tracing::warn!(target = %target.chars().take(100).collect::<String>(), "refused tunnel request for an unknown target");
+                let _ = write_err(&mut stream, "unsupported tunnel target").await;
+                return;
+            };
+            let dialed = match parse_proxy_request(&format!("proxy:{rest}")) {
+                Ok(req) if !req.host.is_empty() && req.cluster.is_none() => {
+                    match router.resolve_node(&req.host, req.port).await {
+                        Ok(node) => router.dial_node(&node).await,
+                        Err(e) => Err(e),
+                    }
+                }
+                Ok(_) | Err(_) => Err(Error::bad_parameter("invalid node address")),
+            };
+            match dialed {
+                Ok(mut node) => {
+                    if write_ok(&mut stream).await.is_ok() {
+                        let _ = tokio::io::copy_bidirectional(&mut stream, &mut node).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::info!(target = %rest.chars().take(200).collect::<String>(), error = %e, "refused a connection request from the root cluster");
+                    let _ = write_err(&mut stream, &e.message).await;
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(uuid: &str, host: &str, addr: &str, tunnel: bool) -> Node {
+        Node::new(uuid, host, addr, tunnel, Default::default())
+    }
+
+    #[test]
+    fn matching() {
+        let nodes = vec![
+            node("u1", "db1", "127.0.0.5:3022", false),
+            node("u2", "db2", "", true),
+            node("u3", "dup", "127.0.0.6:3022", false),
+            node("u4", "dup", "127.0.0.7:3022", false),
+        ];
+        let ids = |v: Vec<&Node>| {
+            v.iter()
+                .map(|n| n.metadata.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(match_nodes(&nodes, "db1", None)), vec!["u1"]);
+        assert_eq!(ids(match_nodes(&nodes, "db1", Some(3022))), vec!["u1"]);
+        assert!(match_nodes(&nodes, "db1", Some(22)).is_empty());
+        assert_eq!(ids(match_nodes(&nodes, "u2", None)), vec!["u2"]);
+        assert_eq!(ids(match_nodes(&nodes, "db2", Some(22))), vec!["u2"]);
+        assert_eq!(
+            ids(match_nodes(&nodes, "127.0.0.5", Some(3022))),
+            vec!["u1"]
+        );
+        assert_eq!(match_nodes(&nodes, "dup", None).len(), 2);
+        assert!(
+            match_nodes(&nodes, "10.0.0.1", Some(22)).is_empty(),
+            "unregistered addresses never match"
+        );
+        assert!(match_nodes(&nodes, "", None).is_empty());
+    }
+}

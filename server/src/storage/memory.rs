@@ -1,0 +1,173 @@
+//! In-memory backend for unit tests: the same semantics as SQLite, nothing on disk.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use shared::client::BoxFuture;
+use shared::error::{Error, Result};
+use shared::timefmt::SharedClock;
+use tokio::sync::broadcast;
+
+use super::{
+    AuditRecord, Backend, Change, EVENT_CAPACITY, Event, EventKind, Item, Op, Revisions,
+    events_for, plan,
+};
+
+/// The in-memory backend.
+pub struct MemoryBackend {
+    state: Mutex<State>,
+    events: broadcast::Sender<Event>,
+    clock: SharedClock,
+    revisions: Revisions,
+}
+
+#[derive(Default)]
+struct State {
+    items: BTreeMap<String, Item>,
+    audit: Vec<AuditRecord>,
+    closed: bool,
+}
+
+impl MemoryBackend {
+    /// An empty backend.
+    pub fn new(clock: SharedClock) -> MemoryBackend {
+        MemoryBackend {
+            state: Mutex::new(State::default()),
+            events: broadcast::channel(EVENT_CAPACITY).0,
+            clock,
+            revisions: Revisions::default(),
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now().unix_timestamp()
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>> {
+        let g = self
+            .state
+            .lock()
+            .map_err(|_| Error::internal("storage lock poisoned"))?;
+        if g.closed {
+            return Err(Error::internal("storage is closed"));
+        }
+        Ok(g)
+    }
+}
+
+fn live(item: &Item, now: i64) -> bool {
+    item.expires.is_none_or(|e| e > now)
+}
+
+impl Backend for MemoryBackend {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Item>>> {
+        Box::pin(async move {
+            let now = self.now();
+            Ok(self
+                .lock()?
+                .items
+                .get(key)
+                .filter(|i| live(i, now))
+                .cloned())
+        })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<Item>>> {
+        Box::pin(async move {
+            let now = self.now();
+            let g = self.lock()?;
+            Ok(g.items
+                .range(prefix.to_string()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(_, v)| v)
+                .filter(|i| live(i, now))
+                .cloned()
+                .collect())
+        })
+    }
+
+    fn apply(&self, ops: Vec<Op>) -> BoxFuture<'_, Result<i64>> {
+        Box::pin(async move {
+            let now = self.now();
+            let revision = self
+                .revisions
+                .next(shared::timefmt::unix_nanos(self.clock.now()));
+            let events = {
+                let mut g = self.lock()?;
+                let changes = plan(ops, revision, |k| {
+                    Ok(g.items.get(k).filter(|i| live(i, now)).cloned())
+                })?;
+                for c in &changes {
+                    match c {
+                        Change::Upsert(item) => {
+                            g.items.insert(item.key.clone(), item.clone());
+                        }
+                        Change::Remove(k) => {
+                            g.items.remove(k);
+                        }
+                    }
+                }
+                events_for(&changes)
+            };
+            for e in events {
+                let _ = self.events.send(e);
+            }
+            Ok(revision)
+        })
+    }
+
+    fn sweep(&self) -> BoxFuture<'_, Result<usize>> {
+        Box::pin(async move {
+            let now = self.now();
+            let expired: Vec<String> = {
+                let mut g = self.lock()?;
+                let keys: Vec<String> = g
+                    .items
+                    .values()
+                    .filter(|i| !live(i, now))
+                    .map(|i| i.key.clone())
+                    .collect();
+                for k in &keys {
+                    g.items.remove(k);
+                }
+                keys
+            };
+            for k in &expired {
+                let _ = self.events.send(Event {
+                    kind: EventKind::Delete,
+                    key: k.clone(),
+                });
+            }
+            Ok(expired.len())
+        })
+    }
+
+    fn watch(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    fn append_audit(&self, json: String) -> BoxFuture<'_, Result<i64>> {
+        Box::pin(async move {
+            let mut g = self.lock()?;
+            let id = g.audit.len() as i64 + 1;
+            g.audit.push(AuditRecord { id, json });
+            Ok(id)
+        })
+    }
+
+    fn list_audit(&self, limit: usize) -> BoxFuture<'_, Result<Vec<AuditRecord>>> {
+        Box::pin(async move {
+            let g = self.lock()?;
+            let start = g.audit.len().saturating_sub(limit);
+            Ok(g.audit[start..].to_vec())
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Ok(mut g) = self.state.lock() {
+                g.closed = true;
+            }
+        })
+    }
+}

@@ -1,0 +1,286 @@
+//! SQLite backend: one file, WAL journal, `synchronous=FULL` (a write acknowledged is on disk),
+//! every batch one transaction. A dedicated thread owns the connection and serves requests in
+//! order, so there is exactly one writer and async tasks never block on SQLite.
+
+use std::path::Path;
+use std::sync::mpsc;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use shared::client::BoxFuture;
+use shared::error::{Error, Result};
+use shared::timefmt::SharedClock;
+use tokio::sync::{broadcast, oneshot};
+
+use super::{
+    AuditRecord, Backend, Change, EVENT_CAPACITY, Event, EventKind, Item, Op, Revisions,
+    events_for, plan, prefix_end,
+};
+
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+enum Cmd {
+    Get(String, i64, Reply<Option<Item>>),
+    List(String, i64, Reply<Vec<Item>>),
+    Apply(Vec<Op>, i64, i64, Reply<i64>),
+    Sweep(i64, Reply<usize>),
+    AppendAudit(String, Reply<i64>),
+    ListAudit(usize, Reply<Vec<AuditRecord>>),
+    Close(oneshot::Sender<()>),
+}
+
+/// The SQLite backend.
+pub struct SqliteBackend {
+    tx: mpsc::Sender<Cmd>,
+    events: broadcast::Sender<Event>,
+    clock: SharedClock,
+    revisions: Revisions,
+}
+
+fn db_err(e: rusqlite::Error) -> Error {
+    Error::internal(format!("storage error: {e}"))
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS kv (
+    key      TEXT PRIMARY KEY,
+    value    BLOB NOT NULL,
+    expires  INTEGER,
+    revision INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kv_expires ON kv(expires) WHERE expires IS NOT NULL;
+CREATE TABLE IF NOT EXISTS audit (
+    id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    json TEXT NOT NULL
+);
+";
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path, clock: SharedClock) -> Result<SqliteBackend> {
+        let conn = Connection::open(path)
+            .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(db_err)?;
+        conn.execute_batch(SCHEMA).map_err(db_err)?;
+        let integrity: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(db_err)?;
+        if integrity != "ok" {
+            return Err(Error::internal(format!(
+                "database {} failed its integrity check: {integrity}",
+                path.display()
+            )));
+        }
+        let last: i64 = conn
+            .query_row("SELECT COALESCE(MAX(revision), 0) FROM kv", [], |r| {
+                r.get(0)
+            })
+            .map_err(db_err)?;
+        let (tx, rx) = mpsc::channel::<Cmd>();
+        let events = broadcast::channel(EVENT_CAPACITY).0;
+        let thread_events = events.clone();
+        std::thread::Builder::new()
+            .name("sqlite".into())
+            .spawn(move || serve(conn, rx, thread_events))
+            .map_err(|e| Error::internal(format!("cannot start storage thread: {e}")))?;
+        Ok(SqliteBackend {
+            tx,
+            events,
+            clock,
+            revisions: Revisions::starting_after(last),
+        })
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .map_err(|_| Error::internal("storage is closed"))?;
+        rx.await.map_err(|_| Error::internal("storage is closed"))?
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now().unix_timestamp()
+    }
+}
+
+fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
+    Ok(Item {
+        key: row.get(0)?,
+        value: row.get(1)?,
+        expires: row.get(2)?,
+        revision: row.get(3)?,
+    })
+}
+
+fn get(conn: &Connection, key: &str, now: i64) -> Result<Option<Item>> {
+    conn.prepare_cached("SELECT key, value, expires, revision FROM kv WHERE key = ?1 AND (expires IS NULL OR expires > ?2)")
+        .map_err(db_err)?
+        .query_row(params![key, now], read_item)
+        .optional()
+        .map_err(db_err)
+}
+
+fn apply(conn: &mut Connection, ops: Vec<Op>, revision: i64, now: i64) -> Result<Vec<Change>> {
+    let tx = conn.transaction().map_err(db_err)?;
+    let changes = plan(ops, revision, |k| get(&tx, k, now))?;
+    for c in &changes {
+        match c {
+            Change::Upsert(i) => {
+                tx.prepare_cached("INSERT OR REPLACE INTO kv (key, value, expires, revision) VALUES (?1, ?2, ?3, ?4)")
+                    .map_err(db_err)?
+                    .execute(params![i.key, i.value, i.expires, i.revision])
+                    .map_err(db_err)?;
+            }
+            Change::Remove(k) => {
+                tx.prepare_cached("DELETE FROM kv WHERE key = ?1")
+                    .map_err(db_err)?
+                    .execute(params![k])
+                    .map_err(db_err)?;
+            }
+        }
+    }
+    tx.commit().map_err(db_err)?;
+    Ok(changes)
+}
+
+fn serve(mut conn: Connection, rx: mpsc::Receiver<Cmd>, events: broadcast::Sender<Event>) {
+    while let Ok(cmd) = rx.recv() {
+        match cmd {
+            Cmd::Get(key, now, reply) => {
+                let _ = reply.send(get(&conn, &key, now));
+            }
+            Cmd::List(prefix, now, reply) => {
+                let end = prefix_end(&prefix);
+                let r = conn
+                    .prepare_cached(
+                        "SELECT key, value, expires, revision FROM kv WHERE key >= ?1 AND key < ?2 AND (expires IS NULL OR expires > ?3) ORDER BY key",
+                    )
+                    .and_then(|mut s| s.query_map(params![prefix, end, now], read_item)?.collect::<rusqlite::Result<Vec<_>>>())
+                    .map_err(db_err);
+                let _ = reply.send(r);
+            }
+            Cmd::Apply(ops, revision, now, reply) => {
+                let r = apply(&mut conn, ops, revision, now);
+                let r = r.map(|changes| {
+                    for e in events_for(&changes) {
+                        let _ = events.send(e);
+                    }
+                    revision
+                });
+                let _ = reply.send(r);
+            }
+            Cmd::Sweep(now, reply) => {
+                let r = (|| -> Result<usize> {
+                    let tx = conn.transaction().map_err(db_err)?;
+                    let keys: Vec<String> = tx
+                        .prepare_cached(
+                            "SELECT key FROM kv WHERE expires IS NOT NULL AND expires <= ?1",
+                        )
+                        .map_err(db_err)?
+                        .query_map(params![now], |r| r.get(0))
+                        .map_err(db_err)?
+                        .collect::<rusqlite::Result<Vec<String>>>()
+                        .map_err(db_err)?;
+                    tx.execute(
+                        "DELETE FROM kv WHERE expires IS NOT NULL AND expires <= ?1",
+                        params![now],
+                    )
+                    .map_err(db_err)?;
+                    tx.commit().map_err(db_err)?;
+                    for k in &keys {
+                        let _ = events.send(Event {
+                            kind: EventKind::Delete,
+                            key: k.clone(),
+                        });
+                    }
+                    Ok(keys.len())
+                })();
+                let _ = reply.send(r);
+            }
+            Cmd::AppendAudit(json, reply) => {
+                let r = conn
+                    .prepare_cached("INSERT INTO audit (json) VALUES (?1)")
+                    .and_then(|mut s| s.execute(params![json]))
+                    .map(|_| conn.last_insert_rowid())
+                    .map_err(db_err);
+                let _ = reply.send(r);
+            }
+            Cmd::ListAudit(limit, reply) => {
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+                let r = conn
+                    .prepare_cached("SELECT id, json FROM (SELECT id, json FROM audit ORDER BY id DESC LIMIT ?1) ORDER BY id")
+                    .and_then(|mut s| {
+                        s.query_map(params![limit], |r| Ok(AuditRecord { id: r.get(0)?, json: r.get(1)? }))?
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    })
+                    .map_err(db_err);
+                let _ = reply.send(r);
+            }
+            Cmd::Close(done) => {
+                let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+                drop(conn);
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Item>>> {
+        Box::pin(async move {
+            let now = self.now();
+            self.ask(|r| Cmd::Get(key.to_string(), now, r)).await
+        })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<Item>>> {
+        Box::pin(async move {
+            let now = self.now();
+            self.ask(|r| Cmd::List(prefix.to_string(), now, r)).await
+        })
+    }
+
+    fn apply(&self, ops: Vec<Op>) -> BoxFuture<'_, Result<i64>> {
+        Box::pin(async move {
+            let revision = self
+                .revisions
+                .next(shared::timefmt::unix_nanos(self.clock.now()));
+            let now = self.now();
+            self.ask(|r| Cmd::Apply(ops, revision, now, r)).await
+        })
+    }
+
+    fn sweep(&self) -> BoxFuture<'_, Result<usize>> {
+        Box::pin(async move {
+            let now = self.now();
+            self.ask(|r| Cmd::Sweep(now, r)).await
+        })
+    }
+
+    fn watch(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    fn append_audit(&self, json: String) -> BoxFuture<'_, Result<i64>> {
+        Box::pin(async move { self.ask(|r| Cmd::AppendAudit(json, r)).await })
+    }
+
+    fn list_audit(&self, limit: usize) -> BoxFuture<'_, Result<Vec<AuditRecord>>> {
+        Box::pin(async move { self.ask(|r| Cmd::ListAudit(limit, r)).await })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            if self.tx.send(Cmd::Close(tx)).is_ok() {
+                let _ = rx.await;
+            }
+        })
+    }
+}

@@ -1,0 +1,131 @@
+//! The leaf side: one tunnel agent per *enabled* trusted cluster, started and stopped as
+//! `trusted_cluster` resources change (events, with a 5-second resync as a safety net).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::resource::{CaType, TrustedCluster};
+
+use super::agent::{AgentConfig, CaSource, TunnelService};
+use crate::auth::AuthServer;
+use crate::process::{Shutdown, ShutdownTrigger, shutdown_pair};
+use crate::services::keys;
+use crate::ssh::HostCreds;
+
+/// Keeps agents in step with trusted clusters.
+pub struct TrustManager {
+    /// The auth service (trusted clusters and root CAs).
+    pub auth: Arc<AuthServer>,
+    /// This proxy's host credentials.
+    pub creds: Arc<HostCreds>,
+    /// What the leaf serves to its roots.
+    pub service: Arc<dyn TunnelService>,
+    /// Reconnect backoff cap.
+    pub max_backoff: Duration,
+}
+
+struct Running {
+    addr: String,
+    stop: ShutdownTrigger,
+}
+
+impl TrustManager {
+    /// Runs until `shutdown`.
+    pub async fn run(self, mut shutdown: Shutdown) {
+        let mut running: HashMap<String, Running> = HashMap::new();
+        let mut events = self.auth.services.backend.watch();
+        loop {
+            self.reconcile(&mut running).await;
+            let resync = tokio::time::sleep(Duration::from_secs(5));
+            tokio::pin!(resync);
+            loop {
+                tokio::select! {
+                    _ = shutdown.wait() => {
+                        for (_, r) in running.drain() {
+                            r.stop.trigger();
+                        }
+                        return;
+                    }
+                    _ = &mut resync => break,
+                    ev = events.recv() => match ev {
+                        Ok(e) if e.key.starts_with(keys::TRUSTED_CLUSTERS) || e.key.starts_with(keys::AUTHORITIES) || e.key.starts_with(keys::DEACTIVATED) => break,
+                        Ok(_) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                }
+            }
+        }
+    }
+
+    async fn reconcile(&self, running: &mut HashMap<String, Running>) {
+        let wanted: Vec<TrustedCluster> = match self
+            .auth
+            .services
+            .list::<TrustedCluster>(keys::TRUSTED_CLUSTERS)
+            .await
+        {
+            Ok(all) => all.into_iter().filter(|tc| tc.spec.enabled).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read trusted clusters");
+                return;
+            }
+        };
+        let names: Vec<String> = running.keys().cloned().collect();
+        for name in names {
+            let keep = wanted.iter().any(|tc| {
+                tc.metadata.name == name
+                    && running
+                        .get(&name)
+                        .is_some_and(|r| r.addr == tc.spec.tunnel_addr)
+            });
+            if !keep && let Some(r) = running.remove(&name) {
+                tracing::info!(root = %name, "stopping tunnel to root cluster");
+                r.stop.trigger();
+            }
+        }
+        for tc in wanted {
+            let name = tc.metadata.name.clone();
+            if running.contains_key(&name) {
+                continue;
+            }
+            let (stop, agent_shutdown) = shutdown_pair();
+            let auth = self.auth.clone();
+            let root = name.clone();
+            let cas: CaSource = Arc::new(move || {
+                let auth = auth.clone();
+                let root = root.clone();
+                Box::pin(async move {
+                    Ok(auth
+                        .services
+                        .ca(CaType::Host, &root, false)
+                        .await?
+                        .map(|ca| ca.ssh_public_keys())
+                        .unwrap_or_default())
+                })
+            });
+            let cfg = AgentConfig {
+                name: format!("tunnel to {name}"),
+                addr: tc.spec.tunnel_addr.clone(),
+                server_cluster: name.clone(),
+                server_cas: cas,
+                creds: self.creds.clone(),
+                interval: self.auth.settings.keep_alive_interval,
+                count_max: self.auth.settings.keep_alive_count_max,
+                max_backoff: self.max_backoff,
+                service: self.service.clone(),
+                clock: self.auth.clock.clone(),
+            };
+            tracing::info!(root = %name, addr = %tc.spec.tunnel_addr, "starting tunnel to root cluster");
+            tokio::spawn(super::agent::run(cfg, agent_shutdown));
+            running.insert(
+                name,
+                Running {
+                    addr: tc.spec.tunnel_addr.clone(),
+                    stop,
+                },
+            );
+        }
+    }
+}

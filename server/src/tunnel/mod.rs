@@ -1,0 +1,265 @@
+//! Reverse tunnels: how a leaf cluster (or a node) with no inbound port is reached.
+//!
+//! ```text
+//!   leaf proxy / node (agent)                         root proxy / own proxy (server)
+//!   ---------------------------  TCP + SSH  ------->  web port, sniffed "SSH-"
+//!   auth: host certificate  ----------------------->  CA of x-teleport-authority, role, rc
+//!   tcpip-forward "teleport-tunnel" --------------->  registry[Cluster(leaf) | Node(uuid)]
+//!   session + subsystem "teleport-heartbeat"        
+//!        "ping <time>\n" every keep_alive_interval ->  last_heartbeat, status online
+//!        <------------------------------- "pong\n"
+//!   <---- forwarded-tcpip "node:<host:port>" | "api" | "ssh"   (one channel per connection)
+//!   answers "OK\n" or "ERR <reason>\n", then bytes flow
+//! ```
+//! The agent half (`agent.rs`) runs in the leaf proxy and in tunnel nodes; the server half lives
+//! in the proxy's SSH handler (`crate::ssh::proxy`) and uses the [`TunnelRegistry`] here.
+//! A leaf can only heartbeat: every channel it tries to open is refused.
+
+pub mod agent;
+pub mod manager;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use shared::client::BoxStream;
+use shared::error::{Error, Result};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The address an agent forwards to register its tunnel.
+pub const TUNNEL_ADDRESS: &str = "teleport-tunnel";
+/// The subsystem carrying heartbeats.
+pub const HEARTBEAT_SUBSYSTEM: &str = "teleport-heartbeat";
+/// Target of a leaf's own API (for `tsh ls --cluster=leaf` and friends).
+pub const TARGET_API: &str = "api";
+/// Target of a tunnel node's SSH server.
+pub const TARGET_SSH: &str = "ssh";
+/// Prefix of a node target on a leaf: `node:<host>:<port>`.
+pub const TARGET_NODE_PREFIX: &str = "node:";
+
+/// Whose tunnel.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TunnelKey {
+    /// A node of this cluster (by host UUID).
+    Node(String),
+    /// A leaf cluster (by name).
+    Cluster(String),
+}
+
+/// One connected tunnel.
+pub struct TunnelEntry {
+    /// Connection number (to tell a replaced tunnel from its successor).
+    pub conn_id: u64,
+    /// The SSH session, to open channels and disconnect.
+    pub handle: russh::server::Handle,
+}
+
+/// The proxy's connected tunnels.
+#[derive(Default)]
+pub struct TunnelRegistry {
+    map: Mutex<HashMap<TunnelKey, Arc<TunnelEntry>>>,
+    next_id: AtomicU64,
+}
+
+impl TunnelRegistry {
+    /// An empty registry.
+    pub fn new() -> Arc<TunnelRegistry> {
+        Arc::new(TunnelRegistry::default())
+    }
+
+    /// A connection number.
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Registers a tunnel; an older tunnel for the same key is disconnected.
+    pub fn register(
+        &self,
+        key: TunnelKey,
+        conn_id: u64,
+        handle: russh::server::Handle,
+    ) -> Arc<TunnelEntry> {
+        let entry = Arc::new(TunnelEntry { conn_id, handle });
+        let old = self
+            .map
+            .lock()
+            .ok()
+            .and_then(|mut m| m.insert(key, entry.clone()));
+        if let Some(old) = old
+            && old.conn_id != conn_id
+        {
+            tokio::spawn(async move {
+                let _ = old
+                    .handle
+                    .disconnect(
+                        russh::Disconnect::ByApplication,
+                        "replaced by a newer tunnel".into(),
+                        "en".into(),
+                    )
+                    .await;
+            });
+        }
+        entry
+    }
+
+    /// Removes the tunnel if it is still `conn_id`. True if removed.
+    pub fn remove(&self, key: &TunnelKey, conn_id: u64) -> bool {
+        let Ok(mut m) = self.map.lock() else {
+            return false;
+        };
+        if m.get(key).is_some_and(|e| e.conn_id == conn_id) {
+            m.remove(key);
+            return true;
+        }
+        false
+    }
+
+    /// The tunnel for `key`.
+    pub fn get(&self, key: &TunnelKey) -> Option<Arc<TunnelEntry>> {
+        self.map.lock().ok().and_then(|m| m.get(key).cloned())
+    }
+
+    /// Disconnects and forgets the tunnel for `key`.
+    pub async fn disconnect(&self, key: &TunnelKey, why: &str) {
+        let entry = self.map.lock().ok().and_then(|mut m| m.remove(key));
+        if let Some(e) = entry {
+            let _ = e
+                .handle
+                .disconnect(russh::Disconnect::ByApplication, why.into(), "en".into())
+                .await;
+        }
+    }
+
+    /// Opens a channel to `target` through the tunnel for `key`.
+    pub async fn dial(&self, key: &TunnelKey, target: &str) -> Result<BoxStream> {
+        let entry = self.get(key).ok_or_else(|| offline(key))?;
+        let ch = tokio::time::timeout(
+            Duration::from_secs(10),
+            entry
+                .handle
+                .channel_open_forwarded_tcpip(target, 0, "proxy", 0),
+        )
+        .await
+        .map_err(|_| {
+            Error::connection_problem(format!("{} did not answer in time", describe(key)))
+        })?
+        .map_err(|e| {
+            Error::connection_problem(format!("{} refused the connection: {e}", describe(key)))
+        })?;
+        let mut stream = ch.into_stream();
+        read_status(&mut stream)
+            .await
+            .map_err(|e| e.context(describe(key)))?;
+        Ok(Box::new(stream))
+    }
+}
+
+fn describe(key: &TunnelKey) -> String {
+    match key {
+        TunnelKey::Node(n) => format!("node {n}"),
+        TunnelKey::Cluster(c) => format!("cluster {c}"),
+    }
+}
+
+/// The error for a missing tunnel.
+pub fn offline(key: &TunnelKey) -> Error {
+    match key {
+        TunnelKey::Cluster(c) => Error::connection_problem(format!("cluster {c} is offline")),
+        TunnelKey::Node(n) => Error::connection_problem(format!("node {n} is offline")),
+    }
+}
+
+/// Writes the success status line.
+pub async fn write_ok<S: AsyncWrite + Unpin>(s: &mut S) -> std::io::Result<()> {
+    s.write_all(b"OK\n").await?;
+    s.flush().await
+}
+
+/// Writes a failure status line (newlines removed, bounded).
+pub async fn write_err<S: AsyncWrite + Unpin>(s: &mut S, msg: &str) -> std::io::Result<()> {
+    let clean: String = msg
+        .chars()
+        .filter(|c| *c != '\n' && *c != '\r')
+        .take(900)
+        .collect();
+    s.write_all(format!("ERR {clean}\n").as_bytes()).await?;
+    s.flush().await
+}
+
+/// Reads a status line: `Ok` for `OK`, the reason for `ERR <reason>`.
+pub async fn read_status<S: AsyncRead + Unpin>(s: &mut S) -> Result<()> {
+    let mut line = Vec::with_capacity(64);
+    let read = async {
+        loop {
+            let mut b = [0u8; 1];
+            let n = s
+                .read(&mut b)
+                .await
+                .map_err(|e| Error::connection_problem(format!("tunnel read: {e}")))?;
+            if n == 0 {
+                return Err(Error::connection_problem(
+                    "the tunnel closed the connection",
+                ));
+            }
+            if b[0] == b'\n' {
+                return Ok(());
+            }
+            line.push(b[0]);
+            if line.len() > 1024 {
+                return Err(Error::connection_problem("malformed tunnel answer"));
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .map_err(|_| Error::connection_problem("the tunnel did not answer in time"))??;
+    let text = String::from_utf8_lossy(&line);
+    if text == "OK" {
+        return Ok(());
+    }
+    match text.strip_prefix("ERR ") {
+        Some(reason) => {
+            let kind = if reason.contains("not found") || reason.contains("not registered") {
+                shared::Kind::NotFound
+            } else {
+                shared::Kind::ConnectionProblem
+            };
+            Err(Error::new(kind, reason.to_string()))
+        }
+        None => Err(Error::connection_problem("malformed tunnel answer")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn status_lines_round_trip() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        write_ok(&mut a).await.unwrap();
+        write_err(&mut a, "node \"x\" is not registered\nin cluster")
+            .await
+            .unwrap();
+        a.write_all(b"payload").await.unwrap();
+        assert!(read_status(&mut b).await.is_ok());
+        let e = read_status(&mut b).await.unwrap_err();
+        assert_eq!(e.kind, shared::Kind::NotFound);
+        assert_eq!(e.message, "node \"x\" is not registeredin cluster");
+        let mut rest = [0u8; 7];
+        b.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b"payload");
+    }
+
+    #[tokio::test]
+    async fn garbage_status_is_refused() {
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        a.write_all(&[b'x'; 2000]).await.unwrap();
+        assert!(read_status(&mut b).await.is_err());
+        let (mut a, mut b) = tokio::io::duplex(64);
+        a.write_all(b"HELLO\n").await.unwrap();
+        assert!(read_status(&mut b).await.is_err());
+        drop(a);
+    }
+}
