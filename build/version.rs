@@ -17,9 +17,8 @@ fn run(cmd: &str, args: &[&str]) -> Option<String> {
 fn main() {
     let rev = run("git", &["rev-parse", "--short=10", "HEAD"]).unwrap_or_else(|| "unknown".into());
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let rustc_version = run(&rustc, &["--version"])
-        .and_then(|v| v.split_whitespace().nth(1).map(str::to_string))
-        .unwrap_or_else(|| "unknown".into());
+    let rustc_version =
+        run(&rustc, &["--version"]).and_then(|v| v.split_whitespace().nth(1).map(str::to_string)).unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=TP_GIT_REV={rev}");
     println!("cargo:rustc-env=TP_RUSTC_VERSION={rustc_version}");
     if let Some(git_dir) = run("git", &["rev-parse", "--git-dir"]) {

@@ -23,20 +23,10 @@ pub struct Conn {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConnArgs {
     /// teleport.yaml of the cluster (tctl on the auth host).
-    #[arg(
-        short = 'c',
-        long = "config",
-        global = true,
-        env = "TELEPORT_CONFIG_FILE"
-    )]
+    #[arg(short = 'c', long = "config", global = true, env = "TELEPORT_CONFIG_FILE")]
     pub config: Option<PathBuf>,
     /// Identity file (from 'tctl auth sign').
-    #[arg(
-        short = 'i',
-        long = "identity",
-        global = true,
-        env = "TELEPORT_IDENTITY_FILE"
-    )]
+    #[arg(short = 'i', long = "identity", global = true, env = "TELEPORT_IDENTITY_FILE")]
     pub identity: Option<PathBuf>,
     /// Address of the cluster's proxy (with --identity).
     #[arg(long = "auth-server", global = true, env = "TELEPORT_AUTH_SERVER")]
@@ -48,20 +38,10 @@ pub struct ConnArgs {
 
 /// Minimal reading of teleport.yaml: where the data is and where the web port listens.
 fn read_teleport_yaml(path: &Path) -> anyhow::Result<(PathBuf, String)> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let v: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let data_dir = v
-        .get("teleport")
-        .and_then(|t| t.get("data_dir"))
-        .and_then(|d| d.as_str())
-        .unwrap_or("/var/lib/teleport");
-    let listen = v
-        .get("proxy_service")
-        .and_then(|p| p.get("web_listen_addr"))
-        .and_then(|d| d.as_str())
-        .unwrap_or("0.0.0.0:3080");
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let data_dir = v.get("teleport").and_then(|t| t.get("data_dir")).and_then(|d| d.as_str()).unwrap_or("/var/lib/teleport");
+    let listen = v.get("proxy_service").and_then(|p| p.get("web_listen_addr")).and_then(|d| d.as_str()).unwrap_or("0.0.0.0:3080");
     let listen = shared::resource::cluster::with_default_port(listen, 3080);
     let (host, port) = listen.rsplit_once(':').unwrap_or((&listen, "3080"));
     let host = match host {
@@ -81,17 +61,8 @@ fn cluster_of(creds: &Credentials) -> anyhow::Result<String> {
 fn connect_with(creds: &Credentials, addr: &str) -> anyhow::Result<Conn> {
     let cluster = cluster_of(creds)?;
     let trust = creds.cluster_trust(&cluster)?;
-    let api = ApiClient::new(
-        tcp_dialer(addr),
-        CLUSTER_LOCAL_NAME,
-        &trust,
-        Some(&creds.client_identity()),
-        addr,
-    )?;
-    Ok(Conn {
-        api,
-        addr: addr.to_string(),
-    })
+    let api = ApiClient::new(tcp_dialer(addr), CLUSTER_LOCAL_NAME, &trust, Some(&creds.client_identity()), addr)?;
+    Ok(Conn { api, addr: addr.to_string() })
 }
 
 fn check_expiry(creds: &Credentials, what: &str) -> anyhow::Result<()> {
@@ -100,11 +71,7 @@ fn check_expiry(creds: &Credentials, what: &str) -> anyhow::Result<()> {
     if shared::certs::parse_peer_cert(&der)?.not_after <= now {
         bail!(
             "the certificate in {what} has expired; {}",
-            if what.contains("profile") {
-                "run 'tsh login' again"
-            } else {
-                "issue a new one"
-            }
+            if what.contains("profile") { "run 'tsh login' again" } else { "issue a new one" }
         );
     }
     Ok(())
@@ -115,14 +82,8 @@ pub fn connect(a: &ConnArgs) -> anyhow::Result<Conn> {
     if let Some(id) = &a.identity {
         let creds = read_identity_file(id)?;
         check_expiry(&creds, &format!("identity file {}", id.display()))?;
-        let addr = a
-            .auth_server
-            .clone()
-            .ok_or_else(|| anyhow!("--identity needs --auth-server=<proxy host:port>"))?;
-        return connect_with(
-            &creds,
-            &shared::resource::cluster::with_default_port(&addr, 3080),
-        );
+        let addr = a.auth_server.clone().ok_or_else(|| anyhow!("--identity needs --auth-server=<proxy host:port>"))?;
+        return connect_with(&creds, &shared::resource::cluster::with_default_port(&addr, 3080));
     }
     let config = a.config.clone();
     if let Some(cfg) = &config {
@@ -134,36 +95,21 @@ pub fn connect(a: &ConnArgs) -> anyhow::Result<Conn> {
         check_expiry(&creds, &format!("profile {name}"))?;
         let cluster = profile.cluster.clone();
         let trust = creds.cluster_trust(&cluster)?;
-        let addr = a
-            .auth_server
-            .clone()
-            .unwrap_or(profile.web_proxy_addr.clone());
-        let api = ApiClient::new(
-            tcp_dialer(&addr),
-            CLUSTER_LOCAL_NAME,
-            &trust,
-            Some(&creds.client_identity()),
-            &addr,
-        )?;
+        let addr = a.auth_server.clone().unwrap_or(profile.web_proxy_addr.clone());
+        let api = ApiClient::new(tcp_dialer(&addr), CLUSTER_LOCAL_NAME, &trust, Some(&creds.client_identity()), &addr)?;
         return Ok(Conn { api, addr });
     }
     let default = PathBuf::from("/etc/teleport.yaml");
     if default.exists() {
         return connect_config(&default, a.auth_server.as_deref());
     }
-    bail!(
-        "not logged in: run 'tsh login --proxy=<proxy> --user=<user>', or run tctl on the auth host with -c /etc/teleport.yaml"
-    )
+    bail!("not logged in: run 'tsh login --proxy=<proxy> --user=<user>', or run tctl on the auth host with -c /etc/teleport.yaml")
 }
 
 fn connect_config(cfg: &Path, auth_server: Option<&str>) -> anyhow::Result<Conn> {
     let (data_dir, listen) = read_teleport_yaml(cfg)?;
     let id = data_dir.join("admin.identity");
-    let creds = read_identity_file(&id).map_err(|e| {
-        anyhow!(
-            "{e}. Is teleport running with this config, and are you allowed to read {}?",
-            id.display()
-        )
-    })?;
+    let creds = read_identity_file(&id)
+        .map_err(|e| anyhow!("{e}. Is teleport running with this config, and are you allowed to read {}?", id.display()))?;
     connect_with(&creds, auth_server.unwrap_or(&listen))
 }

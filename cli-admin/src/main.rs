@@ -12,10 +12,6 @@ mod commands;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let code = commands::run(
-        std::env::args_os(),
-        &mut std::io::stdout(),
-        &mut std::io::stderr(),
-    );
+    let code = commands::run(std::env::args_os(), &mut std::io::stdout(), &mut std::io::stderr());
     ExitCode::from(code)
 }

@@ -1,1 +1,22 @@
-fn main() {}
+//! `tsh`: sign in and reach servers. Exits with 0, 1 (error), 2 (usage), or the remote
+//! command's exit code for `tsh ssh`.
+//!
+//! # Layout
+//! | module | owns |
+//! |---|---|
+//! | `commands` | one file per command |
+//! | `context` | the signed-in session, API clients for root and leaf clusters |
+//! | `sshclient` | SSH through the proxy to nodes, sessions |
+//! | `term` | raw mode and window size |
+
+mod commands;
+mod context;
+mod sshclient;
+mod term;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let code = commands::run(std::env::args_os(), &mut std::io::stdout(), &mut std::io::stderr());
+    ExitCode::from(code)
+}

@@ -42,13 +42,11 @@ pub mod codes {
     /// A trusted cluster was deleted (leaf).
     pub const TRUSTED_CLUSTER_DELETE: (&str, &str) = ("trusted_cluster.delete", "T7001I");
     /// A trusted_cluster token was created (root).
-    pub const TRUSTED_CLUSTER_TOKEN_CREATE: (&str, &str) =
-        ("trusted_cluster_token.create", "T7002I");
+    pub const TRUSTED_CLUSTER_TOKEN_CREATE: (&str, &str) = ("trusted_cluster_token.create", "T7002I");
     /// A trust handshake was accepted (root).
     pub const TRUSTED_CLUSTER_VALIDATE: (&str, &str) = ("trusted_cluster.validate", "T7003I");
     /// A trust handshake was refused (root).
-    pub const TRUSTED_CLUSTER_VALIDATE_FAILED: (&str, &str) =
-        ("trusted_cluster.validate", "T7003W");
+    pub const TRUSTED_CLUSTER_VALIDATE_FAILED: (&str, &str) = ("trusted_cluster.validate", "T7003W");
     /// A join token was created.
     pub const JOIN_TOKEN_CREATE: (&str, &str) = ("join_token.create", "TJT00I");
     /// A node joined.
@@ -75,29 +73,16 @@ pub struct AuditLog {
 
 impl AuditLog {
     /// Opens `<data_dir>/log/events.log` for appending.
-    pub fn open(
-        backend: Arc<dyn Backend>,
-        data_dir: &Path,
-        cluster_name: &str,
-        clock: SharedClock,
-    ) -> Result<AuditLog> {
+    pub fn open(backend: Arc<dyn Backend>, data_dir: &Path, cluster_name: &str, clock: SharedClock) -> Result<AuditLog> {
         let dir = data_dir.join("log");
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            shared::Error::internal(format!("cannot create {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(&dir).map_err(|e| shared::Error::internal(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("events.log");
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(|e| shared::Error::internal(format!("cannot open {}: {e}", path.display())))?;
-        Ok(AuditLog {
-            backend,
-            file: Arc::new(Mutex::new(Some(file))),
-            cluster_name: cluster_name.into(),
-            clock,
-            path,
-        })
+        Ok(AuditLog { backend, file: Arc::new(Mutex::new(Some(file))), cluster_name: cluster_name.into(), clock, path })
     }
 
     /// Records an event: `code` is (event name, code); `fields` is a JSON object.
@@ -105,10 +90,7 @@ impl AuditLog {
         let mut event = Map::new();
         event.insert("event".into(), json!(code.0));
         event.insert("code".into(), json!(code.1));
-        event.insert(
-            "time".into(),
-            json!(shared::timefmt::rfc3339(self.clock.now())),
-        );
+        event.insert("time".into(), json!(shared::timefmt::rfc3339(self.clock.now())));
         event.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         event.insert("cluster_name".into(), json!(self.cluster_name));
         if let Value::Object(f) = fields {
@@ -122,15 +104,9 @@ impl AuditLog {
     /// Records an event that already has its fields (from a node); fills `time`, `uid` and the
     /// cluster if missing.
     pub async fn record(&self, mut event: Map<String, Value>) {
-        event
-            .entry("time")
-            .or_insert_with(|| json!(shared::timefmt::rfc3339(self.clock.now())));
-        event
-            .entry("uid")
-            .or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
-        event
-            .entry("cluster_name")
-            .or_insert_with(|| json!(self.cluster_name));
+        event.entry("time").or_insert_with(|| json!(shared::timefmt::rfc3339(self.clock.now())));
+        event.entry("uid").or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
+        event.entry("cluster_name").or_insert_with(|| json!(self.cluster_name));
         let line = Value::Object(event).to_string();
         if let Err(e) = self.backend.append_audit(line.clone()).await {
             tracing::warn!(error = %e, "cannot store audit event");
@@ -146,9 +122,6 @@ impl AuditLog {
     /// The newest events.
     pub async fn recent(&self, limit: usize) -> Result<Vec<Value>> {
         let records = self.backend.list_audit(limit).await?;
-        Ok(records
-            .into_iter()
-            .filter_map(|r| serde_json::from_str(&r.json).ok())
-            .collect())
+        Ok(records.into_iter().filter_map(|r| serde_json::from_str(&r.json).ok()).collect())
     }
 }

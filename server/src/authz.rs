@@ -77,11 +77,7 @@ impl Context {
             return Ok(());
         }
         if let Caller::Host(h) = &self.caller {
-            return Err(Error::access_denied(format!(
-                "a {} cannot perform {:?} on {kind:?}",
-                h.role,
-                verb.as_str()
-            )));
+            return Err(Error::access_denied(format!("a {} cannot perform {:?} on {kind:?}", h.role, verb.as_str())));
         }
         self.checker.check_rule(kind, verb.as_str())
     }
@@ -103,9 +99,9 @@ impl Context {
     pub fn require_local_user(&self) -> Result<&UserIdentity> {
         match &self.caller {
             Caller::LocalUser(u) => Ok(u),
-            Caller::RemoteUser { cluster, .. } => Err(Error::access_denied(format!(
-                "users of cluster {cluster:?} cannot do this here; sign in to this cluster directly"
-            ))),
+            Caller::RemoteUser { cluster, .. } => {
+                Err(Error::access_denied(format!("users of cluster {cluster:?} cannot do this here; sign in to this cluster directly")))
+            }
             Caller::Host(_) => Err(Error::access_denied("only users may call this")),
         }
     }
@@ -123,12 +119,7 @@ fn admin_role() -> Role {
         "admin",
         RoleSpec {
             allow: RoleConditions {
-                rules: vec![Rule {
-                    resources: vec!["*".into()],
-                    verbs: vec!["*".into()],
-                    where_: None,
-                    actions: vec![],
-                }],
+                rules: vec![Rule { resources: vec!["*".into()], verbs: vec!["*".into()], where_: None, actions: vec![] }],
                 ..Default::default()
             },
             ..Default::default()
@@ -146,66 +137,38 @@ impl Authorizer {
     pub async fn context(&self, peer: &PeerCert) -> Result<Context> {
         let now = self.auth.clock.now().unix_timestamp();
         if now < peer.not_before || now >= peer.not_after {
-            return Err(Error::access_denied(
-                "your certificate has expired; run 'tsh login' again",
-            ));
+            return Err(Error::access_denied("your certificate has expired; run 'tsh login' again"));
         }
         let local = self.auth.cluster_name().to_string();
-        let identity =
-            CertIdentity::from_json(peer.identity_json.as_deref().ok_or_else(|| {
-                Error::access_denied("the client certificate carries no identity")
-            })?)?;
-        let ca_type = CaType::parse(&peer.issuer_ca_type)
-            .map_err(|_| Error::access_denied("the client certificate has an unknown issuer"))?;
+        let identity = CertIdentity::from_json(
+            peer.identity_json.as_deref().ok_or_else(|| Error::access_denied("the client certificate carries no identity"))?,
+        )?;
+        let ca_type =
+            CaType::parse(&peer.issuer_ca_type).map_err(|_| Error::access_denied("the client certificate has an unknown issuer"))?;
         // The issuing CA must be active *now*: the TLS layer's trust list may lag a change.
-        let ca = self
-            .auth
-            .services
-            .ca(ca_type, &peer.issuer_cluster, false)
-            .await?;
+        let ca = self.auth.services.ca(ca_type, &peer.issuer_cluster, false).await?;
         if ca.is_none() {
-            return Err(Error::access_denied(format!(
-                "certificates of cluster {:?} are not trusted here",
-                peer.issuer_cluster
-            )));
+            return Err(Error::access_denied(format!("certificates of cluster {:?} are not trusted here", peer.issuer_cluster)));
         }
         match (ca_type, identity) {
             (CaType::Host, CertIdentity::Host(h)) if peer.issuer_cluster == local => {
-                let roles = if h.role == SystemRole::Admin {
-                    vec![admin_role()]
-                } else {
-                    vec![]
-                };
-                Ok(Context {
-                    checker: AccessChecker::new(&roles, &Traits::new()),
-                    caller: Caller::Host(h),
-                })
+                let roles = if h.role == SystemRole::Admin { vec![admin_role()] } else { vec![] };
+                Ok(Context { checker: AccessChecker::new(&roles, &Traits::new()), caller: Caller::Host(h) })
             }
             (CaType::User, CertIdentity::User(u)) if peer.issuer_cluster == local => {
-                let roles = self.auth.services.roles(&u.roles).await.map_err(|e| {
-                    Error::access_denied(format!(
-                        "{}; sign in again to refresh your roles",
-                        e.message
-                    ))
-                })?;
+                let roles = self
+                    .auth
+                    .services
+                    .roles(&u.roles)
+                    .await
+                    .map_err(|e| Error::access_denied(format!("{}; sign in again to refresh your roles", e.message)))?;
                 let checker = AccessChecker::new(&roles, &u.traits);
-                Ok(Context {
-                    checker,
-                    caller: Caller::LocalUser(u),
-                })
+                Ok(Context { checker, caller: Caller::LocalUser(u) })
             }
             (CaType::User, CertIdentity::User(u)) => {
                 let cluster = peer.issuer_cluster.clone();
-                if self
-                    .auth
-                    .services
-                    .trusted_cluster(&cluster)
-                    .await?
-                    .is_none()
-                {
-                    return Err(Error::access_denied(format!(
-                        "certificates of cluster {cluster:?} are not trusted here"
-                    )));
+                if self.auth.services.trusted_cluster(&cluster).await?.is_none() {
+                    return Err(Error::access_denied(format!("certificates of cluster {cluster:?} are not trusted here")));
                 }
                 let Some(ca) = ca else {
                     return Err(Error::access_denied("untrusted certificate authority"));
@@ -219,25 +182,13 @@ impl Authorizer {
                     ))
                 })?;
                 if mapped.is_empty() {
-                    return Err(shared::rolemap::no_roles_mapped_api(
-                        &u.username,
-                        &cluster,
-                        &u.roles,
-                    ));
+                    return Err(shared::rolemap::no_roles_mapped_api(&u.username, &cluster, &u.roles));
                 }
                 let roles = self.auth.services.roles(&mapped).await?;
                 let traits = remote_traits(&u);
-                Ok(Context {
-                    checker: AccessChecker::new(&roles, &traits),
-                    caller: Caller::RemoteUser {
-                        identity: u,
-                        cluster,
-                    },
-                })
+                Ok(Context { checker: AccessChecker::new(&roles, &traits), caller: Caller::RemoteUser { identity: u, cluster } })
             }
-            _ => Err(Error::access_denied(
-                "the client certificate does not match its issuer",
-            )),
+            _ => Err(Error::access_denied("the client certificate does not match its issuer")),
         }
     }
 }

@@ -99,11 +99,7 @@ struct ConfigureArgs {
 pub fn run(cli: Cli, git_rev: &str, rustc: &str) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Version => {
-            writeln!(
-                std::io::stdout(),
-                "{}",
-                shared::version::version_line(git_rev, rustc)
-            )?;
+            writeln!(std::io::stdout(), "{}", shared::version::version_line(git_rev, rustc))?;
             Ok(())
         }
         Cmd::Configure(a) => configure(a),
@@ -112,21 +108,12 @@ pub fn run(cli: Cli, git_rev: &str, rustc: &str) -> anyhow::Result<()> {
 }
 
 fn configure(a: ConfigureArgs) -> anyhow::Result<()> {
-    let nodename = a.nodename.unwrap_or_else(|| {
-        nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "localhost".into())
-    });
+    let nodename = a
+        .nodename
+        .unwrap_or_else(|| nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into()));
     let cluster = a.cluster_name.unwrap_or_else(|| nodename.clone());
     let public = a.public_addr.unwrap_or_else(|| format!("{cluster}:3080"));
-    let text = config::starter_file(
-        &cluster,
-        &public,
-        &a.data_dir,
-        &nodename,
-        &a.web_listen_addr,
-    );
+    let text = config::starter_file(&cluster, &public, &a.data_dir, &nodename, &a.web_listen_addr);
     config::parse(&text, "generated config").map_err(|e| anyhow!("{e}"))?;
     if a.output == "-" {
         write!(std::io::stdout(), "{text}")?;
@@ -134,10 +121,7 @@ fn configure(a: ConfigureArgs) -> anyhow::Result<()> {
     }
     let path = PathBuf::from(&a.output);
     if path.exists() && !a.force {
-        return Err(anyhow!(
-            "{} already exists; use --force to overwrite it",
-            path.display()
-        ));
+        return Err(anyhow!("{} already exists; use --force to overwrite it", path.display()));
     }
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     writeln!(
@@ -159,9 +143,7 @@ fn start(a: StartArgs) -> anyhow::Result<()> {
         None => config::FileConfig::default(),
     };
     let labels = match &a.labels {
-        Some(l) => {
-            Some(shared::resource::parse_label_spec(l).map_err(|e| anyhow!("--labels: {e}"))?)
-        }
+        Some(l) => Some(shared::resource::parse_label_spec(l).map_err(|e| anyhow!("--labels: {e}"))?),
         None => None,
     };
     let o = Overrides {
@@ -180,22 +162,15 @@ fn start(a: StartArgs) -> anyhow::Result<()> {
     let cfg = Config::build(file, o).map_err(|e| anyhow!("{e}"))?;
     init_logging(&cfg)?;
     if cfg.insecure {
-        tracing::warn!(
-            "--insecure: TLS certificates of other proxies are not verified; do not use this in production"
-        );
+        tracing::warn!("--insecure: TLS certificates of other proxies are not verified; do not use this in production");
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         shared::client::install_crypto_provider();
         let (trigger, shutdown) = crate::process::shutdown_pair();
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
+            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
                 return;
             };
             tokio::select! {
@@ -213,33 +188,15 @@ fn start(a: StartArgs) -> anyhow::Result<()> {
 
 fn init_logging(cfg: &Config) -> anyhow::Result<()> {
     use std::io::IsTerminal;
-    let level = if cfg.debug {
-        tracing::Level::DEBUG
-    } else {
-        tracing::Level::INFO
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_target(false);
+    let level = if cfg.debug { tracing::Level::DEBUG } else { tracing::Level::INFO };
+    let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false);
     match cfg.log_output.as_str() {
-        "stderr" | "" => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr)
-            .init(),
-        "stdout" => builder
-            .with_ansi(std::io::stdout().is_terminal())
-            .with_writer(std::io::stdout)
-            .init(),
+        "stderr" | "" => builder.with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).init(),
+        "stdout" => builder.with_ansi(std::io::stdout().is_terminal()).with_writer(std::io::stdout).init(),
         file => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(file)
-                .with_context(|| format!("cannot open log file {file}"))?;
-            builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(f))
-                .init();
+            let f =
+                std::fs::OpenOptions::new().create(true).append(true).open(file).with_context(|| format!("cannot open log file {file}"))?;
+            builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).init();
         }
     }
     Ok(())

@@ -33,9 +33,7 @@ impl<'de> Deserialize<'de> for Flag {
             Raw::S(s) => match s.to_ascii_lowercase().as_str() {
                 "yes" | "true" | "on" | "y" => Ok(Flag(true)),
                 "no" | "false" | "off" | "n" => Ok(Flag(false)),
-                other => Err(serde::de::Error::custom(format!(
-                    "expected yes or no, got {other:?}"
-                ))),
+                other => Err(serde::de::Error::custom(format!("expected yes or no, got {other:?}"))),
             },
         }
     }
@@ -284,9 +282,8 @@ pub struct KeyPairFiles {
 
 /// Reads and parses a config file. Errors name the file and line.
 pub fn read_file(path: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::bad_parameter(format!("cannot read config file {}: {e}", path.display()))
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::bad_parameter(format!("cannot read config file {}: {e}", path.display())))?;
     parse(&text, &path.display().to_string())
 }
 
@@ -297,10 +294,7 @@ pub fn parse(text: &str, name: &str) -> Result<FileConfig> {
     }
     let cfg: FileConfig = serde_yaml_ng::from_str(text).map_err(|e| {
         let msg = e.to_string();
-        let msg = msg
-            .rsplit_once(" at line ")
-            .map(|(m, _)| m.to_string())
-            .unwrap_or(msg);
+        let msg = msg.rsplit_once(" at line ").map(|(m, _)| m.to_string()).unwrap_or(msg);
         match e.location() {
             Some(l) => Error::bad_parameter(format!("{name}:{}:{}: {msg}", l.line(), l.column())),
             None => Error::bad_parameter(format!("{name}: {msg}")),
@@ -309,9 +303,7 @@ pub fn parse(text: &str, name: &str) -> Result<FileConfig> {
     if let Some(v) = &cfg.version
         && !["v1", "v2", "v3"].contains(&v.as_str())
     {
-        return Err(Error::bad_parameter(format!(
-            "{name}: unsupported config version {v:?}; use v3"
-        )));
+        return Err(Error::bad_parameter(format!("{name}: unsupported config version {v:?}; use v3")));
     }
     for (section, s) in [
         ("app_service", &cfg.app_service),
@@ -419,11 +411,7 @@ pub struct Config {
 }
 
 fn host_name() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into())
 }
 
 fn port_of(addr: &str) -> Option<u16> {
@@ -440,9 +428,7 @@ fn duration(field: &str, v: &Option<String>, default: Duration) -> Result<Durati
         Some(s) => {
             let d = shared::timefmt::parse_duration(s).map_err(|e| e.context(field))?;
             if d < Duration::from_millis(100) {
-                return Err(Error::bad_parameter(format!(
-                    "{field}: {s:?} is too short; use at least 100ms"
-                )));
+                return Err(Error::bad_parameter(format!("{field}: {s:?} is too short; use at least 100ms")));
             }
             Ok(d)
         }
@@ -453,28 +439,12 @@ impl Config {
     /// Combines the file and the flags.
     pub fn build(file: FileConfig, o: Overrides) -> Result<Config> {
         let t = &file.teleport;
-        let nodename = o
-            .nodename
-            .clone()
-            .or(t.nodename.clone())
-            .unwrap_or_else(host_name);
-        let data_dir = o
-            .data_dir
-            .clone()
-            .or(t.data_dir.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let nodename = o.nodename.clone().or(t.nodename.clone()).unwrap_or_else(host_name);
+        let data_dir = o.data_dir.clone().or(t.data_dir.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let enabled = |f: Option<Flag>| f.map(|f| f.0).unwrap_or(true);
-        let (mut auth, mut proxy, mut ssh) = (
-            enabled(file.auth_service.enabled),
-            enabled(file.proxy_service.enabled),
-            enabled(file.ssh_service.enabled),
-        );
-        let join_addr = o
-            .auth_server
-            .clone()
-            .or(t.proxy_server.clone())
-            .or(t.auth_server.clone())
-            .or(t.auth_servers.first().cloned());
+        let (mut auth, mut proxy, mut ssh) =
+            (enabled(file.auth_service.enabled), enabled(file.proxy_service.enabled), enabled(file.ssh_service.enabled));
+        let join_addr = o.auth_server.clone().or(t.proxy_server.clone()).or(t.auth_server.clone()).or(t.auth_servers.first().cloned());
         if let Some(roles) = &o.roles {
             let mut set = (false, false, false);
             for r in roles {
@@ -484,22 +454,15 @@ impl Config {
                     "node" | "ssh" => set.2 = true,
                     "" => {}
                     other => {
-                        return Err(Error::bad_parameter(format!(
-                            "unknown role {other:?} in --roles; use auth, proxy and node"
-                        )));
+                        return Err(Error::bad_parameter(format!("unknown role {other:?} in --roles; use auth, proxy and node")));
                     }
                 }
             }
             (auth, proxy, ssh) = set;
-        } else if join_addr.is_some()
-            && t.auth_server.is_none()
-            && file.auth_service.enabled.is_none()
-            && o.auth_server.is_some()
-        {
+        } else if join_addr.is_some() && t.auth_server.is_none() && file.auth_service.enabled.is_none() && o.auth_server.is_some() {
             // `teleport start --token=... --auth-server=...` with no roles means a node.
             (auth, proxy, ssh) = (false, false, true);
-        } else if t.proxy_server.is_some() || t.auth_server.is_some() || !t.auth_servers.is_empty()
-        {
+        } else if t.proxy_server.is_some() || t.auth_server.is_some() || !t.auth_servers.is_empty() {
             if file.auth_service.enabled.is_none() {
                 auth = false;
             }
@@ -517,37 +480,21 @@ impl Config {
                 "no service enabled: enable auth_service and proxy_service, or ssh_service with a join token",
             ));
         }
-        let cluster_name = o
-            .cluster_name
-            .clone()
-            .or(file.auth_service.cluster_name.clone())
-            .unwrap_or_else(|| nodename.clone());
+        let cluster_name = o.cluster_name.clone().or(file.auth_service.cluster_name.clone()).unwrap_or_else(|| nodename.clone());
         if cluster_name.is_empty()
             || cluster_name.len() > 253
-            || !cluster_name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+            || !cluster_name.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
         {
-            return Err(Error::bad_parameter(format!(
-                "invalid cluster name {cluster_name:?}: use letters, digits, '-', '_' and '.'"
-            )));
+            return Err(Error::bad_parameter(format!("invalid cluster name {cluster_name:?}: use letters, digits, '-', '_' and '.'")));
         }
         let p = &file.proxy_service;
-        let web_listen_addr =
-            with_port(p.web_listen_addr.as_deref().unwrap_or("0.0.0.0:3080"), 3080);
+        let web_listen_addr = with_port(p.web_listen_addr.as_deref().unwrap_or("0.0.0.0:3080"), 3080);
         let web_port = port_of(&web_listen_addr).unwrap_or(3080);
         let public_addr = match p.public_addr.as_ref().and_then(|a| a.0.first().cloned()) {
             Some(a) => with_port(&a, web_port),
             None => {
-                let host = web_listen_addr
-                    .rsplit_once(':')
-                    .map(|(h, _)| h.to_string())
-                    .unwrap_or_default();
-                let host = if host == "0.0.0.0" || host == "[::]" || host.is_empty() {
-                    nodename.clone()
-                } else {
-                    host
-                };
+                let host = web_listen_addr.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default();
+                let host = if host == "0.0.0.0" || host == "[::]" || host.is_empty() { nodename.clone() } else { host };
                 format!("{host}:{web_port}")
             }
         };
@@ -555,10 +502,7 @@ impl Config {
         let tunnel_public_addr = match (&p.tunnel_public_addr, &tunnel_listen_addr) {
             (Some(a), _) => with_port(a, 3024),
             (None, Some(l)) => {
-                let host = public_addr
-                    .rsplit_once(':')
-                    .map(|(h, _)| h)
-                    .unwrap_or_default();
+                let host = public_addr.rsplit_once(':').map(|(h, _)| h).unwrap_or_default();
                 format!("{host}:{}", port_of(l).unwrap_or(3024))
             }
             (None, None) => public_addr.clone(),
@@ -566,59 +510,31 @@ impl Config {
         let mut static_tokens = Vec::new();
         for t in &file.auth_service.tokens {
             let (role, value) = t.split_once(':').ok_or_else(|| {
-                Error::bad_parameter(format!(
-                    "auth_service.tokens: {:?} must be role:value, such as trusted_cluster:...",
-                    mask(t)
-                ))
+                Error::bad_parameter(format!("auth_service.tokens: {:?} must be role:value, such as trusted_cluster:...", mask(t)))
             })?;
             for r in role.split(',') {
                 static_tokens.push((SystemRole::parse(r)?, value.to_string()));
             }
         }
-        let keep_alive_interval = duration(
-            "auth_service.keep_alive_interval",
-            &file.auth_service.keep_alive_interval,
-            Duration::from_secs(30),
-        )?;
+        let keep_alive_interval =
+            duration("auth_service.keep_alive_interval", &file.auth_service.keep_alive_interval, Duration::from_secs(30))?;
         let keep_alive_count_max = file.auth_service.keep_alive_count_max.unwrap_or(3).max(1);
         let s = &file.ssh_service;
-        let ssh_listen_addr = with_port(
-            o.ssh_listen_addr
-                .as_deref()
-                .or(s.listen_addr.as_deref())
-                .unwrap_or("0.0.0.0:3022"),
-            3022,
-        );
+        let ssh_listen_addr = with_port(o.ssh_listen_addr.as_deref().or(s.listen_addr.as_deref()).unwrap_or("0.0.0.0:3022"), 3022);
         let mut labels = s.labels.clone();
         if let Some(l) = &o.labels {
             labels.extend(l.clone());
         }
-        let node_heartbeat = duration(
-            "ssh_service.heartbeat_interval",
-            &s.heartbeat_interval,
-            Duration::from_secs(30),
-        )?;
-        let join_token = o
-            .token
-            .clone()
-            .or(t.auth_token.clone())
-            .or(t.join_params.as_ref().map(|j| j.token_name.clone()));
+        let node_heartbeat = duration("ssh_service.heartbeat_interval", &s.heartbeat_interval, Duration::from_secs(30))?;
+        let join_token = o.token.clone().or(t.auth_token.clone()).or(t.join_params.as_ref().map(|j| j.token_name.clone()));
         let use_tunnel = o.tunnel || (o.auth_server.is_none() && t.proxy_server.is_some());
         if !auth && ssh && join_addr.is_none() {
             return Err(Error::bad_parameter(
                 "a node needs to know where to join: use --auth-server=PROXY:PORT (or teleport.proxy_server in the config)",
             ));
         }
-        let log_output = t
-            .log
-            .as_ref()
-            .and_then(|l| l.output.clone())
-            .unwrap_or_else(|| "stderr".into());
-        let debug = o.debug
-            || t.log
-                .as_ref()
-                .and_then(|l| l.severity.as_deref())
-                .is_some_and(|s| s.eq_ignore_ascii_case("debug"));
+        let log_output = t.log.as_ref().and_then(|l| l.output.clone()).unwrap_or_else(|| "stderr".into());
+        let debug = o.debug || t.log.as_ref().and_then(|l| l.severity.as_deref()).is_some_and(|s| s.eq_ignore_ascii_case("debug"));
         Ok(Config {
             nodename,
             data_dir,
@@ -653,13 +569,7 @@ fn mask(s: &str) -> String {
 }
 
 /// What `teleport configure` writes.
-pub fn starter_file(
-    cluster_name: &str,
-    public_addr: &str,
-    data_dir: &Path,
-    nodename: &str,
-    web_listen_addr: &str,
-) -> String {
+pub fn starter_file(cluster_name: &str, public_addr: &str, data_dir: &Path, nodename: &str, web_listen_addr: &str) -> String {
     format!(
         "# teleport.yaml written by `teleport configure`. Reference: docs/configuration.md\n\
 version: v3\n\
@@ -702,13 +612,7 @@ mod tests {
 
     #[test]
     fn starter_file_parses_and_has_defaults() {
-        let text = starter_file(
-            "root.example.com",
-            "root.example.com:3080",
-            Path::new("/var/lib/teleport"),
-            "root",
-            "0.0.0.0:3080",
-        );
+        let text = starter_file("root.example.com", "root.example.com:3080", Path::new("/var/lib/teleport"), "root", "0.0.0.0:3080");
         let c = build(&text, Overrides::default()).unwrap();
         assert_eq!(c.cluster_name, "root.example.com");
         assert!(c.auth && c.ssh);
@@ -719,28 +623,18 @@ mod tests {
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let e = parse("teleport:\n  nodename: a\n  nodenam: b\n", "teleport.yaml")
-            .unwrap_err()
-            .message;
+        let e = parse("teleport:\n  nodename: a\n  nodenam: b\n", "teleport.yaml").unwrap_err().message;
         assert!(e.starts_with("teleport.yaml:3:"), "{e}");
         assert!(e.contains("unknown field `nodenam`"), "{e}");
-        let e = parse("auth_service:\n  clustername: x\n", "t.yaml")
-            .unwrap_err()
-            .message;
+        let e = parse("auth_service:\n  clustername: x\n", "t.yaml").unwrap_err().message;
         assert!(e.contains("clustername") && e.contains("t.yaml:2"), "{e}");
-        let e = parse("proxy_servce:\n  enabled: yes\n", "t.yaml")
-            .unwrap_err()
-            .message;
+        let e = parse("proxy_servce:\n  enabled: yes\n", "t.yaml").unwrap_err().message;
         assert!(e.contains("proxy_servce"), "{e}");
     }
 
     #[test]
     fn cluster_name_defaults_to_nodename_and_yes_no_flags() {
-        let c = build(
-            "teleport:\n  nodename: box1\nssh_service:\n  enabled: no\n",
-            Overrides::default(),
-        )
-        .unwrap();
+        let c = build("teleport:\n  nodename: box1\nssh_service:\n  enabled: no\n", Overrides::default()).unwrap();
         assert_eq!(c.cluster_name, "box1");
         assert!(!c.ssh);
     }
@@ -756,69 +650,38 @@ mod tests {
         let c = build("", o).unwrap();
         assert!(!c.auth && c.ssh && !c.use_tunnel);
         assert_eq!(c.join_addr.as_deref(), Some("root:3080"));
-        let o = Overrides {
-            roles: Some(vec!["auth".into()]),
-            ..Default::default()
-        };
+        let o = Overrides { roles: Some(vec!["auth".into()]), ..Default::default() };
         assert!(build("", o).unwrap_err().message.contains("run together"));
-        let o = Overrides {
-            roles: Some(vec!["node".into()]),
-            ..Default::default()
-        };
+        let o = Overrides { roles: Some(vec!["node".into()]), ..Default::default() };
         assert!(build("", o).unwrap_err().message.contains("where to join"));
-        let c = build(
-            "teleport:\n  proxy_server: root:443\n  auth_token: x\n",
-            Overrides::default(),
-        )
-        .unwrap();
+        let c = build("teleport:\n  proxy_server: root:443\n  auth_token: x\n", Overrides::default()).unwrap();
         assert!(!c.auth && c.ssh && c.use_tunnel);
         assert_eq!(c.join_addr.as_deref(), Some("root:443"));
     }
 
     #[test]
     fn static_tokens_and_durations() {
-        let c = build("auth_service:\n  tokens: ['trusted_cluster:secret-value-123456', 'node:abc']\n  keep_alive_interval: 1s\n", Overrides::default()).unwrap();
+        let c = build(
+            "auth_service:\n  tokens: ['trusted_cluster:secret-value-123456', 'node:abc']\n  keep_alive_interval: 1s\n",
+            Overrides::default(),
+        )
+        .unwrap();
         assert_eq!(c.static_tokens.len(), 2);
         assert_eq!(c.keep_alive_interval, Duration::from_secs(1));
+        assert!(build("auth_service:\n  tokens: ['nocolon']\n", Overrides::default()).is_err());
         assert!(
-            build(
-                "auth_service:\n  tokens: ['nocolon']\n",
-                Overrides::default()
-            )
-            .is_err()
-        );
-        assert!(
-            build(
-                "auth_service:\n  keep_alive_interval: soon\n",
-                Overrides::default()
-            )
-            .unwrap_err()
-            .message
-            .contains("keep_alive_interval")
-        );
-        assert!(
-            build("app_service:\n  enabled: yes\n", Overrides::default())
+            build("auth_service:\n  keep_alive_interval: soon\n", Overrides::default())
                 .unwrap_err()
                 .message
-                .contains("not supported")
+                .contains("keep_alive_interval")
         );
-        assert!(
-            build(
-                "app_service:\n  enabled: no\n  foo: bar\n",
-                Overrides::default()
-            )
-            .is_ok()
-        );
+        assert!(build("app_service:\n  enabled: yes\n", Overrides::default()).unwrap_err().message.contains("not supported"));
+        assert!(build("app_service:\n  enabled: no\n  foo: bar\n", Overrides::default()).is_ok());
     }
 
     #[test]
     fn wrong_types_name_the_field() {
-        let e = parse("auth_service:\n  keep_alive_count_max: many\n", "t.yaml")
-            .unwrap_err()
-            .message;
-        assert!(
-            e.contains("keep_alive_count_max") && e.starts_with("t.yaml:2"),
-            "{e}"
-        );
+        let e = parse("auth_service:\n  keep_alive_count_max: many\n", "t.yaml").unwrap_err().message;
+        assert!(e.contains("keep_alive_count_max") && e.starts_with("t.yaml:2"), "{e}");
     }
 }

@@ -44,8 +44,7 @@ impl ApiServer {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.tls.config());
-        let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
-        {
+        let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
             Ok(Ok(t)) => t,
             Ok(Err(e)) => {
                 tracing::debug!(?peer, error = %e, "TLS handshake failed");
@@ -53,19 +52,13 @@ impl ApiServer {
             }
             Err(_) => return,
         };
-        let cert = tls
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .and_then(|der| parse_peer_cert(der).ok());
+        let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|der| parse_peer_cert(der).ok());
         let info = Arc::new(ConnInfo { peer, cert });
         let app = self.app.clone();
-        let svc =
-            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(info.clone());
-                app.clone().oneshot(req.map(axum::body::Body::new))
-            });
+        let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(info.clone());
+            app.clone().oneshot(req.map(axum::body::Body::new))
+        });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(30))
@@ -89,11 +82,7 @@ impl ApiServer {
 
 impl ApiStreamServer for ApiServer {
     fn serve(&self, stream: BoxStream, peer: Option<SocketAddr>) -> BoxFuture<'static, ()> {
-        let me = Arc::new(ApiServer {
-            tls: self.tls.clone(),
-            app: self.app.clone(),
-            shutdown: self.shutdown.clone(),
-        });
+        let me = Arc::new(ApiServer { tls: self.tls.clone(), app: self.app.clone(), shutdown: self.shutdown.clone() });
         Box::pin(me.serve_tls(stream, peer))
     }
 }

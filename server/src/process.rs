@@ -73,8 +73,7 @@ pub fn shutdown_pair() -> (ShutdownTrigger, Shutdown) {
 }
 
 fn prepare_data_dir(dir: &Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("cannot set permissions of {}", dir.display()))?;
     let lock_path = dir.join("teleport.lock");
@@ -110,12 +109,7 @@ fn host_part(addr: &str) -> String {
 fn outbound_ip(target: &str) -> Option<IpAddr> {
     use std::net::ToSocketAddrs;
     let addr = target.to_socket_addrs().ok()?.next()?;
-    let sock = std::net::UdpSocket::bind(if addr.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    })
-    .ok()?;
+    let sock = std::net::UdpSocket::bind(if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).ok()?;
     sock.connect(addr).ok()?;
     sock.local_addr().ok().map(|a| a.ip())
 }
@@ -128,49 +122,24 @@ fn advertise_addr(listen: &str, advertise_ip: Option<&str>, towards: &str) -> St
     let host = match (advertise_ip, unspecified) {
         (Some(ip), _) => ip.to_string(),
         (None, false) => host.to_string(),
-        (None, true) => outbound_ip(towards)
-            .map(|i| i.to_string())
-            .unwrap_or_else(|| "127.0.0.1".into()),
+        (None, true) => outbound_ip(towards).map(|i| i.to_string()).unwrap_or_else(|| "127.0.0.1".into()),
     };
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
+    if host.contains(':') && !host.starts_with('[') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
 /// The web certificate: the operator's, or one from a CA generated (and kept) in the data dir.
-fn web_certificate(
-    cfg: &Config,
-    clock: &SharedClock,
-) -> anyhow::Result<Arc<rustls::sign::CertifiedKey>> {
+fn web_certificate(cfg: &Config, clock: &SharedClock) -> anyhow::Result<Arc<rustls::sign::CertifiedKey>> {
     if let Some(kp) = cfg.https_keypairs.first() {
-        let cert = std::fs::read_to_string(&kp.cert_file).with_context(|| {
-            format!(
-                "cannot read https_keypairs cert_file {}",
-                kp.cert_file.display()
-            )
-        })?;
-        let key = std::fs::read_to_string(&kp.key_file).with_context(|| {
-            format!(
-                "cannot read https_keypairs key_file {}",
-                kp.key_file.display()
-            )
-        })?;
+        let cert = std::fs::read_to_string(&kp.cert_file)
+            .with_context(|| format!("cannot read https_keypairs cert_file {}", kp.cert_file.display()))?;
+        let key = std::fs::read_to_string(&kp.key_file)
+            .with_context(|| format!("cannot read https_keypairs key_file {}", kp.key_file.display()))?;
         return crate::tls::certified_key(&cert, &key).map_err(|e| anyhow!("https_keypairs: {e}"));
     }
     let dir = cfg.data_dir.join("web");
     std::fs::create_dir_all(&dir)?;
-    let (ca_path, cert_path, key_path) = (
-        dir.join("webca.pem"),
-        dir.join("webcert.pem"),
-        dir.join("webkey.pem"),
-    );
-    let mut sans = vec![
-        host_part(&cfg.public_addr),
-        cfg.nodename.clone(),
-        "localhost".to_string(),
-    ];
+    let (ca_path, cert_path, key_path) = (dir.join("webca.pem"), dir.join("webcert.pem"), dir.join("webkey.pem"));
+    let mut sans = vec![host_part(&cfg.public_addr), cfg.nodename.clone(), "localhost".to_string()];
     let listen_host = host_part(&cfg.web_listen_addr);
     if listen_host != "0.0.0.0" && listen_host != "::" {
         sans.push(listen_host);
@@ -178,21 +147,12 @@ fn web_certificate(
     sans.dedup();
     let sans_marker = dir.join("sans");
     let wanted = sans.join(",");
-    let reuse = std::fs::read_to_string(&sans_marker)
-        .map(|s| s == wanted)
-        .unwrap_or(false)
-        && cert_path.exists()
-        && key_path.exists();
+    let reuse = std::fs::read_to_string(&sans_marker).map(|s| s == wanted).unwrap_or(false) && cert_path.exists() && key_path.exists();
     if !reuse {
         let now = clock.now();
         let ca_key = certs::new_tls_key()?;
-        let ca_pem = certs::new_ca_cert(
-            &ca_key,
-            &format!("{} web CA", cfg.cluster_name),
-            "web",
-            now,
-            Duration::from_secs(10 * 365 * 86400),
-        )?;
+        let ca_pem =
+            certs::new_ca_cert(&ca_key, &format!("{} web CA", cfg.cluster_name), "web", now, Duration::from_secs(10 * 365 * 86400))?;
         let key = certs::new_tls_key()?;
         let cert_pem = certs::sign_tls_cert(
             &ca_pem,
@@ -235,11 +195,7 @@ async fn local_host_creds(
     extra: &[String],
 ) -> anyhow::Result<HostCreds> {
     let (ssh, tls, public) = HostCreds::new_keys()?;
-    let host = HostIdentity {
-        host_id: host_id.into(),
-        nodename: nodename.into(),
-        role,
-    };
+    let host = HostIdentity { host_id: host_id.into(), nodename: nodename.into(), role };
     let issued = auth.host_certs(&host, &public, extra).await?;
     Ok(HostCreds::from_issued(host_id, ssh, &tls, &issued)?)
 }
@@ -267,11 +223,7 @@ pub fn admin_identity_path(data_dir: &Path) -> PathBuf {
 /// Runs the process until `shutdown`.
 pub async fn run(cfg: Config, shutdown: Shutdown, clock: SharedClock) -> anyhow::Result<()> {
     let _lock = prepare_data_dir(&cfg.data_dir)?;
-    if cfg.auth {
-        run_cluster(cfg, shutdown, clock).await
-    } else {
-        run_node_only(cfg, shutdown, clock).await
-    }
+    if cfg.auth { run_cluster(cfg, shutdown, clock).await } else { run_node_only(cfg, shutdown, clock).await }
 }
 
 struct ActiveGuard(Arc<AtomicUsize>);
@@ -282,37 +234,22 @@ impl Drop for ActiveGuard {
 }
 
 async fn bind(addr: &str, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} ({what}); is another process using it?"))
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} ({what}); is another process using it?"))
 }
 
 async fn run_cluster(cfg: Config, shutdown: Shutdown, clock: SharedClock) -> anyhow::Result<()> {
     let backend_dir = cfg.data_dir.join("backend");
     std::fs::create_dir_all(&backend_dir)?;
-    let backend: Arc<dyn Backend> = Arc::new(SqliteBackend::open(
-        &backend_dir.join("sqlite.db"),
-        clock.clone(),
-    )?);
+    let backend: Arc<dyn Backend> = Arc::new(SqliteBackend::open(&backend_dir.join("sqlite.db"), clock.clone())?);
     let result = run_cluster_with(cfg, shutdown, clock, backend.clone()).await;
     backend.close().await;
     tracing::info!("storage closed");
     result
 }
 
-async fn run_cluster_with(
-    cfg: Config,
-    shutdown: Shutdown,
-    clock: SharedClock,
-    backend: Arc<dyn Backend>,
-) -> anyhow::Result<()> {
+async fn run_cluster_with(cfg: Config, shutdown: Shutdown, clock: SharedClock, backend: Arc<dyn Backend>) -> anyhow::Result<()> {
     let services = Services::new(backend.clone());
-    let audit = AuditLog::open(
-        backend.clone(),
-        &cfg.data_dir,
-        &cfg.cluster_name,
-        clock.clone(),
-    )?;
+    let audit = AuditLog::open(backend.clone(), &cfg.data_dir, &cfg.cluster_name, clock.clone())?;
     let settings = AuthSettings {
         cluster_name: cfg.cluster_name.clone(),
         data_dir: cfg.data_dir.clone(),
@@ -328,9 +265,7 @@ async fn run_cluster_with(
     let host_id = load_or_create_host_id(&cfg.data_dir)?;
     let admin = write_admin_identity(&auth, &cfg.data_dir).await?;
     let extra = vec![host_part(&cfg.public_addr), host_part(&cfg.web_listen_addr)];
-    let proxy_creds = Arc::new(
-        local_host_creds(&auth, &host_id, &cfg.nodename, SystemRole::Proxy, &extra).await?,
-    );
+    let proxy_creds = Arc::new(local_host_creds(&auth, &host_id, &cfg.nodename, SystemRole::Proxy, &extra).await?);
 
     // Background maintenance.
     tokio::spawn(auth.clone().run_authz_watcher(shutdown.clone()));
@@ -353,26 +288,17 @@ async fn run_cluster_with(
 
     // TLS and the API.
     let web = web_certificate(&cfg, &clock)?;
-    let cluster_cert =
-        crate::tls::certified_key(&proxy_creds.tls_cert_pem, &proxy_creds.tls_key_pem)?;
+    let cluster_cert = crate::tls::certified_key(&proxy_creds.tls_cert_pem, &proxy_creds.tls_key_pem)?;
     let tls = TlsState::new(auth.clone(), web, cluster_cert).await?;
     tokio::spawn(tls.clone().run_refresher(shutdown.clone()));
     let ping = PingInfo {
         public_addr: cfg.public_addr.clone(),
         web_listen_addr: cfg.web_listen_addr.clone(),
         tunnel_public_addr: cfg.tunnel_public_addr.clone(),
-        tunnel_listen_addr: cfg
-            .tunnel_listen_addr
-            .clone()
-            .unwrap_or_else(|| cfg.web_listen_addr.clone()),
+        tunnel_listen_addr: cfg.tunnel_listen_addr.clone().unwrap_or_else(|| cfg.web_listen_addr.clone()),
         tls_routing: cfg.tunnel_listen_addr.is_none(),
     };
-    let state = Arc::new(ApiState {
-        auth: auth.clone(),
-        authz: Authorizer::new(auth.clone()),
-        ping,
-        limiter: RateLimiter::default(),
-    });
+    let state = Arc::new(ApiState { auth: auth.clone(), authz: Authorizer::new(auth.clone()), ping, limiter: RateLimiter::default() });
     let active = Arc::new(AtomicUsize::new(0));
     let app = api::router(state).layer(axum::middleware::from_fn({
         let active = active.clone();
@@ -385,40 +311,24 @@ async fn run_cluster_with(
             }
         }
     }));
-    let api_server = Arc::new(ApiServer {
-        tls,
-        app,
-        shutdown: shutdown.clone(),
-    });
+    let api_server = Arc::new(ApiServer { tls, app, shutdown: shutdown.clone() });
 
     // SSH proxy, routing, tunnels.
     let tunnels = TunnelRegistry::new();
-    let router = Arc::new(Router {
-        auth: auth.clone(),
-        tunnels: tunnels.clone(),
-        api: api_server.clone(),
-    });
+    let router = Arc::new(Router { auth: auth.clone(), tunnels: tunnels.clone(), api: api_server.clone() });
     let proxy_ssh = Arc::new(ProxySsh {
         auth: auth.clone(),
         router: router.clone(),
         tunnels: tunnels.clone(),
         config: crate::ssh::server_config(proxy_creds.key.clone(), proxy_creds.cert.clone(), None),
     });
-    tokio::spawn(
-        proxy_ssh
-            .clone()
-            .run_remote_cluster_watcher(shutdown.clone()),
-    );
-    let web_listener = Arc::new(WebListener {
-        api: api_server.clone(),
-        ssh: proxy_ssh.clone(),
-    });
+    tokio::spawn(proxy_ssh.clone().run_remote_cluster_watcher(shutdown.clone()));
+    let web_listener = Arc::new(WebListener { api: api_server.clone(), ssh: proxy_ssh.clone() });
     let listener = bind(&cfg.web_listen_addr, "proxy_service.web_listen_addr").await?;
     tokio::spawn(web_listener.clone().run(listener, shutdown.clone()));
-    for (extra_addr, what) in [
-        (&cfg.tunnel_listen_addr, "proxy_service.tunnel_listen_addr"),
-        (&cfg.ssh_proxy_listen_addr, "proxy_service.listen_addr"),
-    ] {
+    for (extra_addr, what) in
+        [(&cfg.tunnel_listen_addr, "proxy_service.tunnel_listen_addr"), (&cfg.ssh_proxy_listen_addr, "proxy_service.listen_addr")]
+    {
         if let Some(a) = extra_addr {
             let l = bind(a, what).await?;
             tokio::spawn(web_listener.clone().run(l, shutdown.clone()));
@@ -437,21 +347,8 @@ async fn run_cluster_with(
     // In-process node.
     let mut node: Option<Arc<NodeService>> = None;
     if cfg.ssh {
-        let advertise = advertise_addr(
-            &cfg.ssh_listen_addr,
-            cfg.advertise_ip.as_deref(),
-            &cfg.public_addr,
-        );
-        let creds = Arc::new(
-            local_host_creds(
-                &auth,
-                &host_id,
-                &cfg.nodename,
-                SystemRole::Node,
-                &[host_part(&advertise)],
-            )
-            .await?,
-        );
+        let advertise = advertise_addr(&cfg.ssh_listen_addr, cfg.advertise_ip.as_deref(), &cfg.public_addr);
+        let creds = Arc::new(local_host_creds(&auth, &host_id, &cfg.nodename, SystemRole::Node, &[host_part(&advertise)]).await?);
         let ncfg = NodeConfig {
             host_id: host_id.clone(),
             nodename: cfg.nodename.clone(),
@@ -460,10 +357,7 @@ async fn run_cluster_with(
             use_tunnel: false,
             heartbeat_interval: cfg.node_heartbeat,
         };
-        let access = Arc::new(LocalAccess {
-            auth: auth.clone(),
-            host_id: host_id.clone(),
-        });
+        let access = Arc::new(LocalAccess { auth: auth.clone(), host_id: host_id.clone() });
         let n = NodeService::new(ncfg, creds, access, clock.clone());
         let l = bind(&cfg.ssh_listen_addr, "ssh_service.listen_addr").await?;
         tokio::spawn(n.clone().run_bundle_loop(shutdown.clone()));
@@ -509,13 +403,12 @@ async fn node_identity(cfg: &Config, host_id: &str, join_addr: &str) -> anyhow::
             host_cas: c.host_cas,
         });
     }
-    let token = cfg.join_token.clone().ok_or_else(|| anyhow!("this node has not joined a cluster yet: pass --token=<token from 'tctl tokens add --type=node'>"))?;
+    let token = cfg
+        .join_token
+        .clone()
+        .ok_or_else(|| anyhow!("this node has not joined a cluster yet: pass --token=<token from 'tctl tokens add --type=node'>"))?;
     let (ssh, tls, public) = HostCreds::new_keys()?;
-    let trust = if cfg.insecure {
-        ServerTrust::Insecure
-    } else {
-        ServerTrust::System
-    };
+    let trust = if cfg.insecure { ServerTrust::Insecure } else { ServerTrust::System };
     let client = ApiClient::direct(join_addr, &trust, None)?;
     let mut extra = Vec::new();
     if let Some(ip) = &cfg.advertise_ip {
@@ -529,10 +422,7 @@ async fn node_identity(cfg: &Config, host_id: &str, join_addr: &str) -> anyhow::
         additional_principals: extra,
         keys: public,
     };
-    let resp: JoinResponse = client
-        .post(path::JOIN, &req)
-        .await
-        .map_err(|e| anyhow!("joining the cluster at {join_addr} failed: {e}"))?;
+    let resp: JoinResponse = client.post(path::JOIN, &req).await.map_err(|e| anyhow!("joining the cluster at {join_addr} failed: {e}"))?;
     let creds = HostCreds::from_issued(host_id, ssh, &tls, &resp.certs)?;
     let c = Credentials {
         ssh_key: creds.key.clone(),
@@ -547,10 +437,7 @@ async fn node_identity(cfg: &Config, host_id: &str, join_addr: &str) -> anyhow::
 }
 
 async fn run_node_only(cfg: Config, shutdown: Shutdown, clock: SharedClock) -> anyhow::Result<()> {
-    let join_addr = cfg
-        .join_addr
-        .clone()
-        .ok_or_else(|| anyhow!("a node needs --auth-server"))?;
+    let join_addr = cfg.join_addr.clone().ok_or_else(|| anyhow!("a node needs --auth-server"))?;
     let host_id = load_or_create_host_id(&cfg.data_dir)?;
     let creds = Arc::new(node_identity(&cfg, &host_id, &join_addr).await?);
     let cluster_pems: Vec<String> = creds
@@ -560,28 +447,10 @@ async fn run_node_only(cfg: Config, shutdown: Shutdown, clock: SharedClock) -> a
         .flat_map(|c| c.tls_certs.clone())
         .collect();
     let pinned = ServerTrust::Pinned(cluster_pems);
-    let make = || {
-        ApiClient::new(
-            tcp_dialer(&join_addr),
-            certs::CLUSTER_LOCAL_NAME,
-            &pinned,
-            Some(&creds.client_identity()),
-            &join_addr,
-        )
-    };
-    let access = Arc::new(RemoteAccess {
-        client: make()?,
-        poll_client: make()?.with_timeout(Duration::from_secs(60)),
-    });
-    let advertise = if cfg.use_tunnel {
-        String::new()
-    } else {
-        advertise_addr(
-            &cfg.ssh_listen_addr,
-            cfg.advertise_ip.as_deref(),
-            &join_addr,
-        )
-    };
+    let make = || ApiClient::new(tcp_dialer(&join_addr), certs::CLUSTER_LOCAL_NAME, &pinned, Some(&creds.client_identity()), &join_addr);
+    let access = Arc::new(RemoteAccess { client: make()?, poll_client: make()?.with_timeout(Duration::from_secs(60)) });
+    let advertise =
+        if cfg.use_tunnel { String::new() } else { advertise_addr(&cfg.ssh_listen_addr, cfg.advertise_ip.as_deref(), &join_addr) };
     let ncfg = NodeConfig {
         host_id: host_id.clone(),
         nodename: cfg.nodename.clone(),
@@ -629,14 +498,8 @@ mod tests {
 
     #[test]
     fn advertise_address_choice() {
-        assert_eq!(
-            advertise_addr("127.0.0.5:3022", None, "x:1"),
-            "127.0.0.5:3022"
-        );
-        assert_eq!(
-            advertise_addr("0.0.0.0:3022", Some("10.1.2.3"), "x:1"),
-            "10.1.2.3:3022"
-        );
+        assert_eq!(advertise_addr("127.0.0.5:3022", None, "x:1"), "127.0.0.5:3022");
+        assert_eq!(advertise_addr("0.0.0.0:3022", Some("10.1.2.3"), "x:1"), "10.1.2.3:3022");
         assert!(advertise_addr("0.0.0.0:3022", None, "127.0.0.9:3080").starts_with("127."));
     }
 }

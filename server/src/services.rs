@@ -15,10 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared::error::{Error, Result};
 use shared::resource::connector::Connector;
-use shared::resource::{
-    CaType, CertAuthority, Kind, Metadata, Node, ProvisionToken, RemoteCluster, Role,
-    TrustedCluster, User,
-};
+use shared::resource::{CaType, CertAuthority, Kind, Metadata, Node, ProvisionToken, RemoteCluster, Role, TrustedCluster, User};
 
 use crate::storage::{Backend, Item, Op};
 
@@ -81,8 +78,7 @@ pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
 }
 
 fn decode<T: DeserializeOwned>(item: &Item) -> Result<T> {
-    serde_json::from_slice(&item.value)
-        .map_err(|e| Error::internal(format!("corrupt record {}: {e}", item.key)))
+    serde_json::from_slice(&item.value).map_err(|e| Error::internal(format!("corrupt record {}: {e}", item.key)))
 }
 
 /// Implemented by resources that carry [`Metadata`].
@@ -94,16 +90,7 @@ pub trait HasMetadata {
 macro_rules! has_metadata {
     ($($t:ty),*) => { $(impl HasMetadata for $t { fn meta(&mut self) -> &mut Metadata { &mut self.metadata } })* };
 }
-has_metadata!(
-    Role,
-    User,
-    ProvisionToken,
-    TrustedCluster,
-    RemoteCluster,
-    CertAuthority,
-    Node,
-    Connector
-);
+has_metadata!(Role, User, ProvisionToken, TrustedCluster, RemoteCluster, CertAuthority, Node, Connector);
 
 /// Unix seconds of a metadata expiry.
 pub fn expires_of(m: &Metadata) -> Option<i64> {
@@ -117,32 +104,20 @@ impl Services {
     }
 
     /// Reads a resource by key (None if absent), with `metadata.id` set to its revision.
-    pub async fn get<T: DeserializeOwned + HasMetadata>(
-        &self,
-        key: &str,
-    ) -> Result<Option<Versioned<T>>> {
+    pub async fn get<T: DeserializeOwned + HasMetadata>(&self, key: &str) -> Result<Option<Versioned<T>>> {
         match self.backend.get(key).await? {
             None => Ok(None),
             Some(item) => {
                 let mut v: T = decode(&item)?;
                 v.meta().id = Some(item.revision);
-                Ok(Some(Versioned {
-                    value: v,
-                    revision: item.revision,
-                }))
+                Ok(Some(Versioned { value: v, revision: item.revision }))
             }
         }
     }
 
     /// Reads a resource or fails with `NotFound(message)`.
-    pub async fn must_get<T: DeserializeOwned + HasMetadata>(
-        &self,
-        key: &str,
-        not_found: impl FnOnce() -> String,
-    ) -> Result<Versioned<T>> {
-        self.get(key)
-            .await?
-            .ok_or_else(|| Error::not_found(not_found()))
+    pub async fn must_get<T: DeserializeOwned + HasMetadata>(&self, key: &str, not_found: impl FnOnce() -> String) -> Result<Versioned<T>> {
+        self.get(key).await?.ok_or_else(|| Error::not_found(not_found()))
     }
 
     /// Lists resources under a prefix.
@@ -162,47 +137,21 @@ impl Services {
         let mut v = v.clone();
         v.meta().id = None;
         let expires = expires_of(v.meta());
-        Ok(Op::Put {
-            key: key.into(),
-            value: encode(&v)?,
-            expires,
-        })
+        Ok(Op::Put { key: key.into(), value: encode(&v)?, expires })
     }
 
     /// A `Create` op.
     pub fn create_op<T: Serialize + HasMetadata + Clone>(&self, key: &str, v: &T) -> Result<Op> {
         match self.put_op(key, v)? {
-            Op::Put {
-                key,
-                value,
-                expires,
-            } => Ok(Op::Create {
-                key,
-                value,
-                expires,
-            }),
+            Op::Put { key, value, expires } => Ok(Op::Create { key, value, expires }),
             other => Ok(other),
         }
     }
 
     /// A compare-and-swap op.
-    pub fn cas_op<T: Serialize + HasMetadata + Clone>(
-        &self,
-        key: &str,
-        v: &T,
-        expected: i64,
-    ) -> Result<Op> {
+    pub fn cas_op<T: Serialize + HasMetadata + Clone>(&self, key: &str, v: &T, expected: i64) -> Result<Op> {
         match self.put_op(key, v)? {
-            Op::Put {
-                key,
-                value,
-                expires,
-            } => Ok(Op::CompareAndSwap {
-                key,
-                value,
-                expires,
-                expected,
-            }),
+            Op::Put { key, value, expires } => Ok(Op::CompareAndSwap { key, value, expires, expected }),
             other => Ok(other),
         }
     }
@@ -216,12 +165,7 @@ impl Services {
 
     /// A role.
     pub async fn role(&self, name: &str) -> Result<Role> {
-        Ok(self
-            .must_get::<Role>(&format!("{}{name}", keys::ROLES), || {
-                format!("role {name:?} is not found")
-            })
-            .await?
-            .value)
+        Ok(self.must_get::<Role>(&format!("{}{name}", keys::ROLES), || format!("role {name:?} is not found")).await?.value)
     }
 
     /// Roles by name; a missing role is an error naming it.
@@ -235,24 +179,12 @@ impl Services {
 
     /// A user.
     pub async fn user(&self, name: &str) -> Result<Versioned<User>> {
-        self.must_get(&format!("{}{name}", keys::USERS), || {
-            format!("user {name:?} is not found")
-        })
-        .await
+        self.must_get(&format!("{}{name}", keys::USERS), || format!("user {name:?} is not found")).await
     }
 
     /// A CA, active or not (`deactivated` selects which).
-    pub async fn ca(
-        &self,
-        t: CaType,
-        cluster: &str,
-        deactivated: bool,
-    ) -> Result<Option<CertAuthority>> {
-        let key = if deactivated {
-            keys::deactivated_ca(t, cluster)
-        } else {
-            keys::ca(t, cluster)
-        };
+    pub async fn ca(&self, t: CaType, cluster: &str, deactivated: bool) -> Result<Option<CertAuthority>> {
+        let key = if deactivated { keys::deactivated_ca(t, cluster) } else { keys::ca(t, cluster) };
         Ok(self.get::<CertAuthority>(&key).await?.map(|v| v.value))
     }
 
@@ -287,7 +219,9 @@ impl Services {
             Kind::Node => format!("{}{name}", keys::NODES),
             Kind::CertAuthority => {
                 let (t, c) = name.split_once('/').ok_or_else(|| {
-                    Error::bad_parameter(format!("certificate authority name {name:?} must be <type>/<cluster>, such as host/root.example.com"))
+                    Error::bad_parameter(format!(
+                        "certificate authority name {name:?} must be <type>/<cluster>, such as host/root.example.com"
+                    ))
                 })?;
                 keys::ca(CaType::parse(t)?, c)
             }

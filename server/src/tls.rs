@@ -23,11 +23,8 @@ use crate::process::Shutdown;
 
 /// Loads a PEM certificate chain and key into a rustls signing key.
 pub fn certified_key(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>> {
-    let chain: Vec<CertificateDer<'static>> = certs::pem_blocks(cert_pem)
-        .into_iter()
-        .filter(|(l, _)| l == "CERTIFICATE")
-        .map(|(_, d)| CertificateDer::from(d))
-        .collect();
+    let chain: Vec<CertificateDer<'static>> =
+        certs::pem_blocks(cert_pem).into_iter().filter(|(l, _)| l == "CERTIFICATE").map(|(_, d)| CertificateDer::from(d)).collect();
     if chain.is_empty() {
         return Err(Error::bad_parameter("no certificate found in the PEM data"));
     }
@@ -53,11 +50,7 @@ struct SniResolver {
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        if hello.server_name() == Some(CLUSTER_LOCAL_NAME) {
-            Some(self.cluster.clone())
-        } else {
-            Some(self.web.clone())
-        }
+        if hello.server_name() == Some(CLUSTER_LOCAL_NAME) { Some(self.cluster.clone()) } else { Some(self.web.clone()) }
     }
 }
 
@@ -70,18 +63,10 @@ pub struct TlsState {
 
 impl TlsState {
     /// Builds the state: `web` is the public certificate, `cluster` the host-CA-signed one.
-    pub async fn new(
-        auth: Arc<AuthServer>,
-        web: Arc<CertifiedKey>,
-        cluster: Arc<CertifiedKey>,
-    ) -> Result<Arc<TlsState>> {
+    pub async fn new(auth: Arc<AuthServer>, web: Arc<CertifiedKey>, cluster: Arc<CertifiedKey>) -> Result<Arc<TlsState>> {
         let resolver = Arc::new(SniResolver { web, cluster });
         let config = build(&auth, &resolver).await?;
-        Ok(Arc::new(TlsState {
-            auth,
-            resolver,
-            current: RwLock::new(config),
-        }))
+        Ok(Arc::new(TlsState { auth, resolver, current: RwLock::new(config) }))
     }
 
     /// The configuration for a new connection.
@@ -136,13 +121,7 @@ async fn build(auth: &AuthServer, resolver: &Arc<SniResolver>) -> Result<Arc<Ser
     add(&auth.own_ca(CaType::User).await?);
     add(&auth.own_ca(CaType::Host).await?);
     for ca in auth.services.cas_of_type(CaType::User).await? {
-        if ca.metadata.name != local
-            && auth
-                .services
-                .trusted_cluster(&ca.metadata.name)
-                .await?
-                .is_some()
-        {
+        if ca.metadata.name != local && auth.services.trusted_cluster(&ca.metadata.name).await?.is_some() {
             add(&ca);
         }
     }

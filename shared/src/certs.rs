@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use rand::Rng;
 use rcgen::{
-    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
-    SubjectPublicKeyInfo,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SerialNumber, SubjectPublicKeyInfo,
 };
 use russh::keys::ssh_key::certificate::{Builder, CertType};
 use russh::keys::ssh_key::{Algorithm, Certificate, HashAlg, LineEnding, PrivateKey, PublicKey};
@@ -37,39 +36,30 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
 
 /// A random lowercase hex string of `bytes` bytes.
 pub fn random_hex(bytes: usize) -> String {
-    random_bytes(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    random_bytes(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 // ---------------------------------------------------------------- SSH
 
 /// A new Ed25519 SSH key.
 pub fn new_ssh_key() -> Result<PrivateKey> {
-    PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)
-        .map_err(|e| Error::internal(format!("generating SSH key: {e}")))
+    PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(|e| Error::internal(format!("generating SSH key: {e}")))
 }
 
 /// An SSH private key as OpenSSH PEM.
 pub fn ssh_key_to_pem(k: &PrivateKey) -> Result<String> {
-    k.to_openssh(LineEnding::LF)
-        .map(|z| z.to_string())
-        .map_err(|e| Error::internal(format!("encoding SSH key: {e}")))
+    k.to_openssh(LineEnding::LF).map(|z| z.to_string()).map_err(|e| Error::internal(format!("encoding SSH key: {e}")))
 }
 
 /// Parses an OpenSSH private key.
 pub fn ssh_key_from_pem(pem: &[u8]) -> Result<PrivateKey> {
-    PrivateKey::from_openssh(pem)
-        .map_err(|e| Error::bad_parameter(format!("invalid SSH private key: {e}")))
+    PrivateKey::from_openssh(pem).map_err(|e| Error::bad_parameter(format!("invalid SSH private key: {e}")))
 }
 
 /// Parses `authorized_keys` text (`ssh-ed25519 AAAA... [comment]`).
 pub fn parse_authorized_key(text: &[u8]) -> Result<PublicKey> {
-    let s = std::str::from_utf8(text)
-        .map_err(|_| Error::bad_parameter("SSH public key is not UTF-8"))?;
-    PublicKey::from_openssh(s.trim())
-        .map_err(|e| Error::bad_parameter(format!("invalid SSH public key: {e}")))
+    let s = std::str::from_utf8(text).map_err(|_| Error::bad_parameter("SSH public key is not UTF-8"))?;
+    PublicKey::from_openssh(s.trim()).map_err(|e| Error::bad_parameter(format!("invalid SSH public key: {e}")))
 }
 
 /// A public key as `authorized_keys` text without a comment.
@@ -81,8 +71,7 @@ pub fn authorized_key(k: &PublicKey) -> String {
 
 /// Parses an OpenSSH certificate line.
 pub fn parse_ssh_cert(text: &str) -> Result<Certificate> {
-    Certificate::from_openssh(text.trim())
-        .map_err(|e| Error::bad_parameter(format!("invalid SSH certificate: {e}")))
+    Certificate::from_openssh(text.trim()).map_err(|e| Error::bad_parameter(format!("invalid SSH certificate: {e}")))
 }
 
 /// An SSH certificate as one OpenSSH line.
@@ -113,22 +102,14 @@ pub struct SshCertParams {
 }
 
 /// Signs an SSH certificate for `subject` with `ca`.
-pub fn sign_ssh_cert(
-    ca: &PrivateKey,
-    subject: &PublicKey,
-    p: &SshCertParams,
-) -> Result<Certificate> {
+pub fn sign_ssh_cert(ca: &PrivateKey, subject: &PublicKey, p: &SshCertParams) -> Result<Certificate> {
     if p.principals.is_empty() {
-        return Err(Error::internal(
-            "refusing to sign an SSH certificate without principals",
-        ));
+        return Err(Error::internal("refusing to sign an SSH certificate without principals"));
     }
     let after = u64::try_from(p.not_before.unix_timestamp()).unwrap_or(0);
     let before = u64::try_from(p.not_after.unix_timestamp()).unwrap_or(0);
-    let err =
-        |e: russh::keys::ssh_key::Error| Error::internal(format!("building SSH certificate: {e}"));
-    let mut b =
-        Builder::new(random_bytes(32), subject.key_data().clone(), after, before).map_err(err)?;
+    let err = |e: russh::keys::ssh_key::Error| Error::internal(format!("building SSH certificate: {e}"));
+    let mut b = Builder::new(random_bytes(32), subject.key_data().clone(), after, before).map_err(err)?;
     let mut serial = [0u8; 8];
     rand::rng().fill_bytes(&mut serial);
     b.serial(u64::from_be_bytes(serial)).map_err(err)?;
@@ -164,16 +145,12 @@ impl std::fmt::Display for SshCertRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SshCertRejection::UntrustedCa => f.write_str("the certificate signed by untrusted CA"),
-            SshCertRejection::Expired => {
-                f.write_str("the certificate has expired or is not yet valid")
-            }
+            SshCertRejection::Expired => f.write_str("the certificate has expired or is not yet valid"),
             SshCertRejection::WrongType => f.write_str("the certificate is of the wrong type"),
             SshCertRejection::Principal(p) => {
                 write!(f, "the certificate is not valid for principal {p:?}")
             }
-            SshCertRejection::Malformed => {
-                f.write_str("the certificate has no key id or no principals")
-            }
+            SshCertRejection::Malformed => f.write_str("the certificate has no key id or no principals"),
             SshCertRejection::UnsupportedOption(o) => {
                 write!(f, "the certificate has unsupported critical option {o:?}")
             }
@@ -195,10 +172,7 @@ pub fn check_ssh_cert(
         return Err(SshCertRejection::Malformed);
     }
     let signer = cert.signature_key().fingerprint(HashAlg::Sha256);
-    let idx = cas
-        .iter()
-        .position(|ca| ca.fingerprint(HashAlg::Sha256) == signer)
-        .ok_or(SshCertRejection::UntrustedCa)?;
+    let idx = cas.iter().position(|ca| ca.fingerprint(HashAlg::Sha256) == signer).ok_or(SshCertRejection::UntrustedCa)?;
     let fp = signer;
     let ts = u64::try_from(now.unix_timestamp()).unwrap_or(0);
     match cert.validate_at(ts, [&fp]) {
@@ -206,11 +180,7 @@ pub fn check_ssh_cert(
         Err(_) => {
             // Distinguish a bad signature from a bad window for the log.
             let in_window = cert.valid_after() <= ts && ts < cert.valid_before();
-            return Err(if in_window {
-                SshCertRejection::UntrustedCa
-            } else {
-                SshCertRejection::Expired
-            });
+            return Err(if in_window { SshCertRejection::UntrustedCa } else { SshCertRejection::Expired });
         }
     }
     if cert.cert_type() != cert_type {
@@ -236,8 +206,7 @@ pub fn new_tls_key() -> Result<KeyPair> {
 
 /// Parses a PKCS#8 PEM private key.
 pub fn tls_key_from_pem(pem: &str) -> Result<KeyPair> {
-    KeyPair::from_pem(pem)
-        .map_err(|e| Error::bad_parameter(format!("invalid TLS private key: {e}")))
+    KeyPair::from_pem(pem).map_err(|e| Error::bad_parameter(format!("invalid TLS private key: {e}")))
 }
 
 fn rcgen_err(e: rcgen::Error) -> Error {
@@ -261,21 +230,11 @@ pub fn ca_subject(cluster: &str, ca_type: &str) -> DistinguishedName {
 }
 
 /// A self-signed CA certificate for `cluster`, valid for `ttl`.
-pub fn new_ca_cert(
-    key: &KeyPair,
-    cluster: &str,
-    ca_type: &str,
-    now: OffsetDateTime,
-    ttl: Duration,
-) -> Result<String> {
+pub fn new_ca_cert(key: &KeyPair, cluster: &str, ca_type: &str, now: OffsetDateTime, ttl: Duration) -> Result<String> {
     let mut p = CertificateParams::new(Vec::<String>::new()).map_err(rcgen_err)?;
     p.distinguished_name = ca_subject(cluster, ca_type);
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     p.not_before = now - CLOCK_SKEW;
     p.not_after = now + ttl;
     p.serial_number = Some(serial());
@@ -304,16 +263,10 @@ pub struct TlsCertParams {
 }
 
 /// Signs an X.509 certificate for the public key `spki_pem` with the CA (`ca_cert_pem`, `ca_key_pem`).
-pub fn sign_tls_cert(
-    ca_cert_pem: &str,
-    ca_key_pem: &str,
-    spki_pem: &str,
-    p: &TlsCertParams,
-) -> Result<String> {
+pub fn sign_tls_cert(ca_cert_pem: &str, ca_key_pem: &str, spki_pem: &str, p: &TlsCertParams) -> Result<String> {
     let ca_key = tls_key_from_pem(ca_key_pem)?;
     let issuer = Issuer::from_ca_cert_pem(ca_cert_pem, ca_key).map_err(rcgen_err)?;
-    let subject = SubjectPublicKeyInfo::from_pem(spki_pem)
-        .map_err(|e| Error::bad_parameter(format!("invalid TLS public key: {e}")))?;
+    let subject = SubjectPublicKeyInfo::from_pem(spki_pem).map_err(|e| Error::bad_parameter(format!("invalid TLS public key: {e}")))?;
     let mut params = CertificateParams::new(p.sans.clone()).map_err(rcgen_err)?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, p.common_name.as_str());
@@ -322,10 +275,7 @@ pub fn sign_tls_cert(
     }
     params.distinguished_name = dn;
     params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     let mut eku = Vec::new();
     if p.client {
         eku.push(ExtendedKeyUsagePurpose::ClientAuth);
@@ -338,17 +288,9 @@ pub fn sign_tls_cert(
     params.not_after = p.not_after;
     params.serial_number = Some(serial());
     if let Some(json) = &p.identity_json {
-        params
-            .custom_extensions
-            .push(CustomExtension::from_oid_content(
-                IDENTITY_OID,
-                der_utf8(json),
-            ));
+        params.custom_extensions.push(CustomExtension::from_oid_content(IDENTITY_OID, der_utf8(json)));
     }
-    Ok(params
-        .signed_by(&subject, &issuer)
-        .map_err(rcgen_err)?
-        .pem())
+    Ok(params.signed_by(&subject, &issuer).map_err(rcgen_err)?.pem())
 }
 
 /// A self-signed server certificate (the web listener's fallback), valid for one year.
@@ -356,10 +298,7 @@ pub fn self_signed_server_cert(sans: &[String], now: OffsetDateTime) -> Result<(
     let key = new_tls_key()?;
     let mut p = CertificateParams::new(sans.to_vec()).map_err(rcgen_err)?;
     let mut dn = DistinguishedName::new();
-    dn.push(
-        DnType::CommonName,
-        sans.first().map(String::as_str).unwrap_or("localhost"),
-    );
+    dn.push(DnType::CommonName, sans.first().map(String::as_str).unwrap_or("localhost"));
     p.distinguished_name = dn;
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     p.not_before = now - CLOCK_SKEW;
@@ -408,9 +347,7 @@ fn read_der_utf8(b: &[u8]) -> Option<String> {
         if n == 0 || n > 4 || rest.len() < n {
             return None;
         }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, x| (acc << 8) | *x as usize);
+        let len = rest[..n].iter().fold(0usize, |acc, x| (acc << 8) | *x as usize);
         (len, &rest[n..])
     };
     if rest.len() != len {
@@ -439,26 +376,16 @@ pub struct PeerCert {
 /// Parses a DER certificate (already verified by the TLS layer) into what we need.
 pub fn parse_peer_cert(der: &[u8]) -> Result<PeerCert> {
     use x509_parser::prelude::*;
-    let (_, cert) = parse_x509_certificate(der)
-        .map_err(|e| Error::access_denied(format!("unparsable client certificate: {e}")))?;
+    let (_, cert) = parse_x509_certificate(der).map_err(|e| Error::access_denied(format!("unparsable client certificate: {e}")))?;
     let first = |it: &mut dyn Iterator<Item = &AttributeTypeAndValue>| -> String {
-        it.next()
-            .and_then(|a| a.as_str().ok())
-            .unwrap_or_default()
-            .to_string()
+        it.next().and_then(|a| a.as_str().ok()).unwrap_or_default().to_string()
     };
     let issuer = cert.issuer();
     let subject = cert.subject();
     let identity_json = cert
         .extensions()
         .iter()
-        .find(|e| {
-            e.oid
-                .iter()
-                .map(|arcs| arcs.collect::<Vec<u64>>())
-                .as_deref()
-                == Some(IDENTITY_OID)
-        })
+        .find(|e| e.oid.iter().map(|arcs| arcs.collect::<Vec<u64>>()).as_deref() == Some(IDENTITY_OID))
         .and_then(|e| read_der_utf8(e.value));
     Ok(PeerCert {
         issuer_cluster: first(&mut issuer.iter_common_name()),
@@ -474,22 +401,9 @@ pub fn parse_peer_cert(der: &[u8]) -> Result<PeerCert> {
 pub fn cert_subject(pem: &str) -> Result<(String, String)> {
     use x509_parser::prelude::*;
     let der = first_pem_der(pem, "CERTIFICATE")?;
-    let (_, cert) = parse_x509_certificate(&der)
-        .map_err(|e| Error::bad_parameter(format!("invalid certificate: {e}")))?;
-    let cn = cert
-        .subject()
-        .iter_common_name()
-        .next()
-        .and_then(|a| a.as_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let o = cert
-        .subject()
-        .iter_organization()
-        .next()
-        .and_then(|a| a.as_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let (_, cert) = parse_x509_certificate(&der).map_err(|e| Error::bad_parameter(format!("invalid certificate: {e}")))?;
+    let cn = cert.subject().iter_common_name().next().and_then(|a| a.as_str().ok()).unwrap_or_default().to_string();
+    let o = cert.subject().iter_organization().next().and_then(|a| a.as_str().ok()).unwrap_or_default().to_string();
     Ok((cn, o))
 }
 
@@ -510,16 +424,10 @@ pub fn pem_blocks(text: &str) -> Vec<(String, Vec<u8>)> {
     let mut body = String::new();
     for line in text.lines() {
         let line = line.trim();
-        if let Some(l) = line
-            .strip_prefix("-----BEGIN ")
-            .and_then(|s| s.strip_suffix("-----"))
-        {
+        if let Some(l) = line.strip_prefix("-----BEGIN ").and_then(|s| s.strip_suffix("-----")) {
             label = Some(l.to_string());
             body.clear();
-        } else if let Some(l) = line
-            .strip_prefix("-----END ")
-            .and_then(|s| s.strip_suffix("-----"))
-        {
+        } else if let Some(l) = line.strip_prefix("-----END ").and_then(|s| s.strip_suffix("-----")) {
             if label.as_deref() == Some(l)
                 && let Ok(der) = base64::engine::general_purpose::STANDARD.decode(body.as_bytes())
             {
@@ -535,11 +443,7 @@ pub fn pem_blocks(text: &str) -> Vec<(String, Vec<u8>)> {
 
 /// The PEM text of each PEM block with `label` (re-encoded).
 pub fn pem_texts(text: &str, label: &str) -> Vec<String> {
-    pem_blocks(text)
-        .into_iter()
-        .filter(|(l, _)| l == label)
-        .map(|(l, der)| pem_encode(&l, &der))
-        .collect()
+    pem_blocks(text).into_iter().filter(|(l, _)| l == label).map(|(l, der)| pem_encode(&l, &der)).collect()
 }
 
 /// Encodes DER as PEM.
@@ -581,32 +485,11 @@ mod tests {
         let user = new_ssh_key()?;
         let cert = sign_ssh_cert(&ca, user.public_key(), &user_params(&["visitor"]))?;
         let cas = vec![other.public_key().clone(), ca.public_key().clone()];
-        assert_eq!(
-            check_ssh_cert(&cert, &cas, CertType::User, Some("visitor"), now()),
-            Ok(1)
-        );
-        assert_eq!(
-            check_ssh_cert(&cert, &cas[..1], CertType::User, Some("visitor"), now()),
-            Err(SshCertRejection::UntrustedCa)
-        );
-        assert_eq!(
-            check_ssh_cert(&cert, &cas, CertType::User, Some("root"), now()),
-            Err(SshCertRejection::Principal("root".into()))
-        );
-        assert_eq!(
-            check_ssh_cert(&cert, &cas, CertType::Host, None, now()),
-            Err(SshCertRejection::WrongType)
-        );
-        assert_eq!(
-            check_ssh_cert(
-                &cert,
-                &cas,
-                CertType::User,
-                None,
-                now() + Duration::from_secs(7200)
-            ),
-            Err(SshCertRejection::Expired)
-        );
+        assert_eq!(check_ssh_cert(&cert, &cas, CertType::User, Some("visitor"), now()), Ok(1));
+        assert_eq!(check_ssh_cert(&cert, &cas[..1], CertType::User, Some("visitor"), now()), Err(SshCertRejection::UntrustedCa));
+        assert_eq!(check_ssh_cert(&cert, &cas, CertType::User, Some("root"), now()), Err(SshCertRejection::Principal("root".into())));
+        assert_eq!(check_ssh_cert(&cert, &cas, CertType::Host, None, now()), Err(SshCertRejection::WrongType));
+        assert_eq!(check_ssh_cert(&cert, &cas, CertType::User, None, now() + Duration::from_secs(7200)), Err(SshCertRejection::Expired));
         // Round trip through text.
         let back = parse_ssh_cert(&ssh_cert_line(&cert))?;
         assert_eq!(back.key_id(), "alice");
@@ -624,20 +507,8 @@ mod tests {
     #[test]
     fn x509_issue_and_parse() -> Result<()> {
         let ca_key = new_tls_key()?;
-        let ca_pem = new_ca_cert(
-            &ca_key,
-            "root.example.com",
-            "user",
-            now(),
-            Duration::from_secs(86400),
-        )?;
-        assert_eq!(
-            cert_subject(&ca_pem)?,
-            (
-                "root.example.com".to_string(),
-                "root.example.com".to_string()
-            )
-        );
+        let ca_pem = new_ca_cert(&ca_key, "root.example.com", "user", now(), Duration::from_secs(86400))?;
+        assert_eq!(cert_subject(&ca_pem)?, ("root.example.com".to_string(), "root.example.com".to_string()));
         let key = new_tls_key()?;
         let p = TlsCertParams {
             common_name: "alice".into(),

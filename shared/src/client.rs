@@ -78,15 +78,9 @@ pub fn system_roots() -> RootCertStore {
     // rustls-native-certs reads SSL_CERT_FILE *instead of* the platform store; add the usual
     // platform bundle too so that SSL_CERT_FILE extends rather than replaces it.
     if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some() {
-        for path in [
-            "/etc/ssl/certs/ca-certificates.crt",
-            "/etc/pki/tls/certs/ca-bundle.crt",
-        ] {
+        for path in ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"] {
             if let Ok(text) = std::fs::read_to_string(path) {
-                for der in crate::certs::pem_blocks(&text)
-                    .into_iter()
-                    .filter(|(l, _)| l == "CERTIFICATE")
-                {
+                for der in crate::certs::pem_blocks(&text).into_iter().filter(|(l, _)| l == "CERTIFICATE") {
                     let _ = roots.add(CertificateDer::from(der.1));
                 }
             }
@@ -96,10 +90,7 @@ pub fn system_roots() -> RootCertStore {
 }
 
 /// Builds a rustls client config.
-pub fn tls_client_config(
-    trust: &ServerTrust,
-    identity: Option<&ClientIdentity>,
-) -> Result<ClientConfig> {
+pub fn tls_client_config(trust: &ServerTrust, identity: Option<&ClientIdentity>) -> Result<ClientConfig> {
     install_crypto_provider();
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -111,17 +102,13 @@ pub fn tls_client_config(
             for pem in pems {
                 for (label, der) in crate::certs::pem_blocks(pem) {
                     if label == "CERTIFICATE" {
-                        roots.add(CertificateDer::from(der)).map_err(|e| {
-                            Error::bad_parameter(format!("invalid CA certificate: {e}"))
-                        })?;
+                        roots.add(CertificateDer::from(der)).map_err(|e| Error::bad_parameter(format!("invalid CA certificate: {e}")))?;
                     }
                 }
             }
             builder.with_root_certificates(roots)
         }
-        ServerTrust::Insecure => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert(provider()))),
+        ServerTrust::Insecure => builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert(provider()))),
     };
     let mut cfg = match identity {
         Some(id) => {
@@ -131,11 +118,8 @@ pub fn tls_client_config(
                 .map(|(_, d)| CertificateDer::from(d))
                 .collect();
             let key_der = crate::certs::first_pem_der(&id.key_pem, "PRIVATE KEY")?;
-            let key = PrivateKeyDer::try_from(key_der)
-                .map_err(|e| Error::bad_parameter(format!("invalid TLS key: {e}")))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| Error::bad_parameter(format!("invalid client certificate: {e}")))?
+            let key = PrivateKeyDer::try_from(key_der).map_err(|e| Error::bad_parameter(format!("invalid TLS key: {e}")))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| Error::bad_parameter(format!("invalid client certificate: {e}")))?
         }
         None => builder.with_no_client_auth(),
     };
@@ -164,12 +148,7 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyServerCert {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
     fn verify_tls13_signature(
         &self,
@@ -177,12 +156,7 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyServerCert {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
@@ -195,17 +169,10 @@ pub fn tcp_dialer(addr: &str) -> Dialer {
     Arc::new(move || {
         let addr = addr.clone();
         Box::pin(async move {
-            let stream = tokio::time::timeout(
-                Duration::from_secs(15),
-                tokio::net::TcpStream::connect(&addr),
-            )
-            .await
-            .map_err(|_| {
-                Error::connection_problem(format!(
-                    "timed out connecting to {addr}; is the address reachable?"
-                ))
-            })?
-            .map_err(|e| connect_error(&addr, &e))?;
+            let stream = tokio::time::timeout(Duration::from_secs(15), tokio::net::TcpStream::connect(&addr))
+                .await
+                .map_err(|_| Error::connection_problem(format!("timed out connecting to {addr}; is the address reachable?")))?
+                .map_err(|e| connect_error(&addr, &e))?;
             let _ = stream.set_nodelay(true);
             Ok(Box::new(stream) as BoxStream)
         })
@@ -215,9 +182,7 @@ pub fn tcp_dialer(addr: &str) -> Dialer {
 /// A one-line explanation of a failed TCP connect.
 pub fn connect_error(addr: &str, e: &std::io::Error) -> Error {
     let hint = match e.kind() {
-        std::io::ErrorKind::ConnectionRefused => {
-            "connection refused; is teleport running there, and is the port right?"
-        }
+        std::io::ErrorKind::ConnectionRefused => "connection refused; is teleport running there, and is the port right?",
         std::io::ErrorKind::NotFound => "no such host; check the address",
         _ => "",
     };
@@ -264,22 +229,11 @@ impl ApiClient {
         let tls = Arc::new(tls_client_config(trust, identity)?);
         let server_name = ServerName::try_from(server_name.to_string())
             .map_err(|_| Error::bad_parameter(format!("invalid server name {server_name:?}")))?;
-        Ok(ApiClient {
-            dialer,
-            tls,
-            server_name,
-            target: target.to_string(),
-            conn: Mutex::new(None),
-            timeout: Duration::from_secs(60),
-        })
+        Ok(ApiClient { dialer, tls, server_name, target: target.to_string(), conn: Mutex::new(None), timeout: Duration::from_secs(60) })
     }
 
     /// A client for `https://addr`, verifying the certificate for the address's host.
-    pub fn direct(
-        addr: &str,
-        trust: &ServerTrust,
-        identity: Option<&ClientIdentity>,
-    ) -> Result<ApiClient> {
+    pub fn direct(addr: &str, trust: &ServerTrust, identity: Option<&ClientIdentity>) -> Result<ApiClient> {
         Self::new(tcp_dialer(addr), &host_of(addr), trust, identity, addr)
     }
 
@@ -292,20 +246,13 @@ impl ApiClient {
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>> {
         let stream = (self.dialer)().await?;
         let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
-        let tls = tokio::time::timeout(
-            Duration::from_secs(15),
-            connector.connect(self.server_name.clone(), stream),
-        )
-        .await
-        .map_err(|_| {
-            Error::connection_problem(format!("TLS handshake with {} timed out", self.target))
-        })?
-        .map_err(|e| tls_error(&self.target, &e))?;
+        let tls = tokio::time::timeout(Duration::from_secs(15), connector.connect(self.server_name.clone(), stream))
+            .await
+            .map_err(|_| Error::connection_problem(format!("TLS handshake with {} timed out", self.target)))?
+            .map_err(|e| tls_error(&self.target, &e))?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
-            .map_err(|e| {
-                Error::connection_problem(format!("HTTP handshake with {}: {e}", self.target))
-            })?;
+            .map_err(|e| Error::connection_problem(format!("HTTP handshake with {}: {e}", self.target)))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -313,31 +260,15 @@ impl ApiClient {
     }
 
     /// Sends a request and decodes the JSON answer (or the error body).
-    pub async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&B>,
-    ) -> Result<T> {
+    pub async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&B>) -> Result<T> {
         let bytes = self.call_raw(method, path, body).await?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            Error::internal(format!(
-                "unexpected answer from {} for {path}: {e}",
-                self.target
-            ))
-        })
+        serde_json::from_slice(&bytes).map_err(|e| Error::internal(format!("unexpected answer from {} for {path}: {e}", self.target)))
     }
 
     /// Sends a request; returns the body bytes on 2xx, the decoded error otherwise.
-    pub async fn call_raw<B: Serialize + ?Sized>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&B>,
-    ) -> Result<Vec<u8>> {
+    pub async fn call_raw<B: Serialize + ?Sized>(&self, method: Method, path: &str, body: Option<&B>) -> Result<Vec<u8>> {
         let payload = match body {
-            Some(b) => serde_json::to_vec(b)
-                .map_err(|e| Error::internal(format!("encoding request: {e}")))?,
+            Some(b) => serde_json::to_vec(b).map_err(|e| Error::internal(format!("encoding request: {e}")))?,
             None => Vec::new(),
         };
         let mut guard = self.conn.lock().await;
@@ -351,10 +282,7 @@ impl ApiClient {
                 if reused && attempt == 0 {
                     continue;
                 }
-                return Err(Error::connection_problem(format!(
-                    "connection to {} closed",
-                    self.target
-                )));
+                return Err(Error::connection_problem(format!("connection to {} closed", self.target)));
             }
             let req = Request::builder()
                 .method(method.clone())
@@ -365,29 +293,19 @@ impl ApiClient {
                 .map_err(|e| Error::internal(format!("building request: {e}")))?;
             let resp = match tokio::time::timeout(self.timeout, sender.send_request(req)).await {
                 Err(_) => {
-                    return Err(Error::connection_problem(format!(
-                        "{} did not answer {path} in time",
-                        self.target
-                    )));
+                    return Err(Error::connection_problem(format!("{} did not answer {path} in time", self.target)));
                 }
                 Ok(Err(e)) if reused && attempt == 0 && e.is_closed() => continue,
                 Ok(Err(e)) => {
-                    return Err(Error::connection_problem(format!(
-                        "request to {} failed: {e}",
-                        self.target
-                    )));
+                    return Err(Error::connection_problem(format!("request to {} failed: {e}", self.target)));
                 }
                 Ok(Ok(r)) => r,
             };
             let status = resp.status().as_u16();
             let body = tokio::time::timeout(self.timeout, resp.into_body().collect())
                 .await
-                .map_err(|_| {
-                    Error::connection_problem(format!("{} stalled sending {path}", self.target))
-                })?
-                .map_err(|e| {
-                    Error::connection_problem(format!("reading answer from {}: {e}", self.target))
-                })?
+                .map_err(|_| Error::connection_problem(format!("{} stalled sending {path}", self.target)))?
+                .map_err(|e| Error::connection_problem(format!("reading answer from {}: {e}", self.target)))?
                 .to_bytes()
                 .to_vec();
             *guard = Some(sender);
@@ -399,10 +317,7 @@ impl ApiClient {
                 .unwrap_or_else(|_| format!("{} answered {path} with HTTP {status}", self.target));
             return Err(Error::new(Kind::from_http_status(status), message));
         }
-        Err(Error::connection_problem(format!(
-            "connection to {} closed",
-            self.target
-        )))
+        Err(Error::connection_problem(format!("connection to {} closed", self.target)))
     }
 
     /// GET and decode.
@@ -411,47 +326,30 @@ impl ApiClient {
     }
 
     /// POST a JSON body and decode.
-    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> Result<T> {
+    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         self.call(Method::POST, path, Some(body)).await
     }
 
     /// PUT a JSON body and decode.
-    pub async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> Result<T> {
+    pub async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         self.call(Method::PUT, path, Some(body)).await
     }
 
     /// PATCH a JSON body and decode.
-    pub async fn patch<B: Serialize + ?Sized, T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> Result<T> {
+    pub async fn patch<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         self.call(Method::PATCH, path, Some(body)).await
     }
 
     /// DELETE.
     pub async fn delete(&self, path: &str) -> Result<()> {
-        self.call_raw::<()>(Method::DELETE, path, None)
-            .await
-            .map(|_| ())
+        self.call_raw::<()>(Method::DELETE, path, None).await.map(|_| ())
     }
 }
 
 /// A one-line explanation of a failed TLS handshake.
 pub fn tls_error(target: &str, e: &std::io::Error) -> Error {
     let text = e.to_string();
-    if text.contains("UnknownIssuer")
-        || text.contains("invalid peer certificate")
-        || text.contains("NotValidForName")
-    {
+    if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") || text.contains("NotValidForName") {
         Error::connection_problem(format!(
             "the TLS certificate of {target} is not trusted ({text}); install the CA with SSL_CERT_FILE, or use --insecure for testing"
         ))

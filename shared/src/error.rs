@@ -75,10 +75,7 @@ pub struct Error {
 impl Error {
     /// Builds an error of `kind`.
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
-        Error {
-            kind,
-            message: message.into(),
-        }
+        Error { kind, message: message.into() }
     }
     /// Shorthand for [`Kind::NotFound`].
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -118,10 +115,7 @@ impl Error {
     }
     /// Prefixes the message with context, keeping the kind.
     pub fn context(self, what: impl fmt::Display) -> Self {
-        Error {
-            kind: self.kind,
-            message: format!("{what}: {}", self.message),
-        }
+        Error { kind: self.kind, message: format!("{what}: {}", self.message) }
     }
 }
 
@@ -153,11 +147,7 @@ pub struct ErrorBodyInner {
 impl ErrorBody {
     /// Wraps a message.
     pub fn new(message: impl Into<String>) -> Self {
-        ErrorBody {
-            error: ErrorBodyInner {
-                message: message.into(),
-            },
-        }
+        ErrorBody { error: ErrorBodyInner { message: message.into() } }
     }
 }
 

@@ -88,11 +88,7 @@ impl CertIdentity {
 
     /// Parses the extension JSON.
     pub fn from_json(s: &str) -> Result<CertIdentity> {
-        serde_json::from_str(s).map_err(|e| {
-            Error::access_denied(format!(
-                "client certificate has an unreadable identity: {e}"
-            ))
-        })
+        serde_json::from_str(s).map_err(|e| Error::access_denied(format!("client certificate has an unreadable identity: {e}")))
     }
 }
 
@@ -103,11 +99,7 @@ struct CertRoles {
 }
 
 /// SSH extensions for a user certificate.
-pub fn user_ssh_extensions(
-    id: &UserIdentity,
-    port_forwarding: bool,
-    agent_forwarding: bool,
-) -> Vec<(String, String)> {
+pub fn user_ssh_extensions(id: &UserIdentity, port_forwarding: bool, agent_forwarding: bool) -> Vec<(String, String)> {
     let mut out = vec![(ext::PERMIT_PTY.to_string(), String::new())];
     if port_forwarding {
         out.push((ext::PERMIT_PORT_FORWARDING.into(), String::new()));
@@ -115,25 +107,13 @@ pub fn user_ssh_extensions(
     if agent_forwarding {
         out.push((ext::PERMIT_AGENT_FORWARDING.into(), String::new()));
     }
-    let roles: Vec<String> = id
-        .roles
-        .iter()
-        .filter(|r| *r != crate::rolemap::DEFAULT_IMPLICIT_ROLE)
-        .cloned()
-        .collect();
+    let roles: Vec<String> = id.roles.iter().filter(|r| *r != crate::rolemap::DEFAULT_IMPLICIT_ROLE).cloned().collect();
     if !roles.is_empty() {
-        let json = serde_json::to_string(&CertRoles {
-            version: "v1".into(),
-            roles,
-        })
-        .unwrap_or_default();
+        let json = serde_json::to_string(&CertRoles { version: "v1".into(), roles }).unwrap_or_default();
         out.push((ext::TELEPORT_ROLES.into(), json));
     }
     if !id.traits.is_empty() {
-        out.push((
-            ext::TELEPORT_TRAITS.into(),
-            serde_json::to_string(&id.traits).unwrap_or_default(),
-        ));
+        out.push((ext::TELEPORT_TRAITS.into(), serde_json::to_string(&id.traits).unwrap_or_default()));
     }
     if let Some(r) = &id.route_to_cluster {
         out.push((ext::ROUTE_TO_CLUSTER.into(), r.clone()));
@@ -147,23 +127,14 @@ pub fn user_from_ssh_cert(cert: &Certificate) -> Result<UserIdentity> {
     let roles = match exts.get(ext::TELEPORT_ROLES) {
         Some(j) => {
             serde_json::from_str::<CertRoles>(j)
-                .map_err(|e| {
-                    Error::access_denied(format!(
-                        "certificate has an unreadable {} extension: {e}",
-                        ext::TELEPORT_ROLES
-                    ))
-                })?
+                .map_err(|e| Error::access_denied(format!("certificate has an unreadable {} extension: {e}", ext::TELEPORT_ROLES)))?
                 .roles
         }
         None => vec![],
     };
     let traits = match exts.get(ext::TELEPORT_TRAITS) {
-        Some(j) => serde_json::from_str::<Traits>(j).map_err(|e| {
-            Error::access_denied(format!(
-                "certificate has an unreadable {} extension: {e}",
-                ext::TELEPORT_TRAITS
-            ))
-        })?,
+        Some(j) => serde_json::from_str::<Traits>(j)
+            .map_err(|e| Error::access_denied(format!("certificate has an unreadable {} extension: {e}", ext::TELEPORT_TRAITS)))?,
         None => Traits::new(),
     };
     Ok(UserIdentity {
@@ -171,42 +142,27 @@ pub fn user_from_ssh_cert(cert: &Certificate) -> Result<UserIdentity> {
         roles,
         traits,
         logins: cert.valid_principals().to_vec(),
-        route_to_cluster: exts
-            .get(ext::ROUTE_TO_CLUSTER)
-            .cloned()
-            .filter(|s| !s.is_empty()),
+        route_to_cluster: exts.get(ext::ROUTE_TO_CLUSTER).cloned().filter(|s| !s.is_empty()),
     })
 }
 
 /// SSH extensions for a host certificate.
 pub fn host_ssh_extensions(role: SystemRole, cluster: &str) -> Vec<(String, String)> {
-    vec![
-        (ext::HOST_ROLE.into(), role.as_str().into()),
-        (ext::HOST_AUTHORITY.into(), cluster.into()),
-    ]
+    vec![(ext::HOST_ROLE.into(), role.as_str().into()), (ext::HOST_AUTHORITY.into(), cluster.into())]
 }
 
 /// Reads role and cluster from an SSH host certificate.
 pub fn host_from_ssh_cert(cert: &Certificate) -> Result<(SystemRole, String)> {
     let exts = cert.extensions();
     let authority = exts.get(ext::HOST_AUTHORITY).filter(|s| !s.is_empty()).ok_or_else(|| {
-        Error::access_denied(
-            "certificate missing \"x-teleport-authority\" extension; this SSH host certificate was not issued by Teleport",
-        )
+        Error::access_denied("certificate missing \"x-teleport-authority\" extension; this SSH host certificate was not issued by Teleport")
     })?;
-    let role = exts
-        .get(ext::HOST_ROLE)
-        .ok_or_else(|| Error::access_denied("certificate missing \"x-teleport-role\" extension"))?;
+    let role = exts.get(ext::HOST_ROLE).ok_or_else(|| Error::access_denied("certificate missing \"x-teleport-role\" extension"))?;
     Ok((SystemRole::parse(role)?, authority.clone()))
 }
 
 /// Principals of a host certificate (reference §4.1), de-duplicated.
-pub fn host_principals(
-    host_id: &str,
-    nodename: &str,
-    cluster: &str,
-    extra: &[String],
-) -> Vec<String> {
+pub fn host_principals(host_id: &str, nodename: &str, cluster: &str, extra: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let candidates = [
         format!("{host_id}.{cluster}"),
@@ -273,10 +229,7 @@ mod tests {
         traits.insert("logins".into(), vec!["root".into()]);
         let id = UserIdentity {
             username: "alice".into(),
-            roles: vec![
-                "access".into(),
-                crate::rolemap::DEFAULT_IMPLICIT_ROLE.into(),
-            ],
+            roles: vec!["access".into(), crate::rolemap::DEFAULT_IMPLICIT_ROLE.into()],
             traits,
             logins: vec!["root".into(), "visitor".into()],
             route_to_cluster: Some("leaf".into()),
@@ -294,10 +247,7 @@ mod tests {
                 not_after: now + std::time::Duration::from_secs(60),
             },
         )?;
-        assert_eq!(
-            cert.extensions().get("teleport-roles").map(String::as_str),
-            Some("{\"version\":\"v1\",\"roles\":[\"access\"]}")
-        );
+        assert_eq!(cert.extensions().get("teleport-roles").map(String::as_str), Some("{\"version\":\"v1\",\"roles\":[\"access\"]}"));
         let back = user_from_ssh_cert(&cert)?;
         assert_eq!(back.roles, vec!["access".to_string()]);
         assert_eq!(back.route_to_cluster.as_deref(), Some("leaf"));
@@ -309,28 +259,12 @@ mod tests {
     #[test]
     fn host_principals_are_deduplicated() {
         let p = host_principals("u1", "node1", "c", &["node1".into(), "10.0.0.1".into()]);
-        assert_eq!(
-            p,
-            vec![
-                "u1.c",
-                "u1",
-                "node1.c",
-                "node1",
-                "localhost",
-                "127.0.0.1",
-                "::1",
-                "10.0.0.1"
-            ]
-        );
+        assert_eq!(p, vec!["u1.c", "u1", "node1.c", "node1", "localhost", "127.0.0.1", "::1", "10.0.0.1"]);
     }
 
     #[test]
     fn cert_identity_json_round_trip() -> Result<()> {
-        let h = CertIdentity::Host(HostIdentity {
-            host_id: "x".into(),
-            nodename: "n".into(),
-            role: SystemRole::Node,
-        });
+        let h = CertIdentity::Host(HostIdentity { host_id: "x".into(), nodename: "n".into(), role: SystemRole::Node });
         assert_eq!(CertIdentity::from_json(&h.to_json())?, h);
         assert!(CertIdentity::from_json("{\"kind\":\"alien\"}").is_err());
         Ok(())

@@ -18,11 +18,7 @@ pub struct LabelValues(pub Vec<String>);
 
 impl Serialize for LabelValues {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        if self.0.len() == 1 {
-            s.serialize_str(&self.0[0])
-        } else {
-            self.0.serialize(s)
-        }
+        if self.0.len() == 1 { s.serialize_str(&self.0[0]) } else { self.0.serialize(s) }
     }
 }
 
@@ -37,9 +33,7 @@ impl<'de> Deserialize<'de> for LabelValues {
         match OneOrMany::deserialize(d) {
             Ok(OneOrMany::One(s)) => Ok(LabelValues(vec![s])),
             Ok(OneOrMany::Many(v)) => Ok(LabelValues(v)),
-            Err(_) => Err(serde::de::Error::custom(
-                "a label value must be a string or a list of strings",
-            )),
+            Err(_) => Err(serde::de::Error::custom("a label value must be a string or a list of strings")),
         }
     }
 }
@@ -99,9 +93,7 @@ pub fn validate(field: &str, labels: &Labels) -> Result<()> {
         if key == "*" {
             for v in &values.0 {
                 if v != "*" {
-                    return Err(Error::bad_parameter(format!(
-                        "{field}: selector *:{v} is not supported"
-                    )));
+                    return Err(Error::bad_parameter(format!("{field}: selector *:{v} is not supported")));
                 }
             }
         }
@@ -110,11 +102,7 @@ pub fn validate(field: &str, labels: &Labels) -> Result<()> {
                 crate::template::validate_values(field, std::slice::from_ref(v))?;
                 continue;
             }
-            compile_expression(v).map_err(|e| {
-                Error::bad_parameter(format!(
-                    "{field}: invalid label value {v:?} for key {key:?}: {e}"
-                ))
-            })?;
+            compile_expression(v).map_err(|e| Error::bad_parameter(format!("{field}: invalid label value {v:?} for key {key:?}: {e}")))?;
         }
     }
     Ok(())
@@ -154,21 +142,10 @@ mod tests {
     use super::*;
 
     fn sel(pairs: &[(&str, &[&str])]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    LabelValues(v.iter().map(|s| s.to_string()).collect()),
-                )
-            })
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), LabelValues(v.iter().map(|s| s.to_string()).collect()))).collect()
     }
     fn target(pairs: &[(&str, &str)]) -> LabelMap {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -190,14 +167,8 @@ mod tests {
         assert!(!match_labels(&s, &target(&[("env", "prod")])));
         assert!(!match_labels(&s, &target(&[])));
         let s = sel(&[("env", &["prod-*"]), ("team", &["^(a|b)$"])]);
-        assert!(match_labels(
-            &s,
-            &target(&[("env", "prod-eu"), ("team", "b")])
-        ));
-        assert!(!match_labels(
-            &s,
-            &target(&[("env", "prod-eu"), ("team", "c")])
-        ));
+        assert!(match_labels(&s, &target(&[("env", "prod-eu"), ("team", "b")])));
+        assert!(!match_labels(&s, &target(&[("env", "prod-eu"), ("team", "c")])));
         let s = sel(&[("env", &["*"])]);
         assert!(match_labels(&s, &target(&[("env", "anything")])));
         assert!(!match_labels(&s, &target(&[("other", "x")])));
@@ -214,10 +185,7 @@ mod tests {
     #[test]
     fn validation_rules() {
         assert!(validate("node_labels", &sel(&[("*", &["prod"])])).is_err());
-        let e = validate("node_labels", &sel(&[("*", &["prod"])]))
-            .err()
-            .map(|e| e.message)
-            .unwrap_or_default();
+        let e = validate("node_labels", &sel(&[("*", &["prod"])])).err().map(|e| e.message).unwrap_or_default();
         assert!(e.contains("selector *:prod is not supported"), "{e}");
         assert!(validate("node_labels", &sel(&[("env", &["^(unclosed$"])])).is_err());
         assert!(validate("node_labels", &sel(&[("env", &["{{external.env}}"])])).is_ok());
@@ -229,15 +197,9 @@ mod tests {
         let mut t = crate::template::Traits::new();
         t.insert("env_from_okta".into(), vec!["stage".into(), "dev".into()]);
         let out = apply_traits(&sel(&[("env", &["{{external.env_from_okta}}"])]), &t);
-        assert_eq!(
-            out.get("env").map(|v| v.0.clone()),
-            Some(vec!["stage".to_string(), "dev".into()])
-        );
+        assert_eq!(out.get("env").map(|v| v.0.clone()), Some(vec!["stage".to_string(), "dev".into()]));
         let out = apply_traits(&sel(&[("env", &["{{external.missing}}"])]), &t);
-        assert_eq!(
-            out.get("env").map(|v| v.0.clone()),
-            Some(vec![String::new()])
-        );
+        assert_eq!(out.get("env").map(|v| v.0.clone()), Some(vec![String::new()]));
         assert!(!match_labels(&out, &target(&[("env", "stage")])));
     }
 }

@@ -29,9 +29,7 @@ impl FromStr for Format {
             "text" => Ok(Format::Text),
             "json" => Ok(Format::Json),
             "yaml" => Ok(Format::Yaml),
-            _ => Err(Error::bad_parameter(format!(
-                "unsupported format {s:?}; use one of: text, json, yaml"
-            ))),
+            _ => Err(Error::bad_parameter(format!("unsupported format {s:?}; use one of: text, json, yaml"))),
         }
     }
 }
@@ -93,28 +91,10 @@ mod tests {
     #[test]
     fn matches_the_guides_tsh_clusters_table() {
         let t = table(
+            &["Cluster Name", "Status", "Cluster Type", "Labels", "Selected"],
             &[
-                "Cluster Name",
-                "Status",
-                "Cluster Type",
-                "Labels",
-                "Selected",
-            ],
-            &[
-                vec![
-                    "rootcluster.example.com".into(),
-                    "online".into(),
-                    "root".into(),
-                    "".into(),
-                    "*".into(),
-                ],
-                vec![
-                    "leafcluster.example.com".into(),
-                    "online".into(),
-                    "leaf".into(),
-                    "".into(),
-                    "".into(),
-                ],
+                vec!["rootcluster.example.com".into(), "online".into(), "root".into(), "".into(), "*".into()],
+                vec!["leafcluster.example.com".into(), "online".into(), "leaf".into(), "".into(), "".into()],
             ],
         );
         let expected = "Cluster Name            Status Cluster Type Labels Selected \n\
@@ -133,14 +113,7 @@ mod tests {
 
     #[test]
     fn format_errors_list_values() {
-        let e = "xml"
-            .parse::<Format>()
-            .err()
-            .map(|e| e.message)
-            .unwrap_or_default();
-        assert_eq!(
-            e,
-            "unsupported format \"xml\"; use one of: text, json, yaml"
-        );
+        let e = "xml".parse::<Format>().err().map(|e| e.message).unwrap_or_default();
+        assert_eq!(e, "unsupported format \"xml\"; use one of: text, json, yaml");
     }
 }

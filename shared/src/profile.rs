@@ -63,24 +63,15 @@ pub struct Credentials {
 impl Credentials {
     /// The TLS client identity.
     pub fn client_identity(&self) -> ClientIdentity {
-        ClientIdentity {
-            cert_pem: self.tls_cert_pem.clone(),
-            key_pem: self.tls_key_pem.clone(),
-        }
+        ClientIdentity { cert_pem: self.tls_cert_pem.clone(), key_pem: self.tls_key_pem.clone() }
     }
 
     /// Trust for talking to `cluster`'s API: its host CA, pinned.
     pub fn cluster_trust(&self, cluster: &str) -> Result<ServerTrust> {
-        let pems: Vec<String> = self
-            .host_cas
-            .iter()
-            .filter(|c| c.cluster_name == cluster && c.ca_type == "host")
-            .flat_map(|c| c.tls_certs.clone())
-            .collect();
+        let pems: Vec<String> =
+            self.host_cas.iter().filter(|c| c.cluster_name == cluster && c.ca_type == "host").flat_map(|c| c.tls_certs.clone()).collect();
         if pems.is_empty() {
-            return Err(Error::not_found(format!(
-                "no host certificate authority known for cluster {cluster:?}; run 'tsh login' again"
-            )));
+            return Err(Error::not_found(format!("no host certificate authority known for cluster {cluster:?}; run 'tsh login' again")));
         }
         Ok(ServerTrust::Pinned(pems))
     }
@@ -100,12 +91,7 @@ impl Credentials {
         let mut out = String::new();
         for ca in self.host_cas.iter().filter(|c| c.ca_type == "host") {
             for k in &ca.ssh_public_keys {
-                out.push_str(&format!(
-                    "@cert-authority {},*.{} {} type=host\n",
-                    ca.cluster_name,
-                    ca.cluster_name,
-                    k.trim()
-                ));
+                out.push_str(&format!("@cert-authority {},*.{} {} type=host\n", ca.cluster_name, ca.cluster_name, k.trim()));
             }
         }
         out
@@ -133,12 +119,10 @@ pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
             .mode(mode)
             .open(&tmp)
             .map_err(|e| io_err("cannot write", &tmp, e))?;
-        f.write_all(data)
-            .map_err(|e| io_err("cannot write", &tmp, e))?;
+        f.write_all(data).map_err(|e| io_err("cannot write", &tmp, e))?;
         f.sync_all().map_err(|e| io_err("cannot write", &tmp, e))?;
     }
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
-        .map_err(|e| io_err("cannot chmod", &tmp, e))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(|e| io_err("cannot chmod", &tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| io_err("cannot write", path, e))
 }
 
@@ -151,12 +135,7 @@ impl ProfileStore {
     pub fn from_env() -> ProfileStore {
         let dir = std::env::var_os(ENV_HOME)
             .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                std::env::var_os("HOME")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from("."))
-                    .join(".tsh")
-            });
+            .unwrap_or_else(|| std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".tsh"));
         ProfileStore { dir }
     }
 
@@ -181,20 +160,13 @@ impl ProfileStore {
 
     /// The active profile's name.
     pub fn current(&self) -> Option<String> {
-        fs::read_to_string(self.dir.join("current-profile"))
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
+        fs::read_to_string(self.dir.join("current-profile")).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
     }
 
     /// All profile names.
     pub fn names(&self) -> Vec<String> {
         let mut out: Vec<String> = fs::read_dir(self.dir.join("profiles"))
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .filter_map(|e| e.file_name().into_string().ok())
-                    .collect()
-            })
+            .map(|rd| rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect())
             .unwrap_or_default();
         out.sort();
         out
@@ -203,31 +175,15 @@ impl ProfileStore {
     /// Loads a profile and its credentials.
     pub fn load(&self, name: &str) -> Result<(Profile, Credentials)> {
         let d = self.profile_dir(name);
-        let profile: Profile =
-            serde_yaml_ng::from_str(&read(&d.join("profile.yaml"))?).map_err(|e| {
-                Error::bad_parameter(format!(
-                    "corrupt profile {}: {e}; run 'tsh login' again",
-                    d.display()
-                ))
-            })?;
+        let profile: Profile = serde_yaml_ng::from_str(&read(&d.join("profile.yaml"))?)
+            .map_err(|e| Error::bad_parameter(format!("corrupt profile {}: {e}; run 'tsh login' again", d.display())))?;
         let ssh_key = crate::certs::ssh_key_from_pem(read(&d.join("id_ed25519"))?.as_bytes())?;
         let ssh_cert = crate::certs::parse_ssh_cert(&read(&d.join("id_ed25519-cert.pub"))?)?;
-        let host_cas: Vec<TrustedCa> =
-            serde_json::from_str(&read(&d.join("cas.json"))?).map_err(|e| {
-                Error::bad_parameter(format!(
-                    "corrupt profile {}: {e}; run 'tsh login' again",
-                    d.display()
-                ))
-            })?;
+        let host_cas: Vec<TrustedCa> = serde_json::from_str(&read(&d.join("cas.json"))?)
+            .map_err(|e| Error::bad_parameter(format!("corrupt profile {}: {e}; run 'tsh login' again", d.display())))?;
         Ok((
             profile,
-            Credentials {
-                ssh_key,
-                ssh_cert,
-                tls_key_pem: read(&d.join("tls.key"))?,
-                tls_cert_pem: read(&d.join("tls.crt"))?,
-                host_cas,
-            },
+            Credentials { ssh_key, ssh_cert, tls_key_pem: read(&d.join("tls.key"))?, tls_cert_pem: read(&d.join("tls.crt"))?, host_cas },
         ))
     }
 
@@ -236,36 +192,18 @@ impl ProfileStore {
         let d = self.profile_dir(name);
         fs::create_dir_all(&d).map_err(|e| io_err("cannot create", &d, e))?;
         for dir in [self.dir.clone(), self.dir.join("profiles"), d.clone()] {
-            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-                .map_err(|e| io_err("cannot chmod", &dir, e))?;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(|e| io_err("cannot chmod", &dir, e))?;
         }
         let yaml = serde_yaml_ng::to_string(profile).map_err(|e| Error::internal(e.to_string()))?;
-        write_file(
-            &d.join("id_ed25519"),
-            crate::certs::ssh_key_to_pem(&creds.ssh_key)?.as_bytes(),
-            0o600,
-        )?;
-        write_file(
-            &d.join("id_ed25519-cert.pub"),
-            format!("{}\n", crate::certs::ssh_cert_line(&creds.ssh_cert)).as_bytes(),
-            0o644,
-        )?;
+        write_file(&d.join("id_ed25519"), crate::certs::ssh_key_to_pem(&creds.ssh_key)?.as_bytes(), 0o600)?;
+        write_file(&d.join("id_ed25519-cert.pub"), format!("{}\n", crate::certs::ssh_cert_line(&creds.ssh_cert)).as_bytes(), 0o644)?;
         write_file(&d.join("tls.key"), creds.tls_key_pem.as_bytes(), 0o600)?;
         write_file(&d.join("tls.crt"), creds.tls_cert_pem.as_bytes(), 0o644)?;
-        let cas = serde_json::to_string_pretty(&creds.host_cas)
-            .map_err(|e| Error::internal(e.to_string()))?;
+        let cas = serde_json::to_string_pretty(&creds.host_cas).map_err(|e| Error::internal(e.to_string()))?;
         write_file(&d.join("cas.json"), cas.as_bytes(), 0o644)?;
-        write_file(
-            &d.join("known_hosts"),
-            creds.known_hosts().as_bytes(),
-            0o644,
-        )?;
+        write_file(&d.join("known_hosts"), creds.known_hosts().as_bytes(), 0o644)?;
         write_file(&d.join("profile.yaml"), yaml.as_bytes(), 0o600)?;
-        write_file(
-            &self.dir.join("current-profile"),
-            format!("{name}\n").as_bytes(),
-            0o600,
-        )
+        write_file(&self.dir.join("current-profile"), format!("{name}\n").as_bytes(), 0o600)
     }
 
     /// Updates only `profile.yaml`.
@@ -308,28 +246,12 @@ pub fn write_identity_file(path: &Path, creds: &Credentials) -> Result<()> {
 
 /// Reads an identity file written by [`write_identity_file`] (or `tctl auth sign`).
 pub fn read_identity_file(path: &Path) -> Result<Credentials> {
-    let text = fs::read_to_string(path).map_err(|e| {
-        Error::bad_parameter(format!("cannot read identity file {}: {e}", path.display()))
-    })?;
-    let bad = |what: &str| {
-        Error::bad_parameter(format!(
-            "identity file {} has no {what}; create it with 'tctl auth sign'",
-            path.display()
-        ))
-    };
-    let ssh_key_pem = crate::certs::pem_texts(&text, "OPENSSH PRIVATE KEY")
-        .into_iter()
-        .next()
-        .ok_or_else(|| bad("SSH private key"))?;
+    let text = fs::read_to_string(path).map_err(|e| Error::bad_parameter(format!("cannot read identity file {}: {e}", path.display())))?;
+    let bad = |what: &str| Error::bad_parameter(format!("identity file {} has no {what}; create it with 'tctl auth sign'", path.display()));
+    let ssh_key_pem = crate::certs::pem_texts(&text, "OPENSSH PRIVATE KEY").into_iter().next().ok_or_else(|| bad("SSH private key"))?;
     let ssh_key = crate::certs::ssh_key_from_pem(ssh_key_pem.as_bytes())?;
-    let tls_key_pem = crate::certs::pem_texts(&text, "PRIVATE KEY")
-        .into_iter()
-        .next()
-        .ok_or_else(|| bad("TLS private key"))?;
-    let cert_line = text
-        .lines()
-        .find(|l| l.contains("-cert-v01@openssh.com "))
-        .ok_or_else(|| bad("SSH certificate"))?;
+    let tls_key_pem = crate::certs::pem_texts(&text, "PRIVATE KEY").into_iter().next().ok_or_else(|| bad("TLS private key"))?;
+    let cert_line = text.lines().find(|l| l.contains("-cert-v01@openssh.com ")).ok_or_else(|| bad("SSH certificate"))?;
     let ssh_cert = crate::certs::parse_ssh_cert(cert_line)?;
     let mut certs = crate::certs::pem_texts(&text, "CERTIFICATE").into_iter();
     let tls_cert_pem = certs.next().ok_or_else(|| bad("TLS certificate"))?;
@@ -338,12 +260,7 @@ pub fn read_identity_file(path: &Path) -> Result<Credentials> {
         let (cn, _) = crate::certs::cert_subject(&pem)?;
         match host_cas.iter_mut().find(|c| c.cluster_name == cn) {
             Some(ca) => ca.tls_certs.push(pem),
-            None => host_cas.push(TrustedCa {
-                cluster_name: cn,
-                ca_type: "host".into(),
-                ssh_public_keys: vec![],
-                tls_certs: vec![pem],
-            }),
+            None => host_cas.push(TrustedCa { cluster_name: cn, ca_type: "host".into(), ssh_public_keys: vec![], tls_certs: vec![pem] }),
         }
     }
     for line in text.lines().filter(|l| l.starts_with("@cert-authority ")) {
@@ -355,21 +272,12 @@ pub fn read_identity_file(path: &Path) -> Result<Credentials> {
         let key = format!("{alg} {key}");
         match host_cas.iter_mut().find(|c| c.cluster_name == cluster) {
             Some(ca) => ca.ssh_public_keys.push(key),
-            None => host_cas.push(TrustedCa {
-                cluster_name: cluster,
-                ca_type: "host".into(),
-                ssh_public_keys: vec![key],
-                tls_certs: vec![],
-            }),
+            None => {
+                host_cas.push(TrustedCa { cluster_name: cluster, ca_type: "host".into(), ssh_public_keys: vec![key], tls_certs: vec![] })
+            }
         }
     }
-    Ok(Credentials {
-        ssh_key,
-        ssh_cert,
-        tls_key_pem,
-        tls_cert_pem,
-        host_cas,
-    })
+    Ok(Credentials { ssh_key, ssh_cert, tls_key_pem, tls_cert_pem, host_cas })
 }
 
 #[cfg(test)]
@@ -396,13 +304,7 @@ mod tests {
             },
         )?;
         let ca_tls = new_tls_key()?;
-        let ca_pem = new_ca_cert(
-            &ca_tls,
-            "root.example.com",
-            "host",
-            now,
-            Duration::from_secs(60),
-        )?;
+        let ca_pem = new_ca_cert(&ca_tls, "root.example.com", "host", now, Duration::from_secs(60))?;
         let tls_key = new_tls_key()?;
         Ok(Credentials {
             ssh_key: key,
@@ -441,18 +343,11 @@ mod tests {
         let (p2, c2) = store.load("r")?;
         assert_eq!(p2, p);
         assert_eq!(c2.ssh_cert.key_id(), "alice");
-        let mode = fs::metadata(dir.join("profiles/r/id_ed25519"))
-            .map(|m| m.permissions().mode() & 0o777)
-            .unwrap_or(0);
+        let mode = fs::metadata(dir.join("profiles/r/id_ed25519")).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
         assert_eq!(mode, 0o600);
-        let mode = fs::metadata(dir.join("profiles/r/tls.key"))
-            .map(|m| m.permissions().mode() & 0o777)
-            .unwrap_or(0);
+        let mode = fs::metadata(dir.join("profiles/r/tls.key")).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
         assert_eq!(mode, 0o600);
-        assert!(
-            read(&dir.join("profiles/r/known_hosts"))?
-                .starts_with("@cert-authority root.example.com,*.root.example.com ssh-ed25519 ")
-        );
+        assert!(read(&dir.join("profiles/r/known_hosts"))?.starts_with("@cert-authority root.example.com,*.root.example.com ssh-ed25519 "));
         store.remove("r")?;
         assert!(store.current().is_none());
         assert!(store.load("r").is_err());

@@ -13,8 +13,7 @@ use crate::template::Traits;
 const IMPLICIT_READ: &[&str] = &["node", "remote_cluster", "cert_authority", "cluster_name"];
 
 /// The message Teleport uses when node RBAC refuses a login.
-pub const NODE_DENIED: &str =
-    "access to node denied. User does not have permissions. Confirm SSH login.";
+pub const NODE_DENIED: &str = "access to node denied. User does not have permissions. Confirm SSH login.";
 
 /// Roles with traits applied.
 #[derive(Debug, Clone)]
@@ -49,11 +48,7 @@ impl AccessChecker {
 
     /// Logins allowed by some role and not denied by any, in role order, without duplicates.
     pub fn allowed_logins(&self) -> Vec<String> {
-        let denied: Vec<&String> = self
-            .roles
-            .iter()
-            .flat_map(|r| r.spec.deny.logins.iter())
-            .collect();
+        let denied: Vec<&String> = self.roles.iter().flat_map(|r| r.spec.deny.logins.iter()).collect();
         let mut out: Vec<String> = Vec::new();
         for r in &self.roles {
             for l in &r.spec.allow.logins {
@@ -66,14 +61,9 @@ impl AccessChecker {
     }
 
     fn deny_node(&self, node_labels: &LabelMap) -> bool {
-        self.roles.iter().any(|r| {
-            namespace_ok(&r.spec.deny)
-                && r.spec
-                    .deny
-                    .node_labels
-                    .as_ref()
-                    .is_some_and(|l| match_labels(l, node_labels))
-        })
+        self.roles
+            .iter()
+            .any(|r| namespace_ok(&r.spec.deny) && r.spec.deny.node_labels.as_ref().is_some_and(|l| match_labels(l, node_labels)))
     }
 
     /// May the caller log in to a node with these labels as `login`?
@@ -81,26 +71,14 @@ impl AccessChecker {
         if self.deny_node(node_labels) {
             return Err(Error::access_denied(NODE_DENIED));
         }
-        if self
-            .roles
-            .iter()
-            .any(|r| r.spec.deny.logins.iter().any(|l| l == login))
-        {
+        if self.roles.iter().any(|r| r.spec.deny.logins.iter().any(|l| l == login)) {
             return Err(Error::access_denied(NODE_DENIED));
         }
         let allowed = self.roles.iter().any(|r| {
             let a = &r.spec.allow;
-            namespace_ok(a)
-                && a.node_labels
-                    .as_ref()
-                    .is_some_and(|l| match_labels(l, node_labels))
-                && a.logins.iter().any(|l| l == login)
+            namespace_ok(a) && a.node_labels.as_ref().is_some_and(|l| match_labels(l, node_labels)) && a.logins.iter().any(|l| l == login)
         });
-        if allowed {
-            Ok(())
-        } else {
-            Err(Error::access_denied(NODE_DENIED))
-        }
+        if allowed { Ok(()) } else { Err(Error::access_denied(NODE_DENIED)) }
     }
 
     /// May the caller see a node with these labels (`tsh ls`)?
@@ -108,14 +86,9 @@ impl AccessChecker {
         if self.deny_node(node_labels) {
             return false;
         }
-        self.roles.iter().any(|r| {
-            namespace_ok(&r.spec.allow)
-                && r.spec
-                    .allow
-                    .node_labels
-                    .as_ref()
-                    .is_some_and(|l| match_labels(l, node_labels))
-        })
+        self.roles
+            .iter()
+            .any(|r| namespace_ok(&r.spec.allow) && r.spec.allow.node_labels.as_ref().is_some_and(|l| match_labels(l, node_labels)))
     }
 
     /// May the caller see or reach a leaf cluster with these labels (checked on the root)?
@@ -125,36 +98,16 @@ impl AccessChecker {
             return Err(denied());
         }
         let any_selector = self.roles.iter().any(|r| {
-            r.spec
-                .allow
-                .cluster_labels
-                .as_ref()
-                .is_some_and(|l| !l.is_empty())
-                || r.spec
-                    .deny
-                    .cluster_labels
-                    .as_ref()
-                    .is_some_and(|l| !l.is_empty())
+            r.spec.allow.cluster_labels.as_ref().is_some_and(|l| !l.is_empty())
+                || r.spec.deny.cluster_labels.as_ref().is_some_and(|l| !l.is_empty())
         });
         if !any_selector && cluster_labels.is_empty() {
             return Ok(());
         }
-        if self.roles.iter().any(|r| {
-            r.spec
-                .deny
-                .cluster_labels
-                .as_ref()
-                .is_some_and(|l| match_labels(l, cluster_labels))
-        }) {
+        if self.roles.iter().any(|r| r.spec.deny.cluster_labels.as_ref().is_some_and(|l| match_labels(l, cluster_labels))) {
             return Err(denied());
         }
-        if self.roles.iter().any(|r| {
-            r.spec
-                .allow
-                .cluster_labels
-                .as_ref()
-                .is_some_and(|l| match_labels(l, cluster_labels))
-        }) {
+        if self.roles.iter().any(|r| r.spec.allow.cluster_labels.as_ref().is_some_and(|l| match_labels(l, cluster_labels))) {
             return Ok(());
         }
         Err(denied())
@@ -167,8 +120,7 @@ impl AccessChecker {
                 if rule.where_.is_some() && !deny {
                     return false;
                 }
-                rule.resources.iter().any(|r| r == "*" || r == kind)
-                    && rule.verbs.iter().any(|v| v == "*" || v == verb)
+                rule.resources.iter().any(|r| r == "*" || r == kind) && rule.verbs.iter().any(|v| v == "*" || v == verb)
             })
         };
         if self.roles.iter().any(|r| matches(&r.spec.deny.rules, true)) {
@@ -177,11 +129,7 @@ impl AccessChecker {
         if IMPLICIT_READ.contains(&kind) && matches!(verb, "list" | "read" | "readnosecrets") {
             return Ok(());
         }
-        if self
-            .roles
-            .iter()
-            .any(|r| matches(&r.spec.allow.rules, false))
-        {
+        if self.roles.iter().any(|r| matches(&r.spec.allow.rules, false)) {
             return Ok(());
         }
         Err(rule_denied(kind, verb))
@@ -189,25 +137,17 @@ impl AccessChecker {
 
     /// The shortest `max_session_ttl` of the roles.
     pub fn max_session_ttl(&self) -> Duration {
-        self.roles
-            .iter()
-            .map(Role::max_session_ttl)
-            .min()
-            .unwrap_or(Duration::from_secs(30 * 3600))
+        self.roles.iter().map(Role::max_session_ttl).min().unwrap_or(Duration::from_secs(30 * 3600))
     }
 
     /// Whether any role allows port forwarding.
     pub fn port_forwarding(&self) -> bool {
-        self.roles
-            .iter()
-            .any(|r| r.spec.options.port_forwarding.unwrap_or(true))
+        self.roles.iter().any(|r| r.spec.options.port_forwarding.unwrap_or(true))
     }
 
     /// Whether any role allows agent forwarding.
     pub fn forward_agent(&self) -> bool {
-        self.roles
-            .iter()
-            .any(|r| r.spec.options.forward_agent.unwrap_or(false))
+        self.roles.iter().any(|r| r.spec.options.forward_agent.unwrap_or(false))
     }
 }
 
@@ -216,9 +156,7 @@ fn namespace_ok(c: &RoleConditions) -> bool {
 }
 
 fn rule_denied(kind: &str, verb: &str) -> Error {
-    Error::access_denied(format!(
-        "access denied to perform action {verb:?} on {kind:?}"
-    ))
+    Error::access_denied(format!("access denied to perform action {verb:?} on {kind:?}"))
 }
 
 #[cfg(test)]
@@ -228,14 +166,7 @@ mod tests {
     use crate::resource::role::{RoleSpec, Rule, one_label};
 
     fn role(name: &str, allow: RoleConditions, deny: RoleConditions) -> Role {
-        let mut r = Role::new(
-            name,
-            RoleSpec {
-                allow,
-                deny,
-                ..Default::default()
-            },
-        );
+        let mut r = Role::new(name, RoleSpec { allow, deny, ..Default::default() });
         let _ = r.check_and_set_defaults();
         r
     }
@@ -243,10 +174,7 @@ mod tests {
         l.iter().map(|s| s.to_string()).collect()
     }
     fn labels(pairs: &[(&str, &str)]) -> LabelMap {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
     fn traits(l: &[&str]) -> Traits {
         let mut t = Traits::new();
@@ -258,79 +186,33 @@ mod tests {
     fn login_needs_labels_and_login_in_the_same_role() {
         let a = role(
             "a",
-            RoleConditions {
-                logins: logins(&["visitor"]),
-                node_labels: Some(one_label("env", "stage")),
-                ..Default::default()
-            },
+            RoleConditions { logins: logins(&["visitor"]), node_labels: Some(one_label("env", "stage")), ..Default::default() },
             RoleConditions::default(),
         );
         let b = role(
             "b",
-            RoleConditions {
-                logins: logins(&["root"]),
-                node_labels: Some(one_label("env", "prod")),
-                ..Default::default()
-            },
+            RoleConditions { logins: logins(&["root"]), node_labels: Some(one_label("env", "prod")), ..Default::default() },
             RoleConditions::default(),
         );
         let c = AccessChecker::new(&[a, b], &Traits::new());
-        assert!(
-            c.check_node_login(&labels(&[("env", "stage")]), "visitor")
-                .is_ok()
-        );
-        assert!(
-            c.check_node_login(&labels(&[("env", "stage")]), "root")
-                .is_err()
-        );
-        assert!(
-            c.check_node_login(&labels(&[("env", "prod")]), "root")
-                .is_ok()
-        );
+        assert!(c.check_node_login(&labels(&[("env", "stage")]), "visitor").is_ok());
+        assert!(c.check_node_login(&labels(&[("env", "stage")]), "root").is_err());
+        assert!(c.check_node_login(&labels(&[("env", "prod")]), "root").is_ok());
         assert!(c.check_node_login(&labels(&[]), "visitor").is_err());
     }
 
     #[test]
     fn deny_wins() {
-        let allow = RoleConditions {
-            logins: logins(&["root", "visitor"]),
-            node_labels: Some(wildcard()),
-            ..Default::default()
-        };
-        let deny_login = role(
-            "d",
-            RoleConditions::default(),
-            RoleConditions {
-                logins: logins(&["root"]),
-                ..Default::default()
-            },
-        );
-        let c = AccessChecker::new(
-            &[
-                role("a", allow.clone(), RoleConditions::default()),
-                deny_login,
-            ],
-            &Traits::new(),
-        );
+        let allow = RoleConditions { logins: logins(&["root", "visitor"]), node_labels: Some(wildcard()), ..Default::default() };
+        let deny_login = role("d", RoleConditions::default(), RoleConditions { logins: logins(&["root"]), ..Default::default() });
+        let c = AccessChecker::new(&[role("a", allow.clone(), RoleConditions::default()), deny_login], &Traits::new());
         assert!(c.check_node_login(&labels(&[]), "root").is_err());
         assert!(c.check_node_login(&labels(&[]), "visitor").is_ok());
         assert_eq!(c.allowed_logins(), logins(&["visitor"]));
-        let deny_labels = role(
-            "d",
-            RoleConditions::default(),
-            RoleConditions {
-                node_labels: Some(one_label("env", "prod")),
-                ..Default::default()
-            },
-        );
-        let c = AccessChecker::new(
-            &[role("a", allow, RoleConditions::default()), deny_labels],
-            &Traits::new(),
-        );
-        assert!(
-            c.check_node_login(&labels(&[("env", "prod")]), "visitor")
-                .is_err()
-        );
+        let deny_labels =
+            role("d", RoleConditions::default(), RoleConditions { node_labels: Some(one_label("env", "prod")), ..Default::default() });
+        let c = AccessChecker::new(&[role("a", allow, RoleConditions::default()), deny_labels], &Traits::new());
+        assert!(c.check_node_login(&labels(&[("env", "prod")]), "visitor").is_err());
         assert!(!c.can_see_node(&labels(&[("env", "prod")])));
         assert!(c.can_see_node(&labels(&[("env", "dev")])));
     }
@@ -338,10 +220,7 @@ mod tests {
     #[test]
     fn traits_expand_logins() {
         let access = crate::resource::role::presets().remove(0);
-        let c = AccessChecker::new(
-            &[access],
-            &traits(&["root", "visitor", "-teleport-internal-join"]),
-        );
+        let c = AccessChecker::new(&[access], &traits(&["root", "visitor", "-teleport-internal-join"]));
         assert_eq!(c.allowed_logins(), logins(&["root", "visitor"]));
         assert!(c.check_node_login(&labels(&[]), "visitor").is_ok());
         assert!(c.check_node_login(&labels(&[]), "ubuntu").is_err());
@@ -349,53 +228,27 @@ mod tests {
 
     #[test]
     fn cluster_labels_rules() {
-        let plain = role(
-            "p",
-            RoleConditions {
-                logins: logins(&["x"]),
-                ..Default::default()
-            },
-            RoleConditions::default(),
-        );
+        let plain = role("p", RoleConditions { logins: logins(&["x"]), ..Default::default() }, RoleConditions::default());
         let c = AccessChecker::new(std::slice::from_ref(&plain), &Traits::new());
-        assert!(
-            c.check_cluster(&labels(&[])).is_ok(),
-            "no selectors and no labels: allowed"
-        );
-        assert!(
-            c.check_cluster(&labels(&[("env", "demo")])).is_err(),
-            "labelled cluster needs a matching role"
-        );
+        assert!(c.check_cluster(&labels(&[])).is_ok(), "no selectors and no labels: allowed");
+        assert!(c.check_cluster(&labels(&[("env", "demo")])).is_err(), "labelled cluster needs a matching role");
         let demo = role(
             "demo",
-            RoleConditions {
-                cluster_labels: Some(one_label("env", "demo")),
-                ..Default::default()
-            },
+            RoleConditions { cluster_labels: Some(one_label("env", "demo")), ..Default::default() },
             RoleConditions::default(),
         );
         let c = AccessChecker::new(&[plain.clone(), demo.clone()], &Traits::new());
         assert!(c.check_cluster(&labels(&[("env", "demo")])).is_ok());
         assert!(c.check_cluster(&labels(&[("env", "prod")])).is_err());
-        assert!(
-            c.check_cluster(&labels(&[])).is_err(),
-            "a selector exists, so unlabelled clusters need a match"
-        );
+        assert!(c.check_cluster(&labels(&[])).is_err(), "a selector exists, so unlabelled clusters need a match");
         let deny = role(
             "deny",
             RoleConditions::default(),
-            RoleConditions {
-                cluster_labels: Some(one_label("env", "demo")),
-                ..Default::default()
-            },
+            RoleConditions { cluster_labels: Some(one_label("env", "demo")), ..Default::default() },
         );
         let c = AccessChecker::new(&[demo, deny], &Traits::new());
         assert!(c.check_cluster(&labels(&[("env", "demo")])).is_err());
-        assert!(
-            AccessChecker::new(&[], &Traits::new())
-                .check_cluster(&labels(&[]))
-                .is_err()
-        );
+        assert!(AccessChecker::new(&[], &Traits::new()).check_cluster(&labels(&[])).is_err());
     }
 
     #[test]
@@ -413,35 +266,20 @@ mod tests {
             "d",
             RoleConditions::default(),
             RoleConditions {
-                rules: vec![Rule {
-                    resources: vec!["*".into()],
-                    verbs: vec!["*".into()],
-                    where_: None,
-                    actions: vec![],
-                }],
+                rules: vec![Rule { resources: vec!["*".into()], verbs: vec!["*".into()], where_: None, actions: vec![] }],
                 ..Default::default()
             },
         );
-        let c = AccessChecker::new(
-            &[crate::resource::role::presets().remove(1), deny],
-            &Traits::new(),
-        );
+        let c = AccessChecker::new(&[crate::resource::role::presets().remove(1), deny], &Traits::new());
         assert!(c.check_rule("role", "read").is_err());
-        assert!(
-            c.check_rule("node", "list").is_err(),
-            "deny beats the implicit role"
-        );
+        assert!(c.check_rule("node", "list").is_err(), "deny beats the implicit role");
     }
 
     #[test]
     fn empty_selector_grants_nothing() {
         let r = role(
             "a",
-            RoleConditions {
-                logins: logins(&["x"]),
-                node_labels: Some(Labels::new()),
-                ..Default::default()
-            },
+            RoleConditions { logins: logins(&["x"]), node_labels: Some(Labels::new()), ..Default::default() },
             RoleConditions::default(),
         );
         let c = AccessChecker::new(&[r], &Traits::new());

@@ -27,37 +27,23 @@ pub fn parse_role_map(map: &[RoleMapping]) -> Result<CompiledRoleMap> {
     let mut entries = Vec::with_capacity(map.len());
     for m in map {
         if m.remote.is_empty() {
-            return Err(Error::bad_parameter(
-                "missing 'remote' parameter for role_map",
-            ));
+            return Err(Error::bad_parameter("missing 'remote' parameter for role_map"));
         }
-        let re = compile_expression(&m.remote).map_err(|e| {
-            Error::bad_parameter(format!(
-                "failed to parse 'remote' parameter for role_map: {e}"
-            ))
-        })?;
+        let re = compile_expression(&m.remote)
+            .map_err(|e| Error::bad_parameter(format!("failed to parse 'remote' parameter for role_map: {e}")))?;
         if m.local.is_empty() {
-            return Err(Error::bad_parameter(
-                "missing 'local' parameter for 'role_map'",
-            ));
+            return Err(Error::bad_parameter("missing 'local' parameter for 'role_map'"));
         }
         for l in &m.local {
             if l.is_empty() {
-                return Err(Error::bad_parameter(
-                    "missing 'local' property of 'role_map' entry",
-                ));
+                return Err(Error::bad_parameter("missing 'local' property of 'role_map' entry"));
             }
             if l == "*" {
-                return Err(Error::bad_parameter(
-                    "wildcard value is not supported for 'local' property of 'role_map' entry",
-                ));
+                return Err(Error::bad_parameter("wildcard value is not supported for 'local' property of 'role_map' entry"));
             }
         }
         if seen.contains(&m.remote.as_str()) {
-            return Err(Error::bad_parameter(format!(
-                "remote role '{}' match is already specified",
-                m.remote
-            )));
+            return Err(Error::bad_parameter(format!("remote role '{}' match is already specified", m.remote)));
         }
         seen.push(&m.remote);
         entries.push((re, m.local.clone()));
@@ -69,11 +55,7 @@ impl CompiledRoleMap {
     /// Maps remote roles to local roles.
     pub fn map(&self, remote_roles: &[String]) -> Vec<String> {
         let empty = [String::new()];
-        let remote: &[String] = if remote_roles.is_empty() {
-            &empty
-        } else {
-            remote_roles
-        };
+        let remote: &[String] = if remote_roles.is_empty() { &empty } else { remote_roles };
         let mut out = Vec::new();
         for (re, locals) in &self.entries {
             for role in remote {
@@ -112,10 +94,7 @@ pub fn go_list(items: &[String]) -> String {
 
 /// The node-side error when nothing maps (reference §3.1 step 5).
 pub fn no_roles_mapped_ssh(remote_roles: &[String]) -> Error {
-    Error::access_denied(format!(
-        "no roles mapped for user with remote roles {}",
-        go_list(remote_roles)
-    ))
+    Error::access_denied(format!("no roles mapped for user with remote roles {}", go_list(remote_roles)))
 }
 
 /// The API-side error when nothing maps.
@@ -131,10 +110,7 @@ mod tests {
     use super::*;
 
     fn rm(remote: &str, local: &[&str]) -> RoleMapping {
-        RoleMapping {
-            remote: remote.into(),
-            local: local.iter().map(|s| s.to_string()).collect(),
-        }
+        RoleMapping { remote: remote.into(), local: local.iter().map(|s| s.to_string()).collect() }
     }
     fn roles(r: &[&str]) -> Vec<String> {
         r.iter().map(|s| s.to_string()).collect()
@@ -145,46 +121,28 @@ mod tests {
 
     #[test]
     fn exact_match() {
-        assert_eq!(
-            map(&[rm("access", &["visitor"])], &["access"]),
-            roles(&["visitor"])
-        );
+        assert_eq!(map(&[rm("access", &["visitor"])], &["access"]), roles(&["visitor"]));
         assert!(map(&[rm("access", &["visitor"])], &["editor"]).is_empty());
     }
 
     #[test]
     fn wildcard_matches_any_role_and_empty_role_list() {
-        assert_eq!(
-            map(&[rm("*", &["access"])], &["a", "b"]),
-            roles(&["access", "access"])
-        );
+        assert_eq!(map(&[rm("*", &["access"])], &["a", "b"]), roles(&["access", "access"]));
         assert_eq!(map(&[rm("*", &["access"])], &[]), roles(&["access"]));
         assert!(map(&[rm("dev", &["access"])], &[]).is_empty());
     }
 
     #[test]
     fn glob_prefix_and_capture() {
-        assert_eq!(
-            map(
-                &[rm("cluster-*", &["clusteradmin"])],
-                &["cluster-a", "other"]
-            ),
-            roles(&["clusteradmin"])
-        );
-        assert_eq!(
-            map(&[rm("cluster-*", &["admin-$1"])], &["cluster-eu"]),
-            roles(&["admin-eu"])
-        );
+        assert_eq!(map(&[rm("cluster-*", &["clusteradmin"])], &["cluster-a", "other"]), roles(&["clusteradmin"]));
+        assert_eq!(map(&[rm("cluster-*", &["admin-$1"])], &["cluster-eu"]), roles(&["admin-eu"]));
         assert_eq!(map(&[rm("*-*", &["$2-$1"])], &["a-b"]), roles(&["b-a"]));
     }
 
     #[test]
     fn regex_with_expansion() {
         let m = [rm("^remote-(.*)$", &["local-$1"])];
-        assert_eq!(
-            map(&m, &["remote-one", "remote-two", "other"]),
-            roles(&["local-one", "local-two"])
-        );
+        assert_eq!(map(&m, &["remote-one", "remote-two", "other"]), roles(&["local-one", "local-two"]));
         // `$1x` names group "1x", which does not exist: empty, so dropped.
         assert!(map(&[rm("^r-(.*)$", &["$1x"])], &["r-a"]).is_empty());
         assert_eq!(map(&[rm("^r-(.*)$", &["${1}x"])], &["r-a"]), roles(&["ax"]));
@@ -201,10 +159,7 @@ mod tests {
     #[test]
     fn order_kept_no_dedup_and_implicit_role_skipped() {
         let m = [rm("*", &["a", "b"]), rm("dev", &["a"])];
-        assert_eq!(
-            map(&m, &["dev", DEFAULT_IMPLICIT_ROLE]),
-            roles(&["a", "b", "a"])
-        );
+        assert_eq!(map(&m, &["dev", DEFAULT_IMPLICIT_ROLE]), roles(&["a", "b", "a"]));
     }
 
     #[test]
@@ -214,45 +169,19 @@ mod tests {
 
     #[test]
     fn validation_messages() {
-        let msg = |m: &[RoleMapping]| {
-            parse_role_map(m)
-                .err()
-                .map(|e| e.message)
-                .unwrap_or_default()
-        };
-        assert_eq!(
-            msg(&[rm("", &["a"])]),
-            "missing 'remote' parameter for role_map"
-        );
-        assert!(
-            msg(&[rm("^(x$", &["a"])])
-                .starts_with("failed to parse 'remote' parameter for role_map: ")
-        );
-        assert_eq!(
-            msg(&[rm("a", &[])]),
-            "missing 'local' parameter for 'role_map'"
-        );
-        assert_eq!(
-            msg(&[rm("a", &[""])]),
-            "missing 'local' property of 'role_map' entry"
-        );
-        assert_eq!(
-            msg(&[rm("a", &["*"])]),
-            "wildcard value is not supported for 'local' property of 'role_map' entry"
-        );
-        assert_eq!(
-            msg(&[rm("a", &["x"]), rm("a", &["y"])]),
-            "remote role 'a' match is already specified"
-        );
+        let msg = |m: &[RoleMapping]| parse_role_map(m).err().map(|e| e.message).unwrap_or_default();
+        assert_eq!(msg(&[rm("", &["a"])]), "missing 'remote' parameter for role_map");
+        assert!(msg(&[rm("^(x$", &["a"])]).starts_with("failed to parse 'remote' parameter for role_map: "));
+        assert_eq!(msg(&[rm("a", &[])]), "missing 'local' parameter for 'role_map'");
+        assert_eq!(msg(&[rm("a", &[""])]), "missing 'local' property of 'role_map' entry");
+        assert_eq!(msg(&[rm("a", &["*"])]), "wildcard value is not supported for 'local' property of 'role_map' entry");
+        assert_eq!(msg(&[rm("a", &["x"]), rm("a", &["y"])]), "remote role 'a' match is already specified");
         // Only literal duplicates are refused.
         assert_eq!(msg(&[rm("a", &["x"]), rm("^a$", &["y"])]), "");
     }
 
     #[test]
     fn error_messages_use_go_list_format() {
-        assert_eq!(
-            no_roles_mapped_ssh(&roles(&["dev", "ops"])).message,
-            "no roles mapped for user with remote roles [dev ops]"
-        );
+        assert_eq!(no_roles_mapped_ssh(&roles(&["dev", "ops"])).message, "no roles mapped for user with remote roles [dev ops]");
     }
 }

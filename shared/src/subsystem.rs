@@ -32,11 +32,7 @@ impl ProxyRequest {
         if self.host.is_empty() {
             return String::new();
         }
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         format!("{host}:{}", self.port.unwrap_or(0))
     }
 }
@@ -45,16 +41,11 @@ const MAX_LEN: usize = 1024;
 
 fn bad(req: &str) -> Error {
     let shown: String = req.chars().take(200).collect();
-    Error::bad_parameter(format!(
-        "invalid format for proxy request: {shown:?}, expected 'proxy:host:port@cluster'"
-    ))
+    Error::bad_parameter(format!("invalid format for proxy request: {shown:?}, expected 'proxy:host:port@cluster'"))
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    !s.is_empty() && s.len() <= 253 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
 }
 
 /// Parses a subsystem name. Only `proxy:` requests are accepted.
@@ -69,9 +60,7 @@ pub fn parse_proxy_request(req: &str) -> Result<ProxyRequest> {
         [addr, cluster] => (*addr, Some(*cluster)),
         [addr, namespace, cluster] => {
             if *namespace != "default" && !namespace.is_empty() {
-                return Err(Error::bad_parameter(format!(
-                    "namespace {namespace:?} is not supported"
-                )));
+                return Err(Error::bad_parameter(format!("namespace {namespace:?} is not supported")));
             }
             (*addr, Some(*cluster))
         }
@@ -86,26 +75,13 @@ pub fn parse_proxy_request(req: &str) -> Result<ProxyRequest> {
         if cluster.is_none() {
             return Err(bad(req));
         }
-        return Ok(ProxyRequest {
-            host: String::new(),
-            port: None,
-            cluster,
-        });
+        return Ok(ProxyRequest { host: String::new(), port: None, cluster });
     }
     let (host, port) = split_host_port(addr).ok_or_else(|| bad(req))?;
-    if host.is_empty()
-        || host.len() > 253
-        || host
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || c == '/')
-    {
+    if host.is_empty() || host.len() > 253 || host.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/') {
         return Err(bad(req));
     }
-    Ok(ProxyRequest {
-        host: host.to_string(),
-        port,
-        cluster,
-    })
+    Ok(ProxyRequest { host: host.to_string(), port, cluster })
 }
 
 /// Splits `host[:port]`, `[v6]:port`. An empty or zero port is `None`.
@@ -144,71 +120,21 @@ mod tests {
     use super::*;
 
     fn ok(s: &str) -> ProxyRequest {
-        parse_proxy_request(s).unwrap_or_else(|e| ProxyRequest {
-            host: format!("ERR {e}"),
-            port: None,
-            cluster: None,
-        })
+        parse_proxy_request(s).unwrap_or_else(|e| ProxyRequest { host: format!("ERR {e}"), port: None, cluster: None })
     }
 
     #[test]
     fn forms() {
-        assert_eq!(
-            ok("proxy:db1:3022"),
-            ProxyRequest {
-                host: "db1".into(),
-                port: Some(3022),
-                cluster: None
-            }
-        );
-        assert_eq!(
-            ok("proxy:db1:0@leaf"),
-            ProxyRequest {
-                host: "db1".into(),
-                port: None,
-                cluster: Some("leaf".into())
-            }
-        );
+        assert_eq!(ok("proxy:db1:3022"), ProxyRequest { host: "db1".into(), port: Some(3022), cluster: None });
+        assert_eq!(ok("proxy:db1:0@leaf"), ProxyRequest { host: "db1".into(), port: None, cluster: Some("leaf".into()) });
         assert_eq!(
             ok("proxy:db1@leaf.example.com"),
-            ProxyRequest {
-                host: "db1".into(),
-                port: None,
-                cluster: Some("leaf.example.com".into())
-            }
+            ProxyRequest { host: "db1".into(), port: None, cluster: Some("leaf.example.com".into()) }
         );
-        assert_eq!(
-            ok("proxy:db1:22@default@leaf"),
-            ProxyRequest {
-                host: "db1".into(),
-                port: Some(22),
-                cluster: Some("leaf".into())
-            }
-        );
-        assert_eq!(
-            ok("proxy:@leaf"),
-            ProxyRequest {
-                host: String::new(),
-                port: None,
-                cluster: Some("leaf".into())
-            }
-        );
-        assert_eq!(
-            ok("proxy:[::1]:22"),
-            ProxyRequest {
-                host: "::1".into(),
-                port: Some(22),
-                cluster: None
-            }
-        );
-        assert_eq!(
-            ok("proxy:127.0.0.1:"),
-            ProxyRequest {
-                host: "127.0.0.1".into(),
-                port: None,
-                cluster: None
-            }
-        );
+        assert_eq!(ok("proxy:db1:22@default@leaf"), ProxyRequest { host: "db1".into(), port: Some(22), cluster: Some("leaf".into()) });
+        assert_eq!(ok("proxy:@leaf"), ProxyRequest { host: String::new(), port: None, cluster: Some("leaf".into()) });
+        assert_eq!(ok("proxy:[::1]:22"), ProxyRequest { host: "::1".into(), port: Some(22), cluster: None });
+        assert_eq!(ok("proxy:127.0.0.1:"), ProxyRequest { host: "127.0.0.1".into(), port: None, cluster: None });
     }
 
     #[test]
@@ -233,22 +159,14 @@ mod tests {
             assert!(parse_proxy_request(bad).is_err(), "{bad:?} should fail");
         }
         let long = format!("proxy:{}", "a".repeat(5000));
-        let e = parse_proxy_request(&long)
-            .err()
-            .map(|e| e.message)
-            .unwrap_or_default();
+        let e = parse_proxy_request(&long).err().map(|e| e.message).unwrap_or_default();
         assert!(e.starts_with("invalid format for proxy request"), "{e}");
         assert!(e.len() < 400);
     }
 
     #[test]
     fn format_round_trip() {
-        for s in [
-            "proxy:db1:3022",
-            "proxy:db1:0@leaf",
-            "proxy:@leaf",
-            "proxy:[::1]:22@c",
-        ] {
+        for s in ["proxy:db1:3022", "proxy:db1:0@leaf", "proxy:@leaf", "proxy:[::1]:22@c"] {
             let r = ok(s);
             assert_eq!(ok(&r.to_subsystem()), r, "{s}");
         }

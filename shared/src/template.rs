@@ -68,11 +68,7 @@ impl Template {
         let opens = s.matches("{{").count();
         let closes = s.matches("}}").count();
         if opens == 0 && closes == 0 {
-            return Ok(Template {
-                prefix: s.to_string(),
-                expr: None,
-                suffix: String::new(),
-            });
+            return Ok(Template { prefix: s.to_string(), expr: None, suffix: String::new() });
         }
         if opens != 1 || closes != 1 {
             return Err(parse_error(s));
@@ -85,22 +81,12 @@ impl Template {
         }
         let inner = s[start + 2..end].trim();
         let mut p = Parser { src: inner, pos: 0 };
-        let expr = p.expr().map_err(|e| {
-            if e.kind == Kind::BadParameter && e.message.is_empty() {
-                parse_error(s)
-            } else {
-                e
-            }
-        })?;
+        let expr = p.expr().map_err(|e| if e.kind == Kind::BadParameter && e.message.is_empty() { parse_error(s) } else { e })?;
         p.skip_ws();
         if p.pos != inner.len() {
             return Err(parse_error(s));
         }
-        Ok(Template {
-            prefix: s[..start].to_string(),
-            expr: Some(expr),
-            suffix: s[end + 2..].to_string(),
-        })
+        Ok(Template { prefix: s[..start].to_string(), expr: Some(expr), suffix: s[end + 2..].to_string() })
     }
 
     /// True when the value has no `{{ }}` expression.
@@ -114,11 +100,8 @@ impl Template {
             return Ok(vec![self.prefix.clone()]);
         };
         let values = eval(expr, traits)?;
-        let out: Vec<String> = values
-            .into_iter()
-            .filter(|v| !v.is_empty())
-            .map(|v| format!("{}{}{}", self.prefix, v, self.suffix))
-            .collect();
+        let out: Vec<String> =
+            values.into_iter().filter(|v| !v.is_empty()).map(|v| format!("{}{}{}", self.prefix, v, self.suffix)).collect();
         if out.is_empty() {
             return Err(Error::not_found("template expanded to no values"));
         }
@@ -130,15 +113,11 @@ fn eval(expr: &Expr, traits: &Traits) -> Result<Vec<String>> {
     match expr {
         Expr::Var { namespace, name } => {
             if namespace == "internal" && !INTERNAL_TRAITS.contains(&name.as_str()) {
-                return Err(Error::bad_parameter(format!(
-                    "unsupported variable {name:?}"
-                )));
+                return Err(Error::bad_parameter(format!("unsupported variable {name:?}")));
             }
             match traits.get(name) {
                 Some(v) if !v.is_empty() => Ok(v.clone()),
-                _ => Err(Error::not_found(format!(
-                    "variable {namespace}.{name} has no values"
-                ))),
+                _ => Err(Error::not_found(format!("variable {namespace}.{name} has no values"))),
             }
         }
         Expr::EmailLocal(inner) => {
@@ -146,22 +125,14 @@ fn eval(expr: &Expr, traits: &Traits) -> Result<Vec<String>> {
             values
                 .into_iter()
                 .map(|v| match v.split_once('@') {
-                    Some((local, domain)) if !local.is_empty() && !domain.is_empty() => {
-                        Ok(local.to_string())
-                    }
-                    _ => Err(Error::bad_parameter(format!(
-                        "failed to parse address {v:?}: not an email address"
-                    ))),
+                    Some((local, domain)) if !local.is_empty() && !domain.is_empty() => Ok(local.to_string()),
+                    _ => Err(Error::bad_parameter(format!("failed to parse address {v:?}: not an email address"))),
                 })
                 .collect()
         }
         Expr::RegexpReplace(inner, re, repl) => {
             let values = eval(inner, traits)?;
-            Ok(values
-                .into_iter()
-                .filter(|v| re.is_match(v))
-                .map(|v| re.replace_all(&v, repl.as_str()).into_owned())
-                .collect())
+            Ok(values.into_iter().filter(|v| re.is_match(v)).map(|v| re.replace_all(&v, repl.as_str()).into_owned()).collect())
         }
     }
 }
@@ -200,9 +171,7 @@ fn check_vars(expr: &Expr) -> Result<()> {
     match expr {
         Expr::Var { namespace, name } => {
             if namespace == "internal" && !INTERNAL_TRAITS.contains(&name.as_str()) {
-                return Err(Error::bad_parameter(format!(
-                    "unsupported variable {name:?}"
-                )));
+                return Err(Error::bad_parameter(format!("unsupported variable {name:?}")));
             }
             Ok(())
         }
@@ -338,24 +307,16 @@ impl Parser<'_> {
                     _ => self.fail(),
                 },
                 ("regexp.replace", [Arg::Expr(_), Arg::Str(_), Arg::Str(_)]) => {
-                    let (Some(Arg::Str(repl)), Some(Arg::Str(re)), Some(Arg::Expr(e))) =
-                        (args.pop(), args.pop(), args.pop())
-                    else {
+                    let (Some(Arg::Str(repl)), Some(Arg::Str(re)), Some(Arg::Expr(e))) = (args.pop(), args.pop(), args.pop()) else {
                         return self.fail();
                     };
-                    let re = Regex::new(&re).map_err(|err| {
-                        Error::bad_parameter(format!("failed parsing regexp {re:?}: {err}"))
-                    })?;
+                    let re = Regex::new(&re).map_err(|err| Error::bad_parameter(format!("failed parsing regexp {re:?}: {err}")))?;
                     Ok(Expr::RegexpReplace(Box::new(e), re, repl))
                 }
                 ("regexp.match", _) | ("regexp.not_match", _) => {
-                    Err(Error::bad_parameter(format!(
-                        "function {name} is not allowed in role values; it is only valid in where clauses"
-                    )))
+                    Err(Error::bad_parameter(format!("function {name} is not allowed in role values; it is only valid in where clauses")))
                 }
-                _ => Err(Error::bad_parameter(format!(
-                    "unsupported function {name:?}; use email.local or regexp.replace"
-                ))),
+                _ => Err(Error::bad_parameter(format!("unsupported function {name:?}; use email.local or regexp.replace"))),
             };
         }
         if path.len() != 2 {
@@ -364,9 +325,7 @@ impl Parser<'_> {
         let name = path.pop().unwrap_or_default();
         let namespace = path.pop().unwrap_or_default();
         if namespace != "internal" && namespace != "external" {
-            return Err(Error::bad_parameter(format!(
-                "unsupported variable namespace {namespace:?}; use internal or external"
-            )));
+            return Err(Error::bad_parameter(format!("unsupported variable namespace {namespace:?}; use internal or external")));
         }
         Ok(Expr::Var { namespace, name })
     }
@@ -377,10 +336,7 @@ mod tests {
     use super::*;
 
     fn traits(pairs: &[(&str, &[&str])]) -> Traits {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect())).collect()
     }
 
     fn expand(s: &str, t: &Traits) -> Result<Vec<String>> {
@@ -389,56 +345,34 @@ mod tests {
 
     #[test]
     fn literal_passes_through() {
-        assert_eq!(
-            expand("root", &Traits::new()).ok(),
-            Some(vec!["root".to_string()])
-        );
+        assert_eq!(expand("root", &Traits::new()).ok(), Some(vec!["root".to_string()]));
     }
 
     #[test]
     fn internal_and_external_read_the_same_trait() {
         let t = traits(&[("logins", &["root", "ubuntu"])]);
-        assert_eq!(
-            expand("{{internal.logins}}", &t).ok(),
-            Some(vec!["root".into(), "ubuntu".into()])
-        );
-        assert_eq!(
-            expand("{{ external.logins }}", &t).ok(),
-            Some(vec!["root".into(), "ubuntu".into()])
-        );
-        assert_eq!(
-            expand("{{external[\"logins\"]}}", &t).ok(),
-            Some(vec!["root".into(), "ubuntu".into()])
-        );
+        assert_eq!(expand("{{internal.logins}}", &t).ok(), Some(vec!["root".into(), "ubuntu".into()]));
+        assert_eq!(expand("{{ external.logins }}", &t).ok(), Some(vec!["root".into(), "ubuntu".into()]));
+        assert_eq!(expand("{{external[\"logins\"]}}", &t).ok(), Some(vec!["root".into(), "ubuntu".into()]));
     }
 
     #[test]
     fn prefix_and_suffix_wrap_each_value() {
         let t = traits(&[("env_from_okta", &["dev", "stage"])]);
-        assert_eq!(
-            expand("x-{{external.env_from_okta}}-y", &t).ok(),
-            Some(vec!["x-dev-y".into(), "x-stage-y".into()])
-        );
+        assert_eq!(expand("x-{{external.env_from_okta}}-y", &t).ok(), Some(vec!["x-dev-y".into(), "x-stage-y".into()]));
     }
 
     #[test]
     fn missing_trait_is_not_found() {
-        let e = expand("{{external.nope}}", &Traits::new())
-            .err()
-            .map(|e| e.kind);
+        let e = expand("{{external.nope}}", &Traits::new()).err().map(|e| e.kind);
         assert_eq!(e, Some(Kind::NotFound));
         let t = traits(&[("empty", &[])]);
-        assert_eq!(
-            expand("{{external.empty}}", &t).err().map(|e| e.kind),
-            Some(Kind::NotFound)
-        );
+        assert_eq!(expand("{{external.empty}}", &t).err().map(|e| e.kind), Some(Kind::NotFound));
     }
 
     #[test]
     fn unsupported_internal_variable() {
-        let e = expand("{{internal.foo}}", &traits(&[("foo", &["x"])]))
-            .err()
-            .map(|e| e.message);
+        let e = expand("{{internal.foo}}", &traits(&[("foo", &["x"])])).err().map(|e| e.message);
         assert_eq!(e.as_deref(), Some("unsupported variable \"foo\""));
         assert!(validate_values("logins", &["{{internal.foo}}".into()]).is_err());
         assert!(validate_values("logins", &["{{external.foo}}".into()]).is_ok());
@@ -446,69 +380,28 @@ mod tests {
 
     #[test]
     fn email_local_and_regexp_replace() {
-        let t = traits(&[
-            ("email", &["alice@example.com"]),
-            ("groups", &["admins", "dev-team", "ops"]),
-        ]);
-        assert_eq!(
-            expand("{{email.local(external.email)}}", &t).ok(),
-            Some(vec!["alice".into()])
-        );
-        assert_eq!(
-            expand(
-                "{{regexp.replace(external.groups, \"^(.*)-team$\", \"$1\")}}",
-                &t
-            )
-            .ok(),
-            Some(vec!["dev".into()])
-        );
+        let t = traits(&[("email", &["alice@example.com"]), ("groups", &["admins", "dev-team", "ops"])]);
+        assert_eq!(expand("{{email.local(external.email)}}", &t).ok(), Some(vec!["alice".into()]));
+        assert_eq!(expand("{{regexp.replace(external.groups, \"^(.*)-team$\", \"$1\")}}", &t).ok(), Some(vec!["dev".into()]));
         assert!(expand("{{email.local(external.groups)}}", &t).is_err());
     }
 
     #[test]
     fn broken_brackets_are_rejected_with_teleports_message() {
-        for bad in [
-            "{{internal.logins",
-            "internal.logins}}",
-            "{{internal.logins}}{{x.y}}",
-            "{{}}",
-            "{{internal}}",
-            "{{a.b.c}}",
-            "}}x{{",
-        ] {
-            let e = Template::parse(bad)
-                .err()
-                .map(|e| e.message)
-                .unwrap_or_default();
-            assert!(
-                e.contains("is using template brackets") || e.contains("namespace"),
-                "{bad}: {e}"
-            );
+        for bad in ["{{internal.logins", "internal.logins}}", "{{internal.logins}}{{x.y}}", "{{}}", "{{internal}}", "{{a.b.c}}", "}}x{{"] {
+            let e = Template::parse(bad).err().map(|e| e.message).unwrap_or_default();
+            assert!(e.contains("is using template brackets") || e.contains("namespace"), "{bad}: {e}");
         }
-        let e = Template::parse("{{regexp.match(external.x)}}")
-            .err()
-            .map(|e| e.message)
-            .unwrap_or_default();
+        let e = Template::parse("{{regexp.match(external.x)}}").err().map(|e| e.message).unwrap_or_default();
         assert!(e.contains("not allowed"), "{e}");
-        let e = Template::parse("{{regexp.replace(external.x, \"(\", \"y\")}}")
-            .err()
-            .map(|e| e.message)
-            .unwrap_or_default();
+        let e = Template::parse("{{regexp.replace(external.x, \"(\", \"y\")}}").err().map(|e| e.message).unwrap_or_default();
         assert!(e.contains("failed parsing regexp"), "{e}");
     }
 
     #[test]
     fn apply_values_drops_missing_and_dedupes() {
         let t = traits(&[("logins", &["root", "visitor"])]);
-        let vals = vec![
-            "{{internal.logins}}".to_string(),
-            "root".into(),
-            "{{external.missing}}".into(),
-            "{{internal.nope}}".into(),
-        ];
-        assert_eq!(
-            apply_values(&vals, &t),
-            vec!["root".to_string(), "visitor".into()]
-        );
+        let vals = vec!["{{internal.logins}}".to_string(), "root".into(), "{{external.missing}}".into(), "{{internal.nope}}".into()];
+        assert_eq!(apply_values(&vals, &t), vec!["root".to_string(), "visitor".into()]);
     }
 }

@@ -54,45 +54,31 @@ pub fn from_unix(secs: i64) -> OffsetDateTime {
 
 /// RFC 3339 with as many fractional digits as needed (Go's `RFC3339Nano`), always `Z`.
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| "0001-01-01T00:00:00Z".into())
+    t.to_offset(time::UtcOffset::UTC).format(&Rfc3339).unwrap_or_else(|_| "0001-01-01T00:00:00Z".into())
 }
 
 /// Parses RFC 3339 text.
 pub fn parse_rfc3339(s: &str) -> Result<OffsetDateTime> {
-    OffsetDateTime::parse(s, &Rfc3339).map_err(|e| {
-        Error::bad_parameter(format!(
-            "invalid time {s:?}: {e}, expected RFC 3339 such as 2024-01-02T15:04:05Z"
-        ))
-    })
+    OffsetDateTime::parse(s, &Rfc3339)
+        .map_err(|e| Error::bad_parameter(format!("invalid time {s:?}: {e}, expected RFC 3339 such as 2024-01-02T15:04:05Z")))
 }
 
 /// Go's `time.RFC822` in UTC: `28 Apr 22 19:19 UTC` (used by `tctl tokens ls`).
 pub fn rfc822(t: OffsetDateTime) -> String {
-    let fmt =
-        format_description!("[day] [month repr:short] [year repr:last_two] [hour]:[minute] UTC");
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&fmt)
-        .unwrap_or_default()
+    let fmt = format_description!("[day] [month repr:short] [year repr:last_two] [hour]:[minute] UTC");
+    t.to_offset(time::UtcOffset::UTC).format(&fmt).unwrap_or_default()
 }
 
 /// `Mon Jan _2 15:04 UTC` (used for `Last Heartbeat` columns).
 pub fn heartbeat_stamp(t: OffsetDateTime) -> String {
-    let fmt = format_description!(
-        "[weekday repr:short] [month repr:short] [day padding:space] [hour]:[minute] UTC"
-    );
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&fmt)
-        .unwrap_or_default()
+    let fmt = format_description!("[weekday repr:short] [month repr:short] [day padding:space] [hour]:[minute] UTC");
+    t.to_offset(time::UtcOffset::UTC).format(&fmt).unwrap_or_default()
 }
 
 /// `2022-04-29 03:07:22 +0000 UTC` (Go's default `time.Time.String()` without monotonic part).
 pub fn go_time(t: OffsetDateTime) -> String {
     let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second] +0000 UTC");
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&fmt)
-        .unwrap_or_default()
+    t.to_offset(time::UtcOffset::UTC).format(&fmt).unwrap_or_default()
 }
 
 /// Go's `time.Duration.String()` for whole seconds: `0s`, `45s`, `4m48s`, `12h0m0s`.
@@ -111,11 +97,7 @@ pub fn go_duration(d: Duration) -> String {
 /// Parses a Go-style duration: `90s`, `5m`, `1h30m`, `500ms`, `2h`. A bare number is seconds.
 pub fn parse_duration(input: &str) -> Result<Duration> {
     let s = input.trim();
-    let bad = || {
-        Error::bad_parameter(format!(
-            "invalid duration {input:?}: use a number with a unit, such as 30s, 5m, 1h or 1h30m"
-        ))
-    };
+    let bad = || Error::bad_parameter(format!("invalid duration {input:?}: use a number with a unit, such as 30s, 5m, 1h or 1h30m"));
     if s.is_empty() {
         return Err(bad());
     }
@@ -125,17 +107,13 @@ pub fn parse_duration(input: &str) -> Result<Duration> {
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .ok_or_else(bad)?;
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(bad)?;
         if digits == 0 {
             return Err(bad());
         }
         let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let scale = match unit {
@@ -171,16 +149,12 @@ pub mod opt_rfc3339 {
     }
 
     /// Deserializes from an RFC 3339 string.
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<OffsetDateTime>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
         let v: Option<String> = Option::deserialize(d)?;
         match v {
             None => Ok(None),
             Some(s) if s.is_empty() => Ok(None),
-            Some(s) => super::parse_rfc3339(&s)
-                .map(Some)
-                .map_err(serde::de::Error::custom),
+            Some(s) => super::parse_rfc3339(&s).map(Some).map_err(serde::de::Error::custom),
         }
     }
 }
@@ -223,19 +197,10 @@ mod tests {
     #[test]
     fn parses_durations() {
         assert_eq!(parse_duration("5m").ok(), Some(Duration::from_secs(300)));
-        assert_eq!(
-            parse_duration("1h30m").ok(),
-            Some(Duration::from_secs(5400))
-        );
-        assert_eq!(
-            parse_duration("500ms").ok(),
-            Some(Duration::from_millis(500))
-        );
+        assert_eq!(parse_duration("1h30m").ok(), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms").ok(), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("45").ok(), Some(Duration::from_secs(45)));
-        assert_eq!(
-            parse_duration("1.5s").ok(),
-            Some(Duration::from_millis(1500))
-        );
+        assert_eq!(parse_duration("1.5s").ok(), Some(Duration::from_millis(1500)));
         for bad in ["", "m", "5x", "h5", "-5m", "5m-", "1e999h"] {
             let err = parse_duration(bad).err();
             assert!(err.is_some(), "{bad:?} should fail");
@@ -246,17 +211,11 @@ mod tests {
     fn go_layouts() {
         let t = datetime!(2022-04-28 19:19:05.5 UTC);
         assert_eq!(rfc822(t), "28 Apr 22 19:19 UTC");
-        assert_eq!(
-            heartbeat_stamp(datetime!(2022-04-02 09:05 UTC)),
-            "Sat Apr  2 09:05 UTC"
-        );
+        assert_eq!(heartbeat_stamp(datetime!(2022-04-02 09:05 UTC)), "Sat Apr  2 09:05 UTC");
         assert_eq!(rfc3339(t), "2022-04-28T19:19:05.5Z");
         assert_eq!(go_time(t), "2022-04-28 19:19:05 +0000 UTC");
         let back = parse_rfc3339("2022-04-29T19:45:35.052864534Z").ok();
-        assert_eq!(
-            back.map(rfc3339).as_deref(),
-            Some("2022-04-29T19:45:35.052864534Z")
-        );
+        assert_eq!(back.map(rfc3339).as_deref(), Some("2022-04-29T19:45:35.052864534Z"));
         assert_eq!(rfc3339(go_zero_time()), "0001-01-01T00:00:00Z");
     }
 }

@@ -10,13 +10,7 @@ pub fn version_line(git_rev: &str, rustc: &str) -> String {
 
 /// The major version number of a version string such as `18.0.0` or `v17.2.1`.
 pub fn major(version: &str) -> Option<u64> {
-    version
-        .trim()
-        .trim_start_matches('v')
-        .split('.')
-        .next()?
-        .parse()
-        .ok()
+    version.trim().trim_start_matches('v').split('.').next()?.parse().ok()
 }
 
 /// Parses `X.Y.Z` (with optional `v` and pre-release suffix) into a comparable triple.

@@ -31,10 +31,7 @@ pub fn parse_documents(source: &str, bytes: &[u8]) -> Result<Vec<Document>> {
         )));
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        Error::bad_parameter(format!(
-            "{source}: the file is not valid UTF-8 (first bad byte at offset {})",
-            e.valid_up_to()
-        ))
+        Error::bad_parameter(format!("{source}: the file is not valid UTF-8 (first bad byte at offset {})", e.valid_up_to()))
     })?;
     let mut chunks: Vec<(usize, String)> = Vec::new();
     let mut current = String::new();
@@ -72,14 +69,8 @@ pub fn parse_documents(source: &str, bytes: &[u8]) -> Result<Vec<Document>> {
         let value: serde_json::Value = serde_yaml_ng::from_str(&chunk).map_err(|e| {
             let msg = strip_location(&e.to_string());
             match e.location() {
-                Some(loc) => Error::bad_parameter(format!(
-                    "{source}:{}:{}: {msg}",
-                    loc.line() + start_line - 1,
-                    loc.column()
-                )),
-                None => Error::bad_parameter(format!(
-                    "{source}: document {index} (line {start_line}): {msg}"
-                )),
+                Some(loc) => Error::bad_parameter(format!("{source}:{}:{}: {msg}", loc.line() + start_line - 1, loc.column())),
+                None => Error::bad_parameter(format!("{source}: document {index} (line {start_line}): {msg}")),
             }
         })?;
         if !value.is_object() {
@@ -87,16 +78,10 @@ pub fn parse_documents(source: &str, bytes: &[u8]) -> Result<Vec<Document>> {
                 "{source}:{start_line}: document {index} is not a mapping; a resource needs kind, version, metadata and spec"
             )));
         }
-        docs.push(Document {
-            index,
-            line: start_line,
-            value,
-        });
+        docs.push(Document { index, line: start_line, value });
     }
     if docs.is_empty() {
-        return Err(Error::bad_parameter(format!(
-            "{source}: no resources found in the file"
-        )));
+        return Err(Error::bad_parameter(format!("{source}: no resources found in the file")));
     }
     Ok(docs)
 }
@@ -135,50 +120,19 @@ mod tests {
     #[test]
     fn syntax_error_names_file_line_and_column() {
         let src = b"kind: role\n---\nkind: user\nmetadata:\n  name: [unclosed\n";
-        let e = parse_documents("bad.yaml", src)
-            .err()
-            .map(|e| e.message)
-            .unwrap_or_default();
+        let e = parse_documents("bad.yaml", src).err().map(|e| e.message).unwrap_or_default();
         assert!(e.starts_with("bad.yaml:"), "{e}");
-        let line: usize = e
-            .split(':')
-            .nth(1)
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(0);
+        let line: usize = e.split(':').nth(1).and_then(|l| l.parse().ok()).unwrap_or(0);
         assert!((5..=6).contains(&line), "{e}");
     }
 
     #[test]
     fn rejects_non_mapping_empty_and_binary() {
-        assert!(
-            parse_documents("f", b"- a\n- b\n")
-                .err()
-                .map(|e| e.message)
-                .unwrap_or_default()
-                .contains("not a mapping")
-        );
-        assert!(
-            parse_documents("f", b"# nothing\n")
-                .err()
-                .map(|e| e.message)
-                .unwrap_or_default()
-                .contains("no resources")
-        );
-        assert!(
-            parse_documents("f", b"kind: \xff\xfe\n")
-                .err()
-                .map(|e| e.message)
-                .unwrap_or_default()
-                .contains("UTF-8")
-        );
+        assert!(parse_documents("f", b"- a\n- b\n").err().map(|e| e.message).unwrap_or_default().contains("not a mapping"));
+        assert!(parse_documents("f", b"# nothing\n").err().map(|e| e.message).unwrap_or_default().contains("no resources"));
+        assert!(parse_documents("f", b"kind: \xff\xfe\n").err().map(|e| e.message).unwrap_or_default().contains("UTF-8"));
         let huge = vec![b'a'; MAX_FILE_BYTES + 1];
-        assert!(
-            parse_documents("f", &huge)
-                .err()
-                .map(|e| e.message)
-                .unwrap_or_default()
-                .contains("limited")
-        );
+        assert!(parse_documents("f", &huge).err().map(|e| e.message).unwrap_or_default().contains("limited"));
     }
 
     #[test]

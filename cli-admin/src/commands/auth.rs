@@ -48,22 +48,14 @@ enum Cmd {
 pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let conn = connect(c)?;
     match a.cmd {
-        Cmd::Sign {
-            user,
-            out: file,
-            ttl,
-        } => {
-            let ttl =
-                shared::timefmt::parse_duration(&ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
+        Cmd::Sign { user, out: file, ttl } => {
+            let ttl = shared::timefmt::parse_duration(&ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
             let ssh = certs::new_ssh_key()?;
             let tls = certs::new_tls_key()?;
             let req = SignUserRequest {
                 username: user,
                 ttl_seconds: ttl.as_secs(),
-                keys: PublicKeys {
-                    ssh_public_key: certs::authorized_key(ssh.public_key()),
-                    tls_public_key: certs::spki_pem(&tls),
-                },
+                keys: PublicKeys { ssh_public_key: certs::authorized_key(ssh.public_key()), tls_public_key: certs::spki_pem(&tls) },
             };
             let r: CertsResponse = conn.api.post(path::SIGN_USER, &req).await?;
             let creds = Credentials {
@@ -74,16 +66,10 @@ pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result<
                 host_cas: r.host_cas,
             };
             write_identity_file(&file, &creds)?;
-            writeln!(
-                out,
-                "\nThe credentials have been written to {}",
-                file.display()
-            )?;
+            writeln!(out, "\nThe credentials have been written to {}", file.display())?;
         }
         Cmd::Export { ca_type } => {
-            let q = ca_type
-                .map(|t| format!("?type={}", shared::client::encode_segment(&t)))
-                .unwrap_or_default();
+            let q = ca_type.map(|t| format!("?type={}", shared::client::encode_segment(&t))).unwrap_or_default();
             let r: ExportCasResponse = conn.api.get(&format!("{}{q}", path::EXPORT_CAS)).await?;
             for l in r.lines {
                 writeln!(out, "{l}")?;

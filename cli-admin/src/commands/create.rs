@@ -12,9 +12,7 @@ use crate::client::{ConnArgs, connect};
 
 /// Create resources.
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Examples:\n  tctl create visitor.yaml\n  tctl create -f trusted_cluster.yaml   # update the role_map in place"
-)]
+#[command(after_help = "Examples:\n  tctl create visitor.yaml\n  tctl create -f trusted_cluster.yaml   # update the role_map in place")]
 pub struct Args {
     /// YAML file with one or more resources ("-" reads standard input).
     filename: String,
@@ -37,14 +35,7 @@ pub fn describe(kind: Kind) -> &'static str {
 
 /// Validates a document locally, as the server will.
 pub fn validate(doc: &shared::yaml::Document, source: &str) -> anyhow::Result<Resource> {
-    let at = |e: shared::Error| {
-        anyhow!(
-            "{source}: document {} (line {}): {}",
-            doc.index,
-            doc.line,
-            e.message
-        )
-    };
+    let at = |e: shared::Error| anyhow!("{source}: document {} (line {}): {}", doc.index, doc.line, e.message);
     let mut res = Resource::from_value(doc.value.clone()).map_err(at)?;
     let checked = match &mut res {
         Resource::Role(r) => r.check_and_set_defaults(),
@@ -53,15 +44,8 @@ pub fn validate(doc: &shared::yaml::Document, source: &str) -> anyhow::Result<Re
         Resource::TrustedCluster(t) => t.check_and_set_defaults(),
         Resource::Connector(c) => c.check_and_set_defaults(),
         Resource::RemoteCluster(_) | Resource::CertAuthority(_) | Resource::Node(_) => {
-            let hint = if res.kind() == Kind::RemoteCluster {
-                "; use 'tctl update rc/<name> --set-labels=...'"
-            } else {
-                ""
-            };
-            Err(shared::Error::bad_parameter(format!(
-                "creating resources of type {:?} is not supported{hint}",
-                res.kind().as_str()
-            )))
+            let hint = if res.kind() == Kind::RemoteCluster { "; use 'tctl update rc/<name> --set-labels=...'" } else { "" };
+            Err(shared::Error::bad_parameter(format!("creating resources of type {:?} is not supported{hint}", res.kind().as_str())))
         }
     };
     checked.map_err(at)?;
@@ -72,10 +56,7 @@ pub fn validate(doc: &shared::yaml::Document, source: &str) -> anyhow::Result<Re
 pub fn read_input(name: &str) -> anyhow::Result<Vec<u8>> {
     if name == "-" {
         let mut buf = Vec::new();
-        std::io::stdin()
-            .take(shared::yaml::MAX_FILE_BYTES as u64 + 1)
-            .read_to_end(&mut buf)
-            .context("reading standard input")?;
+        std::io::stdin().take(shared::yaml::MAX_FILE_BYTES as u64 + 1).read_to_end(&mut buf).context("reading standard input")?;
         return Ok(buf);
     }
     let meta = std::fs::metadata(name).with_context(|| format!("cannot read {name}"))?;
@@ -83,49 +64,28 @@ pub fn read_input(name: &str) -> anyhow::Result<Vec<u8>> {
         anyhow::bail!("{name} is a directory; give a YAML file");
     }
     if meta.len() > shared::yaml::MAX_FILE_BYTES as u64 {
-        anyhow::bail!(
-            "{name}: the file is {} bytes; resource files are limited to {} bytes",
-            meta.len(),
-            shared::yaml::MAX_FILE_BYTES
-        );
+        anyhow::bail!("{name}: the file is {} bytes; resource files are limited to {} bytes", meta.len(), shared::yaml::MAX_FILE_BYTES);
     }
     std::fs::read(name).with_context(|| format!("cannot read {name}"))
 }
 
 /// Runs the command.
-pub async fn exec(
-    a: Args,
-    c: &ConnArgs,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> anyhow::Result<()> {
+pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
     let bytes = read_input(&a.filename)?;
-    let source = if a.filename == "-" {
-        "stdin"
-    } else {
-        a.filename.as_str()
-    };
+    let source = if a.filename == "-" { "stdin" } else { a.filename.as_str() };
     let docs = shared::yaml::parse_documents(source, &bytes)?;
     for d in &docs {
         validate(d, source)?;
     }
     let conn = connect(c)?;
     for d in docs {
-        let req = UpsertResourceRequest {
-            resource: d.value,
-            force: a.force,
-            expected_id: None,
-        };
+        let req = UpsertResourceRequest { resource: d.value, force: a.force, expected_id: None };
         let r: UpsertResourceResponse = conn.api.post(path::RESOURCES, &req).await?;
         for w in &r.warnings {
             writeln!(err, "WARNING: {w}")?;
         }
         let kind = Kind::parse(&r.kind)?;
-        let verb = if r.created || kind == Kind::TrustedCluster {
-            "created"
-        } else {
-            "updated"
-        };
+        let verb = if r.created || kind == Kind::TrustedCluster { "created" } else { "updated" };
         writeln!(out, "{} {:?} has been {verb}", describe(kind), r.name)?;
     }
     Ok(())

@@ -14,66 +14,35 @@ use crate::client::{ConnArgs, connect};
 
 /// Edit a resource.
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Examples (from the guide):\n  tctl edit user/myuser\n  tctl edit trusted_cluster/rootcluster.example.com"
-)]
+#[command(after_help = "Examples (from the guide):\n  tctl edit user/myuser\n  tctl edit trusted_cluster/rootcluster.example.com")]
 pub struct Args {
     /// kind/name, such as user/myuser or tc/root.example.com.
     reference: String,
 }
 
 fn editor() -> String {
-    ["EDITOR", "VISUAL"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
-        .unwrap_or_else(|| "vi".into())
+    ["EDITOR", "VISUAL"].iter().find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty())).unwrap_or_else(|| "vi".into())
 }
 
 /// Runs the command.
-pub async fn exec(
-    a: Args,
-    c: &ConnArgs,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> anyhow::Result<()> {
+pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
     let r = ResourceRef::parse(&a.reference)?;
     if r.name.is_none() {
-        bail!(
-            "provide a resource name to edit, for example: tctl edit {}/NAME",
-            r.kind.as_str()
-        );
+        bail!("provide a resource name to edit, for example: tctl edit {}/NAME", r.kind.as_str());
     }
-    if matches!(
-        r.kind,
-        Kind::RemoteCluster | Kind::CertAuthority | Kind::Node
-    ) {
-        let hint = if r.kind == Kind::RemoteCluster {
-            "; use 'tctl update rc/<name> --set-labels=...'"
-        } else {
-            ""
-        };
-        bail!(
-            "editing resources of type {:?} is not supported{hint}",
-            r.kind.as_str()
-        );
+    if matches!(r.kind, Kind::RemoteCluster | Kind::CertAuthority | Kind::Node) {
+        let hint = if r.kind == Kind::RemoteCluster { "; use 'tctl update rc/<name> --set-labels=...'" } else { "" };
+        bail!("editing resources of type {:?} is not supported{hint}", r.kind.as_str());
     }
     let conn = connect(c)?;
     let mut values = fetch(&conn.api, &r, false).await?;
     if values.len() != 1 {
-        bail!(
-            "{} matches {} resources; edit one at a time",
-            a.reference,
-            values.len()
-        );
+        bail!("{} matches {} resources; edit one at a time", a.reference, values.len());
     }
     let original = values.remove(0);
     let id = original["metadata"]["id"].as_i64();
     let text = shared::yaml::to_yaml(&original);
-    let path = std::env::temp_dir().join(format!(
-        "tctl-edit-{}-{}.yaml",
-        std::process::id(),
-        shared::certs::random_hex(4)
-    ));
+    let path = std::env::temp_dir().join(format!("tctl-edit-{}-{}.yaml", std::process::id(), shared::certs::random_hex(4)));
     {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -94,22 +63,14 @@ pub async fn exec(
         bail!("the edited file must hold exactly one resource; nothing was changed");
     }
     let res = validate(&docs[0], "edited resource")?;
-    if res.kind() != r.kind
-        || res.name() != original["metadata"]["name"].as_str().unwrap_or_default()
-    {
-        bail!(
-            "editing cannot change a resource's kind or name; nothing was changed (use tctl create for a new resource)"
-        );
+    if res.kind() != r.kind || res.name() != original["metadata"]["name"].as_str().unwrap_or_default() {
+        bail!("editing cannot change a resource's kind or name; nothing was changed (use tctl create for a new resource)");
     }
     let mut value = docs[0].value.clone();
     if let Some(m) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
         m.remove("id");
     }
-    let req = UpsertResourceRequest {
-        resource: value,
-        force: false,
-        expected_id: id,
-    };
+    let req = UpsertResourceRequest { resource: value, force: false, expected_id: id };
     let resp: UpsertResourceResponse = conn.api.post(path::RESOURCES, &req).await?;
     for w in &resp.warnings {
         writeln!(err, "WARNING: {w}")?;
@@ -130,11 +91,8 @@ async fn edit_file(path: &std::path::Path, before: &str) -> anyhow::Result<Optio
         .await
         .with_context(|| format!("cannot run the editor {ed:?}; set $EDITOR"))?;
     if !status.success() {
-        return Err(anyhow!(
-            "the editor {ed:?} exited with {status}; nothing was changed"
-        ));
+        return Err(anyhow!("the editor {ed:?} exited with {status}; nothing was changed"));
     }
-    let after =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let after = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(if after == before { None } else { Some(after) })
 }

@@ -5,10 +5,7 @@ use std::io::Write;
 use shared::api::path;
 use shared::client::encode_segment;
 use shared::output::{Format, table};
-use shared::resource::{
-    CertAuthority, Kind, Node, ProvisionToken, RemoteCluster, ResourceRef, Role, TrustedCluster,
-    User, format_labels,
-};
+use shared::resource::{CertAuthority, Kind, Node, ProvisionToken, RemoteCluster, ResourceRef, Role, TrustedCluster, User, format_labels};
 
 use super::parse_format;
 use crate::client::{ConnArgs, connect};
@@ -30,20 +27,11 @@ pub struct Args {
 }
 
 /// Fetches resources as JSON values.
-pub async fn fetch(
-    api: &shared::client::ApiClient,
-    r: &ResourceRef,
-    with_secrets: bool,
-) -> shared::Result<Vec<serde_json::Value>> {
+pub async fn fetch(api: &shared::client::ApiClient, r: &ResourceRef, with_secrets: bool) -> shared::Result<Vec<serde_json::Value>> {
     let mut url = format!("{}/{}", path::RESOURCES, r.kind.as_str());
     if let Some(n) = &r.name {
         url.push('/');
-        url.push_str(
-            &n.split('/')
-                .map(encode_segment)
-                .collect::<Vec<_>>()
-                .join("/"),
-        );
+        url.push_str(&n.split('/').map(encode_segment).collect::<Vec<_>>().join("/"));
     }
     if with_secrets {
         url.push_str("?with_secrets=true");
@@ -52,21 +40,11 @@ pub async fn fetch(
 }
 
 fn typed<T: serde::de::DeserializeOwned>(values: &[serde_json::Value]) -> Vec<T> {
-    values
-        .iter()
-        .filter_map(|v| serde_json::from_value(v.clone()).ok())
-        .collect()
+    values.iter().filter_map(|v| serde_json::from_value(v.clone()).ok()).collect()
 }
 
 fn labels_of(l: &Option<shared::labels::Labels>) -> String {
-    l.as_ref()
-        .map(|l| {
-            l.iter()
-                .map(|(k, v)| format!("{k}={}", v.0.join(",")))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default()
+    l.as_ref().map(|l| l.iter().map(|(k, v)| format!("{k}={}", v.0.join(","))).collect::<Vec<_>>().join(",")).unwrap_or_default()
 }
 
 /// A text table for `kind`.
@@ -90,12 +68,7 @@ pub fn text_table(kind: Kind, values: &[serde_json::Value]) -> String {
             let rows = typed::<TrustedCluster>(values)
                 .iter()
                 .map(|tc| {
-                    let map = tc
-                        .combined_mapping()
-                        .iter()
-                        .map(|m| m.to_string())
-                        .collect::<Vec<_>>()
-                        .join(" ");
+                    let map = tc.combined_mapping().iter().map(|m| m.to_string()).collect::<Vec<_>>().join(" ");
                     vec![
                         tc.metadata.name.clone(),
                         tc.spec.enabled.to_string(),
@@ -106,17 +79,7 @@ pub fn text_table(kind: Kind, values: &[serde_json::Value]) -> String {
                     ]
                 })
                 .collect::<Vec<_>>();
-            table(
-                &[
-                    "Name",
-                    "Enabled",
-                    "Token",
-                    "Proxy Address",
-                    "Reverse Tunnel Address",
-                    "Role Map",
-                ],
-                &rows,
-            )
+            table(&["Name", "Enabled", "Token", "Proxy Address", "Reverse Tunnel Address", "Role Map"], &rows)
         }
         Kind::Role => {
             let rows = typed::<Role>(values)
@@ -130,70 +93,34 @@ pub fn text_table(kind: Kind, values: &[serde_json::Value]) -> String {
                         .map(|x| format!("{}:{}", x.resources.join(","), x.verbs.join(",")))
                         .collect::<Vec<_>>()
                         .join(" ");
-                    vec![
-                        r.metadata.name.clone(),
-                        r.spec.allow.logins.join(","),
-                        labels_of(&r.spec.allow.node_labels),
-                        rules,
-                    ]
+                    vec![r.metadata.name.clone(), r.spec.allow.logins.join(","), labels_of(&r.spec.allow.node_labels), rules]
                 })
                 .collect::<Vec<_>>();
-            table(
-                &[
-                    "Role",
-                    "Allowed to login as",
-                    "Node Labels",
-                    "Access to resources",
-                ],
-                &rows,
-            )
+            table(&["Role", "Allowed to login as", "Node Labels", "Access to resources"], &rows)
         }
         Kind::User => {
-            let rows = typed::<User>(values)
-                .iter()
-                .map(|u| vec![u.metadata.name.clone(), u.spec.roles.join(",")])
-                .collect::<Vec<_>>();
+            let rows = typed::<User>(values).iter().map(|u| vec![u.metadata.name.clone(), u.spec.roles.join(",")]).collect::<Vec<_>>();
             table(&["User", "Roles"], &rows)
         }
         Kind::Token => {
             let tokens = typed::<ProvisionToken>(values);
-            table(
-                &super::tokens::TOKEN_HEADER,
-                &super::tokens::token_rows(&tokens, time::OffsetDateTime::now_utc()),
-            )
+            table(&super::tokens::TOKEN_HEADER, &super::tokens::token_rows(&tokens, time::OffsetDateTime::now_utc()))
         }
         Kind::CertAuthority => {
             let rows = typed::<CertAuthority>(values)
                 .iter()
                 .map(|ca| {
-                    let fp = ca
-                        .ssh_public_keys()
-                        .iter()
-                        .map(shared::certs::fingerprint)
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    let map = ca
-                        .combined_mapping()
-                        .iter()
-                        .map(|m| m.to_string())
-                        .collect::<Vec<_>>()
-                        .join(" ");
+                    let fp = ca.ssh_public_keys().iter().map(shared::certs::fingerprint).collect::<Vec<_>>().join(",");
+                    let map = ca.combined_mapping().iter().map(|m| m.to_string()).collect::<Vec<_>>().join(" ");
                     vec![
                         ca.metadata.name.clone(),
                         ca.spec.ca_type.to_string(),
                         fp,
-                        if map.is_empty() {
-                            String::new()
-                        } else {
-                            format!("[{map}]")
-                        },
+                        if map.is_empty() { String::new() } else { format!("[{map}]") },
                     ]
                 })
                 .collect::<Vec<_>>();
-            table(
-                &["Cluster Name", "CA Type", "Fingerprint", "Role Map"],
-                &rows,
-            )
+            table(&["Cluster Name", "CA Type", "Fingerprint", "Role Map"], &rows)
         }
         Kind::Node => {
             let rows = typed::<Node>(values)
@@ -208,23 +135,12 @@ pub fn text_table(kind: Kind, values: &[serde_json::Value]) -> String {
                     ]
                 })
                 .collect::<Vec<_>>();
-            table(
-                &["Host", "UUID", "Public Address", "Labels", "Version"],
-                &rows,
-            )
+            table(&["Host", "UUID", "Public Address", "Labels", "Version"], &rows)
         }
         Kind::Github | Kind::Oidc | Kind::Saml => {
             let rows = values
                 .iter()
-                .map(|v| {
-                    vec![
-                        v["metadata"]["name"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string(),
-                        kind.as_str().to_string(),
-                    ]
-                })
+                .map(|v| vec![v["metadata"]["name"].as_str().unwrap_or_default().to_string(), kind.as_str().to_string()])
                 .collect::<Vec<_>>();
             table(&["Name", "Kind"], &rows)
         }

@@ -34,18 +34,10 @@ pub struct Args {
 }
 
 fn map_local(map: &[RoleMapping], roles: &[String]) -> anyhow::Result<Vec<String>> {
-    let mapped = shared::rolemap::map_roles(map, roles).map_err(|e| {
-        anyhow!(
-            "failed to map roles for user with remote roles {}: {}",
-            shared::rolemap::go_list(roles),
-            e.message
-        )
-    })?;
+    let mapped = shared::rolemap::map_roles(map, roles)
+        .map_err(|e| anyhow!("failed to map roles for user with remote roles {}: {}", shared::rolemap::go_list(roles), e.message))?;
     if mapped.is_empty() {
-        return Err(anyhow!(
-            "{}",
-            shared::rolemap::no_roles_mapped_ssh(roles).message
-        ));
+        return Err(anyhow!("{}", shared::rolemap::no_roles_mapped_ssh(roles).message));
     }
     Ok(mapped)
 }
@@ -65,24 +57,12 @@ pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result<
                 })
                 .ok_or_else(|| anyhow!("{file} holds no trusted_cluster resource"))?;
             let mut tc = tc;
-            tc.check_and_set_defaults()
-                .map_err(|e| anyhow!("{file}: {e}"))?;
-            MapRolesResponse {
-                local_roles: map_local(&tc.combined_mapping(), &roles)?,
-                remote_roles: roles,
-            }
+            tc.check_and_set_defaults().map_err(|e| anyhow!("{file}: {e}"))?;
+            MapRolesResponse { local_roles: map_local(&tc.combined_mapping(), &roles)?, remote_roles: roles }
         }
         (Some(cluster), None) => {
             let conn = connect(c)?;
-            conn.api
-                .post(
-                    path::MAP_ROLES,
-                    &MapRolesRequest {
-                        cluster: cluster.clone(),
-                        roles,
-                    },
-                )
-                .await?
+            conn.api.post(path::MAP_ROLES, &MapRolesRequest { cluster: cluster.clone(), roles }).await?
         }
         (None, None) => bail!("use --cluster=<root cluster> or --file=<trusted_cluster.yaml>"),
     };

@@ -67,11 +67,7 @@ enum Command {
 }
 
 /// Parses `args` and runs; returns the exit code (0 ok, 1 error, 2 usage).
-pub fn run(
-    args: impl IntoIterator<Item = OsString>,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> u8 {
+pub fn run(args: impl IntoIterator<Item = OsString>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -80,10 +76,7 @@ pub fn run(
             return u8::try_from(code).unwrap_or(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             let _ = writeln!(err, "ERROR: cannot start: {e}");
@@ -102,11 +95,7 @@ pub fn run(
 
 /// Keeps an error on one line unless it deliberately spans several (usage examples).
 fn one_line(s: &str) -> String {
-    if s.contains("\n$ ") {
-        s.trim_end().to_string()
-    } else {
-        s.replace('\n', " ")
-    }
+    if s.contains("\n$ ") { s.trim_end().to_string() } else { s.replace('\n', " ") }
 }
 
 async fn exec(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
@@ -123,11 +112,7 @@ async fn exec(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         Command::MapRoles(a) => map_roles::exec(a, c, out).await,
         Command::Status(a) => status::exec(a, c, out).await,
         Command::Version => {
-            writeln!(
-                out,
-                "{}",
-                shared::version::version_line(env!("TP_GIT_REV"), env!("TP_RUSTC_VERSION"))
-            )?;
+            writeln!(out, "{}", shared::version::version_line(env!("TP_GIT_REV"), env!("TP_RUSTC_VERSION")))?;
             Ok(())
         }
         Command::Completion(a) => completion::exec(a, out),
@@ -146,9 +131,5 @@ pub fn parse_format(s: &str) -> Result<shared::output::Format, String> {
 
 /// Splits `a,b,,c` into non-empty trimmed items.
 pub fn list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(str::to_string)
-        .collect()
+    s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()
 }

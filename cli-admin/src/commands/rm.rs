@@ -23,35 +23,18 @@ pub struct Args {
 pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let r = ResourceRef::parse(&a.reference)?;
     let Some(name) = r.name.clone() else {
-        bail!(
-            "provide a full resource name to delete, for example: tctl rm {}/NAME",
-            r.kind.as_str()
-        );
+        bail!("provide a full resource name to delete, for example: tctl rm {}/NAME", r.kind.as_str());
     };
     let conn = connect(c)?;
-    let encoded = name
-        .split('/')
-        .map(encode_segment)
-        .collect::<Vec<_>>()
-        .join("/");
-    conn.api
-        .delete(&format!(
-            "{}/{}/{encoded}",
-            path::RESOURCES,
-            r.kind.as_str()
-        ))
-        .await?;
+    let encoded = name.split('/').map(encode_segment).collect::<Vec<_>>().join("/");
+    conn.api.delete(&format!("{}/{}/{encoded}", path::RESOURCES, r.kind.as_str())).await?;
     match r.kind {
         Kind::RemoteCluster => writeln!(out, "remote cluster {name:?} has been deleted")?,
         Kind::TrustedCluster => writeln!(out, "trusted cluster {name:?} has been deleted")?,
         Kind::CertAuthority => writeln!(out, "cert_authority '{name}' has been deleted")?,
         Kind::Token => writeln!(out, "Token {name} has been deleted")?,
         Kind::User => writeln!(out, "user {name:?} has been deleted")?,
-        other => writeln!(
-            out,
-            "{} {name:?} has been deleted",
-            super::create::describe(other)
-        )?,
+        other => writeln!(out, "{} {name:?} has been deleted", super::create::describe(other))?,
     }
     Ok(())
 }

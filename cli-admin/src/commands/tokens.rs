@@ -23,9 +23,7 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Cmd {
     /// Create a token (trusted_cluster: invite a leaf cluster; node: join a node).
-    #[command(
-        after_help = "Examples:\n  tctl tokens add --type=trusted_cluster --ttl=5m\n  tctl tokens add --type=node --ttl=30m"
-    )]
+    #[command(after_help = "Examples:\n  tctl tokens add --type=trusted_cluster --ttl=5m\n  tctl tokens add --type=node --ttl=30m")]
     Add {
         /// trusted_cluster or node (comma-separated for several).
         #[arg(long = "type")]
@@ -61,26 +59,15 @@ pub fn token_rows(tokens: &[ProvisionToken], now: time::OffsetDateTime) -> Vec<V
     tokens
         .iter()
         .map(|t| {
-            let kind = t
-                .system_roles()
-                .iter()
-                .map(|r| r.display())
-                .collect::<Vec<_>>()
-                .join(",");
+            let kind = t.system_roles().iter().map(|r| r.display()).collect::<Vec<_>>().join(",");
             let expiry = match t.metadata.expires {
                 Some(e) => {
-                    let left =
-                        Duration::from_secs(u64::try_from((e - now).whole_seconds()).unwrap_or(0));
+                    let left = Duration::from_secs(u64::try_from((e - now).whole_seconds()).unwrap_or(0));
                     format!("{} ({})", rfc822(e), go_duration(left))
                 }
                 None => "never".into(),
             };
-            vec![
-                t.metadata.name.clone(),
-                kind,
-                format_labels(&t.metadata.labels),
-                expiry,
-            ]
+            vec![t.metadata.name.clone(), kind, format_labels(&t.metadata.labels), expiry]
         })
         .collect()
 }
@@ -91,24 +78,11 @@ pub const TOKEN_HEADER: [&str; 4] = ["Token", "Type", "Labels", "Expiry Time (UT
 /// Runs the command.
 pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     match a.cmd {
-        Cmd::Add {
-            token_type,
-            ttl,
-            value,
-            labels,
-            format,
-        } => {
+        Cmd::Add { token_type, ttl, value, labels, format } => {
             let format: Option<Format> = format.as_deref().map(str::parse).transpose()?;
-            let roles: Vec<SystemRole> = token_type
-                .split(',')
-                .map(|r| SystemRole::parse(r.trim()))
-                .collect::<Result<_, _>>()?;
+            let roles: Vec<SystemRole> = token_type.split(',').map(|r| SystemRole::parse(r.trim())).collect::<Result<_, _>>()?;
             let ttl = parse_duration(&ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
-            let labels = labels
-                .as_deref()
-                .map(parse_label_spec)
-                .transpose()?
-                .unwrap_or_default();
+            let labels = labels.as_deref().map(parse_label_spec).transpose()?.unwrap_or_default();
             let conn = connect(c)?;
             let req = AddTokenRequest {
                 roles: roles.iter().map(|r| r.as_str().to_string()).collect(),
@@ -140,61 +114,33 @@ pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result<
                 Format::Yaml => write!(
                     out,
                     "{}",
-                    shared::yaml::to_yaml_stream(
-                        &tokens
-                            .iter()
-                            .filter_map(|t| serde_json::to_value(t).ok())
-                            .collect::<Vec<_>>()
-                    )
+                    shared::yaml::to_yaml_stream(&tokens.iter().filter_map(|t| serde_json::to_value(t).ok()).collect::<Vec<_>>())
                 )?,
                 Format::Text if tokens.is_empty() => writeln!(out, "No active tokens found.")?,
-                Format::Text => write!(
-                    out,
-                    "{}",
-                    table(
-                        &TOKEN_HEADER,
-                        &token_rows(&tokens, time::OffsetDateTime::now_utc())
-                    )
-                )?,
+                Format::Text => write!(out, "{}", table(&TOKEN_HEADER, &token_rows(&tokens, time::OffsetDateTime::now_utc())))?,
             }
             Ok(())
         }
         Cmd::Rm { token } => {
             let conn = connect(c)?;
-            conn.api
-                .delete(&format!("{}/{}", path::TOKENS, encode_segment(&token)))
-                .await?;
+            conn.api.delete(&format!("{}/{}", path::TOKENS, encode_segment(&token))).await?;
             writeln!(out, "Token {token} has been deleted")?;
             Ok(())
         }
     }
 }
 
-fn print_added(
-    out: &mut dyn Write,
-    r: &AddTokenResponse,
-    roles: &[SystemRole],
-    ttl: Duration,
-) -> anyhow::Result<()> {
+fn print_added(out: &mut dyn Write, r: &AddTokenResponse, roles: &[SystemRole], ttl: Duration) -> anyhow::Result<()> {
     let token = &r.token.metadata.name;
     let minutes = (ttl.as_secs() as f64 / 60.0).round() as u64;
     if roles.contains(&SystemRole::TrustedCluster) {
         writeln!(out, "The cluster invite token: {token}")?;
         writeln!(out, "This token will expire in {minutes} minutes")?;
         writeln!(out)?;
-        writeln!(
-            out,
-            "Use this token when defining a trusted cluster resource on a remote cluster."
-        )?;
+        writeln!(out, "Use this token when defining a trusted cluster resource on a remote cluster.")?;
         writeln!(out)?;
-        writeln!(
-            out,
-            "Here is a trusted_cluster.yaml for the leaf cluster, with this cluster's addresses filled in"
-        )?;
-        writeln!(
-            out,
-            "(edit the role_map, then run 'tctl create trusted_cluster.yaml' on the leaf):"
-        )?;
+        writeln!(out, "Here is a trusted_cluster.yaml for the leaf cluster, with this cluster's addresses filled in")?;
+        writeln!(out, "(edit the role_map, then run 'tctl create trusted_cluster.yaml' on the leaf):")?;
         writeln!(out)?;
         write!(
             out,
@@ -209,28 +155,14 @@ fn print_added(
         writeln!(out)?;
         writeln!(out, "Run this on the new node to join the cluster:")?;
         writeln!(out)?;
-        writeln!(
-            out,
-            "> teleport start \\\n   --roles=node \\\n   --token={token} \\\n   --auth-server={}",
-            r.web_proxy_addr
-        )?;
+        writeln!(out, "> teleport start \\\n   --roles=node \\\n   --token={token} \\\n   --auth-server={}", r.web_proxy_addr)?;
         writeln!(out)?;
-        writeln!(
-            out,
-            "Add --tunnel to reach the node through a reverse tunnel (no inbound port on the node)."
-        )?;
+        writeln!(out, "Add --tunnel to reach the node through a reverse tunnel (no inbound port on the node).")?;
         writeln!(out)?;
         writeln!(out, "Please note:")?;
         writeln!(out)?;
-        writeln!(
-            out,
-            "  - This invitation token will expire in {minutes} minutes"
-        )?;
-        writeln!(
-            out,
-            "  - {} must be reachable from the new node",
-            r.web_proxy_addr
-        )?;
+        writeln!(out, "  - This invitation token will expire in {minutes} minutes")?;
+        writeln!(out, "  - {} must be reachable from the new node", r.web_proxy_addr)?;
     }
     Ok(())
 }

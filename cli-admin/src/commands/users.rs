@@ -20,9 +20,7 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Cmd {
     /// Add a user and print a one-time link to set the password.
-    #[command(
-        after_help = "Example:\n  tctl users add myuser --roles=access,editor --logins=root,ubuntu"
-    )]
+    #[command(after_help = "Example:\n  tctl users add myuser --roles=access,editor --logins=root,ubuntu")]
     Add {
         /// User name.
         name: String,
@@ -34,9 +32,7 @@ enum Cmd {
         logins: Option<String>,
     },
     /// Change a user's roles or logins.
-    #[command(
-        after_help = "Example (from the guide):\n  tctl users update myuser --set-roles \"${ROLES?},demo-cluster-access\""
-    )]
+    #[command(after_help = "Example (from the guide):\n  tctl users update myuser --set-roles \"${ROLES?},demo-cluster-access\"")]
     Update {
         /// User name.
         name: String,
@@ -65,12 +61,7 @@ enum Cmd {
     },
 }
 
-fn print_link(
-    out: &mut dyn Write,
-    r: &InviteResponse,
-    reset: bool,
-    proxy: &str,
-) -> anyhow::Result<()> {
+fn print_link(out: &mut dyn Write, r: &InviteResponse, reset: bool, proxy: &str) -> anyhow::Result<()> {
     let hours = (r.ttl_seconds / 3600).max(1);
     if reset {
         writeln!(
@@ -86,54 +77,29 @@ fn print_link(
         )?;
     }
     writeln!(out, "{}\n", r.url)?;
-    writeln!(
-        out,
-        "NOTE: Make sure {proxy} points at a Teleport proxy which users can access."
-    )?;
+    writeln!(out, "NOTE: Make sure {proxy} points at a Teleport proxy which users can access.")?;
     Ok(())
 }
 
 fn proxy_of(url: &str) -> String {
-    url.trim_start_matches("https://")
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    url.trim_start_matches("https://").split('/').next().unwrap_or_default().to_string()
 }
 
 /// Runs the command.
 pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let conn = connect(c)?;
     match a.cmd {
-        Cmd::Add {
-            name,
-            roles,
-            logins,
-        } => {
-            let req = AddUserRequest {
-                name,
-                roles: list(&roles),
-                logins: logins.as_deref().map(list).unwrap_or_default(),
-            };
+        Cmd::Add { name, roles, logins } => {
+            let req = AddUserRequest { name, roles: list(&roles), logins: logins.as_deref().map(list).unwrap_or_default() };
             let r: InviteResponse = conn.api.post(path::USERS, &req).await?;
             print_link(out, &r, false, &proxy_of(&r.url))
         }
-        Cmd::Update {
-            name,
-            set_roles,
-            set_logins,
-        } => {
-            let req = UpdateUserRequest {
-                set_roles: set_roles.as_deref().map(list),
-                set_logins: set_logins.as_deref().map(list),
-            };
+        Cmd::Update { name, set_roles, set_logins } => {
+            let req = UpdateUserRequest { set_roles: set_roles.as_deref().map(list), set_logins: set_logins.as_deref().map(list) };
             if req.set_roles.is_none() && req.set_logins.is_none() {
                 anyhow::bail!("nothing to update: use --set-roles or --set-logins");
             }
-            let _: serde_json::Value = conn
-                .api
-                .patch(&format!("{}/{}", path::USERS, encode_segment(&name)), &req)
-                .await?;
+            let _: serde_json::Value = conn.api.patch(&format!("{}/{}", path::USERS, encode_segment(&name)), &req).await?;
             writeln!(out, "User {name:?} has been updated")?;
             Ok(())
         }
@@ -144,42 +110,23 @@ pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result<
                 Format::Yaml => write!(
                     out,
                     "{}",
-                    shared::yaml::to_yaml_stream(
-                        &users
-                            .iter()
-                            .filter_map(|u| serde_json::to_value(u).ok())
-                            .collect::<Vec<_>>()
-                    )
+                    shared::yaml::to_yaml_stream(&users.iter().filter_map(|u| serde_json::to_value(u).ok()).collect::<Vec<_>>())
                 )?,
                 Format::Text => {
-                    let rows: Vec<Vec<String>> = users
-                        .iter()
-                        .map(|u| vec![u.metadata.name.clone(), u.spec.roles.join(",")])
-                        .collect();
+                    let rows: Vec<Vec<String>> = users.iter().map(|u| vec![u.metadata.name.clone(), u.spec.roles.join(",")]).collect();
                     write!(out, "{}", table(&["User", "Roles"], &rows))?;
                 }
             }
             Ok(())
         }
         Cmd::Rm { name } => {
-            conn.api
-                .delete(&format!(
-                    "{}/user/{}",
-                    path::RESOURCES,
-                    encode_segment(&name)
-                ))
-                .await?;
+            conn.api.delete(&format!("{}/user/{}", path::RESOURCES, encode_segment(&name))).await?;
             writeln!(out, "User {name:?} has been deleted")?;
             Ok(())
         }
         Cmd::Reset { name } => {
-            let r: InviteResponse = conn
-                .api
-                .post(
-                    &format!("{}/{}/reset", path::USERS, encode_segment(&name)),
-                    &serde_json::json!({}),
-                )
-                .await?;
+            let r: InviteResponse =
+                conn.api.post(&format!("{}/{}/reset", path::USERS, encode_segment(&name)), &serde_json::json!({})).await?;
             print_link(out, &r, true, &proxy_of(&r.url))
         }
     }

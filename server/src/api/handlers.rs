@@ -22,11 +22,7 @@ use crate::authz::Verb;
 type J<T> = axum::Json<T>;
 
 /// `POST /v1/auth/login`.
-pub async fn login(
-    State(s): State<Arc<ApiState>>,
-    addr: ClientAddr,
-    JsonBody(req): JsonBody<LoginRequest>,
-) -> ApiResult<J<CertsResponse>> {
+pub async fn login(State(s): State<Arc<ApiState>>, addr: ClientAddr, JsonBody(req): JsonBody<LoginRequest>) -> ApiResult<J<CertsResponse>> {
     s.limiter.check(Class::Login, addr.0)?;
     if req.username.len() > 256 || req.password.len() > 4096 {
         return Err(Error::bad_parameter("username or password too long").into());
@@ -46,22 +42,10 @@ pub async fn reissue(
     let remaining = super::conn_info(&parts)
         .cert
         .as_ref()
-        .map(|c| {
-            Duration::from_secs(
-                u64::try_from(c.not_after - s.auth.clock.now().unix_timestamp()).unwrap_or(0),
-            )
-        })
+        .map(|c| Duration::from_secs(u64::try_from(c.not_after - s.auth.clock.now().unix_timestamp()).unwrap_or(0)))
         .unwrap_or(DEFAULT_USER_TTL);
-    let ttl = if req.ttl_seconds == 0 {
-        remaining
-    } else {
-        Duration::from_secs(req.ttl_seconds).min(remaining)
-    };
-    Ok(axum::Json(
-        s.auth
-            .user_certs(&user, &req.keys, ttl, req.route_to_cluster)
-            .await?,
-    ))
+    let ttl = if req.ttl_seconds == 0 { remaining } else { Duration::from_secs(req.ttl_seconds).min(remaining) };
+    Ok(axum::Json(s.auth.user_certs(&user, &req.keys, ttl, req.route_to_cluster).await?))
 }
 
 /// `GET /v1/whoami`.
@@ -80,11 +64,7 @@ pub async fn whoami(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> ApiR
 }
 
 /// `POST /v1/join`.
-pub async fn join(
-    State(s): State<Arc<ApiState>>,
-    addr: ClientAddr,
-    JsonBody(req): JsonBody<JoinRequest>,
-) -> ApiResult<J<JoinResponse>> {
+pub async fn join(State(s): State<Arc<ApiState>>, addr: ClientAddr, JsonBody(req): JsonBody<JoinRequest>) -> ApiResult<J<JoinResponse>> {
     s.limiter.check(Class::Join, addr.0)?;
     Ok(axum::Json(s.auth.join(req, &addr.text()).await?))
 }
@@ -96,11 +76,7 @@ pub async fn add_user(
     JsonBody(req): JsonBody<AddUserRequest>,
 ) -> ApiResult<J<InviteResponse>> {
     ctx.require_kind(Kind::User, Verb::Create)?;
-    Ok(axum::Json(
-        s.auth
-            .add_user(&req.name, req.roles, req.logins, &ctx.name())
-            .await?,
-    ))
+    Ok(axum::Json(s.auth.add_user(&req.name, req.roles, req.logins, &ctx.name()).await?))
 }
 
 /// `PATCH /v1/users/<name>` (`tctl users update`).
@@ -111,18 +87,12 @@ pub async fn update_user(
     JsonBody(req): JsonBody<UpdateUserRequest>,
 ) -> ApiResult<J<Value>> {
     ctx.require_kind(Kind::User, Verb::Update)?;
-    s.auth
-        .update_user(&name, req.set_roles, req.set_logins, &ctx.name())
-        .await?;
+    s.auth.update_user(&name, req.set_roles, req.set_logins, &ctx.name()).await?;
     Ok(axum::Json(json!({})))
 }
 
 /// `POST /v1/users/<name>/reset` (`tctl users reset`).
-pub async fn reset_user(
-    State(s): State<Arc<ApiState>>,
-    Authed(ctx): Authed,
-    Path(name): Path<String>,
-) -> ApiResult<J<InviteResponse>> {
+pub async fn reset_user(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, Path(name): Path<String>) -> ApiResult<J<InviteResponse>> {
     ctx.require_kind(Kind::User, Verb::Update)?;
     Ok(axum::Json(s.auth.reset_user(&name).await?))
 }
@@ -134,21 +104,8 @@ pub async fn add_token(
     JsonBody(req): JsonBody<AddTokenRequest>,
 ) -> ApiResult<J<AddTokenResponse>> {
     ctx.require_kind(Kind::Token, Verb::Create)?;
-    let roles = req
-        .roles
-        .iter()
-        .map(|r| SystemRole::parse(r))
-        .collect::<Result<Vec<_>>>()?;
-    let token = s
-        .auth
-        .add_token(
-            &roles,
-            Duration::from_secs(req.ttl_seconds),
-            req.value,
-            req.labels,
-            &ctx.name(),
-        )
-        .await?;
+    let roles = req.roles.iter().map(|r| SystemRole::parse(r)).collect::<Result<Vec<_>>>()?;
+    let token = s.auth.add_token(&roles, Duration::from_secs(req.ttl_seconds), req.value, req.labels, &ctx.name()).await?;
     Ok(axum::Json(AddTokenResponse {
         token,
         cluster_name: s.auth.cluster_name().into(),
@@ -158,20 +115,13 @@ pub async fn add_token(
 }
 
 /// `GET /v1/tokens` (`tctl tokens ls`).
-pub async fn list_tokens(
-    State(s): State<Arc<ApiState>>,
-    Authed(ctx): Authed,
-) -> ApiResult<J<Vec<shared::resource::ProvisionToken>>> {
+pub async fn list_tokens(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> ApiResult<J<Vec<shared::resource::ProvisionToken>>> {
     ctx.require_kind(Kind::Token, Verb::List)?;
     Ok(axum::Json(s.auth.list_tokens().await?))
 }
 
 /// `DELETE /v1/tokens/<name>` (`tctl tokens rm`).
-pub async fn delete_token(
-    State(s): State<Arc<ApiState>>,
-    Authed(ctx): Authed,
-    Path(name): Path<String>,
-) -> ApiResult<J<Value>> {
+pub async fn delete_token(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, Path(name): Path<String>) -> ApiResult<J<Value>> {
     ctx.require_kind(Kind::Token, Verb::Delete)?;
     s.auth.delete_token(&name).await?;
     Ok(axum::Json(json!({})))
@@ -188,22 +138,12 @@ pub async fn update_remote_cluster(
     if req.set_labels.is_none() && req.set_ttl_seconds.is_none() {
         return Err(Error::bad_parameter("use at least one of --set-labels or --set-ttl").into());
     }
-    s.auth
-        .update_remote_cluster(
-            &name,
-            req.set_labels,
-            req.set_ttl_seconds.map(Duration::from_secs),
-            &ctx.name(),
-        )
-        .await?;
+    s.auth.update_remote_cluster(&name, req.set_labels, req.set_ttl_seconds.map(Duration::from_secs), &ctx.name()).await?;
     Ok(axum::Json(json!({})))
 }
 
 /// `GET /v1/clusters` (`tsh clusters`): this cluster, then the leaves the caller may see.
-pub async fn clusters(
-    State(s): State<Arc<ApiState>>,
-    Authed(ctx): Authed,
-) -> ApiResult<J<Vec<ClusterInfo>>> {
+pub async fn clusters(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> ApiResult<J<Vec<ClusterInfo>>> {
     ctx.require_kind(Kind::RemoteCluster, Verb::List)?;
     let mut out = vec![ClusterInfo {
         cluster_name: s.auth.cluster_name().into(),
@@ -212,21 +152,13 @@ pub async fn clusters(
         labels: None,
         selected: false,
     }];
-    let leaves = if ctx.is_admin() {
-        s.auth.remote_clusters().await?
-    } else {
-        s.auth.visible_remote_clusters(&ctx.checker).await?
-    };
+    let leaves = if ctx.is_admin() { s.auth.remote_clusters().await? } else { s.auth.visible_remote_clusters(&ctx.checker).await? };
     for rc in leaves {
         out.push(ClusterInfo {
             cluster_name: rc.metadata.name.clone(),
             status: rc.status.connection.clone(),
             cluster_type: "leaf".into(),
-            labels: if rc.metadata.labels.is_empty() {
-                None
-            } else {
-                Some(rc.metadata.labels.clone())
-            },
+            labels: if rc.metadata.labels.is_empty() { None } else { Some(rc.metadata.labels.clone()) },
             selected: false,
         });
     }
@@ -242,11 +174,7 @@ pub struct NodesQuery {
 }
 
 /// `GET /v1/nodes` (`tsh ls`): only nodes the caller's roles allow.
-pub async fn nodes(
-    State(s): State<Arc<ApiState>>,
-    Authed(ctx): Authed,
-    Query(q): Query<NodesQuery>,
-) -> ApiResult<J<Vec<Node>>> {
+pub async fn nodes(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, Query(q): Query<NodesQuery>) -> ApiResult<J<Vec<Node>>> {
     ctx.require_kind(Kind::Node, Verb::List)?;
     let filter = match q.labels.as_deref() {
         Some(l) if !l.is_empty() => parse_label_spec(l)?,
@@ -259,18 +187,9 @@ pub async fn nodes(
         .await?
         .into_iter()
         .filter(|n| ctx.is_admin() || ctx.checker.can_see_node(&n.metadata.labels))
-        .filter(|n| {
-            filter
-                .iter()
-                .all(|(k, v)| n.metadata.labels.get(k) == Some(v))
-        })
+        .filter(|n| filter.iter().all(|(k, v)| n.metadata.labels.get(k) == Some(v)))
         .collect();
-    nodes.sort_by(|a, b| {
-        a.spec
-            .hostname
-            .cmp(&b.spec.hostname)
-            .then(a.metadata.name.cmp(&b.metadata.name))
-    });
+    nodes.sort_by(|a, b| a.spec.hostname.cmp(&b.spec.hostname).then(a.metadata.name.cmp(&b.metadata.name)));
     for n in &mut nodes {
         n.metadata.id = None;
     }
@@ -278,11 +197,7 @@ pub async fn nodes(
 }
 
 /// `POST /v1/nodes/heartbeat` (nodes).
-pub async fn node_heartbeat(
-    State(s): State<Arc<ApiState>>,
-    Authed(ctx): Authed,
-    JsonBody(node): JsonBody<Node>,
-) -> ApiResult<J<Value>> {
+pub async fn node_heartbeat(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, JsonBody(node): JsonBody<Node>) -> ApiResult<J<Value>> {
     let host = ctx.require_host(SystemRole::Node)?;
     s.auth.upsert_node(node, &host.host_id).await?;
     Ok(axum::Json(json!({})))
@@ -296,17 +211,9 @@ pub struct AuthzQuery {
 }
 
 /// `GET /v1/nodes/authz?after=` (nodes; long-poll).
-pub async fn node_authz(
-    State(s): State<Arc<ApiState>>,
-    Authed(ctx): Authed,
-    Query(q): Query<AuthzQuery>,
-) -> ApiResult<J<NodeAuthzBundle>> {
+pub async fn node_authz(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, Query(q): Query<AuthzQuery>) -> ApiResult<J<NodeAuthzBundle>> {
     ctx.require_host(SystemRole::Node)?;
-    Ok(axum::Json(
-        s.auth
-            .node_authz_bundle(q.after, Duration::from_secs(25))
-            .await?,
-    ))
+    Ok(axum::Json(s.auth.node_authz_bundle(q.after, Duration::from_secs(25)).await?))
 }
 
 /// `POST /v1/certs/user` (`tctl auth sign`).
@@ -318,14 +225,8 @@ pub async fn sign_user(
     ctx.require_kind(Kind::User, Verb::Create)?;
     ctx.require_kind(Kind::CertAuthority, Verb::Read)?;
     let user = s.auth.services.user(&req.username).await?.value;
-    let ttl = if req.ttl_seconds == 0 {
-        DEFAULT_USER_TTL
-    } else {
-        Duration::from_secs(req.ttl_seconds)
-    };
-    Ok(axum::Json(
-        s.auth.user_certs(&user, &req.keys, ttl, None).await?,
-    ))
+    let ttl = if req.ttl_seconds == 0 { DEFAULT_USER_TTL } else { Duration::from_secs(req.ttl_seconds) };
+    Ok(axum::Json(s.auth.user_certs(&user, &req.keys, ttl, None).await?))
 }
 
 /// Query of `GET /v1/cas/export`.
@@ -344,9 +245,7 @@ pub async fn export_cas(
     ctx.require_kind(Kind::CertAuthority, Verb::Read)?;
     let types = match q.ca_type.as_deref() {
         None | Some("") => vec![CaType::User, CaType::Host],
-        Some(t) => vec![CaType::parse(t).map_err(|_| {
-            Error::bad_parameter(format!("unsupported --type {t:?}; use user or host"))
-        })?],
+        Some(t) => vec![CaType::parse(t).map_err(|_| Error::bad_parameter(format!("unsupported --type {t:?}; use user or host")))?],
     };
     let cluster = s.auth.cluster_name().to_string();
     let mut lines = Vec::new();
@@ -355,9 +254,7 @@ pub async fn export_cas(
         for k in ca.ssh_public_keys() {
             let key = shared::certs::authorized_key(&k);
             lines.push(match t {
-                CaType::Host => format!(
-                    "@cert-authority {cluster},*.{cluster} {key} clustername={cluster}&type=host"
-                ),
+                CaType::Host => format!("@cert-authority {cluster},*.{cluster} {key} clustername={cluster}&type=host"),
                 _ => format!("{key} clustername={cluster}&type=user"),
             });
         }
@@ -373,18 +270,9 @@ pub struct EventsQuery {
 }
 
 /// `GET /v1/events`.
-pub async fn list_events(
-    State(s): State<Arc<ApiState>>,
-    Authed(ctx): Authed,
-    Query(q): Query<EventsQuery>,
-) -> ApiResult<J<Vec<Value>>> {
+pub async fn list_events(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, Query(q): Query<EventsQuery>) -> ApiResult<J<Vec<Value>>> {
     ctx.require("event", Verb::List)?;
-    Ok(axum::Json(
-        s.auth
-            .audit
-            .recent(q.limit.unwrap_or(100).min(10_000))
-            .await?,
-    ))
+    Ok(axum::Json(s.auth.audit.recent(q.limit.unwrap_or(100).min(10_000)).await?))
 }
 
 /// `POST /v1/events` (nodes of this cluster).
@@ -413,8 +301,5 @@ pub async fn map_roles(
 ) -> ApiResult<J<MapRolesResponse>> {
     ctx.require_kind(Kind::TrustedCluster, Verb::Read)?;
     let local = s.auth.map_roles(&req.cluster, &req.roles).await?;
-    Ok(axum::Json(MapRolesResponse {
-        remote_roles: req.roles,
-        local_roles: local,
-    }))
+    Ok(axum::Json(MapRolesResponse { remote_roles: req.roles, local_roles: local }))
 }

@@ -64,8 +64,7 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.kind.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.0.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let message = if self.0.kind == Kind::Internal {
             tracing::error!(error = %self.0, "internal error serving a request");
             "internal error; the details are in the teleport log".to_string()
@@ -82,31 +81,28 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// A JSON body whose rejection is a JSON error.
 pub struct JsonBody<T>(pub T);
 
+/// Any content type is accepted (scripts often `curl -d` without a header); the body must be JSON.
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(JsonBody(v)),
-            Err(rej) => Err(ApiError(Error::bad_parameter(format!(
-                "invalid request body: {}",
-                rej.body_text()
-            )))),
-        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rej| ApiError(Error::bad_parameter(format!("invalid request body: {}", rej.body_text()))))?;
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes)).map(JsonBody).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path.is_empty() || path == "." {
+                ApiError(Error::bad_parameter(format!("invalid request body: {inner}")))
+            } else {
+                ApiError(Error::bad_parameter(format!("invalid request body: field {path}: {inner}")))
+            }
+        })
     }
 }
 
 /// The connection of the request.
 pub fn conn_info(parts: &Parts) -> Arc<ConnInfo> {
-    parts
-        .extensions
-        .get::<Arc<ConnInfo>>()
-        .cloned()
-        .unwrap_or_else(|| {
-            Arc::new(ConnInfo {
-                peer: None,
-                cert: None,
-            })
-        })
+    parts.extensions.get::<Arc<ConnInfo>>().cloned().unwrap_or_else(|| Arc::new(ConnInfo { peer: None, cert: None }))
 }
 
 /// The caller's address (or a placeholder for in-process streams).
@@ -122,9 +118,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 impl ClientAddr {
     /// Text for logs and audit.
     pub fn text(&self) -> String {
-        self.0
-            .map(|i| i.to_string())
-            .unwrap_or_else(|| "tunnel".into())
+        self.0.map(|i| i.to_string()).unwrap_or_else(|| "tunnel".into())
     }
 }
 
@@ -133,10 +127,7 @@ pub struct Authed(pub Context);
 
 impl FromRequestParts<Arc<ApiState>> for Authed {
     type Rejection = ApiError;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<ApiState>,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<ApiState>) -> Result<Self, Self::Rejection> {
         let info = conn_info(parts);
         let Some(cert) = info.cert.as_ref() else {
             return Err(ApiError(Error::access_denied(
@@ -158,10 +149,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/web", get(webapi::index))
         .route(path::PING, get(webapi::ping))
         .route(path::FIND, get(webapi::ping))
-        .route(
-            path::VALIDATE_TRUSTED_CLUSTER,
-            post(webapi::validate_trusted_cluster),
-        )
+        .route(path::VALIDATE_TRUSTED_CLUSTER, post(webapi::validate_trusted_cluster))
         .route(path::SET_PASSWORD, put(webapi::set_password))
         .route("/web/invite/{token}", get(webapi::invite_page))
         .route("/web/reset/{token}", get(webapi::invite_page))
@@ -171,39 +159,22 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(path::JOIN, post(handlers::join))
         .route(path::RESOURCES, post(resources::upsert))
         .route("/v1/resources/{kind}", get(resources::list))
-        .route(
-            "/v1/resources/{kind}/{*name}",
-            get(resources::get_one).delete(resources::remove),
-        )
+        .route("/v1/resources/{kind}/{*name}", get(resources::get_one).delete(resources::remove))
         .route(path::USERS, post(handlers::add_user))
         .route("/v1/users/{name}", patch(handlers::update_user))
         .route("/v1/users/{name}/reset", post(handlers::reset_user))
-        .route(
-            path::TOKENS,
-            post(handlers::add_token).get(handlers::list_tokens),
-        )
+        .route(path::TOKENS, post(handlers::add_token).get(handlers::list_tokens))
         .route("/v1/tokens/{name}", delete(handlers::delete_token))
-        .route(
-            "/v1/remoteclusters/{name}",
-            patch(handlers::update_remote_cluster),
-        )
+        .route("/v1/remoteclusters/{name}", patch(handlers::update_remote_cluster))
         .route(path::CLUSTERS, get(handlers::clusters))
         .route(path::NODES, get(handlers::nodes))
         .route(path::NODE_HEARTBEAT, post(handlers::node_heartbeat))
         .route(path::NODE_AUTHZ, get(handlers::node_authz))
         .route(path::SIGN_USER, post(handlers::sign_user))
         .route(path::EXPORT_CAS, get(handlers::export_cas))
-        .route(
-            path::EVENTS,
-            get(handlers::list_events).post(handlers::post_events),
-        )
+        .route(path::EVENTS, get(handlers::list_events).post(handlers::post_events))
         .route(path::MAP_ROLES, post(handlers::map_roles))
-        .fallback(|uri: axum::http::Uri| async move {
-            ApiError(Error::not_found(format!(
-                "no such endpoint: {}",
-                uri.path()
-            )))
-        })
+        .fallback(|uri: axum::http::Uri| async move { ApiError(Error::not_found(format!("no such endpoint: {}", uri.path()))) })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

@@ -55,16 +55,11 @@ impl RateLimiter {
         if map.len() > 100_000 {
             map.retain(|_, b| now.duration_since(b.at).as_secs_f64() * rate < burst);
         }
-        let b = map.entry((class, addr)).or_insert(Bucket {
-            tokens: burst,
-            at: now,
-        });
+        let b = map.entry((class, addr)).or_insert(Bucket { tokens: burst, at: now });
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
         b.at = now;
         if b.tokens < 1.0 {
-            return Err(Error::limit_exceeded(
-                "too many requests from this address; wait a few seconds and try again",
-            ));
+            return Err(Error::limit_exceeded("too many requests from this address; wait a few seconds and try again"));
         }
         b.tokens -= 1.0;
         Ok(())
@@ -84,13 +79,7 @@ mod tests {
         }
         let e = l.check(Class::Validate, ip).unwrap_err();
         assert_eq!(e.kind, shared::Kind::LimitExceeded);
-        assert!(
-            l.check(Class::Validate, "127.0.0.10".parse().ok()).is_ok(),
-            "other addresses are not affected"
-        );
-        assert!(
-            l.check(Class::Login, ip).is_ok(),
-            "other classes are not affected"
-        );
+        assert!(l.check(Class::Validate, "127.0.0.10".parse().ok()).is_ok(), "other addresses are not affected");
+        assert!(l.check(Class::Login, ip).is_ok(), "other classes are not affected");
     }
 }

@@ -9,9 +9,7 @@ use serde_json::{Value, json};
 use shared::api::{UpsertResourceRequest, UpsertResourceResponse};
 use shared::error::{Error, Kind as ErrKind, Result};
 use shared::resource::connector::Connector;
-use shared::resource::{
-    CertAuthority, Kind, Node, RemoteCluster, Resource, Role, TrustedCluster, User,
-};
+use shared::resource::{CertAuthority, Kind, Node, RemoteCluster, Resource, Role, TrustedCluster, User};
 
 use super::{ApiResult, ApiState, Authed, JsonBody};
 use crate::audit::codes;
@@ -36,9 +34,9 @@ fn parse_kind(kind: &str) -> Result<Kind> {
 
 fn require_secrets(ctx: &Context, kind: Kind) -> Result<()> {
     match kind {
-        Kind::CertAuthority if !ctx.is_admin() => Err(Error::access_denied(
-            "only the cluster administrator (tctl on the auth host with -c teleport.yaml) can read private keys",
-        )),
+        Kind::CertAuthority if !ctx.is_admin() => {
+            Err(Error::access_denied("only the cluster administrator (tctl on the auth host with -c teleport.yaml) can read private keys"))
+        }
         _ => ctx.require_kind(kind, Verb::Read),
     }
 }
@@ -55,46 +53,28 @@ async fn list_values(s: &ApiState, ctx: &Context, kind: Kind, secrets: bool) -> 
             let all = s.auth.remote_clusters().await?;
             to_values(
                 all.into_iter()
-                    .filter(|rc| {
-                        ctx.is_admin() || ctx.checker.check_cluster(&rc.metadata.labels).is_ok()
-                    })
+                    .filter(|rc| ctx.is_admin() || ctx.checker.check_cluster(&rc.metadata.labels).is_ok())
                     .collect::<Vec<RemoteCluster>>(),
             )
         }
         Kind::CertAuthority => {
             let cas = svc.list::<CertAuthority>(&prefix).await?;
-            to_values(
-                cas.into_iter()
-                    .map(|c| if secrets { c } else { c.without_secrets() })
-                    .collect::<Vec<_>>(),
-            )
+            to_values(cas.into_iter().map(|c| if secrets { c } else { c.without_secrets() }).collect::<Vec<_>>())
         }
         Kind::Node => {
             let nodes = svc.list::<Node>(&prefix).await?;
-            to_values(
-                nodes
-                    .into_iter()
-                    .filter(|n| ctx.is_admin() || ctx.checker.can_see_node(&n.metadata.labels))
-                    .collect::<Vec<_>>(),
-            )
+            to_values(nodes.into_iter().filter(|n| ctx.is_admin() || ctx.checker.can_see_node(&n.metadata.labels)).collect::<Vec<_>>())
         }
         Kind::Github | Kind::Oidc | Kind::Saml => {
             let cs = svc.list::<Connector>(&prefix).await?;
-            to_values(
-                cs.into_iter()
-                    .map(|c| if secrets { c } else { c.without_secrets() })
-                    .collect::<Vec<_>>(),
-            )
+            to_values(cs.into_iter().map(|c| if secrets { c } else { c.without_secrets() }).collect::<Vec<_>>())
         }
     };
     Ok(vals)
 }
 
 fn to_values<T: serde::Serialize>(items: Vec<T>) -> Vec<Value> {
-    items
-        .iter()
-        .filter_map(|i| serde_json::to_value(i).ok())
-        .collect()
+    items.iter().filter_map(|i| serde_json::to_value(i).ok()).collect()
 }
 
 /// `GET /v1/resources/<kind>`.
@@ -109,9 +89,7 @@ pub async fn list(
     if q.with_secrets {
         require_secrets(&ctx, kind)?;
     }
-    Ok(axum::Json(
-        list_values(&s, &ctx, kind, q.with_secrets).await?,
-    ))
+    Ok(axum::Json(list_values(&s, &ctx, kind, q.with_secrets).await?))
 }
 
 /// `GET /v1/resources/<kind>/<name>` (CAs: `<type>/<cluster>`, or just `<type>` for all of a type).
@@ -166,11 +144,7 @@ pub async fn upsert(
 ) -> ApiResult<axum::Json<UpsertResourceResponse>> {
     let res = Resource::from_value(req.resource)?;
     let kind = res.kind();
-    let verb = if req.force || req.expected_id.is_some() {
-        Verb::Update
-    } else {
-        Verb::Create
-    };
+    let verb = if req.force || req.expected_id.is_some() { Verb::Update } else { Verb::Create };
     ctx.require_kind(kind, verb)?;
     if verb == Verb::Update {
         ctx.require_kind(kind, Verb::Create)?;
@@ -183,25 +157,16 @@ pub async fn upsert(
         Resource::Role(mut role) => {
             role.check_and_set_defaults()?;
             let name = role.metadata.name.clone();
-            let created = store(
-                svc,
-                &format!("{}{name}", keys::ROLES),
-                &role,
-                req.force,
-                req.expected_id,
-                || format!("role {name:?} already exists"),
-            )
+            let created = store(svc, &format!("{}{name}", keys::ROLES), &role, req.force, req.expected_id, || {
+                format!("role {name:?} already exists")
+            })
             .await?;
-            auth.audit
-                .emit(codes::ROLE_CREATE, json!({"name": name, "user": actor}))
-                .await;
+            auth.audit.emit(codes::ROLE_CREATE, json!({"name": name, "user": actor})).await;
             (name, created)
         }
         Resource::User(user) => {
             let name = user.metadata.name.clone();
-            let created = auth
-                .upsert_user(user, req.force, req.expected_id, &actor)
-                .await?;
+            let created = auth.upsert_user(user, req.force, req.expected_id, &actor).await?;
             (name, created)
         }
         Resource::Token(mut token) => {
@@ -211,23 +176,18 @@ pub async fn upsert(
             }
             let name = token.metadata.name.clone();
             if name.len() < 16 {
-                return Err(Error::bad_parameter("a token name must be at least 16 characters; shorter values are too easy to guess").into());
+                return Err(
+                    Error::bad_parameter("a token name must be at least 16 characters; shorter values are too easy to guess").into()
+                );
             }
-            let created = store(
-                svc,
-                &format!("{}{name}", keys::TOKENS),
-                &token,
-                req.force,
-                req.expected_id,
-                || "a token with this value already exists".to_string(),
-            )
+            let created = store(svc, &format!("{}{name}", keys::TOKENS), &token, req.force, req.expected_id, || {
+                "a token with this value already exists".to_string()
+            })
             .await?;
             (name, created)
         }
         Resource::TrustedCluster(tc) => {
-            let out = auth
-                .upsert_trusted_cluster(tc, req.force, req.expected_id, &actor)
-                .await?;
+            let out = auth.upsert_trusted_cluster(tc, req.force, req.expected_id, &actor).await?;
             warnings = out.warnings;
             (out.name, out.created)
         }
@@ -235,48 +195,20 @@ pub async fn upsert(
             c.check_and_set_defaults()?;
             let name = c.metadata.name.clone();
             let key = Services::key_of(kind, &name)?;
-            let created = store(svc, &key, &c, req.force, req.expected_id, || {
-                format!("{kind} connector {name:?} already exists")
-            })
-            .await?;
-            auth.audit
-                .emit(
-                    codes::RESOURCE_UPSERT,
-                    json!({"kind": kind.as_str(), "name": name, "user": actor}),
-                )
-                .await;
+            let created = store(svc, &key, &c, req.force, req.expected_id, || format!("{kind} connector {name:?} already exists")).await?;
+            auth.audit.emit(codes::RESOURCE_UPSERT, json!({"kind": kind.as_str(), "name": name, "user": actor})).await;
             (name, created)
         }
         Resource::RemoteCluster(_) | Resource::CertAuthority(_) | Resource::Node(_) => {
-            let hint = if kind == Kind::RemoteCluster {
-                "; use 'tctl update rc/<name> --set-labels=...'"
-            } else {
-                ""
-            };
-            return Err(Error::bad_parameter(format!(
-                "creating resources of type {:?} is not supported{hint}",
-                kind.as_str()
-            ))
-            .into());
+            let hint = if kind == Kind::RemoteCluster { "; use 'tctl update rc/<name> --set-labels=...'" } else { "" };
+            return Err(Error::bad_parameter(format!("creating resources of type {:?} is not supported{hint}", kind.as_str())).into());
         }
     };
-    Ok(axum::Json(UpsertResourceResponse {
-        kind: kind.as_str().into(),
-        name,
-        created,
-        warnings,
-    }))
+    Ok(axum::Json(UpsertResourceResponse { kind: kind.as_str().into(), name, created, warnings }))
 }
 
 /// Create, replace (`force`) or compare-and-swap (`expected`); returns whether it was new.
-async fn store<T>(
-    svc: &Services,
-    key: &str,
-    v: &T,
-    force: bool,
-    expected: Option<i64>,
-    exists: impl FnOnce() -> String,
-) -> Result<bool>
+async fn store<T>(svc: &Services, key: &str, v: &T, force: bool, expected: Option<i64>, exists: impl FnOnce() -> String) -> Result<bool>
 where
     T: serde::Serialize + serde::de::DeserializeOwned + crate::services::HasMetadata + Clone,
 {
@@ -318,11 +250,7 @@ pub async fn remove(
                 .into());
             }
             let tcs: Vec<TrustedCluster> = auth.services.list(keys::TRUSTED_CLUSTERS).await?;
-            if let Some(tc) = tcs.iter().find(|tc| {
-                tc.combined_mapping()
-                    .iter()
-                    .any(|m| m.local.contains(&name))
-            }) {
+            if let Some(tc) = tcs.iter().find(|tc| tc.combined_mapping().iter().any(|m| m.local.contains(&name))) {
                 return Err(Error::bad_parameter(format!(
                     "role {name:?} is used by the role_map of trusted cluster {:?}; change the role_map first",
                     tc.metadata.name
@@ -330,62 +258,30 @@ pub async fn remove(
                 .into());
             }
             delete_key(&auth.services, &Services::key_of(kind, &name)?, kind, &name).await?;
-            auth.audit
-                .emit(codes::ROLE_DELETE, json!({"name": name, "user": actor}))
-                .await;
+            auth.audit.emit(codes::ROLE_DELETE, json!({"name": name, "user": actor})).await;
         }
         Kind::CertAuthority => {
             let (t, cluster) = name.split_once('/').unwrap_or((name.as_str(), ""));
             if cluster == auth.cluster_name() {
-                return Err(Error::bad_parameter(
-                    "the certificate authorities of this cluster cannot be removed",
-                )
-                .into());
+                return Err(Error::bad_parameter("the certificate authorities of this cluster cannot be removed").into());
             }
             let t = shared::resource::CaType::parse(t)?;
-            let ops = vec![
-                Op::DeleteIfExists {
-                    key: keys::ca(t, cluster),
-                },
-                Op::DeleteIfExists {
-                    key: keys::deactivated_ca(t, cluster),
-                },
-            ];
-            if auth.services.ca(t, cluster, false).await?.is_none()
-                && auth.services.ca(t, cluster, true).await?.is_none()
-            {
+            let ops = vec![Op::DeleteIfExists { key: keys::ca(t, cluster) }, Op::DeleteIfExists { key: keys::deactivated_ca(t, cluster) }];
+            if auth.services.ca(t, cluster, false).await?.is_none() && auth.services.ca(t, cluster, true).await?.is_none() {
                 return Err(not_found(kind, &name).into());
             }
             auth.services.apply(ops).await?;
-            auth.audit
-                .emit(
-                    codes::RESOURCE_DELETE,
-                    json!({"kind": "cert_authority", "name": name, "user": actor}),
-                )
-                .await;
+            auth.audit.emit(codes::RESOURCE_DELETE, json!({"kind": "cert_authority", "name": name, "user": actor})).await;
         }
         Kind::Node | Kind::Github | Kind::Oidc | Kind::Saml => {
             delete_key(&auth.services, &Services::key_of(kind, &name)?, kind, &name).await?;
-            auth.audit
-                .emit(
-                    codes::RESOURCE_DELETE,
-                    json!({"kind": kind.as_str(), "name": name, "user": actor}),
-                )
-                .await;
+            auth.audit.emit(codes::RESOURCE_DELETE, json!({"kind": kind.as_str(), "name": name, "user": actor})).await;
         }
     }
     Ok(axum::Json(json!({})))
 }
 
 async fn delete_key(svc: &Services, key: &str, kind: Kind, name: &str) -> Result<()> {
-    svc.apply(vec![Op::Delete { key: key.into() }])
-        .await
-        .map_err(|e| {
-            if e.is(ErrKind::NotFound) {
-                not_found(kind, name)
-            } else {
-                e
-            }
-        })?;
+    svc.apply(vec![Op::Delete { key: key.into() }]).await.map_err(|e| if e.is(ErrKind::NotFound) { not_found(kind, name) } else { e })?;
     Ok(())
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse};
 use shared::api::{
-    PingAuth, PingKube, PingProxy, PingResponse, PingSsh, SetPasswordRequest, SetPasswordResponse,
-    ValidateTrustedClusterRequest, ValidateTrustedClusterResponse,
+    PingAuth, PingKube, PingProxy, PingResponse, PingSsh, SetPasswordRequest, SetPasswordResponse, ValidateTrustedClusterRequest,
+    ValidateTrustedClusterResponse,
 };
 use shared::error::{Error, Kind};
 
@@ -67,29 +67,17 @@ pub async fn set_password(
     JsonBody(req): JsonBody<SetPasswordRequest>,
 ) -> ApiResult<axum::Json<SetPasswordResponse>> {
     s.limiter.check(Class::Password, addr.0)?;
-    let username = s
-        .auth
-        .set_password_with_token(&req.token, &req.password)
-        .await?;
+    let username = s.auth.set_password_with_token(&req.token, &req.password).await?;
     Ok(axum::Json(SetPasswordResponse { username }))
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// `GET /web/invite/<token>` and `/web/reset/<token>`: the password page.
-pub async fn invite_page(
-    State(s): State<Arc<ApiState>>,
-    Path(_token): Path<String>,
-) -> impl IntoResponse {
-    Html(
-        include_str!("../../web/invite.html")
-            .replace("__CLUSTER__", &escape(s.auth.cluster_name())),
-    )
+pub async fn invite_page(State(s): State<Arc<ApiState>>, Path(_token): Path<String>) -> impl IntoResponse {
+    Html(include_str!("../../web/invite.html").replace("__CLUSTER__", &escape(s.auth.cluster_name())))
 }
 
 /// `GET /`: what this is and how to use it.

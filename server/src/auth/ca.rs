@@ -23,11 +23,7 @@ pub fn new_ca(ca_type: CaType, cluster: &str, now: OffsetDateTime) -> Result<Cer
             private_key: certs::ssh_key_to_pem(&ssh)?.into_bytes(),
             private_key_type: "raw".into(),
         }],
-        tls: vec![TlsKeyPair {
-            cert: tls_cert.into_bytes(),
-            key: tls_key.serialize_pem().into_bytes(),
-            key_type: "raw".into(),
-        }],
+        tls: vec![TlsKeyPair { cert: tls_cert.into_bytes(), key: tls_key.serialize_pem().into_bytes(), key_type: "raw".into() }],
         jwt: vec![],
     };
     Ok(CertAuthority::new(ca_type, cluster, keys))
@@ -51,24 +47,14 @@ pub fn signer(ca: &CertAuthority) -> Result<Signer> {
         .ssh
         .iter()
         .find(|k| !k.private_key.is_empty())
-        .ok_or_else(|| {
-            Error::internal(format!(
-                "certificate authority {} has no SSH signing key",
-                ca.id()
-            ))
-        })?;
+        .ok_or_else(|| Error::internal(format!("certificate authority {} has no SSH signing key", ca.id())))?;
     let tls = ca
         .spec
         .active_keys
         .tls
         .iter()
         .find(|k| !k.key.is_empty())
-        .ok_or_else(|| {
-            Error::internal(format!(
-                "certificate authority {} has no TLS signing key",
-                ca.id()
-            ))
-        })?;
+        .ok_or_else(|| Error::internal(format!("certificate authority {} has no TLS signing key", ca.id())))?;
     Ok(Signer {
         ssh: certs::ssh_key_from_pem(&ssh.private_key)?,
         tls_cert: String::from_utf8_lossy(&tls.cert).into_owned(),
@@ -79,17 +65,9 @@ pub fn signer(ca: &CertAuthority) -> Result<Signer> {
 /// Two CAs hold the same public keys (a re-join with the same CA).
 pub fn same_public_keys(a: &CertAuthority, b: &CertAuthority) -> bool {
     let keys = |c: &CertAuthority| {
-        let mut s: Vec<String> = c
-            .ssh_public_keys()
-            .iter()
-            .map(certs::authorized_key)
-            .collect();
+        let mut s: Vec<String> = c.ssh_public_keys().iter().map(certs::authorized_key).collect();
         s.sort();
-        let mut t: Vec<String> = c
-            .tls_certs_pem()
-            .iter()
-            .map(|p| p.trim().to_string())
-            .collect();
+        let mut t: Vec<String> = c.tls_certs_pem().iter().map(|p| p.trim().to_string()).collect();
         t.sort();
         (s, t)
     };
@@ -108,10 +86,7 @@ mod tests {
         assert!(ca.has_secrets());
         assert!(!ca.without_secrets().has_secrets());
         let s = signer(&ca).unwrap();
-        assert_eq!(
-            certs::cert_subject(&s.tls_cert).unwrap(),
-            ("root.example.com".into(), "root.example.com".into())
-        );
+        assert_eq!(certs::cert_subject(&s.tls_cert).unwrap(), ("root.example.com".into(), "root.example.com".into()));
         assert!(signer(&ca.without_secrets()).is_err());
         assert!(same_public_keys(&ca, &ca.without_secrets()));
         let other = new_ca(CaType::Host, "root.example.com", now).unwrap();

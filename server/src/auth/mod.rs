@@ -76,19 +76,8 @@ pub struct AuthServer {
 
 impl AuthServer {
     /// Builds the service (call [`AuthServer::init`] next).
-    pub fn new(
-        services: Services,
-        settings: AuthSettings,
-        audit: AuditLog,
-        clock: SharedClock,
-    ) -> AuthServer {
-        AuthServer {
-            services,
-            settings,
-            audit,
-            clock,
-            authz_gen: watch::channel(1).0,
-        }
+    pub fn new(services: Services, settings: AuthSettings, audit: AuditLog, clock: SharedClock) -> AuthServer {
+        AuthServer { services, settings, audit, clock, authz_gen: watch::channel(1).0 }
     }
 
     /// This cluster's name.
@@ -112,29 +101,21 @@ impl AuthServer {
             }
             None => {
                 self.services
-                    .apply(vec![Op::Create {
-                        key: keys::CLUSTER_NAME.into(),
-                        value: name.clone().into_bytes(),
-                        expires: None,
-                    }])
+                    .apply(vec![Op::Create { key: keys::CLUSTER_NAME.into(), value: name.clone().into_bytes(), expires: None }])
                     .await?;
             }
         }
         for t in [CaType::User, CaType::Host] {
             if self.services.ca(t, &name, false).await?.is_none() {
                 let ca = ca::new_ca(t, &name, self.clock.now())?;
-                self.services
-                    .apply(vec![self.services.create_op(&keys::ca(t, &name), &ca)?])
-                    .await?;
+                self.services.apply(vec![self.services.create_op(&keys::ca(t, &name), &ca)?]).await?;
                 tracing::info!(ca = %ca.id(), "created certificate authority");
             }
         }
         for role in shared::resource::role::presets() {
             let key = format!("{}{}", keys::ROLES, role.metadata.name);
             if self.services.backend.get(&key).await?.is_none() {
-                self.services
-                    .apply(vec![self.services.create_op(&key, &role)?])
-                    .await?;
+                self.services.apply(vec![self.services.create_op(&key, &role)?]).await?;
             }
         }
         Ok(())
@@ -145,11 +126,7 @@ impl AuthServer {
         self.services
             .ca(t, self.cluster_name(), false)
             .await?
-            .ok_or_else(|| {
-                Error::internal(format!(
-                    "the {t} certificate authority of this cluster is missing"
-                ))
-            })
+            .ok_or_else(|| Error::internal(format!("the {t} certificate authority of this cluster is missing")))
     }
 
     /// Public material of a CA for clients.
@@ -157,11 +134,7 @@ impl AuthServer {
         TrustedCa {
             cluster_name: ca.metadata.name.clone(),
             ca_type: ca.spec.ca_type.to_string(),
-            ssh_public_keys: ca
-                .ssh_public_keys()
-                .iter()
-                .map(certs::authorized_key)
-                .collect(),
+            ssh_public_keys: ca.ssh_public_keys().iter().map(certs::authorized_key).collect(),
             tls_certs: ca.tls_certs_pem(),
         }
     }
@@ -173,38 +146,23 @@ impl AuthServer {
     }
 
     /// Remote clusters the checker may see (cluster_labels), with live status.
-    pub async fn visible_remote_clusters(
-        &self,
-        checker: &AccessChecker,
-    ) -> Result<Vec<RemoteCluster>> {
+    pub async fn visible_remote_clusters(&self, checker: &AccessChecker) -> Result<Vec<RemoteCluster>> {
         let all: Vec<RemoteCluster> = self.services.list(keys::REMOTE_CLUSTERS).await?;
-        Ok(all
-            .into_iter()
-            .filter(|rc| checker.check_cluster(&rc.metadata.labels).is_ok())
-            .map(|rc| self.with_live_status(rc))
-            .collect())
+        Ok(all.into_iter().filter(|rc| checker.check_cluster(&rc.metadata.labels).is_ok()).map(|rc| self.with_live_status(rc)).collect())
     }
 
     /// Downgrades `online` to `offline` when the last heartbeat is older than the threshold
     /// (covers a root that crashed while a leaf was online).
     pub fn with_live_status(&self, mut rc: RemoteCluster) -> RemoteCluster {
         let age = self.clock.now() - rc.status.last_heartbeat;
-        if rc.status.connection == shared::resource::cluster::STATUS_ONLINE
-            && age > self.settings.offline_threshold()
-        {
+        if rc.status.connection == shared::resource::cluster::STATUS_ONLINE && age > self.settings.offline_threshold() {
             rc.status.connection = shared::resource::cluster::STATUS_OFFLINE.into();
         }
         rc
     }
 
     /// Issues user certificates for `user` (after the caller was authenticated).
-    pub async fn user_certs(
-        &self,
-        user: &User,
-        keys: &PublicKeys,
-        ttl: Duration,
-        route: Option<String>,
-    ) -> Result<CertsResponse> {
+    pub async fn user_certs(&self, user: &User, keys: &PublicKeys, ttl: Duration, route: Option<String>) -> Result<CertsResponse> {
         let checker = self.checker_for_user(user).await?;
         let route = route.filter(|r| !r.is_empty() && r != self.cluster_name());
         if let Some(r) = &route {
@@ -238,11 +196,7 @@ impl AuthServer {
                 cert_type: CertType::User,
                 key_id: id.username.clone(),
                 principals: logins,
-                extensions: identity::user_ssh_extensions(
-                    &id,
-                    checker.port_forwarding(),
-                    checker.forward_agent(),
-                ),
+                extensions: identity::user_ssh_extensions(&id, checker.port_forwarding(), checker.forward_agent()),
                 not_before: now - CLOCK_SKEW,
                 not_after: now + ttl,
             },
@@ -262,15 +216,9 @@ impl AuthServer {
                 not_after: now + ttl,
             },
         )?;
-        let mut host_cas = vec![Self::trusted_ca(
-            &self.own_ca(CaType::Host).await?.without_secrets(),
-        )];
+        let mut host_cas = vec![Self::trusted_ca(&self.own_ca(CaType::Host).await?.without_secrets())];
         for rc in self.visible_remote_clusters(&checker).await? {
-            if let Some(ca) = self
-                .services
-                .ca(CaType::Host, &rc.metadata.name, false)
-                .await?
-            {
+            if let Some(ca) = self.services.ca(CaType::Host, &rc.metadata.name, false).await? {
                 host_cas.push(Self::trusted_ca(&ca));
             }
         }
@@ -284,12 +232,7 @@ impl AuthServer {
     }
 
     /// Issues host certificates (nodes, proxies, the admin identity).
-    pub async fn host_certs(
-        &self,
-        host: &HostIdentity,
-        keys: &PublicKeys,
-        extra_principals: &[String],
-    ) -> Result<CertsResponse> {
+    pub async fn host_certs(&self, host: &HostIdentity, keys: &PublicKeys, extra_principals: &[String]) -> Result<CertsResponse> {
         let cluster = self.cluster_name().to_string();
         let principals = if host.role == SystemRole::Admin {
             vec![host.host_id.clone()]
@@ -311,11 +254,7 @@ impl AuthServer {
                 not_after: now + HOST_CERT_TTL,
             },
         )?;
-        let mut sans: Vec<String> = principals
-            .iter()
-            .filter(|p| !p.contains(' '))
-            .cloned()
-            .collect();
+        let mut sans: Vec<String> = principals.iter().filter(|p| !p.contains(' ')).cloned().collect();
         sans.push(certs::CLUSTER_LOCAL_NAME.into());
         sans.push(cluster.clone());
         sans.dedup();
@@ -339,35 +278,19 @@ impl AuthServer {
             cluster_name: cluster,
             ssh_cert: certs::ssh_cert_line(&ssh_cert),
             tls_cert,
-            host_cas: vec![Self::trusted_ca(
-                &self.own_ca(CaType::Host).await?.without_secrets(),
-            )],
+            host_cas: vec![Self::trusted_ca(&self.own_ca(CaType::Host).await?.without_secrets())],
         })
     }
 
     /// Password login: checks the password, then issues certificates.
-    pub async fn login(
-        &self,
-        req: shared::api::LoginRequest,
-        client_ip: Option<String>,
-    ) -> Result<CertsResponse> {
+    pub async fn login(&self, req: shared::api::LoginRequest, client_ip: Option<String>) -> Result<CertsResponse> {
         let denied = || Error::access_denied("invalid username or password");
         let user = self.services.user(&req.username).await.ok();
         let hash = match &user {
-            Some(_) => {
-                self.services
-                    .backend
-                    .get(&format!("{}{}", keys::PASSWORDS, req.username))
-                    .await?
-            }
+            Some(_) => self.services.backend.get(&format!("{}{}", keys::PASSWORDS, req.username)).await?,
             None => None,
         };
-        let ok = users::verify_password(
-            &req.password,
-            hash.as_ref()
-                .map(|h| String::from_utf8_lossy(&h.value).to_string()),
-        )
-        .await;
+        let ok = users::verify_password(&req.password, hash.as_ref().map(|h| String::from_utf8_lossy(&h.value).to_string())).await;
         let user = match (ok, user) {
             (true, Some(u)) => u.value,
             _ => {
@@ -377,15 +300,14 @@ impl AuthServer {
                 return Err(denied());
             }
         };
-        let ttl = if req.ttl_seconds == 0 {
-            DEFAULT_USER_TTL
-        } else {
-            Duration::from_secs(req.ttl_seconds)
-        };
-        let certs = self
-            .user_certs(&user, &req.keys, ttl, req.route_to_cluster.clone())
-            .await?;
-        self.audit.emit(audit_codes::USER_LOGIN, json!({"user": user.metadata.name, "method": "local", "success": true, "addr.remote": client_ip})).await;
+        let ttl = if req.ttl_seconds == 0 { DEFAULT_USER_TTL } else { Duration::from_secs(req.ttl_seconds) };
+        let certs = self.user_certs(&user, &req.keys, ttl, req.route_to_cluster.clone()).await?;
+        self.audit
+            .emit(
+                audit_codes::USER_LOGIN,
+                json!({"user": user.metadata.name, "method": "local", "success": true, "addr.remote": client_ip}),
+            )
+            .await;
         Ok(certs)
     }
 
@@ -413,10 +335,7 @@ impl AuthServer {
 
     /// Keeps the authorization generation in step with storage changes that affect logins
     /// (CAs, roles, trust). Runs until `shutdown`.
-    pub async fn run_authz_watcher(
-        self: std::sync::Arc<Self>,
-        mut shutdown: crate::process::Shutdown,
-    ) {
+    pub async fn run_authz_watcher(self: std::sync::Arc<Self>, mut shutdown: crate::process::Shutdown) {
         let mut events = self.services.backend.watch();
         loop {
             tokio::select! {

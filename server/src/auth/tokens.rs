@@ -20,11 +20,7 @@ pub fn mask(token: &str) -> String {
         return "*".repeat(n);
     }
     let hidden = n * 3 / 4;
-    format!(
-        "{}{}",
-        "*".repeat(hidden),
-        token.chars().skip(hidden).collect::<String>()
-    )
+    format!("{}{}", "*".repeat(hidden), token.chars().skip(hidden).collect::<String>())
 }
 
 impl AuthServer {
@@ -38,14 +34,10 @@ impl AuthServer {
         actor: &str,
     ) -> Result<ProvisionToken> {
         if roles.is_empty() {
-            return Err(Error::bad_parameter(
-                "a token needs a type: --type=trusted_cluster or --type=node",
-            ));
+            return Err(Error::bad_parameter("a token needs a type: --type=trusted_cluster or --type=node"));
         }
         if ttl.is_zero() {
-            return Err(Error::bad_parameter(
-                "token TTL must be positive, such as --ttl=5m",
-            ));
+            return Err(Error::bad_parameter("token TTL must be positive, such as --ttl=5m"));
         }
         if ttl > MAX_TOKEN_TTL {
             return Err(Error::bad_parameter(format!(
@@ -65,24 +57,15 @@ impl AuthServer {
             None => shared::certs::random_hex(16),
         };
         if self.settings.static_tokens.iter().any(|(_, t)| t == &value) {
-            return Err(Error::already_exists(
-                "a token with this value already exists",
-            ));
+            return Err(Error::already_exists("a token with this value already exists"));
         }
         let mut token = ProvisionToken::new(&value, roles, Some(self.clock.now() + ttl));
         token.metadata.labels = labels;
         token.check_and_set_defaults()?;
         let key = format!("{}{value}", keys::TOKENS);
-        self.services
-            .apply(vec![self.services.create_op(&key, &token)?])
-            .await
-            .map_err(|e| {
-                if e.is(shared::Kind::AlreadyExists) {
-                    Error::already_exists("a token with this value already exists")
-                } else {
-                    e
-                }
-            })?;
+        self.services.apply(vec![self.services.create_op(&key, &token)?]).await.map_err(|e| {
+            if e.is(shared::Kind::AlreadyExists) { Error::already_exists("a token with this value already exists") } else { e }
+        })?;
         let code = if roles.contains(&SystemRole::TrustedCluster) {
             audit_codes::TRUSTED_CLUSTER_TOKEN_CREATE
         } else {
@@ -96,52 +79,27 @@ impl AuthServer {
 
     /// All live tokens, static ones included, sorted by expiry.
     pub async fn list_tokens(&self) -> Result<Vec<ProvisionToken>> {
-        let mut out: Vec<ProvisionToken> = self
-            .settings
-            .static_tokens
-            .iter()
-            .map(|(r, v)| ProvisionToken::new(v, &[*r], None))
-            .collect();
+        let mut out: Vec<ProvisionToken> = self.settings.static_tokens.iter().map(|(r, v)| ProvisionToken::new(v, &[*r], None)).collect();
         out.extend(self.services.list::<ProvisionToken>(keys::TOKENS).await?);
-        out.sort_by_key(|t| {
-            t.metadata
-                .expires
-                .map(|e| e.unix_timestamp())
-                .unwrap_or(i64::MAX)
-        });
+        out.sort_by_key(|t| t.metadata.expires.map(|e| e.unix_timestamp()).unwrap_or(i64::MAX));
         Ok(out)
     }
 
     /// `tctl tokens rm`.
     pub async fn delete_token(&self, value: &str) -> Result<()> {
         if self.settings.static_tokens.iter().any(|(_, t)| t == value) {
-            return Err(Error::bad_parameter(format!(
-                "token {} is statically configured and cannot be removed",
-                mask(value)
-            )));
+            return Err(Error::bad_parameter(format!("token {} is statically configured and cannot be removed", mask(value))));
         }
         self.services
-            .apply(vec![crate::storage::Op::Delete {
-                key: format!("{}{value}", keys::TOKENS),
-            }])
+            .apply(vec![crate::storage::Op::Delete { key: format!("{}{value}", keys::TOKENS) }])
             .await
-            .map_err(|e| {
-                if e.is(shared::Kind::NotFound) {
-                    Error::not_found(format!("token {} is not found", mask(value)))
-                } else {
-                    e
-                }
-            })?;
+            .map_err(|e| if e.is(shared::Kind::NotFound) { Error::not_found(format!("token {} is not found", mask(value))) } else { e })?;
         Ok(())
     }
 
     /// Finds a live token granting `role`. Errors are deliberately vague for the caller; the
     /// precise reason is returned for the server's own log.
-    pub async fn validate_token(
-        &self,
-        value: &str,
-        role: SystemRole,
-    ) -> std::result::Result<ProvisionToken, String> {
+    pub async fn validate_token(&self, value: &str, role: SystemRole) -> std::result::Result<ProvisionToken, String> {
         if value.is_empty() || value.len() > 256 {
             return Err("the token is empty or too long".into());
         }
@@ -171,9 +129,6 @@ mod tests {
     #[test]
     fn masks_like_teleport() {
         assert_eq!(mask("short"), "*****");
-        assert_eq!(
-            mask("0123456789abcdef0123456789abcdef"),
-            format!("{}89abcdef", "*".repeat(24))
-        );
+        assert_eq!(mask("0123456789abcdef0123456789abcdef"), format!("{}89abcdef", "*".repeat(24)));
     }
 }

@@ -53,14 +53,9 @@ fn encode_ca(ca: &CertAuthority) -> Result<String> {
 }
 
 fn decode_ca(b64: &str) -> Result<CertAuthority> {
-    let bytes = B64
-        .decode(b64.trim())
-        .map_err(|e| Error::bad_parameter(format!("certificate authority is not base64: {e}")))?;
-    let ca: CertAuthority = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::bad_parameter(format!(
-            "certificate authority is not a cert_authority resource: {e}"
-        ))
-    })?;
+    let bytes = B64.decode(b64.trim()).map_err(|e| Error::bad_parameter(format!("certificate authority is not base64: {e}")))?;
+    let ca: CertAuthority = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::bad_parameter(format!("certificate authority is not a cert_authority resource: {e}")))?;
     ca.check()?;
     Ok(ca)
 }
@@ -74,11 +69,9 @@ pub fn check_versions(root: &str, leaf: &str) -> Result<()> {
             shared::version::major(root).unwrap_or(1).saturating_sub(1)
         )));
     }
-    let l = shared::version::parse_semver(leaf).ok_or_else(|| {
-        Error::bad_parameter(format!("failed to parse Teleport version: {leaf:?}"))
-    })?;
-    let r = shared::version::parse_semver(root)
-        .ok_or_else(|| Error::internal(format!("bad own version {root:?}")))?;
+    let l =
+        shared::version::parse_semver(leaf).ok_or_else(|| Error::bad_parameter(format!("failed to parse Teleport version: {leaf:?}")))?;
+    let r = shared::version::parse_semver(root).ok_or_else(|| Error::internal(format!("bad own version {root:?}")))?;
     if l > r {
         return Err(Error::bad_parameter(format!(
             "leaf cluster version {leaf} is newer than root cluster version {root}; upgrade the root cluster first"
@@ -98,18 +91,11 @@ impl AuthServer {
 
     /// Root side of the handshake. Access failures come back as `AccessDenied` with the precise
     /// reason; the HTTP layer replaces them with [`TOKEN_REJECTED`].
-    pub async fn validate_trusted_cluster(
-        &self,
-        req: ValidateTrustedClusterRequest,
-        from: &str,
-    ) -> Result<ValidateTrustedClusterResponse> {
+    pub async fn validate_trusted_cluster(&self, req: ValidateTrustedClusterRequest, from: &str) -> Result<ValidateTrustedClusterResponse> {
         match self.validate_inner(&req).await {
             Ok((leaf, resp)) => {
                 self.audit
-                    .emit(
-                        audit_codes::TRUSTED_CLUSTER_VALIDATE,
-                        json!({"remote_cluster": leaf, "addr.remote": from, "success": true}),
-                    )
+                    .emit(audit_codes::TRUSTED_CLUSTER_VALIDATE, json!({"remote_cluster": leaf, "addr.remote": from, "success": true}))
                     .await;
                 tracing::info!(leaf = %leaf, from, "trusted cluster validated");
                 Ok(resp)
@@ -117,32 +103,23 @@ impl AuthServer {
             Err(e) => {
                 tracing::warn!(from, error = %e, "Trusted cluster validation failed");
                 self.audit
-                    .emit(
-                        audit_codes::TRUSTED_CLUSTER_VALIDATE_FAILED,
-                        json!({"addr.remote": from, "success": false, "error": e.message}),
-                    )
+                    .emit(audit_codes::TRUSTED_CLUSTER_VALIDATE_FAILED, json!({"addr.remote": from, "success": false, "error": e.message}))
                     .await;
                 Err(e)
             }
         }
     }
 
-    async fn validate_inner(
-        &self,
-        req: &ValidateTrustedClusterRequest,
-    ) -> Result<(String, ValidateTrustedClusterResponse)> {
+    async fn validate_inner(&self, req: &ValidateTrustedClusterRequest) -> Result<(String, ValidateTrustedClusterResponse)> {
         // 1. The token.
-        let token = self
-            .validate_token(&req.token, SystemRole::TrustedCluster)
-            .await
-            .map_err(|reason| {
-                if reason == "role does not match" {
-                    Error::access_denied("role does not match")
-                } else {
-                    tracing::debug!(reason, "invalid cluster token");
-                    Error::access_denied("the remote server denied access: invalid cluster token")
-                }
-            })?;
+        let token = self.validate_token(&req.token, SystemRole::TrustedCluster).await.map_err(|reason| {
+            if reason == "role does not match" {
+                Error::access_denied("role does not match")
+            } else {
+                tracing::debug!(reason, "invalid cluster token");
+                Error::access_denied("the remote server denied access: invalid cluster token")
+            }
+        })?;
         // 2. Versions (the guide's prerequisite).
         check_versions(shared::version::VERSION, &req.teleport_version)?;
         // 3. Exactly one CA, of type host, self-consistent.
@@ -168,28 +145,19 @@ impl AuthServer {
         ca = ca.without_secrets();
         let leaf = ca.metadata.name.clone();
         if leaf == self.cluster_name() {
-            return Err(Error::access_denied(format!(
-                "remote cluster has same name as this cluster: {leaf}"
-            )));
+            return Err(Error::access_denied(format!("remote cluster has same name as this cluster: {leaf}")));
         }
         for pem in ca.tls_certs_pem() {
-            let (_, org) =
-                shared::certs::cert_subject(&pem).map_err(|e| Error::access_denied(e.message))?;
+            let (_, org) = shared::certs::cert_subject(&pem).map_err(|e| Error::access_denied(e.message))?;
             if org.is_empty() {
-                return Err(Error::access_denied(
-                    "CA certificate subject organization is invalid",
-                ));
+                return Err(Error::access_denied("CA certificate subject organization is invalid"));
             }
             if org != leaf {
-                return Err(Error::access_denied(
-                    "the subject organization of a CA certificate does not match the cluster name of the CA",
-                ));
+                return Err(Error::access_denied("the subject organization of a CA certificate does not match the cluster name of the CA"));
             }
         }
         if self.services.trusted_cluster(&leaf).await?.is_some() {
-            return Err(Error::access_denied(format!(
-                "remote cluster has same name as trusted cluster: {leaf}"
-            )));
+            return Err(Error::access_denied(format!("remote cluster has same name as trusted cluster: {leaf}")));
         }
         // 4. A registered name keeps its CA: a different CA under the same name is refused.
         let ca_key = keys::ca(CaType::Host, &leaf);
@@ -208,41 +176,25 @@ impl AuthServer {
             let mut labels: LabelMap = token.metadata.labels.clone();
             labels.retain(|k, _| !k.starts_with("teleport.dev/"));
             let rc = RemoteCluster::new(&leaf, labels);
-            ops.push(
-                self.services
-                    .create_op(&format!("{}{leaf}", keys::REMOTE_CLUSTERS), &rc)?,
-            );
+            ops.push(self.services.create_op(&format!("{}{leaf}", keys::REMOTE_CLUSTERS), &rc)?);
         }
         if !ops.is_empty() {
             self.services.apply(ops).await.map_err(|e| {
                 if e.is(Kind::AlreadyExists) {
-                    Error::access_denied(format!(
-                        "leaf cluster {leaf:?} is being registered concurrently"
-                    ))
+                    Error::access_denied(format!("leaf cluster {leaf:?} is being registered concurrently"))
                 } else {
                     e
                 }
             })?;
         }
-        let cas = vec![
-            encode_ca(&self.own_ca(CaType::Host).await?)?,
-            encode_ca(&self.own_ca(CaType::User).await?)?,
-        ];
-        Ok((
-            leaf,
-            ValidateTrustedClusterResponse {
-                certificate_authorities: cas,
-            },
-        ))
+        let cas = vec![encode_ca(&self.own_ca(CaType::Host).await?)?, encode_ca(&self.own_ca(CaType::User).await?)?];
+        Ok((leaf, ValidateTrustedClusterResponse { certificate_authorities: cas }))
     }
 
     /// Remote clusters, with live status.
     pub async fn remote_clusters(&self) -> Result<Vec<RemoteCluster>> {
         let all: Vec<RemoteCluster> = self.services.list(keys::REMOTE_CLUSTERS).await?;
-        Ok(all
-            .into_iter()
-            .map(|rc| self.with_live_status(rc))
-            .collect())
+        Ok(all.into_iter().map(|rc| self.with_live_status(rc)).collect())
     }
 
     /// `tctl update rc/<name> --set-labels/--set-ttl`.
@@ -268,67 +220,40 @@ impl AuthServer {
                 rc.metadata.expires = Some(self.clock.now() + t);
             }
             let key = format!("{}{name}", keys::REMOTE_CLUSTERS);
-            match self
-                .services
-                .apply(vec![self.services.cas_op(&key, &rc, current.revision)?])
-                .await
-            {
+            match self.services.apply(vec![self.services.cas_op(&key, &rc, current.revision)?]).await {
                 Ok(_) => {
                     self.audit
-                        .emit(
-                            audit_codes::REMOTE_CLUSTER_UPDATE,
-                            json!({"name": name, "user": actor, "labels": rc.metadata.labels}),
-                        )
+                        .emit(audit_codes::REMOTE_CLUSTER_UPDATE, json!({"name": name, "user": actor, "labels": rc.metadata.labels}))
                         .await;
                     return Ok(());
                 }
                 Err(e) if e.is(Kind::CompareFailed) && attempt < 4 => continue,
                 Err(e) if e.is(Kind::CompareFailed) => {
-                    return Err(Error::compare_failed(format!(
-                        "remote cluster {name} has been updated by another client, try again"
-                    )));
+                    return Err(Error::compare_failed(format!("remote cluster {name} has been updated by another client, try again")));
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::compare_failed(format!(
-            "remote cluster {name} has been updated by another client, try again"
-        )))
+        Err(Error::compare_failed(format!("remote cluster {name} has been updated by another client, try again")))
     }
 
     async fn must_remote_cluster(&self, name: &str) -> Result<Versioned<RemoteCluster>> {
-        self.services
-            .remote_cluster(name)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("remote cluster {name:?} is not found")))
+        self.services.remote_cluster(name).await?.ok_or_else(|| Error::not_found(format!("remote cluster {name:?} is not found")))
     }
 
     /// `tctl rm rc/<name>`: the remote cluster and every CA stored under its name, atomically.
     pub async fn delete_remote_cluster(&self, name: &str, actor: &str) -> Result<()> {
         if name == self.cluster_name() {
-            return Err(Error::bad_parameter(format!(
-                "remote cluster {name:?} is the name of this root cluster and cannot be removed."
-            )));
+            return Err(Error::bad_parameter(format!("remote cluster {name:?} is the name of this root cluster and cannot be removed.")));
         }
         self.must_remote_cluster(name).await?;
-        let mut ops = vec![Op::Delete {
-            key: format!("{}{name}", keys::REMOTE_CLUSTERS),
-        }];
+        let mut ops = vec![Op::Delete { key: format!("{}{name}", keys::REMOTE_CLUSTERS) }];
         for t in ALL_CA_TYPES {
-            ops.push(Op::DeleteIfExists {
-                key: keys::ca(t, name),
-            });
-            ops.push(Op::DeleteIfExists {
-                key: keys::deactivated_ca(t, name),
-            });
+            ops.push(Op::DeleteIfExists { key: keys::ca(t, name) });
+            ops.push(Op::DeleteIfExists { key: keys::deactivated_ca(t, name) });
         }
         self.services.apply(ops).await?;
-        self.audit
-            .emit(
-                audit_codes::REMOTE_CLUSTER_DELETE,
-                json!({"name": name, "user": actor}),
-            )
-            .await;
+        self.audit.emit(audit_codes::REMOTE_CLUSTER_DELETE, json!({"name": name, "user": actor})).await;
         Ok(())
     }
 
@@ -342,12 +267,7 @@ impl AuthServer {
         self.set_remote_status(name, None, STATUS_OFFLINE).await
     }
 
-    async fn set_remote_status(
-        &self,
-        name: &str,
-        at: Option<OffsetDateTime>,
-        connection: &str,
-    ) -> Result<()> {
+    async fn set_remote_status(&self, name: &str, at: Option<OffsetDateTime>, connection: &str) -> Result<()> {
         for _ in 0..5 {
             let Some(current) = self.services.remote_cluster(name).await? else {
                 return Ok(());
@@ -363,11 +283,7 @@ impl AuthServer {
                 return Ok(());
             }
             let key = format!("{}{name}", keys::REMOTE_CLUSTERS);
-            match self
-                .services
-                .apply(vec![self.services.cas_op(&key, &rc, current.revision)?])
-                .await
-            {
+            match self.services.apply(vec![self.services.cas_op(&key, &rc, current.revision)?]).await {
                 Ok(_) => return Ok(()),
                 Err(e) if e.is(Kind::CompareFailed) || e.is(Kind::NotFound) => continue,
                 Err(e) => return Err(e),
@@ -378,11 +294,7 @@ impl AuthServer {
 
     /// At start no tunnel is connected yet: every leaf is offline until it dials back in.
     pub async fn reset_remote_statuses(&self) -> Result<()> {
-        for rc in self
-            .services
-            .list::<RemoteCluster>(keys::REMOTE_CLUSTERS)
-            .await?
-        {
+        for rc in self.services.list::<RemoteCluster>(keys::REMOTE_CLUSTERS).await? {
             self.mark_offline(&rc.metadata.name).await?;
         }
         Ok(())
@@ -405,12 +317,7 @@ impl AuthServer {
                 if shared::rolemap::uses_expansion(local) {
                     continue;
                 }
-                if self
-                    .services
-                    .get::<shared::resource::Role>(&format!("{}{local}", keys::ROLES))
-                    .await?
-                    .is_none()
-                {
+                if self.services.get::<shared::resource::Role>(&format!("{}{local}", keys::ROLES)).await?.is_none() {
                     return Err(Error::not_found(format!(
                         "a role {local:?} referenced in a mapping {}:{} is not defined",
                         m.remote,
@@ -442,10 +349,7 @@ impl AuthServer {
             Some(e) => Some(e),
             None => {
                 let all: Vec<TrustedCluster> = self.services.list(keys::TRUSTED_CLUSTERS).await?;
-                match all
-                    .into_iter()
-                    .find(|t| t.spec.web_proxy_addr == tc.spec.web_proxy_addr)
-                {
+                match all.into_iter().find(|t| t.spec.web_proxy_addr == tc.spec.web_proxy_addr) {
                     Some(t) => self.services.trusted_cluster(&t.metadata.name).await?,
                     None => None,
                 }
@@ -454,29 +358,18 @@ impl AuthServer {
         let outcome = match existing {
             Some(current) => {
                 if !force && expected.is_none() {
-                    return Err(Error::already_exists(format!(
-                        "trusted cluster {:?} already exists",
-                        current.value.metadata.name
-                    )));
+                    return Err(Error::already_exists(format!("trusted cluster {:?} already exists", current.value.metadata.name)));
                 }
                 self.update_trusted_cluster(current, tc, expected).await?
             }
             None => {
                 if expected.is_some() {
-                    return Err(Error::not_found(format!(
-                        "trusted cluster {:?} is not found",
-                        tc.metadata.name
-                    )));
+                    return Err(Error::not_found(format!("trusted cluster {:?} is not found", tc.metadata.name)));
                 }
                 self.create_trusted_cluster(tc).await?
             }
         };
-        self.audit
-            .emit(
-                audit_codes::TRUSTED_CLUSTER_CREATE,
-                json!({"name": outcome.name, "user": actor}),
-            )
-            .await;
+        self.audit.emit(audit_codes::TRUSTED_CLUSTER_CREATE, json!({"name": outcome.name, "user": actor})).await;
         Ok(outcome)
     }
 
@@ -490,19 +383,13 @@ impl AuthServer {
         let name = old.metadata.name.clone();
         let mut warnings = Vec::new();
         if tc.metadata.name != name {
-            warnings.push(format!(
-                "trusted cluster {:?} resource has been renamed to match remote cluster name {name:?}",
-                tc.metadata.name
-            ));
+            warnings
+                .push(format!("trusted cluster {:?} resource has been renamed to match remote cluster name {name:?}", tc.metadata.name));
             tc.metadata.name = name.clone();
         }
         for (field, a, b) in [
             ("token", &old.spec.token, &tc.spec.token),
-            (
-                "web_proxy_address",
-                &old.spec.web_proxy_addr,
-                &tc.spec.web_proxy_addr,
-            ),
+            ("web_proxy_address", &old.spec.web_proxy_addr, &tc.spec.web_proxy_addr),
             ("tunnel_addr", &old.spec.tunnel_addr, &tc.spec.tunnel_addr),
         ] {
             if a != b {
@@ -516,10 +403,9 @@ impl AuthServer {
                 "can not update roles for existing leaf cluster, delete and re-create this leaf cluster with updated roles",
             ));
         }
-        let (Some((mut user_ca, user_active)), Some((host_ca, host_active))) = (
-            self.find_ca(CaType::User, &name).await?,
-            self.find_ca(CaType::Host, &name).await?,
-        ) else {
+        let (Some((mut user_ca, user_active)), Some((host_ca, host_active))) =
+            (self.find_ca(CaType::User, &name).await?, self.find_ca(CaType::Host, &name).await?)
+        else {
             return Err(Error::not_found(format!(
                 "the certificate authorities of trusted cluster {name:?} are missing; remove it with 'tctl rm tc/{name}' and create it again"
             )));
@@ -531,36 +417,16 @@ impl AuthServer {
         for (ca, active) in [(&user_ca, user_active), (&host_ca, host_active)] {
             let t = ca.spec.ca_type;
             if active != enable {
-                ops.push(Op::Delete {
-                    key: if active {
-                        keys::ca(t, &name)
-                    } else {
-                        keys::deactivated_ca(t, &name)
-                    },
-                });
+                ops.push(Op::Delete { key: if active { keys::ca(t, &name) } else { keys::deactivated_ca(t, &name) } });
             }
-            let target = if enable {
-                keys::ca(t, &name)
-            } else {
-                keys::deactivated_ca(t, &name)
-            };
+            let target = if enable { keys::ca(t, &name) } else { keys::deactivated_ca(t, &name) };
             ops.push(self.services.put_op(&target, ca)?);
         }
         let tc_key = format!("{}{name}", keys::TRUSTED_CLUSTERS);
-        ops.push(
-            self.services
-                .cas_op(&tc_key, &tc, expected.unwrap_or(current.revision))?,
-        );
-        self.services
-            .apply(ops)
-            .await
-            .map_err(super::users::edit_conflict)?;
+        ops.push(self.services.cas_op(&tc_key, &tc, expected.unwrap_or(current.revision))?);
+        self.services.apply(ops).await.map_err(super::users::edit_conflict)?;
         tracing::info!(trusted_cluster = %name, enabled = enable, "trusted cluster updated");
-        Ok(TrustOutcome {
-            name,
-            created: false,
-            warnings,
-        })
+        Ok(TrustOutcome { name, created: false, warnings })
     }
 
     async fn create_trusted_cluster(&self, mut tc: TrustedCluster) -> Result<TrustOutcome> {
@@ -568,13 +434,12 @@ impl AuthServer {
         let root = root_cas[0].metadata.name.clone();
         let mut warnings = Vec::new();
         if root != tc.metadata.name {
-            warnings.push(format!("trusted cluster {:?} resource has been renamed to match remote cluster name {root:?}", tc.metadata.name));
+            warnings
+                .push(format!("trusted cluster {:?} resource has been renamed to match remote cluster name {root:?}", tc.metadata.name));
             tc.metadata.name = root.clone();
         }
         if self.services.trusted_cluster(&root).await?.is_some() {
-            return Err(Error::already_exists(format!(
-                "trusted cluster {root:?} already exists"
-            )));
+            return Err(Error::already_exists(format!("trusted cluster {root:?} already exists")));
         }
         let mut ops = Vec::new();
         for mut ca in root_cas {
@@ -588,34 +453,18 @@ impl AuthServer {
             }
             let t = ca.spec.ca_type;
             if self.find_ca(t, &root).await?.is_some() {
-                return Err(Error::already_exists(format!(
-                    "cluster {root:?} already exists"
-                )));
+                return Err(Error::already_exists(format!("cluster {root:?} already exists")));
             }
-            let key = if tc.spec.enabled {
-                keys::ca(t, &root)
-            } else {
-                keys::deactivated_ca(t, &root)
-            };
+            let key = if tc.spec.enabled { keys::ca(t, &root) } else { keys::deactivated_ca(t, &root) };
             ops.push(self.services.create_op(&key, &ca)?);
         }
-        ops.push(
-            self.services
-                .create_op(&format!("{}{root}", keys::TRUSTED_CLUSTERS), &tc)?,
-        );
-        self.services.apply(ops).await.map_err(|e| {
-            if e.is(Kind::AlreadyExists) {
-                Error::already_exists(format!("cluster {root:?} already exists"))
-            } else {
-                e
-            }
-        })?;
+        ops.push(self.services.create_op(&format!("{}{root}", keys::TRUSTED_CLUSTERS), &tc)?);
+        self.services
+            .apply(ops)
+            .await
+            .map_err(|e| if e.is(Kind::AlreadyExists) { Error::already_exists(format!("cluster {root:?} already exists")) } else { e })?;
         tracing::info!(trusted_cluster = %root, enabled = tc.spec.enabled, "trust established");
-        Ok(TrustOutcome {
-            name: root,
-            created: true,
-            warnings,
-        })
+        Ok(TrustOutcome { name: root, created: true, warnings })
     }
 
     /// Calls the root's validate endpoint and checks what comes back. Returns the root's host
@@ -627,11 +476,7 @@ impl AuthServer {
             certificate_authorities: vec![encode_ca(&own_host)?],
             teleport_version: shared::version::VERSION.into(),
         };
-        let trust = if self.settings.insecure {
-            ServerTrust::Insecure
-        } else {
-            ServerTrust::System
-        };
+        let trust = if self.settings.insecure { ServerTrust::Insecure } else { ServerTrust::System };
         let client = ApiClient::direct(&tc.spec.web_proxy_addr, &trust, None)?;
         let resp: ValidateTrustedClusterResponse = client.post(path::VALIDATE_TRUSTED_CLUSTER, &req).await.map_err(|e| {
             if e.is(Kind::ConnectionProblem) && (e.message.contains("TLS certificate") || e.message.contains("certificate")) {
@@ -648,18 +493,12 @@ impl AuthServer {
         })?;
         let mut cas = Vec::new();
         for b64 in &resp.certificate_authorities {
-            let ca = decode_ca(b64).map_err(|e| {
-                Error::bad_parameter(format!(
-                    "the root cluster sent an invalid certificate authority: {}",
-                    e.message
-                ))
-            })?;
+            let ca = decode_ca(b64)
+                .map_err(|e| Error::bad_parameter(format!("the root cluster sent an invalid certificate authority: {}", e.message)))?;
             for pem in ca.tls_certs_pem() {
                 let (_, org) = shared::certs::cert_subject(&pem)?;
                 if org == self.cluster_name() {
-                    return Err(Error::bad_parameter(
-                        "remote cluster name can not be the same as local cluster name",
-                    ));
+                    return Err(Error::bad_parameter("remote cluster name can not be the same as local cluster name"));
                 }
                 if org != ca.metadata.name {
                     return Err(Error::bad_parameter(
@@ -668,29 +507,21 @@ impl AuthServer {
                 }
             }
             if ca.metadata.name == self.cluster_name() {
-                return Err(Error::bad_parameter(
-                    "remote cluster name can not be the same as local cluster name",
-                ));
+                return Err(Error::bad_parameter("remote cluster name can not be the same as local cluster name"));
             }
             cas.push(ca);
         }
         cas.sort_by_key(|c| if c.spec.ca_type == CaType::Host { 0 } else { 1 });
         let Some(first) = cas.first() else {
-            return Err(Error::bad_parameter(
-                "the root cluster sent no certificate authorities",
-            ));
+            return Err(Error::bad_parameter("the root cluster sent no certificate authorities"));
         };
         let root = first.metadata.name.clone();
         if cas.iter().any(|c| c.metadata.name != root) {
-            return Err(Error::bad_parameter(
-                "the root cluster sent certificate authorities of different clusters",
-            ));
+            return Err(Error::bad_parameter("the root cluster sent certificate authorities of different clusters"));
         }
         for t in [CaType::Host, CaType::User] {
             if !cas.iter().any(|c| c.spec.ca_type == t) {
-                return Err(Error::bad_parameter(format!(
-                    "the root cluster sent no {t} certificate authority"
-                )));
+                return Err(Error::bad_parameter(format!("the root cluster sent no {t} certificate authority")));
             }
         }
         Ok(cas)
@@ -699,33 +530,18 @@ impl AuthServer {
     /// `tctl rm tc/<name>`: the trusted cluster and every CA under its name, atomically.
     pub async fn delete_trusted_cluster(&self, name: &str, actor: &str) -> Result<()> {
         if name == self.cluster_name() {
-            return Err(Error::bad_parameter(format!(
-                "trusted cluster {name:?} is the name of this root cluster and cannot be removed."
-            )));
+            return Err(Error::bad_parameter(format!("trusted cluster {name:?} is the name of this root cluster and cannot be removed.")));
         }
         if self.services.trusted_cluster(name).await?.is_none() {
-            return Err(Error::not_found(format!(
-                "trusted cluster {name:?} is not found"
-            )));
+            return Err(Error::not_found(format!("trusted cluster {name:?} is not found")));
         }
-        let mut ops = vec![Op::Delete {
-            key: format!("{}{name}", keys::TRUSTED_CLUSTERS),
-        }];
+        let mut ops = vec![Op::Delete { key: format!("{}{name}", keys::TRUSTED_CLUSTERS) }];
         for t in ALL_CA_TYPES {
-            ops.push(Op::DeleteIfExists {
-                key: keys::ca(t, name),
-            });
-            ops.push(Op::DeleteIfExists {
-                key: keys::deactivated_ca(t, name),
-            });
+            ops.push(Op::DeleteIfExists { key: keys::ca(t, name) });
+            ops.push(Op::DeleteIfExists { key: keys::deactivated_ca(t, name) });
         }
         self.services.apply(ops).await?;
-        self.audit
-            .emit(
-                audit_codes::TRUSTED_CLUSTER_DELETE,
-                json!({"name": name, "user": actor}),
-            )
-            .await;
+        self.audit.emit(audit_codes::TRUSTED_CLUSTER_DELETE, json!({"name": name, "user": actor})).await;
         tracing::info!(trusted_cluster = %name, "trust removed");
         Ok(())
     }
@@ -759,26 +575,12 @@ mod tests {
         assert!(check_versions("18.0.0", "18.0.0").is_ok());
         assert!(check_versions("18.2.0", "17.9.1").is_ok());
         let e = check_versions("18.0.0", "19.0.0").unwrap_err().message;
-        assert!(
-            e.contains("19.0.0") && e.contains("18.0.0") && e.contains("newer"),
-            "{e}"
-        );
+        assert!(e.contains("19.0.0") && e.contains("18.0.0") && e.contains("newer"), "{e}");
         let e = check_versions("18.0.0", "18.0.1").unwrap_err().message;
         assert!(e.contains("newer"), "{e}");
         let e = check_versions("18.0.0", "16.4.0").unwrap_err().message;
-        assert!(
-            e.contains("16.4.0") && e.contains("18.0.0") && e.contains("17.0.0"),
-            "{e}"
-        );
-        assert!(
-            check_versions("18.0.0", "")
-                .unwrap_err()
-                .message
-                .contains("did not report")
-        );
-        assert_eq!(
-            check_versions("18.0.0", "x.y").unwrap_err().message,
-            "failed to parse Teleport version: \"x.y\""
-        );
+        assert!(e.contains("16.4.0") && e.contains("18.0.0") && e.contains("17.0.0"), "{e}");
+        assert!(check_versions("18.0.0", "").unwrap_err().message.contains("did not report"));
+        assert_eq!(check_versions("18.0.0", "x.y").unwrap_err().message, "failed to parse Teleport version: \"x.y\"");
     }
 }

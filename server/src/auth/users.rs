@@ -51,9 +51,7 @@ pub async fn verify_password(password: &str, hash: Option<String>) -> bool {
     let known = hash.is_some();
     let hash = hash.unwrap_or_else(|| DUMMY.to_string());
     let ok = tokio::task::spawn_blocking(move || match PasswordHash::new(&hash) {
-        Ok(h) => argon2::Argon2::default()
-            .verify_password(pw.as_bytes(), &h)
-            .is_ok(),
+        Ok(h) => argon2::Argon2::default().verify_password(pw.as_bytes(), &h).is_ok(),
         Err(_) => false,
     })
     .await
@@ -64,14 +62,10 @@ pub async fn verify_password(password: &str, hash: Option<String>) -> bool {
 fn check_password(password: &str) -> Result<()> {
     let n = password.chars().count();
     if n < MIN_PASSWORD {
-        return Err(Error::bad_parameter(format!(
-            "password must be at least {MIN_PASSWORD} characters long"
-        )));
+        return Err(Error::bad_parameter(format!("password must be at least {MIN_PASSWORD} characters long")));
     }
     if password.len() > MAX_PASSWORD {
-        return Err(Error::bad_parameter(format!(
-            "password must be at most {MAX_PASSWORD} bytes long"
-        )));
+        return Err(Error::bad_parameter(format!("password must be at most {MAX_PASSWORD} bytes long")));
     }
     Ok(())
 }
@@ -79,9 +73,7 @@ fn check_password(password: &str) -> Result<()> {
 impl AuthServer {
     async fn check_roles_exist(&self, roles: &[String]) -> Result<()> {
         if roles.is_empty() {
-            return Err(Error::bad_parameter(
-                "a user needs at least one role, for example --roles=access",
-            ));
+            return Err(Error::bad_parameter("a user needs at least one role, for example --roles=access"));
         }
         for r in roles {
             self.services.role(r).await?;
@@ -92,19 +84,9 @@ impl AuthServer {
     async fn new_user_token(&self, kind: &str, user: &str) -> Result<(String, Op)> {
         let token = shared::certs::random_hex(16);
         let expires = (self.clock.now() + INVITE_TTL).unix_timestamp();
-        let rec = UserToken {
-            kind: kind.into(),
-            user: user.into(),
-        };
+        let rec = UserToken { kind: kind.into(), user: user.into() };
         let value = crate::services::encode(&rec)?;
-        Ok((
-            token.clone(),
-            Op::Create {
-                key: format!("{}{token}", keys::USER_TOKENS),
-                value,
-                expires: Some(expires),
-            },
-        ))
+        Ok((token.clone(), Op::Create { key: format!("{}{token}", keys::USER_TOKENS), value, expires: Some(expires) }))
     }
 
     fn link(&self, kind: &str, token: &str) -> String {
@@ -113,84 +95,39 @@ impl AuthServer {
     }
 
     /// `tctl users add`: creates the user and a one-time invite link.
-    pub async fn add_user(
-        &self,
-        name: &str,
-        roles: Vec<String>,
-        logins: Vec<String>,
-        actor: &str,
-    ) -> Result<InviteResponse> {
+    pub async fn add_user(&self, name: &str, roles: Vec<String>, logins: Vec<String>, actor: &str) -> Result<InviteResponse> {
         let mut user = User::new(name, roles, logins);
-        user.spec.created_by = Some(CreatedBy {
-            time: self.clock.now(),
-            user: CreatedByUser { name: actor.into() },
-        });
+        user.spec.created_by = Some(CreatedBy { time: self.clock.now(), user: CreatedByUser { name: actor.into() } });
         user.check_and_set_defaults()?;
         self.check_roles_exist(&user.spec.roles).await?;
         let (token, token_op) = self.new_user_token("invite", name).await?;
         let key = format!("{}{name}", keys::USERS);
-        self.services
-            .apply(vec![self.services.create_op(&key, &user)?, token_op])
-            .await
-            .map_err(|e| {
-                if e.is(shared::Kind::AlreadyExists) {
-                    Error::already_exists(format!("user {name:?} already exists"))
-                } else {
-                    e
-                }
-            })?;
-        self.audit
-            .emit(
-                audit_codes::USER_CREATE,
-                json!({"name": name, "user": actor, "roles": user.spec.roles}),
-            )
-            .await;
-        Ok(InviteResponse {
-            name: name.into(),
-            url: self.link("invite", &token),
-            ttl_seconds: INVITE_TTL.as_secs(),
-        })
+        self.services.apply(vec![self.services.create_op(&key, &user)?, token_op]).await.map_err(|e| {
+            if e.is(shared::Kind::AlreadyExists) { Error::already_exists(format!("user {name:?} already exists")) } else { e }
+        })?;
+        self.audit.emit(audit_codes::USER_CREATE, json!({"name": name, "user": actor, "roles": user.spec.roles})).await;
+        Ok(InviteResponse { name: name.into(), url: self.link("invite", &token), ttl_seconds: INVITE_TTL.as_secs() })
     }
 
     /// Creates or replaces a user from a resource (`tctl create user.yaml`).
-    pub async fn upsert_user(
-        &self,
-        mut user: User,
-        force: bool,
-        expected: Option<i64>,
-        actor: &str,
-    ) -> Result<bool> {
+    pub async fn upsert_user(&self, mut user: User, force: bool, expected: Option<i64>, actor: &str) -> Result<bool> {
         user.check_and_set_defaults()?;
         self.check_roles_exist(&user.spec.roles).await?;
         let key = format!("{}{}", keys::USERS, user.metadata.name);
         let existing = self.services.get::<User>(&key).await?;
         if user.spec.created_by.is_none() {
-            user.spec.created_by = existing
-                .as_ref()
-                .and_then(|e| e.value.spec.created_by.clone());
+            user.spec.created_by = existing.as_ref().and_then(|e| e.value.spec.created_by.clone());
         }
         let op = match (&existing, expected) {
             (_, Some(rev)) => self.services.cas_op(&key, &user, rev)?,
             (Some(_), None) if !force => {
-                return Err(Error::already_exists(format!(
-                    "user {:?} already exists",
-                    user.metadata.name
-                )));
+                return Err(Error::already_exists(format!("user {:?} already exists", user.metadata.name)));
             }
             _ => self.services.put_op(&key, &user)?,
         };
         self.services.apply(vec![op]).await.map_err(edit_conflict)?;
-        let code = if existing.is_some() {
-            audit_codes::USER_UPDATE
-        } else {
-            audit_codes::USER_CREATE
-        };
-        self.audit
-            .emit(
-                code,
-                json!({"name": user.metadata.name, "user": actor, "roles": user.spec.roles}),
-            )
-            .await;
+        let code = if existing.is_some() { audit_codes::USER_UPDATE } else { audit_codes::USER_CREATE };
+        self.audit.emit(code, json!({"name": user.metadata.name, "user": actor, "roles": user.spec.roles})).await;
         Ok(existing.is_none())
     }
 
@@ -203,9 +140,7 @@ impl AuthServer {
         actor: &str,
     ) -> Result<()> {
         if set_roles.is_none() && set_logins.is_none() {
-            return Err(Error::bad_parameter(
-                "nothing to update: use --set-roles or --set-logins",
-            ));
+            return Err(Error::bad_parameter("nothing to update: use --set-roles or --set-logins"));
         }
         for attempt in 0..5 {
             let current = self.services.user(name).await?;
@@ -223,27 +158,16 @@ impl AuthServer {
             user.check_and_set_defaults()?;
             self.check_roles_exist(&user.spec.roles).await?;
             let key = format!("{}{name}", keys::USERS);
-            match self
-                .services
-                .apply(vec![self.services.cas_op(&key, &user, current.revision)?])
-                .await
-            {
+            match self.services.apply(vec![self.services.cas_op(&key, &user, current.revision)?]).await {
                 Ok(_) => {
-                    self.audit
-                        .emit(
-                            audit_codes::USER_UPDATE,
-                            json!({"name": name, "user": actor, "roles": user.spec.roles}),
-                        )
-                        .await;
+                    self.audit.emit(audit_codes::USER_UPDATE, json!({"name": name, "user": actor, "roles": user.spec.roles})).await;
                     return Ok(());
                 }
                 Err(e) if e.is(shared::Kind::CompareFailed) && attempt < 4 => continue,
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::compare_failed(format!(
-            "user {name:?} is being changed by someone else, try again"
-        )))
+        Err(Error::compare_failed(format!("user {name:?} is being changed by someone else, try again")))
     }
 
     /// `tctl users rm`.
@@ -251,20 +175,11 @@ impl AuthServer {
         self.services.user(name).await?;
         self.services
             .apply(vec![
-                Op::Delete {
-                    key: format!("{}{name}", keys::USERS),
-                },
-                Op::DeleteIfExists {
-                    key: format!("{}{name}", keys::PASSWORDS),
-                },
+                Op::Delete { key: format!("{}{name}", keys::USERS) },
+                Op::DeleteIfExists { key: format!("{}{name}", keys::PASSWORDS) },
             ])
             .await?;
-        self.audit
-            .emit(
-                audit_codes::USER_DELETE,
-                json!({"name": name, "user": actor}),
-            )
-            .await;
+        self.audit.emit(audit_codes::USER_DELETE, json!({"name": name, "user": actor})).await;
         Ok(())
     }
 
@@ -272,32 +187,14 @@ impl AuthServer {
     pub async fn reset_user(&self, name: &str) -> Result<InviteResponse> {
         self.services.user(name).await?;
         let (token, op) = self.new_user_token("reset", name).await?;
-        self.services
-            .apply(vec![
-                op,
-                Op::DeleteIfExists {
-                    key: format!("{}{name}", keys::PASSWORDS),
-                },
-            ])
-            .await?;
-        Ok(InviteResponse {
-            name: name.into(),
-            url: self.link("reset", &token),
-            ttl_seconds: INVITE_TTL.as_secs(),
-        })
+        self.services.apply(vec![op, Op::DeleteIfExists { key: format!("{}{name}", keys::PASSWORDS) }]).await?;
+        Ok(InviteResponse { name: name.into(), url: self.link("reset", &token), ttl_seconds: INVITE_TTL.as_secs() })
     }
 
     /// Sets a password with an invite or reset token; the token is consumed.
     pub async fn set_password_with_token(&self, token: &str, password: &str) -> Result<String> {
-        let gone = || {
-            Error::not_found(
-                "this invite or reset link has expired or was already used; ask an administrator for a new one",
-            )
-        };
-        if token.is_empty()
-            || token.len() > 128
-            || !token.bytes().all(|b| b.is_ascii_alphanumeric())
-        {
+        let gone = || Error::not_found("this invite or reset link has expired or was already used; ask an administrator for a new one");
+        if token.is_empty() || token.len() > 128 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(gone());
         }
         check_password(password)?;
@@ -308,33 +205,14 @@ impl AuthServer {
         // Consuming the token and storing the password is one transaction: a token works once.
         self.services
             .apply(vec![
-                Op::CompareAndSwap {
-                    key: key.clone(),
-                    value: item.value.clone(),
-                    expires: item.expires,
-                    expected: item.revision,
-                },
+                Op::CompareAndSwap { key: key.clone(), value: item.value.clone(), expires: item.expires, expected: item.revision },
                 Op::Delete { key },
-                Op::Exists {
-                    key: format!("{}{}", keys::USERS, rec.user),
-                },
-                Op::Put {
-                    key: format!("{}{}", keys::PASSWORDS, rec.user),
-                    value: hash.into_bytes(),
-                    expires: None,
-                },
+                Op::Exists { key: format!("{}{}", keys::USERS, rec.user) },
+                Op::Put { key: format!("{}{}", keys::PASSWORDS, rec.user), value: hash.into_bytes(), expires: None },
             ])
             .await
-            .map_err(|e| {
-                if e.is(shared::Kind::CompareFailed) || e.is(shared::Kind::NotFound) {
-                    gone()
-                } else {
-                    e
-                }
-            })?;
-        self.audit
-            .emit(audit_codes::USER_PASSWORD, json!({"user": rec.user}))
-            .await;
+            .map_err(|e| if e.is(shared::Kind::CompareFailed) || e.is(shared::Kind::NotFound) { gone() } else { e })?;
+        self.audit.emit(audit_codes::USER_PASSWORD, json!({"user": rec.user})).await;
         Ok(rec.user)
     }
 }

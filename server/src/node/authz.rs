@@ -59,12 +59,8 @@ pub fn authorize(
     cert: &Certificate,
     now: OffsetDateTime,
 ) -> Result<Allowed, Denied> {
-    let mut denied = Denied {
-        reason: String::new(),
-        username: cert.key_id().to_string(),
-        origin_cluster: String::new(),
-        cert_roles: vec![],
-    };
+    let mut denied =
+        Denied { reason: String::new(), username: cert.key_id().to_string(), origin_cluster: String::new(), cert_roles: vec![] };
     let deny = |mut d: Denied, reason: String| {
         d.reason = reason;
         Err(d)
@@ -84,12 +80,7 @@ pub fn authorize(
     let idx = match certs::check_ssh_cert(cert, &cas, CertType::User, Some(login), now) {
         Ok(i) => i,
         Err(SshCertRejection::Principal(p)) => {
-            return deny(
-                denied,
-                format!(
-                    "the certificate does not allow login {p:?}; add it to the user's logins on their cluster"
-                ),
-            );
+            return deny(denied, format!("the certificate does not allow login {p:?}; add it to the user's logins on their cluster"));
         }
         Err(r) => return deny(denied, r.to_string()),
     };
@@ -106,11 +97,8 @@ pub fn authorize(
         let mapped = match shared::rolemap::map_roles(&ca.role_map, &id.roles) {
             Ok(m) => m,
             Err(e) => {
-                let reason = format!(
-                    "failed to map roles for user with remote roles {}: {}",
-                    shared::rolemap::go_list(&id.roles),
-                    e.message
-                );
+                let reason =
+                    format!("failed to map roles for user with remote roles {}: {}", shared::rolemap::go_list(&id.roles), e.message);
                 return deny(denied, reason);
             }
         };
@@ -130,13 +118,7 @@ pub fn authorize(
         match bundle.roles.iter().find(|r| &r.metadata.name == name) {
             Some(r) => roles.push(r.clone()),
             None => {
-                return deny(
-                    denied,
-                    format!(
-                        "role {name:?} is not found in cluster {:?}",
-                        bundle.cluster_name
-                    ),
-                );
+                return deny(denied, format!("role {name:?} is not found in cluster {:?}", bundle.cluster_name));
             }
         }
     }
@@ -205,27 +187,15 @@ mod tests {
                     ssh_public_keys: vec![authorized_key(leaf_ca.public_key())],
                     role_map: vec![],
                 },
-                TrustedUserCa {
-                    cluster_name: "root".into(),
-                    ssh_public_keys: vec![authorized_key(root_ca.public_key())],
-                    role_map,
-                },
+                TrustedUserCa { cluster_name: "root".into(), ssh_public_keys: vec![authorized_key(root_ca.public_key())], role_map },
             ],
             roles: vec![
                 role("visitor", &["visitor"], wildcard()),
-                role(
-                    "stage-access",
-                    &["{{internal.logins}}"],
-                    one_label("env", "stage"),
-                ),
+                role("stage-access", &["{{internal.logins}}"], one_label("env", "stage")),
                 role("access", &["root", "visitor"], wildcard()),
             ],
         };
-        World {
-            leaf_ca,
-            root_ca,
-            bundle,
-        }
+        World { leaf_ca, root_ca, bundle }
     }
 
     fn cert(ca: &PrivateKey, user: &str, roles: &[&str], logins: &[&str], ttl: i64) -> Certificate {
@@ -247,21 +217,14 @@ mod tests {
                 principals: id.logins.clone(),
                 extensions: user_ssh_extensions(&id, true, false),
                 not_before: now - Duration::from_secs(60),
-                not_after: if ttl >= 0 {
-                    now + Duration::from_secs(ttl as u64)
-                } else {
-                    now - Duration::from_secs(1)
-                },
+                not_after: if ttl >= 0 { now + Duration::from_secs(ttl as u64) } else { now - Duration::from_secs(1) },
             },
         )
         .unwrap()
     }
 
     fn labels(pairs: &[(&str, &str)]) -> LabelMap {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn now() -> OffsetDateTime {
@@ -270,10 +233,7 @@ mod tests {
 
     #[test]
     fn root_user_gets_mapped_roles_not_root_roles() {
-        let w = world(vec![RoleMapping {
-            remote: "access".into(),
-            local: vec!["visitor".into()],
-        }]);
+        let w = world(vec![RoleMapping { remote: "access".into(), local: vec!["visitor".into()] }]);
         let c = cert(&w.root_ca, "alice", &["access"], &["root", "visitor"], 600);
         let ok = authorize(&w.bundle, &labels(&[]), "visitor", &c, now()).unwrap();
         assert_eq!(ok.roles, vec!["visitor"]);
@@ -282,19 +242,12 @@ mod tests {
         // "root" is among the principals, and the leaf has an "access" role allowing root, but
         // the user is mapped to "visitor" only.
         let e = authorize(&w.bundle, &labels(&[]), "root", &c, now()).unwrap_err();
-        assert!(
-            e.reason.contains("is not authorized to login as root@leaf"),
-            "{}",
-            e.reason
-        );
+        assert!(e.reason.contains("is not authorized to login as root@leaf"), "{}", e.reason);
     }
 
     #[test]
     fn unmapped_root_roles_are_denied_with_the_reason() {
-        let w = world(vec![RoleMapping {
-            remote: "access".into(),
-            local: vec!["visitor".into()],
-        }]);
+        let w = world(vec![RoleMapping { remote: "access".into(), local: vec!["visitor".into()] }]);
         let c = cert(&w.root_ca, "bob", &["dev"], &["visitor"], 600);
         let e = authorize(&w.bundle, &labels(&[]), "visitor", &c, now()).unwrap_err();
         assert_eq!(e.reason, "no roles mapped for user with remote roles [dev]");
@@ -304,21 +257,9 @@ mod tests {
 
     #[test]
     fn traits_from_principals_drive_templates() {
-        let w = world(vec![RoleMapping {
-            remote: "full-access".into(),
-            local: vec!["stage-access".into()],
-        }]);
+        let w = world(vec![RoleMapping { remote: "full-access".into(), local: vec!["stage-access".into()] }]);
         let c = cert(&w.root_ca, "alice", &["full-access"], &["visitor"], 600);
-        assert!(
-            authorize(
-                &w.bundle,
-                &labels(&[("env", "stage")]),
-                "visitor",
-                &c,
-                now()
-            )
-            .is_ok()
-        );
+        assert!(authorize(&w.bundle, &labels(&[("env", "stage")]), "visitor", &c, now()).is_ok());
         assert!(authorize(&w.bundle, &labels(&[("env", "prod")]), "visitor", &c, now()).is_err());
     }
 
@@ -333,52 +274,21 @@ mod tests {
 
     #[test]
     fn refusals() {
-        let w = world(vec![RoleMapping {
-            remote: "*".into(),
-            local: vec!["visitor".into()],
-        }]);
+        let w = world(vec![RoleMapping { remote: "*".into(), local: vec!["visitor".into()] }]);
         let foreign = new_ssh_key().unwrap();
         let c = cert(&foreign, "eve", &["access"], &["visitor"], 600);
-        assert_eq!(
-            authorize(&w.bundle, &labels(&[]), "visitor", &c, now())
-                .unwrap_err()
-                .reason,
-            "the certificate signed by untrusted CA"
-        );
+        assert_eq!(authorize(&w.bundle, &labels(&[]), "visitor", &c, now()).unwrap_err().reason, "the certificate signed by untrusted CA");
         let c = cert(&w.root_ca, "alice", &["access"], &["visitor"], -1);
-        assert!(
-            authorize(&w.bundle, &labels(&[]), "visitor", &c, now())
-                .unwrap_err()
-                .reason
-                .contains("expired")
-        );
+        assert!(authorize(&w.bundle, &labels(&[]), "visitor", &c, now()).unwrap_err().reason.contains("expired"));
         let c = cert(&w.root_ca, "alice", &["access"], &["visitor"], 600);
-        assert!(
-            authorize(&w.bundle, &labels(&[]), "root", &c, now())
-                .unwrap_err()
-                .reason
-                .contains("does not allow login \"root\"")
-        );
+        assert!(authorize(&w.bundle, &labels(&[]), "root", &c, now()).unwrap_err().reason.contains("does not allow login \"root\""));
         // Trust disabled: the root CA is no longer in the bundle.
         let mut b = w.bundle.clone();
         b.user_cas.retain(|c| c.cluster_name != "root");
-        assert_eq!(
-            authorize(&b, &labels(&[]), "visitor", &c, now())
-                .unwrap_err()
-                .reason,
-            "the certificate signed by untrusted CA"
-        );
+        assert_eq!(authorize(&b, &labels(&[]), "visitor", &c, now()).unwrap_err().reason, "the certificate signed by untrusted CA");
         // A mapped role that does not exist here.
-        let w2 = world(vec![RoleMapping {
-            remote: "*".into(),
-            local: vec!["ghost".into()],
-        }]);
+        let w2 = world(vec![RoleMapping { remote: "*".into(), local: vec!["ghost".into()] }]);
         let c = cert(&w2.root_ca, "alice", &["access"], &["visitor"], 600);
-        assert!(
-            authorize(&w2.bundle, &labels(&[]), "visitor", &c, now())
-                .unwrap_err()
-                .reason
-                .contains("role \"ghost\" is not found")
-        );
+        assert!(authorize(&w2.bundle, &labels(&[]), "visitor", &c, now()).unwrap_err().reason.contains("role \"ghost\" is not found"));
     }
 }

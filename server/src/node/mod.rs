@@ -71,27 +71,13 @@ pub struct RemoteAccess {
 
 impl NodeAccessPoint for RemoteAccess {
     fn authz_bundle(&self, after: u64) -> BoxFuture<'_, Result<NodeAuthzBundle>> {
-        Box::pin(async move {
-            self.poll_client
-                .get(&format!("{}?after={after}", path::NODE_AUTHZ))
-                .await
-        })
+        Box::pin(async move { self.poll_client.get(&format!("{}?after={after}", path::NODE_AUTHZ)).await })
     }
     fn heartbeat(&self, node: Node) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move {
-            self.client
-                .post::<_, serde_json::Value>(path::NODE_HEARTBEAT, &node)
-                .await
-                .map(|_| ())
-        })
+        Box::pin(async move { self.client.post::<_, serde_json::Value>(path::NODE_HEARTBEAT, &node).await.map(|_| ()) })
     }
     fn emit(&self, event: AuditEvent) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move {
-            self.client
-                .post::<_, serde_json::Value>(path::EVENTS, &vec![event])
-                .await
-                .map(|_| ())
-        })
+        Box::pin(async move { self.client.post::<_, serde_json::Value>(path::EVENTS, &vec![event]).await.map(|_| ()) })
     }
 }
 
@@ -129,33 +115,16 @@ pub struct NodeService {
 
 impl NodeService {
     /// Builds a node.
-    pub fn new(
-        cfg: NodeConfig,
-        creds: Arc<HostCreds>,
-        access: Arc<dyn NodeAccessPoint>,
-        clock: SharedClock,
-    ) -> Arc<NodeService> {
+    pub fn new(cfg: NodeConfig, creds: Arc<HostCreds>, access: Arc<dyn NodeAccessPoint>, clock: SharedClock) -> Arc<NodeService> {
         let (bundle_tx, bundle) = watch::channel(None);
         let ssh_config = crate::ssh::server_config(creds.key.clone(), creds.cert.clone(), None);
-        Arc::new(NodeService {
-            cfg,
-            access,
-            bundle,
-            bundle_tx,
-            ssh_config,
-            clock,
-        })
+        Arc::new(NodeService { cfg, access, bundle, bundle_tx, ssh_config, clock })
     }
 
     /// The node record it heartbeats.
     pub fn record(&self) -> Node {
-        let mut n = Node::new(
-            &self.cfg.host_id,
-            &self.cfg.nodename,
-            &self.cfg.advertise_addr,
-            self.cfg.use_tunnel,
-            self.cfg.labels.clone(),
-        );
+        let mut n =
+            Node::new(&self.cfg.host_id, &self.cfg.nodename, &self.cfg.advertise_addr, self.cfg.use_tunnel, self.cfg.labels.clone());
         n.metadata.expires = Some(self.clock.now() + self.cfg.heartbeat_interval * 3);
         n
     }
@@ -229,11 +198,7 @@ impl NodeService {
     }
 
     /// Serves SSH connections on a listener.
-    pub async fn run_listener(
-        self: Arc<Self>,
-        listener: tokio::net::TcpListener,
-        mut shutdown: Shutdown,
-    ) {
+    pub async fn run_listener(self: Arc<Self>, listener: tokio::net::TcpListener, mut shutdown: Shutdown) {
         loop {
             tokio::select! {
                 _ = shutdown.wait() => return,
@@ -273,11 +238,7 @@ impl NodeService {
 pub struct NodeTunnelService(pub Arc<NodeService>);
 
 impl crate::tunnel::agent::TunnelService for NodeTunnelService {
-    fn serve(
-        &self,
-        target: String,
-        mut stream: russh::ChannelStream<russh::client::Msg>,
-    ) -> BoxFuture<'static, ()> {
+    fn serve(&self, target: String, mut stream: russh::ChannelStream<russh::client::Msg>) -> BoxFuture<'static, ()> {
         let node = self.0.clone();
         Box::pin(async move {
             if target != crate::tunnel::TARGET_SSH {

@@ -38,13 +38,7 @@ pub struct NodeConn {
 impl NodeConn {
     /// A new connection.
     pub fn new(node: Arc<NodeService>, peer: Option<SocketAddr>) -> NodeConn {
-        NodeConn {
-            node,
-            peer,
-            login: String::new(),
-            allowed: None,
-            channels: HashMap::new(),
-        }
+        NodeConn { node, peer, login: String::new(), allowed: None, channels: HashMap::new() }
     }
 
     fn event(&self, code: (&str, &str), extra: Value) -> shared::api::AuditEvent {
@@ -54,10 +48,7 @@ impl NodeConn {
         m.insert("server_id".into(), json!(self.node.cfg.host_id));
         m.insert("server_hostname".into(), json!(self.node.cfg.nodename));
         m.insert("login".into(), json!(self.login));
-        m.insert(
-            "addr.remote".into(),
-            json!(self.peer.map(|p| p.to_string())),
-        );
+        m.insert("addr.remote".into(), json!(self.peer.map(|p| p.to_string())));
         if let Some(a) = &self.allowed {
             m.insert("user".into(), json!(a.username));
             m.insert("origin_cluster".into(), json!(a.origin_cluster));
@@ -79,12 +70,7 @@ impl NodeConn {
         });
     }
 
-    fn start(
-        &mut self,
-        id: ChannelId,
-        command: Option<String>,
-        session: &mut Session,
-    ) -> anyhow::Result<()> {
+    fn start(&mut self, id: ChannelId, command: Option<String>, session: &mut Session) -> anyhow::Result<()> {
         let Some(state) = self.channels.get_mut(&id) else {
             session.channel_failure(id)?;
             return Ok(());
@@ -97,13 +83,8 @@ impl NodeConn {
             session.channel_failure(id)?;
             return Ok(());
         };
-        let mut session_env = vec![
-            ("TELEPORT_USER".to_string(), allowed.username.clone()),
-            (
-                "TELEPORT_CLUSTER".to_string(),
-                allowed.origin_cluster.clone(),
-            ),
-        ];
+        let mut session_env =
+            vec![("TELEPORT_USER".to_string(), allowed.username.clone()), ("TELEPORT_CLUSTER".to_string(), allowed.origin_cluster.clone())];
         if let Some(p) = self.peer {
             session_env.push(("SSH_CLIENT".into(), format!("{} {} 0", p.ip(), p.port())));
         }
@@ -128,16 +109,16 @@ impl NodeConn {
         session.channel_success(id)?;
         let session_id = uuid::Uuid::new_v4().to_string();
         let interactive = command.is_none();
-        self.emit(self.event(codes::SESSION_START, json!({"sid": session_id, "interactive": interactive, "command": command, "pty": spec.pty.is_some()})));
+        self.emit(self.event(
+            codes::SESSION_START,
+            json!({"sid": session_id, "interactive": interactive, "command": command, "pty": spec.pty.is_some()}),
+        ));
         let master = spawned.pty.map(Arc::new);
         if let Some(st) = self.channels.get_mut(&id) {
             st.master = master.clone();
         }
         let handle = session.handle();
-        let end_event = self.event(
-            codes::SESSION_END,
-            json!({"sid": session_id, "command": command}),
-        );
+        let end_event = self.event(codes::SESSION_END, json!({"sid": session_id, "command": command}));
         let access = self.node.access.clone();
         tokio::spawn(async move {
             let code = run_session(handle, channel, spawned.child, master).await;
@@ -167,11 +148,7 @@ async fn run_session(
     let output = match master {
         Some(master) => {
             // PTY: one fd for both directions (blocking reads run on the blocking pool).
-            let dup = |m: &OwnedFd| {
-                m.try_clone()
-                    .ok()
-                    .map(|fd| tokio::fs::File::from_std(std::fs::File::from(fd)))
-            };
+            let dup = |m: &OwnedFd| m.try_clone().ok().map(|fd| tokio::fs::File::from_std(std::fs::File::from(fd)));
             let (Some(mut pty_in), Some(mut pty_out)) = (dup(&master), dup(&master)) else {
                 let _ = child.kill().await;
                 return 255;
@@ -179,10 +156,7 @@ async fn run_session(
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 8192];
                 while let Ok(n) = rd.read(&mut buf).await {
-                    if n == 0
-                        || pty_in.write_all(&buf[..n]).await.is_err()
-                        || pty_in.flush().await.is_err()
-                    {
+                    if n == 0 || pty_in.write_all(&buf[..n]).await.is_err() || pty_in.flush().await.is_err() {
                         break;
                     }
                 }
@@ -200,8 +174,7 @@ async fn run_session(
             })
         }
         None => {
-            let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =
-                (child.stdin.take(), child.stdout.take(), child.stderr.take())
+            let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
             else {
                 let _ = child.kill().await;
                 return 255;
@@ -214,12 +187,7 @@ async fn run_session(
             let err_task = tokio::spawn(async move {
                 let mut buf = vec![0u8; 32 * 1024];
                 while let Ok(n) = stderr.read(&mut buf).await {
-                    if n == 0
-                        || err_handle
-                            .extended_data(id, 1, buf[..n].to_vec())
-                            .await
-                            .is_err()
-                    {
+                    if n == 0 || err_handle.extended_data(id, 1, buf[..n].to_vec()).await.is_err() {
                         break;
                     }
                 }
@@ -243,9 +211,7 @@ async fn run_session(
         }),
         Err(_) => 255,
     };
-    let _ = handle
-        .exit_status_request(id, u32::try_from(code).unwrap_or(255))
-        .await;
+    let _ = handle.exit_status_request(id, u32::try_from(code).unwrap_or(255)).await;
     let _ = handle.eof(id).await;
     let _ = handle.close(id).await;
     code
@@ -254,34 +220,21 @@ async fn run_session(
 impl russh::server::Handler for NodeConn {
     type Error = anyhow::Error;
 
-    async fn auth_publickey(
-        &mut self,
-        user: &str,
-        _key: russh::server::VerifiedPublicKey<'_>,
-    ) -> Result<Auth, Self::Error> {
+    async fn auth_publickey(&mut self, user: &str, _key: russh::server::VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
         self.login = user.to_string();
-        let ev = self.event(codes::AUTH_FAILURE, json!({"success": false, "error": "only certificates are accepted; sign in with tsh login"}));
+        let ev =
+            self.event(codes::AUTH_FAILURE, json!({"success": false, "error": "only certificates are accepted; sign in with tsh login"}));
         self.emit(ev);
         Ok(Auth::reject())
     }
 
-    async fn auth_openssh_certificate(
-        &mut self,
-        user: &str,
-        cert: &Certificate,
-    ) -> Result<Auth, Self::Error> {
+    async fn auth_openssh_certificate(&mut self, user: &str, cert: &Certificate) -> Result<Auth, Self::Error> {
         self.login = user.to_string();
         let Some(bundle) = self.node.current_bundle().await else {
             tracing::warn!("refusing login: roles and certificate authorities not loaded yet");
             return Ok(Auth::reject());
         };
-        match authorize(
-            &bundle,
-            &self.node.cfg.labels,
-            user,
-            cert,
-            self.node.clock.now(),
-        ) {
+        match authorize(&bundle, &self.node.cfg.labels, user, cert, self.node.clock.now()) {
             Ok(allowed) => {
                 tracing::info!(user = %allowed.username, login = user, origin = %allowed.origin_cluster, roles = ?allowed.roles, "login allowed");
                 self.allowed = Some(allowed);
@@ -306,18 +259,10 @@ impl russh::server::Handler for NodeConn {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         if self.allowed.is_none() || self.channels.len() >= 32 {
-            reply
-                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
-                .await;
+            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         }
-        self.channels.insert(
-            channel.id(),
-            ChannelState {
-                channel: Some(channel),
-                ..Default::default()
-            },
-        );
+        self.channels.insert(channel.id(), ChannelState { channel: Some(channel), ..Default::default() });
         reply.accept().await;
         Ok(())
     }
@@ -336,16 +281,8 @@ impl russh::server::Handler for NodeConn {
     ) -> Result<(), Self::Error> {
         match self.channels.get_mut(&id) {
             Some(st) if st.channel.is_some() => {
-                let term: String = term
-                    .chars()
-                    .filter(|c| c.is_ascii_graphic())
-                    .take(64)
-                    .collect();
-                st.pty = Some(PtySpec {
-                    term,
-                    cols: u16::try_from(cols).unwrap_or(80),
-                    rows: u16::try_from(rows).unwrap_or(24),
-                });
+                let term: String = term.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
+                st.pty = Some(PtySpec { term, cols: u16::try_from(cols).unwrap_or(80), rows: u16::try_from(rows).unwrap_or(24) });
                 session.channel_success(id)?;
             }
             _ => session.channel_failure(id)?,
@@ -353,13 +290,7 @@ impl russh::server::Handler for NodeConn {
         Ok(())
     }
 
-    async fn env_request(
-        &mut self,
-        id: ChannelId,
-        name: &str,
-        value: &str,
-        session: &mut Session,
-    ) -> Result<(), Self::Error> {
+    async fn env_request(&mut self, id: ChannelId, name: &str, value: &str, session: &mut Session) -> Result<(), Self::Error> {
         match self.channels.get_mut(&id) {
             Some(st) if accept_env(name) && value.len() < 4096 && st.env.len() < 64 => {
                 st.env.push((name.to_string(), value.to_string()));
@@ -370,20 +301,11 @@ impl russh::server::Handler for NodeConn {
         Ok(())
     }
 
-    async fn shell_request(
-        &mut self,
-        id: ChannelId,
-        session: &mut Session,
-    ) -> Result<(), Self::Error> {
+    async fn shell_request(&mut self, id: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
         self.start(id, None, session)
     }
 
-    async fn exec_request(
-        &mut self,
-        id: ChannelId,
-        data: &[u8],
-        session: &mut Session,
-    ) -> Result<(), Self::Error> {
+    async fn exec_request(&mut self, id: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
         let command = String::from_utf8_lossy(data).into_owned();
         self.start(id, Some(command), session)
     }
@@ -398,30 +320,17 @@ impl russh::server::Handler for NodeConn {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         if let Some(master) = self.channels.get(&id).and_then(|s| s.master.as_ref()) {
-            resize(
-                master,
-                u16::try_from(cols).unwrap_or(80),
-                u16::try_from(rows).unwrap_or(24),
-            );
+            resize(master, u16::try_from(cols).unwrap_or(80), u16::try_from(rows).unwrap_or(24));
         }
         Ok(())
     }
 
-    async fn subsystem_request(
-        &mut self,
-        id: ChannelId,
-        _name: &str,
-        session: &mut Session,
-    ) -> Result<(), Self::Error> {
+    async fn subsystem_request(&mut self, id: ChannelId, _name: &str, session: &mut Session) -> Result<(), Self::Error> {
         session.channel_failure(id)?;
         Ok(())
     }
 
-    async fn channel_close(
-        &mut self,
-        id: ChannelId,
-        _session: &mut Session,
-    ) -> Result<(), Self::Error> {
+    async fn channel_close(&mut self, id: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
         self.channels.remove(&id);
         Ok(())
     }

@@ -52,9 +52,7 @@ pub struct Spawned {
 pub fn lookup(login: &str) -> Result<User> {
     match User::from_name(login) {
         Ok(Some(u)) => Ok(u),
-        Ok(None) => Err(Error::not_found(format!(
-            "user {login:?} does not exist on this node"
-        ))),
+        Ok(None) => Err(Error::not_found(format!("user {login:?} does not exist on this node"))),
         Err(e) => Err(Error::internal(format!("looking up user {login:?}: {e}"))),
     }
 }
@@ -65,11 +63,7 @@ pub fn check_can_switch(login: &str) -> Result<()> {
     if me.is_root() {
         return Ok(());
     }
-    let own = User::from_uid(me)
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_default();
+    let own = User::from_uid(me).ok().flatten().map(|u| u.name).unwrap_or_default();
     if own == login {
         Ok(())
     } else {
@@ -81,20 +75,11 @@ pub fn check_can_switch(login: &str) -> Result<()> {
 
 /// Sets the PTY window size.
 pub fn resize(pty: &OwnedFd, cols: u16, rows: u16) {
-    let ws = nix::pty::Winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
+    let ws = nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
     // SAFETY: TIOCSWINSZ reads a `winsize` struct from a valid pointer; the fd is an open PTY
     // master owned by the caller.
     unsafe {
-        libc::ioctl(
-            pty.as_raw_fd(),
-            libc::TIOCSWINSZ,
-            &ws as *const nix::pty::Winsize,
-        );
+        libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &ws as *const nix::pty::Winsize);
     }
 }
 
@@ -104,26 +89,15 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 pub fn spawn(spec: &SpawnSpec) -> Result<Spawned> {
     check_can_switch(&spec.login)?;
     let user = lookup(&spec.login)?;
-    let shell = if user.shell.as_os_str().is_empty() {
-        PathBuf::from("/bin/sh")
-    } else {
-        user.shell.clone()
-    };
-    let home = if user.dir.is_dir() {
-        user.dir.clone()
-    } else {
-        PathBuf::from("/")
-    };
+    let shell = if user.shell.as_os_str().is_empty() { PathBuf::from("/bin/sh") } else { user.shell.clone() };
+    let home = if user.dir.is_dir() { user.dir.clone() } else { PathBuf::from("/") };
     let mut cmd = tokio::process::Command::new(&shell);
     match &spec.command {
         Some(c) => {
             cmd.arg("-c").arg(c);
         }
         None => {
-            let base = shell
-                .file_name()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "sh".into());
+            let base = shell.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "sh".into());
             cmd.arg0(format!("-{base}"));
         }
     }
@@ -141,43 +115,22 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned> {
 
     let pty = match &spec.pty {
         Some(p) => {
-            cmd.env(
-                "TERM",
-                if p.term.is_empty() {
-                    "xterm"
-                } else {
-                    p.term.as_str()
-                },
-            );
-            let ws = nix::pty::Winsize {
-                ws_row: p.rows.max(1),
-                ws_col: p.cols.max(1),
-                ws_xpixel: 0,
-                ws_ypixel: 0,
-            };
-            let pair = nix::pty::openpty(&ws, None)
-                .map_err(|e| Error::internal(format!("cannot allocate a PTY: {e}")))?;
+            cmd.env("TERM", if p.term.is_empty() { "xterm" } else { p.term.as_str() });
+            let ws = nix::pty::Winsize { ws_row: p.rows.max(1), ws_col: p.cols.max(1), ws_xpixel: 0, ws_ypixel: 0 };
+            let pair = nix::pty::openpty(&ws, None).map_err(|e| Error::internal(format!("cannot allocate a PTY: {e}")))?;
             let slave = pair.slave;
-            let dup = |f: &OwnedFd| {
-                f.try_clone()
-                    .map_err(|e| Error::internal(format!("PTY: {e}")))
-            };
-            cmd.stdin(Stdio::from(dup(&slave)?))
-                .stdout(Stdio::from(dup(&slave)?))
-                .stderr(Stdio::from(slave));
+            let dup = |f: &OwnedFd| f.try_clone().map_err(|e| Error::internal(format!("PTY: {e}")));
+            cmd.stdin(Stdio::from(dup(&slave)?)).stdout(Stdio::from(dup(&slave)?)).stderr(Stdio::from(slave));
             Some(pair.master)
         }
         None => {
-            cmd.stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
             None
         }
     };
 
     let switch = Uid::current().is_root();
-    let name =
-        CString::new(user.name.clone()).map_err(|_| Error::bad_parameter("invalid login name"))?;
+    let name = CString::new(user.name.clone()).map_err(|_| Error::bad_parameter("invalid login name"))?;
     let (uid, gid): (Uid, Gid) = (user.uid, user.gid);
     let with_tty = pty.is_some();
     // SAFETY: the closure runs in the child between fork and exec. It only calls
@@ -197,9 +150,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned> {
             Ok(())
         });
     }
-    let child = cmd
-        .spawn()
-        .map_err(|e| Error::internal(format!("cannot start {}: {e}", shell.display())))?;
+    let child = cmd.spawn().map_err(|e| Error::internal(format!("cannot start {}: {e}", shell.display())))?;
     Ok(Spawned { child, pty })
 }
 
@@ -214,11 +165,7 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     fn me() -> String {
-        User::from_uid(Uid::current())
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .unwrap_or_default()
+        User::from_uid(Uid::current()).ok().flatten().map(|u| u.name).unwrap_or_default()
     }
 
     #[tokio::test]
@@ -232,21 +179,9 @@ mod tests {
         };
         let mut s = spawn(&spec).unwrap();
         let mut out = String::new();
-        s.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .await
-            .unwrap();
+        s.child.stdout.take().unwrap().read_to_string(&mut out).await.unwrap();
         let mut err = String::new();
-        s.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .await
-            .unwrap();
+        s.child.stderr.take().unwrap().read_to_string(&mut err).await.unwrap();
         let status = s.child.wait().await.unwrap();
         assert_eq!(status.code(), Some(7));
         assert!(out.starts_with(&format!("{}:", me())), "{out}");

@@ -19,11 +19,7 @@ use shared::resource::token::SystemRole;
 use time::OffsetDateTime;
 
 /// AES-GCM first (AES-NI makes it ~30% faster than ChaCha20 here), ChaCha20 as fallback.
-pub const CIPHERS: &[cipher::Name] = &[
-    cipher::AES_256_GCM,
-    cipher::AES_128_GCM,
-    cipher::CHACHA20_POLY1305,
-];
+pub const CIPHERS: &[cipher::Name] = &[cipher::AES_256_GCM, cipher::AES_128_GCM, cipher::CHACHA20_POLY1305];
 
 /// Channel window: never shrink below 2 MiB (a 64 KiB window collapses throughput ~100×).
 pub const WINDOW: u32 = 2 * 1024 * 1024;
@@ -31,19 +27,12 @@ pub const WINDOW: u32 = 2 * 1024 * 1024;
 pub const MAX_PACKET: u32 = 32768;
 
 fn preferred() -> Preferred {
-    Preferred {
-        cipher: Cow::Borrowed(CIPHERS),
-        ..Preferred::DEFAULT
-    }
+    Preferred { cipher: Cow::Borrowed(CIPHERS), ..Preferred::DEFAULT }
 }
 
 /// A server configuration presenting `key` with its host certificate; public-key (certificate)
 /// authentication only.
-pub fn server_config(
-    key: PrivateKey,
-    cert: Certificate,
-    inactivity: Option<Duration>,
-) -> Arc<russh::server::Config> {
+pub fn server_config(key: PrivateKey, cert: Certificate, inactivity: Option<Duration>) -> Arc<russh::server::Config> {
     Arc::new(russh::server::Config {
         methods: MethodSet::from(&[MethodKind::PublicKey][..]),
         auth_rejection_time: Duration::from_millis(200),
@@ -100,20 +89,13 @@ impl HostCreds {
     pub fn new_keys() -> Result<(PrivateKey, rcgen::KeyPair, shared::api::PublicKeys)> {
         let ssh = certs::new_ssh_key()?;
         let tls = certs::new_tls_key()?;
-        let public = shared::api::PublicKeys {
-            ssh_public_key: certs::authorized_key(ssh.public_key()),
-            tls_public_key: certs::spki_pem(&tls),
-        };
+        let public =
+            shared::api::PublicKeys { ssh_public_key: certs::authorized_key(ssh.public_key()), tls_public_key: certs::spki_pem(&tls) };
         Ok((ssh, tls, public))
     }
 
     /// Assembles credentials from issued certificates.
-    pub fn from_issued(
-        host_id: &str,
-        ssh: PrivateKey,
-        tls: &rcgen::KeyPair,
-        issued: &CertsResponse,
-    ) -> Result<HostCreds> {
+    pub fn from_issued(host_id: &str, ssh: PrivateKey, tls: &rcgen::KeyPair, issued: &CertsResponse) -> Result<HostCreds> {
         Ok(HostCreds {
             host_id: host_id.into(),
             cluster: issued.cluster_name.clone(),
@@ -137,10 +119,7 @@ impl HostCreds {
 
     /// The TLS client identity.
     pub fn client_identity(&self) -> shared::client::ClientIdentity {
-        shared::client::ClientIdentity {
-            cert_pem: self.tls_cert_pem.clone(),
-            key_pem: self.tls_key_pem.clone(),
-        }
+        shared::client::ClientIdentity { cert_pem: self.tls_cert_pem.clone(), key_pem: self.tls_key_pem.clone() }
     }
 }
 
@@ -157,24 +136,18 @@ pub fn check_server_host_cert(
     let cert = match presented {
         PublicKeyOrCertificate::Certificate(c) => c,
         PublicKeyOrCertificate::PublicKey { .. } => {
-            return Err(Error::access_denied(
-                "the server presented a plain host key instead of a host certificate",
-            ));
+            return Err(Error::access_denied("the server presented a plain host key instead of a host certificate"));
         }
     };
     certs::check_ssh_cert(cert, cas, CertType::Host, principal, now).map_err(|r| match r {
-        SshCertRejection::UntrustedCa => Error::access_denied(format!(
-            "the server's host certificate is not signed by the host CA of {expected_cluster:?}"
-        )),
-        other => Error::access_denied(format!(
-            "the server's host certificate was refused: {other}"
-        )),
+        SshCertRejection::UntrustedCa => {
+            Error::access_denied(format!("the server's host certificate is not signed by the host CA of {expected_cluster:?}"))
+        }
+        other => Error::access_denied(format!("the server's host certificate was refused: {other}")),
     })?;
     let (role, authority) = shared::identity::host_from_ssh_cert(cert)?;
     if authority != expected_cluster {
-        return Err(Error::access_denied(format!(
-            "the server belongs to cluster {authority:?}, expected {expected_cluster:?}"
-        )));
+        return Err(Error::access_denied(format!("the server belongs to cluster {authority:?}, expected {expected_cluster:?}")));
     }
     Ok(role)
 }

@@ -46,12 +46,7 @@ impl ProxySsh {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let conn = ProxyConn {
-            shared: self.clone(),
-            peer,
-            mode: Mode::Pending,
-            channels: HashMap::new(),
-        };
+        let conn = ProxyConn { shared: self.clone(), peer, mode: Mode::Pending, channels: HashMap::new() };
         match russh::server::run_stream(self.config.clone(), stream, conn).await {
             Ok(session) => {
                 if let Err(e) = session.await {
@@ -63,10 +58,7 @@ impl ProxySsh {
     }
 
     /// Drops a leaf's tunnel as soon as its remote_cluster or CA disappears (`tctl rm rc/...`).
-    pub async fn run_remote_cluster_watcher(
-        self: Arc<Self>,
-        mut shutdown: crate::process::Shutdown,
-    ) {
+    pub async fn run_remote_cluster_watcher(self: Arc<Self>, mut shutdown: crate::process::Shutdown) {
         let mut events = self.auth.services.backend.watch();
         loop {
             tokio::select! {
@@ -92,15 +84,8 @@ impl ProxySsh {
 
 enum Mode {
     Pending,
-    User {
-        identity: UserIdentity,
-        issued_here: bool,
-    },
-    Agent {
-        key: TunnelKey,
-        conn_id: u64,
-        registered: bool,
-    },
+    User { identity: UserIdentity, issued_here: bool },
+    Agent { key: TunnelKey, conn_id: u64, registered: bool },
 }
 
 struct ProxyConn {
@@ -112,11 +97,7 @@ struct ProxyConn {
 
 impl Drop for ProxyConn {
     fn drop(&mut self) {
-        if let Mode::Agent {
-            key,
-            conn_id,
-            registered: true,
-        } = &self.mode
+        if let Mode::Agent { key, conn_id, registered: true } = &self.mode
             && self.shared.tunnels.remove(key, *conn_id)
         {
             tracing::info!(tunnel = ?key, "tunnel disconnected");
@@ -152,46 +133,27 @@ impl ProxyConn {
         match cert.cert_type() {
             CertType::User => {
                 let (keys, owners) = self.user_cas().await?;
-                let idx = certs::check_ssh_cert(cert, &keys, CertType::User, None, now)
-                    .map_err(|r| Error::access_denied(r.to_string()))?;
+                let idx = certs::check_ssh_cert(cert, &keys, CertType::User, None, now).map_err(|r| Error::access_denied(r.to_string()))?;
                 let identity = shared::identity::user_from_ssh_cert(cert)?;
-                self.mode = Mode::User {
-                    identity,
-                    issued_here: owners[idx] == local,
-                };
+                self.mode = Mode::User { identity, issued_here: owners[idx] == local };
                 Ok(())
             }
             CertType::Host => {
                 let (role, authority) = shared::identity::host_from_ssh_cert(cert)?;
                 if user != cert.key_id() {
-                    return Err(Error::access_denied(
-                        "a tunnel agent must log in as its host UUID",
-                    ));
+                    return Err(Error::access_denied("a tunnel agent must log in as its host UUID"));
                 }
                 let key = if authority == local {
                     if role != SystemRole::Node {
-                        return Err(Error::access_denied(format!(
-                            "agent from this cluster cannot register a {role} tunnel"
-                        )));
+                        return Err(Error::access_denied(format!("agent from this cluster cannot register a {role} tunnel")));
                     }
                     TunnelKey::Node(user.to_string())
                 } else {
                     if role != SystemRole::Proxy {
-                        return Err(Error::access_denied(format!(
-                            "agent from cluster {authority} cannot register local service {role}"
-                        )));
+                        return Err(Error::access_denied(format!("agent from cluster {authority} cannot register local service {role}")));
                     }
-                    if self
-                        .shared
-                        .auth
-                        .services
-                        .remote_cluster(&authority)
-                        .await?
-                        .is_none()
-                    {
-                        return Err(Error::access_denied(format!(
-                            "cluster {authority} is not a trusted leaf of this cluster"
-                        )));
+                    if self.shared.auth.services.remote_cluster(&authority).await?.is_none() {
+                        return Err(Error::access_denied(format!("cluster {authority} is not a trusted leaf of this cluster")));
                     }
                     TunnelKey::Cluster(authority.clone())
                 };
@@ -201,21 +163,12 @@ impl ProxyConn {
                     .services
                     .ca(CaType::Host, &authority, false)
                     .await?
-                    .ok_or_else(|| {
-                        Error::not_found(format!("cluster {authority} has no matching CA keys"))
-                    })?;
-                certs::check_ssh_cert(cert, &ca.ssh_public_keys(), CertType::Host, Some(user), now)
-                    .map_err(|r| match r {
-                        certs::SshCertRejection::UntrustedCa => {
-                            Error::not_found(format!("cluster {authority} has no matching CA keys"))
-                        }
-                        other => Error::access_denied(other.to_string()),
-                    })?;
-                self.mode = Mode::Agent {
-                    key,
-                    conn_id: self.shared.tunnels.next_conn_id(),
-                    registered: false,
-                };
+                    .ok_or_else(|| Error::not_found(format!("cluster {authority} has no matching CA keys")))?;
+                certs::check_ssh_cert(cert, &ca.ssh_public_keys(), CertType::Host, Some(user), now).map_err(|r| match r {
+                    certs::SshCertRejection::UntrustedCa => Error::not_found(format!("cluster {authority} has no matching CA keys")),
+                    other => Error::access_denied(other.to_string()),
+                })?;
+                self.mode = Mode::Agent { key, conn_id: self.shared.tunnels.next_conn_id(), registered: false };
                 Ok(())
             }
         }
@@ -225,19 +178,11 @@ impl ProxyConn {
 impl russh::server::Handler for ProxyConn {
     type Error = anyhow::Error;
 
-    async fn auth_publickey(
-        &mut self,
-        _user: &str,
-        _key: russh::server::VerifiedPublicKey<'_>,
-    ) -> std::result::Result<Auth, Self::Error> {
+    async fn auth_publickey(&mut self, _user: &str, _key: russh::server::VerifiedPublicKey<'_>) -> std::result::Result<Auth, Self::Error> {
         Ok(Auth::reject())
     }
 
-    async fn auth_openssh_certificate(
-        &mut self,
-        user: &str,
-        cert: &Certificate,
-    ) -> std::result::Result<Auth, Self::Error> {
+    async fn auth_openssh_certificate(&mut self, user: &str, cert: &Certificate) -> std::result::Result<Auth, Self::Error> {
         match self.authenticate(user, cert).await {
             Ok(()) => Ok(Auth::Accept),
             Err(e) => {
@@ -254,9 +199,7 @@ impl russh::server::Handler for ProxyConn {
         _session: &mut Session,
     ) -> std::result::Result<(), Self::Error> {
         if matches!(self.mode, Mode::Pending) || self.channels.len() >= 64 {
-            reply
-                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
-                .await;
+            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         }
         self.channels.insert(channel.id(), channel);
@@ -264,28 +207,18 @@ impl russh::server::Handler for ProxyConn {
         Ok(())
     }
 
-    async fn subsystem_request(
-        &mut self,
-        id: ChannelId,
-        name: &str,
-        session: &mut Session,
-    ) -> std::result::Result<(), Self::Error> {
+    async fn subsystem_request(&mut self, id: ChannelId, name: &str, session: &mut Session) -> std::result::Result<(), Self::Error> {
         let Some(channel) = self.channels.remove(&id) else {
             session.channel_failure(id)?;
             return Ok(());
         };
         let handle = session.handle();
         match &mut self.mode {
-            Mode::User {
-                identity,
-                issued_here,
-            } => {
+            Mode::User { identity, issued_here } => {
                 let req = match parse_proxy_request(name) {
                     Ok(r) => r,
                     Err(e) => {
-                        let _ = handle
-                            .extended_data(id, 1, format!("{}\n", e.message).into_bytes())
-                            .await;
+                        let _ = handle.extended_data(id, 1, format!("{}\n", e.message).into_bytes()).await;
                         session.channel_failure(id)?;
                         session.close(id)?;
                         return Ok(());
@@ -294,21 +227,13 @@ impl russh::server::Handler for ProxyConn {
                 let (identity, issued_here) = (identity.clone(), *issued_here);
                 let shared = self.shared.clone();
                 let peer = self.peer;
-                tokio::spawn(async move {
-                    proxy_subsystem(shared, handle, channel, identity, issued_here, req, peer).await
-                });
+                tokio::spawn(async move { proxy_subsystem(shared, handle, channel, identity, issued_here, req, peer).await });
             }
-            Mode::Agent {
-                key,
-                conn_id,
-                registered,
-            } if name == HEARTBEAT_SUBSYSTEM && *registered => {
+            Mode::Agent { key, conn_id, registered } if name == HEARTBEAT_SUBSYSTEM && *registered => {
                 session.channel_success(id)?;
                 let shared = self.shared.clone();
                 let (key, conn_id) = (key.clone(), *conn_id);
-                tokio::spawn(async move {
-                    serve_heartbeats(shared, handle, channel, key, conn_id).await
-                });
+                tokio::spawn(async move { serve_heartbeats(shared, handle, channel, key, conn_id).await });
             }
             _ => {
                 session.channel_failure(id)?;
@@ -317,43 +242,22 @@ impl russh::server::Handler for ProxyConn {
         Ok(())
     }
 
-    async fn exec_request(
-        &mut self,
-        id: ChannelId,
-        _data: &[u8],
-        session: &mut Session,
-    ) -> std::result::Result<(), Self::Error> {
+    async fn exec_request(&mut self, id: ChannelId, _data: &[u8], session: &mut Session) -> std::result::Result<(), Self::Error> {
         self.refuse_session(id, session).await
     }
 
-    async fn shell_request(
-        &mut self,
-        id: ChannelId,
-        session: &mut Session,
-    ) -> std::result::Result<(), Self::Error> {
+    async fn shell_request(&mut self, id: ChannelId, session: &mut Session) -> std::result::Result<(), Self::Error> {
         self.refuse_session(id, session).await
     }
 
-    async fn tcpip_forward(
-        &mut self,
-        address: &str,
-        _port: &mut u32,
-        session: &mut Session,
-    ) -> std::result::Result<bool, Self::Error> {
-        let Mode::Agent {
-            key,
-            conn_id,
-            registered,
-        } = &mut self.mode
-        else {
+    async fn tcpip_forward(&mut self, address: &str, _port: &mut u32, session: &mut Session) -> std::result::Result<bool, Self::Error> {
+        let Mode::Agent { key, conn_id, registered } = &mut self.mode else {
             return Ok(false);
         };
         if address != TUNNEL_ADDRESS || *registered {
             return Ok(false);
         }
-        self.shared
-            .tunnels
-            .register(key.clone(), *conn_id, session.handle());
+        self.shared.tunnels.register(key.clone(), *conn_id, session.handle());
         *registered = true;
         tracing::info!(tunnel = ?key, peer = ?self.peer, "tunnel registered");
         Ok(true)
@@ -369,14 +273,8 @@ impl russh::server::Handler for ProxyConn {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> std::result::Result<(), Self::Error> {
-        let Mode::User {
-            identity,
-            issued_here,
-        } = &self.mode
-        else {
-            reply
-                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
-                .await;
+        let Mode::User { identity, issued_here } = &self.mode else {
+            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         };
         let req = ProxyRequest {
@@ -405,18 +303,10 @@ impl russh::server::Handler for ProxyConn {
 }
 
 impl ProxyConn {
-    async fn refuse_session(
-        &mut self,
-        id: ChannelId,
-        session: &mut Session,
-    ) -> std::result::Result<(), anyhow::Error> {
+    async fn refuse_session(&mut self, id: ChannelId, session: &mut Session) -> std::result::Result<(), anyhow::Error> {
         let msg = match self.mode {
-            Mode::Agent { .. } => {
-                "Cannot open new SSH session on reverse tunnel. Are you connecting to the right port?\n"
-            }
-            _ => {
-                "This is a Teleport proxy; reach nodes with 'tsh ssh', or with ssh -J / ProxyCommand (see 'tsh config').\n"
-            }
+            Mode::Agent { .. } => "Cannot open new SSH session on reverse tunnel. Are you connecting to the right port?\n",
+            _ => "This is a Teleport proxy; reach nodes with 'tsh ssh', or with ssh -J / ProxyCommand (see 'tsh config').\n",
         };
         session.extended_data(id, 1, msg.as_bytes().to_vec())?;
         session.channel_failure(id)?;
@@ -435,11 +325,7 @@ async fn proxy_subsystem(
     peer: Option<SocketAddr>,
 ) {
     let id = channel.id();
-    match shared
-        .router
-        .route_user(&identity, issued_here, &req, peer)
-        .await
-    {
+    match shared.router.route_user(&identity, issued_here, &req, peer).await {
         Ok(mut target) => {
             if handle.channel_success(id).await.is_err() {
                 return;
@@ -449,9 +335,7 @@ async fn proxy_subsystem(
         }
         Err(e) => {
             tracing::info!(user = %identity.username, request = %req.to_subsystem(), error = %e, "proxy request refused");
-            let _ = handle
-                .extended_data(id, 1, format!("{}\n", e.message).into_bytes())
-                .await;
+            let _ = handle.extended_data(id, 1, format!("{}\n", e.message).into_bytes()).await;
             let _ = handle.channel_failure(id).await;
             let _ = handle.close(id).await;
         }
@@ -459,20 +343,13 @@ async fn proxy_subsystem(
 }
 
 /// Answers pings with pongs, records heartbeats, and cuts the tunnel when pings stop.
-async fn serve_heartbeats(
-    shared: Arc<ProxySsh>,
-    handle: russh::server::Handle,
-    channel: Channel<Msg>,
-    key: TunnelKey,
-    conn_id: u64,
-) {
+async fn serve_heartbeats(shared: Arc<ProxySsh>, handle: russh::server::Handle, channel: Channel<Msg>, key: TunnelKey, conn_id: u64) {
     let threshold = shared.auth.settings.offline_threshold();
     let (reader, mut writer) = tokio::io::split(channel.into_stream());
     let mut lines = BufReader::new(reader).lines();
     let mut first = true;
     loop {
-        let next =
-            tokio::time::timeout(threshold + Duration::from_millis(500), lines.next_line()).await;
+        let next = tokio::time::timeout(threshold + Duration::from_millis(500), lines.next_line()).await;
         let line = match next {
             Ok(Ok(Some(line))) => line,
             Ok(_) => break,
@@ -490,11 +367,7 @@ async fn serve_heartbeats(
         }
         if let TunnelKey::Cluster(name) = &key {
             // The heartbeat's time is the root's clock: a leaf cannot move last_heartbeat.
-            if let Err(e) = shared
-                .auth
-                .record_heartbeat(name, shared.auth.clock.now())
-                .await
-            {
+            if let Err(e) = shared.auth.record_heartbeat(name, shared.auth.clock.now()).await {
                 tracing::warn!(leaf = %name, error = %e, "cannot record heartbeat");
             }
             if first {
@@ -508,11 +381,5 @@ async fn serve_heartbeats(
             let _ = shared.auth.mark_offline(name).await;
         }
     }
-    let _ = handle
-        .disconnect(
-            russh::Disconnect::ByApplication,
-            "heartbeat stopped".into(),
-            "en".into(),
-        )
-        .await;
+    let _ = handle.disconnect(russh::Disconnect::ByApplication, "heartbeat stopped".into(), "en".into()).await;
 }

@@ -17,9 +17,7 @@ use shared::subsystem::{ProxyRequest, parse_proxy_request};
 
 use crate::auth::AuthServer;
 use crate::tunnel::agent::TunnelService;
-use crate::tunnel::{
-    TARGET_API, TARGET_NODE_PREFIX, TARGET_SSH, TunnelKey, TunnelRegistry, write_err, write_ok,
-};
+use crate::tunnel::{TARGET_API, TARGET_NODE_PREFIX, TARGET_SSH, TunnelKey, TunnelRegistry, write_err, write_ok};
 
 /// Serves this cluster's HTTPS API over an in-process stream.
 pub trait ApiStreamServer: Send + Sync + 'static {
@@ -45,24 +43,11 @@ pub fn match_nodes<'a>(nodes: &'a [Node], host: &str, port: Option<u16>) -> Vec<
     }
     let port_ok = |n: &Node| match (port, n.spec.use_tunnel) {
         (None, _) | (_, true) => true,
-        (Some(p), false) => {
-            n.spec
-                .addr
-                .rsplit_once(':')
-                .and_then(|(_, x)| x.parse::<u16>().ok())
-                == Some(p)
-        }
+        (Some(p), false) => n.spec.addr.rsplit_once(':').and_then(|(_, x)| x.parse::<u16>().ok()) == Some(p),
     };
-    let mut out: Vec<&Node> = nodes
-        .iter()
-        .filter(|n| n.spec.hostname == host && port_ok(n))
-        .collect();
+    let mut out: Vec<&Node> = nodes.iter().filter(|n| n.spec.hostname == host && port_ok(n)).collect();
     for n in nodes.iter().filter(|n| !n.spec.use_tunnel) {
-        let (h, _) = n
-            .spec
-            .addr
-            .rsplit_once(':')
-            .unwrap_or((n.spec.addr.as_str(), ""));
+        let (h, _) = n.spec.addr.rsplit_once(':').unwrap_or((n.spec.addr.as_str(), ""));
         let h = h.trim_start_matches('[').trim_end_matches(']');
         if h == host && port_ok(n) && !out.iter().any(|o| o.metadata.name == n.metadata.name) {
             out.push(n);
@@ -89,10 +74,7 @@ impl Router {
             many => Err(Error::bad_parameter(format!(
                 "ambiguous host {host:?} matches {} nodes ({}); connect by node UUID instead",
                 many.len(),
-                many.iter()
-                    .map(|n| n.metadata.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                many.iter().map(|n| n.metadata.name.as_str()).collect::<Vec<_>>().join(", ")
             ))),
         }
     }
@@ -100,36 +82,19 @@ impl Router {
     /// Connects to a registered node (directly, or through its own tunnel).
     pub async fn dial_node(&self, node: &Node) -> Result<BoxStream> {
         if node.spec.use_tunnel {
-            return self
-                .tunnels
-                .dial(&TunnelKey::Node(node.metadata.name.clone()), TARGET_SSH)
-                .await
-                .map_err(|e| {
-                    if e.message.contains("is offline") {
-                        Error::connection_problem(format!("node {} is offline", node.spec.hostname))
-                    } else {
-                        e
-                    }
-                });
+            return self.tunnels.dial(&TunnelKey::Node(node.metadata.name.clone()), TARGET_SSH).await.map_err(|e| {
+                if e.message.contains("is offline") {
+                    Error::connection_problem(format!("node {} is offline", node.spec.hostname))
+                } else {
+                    e
+                }
+            });
         }
         let addr = node.spec.addr.clone();
-        let tcp = tokio::time::timeout(
-            Duration::from_secs(10),
-            tokio::net::TcpStream::connect(&addr),
-        )
-        .await
-        .map_err(|_| {
-            Error::connection_problem(format!(
-                "node {} ({addr}) did not answer in time",
-                node.spec.hostname
-            ))
-        })?
-        .map_err(|e| {
-            Error::connection_problem(format!(
-                "node {} ({addr}) is offline: {e}",
-                node.spec.hostname
-            ))
-        })?;
+        let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(&addr))
+            .await
+            .map_err(|_| Error::connection_problem(format!("node {} ({addr}) did not answer in time", node.spec.hostname)))?
+            .map_err(|e| Error::connection_problem(format!("node {} ({addr}) is offline: {e}", node.spec.hostname)))?;
         let _ = tcp.set_nodelay(true);
         Ok(Box::new(tcp))
     }
@@ -165,30 +130,12 @@ impl Router {
         if !issued_here {
             return Err(hidden());
         }
-        let rc = self
-            .auth
-            .services
-            .remote_cluster(&cluster)
-            .await?
-            .ok_or_else(hidden)?;
-        let roles = self
-            .auth
-            .services
-            .roles(&user.roles)
-            .await
-            .map_err(|_| hidden())?;
+        let rc = self.auth.services.remote_cluster(&cluster).await?.ok_or_else(hidden)?;
+        let roles = self.auth.services.roles(&user.roles).await.map_err(|_| hidden())?;
         let checker = AccessChecker::new(&roles, &user.traits);
-        checker
-            .check_cluster(&rc.value.metadata.labels)
-            .map_err(|_| hidden())?;
-        let target = if req.host.is_empty() {
-            TARGET_API.to_string()
-        } else {
-            format!("{TARGET_NODE_PREFIX}{}", req.host_port())
-        };
-        self.tunnels
-            .dial(&TunnelKey::Cluster(cluster), &target)
-            .await
+        checker.check_cluster(&rc.value.metadata.labels).map_err(|_| hidden())?;
+        let target = if req.host.is_empty() { TARGET_API.to_string() } else { format!("{TARGET_NODE_PREFIX}{}", req.host_port()) };
+        self.tunnels.dial(&TunnelKey::Cluster(cluster), &target).await
     }
 }
 
@@ -196,11 +143,7 @@ impl Router {
 pub struct LeafService(pub Arc<Router>);
 
 impl TunnelService for LeafService {
-    fn serve(
-        &self,
-        target: String,
-        mut stream: russh::ChannelStream<russh::client::Msg>,
-    ) -> BoxFuture<'static, ()> {
+    fn serve(&self, target: String, mut stream: russh::ChannelStream<russh::client::Msg>) -> BoxFuture<'static, ()> {
         let router = self.0.clone();
         Box::pin(async move {
             if target == TARGET_API {
@@ -215,12 +158,10 @@ impl TunnelService for LeafService {
                 return;
             };
             let dialed = match parse_proxy_request(&format!("proxy:{rest}")) {
-                Ok(req) if !req.host.is_empty() && req.cluster.is_none() => {
-                    match router.resolve_node(&req.host, req.port).await {
-                        Ok(node) => router.dial_node(&node).await,
-                        Err(e) => Err(e),
-                    }
-                }
+                Ok(req) if !req.host.is_empty() && req.cluster.is_none() => match router.resolve_node(&req.host, req.port).await {
+                    Ok(node) => router.dial_node(&node).await,
+                    Err(e) => Err(e),
+                },
                 Ok(_) | Err(_) => Err(Error::bad_parameter("invalid node address")),
             };
             match dialed {
@@ -254,25 +195,15 @@ mod tests {
             node("u3", "dup", "127.0.0.6:3022", false),
             node("u4", "dup", "127.0.0.7:3022", false),
         ];
-        let ids = |v: Vec<&Node>| {
-            v.iter()
-                .map(|n| n.metadata.name.clone())
-                .collect::<Vec<_>>()
-        };
+        let ids = |v: Vec<&Node>| v.iter().map(|n| n.metadata.name.clone()).collect::<Vec<_>>();
         assert_eq!(ids(match_nodes(&nodes, "db1", None)), vec!["u1"]);
         assert_eq!(ids(match_nodes(&nodes, "db1", Some(3022))), vec!["u1"]);
         assert!(match_nodes(&nodes, "db1", Some(22)).is_empty());
         assert_eq!(ids(match_nodes(&nodes, "u2", None)), vec!["u2"]);
         assert_eq!(ids(match_nodes(&nodes, "db2", Some(22))), vec!["u2"]);
-        assert_eq!(
-            ids(match_nodes(&nodes, "127.0.0.5", Some(3022))),
-            vec!["u1"]
-        );
+        assert_eq!(ids(match_nodes(&nodes, "127.0.0.5", Some(3022))), vec!["u1"]);
         assert_eq!(match_nodes(&nodes, "dup", None).len(), 2);
-        assert!(
-            match_nodes(&nodes, "10.0.0.1", Some(22)).is_empty(),
-            "unregistered addresses never match"
-        );
+        assert!(match_nodes(&nodes, "10.0.0.1", Some(22)).is_empty(), "unregistered addresses never match");
         assert!(match_nodes(&nodes, "", None).is_empty());
     }
 }

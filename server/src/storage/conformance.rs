@@ -33,10 +33,7 @@ impl Clock for TestClock {
 
 async fn suite(b: &dyn Backend, clock: &TestClock) {
     // put / get / list
-    let r1 = b
-        .put("roles/a", b"1".to_vec(), None)
-        .await
-        .unwrap_or_default();
+    let r1 = b.put("roles/a", b"1".to_vec(), None).await.unwrap_or_default();
     assert!(r1 > 0);
     let _ = b.put("roles/b", b"2".to_vec(), None).await;
     let _ = b.put("rolesx/c", b"3".to_vec(), None).await;
@@ -44,98 +41,36 @@ async fn suite(b: &dyn Backend, clock: &TestClock) {
     assert_eq!(got.as_ref().map(|i| i.value.clone()), Some(b"1".to_vec()));
     assert_eq!(got.map(|i| i.revision), Some(r1));
     let listed = b.list("roles/").await.unwrap_or_default();
-    assert_eq!(
-        listed.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(),
-        vec!["roles/a", "roles/b"]
-    );
+    assert_eq!(listed.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(), vec!["roles/a", "roles/b"]);
     assert!(b.get("roles/zzz").await.ok().flatten().is_none());
 
     // create conflicts
-    let e = b
-        .create("roles/a", b"x".to_vec(), None)
-        .await
-        .err()
-        .map(|e| e.kind);
+    let e = b.create("roles/a", b"x".to_vec(), None).await.err().map(|e| e.kind);
     assert_eq!(e, Some(Kind::AlreadyExists));
 
     // revisions grow; compare-and-swap
-    let cur = b
-        .get("roles/a")
-        .await
-        .ok()
-        .flatten()
-        .map(|i| i.revision)
-        .unwrap_or_default();
-    let r2 = b
-        .apply(vec![Op::CompareAndSwap {
-            key: "roles/a".into(),
-            value: b"11".to_vec(),
-            expires: None,
-            expected: cur,
-        }])
-        .await;
+    let cur = b.get("roles/a").await.ok().flatten().map(|i| i.revision).unwrap_or_default();
+    let r2 = b.apply(vec![Op::CompareAndSwap { key: "roles/a".into(), value: b"11".to_vec(), expires: None, expected: cur }]).await;
     let r2 = r2.unwrap_or_default();
     assert!(r2 > cur);
-    let stale = b
-        .apply(vec![Op::CompareAndSwap {
-            key: "roles/a".into(),
-            value: b"12".to_vec(),
-            expires: None,
-            expected: cur,
-        }])
-        .await;
+    let stale = b.apply(vec![Op::CompareAndSwap { key: "roles/a".into(), value: b"12".to_vec(), expires: None, expected: cur }]).await;
     assert_eq!(stale.err().map(|e| e.kind), Some(Kind::CompareFailed));
-    assert_eq!(
-        b.get("roles/a").await.ok().flatten().map(|i| i.value),
-        Some(b"11".to_vec())
-    );
-    let missing = b
-        .apply(vec![Op::CompareAndSwap {
-            key: "roles/none".into(),
-            value: vec![],
-            expires: None,
-            expected: 1,
-        }])
-        .await;
+    assert_eq!(b.get("roles/a").await.ok().flatten().map(|i| i.value), Some(b"11".to_vec()));
+    let missing = b.apply(vec![Op::CompareAndSwap { key: "roles/none".into(), value: vec![], expires: None, expected: 1 }]).await;
     assert_eq!(missing.err().map(|e| e.kind), Some(Kind::NotFound));
 
     // update requires existence; delete
-    let e = b
-        .apply(vec![Op::Update {
-            key: "roles/none".into(),
-            value: vec![],
-            expires: None,
-        }])
-        .await
-        .err()
-        .map(|e| e.kind);
+    let e = b.apply(vec![Op::Update { key: "roles/none".into(), value: vec![], expires: None }]).await.err().map(|e| e.kind);
     assert_eq!(e, Some(Kind::NotFound));
     assert!(b.delete("roles/b").await.is_ok());
-    assert_eq!(
-        b.delete("roles/b").await.err().map(|e| e.kind),
-        Some(Kind::NotFound)
-    );
-    assert!(
-        b.apply(vec![Op::DeleteIfExists {
-            key: "roles/b".into()
-        }])
-        .await
-        .is_ok()
-    );
+    assert_eq!(b.delete("roles/b").await.err().map(|e| e.kind), Some(Kind::NotFound));
+    assert!(b.apply(vec![Op::DeleteIfExists { key: "roles/b".into() }]).await.is_ok());
 
     // batches are atomic: a failing op leaves nothing applied
     let e = b
         .apply(vec![
-            Op::Put {
-                key: "batch/1".into(),
-                value: b"x".to_vec(),
-                expires: None,
-            },
-            Op::Create {
-                key: "roles/a".into(),
-                value: b"dup".to_vec(),
-                expires: None,
-            },
+            Op::Put { key: "batch/1".into(), value: b"x".to_vec(), expires: None },
+            Op::Create { key: "roles/a".into(), value: b"dup".to_vec(), expires: None },
         ])
         .await;
     assert_eq!(e.err().map(|e| e.kind), Some(Kind::AlreadyExists));
@@ -143,17 +78,9 @@ async fn suite(b: &dyn Backend, clock: &TestClock) {
     // later ops see earlier ones
     assert!(
         b.apply(vec![
-            Op::Create {
-                key: "batch/2".into(),
-                value: b"x".to_vec(),
-                expires: None
-            },
-            Op::Exists {
-                key: "batch/2".into()
-            },
-            Op::Delete {
-                key: "batch/2".into()
-            },
+            Op::Create { key: "batch/2".into(), value: b"x".to_vec(), expires: None },
+            Op::Exists { key: "batch/2".into() },
+            Op::Delete { key: "batch/2".into() },
         ])
         .await
         .is_ok()
@@ -169,11 +96,7 @@ async fn suite(b: &dyn Backend, clock: &TestClock) {
     assert!(b.get("tokens/t").await.ok().flatten().is_none());
     assert!(b.list("tokens/").await.unwrap_or_default().is_empty());
     // an expired key can be created again
-    assert!(
-        b.create("tokens/t", b"t2".to_vec(), Some(now + 100))
-            .await
-            .is_ok()
-    );
+    assert!(b.create("tokens/t", b"t2".to_vec(), Some(now + 100)).await.is_ok());
     let _ = b.put("tokens/u", b"u".to_vec(), Some(now + 5)).await;
     assert_eq!(b.sweep().await.unwrap_or_default(), 1);
 
@@ -182,24 +105,15 @@ async fn suite(b: &dyn Backend, clock: &TestClock) {
     while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
         seen.push((e.kind, e.key));
     }
-    assert!(
-        seen.contains(&(EventKind::Put, "tokens/t".to_string())),
-        "{seen:?}"
-    );
-    assert!(
-        seen.contains(&(EventKind::Delete, "tokens/u".to_string())),
-        "{seen:?}"
-    );
+    assert!(seen.contains(&(EventKind::Put, "tokens/t".to_string())), "{seen:?}");
+    assert!(seen.contains(&(EventKind::Delete, "tokens/u".to_string())), "{seen:?}");
 
     // audit
     for i in 0..5 {
         let _ = b.append_audit(format!("{{\"n\":{i}}}")).await;
     }
     let last = b.list_audit(2).await.unwrap_or_default();
-    assert_eq!(
-        last.iter().map(|r| r.json.as_str()).collect::<Vec<_>>(),
-        vec!["{\"n\":3}", "{\"n\":4}"]
-    );
+    assert_eq!(last.iter().map(|r| r.json.as_str()).collect::<Vec<_>>(), vec!["{\"n\":3}", "{\"n\":4}"]);
 
     // closed means closed
     b.close().await;
@@ -242,13 +156,8 @@ async fn sqlite_survives_reopen_and_keeps_revisions_growing() {
         b.close().await;
         r
     };
-    let b = SqliteBackend::open(&path, clock.clone() as SharedClock)
-        .map_err(|e| e.to_string())
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        b.get("k/a").await.ok().flatten().map(|i| i.value),
-        Some(b"v".to_vec())
-    );
+    let b = SqliteBackend::open(&path, clock.clone() as SharedClock).map_err(|e| e.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(b.get("k/a").await.ok().flatten().map(|i| i.value), Some(b"v".to_vec()));
     // The test clock did not move: the revision must still grow past the stored one.
     let second = b.put("k/a", b"w".to_vec(), None).await.unwrap_or_default();
     assert!(second > first);

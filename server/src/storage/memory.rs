@@ -8,10 +8,7 @@ use shared::error::{Error, Result};
 use shared::timefmt::SharedClock;
 use tokio::sync::broadcast;
 
-use super::{
-    AuditRecord, Backend, Change, EVENT_CAPACITY, Event, EventKind, Item, Op, Revisions,
-    events_for, plan,
-};
+use super::{AuditRecord, Backend, Change, EVENT_CAPACITY, Event, EventKind, Item, Op, Revisions, events_for, plan};
 
 /// The in-memory backend.
 pub struct MemoryBackend {
@@ -44,10 +41,7 @@ impl MemoryBackend {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>> {
-        let g = self
-            .state
-            .lock()
-            .map_err(|_| Error::internal("storage lock poisoned"))?;
+        let g = self.state.lock().map_err(|_| Error::internal("storage lock poisoned"))?;
         if g.closed {
             return Err(Error::internal("storage is closed"));
         }
@@ -63,12 +57,7 @@ impl Backend for MemoryBackend {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Item>>> {
         Box::pin(async move {
             let now = self.now();
-            Ok(self
-                .lock()?
-                .items
-                .get(key)
-                .filter(|i| live(i, now))
-                .cloned())
+            Ok(self.lock()?.items.get(key).filter(|i| live(i, now)).cloned())
         })
     }
 
@@ -89,14 +78,10 @@ impl Backend for MemoryBackend {
     fn apply(&self, ops: Vec<Op>) -> BoxFuture<'_, Result<i64>> {
         Box::pin(async move {
             let now = self.now();
-            let revision = self
-                .revisions
-                .next(shared::timefmt::unix_nanos(self.clock.now()));
+            let revision = self.revisions.next(shared::timefmt::unix_nanos(self.clock.now()));
             let events = {
                 let mut g = self.lock()?;
-                let changes = plan(ops, revision, |k| {
-                    Ok(g.items.get(k).filter(|i| live(i, now)).cloned())
-                })?;
+                let changes = plan(ops, revision, |k| Ok(g.items.get(k).filter(|i| live(i, now)).cloned()))?;
                 for c in &changes {
                     match c {
                         Change::Upsert(item) => {
@@ -121,22 +106,14 @@ impl Backend for MemoryBackend {
             let now = self.now();
             let expired: Vec<String> = {
                 let mut g = self.lock()?;
-                let keys: Vec<String> = g
-                    .items
-                    .values()
-                    .filter(|i| !live(i, now))
-                    .map(|i| i.key.clone())
-                    .collect();
+                let keys: Vec<String> = g.items.values().filter(|i| !live(i, now)).map(|i| i.key.clone()).collect();
                 for k in &keys {
                     g.items.remove(k);
                 }
                 keys
             };
             for k in &expired {
-                let _ = self.events.send(Event {
-                    kind: EventKind::Delete,
-                    key: k.clone(),
-                });
+                let _ = self.events.send(Event { kind: EventKind::Delete, key: k.clone() });
             }
             Ok(expired.len())
         })

@@ -43,31 +43,14 @@ pub struct Item {
 #[derive(Debug, Clone)]
 pub enum Op {
     /// Create or replace.
-    Put {
-        key: String,
-        value: Vec<u8>,
-        expires: Option<i64>,
-    },
+    Put { key: String, value: Vec<u8>, expires: Option<i64> },
     /// Create; fails with AlreadyExists if present.
-    Create {
-        key: String,
-        value: Vec<u8>,
-        expires: Option<i64>,
-    },
+    Create { key: String, value: Vec<u8>, expires: Option<i64> },
     /// Replace; fails with NotFound if absent.
     #[allow(dead_code)] // Part of the storage contract; exercised by the conformance suite.
-    Update {
-        key: String,
-        value: Vec<u8>,
-        expires: Option<i64>,
-    },
+    Update { key: String, value: Vec<u8>, expires: Option<i64> },
     /// Replace only if the current revision is `expected`; else CompareFailed (NotFound if absent).
-    CompareAndSwap {
-        key: String,
-        value: Vec<u8>,
-        expires: Option<i64>,
-        expected: i64,
-    },
+    CompareAndSwap { key: String, value: Vec<u8>, expires: Option<i64>, expected: i64 },
     /// Delete; fails with NotFound if absent.
     Delete { key: String },
     /// Delete if present.
@@ -143,24 +126,11 @@ pub trait Backend: Send + Sync + 'static {
 pub trait BackendExt: Backend {
     /// Create or replace.
     fn put(&self, key: &str, value: Vec<u8>, expires: Option<i64>) -> BoxFuture<'_, Result<i64>> {
-        self.apply(vec![Op::Put {
-            key: key.into(),
-            value,
-            expires,
-        }])
+        self.apply(vec![Op::Put { key: key.into(), value, expires }])
     }
     /// Create only.
-    fn create(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        expires: Option<i64>,
-    ) -> BoxFuture<'_, Result<i64>> {
-        self.apply(vec![Op::Create {
-            key: key.into(),
-            value,
-            expires,
-        }])
+    fn create(&self, key: &str, value: Vec<u8>, expires: Option<i64>) -> BoxFuture<'_, Result<i64>> {
+        self.apply(vec![Op::Create { key: key.into(), value, expires }])
     }
     /// Delete (NotFound if absent).
     fn delete(&self, key: &str) -> BoxFuture<'_, Result<i64>> {
@@ -192,9 +162,7 @@ pub struct Revisions {
 impl Revisions {
     /// Starts after `last`.
     pub fn starting_after(last: i64) -> Revisions {
-        Revisions {
-            last: std::sync::atomic::AtomicI64::new(last),
-        }
+        Revisions { last: std::sync::atomic::AtomicI64::new(last) }
     }
 
     /// The next revision.
@@ -203,10 +171,7 @@ impl Revisions {
         let mut cur = self.last.load(Ordering::SeqCst);
         loop {
             let next = now_nanos.max(cur + 1);
-            match self
-                .last
-                .compare_exchange(cur, next, Ordering::SeqCst, Ordering::SeqCst)
-            {
+            match self.last.compare_exchange(cur, next, Ordering::SeqCst, Ordering::SeqCst) {
                 Ok(_) => return next,
                 Err(actual) => cur = actual,
             }
@@ -245,11 +210,7 @@ pub(crate) enum Change {
 /// Decides what a batch does, given the live items it touches (`current`). Shared by every
 /// backend so that the semantics of each operation are written once. Later operations in a
 /// batch see the effects of earlier ones.
-pub(crate) fn plan(
-    ops: Vec<Op>,
-    revision: i64,
-    mut current: impl FnMut(&str) -> Result<Option<Item>>,
-) -> Result<Vec<Change>> {
+pub(crate) fn plan(ops: Vec<Op>, revision: i64, mut current: impl FnMut(&str) -> Result<Option<Item>>) -> Result<Vec<Change>> {
     use shared::error::Error;
     use std::collections::HashMap;
     let mut overlay: HashMap<String, Option<Item>> = HashMap::new();
@@ -263,12 +224,7 @@ pub(crate) fn plan(
             Some(v) => v.clone(),
             None => current(&key)?,
         };
-        let upsert = |value: Vec<u8>, expires: Option<i64>| Item {
-            key: key.clone(),
-            value,
-            expires,
-            revision,
-        };
+        let upsert = |value: Vec<u8>, expires: Option<i64>| Item { key: key.clone(), value, expires, revision };
         let change = match op {
             Op::Put { value, expires, .. } => Some(Change::Upsert(upsert(value, expires))),
             Op::Create { value, expires, .. } => {
@@ -283,17 +239,10 @@ pub(crate) fn plan(
                 }
                 Some(Change::Upsert(upsert(value, expires)))
             }
-            Op::CompareAndSwap {
-                value,
-                expires,
-                expected,
-                ..
-            } => match &existing {
+            Op::CompareAndSwap { value, expires, expected, .. } => match &existing {
                 None => return Err(Error::not_found(format!("key {key:?} is not found"))),
                 Some(i) if i.revision != expected => {
-                    return Err(Error::compare_failed(format!(
-                        "key {key:?} was changed by someone else"
-                    )));
+                    return Err(Error::compare_failed(format!("key {key:?} was changed by someone else")));
                 }
                 Some(_) => Some(Change::Upsert(upsert(value, expires))),
             },
@@ -327,14 +276,8 @@ pub(crate) fn events_for(changes: &[Change]) -> Vec<Event> {
     changes
         .iter()
         .map(|c| match c {
-            Change::Upsert(i) => Event {
-                kind: EventKind::Put,
-                key: i.key.clone(),
-            },
-            Change::Remove(k) => Event {
-                kind: EventKind::Delete,
-                key: k.clone(),
-            },
+            Change::Upsert(i) => Event { kind: EventKind::Put, key: i.key.clone() },
+            Change::Remove(k) => Event { kind: EventKind::Delete, key: k.clone() },
         })
         .collect()
 }

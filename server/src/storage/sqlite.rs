@@ -11,10 +11,7 @@ use shared::error::{Error, Result};
 use shared::timefmt::SharedClock;
 use tokio::sync::{broadcast, oneshot};
 
-use super::{
-    AuditRecord, Backend, Change, EVENT_CAPACITY, Event, EventKind, Item, Op, Revisions,
-    events_for, plan, prefix_end,
-};
+use super::{AuditRecord, Backend, Change, EVENT_CAPACITY, Event, EventKind, Item, Op, Revisions, events_for, plan, prefix_end};
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
@@ -57,29 +54,16 @@ CREATE TABLE IF NOT EXISTS audit (
 impl SqliteBackend {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path, clock: SharedClock) -> Result<SqliteBackend> {
-        let conn = Connection::open(path)
-            .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db_err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(db_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(db_err)?;
+        let conn = Connection::open(path).map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(db_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
-        let integrity: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(db_err)?;
+        let integrity: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(db_err)?;
         if integrity != "ok" {
-            return Err(Error::internal(format!(
-                "database {} failed its integrity check: {integrity}",
-                path.display()
-            )));
+            return Err(Error::internal(format!("database {} failed its integrity check: {integrity}", path.display())));
         }
-        let last: i64 = conn
-            .query_row("SELECT COALESCE(MAX(revision), 0) FROM kv", [], |r| {
-                r.get(0)
-            })
-            .map_err(db_err)?;
+        let last: i64 = conn.query_row("SELECT COALESCE(MAX(revision), 0) FROM kv", [], |r| r.get(0)).map_err(db_err)?;
         let (tx, rx) = mpsc::channel::<Cmd>();
         let events = broadcast::channel(EVENT_CAPACITY).0;
         let thread_events = events.clone();
@@ -87,19 +71,12 @@ impl SqliteBackend {
             .name("sqlite".into())
             .spawn(move || serve(conn, rx, thread_events))
             .map_err(|e| Error::internal(format!("cannot start storage thread: {e}")))?;
-        Ok(SqliteBackend {
-            tx,
-            events,
-            clock,
-            revisions: Revisions::starting_after(last),
-        })
+        Ok(SqliteBackend { tx, events, clock, revisions: Revisions::starting_after(last) })
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T> {
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(make(tx))
-            .map_err(|_| Error::internal("storage is closed"))?;
+        self.tx.send(make(tx)).map_err(|_| Error::internal("storage is closed"))?;
         rx.await.map_err(|_| Error::internal("storage is closed"))?
     }
 
@@ -109,12 +86,7 @@ impl SqliteBackend {
 }
 
 fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
-    Ok(Item {
-        key: row.get(0)?,
-        value: row.get(1)?,
-        expires: row.get(2)?,
-        revision: row.get(3)?,
-    })
+    Ok(Item { key: row.get(0)?, value: row.get(1)?, expires: row.get(2)?, revision: row.get(3)? })
 }
 
 fn get(conn: &Connection, key: &str, now: i64) -> Result<Option<Item>> {
@@ -137,10 +109,7 @@ fn apply(conn: &mut Connection, ops: Vec<Op>, revision: i64, now: i64) -> Result
                     .map_err(db_err)?;
             }
             Change::Remove(k) => {
-                tx.prepare_cached("DELETE FROM kv WHERE key = ?1")
-                    .map_err(db_err)?
-                    .execute(params![k])
-                    .map_err(db_err)?;
+                tx.prepare_cached("DELETE FROM kv WHERE key = ?1").map_err(db_err)?.execute(params![k]).map_err(db_err)?;
             }
         }
     }
@@ -178,25 +147,16 @@ fn serve(mut conn: Connection, rx: mpsc::Receiver<Cmd>, events: broadcast::Sende
                 let r = (|| -> Result<usize> {
                     let tx = conn.transaction().map_err(db_err)?;
                     let keys: Vec<String> = tx
-                        .prepare_cached(
-                            "SELECT key FROM kv WHERE expires IS NOT NULL AND expires <= ?1",
-                        )
+                        .prepare_cached("SELECT key FROM kv WHERE expires IS NOT NULL AND expires <= ?1")
                         .map_err(db_err)?
                         .query_map(params![now], |r| r.get(0))
                         .map_err(db_err)?
                         .collect::<rusqlite::Result<Vec<String>>>()
                         .map_err(db_err)?;
-                    tx.execute(
-                        "DELETE FROM kv WHERE expires IS NOT NULL AND expires <= ?1",
-                        params![now],
-                    )
-                    .map_err(db_err)?;
+                    tx.execute("DELETE FROM kv WHERE expires IS NOT NULL AND expires <= ?1", params![now]).map_err(db_err)?;
                     tx.commit().map_err(db_err)?;
                     for k in &keys {
-                        let _ = events.send(Event {
-                            kind: EventKind::Delete,
-                            key: k.clone(),
-                        });
+                        let _ = events.send(Event { kind: EventKind::Delete, key: k.clone() });
                     }
                     Ok(keys.len())
                 })();
@@ -248,9 +208,7 @@ impl Backend for SqliteBackend {
 
     fn apply(&self, ops: Vec<Op>) -> BoxFuture<'_, Result<i64>> {
         Box::pin(async move {
-            let revision = self
-                .revisions
-                .next(shared::timefmt::unix_nanos(self.clock.now()));
+            let revision = self.revisions.next(shared::timefmt::unix_nanos(self.clock.now()));
             let now = self.now();
             self.ask(|r| Cmd::Apply(ops, revision, now, r)).await
         })

@@ -57,23 +57,26 @@ pub struct AgentConfig {
 /// The backoff before attempt `n` (1-based): linear 1s steps up to `max`, jittered to
 /// 50–100% so that many agents reconnecting after a root restart do not arrive at once.
 pub fn backoff(n: u32, max: Duration) -> Duration {
-    let base = Duration::from_secs(u64::from(n.min(60)))
-        .min(max)
-        .max(Duration::from_millis(200));
+    let base = Duration::from_secs(u64::from(n.min(60))).min(max).max(Duration::from_millis(200));
     let factor: f64 = rand::rng().random_range(0.5..1.0);
     base.mul_f64(factor)
+}
+
+/// How a connection ended.
+enum Ended {
+    /// It was up, then dropped: reconnect.
+    Lost,
+    /// The agent was told to stop.
+    Stopped,
 }
 
 /// Runs the agent until `shutdown`.
 pub async fn run(cfg: AgentConfig, mut shutdown: Shutdown) {
     let mut failures: u32 = 0;
     loop {
-        let result = tokio::select! {
-            _ = shutdown.wait() => return,
-            r = connect_and_serve(&cfg) => r,
-        };
-        match result {
-            Ok(()) => {
+        match connect_and_serve(&cfg, &mut shutdown).await {
+            Ok(Ended::Stopped) => return,
+            Ok(Ended::Lost) => {
                 tracing::info!(tunnel = %cfg.name, "tunnel disconnected; reconnecting");
                 failures = 1;
             }
@@ -104,17 +107,8 @@ struct AgentHandler {
 impl client::Handler for AgentHandler {
     type Error = anyhow::Error;
 
-    async fn check_server_key(
-        &mut self,
-        key: &PublicKeyOrCertificate,
-    ) -> std::result::Result<bool, Self::Error> {
-        match crate::ssh::check_server_host_cert(
-            key,
-            &self.cas,
-            &self.cluster,
-            None,
-            self.clock.now(),
-        ) {
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> std::result::Result<bool, Self::Error> {
+        match crate::ssh::check_server_host_cert(key, &self.cas, &self.cluster, None, self.clock.now()) {
             Ok(_) => Ok(true),
             Err(e) => {
                 tracing::warn!(cluster = %self.cluster, error = %e, "refusing tunnel server");
@@ -134,15 +128,11 @@ impl client::Handler for AgentHandler {
         _session: &mut client::Session,
     ) -> std::result::Result<(), Self::Error> {
         if connected_address.len() > 1024 {
-            reply
-                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
-                .await;
+            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         }
         reply.accept().await;
-        let fut = self
-            .service
-            .serve(connected_address.to_string(), channel.into_stream());
+        let fut = self.service.serve(connected_address.to_string(), channel.into_stream());
         tokio::spawn(fut);
         Ok(())
     }
@@ -153,9 +143,7 @@ impl client::Handler for AgentHandler {
         reply: client::ChannelOpenHandle,
         _session: &mut client::Session,
     ) -> std::result::Result<(), Self::Error> {
-        reply
-            .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
-            .await;
+        reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
         Ok(())
     }
 
@@ -169,88 +157,70 @@ impl client::Handler for AgentHandler {
         reply: client::ChannelOpenHandle,
         _session: &mut client::Session,
     ) -> std::result::Result<(), Self::Error> {
-        reply
-            .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
-            .await;
+        reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
         Ok(())
     }
 }
 
-/// One connection: returns `Ok` after a connection that was up ends, `Err` if it never came up.
-async fn connect_and_serve(cfg: &AgentConfig) -> Result<()> {
+/// One connection: `Ok` after a connection that was up ends (or the agent was stopped), `Err`
+/// if it never came up.
+async fn connect_and_serve(cfg: &AgentConfig, shutdown: &mut Shutdown) -> Result<Ended> {
+    let handle = tokio::select! {
+        _ = shutdown.wait() => return Ok(Ended::Stopped),
+        h = establish(cfg) => h?,
+    };
+    let (handle, hb) = handle;
+    tracing::info!(tunnel = %cfg.name, addr = %cfg.addr, "tunnel connected");
+    let ended = tokio::select! {
+        _ = shutdown.wait() => Ended::Stopped,
+        _ = heartbeat(cfg, hb.into_stream()) => Ended::Lost,
+    };
+    // Close explicitly: the server must see the tunnel go at once (a disabled trust).
+    let _ = tokio::time::timeout(Duration::from_secs(2), handle.disconnect(russh::Disconnect::ByApplication, "", "en")).await;
+    Ok(ended)
+}
+
+type Established = (client::Handle<AgentHandler>, russh::Channel<Msg>);
+
+/// Dials, authenticates, registers and opens the heartbeat channel.
+async fn establish(cfg: &AgentConfig) -> Result<Established> {
     let cas = (cfg.server_cas)().await?;
     if cas.is_empty() {
-        return Err(Error::not_found(format!(
-            "no host certificate authority of {} is trusted here",
-            cfg.server_cluster
-        )));
+        return Err(Error::not_found(format!("no host certificate authority of {} is trusted here", cfg.server_cluster)));
     }
-    let tcp = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::net::TcpStream::connect(&cfg.addr),
-    )
-    .await
-    .map_err(|_| Error::connection_problem(format!("timed out connecting to {}", cfg.addr)))?
-    .map_err(|e| shared::client::connect_error(&cfg.addr, &e))?;
+    let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(&cfg.addr))
+        .await
+        .map_err(|_| Error::connection_problem(format!("timed out connecting to {}", cfg.addr)))?
+        .map_err(|e| shared::client::connect_error(&cfg.addr, &e))?;
     let _ = tcp.set_nodelay(true);
-    let handler = AgentHandler {
-        cas,
-        cluster: cfg.server_cluster.clone(),
-        service: cfg.service.clone(),
-        clock: cfg.clock.clone(),
-    };
+    let handler = AgentHandler { cas, cluster: cfg.server_cluster.clone(), service: cfg.service.clone(), clock: cfg.clock.clone() };
     let config = crate::ssh::client_config(None);
-    let mut handle = tokio::time::timeout(
-        Duration::from_secs(15),
-        client::connect_stream(config, tcp, handler),
-    )
-    .await
-    .map_err(|_| Error::connection_problem("SSH handshake timed out"))?
-    .map_err(|e| Error::connection_problem(format!("SSH handshake: {e}")))?;
+    let mut handle = tokio::time::timeout(Duration::from_secs(15), client::connect_stream(config, tcp, handler))
+        .await
+        .map_err(|_| Error::connection_problem("SSH handshake timed out"))?
+        .map_err(|e| Error::connection_problem(format!("SSH handshake: {e}")))?;
     let auth = handle
-        .authenticate_openssh_cert(
-            cfg.creds.host_id.clone(),
-            Arc::new(cfg.creds.key.clone()),
-            cfg.creds.cert.clone(),
-        )
+        .authenticate_openssh_cert(cfg.creds.host_id.clone(), Arc::new(cfg.creds.key.clone()), cfg.creds.cert.clone())
         .await
         .map_err(|e| Error::connection_problem(format!("authentication: {e}")))?;
     if !auth.success() {
-        return Err(Error::access_denied(format!(
-            "{} refused our host certificate (is the trust still in place?)",
-            cfg.addr
-        )));
+        return Err(Error::access_denied(format!("{} refused our host certificate (is the trust still in place?)", cfg.addr)));
     }
-    handle
-        .tcpip_forward(TUNNEL_ADDRESS, 0)
-        .await
-        .map_err(|e| Error::connection_problem(format!("registering the tunnel: {e}")))?;
-    let mut hb = handle
-        .channel_open_session()
-        .await
-        .map_err(|e| Error::connection_problem(format!("heartbeat channel: {e}")))?;
-    hb.request_subsystem(true, HEARTBEAT_SUBSYSTEM)
-        .await
-        .map_err(|e| Error::connection_problem(format!("heartbeat channel: {e}")))?;
+    handle.tcpip_forward(TUNNEL_ADDRESS, 0).await.map_err(|e| Error::connection_problem(format!("registering the tunnel: {e}")))?;
+    let mut hb = handle.channel_open_session().await.map_err(|e| Error::connection_problem(format!("heartbeat channel: {e}")))?;
+    hb.request_subsystem(true, HEARTBEAT_SUBSYSTEM).await.map_err(|e| Error::connection_problem(format!("heartbeat channel: {e}")))?;
     loop {
         match tokio::time::timeout(Duration::from_secs(10), hb.wait()).await {
             Ok(Some(ChannelMsg::Success)) => break,
             Ok(Some(ChannelMsg::WindowAdjusted { .. })) => continue,
             Ok(Some(other)) => {
-                return Err(Error::connection_problem(format!(
-                    "heartbeat refused: {other:?}"
-                )));
+                return Err(Error::connection_problem(format!("heartbeat refused: {other:?}")));
             }
             Ok(None) => return Err(Error::connection_problem("heartbeat channel closed")),
             Err(_) => return Err(Error::connection_problem("heartbeat channel timed out")),
         }
     }
-    tracing::info!(tunnel = %cfg.name, addr = %cfg.addr, "tunnel connected");
-    heartbeat(cfg, hb.into_stream()).await;
-    let _ = handle
-        .disconnect(russh::Disconnect::ByApplication, "", "en")
-        .await;
-    Ok(())
+    Ok((handle, hb))
 }
 
 /// Sends pings and watches pongs until the server stops answering or the channel closes.
@@ -259,7 +229,7 @@ async fn heartbeat(cfg: &AgentConfig, stream: russh::ChannelStream<Msg>) {
     let last_pong = Arc::new(AtomicI64::new(cfg.clock.now().unix_timestamp()));
     let lp = last_pong.clone();
     let clock = cfg.clock.clone();
-    let mut read_task = tokio::spawn(async move {
+    let read_task = tokio::spawn(async move {
         let mut lines = BufReader::new(reader).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             if line.starts_with("pong") {
@@ -267,25 +237,33 @@ async fn heartbeat(cfg: &AgentConfig, stream: russh::ChannelStream<Msg>) {
             }
         }
     });
+    let mut read_task = AbortOnDrop(read_task);
     let deadline = (cfg.interval * cfg.count_max.max(1)).as_secs_f64().ceil() as i64 + 1;
     let mut ticker = tokio::time::interval(cfg.interval);
     loop {
         tokio::select! {
-            _ = &mut read_task => return,
+            _ = &mut read_task.0 => return,
             _ = ticker.tick() => {
                 let now = cfg.clock.now();
                 if now.unix_timestamp() - last_pong.load(Ordering::SeqCst) > deadline {
                     tracing::warn!(tunnel = %cfg.name, "no heartbeat answer; reconnecting");
-                    read_task.abort();
                     return;
                 }
                 let line = format!("ping {}\n", shared::timefmt::rfc3339(now));
                 if writer.write_all(line.as_bytes()).await.is_err() || writer.flush().await.is_err() {
-                    read_task.abort();
                     return;
                 }
             }
         }
+    }
+}
+
+/// Aborts the task when dropped (a dropped `JoinHandle` would let it run on).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

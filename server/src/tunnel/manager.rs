@@ -60,12 +60,7 @@ impl TrustManager {
     }
 
     async fn reconcile(&self, running: &mut HashMap<String, Running>) {
-        let wanted: Vec<TrustedCluster> = match self
-            .auth
-            .services
-            .list::<TrustedCluster>(keys::TRUSTED_CLUSTERS)
-            .await
-        {
+        let wanted: Vec<TrustedCluster> = match self.auth.services.list::<TrustedCluster>(keys::TRUSTED_CLUSTERS).await {
             Ok(all) => all.into_iter().filter(|tc| tc.spec.enabled).collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read trusted clusters");
@@ -74,12 +69,8 @@ impl TrustManager {
         };
         let names: Vec<String> = running.keys().cloned().collect();
         for name in names {
-            let keep = wanted.iter().any(|tc| {
-                tc.metadata.name == name
-                    && running
-                        .get(&name)
-                        .is_some_and(|r| r.addr == tc.spec.tunnel_addr)
-            });
+            let keep =
+                wanted.iter().any(|tc| tc.metadata.name == name && running.get(&name).is_some_and(|r| r.addr == tc.spec.tunnel_addr));
             if !keep && let Some(r) = running.remove(&name) {
                 tracing::info!(root = %name, "stopping tunnel to root cluster");
                 r.stop.trigger();
@@ -97,12 +88,7 @@ impl TrustManager {
                 let auth = auth.clone();
                 let root = root.clone();
                 Box::pin(async move {
-                    Ok(auth
-                        .services
-                        .ca(CaType::Host, &root, false)
-                        .await?
-                        .map(|ca| ca.ssh_public_keys())
-                        .unwrap_or_default())
+                    Ok(auth.services.ca(CaType::Host, &root, false).await?.map(|ca| ca.ssh_public_keys()).unwrap_or_default())
                 })
             });
             let cfg = AgentConfig {
@@ -119,13 +105,7 @@ impl TrustManager {
             };
             tracing::info!(root = %name, addr = %tc.spec.tunnel_addr, "starting tunnel to root cluster");
             tokio::spawn(super::agent::run(cfg, agent_shutdown));
-            running.insert(
-                name,
-                Running {
-                    addr: tc.spec.tunnel_addr.clone(),
-                    stop,
-                },
-            );
+            running.insert(name, Running { addr: tc.spec.tunnel_addr.clone(), stop });
         }
     }
 }

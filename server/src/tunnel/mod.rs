@@ -74,30 +74,14 @@ impl TunnelRegistry {
     }
 
     /// Registers a tunnel; an older tunnel for the same key is disconnected.
-    pub fn register(
-        &self,
-        key: TunnelKey,
-        conn_id: u64,
-        handle: russh::server::Handle,
-    ) -> Arc<TunnelEntry> {
+    pub fn register(&self, key: TunnelKey, conn_id: u64, handle: russh::server::Handle) -> Arc<TunnelEntry> {
         let entry = Arc::new(TunnelEntry { conn_id, handle });
-        let old = self
-            .map
-            .lock()
-            .ok()
-            .and_then(|mut m| m.insert(key, entry.clone()));
+        let old = self.map.lock().ok().and_then(|mut m| m.insert(key, entry.clone()));
         if let Some(old) = old
             && old.conn_id != conn_id
         {
             tokio::spawn(async move {
-                let _ = old
-                    .handle
-                    .disconnect(
-                        russh::Disconnect::ByApplication,
-                        "replaced by a newer tunnel".into(),
-                        "en".into(),
-                    )
-                    .await;
+                let _ = old.handle.disconnect(russh::Disconnect::ByApplication, "replaced by a newer tunnel".into(), "en".into()).await;
             });
         }
         entry
@@ -124,33 +108,19 @@ impl TunnelRegistry {
     pub async fn disconnect(&self, key: &TunnelKey, why: &str) {
         let entry = self.map.lock().ok().and_then(|mut m| m.remove(key));
         if let Some(e) = entry {
-            let _ = e
-                .handle
-                .disconnect(russh::Disconnect::ByApplication, why.into(), "en".into())
-                .await;
+            let _ = e.handle.disconnect(russh::Disconnect::ByApplication, why.into(), "en".into()).await;
         }
     }
 
     /// Opens a channel to `target` through the tunnel for `key`.
     pub async fn dial(&self, key: &TunnelKey, target: &str) -> Result<BoxStream> {
         let entry = self.get(key).ok_or_else(|| offline(key))?;
-        let ch = tokio::time::timeout(
-            Duration::from_secs(10),
-            entry
-                .handle
-                .channel_open_forwarded_tcpip(target, 0, "proxy", 0),
-        )
-        .await
-        .map_err(|_| {
-            Error::connection_problem(format!("{} did not answer in time", describe(key)))
-        })?
-        .map_err(|e| {
-            Error::connection_problem(format!("{} refused the connection: {e}", describe(key)))
-        })?;
-        let mut stream = ch.into_stream();
-        read_status(&mut stream)
+        let ch = tokio::time::timeout(Duration::from_secs(10), entry.handle.channel_open_forwarded_tcpip(target, 0, "proxy", 0))
             .await
-            .map_err(|e| e.context(describe(key)))?;
+            .map_err(|_| Error::connection_problem(format!("{} did not answer in time", describe(key))))?
+            .map_err(|e| Error::connection_problem(format!("{} refused the connection: {e}", describe(key))))?;
+        let mut stream = ch.into_stream();
+        read_status(&mut stream).await.map_err(|e| e.context(describe(key)))?;
         Ok(Box::new(stream))
     }
 }
@@ -178,11 +148,7 @@ pub async fn write_ok<S: AsyncWrite + Unpin>(s: &mut S) -> std::io::Result<()> {
 
 /// Writes a failure status line (newlines removed, bounded).
 pub async fn write_err<S: AsyncWrite + Unpin>(s: &mut S, msg: &str) -> std::io::Result<()> {
-    let clean: String = msg
-        .chars()
-        .filter(|c| *c != '\n' && *c != '\r')
-        .take(900)
-        .collect();
+    let clean: String = msg.chars().filter(|c| *c != '\n' && *c != '\r').take(900).collect();
     s.write_all(format!("ERR {clean}\n").as_bytes()).await?;
     s.flush().await
 }
@@ -193,14 +159,9 @@ pub async fn read_status<S: AsyncRead + Unpin>(s: &mut S) -> Result<()> {
     let read = async {
         loop {
             let mut b = [0u8; 1];
-            let n = s
-                .read(&mut b)
-                .await
-                .map_err(|e| Error::connection_problem(format!("tunnel read: {e}")))?;
+            let n = s.read(&mut b).await.map_err(|e| Error::connection_problem(format!("tunnel read: {e}")))?;
             if n == 0 {
-                return Err(Error::connection_problem(
-                    "the tunnel closed the connection",
-                ));
+                return Err(Error::connection_problem("the tunnel closed the connection"));
             }
             if b[0] == b'\n' {
                 return Ok(());
@@ -239,9 +200,7 @@ mod tests {
     async fn status_lines_round_trip() {
         let (mut a, mut b) = tokio::io::duplex(1024);
         write_ok(&mut a).await.unwrap();
-        write_err(&mut a, "node \"x\" is not registered\nin cluster")
-            .await
-            .unwrap();
+        write_err(&mut a, "node \"x\" is not registered\nin cluster").await.unwrap();
         a.write_all(b"payload").await.unwrap();
         assert!(read_status(&mut b).await.is_ok());
         let e = read_status(&mut b).await.unwrap_err();

@@ -43,9 +43,7 @@ impl CaType {
             "host" => Ok(CaType::Host),
             "db" => Ok(CaType::Db),
             "openssh" => Ok(CaType::Openssh),
-            _ => Err(Error::bad_parameter(format!(
-                "unknown certificate authority type {s:?}; use user or host"
-            ))),
+            _ => Err(Error::bad_parameter(format!("unknown certificate authority type {s:?}; use user or host"))),
         }
     }
 }
@@ -201,55 +199,33 @@ impl CertAuthority {
 
     /// True when any private key is present.
     pub fn has_secrets(&self) -> bool {
-        self.spec
-            .active_keys
-            .ssh
-            .iter()
-            .any(|k| !k.private_key.is_empty())
-            || self.spec.active_keys.tls.iter().any(|k| !k.key.is_empty())
+        self.spec.active_keys.ssh.iter().any(|k| !k.private_key.is_empty()) || self.spec.active_keys.tls.iter().any(|k| !k.key.is_empty())
     }
 
     /// Validates a CA received from a peer (reference §1.2 `ValidateCertAuthority`).
     pub fn check(&self) -> Result<()> {
         if self.kind != Kind::CertAuthority.as_str() {
-            return Err(Error::bad_parameter(format!(
-                "expected kind cert_authority, got {:?}",
-                self.kind
-            )));
+            return Err(Error::bad_parameter(format!("expected kind cert_authority, got {:?}", self.kind)));
         }
         self.metadata.check(Kind::CertAuthority)?;
         if matches!(self.spec.ca_type, CaType::User | CaType::Host) {
             if self.spec.active_keys.ssh.is_empty() {
-                return Err(Error::bad_parameter(
-                    "certificate authority missing SSH key pairs",
-                ));
+                return Err(Error::bad_parameter("certificate authority missing SSH key pairs"));
             }
             if self.spec.active_keys.tls.is_empty() {
-                return Err(Error::bad_parameter(
-                    "certificate authority missing TLS key pairs",
-                ));
+                return Err(Error::bad_parameter("certificate authority missing TLS key pairs"));
             }
         }
         if !self.spec.roles.is_empty() && !self.spec.role_map.is_empty() {
-            return Err(Error::bad_parameter(
-                "should set either 'roles' or 'role_map', not both",
-            ));
+            return Err(Error::bad_parameter("should set either 'roles' or 'role_map', not both"));
         }
         if !self.spec.role_map.is_empty() {
             crate::rolemap::parse_role_map(&self.spec.role_map)?;
         }
         if self.metadata.name != self.spec.cluster_name {
-            return Err(Error::bad_parameter(
-                "CA name does not match its cluster name",
-            ));
+            return Err(Error::bad_parameter("CA name does not match its cluster name"));
         }
-        for k in self
-            .spec
-            .active_keys
-            .ssh
-            .iter()
-            .chain(self.spec.additional_trusted_keys.ssh.iter())
-        {
+        for k in self.spec.active_keys.ssh.iter().chain(self.spec.additional_trusted_keys.ssh.iter()) {
             crate::certs::parse_authorized_key(&k.public_key)?;
         }
         Ok(())
@@ -258,10 +234,7 @@ impl CertAuthority {
     /// The role map used for users of this CA's cluster (`roles` as a `*` mapping if set).
     pub fn combined_mapping(&self) -> Vec<RoleMapping> {
         if !self.spec.roles.is_empty() {
-            vec![RoleMapping {
-                remote: "*".into(),
-                local: self.spec.roles.clone(),
-            }]
+            vec![RoleMapping { remote: "*".into(), local: self.spec.roles.clone() }]
         } else {
             self.spec.role_map.clone()
         }

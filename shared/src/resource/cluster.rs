@@ -20,12 +20,7 @@ pub struct RoleMapping {
 
 impl std::fmt::Display for RoleMapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}:{}",
-            self.remote,
-            crate::rolemap::go_list(&self.local)
-        )
+        write!(f, "{}:{}", self.remote, crate::rolemap::go_list(&self.local))
     }
 }
 
@@ -78,11 +73,7 @@ pub const DEFAULT_WEB_PORT: u16 = 3080;
 pub fn with_default_port(addr: &str, port: u16) -> String {
     let a = addr.trim();
     if a.starts_with('[') {
-        if a.contains("]:") {
-            a.to_string()
-        } else {
-            format!("{a}:{port}")
-        }
+        if a.contains("]:") { a.to_string() } else { format!("{a}:{port}") }
     } else if a.matches(':').count() == 1 {
         a.to_string()
     } else if a.contains(':') {
@@ -94,19 +85,13 @@ pub fn with_default_port(addr: &str, port: u16) -> String {
 
 /// Checks `host:port`.
 pub fn check_addr(field: &str, addr: &str) -> Result<()> {
-    let (host, port) = addr
-        .rsplit_once(':')
-        .ok_or_else(|| Error::bad_parameter(format!("{field}: {addr:?} is not host:port")))?;
+    let (host, port) = addr.rsplit_once(':').ok_or_else(|| Error::bad_parameter(format!("{field}: {addr:?} is not host:port")))?;
     if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
-        return Err(Error::bad_parameter(format!(
-            "{field}: {addr:?} is not host:port, such as root.example.com:3080"
-        )));
+        return Err(Error::bad_parameter(format!("{field}: {addr:?} is not host:port, such as root.example.com:3080")));
     }
     match port.parse::<u16>() {
         Ok(p) if p > 0 => Ok(()),
-        _ => Err(Error::bad_parameter(format!(
-            "{field}: invalid port in {addr:?}"
-        ))),
+        _ => Err(Error::bad_parameter(format!("{field}: invalid port in {addr:?}"))),
     }
 }
 
@@ -114,23 +99,15 @@ impl TrustedCluster {
     /// Validates the resource and fills in defaults (reference §2.1, §3.1).
     pub fn check_and_set_defaults(&mut self) -> Result<()> {
         if self.kind != Kind::TrustedCluster.as_str() {
-            return Err(Error::bad_parameter(format!(
-                "expected kind trusted_cluster, got {:?}",
-                self.kind
-            )));
+            return Err(Error::bad_parameter(format!("expected kind trusted_cluster, got {:?}", self.kind)));
         }
         if self.version != "v2" {
-            return Err(Error::bad_parameter(format!(
-                "unsupported trusted_cluster version {:?}, use v2",
-                self.version
-            )));
+            return Err(Error::bad_parameter(format!("unsupported trusted_cluster version {:?}, use v2", self.version)));
         }
         self.metadata.check(Kind::TrustedCluster)?;
         let s = &mut self.spec;
         if !s.roles.is_empty() && !s.role_map.is_empty() {
-            return Err(Error::bad_parameter(
-                "should set either 'roles' or 'role_map', not both",
-            ));
+            return Err(Error::bad_parameter("should set either 'roles' or 'role_map', not both"));
         }
         if s.roles.is_empty() && s.role_map.is_empty() {
             return Err(Error::bad_parameter("missing 'role_map' parameter"));
@@ -147,11 +124,7 @@ impl TrustedCluster {
         if s.tunnel_addr.trim().is_empty() {
             s.tunnel_addr = s.web_proxy_addr.clone();
         }
-        let web_port = s
-            .web_proxy_addr
-            .rsplit_once(':')
-            .and_then(|(_, p)| p.parse().ok())
-            .unwrap_or(DEFAULT_WEB_PORT);
+        let web_port = s.web_proxy_addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).unwrap_or(DEFAULT_WEB_PORT);
         s.tunnel_addr = with_default_port(&s.tunnel_addr, web_port);
         check_addr("tunnel_addr", &s.tunnel_addr)?;
         if s.token.trim().is_empty() {
@@ -165,10 +138,7 @@ impl TrustedCluster {
     /// The effective role map: `roles` as `{remote: "*", local: roles}`, else `role_map`.
     pub fn combined_mapping(&self) -> Vec<RoleMapping> {
         if !self.spec.roles.is_empty() {
-            vec![RoleMapping {
-                remote: "*".into(),
-                local: self.spec.roles.clone(),
-            }]
+            vec![RoleMapping { remote: "*".into(), local: self.spec.roles.clone() }]
         } else {
             self.spec.role_map.clone()
         }
@@ -212,10 +182,7 @@ pub struct RemoteClusterStatus {
 
 impl Default for RemoteClusterStatus {
     fn default() -> Self {
-        RemoteClusterStatus {
-            connection: STATUS_OFFLINE.into(),
-            last_heartbeat: crate::timefmt::go_zero_time(),
-        }
+        RemoteClusterStatus { connection: STATUS_OFFLINE.into(), last_heartbeat: crate::timefmt::go_zero_time() }
     }
 }
 
@@ -224,12 +191,7 @@ impl RemoteCluster {
     pub fn new(name: &str, labels: super::LabelMap) -> RemoteCluster {
         let mut metadata = Metadata::named(name);
         metadata.labels = labels;
-        RemoteCluster {
-            kind: Kind::RemoteCluster.as_str().into(),
-            version: v3(),
-            metadata,
-            status: RemoteClusterStatus::default(),
-        }
+        RemoteCluster { kind: Kind::RemoteCluster.as_str().into(), version: v3(), metadata, status: RemoteClusterStatus::default() }
     }
 }
 
@@ -238,8 +200,7 @@ mod tests {
     use super::*;
 
     fn tc(yaml: &str) -> Result<TrustedCluster> {
-        let mut t: TrustedCluster =
-            serde_yaml_ng::from_str(yaml).map_err(|e| Error::bad_parameter(e.to_string()))?;
+        let mut t: TrustedCluster = serde_yaml_ng::from_str(yaml).map_err(|e| Error::bad_parameter(e.to_string()))?;
         t.check_and_set_defaults()?;
         Ok(t)
     }
@@ -255,60 +216,23 @@ mod tests {
     #[test]
     fn roles_and_role_map_rules() {
         let both = GUIDE.replace("  role_map:", "  roles: [x]\n  role_map:");
-        assert_eq!(
-            tc(&both).err().map(|e| e.message).as_deref(),
-            Some("should set either 'roles' or 'role_map', not both")
-        );
-        let none = GUIDE
-            .split("  role_map:")
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        assert_eq!(
-            tc(&none).err().map(|e| e.message).as_deref(),
-            Some("missing 'role_map' parameter")
-        );
-        let legacy = GUIDE
-            .split("  role_map:")
-            .next()
-            .unwrap_or_default()
-            .to_string()
-            + "  roles: [admin]\n";
+        assert_eq!(tc(&both).err().map(|e| e.message).as_deref(), Some("should set either 'roles' or 'role_map', not both"));
+        let none = GUIDE.split("  role_map:").next().unwrap_or_default().to_string();
+        assert_eq!(tc(&none).err().map(|e| e.message).as_deref(), Some("missing 'role_map' parameter"));
+        let legacy = GUIDE.split("  role_map:").next().unwrap_or_default().to_string() + "  roles: [admin]\n";
         let t = tc(&legacy).ok();
-        assert_eq!(
-            t.map(|t| t.combined_mapping()),
-            Some(vec![RoleMapping {
-                remote: "*".into(),
-                local: vec!["admin".into()]
-            }])
-        );
+        assert_eq!(t.map(|t| t.combined_mapping()), Some(vec![RoleMapping { remote: "*".into(), local: vec!["admin".into()] }]));
     }
 
     #[test]
     fn tunnel_addr_defaults_and_ports() {
-        let y = GUIDE
-            .replace("  tunnel_addr: rootcluster.example.com:443\n", "")
-            .replace("rootcluster.example.com:443", "root.example.com");
+        let y =
+            GUIDE.replace("  tunnel_addr: rootcluster.example.com:443\n", "").replace("rootcluster.example.com:443", "root.example.com");
         let t = tc(&y).ok();
-        assert_eq!(
-            t.as_ref().map(|t| t.spec.web_proxy_addr.as_str()),
-            Some("root.example.com:3080")
-        );
-        assert_eq!(
-            t.as_ref().map(|t| t.spec.tunnel_addr.as_str()),
-            Some("root.example.com:3080")
-        );
-        let bad = GUIDE.replace(
-            "web_proxy_addr: rootcluster.example.com:443",
-            "web_proxy_addr: root:99999",
-        );
-        assert!(
-            tc(&bad)
-                .err()
-                .map(|e| e.message)
-                .unwrap_or_default()
-                .contains("invalid port")
-        );
+        assert_eq!(t.as_ref().map(|t| t.spec.web_proxy_addr.as_str()), Some("root.example.com:3080"));
+        assert_eq!(t.as_ref().map(|t| t.spec.tunnel_addr.as_str()), Some("root.example.com:3080"));
+        let bad = GUIDE.replace("web_proxy_addr: rootcluster.example.com:443", "web_proxy_addr: root:99999");
+        assert!(tc(&bad).err().map(|e| e.message).unwrap_or_default().contains("invalid port"));
     }
 
     #[test]
@@ -323,13 +247,8 @@ mod tests {
     #[test]
     fn remote_cluster_prints_go_zero_heartbeat() {
         let rc = RemoteCluster::new("leaf", Default::default());
-        let y = serde_yaml_ng::to_string(&serde_json::to_value(&rc).unwrap_or_default())
-            .unwrap_or_default();
-        assert!(
-            y.contains("last_heartbeat: 0001-01-01T00:00:00Z")
-                || y.contains("last_heartbeat: '0001-01-01T00:00:00Z'"),
-            "{y}"
-        );
+        let y = serde_yaml_ng::to_string(&serde_json::to_value(&rc).unwrap_or_default()).unwrap_or_default();
+        assert!(y.contains("last_heartbeat: 0001-01-01T00:00:00Z") || y.contains("last_heartbeat: '0001-01-01T00:00:00Z'"), "{y}");
         assert!(y.contains("connection: offline"), "{y}");
     }
 }

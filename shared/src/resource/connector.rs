@@ -30,10 +30,7 @@ fn v3() -> String {
 fn secret_paths(kind: Kind) -> &'static [&'static [&'static str]] {
     match kind {
         Kind::Github | Kind::Oidc => &[&["client_secret"]],
-        Kind::Saml => &[
-            &["signing_key_pair", "private_key"],
-            &["encryption_key_pair", "private_key"],
-        ],
+        Kind::Saml => &[&["signing_key_pair", "private_key"], &["encryption_key_pair", "private_key"]],
         _ => &[],
     }
 }
@@ -48,10 +45,7 @@ impl Connector {
     pub fn check_and_set_defaults(&mut self) -> Result<()> {
         let kind = Kind::parse(&self.kind)?;
         if !matches!(kind, Kind::Github | Kind::Oidc | Kind::Saml) {
-            return Err(Error::bad_parameter(format!(
-                "{} is not a connector kind",
-                self.kind
-            )));
+            return Err(Error::bad_parameter(format!("{} is not a connector kind", self.kind)));
         }
         self.metadata.check(kind)?;
         Ok(())
@@ -87,14 +81,24 @@ mod tests {
             "kind": "saml", "version": "v2", "metadata": {"name": "mysaml"},
             "spec": {"signing_key_pair": {"private_key": "SECRET", "cert": "C"}, "attributes_to_roles": []}
         }))
-        .unwrap_or_else(|_| Connector { kind: "x".into(), version: "v".into(), metadata: Metadata::default(), spec: Default::default() });
+        .unwrap_or_else(|_| Connector {
+            kind: "x".into(),
+            version: "v".into(),
+            metadata: Metadata::default(),
+            spec: Default::default(),
+        });
         let s = serde_json::to_string(&c.without_secrets()).unwrap_or_default();
         assert!(!s.contains("SECRET"), "{s}");
         assert!(s.contains("\"cert\":\"C\""), "{s}");
         let g: Connector = serde_json::from_value(serde_json::json!({
             "kind": "github", "metadata": {"name": "github"}, "spec": {"client_secret": "S", "client_id": "I"}
         }))
-        .unwrap_or_else(|_| Connector { kind: "x".into(), version: "v".into(), metadata: Metadata::default(), spec: Default::default() });
+        .unwrap_or_else(|_| Connector {
+            kind: "x".into(),
+            version: "v".into(),
+            metadata: Metadata::default(),
+            spec: Default::default(),
+        });
         let s = serde_json::to_string(&g.without_secrets()).unwrap_or_default();
         assert!(!s.contains("\"S\"") && s.contains("client_id"), "{s}");
     }

@@ -50,11 +50,7 @@ pub struct Metadata {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: LabelMap,
     /// When the resource expires and is removed.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "crate::timefmt::opt_rfc3339"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::opt_rfc3339")]
     pub expires: Option<OffsetDateTime>,
     /// The storage revision, printed so that `tctl edit` can detect a concurrent change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,47 +66,28 @@ pub struct Metadata {
 impl Metadata {
     /// Metadata with just a name.
     pub fn named(name: impl Into<String>) -> Self {
-        Metadata {
-            name: name.into(),
-            ..Default::default()
-        }
+        Metadata { name: name.into(), ..Default::default() }
     }
 
     /// Checks the name and namespace.
     pub fn check(&self, kind: Kind) -> Result<()> {
         if self.name.trim().is_empty() {
-            return Err(Error::bad_parameter(format!(
-                "missing parameter metadata.name for {kind}"
-            )));
+            return Err(Error::bad_parameter(format!("missing parameter metadata.name for {kind}")));
         }
         if self.name.len() > 253 {
-            return Err(Error::bad_parameter(format!(
-                "{kind} name is {} characters long; the limit is 253",
-                self.name.len()
-            )));
+            return Err(Error::bad_parameter(format!("{kind} name is {} characters long; the limit is 253", self.name.len())));
         }
-        if self
-            .name
-            .chars()
-            .any(|c| c.is_control() || c == '/' && kind != Kind::CertAuthority)
-        {
-            return Err(Error::bad_parameter(format!(
-                "{kind} name {:?} contains a '/' or a control character",
-                self.name
-            )));
+        if self.name.chars().any(|c| c.is_control() || c == '/' && kind != Kind::CertAuthority) {
+            return Err(Error::bad_parameter(format!("{kind} name {:?} contains a '/' or a control character", self.name)));
         }
         if let Some(ns) = &self.namespace
             && ns != "default"
         {
-            return Err(Error::bad_parameter(format!(
-                "namespace {ns:?} is not supported, use \"default\""
-            )));
+            return Err(Error::bad_parameter(format!("namespace {ns:?} is not supported, use \"default\"")));
         }
         for (k, v) in &self.labels {
             if k.is_empty() || k.len() > 256 || v.len() > 1024 {
-                return Err(Error::bad_parameter(format!(
-                    "invalid label {k:?}: keys must be 1-256 characters, values at most 1024"
-                )));
+                return Err(Error::bad_parameter(format!("invalid label {k:?}: keys must be 1-256 characters, values at most 1024")));
             }
         }
         Ok(())
@@ -192,16 +169,10 @@ impl Kind {
     /// Parses a kind or alias, case-insensitively.
     pub fn parse(s: &str) -> Result<Kind> {
         let lower = s.trim().to_ascii_lowercase();
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == lower || k.aliases().contains(&lower.as_str()))
-            .ok_or_else(|| {
-                let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-                Error::bad_parameter(format!(
-                    "unknown resource kind {s:?}; known kinds: {}",
-                    known.join(", ")
-                ))
-            })
+        Kind::ALL.into_iter().find(|k| k.as_str() == lower || k.aliases().contains(&lower.as_str())).ok_or_else(|| {
+            let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+            Error::bad_parameter(format!("unknown resource kind {s:?}; known kinds: {}", known.join(", ")))
+        })
     }
 
     /// Whether `tctl create` accepts this kind.
@@ -319,22 +290,15 @@ impl Resource {
         let kind_str = match value.get("kind") {
             Some(serde_json::Value::String(k)) => k.clone(),
             Some(_) => {
-                return Err(Error::bad_parameter(
-                    "field \"kind\" must be a string such as role or trusted_cluster",
-                ));
+                return Err(Error::bad_parameter("field \"kind\" must be a string such as role or trusted_cluster"));
             }
             None => {
-                return Err(Error::bad_parameter(
-                    "missing field \"kind\"; every resource needs kind, version and metadata",
-                ));
+                return Err(Error::bad_parameter("missing field \"kind\"; every resource needs kind, version and metadata"));
             }
         };
         let kind = Kind::parse(&kind_str)?;
         if kind.as_str() != kind_str {
-            return Err(Error::bad_parameter(format!(
-                "unknown resource kind {kind_str:?}; did you mean {:?}?",
-                kind.as_str()
-            )));
+            return Err(Error::bad_parameter(format!("unknown resource kind {kind_str:?}; did you mean {:?}?", kind.as_str())));
         }
         fn typed<T: serde::de::DeserializeOwned>(kind: Kind, v: serde_json::Value) -> Result<T> {
             serde_path_to_error(kind, v)
@@ -358,10 +322,7 @@ impl Resource {
 }
 
 /// Deserializes with serde_json, turning its message into a one-line, field-naming error.
-fn serde_path_to_error<T: serde::de::DeserializeOwned>(
-    kind: Kind,
-    v: serde_json::Value,
-) -> Result<T> {
+fn serde_path_to_error<T: serde::de::DeserializeOwned>(kind: Kind, v: serde_json::Value) -> Result<T> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         let msg = e.into_inner().to_string();
@@ -389,9 +350,7 @@ pub mod b64 {
     /// Decodes base64 into bytes.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
-        STANDARD
-            .decode(s.as_bytes())
-            .map_err(serde::de::Error::custom)
+        STANDARD.decode(s.as_bytes()).map_err(serde::de::Error::custom)
     }
 }
 
@@ -409,16 +368,12 @@ pub fn is_false(b: &bool) -> bool {
 pub fn parse_label_spec(spec: &str) -> Result<LabelMap> {
     let mut out = LabelMap::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = part.split_once('=').ok_or_else(|| {
-            Error::bad_parameter(format!(
-                "invalid label {part:?}: expected key=value, such as env=demo"
-            ))
-        })?;
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| Error::bad_parameter(format!("invalid label {part:?}: expected key=value, such as env=demo")))?;
         let k = k.trim();
         if k.is_empty() {
-            return Err(Error::bad_parameter(format!(
-                "invalid label {part:?}: the key is empty"
-            )));
+            return Err(Error::bad_parameter(format!("invalid label {part:?}: the key is empty")));
         }
         out.insert(k.to_string(), v.trim().to_string());
     }
@@ -429,12 +384,7 @@ pub fn parse_label_spec(spec: &str) -> Result<LabelMap> {
 /// (Teleport's `sortedLabels`, without its v12 bug of dropping values of `teleport.dev/` keys).
 pub fn format_labels(labels: &LabelMap) -> String {
     let (plain, namespaced): (Vec<_>, Vec<_>) = labels.iter().partition(|(k, _)| !k.contains('/'));
-    plain
-        .into_iter()
-        .chain(namespaced)
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    plain.into_iter().chain(namespaced).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 #[cfg(test)]
@@ -447,10 +397,7 @@ mod tests {
         assert_eq!(Kind::parse("TC").ok(), Some(Kind::TrustedCluster));
         assert_eq!(Kind::parse("cas").ok(), Some(Kind::CertAuthority));
         assert_eq!(Kind::parse("roles").ok(), Some(Kind::Role));
-        let err = Kind::parse("rolez")
-            .err()
-            .map(|e| e.message)
-            .unwrap_or_default();
+        let err = Kind::parse("rolez").err().map(|e| e.message).unwrap_or_default();
         assert!(err.contains("unknown resource kind \"rolez\""), "{err}");
         assert!(err.contains("trusted_cluster"), "{err}");
     }
@@ -458,19 +405,14 @@ mod tests {
     #[test]
     fn refs_parse() {
         let r = ResourceRef::parse("cert_authority/host/root").ok();
-        assert_eq!(
-            r.map(|r| (r.kind, r.name)),
-            Some((Kind::CertAuthority, Some("host/root".into())))
-        );
+        assert_eq!(r.map(|r| (r.kind, r.name)), Some((Kind::CertAuthority, Some("host/root".into()))));
         let r = ResourceRef::parse("users").ok();
         assert_eq!(r.map(|r| (r.kind, r.name)), Some((Kind::User, None)));
     }
 
     #[test]
     fn labels_parse_and_format() {
-        let l = parse_label_spec("env=demo, a/b=c,team=x")
-            .ok()
-            .unwrap_or_default();
+        let l = parse_label_spec("env=demo, a/b=c,team=x").ok().unwrap_or_default();
         assert_eq!(format_labels(&l), "env=demo,team=x,a/b=c");
         assert!(parse_label_spec("novalue").is_err());
         assert!(parse_label_spec("=v").is_err());
@@ -478,11 +420,10 @@ mod tests {
 
     #[test]
     fn unknown_kind_in_document_lists_known() {
-        let err =
-            Resource::from_value(serde_json::json!({"kind": "rol", "metadata": {"name": "x"}}))
-                .err()
-                .map(|e| e.message)
-                .unwrap_or_default();
+        let err = Resource::from_value(serde_json::json!({"kind": "rol", "metadata": {"name": "x"}}))
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
         assert!(err.contains("known kinds"), "{err}");
     }
 
@@ -496,9 +437,6 @@ mod tests {
         .map(|e| e.message)
         .unwrap_or_default();
         assert!(err.contains("invalid role resource"), "{err}");
-        assert!(
-            err.contains("field spec.allow.logins: invalid type"),
-            "{err}"
-        );
+        assert!(err.contains("field spec.allow.logins: invalid type"), "{err}");
     }
 }

@@ -46,13 +46,7 @@ pub struct NodeSpec {
 
 impl Node {
     /// A node record.
-    pub fn new(
-        uuid: &str,
-        hostname: &str,
-        addr: &str,
-        use_tunnel: bool,
-        labels: super::LabelMap,
-    ) -> Node {
+    pub fn new(uuid: &str, hostname: &str, addr: &str, use_tunnel: bool, labels: super::LabelMap) -> Node {
         let mut metadata = Metadata::named(uuid);
         metadata.labels = labels;
         Node {
@@ -60,12 +54,7 @@ impl Node {
             sub_kind: "teleport".into(),
             version: v2(),
             metadata,
-            spec: NodeSpec {
-                hostname: hostname.into(),
-                addr: addr.into(),
-                use_tunnel,
-                version: crate::version::VERSION.into(),
-            },
+            spec: NodeSpec { hostname: hostname.into(), addr: addr.into(), use_tunnel, version: crate::version::VERSION.into() },
         }
     }
 
@@ -83,10 +72,6 @@ impl Node {
 
     /// What `tsh ls` prints in the Address column.
     pub fn display_addr(&self) -> String {
-        if self.spec.use_tunnel {
-            "⟵ Tunnel".into()
-        } else {
-            self.spec.addr.clone()
-        }
+        if self.spec.use_tunnel { "⟵ Tunnel".into() } else { self.spec.addr.clone() }
     }
 }

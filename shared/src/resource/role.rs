@@ -226,18 +226,13 @@ impl RoleConditions {
             }
             for v in &rule.verbs {
                 if !VERBS.contains(&v.as_str()) {
-                    return Err(Error::bad_parameter(format!(
-                        "{side}.rules: unknown verb {v:?}; known verbs: {}",
-                        VERBS.join(", ")
-                    )));
+                    return Err(Error::bad_parameter(format!("{side}.rules: unknown verb {v:?}; known verbs: {}", VERBS.join(", "))));
                 }
             }
         }
         for ns in &self.namespaces {
             if ns != "default" && ns != "*" {
-                return Err(Error::bad_parameter(format!(
-                    "{side}.namespaces: namespace {ns:?} is not supported"
-                )));
+                return Err(Error::bad_parameter(format!("{side}.namespaces: namespace {ns:?} is not supported")));
             }
         }
         Ok(())
@@ -246,10 +241,7 @@ impl RoleConditions {
     /// Applies traits to every templated field (reference §4.3), logins filtered to valid Unix names.
     pub fn apply_traits(&self, traits: &template::Traits) -> RoleConditions {
         let mut out = self.clone();
-        out.logins = template::apply_values(&self.logins, traits)
-            .into_iter()
-            .filter(|l| is_valid_unix_login(l))
-            .collect();
+        out.logins = template::apply_values(&self.logins, traits).into_iter().filter(|l| is_valid_unix_login(l)).collect();
         out.kubernetes_groups = template::apply_values(&self.kubernetes_groups, traits);
         out.kubernetes_users = template::apply_values(&self.kubernetes_users, traits);
         out.db_names = template::apply_values(&self.db_names, traits);
@@ -271,19 +263,8 @@ impl RoleConditions {
 }
 
 /// Verbs a rule may name.
-pub const VERBS: &[&str] = &[
-    "*",
-    "list",
-    "read",
-    "readnosecrets",
-    "create",
-    "update",
-    "delete",
-    "create_enroll_token",
-    "enroll",
-    "use",
-    "rotate",
-];
+pub const VERBS: &[&str] =
+    &["*", "list", "read", "readnosecrets", "create", "update", "delete", "create_enroll_token", "enroll", "use", "rotate"];
 
 /// Whether `login` is usable as a Unix login (Teleport drops others, such as `-teleport-internal-join`).
 pub fn is_valid_unix_login(login: &str) -> bool {
@@ -292,73 +273,46 @@ pub fn is_valid_unix_login(login: &str) -> bool {
         return false;
     }
     let body = login.strip_suffix('$').unwrap_or(login);
-    !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.' || b == b'@')
+    !body.is_empty() && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.' || b == b'@')
 }
 
 impl Role {
     /// A role with the given name and spec at version v7.
     pub fn new(name: &str, spec: RoleSpec) -> Role {
-        Role {
-            kind: Kind::Role.as_str().into(),
-            version: "v7".into(),
-            metadata: Metadata::named(name),
-            spec,
-        }
+        Role { kind: Kind::Role.as_str().into(), version: "v7".into(), metadata: Metadata::named(name), spec }
     }
 
     /// Validates the role and fills in the version's defaults (reference §2.6).
     pub fn check_and_set_defaults(&mut self) -> Result<()> {
         if self.kind != Kind::Role.as_str() {
-            return Err(Error::bad_parameter(format!(
-                "expected kind role, got {:?}",
-                self.kind
-            )));
+            return Err(Error::bad_parameter(format!("expected kind role, got {:?}", self.kind)));
         }
         self.metadata.check(Kind::Role)?;
         if !ROLE_VERSIONS.contains(&self.version.as_str()) {
-            return Err(Error::bad_parameter(format!(
-                "unrecognized role version: {}",
-                self.version
-            )));
+            return Err(Error::bad_parameter(format!("unrecognized role version: {}", self.version)));
         }
         if self.spec.allow.logins.iter().any(|l| l.contains('*')) {
-            return Err(Error::bad_parameter(
-                "wildcard matcher is not allowed in logins",
-            ));
+            return Err(Error::bad_parameter("wildcard matcher is not allowed in logins"));
         }
         self.spec.allow.validate("allow")?;
         self.spec.deny.validate("deny")?;
         if let Some(ttl) = &self.spec.options.max_session_ttl {
-            crate::timefmt::parse_duration(ttl)
-                .map_err(|e| e.context("options.max_session_ttl"))?;
+            crate::timefmt::parse_duration(ttl).map_err(|e| e.context("options.max_session_ttl"))?;
         }
         if let Some(f) = &self.spec.options.cert_format
             && f != "standard"
             && f != "legacy"
         {
-            return Err(Error::bad_parameter(format!(
-                "options.cert_format: {f:?} is not supported, use standard or legacy"
-            )));
+            return Err(Error::bad_parameter(format!("options.cert_format: {f:?} is not supported, use standard or legacy")));
         }
 
         // Version defaults.
         let allow = &mut self.spec.allow;
         if self.version == "v3" {
             if allow.node_labels.is_none() {
-                allow.node_labels = Some(if allow.logins.is_empty() {
-                    Labels::new()
-                } else {
-                    labels::wildcard()
-                });
+                allow.node_labels = Some(if allow.logins.is_empty() { Labels::new() } else { labels::wildcard() });
             }
-            for l in [
-                &mut allow.app_labels,
-                &mut allow.kubernetes_labels,
-                &mut allow.db_labels,
-            ] {
+            for l in [&mut allow.app_labels, &mut allow.kubernetes_labels, &mut allow.db_labels] {
                 if l.is_none() {
                     *l = Some(labels::wildcard());
                 }
@@ -371,8 +325,7 @@ impl Role {
             self.spec.deny.namespaces = vec!["default".into()];
         }
         let o = &mut self.spec.options;
-        o.max_session_ttl
-            .get_or_insert_with(|| DEFAULT_MAX_SESSION_TTL.into());
+        o.max_session_ttl.get_or_insert_with(|| DEFAULT_MAX_SESSION_TTL.into());
         o.forward_agent.get_or_insert(false);
         o.port_forwarding.get_or_insert(true);
         o.cert_format.get_or_insert_with(|| "standard".into());
@@ -392,11 +345,7 @@ impl Role {
 
 impl RoleConditions {
     fn is_empty_conditions(&self) -> bool {
-        *self
-            == RoleConditions {
-                namespaces: self.namespaces.clone(),
-                ..Default::default()
-            }
+        *self == RoleConditions { namespaces: self.namespaces.clone(), ..Default::default() }
     }
 }
 
@@ -410,20 +359,8 @@ fn rule(resources: &[&str], verbs: &[&str]) -> Rule {
 }
 
 /// The resource kinds `editor` manages.
-pub const EDITOR_RESOURCES: &[&str] = &[
-    "user",
-    "role",
-    "token",
-    "trusted_cluster",
-    "remote_cluster",
-    "cert_authority",
-    "node",
-    "github",
-    "oidc",
-    "saml",
-    "event",
-    "session",
-];
+pub const EDITOR_RESOURCES: &[&str] =
+    &["user", "role", "token", "trusted_cluster", "remote_cluster", "cert_authority", "node", "github", "oidc", "saml", "event", "session"];
 
 /// The preset roles every cluster starts with: `access`, `editor`, `auditor`.
 pub fn presets() -> Vec<Role> {
@@ -438,10 +375,7 @@ pub fn presets() -> Vec<Role> {
                 db_names: vec!["{{internal.db_names}}".into()],
                 db_users: vec!["{{internal.db_users}}".into()],
                 aws_role_arns: vec!["{{internal.aws_role_arns}}".into()],
-                rules: vec![
-                    rule(&["event"], &["list", "read"]),
-                    rule(&["session"], &["list", "read"]),
-                ],
+                rules: vec![rule(&["event"], &["list", "read"]), rule(&["session"], &["list", "read"])],
                 ..Default::default()
             },
             ..Default::default()
@@ -450,23 +384,14 @@ pub fn presets() -> Vec<Role> {
     access.metadata.description = Some("Access cluster resources".into());
     let mut editor = Role::new(
         "editor",
-        RoleSpec {
-            allow: RoleConditions {
-                rules: vec![rule(EDITOR_RESOURCES, &["*"])],
-                ..Default::default()
-            },
-            ..Default::default()
-        },
+        RoleSpec { allow: RoleConditions { rules: vec![rule(EDITOR_RESOURCES, &["*"])], ..Default::default() }, ..Default::default() },
     );
     editor.metadata.description = Some("Edit cluster configuration".into());
     let mut auditor = Role::new(
         "auditor",
         RoleSpec {
             allow: RoleConditions {
-                rules: vec![
-                    rule(&["event"], &["list", "read"]),
-                    rule(&["session"], &["list", "read"]),
-                ],
+                rules: vec![rule(&["event"], &["list", "read"]), rule(&["session"], &["list", "read"])],
                 ..Default::default()
             },
             ..Default::default()
@@ -494,8 +419,7 @@ mod tests {
     use crate::resource::Resource;
 
     fn parse(yaml: &str) -> Result<Role> {
-        let v: serde_json::Value =
-            serde_yaml_ng::from_str(yaml).map_err(|e| Error::bad_parameter(e.to_string()))?;
+        let v: serde_json::Value = serde_yaml_ng::from_str(yaml).map_err(|e| Error::bad_parameter(e.to_string()))?;
         match Resource::from_value(v)? {
             Resource::Role(mut r) => {
                 r.check_and_set_defaults()?;
@@ -528,45 +452,41 @@ mod tests {
 
     #[test]
     fn v3_defaults_node_labels_from_logins() {
-        let r =
-            parse("kind: role\nversion: v3\nmetadata: {name: a}\nspec: {allow: {logins: [root]}}")
-                .ok();
-        assert_eq!(
-            r.and_then(|r| r.spec.allow.node_labels),
-            Some(labels::wildcard())
-        );
+        let r = parse("kind: role\nversion: v3\nmetadata: {name: a}\nspec: {allow: {logins: [root]}}").ok();
+        assert_eq!(r.and_then(|r| r.spec.allow.node_labels), Some(labels::wildcard()));
         let r = parse("kind: role\nversion: v3\nmetadata: {name: a}\nspec: {allow: {}}").ok();
-        assert_eq!(
-            r.and_then(|r| r.spec.allow.node_labels),
-            Some(Labels::new())
-        );
-        let r =
-            parse("kind: role\nversion: v5\nmetadata: {name: a}\nspec: {allow: {logins: [root]}}")
-                .ok();
+        assert_eq!(r.and_then(|r| r.spec.allow.node_labels), Some(Labels::new()));
+        let r = parse("kind: role\nversion: v5\nmetadata: {name: a}\nspec: {allow: {logins: [root]}}").ok();
         assert_eq!(r.and_then(|r| r.spec.allow.node_labels), None);
     }
 
     #[test]
     fn validation_errors() {
         let msg = |y: &str| parse(y).err().map(|e| e.message).unwrap_or_default();
-        assert_eq!(
-            msg("kind: role\nversion: v9\nmetadata: {name: a}\n"),
-            "unrecognized role version: v9"
-        );
+        assert_eq!(msg("kind: role\nversion: v9\nmetadata: {name: a}\n"), "unrecognized role version: v9");
         assert_eq!(
             msg("kind: role\nversion: v5\nmetadata: {name: a}\nspec: {allow: {logins: ['*']}}"),
             "wildcard matcher is not allowed in logins"
         );
-        assert!(msg("kind: role\nversion: v5\nmetadata: {name: a}\nspec: {allow: {node_labels: {'*': prod}}}").contains("selector *:prod is not supported"));
-        assert!(msg("kind: role\nversion: v5\nmetadata: {name: a}\nspec: {allow: {logins: ['{{internal.logins']}}").contains("template brackets"));
         assert!(
-            msg(
-                "kind: role\nversion: v5\nmetadata: {name: a}\nspec: {allow: {node_lables: {a: b}}}"
-            )
-            .contains("unknown field `node_lables`")
+            msg("kind: role\nversion: v5\nmetadata: {name: a}\nspec: {allow: {node_labels: {'*': prod}}}")
+                .contains("selector *:prod is not supported")
         );
-        assert!(msg("kind: role\nversion: v5\nmetadata: {name: a}\nspec: {allow: {rules: [{resources: [role], verbs: [fly]}]}}").contains("unknown verb"));
-        assert!(msg("kind: role\nversion: v5\nmetadata: {name: a}\nspec: {options: {max_session_ttl: forever}}").contains("invalid duration"));
+        assert!(
+            msg("kind: role\nversion: v5\nmetadata: {name: a}\nspec: {allow: {logins: ['{{internal.logins']}}")
+                .contains("template brackets")
+        );
+        assert!(
+            msg("kind: role\nversion: v5\nmetadata: {name: a}\nspec: {allow: {node_lables: {a: b}}}")
+                .contains("unknown field `node_lables`")
+        );
+        assert!(
+            msg("kind: role\nversion: v5\nmetadata: {name: a}\nspec: {allow: {rules: [{resources: [role], verbs: [fly]}]}}")
+                .contains("unknown verb")
+        );
+        assert!(
+            msg("kind: role\nversion: v5\nmetadata: {name: a}\nspec: {options: {max_session_ttl: forever}}").contains("invalid duration")
+        );
         assert!(msg("kind: role\nversion: v5\nmetadata: {name: ''}\n").contains("metadata.name"));
     }
 
@@ -582,13 +502,7 @@ mod tests {
         for ok in ["root", "visitor", "ubuntu", "a_b", "user$", "first.last"] {
             assert!(is_valid_unix_login(ok), "{ok}");
         }
-        for bad in [
-            "",
-            "-teleport-internal-join",
-            "a b",
-            "x;y",
-            "averyveryveryveryveryverylongloginname",
-        ] {
+        for bad in ["", "-teleport-internal-join", "a b", "x;y", "averyveryveryveryveryverylongloginname"] {
             assert!(!is_valid_unix_login(bad), "{bad}");
         }
     }

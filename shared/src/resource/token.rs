@@ -91,9 +91,7 @@ impl SystemRole {
             "proxy" => Ok(SystemRole::Proxy),
             "node" => Ok(SystemRole::Node),
             "trusted_cluster" | "trustedcluster" => Ok(SystemRole::TrustedCluster),
-            _ => Err(Error::bad_parameter(format!(
-                "unknown token type {s:?}; supported types: trusted_cluster, node"
-            ))),
+            _ => Err(Error::bad_parameter(format!("unknown token type {s:?}; supported types: trusted_cluster, node"))),
         }
     }
 }
@@ -106,11 +104,7 @@ impl fmt::Display for SystemRole {
 
 impl ProvisionToken {
     /// A token for `roles` that expires at `expires`.
-    pub fn new(
-        value: &str,
-        roles: &[SystemRole],
-        expires: Option<time::OffsetDateTime>,
-    ) -> ProvisionToken {
+    pub fn new(value: &str, roles: &[SystemRole], expires: Option<time::OffsetDateTime>) -> ProvisionToken {
         let mut metadata = Metadata::named(value);
         metadata.expires = expires;
         ProvisionToken {
@@ -129,10 +123,7 @@ impl ProvisionToken {
     /// Validates the token and normalises role spelling.
     pub fn check_and_set_defaults(&mut self) -> Result<()> {
         if self.kind != Kind::Token.as_str() {
-            return Err(Error::bad_parameter(format!(
-                "expected kind token, got {:?}",
-                self.kind
-            )));
+            return Err(Error::bad_parameter(format!("expected kind token, got {:?}", self.kind)));
         }
         self.metadata.check(Kind::Token)?;
         if self.spec.roles.is_empty() {
@@ -141,33 +132,21 @@ impl ProvisionToken {
         let mut roles = Vec::new();
         for r in &self.spec.roles {
             let role = SystemRole::parse(r)?;
-            if !matches!(
-                role,
-                SystemRole::TrustedCluster | SystemRole::Node | SystemRole::Proxy
-            ) {
-                return Err(Error::bad_parameter(format!(
-                    "a token cannot grant the {role} role"
-                )));
+            if !matches!(role, SystemRole::TrustedCluster | SystemRole::Node | SystemRole::Proxy) {
+                return Err(Error::bad_parameter(format!("a token cannot grant the {role} role")));
             }
             roles.push(role.as_str().to_string());
         }
         self.spec.roles = roles;
         if self.spec.join_method != "token" {
-            return Err(Error::bad_parameter(format!(
-                "join method {:?} is not supported; only \"token\" is",
-                self.spec.join_method
-            )));
+            return Err(Error::bad_parameter(format!("join method {:?} is not supported; only \"token\" is", self.spec.join_method)));
         }
         Ok(())
     }
 
     /// The system roles this token grants.
     pub fn system_roles(&self) -> Vec<SystemRole> {
-        self.spec
-            .roles
-            .iter()
-            .filter_map(|r| SystemRole::parse(r).ok())
-            .collect()
+        self.spec.roles.iter().filter_map(|r| SystemRole::parse(r).ok()).collect()
     }
 
     /// Whether the token grants `role`.

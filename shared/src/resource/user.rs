@@ -87,35 +87,23 @@ impl User {
             kind: Kind::User.as_str().into(),
             version: v2(),
             metadata: Metadata::named(name),
-            spec: UserSpec {
-                roles,
-                traits,
-                ..Default::default()
-            },
+            spec: UserSpec { roles, traits, ..Default::default() },
         }
     }
 
     /// Validates the user.
     pub fn check_and_set_defaults(&mut self) -> Result<()> {
         if self.kind != Kind::User.as_str() {
-            return Err(Error::bad_parameter(format!(
-                "expected kind user, got {:?}",
-                self.kind
-            )));
+            return Err(Error::bad_parameter(format!("expected kind user, got {:?}", self.kind)));
         }
         if self.version != "v2" {
-            return Err(Error::bad_parameter(format!(
-                "unsupported user version {:?}, use v2",
-                self.version
-            )));
+            return Err(Error::bad_parameter(format!("unsupported user version {:?}, use v2", self.version)));
         }
         self.metadata.check(Kind::User)?;
         check_user_name(&self.metadata.name)?;
         for r in &self.spec.roles {
             if r.trim().is_empty() {
-                return Err(Error::bad_parameter(
-                    "spec.roles contains an empty role name",
-                ));
+                return Err(Error::bad_parameter("spec.roles contains an empty role name"));
             }
         }
         for (k, v) in &self.spec.traits {
@@ -125,9 +113,7 @@ impl User {
             if k == "logins" {
                 for l in v {
                     if l.contains('*') {
-                        return Err(Error::bad_parameter(format!(
-                            "invalid login {l:?}: wildcards are not allowed in logins"
-                        )));
+                        return Err(Error::bad_parameter(format!("invalid login {l:?}: wildcards are not allowed in logins")));
                     }
                 }
             }
@@ -143,15 +129,8 @@ impl User {
 
 /// Checks a Teleport user name.
 pub fn check_user_name(name: &str) -> Result<()> {
-    if name.is_empty()
-        || name.len() > 128
-        || name
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || c == '/')
-    {
-        return Err(Error::bad_parameter(format!(
-            "invalid user name {name:?}: use 1-128 characters without spaces or '/'"
-        )));
+    if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/') {
+        return Err(Error::bad_parameter(format!("invalid user name {name:?}: use 1-128 characters without spaces or '/'")));
     }
     Ok(())
 }

@@ -1,0 +1,168 @@
+//! `tsh login`: password sign-in (or, with a cluster argument and a valid profile, selecting a
+//! leaf cluster without a password).
+
+use std::io::{BufRead, Write};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use shared::api::{CertsResponse, LoginRequest, PingResponse, PublicKeys, ReissueRequest, path};
+use shared::certs;
+use shared::client::{ApiClient, ServerTrust, host_of};
+use shared::profile::{Credentials, Profile, ProfileStore};
+
+use super::Global;
+use crate::context::Session;
+
+/// Sign in.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples (from the guide):\n  tsh login --proxy=rootcluster.example.com --user=myuser\n  tsh login leafcluster.example.com          # select a leaf cluster\n  echo \"$PASSWORD\" | tsh login --proxy=root.example.com:3080 --user=myuser"
+)]
+pub struct Args {
+    /// A leaf cluster to select after signing in.
+    cluster: Option<String>,
+    /// Certificate TTL in minutes [default: 720, capped by your roles' max_session_ttl].
+    #[arg(long)]
+    ttl: Option<u64>,
+}
+
+fn addr_candidates(proxy: &str) -> Vec<String> {
+    let p = proxy.trim().trim_start_matches("https://").trim_end_matches('/');
+    let has_port = p.rsplit_once(':').is_some_and(|(h, port)| port.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']')));
+    if has_port { vec![p.to_string()] } else { vec![format!("{p}:443"), format!("{p}:3080")] }
+}
+
+async fn ping(addr: &str, trust: &ServerTrust) -> shared::Result<PingResponse> {
+    ApiClient::direct(addr, trust, None)?.get::<PingResponse>(path::PING).await
+}
+
+fn read_password(user: &str) -> anyhow::Result<String> {
+    if crate::term::stdin_is_tty() {
+        return dialoguer::Password::new()
+            .with_prompt(format!("Enter password for Teleport user {user}"))
+            .interact()
+            .map_err(|e| anyhow!("reading the password: {e}"));
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
+    let pw = line.trim_end_matches(['\n', '\r']).to_string();
+    if pw.is_empty() {
+        bail!("no password given on standard input");
+    }
+    Ok(pw)
+}
+
+fn new_keys() -> anyhow::Result<(russh::keys::ssh_key::PrivateKey, rcgen::KeyPair, PublicKeys)> {
+    let ssh = certs::new_ssh_key()?;
+    let tls = certs::new_tls_key()?;
+    let public = PublicKeys { ssh_public_key: certs::authorized_key(ssh.public_key()), tls_public_key: certs::spki_pem(&tls) };
+    Ok((ssh, tls, public))
+}
+
+fn credentials(ssh: russh::keys::ssh_key::PrivateKey, tls: &rcgen::KeyPair, r: CertsResponse) -> anyhow::Result<Credentials> {
+    Ok(Credentials {
+        ssh_key: ssh,
+        ssh_cert: certs::parse_ssh_cert(&r.ssh_cert)?,
+        tls_key_pem: tls.serialize_pem(),
+        tls_cert_pem: r.tls_cert,
+        host_cas: r.host_cas,
+    })
+}
+
+/// Runs the command.
+pub async fn exec(a: Args, g: &Global, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
+    let store = ProfileStore::from_env();
+    let ttl_seconds = a.ttl.map(|m| m * 60).unwrap_or(0);
+
+    // Selecting a cluster with a valid profile needs no password.
+    if a.cluster.is_some() && g.identity.is_none() {
+        let current = match &g.proxy {
+            Some(p) => Some(host_of(p)),
+            None => store.current(),
+        };
+        if let Some(name) = current
+            && let Ok((profile, creds)) = store.load(&name)
+            && g.user.as_ref().is_none_or(|u| *u == profile.username)
+            && crate::context::valid_until(&creds) > time::OffsetDateTime::now_utc()
+        {
+            let session = Session { profile, creds, name: Some(name.clone()) };
+            let target = a.cluster.clone().unwrap_or_default();
+            let route = if target == session.profile.cluster { None } else { Some(target.clone()) };
+            let (ssh, tls, public) = new_keys()?;
+            let r: CertsResponse = session
+                .root_api()?
+                .post(path::REISSUE, &ReissueRequest { keys: public, route_to_cluster: route, ttl_seconds })
+                .await
+                .map_err(|e| if e.is(shared::Kind::NotFound) { anyhow!("{}", e.message) } else { anyhow!("{e}") })?;
+            let creds = credentials(ssh, &tls, r)?;
+            let mut profile = session.profile.clone();
+            profile.site = target;
+            store.save(&name, &profile, &creds)?;
+            return super::status::print_text(out, &profile, &creds, true);
+        }
+    }
+
+    let proxy =
+        g.proxy.clone().or_else(|| store.current().and_then(|n| store.load(&n).ok()).map(|(p, _)| p.web_proxy_addr)).ok_or_else(|| {
+            anyhow!("use --proxy=<proxy address> to say where to sign in, for example: tsh login --proxy=root.example.com --user=myuser")
+        })?;
+    let trust = if g.insecure { ServerTrust::Insecure } else { ServerTrust::System };
+    if g.insecure {
+        writeln!(err, "WARNING: You are using insecure connection to Teleport proxy https://{proxy}")?;
+    }
+    let mut found: Option<(String, PingResponse)> = None;
+    let mut last_err = None;
+    for addr in addr_candidates(&proxy) {
+        match ping(&addr, &trust).await {
+            Ok(p) => {
+                found = Some((addr, p));
+                break;
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    let Some((addr, ping)) = found else {
+        return Err(anyhow!("{}", last_err.map(|e| e.message).unwrap_or_else(|| format!("cannot reach {proxy}"))));
+    };
+    let user = g
+        .user
+        .clone()
+        .or_else(|| store.load(&host_of(&addr)).ok().map(|(p, _)| p.username))
+        .or_else(|| std::env::var("USER").ok())
+        .ok_or_else(|| anyhow!("use --user=<teleport user>"))?;
+    let password = read_password(&user)?;
+    let (ssh, tls, public) = new_keys()?;
+    let req = LoginRequest {
+        username: user.clone(),
+        password,
+        keys: public,
+        ttl_seconds,
+        route_to_cluster: a.cluster.clone().filter(|c| *c != ping.cluster_name),
+    };
+    let client = ApiClient::direct(&addr, &trust, None)?.with_timeout(Duration::from_secs(60));
+    let r: CertsResponse = client.post(path::LOGIN, &req).await?;
+    let cluster = r.cluster_name.clone();
+    let creds = credentials(ssh, &tls, r)?;
+    let profile = Profile {
+        web_proxy_addr: addr.clone(),
+        username: user,
+        cluster: cluster.clone(),
+        site: a.cluster.clone().unwrap_or(cluster),
+        insecure: g.insecure,
+    };
+    store.save(&host_of(&addr), &profile, &creds)?;
+    super::status::print_text(out, &profile, &creds, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_ports() {
+        assert_eq!(addr_candidates("root.example.com"), vec!["root.example.com:443", "root.example.com:3080"]);
+        assert_eq!(addr_candidates("root.example.com:3080"), vec!["root.example.com:3080"]);
+        assert_eq!(addr_candidates("https://root.example.com/"), vec!["root.example.com:443", "root.example.com:3080"]);
+        assert_eq!(addr_candidates("127.0.0.2:3080"), vec!["127.0.0.2:3080"]);
+    }
+}

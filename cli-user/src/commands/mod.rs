@@ -1,0 +1,137 @@
+//! `tsh` commands: one file each, registered in [`Command`].
+
+mod clusters;
+mod completion;
+mod login;
+mod logout;
+mod ls;
+mod ssh;
+mod status;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Options every command accepts.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Global {
+    /// Proxy address, host[:port] (no port: 443, then 3080).
+    #[arg(long, global = true, env = "TELEPORT_PROXY")]
+    pub proxy: Option<String>,
+    /// Teleport user [default: the current profile's, else $USER].
+    #[arg(long, global = true, env = "TELEPORT_USER")]
+    pub user: Option<String>,
+    /// Cluster to act on (a leaf of the root you signed in to).
+    #[arg(long, global = true, env = "TELEPORT_CLUSTER")]
+    pub cluster: Option<String>,
+    /// Identity file (from 'tctl auth sign') instead of a profile.
+    #[arg(short = 'i', long, global = true, env = "TELEPORT_IDENTITY_FILE")]
+    pub identity: Option<PathBuf>,
+    /// Do not verify the proxy's web certificate (testing only).
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// Verbose output.
+    #[arg(short = 'd', long, global = true)]
+    pub debug: bool,
+}
+
+/// Sign in to clusters and reach their servers.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tsh",
+    disable_version_flag = true,
+    after_help = "Examples:\n  tsh login --proxy=root.example.com --user=myuser\n  tsh ls --cluster=leaf.example.com\n  tsh ssh --cluster=leaf.example.com visitor@node1\n\nExit codes: 0 success, 1 error, 2 usage error; tsh ssh returns the remote command's exit code."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Sign in to a cluster (or select a leaf cluster: tsh login <cluster>).
+    Login(login::Args),
+    /// Remove your keys and certificates.
+    Logout,
+    /// Show who you are signed in as.
+    Status(status::Args),
+    /// List the nodes you can reach.
+    Ls(ls::Args),
+    /// Run a shell or a command on a node.
+    Ssh(ssh::Args),
+    /// List the root cluster and the leaf clusters you can reach.
+    Clusters(clusters::Args),
+    /// Print the version.
+    Version,
+    /// Print a shell completion script.
+    Completion(completion::Args),
+}
+
+/// Parses and runs; returns the exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = e.print();
+            return u8::try_from(code).unwrap_or(2);
+        }
+    };
+    let level = if cli.global.debug { tracing::Level::DEBUG } else { tracing::Level::WARN };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .without_time()
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(err, "ERROR: cannot start: {e}");
+            return 1;
+        }
+    };
+    shared::client::install_crypto_provider();
+    let result = rt.block_on(exec(cli, out, err));
+    // Do not wait for a blocked read of standard input.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(err, "ERROR: {}", format!("{e:#}").replace('\n', " "));
+            1
+        }
+    }
+}
+
+async fn exec(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<u8> {
+    let g = cli.global;
+    match cli.cmd {
+        Command::Login(a) => login::exec(a, &g, out, err).await.map(|_| 0),
+        Command::Logout => logout::exec(&g, out).map(|_| 0),
+        Command::Status(a) => status::exec(a, &g, out).map(|_| 0),
+        Command::Ls(a) => ls::exec(a, &g, out, err).await.map(|_| 0),
+        Command::Ssh(a) => ssh::exec(a, &g).await,
+        Command::Clusters(a) => clusters::exec(a, &g, out).await.map(|_| 0),
+        Command::Version => {
+            writeln!(out, "{}", shared::version::version_line(env!("TP_GIT_REV"), env!("TP_RUSTC_VERSION")))?;
+            Ok(0)
+        }
+        Command::Completion(a) => completion::exec(a, out).map(|_| 0),
+    }
+}
+
+/// The clap command (for completions and help snapshots).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// Parses `--format`.
+pub fn parse_format(s: &str) -> Result<shared::output::Format, String> {
+    s.parse().map_err(|e: shared::Error| e.message)
+}

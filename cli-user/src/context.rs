@@ -1,0 +1,107 @@
+//! Who the user is and how to reach their clusters: the current profile (or `-i identity`),
+//! and API clients for the root (direct HTTPS, pinned to its host CA) and for leaves (through
+//! the root proxy's tunnel, TLS end to end with the leaf).
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail};
+use shared::certs::CLUSTER_LOCAL_NAME;
+use shared::client::{ApiClient, BoxStream, Dialer, tcp_dialer};
+use shared::profile::{Credentials, Profile, ProfileStore, read_identity_file};
+use shared::subsystem::ProxyRequest;
+
+use crate::commands::Global;
+use crate::sshclient::{TunnelStream, connect_proxy};
+
+/// A signed-in user.
+#[derive(Clone)]
+pub struct Session {
+    /// The profile (synthesised for identity files).
+    pub profile: Profile,
+    /// Keys and certificates.
+    pub creds: Credentials,
+    /// Profile name (None for identity files).
+    pub name: Option<String>,
+}
+
+fn not_logged_in() -> anyhow::Error {
+    anyhow!("Not logged in. Run 'tsh login --proxy=<proxy address> --user=<user>' first")
+}
+
+/// Whether the credentials' certificates are still valid.
+pub fn valid_until(creds: &Credentials) -> time::OffsetDateTime {
+    shared::identity::ssh_cert_expiry(&creds.ssh_cert)
+}
+
+impl Session {
+    /// Loads the session from `-i` or the current profile (or the one for `--proxy`).
+    pub fn load(g: &Global) -> anyhow::Result<Session> {
+        if let Some(id) = &g.identity {
+            let creds = read_identity_file(id)?;
+            let der = shared::certs::first_pem_der(&creds.tls_cert_pem, "CERTIFICATE")?;
+            let cluster = shared::certs::parse_peer_cert(&der)?.issuer_cluster;
+            let proxy = g.proxy.clone().ok_or_else(|| anyhow!("--identity needs --proxy=<proxy host:port>"))?;
+            let profile = Profile {
+                web_proxy_addr: shared::resource::cluster::with_default_port(&proxy, 3080),
+                username: creds.ssh_cert.key_id().to_string(),
+                cluster: cluster.clone(),
+                site: cluster,
+                insecure: g.insecure,
+            };
+            return Ok(Session { profile, creds, name: None });
+        }
+        let store = ProfileStore::from_env();
+        let name = match &g.proxy {
+            Some(p) => shared::client::host_of(p),
+            None => store.current().ok_or_else(not_logged_in)?,
+        };
+        let (profile, creds) = store.load(&name).map_err(|_| not_logged_in())?;
+        Ok(Session { profile, creds, name: Some(name) })
+    }
+
+    /// Fails if the certificates have expired.
+    pub fn require_valid(&self) -> anyhow::Result<()> {
+        if valid_until(&self.creds) <= time::OffsetDateTime::now_utc() {
+            bail!("your credentials for {} have expired; run 'tsh login' again", self.profile.web_proxy_addr);
+        }
+        Ok(())
+    }
+
+    /// The cluster to act on: `--cluster`, else the selected one.
+    pub fn target(&self, g: &Global) -> String {
+        g.cluster.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| self.profile.site.clone())
+    }
+
+    /// The root cluster's API, pinned to its host CA.
+    pub fn root_api(&self) -> anyhow::Result<ApiClient> {
+        let addr = &self.profile.web_proxy_addr;
+        let trust = self.creds.cluster_trust(&self.profile.cluster)?;
+        Ok(ApiClient::new(tcp_dialer(addr), CLUSTER_LOCAL_NAME, &trust, Some(&self.creds.client_identity()), addr)?)
+    }
+
+    /// The API of `cluster`: the root directly, a leaf through the root proxy's tunnel.
+    pub fn cluster_api(&self, cluster: &str) -> anyhow::Result<ApiClient> {
+        if cluster == self.profile.cluster {
+            return self.root_api();
+        }
+        let trust = self
+            .creds
+            .cluster_trust(cluster)
+            .map_err(|_| anyhow!("cluster {cluster:?} is not found; run 'tsh clusters' to see the clusters you can reach"))?;
+        let me = Arc::new(self.clone());
+        let target = cluster.to_string();
+        let dialer: Dialer = Arc::new(move || {
+            let me = me.clone();
+            let target = target.clone();
+            Box::pin(async move {
+                let proxy = connect_proxy(&me.profile.web_proxy_addr, &me.profile.cluster, &me.creds, &me.profile.username)
+                    .await
+                    .map_err(|e| shared::Error::connection_problem(format!("{e:#}")))?;
+                let req = ProxyRequest { host: String::new(), port: None, cluster: Some(target) };
+                let stream = proxy.subsystem(&req).await.map_err(|e| shared::Error::not_found(format!("{e:#}")))?;
+                Ok(Box::new(TunnelStream::new(stream, proxy)) as BoxStream)
+            })
+        });
+        Ok(ApiClient::new(dialer, CLUSTER_LOCAL_NAME, &trust, Some(&self.creds.client_identity()), cluster)?)
+    }
+}
