@@ -14,6 +14,8 @@ fn run(cmd: &str, args: &[&str]) -> Option<String> {
     if s.is_empty() { None } else { Some(s) }
 }
 
+// Build scripts talk to cargo on stdout.
+#[allow(clippy::print_stdout)]
 fn main() {
     let rev = run("git", &["rev-parse", "--short=10", "HEAD"]).unwrap_or_else(|| "unknown".into());
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());

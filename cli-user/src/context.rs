@@ -72,6 +72,23 @@ impl Session {
         g.cluster.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| self.profile.site.clone())
     }
 
+    /// Makes sure the profile knows `cluster`'s host CA, fetching the CAs of the leaves the user
+    /// can see from the root when it does not (a trust created after `tsh login`).
+    pub async fn ensure_cluster(&mut self, cluster: &str) -> anyhow::Result<()> {
+        if !self.creds.host_ca_keys(cluster).is_empty() {
+            return Ok(());
+        }
+        let cas: Vec<shared::api::TrustedCa> = self.root_api()?.get(shared::api::path::HOST_CAS).await?;
+        self.creds.host_cas = cas;
+        if let Some(n) = &self.name {
+            ProfileStore::from_env().save(n, &self.profile, &self.creds)?;
+        }
+        if self.creds.host_ca_keys(cluster).is_empty() {
+            bail!("cluster {cluster:?} is not found; run 'tsh clusters' to see the clusters you can reach");
+        }
+        Ok(())
+    }
+
     /// The root cluster's API, pinned to its host CA.
     pub fn root_api(&self) -> anyhow::Result<ApiClient> {
         let addr = &self.profile.web_proxy_addr;

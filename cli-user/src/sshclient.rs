@@ -38,7 +38,7 @@ impl client::Handler for HostChecker {
         };
         let now = time::OffsetDateTime::now_utc();
         if let Err(r) = shared::certs::check_ssh_cert(cert, &self.cas, CertType::Host, self.principal.as_deref(), now) {
-            tracing::warn!(cluster = %self.cluster, reason = %r, "refusing the server's host certificate");
+            tracing::debug!(cluster = %self.cluster, reason = %r, "refusing the server's host certificate");
             return Ok(false);
         }
         match shared::identity::host_from_ssh_cert(cert) {

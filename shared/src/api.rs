@@ -55,6 +55,8 @@ pub mod path {
     pub const EVENTS: &str = "/v1/events";
     /// `tctl map-roles --cluster`.
     pub const MAP_ROLES: &str = "/v1/map-roles";
+    /// Host CAs of this cluster and of the leaves the caller can see (tsh refreshes its profile).
+    pub const HOST_CAS: &str = "/v1/hostcas";
 }
 
 /// `/webapi/ping` (reference §7.7).

@@ -1,1 +1,625 @@
+//! The end-to-end test harness: real `teleport`, `tctl` and `tsh` processes on loopback.
+//!
+//! Every cluster gets its own address in 127.0.0.0/8 (random, checked free), its own data
+//! directory under a temporary directory, and is killed when its [`Cluster`] is dropped — also
+//! when a test panics. Waits are bounded. The binaries are the ones `cargo build --workspace
+//! --bins` put next to the test executable (override with `TP_BIN_DIR`).
 
+// Test support: failing loudly is its job.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The directory holding `teleport`, `tctl` and `tsh`.
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("TP_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/e2e-<hash>
+    exe.parent().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("target/debug"))
+}
+
+/// Path of a binary; panics with a helpful message if it was not built.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.exists(), "{} not found: run `cargo build --workspace --bins` first (or set TP_BIN_DIR)", p.display());
+    p
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A new empty directory.
+    pub fn new(tag: &str) -> TempDir {
+        let d = std::env::temp_dir().join(format!("tp-e2e-{tag}-{}-{}", std::process::id(), shared::certs::random_hex(4)));
+        std::fs::create_dir_all(&d).expect("create temp dir");
+        TempDir(d)
+    }
+    /// The path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("TP_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// The result of running a command.
+#[derive(Debug, Clone)]
+pub struct Out {
+    /// Exit code (-1 if killed).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Out {
+    fn from(o: Output) -> Out {
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into(),
+            stderr: String::from_utf8_lossy(&o.stderr).into(),
+        }
+    }
+
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn ok(&self, what: &str) -> &str {
+        assert_eq!(self.code, 0, "{what}: expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        &self.stdout
+    }
+
+    /// Asserts failure with exit code 1 and a message containing `needle`; returns stderr.
+    #[track_caller]
+    pub fn fails_with(&self, what: &str, needle: &str) -> &str {
+        assert_eq!(self.code, 1, "{what}: expected exit code 1\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert!(self.stderr.contains(needle), "{what}: expected {needle:?} in stderr:\n{}", self.stderr);
+        assert!(self.stderr.starts_with("ERROR: "), "{what}: errors start with ERROR:\n{}", self.stderr);
+        assert!(!self.stderr.contains("panicked"), "{what}: panic:\n{}", self.stderr);
+        &self.stderr
+    }
+
+    /// Parses stdout as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+}
+
+/// Runs a command with a timeout, optional stdin, and extra environment.
+pub fn run(program: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>, timeout: Duration) -> Out {
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    if let Some(input) = stdin {
+        let mut si = child.stdin.take().expect("stdin");
+        let _ = si.write_all(input.as_bytes());
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("output");
+                panic!(
+                    "{} {:?} timed out after {:?}\nstdout:\n{}\nstderr:\n{}",
+                    program.display(),
+                    args,
+                    timeout,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    Out::from(child.wait_with_output().expect("output"))
+}
+
+/// Polls `f` until it returns `Some`, at most `timeout`.
+#[track_caller]
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A free loopback address (random in 127.64.0.0–127.127.255.255) with `ports` free.
+pub fn free_ip(ports: &[u16]) -> String {
+    for _ in 0..200 {
+        let b = shared::certs::random_bytes(3);
+        let ip = format!("127.{}.{}.{}", 64 + (b[0] % 64), b[1], 2 + (b[2] % 250));
+        if ports.iter().all(|p| TcpListener::bind(format!("{ip}:{p}")).is_ok()) {
+            return ip;
+        }
+    }
+    panic!("no free loopback address found");
+}
+
+/// Creates a Unix user with a home directory unless it exists (tests run as root).
+pub fn ensure_unix_user(name: &str) {
+    let exists =
+        |n: &str| Command::new("id").arg(n).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
+    if exists(name) {
+        return;
+    }
+    let st = Command::new("useradd").args(["--create-home", "--shell", "/bin/bash", name]).status();
+    assert!(exists(name), "cannot create Unix user {name} (useradd: {st:?}); these tests must run as root");
+}
+
+/// Options of a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterOpts {
+    /// Cluster name.
+    pub name: String,
+    /// Run an in-process node.
+    pub node: bool,
+    /// Node labels of the in-process node.
+    pub labels: Vec<(String, String)>,
+    /// Tunnel heartbeat interval.
+    pub keep_alive: String,
+    /// Start with `--insecure` (leaves dialing a root with the generated web certificate).
+    pub insecure: bool,
+    /// Extra YAML appended under `auth_service:`.
+    pub auth_extra: String,
+    /// Node heartbeat interval.
+    pub node_heartbeat: String,
+}
+
+impl ClusterOpts {
+    /// Defaults for `name`: an in-process node, 1s heartbeats.
+    pub fn new(name: &str) -> ClusterOpts {
+        ClusterOpts {
+            name: name.into(),
+            node: true,
+            labels: vec![("env".into(), "test".into())],
+            keep_alive: "1s".into(),
+            insecure: false,
+            auth_extra: String::new(),
+            node_heartbeat: "1s".into(),
+        }
+    }
+}
+
+/// A running `teleport` (auth + proxy [+ node]).
+pub struct Cluster {
+    /// Options used.
+    pub opts: ClusterOpts,
+    /// Its loopback address.
+    pub ip: String,
+    /// `ip:3080`.
+    pub web: String,
+    /// Temp dir holding config, data and log.
+    pub dir: TempDir,
+    child: Option<Child>,
+}
+
+impl Cluster {
+    /// Starts a cluster and waits until it listens.
+    pub fn start(opts: ClusterOpts) -> Cluster {
+        let ip = free_ip(&[3080, 3022]);
+        let dir = TempDir::new(&opts.name.replace('.', "-"));
+        let mut c = Cluster { web: format!("{ip}:3080"), ip, dir, opts, child: None };
+        c.write_config();
+        c.spawn();
+        c
+    }
+
+    /// The config file.
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("teleport.yaml")
+    }
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+    /// The daemon log.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("teleport.log")
+    }
+    /// The log text.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+    /// The CA that signed the web certificate (for SSL_CERT_FILE / curl --cacert).
+    pub fn web_ca(&self) -> PathBuf {
+        self.data_dir().join("web").join("webca.pem")
+    }
+    /// The audit log lines.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.data_dir().join("log").join("events.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+    /// The node name of the in-process node.
+    pub fn node_name(&self) -> String {
+        format!("{}-node", self.opts.name.split('.').next().unwrap_or("n"))
+    }
+
+    fn write_config(&self) {
+        let o = &self.opts;
+        let labels: String = o.labels.iter().map(|(k, v)| format!("    {k}: {v}\n")).collect();
+        let text = format!(
+            "version: v3\nteleport:\n  nodename: {node}\n  data_dir: {data}\n  log:\n    output: stderr\n    severity: DEBUG\n\
+             auth_service:\n  enabled: yes\n  cluster_name: {name}\n  keep_alive_interval: {ka}\n  keep_alive_count_max: 3\n{extra}\
+             ssh_service:\n  enabled: {ssh}\n  listen_addr: {ip}:3022\n  heartbeat_interval: {hb}\n  labels:\n{labels}\
+             proxy_service:\n  enabled: yes\n  web_listen_addr: {ip}:3080\n  public_addr: {ip}:3080\n",
+            node = self.node_name(),
+            data = self.data_dir().display(),
+            name = o.name,
+            ka = o.keep_alive,
+            extra = o.auth_extra,
+            ssh = if o.node { "yes" } else { "no" },
+            ip = self.ip,
+            hb = o.node_heartbeat,
+            labels = if labels.is_empty() { "    {}\n".to_string() } else { labels },
+        );
+        std::fs::write(self.config(), text).expect("write config");
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
+        let mut cmd = Command::new(bin("teleport"));
+        cmd.arg("start").arg("-c").arg(self.config());
+        if self.opts.insecure {
+            cmd.arg("--insecure");
+        }
+        cmd.stdin(Stdio::null()).stdout(log.try_clone().expect("log")).stderr(log);
+        self.child = Some(cmd.spawn().expect("start teleport"));
+        let web = self.web.clone();
+        let id = self.data_dir().join("admin.identity");
+        let child = self.child.as_mut().expect("child");
+        wait_for(&format!("teleport {} to listen on {web}", self.opts.name), Duration::from_secs(60), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "teleport exited early with {status}; log:\n{}",
+                    std::fs::read_to_string(self.dir.path().join("teleport.log")).unwrap_or_default()
+                );
+            }
+            (std::net::TcpStream::connect(&web).is_ok() && id.exists()).then_some(())
+        });
+    }
+
+    /// Stops the daemon (SIGTERM, then SIGKILL after 10s).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child);
+        }
+    }
+
+    /// Kills the daemon with SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again with the same data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Starts it after `stop`/`kill`.
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
+    /// Runs `tctl -c teleport.yaml ARGS`.
+    pub fn tctl(&self, args: &[&str]) -> Out {
+        self.tctl_env(args, &[], None)
+    }
+
+    /// Runs tctl with extra environment and stdin.
+    pub fn tctl_env(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Out {
+        let cfg = self.config().display().to_string();
+        let mut full = vec!["-c", cfg.as_str()];
+        full.extend_from_slice(args);
+        // A tsh profile in the environment must not take precedence over -c.
+        let mut e: Vec<(&str, &str)> = vec![("TELEPORT_HOME", "/nonexistent-tp-home")];
+        e.extend_from_slice(env);
+        run(&bin("tctl"), &full, &e, stdin, Duration::from_secs(60))
+    }
+
+    /// Creates a YAML resource file in the cluster's dir and `tctl create`s it.
+    pub fn create(&self, file: &str, yaml: &str) -> Out {
+        let p = self.dir.path().join(file);
+        std::fs::write(&p, yaml).expect("write yaml");
+        self.tctl(&["create", p.to_str().unwrap_or_default()])
+    }
+
+    /// Adds a user and sets their password through the invite's JSON endpoint.
+    pub fn add_user(&self, name: &str, roles: &str, logins: &str, password: &str) {
+        let mut args = vec!["users", "add", name, "--roles", roles];
+        if !logins.is_empty() {
+            args.push("--logins");
+            args.push(logins);
+        }
+        let out = self.tctl(&args);
+        let url = out.ok("tctl users add").lines().find(|l| l.starts_with("https://")).expect("invite URL").trim().to_string();
+        let token = url.rsplit('/').next().expect("token").to_string();
+        let body = serde_json::json!({"token": token, "password": password});
+        let resp = self.https_put("/webapi/users/password/token", &body);
+        assert_eq!(resp["username"], name, "set password: {resp}");
+    }
+
+    /// A JSON request to the web API, trusting the generated web CA.
+    pub fn https_put(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let pem = std::fs::read_to_string(self.web_ca()).expect("web CA");
+        let trust = shared::client::ServerTrust::Pinned(vec![pem]);
+        rt.block_on(async {
+            let c = shared::client::ApiClient::direct(&self.web, &trust, None).expect("client");
+            c.put::<_, serde_json::Value>(path, body).await.unwrap_or_else(|e| serde_json::json!({"error": e.message}))
+        })
+    }
+
+    /// A trusted_cluster token.
+    pub fn trusted_cluster_token(&self, ttl: &str) -> String {
+        self.tctl(&["tokens", "add", "--type=trusted_cluster", &format!("--ttl={ttl}"), "--format=text"])
+            .ok("tokens add")
+            .trim()
+            .to_string()
+    }
+
+    /// Waits until `tctl get rc/<leaf>` shows `status`.
+    pub fn wait_remote_status(&self, leaf: &str, status: &str, timeout: Duration) {
+        wait_for(&format!("remote cluster {leaf} to be {status} on {}", self.opts.name), timeout, || {
+            let out = self.tctl(&["get", &format!("rc/{leaf}"), "--format=json"]);
+            (out.code == 0 && out.json()[0]["status"]["connection"] == status).then_some(())
+        });
+    }
+
+    /// Waits until a node with `hostname` is registered.
+    pub fn wait_node(&self, hostname: &str) {
+        wait_for(&format!("node {hostname} in {}", self.opts.name), Duration::from_secs(30), || {
+            let out = self.tctl(&["get", "nodes", "--format=json"]);
+            (out.code == 0 && out.json().as_array().is_some_and(|a| a.iter().any(|n| n["spec"]["hostname"] == hostname))).then_some(())
+        });
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn terminate(child: &mut Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A node in its own process.
+pub struct NodeProc {
+    /// Node name.
+    pub name: String,
+    /// Listen IP (direct nodes).
+    pub ip: String,
+    /// Data and log.
+    pub dir: TempDir,
+    child: Option<Child>,
+}
+
+impl NodeProc {
+    /// Joins `cluster` with a fresh node token; `tunnel` selects reverse-tunnel mode.
+    pub fn join(cluster: &Cluster, name: &str, tunnel: bool, labels: &str) -> NodeProc {
+        let token = cluster.tctl(&["tokens", "add", "--type=node", "--ttl=5m", "--format=text"]).ok("node token").trim().to_string();
+        let ip = free_ip(&[3022]);
+        let dir = TempDir::new(&format!("node-{name}"));
+        let cfg = dir.path().join("node.yaml");
+        std::fs::write(&cfg, "ssh_service:\n  heartbeat_interval: 1s\nauth_service:\n  keep_alive_interval: 1s\n").expect("node config");
+        let log = std::fs::File::create(dir.path().join("node.log")).expect("log");
+        let mut cmd = Command::new(bin("teleport"));
+        cmd.args(["start", "--roles=node", "--insecure", "--debug"])
+            .arg(format!("--config={}", cfg.display()))
+            .arg(format!("--token={token}"))
+            .arg(format!("--auth-server={}", cluster.web))
+            .arg(format!("--nodename={name}"))
+            .arg(format!("--data-dir={}", dir.path().join("data").display()))
+            .arg(format!("--ssh-listen-addr={ip}:3022"));
+        if tunnel {
+            cmd.arg("--tunnel");
+        }
+        if !labels.is_empty() {
+            cmd.arg(format!("--labels={labels}"));
+        }
+        cmd.stdin(Stdio::null()).stdout(log.try_clone().expect("log")).stderr(log);
+        let child = cmd.spawn().expect("start node");
+        let node = NodeProc { name: name.into(), ip, dir, child: Some(child) };
+        cluster.wait_node(name);
+        node
+    }
+
+    /// The node's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
+    }
+
+    /// Kills the node.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            terminate(&mut c);
+        }
+    }
+}
+
+/// A `tsh` user with their own `TELEPORT_HOME`.
+pub struct Tsh {
+    /// Profile directory.
+    pub home: TempDir,
+    /// Extra environment (e.g. SSL_CERT_FILE).
+    pub env: Vec<(String, String)>,
+}
+
+impl Tsh {
+    /// A user with an empty profile directory.
+    pub fn new(tag: &str) -> Tsh {
+        Tsh { home: TempDir::new(&format!("tsh-{tag}")), env: vec![] }
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        let mut e = vec![("TELEPORT_HOME".to_string(), self.home.path().display().to_string())];
+        e.extend(self.env.clone());
+        e
+    }
+
+    /// Runs `tsh ARGS`.
+    pub fn run(&self, args: &[&str]) -> Out {
+        self.run_stdin(args, None)
+    }
+
+    /// Runs `tsh ARGS` with stdin.
+    pub fn run_stdin(&self, args: &[&str], stdin: Option<&str>) -> Out {
+        let env = self.env();
+        let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run(&bin("tsh"), args, &e, stdin, Duration::from_secs(90))
+    }
+
+    /// Runs `tctl ARGS` with this user's profile.
+    pub fn tctl(&self, args: &[&str]) -> Out {
+        let env = self.env();
+        let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run(&bin("tctl"), args, &e, None, Duration::from_secs(60))
+    }
+
+    /// Stock OpenSSH straight to `node_ip:3022` as `login`, with this user's key and certificate
+    /// from the profile of proxy host `profile`: no proxy, no tunnel, only the node decides.
+    pub fn openssh_direct(&self, profile: &str, login: &str, node_ip: &str, cmd: &str) -> Out {
+        let prof = self.home.path().join("profiles").join(profile);
+        let key = prof.join("id_ed25519");
+        let cert = format!("CertificateFile={}", prof.join("id_ed25519-cert.pub").display());
+        let dest = format!("{login}@{node_ip}");
+        run(
+            Path::new("ssh"),
+            &[
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-i",
+                key.to_str().unwrap_or_default(),
+                "-o",
+                &cert,
+                "-p",
+                "3022",
+                &dest,
+                cmd,
+            ],
+            &[],
+            None,
+            Duration::from_secs(30),
+        )
+    }
+
+    /// Signs in to `cluster` as `user`, trusting its generated web CA.
+    pub fn login(&mut self, cluster: &Cluster, user: &str, password: &str) -> Out {
+        self.env.retain(|(k, _)| k != "SSL_CERT_FILE");
+        self.env.push(("SSL_CERT_FILE".into(), cluster.web_ca().display().to_string()));
+        self.run_stdin(&["login", &format!("--proxy={}", cluster.web), &format!("--user={user}")], Some(&format!("{password}\n")))
+    }
+}
+
+/// Runs `f` with a pseudo-terminal as stdin/stdout/stderr of `tsh ARGS`; `input` is typed in.
+/// Returns everything the terminal showed and the exit code.
+pub fn tsh_with_pty(tsh: &Tsh, args: &[&str], input: &str, timeout: Duration) -> (String, i32) {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let ws = nix::pty::Winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
+    let pty = nix::pty::openpty(&ws, None).expect("openpty");
+    let mut cmd = Command::new(bin("tsh"));
+    cmd.args(args);
+    for (k, v) in tsh.env() {
+        cmd.env(k, v);
+    }
+    cmd.env("TERM", "xterm");
+    let slave = pty.slave;
+    cmd.stdin(Stdio::from(slave.try_clone().expect("dup"))).stdout(Stdio::from(slave.try_clone().expect("dup"))).stderr(Stdio::from(slave));
+    let mut child = cmd.spawn().expect("spawn tsh");
+    // Close our copies of the slave so the master sees EOF when the child is gone.
+    drop(cmd);
+    let master = std::fs::File::from(pty.master);
+    let fd = master.as_raw_fd();
+    let mut writer = master.try_clone().expect("dup master");
+    let reader_thread = std::thread::spawn(move || {
+        let mut master = master;
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = writer.write_all(input.as_bytes());
+    let deadline = Instant::now() + timeout;
+    let code = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break st.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break -1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Closing our writer lets the reader see EIO once the child is gone.
+    drop(writer);
+    let _ = fd;
+    let text = reader_thread.join().unwrap_or_default();
+    (text, code)
+}

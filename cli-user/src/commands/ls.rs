@@ -35,9 +35,10 @@ pub async fn exec(a: Args, g: &Global, out: &mut dyn Write, err: &mut dyn Write)
             return Err(anyhow!("invalid label filter {l:?}: use key=value"));
         }
     }
-    let session = Session::load(g)?;
+    let mut session = Session::load(g)?;
     session.require_valid()?;
     let cluster = session.target(g);
+    session.ensure_cluster(&cluster).await?;
     let api = session.cluster_api(&cluster)?;
     let filter = a.labels.join(",");
     let url = if filter.is_empty() {

@@ -34,7 +34,7 @@ pub struct Args {
 
 /// Runs the command; returns the remote exit code.
 pub async fn exec(a: Args, g: &Global) -> anyhow::Result<u8> {
-    let session = Session::load(g)?;
+    let mut session = Session::load(g)?;
     session.require_valid()?;
     let (login, host) = match a.destination.rsplit_once('@') {
         Some((l, h)) => (l.to_string(), h.to_string()),
@@ -44,6 +44,7 @@ pub async fn exec(a: Args, g: &Global) -> anyhow::Result<u8> {
         ),
     };
     let cluster = session.target(g);
+    session.ensure_cluster(&cluster).await?;
     let proxy = connect_proxy(&session.profile.web_proxy_addr, &session.profile.cluster, &session.creds, &login).await?;
     let req = ProxyRequest { host: host.clone(), port: a.port, cluster: Some(cluster.clone()) };
     let stream = proxy.subsystem(&req).await?;

@@ -303,3 +303,9 @@ pub async fn map_roles(
     let local = s.auth.map_roles(&req.cluster, &req.roles).await?;
     Ok(axum::Json(MapRolesResponse { remote_roles: req.roles, local_roles: local }))
 }
+
+/// `GET /v1/hostcas`: host CAs of this cluster and of the leaves the caller can see.
+pub async fn host_cas(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> ApiResult<J<Vec<TrustedCa>>> {
+    ctx.require_local_user()?;
+    Ok(axum::Json(s.auth.visible_host_cas(&ctx.checker).await?))
+}

@@ -174,6 +174,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(path::EXPORT_CAS, get(handlers::export_cas))
         .route(path::EVENTS, get(handlers::list_events).post(handlers::post_events))
         .route(path::MAP_ROLES, post(handlers::map_roles))
+        .route(path::HOST_CAS, get(handlers::host_cas))
         .fallback(|uri: axum::http::Uri| async move { ApiError(Error::not_found(format!("no such endpoint: {}", uri.path()))) })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)

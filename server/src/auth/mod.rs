@@ -31,6 +31,8 @@ use crate::storage::Op;
 
 /// Default user certificate TTL.
 pub const DEFAULT_USER_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Shortest user certificate TTL (short ones are useful for automation and tests).
+pub const MIN_USER_TTL: Duration = Duration::from_secs(5);
 /// Host certificates are long-lived (nodes renew by re-joining).
 pub const HOST_CERT_TTL: Duration = Duration::from_secs(5 * 365 * 86400);
 
@@ -178,7 +180,7 @@ impl AuthServer {
         if logins.is_empty() {
             logins.push(format!("{NO_LOGIN_PREFIX}{}", uuid::Uuid::new_v4()));
         }
-        let ttl = ttl.clamp(Duration::from_secs(60), checker.max_session_ttl());
+        let ttl = ttl.clamp(MIN_USER_TTL, checker.max_session_ttl().max(MIN_USER_TTL));
         let id = UserIdentity {
             username: user.metadata.name.clone(),
             roles: user.spec.roles.clone(),
@@ -216,12 +218,7 @@ impl AuthServer {
                 not_after: now + ttl,
             },
         )?;
-        let mut host_cas = vec![Self::trusted_ca(&self.own_ca(CaType::Host).await?.without_secrets())];
-        for rc in self.visible_remote_clusters(&checker).await? {
-            if let Some(ca) = self.services.ca(CaType::Host, &rc.metadata.name, false).await? {
-                host_cas.push(Self::trusted_ca(&ca));
-            }
-        }
+        let host_cas = self.visible_host_cas(&checker).await?;
         Ok(CertsResponse {
             username: id.username,
             cluster_name: self.cluster_name().into(),
@@ -229,6 +226,17 @@ impl AuthServer {
             tls_cert,
             host_cas,
         })
+    }
+
+    /// Host CAs of this cluster and of every leaf `checker` may see.
+    pub async fn visible_host_cas(&self, checker: &AccessChecker) -> Result<Vec<TrustedCa>> {
+        let mut host_cas = vec![Self::trusted_ca(&self.own_ca(CaType::Host).await?.without_secrets())];
+        for rc in self.visible_remote_clusters(checker).await? {
+            if let Some(ca) = self.services.ca(CaType::Host, &rc.metadata.name, false).await? {
+                host_cas.push(Self::trusted_ca(&ca));
+            }
+        }
+        Ok(host_cas)
     }
 
     /// Issues host certificates (nodes, proxies, the admin identity).

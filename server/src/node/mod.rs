@@ -148,7 +148,7 @@ impl NodeService {
                 }
                 Err(e) => {
                     failures += 1;
-                    if failures == 1 || failures % 30 == 0 {
+                    if failures == 1 || failures.is_multiple_of(30) {
                         tracing::warn!(error = %e, "cannot fetch roles and certificate authorities from the auth service");
                     }
                     tokio::select! {

@@ -137,15 +137,19 @@ impl NodeConn {
 }
 
 /// Pumps data between the channel and the process until it exits; returns its exit code.
+///
+/// The output task hands the channel's write half back when it is done: dropping the last half
+/// of a russh `ChannelStream` closes the channel, and an exit status sent after that is lost.
 async fn run_session(
     handle: russh::server::Handle,
     channel: Channel<Msg>,
     mut child: tokio::process::Child,
     master: Option<Arc<OwnedFd>>,
 ) -> i32 {
+    type Writer = tokio::io::WriteHalf<russh::ChannelStream<Msg>>;
     let id = channel.id();
     let (mut rd, mut wr) = tokio::io::split(channel.into_stream());
-    let output = match master {
+    let output: tokio::task::JoinHandle<Writer> = match master {
         Some(master) => {
             // PTY: one fd for both directions (blocking reads run on the blocking pool).
             let dup = |m: &OwnedFd| m.try_clone().ok().map(|fd| tokio::fs::File::from_std(std::fs::File::from(fd)));
@@ -171,6 +175,7 @@ async fn run_session(
                 }
                 let _ = wr.flush().await;
                 let _ = wr.shutdown().await;
+                wr
             })
         }
         None => {
@@ -197,13 +202,14 @@ async fn run_session(
                 let _ = err_task.await;
                 let _ = wr.flush().await;
                 let _ = wr.shutdown().await;
+                wr
             })
         }
     };
     let status = child.wait().await;
     // A PTY's reader ends when the slave closes; pipes end when the process and its children
     // close them. Wait a bounded time so a backgrounded grandchild cannot hold the session open.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), output).await;
+    let writer = tokio::time::timeout(std::time::Duration::from_secs(2), output).await.ok().and_then(|r| r.ok());
     let code = match status {
         Ok(s) => s.code().unwrap_or_else(|| {
             use std::os::unix::process::ExitStatusExt;
@@ -211,9 +217,10 @@ async fn run_session(
         }),
         Err(_) => 255,
     };
+    // The output pump already sent EOF (shutting down its half); then the exit status, then close.
     let _ = handle.exit_status_request(id, u32::try_from(code).unwrap_or(255)).await;
-    let _ = handle.eof(id).await;
     let _ = handle.close(id).await;
+    drop(writer);
     code
 }
 

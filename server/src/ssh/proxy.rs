@@ -376,10 +376,10 @@ async fn serve_heartbeats(shared: Arc<ProxySsh>, handle: russh::server::Handle, 
             }
         }
     }
-    if shared.tunnels.remove(&key, conn_id) {
-        if let TunnelKey::Cluster(name) = &key {
-            let _ = shared.auth.mark_offline(name).await;
-        }
+    if shared.tunnels.remove(&key, conn_id)
+        && let TunnelKey::Cluster(name) = &key
+    {
+        let _ = shared.auth.mark_offline(name).await;
     }
     let _ = handle.disconnect(russh::Disconnect::ByApplication, "heartbeat stopped".into(), "en".into()).await;
 }

@@ -82,7 +82,7 @@ pub async fn run(cfg: AgentConfig, mut shutdown: Shutdown) {
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
-                if failures <= 2 || failures % 20 == 0 {
+                if failures <= 2 || failures.is_multiple_of(20) {
                     tracing::warn!(tunnel = %cfg.name, addr = %cfg.addr, attempt = failures, error = %e, "tunnel connection failed");
                 } else {
                     tracing::debug!(tunnel = %cfg.name, attempt = failures, error = %e, "tunnel connection failed");

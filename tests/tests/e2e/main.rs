@@ -1,0 +1,8 @@
+//! End-to-end tests: real processes on loopback, grouped by area.
+//!
+//! Run `cargo build --workspace --bins` first; `cargo nextest run --workspace` (or `cargo test`)
+//! then runs these against the built binaries. They need root (they create Unix users).
+
+mod foundation;
+mod sessions;
+mod trust;
