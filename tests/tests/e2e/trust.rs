@@ -98,15 +98,23 @@ fn trusted_clusters_lifecycle_create_use_delete_recreate() {
     assert_eq!(p.tsh.run(&["ssh", &format!("visitor@{node}"), "id -un"]).ok("ssh after login leaf"), "visitor\n");
     p.tsh.run(&["login", p.root_name()]).ok("back to root");
 
-    // Remove on both sides (guide "Remove a trusted leaf cluster").
-    assert_eq!(
-        p.leaf.tctl(&["rm", &format!("trusted_cluster/{}", p.root_name())]).ok("rm tc").trim(),
-        format!("trusted cluster \"{}\" has been deleted", p.root_name())
-    );
-    assert_eq!(
-        p.root.tctl(&["rm", &format!("rc/{}", p.leaf_name())]).ok("rm rc").trim(),
-        format!("remote cluster \"{}\" has been deleted", p.leaf_name())
-    );
+    // Removing the remote cluster on the root alone drops the tunnel within 5 seconds, and the
+    // leaf's retries are refused (its CA is gone from the root).
+    let rm_rc = p.root.tctl(&["rm", &format!("rc/{}", p.leaf_name())]);
+    assert_eq!(rm_rc.ok("rm rc").trim(), format!("remote cluster \"{}\" has been deleted", p.leaf_name()));
+    let t0 = std::time::Instant::now();
+    wait_for("the root to close the leaf's tunnel", Duration::from_secs(5), || {
+        p.root.log().contains("remote cluster removed; closing its tunnel").then_some(())
+    });
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert!(!p.tsh.run(&["clusters"]).ok("clusters").contains(p.leaf_name()));
+    p.ssh(&node, "true").fails_with("ssh after rc removal", "not found");
+    wait_for("the leaf's reconnect to be refused", Duration::from_secs(15), || {
+        p.root.log().contains("is not a trusted leaf of this cluster").then_some(())
+    });
+    // Then the leaf side (guide "Remove a trusted leaf cluster").
+    let rm_tc = p.leaf.tctl(&["rm", &format!("trusted_cluster/{}", p.root_name())]);
+    assert_eq!(rm_tc.ok("rm tc").trim(), format!("trusted cluster \"{}\" has been deleted", p.root_name()));
     p.ssh(&node, "true").fails_with("ssh after removal", "not found");
     let leaf_cas = p.leaf.tctl(&["get", "cas", "--format=text"]).ok("leaf cas").to_string();
     assert!(!leaf_cas.contains(p.root_name()), "root CAs gone from the leaf: {leaf_cas}");
@@ -315,6 +323,15 @@ fn handshake_refusals_and_one_direction_only() {
     p.leaf
         .create("ghost.yaml", &tc_yaml("r", &token, &p.root, true, "    - remote: \"access\"\n      local: [\"ghost\"]\n"))
         .fails_with("unknown local role", "a role \"ghost\" referenced in a mapping access:[ghost] is not defined");
+    // A leaf that does not trust the root's web certificate (no --insecure, no SSL_CERT_FILE).
+    let mut o = ClusterOpts::new("strict.example.com");
+    o.node = false;
+    let strict = Cluster::start(o);
+    strict.create("visitor.yaml", VISITOR).ok("visitor");
+    let token = p.root.trusted_cluster_token("5m");
+    strict
+        .create("tc.yaml", &tc_yaml("r", &token, &p.root, true, ACCESS_TO_VISITOR))
+        .fails_with("untrusted web certificate", "the trusted cluster uses misconfigured HTTP/TLS certificate.");
     // A leaf named like the root.
     let mut o = ClusterOpts::new(p.root_name());
     o.node = false;
