@@ -101,7 +101,24 @@ impl Out {
 
 /// Runs a command with a timeout, optional stdin, and extra environment.
 pub fn run(program: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>, timeout: Duration) -> Out {
-    let mut cmd = Command::new(program);
+    run_in(None, program, args, env, stdin, timeout)
+}
+
+/// A command, inside network namespace `netns` if given (`ip netns exec NS ...`).
+pub fn command_in(netns: Option<&str>, program: &Path) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// Like [`run`], inside network namespace `netns` if given.
+pub fn run_in(netns: Option<&str>, program: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>, timeout: Duration) -> Out {
+    let mut cmd = command_in(netns, program);
     cmd.args(args).stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
@@ -186,6 +203,14 @@ pub struct ClusterOpts {
     pub auth_extra: String,
     /// Node heartbeat interval.
     pub node_heartbeat: String,
+    /// Environment of the daemon (e.g. SSL_CERT_FILE).
+    pub env: Vec<(String, String)>,
+    /// Name of the in-process node (default `<first label>-node`).
+    pub node_name: Option<String>,
+    /// Run inside this network namespace.
+    pub netns: Option<String>,
+    /// Listen on this address (default: a free random 127.x address).
+    pub ip: Option<String>,
 }
 
 impl ClusterOpts {
@@ -199,6 +224,10 @@ impl ClusterOpts {
             insecure: false,
             auth_extra: String::new(),
             node_heartbeat: "1s".into(),
+            env: vec![],
+            node_name: None,
+            netns: None,
+            ip: None,
         }
     }
 }
@@ -219,7 +248,7 @@ pub struct Cluster {
 impl Cluster {
     /// Starts a cluster and waits until it listens.
     pub fn start(opts: ClusterOpts) -> Cluster {
-        let ip = free_ip(&[3080, 3022]);
+        let ip = opts.ip.clone().unwrap_or_else(|| free_ip(&[3080, 3022]));
         let dir = TempDir::new(&opts.name.replace('.', "-"));
         let mut c = Cluster { web: format!("{ip}:3080"), ip, dir, opts, child: None };
         c.write_config();
@@ -257,7 +286,7 @@ impl Cluster {
     }
     /// The node name of the in-process node.
     pub fn node_name(&self) -> String {
-        format!("{}-node", self.opts.name.split('.').next().unwrap_or("n"))
+        self.opts.node_name.clone().unwrap_or_else(|| format!("{}-node", self.opts.name.split('.').next().unwrap_or("n")))
     }
 
     fn write_config(&self) {
@@ -283,24 +312,29 @@ impl Cluster {
 
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
-        let mut cmd = Command::new(bin("teleport"));
+        let mut cmd = command_in(self.opts.netns.as_deref(), &bin("teleport"));
         cmd.arg("start").arg("-c").arg(self.config());
         if self.opts.insecure {
             cmd.arg("--insecure");
+        }
+        for (k, v) in &self.opts.env {
+            cmd.env(k, v);
         }
         cmd.stdin(Stdio::null()).stdout(log.try_clone().expect("log")).stderr(log);
         self.child = Some(cmd.spawn().expect("start teleport"));
         let web = self.web.clone();
         let id = self.data_dir().join("admin.identity");
+        let log_path = self.log_path();
+        let in_netns = self.opts.netns.is_some();
         let child = self.child.as_mut().expect("child");
+        let runs = |p: &Path| std::fs::read_to_string(p).unwrap_or_default().matches("teleport is running").count();
+        let before = runs(&log_path);
         wait_for(&format!("teleport {} to listen on {web}", self.opts.name), Duration::from_secs(60), || {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "teleport exited early with {status}; log:\n{}",
-                    std::fs::read_to_string(self.dir.path().join("teleport.log")).unwrap_or_default()
-                );
+                panic!("teleport exited early with {status}; log:\n{}", std::fs::read_to_string(&log_path).unwrap_or_default());
             }
-            (std::net::TcpStream::connect(&web).is_ok() && id.exists()).then_some(())
+            let ready = if in_netns { runs(&log_path) > before } else { std::net::TcpStream::connect(&web).is_ok() };
+            (ready && id.exists()).then_some(())
         });
     }
 
@@ -343,7 +377,7 @@ impl Cluster {
         // A tsh profile in the environment must not take precedence over -c.
         let mut e: Vec<(&str, &str)> = vec![("TELEPORT_HOME", "/nonexistent-tp-home")];
         e.extend_from_slice(env);
-        run(&bin("tctl"), &full, &e, stdin, Duration::from_secs(60))
+        run_in(self.opts.netns.as_deref(), &bin("tctl"), &full, &e, stdin, Duration::from_secs(60))
     }
 
     /// Creates a YAML resource file in the cluster's dir and `tctl create`s it.
@@ -368,15 +402,14 @@ impl Cluster {
         assert_eq!(resp["username"], name, "set password: {resp}");
     }
 
-    /// A JSON request to the web API, trusting the generated web CA.
+    /// A JSON `PUT` to the web API with curl (inside the cluster's namespace), trusting the
+    /// generated web CA. Returns the JSON answer (an error body on failure).
     pub fn https_put(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let pem = std::fs::read_to_string(self.web_ca()).expect("web CA");
-        let trust = shared::client::ServerTrust::Pinned(vec![pem]);
-        rt.block_on(async {
-            let c = shared::client::ApiClient::direct(&self.web, &trust, None).expect("client");
-            c.put::<_, serde_json::Value>(path, body).await.unwrap_or_else(|e| serde_json::json!({"error": e.message}))
-        })
+        let url = format!("https://{}{path}", self.web);
+        let ca = self.web_ca().display().to_string();
+        let data = body.to_string();
+        let out = run_in(self.opts.netns.as_deref(), Path::new("curl"), &["-s", "--cacert", &ca, "-X", "PUT", &url, "-d", &data], &[], None, Duration::from_secs(30));
+        serde_json::from_str(&out.stdout).unwrap_or_else(|_| serde_json::json!({"error": format!("curl: {out:?}")}))
     }
 
     /// A trusted_cluster token.
@@ -438,13 +471,19 @@ pub struct NodeProc {
 impl NodeProc {
     /// Joins `cluster` with a fresh node token; `tunnel` selects reverse-tunnel mode.
     pub fn join(cluster: &Cluster, name: &str, tunnel: bool, labels: &str) -> NodeProc {
+        let ip = if cluster.opts.netns.is_some() { "127.0.0.1".to_string() } else { free_ip(&[3022]) };
+        Self::join_at(cluster, name, tunnel, labels, &ip)
+    }
+
+    /// Like [`NodeProc::join`], listening on `ip` (direct mode), in the cluster's namespace.
+    pub fn join_at(cluster: &Cluster, name: &str, tunnel: bool, labels: &str, ip: &str) -> NodeProc {
         let token = cluster.tctl(&["tokens", "add", "--type=node", "--ttl=5m", "--format=text"]).ok("node token").trim().to_string();
-        let ip = free_ip(&[3022]);
+        let ip = ip.to_string();
         let dir = TempDir::new(&format!("node-{name}"));
         let cfg = dir.path().join("node.yaml");
         std::fs::write(&cfg, "ssh_service:\n  heartbeat_interval: 1s\nauth_service:\n  keep_alive_interval: 1s\n").expect("node config");
         let log = std::fs::File::create(dir.path().join("node.log")).expect("log");
-        let mut cmd = Command::new(bin("teleport"));
+        let mut cmd = command_in(cluster.opts.netns.as_deref(), &bin("teleport"));
         cmd.args(["start", "--roles=node", "--insecure", "--debug"])
             .arg(format!("--config={}", cfg.display()))
             .arg(format!("--token={token}"))
@@ -493,12 +532,14 @@ pub struct Tsh {
     pub home: TempDir,
     /// Extra environment (e.g. SSL_CERT_FILE).
     pub env: Vec<(String, String)>,
+    /// Run inside this network namespace.
+    pub netns: Option<String>,
 }
 
 impl Tsh {
     /// A user with an empty profile directory.
     pub fn new(tag: &str) -> Tsh {
-        Tsh { home: TempDir::new(&format!("tsh-{tag}")), env: vec![] }
+        Tsh { home: TempDir::new(&format!("tsh-{tag}")), env: vec![], netns: None }
     }
 
     fn env(&self) -> Vec<(String, String)> {
@@ -516,14 +557,23 @@ impl Tsh {
     pub fn run_stdin(&self, args: &[&str], stdin: Option<&str>) -> Out {
         let env = self.env();
         let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        run(&bin("tsh"), args, &e, stdin, Duration::from_secs(90))
+        run_in(self.netns.as_deref(), &bin("tsh"), args, &e, stdin, Duration::from_secs(90))
     }
 
     /// Runs `tctl ARGS` with this user's profile.
     pub fn tctl(&self, args: &[&str]) -> Out {
         let env = self.env();
         let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        run(&bin("tctl"), args, &e, None, Duration::from_secs(60))
+        run_in(self.netns.as_deref(), &bin("tctl"), args, &e, None, Duration::from_secs(60))
+    }
+
+    /// Runs a shell command line (the guide's commands, as printed) with this user's profile,
+    /// the binaries first on `PATH`, and `SSL_CERT_FILE` as set.
+    pub fn sh(&self, line: &str, stdin: Option<&str>) -> Out {
+        let mut env = self.env();
+        env.push(("PATH".into(), format!("{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", bin_dir().display())));
+        let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run_in(self.netns.as_deref(), Path::new("/bin/bash"), &["-c", line], &e, stdin, Duration::from_secs(90))
     }
 
     /// Stock OpenSSH straight to `node_ip:3022` as `login`, with this user's key and certificate
@@ -578,7 +628,7 @@ pub fn tsh_with_pty(tsh: &Tsh, args: &[&str], input: &str, timeout: Duration) ->
     use std::os::fd::AsRawFd;
     let ws = nix::pty::Winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
     let pty = nix::pty::openpty(&ws, None).expect("openpty");
-    let mut cmd = Command::new(bin("tsh"));
+    let mut cmd = command_in(tsh.netns.as_deref(), &bin("tsh"));
     cmd.args(args);
     for (k, v) in tsh.env() {
         cmd.env(k, v);

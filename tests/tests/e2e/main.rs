@@ -3,6 +3,8 @@
 //! Run `cargo build --workspace --bins` first; `cargo nextest run --workspace` (or `cargo test`)
 //! then runs these against the built binaries. They need root (they create Unix users).
 
+mod firewall;
 mod foundation;
+mod guide;
 mod sessions;
 mod trust;

@@ -40,7 +40,7 @@ fn login_status_logout_and_tctl_from_the_profile() {
     );
     assert_eq!(roles.ok("status | jq").trim(), "access,editor");
     // tctl works from the profile, pinned to the cluster CA (no --insecure, no SSL_CERT_FILE).
-    let mut plain = Tsh { home: e2e::TempDir::new("unused"), env: vec![] };
+    let mut plain = Tsh::new("unused");
     std::mem::swap(&mut plain.home, &mut tsh.home);
     let users = plain.tctl(&["get", "users", "--format=json"]).json();
     assert_eq!(users[0]["metadata"]["name"], "myuser");

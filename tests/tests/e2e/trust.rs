@@ -174,7 +174,7 @@ fn cluster_labels_hide_a_leaf_until_a_role_matches() {
     let env = [("TELEPORT_HOME", p.tsh.home.path().to_str().unwrap()), ("PATH", &format!("{}:/usr/bin:/bin", e2e::bin_dir().display()))];
     let script = "ROLES=$(tsh status -f json | jq -r '.active.roles | join(\",\")') && tctl users update $(tsh status -f json | jq -r '.active.username') --set-roles \"${ROLES?},demo-cluster-access\"";
     e2e::run(std::path::Path::new("/bin/sh"), &["-c", script], &env, None, Duration::from_secs(30)).ok("guide pipeline");
-    let mut tsh = Tsh { home: e2e::TempDir::new("labels-relogin"), env: vec![] };
+    let mut tsh = Tsh::new("labels-relogin");
     tsh.login(&p.root, "myuser", PASSWORD).ok("login again");
     let clusters = tsh.run(&["clusters"]).ok("clusters").to_string();
     assert!(clusters.lines().any(|l| l.starts_with(&leaf) && l.contains("env=demo")), "{clusters}");
