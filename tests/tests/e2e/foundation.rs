@@ -102,11 +102,11 @@ fn users_get_invites_and_tokens_expire() {
     assert!(page.ok("invite page").contains("/webapi/users/password/token"), "{}", page.stdout);
     // Too short, then good, then reused.
     let r = c.https_put("/webapi/users/password/token", &serde_json::json!({"token": token, "password": "short"}));
-    assert!(r["error"].as_str().unwrap_or_default().contains("at least 8 characters"), "{r}");
+    assert!(r["error"]["message"].as_str().unwrap_or_default().contains("at least 8 characters"), "{r}");
     let r = c.https_put("/webapi/users/password/token", &serde_json::json!({"token": token, "password": "long-enough-1"}));
     assert_eq!(r["username"], "myuser");
     let r = c.https_put("/webapi/users/password/token", &serde_json::json!({"token": token, "password": "long-enough-2"}));
-    assert!(r["error"].as_str().unwrap_or_default().contains("expired or was already used"), "{r}");
+    assert!(r["error"]["message"].as_str().unwrap_or_default().contains("expired or was already used"), "{r}");
 
     let users = c.tctl(&["get", "users", "--format=json"]).json();
     assert_eq!(users[0]["spec"]["traits"]["logins"], serde_json::json!(["root", "ubuntu"]));
