@@ -269,6 +269,7 @@ async fn run_cluster_with(cfg: Config, shutdown: Shutdown, clock: SharedClock, b
 
     // Background maintenance.
     tokio::spawn(auth.clone().run_authz_watcher(shutdown.clone()));
+    tokio::spawn(auth.clone().run_heartbeat_flusher(shutdown.clone()));
     {
         let backend = backend.clone();
         let mut sd = shutdown.clone();

@@ -4,7 +4,7 @@
 //! roles/<name>                       users/<name>          passwords/<name>
 //! tokens/<token>                     usertokens/<token>    (invites and resets)
 //! authorities/<type>/<cluster>       authorities_deactivated/<type>/<cluster>
-//! trustedclusters/<name>             remoteclusters/<name> nodes/<uuid>
+//! trustedclusters/<name>             remoteclusters/<name> rcstatus/<name>   nodes/<uuid>
 //! connectors/<kind>/<name>           cluster/name          cluster/host_id
 //! ```
 //! Values are the resources' JSON. On read, the storage revision becomes `metadata.id`.
@@ -39,6 +39,9 @@ pub mod keys {
     pub const TRUSTED_CLUSTERS: &str = "trustedclusters/";
     /// Remote clusters (root side).
     pub const REMOTE_CLUSTERS: &str = "remoteclusters/";
+    /// Connection status of remote clusters, apart from the resource so that heartbeats never
+    /// race label changes and can be written in batches.
+    pub const REMOTE_CLUSTER_STATUS: &str = "rcstatus/";
     /// Nodes.
     pub const NODES: &str = "nodes/";
     /// SSO connectors.

@@ -408,7 +408,14 @@ impl Cluster {
         let url = format!("https://{}{path}", self.web);
         let ca = self.web_ca().display().to_string();
         let data = body.to_string();
-        let out = run_in(self.opts.netns.as_deref(), Path::new("curl"), &["-s", "--cacert", &ca, "-X", "PUT", &url, "-d", &data], &[], None, Duration::from_secs(30));
+        let out = run_in(
+            self.opts.netns.as_deref(),
+            Path::new("curl"),
+            &["-s", "--cacert", &ca, "-X", "PUT", &url, "-d", &data],
+            &[],
+            None,
+            Duration::from_secs(30),
+        );
         serde_json::from_str(&out.stdout).unwrap_or_else(|_| serde_json::json!({"error": format!("curl: {out:?}")}))
     }
 

@@ -6,6 +6,7 @@
 
 pub mod ca;
 pub mod nodes;
+pub mod status;
 pub mod tokens;
 pub mod trust;
 pub mod users;
@@ -74,12 +75,14 @@ pub struct AuthServer {
     pub clock: SharedClock,
     /// Bumped whenever something a node's login decisions depend on changes.
     authz_gen: watch::Sender<u64>,
+    /// Heartbeats received and not yet written (see `status.rs`).
+    heartbeats: std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>,
 }
 
 impl AuthServer {
     /// Builds the service (call [`AuthServer::init`] next).
     pub fn new(services: Services, settings: AuthSettings, audit: AuditLog, clock: SharedClock) -> AuthServer {
-        AuthServer { services, settings, audit, clock, authz_gen: watch::channel(1).0 }
+        AuthServer { services, settings, audit, clock, authz_gen: watch::channel(1).0, heartbeats: Default::default() }
     }
 
     /// This cluster's name.
@@ -149,18 +152,7 @@ impl AuthServer {
 
     /// Remote clusters the checker may see (cluster_labels), with live status.
     pub async fn visible_remote_clusters(&self, checker: &AccessChecker) -> Result<Vec<RemoteCluster>> {
-        let all: Vec<RemoteCluster> = self.services.list(keys::REMOTE_CLUSTERS).await?;
-        Ok(all.into_iter().filter(|rc| checker.check_cluster(&rc.metadata.labels).is_ok()).map(|rc| self.with_live_status(rc)).collect())
-    }
-
-    /// Downgrades `online` to `offline` when the last heartbeat is older than the threshold
-    /// (covers a root that crashed while a leaf was online).
-    pub fn with_live_status(&self, mut rc: RemoteCluster) -> RemoteCluster {
-        let age = self.clock.now() - rc.status.last_heartbeat;
-        if rc.status.connection == shared::resource::cluster::STATUS_ONLINE && age > self.settings.offline_threshold() {
-            rc.status.connection = shared::resource::cluster::STATUS_OFFLINE.into();
-        }
-        rc
+        Ok(self.remote_clusters().await?.into_iter().filter(|rc| checker.check_cluster(&rc.metadata.labels).is_ok()).collect())
     }
 
     /// Issues user certificates for `user` (after the caller was authenticated).

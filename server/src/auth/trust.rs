@@ -17,10 +17,8 @@ use serde_json::json;
 use shared::api::{ValidateTrustedClusterRequest, ValidateTrustedClusterResponse, path};
 use shared::client::{ApiClient, ServerTrust};
 use shared::error::{Error, Kind, Result};
-use shared::resource::cluster::{STATUS_OFFLINE, STATUS_ONLINE};
 use shared::resource::token::SystemRole;
 use shared::resource::{CaType, CertAuthority, LabelMap, RemoteCluster, TrustedCluster};
-use time::OffsetDateTime;
 
 use super::{AuthServer, audit_codes};
 use crate::services::{Versioned, keys};
@@ -191,12 +189,6 @@ impl AuthServer {
         Ok((leaf, ValidateTrustedClusterResponse { certificate_authorities: cas }))
     }
 
-    /// Remote clusters, with live status.
-    pub async fn remote_clusters(&self) -> Result<Vec<RemoteCluster>> {
-        let all: Vec<RemoteCluster> = self.services.list(keys::REMOTE_CLUSTERS).await?;
-        Ok(all.into_iter().map(|rc| self.with_live_status(rc)).collect())
-    }
-
     /// `tctl update rc/<name> --set-labels/--set-ttl`.
     pub async fn update_remote_cluster(
         &self,
@@ -247,56 +239,17 @@ impl AuthServer {
             return Err(Error::bad_parameter(format!("remote cluster {name:?} is the name of this root cluster and cannot be removed.")));
         }
         self.must_remote_cluster(name).await?;
-        let mut ops = vec![Op::Delete { key: format!("{}{name}", keys::REMOTE_CLUSTERS) }];
+        let mut ops = vec![
+            Op::Delete { key: format!("{}{name}", keys::REMOTE_CLUSTERS) },
+            Op::DeleteIfExists { key: format!("{}{name}", keys::REMOTE_CLUSTER_STATUS) },
+        ];
         for t in ALL_CA_TYPES {
             ops.push(Op::DeleteIfExists { key: keys::ca(t, name) });
             ops.push(Op::DeleteIfExists { key: keys::deactivated_ca(t, name) });
         }
         self.services.apply(ops).await?;
+        self.forget_heartbeat(name);
         self.audit.emit(audit_codes::REMOTE_CLUSTER_DELETE, json!({"name": name, "user": actor})).await;
-        Ok(())
-    }
-
-    /// Records a heartbeat from a leaf's tunnel: `online`, and `last_heartbeat` only moves forward.
-    pub async fn record_heartbeat(&self, name: &str, at: OffsetDateTime) -> Result<()> {
-        self.set_remote_status(name, Some(at), STATUS_ONLINE).await
-    }
-
-    /// Marks a leaf offline (its tunnel closed or stopped heartbeating).
-    pub async fn mark_offline(&self, name: &str) -> Result<()> {
-        self.set_remote_status(name, None, STATUS_OFFLINE).await
-    }
-
-    async fn set_remote_status(&self, name: &str, at: Option<OffsetDateTime>, connection: &str) -> Result<()> {
-        for _ in 0..5 {
-            let Some(current) = self.services.remote_cluster(name).await? else {
-                return Ok(());
-            };
-            let mut rc = current.value.clone();
-            if let Some(t) = at
-                && t > rc.status.last_heartbeat
-            {
-                rc.status.last_heartbeat = t;
-            }
-            rc.status.connection = connection.into();
-            if rc.status == current.value.status {
-                return Ok(());
-            }
-            let key = format!("{}{name}", keys::REMOTE_CLUSTERS);
-            match self.services.apply(vec![self.services.cas_op(&key, &rc, current.revision)?]).await {
-                Ok(_) => return Ok(()),
-                Err(e) if e.is(Kind::CompareFailed) || e.is(Kind::NotFound) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    /// At start no tunnel is connected yet: every leaf is offline until it dials back in.
-    pub async fn reset_remote_statuses(&self) -> Result<()> {
-        for rc in self.services.list::<RemoteCluster>(keys::REMOTE_CLUSTERS).await? {
-            self.mark_offline(&rc.metadata.name).await?;
-        }
         Ok(())
     }
 

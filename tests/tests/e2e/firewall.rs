@@ -30,8 +30,14 @@ impl Netns {
         must(&format!("ip netns add {}", n.root));
         must(&format!("ip netns add {}", n.leaf));
         must(&format!("ip link add {tag}a netns {} type veth peer name {tag}b netns {}", n.root, n.leaf));
-        must(&format!("ip -n {} addr add {root_ip}/24 dev {tag}a && ip -n {} link set {tag}a up && ip -n {} link set lo up", n.root, n.root, n.root));
-        must(&format!("ip -n {} addr add {leaf_ip}/24 dev {tag}b && ip -n {} link set {tag}b up && ip -n {} link set lo up", n.leaf, n.leaf, n.leaf));
+        must(&format!(
+            "ip -n {} addr add {root_ip}/24 dev {tag}a && ip -n {} link set {tag}a up && ip -n {} link set lo up",
+            n.root, n.root, n.root
+        ));
+        must(&format!(
+            "ip -n {} addr add {leaf_ip}/24 dev {tag}b && ip -n {} link set {tag}b up && ip -n {} link set lo up",
+            n.leaf, n.leaf, n.leaf
+        ));
         // The leaf's firewall: nothing gets in unless the leaf started it.
         must(&format!(
             "ip netns exec {} nft -f - <<'EOF'\ntable inet leaf_firewall {{\n  chain input {{\n    type filter hook input priority 0; policy drop;\n    iif lo accept\n    ct state established,related accept\n  }}\n}}\nEOF",
@@ -77,12 +83,23 @@ fn a_leaf_behind_a_firewall_is_reached_through_its_outbound_tunnel() {
 
     // From the root's side, the leaf's ports are closed.
     for port in [3080, 3022] {
-        let probe = run_in(Some(&ns.root), std::path::Path::new("/bin/bash"), &["-c", &format!("timeout 3 bash -c '</dev/tcp/{leaf_ip}/{port}'")], &[], None, Duration::from_secs(10));
+        let probe = run_in(
+            Some(&ns.root),
+            std::path::Path::new("/bin/bash"),
+            &["-c", &format!("timeout 3 bash -c '</dev/tcp/{leaf_ip}/{port}'")],
+            &[],
+            None,
+            Duration::from_secs(10),
+        );
         assert_ne!(probe.code, 0, "{leaf_ip}:{port} must not be reachable from the root side: {probe:?}");
     }
 
     // Trust, from the leaf, as the guide does it.
-    leaf.create("visitor.yaml", "kind: role\nversion: v5\nmetadata: {name: visitor}\nspec:\n  allow:\n    logins: [visitor]\n    node_labels: {'*': '*'}\n").ok("visitor role");
+    leaf.create(
+        "visitor.yaml",
+        "kind: role\nversion: v5\nmetadata: {name: visitor}\nspec:\n  allow:\n    logins: [visitor]\n    node_labels: {'*': '*'}\n",
+    )
+    .ok("visitor role");
     root.add_user("myuser", "access", "visitor", "firewall-pass-1");
     let token = root.trusted_cluster_token("5m");
     let tc = format!(
@@ -104,6 +121,13 @@ fn a_leaf_behind_a_firewall_is_reached_through_its_outbound_tunnel() {
         assert_eq!(out.ok("ssh through the firewall"), "/home/visitor\n", "{node}");
     }
     // The firewall is still closed.
-    let probe = run_in(Some(&ns.root), std::path::Path::new("/bin/bash"), &["-c", &format!("timeout 3 bash -c '</dev/tcp/{leaf_ip}/3080'")], &[], None, Duration::from_secs(10));
+    let probe = run_in(
+        Some(&ns.root),
+        std::path::Path::new("/bin/bash"),
+        &["-c", &format!("timeout 3 bash -c '</dev/tcp/{leaf_ip}/3080'")],
+        &[],
+        None,
+        Duration::from_secs(10),
+    );
     assert_ne!(probe.code, 0, "still closed after the trust: {probe:?}");
 }

@@ -34,7 +34,8 @@ fn write(ws: &Tsh, name: &str, text: &str) -> String {
 }
 
 const VISITOR_YAML: &str = "kind: role\nversion: v5\nmetadata:\n  name: visitor\nspec:\n  allow:\n    logins:\n      - visitor\n    node_labels:\n      '*': '*'\n\n";
-const DEMO_YAML: &str = "kind: role\nmetadata:\n  name: demo-cluster-access\nspec:\n  allow:\n    cluster_labels:\n      'env': 'demo'\nversion: v5\n\n";
+const DEMO_YAML: &str =
+    "kind: role\nmetadata:\n  name: demo-cluster-access\nspec:\n  allow:\n    cluster_labels:\n      'env': 'demo'\nversion: v5\n\n";
 
 #[test]
 fn the_trusted_clusters_guide_works_as_written() {
@@ -97,11 +98,22 @@ fn the_trusted_clusters_guide_works_as_written() {
     ok(&ws, s, "tsh logout");
     login(&ws, s, &root_addr);
     let out = ok(&ws, s, "tctl tokens add --type=trusted_cluster --ttl=5m");
-    let token = out.lines().next().and_then(|l| l.strip_prefix("The cluster invite token: ")).unwrap_or_else(|| panic!("guide {s}: {out}")).to_string();
+    let token = out
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("The cluster invite token: "))
+        .unwrap_or_else(|| panic!("guide {s}: {out}"))
+        .to_string();
     let ls = ok(&ws, s, "tctl tokens ls");
     contains(s, &ls, "Token                            Type            Labels Expiry Time (UTC)");
     assert!(ls.lines().any(|l| l.starts_with(&token) && l.contains(" trusted_cluster ") && l.contains(" UTC (4m")), "guide {s}: {ls}");
-    let tunnel_addr = ok(&ws, s, &format!("PROXY={root_addr}\ncurl https://$PROXY/webapi/ping | jq 'if .proxy.tls_routing_enabled == true then .proxy.ssh.public_addr else .proxy.ssh.ssh_tunnel_public_addr end'"));
+    let tunnel_addr = ok(
+        &ws,
+        s,
+        &format!(
+            "PROXY={root_addr}\ncurl https://$PROXY/webapi/ping | jq 'if .proxy.tls_routing_enabled == true then .proxy.ssh.public_addr else .proxy.ssh.ssh_tunnel_public_addr end'"
+        ),
+    );
     let web_proxy_addr = ok(&ws, s, &format!("PROXY={root_addr}\ncurl https://$PROXY/webapi/ping | jq .proxy.ssh.public_addr"));
     assert_eq!(tunnel_addr.trim(), format!("\"{root_addr}\""), "guide {s}: tunnel_addr recipe");
     assert_eq!(web_proxy_addr.trim(), format!("\"{root_addr}\""), "guide {s}: web_proxy_addr recipe");
@@ -127,7 +139,10 @@ fn the_trusted_clusters_guide_works_as_written() {
         c.lines().any(|l| l.starts_with(&leafname) && l.contains(" online leaf ")).then_some(c)
     });
     contains(s, &clusters, "Cluster Name            Status Cluster Type Labels Selected");
-    assert!(clusters.lines().any(|l| l.starts_with(&rootname) && l.contains(" online root ") && l.trim_end().ends_with('*')), "guide {s}: {clusters}");
+    assert!(
+        clusters.lines().any(|l| l.starts_with(&rootname) && l.contains(" online root ") && l.trim_end().ends_with('*')),
+        "guide {s}: {clusters}"
+    );
 
     // Step 5/6: remote_cluster, labels, demo-cluster-access.
     let s = "Step 5/6";
@@ -141,7 +156,11 @@ fn the_trusted_clusters_guide_works_as_written() {
     assert_eq!(ok(&ws, s, "tctl get rc").trim(), "", "guide {s}: labelled cluster hidden without a matching role");
     write(&ws, "demo-cluster-access.yaml", DEMO_YAML);
     ok(&ws, s, &format!("cd {} && tctl create demo-cluster-access.yaml", ws.home.path().display()));
-    ok(&ws, s, "ROLES=$(tsh status -f json | jq -r '.active.roles | join(\",\")')\ntctl users update $(tsh status -f json | jq -r '.active.username') \\\n  --set-roles \"${ROLES?},demo-cluster-access\"");
+    ok(
+        &ws,
+        s,
+        "ROLES=$(tsh status -f json | jq -r '.active.roles | join(\",\")')\ntctl users update $(tsh status -f json | jq -r '.active.username') \\\n  --set-roles \"${ROLES?},demo-cluster-access\"",
+    );
     ok(&ws, s, "tsh logout");
     login(&ws, s, &root_addr);
     let rc = ok(&ws, s, "tctl get rc");
@@ -153,9 +172,21 @@ fn the_trusted_clusters_guide_works_as_written() {
     ok(&ws, s, "tsh status");
     let ls = ok(&ws, s, &format!("tsh ls --cluster={leafname}"));
     contains(s, &ls, "Node Name      Address");
-    assert!(ls.lines().any(|l| l.starts_with("ip-172-3-1-242") && l.contains(&format!("{}:3022", leaf.ip)) && l.contains("hostname=ip-172-3-1-242")), "guide {s}: {ls}");
-    assert!(ls.lines().any(|l| l.starts_with("ip-172-3-2-205") && l.contains("⟵ Tunnel") && l.contains("hostname=ip-172-3-2-205")), "guide {s}: {ls}");
-    let (screen, code) = tsh_with_pty(&ws, &["ssh", &format!("--cluster={leafname}"), "visitor@ip-172-3-2-205"], "pwd\runame -a\rexit\r", Duration::from_secs(30));
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with("ip-172-3-1-242") && l.contains(&format!("{}:3022", leaf.ip)) && l.contains("hostname=ip-172-3-1-242")),
+        "guide {s}: {ls}"
+    );
+    assert!(
+        ls.lines().any(|l| l.starts_with("ip-172-3-2-205") && l.contains("⟵ Tunnel") && l.contains("hostname=ip-172-3-2-205")),
+        "guide {s}: {ls}"
+    );
+    let (screen, code) = tsh_with_pty(
+        &ws,
+        &["ssh", &format!("--cluster={leafname}"), "visitor@ip-172-3-2-205"],
+        "pwd\runame -a\rexit\r",
+        Duration::from_secs(30),
+    );
     contains(s, &screen, "/home/visitor");
     contains(s, &screen, "Linux ");
     assert_eq!(code, 0, "guide {s}: {screen}");
@@ -168,18 +199,28 @@ fn the_trusted_clusters_guide_works_as_written() {
     ok(&ws, s, &format!("cd {} && tctl create --force trusted_cluster.yaml", ws.home.path().display()));
     assert_eq!(map(&ws, "anything").json()["local_roles"], serde_json::json!(["access"]), "guide {s}: wildcard");
     // cluster-*, the regular expression, and trait sharing, together.
-    ok(&ws, s, &format!(
-        "cd {} && cat > roles.yaml <<'EOF'\nkind: role\nversion: v5\nmetadata: {{name: clusteradmin}}\nspec: {{allow: {{logins: [root], node_labels: {{'*': '*'}}}}}}\n---\nkind: role\nversion: v5\nmetadata: {{name: local-one}}\nspec: {{allow: {{logins: [visitor], node_labels: {{'*': '*'}}}}}}\n---\nkind: role\nversion: v5\nmetadata: {{name: admin}}\nspec:\n  allow:\n    logins: [\"{{{{internal.logins}}}}\", \"{{{{external.logins_from_okta}}}}\"]\n    kubernetes_groups: [\"{{{{internal.kubernetes_groups}}}}\"]\n    kubernetes_users: [\"{{{{internal.kubernetes_users}}}}\"]\n    db_users: [\"{{{{internal.db_users}}}}\"]\n    db_names: [\"{{{{internal.db_names}}}}\"]\n    aws_role_arns: [\"{{{{internal.aws_role_arns}}}}\"]\n    node_labels:\n      env: \"{{{{external.env_from_okta}}}}\"\nEOF\ntctl create roles.yaml",
-        ws.home.path().display()
-    ));
+    ok(
+        &ws,
+        s,
+        &format!(
+            "cd {} && cat > roles.yaml <<'EOF'\nkind: role\nversion: v5\nmetadata: {{name: clusteradmin}}\nspec: {{allow: {{logins: [root], node_labels: {{'*': '*'}}}}}}\n---\nkind: role\nversion: v5\nmetadata: {{name: local-one}}\nspec: {{allow: {{logins: [visitor], node_labels: {{'*': '*'}}}}}}\n---\nkind: role\nversion: v5\nmetadata: {{name: admin}}\nspec:\n  allow:\n    logins: [\"{{{{internal.logins}}}}\", \"{{{{external.logins_from_okta}}}}\"]\n    kubernetes_groups: [\"{{{{internal.kubernetes_groups}}}}\"]\n    kubernetes_users: [\"{{{{internal.kubernetes_users}}}}\"]\n    db_users: [\"{{{{internal.db_users}}}}\"]\n    db_names: [\"{{{{internal.db_names}}}}\"]\n    aws_role_arns: [\"{{{{internal.aws_role_arns}}}}\"]\n    node_labels:\n      env: \"{{{{external.env_from_okta}}}}\"\nEOF\ntctl create roles.yaml",
+            ws.home.path().display()
+        ),
+    );
     write(
         &ws,
         "trusted_cluster.yaml",
-        &tc("    - remote: \"access\"\n      local: [\"visitor\"]\n    - remote: 'cluster-*'\n      local: [clusteradmin]\n    - remote: \"^remote-(.*)$\"\n      local: [local-$1]\n    - remote: \"root\"\n      local: [\"admin\"]\n"),
+        &tc(
+            "    - remote: \"access\"\n      local: [\"visitor\"]\n    - remote: 'cluster-*'\n      local: [clusteradmin]\n    - remote: \"^remote-(.*)$\"\n      local: [local-$1]\n    - remote: \"root\"\n      local: [\"admin\"]\n",
+        ),
     );
     ok(&ws, s, &format!("cd {} && tctl create --force trusted_cluster.yaml", ws.home.path().display()));
     assert_eq!(map(&ws, "cluster-prod").json()["local_roles"], serde_json::json!(["clusteradmin"]), "guide {s}: cluster-*");
-    assert_eq!(map(&ws, "remote-one,remote-two").json()["local_roles"], serde_json::json!(["local-one", "local-two"]), "guide {s}: ^remote-(.*)$");
+    assert_eq!(
+        map(&ws, "remote-one,remote-two").json()["local_roles"],
+        serde_json::json!(["local-one", "local-two"]),
+        "guide {s}: ^remote-(.*)$"
+    );
     let none = map(&ws, "dev");
     none.fails_with(&format!("guide {s}: unmapped"), "no roles mapped for user with remote roles [dev]");
     // Trait sharing: a root user with the guide's `root` role and SSO-style external traits (and
@@ -191,8 +232,13 @@ fn the_trusted_clusters_guide_works_as_written() {
     root.https_put("/webapi/users/password/token", &serde_json::json!({"token": url.rsplit('/').next().unwrap(), "password": PW}));
     let mut okta = Tsh::new("okta");
     okta.login(&root, "okta-user", PW).ok("okta login");
-    assert_eq!(okta.run(&["ssh", &format!("--cluster={leafname}"), "root@ip-172-3-2-205", "echo $USER"]).ok("trait-mapped access"), "root\n", "guide {s}: env={{{{external.env_from_okta}}}} matches the env=demo node");
-    okta.run(&["ssh", &format!("--cluster={leafname}"), "root@ip-172-3-1-242", "true"]).fails_with(&format!("guide {s}: node without env=demo"), "access denied to root connecting to ip-172-3-1-242");
+    assert_eq!(
+        okta.run(&["ssh", &format!("--cluster={leafname}"), "root@ip-172-3-2-205", "echo $USER"]).ok("trait-mapped access"),
+        "root\n",
+        "guide {s}: env={{{{external.env_from_okta}}}} matches the env=demo node"
+    );
+    okta.run(&["ssh", &format!("--cluster={leafname}"), "root@ip-172-3-1-242", "true"])
+        .fails_with(&format!("guide {s}: node without env=demo"), "access denied to root connecting to ip-172-3-1-242");
     let denial = leaf.events().into_iter().rev().find(|e| e["event"] == "auth" && e["user"] == "okta-user").expect("denial audited");
     assert_eq!(denial["remote_roles"], serde_json::json!(["root", "demo-cluster-access"]), "guide {s}");
 
@@ -225,9 +271,17 @@ fn the_trusted_clusters_guide_works_as_written() {
     // Remove a trusted leaf cluster: both sides.
     let s = "Remove a trusted leaf cluster";
     login(&ws, s, &leaf_addr);
-    assert_eq!(ok(&ws, s, &format!("tctl rm trusted_cluster/{rootname}")).trim(), format!("trusted cluster \"{rootname}\" has been deleted"), "guide {s}");
+    assert_eq!(
+        ok(&ws, s, &format!("tctl rm trusted_cluster/{rootname}")).trim(),
+        format!("trusted cluster \"{rootname}\" has been deleted"),
+        "guide {s}"
+    );
     login(&ws, s, &root_addr);
-    assert_eq!(ok(&ws, s, &format!("tctl rm rc/{leafname}")).trim(), format!("remote cluster \"{leafname}\" has been deleted"), "guide {s}");
+    assert_eq!(
+        ok(&ws, s, &format!("tctl rm rc/{leafname}")).trim(),
+        format!("remote cluster \"{leafname}\" has been deleted"),
+        "guide {s}"
+    );
     let clusters = ok(&ws, s, "tsh clusters");
     assert!(!clusters.contains(&leafname), "guide {s}: {clusters}");
 }

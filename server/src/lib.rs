@@ -1,0 +1,33 @@
+//! The teleport daemon as a library: the `teleport` binary is a thin `main` over [`cli`], and
+//! the benchmark tools reuse the same pieces.
+//!
+//! # Layout
+//! | module | owns |
+//! |---|---|
+//! | `cli`, `config` | arguments, `teleport.yaml` |
+//! | `process` | assembling services, shutdown |
+//! | `storage` | the key-value trait, SQLite and memory backends |
+//! | `services` | typed resource access and key layout |
+//! | `auth` | CAs, certificates, users, tokens, trust handshake, nodes |
+//! | `authz` | the authorizing facade every API call goes through |
+//! | `api` | HTTPS handlers (axum) |
+//! | `listener`, `tls` | the multiplexed web port |
+//! | `ssh` | russh configuration, the proxy's SSH side, routing |
+//! | `tunnel` | reverse tunnels: registry, agent, leaf-side manager |
+//! | `node` | the SSH node: authorization and sessions |
+//! | `audit` | the audit log |
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod authz;
+pub mod cli;
+pub mod config;
+pub mod listener;
+pub mod node;
+pub mod process;
+pub mod services;
+pub mod ssh;
+pub mod storage;
+pub mod tls;
+pub mod tunnel;
