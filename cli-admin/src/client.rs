@@ -23,13 +23,13 @@ pub struct Conn {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConnArgs {
     /// teleport.yaml of the cluster (tctl on the auth host).
-    #[arg(short = 'c', long = "config", global = true, env = "TELEPORT_CONFIG_FILE")]
+    #[arg(short = 'c', long = "config", global = true, env = "TELEPORT_CONFIG_FILE", hide_env_values = true)]
     pub config: Option<PathBuf>,
     /// Identity file (from 'tctl auth sign').
-    #[arg(short = 'i', long = "identity", global = true, env = "TELEPORT_IDENTITY_FILE")]
+    #[arg(short = 'i', long = "identity", global = true, env = "TELEPORT_IDENTITY_FILE", hide_env_values = true)]
     pub identity: Option<PathBuf>,
     /// Address of the cluster's proxy (with --identity).
-    #[arg(long = "auth-server", global = true, env = "TELEPORT_AUTH_SERVER")]
+    #[arg(long = "auth-server", global = true, env = "TELEPORT_AUTH_SERVER", hide_env_values = true)]
     pub auth_server: Option<String>,
     /// Verbose output.
     #[arg(short = 'd', long = "debug", global = true)]

@@ -61,6 +61,7 @@ enum Command {
     /// Show the cluster and its certificate authorities.
     Status(status::Args),
     /// Print the version.
+    #[command(after_help = "Example (from the guide):\n  tctl version")]
     Version,
     /// Print a shell completion script.
     Completion(completion::Args),

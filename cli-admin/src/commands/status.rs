@@ -9,6 +9,7 @@ use crate::client::{ConnArgs, connect};
 
 /// Cluster status.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  tctl -c /etc/teleport.yaml status")]
 pub struct Args {}
 
 /// Runs the command.

@@ -42,12 +42,14 @@ enum Cmd {
         format: Option<String>,
     },
     /// List active tokens.
+    #[command(after_help = "Example (from the guide):\n  tctl tokens ls")]
     Ls {
         /// Output format: text, json or yaml.
         #[arg(short = 'f', long, default_value = "text", value_parser = parse_format)]
         format: Format,
     },
     /// Delete a token.
+    #[command(after_help = "Example:\n  tctl tokens rm 3b4c5d6e7f8091a2b3c4d5e6f708192a")]
     Rm {
         /// The token.
         token: String,

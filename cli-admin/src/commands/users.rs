@@ -44,17 +44,20 @@ enum Cmd {
         set_logins: Option<String>,
     },
     /// List users.
+    #[command(after_help = "Example:\n  tctl users ls --format=json")]
     Ls {
         /// Output format: text, json or yaml.
         #[arg(short = 'f', long, default_value = "text", value_parser = parse_format)]
         format: Format,
     },
     /// Delete a user.
+    #[command(after_help = "Example:\n  tctl users rm myuser")]
     Rm {
         /// User name.
         name: String,
     },
     /// Remove a user's password and print a link to set a new one.
+    #[command(after_help = "Example:\n  tctl users reset myuser")]
     Reset {
         /// User name.
         name: String,

@@ -10,6 +10,7 @@ use crate::context::Session;
 
 /// List clusters.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples (from the guide):\n  tsh clusters\n  tsh clusters -f json")]
 pub struct Args {
     /// Output format: text, json or yaml.
     #[arg(short = 'f', long, default_value = "text", value_parser = parse_format)]

@@ -2,9 +2,11 @@
 
 mod clusters;
 mod completion;
+mod config;
 mod login;
 mod logout;
 mod ls;
+mod proxy;
 mod ssh;
 mod status;
 
@@ -18,16 +20,16 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Global {
     /// Proxy address, host[:port] (no port: 443, then 3080).
-    #[arg(long, global = true, env = "TELEPORT_PROXY")]
+    #[arg(long, global = true, env = "TELEPORT_PROXY", hide_env_values = true)]
     pub proxy: Option<String>,
     /// Teleport user [default: the current profile's, else $USER].
-    #[arg(long, global = true, env = "TELEPORT_USER")]
+    #[arg(long, global = true, env = "TELEPORT_USER", hide_env_values = true)]
     pub user: Option<String>,
     /// Cluster to act on (a leaf of the root you signed in to).
-    #[arg(long, global = true, env = "TELEPORT_CLUSTER")]
+    #[arg(long, global = true, env = "TELEPORT_CLUSTER", hide_env_values = true)]
     pub cluster: Option<String>,
     /// Identity file (from 'tctl auth sign') instead of a profile.
-    #[arg(short = 'i', long, global = true, env = "TELEPORT_IDENTITY_FILE")]
+    #[arg(short = 'i', long, global = true, env = "TELEPORT_IDENTITY_FILE", hide_env_values = true)]
     pub identity: Option<PathBuf>,
     /// Do not verify the proxy's web certificate (testing only).
     #[arg(long, global = true)]
@@ -56,6 +58,9 @@ enum Command {
     /// Sign in to a cluster (or select a leaf cluster: tsh login <cluster>).
     Login(login::Args),
     /// Remove your keys and certificates.
+    #[command(
+        after_help = "Examples:\n  tsh logout                                 # every profile\n  tsh logout --proxy=root.example.com:3080   # one profile"
+    )]
     Logout,
     /// Show who you are signed in as.
     Status(status::Args),
@@ -66,7 +71,12 @@ enum Command {
     /// List the root cluster and the leaf clusters you can reach.
     Clusters(clusters::Args),
     /// Print the version.
+    #[command(after_help = "Example:\n  tsh version")]
     Version,
+    /// Print an OpenSSH client configuration for the clusters you can reach.
+    Config(config::Args),
+    /// Connect stdin/stdout to a node (OpenSSH ProxyCommand).
+    Proxy(proxy::Args),
     /// Print a shell completion script.
     Completion(completion::Args),
 }
@@ -122,6 +132,8 @@ async fn exec(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
             writeln!(out, "{}", shared::version::version_line(env!("TP_GIT_REV"), env!("TP_RUSTC_VERSION")))?;
             Ok(0)
         }
+        Command::Config(a) => config::exec(a, &g, out).await.map(|_| 0),
+        Command::Proxy(a) => proxy::exec(a, &g).await,
         Command::Completion(a) => completion::exec(a, out).map(|_| 0),
     }
 }

@@ -3,6 +3,10 @@
 //! Run `cargo build --workspace --bins` first; `cargo nextest run --workspace` (or `cargo test`)
 //! then runs these against the built binaries. They need root (they create Unix users).
 
+// Test code: failing loudly is its job.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod ecosystem;
 mod firewall;
 mod foundation;
 mod guide;

@@ -1,0 +1,227 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_tctl_global_optspecs
+    string join \n c/config= i/identity= auth-server= d/debug h/help
+end
+
+function __fish_tctl_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_tctl_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_tctl_using_subcommand
+    set -l cmd (__fish_tctl_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c tctl -n "__fish_tctl_needs_command" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_needs_command" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_needs_command" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_needs_command" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_needs_command" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_needs_command" -f -a "users" -d 'Manage users'
+complete -c tctl -n "__fish_tctl_needs_command" -f -a "tokens" -d 'Manage join and invitation tokens'
+complete -c tctl -n "__fish_tctl_needs_command" -f -a "create" -d 'Create or replace resources from a YAML file'
+complete -c tctl -n "__fish_tctl_needs_command" -f -a "get" -d 'Print resources'
+complete -c tctl -n "__fish_tctl_needs_command" -f -a "edit" -d 'Edit a resource in $EDITOR'
+complete -c tctl -n "__fish_tctl_needs_command" -f -a "rm" -d 'Delete a resource'
+complete -c tctl -n "__fish_tctl_needs_command" -f -a "update" -d 'Update a remote cluster\'s labels'
+complete -c tctl -n "__fish_tctl_needs_command" -f -a "auth" -d 'Sign identity files and export certificate authorities'
+complete -c tctl -n "__fish_tctl_needs_command" -f -a "map-roles" -d 'Show which local roles a user with the given remote roles would get'
+complete -c tctl -n "__fish_tctl_needs_command" -f -a "status" -d 'Show the cluster and its certificate authorities'
+complete -c tctl -n "__fish_tctl_needs_command" -f -a "version" -d 'Print the version'
+complete -c tctl -n "__fish_tctl_needs_command" -f -a "completion" -d 'Print a shell completion script'
+complete -c tctl -n "__fish_tctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and not __fish_seen_subcommand_from add update ls rm reset help" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand users; and not __fish_seen_subcommand_from add update ls rm reset help" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand users; and not __fish_seen_subcommand_from add update ls rm reset help" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand users; and not __fish_seen_subcommand_from add update ls rm reset help" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and not __fish_seen_subcommand_from add update ls rm reset help" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and not __fish_seen_subcommand_from add update ls rm reset help" -f -a "add" -d 'Add a user and print a one-time link to set the password'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and not __fish_seen_subcommand_from add update ls rm reset help" -f -a "update" -d 'Change a user\'s roles or logins'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and not __fish_seen_subcommand_from add update ls rm reset help" -f -a "ls" -d 'List users'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and not __fish_seen_subcommand_from add update ls rm reset help" -f -a "rm" -d 'Delete a user'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and not __fish_seen_subcommand_from add update ls rm reset help" -f -a "reset" -d 'Remove a user\'s password and print a link to set a new one'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and not __fish_seen_subcommand_from add update ls rm reset help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from add" -l roles -d 'Roles, comma-separated' -r
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from add" -l logins -d 'Unix logins (the user\'s `logins` trait), comma-separated' -r
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from add" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from add" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from add" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from add" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from update" -l set-roles -d 'Replace the roles, comma-separated' -r
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from update" -l set-logins -d 'Replace the logins, comma-separated' -r
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from update" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from update" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from update" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from update" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from ls" -s f -l format -d 'Output format: text, json or yaml' -r
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from ls" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from ls" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from ls" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from ls" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from rm" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from rm" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from rm" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from rm" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from reset" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from reset" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from reset" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from reset" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from reset" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add a user and print a one-time link to set the password'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "update" -d 'Change a user\'s roles or logins'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List users'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Delete a user'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "reset" -d 'Remove a user\'s password and print a link to set a new one'
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and not __fish_seen_subcommand_from add ls rm help" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and not __fish_seen_subcommand_from add ls rm help" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and not __fish_seen_subcommand_from add ls rm help" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and not __fish_seen_subcommand_from add ls rm help" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and not __fish_seen_subcommand_from add ls rm help" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and not __fish_seen_subcommand_from add ls rm help" -f -a "add" -d 'Create a token (trusted_cluster: invite a leaf cluster; node: join a node)'
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and not __fish_seen_subcommand_from add ls rm help" -f -a "ls" -d 'List active tokens'
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and not __fish_seen_subcommand_from add ls rm help" -f -a "rm" -d 'Delete a token'
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and not __fish_seen_subcommand_from add ls rm help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from add" -l type -d 'trusted_cluster or node (comma-separated for several)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from add" -l ttl -d 'How long the token is valid' -r
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from add" -l value -d 'Use this value instead of a random one (at least 16 characters)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from add" -l labels -d 'Labels, k=v,k2=v2 (copied to the remote_cluster a trusted_cluster token creates)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from add" -s f -l format -d 'text prints only the token; json and yaml print the token resource' -r
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from add" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from add" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from add" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from add" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from ls" -s f -l format -d 'Output format: text, json or yaml' -r
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from ls" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from ls" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from ls" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from ls" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from rm" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from rm" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from rm" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from rm" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from help" -f -a "add" -d 'Create a token (trusted_cluster: invite a leaf cluster; node: join a node)'
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List active tokens'
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Delete a token'
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tctl -n "__fish_tctl_using_subcommand create" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand create" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand create" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand create" -s f -l force -d 'Replace resources that already exist'
+complete -c tctl -n "__fish_tctl_using_subcommand create" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand create" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand get" -s f -l format -d 'Output format: yaml, json or text' -r
+complete -c tctl -n "__fish_tctl_using_subcommand get" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand get" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand get" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand get" -l with-secrets -d 'Include private keys and connector secrets'
+complete -c tctl -n "__fish_tctl_using_subcommand get" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand get" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand edit" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand edit" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand edit" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand edit" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand edit" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand rm" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand rm" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand rm" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand rm" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand rm" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand update" -l set-labels -d 'Replace the labels, k=v,k2=v2' -r
+complete -c tctl -n "__fish_tctl_using_subcommand update" -l set-ttl -d 'Expire the remote cluster after this long' -r
+complete -c tctl -n "__fish_tctl_using_subcommand update" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand update" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand update" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand update" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand update" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -f -a "sign" -d 'Write an identity file (keys and certificates) for a user'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -f -a "export" -d 'Print this cluster\'s CA public keys in OpenSSH formats'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -l user -d 'The user' -r
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -s o -l out -d 'Where to write the identity file' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -l ttl -d 'Certificate TTL' -r
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -l type -d 'user (TrustedUserCAKeys lines) or host (@cert-authority lines); both when omitted' -r
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "sign" -d 'Write an identity file (keys and certificates) for a user'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "export" -d 'Print this cluster\'s CA public keys in OpenSSH formats'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tctl -n "__fish_tctl_using_subcommand map-roles" -l roles -d 'The root user\'s roles, comma-separated' -r
+complete -c tctl -n "__fish_tctl_using_subcommand map-roles" -l cluster -d 'Use the role_map stored for this trusted (root) cluster' -r
+complete -c tctl -n "__fish_tctl_using_subcommand map-roles" -l file -d 'Use the role_map in this trusted_cluster YAML (no cluster needed)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand map-roles" -s f -l format -d 'Output format: text, json or yaml' -r
+complete -c tctl -n "__fish_tctl_using_subcommand map-roles" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand map-roles" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand map-roles" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand map-roles" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand map-roles" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand status" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand status" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand status" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand status" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand status" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand version" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand version" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand version" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand version" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand version" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand completion" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand completion" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand completion" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand completion" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand completion" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "users" -d 'Manage users'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "tokens" -d 'Manage join and invitation tokens'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "create" -d 'Create or replace resources from a YAML file'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "get" -d 'Print resources'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "edit" -d 'Edit a resource in $EDITOR'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "rm" -d 'Delete a resource'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "update" -d 'Update a remote cluster\'s labels'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "auth" -d 'Sign identity files and export certificate authorities'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "map-roles" -d 'Show which local roles a user with the given remote roles would get'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "status" -d 'Show the cluster and its certificate authorities'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "version" -d 'Print the version'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "completion" -d 'Print a shell completion script'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "add" -d 'Add a user and print a one-time link to set the password'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "update" -d 'Change a user\'s roles or logins'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "ls" -d 'List users'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "rm" -d 'Delete a user'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "reset" -d 'Remove a user\'s password and print a link to set a new one'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "add" -d 'Create a token (trusted_cluster: invite a leaf cluster; node: join a node)'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "ls" -d 'List active tokens'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "rm" -d 'Delete a token'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "sign" -d 'Write an identity file (keys and certificates) for a user'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "export" -d 'Print this cluster\'s CA public keys in OpenSSH formats'

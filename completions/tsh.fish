@@ -1,0 +1,145 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_tsh_global_optspecs
+    string join \n proxy= user= cluster= i/identity= insecure d/debug h/help
+end
+
+function __fish_tsh_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_tsh_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_tsh_using_subcommand
+    set -l cmd (__fish_tsh_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c tsh -n "__fish_tsh_needs_command" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_needs_command" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_needs_command" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_needs_command" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_needs_command" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_needs_command" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_needs_command" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_needs_command" -f -a "login" -d 'Sign in to a cluster (or select a leaf cluster: tsh login <cluster>)'
+complete -c tsh -n "__fish_tsh_needs_command" -f -a "logout" -d 'Remove your keys and certificates'
+complete -c tsh -n "__fish_tsh_needs_command" -f -a "status" -d 'Show who you are signed in as'
+complete -c tsh -n "__fish_tsh_needs_command" -f -a "ls" -d 'List the nodes you can reach'
+complete -c tsh -n "__fish_tsh_needs_command" -f -a "ssh" -d 'Run a shell or a command on a node'
+complete -c tsh -n "__fish_tsh_needs_command" -f -a "clusters" -d 'List the root cluster and the leaf clusters you can reach'
+complete -c tsh -n "__fish_tsh_needs_command" -f -a "version" -d 'Print the version'
+complete -c tsh -n "__fish_tsh_needs_command" -f -a "config" -d 'Print an OpenSSH client configuration for the clusters you can reach'
+complete -c tsh -n "__fish_tsh_needs_command" -f -a "proxy" -d 'Connect stdin/stdout to a node (OpenSSH ProxyCommand)'
+complete -c tsh -n "__fish_tsh_needs_command" -f -a "completion" -d 'Print a shell completion script'
+complete -c tsh -n "__fish_tsh_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand login" -l ttl -d 'Certificate TTL in minutes [default: 720, capped by your roles\' max_session_ttl]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand login" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand login" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand login" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand login" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand login" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand login" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand logout" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand logout" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand logout" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand logout" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand logout" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand logout" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand logout" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand status" -s f -l format -d 'Output format: text, json or yaml' -r
+complete -c tsh -n "__fish_tsh_using_subcommand status" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand status" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand status" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand status" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand status" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand status" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand status" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand ls" -s f -l format -d 'Output format: text, json, yaml or names' -r
+complete -c tsh -n "__fish_tsh_using_subcommand ls" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand ls" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand ls" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand ls" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand ls" -s v -l verbose -d 'Also show node IDs'
+complete -c tsh -n "__fish_tsh_using_subcommand ls" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand ls" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand ls" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s p -l port -d 'Node port' -r
+complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s l -l login -d 'Unix login [default: the part before @, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand ssh" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand ssh" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand ssh" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s t -l tty -d 'Allocate a terminal even when running a command'
+complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s T -d 'Never allocate a terminal'
+complete -c tsh -n "__fish_tsh_using_subcommand ssh" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand clusters" -s f -l format -d 'Output format: text, json or yaml' -r
+complete -c tsh -n "__fish_tsh_using_subcommand clusters" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand clusters" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand clusters" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand clusters" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand clusters" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand clusters" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand clusters" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand version" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand version" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand version" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand version" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand version" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand version" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand version" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand config" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand config" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand config" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand config" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand config" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand config" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand config" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh help" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh help" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh help" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh help" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh help" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh help" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh help" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh help" -f -a "ssh" -d 'Pipe stdin/stdout to a node\'s SSH port (for OpenSSH\'s ProxyCommand)'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "ssh" -d 'Pipe stdin/stdout to a node\'s SSH port (for OpenSSH\'s ProxyCommand)'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand completion" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand completion" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand completion" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand completion" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand completion" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand completion" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand completion" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "login" -d 'Sign in to a cluster (or select a leaf cluster: tsh login <cluster>)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "logout" -d 'Remove your keys and certificates'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "status" -d 'Show who you are signed in as'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "ls" -d 'List the nodes you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "ssh" -d 'Run a shell or a command on a node'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "clusters" -d 'List the root cluster and the leaf clusters you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "version" -d 'Print the version'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "config" -d 'Print an OpenSSH client configuration for the clusters you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "proxy" -d 'Connect stdin/stdout to a node (OpenSSH ProxyCommand)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "completion" -d 'Print a shell completion script'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "ssh" -d 'Pipe stdin/stdout to a node\'s SSH port (for OpenSSH\'s ProxyCommand)'
