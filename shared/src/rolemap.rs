@@ -185,3 +185,87 @@ mod tests {
         assert_eq!(no_roles_mapped_ssh(&roles(&["dev", "ops"])).message, "no roles mapped for user with remote roles [dev ops]");
     }
 }
+
+/// Property tests of the mapping rules: for any role names and any maps built from them, the
+/// rules hold (literal, glob and regex entries; order; the implicit role; validation).
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        "[a-z][a-z0-9-]{0,10}"
+    }
+    fn names(max: usize) -> impl Strategy<Value = Vec<String>> {
+        prop::collection::vec(name(), 0..max)
+    }
+    fn rm(remote: &str, local: &[String]) -> RoleMapping {
+        RoleMapping { remote: remote.into(), local: local.to_vec() }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// A literal entry maps each occurrence of exactly its remote role, nothing else.
+        #[test]
+        fn literal_maps_exactly_its_role(remote in name(), locals in prop::collection::vec(name(), 1..4), roles in names(6)) {
+            let out = map_roles(&[rm(&remote, &locals)], &roles).unwrap();
+            let hits = roles.iter().filter(|r| **r == remote).count();
+            let expected: Vec<String> = (0..hits).flat_map(|_| locals.clone()).collect();
+            prop_assert_eq!(out, expected);
+        }
+
+        /// `*` maps every role the user holds (and a user with none once), never the implicit role.
+        #[test]
+        fn wildcard_maps_every_role_but_the_implicit_one(local in name(), roles in names(6)) {
+            let mut with_implicit = roles.clone();
+            with_implicit.push(DEFAULT_IMPLICIT_ROLE.into());
+            let out = map_roles(&[rm("*", std::slice::from_ref(&local))], &with_implicit).unwrap();
+            prop_assert_eq!(out, vec![local; roles.len()]);
+        }
+
+        /// A glob's `*` is a capture group: `prefix-*` → `$1` strips the prefix.
+        #[test]
+        fn glob_capture_strips_the_prefix(prefix in name(), rests in names(5)) {
+            let roles: Vec<String> = rests.iter().map(|r| format!("{prefix}-{r}")).collect();
+            let out = map_roles(&[rm(&format!("{prefix}-*"), &["$1".to_string()])], &roles).unwrap();
+            prop_assert_eq!(out, rests);
+        }
+
+        /// `^(.*)$` → `$1` is the identity; `^(.*)$` → `${1}-x` appends.
+        #[test]
+        fn regex_identity_and_suffix(roles in prop::collection::vec(name(), 1..6)) {
+            prop_assert_eq!(map_roles(&[rm("^(.*)$", &["$1".to_string()])], &roles).unwrap(), roles.clone());
+            let suffixed: Vec<String> = roles.iter().map(|r| format!("{r}-x")).collect();
+            prop_assert_eq!(map_roles(&[rm("^(.*)$", &["${1}-x".to_string()])], &roles).unwrap(), suffixed);
+        }
+
+        /// Results follow the map's order, then the roles' order; nothing is sorted or merged.
+        #[test]
+        fn order_is_map_then_roles(a in name(), b in name(), roles in prop::collection::vec(name(), 1..5)) {
+            let out = map_roles(&[rm("*", std::slice::from_ref(&a)), rm("^(.*)$", &["$1".to_string()]), rm("^.*$", std::slice::from_ref(&b))], &roles).unwrap();
+            let mut expected = vec![a; roles.len()];
+            expected.extend(roles.iter().cloned());
+            expected.extend(vec![b; roles.len()]);
+            prop_assert_eq!(out, expected);
+        }
+
+        /// Mapping is a pure function: the same input gives the same output, and an entry that
+        /// matches nothing adds nothing.
+        #[test]
+        fn unmatched_entries_add_nothing(remote in name(), locals in prop::collection::vec(name(), 1..3), roles in names(5)) {
+            let base = map_roles(&[rm(&remote, &locals)], &roles).unwrap();
+            let extra = map_roles(&[rm(&remote, &locals), rm("^zz-never-(.*)$", &["$1".to_string()])], &roles).unwrap();
+            prop_assert_eq!(base, extra);
+        }
+
+        /// Validation: a local `*` or a repeated literal remote is always refused.
+        #[test]
+        fn invalid_maps_are_refused(remote in name(), local in name()) {
+            prop_assert!(parse_role_map(&[rm(&remote, &["*".to_string()])]).is_err());
+            prop_assert!(parse_role_map(&[rm(&remote, std::slice::from_ref(&local)), rm(&remote, std::slice::from_ref(&local))]).is_err());
+            prop_assert!(parse_role_map(&[rm(&remote, &[])]).is_err());
+        }
+    }
+}

@@ -78,7 +78,7 @@ pub fn parse_proxy_request(req: &str) -> Result<ProxyRequest> {
         return Ok(ProxyRequest { host: String::new(), port: None, cluster });
     }
     let (host, port) = split_host_port(addr).ok_or_else(|| bad(req))?;
-    if host.is_empty() || host.len() > 253 || host.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/') {
+    if host.is_empty() || host.len() > 253 || host.chars().any(|c| c.is_control() || c.is_whitespace() || "/[]".contains(c)) {
         return Err(bad(req));
     }
     Ok(ProxyRequest { host: host.to_string(), port, cluster })
@@ -135,6 +135,14 @@ mod tests {
         assert_eq!(ok("proxy:@leaf"), ProxyRequest { host: String::new(), port: None, cluster: Some("leaf".into()) });
         assert_eq!(ok("proxy:[::1]:22"), ProxyRequest { host: "::1".into(), port: Some(22), cluster: None });
         assert_eq!(ok("proxy:127.0.0.1:"), ProxyRequest { host: "127.0.0.1".into(), port: None, cluster: None });
+    }
+
+    #[test]
+    fn brackets_only_delimit_an_address() {
+        // Found by the proxy_request fuzz target: "[[x]:2" used to give the host "[x".
+        assert!(parse_proxy_request("proxy:[[\u{1ff}1]:2").is_err());
+        assert!(parse_proxy_request("proxy:a]:22").is_err());
+        assert_eq!(ok("proxy:[db1]:22"), ProxyRequest { host: "db1".into(), port: Some(22), cluster: None });
     }
 
     #[test]

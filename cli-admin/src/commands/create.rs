@@ -37,18 +37,7 @@ pub fn describe(kind: Kind) -> &'static str {
 pub fn validate(doc: &shared::yaml::Document, source: &str) -> anyhow::Result<Resource> {
     let at = |e: shared::Error| anyhow!("{source}: document {} (line {}): {}", doc.index, doc.line, e.message);
     let mut res = Resource::from_value(doc.value.clone()).map_err(at)?;
-    let checked = match &mut res {
-        Resource::Role(r) => r.check_and_set_defaults(),
-        Resource::User(u) => u.check_and_set_defaults(),
-        Resource::Token(t) => t.check_and_set_defaults(),
-        Resource::TrustedCluster(t) => t.check_and_set_defaults(),
-        Resource::Connector(c) => c.check_and_set_defaults(),
-        Resource::RemoteCluster(_) | Resource::CertAuthority(_) | Resource::Node(_) => {
-            let hint = if res.kind() == Kind::RemoteCluster { "; use 'tctl update rc/<name> --set-labels=...'" } else { "" };
-            Err(shared::Error::bad_parameter(format!("creating resources of type {:?} is not supported{hint}", res.kind().as_str())))
-        }
-    };
-    checked.map_err(at)?;
+    res.check_creatable().map_err(at)?;
     Ok(res)
 }
 

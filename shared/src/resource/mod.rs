@@ -315,6 +315,22 @@ impl Resource {
         })
     }
 
+    /// Validates a resource a user asked to create (`tctl create`) and fills in defaults, with
+    /// the same rules the server applies. Kinds the server owns are refused with a hint.
+    pub fn check_creatable(&mut self) -> Result<()> {
+        match self {
+            Resource::Role(r) => r.check_and_set_defaults(),
+            Resource::User(u) => u.check_and_set_defaults(),
+            Resource::Token(t) => t.check_and_set_defaults(),
+            Resource::TrustedCluster(t) => t.check_and_set_defaults(),
+            Resource::Connector(c) => c.check_and_set_defaults(),
+            Resource::RemoteCluster(_) | Resource::CertAuthority(_) | Resource::Node(_) => {
+                let hint = if self.kind() == Kind::RemoteCluster { "; use 'tctl update rc/<name> --set-labels=...'" } else { "" };
+                Err(Error::bad_parameter(format!("creating resources of type {:?} is not supported{hint}", self.kind().as_str())))
+            }
+        }
+    }
+
     /// Serializes to a JSON value (keys sorted, as `tctl get` prints them).
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
