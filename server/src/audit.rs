@@ -2,6 +2,7 @@
 //! `<data_dir>/log/events.log` (where the guide tells admins to look).
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -80,6 +81,7 @@ impl AuditLog {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| shared::Error::internal(format!("cannot open {}: {e}", path.display())))?;
         Ok(AuditLog { backend, file: Arc::new(Mutex::new(Some(file))), cluster_name: cluster_name.into(), clock, path })

@@ -338,6 +338,11 @@ impl Cluster {
         });
     }
 
+    /// The daemon's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Stops the daemon (SIGTERM, then SIGKILL after 10s).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -555,6 +560,14 @@ impl Tsh {
         e
     }
 
+    /// `tsh ARGS` as a command to spawn (in the user's namespace, with their profile); stdout
+    /// and stderr piped, stdin null.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = command_in(self.netns.as_deref(), &bin("tsh"));
+        cmd.args(args).envs(self.env()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
+    }
+
     /// Runs `tsh ARGS`.
     pub fn run(&self, args: &[&str]) -> Out {
         self.run_stdin(args, None)
@@ -679,4 +692,154 @@ pub fn tsh_with_pty(tsh: &Tsh, args: &[&str], input: &str, timeout: Duration) ->
     let _ = fd;
     let text = reader_thread.join().unwrap_or_default();
     (text, code)
+}
+
+fn sh(cmd: &str) -> std::process::Output {
+    Command::new("/bin/sh").arg("-c").arg(cmd).output().expect("sh")
+}
+
+#[track_caller]
+fn must(cmd: &str) {
+    let o = sh(cmd);
+    assert!(o.status.success(), "`{cmd}` failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+}
+
+/// Two network namespaces (a root's and a leaf's) joined by a veth pair on a random
+/// 10.x.y.0/24; deleted, with every process inside, on drop. Declare it before the clusters
+/// that run inside it, so that they are stopped first.
+pub struct Netns {
+    /// The root's namespace.
+    pub root: String,
+    /// The leaf's namespace.
+    pub leaf: String,
+    /// The root's address.
+    pub root_ip: String,
+    /// The leaf's address.
+    pub leaf_ip: String,
+    /// The leaf's end of the veth pair.
+    leaf_if: String,
+}
+
+impl Netns {
+    /// Creates the namespaces; with `firewall`, the leaf's namespace drops every inbound
+    /// connection it did not start (nftables).
+    pub fn new(firewall: bool) -> Netns {
+        assert!(sh("command -v ip && command -v nft").status.success(), "these tests need iproute2 and nftables (.ci/run installs them)");
+        let tag = shared::certs::random_hex(3);
+        let b = shared::certs::random_bytes(2);
+        let net = format!("10.{}.{}", 200 + b[0] % 50, b[1]);
+        let n = Netns {
+            root: format!("tpr{tag}"),
+            leaf: format!("tpl{tag}"),
+            root_ip: format!("{net}.1"),
+            leaf_ip: format!("{net}.2"),
+            leaf_if: format!("{tag}b"),
+        };
+        must(&format!("ip netns add {}", n.root));
+        must(&format!("ip netns add {}", n.leaf));
+        must(&format!("ip link add {tag}a netns {} type veth peer name {tag}b netns {}", n.root, n.leaf));
+        for (ns, ip, dev) in [(&n.root, &n.root_ip, format!("{tag}a")), (&n.leaf, &n.leaf_ip, format!("{tag}b"))] {
+            must(&format!("ip -n {ns} addr add {ip}/24 dev {dev} && ip -n {ns} link set {dev} up && ip -n {ns} link set lo up"));
+        }
+        if firewall {
+            must(&format!(
+                "ip netns exec {} nft -f - <<'EOF'\ntable inet leaf_firewall {{\n  chain input {{\n    type filter hook input priority 0; policy drop;\n    iif lo accept\n    ct state established,related accept\n  }}\n}}\nEOF",
+                n.leaf
+            ));
+        }
+        n
+    }
+
+    /// Cuts the network between root and leaf (the leaf's link goes down).
+    pub fn cut(&self) {
+        must(&format!("ip -n {} link set {} down", self.leaf, self.leaf_if));
+    }
+
+    /// Heals a [`Netns::cut`].
+    pub fn heal(&self) {
+        must(&format!("ip -n {} link set {} up", self.leaf, self.leaf_if));
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for ns in [&self.root, &self.leaf] {
+            let _ = sh(&format!("for p in $(ip netns pids {ns} 2>/dev/null); do kill -9 $p; done; ip netns del {ns}"));
+        }
+    }
+}
+
+/// The password every test user gets.
+pub const PASSWORD: &str = "correct-horse-battery";
+
+/// The guide's leaf role: login `visitor` on every node.
+pub const VISITOR: &str = "kind: role\nversion: v5\nmetadata:\n  name: visitor\nspec:\n  allow:\n    logins:\n      - visitor\n    node_labels:\n      '*': '*'\n";
+
+/// The guide's role_map: root role `access` becomes leaf role `visitor`.
+pub const ACCESS_TO_VISITOR: &str = "    - remote: \"access\"\n      local: [\"visitor\"]\n";
+
+/// A trusted_cluster resource pointing at `root`.
+pub fn tc_yaml(name: &str, token: &str, root: &Cluster, enabled: bool, role_map: &str) -> String {
+    format!(
+        "kind: trusted_cluster\nversion: v2\nmetadata:\n  name: {name}\nspec:\n  enabled: {enabled}\n  token: {token}\n  tunnel_addr: {web}\n  web_proxy_addr: {web}\n  role_map:\n{role_map}",
+        web = root.web
+    )
+}
+
+/// A root and a leaf, and a `tsh` signed in to the root as `myuser` (roles access and editor,
+/// login visitor).
+pub struct Pair {
+    /// The root cluster (no node).
+    pub root: Cluster,
+    /// The leaf cluster (role visitor).
+    pub leaf: Cluster,
+    /// `myuser`, signed in to the root.
+    pub tsh: Tsh,
+}
+
+/// A root and a leaf (with an in-process node if `leaf_node`), not yet trusted.
+pub fn pair(tag: &str, leaf_node: bool) -> Pair {
+    let mut ro = ClusterOpts::new(&format!("root-{tag}.example.com"));
+    ro.node = false;
+    let mut lo = ClusterOpts::new(&format!("leaf-{tag}.example.com"));
+    lo.node = leaf_node;
+    lo.insecure = true;
+    Pair::start(tag, ro, lo)
+}
+
+impl Pair {
+    /// Starts a root and a leaf with these options and signs `myuser` in to the root.
+    pub fn start(tag: &str, root: ClusterOpts, leaf: ClusterOpts) -> Pair {
+        ensure_unix_user("visitor");
+        let root = Cluster::start(root);
+        let leaf = Cluster::start(leaf);
+        leaf.create("visitor.yaml", VISITOR).ok("leaf visitor role");
+        root.add_user("myuser", "access,editor", "visitor", PASSWORD);
+        let mut tsh = Tsh::new(tag);
+        tsh.netns = root.opts.netns.clone();
+        tsh.login(&root, "myuser", PASSWORD).ok("login to root");
+        Pair { root, leaf, tsh }
+    }
+    /// Creates the trusted_cluster on the leaf with a fresh token.
+    pub fn trust(&self, enabled: bool, role_map: &str) -> Out {
+        let token = self.root.trusted_cluster_token("5m");
+        self.leaf.create("trusted_cluster.yaml", &tc_yaml("rootcluster.example.com", &token, &self.root, enabled, role_map))
+    }
+    /// Trusts with the guide's role_map and waits until the leaf is online.
+    pub fn trust_online(&self) {
+        self.trust(true, ACCESS_TO_VISITOR).ok("trust");
+        self.root.wait_remote_status(self.leaf_name(), "online", Duration::from_secs(30));
+    }
+    /// The leaf's name.
+    pub fn leaf_name(&self) -> &str {
+        &self.leaf.opts.name
+    }
+    /// The root's name.
+    pub fn root_name(&self) -> &str {
+        &self.root.opts.name
+    }
+    /// `tsh ssh --cluster=<leaf> visitor@host cmd`.
+    pub fn ssh(&self, host: &str, cmd: &str) -> Out {
+        self.tsh.run(&["ssh", &format!("--cluster={}", self.leaf_name()), &format!("visitor@{host}"), cmd])
+    }
 }

@@ -26,6 +26,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::router::Router;
 use crate::auth::AuthServer;
+use crate::tunnel::killable::{KillSwitch, Killable};
 use crate::tunnel::{HEARTBEAT_SUBSYSTEM, TUNNEL_ADDRESS, TunnelKey, TunnelRegistry};
 
 /// State shared by all proxy SSH connections.
@@ -46,8 +47,9 @@ impl ProxySsh {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let conn = ProxyConn { shared: self.clone(), peer, mode: Mode::Pending, channels: HashMap::new() };
-        match russh::server::run_stream(self.config.clone(), stream, conn).await {
+        let kill = KillSwitch::new();
+        let conn = ProxyConn { shared: self.clone(), peer, mode: Mode::Pending, channels: HashMap::new(), kill: kill.clone() };
+        match russh::server::run_stream(self.config.clone(), Killable::new(stream, kill), conn).await {
             Ok(session) => {
                 if let Err(e) = session.await {
                     tracing::debug!(?peer, error = %e, "proxy SSH session ended with an error");
@@ -93,6 +95,8 @@ struct ProxyConn {
     peer: Option<SocketAddr>,
     mode: Mode,
     channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Drops this connection (see [`crate::tunnel::TunnelEntry::kill`]).
+    kill: KillSwitch,
 }
 
 impl Drop for ProxyConn {
@@ -232,8 +236,8 @@ impl russh::server::Handler for ProxyConn {
             Mode::Agent { key, conn_id, registered } if name == HEARTBEAT_SUBSYSTEM && *registered => {
                 session.channel_success(id)?;
                 let shared = self.shared.clone();
-                let (key, conn_id) = (key.clone(), *conn_id);
-                tokio::spawn(async move { serve_heartbeats(shared, handle, channel, key, conn_id).await });
+                let (key, conn_id, kill) = (key.clone(), *conn_id, self.kill.clone());
+                tokio::spawn(async move { serve_heartbeats(shared, handle, channel, key, conn_id, kill).await });
             }
             _ => {
                 session.channel_failure(id)?;
@@ -257,7 +261,7 @@ impl russh::server::Handler for ProxyConn {
         if address != TUNNEL_ADDRESS || *registered {
             return Ok(false);
         }
-        self.shared.tunnels.register(key.clone(), *conn_id, session.handle());
+        self.shared.tunnels.register(key.clone(), *conn_id, session.handle(), self.kill.clone());
         *registered = true;
         tracing::info!(tunnel = ?key, peer = ?self.peer, "tunnel registered");
         Ok(true)
@@ -287,10 +291,9 @@ impl russh::server::Handler for ProxyConn {
         let peer = self.peer;
         tokio::spawn(async move {
             match router.route_user(&identity, issued_here, &req, peer).await {
-                Ok(mut target) => {
+                Ok(target) => {
                     reply.accept().await;
-                    let mut stream = channel.into_stream();
-                    let _ = tokio::io::copy_bidirectional(&mut stream, &mut target).await;
+                    crate::tunnel::splice(channel.into_stream(), target).await;
                 }
                 Err(e) => {
                     tracing::info!(user = %identity.username, target = %req.host, error = %e, "direct-tcpip refused");
@@ -326,12 +329,11 @@ async fn proxy_subsystem(
 ) {
     let id = channel.id();
     match shared.router.route_user(&identity, issued_here, &req, peer).await {
-        Ok(mut target) => {
+        Ok(target) => {
             if handle.channel_success(id).await.is_err() {
                 return;
             }
-            let mut stream = channel.into_stream();
-            let _ = tokio::io::copy_bidirectional(&mut stream, &mut target).await;
+            crate::tunnel::splice(channel.into_stream(), target).await;
         }
         Err(e) => {
             tracing::info!(user = %identity.username, request = %req.to_subsystem(), error = %e, "proxy request refused");
@@ -343,7 +345,14 @@ async fn proxy_subsystem(
 }
 
 /// Answers pings with pongs, records heartbeats, and cuts the tunnel when pings stop.
-async fn serve_heartbeats(shared: Arc<ProxySsh>, handle: russh::server::Handle, channel: Channel<Msg>, key: TunnelKey, conn_id: u64) {
+async fn serve_heartbeats(
+    shared: Arc<ProxySsh>,
+    handle: russh::server::Handle,
+    channel: Channel<Msg>,
+    key: TunnelKey,
+    conn_id: u64,
+    kill: KillSwitch,
+) {
     let threshold = shared.auth.settings.offline_threshold();
     let (reader, mut writer) = tokio::io::split(channel.into_stream());
     let mut lines = BufReader::new(reader).lines();
@@ -379,5 +388,5 @@ async fn serve_heartbeats(shared: Arc<ProxySsh>, handle: russh::server::Handle, 
     {
         let _ = shared.auth.mark_offline(name).await;
     }
-    let _ = handle.disconnect(russh::Disconnect::ByApplication, "heartbeat stopped".into(), "en".into()).await;
+    crate::tunnel::close_connection(&handle, &kill, "heartbeat stopped").await;
 }

@@ -165,9 +165,9 @@ impl TunnelService for LeafService {
                 Ok(_) | Err(_) => Err(Error::bad_parameter("invalid node address")),
             };
             match dialed {
-                Ok(mut node) => {
+                Ok(node) => {
                     if write_ok(&mut stream).await.is_ok() {
-                        let _ = tokio::io::copy_bidirectional(&mut stream, &mut node).await;
+                        crate::tunnel::splice(&mut stream, node).await;
                     }
                 }
                 Err(e) => {

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS audit (
 impl SqliteBackend {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path, clock: SharedClock) -> Result<SqliteBackend> {
+        restrict_permissions(path)?;
         let conn = Connection::open(path).map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(db_err)?;
@@ -83,6 +84,25 @@ impl SqliteBackend {
     fn now(&self) -> i64 {
         self.clock.now().unix_timestamp()
     }
+}
+
+/// The database holds the CAs' private keys: it is created (or tightened to) 0600 before SQLite
+/// opens it, and SQLite gives its `-wal` and `-shm` files the same mode.
+fn restrict_permissions(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let err = |e: std::io::Error| Error::internal(format!("cannot create {}: {e}", path.display()));
+    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(err)?;
+    let sibling = |suffix: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        std::path::PathBuf::from(p)
+    };
+    for p in [path.to_path_buf(), sibling("-wal"), sibling("-shm")] {
+        if p.exists() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+        }
+    }
+    Ok(())
 }
 
 fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {

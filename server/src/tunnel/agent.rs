@@ -15,6 +15,7 @@ use shared::error::{Error, Result};
 use shared::timefmt::SharedClock;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+use super::killable::{KillSwitch, Killable};
 use super::{HEARTBEAT_SUBSYSTEM, TUNNEL_ADDRESS};
 use crate::process::Shutdown;
 use crate::ssh::HostCreds;
@@ -169,18 +170,21 @@ async fn connect_and_serve(cfg: &AgentConfig, shutdown: &mut Shutdown) -> Result
         _ = shutdown.wait() => return Ok(Ended::Stopped),
         h = establish(cfg) => h?,
     };
-    let (handle, hb) = handle;
+    let (handle, hb, socket) = handle;
     tracing::info!(tunnel = %cfg.name, addr = %cfg.addr, "tunnel connected");
     let ended = tokio::select! {
         _ = shutdown.wait() => Ended::Stopped,
         _ = heartbeat(cfg, hb.into_stream()) => Ended::Lost,
     };
-    // Close explicitly: the server must see the tunnel go at once (a disabled trust).
+    // Close explicitly: the server must see the tunnel go at once (a disabled trust). Then shut
+    // the socket down, so that on a dead link the session and every channel through it (the
+    // sessions it was serving) end now, not when TCP gives up minutes later.
     let _ = tokio::time::timeout(Duration::from_secs(2), handle.disconnect(russh::Disconnect::ByApplication, "", "en")).await;
+    socket.pull();
     Ok(ended)
 }
 
-type Established = (client::Handle<AgentHandler>, russh::Channel<Msg>);
+type Established = (client::Handle<AgentHandler>, russh::Channel<Msg>, KillSwitch);
 
 /// Dials, authenticates, registers and opens the heartbeat channel.
 async fn establish(cfg: &AgentConfig) -> Result<Established> {
@@ -193,6 +197,8 @@ async fn establish(cfg: &AgentConfig) -> Result<Established> {
         .map_err(|_| Error::connection_problem(format!("timed out connecting to {}", cfg.addr)))?
         .map_err(|e| shared::client::connect_error(&cfg.addr, &e))?;
     let _ = tcp.set_nodelay(true);
+    let socket = KillSwitch::new();
+    let tcp = Killable::new(tcp, socket.clone());
     let handler = AgentHandler { cas, cluster: cfg.server_cluster.clone(), service: cfg.service.clone(), clock: cfg.clock.clone() };
     let config = crate::ssh::client_config(None);
     let mut handle = tokio::time::timeout(Duration::from_secs(15), client::connect_stream(config, tcp, handler))
@@ -220,7 +226,7 @@ async fn establish(cfg: &AgentConfig) -> Result<Established> {
             Err(_) => return Err(Error::connection_problem("heartbeat channel timed out")),
         }
     }
-    Ok((handle, hb))
+    Ok((handle, hb, socket))
 }
 
 /// Sends pings and watches pongs until the server stops answering or the channel closes.

@@ -16,6 +16,7 @@
 //! A leaf can only heartbeat: every channel it tries to open is refused.
 
 pub mod agent;
+pub mod killable;
 pub mod manager;
 
 use std::collections::HashMap;
@@ -53,6 +54,23 @@ pub struct TunnelEntry {
     pub conn_id: u64,
     /// The SSH session, to open channels and disconnect.
     pub handle: russh::server::Handle,
+    /// Drops the connection (and with it every channel through it) without waiting for the
+    /// peer: a tunnel whose link died would otherwise hold its sessions until TCP gives up.
+    pub kill: killable::KillSwitch,
+}
+
+impl TunnelEntry {
+    /// Says goodbye (bounded: a dead link cannot hold us up) and drops the connection.
+    pub async fn close(&self, why: &str) {
+        close_connection(&self.handle, &self.kill, why).await;
+    }
+}
+
+/// Sends SSH disconnect, waiting at most a second, then drops the connection.
+pub async fn close_connection(handle: &russh::server::Handle, kill: &killable::KillSwitch, why: &str) {
+    let bye = handle.disconnect(russh::Disconnect::ByApplication, why.into(), "en".into());
+    let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
+    kill.pull();
 }
 
 /// The proxy's connected tunnels.
@@ -74,15 +92,13 @@ impl TunnelRegistry {
     }
 
     /// Registers a tunnel; an older tunnel for the same key is disconnected.
-    pub fn register(&self, key: TunnelKey, conn_id: u64, handle: russh::server::Handle) -> Arc<TunnelEntry> {
-        let entry = Arc::new(TunnelEntry { conn_id, handle });
+    pub fn register(&self, key: TunnelKey, conn_id: u64, handle: russh::server::Handle, kill: killable::KillSwitch) -> Arc<TunnelEntry> {
+        let entry = Arc::new(TunnelEntry { conn_id, handle, kill });
         let old = self.map.lock().ok().and_then(|mut m| m.insert(key, entry.clone()));
         if let Some(old) = old
             && old.conn_id != conn_id
         {
-            tokio::spawn(async move {
-                let _ = old.handle.disconnect(russh::Disconnect::ByApplication, "replaced by a newer tunnel".into(), "en".into()).await;
-            });
+            tokio::spawn(async move { old.close("replaced by a newer tunnel").await });
         }
         entry
     }
@@ -108,7 +124,7 @@ impl TunnelRegistry {
     pub async fn disconnect(&self, key: &TunnelKey, why: &str) {
         let entry = self.map.lock().ok().and_then(|mut m| m.remove(key));
         if let Some(e) = entry {
-            let _ = e.handle.disconnect(russh::Disconnect::ByApplication, why.into(), "en".into()).await;
+            e.close(why).await;
         }
     }
 
@@ -122,6 +138,35 @@ impl TunnelRegistry {
         let mut stream = ch.into_stream();
         read_status(&mut stream).await.map_err(|e| e.context(describe(key)))?;
         Ok(Box::new(stream))
+    }
+}
+
+/// Joins a client's stream to a target's when they carry one connection (an SSH session end to
+/// end), until the connection is over. When the target side ends or dies (a node exits, a tunnel
+/// is dropped) the client is told at once. When the client half-closes, the target gets EOF and
+/// its remaining output still reaches the client. `copy_bidirectional` would instead wait for
+/// both directions, so a dead tunnel left the user's session hanging until they hung up.
+pub async fn splice<C, T>(client: C, target: T)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut client_rd, mut client_wr) = tokio::io::split(client);
+    let (mut target_rd, mut target_wr) = tokio::io::split(target);
+    let upstream = async {
+        if tokio::io::copy(&mut client_rd, &mut target_wr).await.is_ok() {
+            let _ = target_wr.shutdown().await;
+            // The target's answer decides when the connection is over.
+            std::future::pending::<()>().await;
+        }
+    };
+    let downstream = async {
+        let _ = tokio::io::copy(&mut target_rd, &mut client_wr).await;
+        let _ = client_wr.shutdown().await;
+    };
+    tokio::select! {
+        _ = upstream => {}
+        _ = downstream => {}
     }
 }
 

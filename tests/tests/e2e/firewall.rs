@@ -2,68 +2,16 @@
 //! in two network namespaces joined by a veth pair; nftables in the leaf's namespace drops every
 //! inbound connection. The leaf dials out, and a root user still reaches the leaf's nodes.
 
-use std::process::Command;
 use std::time::Duration;
 
-use e2e::{Cluster, ClusterOpts, NodeProc, Tsh, ensure_unix_user, run_in};
-
-/// Two namespaces and a veth pair; deleted (with every process inside) on drop.
-struct Netns {
-    root: String,
-    leaf: String,
-}
-
-fn sh(cmd: &str) -> std::process::Output {
-    Command::new("/bin/sh").arg("-c").arg(cmd).output().expect("sh")
-}
-
-#[track_caller]
-fn must(cmd: &str) {
-    let o = sh(cmd);
-    assert!(o.status.success(), "`{cmd}` failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-}
-
-impl Netns {
-    fn new(tag: &str, root_ip: &str, leaf_ip: &str) -> Netns {
-        assert!(sh("command -v ip && command -v nft").status.success(), "this test needs iproute2 and nftables (.ci/run installs them)");
-        let n = Netns { root: format!("tpr{tag}"), leaf: format!("tpl{tag}") };
-        must(&format!("ip netns add {}", n.root));
-        must(&format!("ip netns add {}", n.leaf));
-        must(&format!("ip link add {tag}a netns {} type veth peer name {tag}b netns {}", n.root, n.leaf));
-        must(&format!(
-            "ip -n {} addr add {root_ip}/24 dev {tag}a && ip -n {} link set {tag}a up && ip -n {} link set lo up",
-            n.root, n.root, n.root
-        ));
-        must(&format!(
-            "ip -n {} addr add {leaf_ip}/24 dev {tag}b && ip -n {} link set {tag}b up && ip -n {} link set lo up",
-            n.leaf, n.leaf, n.leaf
-        ));
-        // The leaf's firewall: nothing gets in unless the leaf started it.
-        must(&format!(
-            "ip netns exec {} nft -f - <<'EOF'\ntable inet leaf_firewall {{\n  chain input {{\n    type filter hook input priority 0; policy drop;\n    iif lo accept\n    ct state established,related accept\n  }}\n}}\nEOF",
-            n.leaf
-        ));
-        n
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for ns in [&self.root, &self.leaf] {
-            let _ = sh(&format!("for p in $(ip netns pids {ns} 2>/dev/null); do kill -9 $p; done; ip netns del {ns}"));
-        }
-    }
-}
+use e2e::{Cluster, ClusterOpts, Netns, NodeProc, Tsh, ensure_unix_user, run_in};
 
 #[test]
 fn a_leaf_behind_a_firewall_is_reached_through_its_outbound_tunnel() {
     ensure_unix_user("visitor");
-    let tag = shared::certs::random_hex(3);
-    let b = shared::certs::random_bytes(2);
-    let net = format!("10.{}.{}", 200 + b[0] % 50, b[1]);
-    let (root_ip, leaf_ip) = (format!("{net}.1"), format!("{net}.2"));
     // Declared first, dropped last: processes die with their clusters, then the namespaces go.
-    let ns = Netns::new(&tag, &root_ip, &leaf_ip);
+    let ns = Netns::new(true);
+    let (root_ip, leaf_ip) = (ns.root_ip.clone(), ns.leaf_ip.clone());
     let root = Cluster::start({
         let mut o = ClusterOpts::new("root-fw.example.com");
         o.node = false;

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod ecosystem;
+mod faults;
 mod firewall;
 mod foundation;
 mod guide;

@@ -3,58 +3,7 @@
 
 use std::time::Duration;
 
-use e2e::{Cluster, ClusterOpts, NodeProc, Tsh, ensure_unix_user, wait_for};
-
-const PASSWORD: &str = "correct-horse-battery";
-const VISITOR: &str = "kind: role\nversion: v5\nmetadata:\n  name: visitor\nspec:\n  allow:\n    logins:\n      - visitor\n    node_labels:\n      '*': '*'\n";
-
-fn tc_yaml(name: &str, token: &str, root: &Cluster, enabled: bool, role_map: &str) -> String {
-    format!(
-        "kind: trusted_cluster\nversion: v2\nmetadata:\n  name: {name}\nspec:\n  enabled: {enabled}\n  token: {token}\n  tunnel_addr: {web}\n  web_proxy_addr: {web}\n  role_map:\n{role_map}",
-        web = root.web
-    )
-}
-
-const ACCESS_TO_VISITOR: &str = "    - remote: \"access\"\n      local: [\"visitor\"]\n";
-
-struct Pair {
-    root: Cluster,
-    leaf: Cluster,
-    tsh: Tsh,
-}
-
-/// A root (with user myuser: access, logins visitor) and a leaf (role visitor), not yet trusted.
-fn pair(tag: &str, leaf_node: bool) -> Pair {
-    ensure_unix_user("visitor");
-    let mut ro = ClusterOpts::new(&format!("root-{tag}.example.com"));
-    ro.node = false;
-    let root = Cluster::start(ro);
-    let mut lo = ClusterOpts::new(&format!("leaf-{tag}.example.com"));
-    lo.node = leaf_node;
-    lo.insecure = true;
-    let leaf = Cluster::start(lo);
-    leaf.create("visitor.yaml", VISITOR).ok("leaf visitor role");
-    root.add_user("myuser", "access,editor", "visitor", PASSWORD);
-    let mut tsh = Tsh::new(tag);
-    tsh.login(&root, "myuser", PASSWORD).ok("login to root");
-    Pair { root, leaf, tsh }
-}
-
-impl Pair {
-    fn trust(&self, enabled: bool, role_map: &str) -> e2e::Out {
-        let token = self.root.trusted_cluster_token("5m");
-        self.leaf.create("trusted_cluster.yaml", &tc_yaml("rootcluster.example.com", &token, &self.root, enabled, role_map))
-    }
-    fn leaf_name(&self) -> &str {
-        &self.leaf.opts.name
-    }
-    fn root_name(&self) -> &str {
-        &self.root.opts.name
-    }
-    fn ssh(&self, host: &str, cmd: &str) -> e2e::Out {
-        self.tsh.run(&["ssh", &format!("--cluster={}", self.leaf_name()), &format!("visitor@{host}"), cmd])
-    }
-}
+use e2e::{ACCESS_TO_VISITOR, Cluster, ClusterOpts, NodeProc, PASSWORD, Tsh, VISITOR, pair, tc_yaml, wait_for};
 
 #[test]
 fn trusted_clusters_lifecycle_create_use_delete_recreate() {
