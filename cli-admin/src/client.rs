@@ -68,11 +68,15 @@ fn connect_with(creds: &Credentials, addr: &str) -> anyhow::Result<Conn> {
 fn check_expiry(creds: &Credentials, what: &str) -> anyhow::Result<()> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let der = shared::certs::first_pem_der(&creds.tls_cert_pem, "CERTIFICATE")?;
-    if shared::certs::parse_peer_cert(&der)?.not_after <= now {
+    let cert = shared::certs::parse_peer_cert(&der)?;
+    if cert.not_after <= now {
         bail!(
             "the certificate in {what} has expired; {}",
             if what.contains("profile") { "run 'tsh login' again" } else { "issue a new one" }
         );
+    }
+    if cert.not_before > now + 60 {
+        bail!("the certificate in {what} is not valid yet; check this machine's clock, or issue a new one");
     }
     Ok(())
 }

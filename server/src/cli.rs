@@ -199,5 +199,29 @@ fn init_logging(cfg: &Config) -> anyhow::Result<()> {
             builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).init();
         }
     }
+    // Libraries that log through `log` (russh says why it refused a certificate before our
+    // handler sees it: expired, not yet valid, bad signature) get their warnings into our log.
+    if log::set_logger(&LogBridge).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
     Ok(())
+}
+
+/// Forwards `log` warnings and errors to `tracing`.
+struct LogBridge;
+
+impl log::Log for LogBridge {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Warn
+    }
+
+    fn log(&self, r: &log::Record<'_>) {
+        match r.level() {
+            log::Level::Error => tracing::error!(from = r.target(), "{}", r.args()),
+            log::Level::Warn => tracing::warn!(from = r.target(), "{}", r.args()),
+            _ => {}
+        }
+    }
+
+    fn flush(&self) {}
 }

@@ -47,7 +47,13 @@ impl ApiServer {
         let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
             Ok(Ok(t)) => t,
             Ok(Err(e)) => {
-                tracing::debug!(?peer, error = %e, "TLS handshake failed");
+                // A refused client certificate is worth an operator's attention (an expired
+                // identity, a clock off, a forgery); other failed handshakes are usually scanners.
+                if e.to_string().contains("invalid peer certificate") {
+                    tracing::warn!(?peer, error = %e, "refused a client certificate");
+                } else {
+                    tracing::debug!(?peer, error = %e, "TLS handshake failed");
+                }
                 return;
             }
             Err(_) => return,

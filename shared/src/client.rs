@@ -212,7 +212,7 @@ pub struct ApiClient {
     server_name: ServerName<'static>,
     /// What we call the server in messages.
     target: String,
-    conn: Mutex<Option<SendRequest<Full<Bytes>>>>,
+    conn: Mutex<Option<Conn>>,
     timeout: Duration,
 }
 
@@ -243,7 +243,7 @@ impl ApiClient {
         self
     }
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>> {
+    async fn connect(&self) -> Result<Conn> {
         let stream = (self.dialer)().await?;
         let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
         let tls = tokio::time::timeout(Duration::from_secs(15), connector.connect(self.server_name.clone(), stream))
@@ -253,10 +253,13 @@ impl ApiClient {
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| Error::connection_problem(format!("HTTP handshake with {}: {e}", self.target)))?;
+        let (ended_tx, ended) = tokio::sync::oneshot::channel();
+        let target = self.target.clone();
         tokio::spawn(async move {
-            let _ = conn.await;
+            let why = conn.await.err().map(|e| request_error(&target, &e));
+            let _ = ended_tx.send(why);
         });
-        Ok(sender)
+        Ok(Conn { sender, ended })
     }
 
     /// Sends a request and decodes the JSON answer (or the error body).
@@ -274,13 +277,17 @@ impl ApiClient {
         let mut guard = self.conn.lock().await;
         for attempt in 0..2 {
             let reused = guard.is_some();
-            let mut sender = match guard.take() {
-                Some(s) => s,
+            let Conn { mut sender, mut ended } = match guard.take() {
+                Some(c) => c,
                 None => self.connect().await?,
             };
             if sender.ready().await.is_err() {
                 if reused && attempt == 0 {
                     continue;
+                }
+                // Why the connection ended (the server refused our certificate, say).
+                if let Ok(Ok(Some(why))) = tokio::time::timeout(Duration::from_secs(1), &mut ended).await {
+                    return Err(why);
                 }
                 return Err(Error::connection_problem(format!("connection to {} closed", self.target)));
             }
@@ -296,9 +303,7 @@ impl ApiClient {
                     return Err(Error::connection_problem(format!("{} did not answer {path} in time", self.target)));
                 }
                 Ok(Err(e)) if reused && attempt == 0 && e.is_closed() => continue,
-                Ok(Err(e)) => {
-                    return Err(Error::connection_problem(format!("request to {} failed: {e}", self.target)));
-                }
+                Ok(Err(e)) => return Err(request_error(&self.target, &e)),
                 Ok(Ok(r)) => r,
             };
             let status = resp.status().as_u16();
@@ -308,7 +313,7 @@ impl ApiClient {
                 .map_err(|e| Error::connection_problem(format!("reading answer from {}: {e}", self.target)))?
                 .to_bytes()
                 .to_vec();
-            *guard = Some(sender);
+            *guard = Some(Conn { sender, ended });
             if (200..300).contains(&status) {
                 return Ok(body);
             }
@@ -344,6 +349,33 @@ impl ApiClient {
     pub async fn delete(&self, path: &str) -> Result<()> {
         self.call_raw::<()>(Method::DELETE, path, None).await.map(|_| ())
     }
+}
+
+/// An open HTTP connection, and how it ended once it has.
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    ended: tokio::sync::oneshot::Receiver<Option<Error>>,
+}
+
+/// A one-line explanation of a failed request. With TLS 1.3 the server checks our client
+/// certificate after our side of the handshake is done, so its refusal (a TLS alert) surfaces
+/// here, deep in the error's sources.
+fn request_error(target: &str, e: &(dyn std::error::Error + 'static)) -> Error {
+    let mut chain = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    if let Some(i) = chain.find("received fatal alert: ") {
+        let alert = chain[i + "received fatal alert: ".len()..].split([':', ' ']).next().unwrap_or_default().to_string();
+        return Error::access_denied(format!(
+            "{target} refused our client certificate (TLS alert {alert}): it is expired, not yet valid, damaged or from \
+             another cluster; sign in again with 'tsh login', or issue a new identity with 'tctl auth sign'"
+        ));
+    }
+    Error::connection_problem(format!("request to {target} failed: {chain}"))
 }
 
 /// A one-line explanation of a failed TLS handshake.

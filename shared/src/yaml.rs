@@ -66,13 +66,20 @@ pub fn parse_documents(source: &str, bytes: &[u8]) -> Result<Vec<Document>> {
             continue;
         }
         let index = docs.len() + 1;
-        let value: serde_json::Value = serde_yaml_ng::from_str(&chunk).map_err(|e| {
-            let msg = strip_location(&e.to_string());
+        let located = |e: serde_yaml_ng::Error| {
+            let mut msg = strip_location(&e.to_string());
+            if msg.contains("invalid type: enum") {
+                msg.push_str(" (YAML tags such as !tag are not supported)");
+            }
             match e.location() {
                 Some(loc) => Error::bad_parameter(format!("{source}:{}:{}: {msg}", loc.line() + start_line - 1, loc.column())),
                 None => Error::bad_parameter(format!("{source}: document {index} (line {start_line}): {msg}")),
             }
-        })?;
+        };
+        // YAML's own value type refuses duplicate keys, which a JSON map would silently
+        // collapse to the last one (`name: a` then `name: b` would create `b`).
+        serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&chunk).map_err(located)?;
+        let value: serde_json::Value = serde_yaml_ng::from_str(&chunk).map_err(located)?;
         if !value.is_object() {
             return Err(Error::bad_parameter(format!(
                 "{source}:{start_line}: document {index} is not a mapping; a resource needs kind, version, metadata and spec"
@@ -115,6 +122,13 @@ mod tests {
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[1].line, 5);
         assert_eq!(docs[1].value["kind"], "user");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_with_their_line() {
+        let src = b"kind: role\n---\nkind: role\nmetadata:\n  name: a\n  name: b\n";
+        let e = parse_documents("dup.yaml", src).err().map(|e| e.message).unwrap_or_default();
+        assert_eq!(e, "dup.yaml:5:3: metadata: duplicate entry with key \"name\"");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use shared::api::{UpsertResourceRequest, UpsertResourceResponse, path};
 use shared::resource::{Kind, Resource};
 
@@ -63,10 +63,36 @@ pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write, err: &mut dyn Writ
     let bytes = read_input(&a.filename)?;
     let source = if a.filename == "-" { "stdin" } else { a.filename.as_str() };
     let docs = shared::yaml::parse_documents(source, &bytes)?;
+    // Everything that can be checked before the first change is checked, so that a bad file
+    // changes nothing: each document is valid, no resource is defined twice, and (without -f)
+    // none already exists.
+    let mut names: Vec<(Kind, String, usize)> = Vec::new();
     for d in &docs {
-        validate(d, source)?;
+        let res = validate(d, source)?;
+        if let Some((_, _, first)) = names.iter().find(|(k, n, _)| *k == res.kind() && n == res.name()) {
+            bail!(
+                "{source}: documents {first} and {} both define {} {:?}; define each resource once",
+                d.index,
+                describe(res.kind()),
+                res.name()
+            );
+        }
+        names.push((res.kind(), res.name().to_string(), d.index));
     }
     let conn = connect(c)?;
+    if docs.len() > 1 && !a.force {
+        for (kind, name, _) in &names {
+            let r = shared::resource::ResourceRef { kind: *kind, name: Some(name.clone()) };
+            match crate::commands::get::fetch(&conn.api, &r, false).await {
+                Ok(found) if !found.is_empty() => {
+                    bail!("{} {name:?} already exists; nothing was created (use -f to replace)", describe(*kind))
+                }
+                Ok(_) => {}
+                Err(e) if e.is(shared::Kind::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
     for d in docs {
         let req = UpsertResourceRequest { resource: d.value, force: a.force, expected_id: None };
         let r: UpsertResourceResponse = conn.api.post(path::RESOURCES, &req).await?;

@@ -1,6 +1,6 @@
 //! `tsh ssh [-t|-T] [-p PORT] [-l LOGIN] [--cluster=C] [LOGIN@]HOST [COMMAND...]`.
 
-use anyhow::anyhow;
+use anyhow::{anyhow, bail};
 use shared::subsystem::ProxyRequest;
 
 use super::Global;
@@ -43,6 +43,9 @@ pub async fn exec(a: Args, g: &Global) -> anyhow::Result<u8> {
             a.destination.clone(),
         ),
     };
+    if host.is_empty() || login.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("invalid destination {:?}: use [login@]host, such as visitor@db1", a.destination);
+    }
     let cluster = session.target(g);
     session.ensure_cluster(&cluster).await?;
     let proxy = connect_proxy(&session.profile.web_proxy_addr, &session.profile.cluster, &session.creds, &login).await?;

@@ -85,9 +85,13 @@ pub struct JsonBody<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|rej| ApiError(Error::bad_parameter(format!("invalid request body: {}", rej.body_text()))))?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|rej| {
+            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError(Error::bad_parameter(format!("request body too large: the limit is {} MiB", BODY_LIMIT / (1024 * 1024))))
+            } else {
+                ApiError(Error::bad_parameter(format!("invalid request body: {}", rej.body_text())))
+            }
+        })?;
         serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes)).map(JsonBody).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();

@@ -222,6 +222,7 @@ impl russh::server::Handler for ProxyConn {
                 let req = match parse_proxy_request(name) {
                     Ok(r) => r,
                     Err(e) => {
+                        tracing::info!(user = %identity.username, error = %e, "proxy request refused");
                         let _ = handle.extended_data(id, 1, format!("{}\n", e.message).into_bytes()).await;
                         session.channel_failure(id)?;
                         session.close(id)?;
