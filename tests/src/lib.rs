@@ -392,6 +392,13 @@ impl Cluster {
         self.tctl(&["create", p.to_str().unwrap_or_default()])
     }
 
+    /// Like [`Cluster::create`], replacing what exists (`tctl create -f`).
+    pub fn create_force(&self, file: &str, yaml: &str) -> Out {
+        let p = self.dir.path().join(file);
+        std::fs::write(&p, yaml).expect("write yaml");
+        self.tctl(&["create", "-f", p.to_str().unwrap_or_default()])
+    }
+
     /// Adds a user and sets their password through the invite's JSON endpoint.
     pub fn add_user(&self, name: &str, roles: &str, logins: &str, password: &str) {
         let mut args = vec!["users", "add", name, "--roles", roles];

@@ -13,5 +13,6 @@ mod faults;
 mod firewall;
 mod foundation;
 mod guide;
+mod security;
 mod sessions;
 mod trust;
