@@ -293,6 +293,8 @@ fn handshake_refusals_and_one_direction_only() {
     assert!(p.root.log().contains("remote cluster has same name as this cluster"));
     // The real trust, then an impostor with the same leaf name and another CA.
     p.trust(true, ACCESS_TO_VISITOR).ok("trust");
+    let leaf_ca = || p.root.tctl(&["get", &format!("cert_authority/host/{leaf}"), "--format=json"]).json();
+    let registered_ca = leaf_ca();
     let mut o = ClusterOpts::new(&leaf);
     o.node = false;
     o.insecure = true;
@@ -303,6 +305,7 @@ fn handshake_refusals_and_one_direction_only() {
         .create("tc.yaml", &tc_yaml("r", &token, &p.root, true, ACCESS_TO_VISITOR))
         .fails_with("name takeover", "the cluster token has been rejected");
     assert!(p.root.log().contains("already registered with a different certificate authority"));
+    assert_eq!(leaf_ca(), registered_ca, "the registered leaf's CA is untouched");
     p.root.wait_remote_status(&leaf, "online", Duration::from_secs(20));
     // The root cannot make the leaf dial an unregistered address.
     p.tsh.run(&["login", p.root_name()]).ok("refresh");
