@@ -68,6 +68,9 @@ struct StartArgs {
     /// Node SSH listen address [default: 0.0.0.0:3022].
     #[arg(long)]
     ssh_listen_addr: Option<String>,
+    /// Serve /healthz, /readyz and /metrics over plain HTTP here, e.g. 127.0.0.1:3000.
+    #[arg(long)]
+    diag_addr: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +161,7 @@ fn start(a: StartArgs) -> anyhow::Result<()> {
         ssh_listen_addr: a.ssh_listen_addr,
         insecure: a.insecure,
         debug: a.debug,
+        diag_addr: a.diag_addr,
     };
     let cfg = Config::build(file, o).map_err(|e| anyhow!("{e}"))?;
     init_logging(&cfg)?;

@@ -140,7 +140,7 @@ pub struct TeleportSection {
     /// trusted web certificate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_pin: Option<OneOrMany>,
-    /// Accepted and ignored.
+    /// Plain-HTTP diagnostics: `/healthz`, `/readyz` and `/metrics` (keep it on loopback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diag_addr: Option<String>,
     /// Accepted and ignored.
@@ -355,6 +355,8 @@ pub struct Overrides {
     pub insecure: bool,
     /// `--debug`.
     pub debug: bool,
+    /// `--diag-addr`.
+    pub diag_addr: Option<String>,
 }
 
 /// The runtime configuration.
@@ -408,6 +410,8 @@ pub struct Config {
     pub debug: bool,
     /// Log destination (`stderr`, `stdout`, or a file).
     pub log_output: String,
+    /// Diagnostics listener (`/healthz`, `/readyz`, `/metrics`).
+    pub diag_addr: Option<String>,
 }
 
 fn host_name() -> String {
@@ -560,6 +564,7 @@ impl Config {
             insecure: o.insecure,
             debug,
             log_output,
+            diag_addr: o.diag_addr.clone().or(t.diag_addr.clone()).filter(|a| !a.is_empty()),
         })
     }
 }

@@ -16,6 +16,7 @@
 //! | `tunnel` | reverse tunnels: registry, agent, leaf-side manager |
 //! | `node` | the SSH node: authorization and sessions |
 //! | `audit` | the audit log |
+//! | `diag` | `/healthz`, `/readyz`, `/metrics` on `diag_addr` |
 
 pub mod api;
 pub mod audit;
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod authz;
 pub mod cli;
 pub mod config;
+pub mod diag;
 pub mod listener;
 pub mod node;
 pub mod process;

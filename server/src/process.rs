@@ -322,6 +322,7 @@ async fn run_cluster_with(cfg: Config, shutdown: Shutdown, clock: SharedClock, b
         router: router.clone(),
         tunnels: tunnels.clone(),
         config: crate::ssh::server_config(proxy_creds.key.clone(), proxy_creds.cert.clone(), None),
+        connections: Arc::new(AtomicUsize::new(0)),
     });
     tokio::spawn(proxy_ssh.clone().run_remote_cluster_watcher(shutdown.clone()));
     let web_listener = Arc::new(WebListener { api: api_server.clone(), ssh: proxy_ssh.clone() });
@@ -368,6 +369,14 @@ async fn run_cluster_with(cfg: Config, shutdown: Shutdown, clock: SharedClock, b
         node = Some(n);
     }
 
+    if let Some(addr) = &cfg.diag_addr {
+        let gauges = crate::diag::Gauges {
+            tunnels: Some(tunnels.clone()),
+            proxy_ssh_connections: Some(proxy_ssh.connections.clone()),
+            api_requests: Some(active.clone()),
+        };
+        crate::diag::run(addr.clone(), Arc::new(gauges), shutdown.clone()).await?;
+    }
     tracing::info!(
         cluster = %cfg.cluster_name,
         web = %format!("https://{}", cfg.public_addr),
@@ -486,6 +495,9 @@ async fn run_node_only(cfg: Config, shutdown: Shutdown, clock: SharedClock) -> a
         let l = bind(&cfg.ssh_listen_addr, "ssh_service.listen_addr").await?;
         tokio::spawn(node.clone().run_listener(l, shutdown.clone()));
         tracing::info!(addr = %advertise, cluster = %creds.cluster, "SSH node service started");
+    }
+    if let Some(addr) = &cfg.diag_addr {
+        crate::diag::run(addr.clone(), Arc::new(crate::diag::Gauges::default()), shutdown.clone()).await?;
     }
     let mut sd = shutdown.clone();
     sd.wait().await;

@@ -211,6 +211,8 @@ pub struct ClusterOpts {
     pub netns: Option<String>,
     /// Listen on this address (default: a free random 127.x address).
     pub ip: Option<String>,
+    /// Serve diagnostics (`/metrics`) on port 3000 of the cluster's address.
+    pub diag: bool,
 }
 
 impl ClusterOpts {
@@ -228,6 +230,7 @@ impl ClusterOpts {
             node_name: None,
             netns: None,
             ip: None,
+            diag: false,
         }
     }
 }
@@ -248,7 +251,7 @@ pub struct Cluster {
 impl Cluster {
     /// Starts a cluster and waits until it listens.
     pub fn start(opts: ClusterOpts) -> Cluster {
-        let ip = opts.ip.clone().unwrap_or_else(|| free_ip(&[3080, 3022]));
+        let ip = opts.ip.clone().unwrap_or_else(|| free_ip(&[3080, 3022, 3000]));
         let dir = TempDir::new(&opts.name.replace('.', "-"));
         let mut c = Cluster { web: format!("{ip}:3080"), ip, dir, opts, child: None };
         c.write_config();
@@ -293,12 +296,13 @@ impl Cluster {
         let o = &self.opts;
         let labels: String = o.labels.iter().map(|(k, v)| format!("    {k}: {v}\n")).collect();
         let text = format!(
-            "version: v3\nteleport:\n  nodename: {node}\n  data_dir: {data}\n  log:\n    output: stderr\n    severity: DEBUG\n\
+            "version: v3\nteleport:\n  nodename: {node}\n  data_dir: {data}\n{diag}  log:\n    output: stderr\n    severity: DEBUG\n\
              auth_service:\n  enabled: yes\n  cluster_name: {name}\n  keep_alive_interval: {ka}\n  keep_alive_count_max: 3\n{extra}\
              ssh_service:\n  enabled: {ssh}\n  listen_addr: {ip}:3022\n  heartbeat_interval: {hb}\n  labels:\n{labels}\
              proxy_service:\n  enabled: yes\n  web_listen_addr: {ip}:3080\n  public_addr: {ip}:3080\n",
             node = self.node_name(),
             data = self.data_dir().display(),
+            diag = if o.diag { format!("  diag_addr: {}:3000\n", self.ip) } else { String::new() },
             name = o.name,
             ka = o.keep_alive,
             extra = o.auth_extra,
@@ -437,6 +441,17 @@ impl Cluster {
             .ok("tokens add")
             .trim()
             .to_string()
+    }
+
+    /// The daemon's `/metrics` (needs `diag`), as name (with labels) to value.
+    pub fn metrics(&self) -> std::collections::BTreeMap<String, f64> {
+        let url = format!("http://{}:3000/metrics", self.ip);
+        let out = run_in(self.opts.netns.as_deref(), Path::new("curl"), &["-sf", &url], &[], None, Duration::from_secs(10));
+        out.ok("GET /metrics")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?))))
+            .collect()
     }
 
     /// Waits until `tctl get rc/<leaf>` shows `status`.

@@ -39,6 +39,24 @@ pub struct ProxySsh {
     pub tunnels: Arc<TunnelRegistry>,
     /// russh configuration (host key and certificate).
     pub config: Arc<russh::server::Config>,
+    /// SSH connections open now (users and tunnels).
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a connection while it lives.
+struct Counted(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Counted {
+    fn new(c: &Arc<std::sync::atomic::AtomicUsize>) -> Counted {
+        c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Counted(c.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl ProxySsh {
@@ -47,6 +65,7 @@ impl ProxySsh {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
+        let _counted = Counted::new(&self.connections);
         let kill = KillSwitch::new();
         let conn = ProxyConn { shared: self.clone(), peer, mode: Mode::Pending, channels: HashMap::new(), kill: kill.clone() };
         match russh::server::run_stream(self.config.clone(), Killable::new(stream, kill), conn).await {

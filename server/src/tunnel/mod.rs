@@ -115,6 +115,15 @@ impl TunnelRegistry {
         false
     }
 
+    /// How many tunnels are connected: (leaf clusters, nodes).
+    pub fn counts(&self) -> (usize, usize) {
+        let Ok(m) = self.map.lock() else {
+            return (0, 0);
+        };
+        let clusters = m.keys().filter(|k| matches!(k, TunnelKey::Cluster(_))).count();
+        (clusters, m.len() - clusters)
+    }
+
     /// The tunnel for `key`.
     pub fn get(&self, key: &TunnelKey) -> Option<Arc<TunnelEntry>> {
         self.map.lock().ok().and_then(|m| m.get(key).cloned())

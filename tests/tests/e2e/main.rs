@@ -13,6 +13,7 @@ mod faults;
 mod firewall;
 mod foundation;
 mod guide;
+mod load;
 mod security;
 mod sessions;
 mod trust;
