@@ -1,5 +1,5 @@
 # The README's commands. `make demo` runs the product; `make test` is what CI runs.
-.PHONY: demo demo-stop test lint build
+.PHONY: demo demo-stop test check fuzz long-tests lint build
 
 demo:
 	./demo/trusted-clusters.sh
@@ -15,9 +15,19 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 # End-to-end tests drive the binaries built by `build`; they need root (they create Unix users).
-test: lint build
+# `check` is the quick loop; `test` (what CI runs) adds 60 seconds of fuzzing per target.
+check: lint build
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
 	else \
 		cargo test --workspace --no-fail-fast; \
 	fi
+
+test: check fuzz
+
+fuzz:
+	./scripts/fuzz.sh 60
+
+# Long variants (20 x 1,000 kill -9 rounds, 10 load storms, 10 minutes of fuzzing per target).
+long-tests:
+	./scripts/long-tests.sh
