@@ -106,9 +106,8 @@ mod tests {
             api_requests: Some(Arc::new(AtomicUsize::new(0))),
         };
         let text = render(&g);
-        let value = |name: &str| -> f64 {
-            text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok())).unwrap_or(-1.0)
-        };
+        let value =
+            |name: &str| -> f64 { text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok())).unwrap_or(-1.0) };
         assert!(value("process_open_fds ") > 2.0, "{text}");
         assert!(value("process_resident_memory_bytes ") > 1e6, "{text}");
         assert!(value("teleport_runtime_alive_tasks ") >= 0.0, "{text}");

@@ -11,7 +11,7 @@
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The directory holding `teleport`, `tctl` and `tsh`.
@@ -67,14 +67,6 @@ pub struct Out {
 }
 
 impl Out {
-    fn from(o: Output) -> Out {
-        Out {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into(),
-            stderr: String::from_utf8_lossy(&o.stderr).into(),
-        }
-    }
-
     /// Asserts success and returns stdout.
     #[track_caller]
     pub fn ok(&self, what: &str) -> &str {
@@ -128,26 +120,37 @@ pub fn run_in(netns: Option<&str>, program: &Path, args: &[&str], env: &[(&str, 
         let mut si = child.stdin.take().expect("stdin");
         let _ = si.write_all(input.as_bytes());
     }
+    // Drain both pipes while the command runs: a command that writes more than a pipe holds
+    // (64 KiB) would otherwise block forever on a full pipe.
+    let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out_reader = drain(child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>));
+    let err_reader = drain(child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>));
     let deadline = Instant::now() + timeout;
-    loop {
+    let status = loop {
         match child.try_wait() {
-            Ok(Some(_)) => break,
+            Ok(Some(st)) => break Some(st),
             Ok(None) if Instant::now() > deadline => {
                 let _ = child.kill();
-                let out = child.wait_with_output().expect("output");
-                panic!(
-                    "{} {:?} timed out after {:?}\nstdout:\n{}\nstderr:\n{}",
-                    program.display(),
-                    args,
-                    timeout,
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                let _ = child.wait();
+                break None;
             }
             _ => std::thread::sleep(Duration::from_millis(20)),
         }
-    }
-    Out::from(child.wait_with_output().expect("output"))
+    };
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    let Some(status) = status else {
+        panic!("{} {:?} timed out after {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", program.display(), args, timeout);
+    };
+    Out { code: status.code().unwrap_or(-1), stdout, stderr }
 }
 
 /// Polls `f` until it returns `Some`, at most `timeout`.
@@ -173,6 +176,32 @@ pub fn free_ip(ports: &[u16]) -> String {
         }
     }
     panic!("no free loopback address found");
+}
+
+/// Options that make stock `ssh` non-interactive and independent of the machine's configuration
+/// and known hosts (tests check our certificates, not OpenSSH's host key prompts).
+pub const OPENSSH_BATCH: &[&str] = &[
+    "-F",
+    "/dev/null",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "ConnectTimeout=10",
+];
+
+/// Runs stock `ssh` with [`OPENSSH_BATCH`] and then `args`.
+pub fn openssh(args: &[&str]) -> Out {
+    let mut all = OPENSSH_BATCH.to_vec();
+    all.extend_from_slice(args);
+    run(Path::new("ssh"), &all, &[], None, Duration::from_secs(30))
 }
 
 /// Creates a Unix user with a home directory unless it exists (tests run as root).
@@ -622,37 +651,10 @@ impl Tsh {
     /// from the profile of proxy host `profile`: no proxy, no tunnel, only the node decides.
     pub fn openssh_direct(&self, profile: &str, login: &str, node_ip: &str, cmd: &str) -> Out {
         let prof = self.home.path().join("profiles").join(profile);
-        let key = prof.join("id_ed25519");
+        let key = prof.join("id_ed25519").display().to_string();
         let cert = format!("CertificateFile={}", prof.join("id_ed25519-cert.pub").display());
         let dest = format!("{login}@{node_ip}");
-        run(
-            Path::new("ssh"),
-            &[
-                "-F",
-                "/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-                "-o",
-                "IdentitiesOnly=yes",
-                "-i",
-                key.to_str().unwrap_or_default(),
-                "-o",
-                &cert,
-                "-p",
-                "3022",
-                &dest,
-                cmd,
-            ],
-            &[],
-            None,
-            Duration::from_secs(30),
-        )
+        openssh(&["-i", &key, "-o", &cert, "-p", "3022", &dest, cmd])
     }
 
     /// Signs in to `cluster` as `user`, trusting its generated web CA.

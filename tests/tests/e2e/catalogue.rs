@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use e2e::{Cluster, ClusterOpts, Out, PASSWORD, Tsh, ensure_unix_user, run};
+use e2e::{Cluster, ClusterOpts, Out, PASSWORD, Tsh, ensure_unix_user, openssh, run};
 use shared::certs::{SshCertParams, TlsCertParams};
 use shared::profile::{Credentials, read_identity_file, write_identity_file};
 use time::OffsetDateTime;
@@ -60,32 +60,6 @@ fn http(c: &Cluster, method: &str, path: &str, body: &[u8], source: &str) -> Out
     );
     let (body, status) = out.stdout.rsplit_once('\n').unwrap_or(("", "0"));
     Out { code: status.trim().parse().unwrap_or(0), stdout: body.to_string(), stderr: out.stderr }
-}
-
-fn ssh_args<'a>(key: &'a str, cert: &'a str, port: &'a str, dest: &'a str) -> Vec<&'a str> {
-    vec![
-        "-F",
-        "/dev/null",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "LogLevel=ERROR",
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        "ConnectTimeout=10",
-        "-i",
-        key,
-        "-o",
-        cert,
-        "-p",
-        port,
-        dest,
-    ]
 }
 
 /// Key and certificate files for stock OpenSSH from `creds`.
@@ -227,9 +201,7 @@ fn the_bad_input_catalogue_gets_clear_errors_and_changes_nothing() {
         let (k, cert, ip) = (good_key.clone(), good_cert.clone(), c.ip.clone());
         move || {
             let dest = format!("myuser@{ip}");
-            let mut a = ssh_args(&k, &cert, "3080", &dest);
-            a.extend(["-s", sub.as_str()]);
-            run(Path::new("ssh"), &a, &[], Some(""), Duration::from_secs(30))
+            openssh(&["-i", &k, "-o", &cert, "-p", "3080", &dest, "-s", sub.as_str()])
         }
     };
 
@@ -570,16 +542,12 @@ fn the_bad_input_catalogue_gets_clear_errors_and_changes_nothing() {
             let (k, ce, ip) = (k.clone(), ce.clone(), ip.clone());
             move || {
                 let dest = format!("myuser@{ip}");
-                let mut a = ssh_args(&k, &ce, "3080", &dest);
-                a.extend(["-s", "proxy:cat-node:3022"]);
-                run(Path::new("ssh"), &a, &[], Some(""), Duration::from_secs(30))
+                openssh(&["-i", &k, "-o", &ce, "-p", "3080", &dest, "-s", "proxy:cat-node:3022"])
             }
         }));
         cases.push(case(format!("{tag} certificate: node"), Expect::Refused { stderr: "Permission denied", log: log_reason }, move || {
             let dest = format!("visitor@{ip}");
-            let mut a = ssh_args(&k, &ce, "3022", &dest);
-            a.push("true");
-            run(Path::new("ssh"), &a, &[], None, Duration::from_secs(30))
+            openssh(&["-i", &k, "-o", &ce, "-p", "3022", &dest, "true"])
         }));
     }
 

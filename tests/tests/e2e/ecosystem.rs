@@ -108,20 +108,7 @@ fn stock_sshd_trusts_our_users_and_stock_ssh_trusts_our_hosts() {
         .spawn()
         .expect("sshd (install openssh-server)");
     let sshd = KillOnDrop(sshd);
-    let base = [
-        "-F",
-        "/dev/null",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "LogLevel=ERROR",
-        "-o",
-        "IdentitiesOnly=yes",
-    ];
+    let base = e2e::OPENSSH_BATCH;
     let key = prof.join("id_ed25519").display().to_string();
     let certopt = format!("CertificateFile={}", cert.display());
     let visitor_dest = format!("visitor@{ip}");

@@ -173,30 +173,7 @@ fn denials_are_clear_and_audited() {
     // A plain key without a certificate, with stock OpenSSH, straight to the node.
     let key = c.dir.path().join("plainkey");
     std::fs::copy(alice.home.path().join("profiles").join(&c.ip).join("id_ed25519"), &key).unwrap();
-    let out = run(
-        std::path::Path::new("ssh"),
-        &[
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-i",
-            key.to_str().unwrap(),
-            "-p",
-            "3022",
-            &format!("visitor@{}", c.ip),
-            "true",
-        ],
-        &[],
-        None,
-        Duration::from_secs(30),
-    );
+    let out = e2e::openssh(&["-i", key.to_str().unwrap(), "-p", "3022", &format!("visitor@{}", c.ip), "true"]);
     assert_eq!(out.code, 255, "plain keys are refused: {out:?}");
     assert!(out.stderr.contains("Permission denied"), "{}", out.stderr);
 }
