@@ -15,6 +15,10 @@ export TP_LOAD_ROUNDS=${TP_LOAD_ROUNDS:-10}
 fuzz_seconds=${TP_FUZZ_SECONDS:-600}
 
 cargo build --workspace --bins
+# A private copy of the binaries: a rebuild during the hour this takes must not swap them mid-run.
+export TP_BIN_DIR="$PWD/target/long-tests-bin"
+mkdir -p "$TP_BIN_DIR"
+cp target/debug/teleport target/debug/tctl target/debug/tsh "$TP_BIN_DIR/"
 run_e2e() {
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run -p e2e --no-capture "$1"

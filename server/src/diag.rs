@@ -27,6 +27,24 @@ pub struct Gauges {
     pub api_requests: Option<Arc<AtomicUsize>>,
 }
 
+/// Counts something while it lives (a connection, a request): one more now, one less when
+/// dropped.
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    /// Counts one more in `counter`.
+    pub fn new(counter: &Arc<AtomicUsize>) -> InFlight {
+        counter.fetch_add(1, Ordering::SeqCst);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Reads `/proc/self`: (open file descriptors, resident bytes, threads).
 fn process_stats() -> (usize, u64, u64) {
     let fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);

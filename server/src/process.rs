@@ -226,13 +226,6 @@ pub async fn run(cfg: Config, shutdown: Shutdown, clock: SharedClock) -> anyhow:
     if cfg.auth { run_cluster(cfg, shutdown, clock).await } else { run_node_only(cfg, shutdown, clock).await }
 }
 
-struct ActiveGuard(Arc<AtomicUsize>);
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 async fn bind(addr: &str, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} ({what}); is another process using it?"))
 }
@@ -306,8 +299,7 @@ async fn run_cluster_with(cfg: Config, shutdown: Shutdown, clock: SharedClock, b
         move |req: axum::extract::Request, next: axum::middleware::Next| {
             let active = active.clone();
             async move {
-                active.fetch_add(1, Ordering::SeqCst);
-                let _guard = ActiveGuard(active);
+                let _guard = crate::diag::InFlight::new(&active);
                 next.run(req).await
             }
         }

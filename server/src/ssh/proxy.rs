@@ -43,29 +43,13 @@ pub struct ProxySsh {
     pub connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-/// Counts a connection while it lives.
-struct Counted(Arc<std::sync::atomic::AtomicUsize>);
-
-impl Counted {
-    fn new(c: &Arc<std::sync::atomic::AtomicUsize>) -> Counted {
-        c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Counted(c.clone())
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
 impl ProxySsh {
     /// Serves one SSH connection.
     pub async fn serve<S>(self: &Arc<Self>, stream: S, peer: Option<SocketAddr>)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let _counted = Counted::new(&self.connections);
+        let _counted = crate::diag::InFlight::new(&self.connections);
         let kill = KillSwitch::new();
         let conn = ProxyConn { shared: self.clone(), peer, mode: Mode::Pending, channels: HashMap::new(), kill: kill.clone() };
         match russh::server::run_stream(self.config.clone(), Killable::new(stream, kill), conn).await {

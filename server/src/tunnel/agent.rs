@@ -176,9 +176,9 @@ async fn connect_and_serve(cfg: &AgentConfig, shutdown: &mut Shutdown) -> Result
         _ = shutdown.wait() => Ended::Stopped,
         _ = heartbeat(cfg, hb.into_stream()) => Ended::Lost,
     };
-    // Close explicitly: the server must see the tunnel go at once (a disabled trust). Then shut
-    // the socket down, so that on a dead link the session and every channel through it (the
-    // sessions it was serving) end now, not when TCP gives up minutes later.
+    // Close explicitly: the server must see the tunnel go at once (a disabled trust). Then cut
+    // the socket, so that on a dead link the session and every channel through it (the sessions
+    // it was serving) end now, not when TCP gives up minutes later.
     let _ = tokio::time::timeout(Duration::from_secs(2), handle.disconnect(russh::Disconnect::ByApplication, "", "en")).await;
     socket.pull();
     Ok(ended)
