@@ -49,12 +49,16 @@ impl client::Handler for HostChecker {
 }
 
 fn config() -> Arc<client::Config> {
-    let mut p = russh::Preferred {
-        cipher: std::borrow::Cow::Borrowed(&[russh::cipher::AES_256_GCM, russh::cipher::AES_128_GCM, russh::cipher::CHACHA20_POLY1305]),
-        ..russh::Preferred::DEFAULT
-    };
+    let t = shared::tuning::get();
+    let mut p = t.preferred();
     p.host_key_certificates = std::borrow::Cow::Borrowed(&[russh::keys::ssh_key::Algorithm::Ed25519]);
-    Arc::new(client::Config { window_size: 2 * 1024 * 1024, maximum_packet_size: 32768, nodelay: true, preferred: p, ..Default::default() })
+    Arc::new(client::Config {
+        window_size: t.window,
+        maximum_packet_size: shared::tuning::MAX_PACKET,
+        nodelay: t.nodelay,
+        preferred: p,
+        ..Default::default()
+    })
 }
 
 /// An SSH connection to a proxy.
@@ -68,7 +72,7 @@ pub async fn connect_proxy(addr: &str, root: &str, creds: &Credentials, login: &
         .await
         .map_err(|_| anyhow!("timed out connecting to the proxy at {addr}"))?
         .map_err(|e| anyhow!("{}", shared::client::connect_error(addr, &e)))?;
-    let _ = tcp.set_nodelay(true);
+    shared::tuning::set_nodelay(&tcp);
     let checker = HostChecker { cas: creds.host_ca_keys(root), cluster: root.to_string(), principal: None };
     let mut handle = client::connect_stream(config(), tcp, checker).await.map_err(|e| {
         anyhow!("SSH handshake with the proxy at {addr} failed: {e}; is the proxy's host certificate signed by cluster {root:?}?")

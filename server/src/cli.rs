@@ -137,6 +137,7 @@ fn configure(a: ConfigureArgs) -> anyhow::Result<()> {
 }
 
 fn start(a: StartArgs) -> anyhow::Result<()> {
+    shared::tuning::check().map_err(|e| anyhow!(e))?;
     let path = a.config.clone().or_else(|| {
         let p = PathBuf::from(config::DEFAULT_CONFIG);
         p.exists().then_some(p)

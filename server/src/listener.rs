@@ -122,7 +122,7 @@ impl WebListener {
     }
 
     async fn handle(self: Arc<Self>, mut tcp: TcpStream, peer: SocketAddr) {
-        let _ = tcp.set_nodelay(true);
+        shared::tuning::set_nodelay(&tcp);
         let mut first = [0u8; 1];
         let peeked = tokio::time::timeout(Duration::from_secs(30), tcp.peek(&mut first)).await;
         match peeked {

@@ -173,7 +173,7 @@ pub fn tcp_dialer(addr: &str) -> Dialer {
                 .await
                 .map_err(|_| Error::connection_problem(format!("timed out connecting to {addr}; is the address reachable?")))?
                 .map_err(|e| connect_error(&addr, &e))?;
-            let _ = stream.set_nodelay(true);
+            crate::tuning::set_nodelay(&stream);
             Ok(Box::new(stream) as BoxStream)
         })
     })

@@ -20,6 +20,7 @@
 //! | [`profile`] | `tsh` profiles and identity files |
 //! | [`output`] | `--format`, tables, JSON and YAML printing |
 //! | [`timefmt`] | the clock and Go-style time formats |
+//! | [`tuning`] | SSH ciphers, channel windows and `TCP_NODELAY`, one set for every hop |
 //! | [`version`] | the version line |
 //!
 //! Nothing here depends on server code; the server, `tctl`, `tsh` and the tests all build on it.
@@ -38,6 +39,7 @@ pub mod rolemap;
 pub mod subsystem;
 pub mod template;
 pub mod timefmt;
+pub mod tuning;
 pub mod version;
 pub mod yaml;
 

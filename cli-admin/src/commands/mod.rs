@@ -77,6 +77,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>, out: &mut dyn Write, err: &
             return u8::try_from(code).unwrap_or(2);
         }
     };
+    if let Err(e) = shared::tuning::check() {
+        let _ = writeln!(err, "ERROR: {e}");
+        return 1;
+    }
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -99,6 +99,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>, out: &mut dyn Write, err: &
         .with_ansi(false)
         .with_writer(std::io::stderr)
         .try_init();
+    if let Err(e) = shared::tuning::check() {
+        let _ = writeln!(err, "ERROR: {e}");
+        return 1;
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -80,7 +80,7 @@ fn dialer_from(source: std::net::IpAddr, target: String) -> Dialer {
             let sock = tokio::net::TcpSocket::new_v4().map_err(|e| shared::Error::connection_problem(e.to_string()))?;
             sock.bind(SocketAddr::new(source, 0)).map_err(|e| shared::Error::connection_problem(e.to_string()))?;
             let s = sock.connect(addr).await.map_err(|e| shared::Error::connection_problem(e.to_string()))?;
-            let _ = s.set_nodelay(true);
+            shared::tuning::set_nodelay(&s);
             Ok(Box::new(s) as BoxStream)
         })
     })

@@ -204,7 +204,7 @@ impl NodeService {
                 _ = shutdown.wait() => return,
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
-                        let _ = tcp.set_nodelay(true);
+                        shared::tuning::set_nodelay(&tcp);
                         let node = self.clone();
                         tokio::spawn(async move { node.serve(tcp, Some(peer)).await });
                     }

@@ -11,39 +11,29 @@ use std::time::Duration;
 use russh::keys::PublicKeyOrCertificate;
 use russh::keys::ssh_key::certificate::CertType;
 use russh::keys::ssh_key::{Algorithm, Certificate, PrivateKey, PublicKey};
-use russh::{MethodKind, MethodSet, Preferred, cipher};
+use russh::{MethodKind, MethodSet};
 use shared::api::CertsResponse;
 use shared::certs::{self, SshCertRejection};
 use shared::error::{Error, Result};
 use shared::resource::token::SystemRole;
+use shared::tuning::{self, MAX_PACKET};
 use time::OffsetDateTime;
-
-/// AES-GCM first (AES-NI makes it ~30% faster than ChaCha20 here), ChaCha20 as fallback.
-pub const CIPHERS: &[cipher::Name] = &[cipher::AES_256_GCM, cipher::AES_128_GCM, cipher::CHACHA20_POLY1305];
-
-/// Channel window: never shrink below 2 MiB (a 64 KiB window collapses throughput ~100×).
-pub const WINDOW: u32 = 2 * 1024 * 1024;
-/// Maximum packet size.
-pub const MAX_PACKET: u32 = 32768;
-
-fn preferred() -> Preferred {
-    Preferred { cipher: Cow::Borrowed(CIPHERS), ..Preferred::DEFAULT }
-}
 
 /// A server configuration presenting `key` with its host certificate; public-key (certificate)
 /// authentication only.
 pub fn server_config(key: PrivateKey, cert: Certificate, inactivity: Option<Duration>) -> Arc<russh::server::Config> {
+    let t = tuning::get();
     Arc::new(russh::server::Config {
         methods: MethodSet::from(&[MethodKind::PublicKey][..]),
         auth_rejection_time: Duration::from_millis(200),
         auth_rejection_time_initial: Some(Duration::ZERO),
         keys: vec![key],
         certificates: vec![cert],
-        window_size: WINDOW,
+        window_size: t.window,
         maximum_packet_size: MAX_PACKET,
         inactivity_timeout: inactivity,
-        nodelay: true,
-        preferred: preferred(),
+        nodelay: t.nodelay,
+        preferred: t.preferred(),
         max_auth_attempts: 6,
         ..Default::default()
     })
@@ -51,12 +41,13 @@ pub fn server_config(key: PrivateKey, cert: Certificate, inactivity: Option<Dura
 
 /// A client configuration that asks servers for their host certificate.
 pub fn client_config(keepalive: Option<Duration>) -> Arc<russh::client::Config> {
-    let mut p = preferred();
+    let t = tuning::get();
+    let mut p = t.preferred();
     p.host_key_certificates = Cow::Borrowed(&[Algorithm::Ed25519]);
     Arc::new(russh::client::Config {
-        window_size: WINDOW,
+        window_size: t.window,
         maximum_packet_size: MAX_PACKET,
-        nodelay: true,
+        nodelay: t.nodelay,
         preferred: p,
         keepalive_interval: keepalive,
         keepalive_max: 3,

@@ -95,7 +95,7 @@ impl Router {
             .await
             .map_err(|_| Error::connection_problem(format!("node {} ({addr}) did not answer in time", node.spec.hostname)))?
             .map_err(|e| Error::connection_problem(format!("node {} ({addr}) is offline: {e}", node.spec.hostname)))?;
-        let _ = tcp.set_nodelay(true);
+        shared::tuning::set_nodelay(&tcp);
         Ok(Box::new(tcp))
     }
 

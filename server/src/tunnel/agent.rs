@@ -196,7 +196,7 @@ async fn establish(cfg: &AgentConfig) -> Result<Established> {
         .await
         .map_err(|_| Error::connection_problem(format!("timed out connecting to {}", cfg.addr)))?
         .map_err(|e| shared::client::connect_error(&cfg.addr, &e))?;
-    let _ = tcp.set_nodelay(true);
+    shared::tuning::set_nodelay(&tcp);
     let socket = KillSwitch::new();
     let tcp = Killable::new(tcp, socket.clone());
     let handler = AgentHandler { cas, cluster: cfg.server_cluster.clone(), service: cfg.service.clone(), clock: cfg.clock.clone() };

@@ -395,6 +395,15 @@ fn the_bad_input_catalogue_gets_clear_errors_and_changes_nothing() {
         case("tsh bad destination", Expect::Error("invalid destination \"visitor@\""), || tsh.run(&["ssh", "visitor@", "true"])),
         case("tsh unknown cluster", Expect::Error("not found"), || tsh.run(&["ls", "--cluster=../../etc"])),
         case("tsh unknown flag", Expect::Usage("unexpected argument '--frob'"), || tsh.run(&["ls", "--frob"])),
+        // The benchmark-only transport overrides refuse what they cannot use, before connecting.
+        case("tsh bad window override", Expect::Error("TELEPORT_UNSTABLE_SSH_WINDOW=\"big\" is not a window size"), || {
+            let home = tsh.home.path().display().to_string();
+            let env = [("TELEPORT_HOME", home.as_str()), ("TELEPORT_UNSTABLE_SSH_WINDOW", "big")];
+            run(&e2e::bin("tsh"), &["ssh", "visitor@cat-node", "true"], &env, None, Duration::from_secs(30))
+        }),
+        case("tctl bad nodelay override", Expect::Error("TELEPORT_UNSTABLE_TCP_NODELAY=\"yes\" is not understood"), || {
+            c.tctl_env(&["get", "roles"], &[("TELEPORT_UNSTABLE_TCP_NODELAY", "yes")], None)
+        }),
         // REST bodies.
         case("validate: garbage", Expect::Http(400, "invalid request body"), validate(1, "garbage".into())),
         case(
