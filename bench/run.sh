@@ -2,7 +2,7 @@
 # Benchmarks, side by side with OpenSSH, on loopback, in one run. Writes BENCHMARKS.md.
 #
 #   ./bench/run.sh                         full run (1 GiB transfers, 30 connects, N = 1 100 1000)
-#   BENCH_MB=256 BENCH_RUNS=10 BENCH_SCALE="1 100" ./bench/run.sh     a quicker run
+#   BENCH_MB=256 BENCH_RUNS=10 BENCH_SCALE="1 100" BENCH_LEVER_MB=64 ./bench/run.sh   a quicker run
 #
 # Paths compared:  (a) ssh direct to sshd        (b) ssh -J jump1,jump2 (stand-ins for root and
 # leaf proxies)    (c) tsh ssh to a node of the same cluster    (d) tsh ssh --cluster=leaf to a
@@ -156,12 +156,12 @@ TSH_D=(tsh ssh --cluster=bench-leaf root@bench-leaf-node)
 "${TSH_C[@]}" true && "${TSH_D[@]}" true
 
 # ----------------------------------------------------------------- throughput and latency
-throughput() { # label command...
-    local t0 secs
+throughput() { # command... (moves ${XFER_MB:-$MB} MiB)
+    local t0 secs mb="${XFER_MB:-$MB}"
     t0=$(now)
-    head -c "$((MB * 1024 * 1024))" /dev/zero | "$@" 'cat > /dev/null'
+    head -c "$((mb * 1024 * 1024))" /dev/zero | "$@" 'cat > /dev/null'
     secs=$(elapsed "$t0")
-    awk -v mb="$MB" -v s="$secs" 'BEGIN { printf "%.1f", mb / s }'
+    awk -v mb="$mb" -v s="$secs" 'BEGIN { printf "%.1f", mb / s }'
 }
 latency() { # command...
     local i t0
@@ -179,6 +179,40 @@ read -r LA LA9 <<<"$(latency "${SSH[@]}" direct)"
 read -r LB LB9 <<<"$(latency "${SSH[@]}" viajumps)"
 read -r LC LC9 <<<"$(latency "${TSH_C[@]}")"
 read -r LD LD9 <<<"$(latency "${TSH_D[@]}")"
+
+# ----------------------------------------------------------------- levers
+# Each transport choice switched off in turn (shared::tuning's unstable overrides, set for the
+# root, the leaf, its node and tsh alike), against a default run measured the same way.
+LEVER_MB="${BENCH_LEVER_MB:-256}"
+restart_pair() { # env...
+    local d p
+    for d in "$R" "$L"; do
+        p=$(cat "$d/pid"); kill "$p" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    done
+    start_cluster "$R" bench-root 127.0.0.30 1s "$@"
+    start_cluster "$L" bench-leaf 127.0.0.31 1s SSL_CERT_FILE="$R/data/web/webca.pem" "$@"
+    wait_until 30 sh -c "${RT[*]} get rc/bench-leaf --format=json | grep -q '\"online\"'"
+    wait_until 30 env "$@" "${TSH_D[@]}" true
+}
+LEVER_ROWS=""
+lever() { # label transfer-MiB env...
+    local label="$1" mb="$2" t l l9
+    shift 2
+    log "lever: $label"
+    restart_pair "$@"
+    t=$(export "$@"; XFER_MB="$mb" throughput "${TSH_D[@]}")
+    read -r l l9 <<<"$(export "$@"; latency "${TSH_D[@]}")"
+    log "  $t MiB/s, connect median $l ms"
+    if [ -z "$LEVER_ROWS" ]; then LT0="$t" LL0="$l"; fi
+    LEVER_ROWS+="| $label | $t | $(ratio "$t" "$LT0") | $l | $l9 | $(ratio "$l" "$LL0") |"$'\n'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+lever "defaults (AES-GCM first, 2 MiB windows, TCP_NODELAY)" "$LEVER_MB" TELEPORT_UNSTABLE_TCP_NODELAY=true
+lever "ChaCha20 first (OpenSSH's order)" "$LEVER_MB" TELEPORT_UNSTABLE_SSH_CIPHER_ORDER=chacha20
+lever "64 KiB channel windows" "$((LEVER_MB / 8 > 0 ? LEVER_MB / 8 : 1))" TELEPORT_UNSTABLE_SSH_WINDOW=65536
+lever "TCP_NODELAY off" "$LEVER_MB" TELEPORT_UNSTABLE_TCP_NODELAY=false
+restart_pair
 
 # ----------------------------------------------------------------- offline detection
 log "offline detection (keep_alive_interval 1s x 3)"
@@ -233,7 +267,6 @@ for N in $SCALE; do
 done
 
 # ----------------------------------------------------------------- report
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 CPU="$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
 AES="$(grep -qw aes /proc/cpuinfo && echo yes || echo no)"
 OSSH="$(ssh -V 2>&1)"
@@ -243,12 +276,16 @@ TABLE="| path | MiB/s | × OpenSSH | connect median ms | p90 ms | × OpenSSH (me
 | (b) OpenSSH -J jump1,jump2 | $TB | 1.00 | $LB | $LB9 | 1.00 |
 | (c) tsh ssh, same cluster | $TC | $(ratio "$TC" "$TA") vs (a) | $LC | $LC9 | $(ratio "$LC" "$LA") vs (a) |
 | (d) tsh ssh --cluster=leaf | $TD | $(ratio "$TD" "$TB") vs (b) | $LD | $LD9 | $(ratio "$LD" "$LB") vs (b) |"
+LEVER_TABLE="| setting (every hop of path (d)) | MiB/s | × defaults | connect median ms | p90 ms | × defaults (median) |
+|---|---|---|---|---|---|
+$LEVER_ROWS"
 SCALE_TABLE="| leaves N | connect all (s) | root RSS per tunnel (KiB) | tsh clusters (ms, median of 5) | tctl get rc (ms, median of 5) | all online after root restart (s) |
 |---|---|---|---|---|---|
 $SCALE_ROWS"
 echo
 echo "$TABLE"
 echo
+echo "$LEVER_TABLE"
 echo "$SCALE_TABLE"
 echo "offline detected after ${OFFLINE}s (keep_alive_interval 1s × keep_alive_count_max 3)"
 
@@ -271,6 +308,13 @@ $TABLE
 root and leaf proxies). Latency is process start to exit of \`... true\`, including key loading
 and every handshake.
 
+## What each transport choice buys
+
+Path (d) again, with one choice at a time switched off on every hop (root, leaf, leaf node and
+tsh) through \`shared::tuning\`'s unstable overrides; the root and leaf are restarted for each row,
+the defaults row included. Transfers of $LEVER_MB MiB (1/8 of that with 64 KiB windows), $RUNS connects.
+
+$LEVER_TABLE
 ## Scale: one root, N leaf clusters
 
 Leaves are simulated by \`tp-leafsim\`: each has its own name and CA, does the real handshake and
