@@ -48,19 +48,6 @@ impl client::Handler for HostChecker {
     }
 }
 
-fn config() -> Arc<client::Config> {
-    let t = shared::tuning::get();
-    let mut p = t.preferred();
-    p.host_key_certificates = std::borrow::Cow::Borrowed(&[russh::keys::ssh_key::Algorithm::Ed25519]);
-    Arc::new(client::Config {
-        window_size: t.window,
-        maximum_packet_size: shared::tuning::MAX_PACKET,
-        nodelay: t.nodelay,
-        preferred: p,
-        ..Default::default()
-    })
-}
-
 /// An SSH connection to a proxy.
 pub struct ProxyConn {
     handle: Handle<HostChecker>,
@@ -74,7 +61,7 @@ pub async fn connect_proxy(addr: &str, root: &str, creds: &Credentials, login: &
         .map_err(|e| anyhow!("{}", shared::client::connect_error(addr, &e)))?;
     shared::tuning::set_nodelay(&tcp);
     let checker = HostChecker { cas: creds.host_ca_keys(root), cluster: root.to_string(), principal: None };
-    let mut handle = client::connect_stream(config(), tcp, checker).await.map_err(|e| {
+    let mut handle = client::connect_stream(shared::tuning::client_config(None), tcp, checker).await.map_err(|e| {
         anyhow!("SSH handshake with the proxy at {addr} failed: {e}; is the proxy's host certificate signed by cluster {root:?}?")
     })?;
     let ok = handle
@@ -172,7 +159,7 @@ where
     }
     let is_address = host.parse::<std::net::IpAddr>().is_ok();
     let checker = HostChecker { cas, cluster: cluster.to_string(), principal: if is_address { None } else { Some(host.to_string()) } };
-    let mut handle = client::connect_stream(config(), stream, checker)
+    let mut handle = client::connect_stream(shared::tuning::client_config(None), stream, checker)
         .await
         .map_err(|e| anyhow!("SSH handshake with node {host} failed: {e} (its host certificate must be signed by cluster {cluster:?})"))?;
     let ok = handle

@@ -13,9 +13,11 @@
 //! | `TELEPORT_UNSTABLE_TCP_NODELAY` | `true`, `false` | `true` |
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use russh::cipher;
+use russh::keys::ssh_key::Algorithm;
 
 /// AES-GCM first: with AES-NI, ChaCha20 first moves ~0.8 × the bytes through a leaf (`bench/run.sh`).
 const AES_FIRST: &[cipher::Name] = &[cipher::AES_256_GCM, cipher::AES_128_GCM, cipher::CHACHA20_POLY1305];
@@ -84,6 +86,24 @@ impl Tuning {
     pub fn preferred(&self) -> russh::Preferred {
         russh::Preferred { cipher: Cow::Borrowed(self.ciphers), ..russh::Preferred::DEFAULT }
     }
+}
+
+/// The SSH client configuration of every hop that dials (`tsh`, tunnel agents, proxies): it asks
+/// servers for their Ed25519 host certificate and pings every `keepalive` when given.
+pub fn client_config(keepalive: Option<Duration>) -> Arc<russh::client::Config> {
+    let t = get();
+    let mut preferred = t.preferred();
+    preferred.host_key_certificates = Cow::Borrowed(&[Algorithm::Ed25519]);
+    Arc::new(russh::client::Config {
+        window_size: t.window,
+        maximum_packet_size: MAX_PACKET,
+        nodelay: t.nodelay,
+        preferred,
+        keepalive_interval: keepalive,
+        keepalive_max: 3,
+        inactivity_timeout: None,
+        ..Default::default()
+    })
 }
 
 fn loaded() -> &'static Result<Tuning, String> {

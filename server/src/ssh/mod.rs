@@ -1,16 +1,16 @@
-//! SSH plumbing shared by the proxy, the reverse tunnel and the node: russh configurations,
-//! host credentials, and the host-certificate check every client side performs.
+//! SSH plumbing shared by the proxy, the reverse tunnel and the node: the server's russh configuration
+//! (the client's is `shared::tuning::client_config`), host credentials, and the host-certificate check
+//! every client side performs.
 
 pub mod proxy;
 pub mod router;
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use russh::keys::PublicKeyOrCertificate;
 use russh::keys::ssh_key::certificate::CertType;
-use russh::keys::ssh_key::{Algorithm, Certificate, PrivateKey, PublicKey};
+use russh::keys::ssh_key::{Certificate, PrivateKey, PublicKey};
 use russh::{MethodKind, MethodSet};
 use shared::api::CertsResponse;
 use shared::certs::{self, SshCertRejection};
@@ -35,23 +35,6 @@ pub fn server_config(key: PrivateKey, cert: Certificate, inactivity: Option<Dura
         nodelay: t.nodelay,
         preferred: t.preferred(),
         max_auth_attempts: 6,
-        ..Default::default()
-    })
-}
-
-/// A client configuration that asks servers for their host certificate.
-pub fn client_config(keepalive: Option<Duration>) -> Arc<russh::client::Config> {
-    let t = tuning::get();
-    let mut p = t.preferred();
-    p.host_key_certificates = Cow::Borrowed(&[Algorithm::Ed25519]);
-    Arc::new(russh::client::Config {
-        window_size: t.window,
-        maximum_packet_size: MAX_PACKET,
-        nodelay: t.nodelay,
-        preferred: p,
-        keepalive_interval: keepalive,
-        keepalive_max: 3,
-        inactivity_timeout: None,
         ..Default::default()
     })
 }

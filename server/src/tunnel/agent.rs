@@ -200,7 +200,7 @@ async fn establish(cfg: &AgentConfig) -> Result<Established> {
     let socket = KillSwitch::new();
     let tcp = Killable::new(tcp, socket.clone());
     let handler = AgentHandler { cas, cluster: cfg.server_cluster.clone(), service: cfg.service.clone(), clock: cfg.clock.clone() };
-    let config = crate::ssh::client_config(None);
+    let config = shared::tuning::client_config(None);
     let mut handle = tokio::time::timeout(Duration::from_secs(15), client::connect_stream(config, tcp, handler))
         .await
         .map_err(|_| Error::connection_problem("SSH handshake timed out"))?
