@@ -85,9 +85,18 @@ pub struct JsonBody<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let too_large =
+            || ApiError(Error::bad_parameter(format!("request body too large: the limit is {} MiB", BODY_LIMIT / (1024 * 1024))));
+        // Refuse a declared oversized body before touching it: reading it first would send
+        // `100 Continue`, and a client still uploading when we close would get a reset instead of
+        // this answer.
+        let declared = req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+            return Err(too_large());
+        }
         let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|rej| {
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError(Error::bad_parameter(format!("request body too large: the limit is {} MiB", BODY_LIMIT / (1024 * 1024))))
+                too_large()
             } else {
                 ApiError(Error::bad_parameter(format!("invalid request body: {}", rej.body_text())))
             }
@@ -182,4 +191,67 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .fallback(|uri: axum::http::Uri| async move { ApiError(Error::not_found(format!("no such endpoint: {}", uri.path()))) })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll};
+
+    use axum::body::{Body, Bytes};
+    use hyper::body::Frame;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A body that records whether anyone read it.
+    struct Watched(Arc<AtomicBool>);
+
+    impl hyper::body::Body for Watched {
+        type Data = Bytes;
+        type Error = Infallible;
+        fn poll_frame(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            self.0.store(true, Ordering::SeqCst);
+            Poll::Ready(None)
+        }
+    }
+
+    async fn post_json(length: Option<usize>, body: Body) -> (StatusCode, String) {
+        let app = Router::new()
+            .route("/", post(|JsonBody(v): JsonBody<serde_json::Value>| async move { axum::Json(v) }))
+            .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT));
+        let mut req = Request::builder().method("POST").uri("/");
+        if let Some(n) = length {
+            req = req.header(axum::http::header::CONTENT_LENGTH, n);
+        }
+        let resp = app.oneshot(req.body(body).expect("request")).await.expect("response");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_declared_oversized_body_is_refused_unread() {
+        let read = Arc::new(AtomicBool::new(false));
+        let (status, body) = post_json(Some(BODY_LIMIT + 1), Body::new(Watched(read.clone()))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("request body too large: the limit is 6 MiB"), "{body}");
+        assert!(!read.load(Ordering::SeqCst), "the body was read before it was refused");
+    }
+
+    #[tokio::test]
+    async fn an_undeclared_oversized_body_is_cut_at_the_limit() {
+        let (status, body) = post_json(None, Body::from(vec![b' '; BODY_LIMIT + 1])).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("request body too large"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_body_within_the_limit_is_read() {
+        let json = b"{\"token\":\"abc\"}".to_vec();
+        let (status, body) = post_json(Some(json.len()), Body::from(json)).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "{\"token\":\"abc\"}"));
+    }
 }

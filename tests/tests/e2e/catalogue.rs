@@ -44,7 +44,9 @@ fn dump(db: &Path) -> Vec<(String, Vec<u8>, Option<i64>)> {
 }
 
 /// A JSON request with curl (from `source`, so the per-address rate limits of one case do not
-/// spill into the next). `Out.code` is the HTTP status.
+/// spill into the next). `Out.code` is the HTTP status. curl asks before sending a body over
+/// 1 MiB (`Expect: 100-continue`) and waits up to 30 s for the answer, so a body the server
+/// refuses unread is never sent, however slow the machine.
 fn http(c: &Cluster, method: &str, path: &str, body: &[u8], source: &str) -> Out {
     let file = c.dir.path().join(format!("body-{}.json", shared::certs::random_hex(4)));
     std::fs::write(&file, body).expect("body");
@@ -53,7 +55,22 @@ fn http(c: &Cluster, method: &str, path: &str, body: &[u8], source: &str) -> Out
     let data = format!("@{}", file.display());
     let out = run(
         Path::new("curl"),
-        &["-s", "--cacert", &ca, "--interface", source, "-X", method, "-w", "\n%{http_code}", "--data-binary", &data, &url],
+        &[
+            "-s",
+            "--expect100-timeout",
+            "30",
+            "--cacert",
+            &ca,
+            "--interface",
+            source,
+            "-X",
+            method,
+            "-w",
+            "\n%{http_code}",
+            "--data-binary",
+            &data,
+            &url,
+        ],
         &[],
         None,
         Duration::from_secs(30),
