@@ -57,6 +57,7 @@ stats() { # prints "median p90" in ms of the numbers (seconds) on stdin
     sort -n | awk '{ v[NR] = $1 } END { m = v[int((NR + 1) / 2)]; p = v[int(NR * 0.9 + 0.999)]; printf "%.1f %.1f", m * 1000, p * 1000 }'
 }
 rss_kib() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 # ----------------------------------------------------------------- OpenSSH
 log "starting OpenSSH sshd x3"
@@ -151,7 +152,8 @@ printf 'kind: role\nversion: v5\nmetadata: {name: bench}\nspec:\n  allow:\n    l
 TOKEN="$("${RT[@]}" tokens add --type=trusted_cluster --ttl=30m --format=text)"
 printf 'kind: trusted_cluster\nversion: v2\nmetadata: {name: bench-root}\nspec:\n  enabled: true\n  token: %s\n  web_proxy_addr: 127.0.0.30:3080\n  tunnel_addr: 127.0.0.30:3080\n  role_map: [{remote: access, local: [bench]}]\n' "$TOKEN" >"$W/tc.yaml"
 "${LT[@]}" create "$W/tc.yaml" >/dev/null
-wait_until 30 sh -c "${RT[*]} get rc/bench-leaf --format=json | grep -q '\"online\"'"
+leaf_online() { wait_until 30 sh -c "${RT[*]} get rc/bench-leaf --format=json | grep -q '\"online\"'"; }
+leaf_online
 export TELEPORT_HOME="$W/tsh" SSL_CERT_FILE="$R/data/web/webca.pem"
 echo bench-password-1 | tsh login --proxy=127.0.0.30:3080 --user=bench >/dev/null
 TSH_C=(tsh ssh root@bench-root-node)
@@ -197,7 +199,7 @@ restart_pair() { # env...
     done
     start_cluster "$R" bench-root 127.0.0.30 1s "$@"
     start_cluster "$L" bench-leaf 127.0.0.31 1s SSL_CERT_FILE="$R/data/web/webca.pem" "$@"
-    wait_until 30 sh -c "${RT[*]} get rc/bench-leaf --format=json | grep -q '\"online\"'"
+    leaf_online
     wait_until 30 env "$@" "${TSH_D[@]}" true
     for _ in 1 2 3; do env "$@" "${TSH_D[@]}" true; done # warm up before measuring
 }
@@ -213,7 +215,7 @@ lever() { # label env...
     if [ -z "$LEVER_ROWS" ]; then LT0="$t" LL0="$l"; fi
     LEVER_ROWS+="| $label | $t | $(ratio "$t" "$LT0") | $l | $l9 | $(ratio "$l" "$LL0") |"$'\n'
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# Every row names a variable: a bare `export` in lever() would print the whole environment.
 lever "defaults (AES-GCM first, 2 MiB windows, TCP_NODELAY)" TELEPORT_UNSTABLE_TCP_NODELAY=true
 lever "ChaCha20 first (OpenSSH's order)" TELEPORT_UNSTABLE_SSH_CIPHER_ORDER=chacha20
 lever "64 KiB channel windows" TELEPORT_UNSTABLE_SSH_WINDOW=65536

@@ -36,7 +36,7 @@ const WINDOW_VAR: &str = "TELEPORT_UNSTABLE_SSH_WINDOW";
 const NODELAY_VAR: &str = "TELEPORT_UNSTABLE_TCP_NODELAY";
 
 /// The transport settings in force for this process.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tuning {
     /// SSH ciphers, most preferred first.
     pub ciphers: &'static [cipher::Name],
@@ -120,7 +120,7 @@ pub fn check() -> Result<(), String> {
 /// The settings in force: the defaults with the overrides applied (the defaults alone when an
 /// override is invalid, which [`check`] has already refused at start).
 pub fn get() -> Tuning {
-    loaded().clone().unwrap_or_default()
+    loaded().as_ref().copied().unwrap_or_default()
 }
 
 /// Applies the `TCP_NODELAY` setting to a socket.
