@@ -34,6 +34,9 @@ _tctl() {
             tctl,help)
                 cmd="tctl__subcmd__help"
                 ;;
+            tctl,lock)
+                cmd="tctl__subcmd__lock"
+                ;;
             tctl,map-roles)
                 cmd="tctl__subcmd__map__subcmd__roles"
                 ;;
@@ -90,6 +93,9 @@ _tctl() {
                 ;;
             tctl__subcmd__help,help)
                 cmd="tctl__subcmd__help__subcmd__help"
+                ;;
+            tctl__subcmd__help,lock)
+                cmd="tctl__subcmd__help__subcmd__lock"
                 ;;
             tctl__subcmd__help,map-roles)
                 cmd="tctl__subcmd__help__subcmd__map__subcmd__roles"
@@ -209,7 +215,7 @@ _tctl() {
 
     case "${cmd}" in
         tctl)
-            opts="-c -i -d -h --config --identity --auth-server --debug --help users tokens create get edit rm update auth map-roles status version completion help"
+            opts="-c -i -d -h --config --identity --auth-server --debug --help users tokens create get edit rm update auth lock map-roles status version completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -565,7 +571,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__help)
-            opts="users tokens create get edit rm update auth map-roles status version completion help"
+            opts="users tokens create get edit rm update auth lock map-roles status version completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -677,6 +683,20 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tctl__subcmd__help__subcmd__lock)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -893,6 +913,72 @@ _tctl() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tctl__subcmd__lock)
+            opts="-c -i -d -h --user --role --login --node --server-id --message --ttl --expires --config --identity --auth-server --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --login)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --message)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expires)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

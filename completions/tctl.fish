@@ -37,6 +37,7 @@ complete -c tctl -n "__fish_tctl_needs_command" -f -a "edit" -d 'Edit a resource
 complete -c tctl -n "__fish_tctl_needs_command" -f -a "rm" -d 'Delete a resource'
 complete -c tctl -n "__fish_tctl_needs_command" -f -a "update" -d 'Update a remote cluster\'s labels'
 complete -c tctl -n "__fish_tctl_needs_command" -f -a "auth" -d 'Sign identity files and export certificate authorities'
+complete -c tctl -n "__fish_tctl_needs_command" -f -a "lock" -d 'Lock a user, role, login or node out of the cluster'
 complete -c tctl -n "__fish_tctl_needs_command" -f -a "map-roles" -d 'Show which local roles a user with the given remote roles would get'
 complete -c tctl -n "__fish_tctl_needs_command" -f -a "status" -d 'Show the cluster and its certificate authorities'
 complete -c tctl -n "__fish_tctl_needs_command" -f -a "version" -d 'Print the version'
@@ -178,6 +179,19 @@ complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcomma
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "sign" -d 'Write an identity file (keys and certificates) for a user'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "export" -d 'Print this cluster\'s CA public keys in OpenSSH formats'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tctl -n "__fish_tctl_using_subcommand lock" -l user -d 'Lock this Teleport user' -r
+complete -c tctl -n "__fish_tctl_using_subcommand lock" -l role -d 'Lock everyone with this role' -r
+complete -c tctl -n "__fish_tctl_using_subcommand lock" -l login -d 'Lock this Unix login' -r
+complete -c tctl -n "__fish_tctl_using_subcommand lock" -l node -d 'Lock this node (its UUID or name; Teleport deprecates it in favour of --server-id)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand lock" -l server-id -d 'Lock this server (its UUID)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand lock" -l message -d 'Shown to whoever is locked out' -r
+complete -c tctl -n "__fish_tctl_using_subcommand lock" -l ttl -d 'Lift the lock after this long, such as 10h' -r
+complete -c tctl -n "__fish_tctl_using_subcommand lock" -l expires -d 'Lift the lock at this time (RFC 3339)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand lock" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand lock" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand lock" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand lock" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand lock" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand map-roles" -l roles -d 'The root user\'s roles, comma-separated' -r
 complete -c tctl -n "__fish_tctl_using_subcommand map-roles" -l cluster -d 'Use the role_map stored for this trusted (root) cluster' -r
 complete -c tctl -n "__fish_tctl_using_subcommand map-roles" -l file -d 'Use the role_map in this trusted_cluster YAML (no cluster needed)' -r
@@ -202,19 +216,20 @@ complete -c tctl -n "__fish_tctl_using_subcommand completion" -s i -l identity -
 complete -c tctl -n "__fish_tctl_using_subcommand completion" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand completion" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand completion" -s h -l help -d 'Print help'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "users" -d 'Manage users'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "tokens" -d 'Manage join and invitation tokens'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "create" -d 'Create or replace resources from a YAML file'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "get" -d 'Print resources'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "edit" -d 'Edit a resource in $EDITOR'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "rm" -d 'Delete a resource'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "update" -d 'Update a remote cluster\'s labels'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "auth" -d 'Sign identity files and export certificate authorities'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "map-roles" -d 'Show which local roles a user with the given remote roles would get'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "status" -d 'Show the cluster and its certificate authorities'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "version" -d 'Print the version'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "completion" -d 'Print a shell completion script'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth map-roles status version completion help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status version completion help" -f -a "users" -d 'Manage users'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status version completion help" -f -a "tokens" -d 'Manage join and invitation tokens'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status version completion help" -f -a "create" -d 'Create or replace resources from a YAML file'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status version completion help" -f -a "get" -d 'Print resources'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status version completion help" -f -a "edit" -d 'Edit a resource in $EDITOR'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status version completion help" -f -a "rm" -d 'Delete a resource'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status version completion help" -f -a "update" -d 'Update a remote cluster\'s labels'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status version completion help" -f -a "auth" -d 'Sign identity files and export certificate authorities'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status version completion help" -f -a "lock" -d 'Lock a user, role, login or node out of the cluster'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status version completion help" -f -a "map-roles" -d 'Show which local roles a user with the given remote roles would get'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status version completion help" -f -a "status" -d 'Show the cluster and its certificate authorities'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status version completion help" -f -a "version" -d 'Print the version'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status version completion help" -f -a "completion" -d 'Print a shell completion script'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status version completion help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "add" -d 'Add a user and print a one-time link to set the password'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "update" -d 'Change a user\'s roles or logins'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "ls" -d 'List users'

@@ -56,6 +56,12 @@ pub mod codes {
     pub const RESOURCE_UPSERT: (&str, &str) = ("resource.upsert", "TR000I");
     /// A resource was deleted through tctl.
     pub const RESOURCE_DELETE: (&str, &str) = ("resource.delete", "TR001I");
+    /// A lock was created.
+    pub const LOCK_CREATE: (&str, &str) = ("lock.created", "TLK00I");
+    /// A lock was deleted.
+    pub const LOCK_DELETE: (&str, &str) = ("lock.deleted", "TLK01I");
+    /// A leaf proxy connected a root's user to one of its nodes.
+    pub const TUNNEL_CONNECT: (&str, &str) = ("session.connect", "T2010I");
     /// A remote cluster was changed (root).
     pub const REMOTE_CLUSTER_UPDATE: (&str, &str) = ("remote_cluster.update", "TRC01I");
     /// A remote cluster was deleted (root).

@@ -12,6 +12,7 @@ use shared::certs::PeerCert;
 use shared::error::{Error, Result};
 use shared::identity::{Caller, CertIdentity, HostIdentity, UserIdentity};
 use shared::rbac::AccessChecker;
+use shared::resource::lock::Subject;
 use shared::resource::role::{RoleConditions, RoleSpec, Rule};
 use shared::resource::token::SystemRole;
 use shared::resource::{CaType, Kind, Role};
@@ -150,43 +151,35 @@ impl Authorizer {
         if ca.is_none() {
             return Err(Error::access_denied(format!("certificates of cluster {:?} are not trusted here", peer.issuer_cluster)));
         }
+        let issued_at = shared::identity::tls_cert_issued_at(peer.not_before);
+        let locks = self.auth.lock_set().await?;
+        let now_t = self.auth.clock.now();
+        let locked = |l: Option<&shared::resource::Lock>| match l {
+            Some(lock) => Err(Error::access_denied(lock.refusal())),
+            None => Ok(()),
+        };
         match (ca_type, identity) {
             (CaType::Host, CertIdentity::Host(h)) if peer.issuer_cluster == local => {
+                // A locked node may not heartbeat or fetch its bundle (Teleport: "a matching node
+                // is also prevented from heartbeating").
+                let s = Subject { server_id: Some(&h.host_id), node_name: Some(&h.nodename), ..Default::default() };
+                if h.role != SystemRole::Admin {
+                    locked(locks.find(&s, &local, now_t))?;
+                }
                 let roles = if h.role == SystemRole::Admin { vec![admin_role()] } else { vec![] };
                 Ok(Context { checker: AccessChecker::new(&roles, &Traits::new()), caller: Caller::Host(h) })
             }
-            (CaType::User, CertIdentity::User(u)) if peer.issuer_cluster == local => {
-                let roles = self
-                    .auth
-                    .services
-                    .roles(&u.roles)
-                    .await
-                    .map_err(|e| Error::access_denied(format!("{}; sign in again to refresh your roles", e.message)))?;
-                let checker = AccessChecker::new(&roles, &u.traits);
-                Ok(Context { checker, caller: Caller::LocalUser(u) })
-            }
             (CaType::User, CertIdentity::User(u)) => {
                 let cluster = peer.issuer_cluster.clone();
-                if self.auth.services.trusted_cluster(&cluster).await?.is_none() {
-                    return Err(Error::access_denied(format!("certificates of cluster {cluster:?} are not trusted here")));
+                let (mut roles, checker) = self.auth.access_for(&u, &cluster).await?;
+                roles.extend(u.roles.iter().cloned());
+                let s = Subject { user: Some(&u.username), roles: &roles, issued_at: Some(issued_at), ..Default::default() };
+                locked(locks.find(&s, &cluster, now_t))?;
+                if cluster == local {
+                    Ok(Context { checker, caller: Caller::LocalUser(u) })
+                } else {
+                    Ok(Context { checker, caller: Caller::RemoteUser { identity: u, cluster } })
                 }
-                let Some(ca) = ca else {
-                    return Err(Error::access_denied("untrusted certificate authority"));
-                };
-                let mapped = shared::rolemap::map_roles(&ca.combined_mapping(), &u.roles).map_err(|e| {
-                    Error::access_denied(format!(
-                        "failed to map roles for remote user {:?} from cluster {cluster:?} with remote roles {}: {}",
-                        u.username,
-                        shared::rolemap::go_list(&u.roles),
-                        e.message
-                    ))
-                })?;
-                if mapped.is_empty() {
-                    return Err(shared::rolemap::no_roles_mapped_api(&u.username, &cluster, &u.roles));
-                }
-                let roles = self.auth.services.roles(&mapped).await?;
-                let traits = remote_traits(&u);
-                Ok(Context { checker: AccessChecker::new(&roles, &traits), caller: Caller::RemoteUser { identity: u, cluster } })
             }
             _ => Err(Error::access_denied("the client certificate does not match its issuer")),
         }

@@ -146,6 +146,38 @@ pub struct TeleportSection {
     /// Accepted and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_file: Option<String>,
+    /// Connection limits of every listener of this process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_limits: Option<ConnectionLimits>,
+}
+
+/// `teleport.connection_limits`: Teleport's `max_connections` (and `max_users`, accepted), and
+/// OpenSSH's names for the limits before authentication.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionLimits {
+    /// Connections open at once (default 15000; lowered to what the descriptor limit allows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Accepted for compatibility; concurrent users are bounded by `max_connections` and the
+    /// role option `max_connections`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_users: Option<usize>,
+    /// Accepted for compatibility (request rates are limited per endpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rates: Option<serde_yaml_ng::Value>,
+    /// Unauthenticated connections at once, in all (default 4096).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_startups: Option<usize>,
+    /// Unauthenticated connections at once from one address (default 512).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_source_max_startups: Option<usize>,
+    /// Time a connection has to authenticate (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_grace_time: Option<String>,
+    /// Channels (sessions, subsystems, port forwards) one SSH connection may have open (default 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_channels_per_connection: Option<usize>,
 }
 
 /// `teleport.join_params`.
@@ -208,6 +240,10 @@ pub struct AuthSection {
     /// Accepted and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_recording: Option<String>,
+    /// End SSH sessions with no input or output for this long (Go duration; default: never).
+    /// A role's `options.client_idle_timeout` can make it shorter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_idle_timeout: Option<String>,
 }
 
 /// `ssh_service:`.
@@ -412,6 +448,10 @@ pub struct Config {
     pub log_output: String,
     /// Diagnostics listener (`/healthz`, `/readyz`, `/metrics`).
     pub diag_addr: Option<String>,
+    /// Connection limits.
+    pub limits: crate::limits::ConnLimits,
+    /// Default idle timeout of SSH sessions.
+    pub client_idle_timeout: Option<Duration>,
 }
 
 fn host_name() -> String {
@@ -437,6 +477,28 @@ fn duration(field: &str, v: &Option<String>, default: Duration) -> Result<Durati
             Ok(d)
         }
     }
+}
+
+/// `teleport.connection_limits` with defaults; zero values are refused (they would refuse
+/// every connection).
+fn connection_limits(c: Option<&ConnectionLimits>) -> Result<crate::limits::ConnLimits> {
+    let mut l = crate::limits::ConnLimits::default();
+    let Some(c) = c else { return Ok(l) };
+    let positive = |name: &str, v: Option<usize>, d: usize| -> Result<usize> {
+        match v {
+            None => Ok(d),
+            Some(0) => Err(Error::bad_parameter(format!(
+                "teleport.connection_limits.{name} must be positive (0 would refuse every connection); remove it for the default {d}"
+            ))),
+            Some(n) => Ok(n),
+        }
+    };
+    l.max_connections = positive("max_connections", c.max_connections, l.max_connections)?;
+    l.max_startups = positive("max_startups", c.max_startups, l.max_startups)?;
+    l.per_source_max_startups = positive("per_source_max_startups", c.per_source_max_startups, l.per_source_max_startups)?;
+    l.max_channels = positive("max_channels_per_connection", c.max_channels_per_connection, l.max_channels)?;
+    l.login_grace_time = duration("teleport.connection_limits.login_grace_time", &c.login_grace_time, l.login_grace_time)?;
+    Ok(l)
 }
 
 impl Config {
@@ -537,6 +599,12 @@ impl Config {
                 "a node needs to know where to join: use --auth-server=PROXY:PORT (or teleport.proxy_server in the config)",
             ));
         }
+        let limits = connection_limits(t.connection_limits.as_ref())?;
+        let client_idle_timeout = match &file.auth_service.client_idle_timeout {
+            None => None,
+            Some(s) => Some(shared::timefmt::parse_duration(s).map_err(|e| e.context("auth_service.client_idle_timeout"))?)
+                .filter(|d| !d.is_zero()),
+        };
         let log_output = t.log.as_ref().and_then(|l| l.output.clone()).unwrap_or_else(|| "stderr".into());
         let debug = o.debug || t.log.as_ref().and_then(|l| l.severity.as_deref()).is_some_and(|s| s.eq_ignore_ascii_case("debug"));
         Ok(Config {
@@ -558,6 +626,8 @@ impl Config {
             labels,
             node_heartbeat,
             advertise_ip: t.advertise_ip.clone(),
+            limits,
+            client_idle_timeout,
             join_addr: join_addr.map(|a| with_port(&a, 3080)),
             join_token,
             use_tunnel,

@@ -17,6 +17,8 @@
 //! | `node` | the SSH node: authorization and sessions |
 //! | `audit` | the audit log |
 //! | `diag` | `/healthz`, `/readyz`, `/metrics` on `diag_addr` |
+//! | `limits` | connection limits before and after authentication |
+//! | `live` | live connections and sessions, for locks to end |
 
 pub mod api;
 pub mod audit;
@@ -25,7 +27,9 @@ pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod diag;
+pub mod limits;
 pub mod listener;
+pub mod live;
 pub mod node;
 pub mod process;
 pub mod services;

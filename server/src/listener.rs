@@ -13,10 +13,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
+use crate::limits::{Limiter, Permit, Source};
 use crate::process::Shutdown;
 use crate::ssh::proxy::ProxySsh;
 use crate::ssh::router::ApiStreamServer;
 use crate::tls::TlsState;
+use crate::tunnel::Origin;
 
 /// What the HTTP layer knows about a connection.
 #[derive(Debug, Clone)]
@@ -25,6 +27,16 @@ pub struct ConnInfo {
     pub peer: Option<SocketAddr>,
     /// The verified client certificate, if one was presented.
     pub cert: Option<PeerCert>,
+    /// For a connection that came through a trusted root's tunnel: who it is for and where they
+    /// connected from, as the root's proxy told us.
+    pub origin: Option<Origin>,
+}
+
+impl ConnInfo {
+    /// True when the connection came through a reverse tunnel rather than straight to our port.
+    pub fn via_tunnel(&self) -> bool {
+        self.origin.is_some() || self.peer.is_none()
+    }
 }
 
 /// HTTPS over any stream.
@@ -38,8 +50,10 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
-    /// TLS handshake, then HTTP/1.1 until the client leaves or the process shuts down.
-    pub async fn serve_tls<S>(self: Arc<Self>, stream: S, peer: Option<SocketAddr>)
+    /// TLS handshake, then HTTP/1.1 until the client leaves or the process shuts down. A
+    /// `permit` is marked authenticated once the handshake is done (the HTTP layer has its own
+    /// timeouts) and held until the connection ends.
+    pub async fn serve_tls<S>(self: Arc<Self>, stream: S, peer: Option<SocketAddr>, origin: Option<Origin>, permit: Option<Permit>)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -58,8 +72,12 @@ impl ApiServer {
             }
             Err(_) => return,
         };
+        if let Some(p) = &permit {
+            p.mark().authenticated();
+        }
+        let _permit = permit;
         let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|der| parse_peer_cert(der).ok());
-        let info = Arc::new(ConnInfo { peer, cert });
+        let info = Arc::new(ConnInfo { peer, cert, origin });
         let app = self.app.clone();
         let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(info.clone());
@@ -87,9 +105,9 @@ impl ApiServer {
 }
 
 impl ApiStreamServer for ApiServer {
-    fn serve(&self, stream: BoxStream, peer: Option<SocketAddr>) -> BoxFuture<'static, ()> {
+    fn serve(&self, stream: BoxStream, peer: Option<SocketAddr>, origin: Option<Origin>) -> BoxFuture<'static, ()> {
         let me = Arc::new(ApiServer { tls: self.tls.clone(), app: self.app.clone(), shutdown: self.shutdown.clone() });
-        Box::pin(me.serve_tls(stream, peer))
+        Box::pin(me.serve_tls(stream, peer, origin, None))
     }
 }
 
@@ -99,6 +117,8 @@ pub struct WebListener {
     pub api: Arc<ApiServer>,
     /// SSH.
     pub ssh: Arc<ProxySsh>,
+    /// Connection limits, shared by every listener of the process.
+    pub limiter: Arc<Limiter>,
 }
 
 impl WebListener {
@@ -109,8 +129,10 @@ impl WebListener {
                 _ = shutdown.wait() => return,
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
+                        // Refused connections are closed at once, before anything is read.
+                        let Ok(permit) = self.limiter.admit(Source::Addr(peer.ip())) else { continue };
                         let me = self.clone();
-                        tokio::spawn(async move { me.handle(tcp, peer).await });
+                        tokio::spawn(async move { me.handle(tcp, peer, permit).await });
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -121,17 +143,18 @@ impl WebListener {
         }
     }
 
-    async fn handle(self: Arc<Self>, mut tcp: TcpStream, peer: SocketAddr) {
+    async fn handle(self: Arc<Self>, mut tcp: TcpStream, peer: SocketAddr, permit: Permit) {
         shared::tuning::set_nodelay(&tcp);
         let mut first = [0u8; 1];
-        let peeked = tokio::time::timeout(Duration::from_secs(30), tcp.peek(&mut first)).await;
+        let wait = self.limiter.limits().login_grace_time.min(Duration::from_secs(30));
+        let peeked = tokio::time::timeout(wait, tcp.peek(&mut first)).await;
         match peeked {
             Ok(Ok(1)) => {}
             _ => return,
         }
         match first[0] {
-            b'S' => self.ssh.serve(tcp, Some(peer)).await,
-            0x16 => self.api.clone().serve_tls(tcp, Some(peer)).await,
+            b'S' => self.ssh.serve(tcp, Some(peer), permit).await,
+            0x16 => self.api.clone().serve_tls(tcp, Some(peer), None, Some(permit)).await,
             _ => {
                 let body = "This port speaks HTTPS and SSH. Use https:// (for example: curl https://HOST:PORT/webapi/ping).\n";
                 let resp = format!(

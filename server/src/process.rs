@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use shared::api::{JoinRequest, JoinResponse, path};
 use shared::certs;
-use shared::client::{ApiClient, ServerTrust, tcp_dialer};
+use shared::client::{ApiClient, ServerTrust, tcp_dialer_from};
 use shared::identity::HostIdentity;
 use shared::profile::{Credentials, write_file, write_identity_file};
 use shared::resource::token::SystemRole;
@@ -32,17 +32,20 @@ use crate::audit::AuditLog;
 use crate::auth::{AuthServer, AuthSettings};
 use crate::authz::Authorizer;
 use crate::config::Config;
+use crate::limits::Limiter;
 use crate::listener::{ApiServer, WebListener};
+use crate::live::Live;
 use crate::node::{LocalAccess, NodeConfig, NodeService, NodeTunnelService, RemoteAccess};
 use crate::services::Services;
 use crate::ssh::HostCreds;
 use crate::ssh::proxy::ProxySsh;
-use crate::ssh::router::{LeafService, Router};
+use crate::ssh::router::Router;
 use crate::storage::Backend;
 use crate::storage::sqlite::SqliteBackend;
 use crate::tls::TlsState;
 use crate::tunnel::TunnelRegistry;
 use crate::tunnel::agent::AgentConfig;
+use crate::tunnel::leaf_service::LeafShared;
 use crate::tunnel::manager::TrustManager;
 
 /// Waits for shutdown. Cheap to clone.
@@ -241,6 +244,7 @@ async fn run_cluster(cfg: Config, shutdown: Shutdown, clock: SharedClock) -> any
 }
 
 async fn run_cluster_with(cfg: Config, shutdown: Shutdown, clock: SharedClock, backend: Arc<dyn Backend>) -> anyhow::Result<()> {
+    let limiter = Limiter::new(cfg.limits, crate::limits::raise_fd_limit());
     let services = Services::new(backend.clone());
     let audit = AuditLog::open(backend.clone(), &cfg.data_dir, &cfg.cluster_name, clock.clone())?;
     let settings = AuthSettings {
@@ -315,9 +319,12 @@ async fn run_cluster_with(cfg: Config, shutdown: Shutdown, clock: SharedClock, b
         tunnels: tunnels.clone(),
         config: crate::ssh::server_config(proxy_creds.key.clone(), proxy_creds.cert.clone(), None),
         connections: Arc::new(AtomicUsize::new(0)),
+        live: Live::new(),
+        max_channels: cfg.limits.max_channels,
     });
     tokio::spawn(proxy_ssh.clone().run_remote_cluster_watcher(shutdown.clone()));
-    let web_listener = Arc::new(WebListener { api: api_server.clone(), ssh: proxy_ssh.clone() });
+    tokio::spawn(proxy_ssh.clone().run_lock_enforcer(shutdown.clone()));
+    let web_listener = Arc::new(WebListener { api: api_server.clone(), ssh: proxy_ssh.clone(), limiter: limiter.clone() });
     let listener = bind(&cfg.web_listen_addr, "proxy_service.web_listen_addr").await?;
     tokio::spawn(web_listener.clone().run(listener, shutdown.clone()));
     for (extra_addr, what) in
@@ -333,7 +340,7 @@ async fn run_cluster_with(cfg: Config, shutdown: Shutdown, clock: SharedClock, b
     let manager = TrustManager {
         auth: auth.clone(),
         creds: proxy_creds.clone(),
-        service: Arc::new(LeafService(router.clone())),
+        leaf: Arc::new(LeafShared { router: router.clone(), live: proxy_ssh.live.clone(), limiter: limiter.clone() }),
         max_backoff: Duration::from_secs(10),
     };
     tokio::spawn(manager.run(shutdown.clone()));
@@ -350,9 +357,10 @@ async fn run_cluster_with(cfg: Config, shutdown: Shutdown, clock: SharedClock, b
             advertise_addr: advertise.clone(),
             use_tunnel: false,
             heartbeat_interval: cfg.node_heartbeat,
+            client_idle_timeout: cfg.client_idle_timeout,
         };
         let access = Arc::new(LocalAccess { auth: auth.clone(), host_id: host_id.clone() });
-        let n = NodeService::new(ncfg, creds, access, clock.clone());
+        let n = NodeService::new(ncfg, creds, access, clock.clone(), limiter.clone());
         let l = bind(&cfg.ssh_listen_addr, "ssh_service.listen_addr").await?;
         tokio::spawn(n.clone().run_bundle_loop(shutdown.clone()));
         tokio::spawn(n.clone().run_heartbeat_loop(shutdown.clone()));
@@ -449,10 +457,14 @@ async fn run_node_only(cfg: Config, shutdown: Shutdown, clock: SharedClock) -> a
         .flat_map(|c| c.tls_certs.clone())
         .collect();
     let pinned = ServerTrust::Pinned(cluster_pems);
-    let make = || ApiClient::new(tcp_dialer(&join_addr), certs::CLUSTER_LOCAL_NAME, &pinned, Some(&creds.client_identity()), &join_addr);
-    let access = Arc::new(RemoteAccess { client: make()?, poll_client: make()?.with_timeout(Duration::from_secs(60)) });
     let advertise =
         if cfg.use_tunnel { String::new() } else { advertise_addr(&cfg.ssh_listen_addr, cfg.advertise_ip.as_deref(), &join_addr) };
+    // The auth service accepts only a node address its heartbeats come from: send them from it.
+    let source: Option<IpAddr> = advertise.rsplit_once(':').and_then(|(h, _)| h.trim_matches(['[', ']']).parse().ok());
+    let make = || {
+        ApiClient::new(tcp_dialer_from(&join_addr, source), certs::CLUSTER_LOCAL_NAME, &pinned, Some(&creds.client_identity()), &join_addr)
+    };
+    let access = Arc::new(RemoteAccess { client: make()?, poll_client: make()?.with_timeout(Duration::from_secs(60)) });
     let ncfg = NodeConfig {
         host_id: host_id.clone(),
         nodename: cfg.nodename.clone(),
@@ -460,8 +472,10 @@ async fn run_node_only(cfg: Config, shutdown: Shutdown, clock: SharedClock) -> a
         advertise_addr: advertise.clone(),
         use_tunnel: cfg.use_tunnel,
         heartbeat_interval: cfg.node_heartbeat,
+        client_idle_timeout: cfg.client_idle_timeout,
     };
-    let node = NodeService::new(ncfg, creds.clone(), access, clock.clone());
+    let limiter = Limiter::new(cfg.limits, crate::limits::raise_fd_limit());
+    let node = NodeService::new(ncfg, creds.clone(), access, clock.clone(), limiter);
     tokio::spawn(node.clone().run_bundle_loop(shutdown.clone()));
     tokio::spawn(node.clone().run_heartbeat_loop(shutdown.clone()));
     if cfg.use_tunnel {

@@ -6,6 +6,8 @@
 //! authorities/<type>/<cluster>       authorities_deactivated/<type>/<cluster>
 //! trustedclusters/<name>             remoteclusters/<name> rcstatus/<name>   nodes/<uuid>
 //! connectors/<kind>/<name>           cluster/name          cluster/host_id
+//! locks/<name>                       remotelocks/<root>    (a root's locks, pushed to its leaves)
+//! semaphores/<kind>/<key>            nodenames/<hostname>  (which node holds a hostname)
 //! ```
 //! Values are the resources' JSON. On read, the storage revision becomes `metadata.id`.
 
@@ -15,7 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared::error::{Error, Result};
 use shared::resource::connector::Connector;
-use shared::resource::{CaType, CertAuthority, Kind, Metadata, Node, ProvisionToken, RemoteCluster, Role, TrustedCluster, User};
+use shared::resource::{CaType, CertAuthority, Kind, Lock, Metadata, Node, ProvisionToken, RemoteCluster, Role, TrustedCluster, User};
 
 use crate::storage::{Backend, Item, Op};
 
@@ -48,6 +50,14 @@ pub mod keys {
     pub const CONNECTORS: &str = "connectors/";
     /// The cluster's own name.
     pub const CLUSTER_NAME: &str = "cluster/name";
+    /// Locks of this cluster.
+    pub const LOCKS: &str = "locks/";
+    /// Locks of each trusted root, as the root last sent them (one record per root).
+    pub const REMOTE_LOCKS: &str = "remotelocks/";
+    /// Leases of counted resources (`max_connections`).
+    pub const SEMAPHORES: &str = "semaphores/";
+    /// Which node UUID holds a hostname (so a node cannot take another's name).
+    pub const NODE_NAMES: &str = "nodenames/";
 
     /// Key of a CA.
     pub fn ca(t: shared::resource::CaType, cluster: &str) -> String {
@@ -93,7 +103,7 @@ pub trait HasMetadata {
 macro_rules! has_metadata {
     ($($t:ty),*) => { $(impl HasMetadata for $t { fn meta(&mut self) -> &mut Metadata { &mut self.metadata } })* };
 }
-has_metadata!(Role, User, ProvisionToken, TrustedCluster, RemoteCluster, CertAuthority, Node, Connector);
+has_metadata!(Role, User, ProvisionToken, TrustedCluster, RemoteCluster, CertAuthority, Node, Connector, Lock);
 
 /// Unix seconds of a metadata expiry.
 pub fn expires_of(m: &Metadata) -> Option<i64> {
@@ -229,6 +239,7 @@ impl Services {
                 keys::ca(CaType::parse(t)?, c)
             }
             Kind::Github | Kind::Oidc | Kind::Saml => format!("{}{kind}/{name}", keys::CONNECTORS),
+            Kind::Lock => format!("{}{name}", keys::LOCKS),
         })
     }
 
@@ -243,6 +254,7 @@ impl Services {
             Kind::Node => keys::NODES.into(),
             Kind::CertAuthority => keys::AUTHORITIES.into(),
             Kind::Github | Kind::Oidc | Kind::Saml => format!("{}{kind}/", keys::CONNECTORS),
+            Kind::Lock => keys::LOCKS.into(),
         }
     }
 }

@@ -425,6 +425,9 @@ pub struct NodeAuthzBundle {
     pub user_cas: Vec<TrustedUserCa>,
     /// All roles.
     pub roles: Vec<crate::resource::Role>,
+    /// Locks in force: this cluster's, and each trusted root's for its own users.
+    #[serde(default)]
+    pub locks: crate::resource::lock::LockSet,
 }
 
 /// `POST /v1/certs/user` (`tctl auth sign`).

@@ -39,6 +39,13 @@ pub fn random_hex(bytes: usize) -> String {
     random_bytes(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Compares two secrets (tokens, codes) in time that depends only on their lengths, so that
+/// how long a refusal takes says nothing about how much of a guess was right.
+pub fn secret_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
 // ---------------------------------------------------------------- SSH
 
 /// A new Ed25519 SSH key.

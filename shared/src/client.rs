@@ -165,11 +165,17 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyServerCert {
 
 /// A dialer for `host:port` over TCP (with `TCP_NODELAY`), with a connect timeout.
 pub fn tcp_dialer(addr: &str) -> Dialer {
+    tcp_dialer_from(addr, None)
+}
+
+/// Like [`tcp_dialer`], with the connection's source address set to `local` (a node whose
+/// address must match where its connections come from).
+pub fn tcp_dialer_from(addr: &str, local: Option<std::net::IpAddr>) -> Dialer {
     let addr = addr.to_string();
     Arc::new(move || {
         let addr = addr.clone();
         Box::pin(async move {
-            let stream = tokio::time::timeout(Duration::from_secs(15), tokio::net::TcpStream::connect(&addr))
+            let stream = tokio::time::timeout(Duration::from_secs(15), connect_from(&addr, local))
                 .await
                 .map_err(|_| Error::connection_problem(format!("timed out connecting to {addr}; is the address reachable?")))?
                 .map_err(|e| connect_error(&addr, &e))?;
@@ -177,6 +183,23 @@ pub fn tcp_dialer(addr: &str) -> Dialer {
             Ok(Box::new(stream) as BoxStream)
         })
     })
+}
+
+/// Connects to `addr`, from `local` when given and of the same family.
+pub async fn connect_from(addr: &str, local: Option<std::net::IpAddr>) -> std::io::Result<tokio::net::TcpStream> {
+    let Some(local) = local else { return tokio::net::TcpStream::connect(addr).await };
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+    for target in tokio::net::lookup_host(addr).await? {
+        let socket = if target.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        if target.is_ipv4() == local.is_ipv4() {
+            socket.bind(std::net::SocketAddr::new(local, 0))?;
+        }
+        match socket.connect(target).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// A one-line explanation of a failed TCP connect.
@@ -348,6 +371,11 @@ impl ApiClient {
     /// DELETE.
     pub async fn delete(&self, path: &str) -> Result<()> {
         self.call_raw::<()>(Method::DELETE, path, None).await.map(|_| ())
+    }
+
+    /// DELETE, decoding the answer.
+    pub async fn delete_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.call::<(), T>(Method::DELETE, path, None).await
     }
 }
 

@@ -210,6 +210,16 @@ impl Caller {
     }
 }
 
+/// When a certificate was issued: we backdate `valid_after` by [`crate::certs::CLOCK_SKEW`].
+pub fn ssh_cert_issued_at(cert: &Certificate) -> OffsetDateTime {
+    crate::timefmt::from_unix(i64::try_from(cert.valid_after()).unwrap_or(0)) + crate::certs::CLOCK_SKEW
+}
+
+/// When an X.509 certificate was issued (its `not_before`, backdated as for SSH).
+pub fn tls_cert_issued_at(not_before_unix: i64) -> OffsetDateTime {
+    crate::timefmt::from_unix(not_before_unix) + crate::certs::CLOCK_SKEW
+}
+
 /// A certificate's expiry as an `OffsetDateTime`.
 pub fn ssh_cert_expiry(cert: &Certificate) -> OffsetDateTime {
     crate::timefmt::from_unix(i64::try_from(cert.valid_before()).unwrap_or(i64::MAX))

@@ -10,6 +10,7 @@
 //! | [`yaml`] | reading resource files, printing YAML as `tctl` does |
 //! | [`rolemap`] | `role_map` validation and mapping |
 //! | [`labels`] | label selectors |
+//! | [`names`] | name hygiene: no look-alikes, invisible characters or stray white space |
 //! | [`template`] | `{{internal.logins}}` and friends |
 //! | [`rbac`] | the access checker (node logins, cluster labels, API rules) |
 //! | [`certs`] | SSH and X.509 keys and certificates |
@@ -31,6 +32,7 @@ pub mod client;
 pub mod error;
 pub mod identity;
 pub mod labels;
+pub mod names;
 pub mod output;
 pub mod profile;
 pub mod rbac;

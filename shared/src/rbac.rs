@@ -41,6 +41,32 @@ impl AccessChecker {
         self.roles.iter().map(|r| r.metadata.name.clone()).collect()
     }
 
+    /// The smallest positive value of a numeric role option across the roles (the strictest
+    /// wins, as in Teleport); None when no role sets one.
+    fn strictest(&self, pick: impl Fn(&crate::resource::role::RoleOptions) -> Option<i64>) -> Option<u64> {
+        self.roles.iter().filter_map(|r| pick(&r.spec.options)).filter(|n| *n > 0).min().and_then(|n| u64::try_from(n).ok())
+    }
+
+    /// `max_sessions`: sessions one SSH connection may hold.
+    pub fn max_sessions(&self) -> Option<u64> {
+        self.strictest(|o| o.max_sessions)
+    }
+
+    /// `max_connections`: concurrent SSH connections of one user in the cluster.
+    pub fn max_connections(&self) -> Option<u64> {
+        self.strictest(|o| o.max_connections)
+    }
+
+    /// `client_idle_timeout`: the shortest a role sets.
+    pub fn client_idle_timeout(&self) -> Option<Duration> {
+        self.roles
+            .iter()
+            .filter_map(|r| r.spec.options.client_idle_timeout.as_deref())
+            .filter_map(|t| crate::timefmt::parse_duration(t).ok())
+            .filter(|d| !d.is_zero())
+            .min()
+    }
+
     /// The roles, with traits applied.
     pub fn roles(&self) -> &[Role] {
         &self.roles
@@ -180,6 +206,24 @@ mod tests {
         let mut t = Traits::new();
         t.insert("logins".into(), logins(l));
         t
+    }
+
+    #[test]
+    fn the_strictest_connection_limits_win() {
+        let mut a = role("a", RoleConditions::default(), RoleConditions::default());
+        let mut b = role("b", RoleConditions::default(), RoleConditions::default());
+        let none = AccessChecker::new(&[a.clone(), b.clone()], &Traits::new());
+        assert_eq!((none.max_sessions(), none.max_connections(), none.client_idle_timeout()), (None, None, None));
+        a.spec.options.max_sessions = Some(10);
+        b.spec.options.max_sessions = Some(3);
+        a.spec.options.max_connections = Some(0);
+        b.spec.options.max_connections = Some(2);
+        a.spec.options.client_idle_timeout = Some("10m".into());
+        b.spec.options.client_idle_timeout = Some("30s".into());
+        let c = AccessChecker::new(&[a, b], &Traits::new());
+        assert_eq!(c.max_sessions(), Some(3));
+        assert_eq!(c.max_connections(), Some(2), "0 means no limit, not the strictest");
+        assert_eq!(c.client_idle_timeout(), Some(Duration::from_secs(30)));
     }
 
     #[test]

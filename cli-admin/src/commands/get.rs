@@ -5,7 +5,9 @@ use std::io::Write;
 use shared::api::path;
 use shared::client::encode_segment;
 use shared::output::{Format, table};
-use shared::resource::{CertAuthority, Kind, Node, ProvisionToken, RemoteCluster, ResourceRef, Role, TrustedCluster, User, format_labels};
+use shared::resource::{
+    CertAuthority, Kind, Lock, Node, ProvisionToken, RemoteCluster, ResourceRef, Role, TrustedCluster, User, format_labels,
+};
 
 use super::parse_format;
 use crate::client::{ConnArgs, connect};
@@ -13,7 +15,7 @@ use crate::client::{ConnArgs, connect};
 /// Print resources.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  tctl get rc\n  tctl get roles --format=json\n  tctl get user/myuser\n  tctl get cert_authority/host --with-secrets"
+    after_help = "Examples:\n  tctl get rc\n  tctl get roles --format=json\n  tctl get user/myuser\n  tctl get cert_authority/host --with-secrets\n  tctl get locks --format=text"
 )]
 pub struct Args {
     /// kind or kind/name (aliases: rc, tc, cas, roles, users, tokens, nodes).
@@ -136,6 +138,16 @@ pub fn text_table(kind: Kind, values: &[serde_json::Value]) -> String {
                 })
                 .collect::<Vec<_>>();
             table(&["Host", "UUID", "Public Address", "Labels", "Version"], &rows)
+        }
+        Kind::Lock => {
+            let rows = typed::<Lock>(values)
+                .iter()
+                .map(|l| {
+                    let expires = l.spec.expires.map(shared::timefmt::heartbeat_stamp).unwrap_or_else(|| "never".into());
+                    vec![l.metadata.name.clone(), l.spec.target.to_string(), l.spec.message.clone(), expires]
+                })
+                .collect::<Vec<_>>();
+            table(&["ID", "Target", "Message", "Expires"], &rows)
         }
         Kind::Github | Kind::Oidc | Kind::Saml => {
             let rows = values

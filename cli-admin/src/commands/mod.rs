@@ -10,6 +10,7 @@ mod completion;
 mod create;
 mod edit;
 mod get;
+mod lock;
 mod map_roles;
 mod rm;
 mod status;
@@ -56,6 +57,8 @@ enum Command {
     Update(update::Args),
     /// Sign identity files and export certificate authorities.
     Auth(auth::Args),
+    /// Lock a user, role, login or node out of the cluster.
+    Lock(lock::Args),
     /// Show which local roles a user with the given remote roles would get.
     MapRoles(map_roles::Args),
     /// Show the cluster and its certificate authorities.
@@ -114,6 +117,7 @@ async fn exec(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         Command::Rm(a) => rm::exec(a, c, out).await,
         Command::Update(a) => update::exec(a, c, out).await,
         Command::Auth(a) => auth::exec(a, c, out).await,
+        Command::Lock(a) => lock::exec(a, c, out).await,
         Command::MapRoles(a) => map_roles::exec(a, c, out).await,
         Command::Status(a) => status::exec(a, c, out).await,
         Command::Version => {

@@ -27,14 +27,29 @@ pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result<
     };
     let conn = connect(c)?;
     let encoded = name.split('/').map(encode_segment).collect::<Vec<_>>().join("/");
-    conn.api.delete(&format!("{}/{}/{encoded}", path::RESOURCES, r.kind.as_str())).await?;
+    let answer: serde_json::Value = conn.api.delete_json(&format!("{}/{}/{encoded}", path::RESOURCES, r.kind.as_str())).await?;
     match r.kind {
         Kind::RemoteCluster => writeln!(out, "remote cluster {name:?} has been deleted")?,
         Kind::TrustedCluster => writeln!(out, "trusted cluster {name:?} has been deleted")?,
         Kind::CertAuthority => writeln!(out, "cert_authority '{name}' has been deleted")?,
         Kind::Token => writeln!(out, "Token {name} has been deleted")?,
-        Kind::User => writeln!(out, "user {name:?} has been deleted")?,
+        Kind::User => {
+            writeln!(out, "user {name:?} has been deleted")?;
+            say_user_lock(&answer, out)?;
+        }
+        Kind::Lock => writeln!(out, "lock {name:?} has been deleted")?,
         other => writeln!(out, "{} {name:?} has been deleted", super::create::describe(other))?,
+    }
+    Ok(())
+}
+
+/// Says which lock now stops a deleted user's certificates (the server makes one).
+pub fn say_user_lock(answer: &serde_json::Value, out: &mut dyn Write) -> std::io::Result<()> {
+    if let (Some(lock), Some(until)) = (answer["lock"]["metadata"]["name"].as_str(), answer["lock"]["spec"]["expires"].as_str()) {
+        writeln!(
+            out,
+            "Certificates already issued to this user are locked until {until} (lock {lock:?}); a new user of this name is not affected."
+        )?;
     }
     Ok(())
 }

@@ -123,8 +123,9 @@ pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result<
             Ok(())
         }
         Cmd::Rm { name } => {
-            conn.api.delete(&format!("{}/user/{}", path::RESOURCES, encode_segment(&name))).await?;
+            let answer: serde_json::Value = conn.api.delete_json(&format!("{}/user/{}", path::RESOURCES, encode_segment(&name))).await?;
             writeln!(out, "User {name:?} has been deleted")?;
+            super::rm::say_user_lock(&answer, out)?;
             Ok(())
         }
         Cmd::Reset { name } => {

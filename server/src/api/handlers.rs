@@ -23,7 +23,7 @@ type J<T> = axum::Json<T>;
 
 /// `POST /v1/auth/login`.
 pub async fn login(State(s): State<Arc<ApiState>>, addr: ClientAddr, JsonBody(req): JsonBody<LoginRequest>) -> ApiResult<J<CertsResponse>> {
-    s.limiter.check(Class::Login, addr.0)?;
+    s.limiter.check(Class::Login, &addr.key())?;
     if req.username.len() > 256 || req.password.len() > 4096 {
         return Err(Error::bad_parameter("username or password too long").into());
     }
@@ -65,7 +65,7 @@ pub async fn whoami(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> ApiR
 
 /// `POST /v1/join`.
 pub async fn join(State(s): State<Arc<ApiState>>, addr: ClientAddr, JsonBody(req): JsonBody<JoinRequest>) -> ApiResult<J<JoinResponse>> {
-    s.limiter.check(Class::Join, addr.0)?;
+    s.limiter.check(Class::Join, &addr.key())?;
     Ok(axum::Json(s.auth.join(req, &addr.text()).await?))
 }
 
@@ -197,9 +197,16 @@ pub async fn nodes(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, Query(q)
 }
 
 /// `POST /v1/nodes/heartbeat` (nodes).
-pub async fn node_heartbeat(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, JsonBody(node): JsonBody<Node>) -> ApiResult<J<Value>> {
+pub async fn node_heartbeat(
+    State(s): State<Arc<ApiState>>,
+    addr: ClientAddr,
+    Authed(ctx): Authed,
+    JsonBody(node): JsonBody<Node>,
+) -> ApiResult<J<Value>> {
     let host = ctx.require_host(SystemRole::Node)?;
-    s.auth.upsert_node(node, &host.host_id).await?;
+    // A heartbeat from an in-process stream (no address) came through a tunnel, which only
+    // tunnel nodes use; they register no address.
+    s.auth.upsert_node(node, &host.host_id, addr.0).await?;
     Ok(axum::Json(json!({})))
 }
 

@@ -115,24 +115,54 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
 /// The connection of the request.
 pub fn conn_info(parts: &Parts) -> Arc<ConnInfo> {
-    parts.extensions.get::<Arc<ConnInfo>>().cloned().unwrap_or_else(|| Arc::new(ConnInfo { peer: None, cert: None }))
+    parts.extensions.get::<Arc<ConnInfo>>().cloned().unwrap_or_else(|| Arc::new(ConnInfo { peer: None, cert: None, origin: None }))
 }
 
-/// The caller's address (or a placeholder for in-process streams).
-pub struct ClientAddr(pub Option<IpAddr>);
+/// Where the caller is: their address, or for a request through a trusted root's tunnel, the
+/// user and address the root's proxy names.
+pub struct ClientAddr(pub Option<IpAddr>, pub Option<crate::tunnel::Origin>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(conn_info(parts).peer.map(|p| p.ip())))
+        let info = conn_info(parts);
+        Ok(ClientAddr(info.peer.map(|p| p.ip()), info.origin.clone()))
     }
 }
 
 impl ClientAddr {
     /// Text for logs and audit.
     pub fn text(&self) -> String {
-        self.0.map(|i| i.to_string()).unwrap_or_else(|| "tunnel".into())
+        match (&self.1, self.0) {
+            (Some(o), _) => format!("{} (user {} of cluster {}, through its tunnel)", o.addr, o.user, o.cluster),
+            (None, Some(ip)) => ip.to_string(),
+            (None, None) => "local".into(),
+        }
     }
+
+    /// The rate limiter's key: the address, or for tunnel requests the user and their address,
+    /// so that one root user cannot spend everyone's budget.
+    pub fn key(&self) -> String {
+        match (&self.1, self.0) {
+            (Some(o), _) => format!("tunnel:{}:{}", o.caller(), o.addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(&o.addr)),
+            (None, Some(ip)) => ip.to_string(),
+            (None, None) => "local".into(),
+        }
+    }
+}
+
+/// Refuses a request that came through a trusted root's tunnel: the endpoints behind it
+/// (password login, invites, joins, the trust handshake) need no certificate, so they are for
+/// callers who reach this cluster's own address, never for a root's users.
+async fn direct_only(req: Request, next: axum::middleware::Next) -> Response {
+    let via_tunnel = req.extensions().get::<Arc<ConnInfo>>().is_some_and(|i| i.via_tunnel());
+    if via_tunnel {
+        return ApiError(Error::access_denied(
+            "this endpoint is not served through a trusted cluster's tunnel; connect to this cluster's own proxy address",
+        ))
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// An authenticated caller.
@@ -157,19 +187,22 @@ const BODY_LIMIT: usize = 6 * 1024 * 1024;
 /// The API routes.
 pub fn router(state: Arc<ApiState>) -> Router {
     use shared::api::path;
-    Router::new()
-        .route("/", get(webapi::index))
-        .route("/web", get(webapi::index))
-        .route(path::PING, get(webapi::ping))
-        .route(path::FIND, get(webapi::ping))
+    let direct = Router::new()
         .route(path::VALIDATE_TRUSTED_CLUSTER, post(webapi::validate_trusted_cluster))
         .route(path::SET_PASSWORD, put(webapi::set_password))
         .route("/web/invite/{token}", get(webapi::invite_page))
         .route("/web/reset/{token}", get(webapi::invite_page))
         .route(path::LOGIN, post(handlers::login))
+        .route(path::JOIN, post(handlers::join))
+        .route_layer(axum::middleware::from_fn(direct_only));
+    Router::new()
+        .merge(direct)
+        .route("/", get(webapi::index))
+        .route("/web", get(webapi::index))
+        .route(path::PING, get(webapi::ping))
+        .route(path::FIND, get(webapi::ping))
         .route(path::REISSUE, post(handlers::reissue))
         .route(path::WHOAMI, get(handlers::whoami))
-        .route(path::JOIN, post(handlers::join))
         .route(path::RESOURCES, post(resources::upsert))
         .route("/v1/resources/{kind}", get(resources::list))
         .route("/v1/resources/{kind}/{*name}", get(resources::get_one).delete(resources::remove))

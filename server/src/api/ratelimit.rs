@@ -2,7 +2,6 @@
 //! handshake): guessing passwords or tokens from one address gets a clear 429.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -41,21 +40,22 @@ struct Bucket {
 /// The limiter.
 #[derive(Default)]
 pub struct RateLimiter {
-    buckets: Mutex<HashMap<(Class, Option<IpAddr>), Bucket>>,
+    buckets: Mutex<HashMap<(Class, String), Bucket>>,
 }
 
 impl RateLimiter {
-    /// Takes one token for `(class, addr)`; `LimitExceeded` when none are left.
-    pub fn check(&self, class: Class, addr: Option<IpAddr>) -> Result<()> {
+    /// Takes one token for `(class, key)` (an address, or a tunnel caller); `LimitExceeded`
+    /// when none are left. A poisoned lock refuses (fails closed).
+    pub fn check(&self, class: Class, key: &str) -> Result<()> {
         let (burst, rate) = class.limits();
         let now = Instant::now();
         let Ok(mut map) = self.buckets.lock() else {
-            return Ok(());
+            return Err(Error::limit_exceeded("too many requests; try again in a few seconds"));
         };
         if map.len() > 100_000 {
             map.retain(|_, b| now.duration_since(b.at).as_secs_f64() * rate < burst);
         }
-        let b = map.entry((class, addr)).or_insert(Bucket { tokens: burst, at: now });
+        let b = map.entry((class, key.to_string())).or_insert(Bucket { tokens: burst, at: now });
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
         b.at = now;
         if b.tokens < 1.0 {
@@ -73,13 +73,13 @@ mod tests {
     #[test]
     fn bursts_then_refuses() {
         let l = RateLimiter::default();
-        let ip: Option<IpAddr> = "127.0.0.9".parse().ok();
+        let ip = "127.0.0.9";
         for _ in 0..10 {
             assert!(l.check(Class::Validate, ip).is_ok());
         }
         let e = l.check(Class::Validate, ip).unwrap_err();
         assert_eq!(e.kind, shared::Kind::LimitExceeded);
-        assert!(l.check(Class::Validate, "127.0.0.10".parse().ok()).is_ok(), "other addresses are not affected");
+        assert!(l.check(Class::Validate, "127.0.0.10").is_ok(), "other addresses are not affected");
         assert!(l.check(Class::Login, ip).is_ok(), "other classes are not affected");
     }
 }

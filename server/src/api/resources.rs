@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use shared::api::{UpsertResourceRequest, UpsertResourceResponse};
 use shared::error::{Error, Kind as ErrKind, Result};
 use shared::resource::connector::Connector;
-use shared::resource::{CertAuthority, Kind, Node, RemoteCluster, Resource, Role, TrustedCluster, User};
+use shared::resource::{CertAuthority, Kind, Lock, Node, RemoteCluster, Resource, Role, TrustedCluster, User};
 
 use super::{ApiResult, ApiState, Authed, JsonBody};
 use crate::audit::codes;
@@ -69,6 +69,7 @@ async fn list_values(s: &ApiState, ctx: &Context, kind: Kind, secrets: bool) -> 
             let cs = svc.list::<Connector>(&prefix).await?;
             to_values(cs.into_iter().map(|c| if secrets { c } else { c.without_secrets() }).collect::<Vec<_>>())
         }
+        Kind::Lock => to_values(svc.list::<Lock>(&prefix).await?),
     };
     Ok(vals)
 }
@@ -199,6 +200,11 @@ pub async fn upsert(
             auth.audit.emit(codes::RESOURCE_UPSERT, json!({"kind": kind.as_str(), "name": name, "user": actor})).await;
             (name, created)
         }
+        Resource::Lock(lock) => {
+            let name = lock.metadata.name.clone();
+            let created = auth.upsert_lock(lock, req.force, req.expected_id, &actor).await?;
+            (name, created)
+        }
         Resource::RemoteCluster(_) | Resource::CertAuthority(_) | Resource::Node(_) => {
             let hint = if kind == Kind::RemoteCluster { "; use 'tctl update rc/<name> --set-labels=...'" } else { "" };
             return Err(Error::bad_parameter(format!("creating resources of type {:?} is not supported{hint}", kind.as_str())).into());
@@ -236,7 +242,11 @@ pub async fn remove(
     let auth = &s.auth;
     let actor = ctx.name();
     match kind {
-        Kind::User => auth.delete_user(&name, &actor).await?,
+        Kind::User => {
+            let lock = auth.delete_user(&name, &actor).await?;
+            return Ok(axum::Json(json!({ "lock": lock })));
+        }
+        Kind::Lock => auth.delete_lock(&name, &actor).await?,
         Kind::Token => auth.delete_token(&name).await?,
         Kind::TrustedCluster => auth.delete_trusted_cluster(&name, &actor).await?,
         Kind::RemoteCluster => auth.delete_remote_cluster(&name, &actor).await?,

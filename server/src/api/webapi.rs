@@ -52,7 +52,7 @@ pub async fn validate_trusted_cluster(
     addr: ClientAddr,
     JsonBody(req): JsonBody<ValidateTrustedClusterRequest>,
 ) -> ApiResult<axum::Json<ValidateTrustedClusterResponse>> {
-    s.limiter.check(Class::Validate, addr.0)?;
+    s.limiter.check(Class::Validate, &addr.key())?;
     match s.auth.validate_trusted_cluster(req, &addr.text()).await {
         Ok(r) => Ok(axum::Json(r)),
         Err(e) if e.kind == Kind::AccessDenied => Err(Error::access_denied(TOKEN_REJECTED).into()),
@@ -66,7 +66,7 @@ pub async fn set_password(
     addr: ClientAddr,
     JsonBody(req): JsonBody<SetPasswordRequest>,
 ) -> ApiResult<axum::Json<SetPasswordResponse>> {
-    s.limiter.check(Class::Password, addr.0)?;
+    s.limiter.check(Class::Password, &addr.key())?;
     let username = s.auth.set_password_with_token(&req.token, &req.password).await?;
     Ok(axum::Json(SetPasswordResponse { username }))
 }

@@ -5,7 +5,9 @@
 //! data rules (validation, immutability, atomicity).
 
 pub mod ca;
+pub mod locks;
 pub mod nodes;
+pub mod semaphore;
 pub mod status;
 pub mod tokens;
 pub mod trust;
@@ -148,6 +150,42 @@ impl AuthServer {
     pub async fn checker_for_user(&self, user: &User) -> Result<AccessChecker> {
         let roles = self.services.roles(&user.spec.roles).await?;
         Ok(AccessChecker::new(&roles, &user.spec.traits))
+    }
+
+    /// The roles that apply here to the holder of a certificate `issuer` signed, and their
+    /// checker: a user of this cluster gets their certificate's roles; a trusted root's user
+    /// gets what the root's `role_map` maps their roles to (never their root roles), with
+    /// `logins` replaced by the certificate's principals.
+    pub async fn access_for(&self, u: &UserIdentity, issuer: &str) -> Result<(Vec<String>, AccessChecker)> {
+        if issuer == self.cluster_name() {
+            let roles = self
+                .services
+                .roles(&u.roles)
+                .await
+                .map_err(|e| Error::access_denied(format!("{}; sign in again to refresh your roles", e.message)))?;
+            return Ok((u.roles.clone(), AccessChecker::new(&roles, &u.traits)));
+        }
+        if self.services.trusted_cluster(issuer).await?.is_none() {
+            return Err(Error::access_denied(format!("certificates of cluster {issuer:?} are not trusted here")));
+        }
+        let ca = self
+            .services
+            .ca(CaType::User, issuer, false)
+            .await?
+            .ok_or_else(|| Error::access_denied(format!("certificates of cluster {issuer:?} are not trusted here")))?;
+        let mapped = shared::rolemap::map_roles(&ca.combined_mapping(), &u.roles).map_err(|e| {
+            Error::access_denied(format!(
+                "failed to map roles for remote user {:?} from cluster {issuer:?} with remote roles {}: {}",
+                u.username,
+                shared::rolemap::go_list(&u.roles),
+                e.message
+            ))
+        })?;
+        if mapped.is_empty() {
+            return Err(shared::rolemap::no_roles_mapped_api(&u.username, issuer, &u.roles));
+        }
+        let roles = self.services.roles(&mapped).await?;
+        Ok((mapped, AccessChecker::new(&roles, &crate::authz::remote_traits(u))))
     }
 
     /// Remote clusters the checker may see (cluster_labels), with live status.
@@ -342,7 +380,10 @@ impl AuthServer {
                 _ = shutdown.wait() => return,
                 ev = events.recv() => match ev {
                     Ok(e) => {
-                        if [keys::AUTHORITIES, keys::DEACTIVATED, keys::ROLES, keys::TRUSTED_CLUSTERS].iter().any(|p| e.key.starts_with(p)) {
+                        if [keys::AUTHORITIES, keys::DEACTIVATED, keys::ROLES, keys::TRUSTED_CLUSTERS, keys::LOCKS, keys::REMOTE_LOCKS]
+                            .iter()
+                            .any(|p| e.key.starts_with(p))
+                        {
                             self.bump_authz_generation();
                         }
                     }

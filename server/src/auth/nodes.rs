@@ -1,5 +1,6 @@
 //! Nodes: joining with a token, heartbeats, and the bundle nodes use to authorize logins.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use serde_json::json;
@@ -15,6 +16,28 @@ use crate::storage::Op;
 
 /// How long a node record lives without a heartbeat, at most.
 pub const MAX_NODE_TTL: Duration = Duration::from_secs(3600);
+
+/// A registered address must be the heartbeat's own source address, or a name resolving to it.
+async fn check_node_addr(hostname: &str, addr: &str, from: IpAddr) -> Result<()> {
+    let from = from.to_canonical();
+    let (host, port) = addr.rsplit_once(':').unwrap_or((addr, ""));
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let refuse = || {
+        Error::access_denied(format!(
+            "node {hostname:?} registered address {addr:?}, but its heartbeat comes from {from}; a node may only register \
+             its own address: set teleport.advertise_ip to {from} (or join with --tunnel when the node is behind NAT)"
+        ))
+    };
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return if ip.to_canonical() == from { Ok(()) } else { Err(refuse()) };
+    }
+    let lookup = tokio::time::timeout(Duration::from_secs(3), tokio::net::lookup_host(format!("{host}:{port}"))).await;
+    let resolves_to_caller = match lookup {
+        Ok(Ok(mut addrs)) => addrs.any(|a| a.ip().to_canonical() == from),
+        _ => false,
+    };
+    if resolves_to_caller { Ok(()) } else { Err(refuse()) }
+}
 
 /// Checks a host UUID (we generate them; joiners must send one in the same shape).
 fn check_host_id(id: &str) -> Result<()> {
@@ -37,6 +60,7 @@ impl AuthServer {
         {
             return Err(Error::bad_parameter("invalid nodename"));
         }
+        shared::names::check_name("node name", &req.nodename)?;
         if req.additional_principals.len() > 32
             || req.additional_principals.iter().any(|p| p.len() > 253 || p.contains(char::is_whitespace))
         {
@@ -58,11 +82,21 @@ impl AuthServer {
     }
 
     /// Stores a node heartbeat; the record expires unless renewed.
-    pub async fn upsert_node(&self, mut node: Node, host_id: &str) -> Result<()> {
+    ///
+    /// A node cannot choose where the proxy dials: a heartbeat that arrives over the network
+    /// (`from`) must register an address that is the connection's own (or a name resolving to
+    /// it), so a node token cannot point the proxy at another host. And a node cannot take a
+    /// hostname another live node holds.
+    pub async fn upsert_node(&self, mut node: Node, host_id: &str, from: Option<IpAddr>) -> Result<()> {
         if node.metadata.name != host_id {
             return Err(Error::access_denied("a node can only heartbeat for itself"));
         }
         node.check()?;
+        if node.spec.use_tunnel {
+            node.spec.addr.clear();
+        } else if let Some(ip) = from {
+            check_node_addr(&node.spec.hostname, &node.spec.addr, ip).await?;
+        }
         let now = self.clock.now();
         let max = now + MAX_NODE_TTL;
         node.metadata.expires = Some(match node.metadata.expires {
@@ -70,13 +104,41 @@ impl AuthServer {
             _ => max,
         });
         let key = format!("{}{}", keys::NODES, node.metadata.name);
-        self.services.apply(vec![self.services.put_op(&key, &node)?]).await?;
-        Ok(())
+        let name_key = format!("{}{}", keys::NODE_NAMES, node.spec.hostname);
+        let expires = node.metadata.expires.map(|e| e.unix_timestamp());
+        let claim = host_id.as_bytes().to_vec();
+        for _ in 0..3 {
+            let name_op = match self.services.backend.get(&name_key).await? {
+                Some(item) if item.value != claim => {
+                    let holder = String::from_utf8_lossy(&item.value).to_string();
+                    return Err(Error::already_exists(format!(
+                        "node name {:?} is already registered by node {holder}; give this node another name (teleport.nodename or --nodename)",
+                        node.spec.hostname
+                    )));
+                }
+                Some(item) => Op::CompareAndSwap { key: name_key.clone(), value: claim.clone(), expires, expected: item.revision },
+                None => Op::Create { key: name_key.clone(), value: claim.clone(), expires },
+            };
+            match self.services.apply(vec![name_op, self.services.put_op(&key, &node)?]).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is(shared::Kind::CompareFailed) || e.is(shared::Kind::AlreadyExists) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::compare_failed("the node record changed concurrently; the next heartbeat will try again"))
     }
 
-    /// Removes a node record (a node shutting down cleanly).
+    /// Removes a node record (a node shutting down cleanly), and its claim on its hostname.
     pub async fn delete_node(&self, host_id: &str) -> Result<()> {
-        self.services.apply(vec![Op::DeleteIfExists { key: format!("{}{host_id}", keys::NODES) }]).await?;
+        let key = format!("{}{host_id}", keys::NODES);
+        let mut ops = vec![Op::DeleteIfExists { key: key.clone() }];
+        if let Some(n) = self.services.get::<Node>(&key).await? {
+            let name_key = format!("{}{}", keys::NODE_NAMES, n.value.spec.hostname);
+            if self.services.backend.get(&name_key).await?.is_some_and(|i| i.value == host_id.as_bytes()) {
+                ops.push(Op::DeleteIfExists { key: name_key });
+            }
+        }
+        self.services.apply(ops).await?;
         Ok(())
     }
 
@@ -97,6 +159,12 @@ impl AuthServer {
                 role_map: if is_own { vec![] } else { ca.combined_mapping() },
             });
         }
-        Ok(NodeAuthzBundle { generation, cluster_name: self.cluster_name().into(), user_cas, roles: self.all_roles().await? })
+        Ok(NodeAuthzBundle {
+            generation,
+            cluster_name: self.cluster_name().into(),
+            user_cas,
+            roles: self.all_roles().await?,
+            locks: self.lock_set().await?,
+        })
     }
 }

@@ -56,7 +56,7 @@ impl AuthServer {
             }
             None => shared::certs::random_hex(16),
         };
-        if self.settings.static_tokens.iter().any(|(_, t)| t == &value) {
+        if self.settings.static_tokens.iter().any(|(_, t)| shared::certs::secret_eq(t, &value)) {
             return Err(Error::already_exists("a token with this value already exists"));
         }
         let mut token = ProvisionToken::new(&value, roles, Some(self.clock.now() + ttl));
@@ -87,7 +87,7 @@ impl AuthServer {
 
     /// `tctl tokens rm`.
     pub async fn delete_token(&self, value: &str) -> Result<()> {
-        if self.settings.static_tokens.iter().any(|(_, t)| t == value) {
+        if self.settings.static_tokens.iter().any(|(_, t)| shared::certs::secret_eq(t, value)) {
             return Err(Error::bad_parameter(format!("token {} is statically configured and cannot be removed", mask(value))));
         }
         self.services
@@ -103,7 +103,10 @@ impl AuthServer {
         if value.is_empty() || value.len() > 256 {
             return Err("the token is empty or too long".into());
         }
-        if let Some((r, v)) = self.settings.static_tokens.iter().find(|(_, v)| v == value) {
+        // Every static token is compared, in constant time, so timing tells nothing about them.
+        let matched =
+            self.settings.static_tokens.iter().fold(None, |found, t| if shared::certs::secret_eq(&t.1, value) { Some(t) } else { found });
+        if let Some((r, v)) = matched {
             if *r != role {
                 return Err("role does not match".into());
             }

@@ -488,7 +488,10 @@ impl AuthServer {
         if self.services.trusted_cluster(name).await?.is_none() {
             return Err(Error::not_found(format!("trusted cluster {name:?} is not found")));
         }
-        let mut ops = vec![Op::Delete { key: format!("{}{name}", keys::TRUSTED_CLUSTERS) }];
+        let mut ops = vec![
+            Op::Delete { key: format!("{}{name}", keys::TRUSTED_CLUSTERS) },
+            Op::DeleteIfExists { key: format!("{}{name}", keys::REMOTE_LOCKS) },
+        ];
         for t in ALL_CA_TYPES {
             ops.push(Op::DeleteIfExists { key: keys::ca(t, name) });
             ops.push(Op::DeleteIfExists { key: keys::deactivated_ca(t, name) });

@@ -171,16 +171,21 @@ impl AuthServer {
     }
 
     /// `tctl users rm`.
-    pub async fn delete_user(&self, name: &str, actor: &str) -> Result<()> {
+    ///
+    /// Deleting a user also locks the certificates issued to them so far, until the last of them
+    /// expires (Teleport leaves them valid); the lock is returned so the caller can say so.
+    pub async fn delete_user(&self, name: &str, actor: &str) -> Result<shared::resource::Lock> {
         self.services.user(name).await?;
+        let (lock_op, lock) = self.deleted_user_lock(name, actor).await?;
         self.services
             .apply(vec![
                 Op::Delete { key: format!("{}{name}", keys::USERS) },
                 Op::DeleteIfExists { key: format!("{}{name}", keys::PASSWORDS) },
+                lock_op,
             ])
             .await?;
-        self.audit.emit(audit_codes::USER_DELETE, json!({"name": name, "user": actor})).await;
-        Ok(())
+        self.audit.emit(audit_codes::USER_DELETE, json!({"name": name, "user": actor, "lock": lock.metadata.name})).await;
+        Ok(lock)
     }
 
     /// `tctl users reset`: removes the password and issues a reset link.

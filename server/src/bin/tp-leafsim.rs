@@ -60,7 +60,11 @@ struct Args {
 struct Nothing;
 
 impl TunnelService for Nothing {
-    fn serve(&self, _target: String, mut stream: russh::ChannelStream<russh::client::Msg>) -> shared::client::BoxFuture<'static, ()> {
+    fn serve(
+        &self,
+        _req: teleport_server::tunnel::TunnelRequest,
+        mut stream: russh::ChannelStream<russh::client::Msg>,
+    ) -> shared::client::BoxFuture<'static, ()> {
         Box::pin(async move {
             let _ = teleport_server::tunnel::write_err(&mut stream, "simulated leaf").await;
         })

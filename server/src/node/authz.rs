@@ -18,6 +18,7 @@ use shared::certs::{self, SshCertRejection};
 use shared::identity::{self, UserIdentity};
 use shared::rbac::AccessChecker;
 use shared::resource::LabelMap;
+use shared::resource::lock::Subject;
 use shared::template::Traits;
 use time::OffsetDateTime;
 
@@ -36,6 +37,12 @@ pub struct Allowed {
     pub remote: bool,
     /// Certificate expiry.
     pub expires: OffsetDateTime,
+    /// When the certificate was issued.
+    pub issued_at: OffsetDateTime,
+    /// The roles' `max_sessions` (sessions one connection may hold).
+    pub max_sessions: Option<u64>,
+    /// The roles' `client_idle_timeout`.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// A refusal: what the log and audit get (the client only sees "access denied").
@@ -138,7 +145,33 @@ pub fn authorize(
         roles: role_names,
         remote,
         expires: identity::ssh_cert_expiry(cert),
+        issued_at: identity::ssh_cert_issued_at(cert),
+        max_sessions: checker.max_sessions(),
+        idle_timeout: checker.client_idle_timeout(),
     })
+}
+
+/// The lock (if any) that stops an allowed login as `login` on this node (`server_id`,
+/// `node_name`): the cluster's own locks, and the issuing root's for a root's user.
+pub fn check_locks(
+    bundle: &NodeAuthzBundle,
+    a: &Allowed,
+    login: &str,
+    server_id: &str,
+    node_name: &str,
+    now: OffsetDateTime,
+) -> Option<String> {
+    let mut roles = a.cert_roles.clone();
+    roles.extend(a.roles.iter().cloned());
+    let s = Subject {
+        user: Some(&a.username),
+        roles: &roles,
+        login: Some(login),
+        server_id: Some(server_id),
+        node_name: Some(node_name),
+        issued_at: Some(a.issued_at),
+    };
+    bundle.locks.find(&s, &a.origin_cluster, now).map(|l| l.refusal())
 }
 
 #[cfg(test)]
@@ -194,6 +227,7 @@ mod tests {
                 role("stage-access", &["{{internal.logins}}"], one_label("env", "stage")),
                 role("access", &["root", "visitor"], wildcard()),
             ],
+            locks: Default::default(),
         };
         World { leaf_ca, root_ca, bundle }
     }
@@ -261,6 +295,45 @@ mod tests {
         let c = cert(&w.root_ca, "alice", &["full-access"], &["visitor"], 600);
         assert!(authorize(&w.bundle, &labels(&[("env", "stage")]), "visitor", &c, now()).is_ok());
         assert!(authorize(&w.bundle, &labels(&[("env", "prod")]), "visitor", &c, now()).is_err());
+    }
+
+    #[test]
+    fn locks_stop_their_targets_only() {
+        use shared::resource::Lock;
+        use shared::resource::lock::{LockSet, LockSpec, LockTarget, RemoteLocks};
+        let mut w = world(vec![RoleMapping { remote: "access".into(), local: vec!["visitor".into()] }]);
+        let lock = |t: LockTarget| Lock::new("l", LockSpec { target: t, message: "go away".into(), ..Default::default() });
+        let root_alice = cert(&w.root_ca, "alice", &["access"], &["visitor"], 600);
+        let ok = authorize(&w.bundle, &labels(&[]), "visitor", &root_alice, now()).unwrap();
+        assert_eq!(check_locks(&w.bundle, &ok, "visitor", "uuid-1", "node1", now()), None);
+        // The root's lock on its user alice reaches the leaf's node.
+        w.bundle.locks = LockSet {
+            local: vec![],
+            remote: vec![RemoteLocks {
+                cluster: "root".into(),
+                locks: vec![lock(LockTarget { user: "alice".into(), ..Default::default() })],
+            }],
+        };
+        let msg = check_locks(&w.bundle, &ok, "visitor", "uuid-1", "node1", now()).unwrap_or_default();
+        assert_eq!(msg, "lock targeting User:\"alice\" is in force: go away");
+        // A leaf's own alice is not the root's.
+        let leaf_alice = cert(&w.leaf_ca, "alice", &["access"], &["root"], 600);
+        let ok_leaf = authorize(&w.bundle, &labels(&[]), "root", &leaf_alice, now()).unwrap();
+        assert_eq!(check_locks(&w.bundle, &ok_leaf, "root", "uuid-1", "node1", now()), None);
+        // A leaf lock on the mapped role, on a login, and on this node.
+        for t in [
+            LockTarget { role: "visitor".into(), ..Default::default() },
+            LockTarget { login: "visitor".into(), ..Default::default() },
+            LockTarget { server_id: "uuid-1".into(), ..Default::default() },
+            LockTarget { node: "node1".into(), ..Default::default() },
+        ] {
+            w.bundle.locks = LockSet { local: vec![lock(t.clone())], remote: vec![] };
+            assert!(check_locks(&w.bundle, &ok, "visitor", "uuid-1", "node1", now()).is_some(), "{t}");
+            assert_eq!(
+                check_locks(&w.bundle, &ok, "visitor", "uuid-2", "node2", now()).is_some(),
+                t.server_id.is_empty() && t.node.is_empty()
+            );
+        }
     }
 
     #[test]

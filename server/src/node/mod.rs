@@ -25,8 +25,11 @@ use shared::timefmt::SharedClock;
 use tokio::sync::watch;
 
 use crate::auth::AuthServer;
+use crate::limits::{Limiter, Permit, Source};
+use crate::live::{Live, Place};
 use crate::process::Shutdown;
 use crate::ssh::HostCreds;
+use crate::tunnel::Origin;
 
 /// How a node talks to its auth service.
 pub trait NodeAccessPoint: Send + Sync + 'static {
@@ -51,7 +54,7 @@ impl NodeAccessPoint for LocalAccess {
         Box::pin(self.auth.node_authz_bundle(after, Duration::from_secs(25)))
     }
     fn heartbeat(&self, node: Node) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move { self.auth.upsert_node(node, &self.host_id).await })
+        Box::pin(async move { self.auth.upsert_node(node, &self.host_id, None).await })
     }
     fn emit(&self, event: AuditEvent) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
@@ -96,6 +99,8 @@ pub struct NodeConfig {
     pub use_tunnel: bool,
     /// Heartbeat interval (the record expires after 3 missed heartbeats).
     pub heartbeat_interval: Duration,
+    /// End sessions idle this long (`auth_service.client_idle_timeout`; roles may shorten it).
+    pub client_idle_timeout: Option<Duration>,
 }
 
 /// A running node.
@@ -111,14 +116,24 @@ pub struct NodeService {
     pub ssh_config: Arc<russh::server::Config>,
     /// Clock.
     pub clock: SharedClock,
+    /// Running sessions, for locks to end.
+    pub live: Arc<Live>,
+    /// Connection limits of the node's listener (and of connections through its tunnel).
+    pub limiter: Arc<Limiter>,
 }
 
 impl NodeService {
     /// Builds a node.
-    pub fn new(cfg: NodeConfig, creds: Arc<HostCreds>, access: Arc<dyn NodeAccessPoint>, clock: SharedClock) -> Arc<NodeService> {
+    pub fn new(
+        cfg: NodeConfig,
+        creds: Arc<HostCreds>,
+        access: Arc<dyn NodeAccessPoint>,
+        clock: SharedClock,
+        limiter: Arc<Limiter>,
+    ) -> Arc<NodeService> {
         let (bundle_tx, bundle) = watch::channel(None);
         let ssh_config = crate::ssh::server_config(creds.key.clone(), creds.cert.clone(), None);
-        Arc::new(NodeService { cfg, access, bundle, bundle_tx, ssh_config, clock })
+        Arc::new(NodeService { cfg, access, bundle, bundle_tx, ssh_config, clock, live: Live::new(), limiter })
     }
 
     /// The node record it heartbeats.
@@ -143,6 +158,8 @@ impl NodeService {
                     failures = 0;
                     if b.generation != generation || self.bundle.borrow().is_none() {
                         generation = b.generation;
+                        let place = Place { server_id: Some(&self.cfg.host_id), node_name: Some(&self.cfg.nodename) };
+                        self.live.enforce(&b.locks, place, self.clock.now());
                         let _ = self.bundle_tx.send(Some(Arc::new(b)));
                     }
                 }
@@ -204,9 +221,10 @@ impl NodeService {
                 _ = shutdown.wait() => return,
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
+                        let Ok(permit) = self.limiter.admit(Source::Addr(peer.ip())) else { continue };
                         shared::tuning::set_nodelay(&tcp);
                         let node = self.clone();
-                        tokio::spawn(async move { node.serve(tcp, Some(peer)).await });
+                        tokio::spawn(async move { node.serve(tcp, Some(peer), permit, None).await });
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -217,19 +235,26 @@ impl NodeService {
         }
     }
 
-    /// Serves one SSH connection (TCP, or a channel from the tunnel).
-    pub async fn serve<S>(self: Arc<Self>, stream: S, peer: Option<SocketAddr>)
+    /// Serves one SSH connection (TCP, or a channel from the tunnel for `origin`). It has its
+    /// `permit`'s grace time to authenticate.
+    pub async fn serve<S>(self: Arc<Self>, stream: S, peer: Option<SocketAddr>, permit: Permit, origin: Option<Origin>)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let conn = server::NodeConn::new(self.clone(), peer);
-        match russh::server::run_stream(self.ssh_config.clone(), stream, conn).await {
-            Ok(session) => {
-                if let Err(e) = session.await {
-                    tracing::debug!(?peer, error = %e, "SSH session ended with an error");
+        let conn = server::NodeConn::new(self.clone(), peer, origin, Some(permit.mark()));
+        let config = self.ssh_config.clone();
+        let serve = async move {
+            match russh::server::run_stream(config, stream, conn).await {
+                Ok(session) => {
+                    if let Err(e) = session.await {
+                        tracing::debug!(?peer, error = %e, "SSH session ended with an error");
+                    }
                 }
+                Err(e) => tracing::debug!(?peer, error = %e, "SSH handshake failed"),
             }
-            Err(e) => tracing::debug!(?peer, error = %e, "SSH handshake failed"),
+        };
+        if crate::limits::with_grace(&permit, serve).await {
+            tracing::debug!(?peer, "SSH connection did not authenticate in time; closed");
         }
     }
 }
@@ -238,15 +263,28 @@ impl NodeService {
 pub struct NodeTunnelService(pub Arc<NodeService>);
 
 impl crate::tunnel::agent::TunnelService for NodeTunnelService {
-    fn serve(&self, target: String, mut stream: russh::ChannelStream<russh::client::Msg>) -> BoxFuture<'static, ()> {
+    fn serve(&self, req: crate::tunnel::TunnelRequest, mut stream: russh::ChannelStream<russh::client::Msg>) -> BoxFuture<'static, ()> {
         let node = self.0.clone();
         Box::pin(async move {
-            if target != crate::tunnel::TARGET_SSH {
+            if req.target != crate::tunnel::TARGET_SSH {
                 let _ = crate::tunnel::write_err(&mut stream, "a node only serves SSH").await;
                 return;
             }
+            let source = match &req.origin {
+                Some(o) => Source::Tunnel(o.caller()),
+                None => Source::Unknown,
+            };
+            let permit = match node.limiter.admit(source) {
+                Ok(p) => p,
+                Err(r) => {
+                    let _ =
+                        crate::tunnel::write_err(&mut stream, &format!("the node is at its connection limit ({r:?}); try again shortly"))
+                            .await;
+                    return;
+                }
+            };
             if crate::tunnel::write_ok(&mut stream).await.is_ok() {
-                node.serve(stream, None).await;
+                node.serve(stream, None, permit, req.origin).await;
             }
         })
     }

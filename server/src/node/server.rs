@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use russh::keys::ssh_key::Certificate;
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
@@ -13,9 +15,13 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::NodeService;
-use super::authz::{Allowed, authorize};
+use super::authz::{Allowed, authorize, check_locks};
 use super::session::{PtySpec, SpawnSpec, accept_env, resize, spawn};
 use crate::audit::codes;
+use crate::diag::InFlight;
+use crate::limits::AuthMark;
+use crate::live::LiveEntry;
+use crate::tunnel::Origin;
 
 /// Per-channel state before and during a session.
 #[derive(Default)]
@@ -30,15 +36,54 @@ struct ChannelState {
 pub struct NodeConn {
     node: Arc<NodeService>,
     peer: Option<SocketAddr>,
+    /// For a connection through the node's tunnel: who it is for, as its proxy said.
+    origin: Option<Origin>,
     login: String,
     allowed: Option<Allowed>,
+    /// A lock stops this user here: every session gets this message instead.
+    refused: Option<String>,
     channels: HashMap<ChannelId, ChannelState>,
+    /// Sessions running on this connection (`max_sessions`).
+    sessions: Arc<AtomicUsize>,
+    /// Tells the connection limiter when authentication succeeded.
+    mark: Option<AuthMark>,
+}
+
+/// Ends a session from outside (a lock, the idle timeout), saying why.
+#[derive(Default)]
+struct Stop {
+    notify: tokio::sync::Notify,
+    why: std::sync::Mutex<Option<String>>,
+}
+
+impl Stop {
+    fn stop(&self, why: String) {
+        if let Ok(mut w) = self.why.lock() {
+            w.get_or_insert(why);
+        }
+        self.notify.notify_one();
+    }
+
+    async fn stopped(&self) -> String {
+        self.notify.notified().await;
+        self.why.lock().ok().and_then(|w| w.clone()).unwrap_or_default()
+    }
 }
 
 impl NodeConn {
     /// A new connection.
-    pub fn new(node: Arc<NodeService>, peer: Option<SocketAddr>) -> NodeConn {
-        NodeConn { node, peer, login: String::new(), allowed: None, channels: HashMap::new() }
+    pub fn new(node: Arc<NodeService>, peer: Option<SocketAddr>, origin: Option<Origin>, mark: Option<AuthMark>) -> NodeConn {
+        NodeConn {
+            node,
+            peer,
+            origin,
+            login: String::new(),
+            allowed: None,
+            refused: None,
+            channels: HashMap::new(),
+            sessions: Arc::new(AtomicUsize::new(0)),
+            mark,
+        }
     }
 
     fn event(&self, code: (&str, &str), extra: Value) -> shared::api::AuditEvent {
@@ -48,7 +93,10 @@ impl NodeConn {
         m.insert("server_id".into(), json!(self.node.cfg.host_id));
         m.insert("server_hostname".into(), json!(self.node.cfg.nodename));
         m.insert("login".into(), json!(self.login));
-        m.insert("addr.remote".into(), json!(self.peer.map(|p| p.to_string())));
+        match &self.origin {
+            Some(o) => m.insert("addr.remote".into(), json!(o.addr)),
+            None => m.insert("addr.remote".into(), json!(self.peer.map(|p| p.to_string()))),
+        };
         if let Some(a) = &self.allowed {
             m.insert("user".into(), json!(a.username));
             m.insert("origin_cluster".into(), json!(a.origin_cluster));
@@ -79,10 +127,26 @@ impl NodeConn {
             session.channel_failure(id)?;
             return Ok(());
         };
+        let refuse = |session: &mut Session, why: &str| -> anyhow::Result<()> {
+            session.channel_success(id)?;
+            session.extended_data(id, 1, format!("{why}\n").into_bytes())?;
+            session.exit_status_request(id, 1)?;
+            session.eof(id)?;
+            session.close(id)?;
+            Ok(())
+        };
+        if let Some(why) = self.refused.clone() {
+            return refuse(session, &why);
+        }
         let Some(allowed) = self.allowed.clone() else {
             session.channel_failure(id)?;
             return Ok(());
         };
+        if let Some(max) = allowed.max_sessions
+            && self.sessions.load(Ordering::SeqCst) as u64 >= max
+        {
+            return refuse(session, &format!("too many sessions on this connection (max_sessions {max}); open another connection"));
+        }
         let mut session_env =
             vec![("TELEPORT_USER".to_string(), allowed.username.clone()), ("TELEPORT_CLUSTER".to_string(), allowed.origin_cluster.clone())];
         if let Some(p) = self.peer {
@@ -120,8 +184,29 @@ impl NodeConn {
         let handle = session.handle();
         let end_event = self.event(codes::SESSION_END, json!({"sid": session_id, "command": command}));
         let access = self.node.access.clone();
+        let stop = Arc::new(Stop::default());
+        let counted = InFlight::new(&self.sessions);
+        let mut roles = allowed.cert_roles.clone();
+        roles.extend(allowed.roles.iter().cloned());
+        let live = {
+            let stop = stop.clone();
+            self.node.live.register(LiveEntry {
+                user: allowed.username.clone(),
+                origin: allowed.origin_cluster.clone(),
+                roles,
+                login: Some(self.login.clone()),
+                issued_at: Some(allowed.issued_at),
+                end: Box::new(move |why| stop.stop(why)),
+            })
+        };
+        let idle = match (allowed.idle_timeout, self.node.cfg.client_idle_timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         tokio::spawn(async move {
-            let code = run_session(handle, channel, spawned.child, master).await;
+            let _counted = counted;
+            let _live = live;
+            let code = run_session(handle, channel, spawned.child, master, stop, idle).await;
             let mut end = end_event;
             end.insert("exit_code".into(), json!(code));
             if command.is_some() {
@@ -136,7 +221,26 @@ impl NodeConn {
     }
 }
 
-/// Pumps data between the channel and the process until it exits; returns its exit code.
+/// Milliseconds since `start`, for activity stamps.
+fn stamp(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Resolves with a message once nothing has moved for `idle` (never without a timeout).
+async fn idle_watch(idle: Option<Duration>, start: Instant, last: Arc<AtomicU64>) -> String {
+    let Some(idle) = idle else { return std::future::pending().await };
+    loop {
+        let quiet = Duration::from_millis(stamp(start).saturating_sub(last.load(Ordering::SeqCst)));
+        if quiet >= idle {
+            return format!("the session was idle for {}; it was closed by client_idle_timeout", shared::timefmt::go_duration(idle));
+        }
+        tokio::time::sleep((idle - quiet).min(Duration::from_secs(1)).max(Duration::from_millis(50))).await;
+    }
+}
+
+/// Pumps data between the channel and the process until it exits, or until `stop` or the idle
+/// timeout end it (the user is told why on stderr and the process is killed); returns its exit
+/// code.
 ///
 /// The output task hands the channel's write half back when it is done: dropping the last half
 /// of a russh `ChannelStream` closes the channel, and an exit status sent after that is lost.
@@ -145,9 +249,13 @@ async fn run_session(
     channel: Channel<Msg>,
     mut child: tokio::process::Child,
     master: Option<Arc<OwnedFd>>,
+    stop: Arc<Stop>,
+    idle: Option<Duration>,
 ) -> i32 {
     type Writer = tokio::io::WriteHalf<russh::ChannelStream<Msg>>;
     let id = channel.id();
+    let start = Instant::now();
+    let last = Arc::new(AtomicU64::new(0));
     let (mut rd, mut wr) = tokio::io::split(channel.into_stream());
     let output: tokio::task::JoinHandle<Writer> = match master {
         Some(master) => {
@@ -157,18 +265,22 @@ async fn run_session(
                 let _ = child.kill().await;
                 return 255;
             };
+            let seen = last.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 8192];
                 while let Ok(n) = rd.read(&mut buf).await {
+                    seen.store(stamp(start), Ordering::SeqCst);
                     if n == 0 || pty_in.write_all(&buf[..n]).await.is_err() || pty_in.flush().await.is_err() {
                         break;
                     }
                 }
             });
+            let seen = last.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 32 * 1024];
                 // Reads fail with EIO once the last slave fd closes: that is the end.
                 while let Ok(n) = pty_out.read(&mut buf).await {
+                    seen.store(stamp(start), Ordering::SeqCst);
                     if n == 0 || wr.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
@@ -184,8 +296,15 @@ async fn run_session(
                 let _ = child.kill().await;
                 return 255;
             };
+            let seen = last.clone();
             tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut rd, &mut stdin).await;
+                let mut buf = vec![0u8; 32 * 1024];
+                while let Ok(n) = rd.read(&mut buf).await {
+                    seen.store(stamp(start), Ordering::SeqCst);
+                    if n == 0 || stdin.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
                 let _ = stdin.shutdown().await;
             });
             let err_handle = handle.clone();
@@ -197,8 +316,15 @@ async fn run_session(
                     }
                 }
             });
+            let seen = last.clone();
             tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut stdout, &mut wr).await;
+                let mut buf = vec![0u8; 32 * 1024];
+                while let Ok(n) = stdout.read(&mut buf).await {
+                    seen.store(stamp(start), Ordering::SeqCst);
+                    if n == 0 || wr.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
                 let _ = err_task.await;
                 let _ = wr.flush().await;
                 let _ = wr.shutdown().await;
@@ -206,7 +332,20 @@ async fn run_session(
             })
         }
     };
-    let status = child.wait().await;
+    let status = tokio::select! {
+        s = child.wait() => s,
+        why = async {
+            tokio::select! {
+                w = stop.stopped() => w,
+                w = idle_watch(idle, start, last.clone()) => w,
+            }
+        } => {
+            tracing::info!(reason = %why, "ending a session");
+            let _ = handle.extended_data(id, 1, format!("\r\n{why}\r\n").into_bytes()).await;
+            let _ = child.start_kill();
+            child.wait().await
+        }
+    };
     // A PTY's reader ends when the slave closes; pipes end when the process and its children
     // close them. Wait a bounded time so a backgrounded grandchild cannot hold the session open.
     let writer = tokio::time::timeout(std::time::Duration::from_secs(2), output).await.ok().and_then(|r| r.ok());
@@ -241,10 +380,26 @@ impl russh::server::Handler for NodeConn {
             tracing::warn!("refusing login: roles and certificate authorities not loaded yet");
             return Ok(Auth::reject());
         };
-        match authorize(&bundle, &self.node.cfg.labels, user, cert, self.node.clock.now()) {
+        let now = self.node.clock.now();
+        match authorize(&bundle, &self.node.cfg.labels, user, cert, now) {
             Ok(allowed) => {
-                tracing::info!(user = %allowed.username, login = user, origin = %allowed.origin_cluster, roles = ?allowed.roles, "login allowed");
-                self.allowed = Some(allowed);
+                if let Some(why) = check_locks(&bundle, &allowed, user, &self.node.cfg.host_id, &self.node.cfg.nodename, now) {
+                    // The login itself is let through so the user reads why; every session
+                    // on this connection is refused with this message.
+                    tracing::warn!(user = %allowed.username, login = user, origin = %allowed.origin_cluster, reason = %why, "login refused by a lock");
+                    let ev = self.event(
+                        codes::AUTH_FAILURE,
+                        json!({"success": false, "user": allowed.username, "origin_cluster": allowed.origin_cluster, "remote_roles": allowed.cert_roles, "error": why}),
+                    );
+                    self.emit(ev);
+                    self.refused = Some(why);
+                } else {
+                    tracing::info!(user = %allowed.username, login = user, origin = %allowed.origin_cluster, roles = ?allowed.roles, "login allowed");
+                    self.allowed = Some(allowed);
+                }
+                if let Some(m) = &self.mark {
+                    m.authenticated();
+                }
                 Ok(Auth::Accept)
             }
             Err(d) => {
@@ -265,7 +420,7 @@ impl russh::server::Handler for NodeConn {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if self.allowed.is_none() || self.channels.len() >= 32 {
+        if (self.allowed.is_none() && self.refused.is_none()) || self.channels.len() >= 32 {
             reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         }

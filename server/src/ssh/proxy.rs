@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::AtomicUsize;
+
 use russh::keys::ssh_key::Certificate;
 use russh::keys::ssh_key::certificate::CertType;
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
@@ -20,14 +22,19 @@ use shared::certs;
 use shared::error::{Error, Result};
 use shared::identity::UserIdentity;
 use shared::resource::CaType;
+use shared::resource::lock::Subject;
 use shared::resource::token::SystemRole;
 use shared::subsystem::{ProxyRequest, parse_proxy_request};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 
 use super::router::Router;
 use crate::auth::AuthServer;
+use crate::auth::semaphore::LeaseGuard;
+use crate::diag::InFlight;
+use crate::limits::{AuthMark, Permit};
+use crate::live::{Live, LiveEntry, LiveGuard};
 use crate::tunnel::killable::{KillSwitch, Killable};
-use crate::tunnel::{HEARTBEAT_SUBSYSTEM, TUNNEL_ADDRESS, TunnelKey, TunnelRegistry};
+use crate::tunnel::{HEARTBEAT_SUBSYSTEM, MAX_HEARTBEAT_LINE, TUNNEL_ADDRESS, TunnelKey, TunnelRegistry, read_line_bounded};
 
 /// State shared by all proxy SSH connections.
 pub struct ProxySsh {
@@ -40,36 +47,121 @@ pub struct ProxySsh {
     /// russh configuration (host key and certificate).
     pub config: Arc<russh::server::Config>,
     /// SSH connections open now (users and tunnels).
-    pub connections: Arc<std::sync::atomic::AtomicUsize>,
+    pub connections: Arc<AtomicUsize>,
+    /// Users' connections, for locks to end.
+    pub live: Arc<Live>,
+    /// Channels one connection may have open, of every kind.
+    pub max_channels: usize,
 }
 
 impl ProxySsh {
-    /// Serves one SSH connection.
-    pub async fn serve<S>(self: &Arc<Self>, stream: S, peer: Option<SocketAddr>)
+    /// Serves one SSH connection. It has its `permit`'s grace time to authenticate.
+    pub async fn serve<S>(self: &Arc<Self>, stream: S, peer: Option<SocketAddr>, permit: Permit)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let _counted = crate::diag::InFlight::new(&self.connections);
+        let _counted = InFlight::new(&self.connections);
         let kill = KillSwitch::new();
-        let conn = ProxyConn { shared: self.clone(), peer, mode: Mode::Pending, channels: HashMap::new(), kill: kill.clone() };
-        match russh::server::run_stream(self.config.clone(), Killable::new(stream, kill), conn).await {
-            Ok(session) => {
-                if let Err(e) = session.await {
-                    tracing::debug!(?peer, error = %e, "proxy SSH session ended with an error");
+        let conn = ProxyConn {
+            shared: self.clone(),
+            peer,
+            mode: Mode::Pending,
+            channels: HashMap::new(),
+            open: Arc::new(AtomicUsize::new(0)),
+            kill: kill.clone(),
+            mark: permit.mark(),
+        };
+        let config = self.config.clone();
+        let serve = async move {
+            match russh::server::run_stream(config, Killable::new(stream, kill), conn).await {
+                Ok(session) => {
+                    if let Err(e) = session.await {
+                        tracing::debug!(?peer, error = %e, "proxy SSH session ended with an error");
+                    }
+                }
+                Err(e) => tracing::debug!(?peer, error = %e, "proxy SSH handshake failed"),
+            }
+        };
+        // Dropping the session future drops the connection (its task ends with its stream).
+        if crate::limits::with_grace(&permit, serve).await {
+            tracing::debug!(?peer, "SSH connection did not authenticate in time; closed");
+        }
+    }
+
+    /// Ends users' connections a lock now matches, and sends this cluster's locks to every
+    /// connected leaf (which enforces them on this cluster's users): after every change, and
+    /// each minute in case a leaf missed one.
+    pub async fn run_lock_enforcer(self: Arc<Self>, mut shutdown: crate::process::Shutdown) {
+        use crate::services::keys;
+        let mut events = self.auth.services.backend.watch();
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            let push = tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tick.tick() => true,
+                ev = events.recv() => match ev {
+                    Ok(e) if e.key.starts_with(keys::LOCKS) => true,
+                    Ok(e) if e.key.starts_with(keys::REMOTE_LOCKS) => false,
+                    Ok(_) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+            };
+            match self.auth.lock_set().await {
+                Ok(locks) => {
+                    self.live.enforce(&locks, crate::live::Place::default(), self.auth.clock.now());
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read locks"),
+            }
+            if push {
+                for leaf in self.tunnels.clusters() {
+                    let me = self.clone();
+                    tokio::spawn(async move { me.push_locks(&leaf).await });
                 }
             }
-            Err(e) => tracing::debug!(?peer, error = %e, "proxy SSH handshake failed"),
+        }
+    }
+
+    /// Sends this cluster's locks to `leaf` over its tunnel.
+    pub async fn push_locks(&self, leaf: &str) {
+        let sent = async {
+            let locks = self.auth.locks_for_leaves().await?;
+            let body = serde_json::to_vec(&locks).map_err(|e| Error::internal(format!("encoding locks: {e}")))?;
+            let req = crate::tunnel::TunnelRequest::plain(crate::tunnel::TARGET_LOCKS);
+            let mut stream = self.tunnels.dial(&TunnelKey::Cluster(leaf.to_string()), &req).await?;
+            stream.write_all(&body).await.map_err(|e| Error::connection_problem(format!("sending locks: {e}")))?;
+            stream.shutdown().await.map_err(|e| Error::connection_problem(format!("sending locks: {e}")))?;
+            crate::tunnel::read_status(&mut stream).await?;
+            Ok::<usize, Error>(locks.len())
+        };
+        match tokio::time::timeout(Duration::from_secs(30), sent).await {
+            Ok(Ok(n)) => tracing::debug!(leaf, locks = n, "sent locks to the leaf cluster"),
+            Ok(Err(e)) => tracing::warn!(leaf, error = %e, "cannot send locks to the leaf cluster"),
+            Err(_) => tracing::warn!(leaf, "sending locks to the leaf cluster timed out"),
         }
     }
 
     /// Drops a leaf's tunnel as soon as its remote_cluster or CA disappears (`tctl rm rc/...`).
+    /// After a gap in the events, every leaf's tunnel is checked against storage.
     pub async fn run_remote_cluster_watcher(self: Arc<Self>, mut shutdown: crate::process::Shutdown) {
         let mut events = self.auth.services.backend.watch();
         loop {
             tokio::select! {
                 _ = shutdown.wait() => return,
                 ev = events.recv() => {
-                    let Ok(ev) = ev else { continue };
+                    let ev = match ev {
+                        Ok(ev) => ev,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            for leaf in self.tunnels.clusters() {
+                                if matches!(self.auth.services.remote_cluster(&leaf).await, Ok(None)) {
+                                    tracing::info!(leaf = %leaf, "remote cluster removed; closing its tunnel");
+                                    self.tunnels.disconnect(&TunnelKey::Cluster(leaf), "the trust was removed").await;
+                                }
+                            }
+                            continue;
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    };
                     if ev.kind != crate::storage::EventKind::Delete {
                         continue;
                     }
@@ -87,9 +179,24 @@ impl ProxySsh {
     }
 }
 
+/// A signed-in user's connection.
+struct UserConn {
+    identity: UserIdentity,
+    issued_here: bool,
+    /// Channels this connection may have open (the proxy's cap, or the roles' `max_sessions`).
+    max_channels: usize,
+    /// Why every request on this connection is refused (a lock, `max_connections`): the user
+    /// gets this message instead of a bare "access denied".
+    refused: Option<String>,
+    /// The `max_connections` place this connection holds.
+    _lease: Option<LeaseGuard>,
+    /// Registered with the locks' enforcer.
+    _live: LiveGuard,
+}
+
 enum Mode {
     Pending,
-    User { identity: UserIdentity, issued_here: bool },
+    User(Box<UserConn>),
     Agent { key: TunnelKey, conn_id: u64, registered: bool },
 }
 
@@ -97,9 +204,14 @@ struct ProxyConn {
     shared: Arc<ProxySsh>,
     peer: Option<SocketAddr>,
     mode: Mode,
-    channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Session channels waiting for their subsystem request, each counted in `open`.
+    channels: HashMap<ChannelId, (Channel<Msg>, InFlight)>,
+    /// Channels open on this connection, of every kind.
+    open: Arc<AtomicUsize>,
     /// Drops this connection (see [`crate::tunnel::TunnelEntry::kill`]).
     kill: KillSwitch,
+    /// Tells the connection limiter when authentication succeeded.
+    mark: AuthMark,
 }
 
 impl Drop for ProxyConn {
@@ -142,7 +254,9 @@ impl ProxyConn {
                 let (keys, owners) = self.user_cas().await?;
                 let idx = certs::check_ssh_cert(cert, &keys, CertType::User, None, now).map_err(|r| Error::access_denied(r.to_string()))?;
                 let identity = shared::identity::user_from_ssh_cert(cert)?;
-                self.mode = Mode::User { identity, issued_here: owners[idx] == local };
+                let issuer = owners[idx].clone();
+                let user = self.user_conn(identity, issuer, shared::identity::ssh_cert_issued_at(cert)).await;
+                self.mode = Mode::User(Box::new(user));
                 Ok(())
             }
             CertType::Host => {
@@ -182,6 +296,61 @@ impl ProxyConn {
     }
 }
 
+impl ProxyConn {
+    /// Sets up a signed-in user's connection: the roles that apply, locks, `max_sessions` and
+    /// `max_connections`. A lock or a full `max_connections` does not fail the login: it makes
+    /// every request fail with the reason, which the user sees (a failed login says nothing).
+    async fn user_conn(&self, identity: UserIdentity, issuer: String, issued_at: time::OffsetDateTime) -> UserConn {
+        let auth = &self.shared.auth;
+        let issued_here = issuer == auth.cluster_name();
+        // A root's user who cannot be mapped here is refused by the node, with the reason in the
+        // node's log and audit; the proxy only applies what it knows.
+        let access = auth.access_for(&identity, &issuer).await.ok();
+        let mut roles: Vec<String> = identity.roles.clone();
+        if let Some((mapped, _)) = &access {
+            roles.extend(mapped.iter().cloned());
+        }
+        let subject = Subject { user: Some(&identity.username), roles: &roles, issued_at: Some(issued_at), ..Default::default() };
+        let mut refused = auth.check_locks(&subject, &issuer).await.err().map(|e| e.message);
+        let checker = access.map(|(_, c)| c);
+        let max_sessions = checker.as_ref().and_then(|c| c.max_sessions()).and_then(|n| usize::try_from(n).ok());
+        let max_channels = max_sessions.map_or(self.shared.max_channels, |n| n.min(self.shared.max_channels));
+        let mut lease = None;
+        if refused.is_none()
+            && let Some(max) = checker.as_ref().and_then(|c| c.max_connections())
+        {
+            let key = if issued_here { identity.username.clone() } else { format!("{}@{issuer}", identity.username) };
+            match auth.acquire_lease("connection", &key, max, &identity.username).await {
+                Ok(l) => lease = Some(l),
+                Err(e) => refused = Some(e.message),
+            }
+        }
+        if let Some(why) = &refused {
+            tracing::info!(user = %identity.username, peer = ?self.peer, reason = %why, "signed-in user refused");
+        }
+        let kill = self.kill.clone();
+        let live = self.shared.live.register(LiveEntry {
+            user: identity.username.clone(),
+            origin: issuer,
+            roles,
+            login: None,
+            issued_at: Some(issued_at),
+            end: Box::new(move |_why| kill.pull()),
+        });
+        UserConn { identity, issued_here, max_channels, refused, _lease: lease, _live: live }
+    }
+
+    /// Whether another channel fits (`max_channels` for users; a few for agents).
+    fn channel_fits(&self) -> bool {
+        let cap = match &self.mode {
+            Mode::User(u) => u.max_channels,
+            Mode::Agent { .. } => 4,
+            Mode::Pending => 0,
+        };
+        self.open.load(std::sync::atomic::Ordering::SeqCst) < cap
+    }
+}
+
 impl russh::server::Handler for ProxyConn {
     type Error = anyhow::Error;
 
@@ -191,7 +360,10 @@ impl russh::server::Handler for ProxyConn {
 
     async fn auth_openssh_certificate(&mut self, user: &str, cert: &Certificate) -> std::result::Result<Auth, Self::Error> {
         match self.authenticate(user, cert).await {
-            Ok(()) => Ok(Auth::Accept),
+            Ok(()) => {
+                self.mark.authenticated();
+                Ok(Auth::Accept)
+            }
             Err(e) => {
                 tracing::warn!(peer = ?self.peer, user, key_id = %cert.key_id(), error = %e, "proxy refused an SSH login");
                 Ok(Auth::reject())
@@ -205,23 +377,36 @@ impl russh::server::Handler for ProxyConn {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> std::result::Result<(), Self::Error> {
-        if matches!(self.mode, Mode::Pending) || self.channels.len() >= 64 {
+        if !self.channel_fits() {
+            tracing::info!(peer = ?self.peer, "refused a channel: too many open on this connection");
             reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         }
-        self.channels.insert(channel.id(), channel);
+        self.channels.insert(channel.id(), (channel, InFlight::new(&self.open)));
         reply.accept().await;
         Ok(())
     }
 
+    async fn channel_close(&mut self, id: ChannelId, _session: &mut Session) -> std::result::Result<(), Self::Error> {
+        self.channels.remove(&id);
+        Ok(())
+    }
+
     async fn subsystem_request(&mut self, id: ChannelId, name: &str, session: &mut Session) -> std::result::Result<(), Self::Error> {
-        let Some(channel) = self.channels.remove(&id) else {
+        let Some((channel, counted)) = self.channels.remove(&id) else {
             session.channel_failure(id)?;
             return Ok(());
         };
         let handle = session.handle();
         match &mut self.mode {
-            Mode::User { identity, issued_here } => {
+            Mode::User(u) => {
+                if let Some(why) = &u.refused {
+                    let _ = handle.extended_data(id, 1, format!("{why}\n").into_bytes()).await;
+                    session.channel_failure(id)?;
+                    session.close(id)?;
+                    return Ok(());
+                }
+                let identity = &u.identity;
                 let req = match parse_proxy_request(name) {
                     Ok(r) => r,
                     Err(e) => {
@@ -232,16 +417,22 @@ impl russh::server::Handler for ProxyConn {
                         return Ok(());
                     }
                 };
-                let (identity, issued_here) = (identity.clone(), *issued_here);
+                let (identity, issued_here) = (identity.clone(), u.issued_here);
                 let shared = self.shared.clone();
                 let peer = self.peer;
-                tokio::spawn(async move { proxy_subsystem(shared, handle, channel, identity, issued_here, req, peer).await });
+                tokio::spawn(async move {
+                    let _counted = counted;
+                    proxy_subsystem(shared, handle, channel, identity, issued_here, req, peer).await
+                });
             }
             Mode::Agent { key, conn_id, registered } if name == HEARTBEAT_SUBSYSTEM && *registered => {
                 session.channel_success(id)?;
                 let shared = self.shared.clone();
                 let (key, conn_id, kill) = (key.clone(), *conn_id, self.kill.clone());
-                tokio::spawn(async move { serve_heartbeats(shared, handle, channel, key, conn_id, kill).await });
+                tokio::spawn(async move {
+                    let _counted = counted;
+                    serve_heartbeats(shared, handle, channel, key, conn_id, kill).await
+                });
             }
             _ => {
                 session.channel_failure(id)?;
@@ -268,6 +459,10 @@ impl russh::server::Handler for ProxyConn {
         self.shared.tunnels.register(key.clone(), *conn_id, session.handle(), self.kill.clone());
         *registered = true;
         tracing::info!(tunnel = ?key, peer = ?self.peer, "tunnel registered");
+        if let TunnelKey::Cluster(leaf) = key.clone() {
+            let shared = self.shared.clone();
+            tokio::spawn(async move { shared.push_locks(&leaf).await });
+        }
         Ok(true)
     }
 
@@ -281,10 +476,23 @@ impl russh::server::Handler for ProxyConn {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> std::result::Result<(), Self::Error> {
-        let Mode::User { identity, issued_here } = &self.mode else {
+        let fits = self.channel_fits();
+        let Mode::User(u) = &self.mode else {
             reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         };
+        if let Some(why) = &u.refused {
+            tracing::info!(user = %u.identity.username, reason = %why, "direct-tcpip refused");
+            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
+        }
+        if !fits {
+            tracing::info!(user = %u.identity.username, "direct-tcpip refused: too many channels open on this connection");
+            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
+        }
+        let (identity, issued_here) = (&u.identity, &u.issued_here);
+        let counted = InFlight::new(&self.open);
         let req = ProxyRequest {
             host: host_to_connect.to_string(),
             port: u16::try_from(port_to_connect).ok().filter(|p| *p != 0),
@@ -294,6 +502,7 @@ impl russh::server::Handler for ProxyConn {
         let router = self.shared.router.clone();
         let peer = self.peer;
         tokio::spawn(async move {
+            let _counted = counted;
             match router.route_user(&identity, issued_here, &req, peer).await {
                 Ok(target) => {
                     reply.accept().await;
@@ -359,19 +568,23 @@ async fn serve_heartbeats(
 ) {
     let threshold = shared.auth.settings.offline_threshold();
     let (reader, mut writer) = tokio::io::split(channel.into_stream());
-    let mut lines = BufReader::new(reader).lines();
+    let mut reader = BufReader::new(reader);
     let mut first = true;
     loop {
-        let next = tokio::time::timeout(threshold + Duration::from_millis(500), lines.next_line()).await;
+        let next = tokio::time::timeout(threshold + Duration::from_millis(500), read_line_bounded(&mut reader, MAX_HEARTBEAT_LINE)).await;
         let line = match next {
             Ok(Ok(Some(line))) => line,
+            Ok(Err(e)) => {
+                tracing::warn!(tunnel = ?key, error = %e, "unexpected heartbeat message; closing the tunnel");
+                break;
+            }
             Ok(_) => break,
             Err(_) => {
                 tracing::warn!(tunnel = ?key, "no heartbeats for {}; closing the tunnel", shared::timefmt::go_duration(threshold));
                 break;
             }
         };
-        if !line.starts_with("ping") || line.len() > 200 {
+        if !line.starts_with("ping") {
             tracing::warn!(tunnel = ?key, "unexpected heartbeat message; closing the tunnel");
             break;
         }

@@ -13,16 +13,15 @@ use shared::error::{Error, Result};
 use shared::identity::UserIdentity;
 use shared::rbac::AccessChecker;
 use shared::resource::Node;
-use shared::subsystem::{ProxyRequest, parse_proxy_request};
+use shared::subsystem::ProxyRequest;
 
 use crate::auth::AuthServer;
-use crate::tunnel::agent::TunnelService;
-use crate::tunnel::{TARGET_API, TARGET_NODE_PREFIX, TARGET_SSH, TunnelKey, TunnelRegistry, write_err, write_ok};
+use crate::tunnel::{Origin, TARGET_API, TARGET_NODE_PREFIX, TARGET_SSH, TunnelKey, TunnelRegistry, TunnelRequest};
 
 /// Serves this cluster's HTTPS API over an in-process stream.
 pub trait ApiStreamServer: Send + Sync + 'static {
-    /// Serves one connection.
-    fn serve(&self, stream: BoxStream, peer: Option<SocketAddr>) -> BoxFuture<'static, ()>;
+    /// Serves one connection: from `peer`, or through a tunnel for `origin`.
+    fn serve(&self, stream: BoxStream, peer: Option<SocketAddr>, origin: Option<Origin>) -> BoxFuture<'static, ()>;
 }
 
 /// Routes proxied connections.
@@ -79,10 +78,11 @@ impl Router {
         }
     }
 
-    /// Connects to a registered node (directly, or through its own tunnel).
-    pub async fn dial_node(&self, node: &Node) -> Result<BoxStream> {
+    /// Connects to a registered node (directly, or through its own tunnel, telling it for whom).
+    pub async fn dial_node(&self, node: &Node, origin: Option<&Origin>) -> Result<BoxStream> {
         if node.spec.use_tunnel {
-            return self.tunnels.dial(&TunnelKey::Node(node.metadata.name.clone()), TARGET_SSH).await.map_err(|e| {
+            let req = TunnelRequest { target: TARGET_SSH.into(), origin: origin.cloned() };
+            return self.tunnels.dial(&TunnelKey::Node(node.metadata.name.clone()), &req).await.map_err(|e| {
                 if e.message.contains("is offline") {
                     Error::connection_problem(format!("node {} is offline", node.spec.hostname))
                 } else {
@@ -102,7 +102,7 @@ impl Router {
     /// This cluster's API over an in-process stream.
     pub fn api_stream(&self, peer: Option<SocketAddr>) -> BoxStream {
         let (client, server) = tokio::io::duplex(256 * 1024);
-        tokio::spawn(self.api.serve(Box::new(server), peer));
+        tokio::spawn(self.api.serve(Box::new(server), peer, None));
         Box::new(client)
     }
 
@@ -117,12 +117,18 @@ impl Router {
     ) -> Result<BoxStream> {
         let local = self.cluster().to_string();
         let cluster = req.cluster.clone().unwrap_or_else(|| local.clone());
+        let origin = Origin {
+            user: user.username.clone(),
+            cluster: if issued_here { local.clone() } else { String::new() },
+            roles: user.roles.clone(),
+            addr: peer.map(|p| p.to_string()).unwrap_or_default(),
+        };
         if cluster == local {
             if req.host.is_empty() {
                 return Ok(self.api_stream(peer));
             }
             let node = self.resolve_node(&req.host, req.port).await?;
-            return self.dial_node(&node).await;
+            return self.dial_node(&node, Some(&origin)).await;
         }
         // A leaf: visible only to users of this cluster whose roles match its labels. Unknown
         // and forbidden look the same.
@@ -135,47 +141,7 @@ impl Router {
         let checker = AccessChecker::new(&roles, &user.traits);
         checker.check_cluster(&rc.value.metadata.labels).map_err(|_| hidden())?;
         let target = if req.host.is_empty() { TARGET_API.to_string() } else { format!("{TARGET_NODE_PREFIX}{}", req.host_port()) };
-        self.tunnels.dial(&TunnelKey::Cluster(cluster), &target).await
-    }
-}
-
-/// What a leaf serves to its root through the tunnel: registered nodes and its API.
-pub struct LeafService(pub Arc<Router>);
-
-impl TunnelService for LeafService {
-    fn serve(&self, target: String, mut stream: russh::ChannelStream<russh::client::Msg>) -> BoxFuture<'static, ()> {
-        let router = self.0.clone();
-        Box::pin(async move {
-            if target == TARGET_API {
-                if write_ok(&mut stream).await.is_ok() {
-                    router.api.serve(Box::new(stream), None).await;
-                }
-                return;
-            }
-            let Some(rest) = target.strip_prefix(TARGET_NODE_PREFIX) else {
-                tracing::warn!(target = %target.chars().take(100).collect::<String>(), "refused tunnel request for an unknown target");
-                let _ = write_err(&mut stream, "unsupported tunnel target").await;
-                return;
-            };
-            let dialed = match parse_proxy_request(&format!("proxy:{rest}")) {
-                Ok(req) if !req.host.is_empty() && req.cluster.is_none() => match router.resolve_node(&req.host, req.port).await {
-                    Ok(node) => router.dial_node(&node).await,
-                    Err(e) => Err(e),
-                },
-                Ok(_) | Err(_) => Err(Error::bad_parameter("invalid node address")),
-            };
-            match dialed {
-                Ok(node) => {
-                    if write_ok(&mut stream).await.is_ok() {
-                        crate::tunnel::splice(&mut stream, node).await;
-                    }
-                }
-                Err(e) => {
-                    tracing::info!(target = %rest.chars().take(200).collect::<String>(), error = %e, "refused a connection request from the root cluster");
-                    let _ = write_err(&mut stream, &e.message).await;
-                }
-            }
-        })
+        self.tunnels.dial(&TunnelKey::Cluster(cluster), &TunnelRequest { target, origin: Some(origin) }).await
     }
 }
 

@@ -13,17 +13,18 @@ use russh::keys::ssh_key::PublicKey;
 use shared::client::BoxFuture;
 use shared::error::{Error, Result};
 use shared::timefmt::SharedClock;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 
 use super::killable::{KillSwitch, Killable};
-use super::{HEARTBEAT_SUBSYSTEM, TUNNEL_ADDRESS};
+use super::{HEARTBEAT_SUBSYSTEM, MAX_HEARTBEAT_LINE, TUNNEL_ADDRESS, TunnelRequest, read_line_bounded, write_err};
 use crate::process::Shutdown;
 use crate::ssh::HostCreds;
 
-/// What the agent does with a channel the server opens: `target` names what the server wants.
+/// What the agent does with a channel the server opens: `req` names what the server wants and
+/// for whom.
 pub trait TunnelService: Send + Sync + 'static {
     /// Serves one channel. Must answer with a status line (`super::write_ok`/`write_err`).
-    fn serve(&self, target: String, stream: russh::ChannelStream<Msg>) -> BoxFuture<'static, ()>;
+    fn serve(&self, req: TunnelRequest, stream: russh::ChannelStream<Msg>) -> BoxFuture<'static, ()>;
 }
 
 /// Supplies the CA keys that the server's host certificate must be signed by (read at every
@@ -128,12 +129,20 @@ impl client::Handler for AgentHandler {
         reply: client::ChannelOpenHandle,
         _session: &mut client::Session,
     ) -> std::result::Result<(), Self::Error> {
-        if connected_address.len() > 1024 {
-            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
-            return Ok(());
-        }
+        let req = match TunnelRequest::parse(connected_address) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "refused a malformed tunnel request");
+                reply.accept().await;
+                let mut stream = channel.into_stream();
+                tokio::spawn(async move {
+                    let _ = write_err(&mut stream, &e.message).await;
+                });
+                return Ok(());
+            }
+        };
         reply.accept().await;
-        let fut = self.service.serve(connected_address.to_string(), channel.into_stream());
+        let fut = self.service.serve(req, channel.into_stream());
         tokio::spawn(fut);
         Ok(())
     }
@@ -236,8 +245,8 @@ async fn heartbeat(cfg: &AgentConfig, stream: russh::ChannelStream<Msg>) {
     let lp = last_pong.clone();
     let clock = cfg.clock.clone();
     let read_task = tokio::spawn(async move {
-        let mut lines = BufReader::new(reader).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
+        let mut reader = BufReader::new(reader);
+        while let Ok(Some(line)) = read_line_bounded(&mut reader, MAX_HEARTBEAT_LINE).await {
             if line.starts_with("pong") {
                 lp.store(clock.now().unix_timestamp(), Ordering::SeqCst);
             }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use shared::resource::{CaType, TrustedCluster};
 
-use super::agent::{AgentConfig, CaSource, TunnelService};
+use super::agent::{AgentConfig, CaSource};
+use super::leaf_service::{LeafService, LeafShared};
 use crate::auth::AuthServer;
 use crate::process::{Shutdown, ShutdownTrigger, shutdown_pair};
 use crate::services::keys;
@@ -20,7 +21,7 @@ pub struct TrustManager {
     /// This proxy's host credentials.
     pub creds: Arc<HostCreds>,
     /// What the leaf serves to its roots.
-    pub service: Arc<dyn TunnelService>,
+    pub leaf: Arc<LeafShared>,
     /// Reconnect backoff cap.
     pub max_backoff: Duration,
 }
@@ -100,7 +101,7 @@ impl TrustManager {
                 interval: self.auth.settings.keep_alive_interval,
                 count_max: self.auth.settings.keep_alive_count_max,
                 max_backoff: self.max_backoff,
-                service: self.service.clone(),
+                service: Arc::new(LeafService { shared: self.leaf.clone(), root: name.clone() }),
                 clock: self.auth.clock.clone(),
             };
             tracing::info!(root = %name, addr = %tc.spec.tunnel_addr, "starting tunnel to root cluster");

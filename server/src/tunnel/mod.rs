@@ -17,6 +17,7 @@
 
 pub mod agent;
 pub mod killable;
+pub mod leaf_service;
 pub mod manager;
 
 use std::collections::HashMap;
@@ -36,8 +37,95 @@ pub const HEARTBEAT_SUBSYSTEM: &str = "teleport-heartbeat";
 pub const TARGET_API: &str = "api";
 /// Target of a tunnel node's SSH server.
 pub const TARGET_SSH: &str = "ssh";
+/// Target of a root sending its locks to a leaf.
+pub const TARGET_LOCKS: &str = "locks";
 /// Prefix of a node target on a leaf: `node:<host>:<port>`.
 pub const TARGET_NODE_PREFIX: &str = "node:";
+
+/// The longest channel address a tunnel end accepts (the target and its origin, as JSON).
+pub const MAX_REQUEST_LEN: usize = 8 * 1024;
+/// The longest heartbeat line either end accepts.
+pub const MAX_HEARTBEAT_LINE: usize = 256;
+
+/// Who a connection through a tunnel is for, as the proxy that opened the channel knows them.
+///
+/// A leaf trusts this only because it arrives on the tunnel the leaf itself dialled to its
+/// trusted root, whose host certificate it verified: nobody else can open channels on it. The
+/// leaf uses it for its audit log, its per-caller limits and locks; authorization still rests
+/// on the user's own certificate, checked end to end by the leaf's API or node.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Origin {
+    /// The Teleport user.
+    pub user: String,
+    /// The cluster that issued the user's certificate.
+    pub cluster: String,
+    /// The roles in the user's certificate.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// The client's address as the proxy saw it.
+    pub addr: String,
+}
+
+impl Origin {
+    /// `user@cluster`, the key of per-caller limits.
+    pub fn caller(&self) -> String {
+        format!("{}@{}", self.user, self.cluster)
+    }
+}
+
+/// What a proxy asks of a tunnel: a target (`api`, `ssh`, `node:<host>:<port>`, `locks`) and,
+/// for a user's connection, who it is for.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TunnelRequest {
+    /// What to connect to.
+    pub target: String,
+    /// For whom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+impl TunnelRequest {
+    /// A request without an origin.
+    pub fn plain(target: &str) -> TunnelRequest {
+        TunnelRequest { target: target.into(), origin: None }
+    }
+
+    /// The channel address: the bare target, or JSON when there is an origin.
+    pub fn encode(&self) -> String {
+        match &self.origin {
+            None => self.target.clone(),
+            Some(_) => serde_json::to_string(self).unwrap_or_else(|_| self.target.clone()),
+        }
+    }
+
+    /// Parses a channel address (bounded; never panics on peer input).
+    pub fn parse(addr: &str) -> Result<TunnelRequest> {
+        if addr.len() > MAX_REQUEST_LEN {
+            return Err(Error::bad_parameter("tunnel request too long"));
+        }
+        if addr.starts_with('{') {
+            return serde_json::from_str(addr).map_err(|e| Error::bad_parameter(format!("malformed tunnel request: {e}")));
+        }
+        Ok(TunnelRequest::plain(addr))
+    }
+}
+
+/// Reads one `\n`-terminated line of at most `max` bytes; the limit applies while reading, so
+/// a peer cannot make us buffer more. `Ok(None)` at a clean end of stream.
+pub async fn read_line_bounded<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R, max: usize) -> std::io::Result<Option<String>> {
+    use tokio::io::AsyncBufReadExt;
+    let mut line = Vec::new();
+    let mut limited = r.take(max as u64 + 1);
+    let n = limited.read_until(b'\n', &mut line).await?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if line.last() != Some(&b'\n') {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line longer than {max} bytes")));
+    }
+    line.pop();
+    Ok(Some(String::from_utf8_lossy(&line).into_owned()))
+}
 
 /// Whose tunnel.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -124,6 +212,14 @@ impl TunnelRegistry {
         (clusters, m.len() - clusters)
     }
 
+    /// The leaf clusters with a tunnel here.
+    pub fn clusters(&self) -> Vec<String> {
+        self.map
+            .lock()
+            .map(|m| m.keys().filter_map(|k| if let TunnelKey::Cluster(c) = k { Some(c.clone()) } else { None }).collect())
+            .unwrap_or_default()
+    }
+
     /// The tunnel for `key`.
     pub fn get(&self, key: &TunnelKey) -> Option<Arc<TunnelEntry>> {
         self.map.lock().ok().and_then(|m| m.get(key).cloned())
@@ -137,13 +233,18 @@ impl TunnelRegistry {
         }
     }
 
-    /// Opens a channel to `target` through the tunnel for `key`.
-    pub async fn dial(&self, key: &TunnelKey, target: &str) -> Result<BoxStream> {
+    /// Opens a channel for `req` through the tunnel for `key`.
+    pub async fn dial(&self, key: &TunnelKey, req: &TunnelRequest) -> Result<BoxStream> {
         let entry = self.get(key).ok_or_else(|| offline(key))?;
-        let ch = tokio::time::timeout(Duration::from_secs(10), entry.handle.channel_open_forwarded_tcpip(target, 0, "proxy", 0))
-            .await
-            .map_err(|_| Error::connection_problem(format!("{} did not answer in time", describe(key))))?
-            .map_err(|e| Error::connection_problem(format!("{} refused the connection: {e}", describe(key))))?;
+        let (orig_addr, orig_port) = match req.origin.as_ref().and_then(|o| o.addr.parse::<std::net::SocketAddr>().ok()) {
+            Some(a) => (a.ip().to_string(), u32::from(a.port())),
+            None => ("proxy".to_string(), 0),
+        };
+        let ch =
+            tokio::time::timeout(Duration::from_secs(10), entry.handle.channel_open_forwarded_tcpip(req.encode(), 0, orig_addr, orig_port))
+                .await
+                .map_err(|_| Error::connection_problem(format!("{} did not answer in time", describe(key))))?
+                .map_err(|e| Error::connection_problem(format!("{} refused the connection: {e}", describe(key))))?;
         let mut stream = ch.into_stream();
         read_status(&mut stream).await.map_err(|e| e.context(describe(key)))?;
         Ok(Box::new(stream))
@@ -263,6 +364,32 @@ mod tests {
         let mut rest = [0u8; 7];
         b.read_exact(&mut rest).await.unwrap();
         assert_eq!(&rest, b"payload");
+    }
+
+    #[test]
+    fn requests_round_trip_and_old_targets_still_parse() {
+        let plain = TunnelRequest::plain("api");
+        assert_eq!(plain.encode(), "api");
+        assert_eq!(TunnelRequest::parse("node:db1:0").ok().map(|r| r.target), Some("node:db1:0".to_string()));
+        let with = TunnelRequest {
+            target: "node:db1:0".into(),
+            origin: Some(Origin { user: "alice".into(), cluster: "root".into(), roles: vec!["access".into()], addr: "10.0.0.1:5".into() }),
+        };
+        assert_eq!(TunnelRequest::parse(&with.encode()).ok(), Some(with));
+        assert!(TunnelRequest::parse("{not json").is_err());
+        assert!(TunnelRequest::parse(&"x".repeat(MAX_REQUEST_LEN + 1)).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_line_is_bounded_while_it_is_read() {
+        let (mut a, b) = tokio::io::duplex(1 << 20);
+        let mut r = tokio::io::BufReader::new(b);
+        a.write_all(b"ping 1\n").await.unwrap();
+        assert_eq!(read_line_bounded(&mut r, 16).await.unwrap().as_deref(), Some("ping 1"));
+        // A line that never ends is cut at the limit, not read to its end.
+        a.write_all(&[b'x'; 100_000]).await.unwrap();
+        assert!(read_line_bounded(&mut r, 256).await.is_err());
+        drop(a);
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@
 pub mod cert_authority;
 pub mod cluster;
 pub mod connector;
+pub mod lock;
 pub mod node;
 pub mod role;
 pub mod token;
@@ -27,6 +28,7 @@ use time::OffsetDateTime;
 pub use cert_authority::{CaType, CertAuthority};
 pub use cluster::{RemoteCluster, RoleMapping, TrustedCluster};
 pub use connector::Connector;
+pub use lock::Lock;
 pub use node::Node;
 pub use role::Role;
 pub use token::ProvisionToken;
@@ -80,6 +82,7 @@ impl Metadata {
         if self.name.chars().any(|c| c.is_control() || c == '/' && kind != Kind::CertAuthority) {
             return Err(Error::bad_parameter(format!("{kind} name {:?} contains a '/' or a control character", self.name)));
         }
+        crate::names::check_name(&format!("{kind} name"), &self.name)?;
         if let Some(ns) = &self.namespace
             && ns != "default"
         {
@@ -117,11 +120,13 @@ pub enum Kind {
     Oidc,
     /// `saml`
     Saml,
+    /// `lock`
+    Lock,
 }
 
 impl Kind {
     /// Every kind, in the order `tctl` lists them.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Role,
         Kind::User,
         Kind::Token,
@@ -132,6 +137,7 @@ impl Kind {
         Kind::Github,
         Kind::Oidc,
         Kind::Saml,
+        Kind::Lock,
     ];
 
     /// The canonical name used in YAML `kind:` and on the wire.
@@ -147,6 +153,7 @@ impl Kind {
             Kind::Github => "github",
             Kind::Oidc => "oidc",
             Kind::Saml => "saml",
+            Kind::Lock => "lock",
         }
     }
 
@@ -163,6 +170,7 @@ impl Kind {
             Kind::Github => &["githubs"],
             Kind::Oidc => &["oidcs"],
             Kind::Saml => &["samls"],
+            Kind::Lock => &["locks"],
         }
     }
 
@@ -232,6 +240,8 @@ pub enum Resource {
     Node(Node),
     /// A github, oidc or saml connector.
     Connector(Connector),
+    /// A lock.
+    Lock(Lock),
 }
 
 impl Resource {
@@ -246,6 +256,7 @@ impl Resource {
             Resource::CertAuthority(_) => Kind::CertAuthority,
             Resource::Node(_) => Kind::Node,
             Resource::Connector(c) => c.kind_enum(),
+            Resource::Lock(_) => Kind::Lock,
         }
     }
 
@@ -260,6 +271,7 @@ impl Resource {
             Resource::CertAuthority(r) => &r.metadata,
             Resource::Node(r) => &r.metadata,
             Resource::Connector(r) => &r.metadata,
+            Resource::Lock(r) => &r.metadata,
         }
     }
 
@@ -274,6 +286,7 @@ impl Resource {
             Resource::CertAuthority(r) => &mut r.metadata,
             Resource::Node(r) => &mut r.metadata,
             Resource::Connector(r) => &mut r.metadata,
+            Resource::Lock(r) => &mut r.metadata,
         }
     }
 
@@ -312,6 +325,7 @@ impl Resource {
             Kind::CertAuthority => Resource::CertAuthority(typed(kind, value)?),
             Kind::Node => Resource::Node(typed(kind, value)?),
             Kind::Github | Kind::Oidc | Kind::Saml => Resource::Connector(typed(kind, value)?),
+            Kind::Lock => Resource::Lock(typed(kind, value)?),
         })
     }
 
@@ -324,6 +338,7 @@ impl Resource {
             Resource::Token(t) => t.check_and_set_defaults(),
             Resource::TrustedCluster(t) => t.check_and_set_defaults(),
             Resource::Connector(c) => c.check_and_set_defaults(),
+            Resource::Lock(l) => l.check_and_set_defaults(),
             Resource::RemoteCluster(_) | Resource::CertAuthority(_) | Resource::Node(_) => {
                 let hint = if self.kind() == Kind::RemoteCluster { "; use 'tctl update rc/<name> --set-labels=...'" } else { "" };
                 Err(Error::bad_parameter(format!("creating resources of type {:?} is not supported{hint}", self.kind().as_str())))

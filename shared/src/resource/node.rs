@@ -64,6 +64,10 @@ impl Node {
         if self.spec.hostname.is_empty() {
             return Err(Error::bad_parameter("node is missing spec.hostname"));
         }
+        if self.spec.hostname.len() > 253 || self.spec.hostname.contains('/') {
+            return Err(Error::bad_parameter("node spec.hostname must be at most 253 characters without '/'"));
+        }
+        crate::names::check_name("node name", &self.spec.hostname)?;
         if !self.spec.use_tunnel {
             super::cluster::check_addr("spec.addr", &self.spec.addr)?;
         }

@@ -66,6 +66,16 @@ pub struct RoleOptions {
     /// Cut live sessions when the certificate expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disconnect_expired_cert: Option<bool>,
+    /// Most sessions (channels) one SSH connection may have open at once; 0 or absent: the
+    /// proxy's and node's own cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sessions: Option<i64>,
+    /// Most SSH connections a user may have open at once, cluster-wide; 0 or absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<i64>,
+    /// End a session after this long without input or output (Go duration); absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_idle_timeout: Option<String>,
     /// Any other option, kept verbatim.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -299,6 +309,14 @@ impl Role {
         if let Some(ttl) = &self.spec.options.max_session_ttl {
             crate::timefmt::parse_duration(ttl).map_err(|e| e.context("options.max_session_ttl"))?;
         }
+        if let Some(t) = &self.spec.options.client_idle_timeout {
+            crate::timefmt::parse_duration(t).map_err(|e| e.context("options.client_idle_timeout"))?;
+        }
+        for (name, v) in [("max_sessions", self.spec.options.max_sessions), ("max_connections", self.spec.options.max_connections)] {
+            if v.is_some_and(|n| n < 0) {
+                return Err(Error::bad_parameter(format!("options.{name} must be 0 (no limit) or a positive number")));
+            }
+        }
         if let Some(f) = &self.spec.options.cert_format
             && f != "standard"
             && f != "legacy"
@@ -359,8 +377,21 @@ fn rule(resources: &[&str], verbs: &[&str]) -> Rule {
 }
 
 /// The resource kinds `editor` manages.
-pub const EDITOR_RESOURCES: &[&str] =
-    &["user", "role", "token", "trusted_cluster", "remote_cluster", "cert_authority", "node", "github", "oidc", "saml", "event", "session"];
+pub const EDITOR_RESOURCES: &[&str] = &[
+    "user",
+    "role",
+    "token",
+    "trusted_cluster",
+    "remote_cluster",
+    "cert_authority",
+    "node",
+    "github",
+    "oidc",
+    "saml",
+    "event",
+    "session",
+    "lock",
+];
 
 /// The preset roles every cluster starts with: `access`, `editor`, `auditor`.
 pub fn presets() -> Vec<Role> {

@@ -1,0 +1,203 @@
+//! What a leaf serves its root through the tunnel the leaf dialled: its API, its *registered*
+//! nodes, and a place to drop the root's locks. Nothing here dials an address that is not a
+//! registered node.
+//!
+//! Every request names the user it is for and their address ([`Origin`]), which the leaf can
+//! believe only because the root's proxy is the one peer that can open channels on this tunnel.
+//! The leaf uses it to:
+//! - audit who connected, from where, to which node (`session.connect`);
+//! - refuse a root's user a lock stops (the root's locks, replicated here, and the leaf's own);
+//! - count each root user's connections: at most `per_source_max_startups` through the tunnel at
+//!   once, and the mapped roles' `max_connections` in the leaf's state;
+//! - serve its API's unauthenticated endpoints (password login, invites, joins, the trust
+//!   handshake) only to direct callers, never through the tunnel (`crate::api`).
+
+use std::sync::Arc;
+
+use serde_json::json;
+use shared::client::BoxFuture;
+use shared::error::{Error, Result};
+use shared::resource::Lock;
+use shared::resource::lock::Subject;
+use shared::subsystem::parse_proxy_request;
+use tokio::io::AsyncReadExt;
+
+use super::agent::TunnelService;
+use super::{Origin, TARGET_API, TARGET_LOCKS, TARGET_NODE_PREFIX, TunnelRequest, write_err, write_ok};
+use crate::audit::codes;
+use crate::limits::{Limiter, Source};
+use crate::live::{Live, LiveEntry};
+use crate::ssh::router::Router;
+
+/// Largest lock list a root may send (JSON).
+const MAX_LOCKS_BODY: u64 = 4 * 1024 * 1024;
+
+/// What the leaf shares between the tunnels to all its roots.
+pub struct LeafShared {
+    /// Routing to registered nodes and the API.
+    pub router: Arc<Router>,
+    /// Connections served for roots' users, for locks to end.
+    pub live: Arc<Live>,
+    /// Connection limits (the leaf's own).
+    pub limiter: Arc<Limiter>,
+}
+
+/// The service behind the tunnel to one root.
+pub struct LeafService {
+    /// Shared state.
+    pub shared: Arc<LeafShared>,
+    /// The root this tunnel goes to: it may speak only for its own users.
+    pub root: String,
+}
+
+impl TunnelService for LeafService {
+    fn serve(&self, req: TunnelRequest, mut stream: russh::ChannelStream<russh::client::Msg>) -> BoxFuture<'static, ()> {
+        let shared = self.shared.clone();
+        let root = self.root.clone();
+        Box::pin(async move {
+            if let Some(o) = &req.origin
+                && o.cluster != root
+            {
+                tracing::warn!(root = %root, claimed = %o.cluster, "refused a request the root made for another cluster's user");
+                let _ = write_err(&mut stream, "a root cluster may only connect its own users").await;
+                return;
+            }
+            if req.target == TARGET_API {
+                if write_ok(&mut stream).await.is_ok() {
+                    shared.router.api.serve(Box::new(stream), None, req.origin).await;
+                }
+                return;
+            }
+            if req.target == TARGET_LOCKS {
+                receive_locks(&shared, &root, stream).await;
+                return;
+            }
+            let Some(rest) = req.target.strip_prefix(TARGET_NODE_PREFIX) else {
+                tracing::warn!(target = %req.target.chars().take(100).collect::<String>(), "refused tunnel request for an unknown target");
+                let _ = write_err(&mut stream, "unsupported tunnel target").await;
+                return;
+            };
+            serve_node(&shared, &root, rest, req.origin, stream).await;
+        })
+    }
+}
+
+/// Stores the lock list the root sends (bounded), answering OK or the reason.
+async fn receive_locks(shared: &LeafShared, root: &str, mut stream: russh::ChannelStream<russh::client::Msg>) {
+    if write_ok(&mut stream).await.is_err() {
+        return;
+    }
+    let mut body = Vec::new();
+    let read = (&mut stream).take(MAX_LOCKS_BODY + 1).read_to_end(&mut body).await;
+    let stored = match read {
+        Err(e) => Err(Error::connection_problem(format!("reading locks: {e}"))),
+        Ok(_) if body.len() as u64 > MAX_LOCKS_BODY => Err(Error::bad_parameter("lock list too large")),
+        Ok(_) => match serde_json::from_slice::<Vec<Lock>>(&body) {
+            Ok(locks) => shared.router.auth.store_remote_locks(root, locks).await,
+            Err(e) => Err(Error::bad_parameter(format!("malformed lock list: {e}"))),
+        },
+    };
+    match stored {
+        Ok(()) => {
+            let _ = write_ok(&mut stream).await;
+        }
+        Err(e) => {
+            tracing::warn!(root, error = %e, "refused the root cluster's locks");
+            let _ = write_err(&mut stream, &e.message).await;
+        }
+    }
+}
+
+/// Connects a root's user to a registered node, after locks and limits.
+async fn serve_node(
+    shared: &LeafShared,
+    root: &str,
+    rest: &str,
+    origin: Option<Origin>,
+    mut stream: russh::ChannelStream<russh::client::Msg>,
+) {
+    let router = &shared.router;
+    let auth = &router.auth;
+    let caller = origin.as_ref().map(Origin::caller).unwrap_or_else(|| format!("unknown user@{root}"));
+    // Each root user is counted as a source of its own: one user cannot take every place.
+    let permit = match shared.limiter.admit(Source::Tunnel(caller.clone())) {
+        Ok(p) => p,
+        Err(r) => {
+            let msg = format!("too many connections at once through the trusted cluster tunnel for {caller} ({r:?}); try again shortly");
+            let _ = write_err(&mut stream, &msg).await;
+            return;
+        }
+    };
+    let checked: Result<(Option<crate::auth::semaphore::LeaseGuard>, Vec<String>)> = async {
+        let Some(o) = &origin else { return Ok((None, vec![])) };
+        // The roles that apply here: the root's roles as sent, and what they map to.
+        let mut roles = o.roles.clone();
+        let mapped = auth.map_roles(root, &o.roles).await.unwrap_or_default();
+        roles.extend(mapped.iter().cloned());
+        let s = Subject { user: Some(&o.user), roles: &roles, ..Default::default() };
+        auth.check_locks(&s, root).await?;
+        let limit = if mapped.is_empty() {
+            None
+        } else {
+            let rs = auth.services.roles(&mapped).await.unwrap_or_default();
+            shared::rbac::AccessChecker::new(&rs, &Default::default()).max_connections()
+        };
+        let lease = match limit {
+            Some(max) => Some(auth.acquire_lease("connection", &o.caller(), max, &o.user).await?),
+            None => None,
+        };
+        Ok((lease, roles))
+    }
+    .await;
+    let (_lease, roles) = match checked {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::info!(caller = %caller, error = %e, "refused a connection request from the root cluster");
+            let _ = write_err(&mut stream, &e.message).await;
+            return;
+        }
+    };
+    let dialed = match parse_proxy_request(&format!("proxy:{rest}")) {
+        Ok(req) if !req.host.is_empty() && req.cluster.is_none() => match router.resolve_node(&req.host, req.port).await {
+            Ok(node) => router.dial_node(&node, origin.as_ref()).await.map(|s| (node, s)),
+            Err(e) => Err(e),
+        },
+        Ok(_) | Err(_) => Err(Error::bad_parameter("invalid node address")),
+    };
+    let (node, target) = match dialed {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::info!(target = %rest.chars().take(200).collect::<String>(), caller = %caller, error = %e, "refused a connection request from the root cluster");
+            let _ = write_err(&mut stream, &e.message).await;
+            return;
+        }
+    };
+    auth.audit
+        .emit(
+            codes::TUNNEL_CONNECT,
+            json!({"user": origin.as_ref().map(|o| o.user.clone()), "origin_cluster": root, "remote_roles": origin.as_ref().map(|o| o.roles.clone()),
+                   "addr.remote": origin.as_ref().map(|o| o.addr.clone()), "server_id": node.metadata.name, "server_hostname": node.spec.hostname,
+                   "via": "trusted cluster tunnel"}),
+        )
+        .await;
+    if write_ok(&mut stream).await.is_err() {
+        return;
+    }
+    let cut = Arc::new(tokio::sync::Notify::new());
+    let _live = origin.as_ref().map(|o| {
+        let cut = cut.clone();
+        shared.live.register(LiveEntry {
+            user: o.user.clone(),
+            origin: root.to_string(),
+            roles,
+            login: None,
+            issued_at: None,
+            end: Box::new(move |_why| cut.notify_one()),
+        })
+    });
+    tokio::select! {
+        _ = super::splice(&mut stream, target) => {}
+        _ = cut.notified() => {}
+    }
+    drop(permit);
+}
