@@ -25,6 +25,8 @@ pub struct Gauges {
     pub proxy_ssh_connections: Option<Arc<AtomicUsize>>,
     /// API requests being served.
     pub api_requests: Option<Arc<AtomicUsize>>,
+    /// The connection limiter.
+    pub limiter: Option<Arc<crate::limits::Limiter>>,
 }
 
 /// Counts something while it lives (a connection, a request): one more now, one less when
@@ -89,6 +91,20 @@ pub fn render(g: &Gauges) -> String {
     if let Some(c) = &g.api_requests {
         gauge("teleport_api_requests_in_flight", "API requests being served.", &[("", c.load(Ordering::SeqCst) as u64)]);
     }
+    if let Some(l) = &g.limiter {
+        let (open, unauth) = l.counts();
+        gauge(
+            "teleport_connections",
+            "Connections admitted and open now.",
+            &[("{state=\"all\"}", open as u64), ("{state=\"unauthenticated\"}", unauth as u64)],
+        );
+        let refused: Vec<(String, u64)> = l.refusals().iter().map(|(k, v)| (format!("{{reason=\"{k}\"}}"), *v)).collect();
+        let samples: Vec<(&str, u64)> = refused.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        out.push_str("# HELP teleport_connections_refused_total Connections refused or cut by the connection limits.\n# TYPE teleport_connections_refused_total counter\n");
+        for (labels, v) in samples {
+            out.push_str(&format!("teleport_connections_refused_total{labels} {v}\n"));
+        }
+    }
     out
 }
 
@@ -122,6 +138,7 @@ mod tests {
             tunnels: Some(TunnelRegistry::new()),
             proxy_ssh_connections: Some(Arc::new(AtomicUsize::new(3))),
             api_requests: Some(Arc::new(AtomicUsize::new(0))),
+            limiter: None,
         };
         let text = render(&g);
         let value =

@@ -29,6 +29,9 @@ pub const DEFAULT_PER_SOURCE_MAX_STARTUPS: usize = 512;
 pub const DEFAULT_LOGIN_GRACE_TIME: Duration = Duration::from_secs(30);
 /// Default cap on channels one SSH connection may have open (sessions, subsystems, forwards).
 pub const DEFAULT_MAX_CHANNELS: usize = 64;
+/// Unauthenticated connections a source may hold and still be admitted once `max_startups`
+/// is reached.
+const FAIR_SHARE: usize = 4;
 /// Descriptors kept back for listeners, storage, logs and outgoing connections.
 const FD_RESERVE: u64 = 256;
 
@@ -174,15 +177,21 @@ impl Limiter {
         if self.open.load(Ordering::SeqCst) >= self.limits.max_connections {
             return Err(Refusal::MaxConnections);
         }
-        if unauth && self.unauthenticated.load(Ordering::SeqCst) >= self.limits.max_startups {
-            return Err(Refusal::MaxStartups);
+        let held = per.get(source).copied().unwrap_or(0);
+        if unauth {
+            // Beyond max_startups only sources holding at most FAIR_SHARE unauthenticated
+            // connections are still admitted, so a flood from many addresses does not lock out
+            // a user who holds none; twice max_startups is the hard ceiling.
+            let n = self.unauthenticated.load(Ordering::SeqCst);
+            if n >= self.limits.max_startups.saturating_mul(2) || (n >= self.limits.max_startups && held >= FAIR_SHARE) {
+                return Err(Refusal::MaxStartups);
+            }
         }
         if *source != Source::Unknown {
-            let n = per.entry(source.clone()).or_insert(0);
-            if *n >= self.limits.per_source_max_startups {
+            if held >= self.limits.per_source_max_startups {
                 return Err(Refusal::PerSource);
             }
-            *n += 1;
+            *per.entry(source.clone()).or_insert(0) += 1;
         }
         self.open.fetch_add(1, Ordering::SeqCst);
         if unauth {
@@ -370,8 +379,21 @@ mod tests {
     }
 
     #[test]
+    fn beyond_max_startups_only_quiet_sources_get_in() {
+        let l = limiter(1000, 8, 100);
+        let flood: Vec<Permit> = (0..8).filter_map(|_| l.admit(ip("10.9.9.9")).ok()).collect();
+        assert_eq!(flood.len(), 8);
+        assert_eq!(l.admit(ip("10.9.9.9")).err(), Some(Refusal::MaxStartups), "the flooding source is refused");
+        let quiet = l.admit(ip("10.1.1.1"));
+        assert!(quiet.is_ok(), "a source holding nothing still gets in");
+        let more: Vec<Permit> = (0..20).filter_map(|i| l.admit(ip(&format!("10.2.0.{i}"))).ok()).collect();
+        assert_eq!(more.len(), 7, "twice max_startups is the ceiling");
+        assert_eq!(l.refusals()[1].1, 14);
+    }
+
+    #[test]
     fn total_caps_refuse_and_count() {
-        let l = limiter(3, 2, 10);
+        let l = limiter(3, 1, 10);
         let a = l.admit(ip("10.0.0.1"));
         let b = l.admit(ip("10.0.0.2"));
         assert_eq!(l.admit(ip("10.0.0.3")).err(), Some(Refusal::MaxStartups));

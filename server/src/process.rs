@@ -321,6 +321,7 @@ async fn run_cluster_with(cfg: Config, shutdown: Shutdown, clock: SharedClock, b
         connections: Arc::new(AtomicUsize::new(0)),
         live: Live::new(),
         max_channels: cfg.limits.max_channels,
+        client_idle_timeout: cfg.client_idle_timeout,
     });
     tokio::spawn(proxy_ssh.clone().run_remote_cluster_watcher(shutdown.clone()));
     tokio::spawn(proxy_ssh.clone().run_lock_enforcer(shutdown.clone()));
@@ -374,6 +375,7 @@ async fn run_cluster_with(cfg: Config, shutdown: Shutdown, clock: SharedClock, b
             tunnels: Some(tunnels.clone()),
             proxy_ssh_connections: Some(proxy_ssh.connections.clone()),
             api_requests: Some(active.clone()),
+            limiter: Some(limiter.clone()),
         };
         crate::diag::run(addr.clone(), Arc::new(gauges), shutdown.clone()).await?;
     }
@@ -475,7 +477,7 @@ async fn run_node_only(cfg: Config, shutdown: Shutdown, clock: SharedClock) -> a
         client_idle_timeout: cfg.client_idle_timeout,
     };
     let limiter = Limiter::new(cfg.limits, crate::limits::raise_fd_limit());
-    let node = NodeService::new(ncfg, creds.clone(), access, clock.clone(), limiter);
+    let node = NodeService::new(ncfg, creds.clone(), access, clock.clone(), limiter.clone());
     tokio::spawn(node.clone().run_bundle_loop(shutdown.clone()));
     tokio::spawn(node.clone().run_heartbeat_loop(shutdown.clone()));
     if cfg.use_tunnel {
@@ -503,7 +505,8 @@ async fn run_node_only(cfg: Config, shutdown: Shutdown, clock: SharedClock) -> a
         tracing::info!(addr = %advertise, cluster = %creds.cluster, "SSH node service started");
     }
     if let Some(addr) = &cfg.diag_addr {
-        crate::diag::run(addr.clone(), Arc::new(crate::diag::Gauges::default()), shutdown.clone()).await?;
+        let gauges = crate::diag::Gauges { limiter: Some(limiter), ..Default::default() };
+        crate::diag::run(addr.clone(), Arc::new(gauges), shutdown.clone()).await?;
     }
     let mut sd = shutdown.clone();
     sd.wait().await;

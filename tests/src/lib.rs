@@ -230,6 +230,8 @@ pub struct ClusterOpts {
     pub insecure: bool,
     /// Extra YAML appended under `auth_service:`.
     pub auth_extra: String,
+    /// Extra YAML appended under `teleport:` (indented by two spaces).
+    pub teleport_extra: String,
     /// Node heartbeat interval.
     pub node_heartbeat: String,
     /// Environment of the daemon (e.g. SSL_CERT_FILE).
@@ -254,6 +256,7 @@ impl ClusterOpts {
             keep_alive: "1s".into(),
             insecure: false,
             auth_extra: String::new(),
+            teleport_extra: String::new(),
             node_heartbeat: "1s".into(),
             env: vec![],
             node_name: None,
@@ -325,7 +328,7 @@ impl Cluster {
         let o = &self.opts;
         let labels: String = o.labels.iter().map(|(k, v)| format!("    {k}: {v}\n")).collect();
         let text = format!(
-            "version: v3\nteleport:\n  nodename: {node}\n  data_dir: {data}\n{diag}  log:\n    output: stderr\n    severity: DEBUG\n\
+            "version: v3\nteleport:\n  nodename: {node}\n  data_dir: {data}\n{diag}{textra}  log:\n    output: stderr\n    severity: DEBUG\n\
              auth_service:\n  enabled: yes\n  cluster_name: {name}\n  keep_alive_interval: {ka}\n  keep_alive_count_max: 3\n{extra}\
              ssh_service:\n  enabled: {ssh}\n  listen_addr: {ip}:3022\n  heartbeat_interval: {hb}\n  labels:\n{labels}\
              proxy_service:\n  enabled: yes\n  web_listen_addr: {ip}:3080\n  public_addr: {ip}:3080\n",
@@ -335,6 +338,7 @@ impl Cluster {
             name = o.name,
             ka = o.keep_alive,
             extra = o.auth_extra,
+            textra = o.teleport_extra,
             ssh = if o.node { "yes" } else { "no" },
             ip = self.ip,
             hb = o.node_heartbeat,
@@ -540,6 +544,14 @@ impl NodeProc {
 
     /// Like [`NodeProc::join`], listening on `ip` (direct mode), in the cluster's namespace.
     pub fn join_at(cluster: &Cluster, name: &str, tunnel: bool, labels: &str, ip: &str) -> NodeProc {
+        let node = Self::join_at_unchecked(cluster, name, tunnel, labels, ip);
+        cluster.wait_node(name);
+        node
+    }
+
+    /// Like [`NodeProc::join_at`], without waiting for the node to be registered (for nodes the
+    /// cluster is expected to refuse).
+    pub fn join_at_unchecked(cluster: &Cluster, name: &str, tunnel: bool, labels: &str, ip: &str) -> NodeProc {
         let token = cluster.tctl(&["tokens", "add", "--type=node", "--ttl=5m", "--format=text"]).ok("node token").trim().to_string();
         let ip = ip.to_string();
         let dir = TempDir::new(&format!("node-{name}"));
@@ -562,9 +574,7 @@ impl NodeProc {
         }
         cmd.stdin(Stdio::null()).stdout(log.try_clone().expect("log")).stderr(log);
         let child = cmd.spawn().expect("start node");
-        let node = NodeProc { name: name.into(), ip, dir, child: Some(child) };
-        cluster.wait_node(name);
-        node
+        NodeProc { name: name.into(), ip, dir, child: Some(child) }
     }
 
     /// The node's log.

@@ -243,6 +243,8 @@ impl NodeService {
     {
         let conn = server::NodeConn::new(self.clone(), peer, origin, Some(permit.mark()));
         let config = self.ssh_config.clone();
+        let kill = crate::tunnel::killable::KillSwitch::new();
+        let stream = crate::tunnel::killable::Killable::new(stream, kill.clone());
         let serve = async move {
             match russh::server::run_stream(config, stream, conn).await {
                 Ok(session) => {
@@ -253,7 +255,9 @@ impl NodeService {
                 Err(e) => tracing::debug!(?peer, error = %e, "SSH handshake failed"),
             }
         };
+        // russh runs the session in a task of its own: cutting the stream is what ends it.
         if crate::limits::with_grace(&permit, serve).await {
+            kill.pull();
             tracing::debug!(?peer, "SSH connection did not authenticate in time; closed");
         }
     }

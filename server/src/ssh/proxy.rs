@@ -52,6 +52,9 @@ pub struct ProxySsh {
     pub live: Arc<Live>,
     /// Channels one connection may have open, of every kind.
     pub max_channels: usize,
+    /// `auth_service.client_idle_timeout`: a user's connection with no channel open this long
+    /// is closed (roles may make it shorter).
+    pub client_idle_timeout: Option<Duration>,
 }
 
 impl ProxySsh {
@@ -72,6 +75,7 @@ impl ProxySsh {
             mark: permit.mark(),
         };
         let config = self.config.clone();
+        let cut = kill.clone();
         let serve = async move {
             match russh::server::run_stream(config, Killable::new(stream, kill), conn).await {
                 Ok(session) => {
@@ -82,8 +86,9 @@ impl ProxySsh {
                 Err(e) => tracing::debug!(?peer, error = %e, "proxy SSH handshake failed"),
             }
         };
-        // Dropping the session future drops the connection (its task ends with its stream).
+        // russh runs the session in a task of its own: cutting the stream is what ends it.
         if crate::limits::with_grace(&permit, serve).await {
+            cut.pull();
             tracing::debug!(?peer, "SSH connection did not authenticate in time; closed");
         }
     }
@@ -188,6 +193,8 @@ struct UserConn {
     /// Why every request on this connection is refused (a lock, `max_connections`): the user
     /// gets this message instead of a bare "access denied".
     refused: Option<String>,
+    /// When the user's certificate was issued.
+    issued_at: time::OffsetDateTime,
     /// The `max_connections` place this connection holds.
     _lease: Option<LeaseGuard>,
     /// Registered with the locks' enforcer.
@@ -328,6 +335,13 @@ impl ProxyConn {
         if let Some(why) = &refused {
             tracing::info!(user = %identity.username, peer = ?self.peer, reason = %why, "signed-in user refused");
         }
+        let idle = match (checker.as_ref().and_then(|c| c.client_idle_timeout()), self.shared.client_idle_timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(idle) = idle {
+            tokio::spawn(close_when_idle(Arc::downgrade(&self.open), self.kill.clone(), idle, identity.username.clone()));
+        }
         let kill = self.kill.clone();
         let live = self.shared.live.register(LiveEntry {
             user: identity.username.clone(),
@@ -335,9 +349,17 @@ impl ProxyConn {
             roles,
             login: None,
             issued_at: Some(issued_at),
-            end: Box::new(move |_why| kill.pull()),
+            // A second's grace lets the node the user is on end the session itself and say
+            // why; then the connection goes whatever the node did.
+            end: Box::new(move |_why| {
+                let kill = kill.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    kill.pull();
+                });
+            }),
         });
-        UserConn { identity, issued_here, max_channels, refused, _lease: lease, _live: live }
+        UserConn { identity, issued_here, issued_at, max_channels, refused, _lease: lease, _live: live }
     }
 
     /// Whether another channel fits (`max_channels` for users; a few for agents).
@@ -401,7 +423,9 @@ impl russh::server::Handler for ProxyConn {
         match &mut self.mode {
             Mode::User(u) => {
                 if let Some(why) = &u.refused {
-                    let _ = handle.extended_data(id, 1, format!("{why}\n").into_bytes()).await;
+                    // Through the session, not the handle: the message must leave before the
+                    // failure, which ends the client's wait.
+                    session.extended_data(id, 1, format!("{why}\n").into_bytes())?;
                     session.channel_failure(id)?;
                     session.close(id)?;
                     return Ok(());
@@ -411,18 +435,18 @@ impl russh::server::Handler for ProxyConn {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::info!(user = %identity.username, error = %e, "proxy request refused");
-                        let _ = handle.extended_data(id, 1, format!("{}\n", e.message).into_bytes()).await;
+                        session.extended_data(id, 1, format!("{}\n", e.message).into_bytes())?;
                         session.channel_failure(id)?;
                         session.close(id)?;
                         return Ok(());
                     }
                 };
-                let (identity, issued_here) = (identity.clone(), u.issued_here);
+                let (identity, issued_here, issued_at) = (identity.clone(), u.issued_here, u.issued_at);
                 let shared = self.shared.clone();
                 let peer = self.peer;
                 tokio::spawn(async move {
                     let _counted = counted;
-                    proxy_subsystem(shared, handle, channel, identity, issued_here, req, peer).await
+                    proxy_subsystem(shared, handle, channel, identity, issued_here, issued_at, req, peer).await
                 });
             }
             Mode::Agent { key, conn_id, registered } if name == HEARTBEAT_SUBSYSTEM && *registered => {
@@ -491,7 +515,7 @@ impl russh::server::Handler for ProxyConn {
             reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         }
-        let (identity, issued_here) = (&u.identity, &u.issued_here);
+        let (identity, issued_here, issued_at) = (&u.identity, &u.issued_here, u.issued_at);
         let counted = InFlight::new(&self.open);
         let req = ProxyRequest {
             host: host_to_connect.to_string(),
@@ -503,7 +527,7 @@ impl russh::server::Handler for ProxyConn {
         let peer = self.peer;
         tokio::spawn(async move {
             let _counted = counted;
-            match router.route_user(&identity, issued_here, &req, peer).await {
+            match router.route_user(&identity, issued_here, Some(issued_at), &req, peer).await {
                 Ok(target) => {
                     reply.accept().await;
                     crate::tunnel::splice(channel.into_stream(), target).await;
@@ -531,17 +555,19 @@ impl ProxyConn {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn proxy_subsystem(
     shared: Arc<ProxySsh>,
     handle: russh::server::Handle,
     channel: Channel<Msg>,
     identity: UserIdentity,
     issued_here: bool,
+    issued_at: time::OffsetDateTime,
     req: ProxyRequest,
     peer: Option<SocketAddr>,
 ) {
     let id = channel.id();
-    match shared.router.route_user(&identity, issued_here, &req, peer).await {
+    match shared.router.route_user(&identity, issued_here, Some(issued_at), &req, peer).await {
         Ok(target) => {
             if handle.channel_success(id).await.is_err() {
                 return;
@@ -553,6 +579,24 @@ async fn proxy_subsystem(
             let _ = handle.extended_data(id, 1, format!("{}\n", e.message).into_bytes()).await;
             let _ = handle.channel_failure(id).await;
             let _ = handle.close(id).await;
+        }
+    }
+}
+
+/// Closes a user's connection once it has had no channel open for `idle`; ends with the
+/// connection (when the channel counter is gone).
+async fn close_when_idle(open: std::sync::Weak<AtomicUsize>, kill: KillSwitch, idle: Duration, user: String) {
+    let step = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let mut quiet_since = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(step).await;
+        let Some(open) = open.upgrade() else { return };
+        if open.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            quiet_since = tokio::time::Instant::now();
+        } else if quiet_since.elapsed() >= idle {
+            tracing::info!(user = %user, "closing an idle connection (client_idle_timeout {})", shared::timefmt::go_duration(idle));
+            kill.pull();
+            return;
         }
     }
 }

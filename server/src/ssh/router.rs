@@ -99,6 +99,29 @@ impl Router {
         Ok(Box::new(tcp))
     }
 
+    /// Refuses `origin`'s user a node that a lock with a `server_id` or `node` target covers,
+    /// with the lock's message (locks on the user alone were checked when they signed in, with
+    /// their certificate's issue time); the node checks again itself.
+    pub async fn check_node_locks(&self, node: &Node, origin: &Origin) -> Result<()> {
+        let mut set = self.auth.lock_set().await?;
+        let on_nodes = |l: &shared::resource::Lock| !l.spec.target.node.is_empty() || !l.spec.target.server_id.is_empty();
+        set.local.retain(on_nodes);
+        for r in &mut set.remote {
+            r.locks.retain(on_nodes);
+        }
+        let s = shared::resource::lock::Subject {
+            user: Some(&origin.user),
+            roles: &origin.roles,
+            server_id: Some(&node.metadata.name),
+            node_name: Some(&node.spec.hostname),
+            ..Default::default()
+        };
+        match set.find(&s, &origin.cluster, self.auth.clock.now()) {
+            Some(lock) => Err(shared::error::Error::access_denied(lock.refusal())),
+            None => Ok(()),
+        }
+    }
+
     /// This cluster's API over an in-process stream.
     pub fn api_stream(&self, peer: Option<SocketAddr>) -> BoxStream {
         let (client, server) = tokio::io::duplex(256 * 1024);
@@ -112,6 +135,7 @@ impl Router {
         &self,
         user: &UserIdentity,
         issued_here: bool,
+        issued_at: Option<time::OffsetDateTime>,
         req: &ProxyRequest,
         peer: Option<SocketAddr>,
     ) -> Result<BoxStream> {
@@ -122,12 +146,14 @@ impl Router {
             cluster: if issued_here { local.clone() } else { String::new() },
             roles: user.roles.clone(),
             addr: peer.map(|p| p.to_string()).unwrap_or_default(),
+            issued_at: issued_at.map(|t| t.unix_timestamp()),
         };
         if cluster == local {
             if req.host.is_empty() {
                 return Ok(self.api_stream(peer));
             }
             let node = self.resolve_node(&req.host, req.port).await?;
+            self.check_node_locks(&node, &origin).await?;
             return self.dial_node(&node, Some(&origin)).await;
         }
         // A leaf: visible only to users of this cluster whose roles match its labels. Unknown

@@ -134,7 +134,7 @@ async fn serve_node(
         let mut roles = o.roles.clone();
         let mapped = auth.map_roles(root, &o.roles).await.unwrap_or_default();
         roles.extend(mapped.iter().cloned());
-        let s = Subject { user: Some(&o.user), roles: &roles, ..Default::default() };
+        let s = Subject { user: Some(&o.user), roles: &roles, issued_at: o.issued_time(), ..Default::default() };
         auth.check_locks(&s, root).await?;
         let limit = if mapped.is_empty() {
             None
@@ -159,7 +159,20 @@ async fn serve_node(
     };
     let dialed = match parse_proxy_request(&format!("proxy:{rest}")) {
         Ok(req) if !req.host.is_empty() && req.cluster.is_none() => match router.resolve_node(&req.host, req.port).await {
-            Ok(node) => router.dial_node(&node, origin.as_ref()).await.map(|s| (node, s)),
+            Ok(node) => {
+                let mut o = origin.clone().unwrap_or_else(|| Origin {
+                    user: String::new(),
+                    cluster: root.to_string(),
+                    roles: vec![],
+                    addr: String::new(),
+                    issued_at: None,
+                });
+                o.roles = roles.clone();
+                match router.check_node_locks(&node, &o).await {
+                    Ok(()) => router.dial_node(&node, origin.as_ref()).await.map(|s| (node, s)),
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => Err(e),
         },
         Ok(_) | Err(_) => Err(Error::bad_parameter("invalid node address")),
@@ -191,7 +204,7 @@ async fn serve_node(
             origin: root.to_string(),
             roles,
             login: None,
-            issued_at: None,
+            issued_at: o.issued_time(),
             end: Box::new(move |_why| cut.notify_one()),
         })
     });

@@ -64,6 +64,17 @@ pub struct Origin {
     pub roles: Vec<String>,
     /// The client's address as the proxy saw it.
     pub addr: String,
+    /// When the user's certificate was issued (Unix seconds), for locks that cover only older
+    /// certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<i64>,
+}
+
+impl Origin {
+    /// [`Origin::issued_at`] as a time.
+    pub fn issued_time(&self) -> Option<time::OffsetDateTime> {
+        self.issued_at.map(shared::timefmt::from_unix)
+    }
 }
 
 impl Origin {
@@ -373,7 +384,13 @@ mod tests {
         assert_eq!(TunnelRequest::parse("node:db1:0").ok().map(|r| r.target), Some("node:db1:0".to_string()));
         let with = TunnelRequest {
             target: "node:db1:0".into(),
-            origin: Some(Origin { user: "alice".into(), cluster: "root".into(), roles: vec!["access".into()], addr: "10.0.0.1:5".into() }),
+            origin: Some(Origin {
+                user: "alice".into(),
+                cluster: "root".into(),
+                roles: vec!["access".into()],
+                addr: "10.0.0.1:5".into(),
+                issued_at: Some(1_700_000_000),
+            }),
         };
         assert_eq!(TunnelRequest::parse(&with.encode()).ok(), Some(with));
         assert!(TunnelRequest::parse("{not json").is_err());

@@ -192,9 +192,14 @@ impl Lock {
         let eq = |want: &str, have: Option<&str>| want.is_empty() || have == Some(want);
         let node_ok = |want: &str| want.is_empty() || s.server_id == Some(want) || s.node_name == Some(want);
         let role_ok = t.role.is_empty() || s.roles.contains(&t.role);
+        // Certificates carry whole seconds: one issued in the same second as `issued_before`
+        // may be older or newer, so it counts as older (locked), the safe side.
         let issued_ok = match (self.spec.issued_before, s.issued_at) {
             (None, _) => true,
-            (Some(before), Some(at)) => at < before,
+            (Some(before), Some(at)) => {
+                let ceil = before.unix_timestamp() + i64::from(before.nanosecond() > 0);
+                at.unix_timestamp() < ceil
+            }
             (Some(_), None) => true,
         };
         eq(&t.user, s.user) && role_ok && eq(&t.login, s.login) && node_ok(&t.node) && node_ok(&t.server_id) && issued_ok
@@ -297,6 +302,11 @@ mod tests {
         let new = Subject { user: Some("alice"), issued_at: Some(now + time::Duration::seconds(1)), ..Default::default() };
         assert!(l.matches(&old));
         assert!(!l.matches(&new));
+        // Within the lock's second a certificate cannot be told apart: it is locked.
+        l.spec.issued_before = Some(now + time::Duration::milliseconds(300));
+        let same = Subject { user: Some("alice"), issued_at: Some(now), ..Default::default() };
+        assert!(l.matches(&same));
+        assert!(!l.matches(&Subject { user: Some("alice"), issued_at: Some(now + time::Duration::seconds(1)), ..Default::default() }));
     }
 
     #[test]

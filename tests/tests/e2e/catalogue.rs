@@ -373,6 +373,49 @@ fn the_bad_input_catalogue_gets_clear_errors_and_changes_nothing() {
         }),
         case("a directory", Expect::Error("is a directory"), tctl(vec!["create".into(), dir.display().to_string()])),
         case("missing file", Expect::Error("cannot read /nonexistent.yaml"), tctl(args("create /nonexistent.yaml"))),
+        // Names that pass for others.
+        case(
+            "role name with a trailing space",
+            Expect::Error("role name \"access \" ends with white space (U+0020 at position 7); remove it"),
+            create("sp.yaml", "kind: role\nversion: v5\nmetadata: {name: \"access \"}\n"),
+        ),
+        case(
+            "role name .",
+            Expect::Error("role name \".\" is not a valid name"),
+            create("dot.yaml", "kind: role\nversion: v5\nmetadata: {name: \".\"}\n"),
+        ),
+        case(
+            "role name ..",
+            Expect::Error("role name \"..\" is not a valid name"),
+            create("dotdot.yaml", "kind: role\nversion: v5\nmetadata: {name: \"..\"}\n"),
+        ),
+        case(
+            "role name with a right-to-left override",
+            Expect::Error("invisible formatting character U+202E at position 4"),
+            create("bidi.yaml", "kind: role\nversion: v5\nmetadata: {name: \"acc\\u202Ess\"}\n"),
+        ),
+        case(
+            "role name admіn with a Cyrillic і",
+            Expect::Error("'і' (U+0456) at position 4 is Cyrillic, the rest is Latin"),
+            create("cyr.yaml", "kind: role\nversion: v5\nmetadata: {name: \"adm\\u0456n\"}\n"),
+        ),
+        case(
+            "user аlice with a Cyrillic а",
+            Expect::Error("user name \"аlice\" mixes scripts: 'а' (U+0430) at position 1 is Cyrillic"),
+            tctl(vec!["users".into(), "add".into(), "\u{0430}lice".into(), "--roles=access".into()]),
+        ),
+        case(
+            "lock without a target",
+            Expect::Error("a lock needs a target"),
+            create("lock.yaml", "kind: lock\nversion: v2\nmetadata: {name: l1}\nspec: {target: {}, message: x}\n"),
+        ),
+        case("tctl lock without a target", Expect::Error("say what to lock: --user, --role"), tctl(args("lock --message=x"))),
+        case(
+            "tctl lock --ttl and --expires",
+            Expect::Error("use only one of --expires and --ttl"),
+            tctl(args("lock --user=x --ttl=1h --expires=2030-01-01T00:00:00Z")),
+        ),
+        case("tctl rm an unknown lock", Expect::Error("lock \"nope\" is not found"), tctl(args("rm lock/nope"))),
         // tctl and tsh arguments.
         case("unknown subcommand", Expect::Usage("unrecognized subcommand"), tctl(args("frobnicate"))),
         case("unknown format", Expect::Usage("unsupported format \"xml\""), tctl(args("get roles --format=xml"))),
