@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
+use shared::client::BoxFuture;
 use shared::error::Result;
 use shared::timefmt::SharedClock;
 
@@ -68,10 +69,31 @@ pub mod codes {
     pub const REMOTE_CLUSTER_DELETE: (&str, &str) = ("remote_cluster.delete", "TRC02I");
 }
 
+/// Where audit events are stored and read back: the cluster state's own table (SQLite, or
+/// PostgreSQL without `audit_events_uri`), or a PostgreSQL database of their own.
+pub trait AuditStore: Send + Sync + 'static {
+    /// Appends an event (its `uid` makes a retry harmless where the store supports it).
+    fn append(&self, json: String) -> BoxFuture<'_, Result<i64>>;
+    /// The newest `limit` events, oldest first.
+    fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<crate::storage::AuditRecord>>>;
+}
+
+/// The state backend's audit table.
+pub struct BackendAudit(pub Arc<dyn Backend>);
+
+impl AuditStore for BackendAudit {
+    fn append(&self, json: String) -> BoxFuture<'_, Result<i64>> {
+        self.0.append_audit(json)
+    }
+    fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<crate::storage::AuditRecord>>> {
+        self.0.list_audit(limit)
+    }
+}
+
 /// Where events go.
 #[derive(Clone)]
 pub struct AuditLog {
-    backend: Arc<dyn Backend>,
+    backend: Arc<dyn AuditStore>,
     file: Arc<Mutex<Option<std::fs::File>>>,
     cluster_name: String,
     clock: SharedClock,
@@ -80,7 +102,7 @@ pub struct AuditLog {
 
 impl AuditLog {
     /// Opens `<data_dir>/log/events.log` for appending.
-    pub fn open(backend: Arc<dyn Backend>, data_dir: &Path, cluster_name: &str, clock: SharedClock) -> Result<AuditLog> {
+    pub fn open(backend: Arc<dyn AuditStore>, data_dir: &Path, cluster_name: &str, clock: SharedClock) -> Result<AuditLog> {
         let dir = data_dir.join("log");
         std::fs::create_dir_all(&dir).map_err(|e| shared::Error::internal(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("events.log");
@@ -116,7 +138,7 @@ impl AuditLog {
         event.entry("uid").or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
         event.entry("cluster_name").or_insert_with(|| json!(self.cluster_name));
         let line = Value::Object(event).to_string();
-        if let Err(e) = self.backend.append_audit(line.clone()).await {
+        if let Err(e) = self.backend.append(line.clone()).await {
             tracing::warn!(error = %e, "cannot store audit event");
         }
         if let Ok(mut guard) = self.file.lock()
@@ -129,7 +151,7 @@ impl AuditLog {
 
     /// The newest events.
     pub async fn recent(&self, limit: usize) -> Result<Vec<Value>> {
-        let records = self.backend.list_audit(limit).await?;
+        let records = self.backend.list(limit).await?;
         Ok(records.into_iter().filter_map(|r| serde_json::from_str(&r.json).ok()).collect())
     }
 }

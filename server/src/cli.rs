@@ -172,7 +172,7 @@ fn start(a: StartArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         shared::client::install_crypto_provider();
-        let (trigger, shutdown) = crate::process::shutdown_pair();
+        let (trigger, shutdown) = crate::shutdown::shutdown_pair();
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
             let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {

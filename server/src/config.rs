@@ -149,6 +149,99 @@ pub struct TeleportSection {
     /// Connection limits of every listener of this process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_limits: Option<ConnectionLimits>,
+    /// Where the cluster state lives (default: SQLite under `data_dir`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSection>,
+}
+
+/// `teleport.storage` (Teleport's keys).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    /// `sqlite` (also Teleport's `dir`) or `postgresql` (also `postgres`).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// SQLite: the directory of `sqlite.db` (default `<data_dir>/backend`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// PostgreSQL: the connection string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn_string: Option<String>,
+    /// Where audit events go besides the local log: a `postgresql://` URI (and `file://` ones,
+    /// accepted: every process always writes `<data_dir>/log/events.log`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_events_uri: Option<OneOrMany>,
+    /// Accepted for compatibility: the feed shares the state's connection string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_feed_conn_string: Option<String>,
+    /// Accepted for compatibility.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_feed_poll_interval: Option<String>,
+}
+
+/// The storage a cluster process uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// One SQLite file (one process).
+    Sqlite {
+        /// The database file.
+        file: PathBuf,
+    },
+    /// PostgreSQL (any number of processes).
+    Postgres {
+        /// Connection string of the state.
+        conn_string: String,
+        /// Connection string of the audit database, if audit goes to PostgreSQL.
+        audit: Option<String>,
+    },
+}
+
+fn storage(s: Option<&StorageSection>, data_dir: &Path) -> Result<Storage> {
+    let default_file = || data_dir.join("backend").join("sqlite.db");
+    let Some(s) = s else { return Ok(Storage::Sqlite { file: default_file() }) };
+    let audit = s
+        .audit_events_uri
+        .as_ref()
+        .map(|u| u.0.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|u| !u.starts_with("file://"))
+        .map(|u| {
+            if u.starts_with("postgresql://") || u.starts_with("postgres://") {
+                Ok(u)
+            } else {
+                Err(Error::bad_parameter(format!(
+                    "teleport.storage.audit_events_uri: {u:?} is not supported; use postgresql://... (or file://, for the local log)"
+                )))
+            }
+        })
+        .collect::<Result<Vec<String>>>()?;
+    if audit.len() > 1 {
+        return Err(Error::bad_parameter("teleport.storage.audit_events_uri: name at most one postgresql:// database"));
+    }
+    match s.kind.as_deref().unwrap_or("sqlite") {
+        "sqlite" | "dir" => {
+            if !audit.is_empty() {
+                return Err(Error::bad_parameter(
+                    "teleport.storage.audit_events_uri needs storage type postgresql (a SQLite cluster keeps its audit log with its state)",
+                ));
+            }
+            Ok(Storage::Sqlite { file: s.path.as_ref().map(|p| p.join("sqlite.db")).unwrap_or_else(default_file) })
+        }
+        "postgresql" | "postgres" => {
+            let conn_string = s.conn_string.clone().filter(|c| !c.trim().is_empty()).ok_or_else(|| {
+                Error::bad_parameter(
+                    "teleport.storage.type is postgresql but conn_string is missing: set conn_string: postgresql://USER@HOST:5432/DATABASE",
+                )
+            })?;
+            crate::storage::pgconn::parse(&conn_string, "teleport.storage.conn_string")?;
+            if let Some(a) = audit.first() {
+                crate::storage::pgconn::parse(a, "teleport.storage.audit_events_uri")?;
+            }
+            Ok(Storage::Postgres { conn_string, audit: audit.into_iter().next() })
+        }
+        other => Err(Error::bad_parameter(format!("teleport.storage.type {other:?} is not supported; use sqlite or postgresql"))),
+    }
 }
 
 /// `teleport.connection_limits`: Teleport's `max_connections` (and `max_users`, accepted), and
@@ -450,6 +543,8 @@ pub struct Config {
     pub diag_addr: Option<String>,
     /// Connection limits.
     pub limits: crate::limits::ConnLimits,
+    /// Where the cluster state lives.
+    pub storage: Storage,
     /// Default idle timeout of SSH sessions.
     pub client_idle_timeout: Option<Duration>,
 }
@@ -600,6 +695,7 @@ impl Config {
             ));
         }
         let limits = connection_limits(t.connection_limits.as_ref())?;
+        let storage = storage(t.storage.as_ref(), &data_dir)?;
         let client_idle_timeout = match &file.auth_service.client_idle_timeout {
             None => None,
             Some(s) => Some(shared::timefmt::parse_duration(s).map_err(|e| e.context("auth_service.client_idle_timeout"))?)
@@ -627,6 +723,7 @@ impl Config {
             node_heartbeat,
             advertise_ip: t.advertise_ip.clone(),
             limits,
+            storage,
             client_idle_timeout,
             join_addr: join_addr.map(|a| with_port(&a, 3080)),
             join_token,

@@ -13,7 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::process::Shutdown;
+use crate::shutdown::Shutdown;
 use crate::tunnel::TunnelRegistry;
 
 /// What the metrics read.
@@ -27,6 +27,9 @@ pub struct Gauges {
     pub api_requests: Option<Arc<AtomicUsize>>,
     /// The connection limiter.
     pub limiter: Option<Arc<crate::limits::Limiter>>,
+    /// The cluster's storage: `/readyz` answers 503 while its change feed is down (this
+    /// process could then be serving stale trust; a load balancer should send elsewhere).
+    pub backend: Option<Arc<dyn crate::storage::Backend>>,
 }
 
 /// Counts something while it lives (a connection, a request): one more now, one less when
@@ -116,12 +119,21 @@ async fn ok() -> impl IntoResponse {
     (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"})))
 }
 
+async fn ready(State(g): State<Arc<Gauges>>) -> impl IntoResponse {
+    match &g.backend {
+        Some(b) if !b.feed_live() => {
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "the storage change feed is down; reconnecting"})))
+        }
+        _ => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"}))),
+    }
+}
+
 /// Serves diagnostics on `addr` until `shutdown`.
 pub async fn run(addr: String, gauges: Arc<Gauges>, mut shutdown: Shutdown) -> anyhow::Result<()> {
     use anyhow::Context;
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr} (diag_addr)"))?;
     tracing::info!(addr = %addr, "diagnostics at http://{addr}/metrics, /healthz and /readyz");
-    let app = Router::new().route("/metrics", get(metrics)).route("/healthz", get(ok)).route("/readyz", get(ok)).with_state(gauges);
+    let app = Router::new().route("/metrics", get(metrics)).route("/healthz", get(ok)).route("/readyz", get(ready)).with_state(gauges);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.wait().await }).await;
     });
@@ -139,6 +151,7 @@ mod tests {
             proxy_ssh_connections: Some(Arc::new(AtomicUsize::new(3))),
             api_requests: Some(Arc::new(AtomicUsize::new(0))),
             limiter: None,
+            backend: None,
         };
         let text = render(&g);
         let value =

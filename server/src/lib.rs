@@ -5,8 +5,10 @@
 //! | module | owns |
 //! |---|---|
 //! | `cli`, `config` | arguments, `teleport.yaml` |
-//! | `process` | assembling services, shutdown |
-//! | `storage` | the key-value trait, SQLite and memory backends |
+//! | `process` | assembling services |
+//! | `shutdown` | the shutdown signal and the ordered task set |
+//! | `storage` | the key-value trait, SQLite, PostgreSQL and memory backends, the change feed |
+//! | `follow` | the one loop that keeps process state in step with the feed |
 //! | `services` | typed resource access and key layout |
 //! | `auth` | CAs, certificates, users, tokens, trust handshake, nodes |
 //! | `authz` | the authorizing facade every API call goes through |
@@ -27,12 +29,14 @@ pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod diag;
+pub mod follow;
 pub mod limits;
 pub mod listener;
 pub mod live;
 pub mod node;
 pub mod process;
 pub mod services;
+pub mod shutdown;
 pub mod ssh;
 pub mod storage;
 pub mod tls;

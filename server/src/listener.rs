@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
 use crate::limits::{Limiter, Permit, Source};
-use crate::process::Shutdown;
+use crate::shutdown::Shutdown;
 use crate::ssh::proxy::ProxySsh;
 use crate::ssh::router::ApiStreamServer;
 use crate::tls::TlsState;

@@ -8,6 +8,7 @@
 //! connectors/<kind>/<name>           cluster/name          cluster/host_id
 //! locks/<name>                       remotelocks/<root>    (a root's locks, pushed to its leaves)
 //! semaphores/<kind>/<key>            nodenames/<hostname>  (which node holds a hostname)
+//! tunnelconns/<leaf>/<proxy>         (a proxy's live tunnel from a leaf; expires unless heartbeated)
 //! ```
 //! Values are the resources' JSON. On read, the storage revision becomes `metadata.id`.
 
@@ -17,7 +18,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared::error::{Error, Result};
 use shared::resource::connector::Connector;
-use shared::resource::{CaType, CertAuthority, Kind, Lock, Metadata, Node, ProvisionToken, RemoteCluster, Role, TrustedCluster, User};
+use shared::resource::{
+    CaType, CertAuthority, Kind, Lock, Metadata, Node, ProvisionToken, RemoteCluster, Role, TrustedCluster, TunnelConnection, User,
+};
 
 use crate::storage::{Backend, Item, Op};
 
@@ -58,6 +61,15 @@ pub mod keys {
     pub const SEMAPHORES: &str = "semaphores/";
     /// Which node UUID holds a hostname (so a node cannot take another's name).
     pub const NODE_NAMES: &str = "nodenames/";
+    /// Each proxy's live tunnel from each leaf.
+    pub const TUNNEL_CONNS: &str = "tunnelconns/";
+    /// The web CA every process of the cluster serves its generated certificate from.
+    pub const WEB_CA: &str = "cluster/webca";
+
+    /// Key of proxy `proxy`'s tunnel from `leaf`.
+    pub fn tunnel_conn(leaf: &str, proxy: &str) -> String {
+        format!("{TUNNEL_CONNS}{leaf}/{proxy}")
+    }
 
     /// Key of a CA.
     pub fn ca(t: shared::resource::CaType, cluster: &str) -> String {
@@ -103,7 +115,7 @@ pub trait HasMetadata {
 macro_rules! has_metadata {
     ($($t:ty),*) => { $(impl HasMetadata for $t { fn meta(&mut self) -> &mut Metadata { &mut self.metadata } })* };
 }
-has_metadata!(Role, User, ProvisionToken, TrustedCluster, RemoteCluster, CertAuthority, Node, Connector, Lock);
+has_metadata!(Role, User, ProvisionToken, TrustedCluster, RemoteCluster, CertAuthority, Node, Connector, Lock, TunnelConnection);
 
 /// Unix seconds of a metadata expiry.
 pub fn expires_of(m: &Metadata) -> Option<i64> {
@@ -240,6 +252,7 @@ impl Services {
             }
             Kind::Github | Kind::Oidc | Kind::Saml => format!("{}{kind}/{name}", keys::CONNECTORS),
             Kind::Lock => format!("{}{name}", keys::LOCKS),
+            Kind::TunnelConnection => format!("{}{name}", keys::TUNNEL_CONNS),
         })
     }
 
@@ -255,6 +268,7 @@ impl Services {
             Kind::CertAuthority => keys::AUTHORITIES.into(),
             Kind::Github | Kind::Oidc | Kind::Saml => format!("{}{kind}/", keys::CONNECTORS),
             Kind::Lock => keys::LOCKS.into(),
+            Kind::TunnelConnection => keys::TUNNEL_CONNS.into(),
         }
     }
 }

@@ -19,7 +19,7 @@ use shared::error::{Error, Result};
 use shared::resource::CaType;
 
 use crate::auth::AuthServer;
-use crate::process::Shutdown;
+use crate::shutdown::Shutdown;
 
 /// Loads a PEM certificate chain and key into a rustls signing key.
 pub fn certified_key(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>> {
@@ -40,6 +40,93 @@ pub fn certified_key(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>>
     let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key)
         .map_err(|e| Error::bad_parameter(format!("unsupported private key: {e}")))?;
     Ok(Arc::new(CertifiedKey::new(chain, signer)))
+}
+
+/// The web CA of a cluster without `https_keypairs`, kept in the cluster state so that every
+/// process of the cluster serves a certificate from the same CA (one `SSL_CERT_FILE` for all).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WebCa {
+    cert_pem: String,
+    key_pem: String,
+}
+
+/// The web certificate: the operator's (`https_keypairs`), or one this process issues itself
+/// from the cluster's web CA (created by whichever process starts first). The CA certificate
+/// is written to `<data_dir>/web/webca.pem` for clients' `SSL_CERT_FILE`.
+pub async fn web_certificate(cfg: &crate::config::Config, auth: &AuthServer) -> anyhow::Result<Arc<CertifiedKey>> {
+    use anyhow::Context as _;
+    use std::time::Duration;
+    if let Some(kp) = cfg.https_keypairs.first() {
+        let cert = std::fs::read_to_string(&kp.cert_file)
+            .with_context(|| format!("cannot read https_keypairs cert_file {}", kp.cert_file.display()))?;
+        let key = std::fs::read_to_string(&kp.key_file)
+            .with_context(|| format!("cannot read https_keypairs key_file {}", kp.key_file.display()))?;
+        return certified_key(&cert, &key).map_err(|e| anyhow::anyhow!("https_keypairs: {e}"));
+    }
+    let now = auth.clock.now();
+    let ca = match auth.services.backend.get(crate::services::keys::WEB_CA).await? {
+        Some(item) => serde_json::from_slice::<WebCa>(&item.value).map_err(|e| anyhow::anyhow!("corrupt web CA record: {e}"))?,
+        None => {
+            let key = certs::new_tls_key()?;
+            let cert_pem =
+                certs::new_ca_cert(&key, &format!("{} web CA", cfg.cluster_name), "web", now, Duration::from_secs(10 * 365 * 86400))?;
+            let made = WebCa { cert_pem, key_pem: key.serialize_pem() };
+            let op = crate::storage::Op::Create {
+                key: crate::services::keys::WEB_CA.into(),
+                value: crate::services::encode(&made)?,
+                expires: None,
+            };
+            match auth.services.apply(vec![op]).await {
+                Ok(_) => made,
+                // Another process of the cluster made it first: use theirs.
+                Err(e) if e.is(shared::Kind::AlreadyExists) => {
+                    let item = auth
+                        .services
+                        .backend
+                        .get(crate::services::keys::WEB_CA)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("web CA vanished"))?;
+                    serde_json::from_slice::<WebCa>(&item.value).map_err(|e| anyhow::anyhow!("corrupt web CA record: {e}"))?
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let host = |a: &str| shared::client::host_of(a);
+    let mut sans = vec![host(&cfg.public_addr), cfg.nodename.clone(), "localhost".to_string()];
+    let listen_host = host(&cfg.web_listen_addr);
+    if listen_host != "0.0.0.0" && listen_host != "::" {
+        sans.push(listen_host);
+    }
+    sans.dedup();
+    let key = certs::new_tls_key()?;
+    let cert_pem = certs::sign_tls_cert(
+        &ca.cert_pem,
+        &ca.key_pem,
+        &certs::spki_pem(&key),
+        &certs::TlsCertParams {
+            common_name: sans[0].clone(),
+            organization: String::new(),
+            sans: sans.clone(),
+            identity_json: None,
+            client: false,
+            server: true,
+            not_before: now - certs::CLOCK_SKEW,
+            not_after: now + Duration::from_secs(2 * 365 * 86400),
+        },
+    )?;
+    let dir = cfg.data_dir.join("web");
+    std::fs::create_dir_all(&dir)?;
+    let ca_path = dir.join("webca.pem");
+    shared::profile::write_file(&ca_path, ca.cert_pem.as_bytes(), 0o644)?;
+    tracing::warn!(
+        ca = %ca_path.display(),
+        "no https_keypairs configured: serving a certificate from a CA generated for this cluster. \
+         Clients need --insecure, or to trust the CA: SSL_CERT_FILE={} (or curl --cacert {})",
+        ca_path.display(),
+        ca_path.display()
+    );
+    certified_key(&format!("{cert_pem}{}", ca.cert_pem), &key.serialize_pem()).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 #[derive(Debug)]
@@ -86,24 +173,20 @@ impl TlsState {
         Ok(())
     }
 
-    /// Rebuilds whenever a CA changes.
-    pub async fn run_refresher(self: Arc<Self>, mut shutdown: Shutdown) {
-        let mut events = self.auth.services.backend.watch();
-        loop {
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                ev = events.recv() => {
-                    let relevant = match &ev {
-                        Ok(e) => e.key.starts_with(crate::services::keys::AUTHORITIES) || e.key.starts_with(crate::services::keys::TRUSTED_CLUSTERS),
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    };
-                    if relevant && let Err(e) = self.refresh().await {
-                        tracing::warn!(error = %e, "cannot refresh TLS client trust");
-                    }
+    /// Rebuilds whenever a CA or a trust changes (in any process of the cluster), and after
+    /// every gap in the change feed.
+    pub async fn run_refresher(self: Arc<Self>, shutdown: Shutdown) {
+        use crate::services::keys;
+        let me = self.clone();
+        crate::follow::follow(self.auth.services.backend.clone(), &[keys::AUTHORITIES, keys::TRUSTED_CLUSTERS], shutdown, move |_| {
+            let me = me.clone();
+            async move {
+                if let Err(e) = me.refresh().await {
+                    tracing::warn!(error = %e, "cannot refresh TLS client trust");
                 }
             }
-        }
+        })
+        .await;
     }
 }
 

@@ -48,6 +48,8 @@ pub enum ServerTrust {
     Pinned(Vec<String>),
     /// Accept anything (`--insecure`).
     Insecure,
+    /// These CA certificates (PEM), whatever name the certificate was issued for.
+    ChainOnly(Vec<String>),
 }
 
 /// A client certificate and key (PEM).
@@ -109,6 +111,20 @@ pub fn tls_client_config(trust: &ServerTrust, identity: Option<&ClientIdentity>)
             builder.with_root_certificates(roots)
         }
         ServerTrust::Insecure => builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert(provider()))),
+        ServerTrust::ChainOnly(pems) => {
+            let mut roots = RootCertStore::empty();
+            for pem in pems {
+                for (label, der) in crate::certs::pem_blocks(pem) {
+                    if label == "CERTIFICATE" {
+                        roots.add(CertificateDer::from(der)).map_err(|e| Error::bad_parameter(format!("invalid CA certificate: {e}")))?;
+                    }
+                }
+            }
+            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .map_err(|e| Error::bad_parameter(format!("TLS verifier: {e}")))?;
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyNameServerCert(inner)))
+        }
     };
     let mut cfg = match identity {
         Some(id) => {
@@ -125,6 +141,49 @@ pub fn tls_client_config(trust: &ServerTrust, identity: Option<&ClientIdentity>)
     };
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(cfg)
+}
+
+/// Checks the server's chain against pinned roots but not the name it was issued for
+/// (PostgreSQL's `sslmode=verify-ca`).
+#[derive(Debug)]
+struct AnyNameServerCert(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyNameServerCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError;
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. })) => {
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// Accepts any server certificate (`--insecure`), still checking handshake signatures.

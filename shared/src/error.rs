@@ -40,7 +40,7 @@ impl Kind {
             Kind::BadParameter => 400,
             Kind::AlreadyExists => 409,
             Kind::CompareFailed => 412,
-            Kind::ConnectionProblem => 504,
+            Kind::ConnectionProblem => 503,
             Kind::LimitExceeded => 429,
             Kind::NotImplemented => 501,
             Kind::Internal => 500,

@@ -6,7 +6,8 @@ use shared::api::path;
 use shared::client::encode_segment;
 use shared::output::{Format, table};
 use shared::resource::{
-    CertAuthority, Kind, Lock, Node, ProvisionToken, RemoteCluster, ResourceRef, Role, TrustedCluster, User, format_labels,
+    CertAuthority, Kind, Lock, Node, ProvisionToken, RemoteCluster, ResourceRef, Role, TrustedCluster, TunnelConnection, User,
+    format_labels,
 };
 
 use super::parse_format;
@@ -148,6 +149,21 @@ pub fn text_table(kind: Kind, values: &[serde_json::Value]) -> String {
                 })
                 .collect::<Vec<_>>();
             table(&["ID", "Target", "Message", "Expires"], &rows)
+        }
+        Kind::TunnelConnection => {
+            let rows = typed::<TunnelConnection>(values)
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.metadata.name.clone(),
+                        t.spec.cluster_name.clone(),
+                        t.spec.proxy_name.clone(),
+                        shared::timefmt::heartbeat_stamp(t.spec.last_heartbeat),
+                        t.spec.kind.clone(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            table(&["Name", "Cluster", "Proxy", "Last Heartbeat", "Type"], &rows)
         }
         Kind::Github | Kind::Oidc | Kind::Saml => {
             let rows = values

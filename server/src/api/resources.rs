@@ -70,6 +70,7 @@ async fn list_values(s: &ApiState, ctx: &Context, kind: Kind, secrets: bool) -> 
             to_values(cs.into_iter().map(|c| if secrets { c } else { c.without_secrets() }).collect::<Vec<_>>())
         }
         Kind::Lock => to_values(svc.list::<Lock>(&prefix).await?),
+        Kind::TunnelConnection => to_values(s.auth.tunnel_connections().await?),
     };
     Ok(vals)
 }
@@ -205,7 +206,7 @@ pub async fn upsert(
             let created = auth.upsert_lock(lock, req.force, req.expected_id, &actor).await?;
             (name, created)
         }
-        Resource::RemoteCluster(_) | Resource::CertAuthority(_) | Resource::Node(_) => {
+        Resource::RemoteCluster(_) | Resource::CertAuthority(_) | Resource::Node(_) | Resource::TunnelConnection(_) => {
             let hint = if kind == Kind::RemoteCluster { "; use 'tctl update rc/<name> --set-labels=...'" } else { "" };
             return Err(Error::bad_parameter(format!("creating resources of type {:?} is not supported{hint}", kind.as_str())).into());
         }
@@ -282,6 +283,9 @@ pub async fn remove(
             }
             auth.services.apply(ops).await?;
             auth.audit.emit(codes::RESOURCE_DELETE, json!({"kind": "cert_authority", "name": name, "user": actor})).await;
+        }
+        Kind::TunnelConnection => {
+            return Err(Error::bad_parameter("tunnel connections come and go with their tunnels; remove the remote cluster instead").into());
         }
         Kind::Node | Kind::Github | Kind::Oidc | Kind::Saml => {
             delete_key(&auth.services, &Services::key_of(kind, &name)?, kind, &name).await?;

@@ -56,6 +56,8 @@ pub struct AuthSettings {
     pub insecure: bool,
     /// Static tokens from the config file (never expire).
     pub static_tokens: Vec<(SystemRole, String)>,
+    /// This process's host UUID: its name among the cluster's proxies.
+    pub proxy_id: String,
 }
 
 impl AuthSettings {
@@ -75,7 +77,8 @@ pub struct AuthServer {
     pub audit: AuditLog,
     /// Clock.
     pub clock: SharedClock,
-    /// Bumped whenever something a node's login decisions depend on changes.
+    /// Bumped (in this process) whenever something a node's login decisions depend on may have
+    /// changed; waiting nodes then recompute their bundle. Nothing outside this process sees it.
     authz_gen: watch::Sender<u64>,
     /// Heartbeats received and not yet written (see `status.rs`).
     heartbeats: std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>,
@@ -93,36 +96,46 @@ impl AuthServer {
     }
 
     /// First start: record the cluster name, create the CAs and preset roles. Later starts:
-    /// check the name and reuse everything.
+    /// check the name and reuse everything. Safe when several processes start together on an
+    /// empty database: each create is `Create`, and whoever loses a race uses what the winner
+    /// made (so there is exactly one user CA and one host CA).
     pub async fn init(&self) -> Result<()> {
         let name = self.cluster_name().to_string();
-        match self.services.backend.get(keys::CLUSTER_NAME).await? {
-            Some(item) => {
-                let stored = String::from_utf8_lossy(&item.value).to_string();
-                if stored != name {
+        let created =
+            self.services.apply(vec![Op::Create { key: keys::CLUSTER_NAME.into(), value: name.clone().into_bytes(), expires: None }]).await;
+        match created {
+            Ok(_) => {}
+            Err(e) if e.is(shared::Kind::AlreadyExists) => {
+                let stored = self.services.backend.get(keys::CLUSTER_NAME).await?.map(|i| String::from_utf8_lossy(&i.value).to_string());
+                if stored.as_deref() != Some(name.as_str()) {
                     return Err(Error::bad_parameter(format!(
-                        "the data directory {} belongs to cluster {stored:?}, but the configuration names {name:?}; set cluster_name: {stored} or use another data_dir",
-                        self.settings.data_dir.display()
+                        "the cluster state belongs to cluster {:?}, but the configuration names {name:?}; set cluster_name: {} \
+                         or use another data_dir (or database)",
+                        stored.clone().unwrap_or_default(),
+                        stored.unwrap_or_default()
                     )));
                 }
             }
-            None => {
-                self.services
-                    .apply(vec![Op::Create { key: keys::CLUSTER_NAME.into(), value: name.clone().into_bytes(), expires: None }])
-                    .await?;
-            }
+            Err(e) => return Err(e),
         }
         for t in [CaType::User, CaType::Host] {
             if self.services.ca(t, &name, false).await?.is_none() {
                 let ca = ca::new_ca(t, &name, self.clock.now())?;
-                self.services.apply(vec![self.services.create_op(&keys::ca(t, &name), &ca)?]).await?;
-                tracing::info!(ca = %ca.id(), "created certificate authority");
+                match self.services.apply(vec![self.services.create_op(&keys::ca(t, &name), &ca)?]).await {
+                    Ok(_) => tracing::info!(ca = %ca.id(), "created certificate authority"),
+                    Err(e) if e.is(shared::Kind::AlreadyExists) => tracing::debug!(ca = %ca.id(), "another process created the CA first"),
+                    Err(e) => return Err(e),
+                }
             }
         }
         for role in shared::resource::role::presets() {
             let key = format!("{}{}", keys::ROLES, role.metadata.name);
             if self.services.backend.get(&key).await?.is_none() {
-                self.services.apply(vec![self.services.create_op(&key, &role)?]).await?;
+                match self.services.apply(vec![self.services.create_op(&key, &role)?]).await {
+                    Ok(_) => {}
+                    Err(e) if e.is(shared::Kind::AlreadyExists) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(())
@@ -354,44 +367,27 @@ impl AuthServer {
         self.services.list(keys::ROLES).await
     }
 
-    /// The current authorization generation.
-    pub fn authz_generation(&self) -> u64 {
-        *self.authz_gen.borrow()
+    /// Wakes nodes waiting for a change of what they authorize with.
+    pub fn authz_changed(&self) {
+        self.authz_gen.send_modify(|g| *g = g.wrapping_add(1));
     }
 
-    /// Bumps the authorization generation (waking nodes that wait on it).
-    pub fn bump_authz_generation(&self) {
-        self.authz_gen.send_modify(|g| *g += 1);
+    /// A receiver that sees every later [`AuthServer::authz_changed`]; take it *before*
+    /// reading what it guards, so that no change can fall between the read and the wait.
+    pub fn authz_changes(&self) -> watch::Receiver<u64> {
+        self.authz_gen.subscribe()
     }
 
-    /// Waits until the generation differs from `after`, or `timeout`.
-    pub async fn wait_authz_change(&self, after: u64, timeout: Duration) -> u64 {
-        let mut rx = self.authz_gen.subscribe();
-        let _ = tokio::time::timeout(timeout, rx.wait_for(|g| *g != after)).await;
-        *rx.borrow()
-    }
-
-    /// Keeps the authorization generation in step with storage changes that affect logins
-    /// (CAs, roles, trust). Runs until `shutdown`.
-    pub async fn run_authz_watcher(self: std::sync::Arc<Self>, mut shutdown: crate::process::Shutdown) {
-        let mut events = self.services.backend.watch();
-        loop {
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                ev = events.recv() => match ev {
-                    Ok(e) => {
-                        if [keys::AUTHORITIES, keys::DEACTIVATED, keys::ROLES, keys::TRUSTED_CLUSTERS, keys::LOCKS, keys::REMOTE_LOCKS]
-                            .iter()
-                            .any(|p| e.key.starts_with(p))
-                        {
-                            self.bump_authz_generation();
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.bump_authz_generation(),
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                },
-            }
-        }
+    /// Wakes waiting nodes whenever CAs, roles, trust or locks change, whichever process of the
+    /// cluster changed them (and after every gap in the feed). Runs until `shutdown`.
+    pub async fn run_authz_watcher(self: std::sync::Arc<Self>, shutdown: crate::shutdown::Shutdown) {
+        let prefixes = [keys::AUTHORITIES, keys::DEACTIVATED, keys::ROLES, keys::TRUSTED_CLUSTERS, keys::LOCKS, keys::REMOTE_LOCKS];
+        let me = self.clone();
+        crate::follow::follow(self.services.backend.clone(), &prefixes, shutdown, move |_| {
+            me.authz_changed();
+            std::future::ready(())
+        })
+        .await;
     }
 }
 

@@ -142,10 +142,23 @@ impl AuthServer {
         Ok(())
     }
 
-    /// What nodes need to decide logins. Waits (up to `wait`) for a change when `after` is the
-    /// current generation, so nodes learn of a disabled trust within milliseconds.
+    /// What nodes need to decide logins. Its generation is a hash of its content, so it is the
+    /// same from every process of the cluster: a node that asks with `after` equal to the
+    /// current generation waits (up to `wait`) until the content changes.
     pub async fn node_authz_bundle(&self, after: u64, wait: Duration) -> Result<NodeAuthzBundle> {
-        let generation = if after == self.authz_generation() { self.wait_authz_change(after, wait).await } else { self.authz_generation() };
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let mut changes = self.authz_changes();
+            let bundle = self.build_authz_bundle().await?;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if bundle.generation != after || left.is_zero() {
+                return Ok(bundle);
+            }
+            let _ = tokio::time::timeout(left, changes.changed()).await;
+        }
+    }
+
+    async fn build_authz_bundle(&self) -> Result<NodeAuthzBundle> {
         let mut user_cas = Vec::new();
         for ca in self.services.cas_of_type(CaType::User).await? {
             let is_own = ca.metadata.name == self.cluster_name();
@@ -159,12 +172,22 @@ impl AuthServer {
                 role_map: if is_own { vec![] } else { ca.combined_mapping() },
             });
         }
-        Ok(NodeAuthzBundle {
-            generation,
-            cluster_name: self.cluster_name().into(),
-            user_cas,
-            roles: self.all_roles().await?,
-            locks: self.lock_set().await?,
-        })
+        let mut roles = self.all_roles().await?;
+        for r in &mut roles {
+            r.metadata.id = None;
+        }
+        let mut b =
+            NodeAuthzBundle { generation: 0, cluster_name: self.cluster_name().into(), user_cas, roles, locks: self.lock_set().await? };
+        b.generation = bundle_generation(&b);
+        Ok(b)
     }
+}
+
+/// A bundle's generation: a hash of everything in it but the generation. Never 0 (a node asks
+/// with 0 for "whatever you have").
+fn bundle_generation(b: &NodeAuthzBundle) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(&(&b.cluster_name, &b.user_cas, &b.roles, &b.locks)).unwrap_or_default().hash(&mut h);
+    h.finish().max(1)
 }

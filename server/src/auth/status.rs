@@ -1,24 +1,29 @@
-//! Connection status of leaf clusters, as the root sees them.
+//! Connection status of leaf clusters, as the root sees them, whichever of the root's
+//! processes holds each leaf's tunnel.
 //!
-//! Heartbeats arrive from every leaf every `keep_alive_interval`; with a thousand leaves that is
-//! hundreds a second. They are kept in memory and written in one transaction per flush
-//! (every 500 ms), under `rcstatus/<leaf>`, apart from the `remote_cluster` resource so that they
-//! never conflict with `tctl update rc`. Reads merge the stored status, the unflushed heartbeats
-//! and the offline threshold: a leaf is `online` only if it heartbeated within
-//! `keep_alive_count_max × keep_alive_interval`. `last_heartbeat` only moves forward.
+//! Each proxy heartbeats one presence record per leaf it holds a tunnel from:
+//! `tunnelconns/<leaf>/<proxy>` (Teleport's `tunnel_connection`), live while its heartbeat is
+//! less than `keep_alive_count_max × keep_alive_interval` old, kept an hour longer so that an
+//! offline leaf still shows when it was last heard from. Heartbeats arrive
+//! from every leaf every `keep_alive_interval`, so they are kept in memory and written in one
+//! transaction per flush (every 500 ms). A leaf is `online` while any proxy's record is live;
+//! `last_heartbeat` is the newest of them, or, once none is left, the last one written to
+//! `rcstatus/<leaf>` when a tunnel ended (apart from the `remote_cluster` resource, so that
+//! heartbeats never conflict with `tctl update rc`). `last_heartbeat` only moves forward.
+//! A proxy that dies leaves records that expire by themselves; one that restarts removes its own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use shared::error::Result;
-use shared::resource::RemoteCluster;
 use shared::resource::cluster::{RemoteClusterStatus, STATUS_OFFLINE, STATUS_ONLINE};
+use shared::resource::{RemoteCluster, TunnelConnection};
 use time::OffsetDateTime;
 
 use super::AuthServer;
-use crate::process::Shutdown;
 use crate::services::{encode, keys};
+use crate::shutdown::Shutdown;
 use crate::storage::Op;
 
 /// How often buffered heartbeats are written.
@@ -46,6 +51,11 @@ impl AuthServer {
         self.heartbeats.lock().map(|h| h.clone()).unwrap_or_default()
     }
 
+    /// This process's name among the cluster's proxies.
+    pub fn proxy_id(&self) -> &str {
+        &self.settings.proxy_id
+    }
+
     async fn stored_statuses(&self) -> Result<HashMap<String, RemoteClusterStatus>> {
         let items = self.services.backend.list(keys::REMOTE_CLUSTER_STATUS).await?;
         Ok(items
@@ -57,6 +67,23 @@ impl AuthServer {
             .collect())
     }
 
+    /// Every live tunnel connection, of every proxy.
+    pub async fn tunnel_connections(&self) -> Result<Vec<TunnelConnection>> {
+        let (now, threshold) = (self.clock.now(), self.settings.offline_threshold());
+        Ok(self.tunnel_records().await?.into_iter().filter(|c| now - c.spec.last_heartbeat <= threshold).collect())
+    }
+
+    /// Every stored tunnel record, live or recently dead.
+    async fn tunnel_records(&self) -> Result<Vec<TunnelConnection>> {
+        self.services.list(keys::TUNNEL_CONNS).await
+    }
+
+    fn presence_op(&self, leaf: &str, at: OffsetDateTime) -> Result<Op> {
+        let expires = at + self.settings.offline_threshold() + Duration::from_secs(3600);
+        let conn = TunnelConnection::new(self.proxy_id(), leaf, at, expires);
+        self.services.put_op(&keys::tunnel_conn(leaf, self.proxy_id()), &conn)
+    }
+
     /// Writes buffered heartbeats in one transaction; returns how many.
     pub async fn flush_heartbeats(&self) -> Result<usize> {
         let pending: Vec<(String, OffsetDateTime)> = match self.heartbeats.lock() {
@@ -66,7 +93,6 @@ impl AuthServer {
         if pending.is_empty() {
             return Ok(0);
         }
-        let stored = self.stored_statuses().await?;
         let existing: std::collections::HashSet<String> = self
             .services
             .backend
@@ -75,14 +101,20 @@ impl AuthServer {
             .into_iter()
             .filter_map(|i| i.key.strip_prefix(keys::REMOTE_CLUSTERS).map(str::to_string))
             .collect();
+        // A record never goes back in time (heartbeats can arrive out of order).
+        let mine: HashMap<String, OffsetDateTime> = self
+            .tunnel_records()
+            .await?
+            .into_iter()
+            .filter(|c| c.spec.proxy_name == self.proxy_id())
+            .map(|c| (c.spec.cluster_name, c.spec.last_heartbeat))
+            .collect();
         let mut ops = Vec::new();
         for (name, at) in &pending {
-            if !existing.contains(name) {
-                continue;
+            if existing.contains(name) {
+                let at = mine.get(name).filter(|m| *m > at).copied().unwrap_or(*at);
+                ops.push(self.presence_op(name, at)?);
             }
-            let last = stored.get(name).map(|s| s.last_heartbeat).filter(|t| t > at).unwrap_or(*at);
-            let status = RemoteClusterStatus { connection: STATUS_ONLINE.into(), last_heartbeat: last };
-            ops.push(Op::Put { key: format!("{}{name}", keys::REMOTE_CLUSTER_STATUS), value: encode(&status)?, expires: None });
         }
         let n = ops.len();
         if n > 0 {
@@ -108,39 +140,47 @@ impl AuthServer {
         }
     }
 
-    /// Marks a leaf offline at once (its tunnel closed or stopped heartbeating).
-    pub async fn mark_offline(&self, name: &str) -> Result<()> {
+    /// This proxy's tunnel from `name` ended: its presence record goes (other proxies' stay),
+    /// and the last heartbeat is kept for `tctl get rc`.
+    pub async fn tunnel_closed(&self, name: &str) -> Result<()> {
         let pending = self.heartbeats.lock().ok().and_then(|mut h| h.remove(name));
+        let key = keys::tunnel_conn(name, self.proxy_id());
+        let mine = self.services.get::<TunnelConnection>(&key).await?.map(|c| c.value.spec.last_heartbeat);
         if self.services.remote_cluster(name).await?.is_none() {
+            self.services.apply(vec![Op::DeleteIfExists { key }]).await?;
             return Ok(());
         }
         let stored = self.stored_statuses().await?.remove(name);
         let mut last = stored.map(|s| s.last_heartbeat).unwrap_or_else(shared::timefmt::go_zero_time);
-        if let Some(p) = pending
-            && p > last
-        {
-            last = p;
+        for t in [pending, mine].into_iter().flatten() {
+            if t > last {
+                last = t;
+            }
         }
         let status = RemoteClusterStatus { connection: STATUS_OFFLINE.into(), last_heartbeat: last };
         self.services
-            .apply(vec![Op::Put { key: format!("{}{name}", keys::REMOTE_CLUSTER_STATUS), value: encode(&status)?, expires: None }])
+            .apply(vec![
+                Op::DeleteIfExists { key },
+                Op::Put { key: format!("{}{name}", keys::REMOTE_CLUSTER_STATUS), value: encode(&status)?, expires: None },
+            ])
             .await?;
         Ok(())
     }
 
-    /// At start no tunnel is connected: every leaf is offline until it dials back in. Statuses
-    /// of removed leaves are cleaned up.
+    /// At start this proxy holds no tunnel: its records from an earlier run go (other proxies'
+    /// stay). Statuses of removed leaves are cleaned up.
     pub async fn reset_remote_statuses(&self) -> Result<()> {
         let rcs: std::collections::HashSet<String> =
             self.services.list::<RemoteCluster>(keys::REMOTE_CLUSTERS).await?.into_iter().map(|rc| rc.metadata.name).collect();
         let mut ops = Vec::new();
-        for (name, mut status) in self.stored_statuses().await? {
-            let key = format!("{}{name}", keys::REMOTE_CLUSTER_STATUS);
+        for name in self.stored_statuses().await?.into_keys() {
             if !rcs.contains(&name) {
-                ops.push(Op::DeleteIfExists { key });
-            } else if status.connection != STATUS_OFFLINE {
-                status.connection = STATUS_OFFLINE.into();
-                ops.push(Op::Put { key, value: encode(&status)?, expires: None });
+                ops.push(Op::DeleteIfExists { key: format!("{}{name}", keys::REMOTE_CLUSTER_STATUS) });
+            }
+        }
+        for c in self.tunnel_records().await? {
+            if c.spec.proxy_name == self.proxy_id() {
+                ops.push(Op::DeleteIfExists { key: keys::tunnel_conn(&c.spec.cluster_name, self.proxy_id()) });
             }
         }
         if !ops.is_empty() {
@@ -153,22 +193,30 @@ impl AuthServer {
     pub async fn remote_clusters(&self) -> Result<Vec<RemoteCluster>> {
         let all: Vec<RemoteCluster> = self.services.list(keys::REMOTE_CLUSTERS).await?;
         let mut stored = self.stored_statuses().await?;
-        let pending = self.pending();
         let now = self.clock.now();
         let threshold = self.settings.offline_threshold();
+        // The newest heartbeat of each leaf, from any proxy's record or this one's buffer.
+        let mut newest: HashMap<String, OffsetDateTime> = HashMap::new();
+        let conns = self.tunnel_records().await?.into_iter().map(|c| (c.spec.cluster_name, c.spec.last_heartbeat));
+        for (leaf, at) in conns.chain(self.pending()) {
+            let e = newest.entry(leaf).or_insert(at);
+            if at > *e {
+                *e = at;
+            }
+        }
         Ok(all
             .into_iter()
             .map(|mut rc| {
                 let name = rc.metadata.name.clone();
                 let mut status = stored.remove(&name).unwrap_or_default();
-                if let Some(p) = pending.get(&name) {
-                    status.connection = STATUS_ONLINE.into();
-                    if *p > status.last_heartbeat {
-                        status.last_heartbeat = *p;
+                status.connection = STATUS_OFFLINE.into();
+                if let Some(at) = newest.get(&name) {
+                    if *at > status.last_heartbeat {
+                        status.last_heartbeat = *at;
                     }
-                }
-                if status.connection == STATUS_ONLINE && now - status.last_heartbeat > threshold {
-                    status.connection = STATUS_OFFLINE.into();
+                    if now - *at <= threshold {
+                        status.connection = STATUS_ONLINE.into();
+                    }
                 }
                 rc.status = status;
                 rc
@@ -201,7 +249,8 @@ mod tests {
     fn server(clock: Arc<Manual>) -> AuthServer {
         let backend = Arc::new(MemoryBackend::new(clock.clone() as SharedClock));
         let dir = std::env::temp_dir().join(format!("tp-status-{}-{}", std::process::id(), shared::certs::random_hex(4)));
-        let audit = AuditLog::open(backend.clone(), &dir, "root", clock.clone() as SharedClock).unwrap();
+        let audit =
+            AuditLog::open(Arc::new(crate::audit::BackendAudit(backend.clone())), &dir, "root", clock.clone() as SharedClock).unwrap();
         let settings = AuthSettings {
             cluster_name: "root".into(),
             data_dir: dir,
@@ -210,6 +259,7 @@ mod tests {
             keep_alive_count_max: 3,
             insecure: false,
             static_tokens: vec![],
+            proxy_id: "proxy-a".into(),
         };
         AuthServer::new(Services::new(backend), settings, audit, clock as SharedClock)
     }
@@ -246,12 +296,21 @@ mod tests {
         // Explicitly offline (tunnel closed), and reset at start.
         clock.0.store(t2.unix_timestamp(), Ordering::SeqCst);
         assert_eq!(status(&a).await.connection, "online");
-        a.mark_offline("leaf").await.unwrap();
+        a.tunnel_closed("leaf").await.unwrap();
         assert_eq!(status(&a).await, RemoteClusterStatus { connection: "offline".into(), last_heartbeat: t2 });
         a.record_heartbeat("leaf", t2);
         a.flush_heartbeats().await.unwrap();
         a.reset_remote_statuses().await.unwrap();
         assert_eq!(status(&a).await.connection, "offline");
+        // Another proxy's tunnel keeps the leaf online when this one's ends.
+        let other = TunnelConnection::new("proxy-b", "leaf", t2, t2 + Duration::from_secs(180));
+        a.services.apply(vec![a.services.put_op(&keys::tunnel_conn("leaf", "proxy-b"), &other).unwrap()]).await.unwrap();
+        a.record_heartbeat("leaf", t2);
+        a.flush_heartbeats().await.unwrap();
+        a.tunnel_closed("leaf").await.unwrap();
+        assert_eq!(status(&a).await.connection, "online", "proxy-b still holds a tunnel");
+        a.reset_remote_statuses().await.unwrap();
+        assert_eq!(a.tunnel_connections().await.unwrap().len(), 1, "a restart removes only this proxy's records");
         // Heartbeats of a removed leaf are not written.
         a.services.apply(vec![Op::Delete { key: format!("{}leaf", keys::REMOTE_CLUSTERS) }]).await.unwrap();
         a.record_heartbeat("leaf", t2);

@@ -26,7 +26,7 @@ use shared::client::{ApiClient, BoxStream, Dialer, ServerTrust};
 use shared::resource::token::SystemRole;
 use shared::resource::{CaType, CertAuthority};
 use teleport_server::auth::ca;
-use teleport_server::process::shutdown_pair;
+use teleport_server::shutdown::shutdown_pair;
 use teleport_server::ssh::HostCreds;
 use teleport_server::tunnel::agent::{AgentConfig, TunnelService};
 

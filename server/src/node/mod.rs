@@ -10,6 +10,7 @@
 //! (`teleport start --roles=node --token=... --auth-server=...`).
 
 pub mod authz;
+pub mod join;
 pub mod server;
 pub mod session;
 
@@ -27,7 +28,7 @@ use tokio::sync::watch;
 use crate::auth::AuthServer;
 use crate::limits::{Limiter, Permit, Source};
 use crate::live::{Live, Place};
-use crate::process::Shutdown;
+use crate::shutdown::Shutdown;
 use crate::ssh::HostCreds;
 use crate::tunnel::Origin;
 

@@ -94,36 +94,49 @@ impl ProxySsh {
     }
 
     /// Ends users' connections a lock now matches, and sends this cluster's locks to every
-    /// connected leaf (which enforces them on this cluster's users): after every change, and
-    /// each minute in case a leaf missed one.
-    pub async fn run_lock_enforcer(self: Arc<Self>, mut shutdown: crate::process::Shutdown) {
+    /// connected leaf (which enforces them on this cluster's users): after every change (from
+    /// any process), after every gap in the feed, and each minute in case a leaf missed one.
+    pub async fn run_lock_enforcer(self: Arc<Self>, shutdown: crate::shutdown::Shutdown) {
+        use crate::follow::Changed;
         use crate::services::keys;
-        let mut events = self.auth.services.backend.watch();
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            let push = tokio::select! {
-                _ = shutdown.wait() => return,
-                _ = tick.tick() => true,
-                ev = events.recv() => match ev {
-                    Ok(e) if e.key.starts_with(keys::LOCKS) => true,
-                    Ok(e) if e.key.starts_with(keys::REMOTE_LOCKS) => false,
-                    Ok(_) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                },
-            };
-            match self.auth.lock_set().await {
-                Ok(locks) => {
-                    self.live.enforce(&locks, crate::live::Place::default(), self.auth.clock.now());
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot read locks"),
-            }
-            if push {
-                for leaf in self.tunnels.clusters() {
-                    let me = self.clone();
-                    tokio::spawn(async move { me.push_locks(&leaf).await });
+        let ticker = {
+            let (me, mut stop) = (self.clone(), shutdown.clone());
+            async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tokio::select! {
+                        _ = stop.wait() => return,
+                        _ = tick.tick() => me.push_locks_to_all(),
+                    }
                 }
             }
+        };
+        let me = self.clone();
+        let follower = crate::follow::follow(self.auth.services.backend.clone(), &[keys::LOCKS, keys::REMOTE_LOCKS], shutdown, move |c| {
+            let me = me.clone();
+            async move {
+                match me.auth.lock_set().await {
+                    Ok(locks) => {
+                        me.live.enforce(&locks, crate::live::Place::default(), me.auth.clock.now());
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot read locks"),
+                }
+                let ours = match &c {
+                    Changed::All => true,
+                    Changed::Key(e) => e.key.starts_with(keys::LOCKS),
+                };
+                if ours {
+                    me.push_locks_to_all();
+                }
+            }
+        });
+        tokio::join!(ticker, follower);
+    }
+
+    fn push_locks_to_all(self: &Arc<Self>) {
+        for leaf in self.tunnels.clusters() {
+            let me = self.clone();
+            tokio::spawn(async move { me.push_locks(&leaf).await });
         }
     }
 
@@ -146,41 +159,40 @@ impl ProxySsh {
         }
     }
 
-    /// Drops a leaf's tunnel as soon as its remote_cluster or CA disappears (`tctl rm rc/...`).
-    /// After a gap in the events, every leaf's tunnel is checked against storage.
-    pub async fn run_remote_cluster_watcher(self: Arc<Self>, mut shutdown: crate::process::Shutdown) {
-        let mut events = self.auth.services.backend.watch();
-        loop {
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                ev = events.recv() => {
-                    let ev = match ev {
-                        Ok(ev) => ev,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            for leaf in self.tunnels.clusters() {
-                                if matches!(self.auth.services.remote_cluster(&leaf).await, Ok(None)) {
-                                    tracing::info!(leaf = %leaf, "remote cluster removed; closing its tunnel");
-                                    self.tunnels.disconnect(&TunnelKey::Cluster(leaf), "the trust was removed").await;
-                                }
-                            }
-                            continue;
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    };
-                    if ev.kind != crate::storage::EventKind::Delete {
-                        continue;
-                    }
-                    let name = ev.key.strip_prefix(crate::services::keys::REMOTE_CLUSTERS)
-                        .or_else(|| ev.key.strip_prefix(&format!("{}host/", crate::services::keys::AUTHORITIES)));
-                    if let Some(name) = name
-                        && self.tunnels.get(&TunnelKey::Cluster(name.to_string())).is_some()
-                    {
-                        tracing::info!(leaf = %name, "remote cluster removed; closing its tunnel");
-                        self.tunnels.disconnect(&TunnelKey::Cluster(name.to_string()), "the trust was removed").await;
+    /// Drops a leaf's tunnel as soon as its remote_cluster or CA disappears (`tctl rm rc/...`,
+    /// through any process). After a gap in the feed, every leaf's tunnel is checked.
+    pub async fn run_remote_cluster_watcher(self: Arc<Self>, shutdown: crate::shutdown::Shutdown) {
+        use crate::follow::Changed;
+        use crate::services::keys;
+        let host_cas = format!("{}host/", keys::AUTHORITIES);
+        let me = self.clone();
+        let prefixes = [keys::REMOTE_CLUSTERS, host_cas.as_str()];
+        let ca_prefix = host_cas.clone();
+        crate::follow::follow(self.auth.services.backend.clone(), &prefixes, shutdown, move |c| {
+            let me = me.clone();
+            let host_cas = ca_prefix.clone();
+            async move {
+                let leaves: Vec<String> = match c {
+                    Changed::All => me.tunnels.clusters(),
+                    Changed::Key(e) if e.kind == crate::storage::EventKind::Delete => e
+                        .key
+                        .strip_prefix(keys::REMOTE_CLUSTERS)
+                        .or_else(|| e.key.strip_prefix(host_cas.as_str()))
+                        .map(|n| vec![n.to_string()])
+                        .unwrap_or_default(),
+                    Changed::Key(_) => vec![],
+                };
+                for leaf in leaves {
+                    let gone = matches!(me.auth.services.remote_cluster(&leaf).await, Ok(None))
+                        || matches!(me.auth.services.ca(CaType::Host, &leaf, false).await, Ok(None));
+                    if gone && me.tunnels.get(&TunnelKey::Cluster(leaf.clone())).is_some() {
+                        tracing::info!(leaf = %leaf, "remote cluster removed; closing its tunnel");
+                        me.tunnels.disconnect(&TunnelKey::Cluster(leaf), "the trust was removed").await;
                     }
                 }
             }
-        }
+        })
+        .await;
     }
 }
 
@@ -232,7 +244,7 @@ impl Drop for ProxyConn {
             {
                 let auth = self.shared.auth.clone();
                 rt.spawn(async move {
-                    let _ = auth.mark_offline(&name).await;
+                    let _ = auth.tunnel_closed(&name).await;
                 });
             }
         }
@@ -647,7 +659,7 @@ async fn serve_heartbeats(
     if shared.tunnels.remove(&key, conn_id)
         && let TunnelKey::Cluster(name) = &key
     {
-        let _ = shared.auth.mark_offline(name).await;
+        let _ = shared.auth.tunnel_closed(name).await;
     }
     crate::tunnel::close_connection(&handle, &kill, "heartbeat stopped").await;
 }

@@ -1,166 +1,250 @@
 //! One conformance suite, run against every backend: the same calls must give the same results.
+//! Memory and SQLite run it here; PostgreSQL (a real server) runs it from the end-to-end tests,
+//! with the checks only a shared database can show (two handles, concurrent writers).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use shared::error::Kind;
-use shared::timefmt::{Clock, SharedClock};
-use time::OffsetDateTime;
 
-use super::memory::MemoryBackend;
-use super::sqlite::SqliteBackend;
-use super::{Backend, BackendExt, EventKind, Op};
+use super::{Backend, Event, EventKind, Op, Watched, Watcher};
 
-/// A clock tests move by hand.
-#[derive(Debug)]
-pub struct TestClock(AtomicI64);
+fn put(key: &str, value: &[u8], expires: Option<i64>) -> Vec<Op> {
+    vec![Op::Put { key: key.into(), value: value.to_vec(), expires }]
+}
 
-impl TestClock {
-    fn new() -> Arc<TestClock> {
-        Arc::new(TestClock(AtomicI64::new(1_700_000_000)))
-    }
-    fn advance(&self, secs: i64) {
-        self.0.fetch_add(secs, Ordering::SeqCst);
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The next event of `w` (skipping resyncs), within `limit`.
+pub async fn next_event(w: &mut Watcher, limit: Duration) -> Option<Event> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, w.next()).await {
+            Ok(Watched::Event(e)) => return Some(e),
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
     }
 }
 
-impl Clock for TestClock {
-    fn now(&self) -> OffsetDateTime {
-        shared::timefmt::from_unix(self.0.load(Ordering::SeqCst))
+/// Waits for the event on `key` of `kind`, skipping others.
+pub async fn wait_event(w: &mut Watcher, kind: EventKind, key: &str, limit: Duration) -> Event {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match next_event(w, left).await {
+            Some(e) if e.kind == kind && e.key == key => return e,
+            Some(_) => continue,
+            None => panic!("no {kind:?} event for {key} within {limit:?}"),
+        }
     }
 }
 
-async fn suite(b: &dyn Backend, clock: &TestClock) {
+/// The suite. `prefix` keeps runs on a shared database apart.
+pub async fn suite(b: &dyn Backend, prefix: &str) {
+    let k = |s: &str| format!("{prefix}{s}");
+    let mut w = b.watch();
+    assert_eq!(tokio::time::timeout(Duration::from_secs(10), w.next()).await.ok(), Some(Watched::Init), "a watcher starts with Init");
+
     // put / get / list
-    let r1 = b.put("roles/a", b"1".to_vec(), None).await.unwrap_or_default();
-    assert!(r1 > 0);
-    let _ = b.put("roles/b", b"2".to_vec(), None).await;
-    let _ = b.put("rolesx/c", b"3".to_vec(), None).await;
-    let got = b.get("roles/a").await.ok().flatten();
-    assert_eq!(got.as_ref().map(|i| i.value.clone()), Some(b"1".to_vec()));
-    assert_eq!(got.map(|i| i.revision), Some(r1));
-    let listed = b.list("roles/").await.unwrap_or_default();
-    assert_eq!(listed.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(), vec!["roles/a", "roles/b"]);
-    assert!(b.get("roles/zzz").await.ok().flatten().is_none());
+    let r1 = b.apply(put(&k("roles/a"), b"1", None)).await.unwrap();
+    b.apply(put(&k("roles/b"), b"2", None)).await.unwrap();
+    b.apply(put(&k("rolesx/c"), b"3", None)).await.unwrap();
+    let got = b.get(&k("roles/a")).await.unwrap().unwrap();
+    assert_eq!((got.value.as_slice(), got.revision), (&b"1"[..], r1));
+    let listed = b.list(&k("roles/")).await.unwrap();
+    assert_eq!(listed.iter().map(|i| i.key.clone()).collect::<Vec<_>>(), vec![k("roles/a"), k("roles/b")]);
+    assert!(b.get(&k("roles/zzz")).await.unwrap().is_none());
+    let e = wait_event(&mut w, EventKind::Put, &k("roles/a"), Duration::from_secs(5)).await;
+    assert_eq!(e.revision, r1, "events carry the revision they committed with");
 
     // create conflicts
-    let e = b.create("roles/a", b"x".to_vec(), None).await.err().map(|e| e.kind);
+    let e = b.apply(vec![Op::Create { key: k("roles/a"), value: b"x".to_vec(), expires: None }]).await.err().map(|e| e.kind);
     assert_eq!(e, Some(Kind::AlreadyExists));
 
-    // revisions grow; compare-and-swap
-    let cur = b.get("roles/a").await.ok().flatten().map(|i| i.revision).unwrap_or_default();
-    let r2 = b.apply(vec![Op::CompareAndSwap { key: "roles/a".into(), value: b"11".to_vec(), expires: None, expected: cur }]).await;
-    let r2 = r2.unwrap_or_default();
+    // revisions grow per key; compare-and-swap
+    let cur = b.get(&k("roles/a")).await.unwrap().unwrap().revision;
+    let r2 = b.apply(vec![Op::CompareAndSwap { key: k("roles/a"), value: b"11".to_vec(), expires: None, expected: cur }]).await.unwrap();
     assert!(r2 > cur);
-    let stale = b.apply(vec![Op::CompareAndSwap { key: "roles/a".into(), value: b"12".to_vec(), expires: None, expected: cur }]).await;
+    let stale = b.apply(vec![Op::CompareAndSwap { key: k("roles/a"), value: b"12".to_vec(), expires: None, expected: cur }]).await;
     assert_eq!(stale.err().map(|e| e.kind), Some(Kind::CompareFailed));
-    assert_eq!(b.get("roles/a").await.ok().flatten().map(|i| i.value), Some(b"11".to_vec()));
-    let missing = b.apply(vec![Op::CompareAndSwap { key: "roles/none".into(), value: vec![], expires: None, expected: 1 }]).await;
+    assert_eq!(b.get(&k("roles/a")).await.unwrap().map(|i| i.value), Some(b"11".to_vec()));
+    let missing = b.apply(vec![Op::CompareAndSwap { key: k("roles/none"), value: vec![], expires: None, expected: 1 }]).await;
     assert_eq!(missing.err().map(|e| e.kind), Some(Kind::NotFound));
 
     // update requires existence; delete
-    let e = b.apply(vec![Op::Update { key: "roles/none".into(), value: vec![], expires: None }]).await.err().map(|e| e.kind);
+    let e = b.apply(vec![Op::Update { key: k("roles/none"), value: vec![], expires: None }]).await.err().map(|e| e.kind);
     assert_eq!(e, Some(Kind::NotFound));
-    assert!(b.delete("roles/b").await.is_ok());
-    assert_eq!(b.delete("roles/b").await.err().map(|e| e.kind), Some(Kind::NotFound));
-    assert!(b.apply(vec![Op::DeleteIfExists { key: "roles/b".into() }]).await.is_ok());
+    assert!(b.apply(vec![Op::Delete { key: k("roles/b") }]).await.is_ok());
+    assert_eq!(b.apply(vec![Op::Delete { key: k("roles/b") }]).await.err().map(|e| e.kind), Some(Kind::NotFound));
+    assert!(b.apply(vec![Op::DeleteIfExists { key: k("roles/b") }]).await.is_ok());
+    wait_event(&mut w, EventKind::Delete, &k("roles/b"), Duration::from_secs(5)).await;
 
     // batches are atomic: a failing op leaves nothing applied
     let e = b
         .apply(vec![
-            Op::Put { key: "batch/1".into(), value: b"x".to_vec(), expires: None },
-            Op::Create { key: "roles/a".into(), value: b"dup".to_vec(), expires: None },
+            Op::Put { key: k("batch/1"), value: b"x".to_vec(), expires: None },
+            Op::Create { key: k("roles/a"), value: b"dup".to_vec(), expires: None },
         ])
         .await;
     assert_eq!(e.err().map(|e| e.kind), Some(Kind::AlreadyExists));
-    assert!(b.get("batch/1").await.ok().flatten().is_none());
+    assert!(b.get(&k("batch/1")).await.unwrap().is_none());
     // later ops see earlier ones
-    assert!(
-        b.apply(vec![
-            Op::Create { key: "batch/2".into(), value: b"x".to_vec(), expires: None },
-            Op::Exists { key: "batch/2".into() },
-            Op::Delete { key: "batch/2".into() },
-        ])
-        .await
-        .is_ok()
-    );
-    assert!(b.get("batch/2").await.ok().flatten().is_none());
+    b.apply(vec![
+        Op::Create { key: k("batch/2"), value: b"x".to_vec(), expires: None },
+        Op::Exists { key: k("batch/2") },
+        Op::Put { key: k("batch/2"), value: b"y".to_vec(), expires: None },
+        Op::Delete { key: k("batch/2") },
+    ])
+    .await
+    .unwrap();
+    assert!(b.get(&k("batch/2")).await.unwrap().is_none());
 
-    // expiry: invisible at once, swept with a delete event
-    let mut events = b.watch();
-    let now = clock.now().unix_timestamp();
-    let _ = b.put("tokens/t", b"t".to_vec(), Some(now + 10)).await;
-    assert!(b.get("tokens/t").await.ok().flatten().is_some());
-    clock.advance(11);
-    assert!(b.get("tokens/t").await.ok().flatten().is_none());
-    assert!(b.list("tokens/").await.unwrap_or_default().is_empty());
+    // expiry by the backend's clock: invisible at once, swept with a delete event
+    let now = unix_now();
+    b.apply(put(&k("tokens/t"), b"t", Some(now + 2))).await.unwrap();
+    b.apply(put(&k("tokens/u"), b"u", Some(now + 2))).await.unwrap();
+    assert!(b.get(&k("tokens/t")).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert!(b.get(&k("tokens/t")).await.unwrap().is_none());
+    assert!(b.list(&k("tokens/")).await.unwrap().is_empty());
+    let e = b.apply(vec![Op::Delete { key: k("tokens/t") }]).await.err().map(|e| e.kind);
+    assert_eq!(e, Some(Kind::NotFound), "an expired key is gone for deletes too");
     // an expired key can be created again
-    assert!(b.create("tokens/t", b"t2".to_vec(), Some(now + 100)).await.is_ok());
-    let _ = b.put("tokens/u", b"u".to_vec(), Some(now + 5)).await;
-    assert_eq!(b.sweep().await.unwrap_or_default(), 1);
-
-    // watch saw the put, the create and the sweep
-    let mut seen = Vec::new();
-    while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
-        seen.push((e.kind, e.key));
-    }
-    assert!(seen.contains(&(EventKind::Put, "tokens/t".to_string())), "{seen:?}");
-    assert!(seen.contains(&(EventKind::Delete, "tokens/u".to_string())), "{seen:?}");
+    b.apply(vec![Op::Create { key: k("tokens/t"), value: b"t2".to_vec(), expires: Some(unix_now() + 100) }]).await.unwrap();
+    assert!(b.sweep().await.unwrap() >= 1);
+    wait_event(&mut w, EventKind::Delete, &k("tokens/u"), Duration::from_secs(5)).await;
+    assert_eq!(b.get(&k("tokens/t")).await.unwrap().map(|i| i.value), Some(b"t2".to_vec()));
 
     // audit
     for i in 0..5 {
-        let _ = b.append_audit(format!("{{\"n\":{i}}}")).await;
+        b.append_audit(format!("{{\"n\":{i},\"uid\":\"{prefix}{i}\"}}")).await.unwrap();
     }
-    let last = b.list_audit(2).await.unwrap_or_default();
-    assert_eq!(last.iter().map(|r| r.json.as_str()).collect::<Vec<_>>(), vec!["{\"n\":3}", "{\"n\":4}"]);
+    let last = b.list_audit(2).await.unwrap();
+    assert_eq!(
+        last.iter().map(|r| r.json.clone()).collect::<Vec<_>>(),
+        vec![format!("{{\"n\":3,\"uid\":\"{prefix}3\"}}"), format!("{{\"n\":4,\"uid\":\"{prefix}4\"}}")]
+    );
+}
 
-    // closed means closed
+/// Closed means closed.
+pub async fn closes(b: &dyn Backend) {
     b.close().await;
     assert!(b.get("roles/a").await.is_err());
 }
 
-#[tokio::test]
-async fn memory_backend_conforms() {
-    let clock = TestClock::new();
-    let b = MemoryBackend::new(clock.clone() as SharedClock);
-    suite(&b, &clock).await;
+/// Two handles on one database (two processes): what one writes, the other reads and hears.
+pub async fn two_handles(a: &dyn Backend, b: &dyn Backend, prefix: &str) {
+    let mut wb = b.watch();
+    assert_eq!(tokio::time::timeout(Duration::from_secs(10), wb.next()).await.ok(), Some(Watched::Init));
+    let key = format!("{prefix}shared/k");
+    let rev = a.apply(put(&key, b"from-a", None)).await.unwrap();
+    assert_eq!(b.get(&key).await.unwrap().map(|i| (i.value, i.revision)), Some((b"from-a".to_vec(), rev)));
+    let e = wait_event(&mut wb, EventKind::Put, &key, Duration::from_secs(5)).await;
+    assert_eq!(e.revision, rev);
+    let e = b.apply(vec![Op::Create { key: key.clone(), value: vec![], expires: None }]).await.err().map(|e| e.kind);
+    assert_eq!(e, Some(Kind::AlreadyExists), "a key one handle created exists for the other");
+    a.apply(vec![Op::Delete { key: key.clone() }]).await.unwrap();
+    wait_event(&mut wb, EventKind::Delete, &key, Duration::from_secs(5)).await;
 }
 
-#[tokio::test]
-async fn sqlite_backend_conforms() {
-    let dir = std::env::temp_dir().join(format!("tp-sqlite-conf-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::create_dir_all(&dir);
-    let clock = TestClock::new();
-    let b = SqliteBackend::open(&dir.join("db.sqlite"), clock.clone() as SharedClock);
-    let b = match b {
-        Ok(b) => b,
-        Err(e) => panic!("open: {e}"),
-    };
-    suite(&b, &clock).await;
-    let _ = std::fs::remove_dir_all(&dir);
+/// `writers` handles × `tasks` tasks each do `n` compare-and-swap increments of one counter.
+/// Returns the final value and how many attempts lost a race.
+pub async fn cas_counter(writers: Vec<Arc<dyn Backend>>, tasks: usize, n: usize, key: &str) -> (u64, u64) {
+    writers[0].apply(put(key, b"0", None)).await.unwrap();
+    let mut handles = Vec::new();
+    for b in &writers {
+        for _ in 0..tasks {
+            let (b, key) = (b.clone(), key.to_string());
+            handles.push(tokio::spawn(async move {
+                let mut lost = 0u64;
+                for _ in 0..n {
+                    loop {
+                        let cur = b.get(&key).await.unwrap().unwrap();
+                        let v: u64 = String::from_utf8_lossy(&cur.value).parse().unwrap();
+                        let op = Op::CompareAndSwap {
+                            key: key.clone(),
+                            value: (v + 1).to_string().into_bytes(),
+                            expires: None,
+                            expected: cur.revision,
+                        };
+                        match b.apply(vec![op]).await {
+                            Ok(_) => break,
+                            Err(e) if e.kind == Kind::CompareFailed => lost += 1,
+                            Err(e) => panic!("increment failed: {e}"),
+                        }
+                    }
+                }
+                lost
+            }));
+        }
+    }
+    let mut lost = 0;
+    for h in handles {
+        lost += h.await.unwrap();
+    }
+    let v = writers[0].get(key).await.unwrap().unwrap();
+    (String::from_utf8_lossy(&v.value).parse().unwrap(), lost)
 }
 
-#[tokio::test]
-async fn sqlite_survives_reopen_and_keeps_revisions_growing() {
-    let dir = std::env::temp_dir().join(format!("tp-sqlite-reopen-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::create_dir_all(&dir);
-    let clock = TestClock::new();
-    let path = dir.join("db.sqlite");
-    let first = {
-        let b = SqliteBackend::open(&path, clock.clone() as SharedClock).map_err(|e| e.to_string());
-        let b = b.unwrap_or_else(|e| panic!("{e}"));
-        let r = b.put("k/a", b"v".to_vec(), None).await.unwrap_or_default();
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::memory::MemoryBackend;
+    use crate::storage::sqlite::SqliteBackend;
+    use shared::timefmt::system_clock;
+
+    #[tokio::test]
+    async fn memory_backend_conforms() {
+        let b = MemoryBackend::new(system_clock());
+        suite(&b, "").await;
+        closes(&b).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_backend_conforms() {
+        let dir = std::env::temp_dir().join(format!("tp-sqlite-conf-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let b = SqliteBackend::open(&dir.join("db.sqlite"), system_clock()).unwrap();
+        suite(&b, "").await;
+        closes(&b).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn sqlite_counters_lose_no_update() {
+        let dir = std::env::temp_dir().join(format!("tp-sqlite-cas-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let b: Arc<dyn Backend> = Arc::new(SqliteBackend::open(&dir.join("db.sqlite"), system_clock()).unwrap());
+        let (v, _) = cas_counter(vec![b.clone()], 8, 50, "counter").await;
+        assert_eq!(v, 400);
         b.close().await;
-        r
-    };
-    let b = SqliteBackend::open(&path, clock.clone() as SharedClock).map_err(|e| e.to_string()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(b.get("k/a").await.ok().flatten().map(|i| i.value), Some(b"v".to_vec()));
-    // The test clock did not move: the revision must still grow past the stored one.
-    let second = b.put("k/a", b"w".to_vec(), None).await.unwrap_or_default();
-    assert!(second > first);
-    b.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn sqlite_survives_reopen_and_keeps_revisions_growing() {
+        let dir = std::env::temp_dir().join(format!("tp-sqlite-reopen-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("db.sqlite");
+        let first = {
+            let b = SqliteBackend::open(&path, system_clock()).unwrap();
+            let r = b.apply(put("k/a", b"v", None)).await.unwrap();
+            b.close().await;
+            r
+        };
+        let b = SqliteBackend::open(&path, system_clock()).unwrap();
+        assert_eq!(b.get("k/a").await.unwrap().map(|i| i.value), Some(b"v".to_vec()));
+        let second = b.apply(put("k/a", b"w", None)).await.unwrap();
+        assert!(second > first);
+        b.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

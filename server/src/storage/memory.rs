@@ -3,17 +3,16 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use super::feed::Feed;
+use super::{AuditRecord, Backend, Change, Event, EventKind, Item, Op, Revisions, Watcher, events_for, plan};
 use shared::client::BoxFuture;
 use shared::error::{Error, Result};
 use shared::timefmt::SharedClock;
-use tokio::sync::broadcast;
-
-use super::{AuditRecord, Backend, Change, EVENT_CAPACITY, Event, EventKind, Item, Op, Revisions, events_for, plan};
 
 /// The in-memory backend.
 pub struct MemoryBackend {
     state: Mutex<State>,
-    events: broadcast::Sender<Event>,
+    feed: Feed,
     clock: SharedClock,
     revisions: Revisions,
 }
@@ -28,12 +27,7 @@ struct State {
 impl MemoryBackend {
     /// An empty backend.
     pub fn new(clock: SharedClock) -> MemoryBackend {
-        MemoryBackend {
-            state: Mutex::new(State::default()),
-            events: broadcast::channel(EVENT_CAPACITY).0,
-            clock,
-            revisions: Revisions::default(),
-        }
+        MemoryBackend { state: Mutex::new(State::default()), feed: Feed::live(), clock, revisions: Revisions::default() }
     }
 
     fn now(&self) -> i64 {
@@ -78,9 +72,10 @@ impl Backend for MemoryBackend {
     fn apply(&self, ops: Vec<Op>) -> BoxFuture<'_, Result<i64>> {
         Box::pin(async move {
             let now = self.now();
+            let mut g = self.lock()?;
+            // Taken under the lock, so revisions follow commit order as in SQLite.
             let revision = self.revisions.next(shared::timefmt::unix_nanos(self.clock.now()));
-            let events = {
-                let mut g = self.lock()?;
+            {
                 let changes = plan(ops, revision, |k| Ok(g.items.get(k).filter(|i| live(i, now)).cloned()))?;
                 for c in &changes {
                     match c {
@@ -92,11 +87,9 @@ impl Backend for MemoryBackend {
                         }
                     }
                 }
-                events_for(&changes)
-            };
-            for e in events {
-                let _ = self.events.send(e);
+                self.feed.publish(events_for(&changes, revision));
             }
+            drop(g);
             Ok(revision)
         })
     }
@@ -104,23 +97,23 @@ impl Backend for MemoryBackend {
     fn sweep(&self) -> BoxFuture<'_, Result<usize>> {
         Box::pin(async move {
             let now = self.now();
-            let expired: Vec<String> = {
-                let mut g = self.lock()?;
-                let keys: Vec<String> = g.items.values().filter(|i| !live(i, now)).map(|i| i.key.clone()).collect();
-                for k in &keys {
-                    g.items.remove(k);
-                }
-                keys
-            };
-            for k in &expired {
-                let _ = self.events.send(Event { kind: EventKind::Delete, key: k.clone() });
+            let mut g = self.lock()?;
+            let keys: Vec<String> = g.items.values().filter(|i| !live(i, now)).map(|i| i.key.clone()).collect();
+            for k in &keys {
+                g.items.remove(k);
             }
-            Ok(expired.len())
+            let revision = self.revisions.next(0);
+            self.feed.publish(keys.iter().map(|k| Event { kind: EventKind::Delete, key: k.clone(), revision }));
+            Ok(keys.len())
         })
     }
 
-    fn watch(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
+    fn watch(&self) -> Watcher {
+        self.feed.subscribe()
+    }
+
+    fn feed_live(&self) -> bool {
+        self.feed.is_live()
     }
 
     fn append_audit(&self, json: String) -> BoxFuture<'_, Result<i64>> {

@@ -1,30 +1,39 @@
-//! Storage: one key-value trait with a SQLite and an in-memory implementation.
+//! Storage: one key-value trait with SQLite, PostgreSQL and in-memory implementations.
 //!
 //! Everything the cluster remembers (roles, users, tokens, CAs, trusted and remote clusters,
-//! nodes) is a JSON value under a key such as `roles/visitor`. The trait has no SQL in it, so
-//! another backend (PostgreSQL for HA) can be added by implementing it and passing the same
-//! conformance suite (`conformance.rs`).
+//! nodes) is a JSON value under a key such as `roles/visitor`. The trait has no SQL in it; every
+//! backend passes the same conformance suite (`conformance.rs`).
 //!
-//! - Every write gets a **revision**: a number that only grows (nanoseconds since the epoch,
-//!   bumped when the clock stalls), printed as `metadata.id` so `tctl edit` can detect a
-//!   concurrent change (compare-and-swap).
+//! - Every write gets a **revision**, assigned inside the backend's transaction: unique, and
+//!   growing for each key (SQLite: the writer thread, so also in commit order; PostgreSQL: a
+//!   sequence). It is printed as `metadata.id` so `tctl edit` can detect a concurrent change
+//!   (compare-and-swap). It is never a position in the change feed.
 //! - [`Backend::apply`] runs a batch of operations **atomically**: all or nothing. Multi-object
 //!   changes (a trusted cluster and its CAs) use it so that no crash leaves half a change.
-//! - Items may **expire**; expired items are invisible at once and swept shortly after, each
-//!   sweep producing `Delete` events.
-//! - [`Backend::watch`] streams change events; services use it to react (TLS trust, tunnels,
-//!   node caches).
+//!   What each operation means is decided once, in [`plan`], for every backend.
+//! - Items may **expire**; the backend's clock decides (PostgreSQL: the database's `now()`, one
+//!   clock for every process), expired items are invisible at once and swept shortly after,
+//!   each sweep producing `Delete` events.
+//! - [`Backend::watch`] follows every committed change, from any process, in commit order, or
+//!   says when it cannot ([`feed`]); `crate::follow` is the one loop that consumes it.
 
+pub mod feed;
 #[cfg(test)]
 pub mod memory;
+pub mod pgconn;
+mod pgoutput;
+mod plan;
+pub mod postgres;
 pub mod sqlite;
 
-#[cfg(test)]
-mod conformance;
+#[doc(hidden)]
+pub mod conformance;
+
+pub use feed::{Watched, Watcher};
+pub(crate) use plan::{Change, events_for, plan};
 
 use shared::client::BoxFuture;
 use shared::error::Result;
-use tokio::sync::broadcast;
 
 /// A stored item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +99,9 @@ pub struct Event {
     pub kind: EventKind,
     /// Which key.
     pub key: String,
+    /// The revision the change committed with (for a delete: the deleting batch's, or the
+    /// deleted row's where the database gives no other).
+    pub revision: i64,
 }
 
 /// A stored audit event.
@@ -109,10 +121,12 @@ pub trait Backend: Send + Sync + 'static {
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<Item>>>;
     /// Applies the operations atomically; returns the new revision.
     fn apply(&self, ops: Vec<Op>) -> BoxFuture<'_, Result<i64>>;
-    /// Deletes expired items now (also done periodically); returns how many.
+    /// Deletes expired items now (every process runs [`run_sweeper`]); returns how many.
     fn sweep(&self) -> BoxFuture<'_, Result<usize>>;
-    /// Subscribes to change events.
-    fn watch(&self) -> broadcast::Receiver<Event>;
+    /// Follows committed changes ([`feed`]).
+    fn watch(&self) -> Watcher;
+    /// Whether the change feed is live (`/readyz`).
+    fn feed_live(&self) -> bool;
     /// Appends an audit event.
     fn append_audit(&self, json: String) -> BoxFuture<'_, Result<i64>>;
     /// The newest audit events, oldest first, at most `limit`.
@@ -179,6 +193,47 @@ impl Revisions {
     }
 }
 
+/// Sweeps expired items every `every` until `shutdown` (each process runs one; PostgreSQL's
+/// sweep skips rows another process is deleting).
+pub async fn run_sweeper(backend: std::sync::Arc<dyn Backend>, every: std::time::Duration, mut shutdown: crate::shutdown::Shutdown) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(every) => {
+                if let Err(e) = backend.sweep().await {
+                    tracing::warn!(error = %e, "expiry sweep failed");
+                }
+            }
+        }
+    }
+}
+
+/// Opens the storage `cfg` names and the audit store that goes with it.
+pub async fn open(
+    cfg: &crate::config::Storage,
+    clock: shared::timefmt::SharedClock,
+) -> Result<(std::sync::Arc<dyn Backend>, std::sync::Arc<dyn crate::audit::AuditStore>)> {
+    use std::sync::Arc;
+    match cfg {
+        crate::config::Storage::Sqlite { file } => {
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| shared::Error::internal(format!("cannot create {}: {e}", dir.display())))?;
+            }
+            let b: Arc<dyn Backend> = Arc::new(sqlite::SqliteBackend::open(file, clock)?);
+            Ok((b.clone(), Arc::new(crate::audit::BackendAudit(b))))
+        }
+        crate::config::Storage::Postgres { conn_string, audit } => {
+            let info = pgconn::parse(conn_string, "teleport.storage.conn_string")?;
+            let b: Arc<dyn Backend> = postgres::PostgresBackend::open(info).await?;
+            let store: Arc<dyn crate::audit::AuditStore> = match audit {
+                Some(a) => Arc::new(postgres::PostgresAudit::open(pgconn::parse(a, "teleport.storage.audit_events_uri")?).await?),
+                None => Arc::new(crate::audit::BackendAudit(b.clone())),
+            };
+            Ok((b, store))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,90 +252,3 @@ mod tests {
         assert_eq!(r.next(1000), 1000);
     }
 }
-
-/// A change a batch makes, decided by [`plan`] and carried out by a backend.
-#[derive(Debug, Clone)]
-pub(crate) enum Change {
-    /// Write this item.
-    Upsert(Item),
-    /// Remove this key.
-    Remove(String),
-}
-
-/// Decides what a batch does, given the live items it touches (`current`). Shared by every
-/// backend so that the semantics of each operation are written once. Later operations in a
-/// batch see the effects of earlier ones.
-pub(crate) fn plan(ops: Vec<Op>, revision: i64, mut current: impl FnMut(&str) -> Result<Option<Item>>) -> Result<Vec<Change>> {
-    use shared::error::Error;
-    use std::collections::HashMap;
-    let mut overlay: HashMap<String, Option<Item>> = HashMap::new();
-    let mut changes = Vec::new();
-    for op in ops {
-        let key = op.key().to_string();
-        if key.is_empty() || key.len() > 1024 {
-            return Err(Error::bad_parameter("storage key must be 1-1024 bytes"));
-        }
-        let existing = match overlay.get(&key) {
-            Some(v) => v.clone(),
-            None => current(&key)?,
-        };
-        let upsert = |value: Vec<u8>, expires: Option<i64>| Item { key: key.clone(), value, expires, revision };
-        let change = match op {
-            Op::Put { value, expires, .. } => Some(Change::Upsert(upsert(value, expires))),
-            Op::Create { value, expires, .. } => {
-                if existing.is_some() {
-                    return Err(Error::already_exists(format!("key {key:?} already exists")));
-                }
-                Some(Change::Upsert(upsert(value, expires)))
-            }
-            Op::Update { value, expires, .. } => {
-                if existing.is_none() {
-                    return Err(Error::not_found(format!("key {key:?} is not found")));
-                }
-                Some(Change::Upsert(upsert(value, expires)))
-            }
-            Op::CompareAndSwap { value, expires, expected, .. } => match &existing {
-                None => return Err(Error::not_found(format!("key {key:?} is not found"))),
-                Some(i) if i.revision != expected => {
-                    return Err(Error::compare_failed(format!("key {key:?} was changed by someone else")));
-                }
-                Some(_) => Some(Change::Upsert(upsert(value, expires))),
-            },
-            Op::Delete { .. } => {
-                if existing.is_none() {
-                    return Err(Error::not_found(format!("key {key:?} is not found")));
-                }
-                Some(Change::Remove(key.clone()))
-            }
-            Op::DeleteIfExists { .. } => existing.as_ref().map(|_| Change::Remove(key.clone())),
-            Op::Exists { .. } => {
-                if existing.is_none() {
-                    return Err(Error::not_found(format!("key {key:?} is not found")));
-                }
-                None
-            }
-        };
-        if let Some(c) = change {
-            match &c {
-                Change::Upsert(item) => overlay.insert(key.clone(), Some(item.clone())),
-                Change::Remove(_) => overlay.insert(key.clone(), None),
-            };
-            changes.push(c);
-        }
-    }
-    Ok(changes)
-}
-
-/// Events for a set of changes.
-pub(crate) fn events_for(changes: &[Change]) -> Vec<Event> {
-    changes
-        .iter()
-        .map(|c| match c {
-            Change::Upsert(i) => Event { kind: EventKind::Put, key: i.key.clone() },
-            Change::Remove(k) => Event { kind: EventKind::Delete, key: k.clone() },
-        })
-        .collect()
-}
-
-/// Capacity of the change-event channel; slow watchers see `Lagged` and must resync.
-pub(crate) const EVENT_CAPACITY: usize = 4096;

@@ -1,6 +1,7 @@
 //! SQLite backend: one file, WAL journal, `synchronous=FULL` (a write acknowledged is on disk),
 //! every batch one transaction. A dedicated thread owns the connection and serves requests in
-//! order, so there is exactly one writer and async tasks never block on SQLite.
+//! order, so there is exactly one writer and async tasks never block on SQLite. The thread also
+//! assigns revisions and publishes events, so both follow commit order.
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -9,15 +10,19 @@ use rusqlite::{Connection, OptionalExtension, params};
 use shared::client::BoxFuture;
 use shared::error::{Error, Result};
 use shared::timefmt::SharedClock;
-use tokio::sync::{broadcast, oneshot};
+use std::sync::Arc;
 
-use super::{AuditRecord, Backend, Change, EVENT_CAPACITY, Event, EventKind, Item, Op, Revisions, events_for, plan, prefix_end};
+use tokio::sync::oneshot;
+
+use super::feed::Feed;
+use super::{AuditRecord, Backend, Change, Event, EventKind, Item, Op, Revisions, Watcher, events_for, plan, prefix_end};
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
 enum Cmd {
     Get(String, i64, Reply<Option<Item>>),
     List(String, i64, Reply<Vec<Item>>),
+    /// ops, the clock in nanoseconds, the clock in seconds.
     Apply(Vec<Op>, i64, i64, Reply<i64>),
     Sweep(i64, Reply<usize>),
     AppendAudit(String, Reply<i64>),
@@ -28,9 +33,8 @@ enum Cmd {
 /// The SQLite backend.
 pub struct SqliteBackend {
     tx: mpsc::Sender<Cmd>,
-    events: broadcast::Sender<Event>,
+    feed: Arc<Feed>,
     clock: SharedClock,
-    revisions: Revisions,
 }
 
 fn db_err(e: rusqlite::Error) -> Error {
@@ -66,13 +70,14 @@ impl SqliteBackend {
         }
         let last: i64 = conn.query_row("SELECT COALESCE(MAX(revision), 0) FROM kv", [], |r| r.get(0)).map_err(db_err)?;
         let (tx, rx) = mpsc::channel::<Cmd>();
-        let events = broadcast::channel(EVENT_CAPACITY).0;
-        let thread_events = events.clone();
+        let feed = Arc::new(Feed::live());
+        let thread_feed = feed.clone();
+        let revisions = Revisions::starting_after(last);
         std::thread::Builder::new()
             .name("sqlite".into())
-            .spawn(move || serve(conn, rx, thread_events))
+            .spawn(move || serve(conn, rx, thread_feed, revisions))
             .map_err(|e| Error::internal(format!("cannot start storage thread: {e}")))?;
-        Ok(SqliteBackend { tx, events, clock, revisions: Revisions::starting_after(last) })
+        Ok(SqliteBackend { tx, feed, clock })
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T> {
@@ -137,7 +142,7 @@ fn apply(conn: &mut Connection, ops: Vec<Op>, revision: i64, now: i64) -> Result
     Ok(changes)
 }
 
-fn serve(mut conn: Connection, rx: mpsc::Receiver<Cmd>, events: broadcast::Sender<Event>) {
+fn serve(mut conn: Connection, rx: mpsc::Receiver<Cmd>, feed: Arc<Feed>, revisions: Revisions) {
     while let Ok(cmd) = rx.recv() {
         match cmd {
             Cmd::Get(key, now, reply) => {
@@ -153,12 +158,11 @@ fn serve(mut conn: Connection, rx: mpsc::Receiver<Cmd>, events: broadcast::Sende
                     .map_err(db_err);
                 let _ = reply.send(r);
             }
-            Cmd::Apply(ops, revision, now, reply) => {
+            Cmd::Apply(ops, now_nanos, now, reply) => {
+                let revision = revisions.next(now_nanos);
                 let r = apply(&mut conn, ops, revision, now);
                 let r = r.map(|changes| {
-                    for e in events_for(&changes) {
-                        let _ = events.send(e);
-                    }
+                    feed.publish(events_for(&changes, revision));
                     revision
                 });
                 let _ = reply.send(r);
@@ -175,9 +179,8 @@ fn serve(mut conn: Connection, rx: mpsc::Receiver<Cmd>, events: broadcast::Sende
                         .map_err(db_err)?;
                     tx.execute("DELETE FROM kv WHERE expires IS NOT NULL AND expires <= ?1", params![now]).map_err(db_err)?;
                     tx.commit().map_err(db_err)?;
-                    for k in &keys {
-                        let _ = events.send(Event { kind: EventKind::Delete, key: k.clone() });
-                    }
+                    let revision = revisions.next(0);
+                    feed.publish(keys.iter().map(|k| Event { kind: EventKind::Delete, key: k.clone(), revision }));
                     Ok(keys.len())
                 })();
                 let _ = reply.send(r);
@@ -204,6 +207,7 @@ fn serve(mut conn: Connection, rx: mpsc::Receiver<Cmd>, events: broadcast::Sende
             Cmd::Close(done) => {
                 let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
                 drop(conn);
+                feed.down();
                 let _ = done.send(());
                 return;
             }
@@ -228,9 +232,9 @@ impl Backend for SqliteBackend {
 
     fn apply(&self, ops: Vec<Op>) -> BoxFuture<'_, Result<i64>> {
         Box::pin(async move {
-            let revision = self.revisions.next(shared::timefmt::unix_nanos(self.clock.now()));
+            let nanos = shared::timefmt::unix_nanos(self.clock.now());
             let now = self.now();
-            self.ask(|r| Cmd::Apply(ops, revision, now, r)).await
+            self.ask(|r| Cmd::Apply(ops, nanos, now, r)).await
         })
     }
 
@@ -241,8 +245,12 @@ impl Backend for SqliteBackend {
         })
     }
 
-    fn watch(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
+    fn watch(&self) -> Watcher {
+        self.feed.subscribe()
+    }
+
+    fn feed_live(&self) -> bool {
+        self.feed.is_live()
     }
 
     fn append_audit(&self, json: String) -> BoxFuture<'_, Result<i64>> {

@@ -17,7 +17,7 @@ use tokio::io::{AsyncWriteExt, BufReader};
 
 use super::killable::{KillSwitch, Killable};
 use super::{HEARTBEAT_SUBSYSTEM, MAX_HEARTBEAT_LINE, TUNNEL_ADDRESS, TunnelRequest, read_line_bounded, write_err};
-use crate::process::Shutdown;
+use crate::shutdown::Shutdown;
 use crate::ssh::HostCreds;
 
 /// What the agent does with a channel the server opens: `req` names what the server wants and

@@ -10,8 +10,8 @@ use shared::resource::{CaType, TrustedCluster};
 use super::agent::{AgentConfig, CaSource};
 use super::leaf_service::{LeafService, LeafShared};
 use crate::auth::AuthServer;
-use crate::process::{Shutdown, ShutdownTrigger, shutdown_pair};
 use crate::services::keys;
+use crate::shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};
 use crate::ssh::HostCreds;
 
 /// Keeps agents in step with trusted clusters.
@@ -32,31 +32,22 @@ struct Running {
 }
 
 impl TrustManager {
-    /// Runs until `shutdown`.
-    pub async fn run(self, mut shutdown: Shutdown) {
-        let mut running: HashMap<String, Running> = HashMap::new();
-        let mut events = self.auth.services.backend.watch();
-        loop {
-            self.reconcile(&mut running).await;
-            let resync = tokio::time::sleep(Duration::from_secs(5));
-            tokio::pin!(resync);
-            loop {
-                tokio::select! {
-                    _ = shutdown.wait() => {
-                        for (_, r) in running.drain() {
-                            r.stop.trigger();
-                        }
-                        return;
-                    }
-                    _ = &mut resync => break,
-                    ev = events.recv() => match ev {
-                        Ok(e) if e.key.starts_with(keys::TRUSTED_CLUSTERS) || e.key.starts_with(keys::AUTHORITIES) || e.key.starts_with(keys::DEACTIVATED) => break,
-                        Ok(_) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    },
-                }
-            }
+    /// Runs until `shutdown`: reconciles after every change to trusts or CAs (from any process
+    /// of the cluster) and after every gap in the change feed.
+    pub async fn run(self, shutdown: Shutdown) {
+        let running: Arc<tokio::sync::Mutex<HashMap<String, Running>>> = Default::default();
+        let me = Arc::new(self);
+        let prefixes = [keys::TRUSTED_CLUSTERS, keys::AUTHORITIES, keys::DEACTIVATED];
+        {
+            let (me, running) = (me.clone(), running.clone());
+            crate::follow::follow(me.auth.services.backend.clone(), &prefixes, shutdown, move |_| {
+                let (me, running) = (me.clone(), running.clone());
+                async move { me.reconcile(&mut *running.lock().await).await }
+            })
+            .await;
+        }
+        for (_, r) in running.lock().await.drain() {
+            r.stop.trigger();
         }
     }
 

@@ -17,6 +17,7 @@ pub mod lock;
 pub mod node;
 pub mod role;
 pub mod token;
+pub mod tunnel_connection;
 pub mod user;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ pub use lock::Lock;
 pub use node::Node;
 pub use role::Role;
 pub use token::ProvisionToken;
+pub use tunnel_connection::TunnelConnection;
 pub use user::User;
 
 use crate::error::{Error, Result};
@@ -122,11 +124,13 @@ pub enum Kind {
     Saml,
     /// `lock`
     Lock,
+    /// `tunnel_connection` (read-only)
+    TunnelConnection,
 }
 
 impl Kind {
     /// Every kind, in the order `tctl` lists them.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Role,
         Kind::User,
         Kind::Token,
@@ -138,6 +142,7 @@ impl Kind {
         Kind::Oidc,
         Kind::Saml,
         Kind::Lock,
+        Kind::TunnelConnection,
     ];
 
     /// The canonical name used in YAML `kind:` and on the wire.
@@ -154,6 +159,7 @@ impl Kind {
             Kind::Oidc => "oidc",
             Kind::Saml => "saml",
             Kind::Lock => "lock",
+            Kind::TunnelConnection => "tunnel_connection",
         }
     }
 
@@ -171,6 +177,7 @@ impl Kind {
             Kind::Oidc => &["oidcs"],
             Kind::Saml => &["samls"],
             Kind::Lock => &["locks"],
+            Kind::TunnelConnection => &["tunnel_connections", "tunnels"],
         }
     }
 
@@ -185,7 +192,7 @@ impl Kind {
 
     /// Whether `tctl create` accepts this kind.
     pub fn creatable(self) -> bool {
-        !matches!(self, Kind::RemoteCluster | Kind::CertAuthority | Kind::Node)
+        !matches!(self, Kind::RemoteCluster | Kind::CertAuthority | Kind::Node | Kind::TunnelConnection)
     }
 }
 
@@ -242,6 +249,8 @@ pub enum Resource {
     Connector(Connector),
     /// A lock.
     Lock(Lock),
+    /// A tunnel connection.
+    TunnelConnection(TunnelConnection),
 }
 
 impl Resource {
@@ -257,6 +266,7 @@ impl Resource {
             Resource::Node(_) => Kind::Node,
             Resource::Connector(c) => c.kind_enum(),
             Resource::Lock(_) => Kind::Lock,
+            Resource::TunnelConnection(_) => Kind::TunnelConnection,
         }
     }
 
@@ -272,6 +282,7 @@ impl Resource {
             Resource::Node(r) => &r.metadata,
             Resource::Connector(r) => &r.metadata,
             Resource::Lock(r) => &r.metadata,
+            Resource::TunnelConnection(r) => &r.metadata,
         }
     }
 
@@ -287,6 +298,7 @@ impl Resource {
             Resource::Node(r) => &mut r.metadata,
             Resource::Connector(r) => &mut r.metadata,
             Resource::Lock(r) => &mut r.metadata,
+            Resource::TunnelConnection(r) => &mut r.metadata,
         }
     }
 
@@ -326,6 +338,7 @@ impl Resource {
             Kind::Node => Resource::Node(typed(kind, value)?),
             Kind::Github | Kind::Oidc | Kind::Saml => Resource::Connector(typed(kind, value)?),
             Kind::Lock => Resource::Lock(typed(kind, value)?),
+            Kind::TunnelConnection => Resource::TunnelConnection(typed(kind, value)?),
         })
     }
 
@@ -339,7 +352,7 @@ impl Resource {
             Resource::TrustedCluster(t) => t.check_and_set_defaults(),
             Resource::Connector(c) => c.check_and_set_defaults(),
             Resource::Lock(l) => l.check_and_set_defaults(),
-            Resource::RemoteCluster(_) | Resource::CertAuthority(_) | Resource::Node(_) => {
+            Resource::RemoteCluster(_) | Resource::CertAuthority(_) | Resource::Node(_) | Resource::TunnelConnection(_) => {
                 let hint = if self.kind() == Kind::RemoteCluster { "; use 'tctl update rc/<name> --set-labels=...'" } else { "" };
                 Err(Error::bad_parameter(format!("creating resources of type {:?} is not supported{hint}", self.kind().as_str())))
             }

@@ -1,0 +1,194 @@
+//! A cluster process: auth and proxy (and optionally a node) over one storage, which several
+//! processes may share (PostgreSQL).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use shared::resource::token::SystemRole;
+use shared::timefmt::SharedClock;
+
+use super::{advertise_addr, bind, host_part, load_or_create_host_id, local_host_creds, write_admin_identity};
+use crate::api::{self, ApiState, PingInfo, RateLimiter};
+use crate::audit::{AuditLog, AuditStore};
+use crate::auth::{AuthServer, AuthSettings};
+use crate::authz::Authorizer;
+use crate::config::Config;
+use crate::limits::Limiter;
+use crate::listener::{ApiServer, WebListener};
+use crate::live::Live;
+use crate::node::{LocalAccess, NodeConfig, NodeService};
+use crate::services::Services;
+use crate::shutdown::{Shutdown, Stage, TaskSet};
+use crate::ssh::proxy::ProxySsh;
+use crate::ssh::router::Router;
+use crate::storage::Backend;
+use crate::tls::TlsState;
+use crate::tunnel::TunnelRegistry;
+use crate::tunnel::leaf_service::LeafShared;
+use crate::tunnel::manager::TrustManager;
+
+/// Opens the storage, serves until `shutdown`, then closes the storage (last, once nothing
+/// writes to it any more).
+pub(super) async fn run(cfg: Config, shutdown: Shutdown, clock: SharedClock) -> anyhow::Result<()> {
+    let (backend, audit) = crate::storage::open(&cfg.storage, clock.clone()).await?;
+    let result = serve(cfg, shutdown, clock, backend.clone(), audit).await;
+    backend.close().await;
+    tracing::info!("storage closed");
+    result
+}
+
+async fn serve(
+    cfg: Config,
+    shutdown: Shutdown,
+    clock: SharedClock,
+    backend: Arc<dyn Backend>,
+    audit_store: Arc<dyn AuditStore>,
+) -> anyhow::Result<()> {
+    let limiter = Limiter::new(cfg.limits, crate::limits::raise_fd_limit());
+    let services = Services::new(backend.clone());
+    let audit = AuditLog::open(audit_store, &cfg.data_dir, &cfg.cluster_name, clock.clone())?;
+    let host_id = load_or_create_host_id(&cfg.data_dir)?;
+    let mut tasks = TaskSet::new();
+    let settings = AuthSettings {
+        cluster_name: cfg.cluster_name.clone(),
+        data_dir: cfg.data_dir.clone(),
+        public_addr: cfg.public_addr.clone(),
+        keep_alive_interval: cfg.keep_alive_interval,
+        keep_alive_count_max: cfg.keep_alive_count_max,
+        insecure: cfg.insecure,
+        static_tokens: cfg.static_tokens.clone(),
+        proxy_id: host_id.clone(),
+    };
+    let auth = Arc::new(AuthServer::new(services, settings, audit, clock.clone()));
+    auth.init().await?;
+    auth.reset_remote_statuses().await?;
+    let admin = write_admin_identity(&auth, &cfg.data_dir).await?;
+    let extra = vec![host_part(&cfg.public_addr), host_part(&cfg.web_listen_addr)];
+    let proxy_creds = Arc::new(local_host_creds(&auth, &host_id, &cfg.nodename, SystemRole::Proxy, &extra).await?);
+
+    // Background maintenance.
+    tasks.spawn(Stage::Services, |s| auth.clone().run_authz_watcher(s));
+    tasks.spawn(Stage::Writers, |s| auth.clone().run_heartbeat_flusher(s));
+    tasks.spawn(Stage::Services, |s| crate::storage::run_sweeper(backend.clone(), Duration::from_secs(1), s));
+
+    // TLS and the API.
+    let web = crate::tls::web_certificate(&cfg, &auth).await?;
+    let cluster_cert = crate::tls::certified_key(&proxy_creds.tls_cert_pem, &proxy_creds.tls_key_pem)?;
+    let tls = TlsState::new(auth.clone(), web, cluster_cert).await?;
+    tasks.spawn(Stage::Services, |s| tls.clone().run_refresher(s));
+    let ping = PingInfo {
+        public_addr: cfg.public_addr.clone(),
+        web_listen_addr: cfg.web_listen_addr.clone(),
+        tunnel_public_addr: cfg.tunnel_public_addr.clone(),
+        tunnel_listen_addr: cfg.tunnel_listen_addr.clone().unwrap_or_else(|| cfg.web_listen_addr.clone()),
+        tls_routing: cfg.tunnel_listen_addr.is_none(),
+    };
+    let state = Arc::new(ApiState { auth: auth.clone(), authz: Authorizer::new(auth.clone()), ping, limiter: RateLimiter::default() });
+    let active = Arc::new(AtomicUsize::new(0));
+    let app = api::router(state).layer(axum::middleware::from_fn({
+        let active = active.clone();
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let active = active.clone();
+            async move {
+                let _guard = crate::diag::InFlight::new(&active);
+                next.run(req).await
+            }
+        }
+    }));
+    let api_server = Arc::new(ApiServer { tls, app, shutdown: tasks.signal(Stage::Listeners) });
+
+    // SSH proxy, routing, tunnels.
+    let tunnels = TunnelRegistry::new();
+    let router = Arc::new(Router { auth: auth.clone(), tunnels: tunnels.clone(), api: api_server.clone() });
+    let proxy_ssh = Arc::new(ProxySsh {
+        auth: auth.clone(),
+        router: router.clone(),
+        tunnels: tunnels.clone(),
+        config: crate::ssh::server_config(proxy_creds.key.clone(), proxy_creds.cert.clone(), None),
+        connections: Arc::new(AtomicUsize::new(0)),
+        live: Live::new(),
+        max_channels: cfg.limits.max_channels,
+        client_idle_timeout: cfg.client_idle_timeout,
+    });
+    tasks.spawn(Stage::Services, |s| proxy_ssh.clone().run_remote_cluster_watcher(s));
+    tasks.spawn(Stage::Services, |s| proxy_ssh.clone().run_lock_enforcer(s));
+    let web_listener = Arc::new(WebListener { api: api_server.clone(), ssh: proxy_ssh.clone(), limiter: limiter.clone() });
+    let listener = bind(&cfg.web_listen_addr, "proxy_service.web_listen_addr").await?;
+    tasks.spawn(Stage::Listeners, |s| web_listener.clone().run(listener, s));
+    for (extra_addr, what) in
+        [(&cfg.tunnel_listen_addr, "proxy_service.tunnel_listen_addr"), (&cfg.ssh_proxy_listen_addr, "proxy_service.listen_addr")]
+    {
+        if let Some(a) = extra_addr {
+            let l = bind(a, what).await?;
+            tasks.spawn(Stage::Listeners, |s| web_listener.clone().run(l, s));
+        }
+    }
+
+    // Leaf side: tunnels to trusted roots.
+    let manager = TrustManager {
+        auth: auth.clone(),
+        creds: proxy_creds.clone(),
+        leaf: Arc::new(LeafShared { router: router.clone(), live: proxy_ssh.live.clone(), limiter: limiter.clone() }),
+        max_backoff: Duration::from_secs(10),
+    };
+    tasks.spawn(Stage::Services, |s| manager.run(s));
+
+    // In-process node.
+    let mut node: Option<Arc<NodeService>> = None;
+    if cfg.ssh {
+        let advertise = advertise_addr(&cfg.ssh_listen_addr, cfg.advertise_ip.as_deref(), &cfg.public_addr);
+        let creds = Arc::new(local_host_creds(&auth, &host_id, &cfg.nodename, SystemRole::Node, &[host_part(&advertise)]).await?);
+        let ncfg = NodeConfig {
+            host_id: host_id.clone(),
+            nodename: cfg.nodename.clone(),
+            labels: cfg.labels.clone(),
+            advertise_addr: advertise.clone(),
+            use_tunnel: false,
+            heartbeat_interval: cfg.node_heartbeat,
+            client_idle_timeout: cfg.client_idle_timeout,
+        };
+        let access = Arc::new(LocalAccess { auth: auth.clone(), host_id: host_id.clone() });
+        let n = NodeService::new(ncfg, creds, access, clock.clone(), limiter.clone());
+        let l = bind(&cfg.ssh_listen_addr, "ssh_service.listen_addr").await?;
+        tasks.spawn(Stage::Services, |s| n.clone().run_bundle_loop(s));
+        tasks.spawn(Stage::Services, |s| n.clone().run_heartbeat_loop(s));
+        tasks.spawn(Stage::Listeners, |s| n.clone().run_listener(l, s));
+        tracing::info!(addr = %advertise, "SSH node service started");
+        node = Some(n);
+    }
+
+    if let Some(addr) = &cfg.diag_addr {
+        let gauges = crate::diag::Gauges {
+            tunnels: Some(tunnels.clone()),
+            proxy_ssh_connections: Some(proxy_ssh.connections.clone()),
+            api_requests: Some(active.clone()),
+            limiter: Some(limiter.clone()),
+            backend: Some(backend.clone()),
+        };
+        crate::diag::run(addr.clone(), Arc::new(gauges), tasks.signal(Stage::Writers)).await?;
+    }
+    tracing::info!(
+        cluster = %cfg.cluster_name,
+        web = %format!("https://{}", cfg.public_addr),
+        listen = %cfg.web_listen_addr,
+        admin_identity = %admin.display(),
+        "teleport is running: auth and proxy (HTTPS, SSH and reverse tunnels on one port)"
+    );
+    let mut sd = shutdown.clone();
+    sd.wait().await;
+    tracing::info!("shutting down: finishing open requests");
+    if let Some(n) = node {
+        let _ = auth.delete_node(&n.cfg.host_id).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    tasks.stop(Duration::from_secs(10)).await;
+    while active.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Leave: this process's presence records go, so the others show the truth at once.
+    if let Err(e) = auth.reset_remote_statuses().await {
+        tracing::debug!(error = %e, "cannot remove this proxy's tunnel records");
+    }
+    Ok(())
+}

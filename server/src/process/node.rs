@@ -1,0 +1,88 @@
+//! A node in its own process (`teleport start --roles=node`): joins with a token once, then
+//! heartbeats and follows its authorization bundle over HTTPS with its host identity, and serves
+//! SSH on a listener or through a reverse tunnel to its proxy.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use shared::certs;
+use shared::client::{ApiClient, ServerTrust, tcp_dialer_from};
+use shared::timefmt::SharedClock;
+
+use super::{advertise_addr, bind, load_or_create_host_id};
+use crate::config::Config;
+use crate::limits::Limiter;
+use crate::node::join::node_identity;
+use crate::node::{NodeConfig, NodeService, NodeTunnelService, RemoteAccess};
+use crate::shutdown::{Shutdown, Stage, TaskSet};
+use crate::tunnel::agent::AgentConfig;
+
+pub(super) async fn run(cfg: Config, shutdown: Shutdown, clock: SharedClock) -> anyhow::Result<()> {
+    let join_addr = cfg.join_addr.clone().ok_or_else(|| anyhow!("a node needs --auth-server"))?;
+    let host_id = load_or_create_host_id(&cfg.data_dir)?;
+    let creds = Arc::new(node_identity(&cfg, &host_id, &join_addr).await?);
+    let cluster_pems: Vec<String> = creds
+        .host_cas
+        .iter()
+        .filter(|c| c.cluster_name == creds.cluster && c.ca_type == "host")
+        .flat_map(|c| c.tls_certs.clone())
+        .collect();
+    let pinned = ServerTrust::Pinned(cluster_pems);
+    let advertise =
+        if cfg.use_tunnel { String::new() } else { advertise_addr(&cfg.ssh_listen_addr, cfg.advertise_ip.as_deref(), &join_addr) };
+    // The auth service accepts only a node address its heartbeats come from: send them from it.
+    let source: Option<IpAddr> = advertise.rsplit_once(':').and_then(|(h, _)| h.trim_matches(['[', ']']).parse().ok());
+    let make = || {
+        ApiClient::new(tcp_dialer_from(&join_addr, source), certs::CLUSTER_LOCAL_NAME, &pinned, Some(&creds.client_identity()), &join_addr)
+    };
+    let access = Arc::new(RemoteAccess { client: make()?, poll_client: make()?.with_timeout(Duration::from_secs(60)) });
+    let ncfg = NodeConfig {
+        host_id: host_id.clone(),
+        nodename: cfg.nodename.clone(),
+        labels: cfg.labels.clone(),
+        advertise_addr: advertise.clone(),
+        use_tunnel: cfg.use_tunnel,
+        heartbeat_interval: cfg.node_heartbeat,
+        client_idle_timeout: cfg.client_idle_timeout,
+    };
+    let limiter = Limiter::new(cfg.limits, crate::limits::raise_fd_limit());
+    let node = NodeService::new(ncfg, creds.clone(), access, clock.clone(), limiter.clone());
+    let mut tasks = TaskSet::new();
+    tasks.spawn(Stage::Services, |s| node.clone().run_bundle_loop(s));
+    tasks.spawn(Stage::Services, |s| node.clone().run_heartbeat_loop(s));
+    if cfg.use_tunnel {
+        let keys = creds.own_host_ca_keys();
+        let agent = AgentConfig {
+            name: format!("node tunnel to {join_addr}"),
+            addr: join_addr.clone(),
+            server_cluster: creds.cluster.clone(),
+            server_cas: Arc::new(move || {
+                let keys = keys.clone();
+                Box::pin(async move { Ok(keys) })
+            }),
+            creds: creds.clone(),
+            interval: cfg.node_heartbeat.min(cfg.keep_alive_interval),
+            count_max: cfg.keep_alive_count_max,
+            max_backoff: Duration::from_secs(10),
+            service: Arc::new(NodeTunnelService(node.clone())),
+            clock: clock.clone(),
+        };
+        tasks.spawn(Stage::Services, |s| crate::tunnel::agent::run(agent, s));
+        tracing::info!(proxy = %join_addr, cluster = %creds.cluster, "SSH node service started (reverse tunnel, no listening port)");
+    } else {
+        let l = bind(&cfg.ssh_listen_addr, "ssh_service.listen_addr").await?;
+        tasks.spawn(Stage::Listeners, |s| node.clone().run_listener(l, s));
+        tracing::info!(addr = %advertise, cluster = %creds.cluster, "SSH node service started");
+    }
+    if let Some(addr) = &cfg.diag_addr {
+        let gauges = crate::diag::Gauges { limiter: Some(limiter), ..Default::default() };
+        crate::diag::run(addr.clone(), Arc::new(gauges), tasks.signal(Stage::Listeners)).await?;
+    }
+    let mut sd = shutdown.clone();
+    sd.wait().await;
+    tracing::info!("shutting down");
+    tasks.stop(Duration::from_secs(10)).await;
+    Ok(())
+}
