@@ -529,7 +529,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__get)
-            opts="-f -c -i -d -h --format --with-secrets --config --identity --auth-server --debug --help"
+            opts="-f -c -i -d -h --format --with-secrets --limit --config --identity --auth-server --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -540,6 +540,10 @@ _tctl() {
                     return 0
                     ;;
                 -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -131,6 +131,7 @@ complete -c tctl -n "__fish_tctl_using_subcommand create" -s f -l force -d 'Repl
 complete -c tctl -n "__fish_tctl_using_subcommand create" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand create" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand get" -s f -l format -d 'Output format: yaml, json or text' -r
+complete -c tctl -n "__fish_tctl_using_subcommand get" -l limit -d 'With `events`: how many of the newest to print' -r
 complete -c tctl -n "__fish_tctl_using_subcommand get" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand get" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand get" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r

@@ -8,6 +8,8 @@
 // Test support: failing loudly is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod postgres;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -818,6 +820,32 @@ pub fn tc_yaml(name: &str, token: &str, root: &Cluster, enabled: bool, role_map:
         "kind: trusted_cluster\nversion: v2\nmetadata:\n  name: {name}\nspec:\n  enabled: {enabled}\n  token: {token}\n  tunnel_addr: {web}\n  web_proxy_addr: {web}\n  role_map:\n{role_map}",
         web = root.web
     )
+}
+
+/// `teleport.storage` YAML (under `teleport:`) for a PostgreSQL database.
+pub fn postgres_storage(conn: &str, audit: Option<&str>) -> String {
+    let mut s = format!("  storage:\n    type: postgresql\n    conn_string: {conn}\n");
+    if let Some(a) = audit {
+        s.push_str(&format!("    audit_events_uri: [\"{a}\"]\n"));
+    }
+    s
+}
+
+/// Options for process `node` of cluster `name` keeping its state in `conn` (PostgreSQL).
+pub fn ha_opts(name: &str, node: &str, conn: &str) -> ClusterOpts {
+    let mut o = ClusterOpts::new(name);
+    o.node = false;
+    o.node_name = Some(node.into());
+    o.teleport_extra = postgres_storage(conn, None);
+    o
+}
+
+/// Starts these processes at the same moment (as machines booting together would).
+pub fn start_together(opts: Vec<ClusterOpts>) -> Vec<Cluster> {
+    std::thread::scope(|s| {
+        let started: Vec<_> = opts.into_iter().map(|o| s.spawn(move || Cluster::start(o))).collect();
+        started.into_iter().map(|h| h.join().expect("a process failed to start")).collect()
+    })
 }
 
 /// A root and a leaf, and a `tsh` signed in to the root as `myuser` (roles access and editor,

@@ -16,10 +16,10 @@ use crate::client::{ConnArgs, connect};
 /// Print resources.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  tctl get rc\n  tctl get roles --format=json\n  tctl get user/myuser\n  tctl get cert_authority/host --with-secrets\n  tctl get locks --format=text"
+    after_help = "Examples:\n  tctl get rc\n  tctl get roles --format=json\n  tctl get user/myuser\n  tctl get cert_authority/host --with-secrets\n  tctl get locks --format=text\n  tctl get events --limit=20 --format=text"
 )]
 pub struct Args {
-    /// kind or kind/name (aliases: rc, tc, cas, roles, users, tokens, nodes).
+    /// kind or kind/name (aliases: rc, tc, cas, roles, users, tokens, nodes), or events.
     reference: String,
     /// Output format: yaml, json or text.
     #[arg(long, short = 'f', default_value = "yaml", value_parser = parse_format)]
@@ -27,6 +27,9 @@ pub struct Args {
     /// Include private keys and connector secrets.
     #[arg(long)]
     with_secrets: bool,
+    /// With `events`: how many of the newest to print.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
 }
 
 /// Fetches resources as JSON values.
@@ -175,8 +178,28 @@ pub fn text_table(kind: Kind, values: &[serde_json::Value]) -> String {
     }
 }
 
+/// `tctl get events`: the newest audit events of the cluster (of every process, when they
+/// share an audit database), oldest first.
+async fn events(a: &Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let conn = connect(c)?;
+    let events: Vec<serde_json::Value> = conn.api.get(&format!("{}?limit={}", path::EVENTS, a.limit)).await?;
+    match a.format {
+        Format::Yaml => write!(out, "{}", shared::yaml::to_yaml_stream(&events))?,
+        Format::Json => write!(out, "{}", shared::output::json(&events))?,
+        Format::Text => {
+            let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+            let rows: Vec<Vec<String>> = events.iter().map(|e| vec![s(e, "time"), s(e, "event"), s(e, "code"), s(e, "user")]).collect();
+            write!(out, "{}", table(&["Time", "Event", "Code", "User"], &rows))?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs the command.
 pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    if a.reference == "events" || a.reference == "event" {
+        return events(&a, c, out).await;
+    }
     let r = ResourceRef::parse(&a.reference)?;
     let conn = connect(c)?;
     let values = fetch(&conn.api, &r, a.with_secrets).await?;

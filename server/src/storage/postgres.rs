@@ -129,7 +129,9 @@ pub(crate) async fn connect(info: &ConnInfo) -> Result<tokio_postgres::Client> {
                 format!("CREATE DATABASE \"{}\" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'", db.replace('"', "\"\""));
             match client.batch_execute(&sql).await {
                 Ok(()) => tracing::info!(database = %db, "created the database"),
-                Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => {}
+                // Another process created it at the same moment (PostgreSQL reports that race
+                // as a unique violation on pg_database).
+                Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) || e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {}
                 Err(e) => {
                     return Err(Error::bad_parameter(format!(
                         "database {db:?} does not exist at {} and cannot be created ({}); create it, or grant CREATEDB",

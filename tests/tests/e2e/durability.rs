@@ -83,10 +83,25 @@ fn check_database(db: &std::path::Path) -> (Vec<String>, Vec<String>) {
     let mut stmt = conn.prepare("SELECT key, value FROM kv").expect("select");
     let rows: Vec<(String, Vec<u8>)> =
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("query").collect::<rusqlite::Result<_>>().expect("rows");
+    check_rows(&rows)
+}
+
+/// The same checks on the PostgreSQL database (live rows only, as the daemon sees them).
+fn check_postgres(pg: &e2e::postgres::PgServer, db: &str) -> (Vec<String>, Vec<String>) {
+    let text = pg.psql(
+        db,
+        "SELECT key || E'\\t' || convert_from(value, 'UTF8') FROM kv WHERE expires IS NULL OR expires > extract(epoch from now())::bigint",
+    );
+    let rows: Vec<(String, Vec<u8>)> =
+        text.lines().filter_map(|l| l.split_once('\t')).map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
+    check_rows(&rows)
+}
+
+fn check_rows(rows: &[(String, Vec<u8>)]) -> (Vec<String>, Vec<String>) {
     let mut users = Vec::new();
     let mut roles = Vec::new();
     let mut invited = Vec::new();
-    for (key, value) in &rows {
+    for (key, value) in rows {
         if key == "cluster/name" {
             assert!(!value.is_empty(), "cluster name is empty");
             continue;
@@ -110,12 +125,27 @@ fn check_database(db: &std::path::Path) -> (Vec<String>, Vec<String>) {
 
 #[test]
 fn kill_9_during_a_stream_of_changes_loses_nothing_acknowledged() {
-    let rounds = env_usize("TP_DURABILITY_ROUNDS", 3);
-    let ops = env_usize("TP_DURABILITY_OPS", 150);
     let mut o = ClusterOpts::new("durable.example.com");
     o.node = false;
-    let mut c = Cluster::start(o);
+    let c = Cluster::start(o);
     let db = c.data_dir().join("backend").join("sqlite.db");
+    rounds_of_kills(c, || check_database(&db));
+}
+
+/// The same model test with the state in PostgreSQL (the daemon is killed, not the database).
+#[test]
+fn kill_9_during_a_stream_of_changes_loses_nothing_acknowledged_on_postgres() {
+    let pg = e2e::postgres::PgServer::start();
+    let c = Cluster::start(e2e::ha_opts("durable-pg.example.com", "durable-pg", &pg.url("durable")));
+    rounds_of_kills(c, || check_postgres(&pg, "durable"));
+}
+
+/// Rounds of: a stream of changes, `kill -9` at a random moment, `check` the state the dead
+/// daemon left, restart, compare what it serves with the model.
+#[allow(clippy::print_stderr)] // progress of a long test, as the tests themselves print it
+fn rounds_of_kills(mut c: Cluster, check: impl Fn() -> (Vec<String>, Vec<String>)) {
+    let rounds = env_usize("TP_DURABILITY_ROUNDS", 3);
+    let ops = env_usize("TP_DURABILITY_OPS", 150);
     let model = Arc::new(Mutex::new(Model::new()));
     let mut total_acked = 0;
     for round in 0..rounds {
@@ -139,7 +169,7 @@ fn kill_9_during_a_stream_of_changes_loses_nothing_acknowledged() {
         c.kill(); // reaps the killed process
         total_acked += done.load(Ordering::SeqCst);
 
-        let (users, roles) = check_database(&db);
+        let (users, roles) = check();
         c.start_again();
         let listed = |kind: &str| -> Vec<String> {
             c.tctl(&["get", kind, "--format=json"])
@@ -153,7 +183,7 @@ fn kill_9_during_a_stream_of_changes_loses_nothing_acknowledged() {
         let (mut live_users, mut live_roles) = (listed("users"), listed("roles"));
         live_users.sort();
         live_roles.sort();
-        assert_eq!(live_users, users, "the daemon serves what the file holds");
+        assert_eq!(live_users, users, "the daemon serves what the database holds");
         assert_eq!(live_roles, roles);
         let mut m = model.lock().unwrap();
         for (key, expect) in m.iter_mut() {

@@ -14,6 +14,8 @@ mod faults;
 mod firewall;
 mod foundation;
 mod guide;
+mod ha;
+mod ha_storage;
 mod load;
 mod security;
 mod sessions;
