@@ -337,6 +337,8 @@ A leaf killed with \`kill -9\` was shown offline on the root after **${OFFLINE}s
 (keep_alive_interval 1s × keep_alive_count_max 3).
 
 MD
+    # The storage comparison comes from ./bench/ha.sh (its own run, kept between runs).
+    if [ -f "$REPO/bench/ha.md" ]; then cat "$REPO/bench/ha.md"; echo; fi
     cat "$REPO/bench/history.md"
 } >"$REPO/BENCHMARKS.md"
 log "wrote BENCHMARKS.md"
