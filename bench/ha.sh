@@ -136,12 +136,17 @@ measure() { # label ip storage-yaml
         db_cpu=$(awk -v a="$pg_a" -v b="$pg_b" -v hz="$hz" 'BEGIN { printf "%.1f", (b - a) * 100 / hz / 30 }')
     fi
     kill "$sim"; wait "$sim" 2>/dev/null || true
+    # Idle: the product's default 30 s heartbeats, on both sides (a root expecting 5 s ones
+    # would cut 30 s tunnels and measure reconnects instead).
     log "  idle: $LEAVES leaves, 30s heartbeats"
+    stop_root "$d"
+    start_root "$d" "$ip" 30s "$storage"
+    root_pid=$(cat "$d/pid")
     tp-leafsim --root="$ip:3080" --root-ca="$d/data/web/webca.pem" --token="$token" --count="$LEAVES" --prefix="${label}i" --keep-alive=30s >"$d/sim-idle.log" 2>&1 &
     sim=$!; PIDS+=($sim)
     # Count only the new leaves: the first ones stay online until their heartbeats time out.
     wait_until 600 sh -c "[ \"\$(${T[*]} get rc --format=json | jq '[.[] | select(.status.connection == \"online\" and (.metadata.name | startswith(\"${label}i\")))] | length')\" -ge $LEAVES ]"
-    sleep 20
+    sleep 10
     local idle
     if [ "$label" = sqlite ]; then idle="$(cpu_pct 30 echo "$root_pid") (root, SQLite inside)"; else idle="$(cpu_pct 30 pg_pids)"; fi
     kill "$sim"; wait "$sim" 2>/dev/null || true

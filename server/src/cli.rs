@@ -172,20 +172,39 @@ fn start(a: StartArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         shared::client::install_crypto_provider();
-        let (trigger, shutdown) = crate::shutdown::shutdown_pair();
+        let (now, now_rx) = crate::shutdown::shutdown_pair();
+        let (graceful, graceful_rx) = crate::shutdown::shutdown_pair();
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            let (Ok(mut int), Ok(mut term), Ok(mut quit)) =
+                (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::quit()))
+            else {
                 return;
             };
+            // SIGINT stops at once; SIGTERM and SIGQUIT (Teleport's graceful signal) let running
+            // sessions finish; a second signal of any kind stops at once.
+            let first_graceful = tokio::select! {
+                _ = int.recv() => false,
+                _ = term.recv() => true,
+                _ = quit.recv() => true,
+            };
+            if !first_graceful {
+                tracing::info!("received a stop signal");
+                now.trigger();
+                return;
+            }
+            tracing::info!("received a graceful stop signal: finishing running sessions (send it again to stop at once)");
+            graceful.trigger();
             tokio::select! {
                 _ = int.recv() => {}
                 _ = term.recv() => {}
+                _ = quit.recv() => {}
             }
-            tracing::info!("received a stop signal");
-            trigger.trigger();
+            tracing::info!("received a second stop signal: stopping now");
+            now.trigger();
         });
-        crate::process::run(cfg, shutdown, shared::timefmt::system_clock()).await
+        let stops = crate::shutdown::Stops { now: now_rx, graceful: graceful_rx };
+        crate::process::run(cfg, stops, shared::timefmt::system_clock()).await
     })?;
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     Ok(())

@@ -152,6 +152,10 @@ pub struct TeleportSection {
     /// Where the cluster state lives (default: SQLite under `data_dir`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSection>,
+    /// How long a graceful stop (SIGTERM, SIGQUIT) waits for running sessions (ours; default
+    /// 30s). SIGINT stops at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown_timeout: Option<String>,
 }
 
 /// `teleport.storage` (Teleport's keys).
@@ -397,6 +401,13 @@ pub struct ProxySection {
     /// Accepted and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube_listen_addr: Option<String>,
+    /// Where the other proxies of the cluster forward connections to this one (mutual TLS with
+    /// proxy host certificates). Default with PostgreSQL: the web host, port 3021.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_listen_addr: Option<String>,
+    /// The address peers dial for `peer_listen_addr`, when it differs (NAT, a 0.0.0.0 listener).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_public_addr: Option<String>,
 }
 
 /// A certificate and key file.
@@ -547,6 +558,12 @@ pub struct Config {
     pub storage: Storage,
     /// Default idle timeout of SSH sessions.
     pub client_idle_timeout: Option<Duration>,
+    /// Peer listener (forwarding between the proxies of one cluster), if any.
+    pub peer_listen_addr: Option<String>,
+    /// The address peers dial, if not derived from `peer_listen_addr`.
+    pub peer_public_addr: Option<String>,
+    /// How long a graceful stop waits for running sessions.
+    pub shutdown_timeout: Duration,
 }
 
 fn host_name() -> String {
@@ -701,6 +718,20 @@ impl Config {
             Some(s) => Some(shared::timefmt::parse_duration(s).map_err(|e| e.context("auth_service.client_idle_timeout"))?)
                 .filter(|d| !d.is_zero()),
         };
+        // Peers exist only when processes share the state: PostgreSQL, or an explicit address.
+        let peer_listen_addr = match (&p.peer_listen_addr, &storage) {
+            (Some(a), _) => Some(with_port(a, 3021)),
+            (None, Storage::Postgres { .. }) => {
+                let host = web_listen_addr.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_else(|| "0.0.0.0".into());
+                Some(format!("{host}:3021"))
+            }
+            (None, Storage::Sqlite { .. }) => None,
+        };
+        let peer_public_addr = p.peer_public_addr.as_ref().map(|a| with_port(a, 3021));
+        let shutdown_timeout = match &t.shutdown_timeout {
+            None => Duration::from_secs(30),
+            Some(s) => shared::timefmt::parse_duration(s).map_err(|e| e.context("teleport.shutdown_timeout"))?,
+        };
         let log_output = t.log.as_ref().and_then(|l| l.output.clone()).unwrap_or_else(|| "stderr".into());
         let debug = o.debug || t.log.as_ref().and_then(|l| l.severity.as_deref()).is_some_and(|s| s.eq_ignore_ascii_case("debug"));
         Ok(Config {
@@ -725,6 +756,9 @@ impl Config {
             limits,
             storage,
             client_idle_timeout,
+            peer_listen_addr,
+            peer_public_addr,
+            shutdown_timeout,
             join_addr: join_addr.map(|a| with_port(&a, 3080)),
             join_token,
             use_tunnel,

@@ -30,6 +30,8 @@ pub struct Gauges {
     /// The cluster's storage: `/readyz` answers 503 while its change feed is down (this
     /// process could then be serving stale trust; a load balancer should send elsewhere).
     pub backend: Option<Arc<dyn crate::storage::Backend>>,
+    /// This proxy in the cluster's registry: `/readyz` answers 503 once it is stopping.
+    pub registry: Option<Arc<crate::proxies::ProxyRegistry>>,
 }
 
 /// Counts something while it lives (a connection, a request): one more now, one less when
@@ -124,6 +126,9 @@ async fn ready(State(g): State<Arc<Gauges>>) -> impl IntoResponse {
         Some(b) if !b.feed_live() => {
             (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "the storage change feed is down; reconnecting"})))
         }
+        _ if g.registry.as_ref().is_some_and(|r| r.is_leaving()) => {
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "this process is stopping"})))
+        }
         _ => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"}))),
     }
 }
@@ -152,6 +157,7 @@ mod tests {
             api_requests: Some(Arc::new(AtomicUsize::new(0))),
             limiter: None,
             backend: None,
+            registry: None,
         };
         let text = render(&g);
         let value =

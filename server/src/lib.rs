@@ -35,6 +35,7 @@ pub mod listener;
 pub mod live;
 pub mod node;
 pub mod process;
+pub mod proxies;
 pub mod services;
 pub mod shutdown;
 pub mod ssh;

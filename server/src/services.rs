@@ -9,6 +9,7 @@
 //! locks/<name>                       remotelocks/<root>    (a root's locks, pushed to its leaves)
 //! semaphores/<kind>/<key>            nodenames/<hostname>  (which node holds a hostname)
 //! tunnelconns/<leaf>/<proxy>         (a proxy's live tunnel from a leaf; expires unless heartbeated)
+//! proxies/<host_uuid>                (a live proxy process and its addresses; expires unless heartbeated)
 //! ```
 //! Values are the resources' JSON. On read, the storage revision becomes `metadata.id`.
 
@@ -19,7 +20,7 @@ use serde::de::DeserializeOwned;
 use shared::error::{Error, Result};
 use shared::resource::connector::Connector;
 use shared::resource::{
-    CaType, CertAuthority, Kind, Lock, Metadata, Node, ProvisionToken, RemoteCluster, Role, TrustedCluster, TunnelConnection, User,
+    CaType, CertAuthority, Kind, Lock, Metadata, Node, ProvisionToken, Proxy, RemoteCluster, Role, TrustedCluster, TunnelConnection, User,
 };
 
 use crate::storage::{Backend, Item, Op};
@@ -63,6 +64,8 @@ pub mod keys {
     pub const NODE_NAMES: &str = "nodenames/";
     /// Each proxy's live tunnel from each leaf.
     pub const TUNNEL_CONNS: &str = "tunnelconns/";
+    /// Live proxy processes of this cluster.
+    pub const PROXIES: &str = "proxies/";
     /// The web CA every process of the cluster serves its generated certificate from.
     pub const WEB_CA: &str = "cluster/webca";
 
@@ -115,7 +118,7 @@ pub trait HasMetadata {
 macro_rules! has_metadata {
     ($($t:ty),*) => { $(impl HasMetadata for $t { fn meta(&mut self) -> &mut Metadata { &mut self.metadata } })* };
 }
-has_metadata!(Role, User, ProvisionToken, TrustedCluster, RemoteCluster, CertAuthority, Node, Connector, Lock, TunnelConnection);
+has_metadata!(Role, User, ProvisionToken, TrustedCluster, RemoteCluster, CertAuthority, Node, Connector, Lock, TunnelConnection, Proxy);
 
 /// Unix seconds of a metadata expiry.
 pub fn expires_of(m: &Metadata) -> Option<i64> {
@@ -253,6 +256,7 @@ impl Services {
             Kind::Github | Kind::Oidc | Kind::Saml => format!("{}{kind}/{name}", keys::CONNECTORS),
             Kind::Lock => format!("{}{name}", keys::LOCKS),
             Kind::TunnelConnection => format!("{}{name}", keys::TUNNEL_CONNS),
+            Kind::Proxy => format!("{}{name}", keys::PROXIES),
         })
     }
 
@@ -269,6 +273,7 @@ impl Services {
             Kind::Github | Kind::Oidc | Kind::Saml => format!("{}{kind}/", keys::CONNECTORS),
             Kind::Lock => keys::LOCKS.into(),
             Kind::TunnelConnection => keys::TUNNEL_CONNS.into(),
+            Kind::Proxy => keys::PROXIES.into(),
         }
     }
 }

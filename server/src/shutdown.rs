@@ -40,6 +40,30 @@ pub fn shutdown_pair() -> (ShutdownTrigger, Shutdown) {
     (ShutdownTrigger(tx), Shutdown(rx))
 }
 
+/// The two ways a process is asked to stop: at once (SIGINT, or a second signal), or
+/// gracefully (SIGTERM, SIGQUIT: agents are told to move, running sessions may finish).
+#[derive(Clone)]
+pub struct Stops {
+    /// Stop at once.
+    pub now: Shutdown,
+    /// Stop after draining.
+    pub graceful: Shutdown,
+}
+
+impl Stops {
+    /// Resolves once either was triggered: `true` for a graceful stop.
+    pub async fn wait(&mut self) -> bool {
+        if self.now.is_triggered() {
+            return false;
+        }
+        tokio::select! {
+            biased;
+            _ = self.now.wait() => false,
+            _ = self.graceful.wait() => true,
+        }
+    }
+}
+
 /// Stop order: lower stages stop first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
@@ -89,6 +113,18 @@ impl TaskSet {
         if let Some(s) = self.stages.iter_mut().find(|s| s.0 == stage) {
             let fut = make(s.2.clone());
             s.3.spawn(fut);
+        }
+    }
+
+    /// Stops one stage now (the others go later with [`TaskSet::stop`]).
+    pub async fn stop_stage(&mut self, stage: Stage, each: Duration) {
+        if let Some((_, trigger, _, set)) = self.stages.iter_mut().find(|s| s.0 == stage) {
+            trigger.trigger();
+            let all = async { while set.join_next().await.is_some() {} };
+            if tokio::time::timeout(each, all).await.is_err() {
+                set.abort_all();
+                while set.join_next().await.is_some() {}
+            }
         }
     }
 

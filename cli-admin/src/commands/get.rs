@@ -6,7 +6,7 @@ use shared::api::path;
 use shared::client::encode_segment;
 use shared::output::{Format, table};
 use shared::resource::{
-    CertAuthority, Kind, Lock, Node, ProvisionToken, RemoteCluster, ResourceRef, Role, TrustedCluster, TunnelConnection, User,
+    CertAuthority, Kind, Lock, Node, ProvisionToken, Proxy, RemoteCluster, ResourceRef, Role, TrustedCluster, TunnelConnection, User,
     format_labels,
 };
 
@@ -167,6 +167,22 @@ pub fn text_table(kind: Kind, values: &[serde_json::Value]) -> String {
                 })
                 .collect::<Vec<_>>();
             table(&["Name", "Cluster", "Proxy", "Last Heartbeat", "Type"], &rows)
+        }
+        Kind::Proxy => {
+            let rows = typed::<Proxy>(values)
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.spec.hostname.clone(),
+                        p.metadata.name.clone(),
+                        p.spec.addr.clone(),
+                        p.spec.peer_addr.clone(),
+                        p.spec.public_addrs.join(","),
+                        p.spec.version.clone(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            table(&["Host", "UUID", "Tunnel Address", "Peer Address", "Public Address", "Version"], &rows)
         }
         Kind::Github | Kind::Oidc | Kind::Saml => {
             let rows = values

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use shared::api::{UpsertResourceRequest, UpsertResourceResponse};
 use shared::error::{Error, Kind as ErrKind, Result};
 use shared::resource::connector::Connector;
-use shared::resource::{CertAuthority, Kind, Lock, Node, RemoteCluster, Resource, Role, TrustedCluster, User};
+use shared::resource::{CertAuthority, Kind, Lock, Node, Proxy, RemoteCluster, Resource, Role, TrustedCluster, User};
 
 use super::{ApiResult, ApiState, Authed, JsonBody};
 use crate::audit::codes;
@@ -71,6 +71,7 @@ async fn list_values(s: &ApiState, ctx: &Context, kind: Kind, secrets: bool) -> 
         }
         Kind::Lock => to_values(svc.list::<Lock>(&prefix).await?),
         Kind::TunnelConnection => to_values(s.auth.tunnel_connections().await?),
+        Kind::Proxy => to_values(svc.list::<Proxy>(&prefix).await?),
     };
     Ok(vals)
 }
@@ -206,7 +207,11 @@ pub async fn upsert(
             let created = auth.upsert_lock(lock, req.force, req.expected_id, &actor).await?;
             (name, created)
         }
-        Resource::RemoteCluster(_) | Resource::CertAuthority(_) | Resource::Node(_) | Resource::TunnelConnection(_) => {
+        Resource::RemoteCluster(_)
+        | Resource::CertAuthority(_)
+        | Resource::Node(_)
+        | Resource::TunnelConnection(_)
+        | Resource::Proxy(_) => {
             let hint = if kind == Kind::RemoteCluster { "; use 'tctl update rc/<name> --set-labels=...'" } else { "" };
             return Err(Error::bad_parameter(format!("creating resources of type {:?} is not supported{hint}", kind.as_str())).into());
         }
@@ -286,6 +291,9 @@ pub async fn remove(
         }
         Kind::TunnelConnection => {
             return Err(Error::bad_parameter("tunnel connections come and go with their tunnels; remove the remote cluster instead").into());
+        }
+        Kind::Proxy => {
+            return Err(Error::bad_parameter("proxies leave the list by themselves when they stop (or 15s after they die)").into());
         }
         Kind::Node | Kind::Github | Kind::Oidc | Kind::Saml => {
             delete_key(&auth.services, &Services::key_of(kind, &name)?, kind, &name).await?;

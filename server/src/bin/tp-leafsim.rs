@@ -185,7 +185,7 @@ fn main() -> anyhow::Result<()> {
                 service: Arc::new(Nothing),
                 clock: shared::timefmt::system_clock(),
             };
-            tokio::spawn(teleport_server::tunnel::agent::run(cfg, shutdown.clone()));
+            tokio::spawn(teleport_server::tunnel::pool::run(cfg, shutdown.clone()));
         }
         let _ = writeln!(std::io::stdout(), "tunnels started");
         let _ = std::io::stdout().flush();

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use shared::resource::proxy::ProxySpec;
 use shared::resource::token::SystemRole;
 use shared::timefmt::SharedClock;
 
@@ -18,8 +19,9 @@ use crate::limits::Limiter;
 use crate::listener::{ApiServer, WebListener};
 use crate::live::Live;
 use crate::node::{LocalAccess, NodeConfig, NodeService};
+use crate::proxies::ProxyRegistry;
 use crate::services::Services;
-use crate::shutdown::{Shutdown, Stage, TaskSet};
+use crate::shutdown::{Stage, Stops, TaskSet};
 use crate::ssh::proxy::ProxySsh;
 use crate::ssh::router::Router;
 use crate::storage::Backend;
@@ -27,12 +29,13 @@ use crate::tls::TlsState;
 use crate::tunnel::TunnelRegistry;
 use crate::tunnel::leaf_service::LeafShared;
 use crate::tunnel::manager::TrustManager;
+use crate::tunnel::peer::Peering;
 
 /// Opens the storage, serves until `shutdown`, then closes the storage (last, once nothing
 /// writes to it any more).
-pub(super) async fn run(cfg: Config, shutdown: Shutdown, clock: SharedClock) -> anyhow::Result<()> {
+pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow::Result<()> {
     let (backend, audit) = crate::storage::open(&cfg.storage, clock.clone()).await?;
-    let result = serve(cfg, shutdown, clock, backend.clone(), audit).await;
+    let result = serve(cfg, stops, clock, backend.clone(), audit).await;
     backend.close().await;
     tracing::info!("storage closed");
     result
@@ -40,7 +43,7 @@ pub(super) async fn run(cfg: Config, shutdown: Shutdown, clock: SharedClock) -> 
 
 async fn serve(
     cfg: Config,
-    shutdown: Shutdown,
+    stops: Stops,
     clock: SharedClock,
     backend: Arc<dyn Backend>,
     audit_store: Arc<dyn AuditStore>,
@@ -66,6 +69,27 @@ async fn serve(
     let admin = write_admin_identity(&auth, &cfg.data_dir).await?;
     let extra = vec![host_part(&cfg.public_addr), host_part(&cfg.web_listen_addr)];
     let proxy_creds = Arc::new(local_host_creds(&auth, &host_id, &cfg.nodename, SystemRole::Proxy, &extra).await?);
+
+    // This process in the cluster's registry of proxies: where agents and peers reach it.
+    let listen = cfg.tunnel_listen_addr.clone().unwrap_or_else(|| cfg.web_listen_addr.clone());
+    let peer_addr = cfg
+        .peer_listen_addr
+        .as_ref()
+        .map(|l| cfg.peer_public_addr.clone().unwrap_or_else(|| advertise_addr(l, cfg.advertise_ip.as_deref(), &cfg.public_addr)));
+    let spec = ProxySpec {
+        hostname: cfg.nodename.clone(),
+        addr: advertise_addr(&listen, cfg.advertise_ip.as_deref(), &cfg.public_addr),
+        peer_addr: peer_addr.clone().unwrap_or_default(),
+        public_addrs: vec![cfg.public_addr.clone()],
+        version: shared::version::VERSION.into(),
+        started: clock.now().unix_timestamp(),
+    };
+    let registry = ProxyRegistry::new(auth.clone(), spec);
+    if let Err(e) = registry.heartbeat().await {
+        tracing::warn!(error = %e, "cannot register this proxy yet; retrying every {}s", crate::proxies::HEARTBEAT.as_secs());
+    }
+    tasks.spawn(Stage::Writers, |s| registry.clone().run_heartbeat(s));
+    tasks.spawn(Stage::Services, |s| registry.clone().run_discovery(s));
 
     // Background maintenance.
     tasks.spawn(Stage::Services, |s| auth.clone().run_authz_watcher(s));
@@ -100,11 +124,24 @@ async fn serve(
 
     // SSH proxy, routing, tunnels.
     let tunnels = TunnelRegistry::new();
-    let router = Arc::new(Router { auth: auth.clone(), tunnels: tunnels.clone(), api: api_server.clone() });
+    let peering = Arc::new(Peering {
+        auth: auth.clone(),
+        local: tunnels.clone(),
+        registry: registry.clone(),
+        creds: proxy_creds.clone(),
+        forwarding: Arc::new(AtomicUsize::new(0)),
+    });
+    if let Some(addr) = &cfg.peer_listen_addr {
+        let l = bind(addr, "proxy_service.peer_listen_addr").await?;
+        tasks.spawn(Stage::Listeners, |s| peering.clone().run_listener(l, limiter.clone(), s));
+        tracing::info!(listen = %addr, advertised = %peer_addr.clone().unwrap_or_default(), "peer proxies forward to this one here");
+    }
+    let router = Arc::new(Router { auth: auth.clone(), tunnels: peering.clone(), api: api_server.clone() });
     let proxy_ssh = Arc::new(ProxySsh {
         auth: auth.clone(),
         router: router.clone(),
         tunnels: tunnels.clone(),
+        registry: registry.clone(),
         config: crate::ssh::server_config(proxy_creds.key.clone(), proxy_creds.cert.clone(), None),
         connections: Arc::new(AtomicUsize::new(0)),
         live: Live::new(),
@@ -165,6 +202,7 @@ async fn serve(
             api_requests: Some(active.clone()),
             limiter: Some(limiter.clone()),
             backend: Some(backend.clone()),
+            registry: Some(registry.clone()),
         };
         crate::diag::run(addr.clone(), Arc::new(gauges), tasks.signal(Stage::Writers)).await?;
     }
@@ -175,11 +213,17 @@ async fn serve(
         admin_identity = %admin.display(),
         "teleport is running: auth and proxy (HTTPS, SSH and reverse tunnels on one port)"
     );
-    let mut sd = shutdown.clone();
-    sd.wait().await;
+    let mut sd = stops.clone();
+    if sd.wait().await {
+        drain(&cfg, &mut sd, &registry, &mut tasks, &proxy_ssh, &peering, node.as_ref()).await;
+    }
     tracing::info!("shutting down: finishing open requests");
-    if let Some(n) = node {
+    registry.leave().await;
+    if let Some(n) = &node {
         let _ = auth.delete_node(&n.cfg.host_id).await;
+    }
+    for (_, t) in tunnels.all() {
+        tokio::spawn(async move { t.close("the proxy is stopping").await });
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     tasks.stop(Duration::from_secs(10)).await;
@@ -191,4 +235,38 @@ async fn serve(
         tracing::debug!(error = %e, "cannot remove this proxy's tunnel records");
     }
     Ok(())
+}
+
+/// A graceful stop: leave the registry (agents are told to move, load balancers see `/readyz`
+/// fail), stop accepting, and let running sessions finish, for at most `shutdown_timeout` or
+/// until told to stop now.
+async fn drain(
+    cfg: &Config,
+    stops: &mut Stops,
+    registry: &ProxyRegistry,
+    tasks: &mut TaskSet,
+    proxy_ssh: &ProxySsh,
+    peering: &Peering,
+    node: Option<&Arc<NodeService>>,
+) {
+    let running = || proxy_ssh.live.len() + peering.forwarding.load(Ordering::SeqCst) + node.map_or(0, |n| n.live.len());
+    tracing::info!(
+        sessions = running(),
+        timeout = %shared::timefmt::go_duration(cfg.shutdown_timeout),
+        "stopping gracefully: agents move to the other proxies, running sessions may finish"
+    );
+    registry.leave().await;
+    tasks.stop_stage(Stage::Listeners, Duration::from_secs(10)).await;
+    let deadline = tokio::time::Instant::now() + cfg.shutdown_timeout;
+    let mut now = stops.now.clone();
+    while running() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            _ = now.wait() => break,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    match running() {
+        0 => tracing::info!("every session finished"),
+        n => tracing::warn!(sessions = n, "stopping with sessions still running"),
+    }
 }

@@ -30,7 +30,7 @@ use crate::auth::AuthServer;
 use crate::config::Config;
 use crate::ssh::HostCreds;
 
-pub use crate::shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};
+pub use crate::shutdown::{Shutdown, ShutdownTrigger, Stops, shutdown_pair};
 
 fn prepare_data_dir(dir: &Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
@@ -121,10 +121,10 @@ pub fn admin_identity_path(data_dir: &Path) -> PathBuf {
     data_dir.join("admin.identity")
 }
 
-/// Runs the process until `shutdown`.
-pub async fn run(cfg: Config, shutdown: Shutdown, clock: SharedClock) -> anyhow::Result<()> {
+/// Runs the process until it is told to stop.
+pub async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow::Result<()> {
     let _lock = prepare_data_dir(&cfg.data_dir)?;
-    if cfg.auth { cluster::run(cfg, shutdown, clock).await } else { node::run(cfg, shutdown, clock).await }
+    if cfg.auth { cluster::run(cfg, stops, clock).await } else { node::run(cfg, stops, clock).await }
 }
 
 pub(crate) async fn bind(addr: &str, what: &str) -> anyhow::Result<tokio::net::TcpListener> {

@@ -16,10 +16,10 @@ use crate::config::Config;
 use crate::limits::Limiter;
 use crate::node::join::node_identity;
 use crate::node::{NodeConfig, NodeService, NodeTunnelService, RemoteAccess};
-use crate::shutdown::{Shutdown, Stage, TaskSet};
+use crate::shutdown::{Stage, Stops, TaskSet};
 use crate::tunnel::agent::AgentConfig;
 
-pub(super) async fn run(cfg: Config, shutdown: Shutdown, clock: SharedClock) -> anyhow::Result<()> {
+pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow::Result<()> {
     let join_addr = cfg.join_addr.clone().ok_or_else(|| anyhow!("a node needs --auth-server"))?;
     let host_id = load_or_create_host_id(&cfg.data_dir)?;
     let creds = Arc::new(node_identity(&cfg, &host_id, &join_addr).await?);
@@ -69,7 +69,7 @@ pub(super) async fn run(cfg: Config, shutdown: Shutdown, clock: SharedClock) -> 
             service: Arc::new(NodeTunnelService(node.clone())),
             clock: clock.clone(),
         };
-        tasks.spawn(Stage::Services, |s| crate::tunnel::agent::run(agent, s));
+        tasks.spawn(Stage::Services, |s| crate::tunnel::pool::run(agent, s));
         tracing::info!(proxy = %join_addr, cluster = %creds.cluster, "SSH node service started (reverse tunnel, no listening port)");
     } else {
         let l = bind(&cfg.ssh_listen_addr, "ssh_service.listen_addr").await?;
@@ -80,7 +80,7 @@ pub(super) async fn run(cfg: Config, shutdown: Shutdown, clock: SharedClock) -> 
         let gauges = crate::diag::Gauges { limiter: Some(limiter), ..Default::default() };
         crate::diag::run(addr.clone(), Arc::new(gauges), tasks.signal(Stage::Listeners)).await?;
     }
-    let mut sd = shutdown.clone();
+    let mut sd = stops.clone();
     sd.wait().await;
     tracing::info!("shutting down");
     tasks.stop(Duration::from_secs(10)).await;

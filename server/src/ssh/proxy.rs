@@ -33,8 +33,11 @@ use crate::auth::semaphore::LeaseGuard;
 use crate::diag::InFlight;
 use crate::limits::{AuthMark, Permit};
 use crate::live::{Live, LiveEntry, LiveGuard};
+use crate::proxies::{DISCOVERY_EVERY, Discovery, ProxyRegistry};
 use crate::tunnel::killable::{KillSwitch, Killable};
-use crate::tunnel::{HEARTBEAT_SUBSYSTEM, MAX_HEARTBEAT_LINE, TUNNEL_ADDRESS, TunnelKey, TunnelRegistry, read_line_bounded};
+use crate::tunnel::{
+    HEARTBEAT_SUBSYSTEM, MAX_HEARTBEAT_LINE, TUNNEL_ADDRESS, TUNNEL_PROXIES, TUNNEL_RECONNECT, TunnelKey, TunnelRegistry, read_line_bounded,
+};
 
 /// State shared by all proxy SSH connections.
 pub struct ProxySsh {
@@ -44,6 +47,8 @@ pub struct ProxySsh {
     pub router: Arc<Router>,
     /// Tunnels.
     pub tunnels: Arc<TunnelRegistry>,
+    /// The cluster's proxies, told to every agent.
+    pub registry: Arc<ProxyRegistry>,
     /// russh configuration (host key and certificate).
     pub config: Arc<russh::server::Config>,
     /// SSH connections open now (users and tunnels).
@@ -216,7 +221,7 @@ struct UserConn {
 enum Mode {
     Pending,
     User(Box<UserConn>),
-    Agent { key: TunnelKey, conn_id: u64, registered: bool },
+    Agent { key: TunnelKey, agent: String, conn_id: u64, registered: bool },
 }
 
 struct ProxyConn {
@@ -235,7 +240,7 @@ struct ProxyConn {
 
 impl Drop for ProxyConn {
     fn drop(&mut self) {
-        if let Mode::Agent { key, conn_id, registered: true } = &self.mode
+        if let Mode::Agent { key, conn_id, registered: true, .. } = &self.mode
             && self.shared.tunnels.remove(key, *conn_id)
         {
             tracing::info!(tunnel = ?key, "tunnel disconnected");
@@ -308,7 +313,7 @@ impl ProxyConn {
                     certs::SshCertRejection::UntrustedCa => Error::not_found(format!("cluster {authority} has no matching CA keys")),
                     other => Error::access_denied(other.to_string()),
                 })?;
-                self.mode = Mode::Agent { key, conn_id: self.shared.tunnels.next_conn_id(), registered: false };
+                self.mode = Mode::Agent { key, agent: user.to_string(), conn_id: self.shared.tunnels.next_conn_id(), registered: false };
                 Ok(())
             }
         }
@@ -461,7 +466,7 @@ impl russh::server::Handler for ProxyConn {
                     proxy_subsystem(shared, handle, channel, identity, issued_here, issued_at, req, peer).await
                 });
             }
-            Mode::Agent { key, conn_id, registered } if name == HEARTBEAT_SUBSYSTEM && *registered => {
+            Mode::Agent { key, conn_id, registered, .. } if name == HEARTBEAT_SUBSYSTEM && *registered => {
                 session.channel_success(id)?;
                 let shared = self.shared.clone();
                 let (key, conn_id, kill) = (key.clone(), *conn_id, self.kill.clone());
@@ -486,13 +491,17 @@ impl russh::server::Handler for ProxyConn {
     }
 
     async fn tcpip_forward(&mut self, address: &str, _port: &mut u32, session: &mut Session) -> std::result::Result<bool, Self::Error> {
-        let Mode::Agent { key, conn_id, registered } = &mut self.mode else {
+        let Mode::Agent { key, agent, conn_id, registered } = &mut self.mode else {
             return Ok(false);
         };
         if address != TUNNEL_ADDRESS || *registered {
             return Ok(false);
         }
-        self.shared.tunnels.register(key.clone(), *conn_id, session.handle(), self.kill.clone());
+        if self.shared.registry.is_leaving() {
+            tracing::info!(tunnel = ?key, "refused a tunnel: this proxy is stopping");
+            return Ok(false);
+        }
+        self.shared.tunnels.register(key.clone(), agent, *conn_id, session.handle(), self.kill.clone());
         *registered = true;
         tracing::info!(tunnel = ?key, peer = ?self.peer, "tunnel registered");
         if let TunnelKey::Cluster(leaf) = key.clone() {
@@ -613,7 +622,9 @@ async fn close_when_idle(open: std::sync::Weak<AtomicUsize>, kill: KillSwitch, i
     }
 }
 
-/// Answers pings with pongs, records heartbeats, and cuts the tunnel when pings stop.
+/// Answers pings with pongs, records heartbeats, tells the agent where every proxy of the
+/// cluster is (at once, on every change, and every [`DISCOVERY_EVERY`]) and, when this process
+/// stops, to move; cuts the tunnel when pings stop.
 async fn serve_heartbeats(
     shared: Arc<ProxySsh>,
     handle: russh::server::Handle,
@@ -624,19 +635,59 @@ async fn serve_heartbeats(
 ) {
     let threshold = shared.auth.settings.offline_threshold();
     let (reader, mut writer) = tokio::io::split(channel.into_stream());
-    let mut reader = BufReader::new(reader);
+    // Lines are read in a task of their own: a read cut off by the other events below would
+    // lose what it had read of a line.
+    let (lines_tx, mut lines) = tokio::sync::mpsc::channel::<std::io::Result<Option<String>>>(4);
+    let reader_task = tokio::spawn(async move {
+        let mut reader = BufReader::new(reader);
+        loop {
+            let next = read_line_bounded(&mut reader, MAX_HEARTBEAT_LINE).await;
+            let done = !matches!(next, Ok(Some(_)));
+            if lines_tx.send(next).await.is_err() || done {
+                return;
+            }
+        }
+    });
+    let _reader = crate::tunnel::AbortOnDrop(reader_task);
+    let mut discovery = shared.registry.discovery();
     let mut first = true;
+    let mut told_to_move = false;
+    let mut next_list = tokio::time::Instant::now();
+    let wait = threshold + Duration::from_millis(500);
+    let mut silence = Box::pin(tokio::time::sleep(wait));
     loop {
-        let next = tokio::time::timeout(threshold + Duration::from_millis(500), read_line_bounded(&mut reader, MAX_HEARTBEAT_LINE)).await;
-        let line = match next {
-            Ok(Ok(Some(line))) => line,
-            Ok(Err(e)) => {
-                tracing::warn!(tunnel = ?key, error = %e, "unexpected heartbeat message; closing the tunnel");
+        if tokio::time::Instant::now() >= next_list {
+            let list = discovery.borrow_and_update().clone();
+            if write_line(&mut writer, &discovery_line(&list)).await.is_err() {
                 break;
             }
-            Ok(_) => break,
-            Err(_) => {
+            next_list = tokio::time::Instant::now() + DISCOVERY_EVERY;
+        }
+        if shared.registry.is_leaving() && !told_to_move {
+            told_to_move = true;
+            if write_line(&mut writer, TUNNEL_RECONNECT).await.is_err() {
+                break;
+            }
+        }
+        let line = tokio::select! {
+            next = lines.recv() => next.unwrap_or(Ok(None)),
+            _ = &mut silence => {
                 tracing::warn!(tunnel = ?key, "no heartbeats for {}; closing the tunnel", shared::timefmt::go_duration(threshold));
+                break;
+            }
+            changed = discovery.changed() => {
+                if changed.is_ok() {
+                    next_list = tokio::time::Instant::now();
+                }
+                continue;
+            }
+            _ = tokio::time::sleep_until(next_list) => continue,
+        };
+        let line = match line {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(tunnel = ?key, error = %e, "unexpected heartbeat message; closing the tunnel");
                 break;
             }
         };
@@ -644,7 +695,8 @@ async fn serve_heartbeats(
             tracing::warn!(tunnel = ?key, "unexpected heartbeat message; closing the tunnel");
             break;
         }
-        if writer.write_all(b"pong\n").await.is_err() || writer.flush().await.is_err() {
+        silence.as_mut().reset(tokio::time::Instant::now() + wait);
+        if write_line(&mut writer, "pong").await.is_err() {
             break;
         }
         if let TunnelKey::Cluster(name) = &key {
@@ -662,4 +714,13 @@ async fn serve_heartbeats(
         let _ = shared.auth.tunnel_closed(name).await;
     }
     crate::tunnel::close_connection(&handle, &kill, "heartbeat stopped").await;
+}
+
+fn discovery_line(d: &Discovery) -> String {
+    format!("{TUNNEL_PROXIES} {}", serde_json::to_string(d).unwrap_or_default())
+}
+
+async fn write_line<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, line: &str) -> std::io::Result<()> {
+    w.write_all(format!("{line}\n").as_bytes()).await?;
+    w.flush().await
 }

@@ -16,7 +16,8 @@ use shared::resource::Node;
 use shared::subsystem::ProxyRequest;
 
 use crate::auth::AuthServer;
-use crate::tunnel::{Origin, TARGET_API, TARGET_NODE_PREFIX, TARGET_SSH, TunnelKey, TunnelRegistry, TunnelRequest};
+use crate::tunnel::peer::Peering;
+use crate::tunnel::{Origin, TARGET_API, TARGET_NODE_PREFIX, TARGET_SSH, TunnelKey, TunnelRequest};
 
 /// Serves this cluster's HTTPS API over an in-process stream.
 pub trait ApiStreamServer: Send + Sync + 'static {
@@ -28,8 +29,8 @@ pub trait ApiStreamServer: Send + Sync + 'static {
 pub struct Router {
     /// The auth service (nodes, remote clusters, roles).
     pub auth: Arc<AuthServer>,
-    /// Connected tunnels.
-    pub tunnels: Arc<TunnelRegistry>,
+    /// Tunnels held here or by a peer proxy.
+    pub tunnels: Arc<Peering>,
     /// The in-process API.
     pub api: Arc<dyn ApiStreamServer>,
 }

@@ -1,22 +1,28 @@
-//! The agent half of a reverse tunnel: dial out, authenticate with the host certificate,
-//! heartbeat, serve the channels the server opens, and reconnect with jittered backoff.
+//! The agent half of one reverse tunnel: dial out, authenticate with the host certificate,
+//! learn which proxy answered (its host certificate's key id), heartbeat, hear the proxy's
+//! discovery lists and advisories, and serve the channels it opens. [`super::pool`] keeps one
+//! such tunnel to every proxy of the cluster and reconnects them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use rand::RngExt;
 use russh::ChannelMsg;
 use russh::client::{self, Msg};
 use russh::keys::PublicKeyOrCertificate;
 use russh::keys::ssh_key::PublicKey;
 use shared::client::BoxFuture;
 use shared::error::{Error, Result};
+use shared::resource::token::SystemRole;
 use shared::timefmt::SharedClock;
 use tokio::io::{AsyncWriteExt, BufReader};
 
 use super::killable::{KillSwitch, Killable};
-use super::{HEARTBEAT_SUBSYSTEM, MAX_HEARTBEAT_LINE, TUNNEL_ADDRESS, TunnelRequest, read_line_bounded, write_err};
+use super::{
+    AbortOnDrop, HEARTBEAT_SUBSYSTEM, MAX_DISCOVERY_LINE, TUNNEL_ADDRESS, TUNNEL_PROXIES, TUNNEL_RECONNECT, TunnelRequest,
+    read_line_bounded, write_err,
+};
+use crate::proxies::Discovery;
 use crate::shutdown::Shutdown;
 use crate::ssh::HostCreds;
 
@@ -36,7 +42,8 @@ pub type CaSource = Arc<dyn Fn() -> BoxFuture<'static, Result<Vec<PublicKey>>> +
 pub struct AgentConfig {
     /// For logs: `tunnel to root.example.com`.
     pub name: String,
-    /// Where to dial (`host:port`).
+    /// Where to dial first (`host:port`): the cluster's tunnel address, usually its load
+    /// balancer; every proxy's own address comes from discovery.
     pub addr: String,
     /// The cluster the server must belong to.
     pub server_cluster: String,
@@ -56,54 +63,25 @@ pub struct AgentConfig {
     pub clock: SharedClock,
 }
 
-/// The backoff before attempt `n` (1-based): linear 1s steps up to `max`, jittered to
-/// 50–100% so that many agents reconnecting after a root restart do not arrive at once.
-pub fn backoff(n: u32, max: Duration) -> Duration {
-    let base = Duration::from_secs(u64::from(n.min(60))).min(max).max(Duration::from_millis(200));
-    let factor: f64 = rand::rng().random_range(0.5..1.0);
-    base.mul_f64(factor)
+/// What a proxy says on the heartbeat channel besides `pong`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProxyMessage {
+    /// Every proxy of the cluster.
+    Proxies(Discovery),
+    /// The proxy is stopping: do not dial it again until it is back.
+    Reconnect,
 }
 
-/// How a connection ended.
-enum Ended {
-    /// It was up, then dropped: reconnect.
-    Lost,
-    /// The agent was told to stop.
-    Stopped,
-}
-
-/// Runs the agent until `shutdown`.
-pub async fn run(cfg: AgentConfig, mut shutdown: Shutdown) {
-    let mut failures: u32 = 0;
-    loop {
-        match connect_and_serve(&cfg, &mut shutdown).await {
-            Ok(Ended::Stopped) => return,
-            Ok(Ended::Lost) => {
-                tracing::info!(tunnel = %cfg.name, "tunnel disconnected; reconnecting");
-                failures = 1;
-            }
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                if failures <= 2 || failures.is_multiple_of(20) {
-                    tracing::warn!(tunnel = %cfg.name, addr = %cfg.addr, attempt = failures, error = %e, "tunnel connection failed");
-                } else {
-                    tracing::debug!(tunnel = %cfg.name, attempt = failures, error = %e, "tunnel connection failed");
-                }
-            }
-        }
-        let wait = backoff(failures, cfg.max_backoff);
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
-}
+/// Hears [`ProxyMessage`]s.
+pub type OnMessage = Arc<dyn Fn(ProxyMessage) + Send + Sync>;
 
 struct AgentHandler {
     cas: Vec<PublicKey>,
     cluster: String,
     service: Arc<dyn TunnelService>,
     clock: SharedClock,
+    /// The key id (host UUID) of the proxy that answered.
+    proxy: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl client::Handler for AgentHandler {
@@ -111,7 +89,16 @@ impl client::Handler for AgentHandler {
 
     async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> std::result::Result<bool, Self::Error> {
         match crate::ssh::check_server_host_cert(key, &self.cas, &self.cluster, None, self.clock.now()) {
-            Ok(_) => Ok(true),
+            Ok(role) if role != SystemRole::Proxy => {
+                tracing::warn!(cluster = %self.cluster, %role, "refusing tunnel server: it is not a proxy");
+                Ok(false)
+            }
+            Ok(_) => {
+                if let (PublicKeyOrCertificate::Certificate(c), Ok(mut p)) = (key, self.proxy.lock()) {
+                    *p = Some(c.key_id().to_string());
+                }
+                Ok(true)
+            }
             Err(e) => {
                 tracing::warn!(cluster = %self.cluster, error = %e, "refusing tunnel server");
                 Ok(false)
@@ -172,83 +159,124 @@ impl client::Handler for AgentHandler {
     }
 }
 
-/// One connection: `Ok` after a connection that was up ends (or the agent was stopped), `Err`
-/// if it never came up.
-async fn connect_and_serve(cfg: &AgentConfig, shutdown: &mut Shutdown) -> Result<Ended> {
-    let handle = tokio::select! {
-        _ = shutdown.wait() => return Ok(Ended::Stopped),
-        h = establish(cfg) => h?,
-    };
-    let (handle, hb, socket) = handle;
-    tracing::info!(tunnel = %cfg.name, addr = %cfg.addr, "tunnel connected");
-    let ended = tokio::select! {
-        _ = shutdown.wait() => Ended::Stopped,
-        _ = heartbeat(cfg, hb.into_stream()) => Ended::Lost,
-    };
-    // Close explicitly: the server must see the tunnel go at once (a disabled trust). Then cut
-    // the socket, so that on a dead link the session and every channel through it (the sessions
-    // it was serving) end now, not when TCP gives up minutes later.
-    let _ = tokio::time::timeout(Duration::from_secs(2), handle.disconnect(russh::Disconnect::ByApplication, "", "en")).await;
-    socket.pull();
-    Ok(ended)
+/// A tunnel that is up: registered, heartbeat channel open.
+pub struct Established {
+    handle: client::Handle<AgentHandler>,
+    hb: russh::Channel<Msg>,
+    socket: KillSwitch,
+    /// The proxy that answered (its host UUID).
+    pub proxy: String,
 }
 
-type Established = (client::Handle<AgentHandler>, russh::Channel<Msg>, KillSwitch);
+impl Established {
+    /// Closes the tunnel: the server must see it go at once (a disabled trust, a duplicate).
+    /// Then the socket is cut, so that on a dead link the session and every channel through
+    /// it (the sessions it was serving) end now, not when TCP gives up minutes later.
+    pub async fn close(self) {
+        close_parts(&self.handle, &self.socket).await;
+    }
+}
 
-/// Dials, authenticates, registers and opens the heartbeat channel.
-async fn establish(cfg: &AgentConfig) -> Result<Established> {
+/// Serves an established tunnel until it drops (`false`) or `stop` (`true`); then closes it.
+pub async fn serve(cfg: &AgentConfig, est: Established, on_message: OnMessage, stop: &mut Shutdown) -> bool {
+    let Established { handle, hb, socket, proxy } = est;
+    tracing::info!(tunnel = %cfg.name, proxy = %proxy, "tunnel connected");
+    let stopped = tokio::select! {
+        _ = stop.wait() => true,
+        _ = heartbeat(cfg, hb.into_stream(), on_message) => false,
+    };
+    close_parts(&handle, &socket).await;
+    stopped
+}
+
+async fn close_parts(handle: &client::Handle<AgentHandler>, socket: &KillSwitch) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), handle.disconnect(russh::Disconnect::ByApplication, "", "en")).await;
+    socket.pull();
+}
+
+/// Dials `addr`, authenticates, registers and opens the heartbeat channel.
+pub async fn establish(cfg: &AgentConfig, addr: &str) -> Result<Established> {
     let cas = (cfg.server_cas)().await?;
     if cas.is_empty() {
         return Err(Error::not_found(format!("no host certificate authority of {} is trusted here", cfg.server_cluster)));
     }
-    let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(&cfg.addr))
+    let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(addr))
         .await
-        .map_err(|_| Error::connection_problem(format!("timed out connecting to {}", cfg.addr)))?
-        .map_err(|e| shared::client::connect_error(&cfg.addr, &e))?;
+        .map_err(|_| Error::connection_problem(format!("timed out connecting to {addr}")))?
+        .map_err(|e| shared::client::connect_error(addr, &e))?;
     shared::tuning::set_nodelay(&tcp);
     let socket = KillSwitch::new();
     let tcp = Killable::new(tcp, socket.clone());
-    let handler = AgentHandler { cas, cluster: cfg.server_cluster.clone(), service: cfg.service.clone(), clock: cfg.clock.clone() };
+    let proxy = Arc::new(std::sync::Mutex::new(None));
+    let handler = AgentHandler {
+        cas,
+        cluster: cfg.server_cluster.clone(),
+        service: cfg.service.clone(),
+        clock: cfg.clock.clone(),
+        proxy: proxy.clone(),
+    };
     let config = shared::tuning::client_config(None);
-    let mut handle = tokio::time::timeout(Duration::from_secs(15), client::connect_stream(config, tcp, handler))
-        .await
-        .map_err(|_| Error::connection_problem("SSH handshake timed out"))?
-        .map_err(|e| Error::connection_problem(format!("SSH handshake: {e}")))?;
-    let auth = handle
-        .authenticate_openssh_cert(cfg.creds.host_id.clone(), Arc::new(cfg.creds.key.clone()), cfg.creds.cert.clone())
-        .await
-        .map_err(|e| Error::connection_problem(format!("authentication: {e}")))?;
-    if !auth.success() {
-        return Err(Error::access_denied(format!("{} refused our host certificate (is the trust still in place?)", cfg.addr)));
-    }
-    handle.tcpip_forward(TUNNEL_ADDRESS, 0).await.map_err(|e| Error::connection_problem(format!("registering the tunnel: {e}")))?;
-    let mut hb = handle.channel_open_session().await.map_err(|e| Error::connection_problem(format!("heartbeat channel: {e}")))?;
-    hb.request_subsystem(true, HEARTBEAT_SUBSYSTEM).await.map_err(|e| Error::connection_problem(format!("heartbeat channel: {e}")))?;
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), hb.wait()).await {
-            Ok(Some(ChannelMsg::Success)) => break,
-            Ok(Some(ChannelMsg::WindowAdjusted { .. })) => continue,
-            Ok(Some(other)) => {
-                return Err(Error::connection_problem(format!("heartbeat refused: {other:?}")));
+    let connected = async {
+        let mut handle = tokio::time::timeout(Duration::from_secs(15), client::connect_stream(config, tcp, handler))
+            .await
+            .map_err(|_| Error::connection_problem("SSH handshake timed out"))?
+            .map_err(|e| Error::connection_problem(format!("SSH handshake: {e}")))?;
+        let auth = handle
+            .authenticate_openssh_cert(cfg.creds.host_id.clone(), Arc::new(cfg.creds.key.clone()), cfg.creds.cert.clone())
+            .await
+            .map_err(|e| Error::connection_problem(format!("authentication: {e}")))?;
+        if !auth.success() {
+            return Err(Error::access_denied(format!("{addr} refused our host certificate (is the trust still in place?)")));
+        }
+        handle.tcpip_forward(TUNNEL_ADDRESS, 0).await.map_err(|e| Error::connection_problem(format!("registering the tunnel: {e}")))?;
+        let mut hb = handle.channel_open_session().await.map_err(|e| Error::connection_problem(format!("heartbeat channel: {e}")))?;
+        hb.request_subsystem(true, HEARTBEAT_SUBSYSTEM).await.map_err(|e| Error::connection_problem(format!("heartbeat channel: {e}")))?;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), hb.wait()).await {
+                Ok(Some(ChannelMsg::Success)) => break,
+                Ok(Some(ChannelMsg::WindowAdjusted { .. })) => continue,
+                Ok(Some(other)) => {
+                    return Err(Error::connection_problem(format!("heartbeat refused: {other:?}")));
+                }
+                Ok(None) => return Err(Error::connection_problem("heartbeat channel closed")),
+                Err(_) => return Err(Error::connection_problem("heartbeat channel timed out")),
             }
-            Ok(None) => return Err(Error::connection_problem("heartbeat channel closed")),
-            Err(_) => return Err(Error::connection_problem("heartbeat channel timed out")),
+        }
+        Ok((handle, hb))
+    };
+    match connected.await {
+        Ok((handle, hb)) => {
+            let proxy = proxy.lock().ok().and_then(|p| p.clone()).unwrap_or_default();
+            Ok(Established { handle, hb, socket, proxy })
+        }
+        Err(e) => {
+            socket.pull();
+            Err(e)
         }
     }
-    Ok((handle, hb, socket))
 }
 
-/// Sends pings and watches pongs until the server stops answering or the channel closes.
-async fn heartbeat(cfg: &AgentConfig, stream: russh::ChannelStream<Msg>) {
+/// Sends pings and watches pongs until the server stops answering or the channel closes;
+/// hands the proxy's other messages to `on_message`.
+async fn heartbeat(cfg: &AgentConfig, stream: russh::ChannelStream<Msg>, on_message: OnMessage) {
     let (reader, mut writer) = tokio::io::split(stream);
     let last_pong = Arc::new(AtomicI64::new(cfg.clock.now().unix_timestamp()));
     let lp = last_pong.clone();
     let clock = cfg.clock.clone();
+    let name = cfg.name.clone();
     let read_task = tokio::spawn(async move {
         let mut reader = BufReader::new(reader);
-        while let Ok(Some(line)) = read_line_bounded(&mut reader, MAX_HEARTBEAT_LINE).await {
-            if line.starts_with("pong") {
-                lp.store(clock.now().unix_timestamp(), Ordering::SeqCst);
+        while let Ok(Some(line)) = read_line_bounded(&mut reader, MAX_DISCOVERY_LINE).await {
+            let (word, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+            match word {
+                "pong" => lp.store(clock.now().unix_timestamp(), Ordering::SeqCst),
+                TUNNEL_PROXIES => match serde_json::from_str::<Discovery>(rest) {
+                    Ok(d) => on_message(ProxyMessage::Proxies(d)),
+                    Err(e) => tracing::debug!(tunnel = %name, error = %e, "ignored an unreadable proxy list"),
+                },
+                TUNNEL_RECONNECT => on_message(ProxyMessage::Reconnect),
+                // Newer proxies may say more; what we do not know we ignore.
+                _ => {}
             }
         }
     });
@@ -270,31 +298,5 @@ async fn heartbeat(cfg: &AgentConfig, stream: russh::ChannelStream<Msg>) {
                 }
             }
         }
-    }
-}
-
-/// Aborts the task when dropped (a dropped `JoinHandle` would let it run on).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_is_bounded_and_jittered() {
-        let max = Duration::from_secs(10);
-        for n in 1..100 {
-            let b = backoff(n, max);
-            assert!(b <= max, "{b:?}");
-            assert!(b >= Duration::from_millis(100));
-        }
-        let samples: Vec<Duration> = (0..20).map(|_| backoff(8, max)).collect();
-        assert!(samples.iter().any(|s| *s != samples[0]), "jitter expected");
     }
 }

@@ -96,7 +96,7 @@ impl TrustManager {
                 clock: self.auth.clock.clone(),
             };
             tracing::info!(root = %name, addr = %tc.spec.tunnel_addr, "starting tunnel to root cluster");
-            tokio::spawn(super::agent::run(cfg, agent_shutdown));
+            tokio::spawn(super::pool::run(cfg, agent_shutdown));
             running.insert(name, Running { addr: tc.spec.tunnel_addr.clone(), stop });
         }
     }

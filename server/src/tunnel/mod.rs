@@ -19,6 +19,8 @@ pub mod agent;
 pub mod killable;
 pub mod leaf_service;
 pub mod manager;
+pub mod peer;
+pub mod pool;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +43,14 @@ pub const TARGET_SSH: &str = "ssh";
 pub const TARGET_LOCKS: &str = "locks";
 /// Prefix of a node target on a leaf: `node:<host>:<port>`.
 pub const TARGET_NODE_PREFIX: &str = "node:";
+
+/// Heartbeat channel, proxy to agent: `proxies <json>` lists every proxy of the cluster.
+pub const TUNNEL_PROXIES: &str = "proxies";
+/// Heartbeat channel, proxy to agent: this proxy is stopping; keep your other tunnels and do
+/// not dial it again until it is back.
+pub const TUNNEL_RECONNECT: &str = "reconnect";
+/// The longest line an agent accepts on its heartbeat channel (a discovery list).
+pub const MAX_DISCOVERY_LINE: usize = 256 * 1024;
 
 /// The longest channel address a tunnel end accepts (the target and its origin, as JSON).
 pub const MAX_REQUEST_LEN: usize = 8 * 1024;
@@ -138,6 +148,15 @@ pub async fn read_line_bounded<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R, ma
     Ok(Some(String::from_utf8_lossy(&line).into_owned()))
 }
 
+/// Aborts the task when dropped (a dropped `JoinHandle` would let it run on).
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Whose tunnel.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TunnelKey {
@@ -151,6 +170,8 @@ pub enum TunnelKey {
 pub struct TunnelEntry {
     /// Connection number (to tell a replaced tunnel from its successor).
     pub conn_id: u64,
+    /// The agent's host UUID: a leaf of several processes has one tunnel from each here.
+    pub agent: String,
     /// The SSH session, to open channels and disconnect.
     pub handle: russh::server::Handle,
     /// Drops the connection (and with it every channel through it) without waiting for the
@@ -172,10 +193,10 @@ pub async fn close_connection(handle: &russh::server::Handle, kill: &killable::K
     kill.pull();
 }
 
-/// The proxy's connected tunnels.
+/// The proxy's connected tunnels: per leaf (or node), one per agent process, newest first.
 #[derive(Default)]
 pub struct TunnelRegistry {
-    map: Mutex<HashMap<TunnelKey, Arc<TunnelEntry>>>,
+    map: Mutex<HashMap<TunnelKey, Vec<Arc<TunnelEntry>>>>,
     next_id: AtomicU64,
 }
 
@@ -190,31 +211,55 @@ impl TunnelRegistry {
         self.next_id.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    /// Registers a tunnel; an older tunnel for the same key is disconnected.
-    pub fn register(&self, key: TunnelKey, conn_id: u64, handle: russh::server::Handle, kill: killable::KillSwitch) -> Arc<TunnelEntry> {
-        let entry = Arc::new(TunnelEntry { conn_id, handle, kill });
-        let old = self.map.lock().ok().and_then(|mut m| m.insert(key, entry.clone()));
-        if let Some(old) = old
-            && old.conn_id != conn_id
-        {
+    /// Registers a tunnel; an older tunnel from the same agent is disconnected (it reconnected
+    /// before we noticed the old one die).
+    pub fn register(
+        &self,
+        key: TunnelKey,
+        agent: &str,
+        conn_id: u64,
+        handle: russh::server::Handle,
+        kill: killable::KillSwitch,
+    ) -> Arc<TunnelEntry> {
+        let entry = Arc::new(TunnelEntry { conn_id, agent: agent.to_string(), handle, kill });
+        let mut replaced = Vec::new();
+        if let Ok(mut m) = self.map.lock() {
+            let list = m.entry(key).or_default();
+            list.retain(|e| {
+                let same = e.agent == agent && e.conn_id != conn_id;
+                if same {
+                    replaced.push(e.clone());
+                }
+                !same
+            });
+            list.insert(0, entry.clone());
+        }
+        for old in replaced {
             tokio::spawn(async move { old.close("replaced by a newer tunnel").await });
         }
         entry
     }
 
-    /// Removes the tunnel if it is still `conn_id`. True if removed.
+    /// Removes tunnel `conn_id`. True if it was there and it was the last one for `key` (the
+    /// leaf or node is no longer connected here).
     pub fn remove(&self, key: &TunnelKey, conn_id: u64) -> bool {
         let Ok(mut m) = self.map.lock() else {
             return false;
         };
-        if m.get(key).is_some_and(|e| e.conn_id == conn_id) {
+        let Some(list) = m.get_mut(key) else { return false };
+        let before = list.len();
+        list.retain(|e| e.conn_id != conn_id);
+        if list.len() == before {
+            return false;
+        }
+        if list.is_empty() {
             m.remove(key);
             return true;
         }
         false
     }
 
-    /// How many tunnels are connected: (leaf clusters, nodes).
+    /// How many leaves and nodes are connected: (leaf clusters, nodes).
     pub fn counts(&self) -> (usize, usize) {
         let Ok(m) = self.map.lock() else {
             return (0, 0);
@@ -231,35 +276,60 @@ impl TunnelRegistry {
             .unwrap_or_default()
     }
 
-    /// The tunnel for `key`.
+    /// The newest tunnel for `key`.
     pub fn get(&self, key: &TunnelKey) -> Option<Arc<TunnelEntry>> {
-        self.map.lock().ok().and_then(|m| m.get(key).cloned())
+        self.map.lock().ok().and_then(|m| m.get(key).and_then(|l| l.first().cloned()))
     }
 
-    /// Disconnects and forgets the tunnel for `key`.
+    /// Every tunnel for `key`, newest first.
+    pub fn entries(&self, key: &TunnelKey) -> Vec<Arc<TunnelEntry>> {
+        self.map.lock().ok().and_then(|m| m.get(key).cloned()).unwrap_or_default()
+    }
+
+    /// Every tunnel here.
+    pub fn all(&self) -> Vec<(TunnelKey, Arc<TunnelEntry>)> {
+        self.map.lock().map(|m| m.iter().flat_map(|(k, l)| l.iter().map(|e| (k.clone(), e.clone()))).collect()).unwrap_or_default()
+    }
+
+    /// Disconnects and forgets every tunnel for `key`.
     pub async fn disconnect(&self, key: &TunnelKey, why: &str) {
-        let entry = self.map.lock().ok().and_then(|mut m| m.remove(key));
-        if let Some(e) = entry {
+        let entries = self.map.lock().ok().and_then(|mut m| m.remove(key)).unwrap_or_default();
+        for e in entries {
             e.close(why).await;
         }
     }
 
-    /// Opens a channel for `req` through the tunnel for `key`.
+    /// Opens a channel for `req` through a tunnel for `key` held here (the newest first; the
+    /// next when one is dead, for a leaf of several processes).
     pub async fn dial(&self, key: &TunnelKey, req: &TunnelRequest) -> Result<BoxStream> {
-        let entry = self.get(key).ok_or_else(|| offline(key))?;
-        let (orig_addr, orig_port) = match req.origin.as_ref().and_then(|o| o.addr.parse::<std::net::SocketAddr>().ok()) {
-            Some(a) => (a.ip().to_string(), u32::from(a.port())),
-            None => ("proxy".to_string(), 0),
-        };
-        let ch =
-            tokio::time::timeout(Duration::from_secs(10), entry.handle.channel_open_forwarded_tcpip(req.encode(), 0, orig_addr, orig_port))
-                .await
-                .map_err(|_| Error::connection_problem(format!("{} did not answer in time", describe(key))))?
-                .map_err(|e| Error::connection_problem(format!("{} refused the connection: {e}", describe(key))))?;
-        let mut stream = ch.into_stream();
-        read_status(&mut stream).await.map_err(|e| e.context(describe(key)))?;
-        Ok(Box::new(stream))
+        let mut last = offline(key);
+        for entry in self.entries(key) {
+            match dial_entry(&entry, key, req).await {
+                // The far end's answer (a stream, or a refusal such as an unknown node or a
+                // lock) is final; only a dead tunnel makes us try the next.
+                Ok(answer) => return answer,
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
+}
+
+/// Opens one channel: `Err` if the tunnel did not carry it, `Ok(answer)` with the far end's
+/// answer otherwise.
+async fn dial_entry(entry: &TunnelEntry, key: &TunnelKey, req: &TunnelRequest) -> Result<Result<BoxStream>> {
+    let (orig_addr, orig_port) = match req.origin.as_ref().and_then(|o| o.addr.parse::<std::net::SocketAddr>().ok()) {
+        Some(a) => (a.ip().to_string(), u32::from(a.port())),
+        None => ("proxy".to_string(), 0),
+    };
+    let ch =
+        tokio::time::timeout(Duration::from_secs(10), entry.handle.channel_open_forwarded_tcpip(req.encode(), 0, orig_addr, orig_port))
+            .await
+            .map_err(|_| Error::connection_problem(format!("{} did not answer in time", describe(key))))?
+            .map_err(|e| Error::connection_problem(format!("{} refused the connection: {e}", describe(key))))?;
+    let mut stream = ch.into_stream();
+    let answer = read_answer(&mut stream).await.map_err(|e| e.context(describe(key)))?;
+    Ok(answer.map(|()| Box::new(stream) as BoxStream).map_err(|e| e.context(describe(key))))
 }
 
 /// Joins a client's stream to a target's when they carry one connection (an SSH session end to
@@ -321,6 +391,12 @@ pub async fn write_err<S: AsyncWrite + Unpin>(s: &mut S, msg: &str) -> std::io::
 
 /// Reads a status line: `Ok` for `OK`, the reason for `ERR <reason>`.
 pub async fn read_status<S: AsyncRead + Unpin>(s: &mut S) -> Result<()> {
+    read_answer(s).await?
+}
+
+/// Reads a status line: `Err` if none came (the stream broke, timed out or is not speaking our
+/// protocol), `Ok(answer)` with what the far end said.
+pub async fn read_answer<S: AsyncRead + Unpin>(s: &mut S) -> Result<Result<()>> {
     let mut line = Vec::with_capacity(64);
     let read = async {
         loop {
@@ -343,7 +419,7 @@ pub async fn read_status<S: AsyncRead + Unpin>(s: &mut S) -> Result<()> {
         .map_err(|_| Error::connection_problem("the tunnel did not answer in time"))??;
     let text = String::from_utf8_lossy(&line);
     if text == "OK" {
-        return Ok(());
+        return Ok(Ok(()));
     }
     match text.strip_prefix("ERR ") {
         Some(reason) => {
@@ -352,7 +428,7 @@ pub async fn read_status<S: AsyncRead + Unpin>(s: &mut S) -> Result<()> {
             } else {
                 shared::Kind::ConnectionProblem
             };
-            Err(Error::new(kind, reason.to_string()))
+            Ok(Err(Error::new(kind, reason.to_string())))
         }
         None => Err(Error::connection_problem("malformed tunnel answer")),
     }

@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod connector;
 pub mod lock;
 pub mod node;
+pub mod proxy;
 pub mod role;
 pub mod token;
 pub mod tunnel_connection;
@@ -31,6 +32,7 @@ pub use cluster::{RemoteCluster, RoleMapping, TrustedCluster};
 pub use connector::Connector;
 pub use lock::Lock;
 pub use node::Node;
+pub use proxy::Proxy;
 pub use role::Role;
 pub use token::ProvisionToken;
 pub use tunnel_connection::TunnelConnection;
@@ -126,11 +128,13 @@ pub enum Kind {
     Lock,
     /// `tunnel_connection` (read-only)
     TunnelConnection,
+    /// `proxy` (read-only)
+    Proxy,
 }
 
 impl Kind {
     /// Every kind, in the order `tctl` lists them.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Role,
         Kind::User,
         Kind::Token,
@@ -143,6 +147,7 @@ impl Kind {
         Kind::Saml,
         Kind::Lock,
         Kind::TunnelConnection,
+        Kind::Proxy,
     ];
 
     /// The canonical name used in YAML `kind:` and on the wire.
@@ -160,6 +165,7 @@ impl Kind {
             Kind::Saml => "saml",
             Kind::Lock => "lock",
             Kind::TunnelConnection => "tunnel_connection",
+            Kind::Proxy => "proxy",
         }
     }
 
@@ -178,6 +184,7 @@ impl Kind {
             Kind::Saml => &["samls"],
             Kind::Lock => &["locks"],
             Kind::TunnelConnection => &["tunnel_connections", "tunnels"],
+            Kind::Proxy => &["proxies"],
         }
     }
 
@@ -192,7 +199,7 @@ impl Kind {
 
     /// Whether `tctl create` accepts this kind.
     pub fn creatable(self) -> bool {
-        !matches!(self, Kind::RemoteCluster | Kind::CertAuthority | Kind::Node | Kind::TunnelConnection)
+        !matches!(self, Kind::RemoteCluster | Kind::CertAuthority | Kind::Node | Kind::TunnelConnection | Kind::Proxy)
     }
 }
 
@@ -251,6 +258,8 @@ pub enum Resource {
     Lock(Lock),
     /// A tunnel connection.
     TunnelConnection(TunnelConnection),
+    /// A proxy process.
+    Proxy(Proxy),
 }
 
 impl Resource {
@@ -267,6 +276,7 @@ impl Resource {
             Resource::Connector(c) => c.kind_enum(),
             Resource::Lock(_) => Kind::Lock,
             Resource::TunnelConnection(_) => Kind::TunnelConnection,
+            Resource::Proxy(_) => Kind::Proxy,
         }
     }
 
@@ -283,6 +293,7 @@ impl Resource {
             Resource::Connector(r) => &r.metadata,
             Resource::Lock(r) => &r.metadata,
             Resource::TunnelConnection(r) => &r.metadata,
+            Resource::Proxy(r) => &r.metadata,
         }
     }
 
@@ -299,6 +310,7 @@ impl Resource {
             Resource::Connector(r) => &mut r.metadata,
             Resource::Lock(r) => &mut r.metadata,
             Resource::TunnelConnection(r) => &mut r.metadata,
+            Resource::Proxy(r) => &mut r.metadata,
         }
     }
 
@@ -339,6 +351,7 @@ impl Resource {
             Kind::Github | Kind::Oidc | Kind::Saml => Resource::Connector(typed(kind, value)?),
             Kind::Lock => Resource::Lock(typed(kind, value)?),
             Kind::TunnelConnection => Resource::TunnelConnection(typed(kind, value)?),
+            Kind::Proxy => Resource::Proxy(typed(kind, value)?),
         })
     }
 
@@ -352,7 +365,11 @@ impl Resource {
             Resource::TrustedCluster(t) => t.check_and_set_defaults(),
             Resource::Connector(c) => c.check_and_set_defaults(),
             Resource::Lock(l) => l.check_and_set_defaults(),
-            Resource::RemoteCluster(_) | Resource::CertAuthority(_) | Resource::Node(_) | Resource::TunnelConnection(_) => {
+            Resource::RemoteCluster(_)
+            | Resource::CertAuthority(_)
+            | Resource::Node(_)
+            | Resource::TunnelConnection(_)
+            | Resource::Proxy(_) => {
                 let hint = if self.kind() == Kind::RemoteCluster { "; use 'tctl update rc/<name> --set-labels=...'" } else { "" };
                 Err(Error::bad_parameter(format!("creating resources of type {:?} is not supported{hint}", self.kind().as_str())))
             }

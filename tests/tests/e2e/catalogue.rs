@@ -38,7 +38,7 @@ fn case<'a>(what: impl Into<String>, expect: Expect, run: impl Fn() -> Out + 'a)
 fn dump(db: &Path) -> Vec<(String, Vec<u8>, Option<i64>)> {
     let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open database");
     let mut stmt = conn
-        .prepare("SELECT key, value, expires FROM kv WHERE key NOT LIKE 'nodes/%' AND key NOT LIKE 'nodenames/%' AND key NOT LIKE 'rcstatus/%' ORDER BY key")
+        .prepare("SELECT key, value, expires FROM kv WHERE key NOT LIKE 'nodes/%' AND key NOT LIKE 'nodenames/%' AND key NOT LIKE 'rcstatus/%' AND key NOT LIKE 'proxies/%' ORDER BY key")
         .expect("select");
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).expect("query").collect::<rusqlite::Result<_>>().expect("rows")
 }

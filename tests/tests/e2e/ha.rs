@@ -266,8 +266,8 @@ fn an_unusable_database_stops_teleport_at_start_with_one_clear_line() {
     assert!(out.stderr.contains("teleport.storage.conn_string: unknown sslmode \"sometimes\""), "{}", out.stderr);
 }
 
-/// A leaf connected to one root process is online (and reachable) through the other: the
-/// tunnel's presence record is in the shared state.
+/// A leaf told to dial one root process learns of the other (discovery) and tunnels to both;
+/// each process's presence record is in the shared state, so both show it online.
 #[test]
 fn a_leaf_tunnelled_to_one_process_is_online_through_every_process() {
     ensure_unix_user("visitor");
@@ -282,11 +282,16 @@ fn a_leaf_tunnelled_to_one_process_is_online_through_every_process() {
     let token = a.trusted_cluster_token("5m");
     leaf.create("tc.yaml", &tc_yaml("root-ha-rc.example.com", &token, a, true, ACCESS_TO_VISITOR)).ok("trust through a");
     b.wait_remote_status(&leaf.opts.name, "online", Duration::from_secs(20));
-    let conns = b.tctl(&["get", "tunnel_connections", "--format=json"]).json();
-    let conns = conns.as_array().cloned().unwrap_or_default();
-    assert_eq!(conns.len(), 1, "{conns:?}");
-    assert_eq!(conns[0]["spec"]["cluster_name"], leaf.opts.name.as_str());
-    assert_eq!(conns[0]["spec"]["type"], "proxy");
+    let conns = wait_for("a tunnel from the leaf to each root process", Duration::from_secs(15), || {
+        let conns = b.tctl(&["get", "tunnel_connections", "--format=json"]).json();
+        let conns = conns.as_array().cloned().unwrap_or_default();
+        (conns.len() == 2).then_some(conns)
+    });
+    assert_ne!(conns[0]["spec"]["proxy_name"], conns[1]["spec"]["proxy_name"], "{conns:?}");
+    for c in &conns {
+        assert_eq!(c["spec"]["cluster_name"], leaf.opts.name.as_str());
+        assert_eq!(c["spec"]["type"], "proxy");
+    }
     let text = b.tctl(&["get", "tunnel_connections", "--format=text"]);
     assert!(text.ok("text table").contains(&leaf.opts.name), "{}", text.stdout);
     // Restarting b (which holds no tunnel) does not take the leaf offline.

@@ -1,0 +1,185 @@
+//! The cluster's live proxy processes: each heartbeats its own `proxies/<host_uuid>` record
+//! (every [`HEARTBEAT`], living [`RECORD_TTL`], so a dead process drops out within three
+//! heartbeats) and follows everyone's, to tell its agents (leaves, tunnel nodes) where every
+//! proxy is ([`Discovery`]) and to find a peer that holds a tunnel it lacks.
+//!
+//! ```text
+//!   process A ── put proxies/A (addr, peer_addr, started) every 5s ──▶ shared state
+//!   process B ── put proxies/B ...                                  ──▶
+//!   each follows proxies/* ─▶ Discovery {A, B} ─▶ "proxies {...}" on every agent's heartbeat channel
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use shared::error::Result;
+use shared::resource::Proxy;
+use shared::resource::proxy::ProxySpec;
+use tokio::sync::watch;
+
+use crate::auth::AuthServer;
+use crate::services::keys;
+use crate::shutdown::Shutdown;
+use crate::storage::Op;
+
+/// How often a proxy renews its record.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// How long a record lives without renewal (three heartbeats).
+pub const RECORD_TTL: Duration = Duration::from_secs(15);
+/// How long an agent keeps a proxy it was told about without hearing of it again.
+pub const DISCOVERY_TTL: Duration = Duration::from_secs(30);
+/// How often a proxy repeats the list to each agent (besides on every change).
+pub const DISCOVERY_EVERY: Duration = Duration::from_secs(10);
+
+/// One proxy as agents need to know it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveredProxy {
+    /// Host UUID (the key id of its host certificate).
+    pub name: String,
+    /// Where to dial it directly.
+    pub addr: String,
+    /// When it started (a restarted process is a new one to an agent it told to move).
+    #[serde(default)]
+    pub started: i64,
+}
+
+/// What a proxy tells its agents: every live proxy of the cluster, and how long to believe it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Discovery {
+    /// The proxies, sorted by name.
+    pub proxies: Vec<DiscoveredProxy>,
+    /// Seconds an agent keeps an entry it does not hear of again.
+    pub ttl: u64,
+}
+
+/// This process in the registry, and what it knows of the others.
+pub struct ProxyRegistry {
+    auth: Arc<AuthServer>,
+    spec: ProxySpec,
+    tx: watch::Sender<Arc<Discovery>>,
+    leaving: AtomicBool,
+}
+
+impl ProxyRegistry {
+    /// The registry entry of this process (`spec.addr` is where agents dial it directly).
+    pub fn new(auth: Arc<AuthServer>, spec: ProxySpec) -> Arc<ProxyRegistry> {
+        let me = DiscoveredProxy { name: auth.proxy_id().to_string(), addr: spec.addr.clone(), started: spec.started };
+        let (tx, _) = watch::channel(Arc::new(Discovery { proxies: vec![me], ttl: DISCOVERY_TTL.as_secs() }));
+        Arc::new(ProxyRegistry { auth, spec, tx, leaving: AtomicBool::new(false) })
+    }
+
+    /// This process's host UUID.
+    pub fn id(&self) -> &str {
+        self.auth.proxy_id()
+    }
+
+    /// The current list, updated on every change.
+    pub fn discovery(&self) -> watch::Receiver<Arc<Discovery>> {
+        self.tx.subscribe()
+    }
+
+    /// Whether this process is stopping (it tells its agents to move).
+    pub fn is_leaving(&self) -> bool {
+        self.leaving.load(Ordering::SeqCst)
+    }
+
+    /// Writes (renews) this process's record.
+    pub async fn heartbeat(&self) -> Result<()> {
+        let expires = self.auth.clock.now() + RECORD_TTL;
+        let record = Proxy::new(self.id(), self.spec.clone(), expires);
+        let op = self.auth.services.put_op(&format!("{}{}", keys::PROXIES, self.id()), &record)?;
+        self.auth.services.apply(vec![op]).await?;
+        Ok(())
+    }
+
+    /// Leaves the registry: the record goes, so the other proxies stop listing this one, and
+    /// the list this one sends no longer names itself.
+    pub async fn leave(&self) {
+        self.leaving.store(true, Ordering::SeqCst);
+        self.refresh().await;
+        let key = format!("{}{}", keys::PROXIES, self.id());
+        if let Err(e) = self.auth.services.apply(vec![Op::DeleteIfExists { key }]).await {
+            tracing::warn!(error = %e, "cannot remove this proxy from the registry; it expires in {}s", RECORD_TTL.as_secs());
+        }
+    }
+
+    /// Heartbeats until `shutdown`. A failed write is retried at the next beat (the record
+    /// outlives two failures).
+    pub async fn run_heartbeat(self: Arc<Self>, mut shutdown: Shutdown) {
+        let mut failing = false;
+        loop {
+            if !self.is_leaving() {
+                match self.heartbeat().await {
+                    Ok(()) if failing => {
+                        tracing::info!("proxy heartbeat written again");
+                        failing = false;
+                    }
+                    Ok(()) => {}
+                    Err(e) if !failing => {
+                        tracing::warn!(error = %e, "cannot write this proxy's heartbeat");
+                        failing = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tokio::time::sleep(HEARTBEAT) => {}
+            }
+        }
+    }
+
+    /// Every live proxy record (this one's included).
+    pub async fn live(&self) -> Result<Vec<Proxy>> {
+        let now = self.auth.clock.now();
+        let all: Vec<Proxy> = self.auth.services.list(keys::PROXIES).await?;
+        Ok(all.into_iter().filter(|p| p.metadata.expires.is_none_or(|e| e > now)).collect())
+    }
+
+    /// The other live proxies that accept forwarded connections.
+    pub async fn peers(&self) -> Result<Vec<Proxy>> {
+        Ok(self.live().await?.into_iter().filter(|p| p.metadata.name != self.id() && !p.spec.peer_addr.is_empty()).collect())
+    }
+
+    async fn refresh(&self) {
+        let mut proxies: Vec<DiscoveredProxy> = match self.live().await {
+            Ok(all) => all
+                .into_iter()
+                .filter(|p| !p.spec.addr.is_empty())
+                .map(|p| DiscoveredProxy { name: p.metadata.name, addr: p.spec.addr, started: p.spec.started })
+                .collect(),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot list proxies; keeping the last list");
+                return;
+            }
+        };
+        let me = self.id().to_string();
+        proxies.retain(|p| p.name != me);
+        if !self.is_leaving() {
+            // This process is live whatever the state says (its first record may not be there yet).
+            proxies.push(DiscoveredProxy { name: me, addr: self.spec.addr.clone(), started: self.spec.started });
+        }
+        proxies.sort_by(|a, b| a.name.cmp(&b.name));
+        let next = Discovery { proxies, ttl: DISCOVERY_TTL.as_secs() };
+        self.tx.send_if_modified(|cur| {
+            if **cur == next {
+                false
+            } else {
+                *cur = Arc::new(next);
+                true
+            }
+        });
+    }
+
+    /// Keeps the list in step with the registry (from any process) until `shutdown`.
+    pub async fn run_discovery(self: Arc<Self>, shutdown: Shutdown) {
+        let me = self.clone();
+        crate::follow::follow(self.auth.services.backend.clone(), &[keys::PROXIES], shutdown, move |_| {
+            let me = me.clone();
+            async move { me.refresh().await }
+        })
+        .await;
+    }
+}
