@@ -8,6 +8,7 @@
 // Test support: failing loudly is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod haproxy;
 pub mod postgres;
 
 use std::io::Write;
@@ -246,6 +247,10 @@ pub struct ClusterOpts {
     pub ip: Option<String>,
     /// Serve diagnostics (`/metrics`) on port 3000 of the cluster's address.
     pub diag: bool,
+    /// `proxy_service.public_addr` (default: the web address), e.g. a load balancer's.
+    pub public_addr: Option<String>,
+    /// Extra YAML appended under `proxy_service:` (indented by two spaces).
+    pub proxy_extra: String,
 }
 
 impl ClusterOpts {
@@ -265,6 +270,8 @@ impl ClusterOpts {
             netns: None,
             ip: None,
             diag: false,
+            public_addr: None,
+            proxy_extra: String::new(),
         }
     }
 }
@@ -333,8 +340,10 @@ impl Cluster {
             "version: v3\nteleport:\n  nodename: {node}\n  data_dir: {data}\n{diag}{textra}  log:\n    output: stderr\n    severity: DEBUG\n\
              auth_service:\n  enabled: yes\n  cluster_name: {name}\n  keep_alive_interval: {ka}\n  keep_alive_count_max: 3\n{extra}\
              ssh_service:\n  enabled: {ssh}\n  listen_addr: {ip}:3022\n  heartbeat_interval: {hb}\n  labels:\n{labels}\
-             proxy_service:\n  enabled: yes\n  web_listen_addr: {ip}:3080\n  public_addr: {ip}:3080\n",
+             proxy_service:\n  enabled: yes\n  web_listen_addr: {ip}:3080\n  public_addr: {public}\n{pextra}",
             node = self.node_name(),
+            public = o.public_addr.clone().unwrap_or_else(|| format!("{}:3080", self.ip)),
+            pextra = o.proxy_extra,
             data = self.data_dir().display(),
             diag = if o.diag { format!("  diag_addr: {}:3000\n", self.ip) } else { String::new() },
             name = o.name,
@@ -377,6 +386,11 @@ impl Cluster {
         });
     }
 
+    /// The process's host UUID (its name among the cluster's proxies).
+    pub fn host_id(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("host_uuid")).unwrap_or_default().trim().to_string()
+    }
+
     /// The daemon's process id while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -387,6 +401,28 @@ impl Cluster {
         if let Some(mut child) = self.child.take() {
             terminate(&mut child);
         }
+    }
+
+    /// Sends `sig` to the daemon without waiting.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        if let Some(pid) = self.pid() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+        }
+    }
+
+    /// Waits at most `timeout` for the daemon to exit; true if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match self.child.as_mut().map(Child::try_wait) {
+                None | Some(Ok(Some(_))) | Some(Err(_)) => {
+                    self.child = None;
+                    return true;
+                }
+                Some(Ok(None)) => std::thread::sleep(Duration::from_millis(25)),
+            }
+        }
+        false
     }
 
     /// Kills the daemon with SIGKILL.
@@ -512,6 +548,28 @@ impl Drop for Cluster {
     }
 }
 
+/// Waits for a spawned command (stdout and stderr piped) at most `timeout`, then kills it.
+pub fn finish(mut child: Child, timeout: Duration) -> Out {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    if let Ok(None) = child.try_wait() {
+        let _ = child.kill();
+    }
+    match child.wait_with_output() {
+        Ok(o) => Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        },
+        Err(e) => Out { code: -1, stdout: String::new(), stderr: e.to_string() },
+    }
+}
+
 fn terminate(child: &mut Child) {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
@@ -554,6 +612,12 @@ impl NodeProc {
     /// Like [`NodeProc::join_at`], without waiting for the node to be registered (for nodes the
     /// cluster is expected to refuse).
     pub fn join_at_unchecked(cluster: &Cluster, name: &str, tunnel: bool, labels: &str, ip: &str) -> NodeProc {
+        Self::join_via(cluster, &cluster.web, name, tunnel, labels, ip)
+    }
+
+    /// Joins `cluster` through `addr` (a load balancer in front of its processes, or one of
+    /// them), without waiting for the node to be registered.
+    pub fn join_via(cluster: &Cluster, addr: &str, name: &str, tunnel: bool, labels: &str, ip: &str) -> NodeProc {
         let token = cluster.tctl(&["tokens", "add", "--type=node", "--ttl=5m", "--format=text"]).ok("node token").trim().to_string();
         let ip = ip.to_string();
         let dir = TempDir::new(&format!("node-{name}"));
@@ -564,7 +628,7 @@ impl NodeProc {
         cmd.args(["start", "--roles=node", "--insecure", "--debug"])
             .arg(format!("--config={}", cfg.display()))
             .arg(format!("--token={token}"))
-            .arg(format!("--auth-server={}", cluster.web))
+            .arg(format!("--auth-server={addr}"))
             .arg(format!("--nodename={name}"))
             .arg(format!("--data-dir={}", dir.path().join("data").display()))
             .arg(format!("--ssh-listen-addr={ip}:3022"));

@@ -194,16 +194,32 @@ async fn close_parts(handle: &client::Handle<AgentHandler>, socket: &KillSwitch)
     socket.pull();
 }
 
-/// Dials `addr`, authenticates, registers and opens the heartbeat channel.
-pub async fn establish(cfg: &AgentConfig, addr: &str) -> Result<Established> {
-    let cas = (cfg.server_cas)().await?;
+/// Why [`establish`] gave up.
+#[derive(Debug)]
+pub enum NotEstablished {
+    /// It failed.
+    Failed(Error),
+    /// `claim` said no: this agent already has a tunnel to the proxy that answered.
+    Duplicate(String),
+}
+
+/// Dials `addr`, learns from the handshake which proxy answered and asks `claim` whether to go
+/// on (before registering anything there: a second tunnel to a proxy is dropped before that
+/// proxy sees it), then authenticates, registers and opens the heartbeat channel.
+pub async fn establish<F, Fut>(cfg: &AgentConfig, addr: &str, claim: F) -> std::result::Result<Established, NotEstablished>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    use NotEstablished::Failed;
+    let cas = (cfg.server_cas)().await.map_err(Failed)?;
     if cas.is_empty() {
-        return Err(Error::not_found(format!("no host certificate authority of {} is trusted here", cfg.server_cluster)));
+        return Err(Failed(Error::not_found(format!("no host certificate authority of {} is trusted here", cfg.server_cluster))));
     }
     let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(addr))
         .await
-        .map_err(|_| Error::connection_problem(format!("timed out connecting to {addr}")))?
-        .map_err(|e| shared::client::connect_error(addr, &e))?;
+        .map_err(|_| Failed(Error::connection_problem(format!("timed out connecting to {addr}"))))?
+        .map_err(|e| Failed(shared::client::connect_error(addr, &e)))?;
     shared::tuning::set_nodelay(&tcp);
     let socket = KillSwitch::new();
     let tcp = Killable::new(tcp, socket.clone());
@@ -219,30 +235,43 @@ pub async fn establish(cfg: &AgentConfig, addr: &str) -> Result<Established> {
     let connected = async {
         let mut handle = tokio::time::timeout(Duration::from_secs(15), client::connect_stream(config, tcp, handler))
             .await
-            .map_err(|_| Error::connection_problem("SSH handshake timed out"))?
-            .map_err(|e| Error::connection_problem(format!("SSH handshake: {e}")))?;
-        let auth = handle
-            .authenticate_openssh_cert(cfg.creds.host_id.clone(), Arc::new(cfg.creds.key.clone()), cfg.creds.cert.clone())
-            .await
-            .map_err(|e| Error::connection_problem(format!("authentication: {e}")))?;
-        if !auth.success() {
-            return Err(Error::access_denied(format!("{addr} refused our host certificate (is the trust still in place?)")));
+            .map_err(|_| Failed(Error::connection_problem("SSH handshake timed out")))?
+            .map_err(|e| Failed(Error::connection_problem(format!("SSH handshake: {e}"))))?;
+        let answered = proxy.lock().ok().and_then(|p| p.clone()).unwrap_or_default();
+        if !claim(answered.clone()).await {
+            let _ = tokio::time::timeout(Duration::from_secs(2), handle.disconnect(russh::Disconnect::ByApplication, "", "en")).await;
+            return Err(NotEstablished::Duplicate(answered));
         }
-        handle.tcpip_forward(TUNNEL_ADDRESS, 0).await.map_err(|e| Error::connection_problem(format!("registering the tunnel: {e}")))?;
-        let mut hb = handle.channel_open_session().await.map_err(|e| Error::connection_problem(format!("heartbeat channel: {e}")))?;
-        hb.request_subsystem(true, HEARTBEAT_SUBSYSTEM).await.map_err(|e| Error::connection_problem(format!("heartbeat channel: {e}")))?;
-        loop {
-            match tokio::time::timeout(Duration::from_secs(10), hb.wait()).await {
-                Ok(Some(ChannelMsg::Success)) => break,
-                Ok(Some(ChannelMsg::WindowAdjusted { .. })) => continue,
-                Ok(Some(other)) => {
-                    return Err(Error::connection_problem(format!("heartbeat refused: {other:?}")));
-                }
-                Ok(None) => return Err(Error::connection_problem("heartbeat channel closed")),
-                Err(_) => return Err(Error::connection_problem("heartbeat channel timed out")),
+        let registered = async {
+            let auth = handle
+                .authenticate_openssh_cert(cfg.creds.host_id.clone(), Arc::new(cfg.creds.key.clone()), cfg.creds.cert.clone())
+                .await
+                .map_err(|e| Error::connection_problem(format!("authentication: {e}")))?;
+            if !auth.success() {
+                return Err(Error::access_denied(format!("{addr} refused our host certificate (is the trust still in place?)")));
             }
+            handle.tcpip_forward(TUNNEL_ADDRESS, 0).await.map_err(|e| Error::connection_problem(format!("registering the tunnel: {e}")))?;
+            let mut hb = handle.channel_open_session().await.map_err(|e| Error::connection_problem(format!("heartbeat channel: {e}")))?;
+            hb.request_subsystem(true, HEARTBEAT_SUBSYSTEM)
+                .await
+                .map_err(|e| Error::connection_problem(format!("heartbeat channel: {e}")))?;
+            loop {
+                match tokio::time::timeout(Duration::from_secs(10), hb.wait()).await {
+                    Ok(Some(ChannelMsg::Success)) => break,
+                    Ok(Some(ChannelMsg::WindowAdjusted { .. })) => continue,
+                    Ok(Some(other)) => {
+                        return Err(Error::connection_problem(format!("heartbeat refused: {other:?}")));
+                    }
+                    Ok(None) => return Err(Error::connection_problem("heartbeat channel closed")),
+                    Err(_) => return Err(Error::connection_problem("heartbeat channel timed out")),
+                }
+            }
+            Ok(hb)
+        };
+        match registered.await {
+            Ok(hb) => Ok((handle, hb)),
+            Err(e) => Err(Failed(e)),
         }
-        Ok((handle, hb))
     };
     match connected.await {
         Ok((handle, hb)) => {

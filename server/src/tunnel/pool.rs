@@ -22,7 +22,7 @@ use rand::RngExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::agent::{AgentConfig, OnMessage, ProxyMessage, establish, serve};
+use super::agent::{AgentConfig, NotEstablished, OnMessage, ProxyMessage, establish, serve};
 use crate::proxies::Discovery;
 use crate::shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};
 
@@ -314,6 +314,12 @@ impl Pool {
             if self.leaving.get(&p.name).is_some_and(|(started, _)| *started != p.started) {
                 self.leaving.remove(&p.name);
             }
+            // A proxy that restarted is dialled at once, whatever the backoff had reached.
+            let restarted = self.known.get(&p.name).is_some_and(|k| k.started != 0 && k.started != p.started);
+            if restarted && let Some(b) = self.backoff.get_mut(&Target::Proxy(p.name.clone())) {
+                b.failures = 0;
+                b.next_at = now;
+            }
             self.known.insert(p.name, Known { addr: p.addr, started: p.started, expires: now + ttl });
         }
     }
@@ -321,26 +327,30 @@ impl Pool {
 
 /// One tunnel's life: dial, claim, serve until it drops or the pool stops it.
 async fn slot(cfg: AgentConfig, id: u64, addr: String, tx: mpsc::UnboundedSender<Event>, mut stop: Shutdown) {
+    tracing::debug!(tunnel = %cfg.name, addr = %addr, "tunnel dial");
+    let claim = |proxy: String| {
+        let (reply, answer) = oneshot::channel();
+        let sent = tx.send(Event::Claim { id, proxy, reply }).is_ok();
+        async move { sent && answer.await.unwrap_or(false) }
+    };
     let est = tokio::select! {
         _ = stop.wait() => {
             let _ = tx.send(Event::Failed { id, error: None });
             return;
         }
-        r = establish(&cfg, &addr) => r,
+        r = establish(&cfg, &addr, claim) => r,
     };
     let est = match est {
         Ok(e) => e,
-        Err(e) => {
+        Err(NotEstablished::Failed(e)) => {
             let _ = tx.send(Event::Failed { id, error: Some(format!("{addr}: {e}")) });
             return;
         }
+        Err(NotEstablished::Duplicate(_)) => {
+            let _ = tx.send(Event::Failed { id, error: None });
+            return;
+        }
     };
-    let (reply, answer) = oneshot::channel();
-    if tx.send(Event::Claim { id, proxy: est.proxy.clone(), reply }).is_err() || !answer.await.unwrap_or(false) {
-        est.close().await;
-        let _ = tx.send(Event::Failed { id, error: None });
-        return;
-    }
     let msgs = tx.clone();
     let on_message: OnMessage = Arc::new(move |msg| {
         let _ = msgs.send(Event::Message { id, msg });

@@ -16,6 +16,7 @@ mod foundation;
 mod guide;
 mod ha;
 mod ha_storage;
+mod ha_tunnels;
 mod load;
 mod security;
 mod sessions;
