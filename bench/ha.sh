@@ -37,20 +37,9 @@ if [ "$(id -u)" != 0 ]; then echo "run as root" >&2; exit 1; fi
 log "building release binaries"
 cargo build --release --bins --manifest-path "$REPO/Cargo.toml" >"$W/build.log" 2>&1 || { tail "$W/build.log"; exit 1; }
 export PATH="$BIN:$PATH"
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.4f", b - a }'; }
-wait_until() { # timeout-seconds command...
-    local t="$1"; shift
-    local end; end=$(awk -v n="$(now)" -v t="$t" 'BEGIN { printf "%.3f", n + t }')
-    while ! "$@" >/dev/null 2>&1; do
-        if awk -v n="$(now)" -v e="$end" 'BEGIN { exit !(n > e) }'; then return 1; fi
-        sleep 0.1
-    done
-}
-stats() { # "median p99" in ms of the seconds on stdin
-    sort -n | awk '{ v[NR] = $1 } END { m = v[int((NR + 1) / 2)]; p = v[int(NR * 0.99 + 0.999)]; printf "%.1f %.1f", m * 1000, p * 1000 }'
-}
 ticks() { # CPU ticks (user + system) of the given pids
     local t=0 p
     for p in "$@"; do

@@ -337,8 +337,11 @@ A leaf killed with \`kill -9\` was shown offline on the root after **${OFFLINE}s
 (keep_alive_interval 1s × keep_alive_count_max 3).
 
 MD
-    # The storage comparison comes from ./bench/ha.sh (its own run, kept between runs).
-    if [ -f "$REPO/bench/ha.md" ]; then cat "$REPO/bench/ha.md"; echo; fi
+    # The storage comparison and the tunnels of a root of two processes come from
+    # ./bench/ha.sh and ./bench/ha-tunnels.sh (their own runs, kept between runs).
+    for f in ha.md ha-tunnels.md; do
+        if [ -f "$REPO/bench/$f" ]; then cat "$REPO/bench/$f"; echo; fi
+    done
     cat "$REPO/bench/history.md"
 } >"$REPO/BENCHMARKS.md"
 log "wrote BENCHMARKS.md"

@@ -71,6 +71,7 @@ fn process_stats() -> (usize, u64, u64) {
 pub fn render(g: &Gauges) -> String {
     let (fds, rss, threads) = process_stats();
     let mut out = String::new();
+    let mut counters = String::new();
     let mut gauge = |name: &str, help: &str, samples: &[(&str, u64)]| {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
         for (labels, v) in samples {
@@ -89,6 +90,10 @@ pub fn render(g: &Gauges) -> String {
             "Reverse tunnels connected to this proxy.",
             &[("{kind=\"cluster\"}", clusters as u64), ("{kind=\"node\"}", nodes as u64)],
         );
+        counters.push_str(&format!(
+            "# HELP teleport_reverse_tunnel_registrations_total Reverse tunnels registered since start.\n# TYPE teleport_reverse_tunnel_registrations_total counter\nteleport_reverse_tunnel_registrations_total {}\n",
+            t.registered()
+        ));
     }
     if let Some(c) = &g.proxy_ssh_connections {
         gauge("teleport_proxy_ssh_connections", "SSH connections open on the proxy.", &[("", c.load(Ordering::SeqCst) as u64)]);
@@ -103,6 +108,10 @@ pub fn render(g: &Gauges) -> String {
             "Connections admitted and open now.",
             &[("{state=\"all\"}", open as u64), ("{state=\"unauthenticated\"}", unauth as u64)],
         );
+        counters.push_str(&format!(
+            "# HELP teleport_connections_admitted_total Connections admitted since start.\n# TYPE teleport_connections_admitted_total counter\nteleport_connections_admitted_total {}\n",
+            l.admitted()
+        ));
         let refused: Vec<(String, u64)> = l.refusals().iter().map(|(k, v)| (format!("{{reason=\"{k}\"}}"), *v)).collect();
         let samples: Vec<(&str, u64)> = refused.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         out.push_str("# HELP teleport_connections_refused_total Connections refused or cut by the connection limits.\n# TYPE teleport_connections_refused_total counter\n");
@@ -110,6 +119,7 @@ pub fn render(g: &Gauges) -> String {
             out.push_str(&format!("teleport_connections_refused_total{labels} {v}\n"));
         }
     }
+    out.push_str(&counters);
     out
 }
 

@@ -117,6 +117,7 @@ pub struct Limiter {
     per_source: Mutex<HashMap<Source, usize>>,
     refused: [AtomicU64; 3],
     timed_out: AtomicU64,
+    admitted: AtomicU64,
     last_warning: Mutex<Option<Instant>>,
 }
 
@@ -140,6 +141,7 @@ impl Limiter {
             per_source: Mutex::new(HashMap::new()),
             refused: Default::default(),
             timed_out: AtomicU64::new(0),
+            admitted: AtomicU64::new(0),
             last_warning: Mutex::new(None),
         })
     }
@@ -194,10 +196,16 @@ impl Limiter {
             *per.entry(source.clone()).or_insert(0) += 1;
         }
         self.open.fetch_add(1, Ordering::SeqCst);
+        self.admitted.fetch_add(1, Ordering::Relaxed);
         if unauth {
             self.unauthenticated.fetch_add(1, Ordering::SeqCst);
         }
         Ok(())
+    }
+
+    /// Connections admitted since the process started.
+    pub fn admitted(&self) -> u64 {
+        self.admitted.load(Ordering::Relaxed)
     }
 
     fn warn_refused(&self, r: Refusal, source: &Source) {

@@ -33,9 +33,13 @@ use teleport_server::tunnel::agent::{AgentConfig, TunnelService};
 #[derive(Parser)]
 #[command(name = "tp-leafsim", about = "Simulate many leaf clusters connected to a root (benchmarks)")]
 struct Args {
-    /// The root's web address.
+    /// The root's web address (the trust handshake goes there).
     #[arg(long)]
     root: String,
+    /// Where the tunnels dial (default: `--root`), e.g. a load balancer in front of several
+    /// root processes.
+    #[arg(long)]
+    tunnel_addr: Option<String>,
     /// PEM of the CA that signed the root's web certificate.
     #[arg(long)]
     root_ca: String,
@@ -172,7 +176,7 @@ fn main() -> anyhow::Result<()> {
             let keys = leaf.root_host_keys.clone();
             let cfg = AgentConfig {
                 name: format!("sim {}", leaf.creds.cluster),
-                addr: a.root.clone(),
+                addr: a.tunnel_addr.clone().unwrap_or_else(|| a.root.clone()),
                 server_cluster: leaf.root_cluster.clone(),
                 server_cas: Arc::new(move || {
                     let keys = keys.clone();

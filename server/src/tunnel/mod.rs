@@ -5,14 +5,17 @@
 //!   ---------------------------  TCP + SSH  ------->  web port, sniffed "SSH-"
 //!   auth: host certificate  ----------------------->  CA of x-teleport-authority, role, rc
 //!   tcpip-forward "teleport-tunnel" --------------->  registry[Cluster(leaf) | Node(uuid)]
-//!   session + subsystem "teleport-heartbeat"        
+//!   session + subsystem "teleport-heartbeat"
 //!        "ping <time>\n" every keep_alive_interval ->  last_heartbeat, status online
 //!        <------------------------------- "pong\n"
+//!        <------------------------------- "proxies {...}\n"  (every proxy of the cluster)
+//!        <------------------------------- "reconnect\n"      (this proxy is stopping)
 //!   <---- forwarded-tcpip "node:<host:port>" | "api" | "ssh"   (one channel per connection)
 //!   answers "OK\n" or "ERR <reason>\n", then bytes flow
 //! ```
-//! The agent half (`agent.rs`) runs in the leaf proxy and in tunnel nodes; the server half lives
-//! in the proxy's SSH handler (`crate::ssh::proxy`) and uses the [`TunnelRegistry`] here.
+//! The agent half (`agent.rs`, one tunnel; `pool.rs`, one to every proxy) runs in the leaf proxy
+//! and in tunnel nodes; the server half lives in the proxy's SSH handler (`crate::ssh::proxy`)
+//! and uses the [`TunnelRegistry`] here; `peer.rs` reaches tunnels other proxies hold.
 //! A leaf can only heartbeat: every channel it tries to open is refused.
 
 pub mod agent;
@@ -198,6 +201,7 @@ pub async fn close_connection(handle: &russh::server::Handle, kill: &killable::K
 pub struct TunnelRegistry {
     map: Mutex<HashMap<TunnelKey, Vec<Arc<TunnelEntry>>>>,
     next_id: AtomicU64,
+    registered: AtomicU64,
 }
 
 impl TunnelRegistry {
@@ -222,6 +226,7 @@ impl TunnelRegistry {
         kill: killable::KillSwitch,
     ) -> Arc<TunnelEntry> {
         let entry = Arc::new(TunnelEntry { conn_id, agent: agent.to_string(), handle, kill });
+        self.registered.fetch_add(1, Ordering::Relaxed);
         let mut replaced = Vec::new();
         if let Ok(mut m) = self.map.lock() {
             let list = m.entry(key).or_default();
@@ -257,6 +262,11 @@ impl TunnelRegistry {
             return true;
         }
         false
+    }
+
+    /// Tunnels registered since the process started.
+    pub fn registered(&self) -> u64 {
+        self.registered.load(Ordering::Relaxed)
     }
 
     /// How many leaves and nodes are connected: (leaf clusters, nodes).

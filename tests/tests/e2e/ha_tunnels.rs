@@ -300,7 +300,12 @@ fn kill_9_of_a_root_process_costs_no_leaf_and_the_survivor_serves_every_probe() 
     let a_out = finish(on_a, Duration::from_secs(30));
     assert_eq!(a_out.code, 0, "{a_out:?}");
     assert!(a_out.stdout.contains("survived"), "{a_out:?}");
-    // The leaf stayed online.
+    // The dead process dropped out of the registry (within three heartbeats: it was killed 25 s
+    // ago), and the leaf stayed online.
+    let proxies = root.procs[0].tctl(&["get", "proxies", "--format=json"]).json();
+    let names: Vec<&str> =
+        proxies.as_array().map(|a| a.iter().filter_map(|p| p["metadata"]["name"].as_str()).collect()).unwrap_or_default();
+    assert_eq!(names, vec![root.procs[0].host_id().as_str()], "{proxies}");
     let rc = root.procs[0].tctl(&["get", &format!("rc/{}", leaf.opts.name), "--format=json"]).json();
     assert_eq!(rc[0]["status"]["connection"], "online", "{rc}");
 
@@ -398,7 +403,8 @@ fn a_graceful_stop_moves_agents_and_lets_running_sessions_finish() {
     std::thread::sleep(Duration::from_secs(3));
     let redials = leaf.log()[mark..].lines().filter(|l| l.contains("tunnel dial") && l.contains(&b_web)).count();
     assert_eq!(redials, 0, "the leaf dialled the stopping process again");
-    assert_eq!(root.tunnels_of(&leaf.opts.name), a_only);
+    let b_id = root.procs[1].host_id();
+    assert!(!root.tunnels_of(&leaf.opts.name).contains(&b_id), "the leaf tunnelled to the stopped process");
     eprintln!(
         "drain: root-b left the registry {left:?} after SIGTERM, its session finished, and it exited {exited:?} after SIGTERM; no redials"
     );
@@ -417,7 +423,7 @@ fn a_process_without_the_leafs_tunnel_reaches_it_through_a_peer() {
     root.procs[1].wait_remote_status(&leaf.opts.name, "online", Duration::from_secs(10));
     // root-a is listed to the leaf, but never gets a tunnel.
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(root.tunnels_of(&leaf.opts.name), b_only);
+    assert!(!root.tunnels_of(&leaf.opts.name).contains(&a_id), "root-a got a tunnel from the leaf");
     assert!(leaf.log().contains("tunnel dial"), "the leaf's pool ran");
 
     let via_a = root.tsh_at("peer-a", &root.procs[0].web);
@@ -440,7 +446,9 @@ fn a_process_without_the_leafs_tunnel_reaches_it_through_a_peer() {
     let peer_port = format!("{}:3021", root.procs[1].ip);
     let out = std::process::Command::new("curl").args(["-sk", "--max-time", "5", &format!("https://{peer_port}/")]).output().expect("curl");
     assert!(!out.status.success(), "the peer port served a stranger");
-    assert!(root.procs[1].log().contains("refused a connection on the peer port"), "{}", root.procs[1].log());
+    wait_for("root-b to log the refusal", Duration::from_secs(5), || {
+        root.procs[1].log().contains("refused a connection on the peer port").then_some(())
+    });
 }
 
 #[test]
