@@ -94,6 +94,10 @@ auth_service:
   cluster_name: hat-bench.example.com
   keep_alive_interval: 10s
   keep_alive_count_max: 3
+  # Users sign in with a password on standard input here; a new cluster's default is second_factor: otp.
+  authentication:
+    type: local
+    second_factor: off
 ssh_service:
   enabled: no
 proxy_service:

@@ -122,6 +122,10 @@ auth_service:
   cluster_name: $name
   keep_alive_interval: $ka
   keep_alive_count_max: 3
+  # Users sign in with a password on standard input here; a new cluster's default is second_factor: otp.
+  authentication:
+    type: local
+    second_factor: off
 ssh_service:
   enabled: yes
   listen_addr: $ip:3022

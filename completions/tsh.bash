@@ -37,6 +37,9 @@ _tsh() {
             tsh,ls)
                 cmd="tsh__subcmd__ls"
                 ;;
+            tsh,mfa)
+                cmd="tsh__subcmd__mfa"
+                ;;
             tsh,proxy)
                 cmd="tsh__subcmd__proxy"
                 ;;
@@ -70,6 +73,9 @@ _tsh() {
             tsh__subcmd__help,ls)
                 cmd="tsh__subcmd__help__subcmd__ls"
                 ;;
+            tsh__subcmd__help,mfa)
+                cmd="tsh__subcmd__help__subcmd__mfa"
+                ;;
             tsh__subcmd__help,proxy)
                 cmd="tsh__subcmd__help__subcmd__proxy"
                 ;;
@@ -82,8 +88,41 @@ _tsh() {
             tsh__subcmd__help,version)
                 cmd="tsh__subcmd__help__subcmd__version"
                 ;;
+            tsh__subcmd__help__subcmd__mfa,add)
+                cmd="tsh__subcmd__help__subcmd__mfa__subcmd__add"
+                ;;
+            tsh__subcmd__help__subcmd__mfa,ls)
+                cmd="tsh__subcmd__help__subcmd__mfa__subcmd__ls"
+                ;;
+            tsh__subcmd__help__subcmd__mfa,rm)
+                cmd="tsh__subcmd__help__subcmd__mfa__subcmd__rm"
+                ;;
             tsh__subcmd__help__subcmd__proxy,ssh)
                 cmd="tsh__subcmd__help__subcmd__proxy__subcmd__ssh"
+                ;;
+            tsh__subcmd__mfa,add)
+                cmd="tsh__subcmd__mfa__subcmd__add"
+                ;;
+            tsh__subcmd__mfa,help)
+                cmd="tsh__subcmd__mfa__subcmd__help"
+                ;;
+            tsh__subcmd__mfa,ls)
+                cmd="tsh__subcmd__mfa__subcmd__ls"
+                ;;
+            tsh__subcmd__mfa,rm)
+                cmd="tsh__subcmd__mfa__subcmd__rm"
+                ;;
+            tsh__subcmd__mfa__subcmd__help,add)
+                cmd="tsh__subcmd__mfa__subcmd__help__subcmd__add"
+                ;;
+            tsh__subcmd__mfa__subcmd__help,help)
+                cmd="tsh__subcmd__mfa__subcmd__help__subcmd__help"
+                ;;
+            tsh__subcmd__mfa__subcmd__help,ls)
+                cmd="tsh__subcmd__mfa__subcmd__help__subcmd__ls"
+                ;;
+            tsh__subcmd__mfa__subcmd__help,rm)
+                cmd="tsh__subcmd__mfa__subcmd__help__subcmd__rm"
                 ;;
             tsh__subcmd__proxy,help)
                 cmd="tsh__subcmd__proxy__subcmd__help"
@@ -104,7 +143,7 @@ _tsh() {
 
     case "${cmd}" in
         tsh)
-            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help login logout status ls ssh clusters version config proxy completion help"
+            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help login logout status ls ssh clusters version config proxy completion mfa help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -248,7 +287,7 @@ _tsh() {
             return 0
             ;;
         tsh__subcmd__help)
-            opts="login logout status ls ssh clusters version config proxy completion help"
+            opts="login logout status ls ssh clusters version config proxy completion mfa help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -348,6 +387,62 @@ _tsh() {
         tsh__subcmd__help__subcmd__ls)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__mfa)
+            opts="ls add rm"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__mfa__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__mfa__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__mfa__subcmd__rm)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -512,6 +607,228 @@ _tsh() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__mfa)
+            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help ls add rm help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__mfa__subcmd__add)
+            opts="-i -d -h --name --type --proxy --user --cluster --identity --insecure --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__mfa__subcmd__help)
+            opts="ls add rm help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__mfa__subcmd__help__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__mfa__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__mfa__subcmd__help__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__mfa__subcmd__help__subcmd__rm)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__mfa__subcmd__ls)
+            opts="-f -i -d -h --format --proxy --user --cluster --identity --insecure --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__mfa__subcmd__rm)
+            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --proxy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -41,6 +41,7 @@ complete -c tsh -n "__fish_tsh_needs_command" -f -a "version" -d 'Print the vers
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "config" -d 'Print an OpenSSH client configuration for the clusters you can reach'
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "proxy" -d 'Connect stdin/stdout to a node (OpenSSH ProxyCommand)'
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "completion" -d 'Print a shell completion script'
+complete -c tsh -n "__fish_tsh_needs_command" -f -a "mfa" -d 'List, add and remove your second-factor (TOTP) devices'
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand login" -l ttl -d 'Certificate TTL in minutes [default: 720, capped by your roles\' max_session_ttl]' -r
 complete -c tsh -n "__fish_tsh_using_subcommand login" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
@@ -131,15 +132,58 @@ complete -c tsh -n "__fish_tsh_using_subcommand completion" -s i -l identity -d 
 complete -c tsh -n "__fish_tsh_using_subcommand completion" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
 complete -c tsh -n "__fish_tsh_using_subcommand completion" -s d -l debug -d 'Verbose output'
 complete -c tsh -n "__fish_tsh_using_subcommand completion" -s h -l help -d 'Print help'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "login" -d 'Sign in to a cluster (or select a leaf cluster: tsh login <cluster>)'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "logout" -d 'Remove your keys and certificates'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "status" -d 'Show who you are signed in as'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "ls" -d 'List the nodes you can reach'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "ssh" -d 'Run a shell or a command on a node'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "clusters" -d 'List the root cluster and the leaf clusters you can reach'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "version" -d 'Print the version'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "config" -d 'Print an OpenSSH client configuration for the clusters you can reach'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "proxy" -d 'Connect stdin/stdout to a node (OpenSSH ProxyCommand)'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "completion" -d 'Print a shell completion script'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and not __fish_seen_subcommand_from ls add rm help" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and not __fish_seen_subcommand_from ls add rm help" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and not __fish_seen_subcommand_from ls add rm help" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and not __fish_seen_subcommand_from ls add rm help" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and not __fish_seen_subcommand_from ls add rm help" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and not __fish_seen_subcommand_from ls add rm help" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and not __fish_seen_subcommand_from ls add rm help" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and not __fish_seen_subcommand_from ls add rm help" -f -a "ls" -d 'List your devices'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and not __fish_seen_subcommand_from ls add rm help" -f -a "add" -d 'Register a device (an authenticator app)'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and not __fish_seen_subcommand_from ls add rm help" -f -a "rm" -d 'Remove a device'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and not __fish_seen_subcommand_from ls add rm help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from ls" -s f -l format -d 'Output format: text, json or yaml' -r
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from ls" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from ls" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from ls" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from ls" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from ls" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from ls" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from add" -l name -d 'A name for the device' -r
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from add" -l type -d 'Device type (only TOTP: security keys are not implemented)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from add" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from add" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from add" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from add" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from add" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from add" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from rm" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from rm" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from rm" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from rm" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from rm" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from rm" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List your devices'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from help" -f -a "add" -d 'Register a device (an authenticator app)'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Remove a device'
+complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "login" -d 'Sign in to a cluster (or select a leaf cluster: tsh login <cluster>)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "logout" -d 'Remove your keys and certificates'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "status" -d 'Show who you are signed in as'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "ls" -d 'List the nodes you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "ssh" -d 'Run a shell or a command on a node'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "clusters" -d 'List the root cluster and the leaf clusters you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "version" -d 'Print the version'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "config" -d 'Print an OpenSSH client configuration for the clusters you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "proxy" -d 'Connect stdin/stdout to a node (OpenSSH ProxyCommand)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "completion" -d 'Print a shell completion script'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "mfa" -d 'List, add and remove your second-factor (TOTP) devices'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "ssh" -d 'Pipe stdin/stdout to a node\'s SSH port (for OpenSSH\'s ProxyCommand)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from mfa" -f -a "ls" -d 'List your devices'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from mfa" -f -a "add" -d 'Register a device (an authenticator app)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from mfa" -f -a "rm" -d 'Remove a device'

@@ -73,6 +73,10 @@ teleport:
     audit_events_uri: ["$AUDIT"]
 auth_service:
   cluster_name: $CLUSTER
+  # Users sign in with a password on standard input here; a new cluster's default is second_factor: otp.
+  authentication:
+    type: local
+    second_factor: off
 ssh_service:
   enabled: no
 proxy_service:

@@ -92,6 +92,10 @@ auth_service:
   cluster_name: $2
   keep_alive_interval: 5s
   keep_alive_count_max: 3
+  # Users sign in with a password on standard input here; a new cluster's default is second_factor: otp.
+  authentication:
+    type: local
+    second_factor: off
 ssh_service:
   enabled: no
 proxy_service:

@@ -27,6 +27,10 @@ pub mod codes {
     pub const USER_DELETE: (&str, &str) = ("user.delete", "T1004I");
     /// A password was set.
     pub const USER_PASSWORD: (&str, &str) = ("user.password_change", "T1005I");
+    /// An MFA device was added.
+    pub const MFA_ADD: (&str, &str) = ("mfa.add", "T1006I");
+    /// An MFA device was removed.
+    pub const MFA_DELETE: (&str, &str) = ("mfa.delete", "T1007I");
     /// An SSH session started.
     pub const SESSION_START: (&str, &str) = ("session.start", "T2000I");
     /// An SSH session ended.

@@ -331,9 +331,6 @@ pub struct AuthSection {
     /// Only `multiplex` (one port).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_listener_mode: Option<String>,
-    /// Only local authentication; accepted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authentication: Option<serde_yaml_ng::Value>,
     /// Accepted and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_recording: Option<String>,
@@ -341,6 +338,76 @@ pub struct AuthSection {
     /// A role's `options.client_idle_timeout` can make it shorter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_idle_timeout: Option<String>,
+    /// The cluster's authentication preference (Teleport's keys), written at every start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<AuthenticationSection>,
+}
+
+/// `auth_service.authentication`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticationSection {
+    /// `local`, `oidc`, `github` or `saml`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// `off`, `otp`, `on` or `optional`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_factor: Option<String>,
+    /// The default SSO connector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector_name: Option<String>,
+    /// Whether local users may sign in (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_auth: Option<bool>,
+    /// Accepted: security keys are not implemented (a `second_factor` of `webauthn` is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webauthn: Option<serde_yaml_ng::Value>,
+    /// Accepted and ignored (security keys are not implemented).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub u2f: Option<serde_yaml_ng::Value>,
+    /// Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_session_mfa: Option<serde_yaml_ng::Value>,
+    /// Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disconnect_expired_cert: Option<serde_yaml_ng::Value>,
+    /// Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locking_mode: Option<serde_yaml_ng::Value>,
+    /// Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_of_the_day: Option<serde_yaml_ng::Value>,
+    /// Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passwordless: Option<serde_yaml_ng::Value>,
+    /// Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headless: Option<serde_yaml_ng::Value>,
+    /// Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_trust: Option<serde_yaml_ng::Value>,
+}
+
+impl AuthenticationSection {
+    /// The preference it describes, validated.
+    pub fn spec(&self) -> Result<shared::resource::auth_preference::AuthPreferenceSpec> {
+        let mut spec = shared::resource::auth_preference::AuthPreferenceSpec::default();
+        if let Some(k) = &self.kind {
+            spec.auth_type = k.clone();
+        }
+        if let Some(f) = &self.second_factor {
+            spec.second_factor = f.clone();
+        }
+        if let Some(c) = &self.connector_name {
+            spec.connector_name = c.clone();
+        }
+        if let Some(l) = self.local_auth {
+            spec.allow_local_auth = l;
+        }
+        let mut p = shared::resource::AuthPreference::new(spec, "config-file");
+        p.check_and_set_defaults().map_err(|e| e.context("auth_service.authentication"))?;
+        Ok(p.spec)
+    }
 }
 
 /// `ssh_service:`.
@@ -564,6 +631,8 @@ pub struct Config {
     pub peer_public_addr: Option<String>,
     /// How long a graceful stop waits for running sessions.
     pub shutdown_timeout: Duration,
+    /// `auth_service.authentication`, if set.
+    pub authentication: Option<shared::resource::auth_preference::AuthPreferenceSpec>,
 }
 
 fn host_name() -> String {
@@ -732,6 +801,7 @@ impl Config {
             None => Duration::from_secs(30),
             Some(s) => shared::timefmt::parse_duration(s).map_err(|e| e.context("teleport.shutdown_timeout"))?,
         };
+        let authentication = file.auth_service.authentication.as_ref().map(|a| a.spec()).transpose()?;
         let log_output = t.log.as_ref().and_then(|l| l.output.clone()).unwrap_or_else(|| "stderr".into());
         let debug = o.debug || t.log.as_ref().and_then(|l| l.severity.as_deref()).is_some_and(|s| s.eq_ignore_ascii_case("debug"));
         Ok(Config {
@@ -759,6 +829,7 @@ impl Config {
             peer_listen_addr,
             peer_public_addr,
             shutdown_timeout,
+            authentication,
             join_addr: join_addr.map(|a| with_port(&a, 3080)),
             join_token,
             use_tunnel,

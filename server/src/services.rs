@@ -10,6 +10,7 @@
 //! semaphores/<kind>/<key>            nodenames/<hostname>  (which node holds a hostname)
 //! tunnelconns/<leaf>/<proxy>         (a proxy's live tunnel from a leaf; expires unless heartbeated)
 //! proxies/<host_uuid>                (a live proxy process and its addresses; expires unless heartbeated)
+//! cluster/auth_preference            mfa/<user>/<device id>   mfapending/<id>   (second factors)
 //! ```
 //! Values are the resources' JSON. On read, the storage revision becomes `metadata.id`.
 
@@ -20,7 +21,8 @@ use serde::de::DeserializeOwned;
 use shared::error::{Error, Result};
 use shared::resource::connector::Connector;
 use shared::resource::{
-    CaType, CertAuthority, Kind, Lock, Metadata, Node, ProvisionToken, Proxy, RemoteCluster, Role, TrustedCluster, TunnelConnection, User,
+    AuthPreference, CaType, CertAuthority, Kind, Lock, Metadata, Node, ProvisionToken, Proxy, RemoteCluster, Role, TrustedCluster,
+    TunnelConnection, User,
 };
 
 use crate::storage::{Backend, Item, Op};
@@ -66,6 +68,12 @@ pub mod keys {
     pub const TUNNEL_CONNS: &str = "tunnelconns/";
     /// Live proxy processes of this cluster.
     pub const PROXIES: &str = "proxies/";
+    /// The cluster's authentication preference.
+    pub const AUTH_PREFERENCE: &str = "cluster/auth_preference";
+    /// Users' TOTP devices: `mfa/<user>/<id>`.
+    pub const MFA_DEVICES: &str = "mfa/";
+    /// Device registrations in progress.
+    pub const MFA_PENDING: &str = "mfapending/";
     /// The web CA every process of the cluster serves its generated certificate from.
     pub const WEB_CA: &str = "cluster/webca";
 
@@ -118,7 +126,20 @@ pub trait HasMetadata {
 macro_rules! has_metadata {
     ($($t:ty),*) => { $(impl HasMetadata for $t { fn meta(&mut self) -> &mut Metadata { &mut self.metadata } })* };
 }
-has_metadata!(Role, User, ProvisionToken, TrustedCluster, RemoteCluster, CertAuthority, Node, Connector, Lock, TunnelConnection, Proxy);
+has_metadata!(
+    Role,
+    User,
+    ProvisionToken,
+    TrustedCluster,
+    RemoteCluster,
+    CertAuthority,
+    Node,
+    Connector,
+    Lock,
+    TunnelConnection,
+    Proxy,
+    AuthPreference
+);
 
 /// Unix seconds of a metadata expiry.
 pub fn expires_of(m: &Metadata) -> Option<i64> {
@@ -257,6 +278,7 @@ impl Services {
             Kind::Lock => format!("{}{name}", keys::LOCKS),
             Kind::TunnelConnection => format!("{}{name}", keys::TUNNEL_CONNS),
             Kind::Proxy => format!("{}{name}", keys::PROXIES),
+            Kind::AuthPreference => keys::AUTH_PREFERENCE.into(),
         })
     }
 
@@ -274,6 +296,7 @@ impl Services {
             Kind::Lock => keys::LOCKS.into(),
             Kind::TunnelConnection => keys::TUNNEL_CONNS.into(),
             Kind::Proxy => keys::PROXIES.into(),
+            Kind::AuthPreference => keys::AUTH_PREFERENCE.into(),
         }
     }
 }

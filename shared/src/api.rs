@@ -57,6 +57,90 @@ pub mod path {
     pub const MAP_ROLES: &str = "/v1/map-roles";
     /// Host CAs of this cluster and of the leaves the caller can see (tsh refreshes its profile).
     pub const HOST_CAS: &str = "/v1/hostcas";
+    /// The caller's MFA devices: `GET` lists; `/v1/mfa/devices/<name>` `DELETE`.
+    pub const MFA_DEVICES: &str = "/v1/mfa/devices";
+    /// Start registering a TOTP device (`tsh mfa add`).
+    pub const MFA_BEGIN: &str = "/v1/mfa/devices/begin";
+    /// Finish registering it with a first code.
+    pub const MFA_FINISH: &str = "/v1/mfa/devices/finish";
+}
+
+/// What a password login without a code hears when the user has a TOTP device (tsh then asks
+/// for a code and tries again).
+pub const OTP_REQUIRED: &str = "an OTP code is required: enter one from your authenticator app";
+
+/// What `PUT /webapi/users/password/token` needs besides a password, and the QR code to show:
+/// `GET /webapi/users/password/token/<token>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserTokenInfo {
+    /// The user the link is for.
+    pub user: String,
+    /// `invite` or `reset`.
+    pub kind: String,
+    /// The cluster's `second_factor` (`off`, `otp`, `on`, `optional`).
+    pub second_factor: String,
+    /// The TOTP device to register (`otpauth://...`), when a second factor is enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otpauth_url: Option<String>,
+    /// The same as a QR code (SVG).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qr_svg: Option<String>,
+}
+
+/// A registered MFA device, as `tsh mfa ls` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MfaDeviceInfo {
+    /// Device id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// `TOTP`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When it was added.
+    #[serde(with = "crate::timefmt::rfc3339_serde")]
+    pub added_at: time::OffsetDateTime,
+    /// When it was last used.
+    #[serde(with = "crate::timefmt::rfc3339_serde")]
+    pub last_used: time::OffsetDateTime,
+}
+
+/// `POST /v1/mfa/devices/begin`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MfaBeginRequest {
+    /// The new device's name.
+    pub name: String,
+    /// A code from an already registered device (required when the user has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing_code: Option<String>,
+}
+
+/// The answer: what the authenticator app needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MfaBeginResponse {
+    /// The registration to finish.
+    pub id: String,
+    /// The secret (base32), for typing in.
+    pub secret: String,
+    /// The `otpauth://` URL (the QR code's content).
+    pub otpauth_url: String,
+}
+
+/// `POST /v1/mfa/devices/finish`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MfaFinishRequest {
+    /// The registration.
+    pub id: String,
+    /// A code from the new device.
+    pub code: String,
+}
+
+/// `DELETE /v1/mfa/devices/<name>`: a code from a registered device proves it is the user.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MfaDeleteRequest {
+    /// A current code.
+    #[serde(default)]
+    pub code: String,
 }
 
 /// `/webapi/ping` (reference §7.7).
@@ -80,11 +164,23 @@ pub struct PingResponse {
 /// `auth` part of ping.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PingAuth {
-    /// `local`.
+    /// `local`, `oidc`, `github` or `saml`: what `tsh login` uses without `--auth`.
     #[serde(rename = "type")]
     pub auth_type: String,
-    /// `off`.
+    /// `off`, `otp`, `on` or `optional`.
     pub second_factor: String,
+    /// The local connector (Teleport sends `{"name": ""}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<PingConnector>,
+    /// The default OIDC connector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<PingConnector>,
+    /// The default GitHub connector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<PingConnector>,
+    /// The default SAML connector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saml: Option<PingConnector>,
     /// `none`.
     #[serde(default)]
     pub private_key_policy: String,
@@ -97,6 +193,16 @@ pub struct PingAuth {
     /// False.
     #[serde(default)]
     pub load_all_cas: bool,
+}
+
+/// A connector as ping names it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PingConnector {
+    /// Its name (`--auth=NAME`).
+    pub name: String,
+    /// What a login page would call it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub display: String,
 }
 
 /// `proxy` part of ping.
@@ -167,6 +273,9 @@ pub struct SetPasswordRequest {
     pub token: String,
     /// The new password.
     pub password: String,
+    /// A code from the TOTP device the invite registers (when a second factor is enabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_factor_token: Option<String>,
 }
 
 /// Response to a password set.
@@ -201,6 +310,9 @@ pub struct LoginRequest {
     /// `tsh login <cluster>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_to_cluster: Option<String>,
+    /// A TOTP code (Teleport's `otp_token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp_token: Option<String>,
 }
 
 /// `POST /v1/auth/reissue` (client-certificate authenticated).

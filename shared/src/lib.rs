@@ -41,6 +41,7 @@ pub mod rolemap;
 pub mod subsystem;
 pub mod template;
 pub mod timefmt;
+pub mod totp;
 pub mod tuning;
 pub mod version;
 pub mod yaml;

@@ -251,6 +251,9 @@ pub struct ClusterOpts {
     pub public_addr: Option<String>,
     /// Extra YAML appended under `proxy_service:` (indented by two spaces).
     pub proxy_extra: String,
+    /// `auth_service.authentication.second_factor` (`None`: not set, the product's default of
+    /// `otp`). Tests that are not about a second factor turn it off, as the issue allows.
+    pub second_factor: Option<String>,
 }
 
 impl ClusterOpts {
@@ -272,6 +275,7 @@ impl ClusterOpts {
             diag: false,
             public_addr: None,
             proxy_extra: String::new(),
+            second_factor: Some("off".into()),
         }
     }
 }
@@ -338,7 +342,7 @@ impl Cluster {
         let labels: String = o.labels.iter().map(|(k, v)| format!("    {k}: {v}\n")).collect();
         let text = format!(
             "version: v3\nteleport:\n  nodename: {node}\n  data_dir: {data}\n{diag}{textra}  log:\n    output: stderr\n    severity: DEBUG\n\
-             auth_service:\n  enabled: yes\n  cluster_name: {name}\n  keep_alive_interval: {ka}\n  keep_alive_count_max: 3\n{extra}\
+             auth_service:\n  enabled: yes\n  cluster_name: {name}\n  keep_alive_interval: {ka}\n  keep_alive_count_max: 3\n{authn}{extra}\
              ssh_service:\n  enabled: {ssh}\n  listen_addr: {ip}:3022\n  heartbeat_interval: {hb}\n  labels:\n{labels}\
              proxy_service:\n  enabled: yes\n  web_listen_addr: {ip}:3080\n  public_addr: {public}\n{pextra}",
             node = self.node_name(),
@@ -349,6 +353,11 @@ impl Cluster {
             name = o.name,
             ka = o.keep_alive,
             extra = o.auth_extra,
+            authn = o
+                .second_factor
+                .as_ref()
+                .map(|f| format!("  authentication:\n    type: local\n    second_factor: {f}\n"))
+                .unwrap_or_default(),
             textra = o.teleport_extra,
             ssh = if o.node { "yes" } else { "no" },
             ip = self.ip,
@@ -487,6 +496,26 @@ impl Cluster {
         let body = serde_json::json!({"token": token, "password": password});
         let resp = self.https_put("/webapi/users/password/token", &body);
         assert_eq!(resp["username"], name, "set password: {resp}");
+    }
+
+    /// `tctl users add` and the invite's token (the password is not set yet).
+    pub fn invite(&self, name: &str, roles: &str, logins: &str) -> String {
+        let mut args = vec!["users", "add", name, "--roles", roles];
+        if !logins.is_empty() {
+            args.push("--logins");
+            args.push(logins);
+        }
+        let out = self.tctl(&args);
+        let url = out.ok("tctl users add").lines().find(|l| l.starts_with("https://")).expect("invite URL").trim().to_string();
+        url.rsplit('/').next().expect("token").to_string()
+    }
+
+    /// A JSON `GET` from the web API with curl, trusting the generated web CA.
+    pub fn https_get(&self, path: &str) -> serde_json::Value {
+        let url = format!("https://{}{path}", self.web);
+        let ca = self.web_ca().display().to_string();
+        let out = run_in(self.opts.netns.as_deref(), Path::new("curl"), &["-s", "--cacert", &ca, &url], &[], None, Duration::from_secs(30));
+        serde_json::from_str(&out.stdout).unwrap_or_else(|_| serde_json::json!({"error": format!("curl: {out:?}")}))
     }
 
     /// A JSON `PUT` to the web API with curl (inside the cluster's namespace), trusting the

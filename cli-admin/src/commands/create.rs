@@ -29,6 +29,7 @@ pub fn describe(kind: Kind) -> &'static str {
         Kind::Github => "github connector",
         Kind::Oidc => "oidc connector",
         Kind::Saml => "saml connector",
+        Kind::AuthPreference => "cluster auth preference",
         other => other.as_str(),
     }
 }

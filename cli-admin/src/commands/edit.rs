@@ -27,10 +27,11 @@ fn editor() -> String {
 /// Runs the command.
 pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
     let r = ResourceRef::parse(&a.reference)?;
-    if r.name.is_none() {
+    // The cluster_auth_preference is one per cluster: `tctl edit cap` needs no name.
+    if r.name.is_none() && r.kind != Kind::AuthPreference {
         bail!("provide a resource name to edit, for example: tctl edit {}/NAME", r.kind.as_str());
     }
-    if matches!(r.kind, Kind::RemoteCluster | Kind::CertAuthority | Kind::Node) {
+    if matches!(r.kind, Kind::RemoteCluster | Kind::CertAuthority | Kind::Node | Kind::TunnelConnection | Kind::Proxy) {
         let hint = if r.kind == Kind::RemoteCluster { "; use 'tctl update rc/<name> --set-labels=...'" } else { "" };
         bail!("editing resources of type {:?} is not supported{hint}", r.kind.as_str());
     }

@@ -184,6 +184,21 @@ pub fn text_table(kind: Kind, values: &[serde_json::Value]) -> String {
                 .collect::<Vec<_>>();
             table(&["Host", "UUID", "Tunnel Address", "Peer Address", "Public Address", "Version"], &rows)
         }
+        Kind::AuthPreference => {
+            let rows = values
+                .iter()
+                .map(|v| {
+                    let s = &v["spec"];
+                    vec![
+                        s["type"].as_str().unwrap_or_default().to_string(),
+                        s["second_factor"].as_str().unwrap_or_default().to_string(),
+                        s["connector_name"].as_str().unwrap_or_default().to_string(),
+                        s["allow_local_auth"].as_bool().unwrap_or(true).to_string(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            table(&["Type", "Second Factor", "Connector", "Local Auth"], &rows)
+        }
         Kind::Github | Kind::Oidc | Kind::Saml => {
             let rows = values
                 .iter()

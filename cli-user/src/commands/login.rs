@@ -13,6 +13,9 @@ use shared::profile::{Credentials, Profile, ProfileStore};
 use super::Global;
 use crate::context::Session;
 
+/// Teleport's prompt for a TOTP code.
+pub const OTP_PROMPT: &str = "Enter an OTP code from a device:";
+
 /// Sign in.
 #[derive(Debug, clap::Args)]
 #[command(
@@ -50,6 +53,21 @@ fn read_password(user: &str) -> anyhow::Result<String> {
         bail!("no password given on standard input");
     }
     Ok(pw)
+}
+
+/// Reads a one-time code: from the terminal after a prompt, or the next line of standard input.
+pub fn read_otp(prompt: &str, err: &mut dyn Write) -> anyhow::Result<String> {
+    if crate::term::stdin_is_tty() {
+        write!(err, "{prompt} ")?;
+        err.flush()?;
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("reading the OTP code")?;
+    let code = line.trim().to_string();
+    if code.is_empty() {
+        bail!("no OTP code given (it is the 6-digit code your authenticator app shows for this cluster)");
+    }
+    Ok(code)
 }
 
 fn new_keys() -> anyhow::Result<(russh::keys::ssh_key::PrivateKey, rcgen::KeyPair, PublicKeys)> {
@@ -131,16 +149,26 @@ pub async fn exec(a: Args, g: &Global, out: &mut dyn Write, err: &mut dyn Write)
         .or_else(|| std::env::var("USER").ok())
         .ok_or_else(|| anyhow!("use --user=<teleport user>"))?;
     let password = read_password(&user)?;
+    let second_factor = ping.auth.second_factor.as_str();
+    let otp_token = if matches!(second_factor, "otp" | "on") { Some(read_otp(OTP_PROMPT, err)?) } else { None };
     let (ssh, tls, public) = new_keys()?;
-    let req = LoginRequest {
+    let mut req = LoginRequest {
         username: user.clone(),
         password,
         keys: public,
         ttl_seconds,
         route_to_cluster: a.cluster.clone().filter(|c| *c != ping.cluster_name),
+        otp_token,
     };
     let client = ApiClient::direct(&addr, &trust, None)?.with_timeout(Duration::from_secs(60));
-    let r: CertsResponse = client.post(path::LOGIN, &req).await?;
+    let r: CertsResponse = match client.post(path::LOGIN, &req).await {
+        // second_factor: optional, and this user registered a device.
+        Err(e) if e.message == shared::api::OTP_REQUIRED && req.otp_token.is_none() => {
+            req.otp_token = Some(read_otp(OTP_PROMPT, err)?);
+            client.post(path::LOGIN, &req).await?
+        }
+        other => other?,
+    };
     let cluster = r.cluster_name.clone();
     let creds = credentials(ssh, &tls, r)?;
     let profile = Profile {

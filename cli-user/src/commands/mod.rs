@@ -6,6 +6,7 @@ mod config;
 mod login;
 mod logout;
 mod ls;
+mod mfa;
 mod proxy;
 mod ssh;
 mod status;
@@ -79,6 +80,8 @@ enum Command {
     Proxy(proxy::Args),
     /// Print a shell completion script.
     Completion(completion::Args),
+    /// List, add and remove your second-factor (TOTP) devices.
+    Mfa(mfa::Args),
 }
 
 /// Parses and runs; returns the exit code.
@@ -137,6 +140,7 @@ async fn exec(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
             Ok(0)
         }
         Command::Config(a) => config::exec(a, &g, out).await.map(|_| 0),
+        Command::Mfa(a) => mfa::exec(a, &g, out, err).await.map(|_| 0),
         Command::Proxy(a) => proxy::exec(a, &g).await,
         Command::Completion(a) => completion::exec(a, out).map(|_| 0),
     }

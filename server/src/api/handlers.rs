@@ -316,3 +316,61 @@ pub async fn host_cas(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> Ap
     ctx.require_local_user()?;
     Ok(axum::Json(s.auth.visible_host_cas(&ctx.checker).await?))
 }
+
+/// `GET /v1/mfa/devices` (`tsh mfa ls`).
+pub async fn mfa_list(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> ApiResult<J<Vec<shared::api::MfaDeviceInfo>>> {
+    let user = ctx.require_local_user()?;
+    Ok(axum::Json(s.auth.mfa_devices(&user.username).await?.iter().map(|d| d.info()).collect()))
+}
+
+/// `POST /v1/mfa/devices/begin` (`tsh mfa add`): a user with a device proves it first.
+pub async fn mfa_begin(
+    State(s): State<Arc<ApiState>>,
+    Authed(ctx): Authed,
+    JsonBody(req): JsonBody<shared::api::MfaBeginRequest>,
+) -> ApiResult<J<shared::api::MfaBeginResponse>> {
+    let user = ctx.require_local_user()?.username.clone();
+    if !s.auth.auth_preference().await?.second_factor().enabled() {
+        return Err(Error::bad_parameter(
+            "this cluster has second_factor: off; an administrator can enable otp in its cluster_auth_preference",
+        )
+        .into());
+    }
+    if !s.auth.mfa_devices(&user).await?.is_empty() {
+        let code = req
+            .existing_code
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+            .ok_or_else(|| Error::access_denied("adding a device needs a code from a device you already registered"))?;
+        s.auth.use_code(&user, code).await?;
+    }
+    let (id, secret, otpauth_url) = s.auth.begin_otp_registration(&user, &req.name).await?;
+    Ok(axum::Json(shared::api::MfaBeginResponse { id, secret, otpauth_url }))
+}
+
+/// `POST /v1/mfa/devices/finish`.
+pub async fn mfa_finish(
+    State(s): State<Arc<ApiState>>,
+    Authed(ctx): Authed,
+    JsonBody(req): JsonBody<shared::api::MfaFinishRequest>,
+) -> ApiResult<J<shared::api::MfaDeviceInfo>> {
+    let user = ctx.require_local_user()?.username.clone();
+    Ok(axum::Json(s.auth.finish_otp_registration(&user, &req.id, &req.code).await?))
+}
+
+/// `DELETE /v1/mfa/devices/<name>` (`tsh mfa rm`), with a current code.
+pub async fn mfa_delete(
+    State(s): State<Arc<ApiState>>,
+    Authed(ctx): Authed,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<shared::api::MfaDeleteRequest>,
+) -> ApiResult<J<serde_json::Value>> {
+    let user = ctx.require_local_user()?.username.clone();
+    let code = req.code;
+    if code.trim().is_empty() {
+        return Err(Error::access_denied("removing a device needs a current code from one of your devices").into());
+    }
+    s.auth.use_code(&user, &code).await?;
+    s.auth.delete_mfa_device(&user, &name).await?;
+    Ok(axum::Json(serde_json::json!({})))
+}

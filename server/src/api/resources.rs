@@ -70,6 +70,7 @@ async fn list_values(s: &ApiState, ctx: &Context, kind: Kind, secrets: bool) -> 
             to_values(cs.into_iter().map(|c| if secrets { c } else { c.without_secrets() }).collect::<Vec<_>>())
         }
         Kind::Lock => to_values(svc.list::<Lock>(&prefix).await?),
+        Kind::AuthPreference => to_values(vec![s.auth.auth_preference().await?]),
         Kind::TunnelConnection => to_values(s.auth.tunnel_connections().await?),
         Kind::Proxy => to_values(svc.list::<Proxy>(&prefix).await?),
     };
@@ -207,6 +208,17 @@ pub async fn upsert(
             let created = auth.upsert_lock(lock, req.force, req.expected_id, &actor).await?;
             (name, created)
         }
+        Resource::AuthPreference(p) => {
+            let (created, w) = auth.upsert_auth_preference(p, req.force, req.expected_id).await?;
+            warnings = w;
+            auth.audit
+                .emit(
+                    codes::RESOURCE_UPSERT,
+                    json!({"kind": kind.as_str(), "name": shared::resource::auth_preference::NAME, "user": actor}),
+                )
+                .await;
+            (shared::resource::auth_preference::NAME.to_string(), created)
+        }
         Resource::RemoteCluster(_)
         | Resource::CertAuthority(_)
         | Resource::Node(_)
@@ -294,6 +306,9 @@ pub async fn remove(
         }
         Kind::Proxy => {
             return Err(Error::bad_parameter("proxies leave the list by themselves when they stop (or 15s after they die)").into());
+        }
+        Kind::AuthPreference => {
+            return Err(Error::bad_parameter("the cluster_auth_preference cannot be removed; change it with 'tctl edit cap'").into());
         }
         Kind::Node | Kind::Github | Kind::Oidc | Kind::Saml => {
             delete_key(&auth.services, &Services::key_of(kind, &name)?, kind, &name).await?;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse};
 use shared::api::{
-    PingAuth, PingKube, PingProxy, PingResponse, PingSsh, SetPasswordRequest, SetPasswordResponse, ValidateTrustedClusterRequest,
-    ValidateTrustedClusterResponse,
+    PingAuth, PingConnector, PingKube, PingProxy, PingResponse, PingSsh, SetPasswordRequest, SetPasswordResponse, UserTokenInfo,
+    ValidateTrustedClusterRequest, ValidateTrustedClusterResponse,
 };
 use shared::error::{Error, Kind};
 
@@ -14,19 +14,58 @@ use super::ratelimit::Class;
 use super::{ApiResult, ApiState, ClientAddr, JsonBody};
 use crate::auth::trust::TOKEN_REJECTED;
 
+/// The `auth` part of ping: the cluster's preference, with `connector` (or the default one)
+/// named when it is an SSO connector.
+async fn ping_auth(s: &ApiState, connector: Option<&str>) -> ApiResult<PingAuth> {
+    let pref = s.auth.auth_preference().await?;
+    let mut auth = PingAuth {
+        auth_type: "local".into(),
+        second_factor: pref.spec.second_factor.clone(),
+        local: Some(PingConnector::default()),
+        oidc: None,
+        github: None,
+        saml: None,
+        private_key_policy: "none".into(),
+        allow_passwordless: false,
+        has_motd: false,
+        load_all_cas: false,
+    };
+    let chosen = match connector {
+        Some("local") | Some("passwordless") => None,
+        Some(name) => Some(s.auth.find_connector(name).await?.ok_or_else(|| Error::not_found(format!("connector {name:?} is not found")))?),
+        None => match s.auth.default_connector().await? {
+            Some((kind, name)) => s.auth.find_connector(&name).await?.filter(|c| c.kind == kind),
+            None => None,
+        },
+    };
+    if let Some(c) = chosen {
+        let display = c.spec.get("display").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let pc = Some(PingConnector { name: c.metadata.name.clone(), display });
+        auth.auth_type = c.kind.clone();
+        match c.kind.as_str() {
+            "oidc" => auth.oidc = pc,
+            "github" => auth.github = pc,
+            _ => auth.saml = pc,
+        }
+    }
+    Ok(auth)
+}
+
 /// `GET /webapi/ping` and `/webapi/find`.
-pub async fn ping(State(s): State<Arc<ApiState>>) -> axum::Json<PingResponse> {
+pub async fn ping(State(s): State<Arc<ApiState>>) -> ApiResult<axum::Json<PingResponse>> {
+    Ok(axum::Json(ping_response(&s, ping_auth(&s, None).await?)))
+}
+
+/// `GET /webapi/ping/<connector>` (`tsh login --auth=NAME`).
+pub async fn ping_connector(State(s): State<Arc<ApiState>>, Path(connector): Path<String>) -> ApiResult<axum::Json<PingResponse>> {
+    Ok(axum::Json(ping_response(&s, ping_auth(&s, Some(&connector)).await?)))
+}
+
+fn ping_response(s: &ApiState, auth: PingAuth) -> PingResponse {
     let p = &s.ping;
     let major = shared::version::major(shared::version::VERSION).unwrap_or(1);
-    axum::Json(PingResponse {
-        auth: PingAuth {
-            auth_type: "local".into(),
-            second_factor: "off".into(),
-            private_key_policy: "none".into(),
-            allow_passwordless: false,
-            has_motd: false,
-            load_all_cas: false,
-        },
+    PingResponse {
+        auth,
         proxy: PingProxy {
             ssh: PingSsh {
                 listen_addr: p.web_listen_addr.clone(),
@@ -43,7 +82,7 @@ pub async fn ping(State(s): State<Arc<ApiState>>) -> axum::Json<PingResponse> {
         min_client_version: format!("{}.0.0", major.saturating_sub(1)),
         cluster_name: s.auth.cluster_name().into(),
         automatic_upgrades: false,
-    })
+    }
 }
 
 /// `POST /webapi/trustedclusters/validate`: every access failure looks the same to the caller.
@@ -67,8 +106,19 @@ pub async fn set_password(
     JsonBody(req): JsonBody<SetPasswordRequest>,
 ) -> ApiResult<axum::Json<SetPasswordResponse>> {
     s.limiter.check(Class::Password, &addr.key())?;
-    let username = s.auth.set_password_with_token(&req.token, &req.password).await?;
+    let username = s.auth.set_password_with_token(&req.token, &req.password, req.second_factor_token.as_deref()).await?;
     Ok(axum::Json(SetPasswordResponse { username }))
+}
+
+/// `GET /webapi/users/password/token/<token>`: whose link it is, and the TOTP device to
+/// register (`otpauth://` URL and QR code) when the cluster has a second factor.
+pub async fn user_token_info(
+    State(s): State<Arc<ApiState>>,
+    addr: ClientAddr,
+    Path(token): Path<String>,
+) -> ApiResult<axum::Json<UserTokenInfo>> {
+    s.limiter.check(Class::Password, &addr.key())?;
+    Ok(axum::Json(s.auth.user_token_info(&token).await?))
 }
 
 fn escape(s: &str) -> String {

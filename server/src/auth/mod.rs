@@ -6,7 +6,9 @@
 
 pub mod ca;
 pub mod locks;
+pub mod mfa;
 pub mod nodes;
+pub mod preference;
 pub mod semaphore;
 pub mod status;
 pub mod tokens;
@@ -58,6 +60,8 @@ pub struct AuthSettings {
     pub static_tokens: Vec<(SystemRole, String)>,
     /// This process's host UUID: its name among the cluster's proxies.
     pub proxy_id: String,
+    /// `auth_service.authentication`, if the configuration file sets it.
+    pub auth_preference: Option<shared::resource::auth_preference::AuthPreferenceSpec>,
 }
 
 impl AuthSettings {
@@ -128,6 +132,7 @@ impl AuthServer {
                 }
             }
         }
+        self.init_auth_preference(self.settings.auth_preference.as_ref()).await?;
         for role in shared::resource::role::presets() {
             let key = format!("{}{}", keys::ROLES, role.metadata.name);
             if self.services.backend.get(&key).await?.is_none() {
@@ -333,32 +338,44 @@ impl AuthServer {
         })
     }
 
-    /// Password login: checks the password, then issues certificates.
+    /// Password login: checks the password and, as the cluster's preference asks, a TOTP code;
+    /// then issues certificates.
     pub async fn login(&self, req: shared::api::LoginRequest, client_ip: Option<String>) -> Result<CertsResponse> {
-        let denied = || Error::access_denied("invalid username or password");
+        let pref = self.auth_preference().await?;
+        if !pref.spec.allow_local_auth {
+            return Err(Error::access_denied(
+                "local users cannot sign in to this cluster; sign in through its SSO connector (tsh login --auth=NAME)",
+            ));
+        }
+        let mode = pref.second_factor();
+        let wrong = if mode.enabled() { mfa::BAD_CREDENTIALS } else { "invalid username or password" };
         let user = self.services.user(&req.username).await.ok();
         let hash = match &user {
             Some(_) => self.services.backend.get(&format!("{}{}", keys::PASSWORDS, req.username)).await?,
             None => None,
         };
         let ok = users::verify_password(&req.password, hash.as_ref().map(|h| String::from_utf8_lossy(&h.value).to_string())).await;
+        let failed = |why: &str| json!({"user": req.username, "method": "local", "success": false, "error": why, "addr.remote": client_ip});
         let user = match (ok, user) {
             (true, Some(u)) => u.value,
             _ => {
-                self.audit
-                    .emit(audit_codes::USER_LOGIN_FAILED, json!({"user": req.username, "method": "local", "success": false, "error": "invalid username or password", "addr.remote": client_ip}))
-                    .await;
-                return Err(denied());
+                self.audit.emit(audit_codes::USER_LOGIN_FAILED, failed(wrong)).await;
+                return Err(Error::access_denied(wrong));
             }
         };
+        if let Err(e) = self.check_second_factor(&user.metadata.name, req.otp_token.as_deref(), mode).await {
+            if e.message != mfa::OTP_REQUIRED {
+                self.audit.emit(audit_codes::USER_LOGIN_FAILED, failed(&e.message)).await;
+            }
+            return Err(e);
+        }
         let ttl = if req.ttl_seconds == 0 { DEFAULT_USER_TTL } else { Duration::from_secs(req.ttl_seconds) };
         let certs = self.user_certs(&user, &req.keys, ttl, req.route_to_cluster.clone()).await?;
-        self.audit
-            .emit(
-                audit_codes::USER_LOGIN,
-                json!({"user": user.metadata.name, "method": "local", "success": true, "addr.remote": client_ip}),
-            )
-            .await;
+        let mut event = json!({"user": user.metadata.name, "method": "local", "success": true, "addr.remote": client_ip});
+        if mode.enabled() && req.otp_token.is_some() {
+            event["second_factor"] = json!("otp");
+        }
+        self.audit.emit(audit_codes::USER_LOGIN, event).await;
         Ok(certs)
     }
 

@@ -260,6 +260,7 @@ mod tests {
             insecure: false,
             static_tokens: vec![],
             proxy_id: "proxy-a".into(),
+            auth_preference: None,
         };
         AuthServer::new(Services::new(backend), settings, audit, clock as SharedClock)
     }

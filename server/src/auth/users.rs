@@ -28,6 +28,9 @@ struct UserToken {
     kind: String,
     /// The user it is for.
     user: String,
+    /// The TOTP secret (base32) of the device the link registers, when a second factor is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    otp_secret: Option<String>,
 }
 
 /// Hashes a password with argon2id (on a blocking thread: it is deliberately slow).
@@ -84,7 +87,9 @@ impl AuthServer {
     async fn new_user_token(&self, kind: &str, user: &str) -> Result<(String, Op)> {
         let token = shared::certs::random_hex(16);
         let expires = (self.clock.now() + INVITE_TTL).unix_timestamp();
-        let rec = UserToken { kind: kind.into(), user: user.into() };
+        let otp_secret =
+            self.auth_preference().await?.second_factor().enabled().then(|| shared::totp::encode_secret(&shared::totp::new_secret()));
+        let rec = UserToken { kind: kind.into(), user: user.into(), otp_secret };
         let value = crate::services::encode(&rec)?;
         Ok((token.clone(), Op::Create { key: format!("{}{token}", keys::USER_TOKENS), value, expires: Some(expires) }))
     }
@@ -177,49 +182,119 @@ impl AuthServer {
     pub async fn delete_user(&self, name: &str, actor: &str) -> Result<shared::resource::Lock> {
         self.services.user(name).await?;
         let (lock_op, lock) = self.deleted_user_lock(name, actor).await?;
-        self.services
-            .apply(vec![
-                Op::Delete { key: format!("{}{name}", keys::USERS) },
-                Op::DeleteIfExists { key: format!("{}{name}", keys::PASSWORDS) },
-                lock_op,
-            ])
-            .await?;
+        let mut ops = vec![
+            Op::Delete { key: format!("{}{name}", keys::USERS) },
+            Op::DeleteIfExists { key: format!("{}{name}", keys::PASSWORDS) },
+            lock_op,
+        ];
+        ops.extend(self.delete_all_devices_ops(name).await?);
+        self.services.apply(ops).await?;
         self.audit.emit(audit_codes::USER_DELETE, json!({"name": name, "user": actor, "lock": lock.metadata.name})).await;
         Ok(lock)
     }
 
-    /// `tctl users reset`: removes the password and issues a reset link.
+    /// `tctl users reset`: removes the password and the second factors, and issues a reset link
+    /// (which registers a new device, as an invite does).
     pub async fn reset_user(&self, name: &str) -> Result<InviteResponse> {
         self.services.user(name).await?;
         let (token, op) = self.new_user_token("reset", name).await?;
-        self.services.apply(vec![op, Op::DeleteIfExists { key: format!("{}{name}", keys::PASSWORDS) }]).await?;
+        let mut ops = vec![op, Op::DeleteIfExists { key: format!("{}{name}", keys::PASSWORDS) }];
+        ops.extend(self.delete_all_devices_ops(name).await?);
+        self.services.apply(ops).await?;
         Ok(InviteResponse { name: name.into(), url: self.link("reset", &token), ttl_seconds: INVITE_TTL.as_secs() })
     }
 
-    /// Sets a password with an invite or reset token; the token is consumed.
-    pub async fn set_password_with_token(&self, token: &str, password: &str) -> Result<String> {
-        let gone = || Error::not_found("this invite or reset link has expired or was already used; ask an administrator for a new one");
+    fn token_gone() -> Error {
+        Error::not_found("this invite or reset link has expired or was already used; ask an administrator for a new one")
+    }
+
+    async fn user_token(&self, token: &str) -> Result<(crate::storage::Item, UserToken)> {
         if token.is_empty() || token.len() > 128 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(gone());
+            return Err(Self::token_gone());
         }
-        check_password(password)?;
         let key = format!("{}{token}", keys::USER_TOKENS);
-        let item = self.services.backend.get(&key).await?.ok_or_else(gone)?;
-        let rec: UserToken = serde_json::from_slice(&item.value).map_err(|_| gone())?;
+        let item = self.services.backend.get(&key).await?.ok_or_else(Self::token_gone)?;
+        let rec: UserToken = serde_json::from_slice(&item.value).map_err(|_| Self::token_gone())?;
+        Ok((item, rec))
+    }
+
+    /// What an invite or reset page needs: whose link it is and the device to register.
+    pub async fn user_token_info(&self, token: &str) -> Result<shared::api::UserTokenInfo> {
+        let (_, rec) = self.user_token(token).await?;
+        let pref = self.auth_preference().await?;
+        let url = match &rec.otp_secret {
+            Some(b32) => Some(shared::totp::otpauth_url(self.cluster_name(), &rec.user, &shared::totp::decode_secret(b32)?)),
+            None => None,
+        };
+        let qr_svg = url.as_deref().and_then(qr_svg);
+        Ok(shared::api::UserTokenInfo {
+            user: rec.user,
+            kind: rec.kind,
+            second_factor: pref.spec.second_factor.clone(),
+            otpauth_url: url,
+            qr_svg,
+        })
+    }
+
+    /// Sets a password with an invite or reset token (and, when the cluster asks for a second
+    /// factor, registers the link's TOTP device with a first code); the token is consumed.
+    pub async fn set_password_with_token(&self, token: &str, password: &str, code: Option<&str>) -> Result<String> {
+        let gone = Self::token_gone;
+        check_password(password)?;
+        let (item, rec) = self.user_token(token).await?;
+        let key = item.key.clone();
+        let mode = self.auth_preference().await?.second_factor();
+        let code = code.map(str::trim).filter(|c| !c.is_empty());
+        let mut device_op = None;
+        match (&rec.otp_secret, code) {
+            (Some(b32), Some(code)) if mode.enabled() => {
+                let secret = shared::totp::decode_secret(b32)?;
+                let step = shared::totp::matching_step(&secret, code, self.clock.now().unix_timestamp()).ok_or_else(|| {
+                    Error::access_denied(
+                        "the OTP code does not match: scan the QR code again, check the phone's clock, and enter a new code",
+                    )
+                })?;
+                device_op = Some(self.new_device_op(&rec.user, "otp", b32, step)?);
+            }
+            (_, None) if mode.required() => {
+                return Err(Error::bad_parameter(
+                    "this cluster requires a second factor: register the QR code in an authenticator app and enter its code",
+                ));
+            }
+            (None, Some(_)) if mode.required() => {
+                return Err(Error::bad_parameter(
+                    "this link was issued before the cluster required a second factor; ask an administrator for a new one (tctl users reset)",
+                ));
+            }
+            _ => {}
+        }
         let hash = hash_password(password).await?;
-        // Consuming the token and storing the password is one transaction: a token works once.
+        // Consuming the token, storing the password and the device are one transaction: a
+        // token works once.
+        let mut ops = vec![
+            Op::CompareAndSwap { key: key.clone(), value: item.value.clone(), expires: item.expires, expected: item.revision },
+            Op::Delete { key },
+            Op::Exists { key: format!("{}{}", keys::USERS, rec.user) },
+            Op::Put { key: format!("{}{}", keys::PASSWORDS, rec.user), value: hash.into_bytes(), expires: None },
+        ];
+        let registered = device_op.is_some();
+        ops.extend(device_op);
         self.services
-            .apply(vec![
-                Op::CompareAndSwap { key: key.clone(), value: item.value.clone(), expires: item.expires, expected: item.revision },
-                Op::Delete { key },
-                Op::Exists { key: format!("{}{}", keys::USERS, rec.user) },
-                Op::Put { key: format!("{}{}", keys::PASSWORDS, rec.user), value: hash.into_bytes(), expires: None },
-            ])
+            .apply(ops)
             .await
             .map_err(|e| if e.is(shared::Kind::CompareFailed) || e.is(shared::Kind::NotFound) { gone() } else { e })?;
         self.audit.emit(audit_codes::USER_PASSWORD, json!({"user": rec.user})).await;
+        if registered {
+            self.audit.emit(audit_codes::MFA_ADD, json!({"user": rec.user, "mfa_device": {"name": "otp", "type": "TOTP"}})).await;
+        }
         Ok(rec.user)
     }
+}
+
+/// A QR code of `text` as SVG (the invite page shows it).
+pub fn qr_svg(text: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
+    Some(code.render::<qrcode::render::svg::Color>().min_dimensions(200, 200).build())
 }
 
 /// Turns a compare-and-swap failure into the message `tctl edit` users see.

@@ -62,6 +62,7 @@ async fn serve(
         insecure: cfg.insecure,
         static_tokens: cfg.static_tokens.clone(),
         proxy_id: host_id.clone(),
+        auth_preference: cfg.authentication.clone(),
     };
     let auth = Arc::new(AuthServer::new(services, settings, audit, clock.clone()));
     auth.init().await?;

@@ -10,6 +10,7 @@
 //! 3. Teach the server's resource dispatch (`server/src/api/resources.rs`) where it is stored and
 //!    who may touch it; `tctl get/create/rm` pick it up from there.
 
+pub mod auth_preference;
 pub mod cert_authority;
 pub mod cluster;
 pub mod connector;
@@ -27,6 +28,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+pub use auth_preference::AuthPreference;
 pub use cert_authority::{CaType, CertAuthority};
 pub use cluster::{RemoteCluster, RoleMapping, TrustedCluster};
 pub use connector::Connector;
@@ -130,11 +132,13 @@ pub enum Kind {
     TunnelConnection,
     /// `proxy` (read-only)
     Proxy,
+    /// `cluster_auth_preference`
+    AuthPreference,
 }
 
 impl Kind {
     /// Every kind, in the order `tctl` lists them.
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Role,
         Kind::User,
         Kind::Token,
@@ -148,6 +152,7 @@ impl Kind {
         Kind::Lock,
         Kind::TunnelConnection,
         Kind::Proxy,
+        Kind::AuthPreference,
     ];
 
     /// The canonical name used in YAML `kind:` and on the wire.
@@ -166,6 +171,7 @@ impl Kind {
             Kind::Lock => "lock",
             Kind::TunnelConnection => "tunnel_connection",
             Kind::Proxy => "proxy",
+            Kind::AuthPreference => "cluster_auth_preference",
         }
     }
 
@@ -185,6 +191,7 @@ impl Kind {
             Kind::Lock => &["locks"],
             Kind::TunnelConnection => &["tunnel_connections", "tunnels"],
             Kind::Proxy => &["proxies"],
+            Kind::AuthPreference => &["cap", "cluster_auth_preferences", "auth_preference"],
         }
     }
 
@@ -260,6 +267,8 @@ pub enum Resource {
     TunnelConnection(TunnelConnection),
     /// A proxy process.
     Proxy(Proxy),
+    /// The cluster's authentication preference.
+    AuthPreference(AuthPreference),
 }
 
 impl Resource {
@@ -277,6 +286,7 @@ impl Resource {
             Resource::Lock(_) => Kind::Lock,
             Resource::TunnelConnection(_) => Kind::TunnelConnection,
             Resource::Proxy(_) => Kind::Proxy,
+            Resource::AuthPreference(_) => Kind::AuthPreference,
         }
     }
 
@@ -294,6 +304,7 @@ impl Resource {
             Resource::Lock(r) => &r.metadata,
             Resource::TunnelConnection(r) => &r.metadata,
             Resource::Proxy(r) => &r.metadata,
+            Resource::AuthPreference(r) => &r.metadata,
         }
     }
 
@@ -311,6 +322,7 @@ impl Resource {
             Resource::Lock(r) => &mut r.metadata,
             Resource::TunnelConnection(r) => &mut r.metadata,
             Resource::Proxy(r) => &mut r.metadata,
+            Resource::AuthPreference(r) => &mut r.metadata,
         }
     }
 
@@ -352,6 +364,7 @@ impl Resource {
             Kind::Lock => Resource::Lock(typed(kind, value)?),
             Kind::TunnelConnection => Resource::TunnelConnection(typed(kind, value)?),
             Kind::Proxy => Resource::Proxy(typed(kind, value)?),
+            Kind::AuthPreference => Resource::AuthPreference(typed(kind, value)?),
         })
     }
 
@@ -365,6 +378,7 @@ impl Resource {
             Resource::TrustedCluster(t) => t.check_and_set_defaults(),
             Resource::Connector(c) => c.check_and_set_defaults(),
             Resource::Lock(l) => l.check_and_set_defaults(),
+            Resource::AuthPreference(p) => p.check_and_set_defaults(),
             Resource::RemoteCluster(_)
             | Resource::CertAuthority(_)
             | Resource::Node(_)

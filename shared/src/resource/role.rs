@@ -391,6 +391,7 @@ pub const EDITOR_RESOURCES: &[&str] = &[
     "event",
     "session",
     "lock",
+    "cluster_auth_preference",
 ];
 
 /// The preset roles every cluster starts with: `access`, `editor`, `auditor`.

@@ -1,0 +1,228 @@
+//! Second factors of local users: TOTP devices (Teleport's `second_factor: otp`).
+//!
+//! ```text
+//! mfa/<user>/<device id>     {name, secret, added_at, last_used, last_step}
+//! mfapending/<id>            a registration in progress (10 minutes): {user, name, secret}
+//! ```
+//! A code is accepted once: a device remembers the last step it accepted and refuses it and
+//! every earlier one, so a code seen over a shoulder is worthless after it was used. The check
+//! and the update are one compare-and-swap, so two processes cannot both accept one code.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shared::api::MfaDeviceInfo;
+use shared::error::{Error, Result};
+use shared::resource::auth_preference::SecondFactor;
+use shared::totp;
+use time::OffsetDateTime;
+
+use super::{AuthServer, audit_codes};
+use crate::services::{encode, keys};
+use crate::storage::Op;
+
+/// How long a registration may take from the QR code to the first code.
+pub const PENDING_TTL: Duration = Duration::from_secs(600);
+
+pub use shared::api::OTP_REQUIRED;
+/// What every failed password or code check says (no telling which one was wrong).
+pub const BAD_CREDENTIALS: &str = "invalid username, password or second factor";
+
+/// A registered TOTP device.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MfaDevice {
+    /// Device id (a UUID).
+    pub id: String,
+    /// The name the user gave it.
+    pub name: String,
+    /// The shared secret (base32).
+    secret: String,
+    /// When it was added.
+    #[serde(with = "shared::timefmt::rfc3339_serde")]
+    pub added_at: OffsetDateTime,
+    /// When it last signed someone in.
+    #[serde(with = "shared::timefmt::rfc3339_serde")]
+    pub last_used: OffsetDateTime,
+    /// The last TOTP step it accepted.
+    last_step: i64,
+}
+
+impl MfaDevice {
+    /// What `tsh mfa ls` shows (never the secret).
+    pub fn info(&self) -> MfaDeviceInfo {
+        MfaDeviceInfo {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            kind: "TOTP".into(),
+            added_at: self.added_at,
+            last_used: self.last_used,
+        }
+    }
+}
+
+/// A registration in progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    user: String,
+    name: String,
+    secret: String,
+}
+
+fn device_key(user: &str, id: &str) -> String {
+    format!("{}{user}/{id}", keys::MFA_DEVICES)
+}
+
+fn check_device_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
+        return Err(Error::bad_parameter("a device name must be 1-64 characters without control characters, for example --name=phone"));
+    }
+    Ok(())
+}
+
+impl AuthServer {
+    /// The user's devices, oldest first.
+    pub async fn mfa_devices(&self, user: &str) -> Result<Vec<MfaDevice>> {
+        let items = self.services.backend.list(&format!("{}{user}/", keys::MFA_DEVICES)).await?;
+        let mut out: Vec<MfaDevice> = items.iter().filter_map(|i| serde_json::from_slice(&i.value).ok()).collect();
+        out.sort_by_key(|d| d.added_at);
+        Ok(out)
+    }
+
+    /// Checks the second factor of a login whose password was right: `Ok` when none is needed
+    /// or `code` is a fresh code of one of the user's devices (which it then uses up).
+    pub async fn check_second_factor(&self, user: &str, code: Option<&str>, mode: SecondFactor) -> Result<()> {
+        if !mode.enabled() {
+            return Ok(());
+        }
+        let devices = self.mfa_devices(user).await?;
+        if devices.is_empty() {
+            if mode.required() {
+                return Err(Error::access_denied(format!(
+                    "this cluster requires a second factor and user {user:?} has no OTP device; an administrator can issue a new invite with 'tctl users reset {user}'"
+                )));
+            }
+            return Ok(());
+        }
+        let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
+            return Err(Error::access_denied(OTP_REQUIRED));
+        };
+        self.use_code(user, code).await
+    }
+
+    /// Accepts `code` from one of `user`'s devices once.
+    pub async fn use_code(&self, user: &str, code: &str) -> Result<()> {
+        let now = self.clock.now();
+        for attempt in 0..5 {
+            let items = self.services.backend.list(&format!("{}{user}/", keys::MFA_DEVICES)).await?;
+            let mut stale = false;
+            for item in &items {
+                let Ok(mut d) = serde_json::from_slice::<MfaDevice>(&item.value) else { continue };
+                let Ok(secret) = totp::decode_secret(&d.secret) else { continue };
+                let Some(step) = totp::matching_step(&secret, code, now.unix_timestamp()) else { continue };
+                if step <= d.last_step {
+                    return Err(Error::access_denied("this OTP code was already used; wait for the next one"));
+                }
+                d.last_step = step;
+                d.last_used = now;
+                let op = Op::CompareAndSwap { key: item.key.clone(), value: encode(&d)?, expires: None, expected: item.revision };
+                match self.services.apply(vec![op]).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) if e.is(shared::Kind::CompareFailed) => stale = true,
+                    Err(e) => return Err(e),
+                }
+            }
+            if !stale || attempt == 4 {
+                break;
+            }
+        }
+        Err(Error::access_denied(BAD_CREDENTIALS))
+    }
+
+    /// Starts registering a TOTP device named `name`: returns the registration id, the secret
+    /// and its `otpauth://` URL.
+    pub async fn begin_otp_registration(&self, user: &str, name: &str) -> Result<(String, String, String)> {
+        check_device_name(name)?;
+        if self.mfa_devices(user).await?.iter().any(|d| d.name == name) {
+            return Err(Error::already_exists(format!("a device named {name:?} is already registered; choose another --name")));
+        }
+        let secret = totp::new_secret();
+        let b32 = totp::encode_secret(&secret);
+        let id = uuid::Uuid::new_v4().to_string();
+        let expires = (self.clock.now() + PENDING_TTL).unix_timestamp();
+        let rec = Pending { user: user.into(), name: name.into(), secret: b32.clone() };
+        self.services
+            .apply(vec![Op::Create { key: format!("{}{id}", keys::MFA_PENDING), value: encode(&rec)?, expires: Some(expires) }])
+            .await?;
+        Ok((id, b32, totp::otpauth_url(self.cluster_name(), user, &secret)))
+    }
+
+    /// Finishes a registration with a first code from the device.
+    pub async fn finish_otp_registration(&self, user: &str, id: &str, code: &str) -> Result<MfaDeviceInfo> {
+        let gone = || Error::not_found("this device registration expired or was already finished; start again with 'tsh mfa add'");
+        let key = format!("{}{id}", keys::MFA_PENDING);
+        let item = self.services.backend.get(&key).await?.ok_or_else(gone)?;
+        let rec: Pending = serde_json::from_slice(&item.value).map_err(|_| gone())?;
+        if rec.user != user {
+            return Err(gone());
+        }
+        let secret = totp::decode_secret(&rec.secret)?;
+        let now = self.clock.now();
+        let step = totp::matching_step(&secret, code, now.unix_timestamp())
+            .ok_or_else(|| Error::access_denied("the OTP code does not match; check the device's clock and try a new code"))?;
+        let device = MfaDevice {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: rec.name,
+            secret: rec.secret,
+            added_at: now,
+            last_used: now,
+            last_step: step,
+        };
+        self.services
+            .apply(vec![
+                Op::CompareAndSwap { key: key.clone(), value: item.value.clone(), expires: item.expires, expected: item.revision },
+                Op::Delete { key },
+                Op::Create { key: device_key(user, &device.id), value: encode(&device)?, expires: None },
+            ])
+            .await
+            .map_err(|e| if e.is(shared::Kind::CompareFailed) || e.is(shared::Kind::NotFound) { gone() } else { e })?;
+        self.audit.emit(audit_codes::MFA_ADD, json!({"user": user, "mfa_device": {"name": device.name, "type": "TOTP"}})).await;
+        Ok(device.info())
+    }
+
+    /// The op that registers a device from a secret already shown to the user (the invite
+    /// page), with the step its first code used.
+    pub fn new_device_op(&self, user: &str, name: &str, secret_b32: &str, step: i64) -> Result<Op> {
+        let now = self.clock.now();
+        let d = MfaDevice {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.into(),
+            secret: secret_b32.into(),
+            added_at: now,
+            last_used: now,
+            last_step: step,
+        };
+        Ok(Op::Create { key: device_key(user, &d.id), value: encode(&d)?, expires: None })
+    }
+
+    /// Removes a device by name or id. With a second factor required, the last one stays.
+    pub async fn delete_mfa_device(&self, user: &str, name: &str) -> Result<()> {
+        let devices = self.mfa_devices(user).await?;
+        let Some(d) = devices.iter().find(|d| d.name == name || d.id == name) else {
+            return Err(Error::not_found(format!("MFA device {name:?} is not found")));
+        };
+        if devices.len() == 1 && self.auth_preference().await?.second_factor().required() {
+            return Err(Error::bad_parameter(
+                "cannot delete the last MFA device for this user while the cluster requires a second factor; add a replacement device first",
+            ));
+        }
+        self.services.apply(vec![Op::Delete { key: device_key(user, &d.id) }]).await?;
+        self.audit.emit(audit_codes::MFA_DELETE, json!({"user": user, "mfa_device": {"name": d.name, "type": "TOTP"}})).await;
+        Ok(())
+    }
+
+    /// The ops that remove every device of `user` (a reset, a deleted user).
+    pub async fn delete_all_devices_ops(&self, user: &str) -> Result<Vec<Op>> {
+        Ok(self.mfa_devices(user).await?.iter().map(|d| Op::DeleteIfExists { key: device_key(user, &d.id) }).collect())
+    }
+}
