@@ -259,7 +259,10 @@ impl PostgresBackend {
             .map_err(|e| (self.err(&e), retryable(&e) || e.is_closed()))?;
         let keys: Vec<String> = ops.iter().map(|o| o.key().to_string()).collect::<HashSet<_>>().into_iter().collect();
         let rows = tx
-            .query(&format!("SELECT key, value, expires, revision FROM kv WHERE key = ANY($1) AND {LIVE} ORDER BY key FOR UPDATE"), &[&keys])
+            .query(
+                &format!("SELECT key, value, expires, revision FROM kv WHERE key = ANY($1) AND {LIVE} ORDER BY key FOR UPDATE"),
+                &[&keys],
+            )
             .await
             .map_err(|e| (self.err(&e), retryable(&e) || e.is_closed()))?;
         let mut live: HashMap<String, Item> = HashMap::new();
