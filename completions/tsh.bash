@@ -525,13 +525,25 @@ _tsh() {
             return 0
             ;;
         tsh__subcmd__login)
-            opts="-i -d -h --ttl --proxy --user --identity --insecure --debug --help"
+            opts="-i -d -h --ttl --auth --browser --bind-addr --proxy --user --identity --insecure --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --browser)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bind-addr)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

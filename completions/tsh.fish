@@ -44,6 +44,9 @@ complete -c tsh -n "__fish_tsh_needs_command" -f -a "completion" -d 'Print a she
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "mfa" -d 'List, add and remove your second-factor (TOTP) devices'
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand login" -l ttl -d 'Certificate TTL in minutes [default: 720, capped by your roles\' max_session_ttl]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand login" -l auth -d 'Sign in with this connector: an OIDC, GitHub or SAML connector\'s name, or local [default: the cluster\'s]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand login" -l browser -d 'Set to none to print the SSO link instead of opening a browser ($BROWSER, else xdg-open)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand login" -l bind-addr -d 'Address (loopback) tsh listens on for the SSO callback [default: 127.0.0.1:0]' -r
 complete -c tsh -n "__fish_tsh_using_subcommand login" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
 complete -c tsh -n "__fish_tsh_using_subcommand login" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
 complete -c tsh -n "__fish_tsh_using_subcommand login" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F

@@ -39,6 +39,7 @@ pub mod proxies;
 pub mod services;
 pub mod shutdown;
 pub mod ssh;
+pub mod sso;
 pub mod storage;
 pub mod tls;
 pub mod tunnel;

@@ -11,6 +11,7 @@
 //! tunnelconns/<leaf>/<proxy>         (a proxy's live tunnel from a leaf; expires unless heartbeated)
 //! proxies/<host_uuid>                (a live proxy process and its addresses; expires unless heartbeated)
 //! cluster/auth_preference            mfa/<user>/<device id>   mfapending/<id>   (second factors)
+//! ssorequests/<id>                   (an SSO login between tsh's request and the provider's callback)
 //! ```
 //! Values are the resources' JSON. On read, the storage revision becomes `metadata.id`.
 
@@ -74,6 +75,8 @@ pub mod keys {
     pub const MFA_DEVICES: &str = "mfa/";
     /// Device registrations in progress.
     pub const MFA_PENDING: &str = "mfapending/";
+    /// SSO logins in progress (10 minutes, used once).
+    pub const SSO_REQUESTS: &str = "ssorequests/";
     /// The web CA every process of the cluster serves its generated certificate from.
     pub const WEB_CA: &str = "cluster/webca";
 

@@ -38,6 +38,7 @@ pub mod profile;
 pub mod rbac;
 pub mod resource;
 pub mod rolemap;
+pub mod sso;
 pub mod subsystem;
 pub mod template;
 pub mod timefmt;

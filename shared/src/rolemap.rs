@@ -82,6 +82,48 @@ pub fn map_roles(map: &[RoleMapping], remote_roles: &[String]) -> Result<Vec<Str
     Ok(parse_role_map(map)?.map(remote_roles))
 }
 
+/// One SSO mapping: a claim (OIDC), attribute (SAML) or trait name, a value expression (a
+/// literal with `*` globs, or `^...$` a regular expression), and the roles it grants (which may
+/// use `$1` captures).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraitMapping {
+    /// The claim or attribute name.
+    pub name: String,
+    /// The value expression.
+    pub value: String,
+    /// Roles granted on a match.
+    pub roles: Vec<String>,
+}
+
+/// Teleport's `TraitsToRoles`: the roles `traits` earn under `mappings` (in mapping order,
+/// de-duplicated), and warnings for values that match only when case is ignored (those grant
+/// nothing: a claim spelled differently is not the claim the administrator wrote).
+pub fn traits_to_roles(mappings: &[TraitMapping], traits: &crate::template::Traits) -> Result<(Vec<String>, Vec<String>)> {
+    let mut roles: Vec<String> = Vec::new();
+    let mut warnings = Vec::new();
+    for m in mappings {
+        let Some(values) = traits.get(&m.name) else { continue };
+        let re = crate::labels::compile_expression(&m.value)
+            .map_err(|e| Error::bad_parameter(format!("invalid value expression {:?} for {:?}: {e}", m.value, m.name)))?;
+        let folded = regex::Regex::new(&format!("(?i){}", re.as_str())).ok();
+        for v in values {
+            if !re.is_match(v) {
+                if folded.as_ref().is_some_and(|f| f.is_match(v)) {
+                    warnings.push(format!("{:?} value {v:?} matches {:?} only when case is ignored; no role granted", m.name, m.value));
+                }
+                continue;
+            }
+            for r in &m.roles {
+                let role = re.replace_all(v, r.as_str()).into_owned();
+                if !role.is_empty() && !roles.contains(&role) {
+                    roles.push(role);
+                }
+            }
+        }
+    }
+    Ok((roles, warnings))
+}
+
 /// True when a local role name uses `$` expansion (and so need not exist as a role).
 pub fn uses_expansion(local: &str) -> bool {
     local.contains('$')
@@ -108,6 +150,29 @@ pub fn no_roles_mapped_api(user: &str, cluster: &str, remote_roles: &[String]) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traits_map_to_roles_like_teleport() {
+        let mut t = crate::template::Traits::new();
+        t.insert("groups".into(), vec!["admins".into(), "dev-payments".into(), "Ops".into()]);
+        let m = |name: &str, value: &str, roles: &[&str]| TraitMapping {
+            name: name.into(),
+            value: value.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+        };
+        let maps = vec![
+            m("groups", "admins", &["full-access", "editor"]),
+            m("groups", "^dev-(.*)$", &["$1-admin"]),
+            m("groups", "ops", &["ops"]),
+            m("missing", "*", &["x"]),
+            m("groups", "admin*", &["editor"]),
+        ];
+        let (roles, warnings) = traits_to_roles(&maps, &t).unwrap();
+        assert_eq!(roles, vec!["full-access", "editor", "payments-admin"]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("\"Ops\""), "{warnings:?}");
+        assert!(traits_to_roles(&[m("groups", "^($", &["r"])], &t).is_err());
+    }
 
     fn rm(remote: &str, local: &[&str]) -> RoleMapping {
         RoleMapping { remote: remote.into(), local: local.iter().map(|s| s.to_string()).collect() }

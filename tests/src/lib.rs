@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod haproxy;
+pub mod idp;
 pub mod postgres;
 
 use std::io::Write;

@@ -27,6 +27,15 @@ pub struct Args {
     /// Certificate TTL in minutes [default: 720, capped by your roles' max_session_ttl].
     #[arg(long)]
     ttl: Option<u64>,
+    /// Sign in with this connector: an OIDC, GitHub or SAML connector's name, or local [default: the cluster's].
+    #[arg(long, env = "TELEPORT_AUTH", hide_env_values = true)]
+    auth: Option<String>,
+    /// Set to none to print the SSO link instead of opening a browser ($BROWSER, else xdg-open).
+    #[arg(long)]
+    browser: Option<String>,
+    /// Address (loopback) tsh listens on for the SSO callback [default: 127.0.0.1:0].
+    #[arg(long, env = "TELEPORT_LOGIN_BIND_ADDR", hide_env_values = true)]
+    bind_addr: Option<String>,
 }
 
 fn addr_candidates(proxy: &str) -> Vec<String> {
@@ -139,9 +148,55 @@ pub async fn exec(a: Args, g: &Global, out: &mut dyn Write, err: &mut dyn Write)
             Err(e) => last_err = Some(e),
         }
     }
-    let Some((addr, ping)) = found else {
+    let Some((addr, mut ping)) = found else {
         return Err(anyhow!("{}", last_err.map(|e| e.message).unwrap_or_else(|| format!("cannot reach {proxy}"))));
     };
+    // --auth=NAME: the proxy says what kind of connector NAME is.
+    if let Some(name) = a.auth.as_deref().filter(|n| *n != "local") {
+        let client = ApiClient::direct(&addr, &trust, None)?;
+        ping = client
+            .get::<PingResponse>(&format!("{}/{}", path::PING, shared::client::encode_segment(name)))
+            .await
+            .map_err(|e| anyhow!("{}", e.message))?;
+    }
+    let kind = if a.auth.as_deref() == Some("local") { "local".to_string() } else { ping.auth.auth_type.clone() };
+    if kind != "local" {
+        let connector = match kind.as_str() {
+            "oidc" => ping.auth.oidc.as_ref(),
+            "github" => ping.auth.github.as_ref(),
+            "saml" => ping.auth.saml.as_ref(),
+            other => bail!("the cluster's authentication type {other:?} is not supported by this tsh"),
+        }
+        .map(|c| c.name.clone())
+        .or_else(|| a.auth.clone())
+        .ok_or_else(|| anyhow!("the cluster names no {kind} connector; use --auth=<connector name>"))?;
+        let (ssh, tls, public) = new_keys()?;
+        let route = a.cluster.clone().filter(|c| *c != ping.cluster_name);
+        let login = super::sso::SsoLogin {
+            kind: &kind,
+            connector: &connector,
+            addr: &addr,
+            trust: &trust,
+            browser: a.browser.as_deref(),
+            bind_addr: a.bind_addr.as_deref(),
+            ttl_seconds,
+            route_to_cluster: route,
+            cluster: &ping.cluster_name,
+        };
+        let r = super::sso::login(&login, &public, err).await?;
+        let cluster = r.cluster_name.clone();
+        let user = r.username.clone();
+        let creds = credentials(ssh, &tls, r)?;
+        let profile = Profile {
+            web_proxy_addr: addr.clone(),
+            username: user,
+            cluster: cluster.clone(),
+            site: a.cluster.clone().unwrap_or(cluster),
+            insecure: g.insecure,
+        };
+        store.save(&host_of(&addr), &profile, &creds)?;
+        return super::status::print_text(out, &profile, &creds, true);
+    }
     let user = g
         .user
         .clone()

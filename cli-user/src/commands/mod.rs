@@ -9,6 +9,7 @@ mod ls;
 mod mfa;
 mod proxy;
 mod ssh;
+mod sso;
 mod status;
 
 use std::ffi::OsString;

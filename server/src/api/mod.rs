@@ -5,6 +5,7 @@
 mod handlers;
 mod ratelimit;
 mod resources;
+mod sso;
 mod webapi;
 
 use std::net::IpAddr;
@@ -195,6 +196,17 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/web/reset/{token}", get(webapi::invite_page))
         .route(path::LOGIN, post(handlers::login))
         .route(path::JOIN, post(handlers::join))
+        .route("/webapi/{kind}/login/console", post(sso::console))
+        .route("/v1/webapi/{kind}/login/console", post(sso::console))
+        .route("/webapi/{kind}/callback", get(sso::callback))
+        .route("/v1/webapi/{kind}/callback", get(sso::callback))
+        .route("/webapi/saml/acs", post(sso::acs))
+        .route("/v1/webapi/saml/acs", post(sso::acs))
+        .route("/webapi/saml/acs/{connector}", post(sso::acs))
+        .route("/v1/webapi/saml/acs/{connector}", post(sso::acs))
+        .route("/web/msg/info/login_success", get(sso::login_success))
+        .route("/web/msg/error/login", get(sso::login_error))
+        .route("/web/msg/error/login/{kind}", get(sso::login_error))
         .route_layer(axum::middleware::from_fn(direct_only));
     Router::new()
         .merge(direct)

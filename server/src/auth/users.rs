@@ -102,7 +102,7 @@ impl AuthServer {
     /// `tctl users add`: creates the user and a one-time invite link.
     pub async fn add_user(&self, name: &str, roles: Vec<String>, logins: Vec<String>, actor: &str) -> Result<InviteResponse> {
         let mut user = User::new(name, roles, logins);
-        user.spec.created_by = Some(CreatedBy { time: self.clock.now(), user: CreatedByUser { name: actor.into() } });
+        user.spec.created_by = Some(CreatedBy { time: self.clock.now(), user: CreatedByUser { name: actor.into() }, connector: None });
         user.check_and_set_defaults()?;
         self.check_roles_exist(&user.spec.roles).await?;
         let (token, token_op) = self.new_user_token("invite", name).await?;

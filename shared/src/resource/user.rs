@@ -34,6 +34,21 @@ pub struct CreatedBy {
     pub time: time::OffsetDateTime,
     /// By whom.
     pub user: CreatedByUser,
+    /// For a user an SSO login created: the connector and the identity it vouched for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<ConnectorRef>,
+}
+
+/// The connector that created an SSO user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorRef {
+    /// `oidc`, `github` or `saml`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The connector's name.
+    pub id: String,
+    /// The user's name at the identity provider.
+    pub identity: String,
 }
 
 /// The creator's name.

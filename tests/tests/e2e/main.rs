@@ -21,4 +21,5 @@ mod load;
 mod mfa;
 mod security;
 mod sessions;
+mod sso;
 mod trust;

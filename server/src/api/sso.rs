@@ -1,0 +1,147 @@
+//! SSO endpoints: tsh's console request, the identity providers' callbacks, and the two pages a
+//! browser ends on. Registered under `/webapi` and `/v1/webapi` (Teleport's clients use both).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use shared::error::Error;
+use shared::sso::{ConsoleRequest, ConsoleResponse};
+
+use super::ratelimit::Class;
+use super::{ApiResult, ApiState, ClientAddr, JsonBody};
+use crate::sso::{Outcome, SsoRequest};
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn page(status: StatusCode, title: &str, message: &str) -> Response {
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head>\
+         <body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\"><h1>{t}</h1><p id=\"message\">{m}</p></body></html>",
+        t = escape(title),
+        m = escape(message)
+    );
+    (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
+}
+
+/// `POST /webapi/{oidc,github,saml}/login/console`.
+pub async fn console(
+    State(s): State<Arc<ApiState>>,
+    Path(kind): Path<String>,
+    addr: ClientAddr,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<ConsoleRequest>,
+) -> ApiResult<axum::Json<ConsoleResponse>> {
+    if !matches!(kind.as_str(), "oidc" | "github" | "saml") {
+        return Err(Error::not_found(format!("no such endpoint: /webapi/{kind}/login/console")).into());
+    }
+    s.limiter.check(Class::Login, &addr.key())?;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(&s.ping.public_addr).to_string();
+    match s.auth.sso_console_login(&kind, &req, &host).await {
+        Ok(redirect_url) => Ok(axum::Json(ConsoleResponse { redirect_url })),
+        Err(e) => {
+            s.auth.sso_failed(&kind, &req.connector_id, &e.message).await;
+            Err(e.into())
+        }
+    }
+}
+
+fn finish(outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::Redirect(url) => {
+            (StatusCode::FOUND, [(header::LOCATION, url), (header::CACHE_CONTROL, "no-store".into())]).into_response()
+        }
+        Outcome::Page(msg) => page(StatusCode::BAD_REQUEST, "Login failed", &msg),
+    }
+}
+
+async fn take(s: &ApiState, kind: &str, id: &str) -> Result<SsoRequest, Error> {
+    let req = s.auth.take_sso_request(id).await?;
+    if req.kind != kind {
+        return Err(Error::access_denied("this login request belongs to another kind of connector"));
+    }
+    Ok(req)
+}
+
+/// `GET /webapi/oidc/callback` and `GET /webapi/github/callback`.
+pub async fn callback(State(s): State<Arc<ApiState>>, Path(kind): Path<String>, RawQuery(q): RawQuery) -> Response {
+    if !matches!(kind.as_str(), "oidc" | "github") {
+        return page(StatusCode::NOT_FOUND, "Not found", "no such endpoint");
+    }
+    let query = shared::sso::parse_query(q.as_deref().unwrap_or_default());
+    let state = query.iter().find(|(k, _)| k == "state").map(|(_, v)| v.clone()).unwrap_or_default();
+    let req = match take(&s, &kind, &state).await {
+        Ok(r) => r,
+        Err(e) => {
+            s.auth.sso_failed(&kind, "", &e.message).await;
+            return finish(Outcome::Page(e.message));
+        }
+    };
+    let result = async {
+        let connector = s.auth.connector(&req.kind, &req.connector).await?;
+        match kind.as_str() {
+            "oidc" => crate::sso::oidc::callback(&connector.oidc()?, &req, &query).await,
+            _ => crate::sso::github::callback(&connector.github()?, &req, &query).await,
+        }
+    }
+    .await;
+    finish(s.auth.sso_outcome(Some(&req), result).await)
+}
+
+/// `POST /webapi/saml/acs[/<connector>]`: the identity provider's response, through the browser.
+pub async fn acs(State(s): State<Arc<ApiState>>, connector: Option<Path<String>>, body: String) -> Response {
+    let form = shared::sso::parse_query(&body);
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let named = connector.map(|Path(c)| c).unwrap_or_default();
+    let xml = match crate::sso::saml::decode_response(&get("SAMLResponse")) {
+        Ok(x) => x,
+        Err(e) => {
+            s.auth.sso_failed("saml", &named, &e.message).await;
+            return finish(Outcome::Page(e.message));
+        }
+    };
+    let req = match crate::sso::saml::in_response_to(&xml) {
+        Ok(id) => match take(&s, "saml", &id).await {
+            Ok(r) => r,
+            Err(e) => {
+                s.auth.sso_failed("saml", &named, &e.message).await;
+                return finish(Outcome::Page(e.message));
+            }
+        },
+        Err(e) => {
+            s.auth.sso_failed("saml", &named, &e.message).await;
+            return finish(Outcome::Page(e.message));
+        }
+    };
+    let result = async {
+        if !named.is_empty() && named != req.connector {
+            return Err(Error::access_denied(format!(
+                "the response was posted to the ACS of connector {named:?}, not {:?}",
+                req.connector
+            )));
+        }
+        let relay = get("RelayState");
+        if !relay.is_empty() && relay != req.id {
+            return Err(Error::access_denied("the RelayState does not match the login request"));
+        }
+        let connector = s.auth.connector("saml", &req.connector).await?;
+        crate::sso::saml::callback(&connector.saml()?, &req, &xml, s.auth.clock.now()).await
+    }
+    .await;
+    finish(s.auth.sso_outcome(Some(&req), result).await)
+}
+
+/// `GET /web/msg/info/login_success`.
+pub async fn login_success() -> Response {
+    page(StatusCode::OK, "Login successful", "You are signed in. You can close this window and return to the terminal.")
+}
+
+/// `GET /web/msg/error/login` (and its `callback`/`auth` variants).
+pub async fn login_error(RawQuery(q): RawQuery) -> Response {
+    let query = shared::sso::parse_query(q.as_deref().unwrap_or_default());
+    let detail = query.iter().find(|(k, _)| k == "message").map(|(_, v)| v.clone());
+    page(StatusCode::OK, "Login failed", detail.as_deref().unwrap_or(shared::sso::LOGIN_FAILED))
+}
