@@ -183,8 +183,15 @@ impl AuthServer {
     /// response for tsh.
     pub async fn finish_sso_login(&self, req: &SsoRequest, id: ExternalIdentity) -> Result<SshLoginResponse> {
         if id.roles.is_empty() {
+            // Say what the provider sent, so the admin can compare it with the mappings.
+            let mut seen: Vec<String> = id.traits.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            seen.sort();
+            let mut seen = seen.join(" ");
+            if seen.len() > 400 {
+                seen = format!("{}...", seen.chars().take(400).collect::<String>());
+            }
             return Err(Error::access_denied(format!(
-                "unable to map claims to roles for connector {:?}: the identity provider's answer for {:?} matches no mapping",
+                "unable to map claims to roles for connector {:?}: the identity provider's answer for {:?} matches no mapping (it sent {seen})",
                 req.connector, id.username
             )));
         }
