@@ -2,16 +2,12 @@
 //! and API clients for the root (direct HTTPS, pinned to its host CA) and for leaves (through
 //! the root proxy's tunnel, TLS end to end with the leaf).
 
-use std::sync::Arc;
-
 use anyhow::{anyhow, bail};
 use shared::certs::CLUSTER_LOCAL_NAME;
-use shared::client::{ApiClient, BoxStream, Dialer, tcp_dialer};
+use shared::client::{ApiClient, tcp_dialer};
 use shared::profile::{Credentials, Profile, ProfileStore, read_identity_file};
-use shared::subsystem::ProxyRequest;
 
 use crate::commands::Global;
-use crate::sshclient::{TunnelStream, connect_proxy};
 
 /// A signed-in user.
 #[derive(Clone)]
@@ -98,27 +94,12 @@ impl Session {
 
     /// The API of `cluster`: the root directly, a leaf through the root proxy's tunnel.
     pub fn cluster_api(&self, cluster: &str) -> anyhow::Result<ApiClient> {
-        if cluster == self.profile.cluster {
-            return self.root_api();
-        }
-        let trust = self
-            .creds
-            .cluster_trust(cluster)
-            .map_err(|_| anyhow!("cluster {cluster:?} is not found; run 'tsh clusters' to see the clusters you can reach"))?;
-        let me = Arc::new(self.clone());
-        let target = cluster.to_string();
-        let dialer: Dialer = Arc::new(move || {
-            let me = me.clone();
-            let target = target.clone();
-            Box::pin(async move {
-                let proxy = connect_proxy(&me.profile.web_proxy_addr, &me.profile.cluster, &me.creds, &me.profile.username)
-                    .await
-                    .map_err(|e| shared::Error::connection_problem(format!("{e:#}")))?;
-                let req = ProxyRequest { host: String::new(), port: None, cluster: Some(target) };
-                let stream = proxy.subsystem(&req).await.map_err(|e| shared::Error::not_found(format!("{e:#}")))?;
-                Ok(Box::new(TunnelStream::new(stream, proxy)) as BoxStream)
-            })
-        });
-        Ok(ApiClient::new(dialer, CLUSTER_LOCAL_NAME, &trust, Some(&self.creds.client_identity()), cluster)?)
+        Ok(shared::sshclient::cluster_api(
+            &self.profile.web_proxy_addr,
+            &self.profile.cluster,
+            &self.creds,
+            &self.profile.username,
+            cluster,
+        )?)
     }
 }

@@ -38,6 +38,7 @@ pub mod profile;
 pub mod rbac;
 pub mod resource;
 pub mod rolemap;
+pub mod sshclient;
 pub mod sso;
 pub mod subsystem;
 pub mod template;
@@ -45,6 +46,7 @@ pub mod timefmt;
 pub mod totp;
 pub mod tuning;
 pub mod version;
+pub mod webterm;
 pub mod yaml;
 
 pub use error::{Error, Kind, Result};

@@ -54,7 +54,7 @@ pub async fn exec(a: Args, g: &Global) -> anyhow::Result<u8> {
     let node = connect_node(stream, &host, &cluster, &session.creds, &login).await?;
     let command = if a.command.is_empty() { None } else { Some(a.command.join(" ")) };
     let tty = a.tty || (!a.no_tty && command.is_none() && crate::term::stdin_is_tty());
-    let result = node.run(SessionSpec { command, tty }).await;
+    let result = crate::sshclient::run(&node, SessionSpec { command, tty }).await;
     node.close().await;
     proxy.close().await;
     let code = result?;

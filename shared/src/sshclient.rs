@@ -1,0 +1,218 @@
+//! SSH to nodes through the proxy (tsh, and the web terminal on the proxy itself):
+//!
+//! ```text
+//! tsh --TCP+SSH--> proxy (root)    host certificate checked against the root host CA
+//!     session + subsystem "proxy:<host>:<port>@<cluster>"
+//!     ==channel== SSH end to end with the node   host certificate checked against the
+//!                                                 node's cluster host CA; user certificate
+//! ```
+//! The same subsystem with no host (`proxy:@leaf`) reaches a leaf's API, over which the API
+//! client speaks TLS end to end.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::certs::CLUSTER_LOCAL_NAME;
+use crate::client::{ApiClient, BoxStream, Dialer};
+use crate::profile::Credentials;
+use crate::subsystem::ProxyRequest;
+use anyhow::{Context, anyhow, bail};
+use russh::ChannelMsg;
+use russh::client::{self, Handle, Msg};
+use russh::keys::PublicKeyOrCertificate;
+use russh::keys::ssh_key::PublicKey;
+use russh::keys::ssh_key::certificate::CertType;
+
+/// Checks a server's host certificate: signed by one of `cas`, for `cluster`.
+pub struct HostChecker {
+    cas: Vec<PublicKey>,
+    cluster: String,
+    principal: Option<String>,
+}
+
+impl client::Handler for HostChecker {
+    type Error = anyhow::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::Certificate(cert) = key else {
+            tracing::warn!("the server presented a plain host key instead of a host certificate");
+            return Ok(false);
+        };
+        let now = time::OffsetDateTime::now_utc();
+        if let Err(r) = crate::certs::check_ssh_cert(cert, &self.cas, CertType::Host, self.principal.as_deref(), now) {
+            tracing::debug!(cluster = %self.cluster, reason = %r, "refusing the server's host certificate");
+            return Ok(false);
+        }
+        match crate::identity::host_from_ssh_cert(cert) {
+            Ok((_, authority)) if authority == self.cluster => Ok(true),
+            _ => Ok(false),
+        }
+    }
+}
+
+/// An SSH connection to a proxy.
+pub struct ProxyConn {
+    handle: Handle<HostChecker>,
+}
+
+/// Connects and authenticates to the proxy at `addr` (of cluster `root`).
+pub async fn connect_proxy(addr: &str, root: &str, creds: &Credentials, login: &str) -> anyhow::Result<ProxyConn> {
+    let tcp = tokio::time::timeout(Duration::from_secs(15), tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| anyhow!("timed out connecting to the proxy at {addr}"))?
+        .map_err(|e| anyhow!("{}", crate::client::connect_error(addr, &e)))?;
+    crate::tuning::set_nodelay(&tcp);
+    let checker = HostChecker { cas: creds.host_ca_keys(root), cluster: root.to_string(), principal: None };
+    let mut handle = client::connect_stream(crate::tuning::client_config(None), tcp, checker).await.map_err(|e| {
+        anyhow!("SSH handshake with the proxy at {addr} failed: {e}; is the proxy's host certificate signed by cluster {root:?}?")
+    })?;
+    let ok = handle
+        .authenticate_openssh_cert(login, Arc::new(creds.ssh_key.clone()), creds.ssh_cert.clone())
+        .await
+        .context("authenticating to the proxy")?;
+    if !ok.success() {
+        bail!("the proxy at {addr} refused your certificate; run 'tsh login' again");
+    }
+    Ok(ProxyConn { handle })
+}
+
+impl ProxyConn {
+    /// Asks the proxy to connect us to `req`; returns the channel as a stream.
+    pub async fn subsystem(&self, req: &ProxyRequest) -> anyhow::Result<russh::ChannelStream<Msg>> {
+        let mut ch = self.handle.channel_open_session().await.context("opening a channel to the proxy")?;
+        ch.request_subsystem(true, req.to_subsystem()).await.context("sending the proxy request")?;
+        let mut stderr = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(60), ch.wait()).await {
+                Ok(Some(ChannelMsg::Success)) => return Ok(ch.into_stream()),
+                Ok(Some(ChannelMsg::ExtendedData { data, .. })) => stderr.extend_from_slice(&data),
+                Ok(Some(ChannelMsg::WindowAdjusted { .. })) => continue,
+                Ok(Some(ChannelMsg::Data { .. })) => continue,
+                Ok(_) => {
+                    let msg = String::from_utf8_lossy(&stderr).trim().to_string();
+                    if msg.is_empty() {
+                        bail!("the proxy refused the connection to {}", req.to_subsystem());
+                    }
+                    bail!("{msg}");
+                }
+                Err(_) => bail!("the proxy did not answer the request for {}", req.to_subsystem()),
+            }
+        }
+    }
+
+    /// Closes the connection.
+    pub async fn close(&self) {
+        let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+    }
+}
+
+/// A stream that keeps its SSH connection alive (for the API client over the tunnel).
+pub struct TunnelStream {
+    stream: russh::ChannelStream<Msg>,
+    _proxy: ProxyConn,
+}
+
+impl TunnelStream {
+    /// Wraps a channel and its connection.
+    pub fn new(stream: russh::ChannelStream<Msg>, proxy: ProxyConn) -> TunnelStream {
+        TunnelStream { stream, _proxy: proxy }
+    }
+}
+
+impl tokio::io::AsyncRead for TunnelStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TunnelStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// An SSH connection to a node.
+pub struct NodeConn {
+    handle: Handle<HostChecker>,
+}
+
+/// SSH over `stream` to the node `host` of `cluster`, as `login`.
+pub async fn connect_node<S>(stream: S, host: &str, cluster: &str, creds: &Credentials, login: &str) -> anyhow::Result<NodeConn>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let cas = creds.host_ca_keys(cluster);
+    if cas.is_empty() {
+        bail!("no host certificate authority of cluster {cluster:?} is known; run 'tsh login' again");
+    }
+    let is_address = host.parse::<std::net::IpAddr>().is_ok();
+    let checker = HostChecker { cas, cluster: cluster.to_string(), principal: if is_address { None } else { Some(host.to_string()) } };
+    let mut handle = client::connect_stream(crate::tuning::client_config(None), stream, checker)
+        .await
+        .map_err(|e| anyhow!("SSH handshake with node {host} failed: {e} (its host certificate must be signed by cluster {cluster:?})"))?;
+    let ok = handle
+        .authenticate_openssh_cert(login, Arc::new(creds.ssh_key.clone()), creds.ssh_cert.clone())
+        .await
+        .context("authenticating to the node")?;
+    if !ok.success() {
+        bail!("access denied to {login} connecting to {host}");
+    }
+    Ok(NodeConn { handle })
+}
+
+impl NodeConn {
+    /// Opens a session channel (the caller asks for a terminal, a shell or a command).
+    pub async fn open_session(&self) -> anyhow::Result<russh::Channel<Msg>> {
+        self.handle.channel_open_session().await.context("opening a session")
+    }
+
+    /// Closes the connection.
+    pub async fn close(&self) {
+        let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+    }
+}
+
+/// The API of `cluster` as the holder of `creds`: the root directly at `proxy_addr`, a leaf
+/// through the root proxy's tunnel (TLS end to end with the leaf).
+pub fn cluster_api(proxy_addr: &str, root: &str, creds: &Credentials, username: &str, cluster: &str) -> crate::Result<ApiClient> {
+    if cluster == root {
+        let trust = creds.cluster_trust(root)?;
+        return ApiClient::new(
+            crate::client::tcp_dialer(proxy_addr),
+            CLUSTER_LOCAL_NAME,
+            &trust,
+            Some(&creds.client_identity()),
+            proxy_addr,
+        );
+    }
+    let trust = creds.cluster_trust(cluster).map_err(|_| {
+        crate::Error::not_found(format!("cluster {cluster:?} is not found; run 'tsh clusters' to see the clusters you can reach"))
+    })?;
+    let (addr, root, user, target) = (proxy_addr.to_string(), root.to_string(), username.to_string(), cluster.to_string());
+    let identity = creds.client_identity();
+    let creds = Arc::new(creds.clone());
+    let dialer: Dialer = Arc::new(move || {
+        let (addr, root, user, target, creds) = (addr.clone(), root.clone(), user.clone(), target.clone(), creds.clone());
+        Box::pin(async move {
+            let proxy = connect_proxy(&addr, &root, &creds, &user).await.map_err(|e| crate::Error::connection_problem(format!("{e:#}")))?;
+            let req = ProxyRequest { host: String::new(), port: None, cluster: Some(target) };
+            let stream = proxy.subsystem(&req).await.map_err(|e| crate::Error::not_found(format!("{e:#}")))?;
+            Ok(Box::new(TunnelStream::new(stream, proxy)) as BoxStream)
+        })
+    });
+    ApiClient::new(dialer, CLUSTER_LOCAL_NAME, &trust, Some(&identity), cluster)
+}
