@@ -2,10 +2,11 @@
 # Installs what the tests need that a fresh Debian machine lacks (a no-op once it is all there):
 # OpenSSH for the interop tests, iproute2 and nftables for the network-namespace tests,
 # PostgreSQL and HAProxy for the high-availability tests, Node.js for the identity providers of
-# the SSO tests (their npm packages from tests/idp's lockfile). `make check` and `make test` run it.
+# the SSO tests (their npm packages from tests/idp's lockfile), Chromium and its WebDriver for
+# the web UI tests. `make check` and `make test` run it.
 set -euo pipefail
 
-pkgs=(curl jq openssh-client openssh-server iproute2 nftables procps ca-certificates openssl postgresql haproxy)
+pkgs=(curl jq openssh-client openssh-server iproute2 nftables procps ca-certificates openssl postgresql haproxy chromium chromium-driver)
 need=()
 for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")

@@ -43,3 +43,4 @@ pub mod sso;
 pub mod storage;
 pub mod tls;
 pub mod tunnel;
+pub mod web;

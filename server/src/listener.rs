@@ -87,7 +87,8 @@ impl ApiServer {
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(30))
             .keep_alive(true)
-            .serve_connection(TokioIo::new(tls), svc);
+            .serve_connection(TokioIo::new(tls), svc)
+            .with_upgrades();
         tokio::pin!(conn);
         let mut shutdown = self.shutdown.clone();
         tokio::select! {

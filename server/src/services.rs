@@ -12,6 +12,7 @@
 //! proxies/<host_uuid>                (a live proxy process and its addresses; expires unless heartbeated)
 //! cluster/auth_preference            mfa/<user>/<device id>   mfapending/<id>   (second factors)
 //! ssorequests/<id>                   (an SSO login between tsh's request and the provider's callback)
+//! websessions/<id>                   (a browser signed in to the web UI)
 //! ```
 //! Values are the resources' JSON. On read, the storage revision becomes `metadata.id`.
 
@@ -77,6 +78,8 @@ pub mod keys {
     pub const MFA_PENDING: &str = "mfapending/";
     /// SSO logins in progress (10 minutes, used once).
     pub const SSO_REQUESTS: &str = "ssorequests/";
+    /// Web UI sessions (expire with their certificate).
+    pub const WEB_SESSIONS: &str = "websessions/";
     /// The web CA every process of the cluster serves its generated certificate from.
     pub const WEB_CA: &str = "cluster/webca";
 

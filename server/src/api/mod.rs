@@ -3,7 +3,7 @@
 //! Teleport's status codes; internal details stay in the server log.
 
 mod handlers;
-mod ratelimit;
+pub mod ratelimit;
 mod resources;
 mod sso;
 mod webapi;
@@ -192,8 +192,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(path::VALIDATE_TRUSTED_CLUSTER, post(webapi::validate_trusted_cluster))
         .route(path::SET_PASSWORD, put(webapi::set_password))
         .route("/webapi/users/password/token/{token}", get(webapi::user_token_info))
-        .route("/web/invite/{token}", get(webapi::invite_page))
-        .route("/web/reset/{token}", get(webapi::invite_page))
         .route(path::LOGIN, post(handlers::login))
         .route(path::JOIN, post(handlers::join))
         .route("/webapi/{kind}/login/console", post(sso::console))
@@ -210,8 +208,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route_layer(axum::middleware::from_fn(direct_only));
     Router::new()
         .merge(direct)
-        .route("/", get(webapi::index))
-        .route("/web", get(webapi::index))
+        .merge(crate::web::router())
         .route(path::PING, get(webapi::ping))
         .route("/webapi/ping/{connector}", get(webapi::ping_connector))
         .route(path::FIND, get(webapi::ping))

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::response::{Html, IntoResponse};
 use shared::api::{
     PingAuth, PingConnector, PingKube, PingProxy, PingResponse, PingSsh, SetPasswordRequest, SetPasswordResponse, UserTokenInfo,
     ValidateTrustedClusterRequest, ValidateTrustedClusterResponse,
@@ -119,23 +118,4 @@ pub async fn user_token_info(
 ) -> ApiResult<axum::Json<UserTokenInfo>> {
     s.limiter.check(Class::Password, &addr.key())?;
     Ok(axum::Json(s.auth.user_token_info(&token).await?))
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-/// `GET /web/invite/<token>` and `/web/reset/<token>`: the password page.
-pub async fn invite_page(State(s): State<Arc<ApiState>>, Path(_token): Path<String>) -> impl IntoResponse {
-    Html(include_str!("../../web/invite.html").replace("__CLUSTER__", &escape(s.auth.cluster_name())))
-}
-
-/// `GET /`: what this is and how to use it.
-pub async fn index(State(s): State<Arc<ApiState>>) -> impl IntoResponse {
-    let name = escape(s.auth.cluster_name());
-    let addr = escape(&s.ping.public_addr);
-    Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{name}</title></head><body style=\"font-family:sans-serif\">\
-         <h1>Teleport cluster {name}</h1><p>Sign in from a terminal:</p><pre>tsh login --proxy={addr} --user=YOUR_USER</pre></body></html>"
-    ))
 }

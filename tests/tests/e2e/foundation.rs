@@ -99,7 +99,8 @@ fn users_get_invites_and_tokens_expire() {
         None,
         Duration::from_secs(20),
     );
-    assert!(page.ok("invite page").contains("/webapi/users/password/token"), "{}", page.stdout);
+    let html = page.ok("invite page");
+    assert!(html.contains("name=\"password\"") && html.contains(&format!("action=\"/web/invite/{token}\"")), "{html}");
     // Too short, then good, then reused.
     let r = c.https_put("/webapi/users/password/token", &serde_json::json!({"token": token, "password": "short"}));
     assert!(r["error"]["message"].as_str().unwrap_or_default().contains("at least 8 characters"), "{r}");

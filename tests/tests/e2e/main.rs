@@ -23,3 +23,4 @@ mod security;
 mod sessions;
 mod sso;
 mod trust;
+mod webui;

@@ -1,0 +1,193 @@
+//! The web UI on the proxy's web port, with Teleport's routes: server-rendered pages (maud,
+//! checked at compile time), a little vendored JavaScript (xterm.js for the terminal), and the
+//! JSON endpoints under `/v1/webapi/...` the pages' scripts and other scripts use.
+//!
+//! ```text
+//! browser ──cookie + CSRF form field──▶ page handler ─┐
+//! script  ──cookie + Bearer──────────▶ JSON handler ──┼─▶ the user's web session (websessions/<id>)
+//! xterm   ──WebSocket, token first───▶ terminal ──────┘      │ its short-lived user certificate
+//!                                                             ▼
+//!     this proxy's own API (HTTPS) or SSH port, as that user ── a leaf through the tunnel
+//! ```
+//! The pages are clients of the same API as `tctl` and `tsh`, with the user's own certificate:
+//! the same checks (RBAC, `cluster_labels`, the leaf's role map), the same errors and the same
+//! audit, for the root and for every leaf.
+
+mod assets;
+mod json;
+mod pages;
+pub mod session;
+mod terminal;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use shared::client::ApiClient;
+use shared::error::{Error, Result};
+
+use crate::api::{ApiError, ApiState};
+pub use session::WebSession;
+
+/// CSP violation reports received since start (the browser tests expect none).
+pub static CSP_REPORTS: AtomicU64 = AtomicU64::new(0);
+
+/// The Content-Security-Policy of every page: only our own scripts; inline styles because
+/// xterm.js sets them (without, the terminal renders black while its text is in the page).
+pub const CSP: &str = "default-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; object-src 'none'; \
+    script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self' wss:; \
+    report-uri /web/csp-report";
+
+/// A signed-in browser, for pages: without a live session, a redirect to the login page.
+pub struct Web(pub WebSession);
+
+impl FromRequestParts<Arc<ApiState>> for Web {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<ApiState>) -> std::result::Result<Self, Self::Rejection> {
+        if let Some(id) = session::cookie_of(&parts.headers)
+            && let Ok(Some(s)) = session::load(&state.auth, &id).await
+        {
+            return Ok(Web(s));
+        }
+        let here = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/web");
+        Err(Redirect::to(&format!("/web/login?next={}", shared::sso::query_escape(here))).into_response())
+    }
+}
+
+/// A signed-in script or page script: the session cookie and its bearer token.
+pub struct WebApi(pub WebSession);
+
+impl FromRequestParts<Arc<ApiState>> for WebApi {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<ApiState>) -> std::result::Result<Self, Self::Rejection> {
+        let id = session::cookie_of(&parts.headers).ok_or_else(|| ApiError(Error::access_denied("missing session cookie")))?;
+        let s = session::load(&state.auth, &id)
+            .await?
+            .ok_or_else(|| ApiError(Error::access_denied("the web session expired or was signed out; sign in again")))?;
+        let bearer = session::bearer_of(&parts.headers).unwrap_or_default();
+        if !s.bearer_matches(&bearer) {
+            return Err(ApiError(Error::access_denied("bad bearer token")));
+        }
+        Ok(WebApi(s))
+    }
+}
+
+/// Checks that a state-changing request comes from our own pages: its `Origin` (or
+/// `Sec-Fetch-Site`) names this site.
+pub fn check_origin(headers: &HeaderMap) -> Result<()> {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        Some(origin) if !host.is_empty() && origin == format!("https://{host}") => Ok(()),
+        Some(origin) => Err(Error::access_denied(format!("request refused: it comes from another site ({origin})"))),
+        None if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("same-origin") => Ok(()),
+        None => Err(Error::access_denied("request refused: no Origin header (use the JSON API with a bearer token from scripts)")),
+    }
+}
+
+/// Checks a page form: same origin, and the session's CSRF token.
+pub fn check_form(headers: &HeaderMap, s: &WebSession, csrf: &str) -> Result<()> {
+    check_origin(headers)?;
+    if !s.csrf_matches(csrf) {
+        return Err(Error::access_denied("request refused: the form's CSRF token is missing or stale; reload the page"));
+    }
+    Ok(())
+}
+
+/// The address this process's own API and SSH listen on.
+fn own_addr(s: &ApiState) -> String {
+    let a = &s.ping.web_listen_addr;
+    match a.rsplit_once(':') {
+        Some((h, p)) if h == "0.0.0.0" || h.is_empty() => format!("127.0.0.1:{p}"),
+        Some(("[::]", p)) => format!("[::1]:{p}"),
+        _ => a.clone(),
+    }
+}
+
+/// The API of `cluster` as the session's user (a leaf through this proxy's tunnel). Fetches
+/// host CAs again when the session does not know the cluster's yet (a trust made since).
+pub async fn api(s: &ApiState, sess: &mut WebSession, cluster: &str) -> Result<ApiClient> {
+    let root = s.auth.cluster_name().to_string();
+    let mut creds = sess.credentials()?;
+    if cluster != root && creds.cluster_trust(cluster).is_err() {
+        let root_api = shared::sshclient::cluster_api(&own_addr(s), &root, &creds, &sess.user, &root)?;
+        let cas: Vec<shared::api::TrustedCa> = root_api.get(shared::api::path::HOST_CAS).await?;
+        sess.certs.host_cas = cas;
+        session::save(&s.auth, sess).await?;
+        creds = sess.credentials()?;
+    }
+    shared::sshclient::cluster_api(&own_addr(s), &root, &creds, &sess.user, cluster)
+}
+
+/// Security headers of every web UI response.
+async fn headers(req: Request, next: axum::middleware::Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin"));
+    h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// `POST /web/csp-report`: counts (and logs) what a browser refused.
+async fn csp_report(body: String) -> StatusCode {
+    CSP_REPORTS.fetch_add(1, Ordering::Relaxed);
+    let text: String = body.chars().take(500).collect();
+    tracing::warn!(report = %text, "the browser reported a Content-Security-Policy violation");
+    StatusCode::NO_CONTENT
+}
+
+/// `GET /web/csp-report`: how many reports came (for tests and monitoring).
+async fn csp_count() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"count": CSP_REPORTS.load(Ordering::Relaxed)}))
+}
+
+/// The web UI's routes.
+pub fn router() -> Router<Arc<ApiState>> {
+    let pages = Router::new()
+        .route("/", get(|| async { Redirect::to("/web") }))
+        .route("/web", get(pages::index))
+        .route("/web/", get(pages::index))
+        .route("/web/login", get(pages::login_form).post(pages::login))
+        .route("/web/logout", post(pages::logout))
+        .route("/web/invite/{token}", get(pages::invite_form).post(pages::invite))
+        .route("/web/reset/{token}", get(pages::invite_form).post(pages::invite))
+        .route("/web/clusters", get(pages::clusters))
+        .route("/web/clusters/{name}/labels", post(pages::cluster_labels))
+        .route("/web/clusters/{name}/delete", post(pages::cluster_delete))
+        .route("/web/go", get(pages::go))
+        .route("/web/cluster/{cluster}/nodes", get(pages::nodes))
+        .route("/web/cluster/{cluster}/resources", get(pages::nodes))
+        .route("/web/cluster/{cluster}/console/node/{server}/{login}", get(pages::console))
+        .route("/web/cluster/{cluster}/audit", get(pages::audit))
+        .route("/web/roles", get(pages::roles).post(pages::save_role))
+        .route("/web/roles/new", get(pages::new_role))
+        .route("/web/roles/{name}/edit", get(pages::edit_role))
+        .route("/web/roles/{name}/delete", post(pages::delete_role))
+        .route("/web/trust", get(pages::trust).post(pages::save_trust))
+        .route("/web/trust/{name}/edit", get(pages::edit_trust))
+        .route("/web/trust/{name}/delete", post(pages::delete_trust))
+        .route("/web/csp-report", post(csp_report).get(csp_count))
+        .route("/web/app/{file}", get(assets::serve))
+        .route("/web/{*rest}", get(pages::not_found))
+        .route_layer(axum::middleware::from_fn(headers));
+    let json = Router::new()
+        .route("/v1/webapi/sessions/web", post(json::create_session).delete(json::delete_session))
+        .route("/webapi/sessions/web", post(json::create_session).delete(json::delete_session))
+        .route("/v1/webapi/sites", get(json::sites))
+        .route("/webapi/sites", get(json::sites))
+        .route("/v1/webapi/sites/{site}/nodes", get(json::site_nodes))
+        .route("/webapi/sites/{site}/nodes", get(json::site_nodes))
+        .route("/v1/webapi/sites/{site}/connect/ws", get(terminal::connect))
+        .route("/webapi/sites/{site}/connect/ws", get(terminal::connect));
+    pages.merge(json)
+}

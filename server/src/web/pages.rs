@@ -1,0 +1,905 @@
+//! The pages. Each renders from what the user's own API calls return (see the module above),
+//! so a page shows exactly what `tsh`/`tctl` would show this user, and refuses what they would.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use serde::Deserialize;
+use serde_json::Value;
+use shared::api::{ClusterInfo, UpdateRemoteClusterRequest, UpsertResourceRequest, UpsertResourceResponse, path};
+use shared::client::encode_segment;
+use shared::error::Error;
+use shared::resource::Node;
+
+use super::{Web, WebSession, assets, check_form, check_origin, session};
+use crate::api::ratelimit::Class;
+use crate::api::{ApiState, ClientAddr};
+
+/// What the header shows for a signed-in user.
+struct Nav<'a> {
+    sess: &'a WebSession,
+    root: String,
+    cluster: String,
+    clusters: Vec<String>,
+    active: &'static str,
+}
+
+fn page(nav: Option<&Nav>, title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Teleport" }
+                link rel="stylesheet" href=(assets::url("app.css"));
+                script src=(assets::url("app.js")) defer {}
+            }
+            body {
+                @if let Some(n) = nav {
+                    header {
+                        span.brand { "Teleport" }
+                        a class=(if n.active == "nodes" { "active" } else { "" }) href=(format!("/web/cluster/{}/nodes", encode_segment(&n.cluster))) { "Servers" }
+                        a class=(if n.active == "clusters" { "active" } else { "" }) href="/web/clusters" { "Manage Clusters" }
+                        a class=(if n.active == "roles" { "active" } else { "" }) href="/web/roles" { "Roles" }
+                        a class=(if n.active == "trust" { "active" } else { "" }) href="/web/trust" { "Trusted Root Clusters" }
+                        a class=(if n.active == "audit" { "active" } else { "" }) href=(format!("/web/cluster/{}/audit", encode_segment(&n.cluster))) { "Audit Log" }
+                        span.spacer {}
+                        @if n.clusters.len() > 1 {
+                            form method="get" action="/web/go" {
+                                input type="hidden" name="page" value=(n.active);
+                                select name="cluster" data-autosubmit aria-label="Cluster" {
+                                    @for c in &n.clusters {
+                                        option value=(c) selected[*c == n.cluster] { (c) @if *c == n.root { " (root)" } }
+                                    }
+                                }
+                                noscript { button type="submit" { "Go" } }
+                            }
+                        }
+                        span { (n.sess.user) }
+                        form method="post" action="/web/logout" {
+                            input type="hidden" name="csrf" value=(n.sess.csrf);
+                            button type="submit" id="logout" { "Sign out" }
+                        }
+                    }
+                }
+                (body)
+            }
+        }
+    }
+}
+
+fn respond(status: StatusCode, markup: Markup) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], markup.into_string()).into_response()
+}
+
+fn error_box(e: &Error) -> Markup {
+    html! { div.error role="alert" { (e.message) } }
+}
+
+/// The one error page.
+fn error_page(nav: Option<&Nav>, e: &Error) -> Response {
+    let status = StatusCode::from_u16(e.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let message = if e.kind == shared::Kind::Internal {
+        tracing::error!(error = %e, "internal error serving a page");
+        "internal error; the details are in the teleport log".to_string()
+    } else {
+        e.message.clone()
+    };
+    respond(
+        status,
+        page(
+            nav,
+            "Error",
+            html! { main { div.card { h1 { "Something went wrong" } div.error role="alert" { (message) } p { a href="/web" { "Back" } } } } },
+        ),
+    )
+}
+
+async fn nav<'a>(s: &ApiState, sess: &'a mut WebSession, cluster: &str, active: &'static str) -> Nav<'a> {
+    let root = s.auth.cluster_name().to_string();
+    let clusters = match super::api(s, sess, &root).await {
+        Ok(api) => {
+            api.get::<Vec<ClusterInfo>>(path::CLUSTERS).await.map(|c| c.into_iter().map(|c| c.cluster_name).collect()).unwrap_or_default()
+        }
+        Err(_) => vec![],
+    };
+    let clusters = if clusters.is_empty() { vec![root.clone()] } else { clusters };
+    Nav { sess, root, cluster: cluster.to_string(), clusters, active }
+}
+
+/// `GET /web`: the servers of the root, or the login page.
+pub async fn index(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+    if let Some(id) = session::cookie_of(&headers)
+        && let Ok(Some(_)) = session::load(&s.auth, &id).await
+    {
+        return Redirect::to(&format!("/web/cluster/{}/nodes", encode_segment(s.auth.cluster_name()))).into_response();
+    }
+    Redirect::to("/web/login").into_response()
+}
+
+/// `GET /web/{anything else}`.
+pub async fn not_found() -> Response {
+    error_page(None, &Error::not_found("no such page"))
+}
+
+#[derive(Deserialize, Default)]
+pub struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+fn safe_next(next: &str) -> String {
+    // Only a path of this site: never another origin, never a scheme-relative URL.
+    if next.starts_with("/web") && !next.starts_with("//") && !next.contains('\\') { next.to_string() } else { String::new() }
+}
+
+fn login_markup(s: &ApiState, next: &str, user: &str, second_factor: bool, error: Option<&Error>) -> Markup {
+    let cluster = s.auth.cluster_name();
+    page(
+        None,
+        "Sign in",
+        html! {
+            main.narrow {
+                div.card {
+                    h1 { "Sign in to " (cluster) }
+                    @if let Some(e) = error { (error_box(e)) }
+                    form method="post" action="/web/login" {
+                        input type="hidden" name="next" value=(next);
+                        label for="user" { "Username" }
+                        input #user name="user" value=(user) autocomplete="username" required autofocus;
+                        label for="password" { "Password" }
+                        input #password type="password" name="password" autocomplete="current-password" required;
+                        @if second_factor {
+                            label for="otp" { "Code from your authenticator app" }
+                            input #otp name="otp" inputmode="numeric" autocomplete="one-time-code" maxlength="8";
+                        }
+                        button type="submit" id="sign-in" { "Sign in" }
+                    }
+                    p.muted { "From a terminal: " code { "tsh login --proxy=" (s.ping.public_addr) } }
+                }
+            }
+        },
+    )
+}
+
+async fn wants_second_factor(s: &ApiState) -> bool {
+    s.auth.auth_preference().await.map(|p| p.second_factor().enabled()).unwrap_or(true)
+}
+
+/// `GET /web/login`.
+pub async fn login_form(State(s): State<Arc<ApiState>>, Query(q): Query<NextQuery>) -> Response {
+    let sf = wants_second_factor(&s).await;
+    respond(StatusCode::OK, login_markup(&s, &safe_next(&q.next), "", sf, None))
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    user: String,
+    password: String,
+    #[serde(default)]
+    otp: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// `POST /web/login`.
+pub async fn login(State(s): State<Arc<ApiState>>, addr: ClientAddr, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+    let sf = wants_second_factor(&s).await;
+    if let Err(e) = check_origin(&headers) {
+        return respond(StatusCode::FORBIDDEN, login_markup(&s, &safe_next(&f.next), &f.user, sf, Some(&e)));
+    }
+    match super::json::sign_in(&s, &addr, &f.user, &f.password, Some(f.otp.trim().to_string())).await {
+        Ok(sess) => {
+            let now = s.auth.clock.now().unix_timestamp();
+            let next = safe_next(&f.next);
+            let to = if next.is_empty() { format!("/web/cluster/{}/nodes", encode_segment(s.auth.cluster_name())) } else { next };
+            (StatusCode::SEE_OTHER, [(header::SET_COOKIE, sess.cookie(now)), (header::LOCATION, to)]).into_response()
+        }
+        Err(e) => {
+            let status = StatusCode::from_u16(e.kind.http_status()).unwrap_or(StatusCode::FORBIDDEN);
+            respond(status, login_markup(&s, &safe_next(&f.next), &f.user, sf, Some(&e)))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /web/logout`.
+pub async fn logout(State(s): State<Arc<ApiState>>, headers: HeaderMap, Web(sess): Web, Form(f): Form<CsrfForm>) -> Response {
+    if let Err(e) = check_form(&headers, &sess, &f.csrf) {
+        return error_page(None, &e);
+    }
+    let _ = session::delete(&s.auth, &sess).await;
+    (StatusCode::SEE_OTHER, [(header::SET_COOKIE, session::clear_cookie()), (header::LOCATION, "/web/login".to_string())]).into_response()
+}
+
+fn invite_markup(s: &ApiState, token: &str, info: &shared::api::UserTokenInfo, error: Option<&Error>) -> Markup {
+    let needs_code = matches!(info.second_factor.as_str(), "otp" | "on");
+    let secret = info.otpauth_url.as_deref().and_then(|u| u.split("secret=").nth(1)).and_then(|r| r.split('&').next()).unwrap_or_default();
+    page(
+        None,
+        "Set your password",
+        html! {
+            main.narrow {
+                div.card {
+                    h1 { "Welcome, " (info.user) }
+                    p.muted { "Set a password for " (s.auth.cluster_name()) "." }
+                    @if let Some(e) = error { (error_box(e)) }
+                    form method="post" action=(format!("/web/{}/{}", if info.kind == "reset" { "reset" } else { "invite" }, encode_segment(token))) {
+                        label for="password" { "New password (at least 8 characters)" }
+                        input #password type="password" name="password" autocomplete="new-password" minlength="8" required autofocus;
+                        label for="confirm" { "Repeat the password" }
+                        input #confirm type="password" name="confirm" autocomplete="new-password" minlength="8" required;
+                        @if let Some(svg) = &info.qr_svg {
+                            h2 { "Second factor" }
+                            p { "Scan this code with an authenticator app, then enter the code it shows." }
+                            // Drawn by the server from the otpauth:// URL: nothing user-supplied in it.
+                            div #qr { (PreEscaped(svg)) }
+                            p.muted { "Secret: " code #otp-secret { (secret) } }
+                            label for="otp" { "Code from the app" }
+                            input #otp name="otp" inputmode="numeric" autocomplete="one-time-code" maxlength="8" required[needs_code];
+                        }
+                        button type="submit" id="set-password" { "Set password and sign in" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// `GET /web/invite/<token>` and `/web/reset/<token>`.
+pub async fn invite_form(State(s): State<Arc<ApiState>>, addr: ClientAddr, Path(token): Path<String>) -> Response {
+    if let Err(e) = s.limiter.check(Class::Password, &addr.key()) {
+        return error_page(None, &e);
+    }
+    match s.auth.user_token_info(&token).await {
+        Ok(info) => respond(StatusCode::OK, invite_markup(&s, &token, &info, None)),
+        Err(e) => error_page(None, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct InviteForm {
+    password: String,
+    #[serde(default)]
+    confirm: String,
+    #[serde(default)]
+    otp: String,
+}
+
+/// `POST /web/invite/<token>`: sets the password (and registers the OTP device), then signs in.
+pub async fn invite(
+    State(s): State<Arc<ApiState>>,
+    addr: ClientAddr,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    Form(f): Form<InviteForm>,
+) -> Response {
+    if let Err(e) = s.limiter.check(Class::Password, &addr.key()) {
+        return error_page(None, &e);
+    }
+    let info = match s.auth.user_token_info(&token).await {
+        Ok(i) => i,
+        Err(e) => return error_page(None, &e),
+    };
+    let again = |e: Error| {
+        respond(StatusCode::from_u16(e.kind.http_status()).unwrap_or(StatusCode::BAD_REQUEST), invite_markup(&s, &token, &info, Some(&e)))
+    };
+    if let Err(e) = check_origin(&headers) {
+        return again(e);
+    }
+    if f.password != f.confirm {
+        return again(Error::bad_parameter("the passwords do not match"));
+    }
+    let code = Some(f.otp.trim()).filter(|c| !c.is_empty());
+    let user = match s.auth.set_password_with_token(&token, &f.password, code).await {
+        Ok(u) => u,
+        Err(e) => return again(e),
+    };
+    // The link and the code were the proof; sign in without asking for the code again.
+    let signed_in = async {
+        let u = s.auth.services.user(&user).await?.value;
+        let ssh = shared::certs::new_ssh_key()?;
+        let tls = shared::certs::new_tls_key()?;
+        let keys = shared::api::PublicKeys {
+            ssh_public_key: shared::certs::authorized_key(ssh.public_key()),
+            tls_public_key: shared::certs::spki_pem(&tls),
+        };
+        let certs = s.auth.user_certs(&u, &keys, crate::auth::DEFAULT_USER_TTL, None).await?;
+        session::create(&s.auth, certs, &ssh, &tls).await
+    }
+    .await;
+    match signed_in {
+        Ok(sess) => {
+            let now = s.auth.clock.now().unix_timestamp();
+            let to = format!("/web/cluster/{}/nodes", encode_segment(s.auth.cluster_name()));
+            (StatusCode::SEE_OTHER, [(header::SET_COOKIE, sess.cookie(now)), (header::LOCATION, to)]).into_response()
+        }
+        Err(_) => Redirect::to("/web/login").into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct GoQuery {
+    cluster: String,
+    #[serde(default)]
+    page: String,
+}
+
+/// `GET /web/go?cluster=C&page=P`: the cluster selector.
+pub async fn go(Query(q): Query<GoQuery>) -> Redirect {
+    let c = encode_segment(&q.cluster);
+    Redirect::to(&match q.page.as_str() {
+        "audit" => format!("/web/cluster/{c}/audit"),
+        "clusters" => "/web/clusters".into(),
+        "roles" => "/web/roles".into(),
+        "trust" => "/web/trust".into(),
+        _ => format!("/web/cluster/{c}/nodes"),
+    })
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: usize,
+}
+
+/// Rows per page of long lists.
+const PAGE: usize = 50;
+
+fn pager(base: &str, q: &str, page: usize, total: usize) -> Markup {
+    let pages = total.div_ceil(PAGE).max(1);
+    let link = |p: usize| format!("{base}?q={}&page={p}", shared::sso::query_escape(q));
+    html! {
+        div.pager {
+            @if page > 0 { a href=(link(page - 1)) { "← Previous" } }
+            span.muted { "Page " (page + 1) " of " (pages) " · " (total) " in all" }
+            @if page + 1 < pages { a href=(link(page + 1)) { "Next →" } }
+        }
+    }
+}
+
+/// `GET /web/clusters`: the root and the leaves this user may see, searchable and paged, with
+/// each leaf's status and labels; admins may relabel or remove a leaf.
+pub async fn clusters(State(s): State<Arc<ApiState>>, Web(mut sess): Web, Query(q): Query<ListQuery>) -> Response {
+    let root = s.auth.cluster_name().to_string();
+    let result = async {
+        let api = super::api(&s, &mut sess, &root).await?;
+        let list: Vec<ClusterInfo> = api.get(path::CLUSTERS).await?;
+        // Admins also get each leaf's last heartbeat (one list call, not one per leaf).
+        let details: BTreeMap<String, Value> = match api.get::<Vec<Value>>("/v1/resources/remote_cluster").await {
+            Ok(v) => v.into_iter().filter_map(|rc| Some((rc["metadata"]["name"].as_str()?.to_string(), rc))).collect(),
+            Err(_) => BTreeMap::new(),
+        };
+        Ok::<_, Error>((list, details))
+    }
+    .await;
+    let csrf = sess.csrf.clone();
+    let nav = nav(&s, &mut sess, &root, "clusters").await;
+    let (list, details) = match result {
+        Ok(r) => r,
+        Err(e) => return error_page(Some(&nav), &e),
+    };
+    let needle = q.q.to_lowercase();
+    let matching: Vec<&ClusterInfo> = list
+        .iter()
+        .filter(|c| {
+            needle.is_empty()
+                || c.cluster_name.to_lowercase().contains(&needle)
+                || c.labels.iter().flatten().any(|(k, v)| format!("{k}={v}").to_lowercase().contains(&needle))
+        })
+        .collect();
+    let total = matching.len();
+    let shown: Vec<&&ClusterInfo> = matching.iter().skip(q.page * PAGE).take(PAGE).collect();
+    let admin = !details.is_empty() || list.len() == 1;
+    let body = html! {
+        main {
+            div.card {
+                h1 { "Manage Clusters" }
+                form.row method="get" action="/web/clusters" {
+                    input name="q" value=(q.q) placeholder="Search by name or label" aria-label="Search";
+                    button.small type="submit" { "Search" }
+                }
+                table #clusters {
+                    thead { tr { th { "Type" } th { "Name" } th { "Status" } th { "Last heartbeat" } th { "Labels" } th {} } }
+                    tbody {
+                        @for c in &shown {
+                            @let d = details.get(&c.cluster_name);
+                            tr data-cluster=(c.cluster_name) {
+                                td { span.pill { (c.cluster_type.to_uppercase()) } }
+                                td { a href=(format!("/web/cluster/{}/nodes", encode_segment(&c.cluster_name))) { (c.cluster_name) } }
+                                td { span class=(if c.status == "online" { "online" } else { "offline" }) data-status=(c.status) { (c.status) } }
+                                td.muted { (d.and_then(|d| d["status"]["last_heartbeat"].as_str()).filter(|t| !t.starts_with("0001")).unwrap_or("")) }
+                                td { @for (k, v) in c.labels.iter().flatten() { span.pill { (k) "=" (v) } } }
+                                td {
+                                    @if c.cluster_type == "leaf" && d.is_some() {
+                                        form.row method="post" action=(format!("/web/clusters/{}/labels", encode_segment(&c.cluster_name))) {
+                                            input type="hidden" name="csrf" value=(csrf);
+                                            input name="labels" aria-label="Labels" placeholder="env=prod,team=a"
+                                                value=(c.labels.iter().flatten().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","));
+                                            button.small type="submit" { "Set labels" }
+                                        }
+                                        form method="post" action=(format!("/web/clusters/{}/delete", encode_segment(&c.cluster_name)))
+                                            data-confirm=(format!("Remove leaf cluster {}? Its users lose access through this root.", c.cluster_name)) {
+                                            input type="hidden" name="csrf" value=(csrf);
+                                            button.small.danger type="submit" { "Remove" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                (pager("/web/clusters", &q.q, q.page, total))
+                @if !admin { p.muted { "You see the leaves your roles' cluster_labels allow." } }
+            }
+        }
+    };
+    let mut resp = respond(StatusCode::OK, page(Some(&nav), "Manage Clusters", body));
+    // The statuses refresh by themselves (no script needed).
+    resp.headers_mut().insert(header::REFRESH, axum::http::HeaderValue::from_static("5"));
+    resp
+}
+
+#[derive(Deserialize)]
+pub struct LabelsForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    labels: String,
+}
+
+/// `POST /web/clusters/<name>/labels` (as `tctl update rc/<name> --set-labels`).
+pub async fn cluster_labels(
+    State(s): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Web(mut sess): Web,
+    Path(name): Path<String>,
+    Form(f): Form<LabelsForm>,
+) -> Response {
+    let root = s.auth.cluster_name().to_string();
+    let result = async {
+        check_form(&headers, &sess, &f.csrf)?;
+        let labels = if f.labels.trim().is_empty() { Default::default() } else { shared::resource::parse_label_spec(&f.labels)? };
+        let req = UpdateRemoteClusterRequest { set_labels: Some(labels), set_ttl_seconds: None };
+        let _: Value =
+            super::api(&s, &mut sess, &root).await?.patch(&format!("{}/{}", path::REMOTE_CLUSTERS, encode_segment(&name)), &req).await?;
+        Ok::<_, Error>(())
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to("/web/clusters").into_response(),
+        Err(e) => error_page(Some(&nav(&s, &mut sess, &root, "clusters").await), &e),
+    }
+}
+
+/// `POST /web/clusters/<name>/delete` (as `tctl rm rc/<name>`).
+pub async fn cluster_delete(
+    State(s): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Web(mut sess): Web,
+    Path(name): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let root = s.auth.cluster_name().to_string();
+    let result = async {
+        check_form(&headers, &sess, &f.csrf)?;
+        let api = super::api(&s, &mut sess, &root).await?;
+        let _: Value =
+            api.call(hyper::Method::DELETE, &format!("/v1/resources/remote_cluster/{}", encode_segment(&name)), None::<&()>).await?;
+        Ok::<_, Error>(())
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to("/web/clusters").into_response(),
+        Err(e) => error_page(Some(&nav(&s, &mut sess, &root, "clusters").await), &e),
+    }
+}
+
+fn logins_of(sess: &WebSession) -> Vec<String> {
+    shared::certs::parse_ssh_cert(&sess.certs.ssh_cert)
+        .map(|c| c.valid_principals().iter().filter(|p| !p.starts_with("-teleport")).cloned().collect())
+        .unwrap_or_default()
+}
+
+/// `GET /web/cluster/<c>/nodes`: the servers of the cluster (a leaf's through the tunnel).
+pub async fn nodes(
+    State(s): State<Arc<ApiState>>,
+    Web(mut sess): Web,
+    Path(cluster): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let result = async { super::api(&s, &mut sess, &cluster).await?.get::<Vec<Node>>(path::NODES).await }.await;
+    let logins = logins_of(&sess);
+    let nav = nav(&s, &mut sess, &cluster, "nodes").await;
+    let nodes = match result {
+        Ok(n) => n,
+        Err(e) => return error_page(Some(&nav), &e),
+    };
+    let needle = q.q.to_lowercase();
+    let matching: Vec<&Node> = nodes
+        .iter()
+        .filter(|n| {
+            needle.is_empty()
+                || n.spec.hostname.to_lowercase().contains(&needle)
+                || n.metadata.labels.iter().any(|(k, v)| format!("{k}={v}").to_lowercase().contains(&needle))
+        })
+        .collect();
+    let total = matching.len();
+    let base = format!("/web/cluster/{}/nodes", encode_segment(&cluster));
+    let body = html! {
+        main {
+            div.card {
+                h1 { "Servers of " (cluster) }
+                form.row method="get" action=(base) {
+                    input name="q" value=(q.q) placeholder="Search by hostname or label" aria-label="Search";
+                    button.small type="submit" { "Search" }
+                }
+                @if nodes.is_empty() { p.muted { "No servers you may reach in this cluster." } }
+                table #nodes {
+                    thead { tr { th { "Hostname" } th { "Address" } th { "Labels" } th { "Connect" } } }
+                    tbody {
+                        @for n in matching.iter().skip(q.page * PAGE).take(PAGE) {
+                            tr data-node=(n.spec.hostname) {
+                                td { (n.spec.hostname) }
+                                td { @if n.spec.use_tunnel { "⟵ Tunnel" } @else { (n.spec.addr) } }
+                                td { @for (k, v) in &n.metadata.labels { span.pill { (k) ": " (v) } } }
+                                td {
+                                    div.row {
+                                        @for l in &logins {
+                                            a.button.small href=(format!("/web/cluster/{}/console/node/{}/{}", encode_segment(&cluster), encode_segment(&n.spec.hostname), encode_segment(l))) { (l) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                (pager(&base, &q.q, q.page, total))
+                p.muted { "Logins come from your certificate; the cluster that owns the server decides (for a leaf, with its role map)." }
+            }
+        }
+    };
+    respond(StatusCode::OK, page(Some(&nav), "Servers", body))
+}
+
+/// `GET /web/cluster/<c>/console/node/<server>/<login>`: the terminal.
+pub async fn console(
+    State(s): State<Arc<ApiState>>,
+    Web(mut sess): Web,
+    Path((cluster, server, login)): Path<(String, String, String)>,
+) -> Response {
+    let bearer = sess.bearer.clone();
+    let nav = nav(&s, &mut sess, &cluster, "nodes").await;
+    let title = format!("{login}@{server}");
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="grv_bearer_token" content=(bearer);
+                title { (title) }
+                link rel="stylesheet" href=(assets::url("app.css"));
+                link rel="stylesheet" href=(assets::url("xterm.css"));
+                script src=(assets::url("app.js")) defer {}
+                script src=(assets::url("xterm.js")) defer {}
+                script src=(assets::url("addon-fit.js")) defer {}
+                script src=(assets::url("terminal.js")) defer {}
+            }
+            body {
+                (page_header(&nav))
+                div #terminal-page {
+                    div #term-status data-state="connecting" { "Connecting to " (title) " in " (cluster) "…" }
+                    div #terminal data-site=(cluster) data-server=(server) data-login=(login) {}
+                }
+            }
+        }
+    };
+    respond(StatusCode::OK, markup)
+}
+
+fn page_header(nav: &Nav) -> Markup {
+    // The header alone, from the shared layout.
+    let full = page(Some(nav), "", html! {}).into_string();
+    let start = full.find("<header>").unwrap_or(0);
+    let end = full.find("</header>").map(|i| i + "</header>".len()).unwrap_or(start);
+    PreEscaped(full[start..end].to_string())
+}
+
+/// `GET /web/cluster/<c>/audit`: the cluster's newest events (a leaf's through the tunnel,
+/// as far as the leaf's role map lets this user read them).
+pub async fn audit(State(s): State<Arc<ApiState>>, Web(mut sess): Web, Path(cluster): Path<String>) -> Response {
+    let result = async { super::api(&s, &mut sess, &cluster).await?.get::<Vec<Value>>(&format!("{}?limit=200", path::EVENTS)).await }.await;
+    let nav = nav(&s, &mut sess, &cluster, "audit").await;
+    let events = match result {
+        Ok(e) => e,
+        Err(e) => return error_page(Some(&nav), &e),
+    };
+    let body = html! {
+        main {
+            div.card {
+                h1 { "Audit Log of " (cluster) }
+                table #events {
+                    thead { tr { th { "Time" } th { "Event" } th { "User" } th { "Details" } } }
+                    tbody {
+                        @for e in events.iter().rev() {
+                            tr data-event=(e["event"].as_str().unwrap_or_default()) {
+                                td.muted { (e["time"].as_str().unwrap_or_default()) }
+                                td { (e["event"].as_str().unwrap_or_default()) " " span.muted { (e["code"].as_str().unwrap_or_default()) } }
+                                td { (e["user"].as_str().unwrap_or_default()) }
+                                td { pre { (summary(e)) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    respond(StatusCode::OK, page(Some(&nav), "Audit Log", body))
+}
+
+fn summary(e: &Value) -> String {
+    let Value::Object(m) = e else { return String::new() };
+    m.iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "time" | "event" | "code" | "user" | "uid" | "ei" | "cluster_name"))
+        .map(|(k, v)| format!("{k}: {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A resource kind the pages edit as YAML.
+#[derive(Clone, Copy)]
+struct Editor {
+    kind: &'static str,
+    plural: &'static str,
+    title: &'static str,
+    base: &'static str,
+    active: &'static str,
+    template: &'static str,
+}
+
+const ROLES: Editor = Editor {
+    kind: "role",
+    plural: "roles",
+    title: "Roles",
+    base: "/web/roles",
+    active: "roles",
+    template: "kind: role\nversion: v7\nmetadata:\n  name: stage-access\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels:\n      env: stage\n  deny: {}\n",
+};
+
+const TRUST: Editor = Editor {
+    kind: "trusted_cluster",
+    plural: "trusted root clusters",
+    title: "Trusted Root Clusters",
+    base: "/web/trust",
+    active: "trust",
+    template: "kind: trusted_cluster\nversion: v2\nmetadata:\n  name: rootcluster.example.com\nspec:\n  enabled: true\n  token: <the token from 'tctl tokens add --type=trusted_cluster' on the root>\n  tunnel_addr: rootcluster.example.com:3080\n  web_proxy_addr: rootcluster.example.com:3080\n  role_map:\n    - remote: \"access\"\n      local: [\"visitor\"]\n",
+};
+
+async fn list_page(s: &ApiState, mut sess: WebSession, ed: Editor, notice: Option<String>) -> Response {
+    let root = s.auth.cluster_name().to_string();
+    let result = async { super::api(s, &mut sess, &root).await?.get::<Vec<Value>>(&format!("/v1/resources/{}", ed.kind)).await }.await;
+    let csrf = sess.csrf.clone();
+    let nav = nav(s, &mut sess, &root, ed.active).await;
+    let items = match result {
+        Ok(i) => i,
+        Err(e) => return error_page(Some(&nav), &e),
+    };
+    let body = html! {
+        main {
+            div.card {
+                h1 { (ed.title) " of " (root) }
+                @if let Some(n) = &notice { div.notice role="status" { (n) } }
+                @if items.is_empty() { p.muted { "No " (ed.plural) " yet." } }
+                table #resources {
+                    thead { tr { th { "Name" } th { "Details" } th {} } }
+                    tbody {
+                        @for it in &items {
+                            @let name = it["metadata"]["name"].as_str().unwrap_or_default();
+                            tr data-name=(name) {
+                                td { (name) }
+                                td.muted {
+                                    @if ed.kind == "trusted_cluster" {
+                                        (if it["spec"]["enabled"].as_bool().unwrap_or(false) { "enabled" } else { "disabled" }) " · " (it["spec"]["web_proxy_addr"].as_str().unwrap_or_default())
+                                    } @else {
+                                        (it["metadata"]["description"].as_str().unwrap_or_default())
+                                    }
+                                }
+                                td {
+                                    div.row {
+                                        a.button.small href=(format!("{}/{}/edit", ed.base, encode_segment(name))) { "Edit" }
+                                        form method="post" action=(format!("{}/{}/delete", ed.base, encode_segment(name))) data-confirm=(format!("Delete {} {name}?", ed.kind)) {
+                                            input type="hidden" name="csrf" value=(csrf);
+                                            button.small.danger type="submit" { "Delete" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if ed.kind == "role" {
+                    a.button href="/web/roles/new" id="new-resource" { "Create New Role" }
+                } @else {
+                    h2 { "Connect to Root Cluster" }
+                    (editor_form(ed, &csrf, ed.template, false, None))
+                }
+            }
+        }
+    };
+    respond(StatusCode::OK, page(Some(&nav), ed.title, body))
+}
+
+fn editor_form(ed: Editor, csrf: &str, yaml: &str, update: bool, error: Option<&Error>) -> Markup {
+    html! {
+        @if let Some(e) = error { (error_box(e)) }
+        form method="post" action=(ed.base) {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="mode" value=(if update { "update" } else { "create" });
+            label for="yaml" { "YAML" }
+            textarea #yaml name="yaml" spellcheck="false" { (yaml) }
+            button type="submit" id="save" { @if update { "Save changes" } @else { "Create" } }
+        }
+    }
+}
+
+async fn editor_page(s: &ApiState, mut sess: WebSession, ed: Editor, yaml: &str, update: bool, error: Option<&Error>) -> Response {
+    let root = s.auth.cluster_name().to_string();
+    let csrf = sess.csrf.clone();
+    let nav = nav(s, &mut sess, &root, ed.active).await;
+    let status = error.map(|e| StatusCode::from_u16(e.kind.http_status()).unwrap_or(StatusCode::BAD_REQUEST)).unwrap_or(StatusCode::OK);
+    let body = html! { main { div.card { h1 { (ed.title) } (editor_form(ed, &csrf, yaml, update, error)) p { a href=(ed.base) { "Back to the list" } } } } };
+    respond(status, page(Some(&nav), ed.title, body))
+}
+
+async fn edit_page(s: &ApiState, mut sess: WebSession, ed: Editor, name: &str) -> Response {
+    let root = s.auth.cluster_name().to_string();
+    let result = async {
+        super::api(s, &mut sess, &root).await?.get::<Vec<Value>>(&format!("/v1/resources/{}/{}", ed.kind, encode_segment(name))).await
+    }
+    .await;
+    match result {
+        Ok(items) if !items.is_empty() => {
+            let mut v = items[0].clone();
+            if let Some(m) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                m.remove("id");
+                m.remove("revision");
+            }
+            let yaml = shared::yaml::to_yaml(&v);
+            editor_page(s, sess, ed, &yaml, true, None).await
+        }
+        Ok(_) => editor_page(s, sess, ed, "", true, Some(&Error::not_found(format!("{} {name:?} is not found", ed.kind)))).await,
+        Err(e) => {
+            let nav = nav(s, &mut sess, &root, ed.active).await;
+            error_page(Some(&nav), &e)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct YamlForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    mode: String,
+    #[serde(default)]
+    yaml: String,
+}
+
+async fn save(s: &ApiState, headers: &HeaderMap, mut sess: WebSession, ed: Editor, f: YamlForm) -> Response {
+    let root = s.auth.cluster_name().to_string();
+    let update = f.mode == "update";
+    let result = async {
+        check_form(headers, &sess, &f.csrf)?;
+        let source = format!("{}.yaml", ed.kind);
+        let docs = shared::yaml::parse_documents(&source, f.yaml.as_bytes())?;
+        let [doc] = docs.as_slice() else {
+            return Err(Error::bad_parameter(format!("{source}: expected one {} resource, found {} documents", ed.kind, docs.len())));
+        };
+        let at = |e: Error| Error { message: format!("{source}: document 1 (line {}): {}", doc.line, e.message), ..e };
+        let res = shared::resource::Resource::from_value(doc.value.clone()).map_err(at)?;
+        if res.kind().as_str() != ed.kind {
+            return Err(at(Error::bad_parameter(format!("this page edits {} resources, not {}", ed.kind, res.kind().as_str()))));
+        }
+        let req = UpsertResourceRequest { resource: doc.value.clone(), force: update, expected_id: None };
+        let r: UpsertResourceResponse = super::api(s, &mut sess, &root).await?.post(path::RESOURCES, &req).await?;
+        Ok(r)
+    }
+    .await;
+    match result {
+        Ok(r) => {
+            let verb = if r.created { "has been created" } else { "has been updated" };
+            list_page(s, sess, ed, Some(format!("{} {:?} {verb}", ed.kind, r.name))).await
+        }
+        Err(e) => editor_page(s, sess, ed, &f.yaml, update, Some(&e)).await,
+    }
+}
+
+async fn delete(s: &ApiState, headers: &HeaderMap, mut sess: WebSession, ed: Editor, name: &str, csrf: &str) -> Response {
+    let root = s.auth.cluster_name().to_string();
+    let result = async {
+        check_form(headers, &sess, csrf)?;
+        let _: Value = super::api(s, &mut sess, &root)
+            .await?
+            .call(hyper::Method::DELETE, &format!("/v1/resources/{}/{}", ed.kind, encode_segment(name)), None::<&()>)
+            .await?;
+        Ok::<_, Error>(())
+    }
+    .await;
+    match result {
+        Ok(()) => list_page(s, sess, ed, Some(format!("{} {name:?} has been deleted", ed.kind))).await,
+        Err(e) => {
+            let nav = nav(s, &mut sess, &root, ed.active).await;
+            error_page(Some(&nav), &e)
+        }
+    }
+}
+
+/// `GET /web/roles`.
+pub async fn roles(State(s): State<Arc<ApiState>>, Web(sess): Web) -> Response {
+    list_page(&s, sess, ROLES, None).await
+}
+
+/// `GET /web/roles/new`.
+pub async fn new_role(State(s): State<Arc<ApiState>>, Web(sess): Web) -> Response {
+    editor_page(&s, sess, ROLES, ROLES.template, false, None).await
+}
+
+/// `GET /web/roles/<name>/edit`.
+pub async fn edit_role(State(s): State<Arc<ApiState>>, Web(sess): Web, Path(name): Path<String>) -> Response {
+    edit_page(&s, sess, ROLES, &name).await
+}
+
+/// `POST /web/roles`: create or update from YAML, validated as `tctl create` does.
+pub async fn save_role(State(s): State<Arc<ApiState>>, headers: HeaderMap, Web(sess): Web, Form(f): Form<YamlForm>) -> Response {
+    save(&s, &headers, sess, ROLES, f).await
+}
+
+/// `POST /web/roles/<name>/delete`.
+pub async fn delete_role(
+    State(s): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Web(sess): Web,
+    Path(name): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    delete(&s, &headers, sess, ROLES, &name, &f.csrf).await
+}
+
+/// `GET /web/trust` (on a leaf).
+pub async fn trust(State(s): State<Arc<ApiState>>, Web(sess): Web) -> Response {
+    list_page(&s, sess, TRUST, None).await
+}
+
+/// `GET /web/trust/<name>/edit`.
+pub async fn edit_trust(State(s): State<Arc<ApiState>>, Web(sess): Web, Path(name): Path<String>) -> Response {
+    edit_page(&s, sess, TRUST, &name).await
+}
+
+/// `POST /web/trust`: create (the handshake with the root runs; its error is shown as is) or update.
+pub async fn save_trust(State(s): State<Arc<ApiState>>, headers: HeaderMap, Web(sess): Web, Form(f): Form<YamlForm>) -> Response {
+    save(&s, &headers, sess, TRUST, f).await
+}
+
+/// `POST /web/trust/<name>/delete`.
+pub async fn delete_trust(
+    State(s): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Web(sess): Web,
+    Path(name): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    delete(&s, &headers, sess, TRUST, &name, &f.csrf).await
+}
