@@ -189,3 +189,328 @@ fn the_web_ui_signs_in_lists_clusters_and_opens_a_terminal_on_a_leaf_node() {
     });
     let _ = chrome.log();
 }
+
+/// An HTTP exchange with curl: status, headers, body.
+struct Http {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+fn http(c: &Cluster, method: &str, path: &str, headers: &[String], data: Option<&str>) -> Http {
+    let dir = TempDir::new("http");
+    let (h, b) = (dir.path().join("h"), dir.path().join("b"));
+    let url = format!("https://{}{path}", c.web);
+    let mut args: Vec<String> = vec!["-s".into(), "-X".into(), method.into(), "--cacert".into(), c.web_ca().display().to_string()];
+    args.extend(["-D".into(), h.display().to_string(), "-o".into(), b.display().to_string(), "-w".into(), "%{http_code}".into()]);
+    for x in headers {
+        args.extend(["-H".into(), x.clone()]);
+    }
+    if let Some(d) = data {
+        args.extend(["--data-raw".into(), d.into()]);
+    }
+    args.push(url);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(std::path::Path::new("curl"), &refs, &[], None, Duration::from_secs(20));
+    Http {
+        status: out.stdout.trim().parse().unwrap_or(0),
+        headers: std::fs::read_to_string(&h).unwrap_or_default(),
+        body: std::fs::read_to_string(&b).unwrap_or_default(),
+    }
+}
+
+/// Signs in over the JSON API: the session cookie (name=value) and the bearer token.
+fn sign_in(c: &Cluster, user: &str, password: &str) -> (String, String) {
+    let r = http(
+        c,
+        "POST",
+        "/v1/webapi/sessions/web",
+        &["Content-Type: application/json".into()],
+        Some(&serde_json::json!({"user": user, "pass": password}).to_string()),
+    );
+    assert_eq!(r.status, 200, "sign in: {} {}", r.headers, r.body);
+    let set = r.headers.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).expect("a Set-Cookie").to_string();
+    for flag in ["__Host-session=", "HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+        assert!(set.contains(flag), "{flag} in {set}");
+    }
+    let cookie = set.split_once(':').unwrap().1.trim().split(';').next().unwrap().to_string();
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["type"], "Bearer");
+    (cookie, v["token"].as_str().unwrap().to_string())
+}
+
+fn csrf_of(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("a csrf field").to_string()
+}
+
+type Ws = tungstenite::WebSocket<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>>;
+
+fn ws_connect(c: &Cluster, path: &str, cookie: Option<&str>, origin: &str) -> Result<Ws, String> {
+    use tungstenite::client::IntoClientRequest;
+    let ca = std::fs::read_to_string(c.web_ca()).unwrap();
+    let mut cfg = shared::client::tls_client_config(&shared::client::ServerTrust::Pinned(vec![ca]), None).unwrap();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = std::net::TcpStream::connect(&c.web).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let name = rustls_pki_types::ServerName::try_from(c.ip.clone()).unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).unwrap();
+    let tls = rustls::StreamOwned::new(conn, tcp);
+    let mut req = format!("wss://{}{path}", c.web).into_client_request().unwrap();
+    req.headers_mut().insert("Origin", origin.parse().unwrap());
+    if let Some(ck) = cookie {
+        req.headers_mut().insert("Cookie", ck.parse().unwrap());
+    }
+    tungstenite::client(req, tls).map(|(ws, _)| ws).map_err(|e| e.to_string())
+}
+
+/// Reads binary envelopes until one of `kind` whose payload passes `pred` (at most `timeout`).
+fn ws_until(ws: &mut Ws, kind: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        match ws.read() {
+            Ok(tungstenite::Message::Binary(b)) => {
+                if let Ok(e) = shared::webterm::decode(&b)
+                    && e.kind == kind
+                    && pred(&e.payload)
+                {
+                    return Some(e.payload);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+#[test]
+fn web_sessions_refuse_forged_requests_and_leaves_follow_cluster_labels() {
+    let p = pair("websec", false);
+    p.trust_online();
+    let (root, leaf) = (&p.root, &p.leaf);
+    let leaf_name = leaf.opts.name.clone();
+    root.tctl(&["update", &format!("rc/{leaf_name}"), "--set-labels=env=prod"]).ok("label the leaf");
+    root.create("staging.yaml", "kind: role\nversion: v7\nmetadata:\n  name: staging-only\nspec:\n  allow:\n    logins: [visitor]\n    node_labels:\n      '*': '*'\n    cluster_labels:\n      env: staging\n").ok("role");
+    root.create(
+        "prod.yaml",
+        "kind: role\nversion: v7\nmetadata:\n  name: prod-clusters\nspec:\n  allow:\n    cluster_labels:\n      env: prod\n",
+    )
+    .ok("role");
+    root.add_user("webadmin", "access,editor,prod-clusters", "visitor", PASSWORD);
+    root.add_user("limited", "staging-only", "visitor", PASSWORD);
+    let origin = format!("Origin: https://{}", root.web);
+
+    // A wrong password: refused, no cookie.
+    let r = http(
+        root,
+        "POST",
+        "/v1/webapi/sessions/web",
+        &["Content-Type: application/json".into()],
+        Some(r#"{"user":"webadmin","pass":"nope-nope-nope"}"#),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(!r.headers.to_ascii_lowercase().contains("set-cookie"), "{}", r.headers);
+    let (cookie, bearer) = sign_in(root, "webadmin", PASSWORD);
+    let ck = format!("Cookie: {cookie}");
+
+    // JSON calls need the bearer token besides the cookie.
+    let none = http(root, "GET", "/v1/webapi/sites", std::slice::from_ref(&ck), None);
+    assert_eq!(none.status, 403, "{}", none.body);
+    assert!(none.body.contains("bad bearer token"), "{}", none.body);
+    let wrong = http(root, "GET", "/v1/webapi/sites", &[ck.clone(), "Authorization: Bearer 0123".into()], None);
+    assert_eq!(wrong.status, 403);
+    let no_cookie = http(root, "GET", "/v1/webapi/sites", &[format!("Authorization: Bearer {bearer}")], None);
+    assert!(no_cookie.status == 403 && no_cookie.body.contains("missing session cookie"), "{}", no_cookie.body);
+    let ok = http(root, "GET", "/v1/webapi/sites", &[ck.clone(), format!("Authorization: Bearer {bearer}")], None);
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert!(ok.body.contains(&leaf_name), "the admin sees the leaf: {}", ok.body);
+
+    // Pages: security headers; forms need this site's Origin and the session's CSRF token.
+    let page = http(root, "GET", "/web/roles", std::slice::from_ref(&ck), None);
+    assert_eq!(page.status, 200);
+    let h = page.headers.to_ascii_lowercase();
+    assert!(
+        h.contains("content-security-policy: default-src 'self'")
+            && h.contains("script-src 'self'")
+            && h.contains("x-frame-options: sameorigin"),
+        "{}",
+        page.headers
+    );
+    let csrf = csrf_of(&page.body);
+    let form = |csrf: &str| {
+        format!(
+            "csrf={csrf}&mode=create&yaml={}",
+            e2e::idp::form_escape("kind: role\nversion: v7\nmetadata:\n  name: made-by-form\nspec:\n  allow:\n    logins: [visitor]\n")
+        )
+    };
+    let ctype = "Content-Type: application/x-www-form-urlencoded".to_string();
+    let r = http(root, "POST", "/web/roles", &[ck.clone(), ctype.clone(), origin.clone()], Some(&form("")));
+    assert_eq!(r.status, 403, "no CSRF token: {}", r.body);
+    assert!(r.body.contains("CSRF"), "{}", r.body);
+    let r = http(root, "POST", "/web/roles", &[ck.clone(), ctype.clone(), origin.clone()], Some(&form(&"0".repeat(64))));
+    assert_eq!(r.status, 403, "another session's token");
+    let r = http(root, "POST", "/web/roles", &[ck.clone(), ctype.clone(), "Origin: https://evil.example.com".into()], Some(&form(&csrf)));
+    assert!(r.status == 403 && r.body.contains("another site"), "{} {}", r.status, r.body);
+    let r = http(root, "POST", "/web/roles", &[ck.clone(), ctype.clone()], Some(&form(&csrf)));
+    assert!(r.status == 403 && r.body.contains("no Origin"), "{} {}", r.status, r.body);
+    assert_ne!(root.tctl(&["get", "roles/made-by-form"]).code, 0, "nothing was created by a refused form");
+    let r = http(root, "POST", "/web/roles", &[ck.clone(), ctype.clone(), origin.clone()], Some(&form(&csrf)));
+    assert_eq!(r.status, 200, "{}", r.body);
+    root.tctl(&["get", "roles/made-by-form"]).ok("the good form created the role");
+
+    // cluster_labels: a user whose roles do not match the leaf's labels does not see it.
+    let (lc, lb) = sign_in(root, "limited", PASSWORD);
+    let sites = http(root, "GET", "/v1/webapi/sites", &[format!("Cookie: {lc}"), format!("Authorization: Bearer {lb}")], None);
+    assert!(sites.status == 200 && !sites.body.contains(&leaf_name), "{}", sites.body);
+    let page = http(root, "GET", "/web/clusters", &[format!("Cookie: {lc}")], None);
+    assert!(page.status == 200 && !page.body.contains(&leaf_name) && page.body.contains(&root.opts.name), "{}", page.body);
+    let admin_page = http(root, "GET", "/web/clusters", std::slice::from_ref(&ck), None);
+    assert!(admin_page.body.contains(&leaf_name), "the admin's page lists it");
+
+    // The terminal socket: cookie and Origin at the upgrade, then the token first.
+    let ws_path = format!(
+        "/v1/webapi/sites/{}/connect/ws?params={}",
+        p.root.opts.name,
+        e2e::idp::form_escape(r#"{"server_id":"nowhere","login":"visitor","term":{"w":80,"h":24}}"#)
+    );
+    let good_origin = format!("https://{}", root.web);
+    let e = ws_connect(root, &ws_path, None, &good_origin).expect_err("no cookie: refused");
+    assert!(e.contains("403"), "{e}");
+    let e = ws_connect(root, &ws_path, Some(&cookie), "https://evil.example.com").expect_err("foreign origin: refused");
+    assert!(e.contains("403"), "{e}");
+    let bad_dims = format!(
+        "/v1/webapi/sites/{}/connect/ws?params={}",
+        p.root.opts.name,
+        e2e::idp::form_escape(r#"{"server_id":"x","login":"visitor","term":{"w":0,"h":24}}"#)
+    );
+    assert!(ws_connect(root, &bad_dims, Some(&cookie), &good_origin).is_err(), "bad dimensions refused");
+    // Silent after the upgrade: told so and closed after 4 seconds.
+    let mut ws = ws_connect(root, &ws_path, Some(&cookie), &good_origin).expect("upgrade");
+    let started = Instant::now();
+    let first = ws.read().expect("an answer");
+    assert!(first.to_text().unwrap_or_default().contains("invalid token"), "{first:?}");
+    assert!(started.elapsed() >= Duration::from_secs(3) && started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+    // A wrong token.
+    let mut ws = ws_connect(root, &ws_path, Some(&cookie), &good_origin).expect("upgrade");
+    ws.send(tungstenite::Message::Text(r#"{"token":"not-it"}"#.into())).unwrap();
+    assert!(ws.read().unwrap().to_text().unwrap_or_default().contains("\"status\":\"error\""));
+    // The right token, a server that does not exist: one error envelope, then the close.
+    let mut ws = ws_connect(root, &ws_path, Some(&cookie), &good_origin).expect("upgrade");
+    ws.send(tungstenite::Message::Text(serde_json::json!({"token": bearer}).to_string().into())).unwrap();
+    assert!(ws.read().unwrap().to_text().unwrap_or_default().contains("\"status\":\"ok\""));
+    let err = ws_until(&mut ws, "e", Duration::from_secs(15), |_| true).expect("an error envelope");
+    assert!(!err.is_empty(), "{err}");
+
+    // A live terminal, on a node of the root.
+    drop(ws);
+    let mut node = NodeProc::join(root, "websec-node", false, "env=test");
+    let ws_path = format!(
+        "/v1/webapi/sites/{}/connect/ws?params={}",
+        p.root.opts.name,
+        e2e::idp::form_escape(r#"{"server_id":"websec-node","login":"visitor","term":{"w":80,"h":24}}"#)
+    );
+    let mut ws = ws_connect(root, &ws_path, Some(&cookie), &good_origin).expect("upgrade");
+    ws.send(tungstenite::Message::Text(serde_json::json!({"token": bearer}).to_string().into())).unwrap();
+    assert!(ws.read().unwrap().to_text().unwrap_or_default().contains("\"status\":\"ok\""));
+    ws.send(tungstenite::Message::Binary(shared::webterm::encode("r", "echo web-$((40+2))\r").into())).unwrap();
+    ws_until(&mut ws, "r", Duration::from_secs(15), |p| p.contains("web-42")).expect("the command's output");
+    // Signing out elsewhere closes the open terminal.
+    let out = http(root, "DELETE", "/v1/webapi/sessions/web", &[ck.clone(), format!("Authorization: Bearer {bearer}")], None);
+    assert_eq!(out.status, 200, "{}", out.body);
+    let closed_at = Instant::now();
+    let why = ws_until(&mut ws, "e", Duration::from_secs(10), |_| true).expect("told why");
+    assert!(why.contains("signed out"), "{why}");
+    assert!(closed_at.elapsed() < Duration::from_secs(5), "{:?}", closed_at.elapsed());
+    let after = http(root, "GET", "/v1/webapi/sites", &[ck.clone(), format!("Authorization: Bearer {bearer}")], None);
+    assert_eq!(after.status, 403, "the session is gone");
+    node.kill();
+}
+
+#[test]
+fn a_leaf_admin_connects_to_a_root_from_the_trust_page_signing_in_with_an_otp_code() {
+    ensure_unix_user("visitor");
+    let mut ro = ClusterOpts::new("root-webtrust.example.com");
+    ro.node = false;
+    let root = Cluster::start(ro);
+    let mut lo = ClusterOpts::new("leaf-webtrust.example.com");
+    lo.node = false;
+    lo.insecure = true;
+    // The product's default: a second factor for local users.
+    lo.second_factor = None;
+    let leaf = Cluster::start(lo);
+    leaf.create("visitor.yaml", VISITOR).ok("leaf role");
+    let invite = leaf.invite("leafadmin", "access,editor", "visitor");
+    let base = format!("https://{}", leaf.web);
+    let root_name = root.opts.name.clone();
+    let leaf_name = leaf.opts.name.clone();
+    let code_at = |secret: &[u8], offset: i64| {
+        shared::totp::code_at(secret, time::OffsetDateTime::now_utc().unix_timestamp() + offset * shared::totp::STEP_SECONDS)
+    };
+    let chrome = Chrome::start();
+    rt().block_on(async {
+        let c = chrome.client(1200, 900).await;
+        // The invite shows the QR code and the secret; the app's code completes it.
+        c.goto(&format!("{base}/web/invite/{invite}")).await.unwrap();
+        wait_css(&c, "#qr svg", Duration::from_secs(10)).await;
+        let secret_b32 = wait_css(&c, "#otp-secret", Duration::from_secs(5)).await.text().await.unwrap();
+        let secret = shared::totp::decode_secret(&secret_b32).expect("a base32 secret");
+        fill(&c, "#password", "leaf-admin-pw-1").await;
+        fill(&c, "#confirm", "leaf-admin-pw-1").await;
+        fill(&c, "#otp", &code_at(&secret, 0)).await;
+        save_shot(&c, "invite-otp").await;
+        click(&c, "#set-password").await;
+        wait_path(&c, &format!("/web/cluster/{leaf_name}/nodes")).await;
+
+        // Trusted Root Clusters: paste the guide's resource with the root's token.
+        let token = root.trusted_cluster_token("5m");
+        let yaml = tc_yaml(&root_name, &token, &root, true, ACCESS_TO_VISITOR);
+        c.goto(&format!("{base}/web/trust")).await.unwrap();
+        c.execute("document.getElementById('yaml').value = arguments[0];", vec![serde_json::json!(yaml)]).await.unwrap();
+        click(&c, "#save").await;
+        wait_css(&c, &format!("tr[data-name='{root_name}']"), Duration::from_secs(20)).await;
+        save_shot(&c, "trust").await;
+        root.wait_remote_status(&leaf_name, "online", Duration::from_secs(30));
+        // A spent token: the handshake's refusal, shown as it is.
+        c.goto(&format!("{base}/web/trust")).await.unwrap();
+        let again = tc_yaml("another-root.example.com", &token, &root, true, ACCESS_TO_VISITOR);
+        c.execute("document.getElementById('yaml').value = arguments[0];", vec![serde_json::json!(again)]).await.unwrap();
+        click(&c, "#save").await;
+        let err = wait_css(&c, ".error", Duration::from_secs(20)).await.text().await.unwrap();
+        assert!(!err.is_empty(), "the handshake's error is shown");
+        // Disable it from the editor: the root sees the leaf go offline.
+        c.goto(&format!("{base}/web/trust/{root_name}/edit")).await.unwrap();
+        let current: String =
+            c.execute("return document.getElementById('yaml').value", vec![]).await.unwrap().as_str().unwrap().to_string();
+        assert!(current.contains("enabled: true"), "{current}");
+        c.execute(
+            "document.getElementById('yaml').value = arguments[0];",
+            vec![serde_json::json!(current.replace("enabled: true", "enabled: false"))],
+        )
+        .await
+        .unwrap();
+        click(&c, "#save").await;
+        wait_css(&c, ".notice", Duration::from_secs(20)).await;
+        root.wait_remote_status(&leaf_name, "offline", Duration::from_secs(30));
+        // Delete it (the page asks first; the test says yes).
+        c.execute("window.confirm = () => true;", vec![]).await.unwrap();
+        click(&c, &format!("tr[data-name='{root_name}'] button.danger")).await;
+        wait_css(&c, ".notice", Duration::from_secs(20)).await;
+        let tcs = leaf.tctl(&["get", "trusted_cluster", "--format=json"]).json();
+        assert_eq!(tcs, serde_json::json!([]), "the trust is gone on the leaf");
+
+        // Signing in again asks for a code.
+        click(&c, "#logout").await;
+        wait_path(&c, "/web/login").await;
+        fill(&c, "#user", "leafadmin").await;
+        fill(&c, "#password", "leaf-admin-pw-1").await;
+        fill(&c, "#otp", "000000").await;
+        click(&c, "#sign-in").await;
+        let err = wait_css(&c, ".error", Duration::from_secs(10)).await.text().await.unwrap();
+        assert!(err.contains("invalid username, password or second factor"), "{err}");
+        fill(&c, "#password", "leaf-admin-pw-1").await;
+        fill(&c, "#otp", &code_at(&secret, 1)).await;
+        click(&c, "#sign-in").await;
+        wait_path(&c, &format!("/web/cluster/{leaf_name}/nodes")).await;
+        c.close().await.unwrap();
+    });
+}
