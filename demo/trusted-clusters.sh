@@ -190,6 +190,10 @@ cat <<TXT
 
 The demo is running. Try next (password for myuser and leafadmin: $PASSWORD):
 
+  Web UI:  https://$ROOT_IP:3080/web   (sign in as myuser; the certificate is the demo's own
+           CA, $ROOT_CA: import it, or accept the browser's warning)
+           Manage Clusters lists $LEAF; Servers -> $LEAF -> $LOGIN opens a terminal on $NODE.
+
   export TELEPORT_HOME=$STATE/tsh SSL_CERT_FILE=$ROOT_CA PATH=$BIN:\$PATH
   tsh status
   tsh clusters

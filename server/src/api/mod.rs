@@ -196,6 +196,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(path::JOIN, post(handlers::join))
         .route("/webapi/{kind}/login/console", post(sso::console))
         .route("/v1/webapi/{kind}/login/console", post(sso::console))
+        .route("/webapi/{kind}/login/web", get(sso::web_login))
+        .route("/v1/webapi/{kind}/login/web", get(sso::web_login))
         .route("/webapi/{kind}/callback", get(sso::callback))
         .route("/v1/webapi/{kind}/callback", get(sso::callback))
         .route("/webapi/saml/acs", post(sso::acs))

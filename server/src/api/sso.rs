@@ -51,6 +51,16 @@ pub async fn console(
 
 fn finish(outcome: Outcome) -> Response {
     match outcome {
+        Outcome::Web { cookie, location } => {
+            let clear = format!("{}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=None", crate::sso::BINDING_COOKIE);
+            let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, location), (header::CACHE_CONTROL, "no-store".into())]).into_response();
+            for c in [cookie, clear] {
+                if let Ok(v) = c.parse() {
+                    r.headers_mut().append(header::SET_COOKIE, v);
+                }
+            }
+            r
+        }
         Outcome::Redirect(url) => {
             (StatusCode::FOUND, [(header::LOCATION, url), (header::CACHE_CONTROL, "no-store".into())]).into_response()
         }
@@ -58,22 +68,73 @@ fn finish(outcome: Outcome) -> Response {
     }
 }
 
-async fn take(s: &ApiState, kind: &str, id: &str) -> Result<SsoRequest, Error> {
+async fn take(s: &ApiState, kind: &str, id: &str, headers: &HeaderMap) -> Result<SsoRequest, Error> {
     let req = s.auth.take_sso_request(id).await?;
     if req.kind != kind {
         return Err(Error::access_denied("this login request belongs to another kind of connector"));
     }
+    // A web sign-in must end in the browser that started it.
+    if let Some(web) = &req.web {
+        let cookie = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, _)| *k == crate::sso::BINDING_COOKIE)
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default();
+        if cookie.is_empty() || crate::sso::binding_hash(&cookie) != web.binding {
+            return Err(Error::access_denied(
+                "this sign-in was started in another browser (or its cookie was lost); start it again from the sign-in page",
+            ));
+        }
+    }
     Ok(req)
 }
 
+/// `GET /webapi/<kind>/login/web?connector_id=NAME&redirect_url=PATH`: a web UI sign-in.
+pub async fn web_login(
+    State(s): State<Arc<ApiState>>,
+    Path(kind): Path<String>,
+    addr: ClientAddr,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    if !matches!(kind.as_str(), "oidc" | "github" | "saml") {
+        return page(StatusCode::NOT_FOUND, "Not found", "no such endpoint");
+    }
+    if let Err(e) = s.limiter.check(Class::Login, &addr.key()) {
+        return page(StatusCode::TOO_MANY_REQUESTS, "Login failed", &e.message);
+    }
+    let query = shared::sso::parse_query(q.as_deref().unwrap_or_default());
+    let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let connector = get("connector_id");
+    // Only a page of this site to land on.
+    let next = get("redirect_url");
+    let next = if next.starts_with("/web") && !next.starts_with("//") && !next.contains('\\') { next } else { String::new() };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(&s.ping.public_addr).to_string();
+    match s.auth.sso_web_login(&kind, &connector, &next, &host).await {
+        Ok((url, binding)) => {
+            let cookie = format!("{}={binding}; Path=/; Max-Age=600; HttpOnly; Secure; SameSite=None", crate::sso::BINDING_COOKIE);
+            (StatusCode::FOUND, [(header::LOCATION, url), (header::SET_COOKIE, cookie), (header::CACHE_CONTROL, "no-store".into())])
+                .into_response()
+        }
+        Err(e) => {
+            s.auth.sso_failed(&kind, &connector, &e.message).await;
+            page(StatusCode::from_u16(e.kind.http_status()).unwrap_or(StatusCode::BAD_REQUEST), "Login failed", &e.message)
+        }
+    }
+}
+
 /// `GET /webapi/oidc/callback` and `GET /webapi/github/callback`.
-pub async fn callback(State(s): State<Arc<ApiState>>, Path(kind): Path<String>, RawQuery(q): RawQuery) -> Response {
+pub async fn callback(State(s): State<Arc<ApiState>>, Path(kind): Path<String>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
     if !matches!(kind.as_str(), "oidc" | "github") {
         return page(StatusCode::NOT_FOUND, "Not found", "no such endpoint");
     }
     let query = shared::sso::parse_query(q.as_deref().unwrap_or_default());
     let state = query.iter().find(|(k, _)| k == "state").map(|(_, v)| v.clone()).unwrap_or_default();
-    let req = match take(&s, &kind, &state).await {
+    let req = match take(&s, &kind, &state, &headers).await {
         Ok(r) => r,
         Err(e) => {
             s.auth.sso_failed(&kind, "", &e.message).await;
@@ -92,7 +153,7 @@ pub async fn callback(State(s): State<Arc<ApiState>>, Path(kind): Path<String>, 
 }
 
 /// `POST /webapi/saml/acs[/<connector>]`: the identity provider's response, through the browser.
-pub async fn acs(State(s): State<Arc<ApiState>>, connector: Option<Path<String>>, body: String) -> Response {
+pub async fn acs(State(s): State<Arc<ApiState>>, connector: Option<Path<String>>, headers: HeaderMap, body: String) -> Response {
     let form = shared::sso::parse_query(&body);
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
     let named = connector.map(|Path(c)| c).unwrap_or_default();
@@ -104,7 +165,7 @@ pub async fn acs(State(s): State<Arc<ApiState>>, connector: Option<Path<String>>
         }
     };
     let req = match crate::sso::saml::in_response_to(&xml) {
-        Ok(id) => match take(&s, "saml", &id).await {
+        Ok(id) => match take(&s, "saml", &id, &headers).await {
             Ok(r) => r,
             Err(e) => {
                 s.auth.sso_failed("saml", &named, &e.message).await;

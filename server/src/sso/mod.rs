@@ -64,6 +64,28 @@ pub struct SsoRequest {
     /// The redirect URL sent to the provider (the code exchange must repeat it).
     #[serde(default)]
     pub redirect_uri: String,
+    /// A sign-in to the web UI (instead of tsh's console flow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebLogin>,
+}
+
+/// A web UI sign-in in progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebLogin {
+    /// SHA-256 (hex) of the binding cookie the browser got when it started: the callback must
+    /// come from that browser (no login CSRF: nobody can finish their login in your browser).
+    pub binding: String,
+    /// The page to land on.
+    pub next: String,
+}
+
+/// The cookie that binds a web sign-in to the browser that started it (sent on the
+/// provider's cross-site POST too, hence `SameSite=None`).
+pub const BINDING_COOKIE: &str = "__Host-sso_binding";
+
+/// SHA-256 hex of a binding cookie value.
+pub fn binding_hash(value: &str) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Who the identity provider says the user is.
@@ -84,6 +106,13 @@ pub enum Outcome {
     Redirect(String),
     /// No login to return to (unknown, used or expired request): show this.
     Page(String),
+    /// A web UI sign-in: set this cookie and go to this page.
+    Web {
+        /// `Set-Cookie` of the new web session.
+        cookie: String,
+        /// Where to go.
+        location: String,
+    },
 }
 
 fn sso_key(id: &str) -> String {
@@ -137,7 +166,7 @@ impl AuthServer {
         }
         let ttl_seconds =
             if req.cert_ttl <= 0 { DEFAULT_USER_TTL.as_secs() } else { u64::try_from(req.cert_ttl / 1_000_000_000).unwrap_or(0).max(60) };
-        let mut record = SsoRequest {
+        let record = SsoRequest {
             id: new_request_id(),
             kind: kind.into(),
             connector: connector.metadata.name.clone(),
@@ -148,7 +177,32 @@ impl AuthServer {
             nonce: None,
             pkce_verifier: None,
             redirect_uri: String::new(),
+            web: None,
         };
+        self.start_sso(kind, &connector, record, host).await
+    }
+
+    /// A web UI sign-in: the provider's URL and the binding cookie's value for the browser.
+    pub async fn sso_web_login(&self, kind: &str, connector_id: &str, next: &str, host: &str) -> Result<(String, String)> {
+        let connector = self.connector(kind, connector_id).await?;
+        let binding = shared::certs::random_hex(32);
+        let record = SsoRequest {
+            id: new_request_id(),
+            kind: kind.into(),
+            connector: connector.metadata.name.clone(),
+            client_redirect_url: String::new(),
+            keys: PublicKeys { ssh_public_key: String::new(), tls_public_key: String::new() },
+            ttl_seconds: DEFAULT_USER_TTL.as_secs(),
+            route_to_cluster: None,
+            nonce: None,
+            pkce_verifier: None,
+            redirect_uri: String::new(),
+            web: Some(WebLogin { binding: binding_hash(&binding), next: next.to_string() }),
+        };
+        Ok((self.start_sso(kind, &connector, record, host).await?, binding))
+    }
+
+    async fn start_sso(&self, kind: &str, connector: &Connector, mut record: SsoRequest, host: &str) -> Result<String> {
         let url = match kind {
             "oidc" => oidc::login_url(&connector.oidc()?, &mut record, host).await?,
             "github" => github::login_url(&connector.github()?, &mut record)?,
@@ -156,7 +210,7 @@ impl AuthServer {
         };
         let expires = (self.clock.now() + REQUEST_TTL).unix_timestamp();
         self.services.apply(vec![Op::Create { key: sso_key(&record.id), value: encode(&record)?, expires: Some(expires) }]).await?;
-        tracing::info!(connector = %record.connector, kind, "SSO login started");
+        tracing::info!(connector = %record.connector, kind, web = record.web.is_some(), "SSO login started");
         Ok(url)
     }
 
@@ -181,7 +235,7 @@ impl AuthServer {
 
     /// Finishes a login the identity provider vouched for: the user, the certificates, the
     /// response for tsh.
-    pub async fn finish_sso_login(&self, req: &SsoRequest, id: ExternalIdentity) -> Result<SshLoginResponse> {
+    pub async fn finish_sso_login(&self, req: &SsoRequest, id: ExternalIdentity) -> Result<shared::api::CertsResponse> {
         if id.roles.is_empty() {
             // Say what the provider sent, so the admin can compare it with the mappings.
             let mut seen: Vec<String> = id.traits.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
@@ -237,7 +291,7 @@ impl AuthServer {
                 json!({"user": id.username, "method": req.kind, "success": true, "connector": req.connector, "roles": id.roles}),
             )
             .await;
-        Ok(SshLoginResponse::from_certs(&certs))
+        Ok(certs)
     }
 
     /// Audits a failed SSO login.
@@ -258,8 +312,11 @@ impl AuthServer {
             };
             return Outcome::Page(msg);
         };
+        if let Some(web) = &req.web {
+            return self.sso_web_outcome(req, web, result).await;
+        }
         let finished = match result {
-            Ok(id) => self.finish_sso_login(req, id).await,
+            Ok(id) => self.finish_sso_login(req, id).await.map(|c| SshLoginResponse::from_certs(&c)),
             Err(e) => Err(e),
         };
         let sealed = finished.and_then(|resp| {
@@ -272,6 +329,39 @@ impl AuthServer {
             Err(e) => {
                 self.sso_failed(&req.kind, &req.connector, &e.message).await;
                 Outcome::Redirect(shared::sso::error_redirect(&req.client_redirect_url, &e.message))
+            }
+        }
+    }
+}
+
+impl AuthServer {
+    async fn sso_web_outcome(&self, req: &SsoRequest, web: &WebLogin, result: Result<ExternalIdentity>) -> Outcome {
+        let signed_in = async {
+            let id = result?;
+            let ssh = shared::certs::new_ssh_key()?;
+            let tls = shared::certs::new_tls_key()?;
+            let mut with_keys = req.clone();
+            with_keys.keys = PublicKeys {
+                ssh_public_key: shared::certs::authorized_key(ssh.public_key()),
+                tls_public_key: shared::certs::spki_pem(&tls),
+            };
+            let certs = self.finish_sso_login(&with_keys, id).await?;
+            crate::web::session::create(self, certs, &ssh, &tls).await
+        }
+        .await;
+        match signed_in {
+            Ok(sess) => {
+                let now = self.clock.now().unix_timestamp();
+                let location = if web.next.is_empty() {
+                    format!("/web/cluster/{}/nodes", shared::client::encode_segment(self.cluster_name()))
+                } else {
+                    web.next.clone()
+                };
+                Outcome::Web { cookie: sess.cookie(now), location }
+            }
+            Err(e) => {
+                self.sso_failed(&req.kind, &req.connector, &e.message).await;
+                Outcome::Page(e.message)
             }
         }
     }

@@ -284,6 +284,7 @@ mod tests {
             nonce: None,
             pkce_verifier: None,
             redirect_uri: ACS.into(),
+            web: None,
         };
         let doc = xmldsig::parse(RESPONSE).unwrap();
         let issued = shared::timefmt::parse_rfc3339(doc.root_element().attribute("IssueInstant").unwrap()).unwrap();

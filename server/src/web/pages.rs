@@ -138,8 +138,27 @@ fn safe_next(next: &str) -> String {
     if next.starts_with("/web") && !next.starts_with("//") && !next.contains('\\') { next.to_string() } else { String::new() }
 }
 
-fn login_markup(s: &ApiState, next: &str, user: &str, second_factor: bool, error: Option<&Error>) -> Markup {
+/// How the sign-in page offers to sign in.
+struct SignInOptions {
+    second_factor: bool,
+    local: bool,
+    /// (kind, name, display).
+    connectors: Vec<(String, String, String)>,
+}
+
+async fn sign_in_options(s: &ApiState) -> SignInOptions {
+    let pref = s.auth.auth_preference().await.ok();
+    let connectors: Vec<shared::resource::Connector> = s.auth.services.list(crate::services::keys::CONNECTORS).await.unwrap_or_default();
+    SignInOptions {
+        second_factor: pref.as_ref().map(|p| p.second_factor().enabled()).unwrap_or(true),
+        local: pref.as_ref().map(|p| p.spec.allow_local_auth).unwrap_or(true),
+        connectors: connectors.iter().map(|c| (c.kind.clone(), c.metadata.name.clone(), c.display())).collect(),
+    }
+}
+
+fn login_markup(s: &ApiState, next: &str, user: &str, opts: &SignInOptions, error: Option<&Error>) -> Markup {
     let cluster = s.auth.cluster_name();
+    let second_factor = opts.second_factor;
     page(
         None,
         "Sign in",
@@ -148,6 +167,13 @@ fn login_markup(s: &ApiState, next: &str, user: &str, second_factor: bool, error
                 div.card {
                     h1 { "Sign in to " (cluster) }
                     @if let Some(e) = error { (error_box(e)) }
+                    @for (kind, name, display) in &opts.connectors {
+                        a.button.sso href=(format!("/webapi/{kind}/login/web?connector_id={}&redirect_url={}", shared::sso::query_escape(name), shared::sso::query_escape(next)))
+                            data-connector=(name) {
+                            "Sign in with " (if display.is_empty() { name.as_str() } else { display.as_str() })
+                        }
+                    }
+                    @if opts.local {
                     form method="post" action="/web/login" {
                         input type="hidden" name="next" value=(next);
                         label for="user" { "Username" }
@@ -160,6 +186,7 @@ fn login_markup(s: &ApiState, next: &str, user: &str, second_factor: bool, error
                         }
                         button type="submit" id="sign-in" { "Sign in" }
                     }
+                    }
                     p.muted { "From a terminal: " code { "tsh login --proxy=" (s.ping.public_addr) } }
                 }
             }
@@ -167,14 +194,10 @@ fn login_markup(s: &ApiState, next: &str, user: &str, second_factor: bool, error
     )
 }
 
-async fn wants_second_factor(s: &ApiState) -> bool {
-    s.auth.auth_preference().await.map(|p| p.second_factor().enabled()).unwrap_or(true)
-}
-
 /// `GET /web/login`.
 pub async fn login_form(State(s): State<Arc<ApiState>>, Query(q): Query<NextQuery>) -> Response {
-    let sf = wants_second_factor(&s).await;
-    respond(StatusCode::OK, login_markup(&s, &safe_next(&q.next), "", sf, None))
+    let opts = sign_in_options(&s).await;
+    respond(StatusCode::OK, login_markup(&s, &safe_next(&q.next), "", &opts, None))
 }
 
 #[derive(Deserialize)]
@@ -189,9 +212,9 @@ pub struct LoginForm {
 
 /// `POST /web/login`.
 pub async fn login(State(s): State<Arc<ApiState>>, addr: ClientAddr, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
-    let sf = wants_second_factor(&s).await;
+    let opts = sign_in_options(&s).await;
     if let Err(e) = check_origin(&headers) {
-        return respond(StatusCode::FORBIDDEN, login_markup(&s, &safe_next(&f.next), &f.user, sf, Some(&e)));
+        return respond(StatusCode::FORBIDDEN, login_markup(&s, &safe_next(&f.next), &f.user, &opts, Some(&e)));
     }
     match super::json::sign_in(&s, &addr, &f.user, &f.password, Some(f.otp.trim().to_string())).await {
         Ok(sess) => {
@@ -202,7 +225,7 @@ pub async fn login(State(s): State<Arc<ApiState>>, addr: ClientAddr, headers: He
         }
         Err(e) => {
             let status = StatusCode::from_u16(e.kind.http_status()).unwrap_or(StatusCode::FORBIDDEN);
-            respond(status, login_markup(&s, &safe_next(&f.next), &f.user, sf, Some(&e)))
+            respond(status, login_markup(&s, &safe_next(&f.next), &f.user, &opts, Some(&e)))
         }
     }
 }

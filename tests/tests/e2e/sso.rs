@@ -335,6 +335,42 @@ fn oidc_logins_that_must_fail_fail_at_once_with_one_message() {
         assert!(!v.to_string().contains("redirect_url\":\"http"), "{bad}: no login URL: {v}");
     }
 
+    // The web UI: the sign-in page offers the connector, and the browser ends signed in.
+    let web = format!("https://{}", root.web);
+    let browser = Browser::new(&root.web_ca());
+    let login = browser.request(&format!("{web}/web/login"), None);
+    assert!(login.body.contains("Sign in with Test IdP"), "{}", login.body);
+    let href = login
+        .body
+        .split("href=\"")
+        .find(|h| h.starts_with("/webapi/oidc/login/web?connector_id=myoidc"))
+        .and_then(|h| h.split('"').next())
+        .expect("the SSO button")
+        .replace("&amp;", "&");
+    let pages = browser.follow(&format!("{web}{href}"), None);
+    let pages = browser.sign_in(pages.last().unwrap(), "alice", "alice-idp-pw");
+    let last = pages.last().unwrap();
+    assert!(last.url.ends_with(&format!("/web/cluster/{}/nodes", root.opts.name)) && last.status == 200, "{pages:#?}");
+    assert!(last.body.contains("Servers of") && last.body.contains("alice@example.com"), "{}", last.body);
+    // A sign-in started in one browser cannot be finished in another (no login CSRF).
+    let starter = Browser::new(&root.web_ca());
+    let pages = starter.follow(&format!("{web}{href}"), None);
+    let form = Browser::form(pages.last().unwrap());
+    let mut fields = form.fields.clone();
+    for (k, v) in fields.iter_mut() {
+        if k == "login" {
+            *v = "alice".into();
+        }
+        if k == "password" {
+            *v = "alice-idp-pw".into();
+        }
+    }
+    let pages = starter.follow_until(&form.action, Some(&fields), |u| u.contains("/v1/webapi/oidc/callback?"));
+    let cb = pages.last().unwrap().location.clone().expect("to the callback");
+    let other = Browser::new(&root.web_ca()).request(&cb, None);
+    assert_eq!(other.status, 400, "{other:#?}");
+    assert!(other.body.contains("started in another browser"), "{}", other.body);
+
     // Secrets stay out of the log.
     let log = root.log();
     assert!(!log.contains(SECRET), "client secret in the log");
