@@ -98,3 +98,99 @@ pub async fn site_nodes(
     let total = items.len();
     Ok(axum::Json(json!({"items": items, "startKey": "", "totalCount": total})))
 }
+
+/// A resource as Teleport's web API carries it: its YAML in `content`.
+#[derive(Deserialize)]
+pub struct ResourceItemBody {
+    content: String,
+}
+
+fn item(kind: &str, v: &Value) -> Value {
+    let name = v["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let mut clean = v.clone();
+    if let Some(m) = clean.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        m.remove("id");
+        m.remove("revision");
+    }
+    json!({"id": format!("{kind}:{name}"), "kind": kind, "name": name, "content": shared::yaml::to_yaml(&clean)})
+}
+
+async fn list_items(s: &ApiState, mut sess: WebSession, kind: &str) -> Result<Vec<Value>> {
+    let root = s.auth.cluster_name().to_string();
+    let values: Vec<Value> = super::api(s, &mut sess, &root).await?.get(&format!("/v1/resources/{kind}")).await?;
+    Ok(values.iter().map(|v| item(kind, v)).collect())
+}
+
+async fn upsert_item(s: &ApiState, sess: &mut WebSession, kind: &str, content: &str, name: Option<&str>) -> Result<Value> {
+    let source = format!("{kind}.yaml");
+    let docs = shared::yaml::parse_documents(&source, content.as_bytes())?;
+    let [doc] = docs.as_slice() else {
+        return Err(shared::Error::bad_parameter(format!("{source}: expected one {kind} resource, found {} documents", docs.len())));
+    };
+    let res = shared::resource::Resource::from_value(doc.value.clone())?;
+    if res.kind().as_str() != kind {
+        return Err(shared::Error::bad_parameter(format!("expected a {kind}, not a {}", res.kind().as_str())));
+    }
+    let given = doc.value["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let root = s.auth.cluster_name().to_string();
+    let api = super::api(s, sess, &root).await?;
+    let existing: Vec<Value> = api.get(&format!("/v1/resources/{kind}")).await?;
+    let exists = |n: &str| existing.iter().any(|v| v["metadata"]["name"] == n);
+    match name {
+        // Teleport's rules: POST on an existing name, PUT on a missing one, are errors.
+        None if exists(&given) => return Err(shared::Error::already_exists(format!("resource name {given:?} already exists"))),
+        Some(n) if n != given => return Err(shared::Error::bad_parameter(format!("the resource is named {given:?}, not {n:?}"))),
+        Some(n) if !exists(n) => return Err(shared::Error::not_found(format!("{kind} {n:?} is not found"))),
+        _ => {}
+    }
+    let req = shared::api::UpsertResourceRequest { resource: doc.value.clone(), force: name.is_some(), expected_id: None };
+    let _: shared::api::UpsertResourceResponse = api.post(path::RESOURCES, &req).await?;
+    let stored: Vec<Value> = api.get(&format!("/v1/resources/{kind}/{}", shared::client::encode_segment(&given))).await?;
+    stored.first().map(|v| item(kind, v)).ok_or_else(|| shared::Error::not_found(format!("{kind} {given:?} is not found")))
+}
+
+async fn delete_item(s: &ApiState, mut sess: WebSession, kind: &str, name: &str) -> Result<Value> {
+    let root = s.auth.cluster_name().to_string();
+    let _: Value = super::api(s, &mut sess, &root)
+        .await?
+        .call(hyper::Method::DELETE, &format!("/v1/resources/{kind}/{}", shared::client::encode_segment(name)), None::<&()>)
+        .await?;
+    Ok(json!({"message": "ok"}))
+}
+
+macro_rules! item_endpoints {
+    ($kind:literal, $list:ident, $create:ident, $update:ident, $delete:ident) => {
+        #[doc = concat!("`GET` the ", $kind, " resources as `[{\"id\",\"kind\",\"name\",\"content\"}]`.")]
+        pub async fn $list(State(s): State<Arc<ApiState>>, WebApi(sess): WebApi) -> ApiResult<axum::Json<Vec<Value>>> {
+            Ok(axum::Json(list_items(&s, sess, $kind).await?))
+        }
+        #[doc = concat!("`POST` a new ", $kind, " from `{\"content\": <YAML>}` (an existing name is an error).")]
+        pub async fn $create(
+            State(s): State<Arc<ApiState>>,
+            WebApi(mut sess): WebApi,
+            JsonBody(b): JsonBody<ResourceItemBody>,
+        ) -> ApiResult<axum::Json<Value>> {
+            Ok(axum::Json(upsert_item(&s, &mut sess, $kind, &b.content, None).await?))
+        }
+        #[doc = concat!("`PUT` a ", $kind, " by name (a missing one is an error).")]
+        pub async fn $update(
+            State(s): State<Arc<ApiState>>,
+            WebApi(mut sess): WebApi,
+            Path(name): Path<String>,
+            JsonBody(b): JsonBody<ResourceItemBody>,
+        ) -> ApiResult<axum::Json<Value>> {
+            Ok(axum::Json(upsert_item(&s, &mut sess, $kind, &b.content, Some(&name)).await?))
+        }
+        #[doc = concat!("`DELETE` a ", $kind, " by name.")]
+        pub async fn $delete(
+            State(s): State<Arc<ApiState>>,
+            WebApi(sess): WebApi,
+            Path(name): Path<String>,
+        ) -> ApiResult<axum::Json<Value>> {
+            Ok(axum::Json(delete_item(&s, sess, $kind, &name).await?))
+        }
+    };
+}
+
+item_endpoints!("role", list_roles, create_role, update_role, delete_role);
+item_endpoints!("trusted_cluster", list_trust, create_trust, update_trust, delete_trust);

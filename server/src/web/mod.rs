@@ -187,6 +187,10 @@ pub fn router() -> Router<Arc<ApiState>> {
         .route("/webapi/sites", get(json::sites))
         .route("/v1/webapi/sites/{site}/nodes", get(json::site_nodes))
         .route("/webapi/sites/{site}/nodes", get(json::site_nodes))
+        .route("/v1/webapi/roles", get(json::list_roles).post(json::create_role))
+        .route("/v1/webapi/roles/{name}", axum::routing::put(json::update_role).delete(json::delete_role))
+        .route("/v1/webapi/trustedcluster", get(json::list_trust).post(json::create_trust))
+        .route("/v1/webapi/trustedcluster/{name}", axum::routing::put(json::update_trust).delete(json::delete_trust))
         .route("/v1/webapi/sites/{site}/connect/ws", get(terminal::connect))
         .route("/webapi/sites/{site}/connect/ws", get(terminal::connect));
     pages.merge(json)

@@ -65,7 +65,14 @@ fn the_web_ui_signs_in_lists_clusters_and_opens_a_terminal_on_a_leaf_node() {
     let leaf = p.leaf.opts.name.clone();
     let leaf_node = p.leaf.node_name();
     let base = format!("https://{}", p.root.web);
-    let token = p.root.invite("alice", "access,editor", "visitor");
+    // Labelled leaves are for roles whose cluster_labels match (the guide's rule): alice sees all.
+    p.root
+        .create(
+            "all.yaml",
+            "kind: role\nversion: v7\nmetadata:\n  name: all-clusters\nspec:\n  allow:\n    cluster_labels:\n      '*': '*'\n",
+        )
+        .ok("role");
+    let token = p.root.invite("alice", "access,editor,all-clusters", "visitor");
     let chrome = Chrome::start();
     rt().block_on(async {
         let c = chrome.client(1200, 820).await;
@@ -104,6 +111,13 @@ fn the_web_ui_signs_in_lists_clusters_and_opens_a_terminal_on_a_leaf_node() {
         let row = wait_css(&c, &format!("tr[data-cluster='{leaf}'] [data-status]"), Duration::from_secs(10)).await;
         assert_eq!(row.text().await.unwrap(), "online");
         assert!(body_text(&c).await.contains("ROOT"));
+        // An admin labels the leaf from the page (as tctl update rc --set-labels).
+        fill(&c, &format!("tr[data-cluster='{leaf}'] input[name='labels']"), "env=web,team=a").await;
+        click(&c, &format!("tr[data-cluster='{leaf}'] form button")).await;
+        wait_css(&c, &format!("tr[data-cluster='{leaf}'] td:nth-child(5) .pill"), Duration::from_secs(10)).await;
+        let rc = p.root.tctl(&["get", &format!("rc/{leaf}"), "--format=json"]).json();
+        assert_eq!(rc[0]["metadata"]["labels"], serde_json::json!({"env": "web", "team": "a"}), "{rc}");
+        c.goto(&format!("{base}/web/clusters")).await.unwrap();
         save_shot(&c, "clusters").await;
 
         // The leaf's servers, reached over the tunnel.
@@ -162,6 +176,11 @@ fn the_web_ui_signs_in_lists_clusters_and_opens_a_terminal_on_a_leaf_node() {
         click(&c, "#save").await;
         let err = wait_css(&c, ".error", Duration::from_secs(10)).await.text().await.unwrap();
         assert!(err.contains("role.yaml") && err.contains("line"), "{err}");
+
+        // The audit log of the root shows the sign-ins.
+        c.goto(&format!("{base}/web/cluster/{root}/audit")).await.unwrap();
+        wait_css(&c, "tr[data-event='user.login']", Duration::from_secs(10)).await;
+        save_shot(&c, "audit").await;
 
         // No Content-Security-Policy report from any page so far.
         let count = run(std::path::Path::new("curl"), &["-s", "--cacert", &p.root.web_ca().display().to_string(), &format!("{base}/web/csp-report")], &[], None, Duration::from_secs(10));
@@ -358,6 +377,31 @@ fn web_sessions_refuse_forged_requests_and_leaves_follow_cluster_labels() {
     assert_eq!(r.status, 200, "{}", r.body);
     root.tctl(&["get", "roles/made-by-form"]).ok("the good form created the role");
 
+    // The same through the JSON API (Teleport's ResourceItem shape), for scripts.
+    let auth = vec![ck.clone(), format!("Authorization: Bearer {bearer}"), "Content-Type: application/json".into()];
+    let content = |env: &str| {
+        serde_json::json!({"content": format!("kind: role\nversion: v7\nmetadata:\n  name: made-by-json\nspec:\n  allow:\n    logins: [visitor]\n    node_labels:\n      env: {env}\n")}).to_string()
+    };
+    let r = http(root, "POST", "/v1/webapi/roles", &auth, Some(&content("a")));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["id"], "role:made-by-json", "{v}");
+    assert!(v["content"].as_str().unwrap().contains("env: a"), "{v}");
+    let r = http(root, "POST", "/v1/webapi/roles", &auth, Some(&content("a")));
+    assert!(r.status == 409 && r.body.contains("already exists"), "{} {}", r.status, r.body);
+    let r = http(root, "PUT", "/v1/webapi/roles/made-by-json", &auth, Some(&content("b")));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(root.tctl(&["get", "roles/made-by-json", "--format=json"]).json()[0]["spec"]["allow"]["node_labels"]["env"], "b");
+    let r = http(root, "PUT", "/v1/webapi/roles/no-such-role", &auth, Some(&content("b")));
+    assert!(r.status == 400 || r.status == 404, "{} {}", r.status, r.body);
+    let list = http(root, "GET", "/v1/webapi/roles", &auth, None);
+    assert!(list.status == 200 && list.body.contains("role:made-by-json"), "{}", list.body);
+    let r = http(root, "DELETE", "/v1/webapi/roles/made-by-json", &auth, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_ne!(root.tctl(&["get", "roles/made-by-json"]).code, 0, "deleted");
+    let r = http(root, "POST", "/v1/webapi/roles", &[ck.clone(), "Content-Type: application/json".into()], Some(&content("c")));
+    assert_eq!(r.status, 403, "no bearer, no write: {}", r.body);
+
     // cluster_labels: a user whose roles do not match the leaf's labels does not see it.
     let (lc, lb) = sign_in(root, "limited", PASSWORD);
     let sites = http(root, "GET", "/v1/webapi/sites", &[format!("Cookie: {lc}"), format!("Authorization: Bearer {lb}")], None);
@@ -423,6 +467,19 @@ fn web_sessions_refuse_forged_requests_and_leaves_follow_cluster_labels() {
     assert!(closed_at.elapsed() < Duration::from_secs(5), "{:?}", closed_at.elapsed());
     let after = http(root, "GET", "/v1/webapi/sites", &[ck.clone(), format!("Authorization: Bearer {bearer}")], None);
     assert_eq!(after.status, 403, "the session is gone");
+    // An admin removes the leaf with the page's Remove button (a form: CSRF and Origin).
+    let (ac, _) = sign_in(root, "webadmin", PASSWORD);
+    let page = http(root, "GET", "/web/clusters", &[format!("Cookie: {ac}")], None);
+    let csrf = csrf_of(&page.body);
+    let r = http(
+        root,
+        "POST",
+        &format!("/web/clusters/{leaf_name}/delete"),
+        &[format!("Cookie: {ac}"), ctype.clone(), origin.clone()],
+        Some(&format!("csrf={csrf}")),
+    );
+    assert_eq!(r.status, 303, "{} {}", r.status, r.body);
+    assert_ne!(root.tctl(&["get", &format!("rc/{leaf_name}")]).code, 0, "the leaf is removed");
     node.kill();
 }
 
