@@ -86,6 +86,12 @@ impl WebSession {
         !token.is_empty() && bool::from(self.csrf.as_bytes().ct_eq(token.as_bytes()))
     }
 
+    /// Whether the session may still be used at `now`: not past its certificate's end, and not
+    /// idle for longer than [`IDLE`].
+    pub fn live(&self, now: i64) -> bool {
+        now < self.expires && now - self.last_active <= IDLE.as_secs() as i64
+    }
+
     /// The `Set-Cookie` value that gives the browser this session.
     pub fn cookie(&self, now: i64) -> String {
         format!("{COOKIE}={}; Path=/; Max-Age={}; HttpOnly; Secure; SameSite=Lax", self.id, (self.expires - now).max(0))
@@ -151,7 +157,7 @@ pub async fn load(auth: &AuthServer, id: &str) -> Result<Option<WebSession>> {
     let Some(item) = auth.services.backend.get(&key(id)).await? else { return Ok(None) };
     let Ok(mut s) = serde_json::from_slice::<WebSession>(&item.value) else { return Ok(None) };
     let now = auth.clock.now().unix_timestamp();
-    if s.expires <= now || now - s.last_active > IDLE.as_secs() as i64 {
+    if !s.live(now) {
         let _ = auth.services.apply(vec![Op::Delete { key: key(id) }]).await;
         return Ok(None);
     }
@@ -185,4 +191,57 @@ pub async fn delete(auth: &AuthServer, s: &WebSession) -> Result<()> {
 /// Stores new host CAs in the session (a leaf trusted after the user signed in).
 pub async fn save(auth: &AuthServer, s: &WebSession) -> Result<()> {
     auth.services.apply(vec![Op::Put { key: key(&s.id), value: encode(s)?, expires: Some(s.expires) }]).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(created: i64, expires: i64) -> WebSession {
+        WebSession {
+            id: "a".repeat(64),
+            user: "alice".into(),
+            bearer: "b".repeat(64),
+            csrf: "c".repeat(64),
+            created,
+            expires,
+            last_active: created,
+            ssh_key: String::new(),
+            tls_key: String::new(),
+            certs: CertsResponse {
+                username: "alice".into(),
+                cluster_name: "c".into(),
+                ssh_cert: String::new(),
+                tls_cert: String::new(),
+                host_cas: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn sessions_end_when_idle_or_when_the_certificate_does() {
+        let mut s = session(1000, 1000 + 12 * 3600);
+        assert!(s.live(1000 + 599));
+        assert!(s.live(1000 + 600), "ten minutes idle is still allowed");
+        assert!(!s.live(1000 + 601), "idle for longer: signed out");
+        s.last_active = 1000 + 11 * 3600;
+        assert!(s.live(1000 + 11 * 3600 + 300));
+        assert!(!s.live(1000 + 12 * 3600), "the certificate's end is the session's end, however active");
+    }
+
+    #[test]
+    fn tokens_compare_exactly_and_cookies_carry_the_flags() {
+        let s = session(0, 3600);
+        assert!(s.bearer_matches(&"b".repeat(64)) && !s.bearer_matches("b") && !s.bearer_matches(""));
+        assert!(s.csrf_matches(&"c".repeat(64)) && !s.csrf_matches(&"b".repeat(64)));
+        let c = s.cookie(0);
+        for flag in ["__Host-session=", "Path=/", "Max-Age=3600", "HttpOnly", "Secure", "SameSite=Lax"] {
+            assert!(c.contains(flag), "{flag} in {c}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert(axum::http::header::COOKIE, format!("x=1; {COOKIE}={}; y=2", s.id).parse().unwrap());
+        assert_eq!(cookie_of(&h).as_deref(), Some(s.id.as_str()));
+        h.insert(axum::http::header::COOKIE, format!("{COOKIE}=short").parse().unwrap());
+        assert_eq!(cookie_of(&h), None, "only well-formed ids are looked up");
+    }
 }

@@ -120,8 +120,15 @@ fn the_web_ui_signs_in_lists_clusters_and_opens_a_terminal_on_a_leaf_node() {
         c.goto(&format!("{base}/web/clusters")).await.unwrap();
         save_shot(&c, "clusters").await;
 
-        // The leaf's servers, reached over the tunnel.
-        c.goto(&format!("{base}/web/cluster/{leaf}/nodes")).await.unwrap();
+        // The cluster selector switches to the leaf: its servers, reached over the tunnel.
+        c.goto(&format!("{base}/web/cluster/{root}/nodes")).await.unwrap();
+        c.execute(
+            "const s = document.querySelector('select[name=cluster]'); s.value = arguments[0]; s.dispatchEvent(new Event('change', {bubbles: true}));",
+            vec![serde_json::json!(leaf)],
+        )
+        .await
+        .unwrap();
+        wait_path(&c, &format!("/web/cluster/{leaf}/nodes")).await;
         let node_row = wait_css(&c, &format!("tr[data-node='{leaf_node}']"), Duration::from_secs(10)).await;
         assert!(node_row.text().await.unwrap().contains("visitor"), "a visitor connect button");
         save_shot(&c, "servers").await;
