@@ -605,7 +605,7 @@ _tsh() {
             return 0
             ;;
         tsh__subcmd__ls)
-            opts="-v -f -i -d -h --verbose --format --proxy --user --cluster --identity --insecure --debug --help"
+            opts="-R -v -f -i -d -h --all --verbose --format --proxy --user --cluster --identity --insecure --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -73,6 +73,7 @@ complete -c tsh -n "__fish_tsh_using_subcommand ls" -l proxy -d 'Proxy address, 
 complete -c tsh -n "__fish_tsh_using_subcommand ls" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
 complete -c tsh -n "__fish_tsh_using_subcommand ls" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
 complete -c tsh -n "__fish_tsh_using_subcommand ls" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand ls" -s R -l all -d 'List the nodes of the root and of every visible leaf (offline leaves are reported, not fatal)'
 complete -c tsh -n "__fish_tsh_using_subcommand ls" -s v -l verbose -d 'Also show node IDs'
 complete -c tsh -n "__fish_tsh_using_subcommand ls" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
 complete -c tsh -n "__fish_tsh_using_subcommand ls" -s d -l debug -d 'Verbose output'

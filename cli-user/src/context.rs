@@ -85,6 +85,61 @@ impl Session {
         Ok(())
     }
 
+    /// The clusters this user may see, root first (as `tsh clusters`).
+    pub async fn visible_clusters(&self) -> anyhow::Result<Vec<shared::api::ClusterInfo>> {
+        Ok(self.root_api()?.get(shared::api::path::CLUSTERS).await?)
+    }
+
+    /// The nodes of each of `clusters` matching `filter` (`k=v,...`), asked in parallel with at
+    /// most `per_cluster` for each: (cluster, nodes) for those that answered, and (cluster,
+    /// why) for those that did not (an offline leaf is reported, never fatal).
+    pub async fn nodes_of(
+        &mut self,
+        clusters: &[String],
+        filter: &str,
+        per_cluster: std::time::Duration,
+    ) -> anyhow::Result<(Vec<(String, Vec<shared::resource::Node>)>, Vec<(String, String)>)> {
+        // One fetch of the host CAs covers every leaf trusted since sign-in.
+        if let Some(missing) = clusters.iter().find(|c| self.creds.host_ca_keys(c).is_empty()) {
+            let _ = self.ensure_cluster(missing).await;
+        }
+        let url = if filter.is_empty() {
+            shared::api::path::NODES.to_string()
+        } else {
+            format!("{}?labels={}", shared::api::path::NODES, shared::client::encode_segment(filter))
+        };
+        let mut set = tokio::task::JoinSet::new();
+        for (i, c) in clusters.iter().enumerate() {
+            let api = self.cluster_api(c);
+            let (c, url) = (c.clone(), url.clone());
+            set.spawn(async move {
+                let result = match api {
+                    Ok(api) => match tokio::time::timeout(per_cluster, api.get::<Vec<shared::resource::Node>>(&url)).await {
+                        Ok(r) => r.map_err(|e| e.message),
+                        Err(_) => Err(format!("no answer within {}s", per_cluster.as_secs())),
+                    },
+                    Err(e) => Err(format!("{e:#}")),
+                };
+                (i, c, result)
+            });
+        }
+        let mut done = Vec::new();
+        while let Some(r) = set.join_next().await {
+            if let Ok(r) = r {
+                done.push(r);
+            }
+        }
+        done.sort_by_key(|(i, _, _)| *i);
+        let (mut ok, mut failed) = (Vec::new(), Vec::new());
+        for (_, c, r) in done {
+            match r {
+                Ok(nodes) => ok.push((c, nodes)),
+                Err(e) => failed.push((c, e)),
+            }
+        }
+        Ok((ok, failed))
+    }
+
     /// The root cluster's API, pinned to its host CA.
     pub fn root_api(&self) -> anyhow::Result<ApiClient> {
         let addr = &self.profile.web_proxy_addr;

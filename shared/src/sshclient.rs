@@ -175,6 +175,25 @@ where
 }
 
 impl NodeConn {
+    /// Runs `command` without a terminal and collects its output: (exit status, stdout, stderr).
+    pub async fn exec_capture(&self, command: &str) -> anyhow::Result<(i32, Vec<u8>, Vec<u8>)> {
+        let mut ch = self.open_session().await?;
+        ch.exec(true, command).await.context("starting the command")?;
+        let (mut out, mut err, mut code) = (Vec::new(), Vec::new(), None);
+        while let Some(msg) = ch.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => out.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, .. } => err.extend_from_slice(&data),
+                ChannelMsg::ExitStatus { exit_status } => code = Some(i32::try_from(exit_status).unwrap_or(255)),
+                ChannelMsg::ExitSignal { .. } => code = Some(255),
+                ChannelMsg::Failure => bail!("the node refused to start the command"),
+                ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+        Ok((code.ok_or_else(|| anyhow!("the connection to the node was lost before the command finished"))?, out, err))
+    }
+
     /// Opens a session channel (the caller asks for a terminal, a shell or a command).
     pub async fn open_session(&self) -> anyhow::Result<russh::Channel<Msg>> {
         self.handle.channel_open_session().await.context("opening a session")

@@ -18,6 +18,7 @@ mod ha;
 mod ha_storage;
 mod ha_tunnels;
 mod load;
+mod many;
 mod mfa;
 mod security;
 mod sessions;

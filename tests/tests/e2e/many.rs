@@ -1,0 +1,76 @@
+//! Working across many clusters from tsh (issue 18, item 1): a root and two leaves.
+
+use std::time::Duration;
+
+use e2e::*;
+
+#[test]
+fn tsh_lists_and_runs_across_every_visible_cluster() {
+    let mut ro = ClusterOpts::new("root-many.example.com");
+    ro.node = false;
+    let mut lo = ClusterOpts::new("leaf-many.example.com");
+    lo.labels = vec![("env".into(), "prod".into())];
+    lo.node_name = Some("dup-node".into());
+    lo.insecure = true;
+    let p = Pair::start("many", ro, lo);
+    p.trust_online();
+    let mut lo2 = ClusterOpts::new("leaf2-many.example.com");
+    lo2.labels = vec![("env".into(), "prod".into())];
+    lo2.node_name = Some("dup-node".into());
+    lo2.insecure = true;
+    let mut leaf2 = Cluster::start(lo2);
+    leaf2.create("visitor.yaml", VISITOR).ok("leaf2 role");
+    let token = p.root.trusted_cluster_token("5m");
+    leaf2.create("tc.yaml", &tc_yaml(p.root_name(), &token, &p.root, true, ACCESS_TO_VISITOR)).ok("leaf2 trust");
+    p.root.wait_remote_status("leaf2-many.example.com", "online", Duration::from_secs(30));
+    let _only = NodeProc::join(&leaf2, "only-in-leaf2", true, "env=prod");
+    let (leaf, leaf2_name) = (p.leaf_name().to_string(), leaf2.opts.name.clone());
+
+    // tsh ls --all: every cluster's nodes with a Cluster column; JSON carries the cluster.
+    let out = p.tsh.run(&["ls", "--all"]);
+    let text = out.ok("tsh ls --all");
+    assert!(text.starts_with("Cluster"), "{text}");
+    for (c, n) in [(&leaf, "dup-node"), (&leaf2_name, "dup-node"), (&leaf2_name, "only-in-leaf2")] {
+        assert!(text.lines().any(|l| l.starts_with(c.as_str()) && l.contains(n)), "{c} {n} in:\n{text}");
+    }
+    let json = p.tsh.run(&["ls", "--all", "-f", "json"]).json();
+    let items = json.as_array().unwrap();
+    assert_eq!(items.len(), 3, "{json}");
+    assert!(items.iter().all(|i| i["cluster"].is_string() && i["spec"]["hostname"].is_string()), "{json}");
+
+    // tsh ssh without --cluster: a node that is in exactly one other cluster is found there.
+    let out = p.tsh.run(&["ssh", "visitor@only-in-leaf2", "echo found-it"]);
+    assert_eq!(out.ok("ssh to a node of another cluster"), "found-it\n");
+    assert!(out.stderr.contains(&format!("is in cluster \"{leaf2_name}\"")), "{}", out.stderr);
+    // ... and one in several stops with the list.
+    let out = p.tsh.run(&["ssh", "visitor@dup-node", "true"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("several clusters") && out.stderr.contains(&leaf) && out.stderr.contains(&leaf2_name), "{}", out.stderr);
+
+    // A label selector runs on every matching node; --cluster=all across every cluster.
+    let out = p.tsh.run(&["ssh", &format!("--cluster={leaf2_name}"), "visitor@env=prod", "echo hello"]);
+    let text = out.ok("labels in one cluster");
+    assert_eq!(text.lines().filter(|l| l.ends_with("] hello")).count(), 2, "{text}");
+    assert!(text.contains("[only-in-leaf2] hello") && text.contains("[dup-node] hello"), "{text}");
+    let out = p.tsh.run(&["ssh", "--cluster=all", "visitor@env=prod", "echo hello"]);
+    let text = out.ok("labels everywhere");
+    for l in [format!("[{leaf}/dup-node] hello"), format!("[{leaf2_name}/dup-node] hello"), format!("[{leaf2_name}/only-in-leaf2] hello")] {
+        assert!(text.contains(&l), "{l} in:\n{text}");
+    }
+    let out = p.tsh.run(&["ssh", "--cluster=all", "visitor@env=prod", "exit 4"]);
+    assert_eq!(out.code, 4, "a failing node fails the run: {out:?}");
+    let out = p.tsh.run(&["ssh", "visitor@env=nowhere", "true"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("no node matches env=nowhere"), "{}", out.stderr);
+    p.tsh
+        .run(&["ssh", "--cluster=all", "visitor@dup-node", "true"])
+        .fails_with("--cluster=all without labels", "--cluster=all runs on nodes chosen by labels");
+
+    // An offline leaf is reported, not fatal.
+    leaf2.kill();
+    p.root.wait_remote_status(&leaf2_name, "offline", Duration::from_secs(30));
+    let out = p.tsh.run(&["ls", "--all"]);
+    let text = out.ok("tsh ls --all with a leaf offline");
+    assert!(text.lines().any(|l| l.starts_with(leaf.as_str()) && l.contains("dup-node")), "{text}");
+    assert!(out.stderr.contains(&format!("WARNING: cluster {leaf2_name} did not list its nodes")), "{}", out.stderr);
+}
