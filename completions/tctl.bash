@@ -215,7 +215,7 @@ _tctl() {
 
     case "${cmd}" in
         tctl)
-            opts="-c -i -d -h --config --identity --auth-server --debug --help users tokens create get edit rm update auth lock map-roles status version completion help"
+            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help users tokens create get edit rm update auth lock map-roles status version completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -241,6 +241,10 @@ _tctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -249,7 +253,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__auth)
-            opts="-c -i -d -h --config --identity --auth-server --debug --help sign export help"
+            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help sign export help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -275,6 +279,10 @@ _tctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -283,7 +291,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__auth__subcmd__export)
-            opts="-c -i -d -h --type --config --identity --auth-server --debug --help"
+            opts="-c -i -d -h --type --config --identity --auth-server --cluster --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -310,6 +318,10 @@ _tctl() {
                     return 0
                     ;;
                 --auth-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -377,7 +389,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__auth__subcmd__sign)
-            opts="-o -c -i -d -h --user --out --ttl --config --identity --auth-server --debug --help"
+            opts="-o -c -i -d -h --user --out --ttl --config --identity --auth-server --cluster --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -419,6 +431,10 @@ _tctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -427,7 +443,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__completion)
-            opts="-c -i -d -h --config --identity --auth-server --debug --help bash elvish fish powershell zsh"
+            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -450,6 +466,10 @@ _tctl() {
                     return 0
                     ;;
                 --auth-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -461,7 +481,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__create)
-            opts="-f -c -i -d -h --force --config --identity --auth-server --debug --help"
+            opts="-f -c -i -d -h --force --config --identity --auth-server --cluster --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -484,6 +504,10 @@ _tctl() {
                     return 0
                     ;;
                 --auth-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -495,7 +519,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__edit)
-            opts="-c -i -d -h --config --identity --auth-server --debug --help"
+            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -521,6 +545,10 @@ _tctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -529,7 +557,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__get)
-            opts="-f -c -i -d -h --format --with-secrets --limit --config --identity --auth-server --debug --help"
+            opts="-f -c -i -d -h --format --with-secrets --limit --config --identity --auth-server --cluster --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -564,6 +592,10 @@ _tctl() {
                     return 0
                     ;;
                 --auth-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -925,7 +957,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__lock)
-            opts="-c -i -d -h --user --role --login --node --server-id --message --ttl --expires --config --identity --auth-server --debug --help"
+            opts="-c -i -d -h --user --role --login --node --server-id --message --ttl --expires --config --identity --auth-server --cluster --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -980,6 +1012,10 @@ _tctl() {
                     return 0
                     ;;
                 --auth-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1045,7 +1081,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__rm)
-            opts="-c -i -d -h --config --identity --auth-server --debug --help"
+            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1068,6 +1104,10 @@ _tctl() {
                     return 0
                     ;;
                 --auth-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1079,7 +1119,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__status)
-            opts="-c -i -d -h --config --identity --auth-server --debug --help"
+            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1102,6 +1142,10 @@ _tctl() {
                     return 0
                     ;;
                 --auth-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1113,7 +1157,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__tokens)
-            opts="-c -i -d -h --config --identity --auth-server --debug --help add ls rm help"
+            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help add ls rm help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1139,6 +1183,10 @@ _tctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1147,7 +1195,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__tokens__subcmd__add)
-            opts="-f -c -i -d -h --type --ttl --value --labels --format --config --identity --auth-server --debug --help"
+            opts="-f -c -i -d -h --type --ttl --value --labels --format --config --identity --auth-server --cluster --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1194,6 +1242,10 @@ _tctl() {
                     return 0
                     ;;
                 --auth-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1275,7 +1327,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__tokens__subcmd__ls)
-            opts="-f -c -i -d -h --format --config --identity --auth-server --debug --help"
+            opts="-f -c -i -d -h --format --config --identity --auth-server --cluster --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1309,6 +1361,10 @@ _tctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1317,7 +1373,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__tokens__subcmd__rm)
-            opts="-c -i -d -h --config --identity --auth-server --debug --help"
+            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1343,6 +1399,10 @@ _tctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1351,7 +1411,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__update)
-            opts="-c -i -d -h --set-labels --set-ttl --config --identity --auth-server --debug --help"
+            opts="-c -i -d -h --set-labels --set-ttl --config --identity --auth-server --cluster --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1385,6 +1445,10 @@ _tctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1393,7 +1457,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__users)
-            opts="-c -i -d -h --config --identity --auth-server --debug --help add update ls rm reset help"
+            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help add update ls rm reset help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1419,6 +1483,10 @@ _tctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1427,7 +1495,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__users__subcmd__add)
-            opts="-c -i -d -h --roles --logins --config --identity --auth-server --debug --help"
+            opts="-c -i -d -h --roles --logins --config --identity --auth-server --cluster --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1458,6 +1526,10 @@ _tctl() {
                     return 0
                     ;;
                 --auth-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1567,7 +1639,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__users__subcmd__ls)
-            opts="-f -c -i -d -h --format --config --identity --auth-server --debug --help"
+            opts="-f -c -i -d -h --format --config --identity --auth-server --cluster --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1601,6 +1673,10 @@ _tctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1609,7 +1685,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__users__subcmd__reset)
-            opts="-c -i -d -h --config --identity --auth-server --debug --help"
+            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1632,6 +1708,10 @@ _tctl() {
                     return 0
                     ;;
                 --auth-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1643,7 +1723,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__users__subcmd__rm)
-            opts="-c -i -d -h --config --identity --auth-server --debug --help"
+            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1669,6 +1749,10 @@ _tctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1677,7 +1761,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__users__subcmd__update)
-            opts="-c -i -d -h --set-roles --set-logins --config --identity --auth-server --debug --help"
+            opts="-c -i -d -h --set-roles --set-logins --config --identity --auth-server --cluster --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1711,6 +1795,10 @@ _tctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1719,7 +1807,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__version)
-            opts="-c -i -d -h --config --identity --auth-server --debug --help"
+            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1742,6 +1830,10 @@ _tctl() {
                     return 0
                     ;;
                 --auth-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

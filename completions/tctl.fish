@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_tctl_global_optspecs
-    string join \n c/config= i/identity= auth-server= d/debug h/help
+    string join \n c/config= i/identity= auth-server= cluster= d/debug h/help
 end
 
 function __fish_tctl_needs_command
@@ -27,6 +27,7 @@ end
 complete -c tctl -n "__fish_tctl_needs_command" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_needs_command" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_needs_command" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_needs_command" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_needs_command" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_needs_command" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_needs_command" -f -a "users" -d 'Manage users'
@@ -46,6 +47,7 @@ complete -c tctl -n "__fish_tctl_needs_command" -f -a "help" -d 'Print this mess
 complete -c tctl -n "__fish_tctl_using_subcommand users; and not __fish_seen_subcommand_from add update ls rm reset help" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand users; and not __fish_seen_subcommand_from add update ls rm reset help" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand users; and not __fish_seen_subcommand_from add update ls rm reset help" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand users; and not __fish_seen_subcommand_from add update ls rm reset help" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand users; and not __fish_seen_subcommand_from add update ls rm reset help" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand users; and not __fish_seen_subcommand_from add update ls rm reset help" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand users; and not __fish_seen_subcommand_from add update ls rm reset help" -f -a "add" -d 'Add a user and print a one-time link to set the password'
@@ -59,6 +61,7 @@ complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcomm
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from add" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from add" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from add" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from add" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from add" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from update" -l set-roles -d 'Replace the roles, comma-separated' -r
@@ -66,22 +69,26 @@ complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcomm
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from update" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from update" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from update" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from update" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from update" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from ls" -s f -l format -d 'Output format: text, json or yaml' -r
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from ls" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from ls" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from ls" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from ls" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from ls" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from rm" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from rm" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from rm" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from rm" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from rm" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from reset" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from reset" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from reset" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from reset" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from reset" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from reset" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add a user and print a one-time link to set the password'
@@ -93,6 +100,7 @@ complete -c tctl -n "__fish_tctl_using_subcommand users; and __fish_seen_subcomm
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and not __fish_seen_subcommand_from add ls rm help" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and not __fish_seen_subcommand_from add ls rm help" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and not __fish_seen_subcommand_from add ls rm help" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and not __fish_seen_subcommand_from add ls rm help" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and not __fish_seen_subcommand_from add ls rm help" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and not __fish_seen_subcommand_from add ls rm help" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and not __fish_seen_subcommand_from add ls rm help" -f -a "add" -d 'Create a token (trusted_cluster: invite a leaf cluster; node: join a node)'
@@ -107,17 +115,20 @@ complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcom
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from add" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from add" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from add" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from add" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from add" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from ls" -s f -l format -d 'Output format: text, json or yaml' -r
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from ls" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from ls" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from ls" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from ls" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from ls" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from rm" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from rm" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from rm" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from rm" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from rm" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcommand_from help" -f -a "add" -d 'Create a token (trusted_cluster: invite a leaf cluster; node: join a node)'
@@ -127,6 +138,7 @@ complete -c tctl -n "__fish_tctl_using_subcommand tokens; and __fish_seen_subcom
 complete -c tctl -n "__fish_tctl_using_subcommand create" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand create" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand create" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand create" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand create" -s f -l force -d 'Replace resources that already exist'
 complete -c tctl -n "__fish_tctl_using_subcommand create" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand create" -s h -l help -d 'Print help'
@@ -135,17 +147,20 @@ complete -c tctl -n "__fish_tctl_using_subcommand get" -l limit -d 'With `events
 complete -c tctl -n "__fish_tctl_using_subcommand get" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand get" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand get" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand get" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand get" -l with-secrets -d 'Include private keys and connector secrets'
 complete -c tctl -n "__fish_tctl_using_subcommand get" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand get" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand edit" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand edit" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand edit" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand edit" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand edit" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand edit" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand rm" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand rm" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand rm" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand rm" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand rm" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand rm" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand update" -l set-labels -d 'Replace the labels, k=v,k2=v2' -r
@@ -153,11 +168,13 @@ complete -c tctl -n "__fish_tctl_using_subcommand update" -l set-ttl -d 'Expire 
 complete -c tctl -n "__fish_tctl_using_subcommand update" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand update" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand update" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand update" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand update" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand update" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -f -a "sign" -d 'Write an identity file (keys and certificates) for a user'
@@ -169,12 +186,14 @@ complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcomma
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -l type -d 'user (TrustedUserCAKeys lines) or host (@cert-authority lines); both when omitted' -r
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "sign" -d 'Write an identity file (keys and certificates) for a user'
@@ -191,6 +210,7 @@ complete -c tctl -n "__fish_tctl_using_subcommand lock" -l expires -d 'Lift the 
 complete -c tctl -n "__fish_tctl_using_subcommand lock" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand lock" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand lock" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand lock" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand lock" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand lock" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand map-roles" -l roles -d 'The root user\'s roles, comma-separated' -r
@@ -205,16 +225,19 @@ complete -c tctl -n "__fish_tctl_using_subcommand map-roles" -s h -l help -d 'Pr
 complete -c tctl -n "__fish_tctl_using_subcommand status" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand status" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand status" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand status" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand status" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand status" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand version" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand version" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand version" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand version" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand version" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand version" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand completion" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand completion" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand completion" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand completion" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand completion" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand completion" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status version completion help" -f -a "users" -d 'Manage users'

@@ -31,6 +31,10 @@ pub struct ConnArgs {
     /// Address of the cluster's proxy (with --identity).
     #[arg(long = "auth-server", global = true, env = "TELEPORT_AUTH_SERVER", hide_env_values = true)]
     pub auth_server: Option<String>,
+    /// Act on this leaf cluster, through the root's tunnel, with your root certificate (the
+    /// leaf's role map decides what you may do there).
+    #[arg(long = "cluster", global = true, env = "TELEPORT_CLUSTER", hide_env_values = true)]
+    pub cluster: Option<String>,
     /// Verbose output.
     #[arg(short = 'd', long = "debug", global = true)]
     pub debug: bool,
@@ -65,6 +69,26 @@ fn connect_with(creds: &Credentials, addr: &str) -> anyhow::Result<Conn> {
     Ok(Conn { api, addr: addr.to_string() })
 }
 
+/// A user's connection to `leaf` through the root proxy at `addr` (tsh's path to a leaf's API).
+fn connect_leaf(creds: &Credentials, addr: &str, user: &str, leaf: &str) -> anyhow::Result<Conn> {
+    let root = cluster_of(creds)?;
+    if leaf == root {
+        return connect_with(creds, addr);
+    }
+    if creds.host_ca_keys(leaf).is_empty() {
+        bail!(
+            "cluster {leaf:?} is not known to these credentials; see 'tsh clusters', and run 'tsh login' again if it was trusted since you signed in"
+        );
+    }
+    let api = shared::sshclient::cluster_api(addr, &root, creds, user, leaf)?;
+    Ok(Conn { api, addr: format!("{leaf} via {addr}") })
+}
+
+fn user_of(creds: &Credentials) -> anyhow::Result<String> {
+    let id = shared::identity::user_from_ssh_cert(&creds.ssh_cert).map_err(|e| anyhow!("{e}"))?;
+    Ok(id.username)
+}
+
 fn check_expiry(creds: &Credentials, what: &str) -> anyhow::Result<()> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let der = shared::certs::first_pem_der(&creds.tls_cert_pem, "CERTIFICATE")?;
@@ -87,19 +111,31 @@ pub fn connect(a: &ConnArgs) -> anyhow::Result<Conn> {
         let creds = read_identity_file(id)?;
         check_expiry(&creds, &format!("identity file {}", id.display()))?;
         let addr = a.auth_server.clone().ok_or_else(|| anyhow!("--identity needs --auth-server=<proxy host:port>"))?;
-        return connect_with(&creds, &shared::resource::cluster::with_default_port(&addr, 3080));
+        let addr = shared::resource::cluster::with_default_port(&addr, 3080);
+        if let Some(leaf) = &a.cluster {
+            return connect_leaf(&creds, &addr, &user_of(&creds)?, leaf);
+        }
+        return connect_with(&creds, &addr);
     }
     let config = a.config.clone();
     if let Some(cfg) = &config {
+        if a.cluster.is_some() {
+            bail!(
+                "--cluster acts through a root with a user's certificate: sign in with 'tsh login' (or use -i), not -c; the admin identity of -c reaches only its own cluster"
+            );
+        }
         return connect_config(cfg, a.auth_server.as_deref());
     }
     let store = ProfileStore::from_env();
     if let Some(name) = store.current() {
         let (profile, creds) = store.load(&name)?;
         check_expiry(&creds, &format!("profile {name}"))?;
+        let addr = a.auth_server.clone().unwrap_or(profile.web_proxy_addr.clone());
+        if let Some(leaf) = a.cluster.as_deref().filter(|c| *c != profile.cluster) {
+            return connect_leaf(&creds, &addr, &profile.username, leaf);
+        }
         let cluster = profile.cluster.clone();
         let trust = creds.cluster_trust(&cluster)?;
-        let addr = a.auth_server.clone().unwrap_or(profile.web_proxy_addr.clone());
         let api = ApiClient::new(tcp_dialer(&addr), CLUSTER_LOCAL_NAME, &trust, Some(&creds.client_identity()), &addr)?;
         return Ok(Conn { api, addr });
     }

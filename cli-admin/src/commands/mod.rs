@@ -118,7 +118,9 @@ async fn exec(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         Command::Update(a) => update::exec(a, c, out).await,
         Command::Auth(a) => auth::exec(a, c, out).await,
         Command::Lock(a) => lock::exec(a, c, out).await,
-        Command::MapRoles(a) => map_roles::exec(a, c, out).await,
+        // map-roles' own --cluster names the trusted root whose role_map to use; it acts on
+        // the cluster tctl is connected to.
+        Command::MapRoles(a) => map_roles::exec(a, &ConnArgs { cluster: None, ..c.clone() }, out).await,
         Command::Status(a) => status::exec(a, c, out).await,
         Command::Version => {
             writeln!(out, "{}", shared::version::version_line(env!("TP_GIT_REV"), env!("TP_RUSTC_VERSION")))?;

@@ -21,7 +21,9 @@ fn tsh_lists_and_runs_across_every_visible_cluster() {
     let mut leaf2 = Cluster::start(lo2);
     leaf2.create("visitor.yaml", VISITOR).ok("leaf2 role");
     let token = p.root.trusted_cluster_token("5m");
-    leaf2.create("tc.yaml", &tc_yaml(p.root_name(), &token, &p.root, true, ACCESS_TO_VISITOR)).ok("leaf2 trust");
+    // leaf2 also maps the root's editors to its own editor role.
+    let map2 = format!("{ACCESS_TO_VISITOR}    - remote: \"editor\"\n      local: [\"editor\"]\n");
+    leaf2.create("tc.yaml", &tc_yaml(p.root_name(), &token, &p.root, true, &map2)).ok("leaf2 trust");
     p.root.wait_remote_status("leaf2-many.example.com", "online", Duration::from_secs(30));
     let _only = NodeProc::join(&leaf2, "only-in-leaf2", true, "env=prod");
     let (leaf, leaf2_name) = (p.leaf_name().to_string(), leaf2.opts.name.clone());
@@ -65,6 +67,25 @@ fn tsh_lists_and_runs_across_every_visible_cluster() {
     p.tsh
         .run(&["ssh", "--cluster=all", "visitor@dup-node", "true"])
         .fails_with("--cluster=all without labels", "--cluster=all runs on nodes chosen by labels");
+
+    // tctl --cluster=leaf: the leaf's own API through the root's tunnel, with the root
+    // certificate, authorized by the leaf's role map.
+    let nodes = p.tsh.tctl(&[&format!("--cluster={leaf2_name}"), "get", "nodes", "--format=json"]).json();
+    let names: Vec<&str> = nodes.as_array().unwrap().iter().filter_map(|n| n["spec"]["hostname"].as_str()).collect();
+    assert!(names.contains(&"only-in-leaf2") && names.contains(&"dup-node"), "{nodes}");
+    let dir = TempDir::new("many-tctl");
+    let role = dir.path().join("role.yaml");
+    std::fs::write(&role, "kind: role\nversion: v7\nmetadata:\n  name: made-from-root\nspec:\n  allow:\n    logins: [visitor]\n").unwrap();
+    let role_arg = role.display().to_string();
+    p.tsh.tctl(&[&format!("--cluster={leaf2_name}"), "create", &role_arg]).ok("an editor mapped to editor creates a role on leaf2");
+    leaf2.tctl(&["get", "roles/made-from-root"]).ok("the role is on leaf2");
+    assert_ne!(p.root.tctl(&["get", "roles/made-from-root"]).code, 0, "and not on the root");
+    let out = p.tsh.tctl(&[&format!("--cluster={leaf}"), "create", &role_arg]);
+    assert_ne!(out.code, 0, "mapped to visitor only, the leaf refuses: {out:?}");
+    assert!(out.stderr.contains("access denied") || out.stderr.contains("not allowed"), "{}", out.stderr);
+    assert_ne!(p.leaf.tctl(&["get", "roles/made-from-root"]).code, 0, "nothing created on the leaf");
+    let out = p.tsh.tctl(&["--cluster=no-such-leaf", "get", "nodes"]);
+    assert!(out.code != 0 && out.stderr.contains("no-such-leaf"), "{out:?}");
 
     // An offline leaf is reported, not fatal.
     leaf2.kill();
