@@ -132,7 +132,7 @@ async fn exec(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
     match cli.cmd {
         Command::Login(a) => login::exec(a, &g, out, err).await.map(|_| 0),
         Command::Logout => logout::exec(&g, out).map(|_| 0),
-        Command::Status(a) => status::exec(a, &g, out).map(|_| 0),
+        Command::Status(a) => status::exec(a, &g, out).await.map(|_| 0),
         Command::Ls(a) => ls::exec(a, &g, out, err).await.map(|_| 0),
         Command::Ssh(a) => ssh::exec(a, &g).await,
         Command::Clusters(a) => clusters::exec(a, &g, out).await.map(|_| 0),

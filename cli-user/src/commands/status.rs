@@ -37,11 +37,65 @@ pub struct ProfileInfo {
     extensions: Vec<String>,
 }
 
+/// The roles a leaf gives the user, as the leaf says (its role map, its truth).
+#[derive(Debug, Serialize)]
+pub struct LeafRoles {
+    cluster: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    roles: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ActiveOut {
+    #[serde(flatten)]
+    info: ProfileInfo,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    leaf_clusters: Vec<LeafRoles>,
+}
+
 #[derive(Debug, Serialize)]
 struct StatusOut {
     #[serde(skip_serializing_if = "Option::is_none")]
-    active: Option<ProfileInfo>,
+    active: Option<ActiveOut>,
     profiles: Vec<ProfileInfo>,
+}
+
+/// Asks each visible leaf which roles it maps this user to (in parallel, a few seconds each).
+async fn leaf_roles(session: &mut Session) -> Vec<LeafRoles> {
+    if crate::context::valid_until(&session.creds) <= time::OffsetDateTime::now_utc() {
+        return vec![];
+    }
+    let Ok(clusters) = session.visible_clusters().await else { return vec![] };
+    let leaves: Vec<String> = clusters.into_iter().filter(|c| c.cluster_type == "leaf").map(|c| c.cluster_name).collect();
+    if leaves.iter().any(|l| session.creds.host_ca_keys(l).is_empty()) {
+        let _ = session.ensure_cluster(&leaves[0]).await;
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for (i, leaf) in leaves.iter().enumerate() {
+        let api = session.cluster_api(leaf);
+        let leaf = leaf.clone();
+        set.spawn(async move {
+            let r = match api {
+                Ok(api) => {
+                    match tokio::time::timeout(Duration::from_secs(5), api.get::<shared::api::WhoAmI>(shared::api::path::WHOAMI)).await {
+                        Ok(Ok(w)) => Ok(w.roles),
+                        Ok(Err(e)) => Err(e.message),
+                        Err(_) => Err("no answer within 5s".to_string()),
+                    }
+                }
+                Err(e) => Err(format!("{e:#}")),
+            };
+            (i, leaf, r)
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(Ok((i, cluster, r))) = set.join_next().await {
+        out.push((i, LeafRoles { cluster, roles: r.clone().unwrap_or_default(), error: r.err() }));
+    }
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, l)| l).collect()
 }
 
 /// Logins worth showing (internal principals hidden).
@@ -88,21 +142,37 @@ pub fn print_text(out: &mut dyn Write, p: &Profile, c: &Credentials, active: boo
 }
 
 /// Runs the command.
-pub fn exec(a: Args, g: &Global, out: &mut dyn Write) -> anyhow::Result<()> {
+pub async fn exec(a: Args, g: &Global, out: &mut dyn Write) -> anyhow::Result<()> {
     let store = ProfileStore::from_env();
-    let active = Session::load(g)?;
+    let mut active = Session::load(g)?;
+    let leaves = leaf_roles(&mut active).await;
     let others: Vec<(Profile, Credentials)> =
         store.names().into_iter().filter(|n| Some(n) != active.name.as_ref()).filter_map(|n| store.load(&n).ok()).collect();
     match a.format {
         Format::Text => {
             print_text(out, &active.profile, &active.creds, true)?;
+            if !leaves.is_empty() {
+                writeln!(out, "  Roles in leaf clusters (as each leaf maps you):")?;
+                for l in &leaves {
+                    match &l.error {
+                        None => writeln!(
+                            out,
+                            "    {:<30} {}",
+                            l.cluster,
+                            if l.roles.is_empty() { "(none)".to_string() } else { l.roles.join(", ") }
+                        )?,
+                        Some(e) => writeln!(out, "    {:<30} unknown: {e}", l.cluster)?,
+                    }
+                }
+                writeln!(out)?;
+            }
             for (p, c) in &others {
                 print_text(out, p, c, false)?;
             }
         }
         f => {
             let s = StatusOut {
-                active: Some(info(&active.profile, &active.creds)),
+                active: Some(ActiveOut { info: info(&active.profile, &active.creds), leaf_clusters: leaves }),
                 profiles: others.iter().map(|(p, c)| info(p, c)).collect(),
             };
             if f == Format::Json { write!(out, "{}", shared::output::json(&s))? } else { write!(out, "{}", shared::output::yaml(&s))? }

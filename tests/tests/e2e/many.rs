@@ -68,6 +68,20 @@ fn tsh_lists_and_runs_across_every_visible_cluster() {
         .run(&["ssh", "--cluster=all", "visitor@dup-node", "true"])
         .fails_with("--cluster=all without labels", "--cluster=all runs on nodes chosen by labels");
 
+    // tsh status: the roles each leaf maps this user to, asked from the leaf.
+    let st = p.tsh.run(&["status"]);
+    let text = st.ok("tsh status");
+    assert!(text.contains("Roles in leaf clusters"), "{text}");
+    assert!(text.lines().any(|l| l.trim_start().starts_with(leaf.as_str()) && l.trim_end().ends_with("visitor")), "{text}");
+    let json = p.tsh.run(&["status", "-f", "json"]).json();
+    let leaves = json["active"]["leaf_clusters"].as_array().expect("leaf_clusters").clone();
+    let of = |c: &str| leaves.iter().find(|l| l["cluster"] == c).map(|l| l["roles"].clone());
+    assert_eq!(of(&leaf), Some(serde_json::json!(["visitor"])), "{json}");
+    let mut r2: Vec<String> = serde_json::from_value(of(&leaf2_name).expect("leaf2")).unwrap();
+    r2.sort();
+    assert_eq!(r2, vec!["editor", "visitor"], "{json}");
+    assert_eq!(json["active"]["roles"], serde_json::json!(["access", "editor"]), "the root's own roles stay: {json}");
+
     // tctl --cluster=leaf: the leaf's own API through the root's tunnel, with the root
     // certificate, authorized by the leaf's role map.
     let nodes = p.tsh.tctl(&[&format!("--cluster={leaf2_name}"), "get", "nodes", "--format=json"]).json();
@@ -94,4 +108,7 @@ fn tsh_lists_and_runs_across_every_visible_cluster() {
     let text = out.ok("tsh ls --all with a leaf offline");
     assert!(text.lines().any(|l| l.starts_with(leaf.as_str()) && l.contains("dup-node")), "{text}");
     assert!(out.stderr.contains(&format!("WARNING: cluster {leaf2_name} did not list its nodes")), "{}", out.stderr);
+    let st = p.tsh.run(&["status", "-f", "json"]).json();
+    let l2 = st["active"]["leaf_clusters"].as_array().unwrap().iter().find(|l| l["cluster"] == leaf2_name.as_str()).cloned();
+    assert!(l2.is_none_or(|l| l["error"].is_string()), "an offline leaf's roles are unknown, not fatal: {st}");
 }
