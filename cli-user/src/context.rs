@@ -68,6 +68,39 @@ impl Session {
         g.cluster.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| self.profile.site.clone())
     }
 
+    /// The cluster to act on, known to the profile. A selected leaf (`tsh login leaf`) that
+    /// the root no longer has falls back to the root with a note, rather than failing every
+    /// command (Teleport's #6605); an explicit `--cluster` is never second-guessed.
+    pub async fn resolve_target(&mut self, g: &Global, err: &mut dyn std::io::Write) -> anyhow::Result<String> {
+        let cluster = self.target(g);
+        match self.ensure_cluster(&cluster).await {
+            Ok(()) => Ok(cluster),
+            Err(e) if g.cluster.is_none() && cluster != self.profile.cluster => {
+                let root = self.profile.cluster.clone();
+                let _ = writeln!(
+                    err,
+                    "NOTE: the selected cluster {cluster:?} is no longer reachable from {root:?} ({e:#}); using {root:?} (tsh login {root} to select it)"
+                );
+                Ok(root)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// When `error` says that the selected (not `--cluster`) leaf `cluster` is gone from the
+    /// root, notes it and returns the root to use instead.
+    pub fn fallback_to_root(&self, g: &Global, cluster: &str, error: &str, err: &mut dyn std::io::Write) -> Option<String> {
+        if g.cluster.is_some() || cluster == self.profile.cluster || !error.contains(&format!("cluster {cluster:?} is not found")) {
+            return None;
+        }
+        let root = self.profile.cluster.clone();
+        let _ = writeln!(
+            err,
+            "NOTE: the selected cluster {cluster:?} is no longer reachable from {root:?}; using {root:?} (tsh login {root} to select it)"
+        );
+        Some(root)
+    }
+
     /// Makes sure the profile knows `cluster`'s host CA, fetching the CAs of the leaves the user
     /// can see from the root when it does not (a trust created after `tsh login`).
     pub async fn ensure_cluster(&mut self, cluster: &str) -> anyhow::Result<()> {

@@ -328,6 +328,10 @@ pub struct AuthSection {
     /// Missed heartbeats before a leaf is offline (default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_alive_count_max: Option<u32>,
+    /// Remove a leaf (and its CAs) from this root once it has been offline this long (Go
+    /// duration, e.g. 72h; default: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_leaf_ttl: Option<String>,
     /// Only `multiplex` (one port).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_listener_mode: Option<String>,
@@ -597,6 +601,8 @@ pub struct Config {
     pub keep_alive_interval: Duration,
     /// Missed heartbeats allowed.
     pub keep_alive_count_max: u32,
+    /// Remove leaves offline for this long (`auth_service.offline_leaf_ttl`; None: never).
+    pub offline_leaf_ttl: Option<Duration>,
     /// Node listen address.
     pub ssh_listen_addr: String,
     /// Node labels.
@@ -766,6 +772,11 @@ impl Config {
         let keep_alive_interval =
             duration("auth_service.keep_alive_interval", &file.auth_service.keep_alive_interval, Duration::from_secs(30))?;
         let keep_alive_count_max = file.auth_service.keep_alive_count_max.unwrap_or(3).max(1);
+        let offline_leaf_ttl = match &file.auth_service.offline_leaf_ttl {
+            Some(_) => Some(duration("auth_service.offline_leaf_ttl", &file.auth_service.offline_leaf_ttl, Duration::from_secs(0))?)
+                .filter(|d| !d.is_zero()),
+            None => None,
+        };
         let s = &file.ssh_service;
         let ssh_listen_addr = with_port(o.ssh_listen_addr.as_deref().or(s.listen_addr.as_deref()).unwrap_or("0.0.0.0:3022"), 3022);
         let mut labels = s.labels.clone();
@@ -819,6 +830,7 @@ impl Config {
             static_tokens,
             keep_alive_interval,
             keep_alive_count_max,
+            offline_leaf_ttl,
             ssh_listen_addr,
             labels,
             node_heartbeat,

@@ -45,8 +45,7 @@ pub async fn exec(a: Args, g: &Global, out: &mut dyn Write, err: &mut dyn Write)
     if a.all {
         return all_clusters(a, &mut session, &format, out, err).await;
     }
-    let cluster = session.target(g);
-    session.ensure_cluster(&cluster).await?;
+    let cluster = session.resolve_target(g, err).await?;
     let api = session.cluster_api(&cluster)?;
     let filter = a.labels.join(",");
     let url = if filter.is_empty() {
@@ -54,7 +53,16 @@ pub async fn exec(a: Args, g: &Global, out: &mut dyn Write, err: &mut dyn Write)
     } else {
         format!("{}?labels={}", path::NODES, shared::client::encode_segment(&filter))
     };
-    let nodes: Vec<Node> = api.get(&url).await?;
+    let (cluster, nodes): (String, Vec<Node>) = match api.get(&url).await {
+        Ok(n) => (cluster, n),
+        Err(e) => match session.fallback_to_root(g, &cluster, &e.message, err) {
+            Some(root) => {
+                let n = session.cluster_api(&root)?.get(&url).await?;
+                (root, n)
+            }
+            None => return Err(e.into()),
+        },
+    };
     match format.as_str() {
         "json" => write!(out, "{}", shared::output::json(&nodes))?,
         "yaml" => {

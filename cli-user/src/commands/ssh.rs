@@ -60,8 +60,7 @@ pub async fn exec(a: Args, g: &Global) -> anyhow::Result<u8> {
     if g.cluster.as_deref() == Some("all") {
         bail!("--cluster=all runs on nodes chosen by labels: use login@key=value, such as visitor@env=prod");
     }
-    let mut cluster = session.target(g);
-    session.ensure_cluster(&cluster).await?;
+    let mut cluster = session.resolve_target(g, &mut std::io::stderr()).await?;
     let proxy = connect_proxy(&session.profile.web_proxy_addr, &session.profile.cluster, &session.creds, &login).await?;
     let req = ProxyRequest { host: host.clone(), port: a.port, cluster: Some(cluster.clone()) };
     let stream = match proxy.subsystem(&req).await {
@@ -75,7 +74,14 @@ pub async fn exec(a: Args, g: &Global) -> anyhow::Result<u8> {
             let req = ProxyRequest { host: host.clone(), port: a.port, cluster: Some(cluster.clone()) };
             proxy.subsystem(&req).await?
         }
-        Err(e) => return Err(e),
+        Err(e) => match session.fallback_to_root(g, &cluster, &format!("{e:#}"), &mut std::io::stderr()) {
+            Some(root) => {
+                cluster = root;
+                let req = ProxyRequest { host: host.clone(), port: a.port, cluster: Some(cluster.clone()) };
+                proxy.subsystem(&req).await?
+            }
+            None => return Err(e),
+        },
     };
     let node = connect_node(stream, &host, &cluster, &session.creds, &login).await?;
     let tty = a.tty || (!a.no_tty && command.is_none() && crate::term::stdin_is_tty());

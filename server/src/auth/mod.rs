@@ -54,6 +54,8 @@ pub struct AuthSettings {
     pub keep_alive_interval: Duration,
     /// Missed heartbeats before a tunnel is offline.
     pub keep_alive_count_max: u32,
+    /// Remove leaves that have been offline this long (opt-in).
+    pub offline_leaf_ttl: Option<Duration>,
     /// Skip TLS verification when dialing a root's web proxy (`teleport start --insecure`).
     pub insecure: bool,
     /// Static tokens from the config file (never expire).

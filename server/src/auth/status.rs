@@ -257,6 +257,7 @@ mod tests {
             public_addr: "root:3080".into(),
             keep_alive_interval: Duration::from_secs(60),
             keep_alive_count_max: 3,
+            offline_leaf_ttl: None,
             insecure: false,
             static_tokens: vec![],
             proxy_id: "proxy-a".into(),

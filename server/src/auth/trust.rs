@@ -253,6 +253,45 @@ impl AuthServer {
         Ok(())
     }
 
+    /// Removes leaves that have been offline longer than `offline_leaf_ttl` (opt-in), with their
+    /// CAs, auditing each (Teleport's #3871). Every process of the cluster runs it; a leaf
+    /// removed by another process first is simply gone. Runs until `shutdown`.
+    pub async fn run_offline_leaf_reaper(self: std::sync::Arc<Self>, mut shutdown: crate::shutdown::Shutdown) {
+        let Some(ttl) = self.settings.offline_leaf_ttl else {
+            shutdown.wait().await;
+            return;
+        };
+        let every = (ttl / 4).clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let Ok(leaves) = self.remote_clusters().await else { continue };
+            let now = self.clock.now();
+            for rc in leaves {
+                let since = rc.status.last_heartbeat;
+                // Never connected (Go zero time): its age is unknown, so it stays.
+                if rc.status.connection == shared::resource::cluster::STATUS_ONLINE || since.year() < 2000 {
+                    continue;
+                }
+                let offline_for = now - since;
+                if offline_for < time::Duration::try_from(ttl).unwrap_or(time::Duration::MAX) {
+                    continue;
+                }
+                let name = rc.metadata.name.clone();
+                let actor = format!("system (offline_leaf_ttl: offline since {})", shared::timefmt::rfc3339(since));
+                match self.delete_remote_cluster(&name, &actor).await {
+                    Ok(()) => {
+                        tracing::warn!(leaf = %name, offline_for = %offline_for, "removed a leaf cluster offline longer than offline_leaf_ttl")
+                    }
+                    Err(e) if e.is(Kind::NotFound) => {}
+                    Err(e) => tracing::warn!(leaf = %name, error = %e, "could not remove a leaf offline longer than offline_leaf_ttl"),
+                }
+            }
+        }
+    }
+
     // ------------------------------------------------------------------ leaf side
 
     /// Where a trusted cluster's CAs live now (active or deactivated), by type.

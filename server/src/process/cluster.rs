@@ -59,6 +59,7 @@ async fn serve(
         public_addr: cfg.public_addr.clone(),
         keep_alive_interval: cfg.keep_alive_interval,
         keep_alive_count_max: cfg.keep_alive_count_max,
+        offline_leaf_ttl: cfg.offline_leaf_ttl,
         insecure: cfg.insecure,
         static_tokens: cfg.static_tokens.clone(),
         proxy_id: host_id.clone(),
@@ -94,6 +95,7 @@ async fn serve(
 
     // Background maintenance.
     tasks.spawn(Stage::Services, |s| auth.clone().run_authz_watcher(s));
+    tasks.spawn(Stage::Services, |s| auth.clone().run_offline_leaf_reaper(s));
     tasks.spawn(Stage::Writers, |s| auth.clone().run_heartbeat_flusher(s));
     tasks.spawn(Stage::Services, |s| crate::storage::run_sweeper(backend.clone(), Duration::from_secs(1), s));
 

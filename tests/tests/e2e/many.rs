@@ -112,3 +112,41 @@ fn tsh_lists_and_runs_across_every_visible_cluster() {
     let l2 = st["active"]["leaf_clusters"].as_array().unwrap().iter().find(|l| l["cluster"] == leaf2_name.as_str()).cloned();
     assert!(l2.is_none_or(|l| l["error"].is_string()), "an offline leaf's roles are unknown, not fatal: {st}");
 }
+
+#[test]
+fn leaves_rejoin_with_their_ca_go_after_an_offline_ttl_and_profiles_fall_back_to_the_root() {
+    let mut ro = ClusterOpts::new("root-ttl.example.com");
+    ro.node = false;
+    ro.auth_extra = "  offline_leaf_ttl: 4s\n".into();
+    let mut lo = ClusterOpts::new("leaf-ttl.example.com");
+    lo.insecure = true;
+    let mut p = Pair::start("ttl", ro, lo);
+    p.trust_online();
+    let (leaf, root_name) = (p.leaf_name().to_string(), p.root_name().to_string());
+
+    // The leaf drops its trust and makes it again: same name, same CA, accepted (Teleport's #3650).
+    p.leaf.tctl(&["rm", &format!("tc/{root_name}")]).ok("the leaf removes its trust");
+    p.trust(true, ACCESS_TO_VISITOR).ok("the same leaf trusts the root again");
+    p.root.wait_remote_status(&leaf, "online", Duration::from_secs(30));
+    let node = p.leaf.node_name();
+    assert_eq!(p.ssh(&node, "echo back").ok("ssh after the re-join"), "back\n");
+
+    // A profile that selects the leaf.
+    p.tsh.run(&["login", &leaf]).ok("select the leaf");
+    // Offline longer than offline_leaf_ttl: the root removes it with its CAs, and says so.
+    p.leaf.kill();
+    wait_for("the offline leaf to be removed", Duration::from_secs(40), || {
+        (p.root.tctl(&["get", &format!("rc/{leaf}")]).code != 0).then_some(())
+    });
+    let cas = p.root.tctl(&["get", "cert_authority", "--format=json"]).json();
+    assert!(!cas.to_string().contains(&format!("\"{leaf}\"")), "the leaf's CAs are gone: {cas}");
+    let deleted = p.root.events().into_iter().find(|e| e["event"] == "remote_cluster.delete").expect("audited");
+    assert!(deleted["user"].as_str().unwrap_or_default().contains("offline_leaf_ttl"), "{deleted}");
+
+    // The profile still pointing at the removed leaf keeps working for the root, with a note.
+    let out = p.tsh.run(&["ls"]);
+    out.ok("tsh ls with a removed leaf selected");
+    assert!(out.stderr.contains(&format!("NOTE: the selected cluster \"{leaf}\" is no longer reachable")), "{}", out.stderr);
+    p.tsh.run(&["status"]).ok("tsh status");
+    p.tsh.login(&p.root, "myuser", PASSWORD).ok("signing in again is never blocked");
+}
