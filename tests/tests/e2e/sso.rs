@@ -256,7 +256,10 @@ fn oidc_logins_that_must_fail_fail_at_once_with_one_message() {
     let browser = Browser::new(&root.web_ca());
     let (mut l, cb) = up_to_callback(&tsh, &root, &browser, "alice", "alice-idp-pw");
     let state = cb.split("state=").nth(1).and_then(|s| s.split('&').next()).unwrap().to_string();
-    let forged = cb.replace(&format!("state={state}"), &format!("state={}0", &state[..state.len() - 1]));
+    // One character changed (never to itself).
+    let last = if state.ends_with('0') { '1' } else { '0' };
+    let forged = cb.replace(&format!("state={state}"), &format!("state={}{last}", &state[..state.len() - 1]));
+    assert_ne!(forged, cb);
     let page = browser.request(&forged, None);
     assert_eq!(page.status, 400, "{page:#?}");
     assert!(page.body.contains("expired, was already used or is unknown"), "{}", page.body);
