@@ -206,6 +206,14 @@ pub fn check_ssh_cert(
 
 // ---------------------------------------------------------------- X.509
 
+/// A new SSH key and TLS key, and their public halves as a signing request carries them.
+pub fn new_key_pair() -> Result<(PrivateKey, KeyPair, crate::api::PublicKeys)> {
+    let ssh = new_ssh_key()?;
+    let tls = new_tls_key()?;
+    let public = crate::api::PublicKeys { ssh_public_key: authorized_key(ssh.public_key()), tls_public_key: spki_pem(&tls) };
+    Ok((ssh, tls, public))
+}
+
 /// A new ECDSA P-256 key pair.
 pub fn new_tls_key() -> Result<KeyPair> {
     KeyPair::generate().map_err(|e| Error::internal(format!("generating TLS key: {e}")))

@@ -288,8 +288,8 @@ impl Browser {
         Form { action: absolute(&page.url, &action), fields }
     }
 
-    /// Fills in `login` and `password` of the page's form and submits it, following redirects.
-    pub fn sign_in(&self, page: &Page, login: &str, password: &str) -> Vec<Page> {
+    /// The first form of a page with its `login` and `password` filled in.
+    pub fn login_form(page: &Page, login: &str, password: &str) -> Form {
         let mut form = Self::form(page);
         for (k, v) in form.fields.iter_mut() {
             if k == "login" {
@@ -299,6 +299,12 @@ impl Browser {
                 *v = password.into();
             }
         }
+        form
+    }
+
+    /// Fills in `login` and `password` of the page's form and submits it, following redirects.
+    pub fn sign_in(&self, page: &Page, login: &str, password: &str) -> Vec<Page> {
+        let form = Self::login_form(page, login, password);
         self.follow(&form.action, Some(&form.fields))
     }
 }

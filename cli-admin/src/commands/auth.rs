@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use shared::api::{CertsResponse, ExportCasResponse, PublicKeys, SignUserRequest, path};
+use shared::api::{CertsResponse, ExportCasResponse, SignUserRequest, path};
 use shared::certs;
 use shared::profile::{Credentials, write_identity_file};
 
@@ -50,13 +50,8 @@ pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result<
     match a.cmd {
         Cmd::Sign { user, out: file, ttl } => {
             let ttl = shared::timefmt::parse_duration(&ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
-            let ssh = certs::new_ssh_key()?;
-            let tls = certs::new_tls_key()?;
-            let req = SignUserRequest {
-                username: user,
-                ttl_seconds: ttl.as_secs(),
-                keys: PublicKeys { ssh_public_key: certs::authorized_key(ssh.public_key()), tls_public_key: certs::spki_pem(&tls) },
-            };
+            let (ssh, tls, keys) = certs::new_key_pair()?;
+            let req = SignUserRequest { username: user, ttl_seconds: ttl.as_secs(), keys };
             let r: CertsResponse = conn.api.post(path::SIGN_USER, &req).await?;
             let creds = Credentials {
                 ssh_key: ssh,

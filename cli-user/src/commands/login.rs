@@ -80,10 +80,7 @@ pub fn read_otp(prompt: &str, err: &mut dyn Write) -> anyhow::Result<String> {
 }
 
 fn new_keys() -> anyhow::Result<(russh::keys::ssh_key::PrivateKey, rcgen::KeyPair, PublicKeys)> {
-    let ssh = certs::new_ssh_key()?;
-    let tls = certs::new_tls_key()?;
-    let public = PublicKeys { ssh_public_key: certs::authorized_key(ssh.public_key()), tls_public_key: certs::spki_pem(&tls) };
-    Ok((ssh, tls, public))
+    Ok(certs::new_key_pair()?)
 }
 
 fn credentials(ssh: russh::keys::ssh_key::PrivateKey, tls: &rcgen::KeyPair, r: CertsResponse) -> anyhow::Result<Credentials> {

@@ -75,15 +75,7 @@ async fn take(s: &ApiState, kind: &str, id: &str, headers: &HeaderMap) -> Result
     }
     // A web sign-in must end in the browser that started it.
     if let Some(web) = &req.web {
-        let cookie = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|c| c.trim().split_once('='))
-            .find(|(k, _)| *k == crate::sso::BINDING_COOKIE)
-            .map(|(_, v)| v.to_string())
-            .unwrap_or_default();
+        let cookie = crate::web::session::cookie_named(headers, crate::sso::BINDING_COOKIE).unwrap_or_default();
         if cookie.is_empty() || crate::sso::binding_hash(&cookie) != web.binding {
             return Err(Error::access_denied(
                 "this sign-in was started in another browser (or its cookie was lost); start it again from the sign-in page",
@@ -110,9 +102,7 @@ pub async fn web_login(
     let query = shared::sso::parse_query(q.as_deref().unwrap_or_default());
     let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
     let connector = get("connector_id");
-    // Only a page of this site to land on.
-    let next = get("redirect_url");
-    let next = if next.starts_with("/web") && !next.starts_with("//") && !next.contains('\\') { next } else { String::new() };
+    let next = crate::web::safe_next(&get("redirect_url"));
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(&s.ping.public_addr).to_string();
     match s.auth.sso_web_login(&kind, &connector, &next, &host).await {
         Ok((url, binding)) => {

@@ -65,11 +65,7 @@ pub struct HostCreds {
 impl HostCreds {
     /// Keys for a new host identity, and the public half to send for signing.
     pub fn new_keys() -> Result<(PrivateKey, rcgen::KeyPair, shared::api::PublicKeys)> {
-        let ssh = certs::new_ssh_key()?;
-        let tls = certs::new_tls_key()?;
-        let public =
-            shared::api::PublicKeys { ssh_public_key: certs::authorized_key(ssh.public_key()), tls_public_key: certs::spki_pem(&tls) };
-        Ok((ssh, tls, public))
+        certs::new_key_pair()
     }
 
     /// Assembles credentials from issued certificates.

@@ -338,13 +338,9 @@ impl AuthServer {
     async fn sso_web_outcome(&self, req: &SsoRequest, web: &WebLogin, result: Result<ExternalIdentity>) -> Outcome {
         let signed_in = async {
             let id = result?;
-            let ssh = shared::certs::new_ssh_key()?;
-            let tls = shared::certs::new_tls_key()?;
+            let (ssh, tls, keys) = shared::certs::new_key_pair()?;
             let mut with_keys = req.clone();
-            with_keys.keys = PublicKeys {
-                ssh_public_key: shared::certs::authorized_key(ssh.public_key()),
-                tls_public_key: shared::certs::spki_pem(&tls),
-            };
+            with_keys.keys = keys;
             let certs = self.finish_sso_login(&with_keys, id).await?;
             crate::web::session::create(self, certs, &ssh, &tls).await
         }

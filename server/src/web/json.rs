@@ -8,7 +8,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::api::{ClusterInfo, LoginRequest, PublicKeys, path};
+use shared::api::{ClusterInfo, LoginRequest, path};
 use shared::error::Result;
 use shared::resource::Node;
 
@@ -20,10 +20,7 @@ use crate::api::{ApiResult, ApiState, ClientAddr, JsonBody};
 /// for fresh keys made here, a web session holding them.
 pub async fn sign_in(s: &ApiState, addr: &ClientAddr, user: &str, password: &str, otp: Option<String>) -> Result<WebSession> {
     s.limiter.check(Class::Login, &addr.key())?;
-    let ssh = shared::certs::new_ssh_key()?;
-    let tls = shared::certs::new_tls_key()?;
-    let keys =
-        PublicKeys { ssh_public_key: shared::certs::authorized_key(ssh.public_key()), tls_public_key: shared::certs::spki_pem(&tls) };
+    let (ssh, tls, keys) = shared::certs::new_key_pair()?;
     let req = LoginRequest {
         username: user.to_string(),
         password: password.to_string(),
@@ -107,12 +104,7 @@ pub struct ResourceItemBody {
 
 fn item(kind: &str, v: &Value) -> Value {
     let name = v["metadata"]["name"].as_str().unwrap_or_default().to_string();
-    let mut clean = v.clone();
-    if let Some(m) = clean.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-        m.remove("id");
-        m.remove("revision");
-    }
-    json!({"id": format!("{kind}:{name}"), "kind": kind, "name": name, "content": shared::yaml::to_yaml(&clean)})
+    json!({"id": format!("{kind}:{name}"), "kind": kind, "name": name, "content": super::editable_yaml(v)})
 }
 
 async fn list_items(s: &ApiState, mut sess: WebSession, kind: &str) -> Result<Vec<Value>> {
@@ -122,16 +114,8 @@ async fn list_items(s: &ApiState, mut sess: WebSession, kind: &str) -> Result<Ve
 }
 
 async fn upsert_item(s: &ApiState, sess: &mut WebSession, kind: &str, content: &str, name: Option<&str>) -> Result<Value> {
-    let source = format!("{kind}.yaml");
-    let docs = shared::yaml::parse_documents(&source, content.as_bytes())?;
-    let [doc] = docs.as_slice() else {
-        return Err(shared::Error::bad_parameter(format!("{source}: expected one {kind} resource, found {} documents", docs.len())));
-    };
-    let res = shared::resource::Resource::from_value(doc.value.clone())?;
-    if res.kind().as_str() != kind {
-        return Err(shared::Error::bad_parameter(format!("expected a {kind}, not a {}", res.kind().as_str())));
-    }
-    let given = doc.value["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let resource = super::one_resource(kind, content)?;
+    let given = resource["metadata"]["name"].as_str().unwrap_or_default().to_string();
     let root = s.auth.cluster_name().to_string();
     let api = super::api(s, sess, &root).await?;
     let existing: Vec<Value> = api.get(&format!("/v1/resources/{kind}")).await?;
@@ -143,7 +127,7 @@ async fn upsert_item(s: &ApiState, sess: &mut WebSession, kind: &str, content: &
         Some(n) if !exists(n) => return Err(shared::Error::not_found(format!("{kind} {n:?} is not found"))),
         _ => {}
     }
-    let req = shared::api::UpsertResourceRequest { resource: doc.value.clone(), force: name.is_some(), expected_id: None };
+    let req = shared::api::UpsertResourceRequest { resource, force: name.is_some(), expected_id: None };
     let _: shared::api::UpsertResourceResponse = api.post(path::RESOURCES, &req).await?;
     let stored: Vec<Value> = api.get(&format!("/v1/resources/{kind}/{}", shared::client::encode_segment(&given))).await?;
     stored.first().map(|v| item(kind, v)).ok_or_else(|| shared::Error::not_found(format!("{kind} {given:?} is not found")))

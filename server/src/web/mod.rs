@@ -98,6 +98,38 @@ pub fn check_form(headers: &HeaderMap, s: &WebSession, csrf: &str) -> Result<()>
     Ok(())
 }
 
+/// Where to land after signing in: only a page of this site (never another origin, never a
+/// scheme-relative URL); empty for the default.
+pub fn safe_next(next: &str) -> String {
+    if next.starts_with("/web") && !next.starts_with("//") && !next.contains('\\') { next.to_string() } else { String::new() }
+}
+
+/// The one resource of `kind` in YAML a page or a script sent, checked as `tctl create`
+/// checks a file (errors name `<kind>.yaml`, the document and its line).
+pub fn one_resource(kind: &str, yaml: &str) -> Result<serde_json::Value> {
+    let source = format!("{kind}.yaml");
+    let docs = shared::yaml::parse_documents(&source, yaml.as_bytes())?;
+    let [doc] = docs.as_slice() else {
+        return Err(Error::bad_parameter(format!("{source}: expected one {kind} resource, found {} documents", docs.len())));
+    };
+    let at = |e: Error| Error { message: format!("{source}: document 1 (line {}): {}", doc.line, e.message), ..e };
+    let res = shared::resource::Resource::from_value(doc.value.clone()).map_err(at)?;
+    if res.kind().as_str() != kind {
+        return Err(at(Error::bad_parameter(format!("expected a {kind} resource, not {}", res.kind().as_str()))));
+    }
+    Ok(doc.value.clone())
+}
+
+/// A stored resource as YAML to edit (without its storage revision).
+pub fn editable_yaml(v: &serde_json::Value) -> String {
+    let mut v = v.clone();
+    if let Some(m) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        m.remove("id");
+        m.remove("revision");
+    }
+    shared::yaml::to_yaml(&v)
+}
+
 /// The address this process's own API and SSH listen on.
 fn own_addr(s: &ApiState) -> String {
     let a = &s.ping.web_listen_addr;

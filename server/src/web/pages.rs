@@ -15,7 +15,7 @@ use shared::client::encode_segment;
 use shared::error::Error;
 use shared::resource::Node;
 
-use super::{Web, WebSession, assets, check_form, check_origin, session};
+use super::{Web, WebSession, assets, check_form, check_origin, safe_next, session};
 use crate::api::ratelimit::Class;
 use crate::api::{ApiState, ClientAddr};
 
@@ -108,6 +108,11 @@ async fn nav<'a>(s: &ApiState, sess: &'a mut WebSession, cluster: &str, active: 
         }
         Err(_) => vec![],
     };
+    nav_of(sess, root, cluster, clusters, active)
+}
+
+/// The header from a cluster list the page already has.
+fn nav_of<'a>(sess: &'a WebSession, root: String, cluster: &str, clusters: Vec<String>, active: &'static str) -> Nav<'a> {
     let clusters = if clusters.is_empty() { vec![root.clone()] } else { clusters };
     Nav { sess, root, cluster: cluster.to_string(), clusters, active }
 }
@@ -131,11 +136,6 @@ pub async fn not_found() -> Response {
 pub struct NextQuery {
     #[serde(default)]
     next: String,
-}
-
-fn safe_next(next: &str) -> String {
-    // Only a path of this site: never another origin, never a scheme-relative URL.
-    if next.starts_with("/web") && !next.starts_with("//") && !next.contains('\\') { next.to_string() } else { String::new() }
 }
 
 /// How the sign-in page offers to sign in.
@@ -331,12 +331,7 @@ pub async fn invite(
     // The link and the code were the proof; sign in without asking for the code again.
     let signed_in = async {
         let u = s.auth.services.user(&user).await?.value;
-        let ssh = shared::certs::new_ssh_key()?;
-        let tls = shared::certs::new_tls_key()?;
-        let keys = shared::api::PublicKeys {
-            ssh_public_key: shared::certs::authorized_key(ssh.public_key()),
-            tls_public_key: shared::certs::spki_pem(&tls),
-        };
+        let (ssh, tls, keys) = shared::certs::new_key_pair()?;
         let certs = s.auth.user_certs(&u, &keys, crate::auth::DEFAULT_USER_TTL, None).await?;
         session::create(&s.auth, certs, &ssh, &tls).await
     }
@@ -409,11 +404,12 @@ pub async fn clusters(State(s): State<Arc<ApiState>>, Web(mut sess): Web, Query(
     }
     .await;
     let csrf = sess.csrf.clone();
-    let nav = nav(&s, &mut sess, &root, "clusters").await;
     let (list, details) = match result {
         Ok(r) => r,
-        Err(e) => return error_page(Some(&nav), &e),
+        Err(e) => return error_page(Some(&nav(&s, &mut sess, &root, "clusters").await), &e),
     };
+    // The selector lists what this page already asked for.
+    let nav = nav_of(&sess, root.clone(), &root, list.iter().map(|c| c.cluster_name.clone()).collect(), "clusters");
     let needle = q.q.to_lowercase();
     let matching: Vec<&ClusterInfo> = list
         .iter()
@@ -795,12 +791,7 @@ async fn edit_page(s: &ApiState, mut sess: WebSession, ed: Editor, name: &str) -
     .await;
     match result {
         Ok(items) if !items.is_empty() => {
-            let mut v = items[0].clone();
-            if let Some(m) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-                m.remove("id");
-                m.remove("revision");
-            }
-            let yaml = shared::yaml::to_yaml(&v);
+            let yaml = super::editable_yaml(&items[0]);
             editor_page(s, sess, ed, &yaml, true, None).await
         }
         Ok(_) => editor_page(s, sess, ed, "", true, Some(&Error::not_found(format!("{} {name:?} is not found", ed.kind)))).await,
@@ -826,17 +817,8 @@ async fn save(s: &ApiState, headers: &HeaderMap, mut sess: WebSession, ed: Edito
     let update = f.mode == "update";
     let result = async {
         check_form(headers, &sess, &f.csrf)?;
-        let source = format!("{}.yaml", ed.kind);
-        let docs = shared::yaml::parse_documents(&source, f.yaml.as_bytes())?;
-        let [doc] = docs.as_slice() else {
-            return Err(Error::bad_parameter(format!("{source}: expected one {} resource, found {} documents", ed.kind, docs.len())));
-        };
-        let at = |e: Error| Error { message: format!("{source}: document 1 (line {}): {}", doc.line, e.message), ..e };
-        let res = shared::resource::Resource::from_value(doc.value.clone()).map_err(at)?;
-        if res.kind().as_str() != ed.kind {
-            return Err(at(Error::bad_parameter(format!("this page edits {} resources, not {}", ed.kind, res.kind().as_str()))));
-        }
-        let req = UpsertResourceRequest { resource: doc.value.clone(), force: update, expected_id: None };
+        let resource = super::one_resource(ed.kind, &f.yaml)?;
+        let req = UpsertResourceRequest { resource, force: update, expected_id: None };
         let r: UpsertResourceResponse = super::api(s, &mut sess, &root).await?.post(path::RESOURCES, &req).await?;
         Ok(r)
     }

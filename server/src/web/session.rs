@@ -103,17 +103,21 @@ pub fn clear_cookie() -> String {
     format!("{COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax")
 }
 
-/// The session id in a request's cookies.
-pub fn cookie_of(headers: &HeaderMap) -> Option<String> {
+/// The value of the cookie `name` in a request.
+pub fn cookie_named(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
-        .filter(|v| valid_id(v))
+}
+
+/// The session id in a request's cookies.
+pub fn cookie_of(headers: &HeaderMap) -> Option<String> {
+    cookie_named(headers, COOKIE).filter(|v| valid_id(v))
 }
 
 /// The bearer token of a request.

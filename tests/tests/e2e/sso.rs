@@ -203,17 +203,8 @@ fn oidc_root(tag: &str) -> (Cluster, Idp) {
 fn up_to_callback(tsh: &Tsh, root: &Cluster, browser: &Browser, login: &str, password: &str) -> (SsoLogin, String) {
     let l = SsoLogin::start(tsh, &["login", &format!("--proxy={}", root.web), "--browser=none", "--auth=myoidc"]);
     let pages = browser.follow(&l.link, None);
-    let form = Browser::form(pages.last().unwrap());
-    let mut fields = form.fields.clone();
-    for (k, v) in fields.iter_mut() {
-        if k == "login" {
-            *v = login.into();
-        }
-        if k == "password" {
-            *v = password.into();
-        }
-    }
-    let pages = browser.follow_until(&form.action, Some(&fields), |u| u.contains("/v1/webapi/oidc/callback?"));
+    let form = Browser::login_form(pages.last().unwrap(), login, password);
+    let pages = browser.follow_until(&form.action, Some(&form.fields), |u| u.contains("/v1/webapi/oidc/callback?"));
     let cb = pages.last().unwrap().location.clone().expect("a redirect to the proxy's callback");
     assert!(cb.contains("/v1/webapi/oidc/callback?") && cb.contains("code="), "{cb}");
     (l, cb)
@@ -358,17 +349,8 @@ fn oidc_logins_that_must_fail_fail_at_once_with_one_message() {
     // A sign-in started in one browser cannot be finished in another (no login CSRF).
     let starter = Browser::new(&root.web_ca());
     let pages = starter.follow(&format!("{web}{href}"), None);
-    let form = Browser::form(pages.last().unwrap());
-    let mut fields = form.fields.clone();
-    for (k, v) in fields.iter_mut() {
-        if k == "login" {
-            *v = "alice".into();
-        }
-        if k == "password" {
-            *v = "alice-idp-pw".into();
-        }
-    }
-    let pages = starter.follow_until(&form.action, Some(&fields), |u| u.contains("/v1/webapi/oidc/callback?"));
+    let form = Browser::login_form(pages.last().unwrap(), "alice", "alice-idp-pw");
+    let pages = starter.follow_until(&form.action, Some(&form.fields), |u| u.contains("/v1/webapi/oidc/callback?"));
     let cb = pages.last().unwrap().location.clone().expect("to the callback");
     let other = Browser::new(&root.web_ca()).request(&cb, None);
     assert_eq!(other.status, 400, "{other:#?}");
