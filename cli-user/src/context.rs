@@ -123,31 +123,30 @@ impl Session {
         Ok(self.root_api()?.get(shared::api::path::CLUSTERS).await?)
     }
 
-    /// The nodes of each of `clusters` matching `filter` (`k=v,...`), asked in parallel with at
-    /// most `per_cluster` for each: (cluster, nodes) for those that answered, and (cluster,
-    /// why) for those that did not (an offline leaf is reported, never fatal).
-    pub async fn nodes_of(
+    /// Asks each of `clusters` the same question in parallel, at most `per_cluster` each, in
+    /// the order given: the answer, or why there is none (an offline leaf is an answer too).
+    pub async fn per_cluster<T, F, Fut>(
         &mut self,
         clusters: &[String],
-        filter: &str,
         per_cluster: std::time::Duration,
-    ) -> anyhow::Result<(Vec<(String, Vec<shared::resource::Node>)>, Vec<(String, String)>)> {
+        ask: F,
+    ) -> Vec<(String, Result<T, String>)>
+    where
+        T: Send + 'static,
+        F: Fn(ApiClient) -> Fut,
+        Fut: std::future::Future<Output = shared::Result<T>> + Send + 'static,
+    {
         // One fetch of the host CAs covers every leaf trusted since sign-in.
         if let Some(missing) = clusters.iter().find(|c| self.creds.host_ca_keys(c).is_empty()) {
             let _ = self.ensure_cluster(missing).await;
         }
-        let url = if filter.is_empty() {
-            shared::api::path::NODES.to_string()
-        } else {
-            format!("{}?labels={}", shared::api::path::NODES, shared::client::encode_segment(filter))
-        };
         let mut set = tokio::task::JoinSet::new();
         for (i, c) in clusters.iter().enumerate() {
-            let api = self.cluster_api(c);
-            let (c, url) = (c.clone(), url.clone());
+            let question = self.cluster_api(c).map(&ask);
+            let c = c.clone();
             set.spawn(async move {
-                let result = match api {
-                    Ok(api) => match tokio::time::timeout(per_cluster, api.get::<Vec<shared::resource::Node>>(&url)).await {
+                let result = match question {
+                    Ok(q) => match tokio::time::timeout(per_cluster, q).await {
                         Ok(r) => r.map_err(|e| e.message),
                         Err(_) => Err(format!("no answer within {}s", per_cluster.as_secs())),
                     },
@@ -163,8 +162,31 @@ impl Session {
             }
         }
         done.sort_by_key(|(i, _, _)| *i);
+        done.into_iter().map(|(_, c, r)| (c, r)).collect()
+    }
+
+    /// The nodes of each of `clusters` matching `filter` (`k=v,...`), asked in parallel with at
+    /// most `per_cluster` for each: (cluster, nodes) for those that answered, and (cluster,
+    /// why) for those that did not (an offline leaf is reported, never fatal).
+    pub async fn nodes_of(
+        &mut self,
+        clusters: &[String],
+        filter: &str,
+        per_cluster: std::time::Duration,
+    ) -> anyhow::Result<(Vec<(String, Vec<shared::resource::Node>)>, Vec<(String, String)>)> {
+        let url = if filter.is_empty() {
+            shared::api::path::NODES.to_string()
+        } else {
+            format!("{}?labels={}", shared::api::path::NODES, shared::client::encode_segment(filter))
+        };
+        let answers = self
+            .per_cluster(clusters, per_cluster, |api| {
+                let url = url.clone();
+                async move { api.get::<Vec<shared::resource::Node>>(&url).await }
+            })
+            .await;
         let (mut ok, mut failed) = (Vec::new(), Vec::new());
-        for (_, c, r) in done {
+        for (c, r) in answers {
             match r {
                 Ok(nodes) => ok.push((c, nodes)),
                 Err(e) => failed.push((c, e)),

@@ -69,33 +69,13 @@ async fn leaf_roles(session: &mut Session) -> Vec<LeafRoles> {
     }
     let Ok(clusters) = session.visible_clusters().await else { return vec![] };
     let leaves: Vec<String> = clusters.into_iter().filter(|c| c.cluster_type == "leaf").map(|c| c.cluster_name).collect();
-    if leaves.iter().any(|l| session.creds.host_ca_keys(l).is_empty()) {
-        let _ = session.ensure_cluster(&leaves[0]).await;
-    }
-    let mut set = tokio::task::JoinSet::new();
-    for (i, leaf) in leaves.iter().enumerate() {
-        let api = session.cluster_api(leaf);
-        let leaf = leaf.clone();
-        set.spawn(async move {
-            let r = match api {
-                Ok(api) => {
-                    match tokio::time::timeout(Duration::from_secs(5), api.get::<shared::api::WhoAmI>(shared::api::path::WHOAMI)).await {
-                        Ok(Ok(w)) => Ok(w.roles),
-                        Ok(Err(e)) => Err(e.message),
-                        Err(_) => Err("no answer within 5s".to_string()),
-                    }
-                }
-                Err(e) => Err(format!("{e:#}")),
-            };
-            (i, leaf, r)
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(Ok((i, cluster, r))) = set.join_next().await {
-        out.push((i, LeafRoles { cluster, roles: r.clone().unwrap_or_default(), error: r.err() }));
-    }
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, l)| l).collect()
+    let answers = session
+        .per_cluster(&leaves, Duration::from_secs(5), |api| async move { api.get::<shared::api::WhoAmI>(shared::api::path::WHOAMI).await })
+        .await;
+    answers
+        .into_iter()
+        .map(|(cluster, r)| LeafRoles { cluster, roles: r.clone().map(|w| w.roles).unwrap_or_default(), error: r.err() })
+        .collect()
 }
 
 /// Logins worth showing (internal principals hidden).
