@@ -16,6 +16,9 @@ _tctl() {
             ",$1")
                 cmd="tctl"
                 ;;
+            tctl,access)
+                cmd="tctl__subcmd__access"
+                ;;
             tctl,auth)
                 cmd="tctl__subcmd__auth"
                 ;;
@@ -58,6 +61,18 @@ _tctl() {
             tctl,version)
                 cmd="tctl__subcmd__version"
                 ;;
+            tctl__subcmd__access,explain)
+                cmd="tctl__subcmd__access__subcmd__explain"
+                ;;
+            tctl__subcmd__access,help)
+                cmd="tctl__subcmd__access__subcmd__help"
+                ;;
+            tctl__subcmd__access__subcmd__help,explain)
+                cmd="tctl__subcmd__access__subcmd__help__subcmd__explain"
+                ;;
+            tctl__subcmd__access__subcmd__help,help)
+                cmd="tctl__subcmd__access__subcmd__help__subcmd__help"
+                ;;
             tctl__subcmd__auth,export)
                 cmd="tctl__subcmd__auth__subcmd__export"
                 ;;
@@ -75,6 +90,9 @@ _tctl() {
                 ;;
             tctl__subcmd__auth__subcmd__help,sign)
                 cmd="tctl__subcmd__auth__subcmd__help__subcmd__sign"
+                ;;
+            tctl__subcmd__help,access)
+                cmd="tctl__subcmd__help__subcmd__access"
                 ;;
             tctl__subcmd__help,auth)
                 cmd="tctl__subcmd__help__subcmd__auth"
@@ -117,6 +135,9 @@ _tctl() {
                 ;;
             tctl__subcmd__help,version)
                 cmd="tctl__subcmd__help__subcmd__version"
+                ;;
+            tctl__subcmd__help__subcmd__access,explain)
+                cmd="tctl__subcmd__help__subcmd__access__subcmd__explain"
                 ;;
             tctl__subcmd__help__subcmd__auth,export)
                 cmd="tctl__subcmd__help__subcmd__auth__subcmd__export"
@@ -215,7 +236,7 @@ _tctl() {
 
     case "${cmd}" in
         tctl)
-            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help users tokens create get edit rm update auth lock map-roles status version completion help"
+            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help users tokens create get edit rm update auth lock map-roles status access version completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -245,6 +266,136 @@ _tctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tctl__subcmd__access)
+            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help explain help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tctl__subcmd__access__subcmd__explain)
+            opts="-f -c -i -d -h --user --format --config --identity --auth-server --cluster --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tctl__subcmd__access__subcmd__help)
+            opts="explain help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tctl__subcmd__access__subcmd__help__subcmd__explain)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tctl__subcmd__access__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -607,8 +758,36 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__help)
-            opts="users tokens create get edit rm update auth lock map-roles status version completion help"
+            opts="users tokens create get edit rm update auth lock map-roles status access version completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tctl__subcmd__help__subcmd__access)
+            opts="explain"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tctl__subcmd__help__subcmd__access__subcmd__explain)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -16,6 +16,9 @@ _tsh() {
             ",$1")
                 cmd="tsh"
                 ;;
+            tsh,access)
+                cmd="tsh__subcmd__access"
+                ;;
             tsh,clusters)
                 cmd="tsh__subcmd__clusters"
                 ;;
@@ -52,6 +55,21 @@ _tsh() {
             tsh,version)
                 cmd="tsh__subcmd__version"
                 ;;
+            tsh__subcmd__access,explain)
+                cmd="tsh__subcmd__access__subcmd__explain"
+                ;;
+            tsh__subcmd__access,help)
+                cmd="tsh__subcmd__access__subcmd__help"
+                ;;
+            tsh__subcmd__access__subcmd__help,explain)
+                cmd="tsh__subcmd__access__subcmd__help__subcmd__explain"
+                ;;
+            tsh__subcmd__access__subcmd__help,help)
+                cmd="tsh__subcmd__access__subcmd__help__subcmd__help"
+                ;;
+            tsh__subcmd__help,access)
+                cmd="tsh__subcmd__help__subcmd__access"
+                ;;
             tsh__subcmd__help,clusters)
                 cmd="tsh__subcmd__help__subcmd__clusters"
                 ;;
@@ -87,6 +105,9 @@ _tsh() {
                 ;;
             tsh__subcmd__help,version)
                 cmd="tsh__subcmd__help__subcmd__version"
+                ;;
+            tsh__subcmd__help__subcmd__access,explain)
+                cmd="tsh__subcmd__help__subcmd__access__subcmd__explain"
                 ;;
             tsh__subcmd__help__subcmd__mfa,add)
                 cmd="tsh__subcmd__help__subcmd__mfa__subcmd__add"
@@ -143,7 +164,7 @@ _tsh() {
 
     case "${cmd}" in
         tsh)
-            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help login logout status ls ssh clusters version config proxy completion mfa help"
+            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help login logout status ls ssh clusters version config proxy completion mfa access help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -169,6 +190,124 @@ _tsh() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__access)
+            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help explain help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__access__subcmd__explain)
+            opts="-f -i -d -h --format --proxy --user --cluster --identity --insecure --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__access__subcmd__help)
+            opts="explain help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__access__subcmd__help__subcmd__explain)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__access__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -287,8 +426,36 @@ _tsh() {
             return 0
             ;;
         tsh__subcmd__help)
-            opts="login logout status ls ssh clusters version config proxy completion mfa help"
+            opts="login logout status ls ssh clusters version config proxy completion mfa access help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__access)
+            opts="explain"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__access__subcmd__explain)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

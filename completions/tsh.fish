@@ -42,6 +42,7 @@ complete -c tsh -n "__fish_tsh_needs_command" -f -a "config" -d 'Print an OpenSS
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "proxy" -d 'Connect stdin/stdout to a node (OpenSSH ProxyCommand)'
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "completion" -d 'Print a shell completion script'
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "mfa" -d 'List, add and remove your second-factor (TOTP) devices'
+complete -c tsh -n "__fish_tsh_needs_command" -f -a "access" -d 'Explain why a login is allowed or denied'
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand login" -l ttl -d 'Certificate TTL in minutes [default: 720, capped by your roles\' max_session_ttl]' -r
 complete -c tsh -n "__fish_tsh_using_subcommand login" -l auth -d 'Sign in with this connector: an OIDC, GitHub or SAML connector\'s name, or local [default: the cluster\'s]' -r
@@ -175,19 +176,40 @@ complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_
 complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from help" -f -a "add" -d 'Register a device (an authenticator app)'
 complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Remove a device'
 complete -c tsh -n "__fish_tsh_using_subcommand mfa; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "login" -d 'Sign in to a cluster (or select a leaf cluster: tsh login <cluster>)'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "logout" -d 'Remove your keys and certificates'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "status" -d 'Show who you are signed in as'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "ls" -d 'List the nodes you can reach'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "ssh" -d 'Run a shell or a command on a node'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "clusters" -d 'List the root cluster and the leaf clusters you can reach'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "version" -d 'Print the version'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "config" -d 'Print an OpenSSH client configuration for the clusters you can reach'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "proxy" -d 'Connect stdin/stdout to a node (OpenSSH ProxyCommand)'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "completion" -d 'Print a shell completion script'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "mfa" -d 'List, add and remove your second-factor (TOTP) devices'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand access; and not __fish_seen_subcommand_from explain help" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand access; and not __fish_seen_subcommand_from explain help" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand access; and not __fish_seen_subcommand_from explain help" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand access; and not __fish_seen_subcommand_from explain help" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand access; and not __fish_seen_subcommand_from explain help" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand access; and not __fish_seen_subcommand_from explain help" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand access; and not __fish_seen_subcommand_from explain help" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand access; and not __fish_seen_subcommand_from explain help" -f -a "explain" -d 'Explain, check by check, whether login@node is allowed, as the node decides it'
+complete -c tsh -n "__fish_tsh_using_subcommand access; and not __fish_seen_subcommand_from explain help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand access; and __fish_seen_subcommand_from explain" -s f -l format -d 'Output format: text, json or yaml' -r
+complete -c tsh -n "__fish_tsh_using_subcommand access; and __fish_seen_subcommand_from explain" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand access; and __fish_seen_subcommand_from explain" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand access; and __fish_seen_subcommand_from explain" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand access; and __fish_seen_subcommand_from explain" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand access; and __fish_seen_subcommand_from explain" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand access; and __fish_seen_subcommand_from explain" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand access; and __fish_seen_subcommand_from explain" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand access; and __fish_seen_subcommand_from help" -f -a "explain" -d 'Explain, check by check, whether login@node is allowed, as the node decides it'
+complete -c tsh -n "__fish_tsh_using_subcommand access; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access help" -f -a "login" -d 'Sign in to a cluster (or select a leaf cluster: tsh login <cluster>)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access help" -f -a "logout" -d 'Remove your keys and certificates'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access help" -f -a "status" -d 'Show who you are signed in as'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access help" -f -a "ls" -d 'List the nodes you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access help" -f -a "ssh" -d 'Run a shell or a command on a node'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access help" -f -a "clusters" -d 'List the root cluster and the leaf clusters you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access help" -f -a "version" -d 'Print the version'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access help" -f -a "config" -d 'Print an OpenSSH client configuration for the clusters you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access help" -f -a "proxy" -d 'Connect stdin/stdout to a node (OpenSSH ProxyCommand)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access help" -f -a "completion" -d 'Print a shell completion script'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access help" -f -a "mfa" -d 'List, add and remove your second-factor (TOTP) devices'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access help" -f -a "access" -d 'Explain why a login is allowed or denied'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "ssh" -d 'Pipe stdin/stdout to a node\'s SSH port (for OpenSSH\'s ProxyCommand)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from mfa" -f -a "ls" -d 'List your devices'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from mfa" -f -a "add" -d 'Register a device (an authenticator app)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from mfa" -f -a "rm" -d 'Remove a device'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from access" -f -a "explain" -d 'Explain, check by check, whether login@node is allowed, as the node decides it'

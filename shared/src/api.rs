@@ -63,6 +63,8 @@ pub mod path {
     pub const MFA_BEGIN: &str = "/v1/mfa/devices/begin";
     /// Finish registering it with a first code.
     pub const MFA_FINISH: &str = "/v1/mfa/devices/finish";
+    /// Why a login is allowed or denied (`tsh access explain`, `tctl access explain`).
+    pub const ACCESS_EXPLAIN: &str = "/v1/access/explain";
 }
 
 /// What a password login without a code hears when the user has a TOTP device (tsh then asks
@@ -587,3 +589,71 @@ pub type AuditEvent = serde_json::Map<String, serde_json::Value>;
 
 /// User traits (re-exported for API users).
 pub type UserTraits = Traits;
+
+/// `POST /v1/access/explain`: why may (or may not) someone log in as `login` on `node`?
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExplainRequest {
+    /// The login (SSH principal).
+    pub login: String,
+    /// The node's host name or UUID (empty with `cluster`).
+    #[serde(default)]
+    pub node: String,
+    /// Explain for this user of the cluster instead of the caller (needs read on users and roles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Explain for this identity of a trusted root (what the root answered for `user`).
+    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+    pub as_identity: Option<ExplainIdentity>,
+    /// On a root: explain only whether the leaf `cluster` may be reached (its `cluster_labels`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+}
+
+/// Whom an explanation is about, as their certificate says.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExplainIdentity {
+    /// Teleport user name.
+    pub user: String,
+    /// The cluster that issues their certificates.
+    pub cluster: String,
+    /// Their roles there.
+    pub roles: Vec<String>,
+    /// Their traits.
+    #[serde(default)]
+    pub traits: Traits,
+    /// The certificate's principals.
+    pub logins: Vec<String>,
+}
+
+/// One check of an explanation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExplainStep {
+    /// What is checked, e.g. "certificate principals".
+    pub check: String,
+    /// Passed (`true`), failed (`false`), or not a check (`null`: information).
+    pub ok: Option<bool>,
+    /// What was found.
+    #[serde(default)]
+    pub details: Vec<String>,
+    /// What to change, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// The answer: every check in the order the node (or the root) makes them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The cluster that answered.
+    pub cluster: String,
+    /// Whom it is about.
+    pub identity: ExplainIdentity,
+    /// The login asked about.
+    pub login: String,
+    /// The node asked about.
+    #[serde(default)]
+    pub node: String,
+    /// The verdict.
+    pub allowed: bool,
+    /// The checks.
+    pub steps: Vec<ExplainStep>,
+}

@@ -13,6 +13,7 @@
 //! | [`names`] | name hygiene: no look-alikes, invisible characters or stray white space |
 //! | [`template`] | `{{internal.logins}}` and friends |
 //! | [`rbac`] | the access checker (node logins, cluster labels, API rules) |
+//! | [`explain`] | `access explain`: asking the root and the leaf, printing the answer |
 //! | [`certs`] | SSH and X.509 keys and certificates |
 //! | [`identity`] | what certificates say about their holder |
 //! | [`subsystem`] | the `proxy:host:port@cluster` request parser |
@@ -30,6 +31,7 @@ pub mod api;
 pub mod certs;
 pub mod client;
 pub mod error;
+pub mod explain;
 pub mod identity;
 pub mod labels;
 pub mod names;

@@ -107,6 +107,43 @@ impl AccessChecker {
         if allowed { Ok(()) } else { Err(Error::access_denied(NODE_DENIED)) }
     }
 
+    /// Each role's part in [`AccessChecker::check_node_login`], for `access explain`: the
+    /// verdict is "denied" when any role denies, else "allowed" when any role allows.
+    pub fn explain_node_login(&self, node_labels: &LabelMap, login: &str) -> Vec<RoleLoginCheck> {
+        self.roles
+            .iter()
+            .map(|r| {
+                let (a, d) = (&r.spec.allow, &r.spec.deny);
+                RoleLoginCheck {
+                    role: r.metadata.name.clone(),
+                    deny_labels: namespace_ok(d) && d.node_labels.as_ref().is_some_and(|l| match_labels(l, node_labels)),
+                    deny_login: d.logins.iter().any(|l| l == login),
+                    allow_labels: namespace_ok(a) && a.node_labels.as_ref().is_some_and(|l| match_labels(l, node_labels)),
+                    allow_login: a.logins.iter().any(|l| l == login),
+                    allow_node_labels: describe_labels(a.node_labels.as_ref()),
+                    deny_node_labels: describe_labels(d.node_labels.as_ref()),
+                    allow_logins: a.logins.clone(),
+                    deny_logins: d.logins.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Each role's `cluster_labels` against a leaf's labels, for `access explain`; the verdict
+    /// is [`AccessChecker::check_cluster`]'s.
+    pub fn explain_cluster(&self, cluster_labels: &LabelMap) -> Vec<RoleClusterCheck> {
+        self.roles
+            .iter()
+            .map(|r| RoleClusterCheck {
+                role: r.metadata.name.clone(),
+                allow: describe_labels(r.spec.allow.cluster_labels.as_ref()),
+                deny: describe_labels(r.spec.deny.cluster_labels.as_ref()),
+                allow_match: r.spec.allow.cluster_labels.as_ref().is_some_and(|l| match_labels(l, cluster_labels)),
+                deny_match: r.spec.deny.cluster_labels.as_ref().is_some_and(|l| match_labels(l, cluster_labels)),
+            })
+            .collect()
+    }
+
     /// May the caller see a node with these labels (`tsh ls`)?
     pub fn can_see_node(&self, node_labels: &LabelMap) -> bool {
         if self.deny_node(node_labels) {
@@ -177,6 +214,78 @@ impl AccessChecker {
     }
 }
 
+/// One role's answer to "may this login reach this node?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleLoginCheck {
+    /// The role.
+    pub role: String,
+    /// Its `deny.node_labels` match the node.
+    pub deny_labels: bool,
+    /// Its `deny.logins` list the login.
+    pub deny_login: bool,
+    /// Its `allow.node_labels` match the node.
+    pub allow_labels: bool,
+    /// Its `allow.logins` (traits applied) list the login.
+    pub allow_login: bool,
+    /// `allow.node_labels`, as written (traits applied).
+    pub allow_node_labels: String,
+    /// `deny.node_labels`.
+    pub deny_node_labels: String,
+    /// `allow.logins`, traits applied.
+    pub allow_logins: Vec<String>,
+    /// `deny.logins`.
+    pub deny_logins: Vec<String>,
+}
+
+impl RoleLoginCheck {
+    /// This role denies the login (whatever the others allow).
+    pub fn denies(&self) -> bool {
+        self.deny_labels || self.deny_login
+    }
+
+    /// This role allows it (unless another denies).
+    pub fn allows(&self) -> bool {
+        self.allow_labels && self.allow_login
+    }
+}
+
+/// One role's `cluster_labels` against a leaf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleClusterCheck {
+    /// The role.
+    pub role: String,
+    /// `allow.cluster_labels`.
+    pub allow: String,
+    /// `deny.cluster_labels`.
+    pub deny: String,
+    /// The allow selector matches the leaf.
+    pub allow_match: bool,
+    /// The deny selector matches the leaf.
+    pub deny_match: bool,
+}
+
+/// A selector as one line: `{env: stage, team: [a, b]}`, or `none` when unset or empty.
+pub fn describe_labels(l: Option<&crate::labels::Labels>) -> String {
+    match l {
+        Some(l) if !l.is_empty() => {
+            let parts: Vec<String> = l
+                .iter()
+                .map(|(k, v)| if v.0.len() == 1 { format!("{k}: {}", v.0[0]) } else { format!("{k}: [{}]", v.0.join(", ")) })
+                .collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        _ => "none".into(),
+    }
+}
+
+/// A node's labels as one line.
+pub fn describe_label_map(l: &LabelMap) -> String {
+    if l.is_empty() {
+        return "none".into();
+    }
+    format!("{{{}}}", l.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", "))
+}
+
 fn namespace_ok(c: &RoleConditions) -> bool {
     c.namespaces.is_empty() || c.namespaces.iter().any(|n| n == "default" || n == "*")
 }
@@ -243,6 +352,39 @@ mod tests {
         assert!(c.check_node_login(&labels(&[("env", "stage")]), "root").is_err());
         assert!(c.check_node_login(&labels(&[("env", "prod")]), "root").is_ok());
         assert!(c.check_node_login(&labels(&[]), "visitor").is_err());
+    }
+
+    #[test]
+    fn the_explanation_agrees_with_the_decision() {
+        let sel = |pairs: &[(&str, &str)]| -> crate::labels::Labels {
+            pairs.iter().map(|(k, v)| (k.to_string(), crate::labels::LabelValues(vec![v.to_string()]))).collect()
+        };
+        let selectors = [None, Some(sel(&[])), Some(sel(&[("env", "prod")])), Some(sel(&[("*", "*")])), Some(sel(&[("env", "st*")]))];
+        let login_sets: [&[&str]; 3] = [&[], &["visitor"], &["root", "visitor"]];
+        let mut roles = Vec::new();
+        for (i, s) in selectors.iter().enumerate() {
+            for (j, l) in login_sets.iter().enumerate() {
+                roles.push((format!("a{i}{j}"), s.clone(), logins(l)));
+            }
+        }
+        let nodes = [labels(&[]), labels(&[("env", "prod")]), labels(&[("env", "stage")])];
+        // Every pair of an allow role and a deny role, on every node, for two logins.
+        for (an, asel, al) in &roles {
+            for (dn, dsel, dl) in roles.iter().step_by(3) {
+                let allow =
+                    role(an, RoleConditions { node_labels: asel.clone(), logins: al.clone(), ..Default::default() }, Default::default());
+                let deny =
+                    role(dn, Default::default(), RoleConditions { node_labels: dsel.clone(), logins: dl.clone(), ..Default::default() });
+                let c = AccessChecker::new(&[allow, deny], &traits(&[]));
+                for n in &nodes {
+                    for login in ["visitor", "root"] {
+                        let ex = c.explain_node_login(n, login);
+                        let verdict = !ex.iter().any(RoleLoginCheck::denies) && ex.iter().any(RoleLoginCheck::allows);
+                        assert_eq!(verdict, c.check_node_login(n, login).is_ok(), "{an} {dn} {n:?} {login}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub const DEFAULT_IMPLICIT_ROLE: &str = "default-implicit-role";
 /// A validated role map, ready to apply.
 #[derive(Debug, Clone)]
 pub struct CompiledRoleMap {
-    entries: Vec<(Regex, Vec<String>)>,
+    entries: Vec<(String, Regex, Vec<String>)>,
 }
 
 /// Validates a role map with Teleport's rules and messages, in Teleport's order.
@@ -46,7 +46,7 @@ pub fn parse_role_map(map: &[RoleMapping]) -> Result<CompiledRoleMap> {
             return Err(Error::bad_parameter(format!("remote role '{}' match is already specified", m.remote)));
         }
         seen.push(&m.remote);
-        entries.push((re, m.local.clone()));
+        entries.push((m.remote.clone(), re, m.local.clone()));
     }
     Ok(CompiledRoleMap { entries })
 }
@@ -57,7 +57,7 @@ impl CompiledRoleMap {
         let empty = [String::new()];
         let remote: &[String] = if remote_roles.is_empty() { &empty } else { remote_roles };
         let mut out = Vec::new();
-        for (re, locals) in &self.entries {
+        for (_, re, locals) in &self.entries {
             for role in remote {
                 if role == DEFAULT_IMPLICIT_ROLE {
                     continue;
@@ -75,6 +75,37 @@ impl CompiledRoleMap {
         }
         out
     }
+}
+
+impl CompiledRoleMap {
+    /// Each entry's part in [`CompiledRoleMap::map`], for `access explain`.
+    pub fn explain(&self, remote_roles: &[String]) -> Vec<RoleMapMatch> {
+        self.entries
+            .iter()
+            .map(|(remote, re, local)| {
+                // As `map`: a user without roles is matched as one empty role.
+                let empty = [String::new()];
+                let roles: &[String] = if remote_roles.is_empty() { &empty } else { remote_roles };
+                let matched: Vec<String> =
+                    roles.iter().filter(|r| r.as_str() != DEFAULT_IMPLICIT_ROLE && re.is_match(r)).cloned().collect();
+                let one = CompiledRoleMap { entries: vec![(remote.clone(), re.clone(), local.clone())] };
+                RoleMapMatch { remote: remote.clone(), local: local.clone(), produced: one.map(&matched), matched }
+            })
+            .collect()
+    }
+}
+
+/// One `role_map` entry against a user's remote roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleMapMatch {
+    /// The entry's `remote`.
+    pub remote: String,
+    /// The entry's `local`.
+    pub local: Vec<String>,
+    /// The remote roles it matched.
+    pub matched: Vec<String>,
+    /// The local roles it gave.
+    pub produced: Vec<String>,
 }
 
 /// Validates `map` and applies it to `remote_roles`.
@@ -271,6 +302,16 @@ mod props {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// The explanation's entries together give exactly what the map gives.
+        #[test]
+        fn the_explanation_adds_up_to_the_mapping(roles in names(5), locals in names(3)) {
+            let locals = if locals.is_empty() { vec!["x".to_string()] } else { locals };
+            let map = vec![rm("*", &["all".to_string()]), rm("dev-*", &["$1-admin".to_string()]), rm("^(a.*)$", &locals)];
+            let c = parse_role_map(&map).unwrap();
+            let parts: Vec<String> = c.explain(&roles).into_iter().flat_map(|m| m.produced).collect();
+            prop_assert_eq!(parts, c.map(&roles));
+        }
 
         /// A literal entry maps each occurrence of exactly its remote role, nothing else.
         #[test]

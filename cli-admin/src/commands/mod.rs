@@ -5,6 +5,7 @@
 //! variant to [`Command`] and a line to [`exec`]. Output goes to `out`; errors are returned and
 //! printed once as `ERROR: ...` by [`run`].
 
+mod access;
 mod auth;
 mod completion;
 mod create;
@@ -63,6 +64,8 @@ enum Command {
     MapRoles(map_roles::Args),
     /// Show the cluster and its certificate authorities.
     Status(status::Args),
+    /// Explain why a user's login is allowed or denied.
+    Access(access::Args),
     /// Print the version.
     #[command(after_help = "Example (from the guide):\n  tctl version")]
     Version,
@@ -122,6 +125,7 @@ async fn exec(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         // the cluster tctl is connected to.
         Command::MapRoles(a) => map_roles::exec(a, &ConnArgs { cluster: None, ..c.clone() }, out).await,
         Command::Status(a) => status::exec(a, c, out).await,
+        Command::Access(a) => access::exec(a, c, out).await,
         Command::Version => {
             writeln!(out, "{}", shared::version::version_line(env!("TP_GIT_REV"), env!("TP_RUSTC_VERSION")))?;
             Ok(())

@@ -1,5 +1,6 @@
 //! `tsh` commands: one file each, registered in [`Command`].
 
+mod access;
 mod clusters;
 mod completion;
 mod config;
@@ -83,6 +84,8 @@ enum Command {
     Completion(completion::Args),
     /// List, add and remove your second-factor (TOTP) devices.
     Mfa(mfa::Args),
+    /// Explain why a login is allowed or denied.
+    Access(access::Args),
 }
 
 /// Parses and runs; returns the exit code.
@@ -142,6 +145,7 @@ async fn exec(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         }
         Command::Config(a) => config::exec(a, &g, out).await.map(|_| 0),
         Command::Mfa(a) => mfa::exec(a, &g, out, err).await.map(|_| 0),
+        Command::Access(a) => access::exec(a, &g, out, err).await,
         Command::Proxy(a) => proxy::exec(a, &g).await,
         Command::Completion(a) => completion::exec(a, out).map(|_| 0),
     }

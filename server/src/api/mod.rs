@@ -2,6 +2,7 @@
 //! and check it, call the auth service, encode. Errors become `{"error":{"message":...}}` with
 //! Teleport's status codes; internal details stay in the server log.
 
+mod explain;
 mod handlers;
 pub mod ratelimit;
 mod resources;
@@ -234,6 +235,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(path::EVENTS, get(handlers::list_events).post(handlers::post_events))
         .route(path::MAP_ROLES, post(handlers::map_roles))
         .route(path::HOST_CAS, get(handlers::host_cas))
+        .route(path::ACCESS_EXPLAIN, post(explain::explain))
         .route(path::MFA_DEVICES, get(handlers::mfa_list))
         .route(path::MFA_BEGIN, post(handlers::mfa_begin))
         .route(path::MFA_FINISH, post(handlers::mfa_finish))

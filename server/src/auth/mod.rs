@@ -90,6 +90,16 @@ pub struct AuthServer {
     heartbeats: std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>,
 }
 
+/// The principals a user certificate lists: the logins the roles allow, or one that matches no
+/// Unix account when they allow none (an empty list would mean "any login" to OpenSSH).
+pub fn cert_logins(checker: &AccessChecker) -> Vec<String> {
+    let mut logins = checker.allowed_logins();
+    if logins.is_empty() {
+        logins.push(format!("{NO_LOGIN_PREFIX}{}", uuid::Uuid::new_v4()));
+    }
+    logins
+}
+
 impl AuthServer {
     /// Builds the service (call [`AuthServer::init`] next).
     pub fn new(services: Services, settings: AuthSettings, audit: AuditLog, clock: SharedClock) -> AuthServer {
@@ -226,10 +236,7 @@ impl AuthServer {
                 return Err(Error::not_found(format!("remote cluster {r:?} not found")));
             }
         }
-        let mut logins = checker.allowed_logins();
-        if logins.is_empty() {
-            logins.push(format!("{NO_LOGIN_PREFIX}{}", uuid::Uuid::new_v4()));
-        }
+        let logins = cert_logins(&checker);
         let ttl = ttl.clamp(MIN_USER_TTL, checker.max_session_ttl().max(MIN_USER_TTL));
         let id = UserIdentity {
             username: user.metadata.name.clone(),

@@ -10,6 +10,7 @@
 //! (`teleport start --roles=node --token=... --auth-server=...`).
 
 pub mod authz;
+pub mod explain;
 pub mod join;
 pub mod server;
 pub mod session;

@@ -101,6 +101,68 @@ fn tsh_lists_and_runs_across_every_visible_cluster() {
     let out = p.tsh.tctl(&["--cluster=no-such-leaf", "get", "nodes"]);
     assert!(out.code != 0 && out.stderr.contains("no-such-leaf"), "{out:?}");
 
+    // tsh access explain: the leaf answers, check by check; rules only for who may read roles.
+    let out = p.tsh.run(&["access", "explain", &format!("--cluster={leaf}"), "visitor@dup-node"]);
+    let text = out.ok("explain an allowed login");
+    assert!(text.starts_with(&format!("visitor@dup-node on cluster {leaf} for myuser (of root-many.example.com): ALLOWED")), "{text}");
+    for want in [
+        "[ok  ] certificate",
+        "principals: visitor",
+        "[ok  ] signing CA",
+        "the trust is enabled",
+        "[ok  ] role map",
+        "mapped roles: visitor",
+        "[ok  ] role visitor",
+        "allowed by visitor",
+        "[ok  ] cluster_labels on the root",
+    ] {
+        assert!(text.contains(want), "{want:?} in:\n{text}");
+    }
+    assert!(
+        text.contains("your roles may not read roles here") && !text.contains("allow.node_labels"),
+        "visitor may not read roles: {text}"
+    );
+    let out = p.tsh.run(&["access", "explain", &format!("--cluster={leaf2_name}"), "visitor@only-in-leaf2"]);
+    let text = out.ok("explain on leaf2, where editor may read roles");
+    assert!(text.contains("remote \"editor\" -> [editor]: matched editor -> editor"), "{text}");
+    assert!(text.contains("allow.node_labels {*: *}: matches the node"), "{text}");
+    // A login missing from the user's traits: the certificate step fails and says what to add.
+    let out = p.tsh.run(&["access", "explain", &format!("--cluster={leaf}"), "root@dup-node"]);
+    assert_eq!(out.code, 1, "denied: {out:?}");
+    assert!(out.stdout.contains("DENIED") && out.stdout.contains("[FAIL] certificate"), "{}", out.stdout);
+    assert!(out.stdout.contains("fix: on cluster root-many.example.com, add \"root\" to myuser's logins"), "{}", out.stdout);
+    let json = p.tsh.run(&["access", "explain", &format!("--cluster={leaf}"), "-f", "json", "root@dup-node"]).json();
+    assert_eq!(json["allowed"], false, "{json}");
+    assert_eq!(json["explanations"][0]["cluster"], leaf.as_str(), "{json}");
+    assert_eq!(json["explanations"][0]["steps"][0]["ok"], false, "{json}");
+
+    // tctl access explain --user: an admin explains for others, every rule shown; the leaf
+    // decides whether this admin may (leaf maps them to visitor: refused).
+    p.root.create("nomap.yaml", "kind: role\nversion: v7\nmetadata:\n  name: nomap\nspec:\n  allow:\n    logins: [visitor]\n").ok("nomap");
+    let fenced = "kind: role\nversion: v7\nmetadata:\n  name: fenced\nspec:\n  allow:\n    logins: [visitor]\n    cluster_labels:\n      env: nowhere\n";
+    p.root.create("fenced.yaml", fenced).ok("fenced");
+    p.root.invite("carol", "nomap", "");
+    p.root.invite("dave", "fenced", "");
+    let l2 = format!("--cluster={leaf2_name}");
+    let out = p.tsh.tctl(&[&l2, "access", "explain", "--user=myuser", "visitor@only-in-leaf2"]);
+    let text = out.ok("admin explains for myuser on leaf2");
+    assert!(text.contains("ALLOWED") && text.contains("allow.logins [visitor]: lists \"visitor\""), "{text}");
+    let out = p.tsh.tctl(&[&l2, "access", "explain", "--user=carol", "visitor@only-in-leaf2"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("[FAIL] role map") && out.stdout.contains("mapped roles: none"), "{}", out.stdout);
+    assert!(out.stdout.contains("fix: add a role_map entry for one of [nomap]"), "{}", out.stdout);
+    assert!(out.stderr.contains("carol may not log in as visitor@only-in-leaf2"), "{}", out.stderr);
+    let out = p.tsh.tctl(&[&l2, "access", "explain", "--user=dave", "visitor@only-in-leaf2"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("Checked by root-many.example.com") && out.stdout.contains("[FAIL] cluster_labels on the root"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("role fenced: allow.cluster_labels {env: nowhere} does not match"), "{}", out.stdout);
+    let out = p.tsh.tctl(&[&format!("--cluster={leaf}"), "access", "explain", "--user=carol", "visitor@dup-node"]);
+    assert!(out.code != 0 && out.stderr.contains("access denied"), "the leaf refuses an admin it maps to visitor: {out:?}");
+
     // An offline leaf is reported, not fatal.
     leaf2.kill();
     p.root.wait_remote_status(&leaf2_name, "offline", Duration::from_secs(30));
