@@ -80,7 +80,11 @@ impl Context {
         if let Caller::Host(h) = &self.caller {
             return Err(Error::access_denied(format!("a {} cannot perform {:?} on {kind:?}", h.role, verb.as_str())));
         }
-        self.checker.check_rule(kind, verb.as_str())
+        let r = self.checker.check_rule(kind, verb.as_str());
+        if let Err(e) = &r {
+            tracing::debug!(caller = %self.name(), roles = ?self.checker.role_names(), kind, verb = verb.as_str(), reason = %e, "API call denied by role rules");
+        }
+        r
     }
 
     /// Requires a rule on a resource kind.

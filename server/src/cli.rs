@@ -166,6 +166,23 @@ fn start(a: StartArgs) -> anyhow::Result<()> {
     };
     let cfg = Config::build(file, o).map_err(|e| anyhow!("{e}"))?;
     init_logging(&cfg)?;
+    // Never the connection string (it may hold a password) or tokens.
+    let storage = match &cfg.storage {
+        config::Storage::Sqlite { file } => format!("sqlite {}", file.display()),
+        config::Storage::Postgres { .. } => "postgresql".to_string(),
+    };
+    tracing::debug!(
+        file = %path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(none: defaults and flags)".into()),
+        cluster = %cfg.cluster_name,
+        nodename = %cfg.nodename,
+        data_dir = %cfg.data_dir.display(),
+        auth_and_proxy = cfg.auth,
+        ssh = cfg.ssh,
+        storage = %storage,
+        keep_alive = %format!("{}s x {}", cfg.keep_alive_interval.as_secs(), cfg.keep_alive_count_max),
+        insecure = cfg.insecure,
+        "configuration loaded"
+    );
     if cfg.insecure {
         tracing::warn!("--insecure: TLS certificates of other proxies are not verified; do not use this in production");
     }

@@ -63,6 +63,8 @@ pub mod path {
     pub const MFA_BEGIN: &str = "/v1/mfa/devices/begin";
     /// Finish registering it with a first code.
     pub const MFA_FINISH: &str = "/v1/mfa/devices/finish";
+    /// Tunnel states: to each trusted root, from each leaf (`tctl status`).
+    pub const TUNNEL_STATUS: &str = "/v1/status/tunnels";
     /// Why a login is allowed or denied (`tsh access explain`, `tctl access explain`).
     pub const ACCESS_EXPLAIN: &str = "/v1/access/explain";
 }
@@ -656,4 +658,71 @@ pub struct Explanation {
     pub allowed: bool,
     /// The checks.
     pub steps: Vec<ExplainStep>,
+}
+
+/// `GET /v1/status/tunnels` (`tctl status`): this cluster's tunnels in both directions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TunnelStatusResponse {
+    /// The process that answered (its host UUID): outbound tunnels are per process.
+    pub proxy: String,
+    /// Tunnels this process keeps to each trusted root (a leaf's view).
+    #[serde(default)]
+    pub roots: Vec<OutboundTunnel>,
+    /// Tunnels each leaf keeps to this cluster's proxies (a root's view).
+    #[serde(default)]
+    pub leaves: Vec<InboundTunnels>,
+}
+
+/// The tunnels to one trusted root.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OutboundTunnel {
+    /// The root.
+    pub cluster: String,
+    /// Where the agent dials first.
+    pub tunnel_addr: String,
+    /// `connected`, `connecting` or `disabled`.
+    pub state: String,
+    /// The root's proxies a tunnel reaches.
+    #[serde(default)]
+    pub proxies: Vec<ProxyTunnel>,
+    /// The last failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When it happened.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::opt_rfc3339")]
+    pub last_error_at: Option<time::OffsetDateTime>,
+    /// Failures since the last success.
+    #[serde(default)]
+    pub failures: u32,
+    /// Seconds until the next attempt, while connecting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_in_seconds: Option<i64>,
+}
+
+/// One tunnel: the proxy at the root's end.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProxyTunnel {
+    /// The proxy's host UUID.
+    pub proxy: String,
+    /// Connected since (outbound).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::opt_rfc3339")]
+    pub since: Option<time::OffsetDateTime>,
+    /// Last heartbeat the proxy heard (inbound).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::opt_rfc3339")]
+    pub last_heartbeat: Option<time::OffsetDateTime>,
+}
+
+/// One leaf's tunnels to this cluster.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InboundTunnels {
+    /// The leaf.
+    pub cluster: String,
+    /// `online` or `offline`.
+    pub status: String,
+    /// Its newest heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::opt_rfc3339")]
+    pub last_heartbeat: Option<time::OffsetDateTime>,
+    /// Live tunnels, one per proxy.
+    #[serde(default)]
+    pub proxies: Vec<ProxyTunnel>,
 }

@@ -173,7 +173,7 @@ pub fn no_roles_mapped_ssh(remote_roles: &[String]) -> Error {
 /// The API-side error when nothing maps.
 pub fn no_roles_mapped_api(user: &str, cluster: &str, remote_roles: &[String]) -> Error {
     Error::access_denied(format!(
-        "no roles mapped for remote user {user:?} from cluster {cluster:?} with remote roles {}",
+        "no roles mapped for remote user {user:?} from cluster {cluster:?} with remote roles {}; add a role_map entry for one of them to trusted_cluster {cluster:?} on this cluster ('tsh access explain --cluster=<this cluster> <login>@<node>' shows each rule)",
         go_list(remote_roles)
     ))
 }

@@ -169,7 +169,17 @@ where
         .await
         .context("authenticating to the node")?;
     if !ok.success() {
-        bail!("access denied to {login} connecting to {host}");
+        // The node says no more than "no" (by design); what tsh knows narrows it down.
+        let principals = creds.ssh_cert.valid_principals();
+        if !principals.iter().any(|p| p == login) {
+            bail!(
+                "access denied to {login} connecting to {host}: {login:?} is not among your certificate's logins [{}]; ask an admin to add it to your user's logins or roles, then run 'tsh login' again",
+                principals.join(", ")
+            );
+        }
+        bail!(
+            "access denied to {login} connecting to {host}: cluster {cluster} refused it (its role map or role rules); run 'tsh access explain --cluster={cluster} {login}@{host}' to see why"
+        );
     }
     Ok(NodeConn { handle })
 }

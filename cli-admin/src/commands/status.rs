@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use shared::api::{PingResponse, WhoAmI, path};
+use shared::api::{PingResponse, TunnelStatusResponse, WhoAmI, path};
 use shared::resource::{CertAuthority, Kind, ResourceRef};
 
 use crate::client::{ConnArgs, connect};
@@ -27,5 +27,114 @@ pub async fn exec(_a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result
         let fps = ca.ssh_public_keys().iter().map(shared::certs::fingerprint).collect::<Vec<_>>().join(", ");
         writeln!(out, "{:<12} {fps}", format!("{} CA", ca.spec.ca_type))?;
     }
+    // Tunnels need read on trusted clusters; without it, status shows the rest.
+    if let Ok(t) = conn.api.get::<TunnelStatusResponse>(path::TUNNEL_STATUS).await {
+        write!(out, "{}", render_tunnels(&t, time::OffsetDateTime::now_utc()))?;
+    }
     Ok(())
+}
+
+fn ago(t: time::OffsetDateTime, now: time::OffsetDateTime) -> String {
+    let secs = u64::try_from((now - t).whole_seconds()).unwrap_or(0);
+    let t = t.replace_nanosecond(0).unwrap_or(t);
+    format!("{} ({} ago)", shared::timefmt::rfc3339(t), shared::timefmt::go_duration(std::time::Duration::from_secs(secs)))
+}
+
+/// The tunnel part of `tctl status`: to each trusted root (this process's agents), and from
+/// each leaf (every proxy's records).
+fn render_tunnels(t: &TunnelStatusResponse, now: time::OffsetDateTime) -> String {
+    let mut s = String::new();
+    if !t.roots.is_empty() {
+        s.push_str(&format!("Trusted root clusters (tunnels from this process, {}):\n", t.proxy));
+        for r in &t.roots {
+            match r.state.as_str() {
+                "connected" => {
+                    s.push_str(&format!(
+                        "  {}  connected to {} prox{}\n",
+                        r.cluster,
+                        r.proxies.len(),
+                        if r.proxies.len() == 1 { "y" } else { "ies" }
+                    ));
+                    for p in &r.proxies {
+                        s.push_str(&format!("    proxy {} since {}\n", p.proxy, p.since.map(|t| ago(t, now)).unwrap_or_default()));
+                    }
+                }
+                "disabled" => s.push_str(&format!("  {}  disabled (enabled: false in trusted_cluster {})\n", r.cluster, r.cluster)),
+                state => {
+                    s.push_str(&format!("  {}  {state} to tunnel_addr {}", r.cluster, r.tunnel_addr));
+                    if let Some(n) = r.retry_in_seconds {
+                        s.push_str(&format!(", next retry in {n}s"));
+                    }
+                    s.push('\n');
+                    if let Some(e) = &r.last_error {
+                        let at = r.last_error_at.map(|t| ago(t, now)).unwrap_or_default();
+                        s.push_str(&format!("    last error ({} failures, {at}): {e}\n", r.failures));
+                        s.push_str(&format!(
+                            "    fix: check tunnel_addr in trusted_cluster {} ('tctl get trusted_cluster/{}') and that this host can reach it (firewalls, security groups)\n",
+                            r.cluster, r.cluster
+                        ));
+                    }
+                }
+            }
+            if r.state == "connected"
+                && let Some(e) = &r.last_error
+            {
+                s.push_str(&format!("    last error: {e}\n"));
+            }
+        }
+    }
+    if !t.leaves.is_empty() {
+        s.push_str("Leaf clusters (tunnels to this cluster's proxies):\n");
+        for l in &t.leaves {
+            let last = l.last_heartbeat.map(|t| format!(", last heartbeat {}", ago(t, now))).unwrap_or_default();
+            s.push_str(&format!("  {}  {}{last}\n", l.cluster, l.status));
+            for p in &l.proxies {
+                s.push_str(&format!(
+                    "    tunnel to proxy {}, heartbeat {}\n",
+                    p.proxy,
+                    p.last_heartbeat.map(|t| ago(t, now)).unwrap_or_default()
+                ));
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::api::{InboundTunnels, OutboundTunnel, ProxyTunnel};
+
+    #[test]
+    fn tunnels_show_state_errors_retries_and_proxies() {
+        let now = time::OffsetDateTime::now_utc();
+        let t = TunnelStatusResponse {
+            proxy: "p-leaf".into(),
+            roots: vec![
+                OutboundTunnel {
+                    cluster: "root".into(),
+                    tunnel_addr: "127.0.0.1:9".into(),
+                    state: "connecting".into(),
+                    last_error: Some("connection refused".into()),
+                    last_error_at: Some(now),
+                    failures: 3,
+                    retry_in_seconds: Some(2),
+                    ..Default::default()
+                },
+                OutboundTunnel { cluster: "off".into(), state: "disabled".into(), ..Default::default() },
+            ],
+            leaves: vec![InboundTunnels {
+                cluster: "leaf".into(),
+                status: "online".into(),
+                last_heartbeat: Some(now),
+                proxies: vec![ProxyTunnel { proxy: "p1".into(), since: None, last_heartbeat: Some(now) }],
+            }],
+        };
+        let text = render_tunnels(&t, now);
+        assert!(text.contains("  root  connecting to tunnel_addr 127.0.0.1:9, next retry in 2s\n"), "{text}");
+        assert!(text.contains("    last error (3 failures, "), "{text}");
+        assert!(text.contains("): connection refused\n    fix: check tunnel_addr in trusted_cluster root"), "{text}");
+        assert!(text.contains("  off  disabled"), "{text}");
+        assert!(text.contains("  leaf  online, last heartbeat ") && text.contains("    tunnel to proxy p1, heartbeat "), "{text}");
+    }
 }

@@ -165,6 +165,13 @@ pub async fn clusters(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> Ap
     Ok(axum::Json(out))
 }
 
+/// `GET /v1/status/tunnels` (`tctl status`).
+pub async fn tunnel_status(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> ApiResult<J<TunnelStatusResponse>> {
+    ctx.require_kind(Kind::TrustedCluster, Verb::Read)?;
+    ctx.require_kind(Kind::RemoteCluster, Verb::List)?;
+    Ok(axum::Json(s.auth.tunnel_status().await?))
+}
+
 /// Query of `GET /v1/nodes`.
 #[derive(Deserialize)]
 pub struct NodesQuery {

@@ -179,7 +179,19 @@ impl FromRequestParts<Arc<ApiState>> for Authed {
                 "this call needs a client certificate: sign in with 'tsh login', or run tctl on the auth host with -c teleport.yaml",
             )));
         };
-        Ok(Authed(state.authz.context(cert).await?))
+        match state.authz.context(cert).await {
+            Ok(ctx) => Ok(Authed(ctx)),
+            Err(e) => {
+                tracing::debug!(
+                    subject = %cert.common_name,
+                    issuer = %format!("{} CA of {}", cert.issuer_ca_type, cert.issuer_cluster),
+                    path = %parts.uri.path(),
+                    reason = %e,
+                    "API caller refused"
+                );
+                Err(e.into())
+            }
+        }
     }
 }
 
@@ -236,6 +248,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(path::MAP_ROLES, post(handlers::map_roles))
         .route(path::HOST_CAS, get(handlers::host_cas))
         .route(path::ACCESS_EXPLAIN, post(explain::explain))
+        .route(path::TUNNEL_STATUS, get(handlers::tunnel_status))
         .route(path::MFA_DEVICES, get(handlers::mfa_list))
         .route(path::MFA_BEGIN, post(handlers::mfa_begin))
         .route(path::MFA_FINISH, post(handlers::mfa_finish))

@@ -88,6 +88,8 @@ pub struct AuthServer {
     authz_gen: watch::Sender<u64>,
     /// Heartbeats received and not yet written (see `status.rs`).
     heartbeats: std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>,
+    /// This process's tunnels to trusted roots (`tctl status` on a leaf).
+    pub agents: crate::tunnel::state::AgentRegistry,
 }
 
 /// The principals a user certificate lists: the logins the roles allow, or one that matches no
@@ -103,7 +105,15 @@ pub fn cert_logins(checker: &AccessChecker) -> Vec<String> {
 impl AuthServer {
     /// Builds the service (call [`AuthServer::init`] next).
     pub fn new(services: Services, settings: AuthSettings, audit: AuditLog, clock: SharedClock) -> AuthServer {
-        AuthServer { services, settings, audit, clock, authz_gen: watch::channel(1).0, heartbeats: Default::default() }
+        AuthServer {
+            services,
+            settings,
+            audit,
+            clock,
+            authz_gen: watch::channel(1).0,
+            heartbeats: Default::default(),
+            agents: Default::default(),
+        }
     }
 
     /// This cluster's name.

@@ -189,6 +189,45 @@ impl AuthServer {
         Ok(())
     }
 
+    /// `tctl status`: the tunnels this process keeps to each trusted root (disabled trusts
+    /// included), and those every leaf keeps to this cluster's proxies.
+    pub async fn tunnel_status(&self) -> Result<shared::api::TunnelStatusResponse> {
+        use shared::api::{InboundTunnels, OutboundTunnel, ProxyTunnel};
+        let now = self.clock.now();
+        let mut roots = Vec::new();
+        for tc in self.services.list::<shared::resource::TrustedCluster>(keys::TRUSTED_CLUSTERS).await? {
+            let name = tc.metadata.name.clone();
+            roots.push(match self.agents.get(&name) {
+                Some(s) if tc.spec.enabled => s.report(&name, now),
+                _ => OutboundTunnel {
+                    cluster: name,
+                    tunnel_addr: tc.spec.tunnel_addr.clone(),
+                    state: if tc.spec.enabled { "starting".into() } else { "disabled".into() },
+                    ..Default::default()
+                },
+            });
+        }
+        let threshold = self.settings.offline_threshold();
+        let records = self.tunnel_records().await?;
+        let mut leaves = Vec::new();
+        for rc in self.remote_clusters().await? {
+            let mut proxies: Vec<ProxyTunnel> = records
+                .iter()
+                .filter(|c| c.spec.cluster_name == rc.metadata.name && now - c.spec.last_heartbeat <= threshold)
+                .map(|c| ProxyTunnel { proxy: c.spec.proxy_name.clone(), since: None, last_heartbeat: Some(c.spec.last_heartbeat) })
+                .collect();
+            proxies.sort_by(|a, b| a.proxy.cmp(&b.proxy));
+            let last = rc.status.last_heartbeat;
+            leaves.push(InboundTunnels {
+                cluster: rc.metadata.name.clone(),
+                status: rc.status.connection.clone(),
+                last_heartbeat: (last > shared::timefmt::go_zero_time()).then_some(last),
+                proxies,
+            });
+        }
+        Ok(shared::api::TunnelStatusResponse { proxy: self.proxy_id().into(), roots, leaves })
+    }
+
     /// Every remote cluster with its live status.
     pub async fn remote_clusters(&self) -> Result<Vec<RemoteCluster>> {
         let all: Vec<RemoteCluster> = self.services.list(keys::REMOTE_CLUSTERS).await?;

@@ -84,6 +84,15 @@ pub fn check_versions(root: &str, leaf: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether a TCP connection to `addr` opens within 3 seconds.
+async fn probe(addr: &str) -> std::result::Result<(), String> {
+    match tokio::time::timeout(std::time::Duration::from_secs(3), tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer in 3s".into()),
+    }
+}
+
 impl AuthServer {
     // ------------------------------------------------------------------ root side
 
@@ -456,6 +465,15 @@ impl AuthServer {
             .await
             .map_err(|e| if e.is(Kind::AlreadyExists) { Error::already_exists(format!("cluster {root:?} already exists")) } else { e })?;
         tracing::info!(trusted_cluster = %root, enabled = tc.spec.enabled, "trust established");
+        if tc.spec.enabled
+            && let Err(e) = probe(&tc.spec.tunnel_addr).await
+        {
+            tracing::warn!(tunnel_addr = %tc.spec.tunnel_addr, error = %e, "the root's tunnel address cannot be reached");
+            warnings.push(format!(
+                "cannot reach tunnel_addr {} now ({e}); this cluster keeps retrying: check tunnel_addr and the firewalls between the clusters, and see 'tctl status'",
+                tc.spec.tunnel_addr
+            ));
+        }
         Ok(TrustOutcome { name: root, created: true, warnings })
     }
 
@@ -470,10 +488,24 @@ impl AuthServer {
         };
         let trust = if self.settings.insecure { ServerTrust::Insecure } else { ServerTrust::System };
         let client = ApiClient::direct(&tc.spec.web_proxy_addr, &trust, None)?;
+        tracing::debug!(
+            web_proxy_addr = %tc.spec.web_proxy_addr,
+            insecure = self.settings.insecure,
+            "asking the root cluster to validate the join token (POST {})",
+            path::VALIDATE_TRUSTED_CLUSTER
+        );
         let resp: ValidateTrustedClusterResponse = client.post(path::VALIDATE_TRUSTED_CLUSTER, &req).await.map_err(|e| {
+            tracing::debug!(web_proxy_addr = %tc.spec.web_proxy_addr, error = %e, "the trust handshake failed");
             if e.is(Kind::ConnectionProblem) && (e.message.contains("TLS certificate") || e.message.contains("certificate")) {
                 tracing::warn!(error = %e, "root proxy TLS certificate is not trusted");
-                Error::access_denied(MISCONFIGURED_TLS)
+                Error::access_denied(format!(
+                    "{MISCONFIGURED_TLS} Give the root's proxy a certificate this host trusts (proxy_service.https_keypairs), or, for testing only, start this cluster with --insecure"
+                ))
+            } else if e.is(Kind::AccessDenied) && e.message.contains(TOKEN_REJECTED) {
+                Error::access_denied(format!(
+                    "{}; the token is wrong, expired or already used: ask the root's admin for a new one ('tctl tokens add --type=trusted_cluster --ttl=5m' on the root; the root's log says which)",
+                    e.message
+                ))
             } else if e.is(Kind::ConnectionProblem) {
                 Error::connection_problem(format!(
                     "cannot reach the root cluster at https://{}: {}; check web_proxy_addr and that this cluster can connect to it",

@@ -188,6 +188,7 @@ fn main() -> anyhow::Result<()> {
                 max_backoff: Duration::from_secs(10),
                 service: Arc::new(Nothing),
                 clock: shared::timefmt::system_clock(),
+                status: teleport_server::tunnel::state::AgentStatus::detached(),
             };
             tokio::spawn(teleport_server::tunnel::pool::run(cfg, shutdown.clone()));
         }

@@ -128,7 +128,11 @@ pub async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow::Resul
 }
 
 pub(crate) async fn bind(addr: &str, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} ({what}); is another process using it?"))
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({what}); is another process using it?"))?;
+    tracing::debug!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| addr.to_string()), what, "listening");
+    Ok(l)
 }
 
 #[cfg(test)]

@@ -61,6 +61,8 @@ pub struct AgentConfig {
     pub service: Arc<dyn TunnelService>,
     /// Clock.
     pub clock: SharedClock,
+    /// Where the pool reports its tunnels and failures.
+    pub status: Arc<super::state::AgentStatus>,
 }
 
 /// What a proxy says on the heartbeat channel besides `pong`.

@@ -66,6 +66,7 @@ impl TrustManager {
             if !keep && let Some(r) = running.remove(&name) {
                 tracing::info!(root = %name, "stopping tunnel to root cluster");
                 r.stop.trigger();
+                self.auth.agents.stop(&name);
             }
         }
         for tc in wanted {
@@ -94,6 +95,7 @@ impl TrustManager {
                 max_backoff: self.max_backoff,
                 service: Arc::new(LeafService { shared: self.leaf.clone(), root: name.clone() }),
                 clock: self.auth.clock.clone(),
+                status: self.auth.agents.start(&name, &tc.spec.tunnel_addr),
             };
             tracing::info!(root = %name, addr = %tc.spec.tunnel_addr, "starting tunnel to root cluster");
             tokio::spawn(super::pool::run(cfg, agent_shutdown));

@@ -24,6 +24,7 @@ pub mod leaf_service;
 pub mod manager;
 pub mod peer;
 pub mod pool;
+pub mod state;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

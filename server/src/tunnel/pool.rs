@@ -260,6 +260,7 @@ impl Pool {
                 if let Some(s) = self.slots.get_mut(&id) {
                     s.proxy = Some(proxy.clone());
                 }
+                self.cfg.status.connected(&proxy, self.cfg.clock.now());
                 // Whatever was dialled, reaching `proxy` is success for `proxy`.
                 self.backoff(&Target::Proxy(proxy.clone()), now).reset();
                 if target == Target::Seed || target == Target::Proxy(proxy.clone()) {
@@ -276,13 +277,15 @@ impl Pool {
                 if let Some(s) = self.slots.remove(&id) {
                     let b = self.backoff(&s.target, now);
                     b.failed(now, max);
-                    let n = b.failures;
+                    let (n, retry_in) = (b.failures, b.next_at.saturating_duration_since(now));
                     if let Some(e) = error {
+                        let retry = format!("{:.1}s", retry_in.as_secs_f64());
                         if n <= 2 || n.is_multiple_of(20) {
-                            tracing::warn!(tunnel = %self.cfg.name, target = ?s.target, attempt = n, error = %e, "tunnel connection failed");
+                            tracing::warn!(tunnel = %self.cfg.name, target = ?s.target, attempt = n, error = %e, retry_in = %retry, "tunnel connection failed");
                         } else {
-                            tracing::debug!(tunnel = %self.cfg.name, target = ?s.target, attempt = n, error = %e, "tunnel connection failed");
+                            tracing::debug!(tunnel = %self.cfg.name, target = ?s.target, attempt = n, error = %e, retry_in = %retry, "tunnel connection failed");
                         }
+                        self.cfg.status.failed(&e, self.cfg.clock.now(), retry_in);
                     }
                 }
             }
@@ -290,6 +293,9 @@ impl Pool {
                 if let Some(s) = self.slots.remove(&id) {
                     let target = s.proxy.clone().map(Target::Proxy).unwrap_or(s.target);
                     tracing::info!(tunnel = %self.cfg.name, proxy = ?s.proxy, "tunnel disconnected; reconnecting");
+                    if let Some(p) = &s.proxy {
+                        self.cfg.status.disconnected(p);
+                    }
                     self.backoff(&target, now).lost(now);
                     self.backoff(&Target::Seed, now).lost(now);
                 }

@@ -23,5 +23,6 @@ mod mfa;
 mod security;
 mod sessions;
 mod sso;
+mod troubleshoot;
 mod trust;
 mod webui;
