@@ -43,6 +43,9 @@ _tctl() {
             tctl,map-roles)
                 cmd="tctl__subcmd__map__subcmd__roles"
                 ;;
+            tctl,recordings)
+                cmd="tctl__subcmd__recordings"
+                ;;
             tctl,rm)
                 cmd="tctl__subcmd__rm"
                 ;;
@@ -118,6 +121,9 @@ _tctl() {
             tctl__subcmd__help,map-roles)
                 cmd="tctl__subcmd__help__subcmd__map__subcmd__roles"
                 ;;
+            tctl__subcmd__help,recordings)
+                cmd="tctl__subcmd__help__subcmd__recordings"
+                ;;
             tctl__subcmd__help,rm)
                 cmd="tctl__subcmd__help__subcmd__rm"
                 ;;
@@ -145,6 +151,9 @@ _tctl() {
             tctl__subcmd__help__subcmd__auth,sign)
                 cmd="tctl__subcmd__help__subcmd__auth__subcmd__sign"
                 ;;
+            tctl__subcmd__help__subcmd__recordings,ls)
+                cmd="tctl__subcmd__help__subcmd__recordings__subcmd__ls"
+                ;;
             tctl__subcmd__help__subcmd__tokens,add)
                 cmd="tctl__subcmd__help__subcmd__tokens__subcmd__add"
                 ;;
@@ -168,6 +177,18 @@ _tctl() {
                 ;;
             tctl__subcmd__help__subcmd__users,update)
                 cmd="tctl__subcmd__help__subcmd__users__subcmd__update"
+                ;;
+            tctl__subcmd__recordings,help)
+                cmd="tctl__subcmd__recordings__subcmd__help"
+                ;;
+            tctl__subcmd__recordings,ls)
+                cmd="tctl__subcmd__recordings__subcmd__ls"
+                ;;
+            tctl__subcmd__recordings__subcmd__help,help)
+                cmd="tctl__subcmd__recordings__subcmd__help__subcmd__help"
+                ;;
+            tctl__subcmd__recordings__subcmd__help,ls)
+                cmd="tctl__subcmd__recordings__subcmd__help__subcmd__ls"
                 ;;
             tctl__subcmd__tokens,add)
                 cmd="tctl__subcmd__tokens__subcmd__add"
@@ -236,7 +257,7 @@ _tctl() {
 
     case "${cmd}" in
         tctl)
-            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help users tokens create get edit rm update auth lock map-roles status access version completion help"
+            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help users tokens create get edit rm update auth lock map-roles status access recordings version completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -758,7 +779,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__help)
-            opts="users tokens create get edit rm update auth lock map-roles status access version completion help"
+            opts="users tokens create get edit rm update auth lock map-roles status access recordings version completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -928,6 +949,34 @@ _tctl() {
         tctl__subcmd__help__subcmd__map__subcmd__roles)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tctl__subcmd__help__subcmd__recordings)
+            opts="ls"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tctl__subcmd__help__subcmd__recordings__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1249,6 +1298,132 @@ _tctl() {
                     return 0
                     ;;
                 --auth-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tctl__subcmd__recordings)
+            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help ls help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tctl__subcmd__recordings__subcmd__help)
+            opts="ls help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tctl__subcmd__recordings__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tctl__subcmd__recordings__subcmd__help__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tctl__subcmd__recordings__subcmd__ls)
+            opts="-f -c -i -d -h --format --config --identity --auth-server --cluster --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -42,6 +42,7 @@ complete -c tctl -n "__fish_tctl_needs_command" -f -a "lock" -d 'Lock a user, ro
 complete -c tctl -n "__fish_tctl_needs_command" -f -a "map-roles" -d 'Show which local roles a user with the given remote roles would get'
 complete -c tctl -n "__fish_tctl_needs_command" -f -a "status" -d 'Show the cluster and its certificate authorities'
 complete -c tctl -n "__fish_tctl_needs_command" -f -a "access" -d 'Explain why a user\'s login is allowed or denied'
+complete -c tctl -n "__fish_tctl_needs_command" -f -a "recordings" -d 'List recorded sessions'
 complete -c tctl -n "__fish_tctl_needs_command" -f -a "version" -d 'Print the version'
 complete -c tctl -n "__fish_tctl_needs_command" -f -a "completion" -d 'Print a shell completion script'
 complete -c tctl -n "__fish_tctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -247,6 +248,23 @@ complete -c tctl -n "__fish_tctl_using_subcommand access; and __fish_seen_subcom
 complete -c tctl -n "__fish_tctl_using_subcommand access; and __fish_seen_subcommand_from explain" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand access; and __fish_seen_subcommand_from help" -f -a "explain" -d 'Explain, check by check, whether a user may log in as login@node, as the node decides it'
 complete -c tctl -n "__fish_tctl_using_subcommand access; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tctl -n "__fish_tctl_using_subcommand recordings; and not __fish_seen_subcommand_from ls help" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand recordings; and not __fish_seen_subcommand_from ls help" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand recordings; and not __fish_seen_subcommand_from ls help" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand recordings; and not __fish_seen_subcommand_from ls help" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand recordings; and not __fish_seen_subcommand_from ls help" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand recordings; and not __fish_seen_subcommand_from ls help" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand recordings; and not __fish_seen_subcommand_from ls help" -f -a "ls" -d 'List recorded sessions (newest first); play one with \'tsh play <id>\''
+complete -c tctl -n "__fish_tctl_using_subcommand recordings; and not __fish_seen_subcommand_from ls help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tctl -n "__fish_tctl_using_subcommand recordings; and __fish_seen_subcommand_from ls" -s f -l format -d 'Output format: text, json or yaml' -r
+complete -c tctl -n "__fish_tctl_using_subcommand recordings; and __fish_seen_subcommand_from ls" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand recordings; and __fish_seen_subcommand_from ls" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand recordings; and __fish_seen_subcommand_from ls" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand recordings; and __fish_seen_subcommand_from ls" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand recordings; and __fish_seen_subcommand_from ls" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand recordings; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand recordings; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List recorded sessions (newest first); play one with \'tsh play <id>\''
+complete -c tctl -n "__fish_tctl_using_subcommand recordings; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tctl -n "__fish_tctl_using_subcommand version" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand version" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand version" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
@@ -259,21 +277,22 @@ complete -c tctl -n "__fish_tctl_using_subcommand completion" -l auth-server -d 
 complete -c tctl -n "__fish_tctl_using_subcommand completion" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand completion" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand completion" -s h -l help -d 'Print help'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access version completion help" -f -a "users" -d 'Manage users'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access version completion help" -f -a "tokens" -d 'Manage join and invitation tokens'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access version completion help" -f -a "create" -d 'Create or replace resources from a YAML file'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access version completion help" -f -a "get" -d 'Print resources'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access version completion help" -f -a "edit" -d 'Edit a resource in $EDITOR'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access version completion help" -f -a "rm" -d 'Delete a resource'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access version completion help" -f -a "update" -d 'Update a remote cluster\'s labels'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access version completion help" -f -a "auth" -d 'Sign identity files and export certificate authorities'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access version completion help" -f -a "lock" -d 'Lock a user, role, login or node out of the cluster'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access version completion help" -f -a "map-roles" -d 'Show which local roles a user with the given remote roles would get'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access version completion help" -f -a "status" -d 'Show the cluster and its certificate authorities'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access version completion help" -f -a "access" -d 'Explain why a user\'s login is allowed or denied'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access version completion help" -f -a "version" -d 'Print the version'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access version completion help" -f -a "completion" -d 'Print a shell completion script'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access version completion help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "users" -d 'Manage users'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "tokens" -d 'Manage join and invitation tokens'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "create" -d 'Create or replace resources from a YAML file'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "get" -d 'Print resources'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "edit" -d 'Edit a resource in $EDITOR'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "rm" -d 'Delete a resource'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "update" -d 'Update a remote cluster\'s labels'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "auth" -d 'Sign identity files and export certificate authorities'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "lock" -d 'Lock a user, role, login or node out of the cluster'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "map-roles" -d 'Show which local roles a user with the given remote roles would get'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "status" -d 'Show the cluster and its certificate authorities'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "access" -d 'Explain why a user\'s login is allowed or denied'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "recordings" -d 'List recorded sessions'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "version" -d 'Print the version'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "completion" -d 'Print a shell completion script'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "add" -d 'Add a user and print a one-time link to set the password'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "update" -d 'Change a user\'s roles or logins'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "ls" -d 'List users'
@@ -285,3 +304,4 @@ complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcomma
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "sign" -d 'Write an identity file (keys and certificates) for a user'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "export" -d 'Print this cluster\'s CA public keys in OpenSSH formats'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from access" -f -a "explain" -d 'Explain, check by check, whether a user may log in as login@node, as the node decides it'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from recordings" -f -a "ls" -d 'List recorded sessions (newest first); play one with \'tsh play <id>\''

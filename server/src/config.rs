@@ -433,6 +433,9 @@ pub struct SshSection {
     /// Heartbeat interval of the node record (ours; default 30s, the record lives 3 intervals).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_interval: Option<String>,
+    /// The most output one session's recording keeps, in bytes (ours; default 256 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_recording_max_bytes: Option<u64>,
 }
 
 /// `proxy_service:`.
@@ -609,6 +612,8 @@ pub struct Config {
     pub labels: BTreeMap<String, String>,
     /// Node heartbeat interval.
     pub node_heartbeat: Duration,
+    /// The most output one session's recording keeps.
+    pub recording_max_bytes: u64,
     /// Address the node advertises (overrides detection).
     pub advertise_ip: Option<String>,
     /// Node-only: where to join.
@@ -834,6 +839,7 @@ impl Config {
             ssh_listen_addr,
             labels,
             node_heartbeat,
+            recording_max_bytes: s.session_recording_max_bytes.unwrap_or(crate::node::DEFAULT_RECORDING_MAX_BYTES),
             advertise_ip: t.advertise_ip.clone(),
             limits,
             storage,

@@ -54,6 +54,8 @@ pub mod keys {
     pub const REMOTE_CLUSTER_STATUS: &str = "rcstatus/";
     /// Nodes.
     pub const NODES: &str = "nodes/";
+    /// Session recordings' metadata (their chunks are outside the keys: `Backend::put_chunk`).
+    pub const RECORDINGS: &str = "recordings/";
     /// SSO connectors.
     pub const CONNECTORS: &str = "connectors/";
     /// The cluster's own name.

@@ -63,6 +63,8 @@ pub mod path {
     pub const MFA_BEGIN: &str = "/v1/mfa/devices/begin";
     /// Finish registering it with a first code.
     pub const MFA_FINISH: &str = "/v1/mfa/devices/finish";
+    /// Session recordings: `GET` lists; nodes `POST` metadata; `/v1/recordings/<sid>/chunks`.
+    pub const RECORDINGS: &str = "/v1/recordings";
     /// Tunnel states: to each trusted root, from each leaf (`tctl status`).
     pub const TUNNEL_STATUS: &str = "/v1/status/tunnels";
     /// Why a login is allowed or denied (`tsh access explain`, `tctl access explain`).
@@ -725,4 +727,96 @@ pub struct InboundTunnels {
     /// Live tunnels, one per proxy.
     #[serde(default)]
     pub proxies: Vec<ProxyTunnel>,
+}
+
+/// A recorded session's metadata (`tsh recordings ls`), kept by the node's own cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecording {
+    /// The session ID.
+    pub sid: String,
+    /// The cluster that keeps it (the node's).
+    pub cluster: String,
+    /// Teleport user.
+    pub user: String,
+    /// Unix login.
+    pub login: String,
+    /// The cluster that issued the user's certificate.
+    pub origin_cluster: String,
+    /// Roles in the certificate (the root's, for a root's user).
+    #[serde(default)]
+    pub remote_roles: Vec<String>,
+    /// Roles that applied on the node (mapped, for a root's user).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// The node's UUID.
+    pub server_id: String,
+    /// The node's host name.
+    pub server_hostname: String,
+    /// A shell (true) or a command.
+    pub interactive: bool,
+    /// The command, for an exec session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// When it started.
+    #[serde(with = "crate::timefmt::rfc3339_serde")]
+    pub started: time::OffsetDateTime,
+    /// When it ended (absent while running, or when the node died).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::opt_rfc3339")]
+    pub ended: Option<time::OffsetDateTime>,
+    /// The exit status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Output bytes recorded.
+    #[serde(default)]
+    pub bytes: u64,
+    /// Chunks stored.
+    #[serde(default)]
+    pub chunks: u64,
+    /// The size limit was reached: the rest was not recorded.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+impl Default for SessionRecording {
+    fn default() -> Self {
+        SessionRecording {
+            sid: String::new(),
+            cluster: String::new(),
+            user: String::new(),
+            login: String::new(),
+            origin_cluster: String::new(),
+            remote_roles: vec![],
+            roles: vec![],
+            server_id: String::new(),
+            server_hostname: String::new(),
+            interactive: false,
+            command: None,
+            started: time::OffsetDateTime::UNIX_EPOCH,
+            ended: None,
+            exit_code: None,
+            bytes: 0,
+            chunks: 0,
+            truncated: false,
+        }
+    }
+}
+
+/// One stored chunk of a recording (`data` base64).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RecordingChunk {
+    /// Its place, from 0.
+    pub seq: i64,
+    /// Frames ([`crate::recording`]), base64.
+    pub data: String,
+}
+
+/// `GET /v1/recordings/<sid>/chunks?from=N`: chunks from `from`, a few MiB at most.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RecordingChunks {
+    /// The session.
+    pub recording: SessionRecording,
+    /// The chunks.
+    pub chunks: Vec<RecordingChunk>,
+    /// More follow: ask again from the next `seq`.
+    pub more: bool,
 }

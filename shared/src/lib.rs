@@ -13,6 +13,7 @@
 //! | [`names`] | name hygiene: no look-alikes, invisible characters or stray white space |
 //! | [`template`] | `{{internal.logins}}` and friends |
 //! | [`rbac`] | the access checker (node logins, cluster labels, API rules) |
+//! | [`recording`] | the session recording frame codec |
 //! | [`explain`] | `access explain`: asking the root and the leaf, printing the answer |
 //! | [`certs`] | SSH and X.509 keys and certificates |
 //! | [`identity`] | what certificates say about their holder |
@@ -38,6 +39,7 @@ pub mod names;
 pub mod output;
 pub mod profile;
 pub mod rbac;
+pub mod recording;
 pub mod resource;
 pub mod rolemap;
 pub mod sshclient;

@@ -198,6 +198,28 @@ impl AccessChecker {
         Err(rule_denied(kind, verb))
     }
 
+    /// Which recorded sessions the caller may `verb` (`list`, `read`): Teleport's rules on the
+    /// `session` resource. A rule without `where` gives every session; one with the preset
+    /// access role's `contains(session.participants, user.metadata.name)` gives the caller's
+    /// own; any other `where` gives nothing (we do not evaluate expressions); a deny rule
+    /// without `where` takes everything away.
+    pub fn session_scope(&self, verb: &str) -> SessionScope {
+        let applies = |rule: &crate::resource::role::Rule| {
+            rule.resources.iter().any(|r| r == "*" || r == "session") && rule.verbs.iter().any(|v| v == "*" || v == verb)
+        };
+        if self.roles.iter().any(|r| r.spec.deny.rules.iter().any(|rule| applies(rule) && rule.where_.is_none())) {
+            return SessionScope::None;
+        }
+        let allow = || self.roles.iter().flat_map(|r| r.spec.allow.rules.iter()).filter(|rule| applies(rule));
+        if allow().any(|rule| rule.where_.is_none()) {
+            SessionScope::All
+        } else if allow().any(|rule| rule.where_.as_deref().map(str::trim) == Some(crate::resource::role::OWN_SESSIONS)) {
+            SessionScope::Own
+        } else {
+            SessionScope::None
+        }
+    }
+
     /// The shortest `max_session_ttl` of the roles.
     pub fn max_session_ttl(&self) -> Duration {
         self.roles.iter().map(Role::max_session_ttl).min().unwrap_or(Duration::from_secs(30 * 3600))
@@ -212,6 +234,17 @@ impl AccessChecker {
     pub fn forward_agent(&self) -> bool {
         self.roles.iter().any(|r| r.spec.options.forward_agent.unwrap_or(false))
     }
+}
+
+/// Which recorded sessions a caller may list or play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionScope {
+    /// Every session.
+    All,
+    /// Sessions the caller took part in.
+    Own,
+    /// None.
+    None,
 }
 
 /// One role's answer to "may this login reach this node?".
@@ -385,6 +418,25 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn session_rules_give_all_own_or_nothing() {
+        let presets = crate::resource::role::presets();
+        let of = |name: &str| AccessChecker::new(&[presets.iter().find(|r| r.metadata.name == name).unwrap().clone()], &Traits::new());
+        assert_eq!(of("auditor").session_scope("read"), SessionScope::All);
+        assert_eq!(of("access").session_scope("list"), SessionScope::Own);
+        assert_eq!(of("editor").session_scope("read"), SessionScope::None);
+        let deny = role(
+            "no-sessions",
+            RoleConditions::default(),
+            RoleConditions {
+                rules: vec![Rule { resources: vec!["session".into()], verbs: vec!["*".into()], where_: None, actions: vec![] }],
+                ..Default::default()
+            },
+        );
+        let both = AccessChecker::new(&[presets[2].clone(), deny], &Traits::new());
+        assert_eq!(both.session_scope("read"), SessionScope::None, "deny wins");
     }
 
     #[test]

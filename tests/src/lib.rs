@@ -649,11 +649,25 @@ impl NodeProc {
     /// Joins `cluster` through `addr` (a load balancer in front of its processes, or one of
     /// them), without waiting for the node to be registered.
     pub fn join_via(cluster: &Cluster, addr: &str, name: &str, tunnel: bool, labels: &str, ip: &str) -> NodeProc {
+        Self::join_with(cluster, addr, name, tunnel, labels, ip, "")
+    }
+
+    /// Joins `cluster` directly with extra YAML under `ssh_service:` (indented by two spaces),
+    /// and waits until it is registered.
+    pub fn join_configured(cluster: &Cluster, name: &str, ssh_extra: &str) -> NodeProc {
+        let ip = free_ip(&[3022]);
+        let node = Self::join_with(cluster, &cluster.web, name, false, "", &ip, ssh_extra);
+        cluster.wait_node(name);
+        node
+    }
+
+    fn join_with(cluster: &Cluster, addr: &str, name: &str, tunnel: bool, labels: &str, ip: &str, ssh_extra: &str) -> NodeProc {
         let token = cluster.tctl(&["tokens", "add", "--type=node", "--ttl=5m", "--format=text"]).ok("node token").trim().to_string();
         let ip = ip.to_string();
         let dir = TempDir::new(&format!("node-{name}"));
         let cfg = dir.path().join("node.yaml");
-        std::fs::write(&cfg, "ssh_service:\n  heartbeat_interval: 1s\nauth_service:\n  keep_alive_interval: 1s\n").expect("node config");
+        std::fs::write(&cfg, format!("ssh_service:\n  heartbeat_interval: 1s\n{ssh_extra}auth_service:\n  keep_alive_interval: 1s\n"))
+            .expect("node config");
         let log = std::fs::File::create(dir.path().join("node.log")).expect("log");
         let mut cmd = command_in(cluster.opts.netns.as_deref(), &bin("teleport"));
         cmd.args(["start", "--roles=node", "--insecure", "--debug"])
@@ -679,7 +693,12 @@ impl NodeProc {
         std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
     }
 
-    /// Kills the node.
+    /// The node process's ID.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Kills the node (SIGKILL).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

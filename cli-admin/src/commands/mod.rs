@@ -13,6 +13,7 @@ mod edit;
 mod get;
 mod lock;
 mod map_roles;
+mod recordings;
 mod rm;
 mod status;
 mod tokens;
@@ -66,6 +67,8 @@ enum Command {
     Status(status::Args),
     /// Explain why a user's login is allowed or denied.
     Access(access::Args),
+    /// List recorded sessions.
+    Recordings(recordings::Args),
     /// Print the version.
     #[command(after_help = "Example (from the guide):\n  tctl version")]
     Version,
@@ -126,6 +129,7 @@ async fn exec(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         Command::MapRoles(a) => map_roles::exec(a, &ConnArgs { cluster: None, ..c.clone() }, out).await,
         Command::Status(a) => status::exec(a, c, out).await,
         Command::Access(a) => access::exec(a, c, out).await,
+        Command::Recordings(a) => recordings::exec(a, c, out).await,
         Command::Version => {
             writeln!(out, "{}", shared::version::version_line(env!("TP_GIT_REV"), env!("TP_RUSTC_VERSION")))?;
             Ok(())

@@ -9,6 +9,7 @@ mod logout;
 mod ls;
 mod mfa;
 mod proxy;
+mod recordings;
 mod ssh;
 mod sso;
 mod status;
@@ -86,6 +87,10 @@ enum Command {
     Mfa(mfa::Args),
     /// Explain why a login is allowed or denied.
     Access(access::Args),
+    /// List recorded sessions.
+    Recordings(recordings::Args),
+    /// Replay a recorded session.
+    Play(recordings::PlayArgs),
 }
 
 /// Parses and runs; returns the exit code.
@@ -146,6 +151,8 @@ async fn exec(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         Command::Config(a) => config::exec(a, &g, out).await.map(|_| 0),
         Command::Mfa(a) => mfa::exec(a, &g, out, err).await.map(|_| 0),
         Command::Access(a) => access::exec(a, &g, out, err).await,
+        Command::Recordings(a) => recordings::exec(a, &g, out, err).await.map(|_| 0),
+        Command::Play(a) => recordings::play(a, &g, err).await.map(|_| 0),
         Command::Proxy(a) => proxy::exec(a, &g).await,
         Command::Completion(a) => completion::exec(a, out).map(|_| 0),
     }

@@ -5,6 +5,7 @@
 mod explain;
 mod handlers;
 pub mod ratelimit;
+mod recordings;
 mod resources;
 mod sso;
 mod webapi;
@@ -249,6 +250,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(path::HOST_CAS, get(handlers::host_cas))
         .route(path::ACCESS_EXPLAIN, post(explain::explain))
         .route(path::TUNNEL_STATUS, get(handlers::tunnel_status))
+        .route(path::RECORDINGS, get(recordings::list).post(recordings::save))
+        .route("/v1/recordings/{sid}/chunks", get(recordings::chunks).post(recordings::save_chunk))
         .route(path::MFA_DEVICES, get(handlers::mfa_list))
         .route(path::MFA_BEGIN, post(handlers::mfa_begin))
         .route(path::MFA_FINISH, post(handlers::mfa_finish))

@@ -9,6 +9,7 @@ pub mod locks;
 pub mod mfa;
 pub mod nodes;
 pub mod preference;
+pub mod recordings;
 pub mod semaphore;
 pub mod status;
 pub mod tokens;

@@ -12,6 +12,7 @@
 pub mod authz;
 pub mod explain;
 pub mod join;
+pub mod recorder;
 pub mod server;
 pub mod session;
 
@@ -19,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::api::{AuditEvent, NodeAuthzBundle, path};
+use shared::api::{AuditEvent, NodeAuthzBundle, SessionRecording, path};
 use shared::client::{ApiClient, BoxFuture};
 use shared::error::Result;
 use shared::resource::{LabelMap, Node};
@@ -41,6 +42,10 @@ pub trait NodeAccessPoint: Send + Sync + 'static {
     fn heartbeat(&self, node: Node) -> BoxFuture<'_, Result<()>>;
     /// Records an audit event.
     fn emit(&self, event: AuditEvent) -> BoxFuture<'_, Result<()>>;
+    /// Stores (or updates) a session recording's metadata.
+    fn save_recording(&self, r: SessionRecording) -> BoxFuture<'_, Result<()>>;
+    /// Stores one chunk of a session recording.
+    fn save_chunk(&self, sid: String, seq: i64, data: Vec<u8>) -> BoxFuture<'_, Result<()>>;
 }
 
 /// A node inside the auth process.
@@ -64,6 +69,12 @@ impl NodeAccessPoint for LocalAccess {
             Ok(())
         })
     }
+    fn save_recording(&self, r: SessionRecording) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.auth.save_recording(r, &self.host_id).await })
+    }
+    fn save_chunk(&self, sid: String, seq: i64, data: Vec<u8>) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.auth.save_recording_chunk(&sid, seq, data, &self.host_id).await })
+    }
 }
 
 /// A node in its own process, talking HTTPS to its cluster's proxy with its host certificate.
@@ -84,6 +95,16 @@ impl NodeAccessPoint for RemoteAccess {
     fn emit(&self, event: AuditEvent) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { self.client.post::<_, serde_json::Value>(path::EVENTS, &vec![event]).await.map(|_| ()) })
     }
+    fn save_recording(&self, r: SessionRecording) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.client.post::<_, serde_json::Value>(path::RECORDINGS, &r).await.map(|_| ()) })
+    }
+    fn save_chunk(&self, sid: String, seq: i64, data: Vec<u8>) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            use base64::Engine as _;
+            let chunk = shared::api::RecordingChunk { seq, data: base64::engine::general_purpose::STANDARD.encode(data) };
+            self.client.post::<_, serde_json::Value>(&format!("{}/{sid}/chunks", path::RECORDINGS), &chunk).await.map(|_| ())
+        })
+    }
 }
 
 /// Node settings.
@@ -103,7 +124,12 @@ pub struct NodeConfig {
     pub heartbeat_interval: Duration,
     /// End sessions idle this long (`auth_service.client_idle_timeout`; roles may shorten it).
     pub client_idle_timeout: Option<Duration>,
+    /// The most output one session's recording keeps (`ssh_service.session_recording_max_bytes`).
+    pub recording_max_bytes: u64,
 }
+
+/// The default limit of one session's recording: 256 MiB.
+pub const DEFAULT_RECORDING_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 /// A running node.
 pub struct NodeService {

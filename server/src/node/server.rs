@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::NodeService;
 use super::authz::{Allowed, authorize, check_locks};
+use super::recorder::{self, Tap};
 use super::session::{PtySpec, SpawnSpec, accept_env, resize, spawn};
 use crate::audit::codes;
 use crate::diag::InFlight;
@@ -30,6 +31,7 @@ struct ChannelState {
     pty: Option<PtySpec>,
     env: Vec<(String, String)>,
     master: Option<Arc<OwnedFd>>,
+    tap: Option<Tap>,
 }
 
 /// One SSH connection to the node.
@@ -177,9 +179,29 @@ impl NodeConn {
             codes::SESSION_START,
             json!({"sid": session_id, "interactive": interactive, "command": command, "pty": spec.pty.is_some()}),
         ));
+        let started = time::OffsetDateTime::now_utc();
+        let meta = shared::api::SessionRecording {
+            sid: session_id.clone(),
+            user: allowed.username.clone(),
+            login: self.login.clone(),
+            origin_cluster: allowed.origin_cluster.clone(),
+            remote_roles: allowed.cert_roles.clone(),
+            roles: allowed.roles.clone(),
+            server_id: self.node.cfg.host_id.clone(),
+            server_hostname: self.node.cfg.nodename.clone(),
+            interactive,
+            command: command.clone(),
+            started,
+            ..Default::default()
+        };
+        let (tap, finish) = recorder::start(self.node.access.clone(), meta, self.node.cfg.recording_max_bytes);
+        if let Some(p) = &spec.pty {
+            tap.resize(p.cols, p.rows);
+        }
         let master = spawned.pty.map(Arc::new);
         if let Some(st) = self.channels.get_mut(&id) {
             st.master = master.clone();
+            st.tap = Some(tap.clone());
         }
         let handle = session.handle();
         let end_event = self.event(codes::SESSION_END, json!({"sid": session_id, "command": command}));
@@ -206,9 +228,13 @@ impl NodeConn {
         tokio::spawn(async move {
             let _counted = counted;
             let _live = live;
-            let code = run_session(handle, channel, spawned.child, master, stop, idle).await;
+            let code = run_session(handle, channel, spawned.child, master, stop, idle, tap).await;
+            finish.finish(code).await;
             let mut end = end_event;
             end.insert("exit_code".into(), json!(code));
+            end.insert("session_start".into(), json!(shared::timefmt::rfc3339(started)));
+            end.insert("session_stop".into(), json!(shared::timefmt::rfc3339(time::OffsetDateTime::now_utc())));
+            end.insert("session_recording".into(), json!("node"));
             if command.is_some() {
                 let mut exec = end.clone();
                 exec.insert("event".into(), json!(codes::EXEC.0));
@@ -251,6 +277,7 @@ async fn run_session(
     master: Option<Arc<OwnedFd>>,
     stop: Arc<Stop>,
     idle: Option<Duration>,
+    tap: Tap,
 ) -> i32 {
     type Writer = tokio::io::WriteHalf<russh::ChannelStream<Msg>>;
     let id = channel.id();
@@ -281,10 +308,15 @@ async fn run_session(
                 // Reads fail with EIO once the last slave fd closes: that is the end.
                 while let Ok(n) = pty_out.read(&mut buf).await {
                     seen.store(stamp(start), Ordering::SeqCst);
-                    if n == 0 || wr.write_all(&buf[..n]).await.is_err() {
+                    if n == 0 {
+                        break;
+                    }
+                    tap.output(&buf[..n]).await;
+                    if wr.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
                 }
+                drop(tap);
                 let _ = wr.flush().await;
                 let _ = wr.shutdown().await;
                 wr
@@ -308,10 +340,15 @@ async fn run_session(
                 let _ = stdin.shutdown().await;
             });
             let err_handle = handle.clone();
+            let err_tap = tap.clone();
             let err_task = tokio::spawn(async move {
                 let mut buf = vec![0u8; 32 * 1024];
                 while let Ok(n) = stderr.read(&mut buf).await {
-                    if n == 0 || err_handle.extended_data(id, 1, buf[..n].to_vec()).await.is_err() {
+                    if n == 0 {
+                        break;
+                    }
+                    err_tap.output(&buf[..n]).await;
+                    if err_handle.extended_data(id, 1, buf[..n].to_vec()).await.is_err() {
                         break;
                     }
                 }
@@ -321,10 +358,15 @@ async fn run_session(
                 let mut buf = vec![0u8; 32 * 1024];
                 while let Ok(n) = stdout.read(&mut buf).await {
                     seen.store(stamp(start), Ordering::SeqCst);
-                    if n == 0 || wr.write_all(&buf[..n]).await.is_err() {
+                    if n == 0 {
+                        break;
+                    }
+                    tap.output(&buf[..n]).await;
+                    if wr.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
                 }
+                drop(tap);
                 let _ = err_task.await;
                 let _ = wr.flush().await;
                 let _ = wr.shutdown().await;
@@ -481,8 +523,14 @@ impl russh::server::Handler for NodeConn {
         _ph: u32,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if let Some(master) = self.channels.get(&id).and_then(|s| s.master.as_ref()) {
-            resize(master, u16::try_from(cols).unwrap_or(80), u16::try_from(rows).unwrap_or(24));
+        if let Some(st) = self.channels.get(&id) {
+            let (cols, rows) = (u16::try_from(cols).unwrap_or(80), u16::try_from(rows).unwrap_or(24));
+            if let Some(master) = &st.master {
+                resize(master, cols, rows);
+            }
+            if let Some(tap) = &st.tap {
+                tap.resize(cols, rows);
+            }
         }
         Ok(())
     }

@@ -187,6 +187,7 @@ async fn serve(
             use_tunnel: false,
             heartbeat_interval: cfg.node_heartbeat,
             client_idle_timeout: cfg.client_idle_timeout,
+            recording_max_bytes: cfg.recording_max_bytes,
         };
         let access = Arc::new(LocalAccess { auth: auth.clone(), host_id: host_id.clone() });
         let n = NodeService::new(ncfg, creds, access, clock.clone(), limiter.clone());

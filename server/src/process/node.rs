@@ -46,6 +46,7 @@ pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow
         use_tunnel: cfg.use_tunnel,
         heartbeat_interval: cfg.node_heartbeat,
         client_idle_timeout: cfg.client_idle_timeout,
+        recording_max_bytes: cfg.recording_max_bytes,
     };
     let limiter = Limiter::new(cfg.limits, crate::limits::raise_fd_limit());
     let node = NodeService::new(ncfg, creds.clone(), access, clock.clone(), limiter.clone());

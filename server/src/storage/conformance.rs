@@ -129,6 +129,24 @@ pub async fn suite(b: &dyn Backend, prefix: &str) {
         last.iter().map(|r| r.json.clone()).collect::<Vec<_>>(),
         vec![format!("{{\"n\":3,\"uid\":\"{prefix}3\"}}"), format!("{{\"n\":4,\"uid\":\"{prefix}4\"}}")]
     );
+
+    // recording chunks: in order from `from`, paged by size, a retried chunk replaces itself,
+    // and no change feed event
+    while next_event(&mut w, Duration::from_millis(300)).await.is_some() {}
+    let sid = format!("{prefix}sid");
+    for seq in [2i64, 0, 1, 3] {
+        b.put_chunk(sid.clone(), seq, vec![seq as u8; 100]).await.unwrap();
+    }
+    b.put_chunk(sid.clone(), 1, vec![9; 100]).await.unwrap();
+    b.put_chunk(format!("{prefix}other"), 0, vec![7; 10]).await.unwrap();
+    let all = b.get_chunks(sid.clone(), 0, 1 << 20).await.unwrap();
+    assert_eq!(all.iter().map(|c| c.0).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    assert_eq!(all[1].1, vec![9; 100]);
+    let page = b.get_chunks(sid.clone(), 1, 250).await.unwrap();
+    assert_eq!(page.iter().map(|c| c.0).collect::<Vec<_>>(), vec![1, 2], "about max_bytes per answer");
+    assert_eq!(b.get_chunks(sid.clone(), 3, 1).await.unwrap().len(), 1, "at least one chunk");
+    assert!(b.get_chunks(sid, 4, 1 << 20).await.unwrap().is_empty());
+    assert!(next_event(&mut w, Duration::from_millis(200)).await.is_none(), "chunks are not in the change feed");
 }
 
 /// Closed means closed.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::feed::Feed;
-use super::{AuditRecord, Backend, Change, Event, EventKind, Item, Op, Revisions, Watcher, events_for, plan};
+use super::{AuditRecord, Backend, Change, Chunk, Event, EventKind, Item, Op, Revisions, Watcher, events_for, plan};
 use shared::client::BoxFuture;
 use shared::error::{Error, Result};
 use shared::timefmt::SharedClock;
@@ -21,6 +21,7 @@ pub struct MemoryBackend {
 struct State {
     items: BTreeMap<String, Item>,
     audit: Vec<AuditRecord>,
+    chunks: std::collections::BTreeMap<(String, i64), Vec<u8>>,
     closed: bool,
 }
 
@@ -122,6 +123,28 @@ impl Backend for MemoryBackend {
             let id = g.audit.len() as i64 + 1;
             g.audit.push(AuditRecord { id, json });
             Ok(id)
+        })
+    }
+
+    fn put_chunk(&self, sid: String, seq: i64, data: Vec<u8>) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            self.lock()?.chunks.insert((sid, seq), data);
+            Ok(())
+        })
+    }
+
+    fn get_chunks(&self, sid: String, from: i64, max_bytes: usize) -> BoxFuture<'_, Result<Vec<Chunk>>> {
+        Box::pin(async move {
+            let g = self.lock()?;
+            let (mut out, mut total) = (Vec::new(), 0usize);
+            for ((_, seq), data) in g.chunks.range((sid.clone(), from)..).take_while(|((s, _), _)| *s == sid) {
+                if !out.is_empty() && total + data.len() > max_bytes {
+                    break;
+                }
+                total += data.len();
+                out.push((*seq, data.clone()));
+            }
+            Ok(out)
         })
     }
 

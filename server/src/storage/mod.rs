@@ -113,6 +113,9 @@ pub struct AuditRecord {
     pub json: String,
 }
 
+/// One stored chunk of a session recording: its number and bytes.
+pub type Chunk = (i64, Vec<u8>);
+
 /// The storage trait.
 pub trait Backend: Send + Sync + 'static {
     /// Reads one item (None if absent or expired).
@@ -131,6 +134,11 @@ pub trait Backend: Send + Sync + 'static {
     fn append_audit(&self, json: String) -> BoxFuture<'_, Result<i64>>;
     /// The newest audit events, oldest first, at most `limit`.
     fn list_audit(&self, limit: usize) -> BoxFuture<'_, Result<Vec<AuditRecord>>>;
+    /// Stores chunk `seq` of session recording `sid` (a retried chunk replaces itself). Apart
+    /// from the keys: no change feed event, no revision.
+    fn put_chunk(&self, sid: String, seq: i64, data: Vec<u8>) -> BoxFuture<'_, Result<()>>;
+    /// The chunks of `sid` from `from` on, in order, up to about `max_bytes` (at least one).
+    fn get_chunks(&self, sid: String, from: i64, max_bytes: usize) -> BoxFuture<'_, Result<Vec<Chunk>>>;
     /// Flushes and closes; later calls fail.
     fn close(&self) -> BoxFuture<'_, ()>;
 }

@@ -38,7 +38,7 @@ use tokio_postgres::error::SqlState;
 use super::feed::Feed;
 use super::pgconn::ConnInfo;
 use super::pgoutput::{Decoder, Message};
-use super::{AuditRecord, Backend, Change, Event, EventKind, Item, Op, Watcher, plan, prefix_end};
+use super::{AuditRecord, Backend, Change, Chunk, Event, EventKind, Item, Op, Watcher, plan, prefix_end};
 use crate::shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};
 
 /// How often the feed polls its slot when the last poll was not full.
@@ -70,6 +70,12 @@ CREATE TABLE IF NOT EXISTS audit (
     id       bigserial PRIMARY KEY,
     event_id text UNIQUE,
     json     text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recording_chunks (
+    sid  text NOT NULL,
+    seq  bigint NOT NULL,
+    data bytea NOT NULL,
+    PRIMARY KEY (sid, seq)
 );
 "#;
 
@@ -409,6 +415,43 @@ impl Backend for PostgresBackend {
 
     fn list_audit(&self, limit: usize) -> BoxFuture<'_, Result<Vec<AuditRecord>>> {
         Box::pin(async move { audit_list(&self.pool, &self.info.describe, limit).await })
+    }
+
+    fn put_chunk(&self, sid: String, seq: i64, data: Vec<u8>) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let describe = &self.info.describe;
+            let client = self.pool.get().await.map_err(|e| pool_error(describe, e))?;
+            client
+                .execute(
+                    "INSERT INTO recording_chunks (sid, seq, data) VALUES ($1, $2, $3) ON CONFLICT (sid, seq) DO UPDATE SET data = EXCLUDED.data",
+                    &[&sid, &seq, &data],
+                )
+                .await
+                .map_err(|e| db_error(describe, &e))?;
+            Ok(())
+        })
+    }
+
+    fn get_chunks(&self, sid: String, from: i64, max_bytes: usize) -> BoxFuture<'_, Result<Vec<Chunk>>> {
+        Box::pin(async move {
+            let describe = &self.info.describe;
+            let client = self.pool.get().await.map_err(|e| pool_error(describe, e))?;
+            // Chunks are at most a few hundred KiB: 64 rows bound one answer.
+            let rows = client
+                .query("SELECT seq, data FROM recording_chunks WHERE sid = $1 AND seq >= $2 ORDER BY seq LIMIT 64", &[&sid, &from])
+                .await
+                .map_err(|e| db_error(describe, &e))?;
+            let (mut out, mut total) = (Vec::new(), 0usize);
+            for r in rows {
+                let data: Vec<u8> = r.get(1);
+                if !out.is_empty() && total + data.len() > max_bytes {
+                    break;
+                }
+                total += data.len();
+                out.push((r.get(0), data));
+            }
+            Ok(out)
+        })
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::feed::Feed;
-use super::{AuditRecord, Backend, Change, Event, EventKind, Item, Op, Revisions, Watcher, events_for, plan, prefix_end};
+use super::{AuditRecord, Backend, Change, Chunk, Event, EventKind, Item, Op, Revisions, Watcher, events_for, plan, prefix_end};
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
@@ -27,6 +27,8 @@ enum Cmd {
     Sweep(i64, Reply<usize>),
     AppendAudit(String, Reply<i64>),
     ListAudit(usize, Reply<Vec<AuditRecord>>),
+    PutChunk(String, i64, Vec<u8>, Reply<()>),
+    GetChunks(String, i64, usize, Reply<Vec<Chunk>>),
     Close(oneshot::Sender<()>),
 }
 
@@ -53,6 +55,12 @@ CREATE TABLE IF NOT EXISTS audit (
     id   INTEGER PRIMARY KEY AUTOINCREMENT,
     json TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS recording_chunks (
+    sid  TEXT NOT NULL,
+    seq  INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (sid, seq)
+) WITHOUT ROWID;
 ";
 
 impl SqliteBackend {
@@ -204,6 +212,32 @@ fn serve(mut conn: Connection, rx: mpsc::Receiver<Cmd>, feed: Arc<Feed>, revisio
                     .map_err(db_err);
                 let _ = reply.send(r);
             }
+            Cmd::PutChunk(sid, seq, data, reply) => {
+                let r = conn
+                    .prepare_cached("INSERT OR REPLACE INTO recording_chunks (sid, seq, data) VALUES (?1, ?2, ?3)")
+                    .and_then(|mut s| s.execute(params![sid, seq, data]))
+                    .map(|_| ())
+                    .map_err(db_err);
+                let _ = reply.send(r);
+            }
+            Cmd::GetChunks(sid, from, max, reply) => {
+                let r = (|| {
+                    let mut s = conn.prepare_cached("SELECT seq, data FROM recording_chunks WHERE sid = ?1 AND seq >= ?2 ORDER BY seq")?;
+                    let mut rows = s.query(params![sid, from])?;
+                    let (mut out, mut total) = (Vec::new(), 0usize);
+                    while let Some(row) = rows.next()? {
+                        let data: Vec<u8> = row.get(1)?;
+                        if !out.is_empty() && total + data.len() > max {
+                            break;
+                        }
+                        total += data.len();
+                        out.push((row.get(0)?, data));
+                    }
+                    Ok(out)
+                })()
+                .map_err(db_err);
+                let _ = reply.send(r);
+            }
             Cmd::Close(done) => {
                 let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
                 drop(conn);
@@ -259,6 +293,14 @@ impl Backend for SqliteBackend {
 
     fn list_audit(&self, limit: usize) -> BoxFuture<'_, Result<Vec<AuditRecord>>> {
         Box::pin(async move { self.ask(|r| Cmd::ListAudit(limit, r)).await })
+    }
+
+    fn put_chunk(&self, sid: String, seq: i64, data: Vec<u8>) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.ask(|r| Cmd::PutChunk(sid, seq, data, r)).await })
+    }
+
+    fn get_chunks(&self, sid: String, from: i64, max_bytes: usize) -> BoxFuture<'_, Result<Vec<Chunk>>> {
+        Box::pin(async move { self.ask(|r| Cmd::GetChunks(sid, from, max_bytes, r)).await })
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

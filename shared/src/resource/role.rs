@@ -394,6 +394,9 @@ pub const EDITOR_RESOURCES: &[&str] = &[
     "cluster_auth_preference",
 ];
 
+/// Teleport's `where` on the preset access role's `session` rule: a user's own sessions.
+pub const OWN_SESSIONS: &str = "contains(session.participants, user.metadata.name)";
+
 /// The preset roles every cluster starts with: `access`, `editor`, `auditor`.
 pub fn presets() -> Vec<Role> {
     let mut access = Role::new(
@@ -407,7 +410,10 @@ pub fn presets() -> Vec<Role> {
                 db_names: vec!["{{internal.db_names}}".into()],
                 db_users: vec!["{{internal.db_users}}".into()],
                 aws_role_arns: vec!["{{internal.aws_role_arns}}".into()],
-                rules: vec![rule(&["event"], &["list", "read"]), rule(&["session"], &["list", "read"])],
+                rules: vec![
+                    rule(&["event"], &["list", "read"]),
+                    Rule { where_: Some(OWN_SESSIONS.into()), ..rule(&["session"], &["list", "read"]) },
+                ],
                 ..Default::default()
             },
             ..Default::default()

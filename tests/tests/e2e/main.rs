@@ -20,6 +20,7 @@ mod ha_tunnels;
 mod load;
 mod many;
 mod mfa;
+mod recording;
 mod security;
 mod sessions;
 mod sso;

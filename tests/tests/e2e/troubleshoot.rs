@@ -68,7 +68,7 @@ fn each_common_mistake_names_its_cause_and_fix() {
     let out = leaf2.create("t.yaml", &tc.replace(&format!("tunnel_addr: {root_web}"), "tunnel_addr: 127.0.0.1:9"));
     out.ok("trust with a wrong tunnel_addr");
     assert!(out.stderr.contains("WARNING: cannot reach tunnel_addr 127.0.0.1:9"), "{}", out.stderr);
-    let status = wait_for(|| {
+    let status = wait_for("tctl status", Duration::from_secs(20), || {
         let s = leaf2.tctl(&["status"]).ok("tctl status").to_string();
         s.contains("last error").then_some(s)
     });
@@ -85,12 +85,12 @@ fn each_common_mistake_names_its_cause_and_fix() {
     let token = p.root.trusted_cluster_token("5m");
     leaf2.create("tc.yaml", &tc_yaml("r", &token, &p.root, true, ACCESS_TO_VISITOR)).ok("the right trust");
     p.root.wait_remote_status(&leaf2_name, "online", Duration::from_secs(30));
-    let status = wait_for(|| {
+    let status = wait_for("tctl status", Duration::from_secs(20), || {
         let s = leaf2.tctl(&["status"]).ok("tctl status").to_string();
         s.contains("connected to 1 proxy").then_some(s)
     });
     assert!(status.contains("root-ts.example.com  connected to 1 proxy") && status.contains("since"), "{status}");
-    let status = wait_for(|| {
+    let status = wait_for("tctl status", Duration::from_secs(20), || {
         let s = p.root.tctl(&["status"]).ok("root tctl status").to_string();
         s.contains("tunnel to proxy").then_some(s)
     });
@@ -137,15 +137,4 @@ fn each_common_mistake_names_its_cause_and_fix() {
     // And the right login works through the same tunnel.
     let out = p.tsh.run(&["ssh", &format!("--cluster={leaf2_name}"), &format!("visitor@{node2}"), "echo fine"]);
     assert_eq!(out.ok("the right login"), "fine\n");
-}
-
-/// Polls `f` every 200 ms for up to 20 s.
-fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..100 {
-        if let Some(v) = f() {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("condition not met in 20s");
 }
