@@ -82,6 +82,9 @@ _tctl() {
             tctl__subcmd__auth,help)
                 cmd="tctl__subcmd__auth__subcmd__help"
                 ;;
+            tctl__subcmd__auth,rotate)
+                cmd="tctl__subcmd__auth__subcmd__rotate"
+                ;;
             tctl__subcmd__auth,sign)
                 cmd="tctl__subcmd__auth__subcmd__sign"
                 ;;
@@ -90,6 +93,9 @@ _tctl() {
                 ;;
             tctl__subcmd__auth__subcmd__help,help)
                 cmd="tctl__subcmd__auth__subcmd__help__subcmd__help"
+                ;;
+            tctl__subcmd__auth__subcmd__help,rotate)
+                cmd="tctl__subcmd__auth__subcmd__help__subcmd__rotate"
                 ;;
             tctl__subcmd__auth__subcmd__help,sign)
                 cmd="tctl__subcmd__auth__subcmd__help__subcmd__sign"
@@ -147,6 +153,9 @@ _tctl() {
                 ;;
             tctl__subcmd__help__subcmd__auth,export)
                 cmd="tctl__subcmd__help__subcmd__auth__subcmd__export"
+                ;;
+            tctl__subcmd__help__subcmd__auth,rotate)
+                cmd="tctl__subcmd__help__subcmd__auth__subcmd__rotate"
                 ;;
             tctl__subcmd__help__subcmd__auth,sign)
                 cmd="tctl__subcmd__help__subcmd__auth__subcmd__sign"
@@ -425,7 +434,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__auth)
-            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help sign export help"
+            opts="-c -i -d -h --config --identity --auth-server --cluster --debug --help sign rotate export help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -505,7 +514,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__auth__subcmd__help)
-            opts="sign export help"
+            opts="sign rotate export help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -546,6 +555,20 @@ _tctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tctl__subcmd__auth__subcmd__help__subcmd__rotate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tctl__subcmd__auth__subcmd__help__subcmd__sign)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -553,6 +576,56 @@ _tctl() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tctl__subcmd__auth__subcmd__rotate)
+            opts="-c -i -d -h --type --grace-period --manual --phase --config --identity --auth-server --cluster --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grace-period)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --phase)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -821,7 +894,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__help__subcmd__auth)
-            opts="sign export"
+            opts="sign rotate export"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -835,6 +908,20 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__help__subcmd__auth__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tctl__subcmd__help__subcmd__auth__subcmd__rotate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

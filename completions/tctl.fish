@@ -173,15 +173,16 @@ complete -c tctl -n "__fish_tctl_using_subcommand update" -l auth-server -d 'Add
 complete -c tctl -n "__fish_tctl_using_subcommand update" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand update" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand update" -s h -l help -d 'Print help'
-complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
-complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
-complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
-complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
-complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -s d -l debug -d 'Verbose output'
-complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -s h -l help -d 'Print help'
-complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -f -a "sign" -d 'Write an identity file (keys and certificates) for a user'
-complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -f -a "export" -d 'Print this cluster\'s CA public keys in OpenSSH formats'
-complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign rotate export help" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign rotate export help" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign rotate export help" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign rotate export help" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign rotate export help" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign rotate export help" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign rotate export help" -f -a "sign" -d 'Write an identity file (keys and certificates) for a user'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign rotate export help" -f -a "rotate" -d 'Rotate a certificate authority of this cluster (its leaves follow over the tunnel)'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign rotate export help" -f -a "export" -d 'Print this cluster\'s CA public keys in OpenSSH formats'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign rotate export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -l user -d 'The user' -r
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -s o -l out -d 'Where to write the identity file' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -l ttl -d 'Certificate TTL' -r
@@ -191,6 +192,16 @@ complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcomma
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from rotate" -l type -d 'user (host: not implemented yet)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from rotate" -l grace-period -d 'How long certificates of the old keys stay trusted (0: not at all)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from rotate" -l phase -d 'With --manual: init, update_clients, update_servers, standby or rollback' -r
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from rotate" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from rotate" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from rotate" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from rotate" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from rotate" -l manual -d 'Move through the phases one command at a time'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from rotate" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from rotate" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -l type -d 'user (TrustedUserCAKeys lines) or host (@cert-authority lines); both when omitted' -r
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
@@ -199,6 +210,7 @@ complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcomma
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "sign" -d 'Write an identity file (keys and certificates) for a user'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "rotate" -d 'Rotate a certificate authority of this cluster (its leaves follow over the tunnel)'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "export" -d 'Print this cluster\'s CA public keys in OpenSSH formats'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tctl -n "__fish_tctl_using_subcommand lock" -l user -d 'Lock this Teleport user' -r
@@ -302,6 +314,7 @@ complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcomma
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "ls" -d 'List active tokens'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "rm" -d 'Delete a token'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "sign" -d 'Write an identity file (keys and certificates) for a user'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "rotate" -d 'Rotate a certificate authority of this cluster (its leaves follow over the tunnel)'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "export" -d 'Print this cluster\'s CA public keys in OpenSSH formats'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from access" -f -a "explain" -d 'Explain, check by check, whether a user may log in as login@node, as the node decides it'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from recordings" -f -a "ls" -d 'List recorded sessions (newest first); play one with \'tsh play <id>\''

@@ -71,6 +71,8 @@ pub mod codes {
     pub const REMOTE_CLUSTER_UPDATE: (&str, &str) = ("remote_cluster.update", "TRC01I");
     /// A remote cluster was deleted (root).
     pub const REMOTE_CLUSTER_DELETE: (&str, &str) = ("remote_cluster.delete", "TRC02I");
+    /// A certificate authority rotation moved to a phase (ours: Teleport does not audit it).
+    pub const CA_ROTATE: (&str, &str) = ("cert_authority.rotate", "TCA01I");
 }
 
 /// Where audit events are stored and read back: the cluster state's own table (SQLite, or

@@ -65,6 +65,8 @@ pub mod path {
     pub const MFA_FINISH: &str = "/v1/mfa/devices/finish";
     /// Session recordings: `GET` lists; nodes `POST` metadata; `/v1/recordings/<sid>/chunks`.
     pub const RECORDINGS: &str = "/v1/recordings";
+    /// CA rotation (`tctl auth rotate`).
+    pub const ROTATE: &str = "/v1/cas/rotate";
     /// Tunnel states: to each trusted root, from each leaf (`tctl status`).
     pub const TUNNEL_STATUS: &str = "/v1/status/tunnels";
     /// Why a login is allowed or denied (`tsh access explain`, `tctl access explain`).
@@ -819,4 +821,21 @@ pub struct RecordingChunks {
     pub chunks: Vec<RecordingChunk>,
     /// More follow: ask again from the next `seq`.
     pub more: bool,
+}
+
+/// `POST /v1/cas/rotate` (`tctl auth rotate`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RotateRequest {
+    /// `user` or `host`.
+    #[serde(rename = "type")]
+    pub ca_type: String,
+    /// A Go duration; empty: 30h.
+    #[serde(default)]
+    pub grace_period: String,
+    /// Step by step with `phase`.
+    #[serde(default)]
+    pub manual: bool,
+    /// The phase to move to (manual).
+    #[serde(default)]
+    pub phase: String,
 }

@@ -388,6 +388,16 @@ pub struct PeerCert {
     pub not_before: i64,
 }
 
+/// Teleport's CA pin of an X.509 CA certificate (PEM): `sha256:` and the hex SHA-256 of its
+/// SubjectPublicKeyInfo, what `teleport start --ca-pin` checks.
+pub fn ca_pin(pem: &str) -> Result<String> {
+    use x509_parser::prelude::*;
+    let der = first_pem_der(pem, "CERTIFICATE")?;
+    let (_, cert) = parse_x509_certificate(&der).map_err(|e| Error::bad_parameter(format!("unparsable CA certificate: {e}")))?;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert.tbs_certificate.subject_pki.raw);
+    Ok(format!("sha256:{}", data_encoding::HEXLOWER.encode(digest.as_ref())))
+}
+
 /// Parses a DER certificate (already verified by the TLS layer) into what we need.
 pub fn parse_peer_cert(der: &[u8]) -> Result<PeerCert> {
     use x509_parser::prelude::*;

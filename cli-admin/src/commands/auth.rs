@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use shared::api::{CertsResponse, ExportCasResponse, SignUserRequest, path};
+use shared::api::{CertsResponse, ExportCasResponse, RotateRequest, SignUserRequest, path};
 use shared::certs;
 use shared::profile::{Credentials, write_identity_file};
 
@@ -32,6 +32,24 @@ enum Cmd {
         /// Certificate TTL.
         #[arg(long, default_value = "12h")]
         ttl: String,
+    },
+    /// Rotate a certificate authority of this cluster (its leaves follow over the tunnel).
+    #[command(
+        after_help = "Examples:\n  tctl auth rotate --type=user                                # automatic, 30h grace period\n  tctl auth rotate --type=user --grace-period=0               # emergency: old certificates stop working now\n  tctl auth rotate --type=user --manual --phase=init          # then update_clients, update_servers, standby\n  tctl auth rotate --type=user --manual --phase=rollback"
+    )]
+    Rotate {
+        /// user (host: not implemented yet).
+        #[arg(long = "type")]
+        ca_type: String,
+        /// How long certificates of the old keys stay trusted (0: not at all).
+        #[arg(long, default_value = "30h")]
+        grace_period: String,
+        /// Move through the phases one command at a time.
+        #[arg(long)]
+        manual: bool,
+        /// With --manual: init, update_clients, update_servers, standby or rollback.
+        #[arg(long)]
+        phase: Option<String>,
     },
     /// Print this cluster's CA public keys in OpenSSH formats.
     #[command(
@@ -62,6 +80,15 @@ pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result<
             };
             write_identity_file(&file, &creds)?;
             writeln!(out, "\nThe credentials have been written to {}", file.display())?;
+        }
+        Cmd::Rotate { ca_type, grace_period, manual, phase } => {
+            let req = RotateRequest { ca_type, grace_period, manual, phase: phase.unwrap_or_default() };
+            let _: serde_json::Value = conn.api.post(path::ROTATE, &req).await?;
+            if manual {
+                writeln!(out, "Updated rotation phase to {:?}. To check status use 'tctl status'", req.phase)?;
+            } else {
+                writeln!(out, "Initiated certificate authority rotation. To check status use 'tctl status'")?;
+            }
         }
         Cmd::Export { ca_type } => {
             let q = ca_type.map(|t| format!("?type={}", shared::client::encode_segment(&t))).unwrap_or_default();

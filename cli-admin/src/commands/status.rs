@@ -26,12 +26,41 @@ pub async fn exec(_a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result
     for ca in cas.iter().filter(|c| c.metadata.name == ping.cluster_name) {
         let fps = ca.ssh_public_keys().iter().map(shared::certs::fingerprint).collect::<Vec<_>>().join(", ");
         writeln!(out, "{:<12} {fps}", format!("{} CA", ca.spec.ca_type))?;
+        writeln!(out, "{:<12} {}", "", rotation_line(ca.spec.rotation.as_ref()))?;
+    }
+    if let Some(host) = cas.iter().find(|c| c.metadata.name == ping.cluster_name && c.spec.ca_type == shared::resource::CaType::Host) {
+        let pins: Vec<String> = host.tls_certs_pem().iter().filter_map(|p| shared::certs::ca_pin(p).ok()).collect();
+        writeln!(out, "CA pin       {}", pins.join(", "))?;
     }
     // Tunnels need read on trusted clusters; without it, status shows the rest.
     if let Ok(t) = conn.api.get::<TunnelStatusResponse>(path::TUNNEL_STATUS).await {
         write!(out, "{}", render_tunnels(&t, time::OffsetDateTime::now_utc()))?;
     }
     Ok(())
+}
+
+/// Teleport's words: `never updated`, `rotated <time>`, or the rotation in progress.
+fn rotation_line(r: Option<&shared::resource::cert_authority::Rotation>) -> String {
+    let stamp = |t: time::OffsetDateTime| shared::timefmt::rfc3339(t.replace_nanosecond(0).unwrap_or(t));
+    match r {
+        Some(r) if r.state == "in_progress" => {
+            let mut s = format!("rotation in progress: phase {}, mode {}, grace period {}", r.phase, r.mode, r.grace_period);
+            if let Some(t) = r.started {
+                s.push_str(&format!(", started {}", stamp(t)));
+            }
+            if let Some(next) = r.schedule.as_ref().and_then(|sc| match r.phase.as_str() {
+                "init" => sc.update_clients,
+                "update_clients" => sc.update_servers,
+                "update_servers" => sc.standby,
+                _ => None,
+            }) {
+                s.push_str(&format!(", next phase at {}", stamp(next)));
+            }
+            s
+        }
+        Some(r) if r.last_rotated.is_some() => format!("rotated {}", r.last_rotated.map(stamp).unwrap_or_default()),
+        _ => "never updated".into(),
+    }
 }
 
 fn ago(t: time::OffsetDateTime, now: time::OffsetDateTime) -> String {

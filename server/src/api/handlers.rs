@@ -165,6 +165,30 @@ pub async fn clusters(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> Ap
     Ok(axum::Json(out))
 }
 
+/// `POST /v1/cas/rotate` (`tctl auth rotate`).
+pub async fn rotate(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, JsonBody(req): JsonBody<RotateRequest>) -> ApiResult<J<Value>> {
+    ctx.require_kind(Kind::CertAuthority, Verb::Update)?;
+    let t = CaType::parse(&req.ca_type)?;
+    let grace = if req.grace_period.is_empty() {
+        Duration::from_secs(30 * 3600)
+    } else {
+        shared::timefmt::parse_duration(&req.grace_period).map_err(|e| e.context("--grace-period"))?
+    };
+    let ask = if req.manual {
+        if req.phase.is_empty() {
+            return Err(Error::bad_parameter("--manual needs --phase=init|update_clients|update_servers|standby|rollback").into());
+        }
+        crate::auth::rotation::Ask::Manual { phase: crate::auth::rotation::Phase::parse(&req.phase)?, grace }
+    } else {
+        if !req.phase.is_empty() {
+            return Err(Error::bad_parameter("--phase needs --manual").into());
+        }
+        crate::auth::rotation::Ask::Auto { grace }
+    };
+    let ca = s.auth.rotate(t, ask).await?;
+    Ok(axum::Json(json!({"rotation": ca.spec.rotation})))
+}
+
 /// `GET /v1/status/tunnels` (`tctl status`).
 pub async fn tunnel_status(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> ApiResult<J<TunnelStatusResponse>> {
     ctx.require_kind(Kind::TrustedCluster, Verb::Read)?;

@@ -250,6 +250,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(path::HOST_CAS, get(handlers::host_cas))
         .route(path::ACCESS_EXPLAIN, post(explain::explain))
         .route(path::TUNNEL_STATUS, get(handlers::tunnel_status))
+        .route(path::ROTATE, post(handlers::rotate))
         .route(path::RECORDINGS, get(recordings::list).post(recordings::save))
         .route("/v1/recordings/{sid}/chunks", get(recordings::chunks).post(recordings::save_chunk))
         .route(path::MFA_DEVICES, get(handlers::mfa_list))

@@ -10,6 +10,7 @@ pub mod mfa;
 pub mod nodes;
 pub mod preference;
 pub mod recordings;
+pub mod rotation;
 pub mod semaphore;
 pub mod status;
 pub mod tokens;

@@ -189,6 +189,7 @@ fn main() -> anyhow::Result<()> {
                 service: Arc::new(Nothing),
                 clock: shared::timefmt::system_clock(),
                 status: teleport_server::tunnel::state::AgentStatus::detached(),
+                on_cas: None,
             };
             tokio::spawn(teleport_server::tunnel::pool::run(cfg, shutdown.clone()));
         }

@@ -96,6 +96,7 @@ async fn serve(
     // Background maintenance.
     tasks.spawn(Stage::Services, |s| auth.clone().run_authz_watcher(s));
     tasks.spawn(Stage::Services, |s| auth.clone().run_offline_leaf_reaper(s));
+    tasks.spawn(Stage::Services, |s| auth.clone().run_auto_rotation(s));
     tasks.spawn(Stage::Writers, |s| auth.clone().run_heartbeat_flusher(s));
     tasks.spawn(Stage::Services, |s| crate::storage::run_sweeper(backend.clone(), Duration::from_secs(1), s));
 

@@ -70,6 +70,7 @@ pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow
             service: Arc::new(NodeTunnelService(node.clone())),
             clock: clock.clone(),
             status: crate::tunnel::state::AgentStatus::detached(),
+            on_cas: None,
         };
         tasks.spawn(Stage::Services, |s| crate::tunnel::pool::run(agent, s));
         tracing::info!(proxy = %join_addr, cluster = %creds.cluster, "SSH node service started (reverse tunnel, no listening port)");

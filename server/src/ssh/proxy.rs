@@ -650,6 +650,10 @@ async fn serve_heartbeats(
     });
     let _reader = crate::tunnel::AbortOnDrop(reader_task);
     let mut discovery = shared.registry.discovery();
+    // A leaf hears this cluster's CAs at connect and after every change (a rotation).
+    let is_leaf = matches!(key, TunnelKey::Cluster(_));
+    let mut authz = shared.auth.authz_changes();
+    let (mut send_cas, mut sent_cas, mut watch_cas) = (is_leaf, String::new(), is_leaf);
     let mut first = true;
     let mut told_to_move = false;
     let mut next_list = tokio::time::Instant::now();
@@ -662,6 +666,18 @@ async fn serve_heartbeats(
                 break;
             }
             next_list = tokio::time::Instant::now() + DISCOVERY_EVERY;
+        }
+        if send_cas {
+            send_cas = false;
+            if let Some(line) = cas_line(&shared.auth).await
+                && line != sent_cas
+            {
+                if write_line(&mut writer, &line).await.is_err() {
+                    break;
+                }
+                tracing::debug!(tunnel = ?key, "sent this cluster's certificate authorities to the leaf");
+                sent_cas = line;
+            }
         }
         if shared.registry.is_leaving() && !told_to_move {
             told_to_move = true;
@@ -679,6 +695,11 @@ async fn serve_heartbeats(
                 if changed.is_ok() {
                     next_list = tokio::time::Instant::now();
                 }
+                continue;
+            }
+            changed = authz.changed(), if watch_cas => {
+                send_cas = changed.is_ok();
+                watch_cas = changed.is_ok();
                 continue;
             }
             _ = tokio::time::sleep_until(next_list) => continue,
@@ -714,6 +735,13 @@ async fn serve_heartbeats(
         let _ = shared.auth.tunnel_closed(name).await;
     }
     crate::tunnel::close_connection(&handle, &kill, "heartbeat stopped").await;
+}
+
+/// `cas <json>`: this cluster's host and user CAs, public parts only.
+async fn cas_line(auth: &AuthServer) -> Option<String> {
+    let host = auth.own_ca(CaType::Host).await.ok()?.without_secrets();
+    let user = auth.own_ca(CaType::User).await.ok()?.without_secrets();
+    Some(format!("{} {}", crate::tunnel::TUNNEL_CAS, serde_json::to_string(&[host, user]).ok()?))
 }
 
 fn discovery_line(d: &Discovery) -> String {

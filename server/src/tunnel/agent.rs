@@ -19,7 +19,7 @@ use tokio::io::{AsyncWriteExt, BufReader};
 
 use super::killable::{KillSwitch, Killable};
 use super::{
-    AbortOnDrop, HEARTBEAT_SUBSYSTEM, MAX_DISCOVERY_LINE, TUNNEL_ADDRESS, TUNNEL_PROXIES, TUNNEL_RECONNECT, TunnelRequest,
+    AbortOnDrop, HEARTBEAT_SUBSYSTEM, MAX_DISCOVERY_LINE, TUNNEL_ADDRESS, TUNNEL_CAS, TUNNEL_PROXIES, TUNNEL_RECONNECT, TunnelRequest,
     read_line_bounded, write_err,
 };
 use crate::proxies::Discovery;
@@ -63,6 +63,8 @@ pub struct AgentConfig {
     pub clock: SharedClock,
     /// Where the pool reports its tunnels and failures.
     pub status: Arc<super::state::AgentStatus>,
+    /// Where CAs the server cluster sends go.
+    pub on_cas: Option<CasSink>,
 }
 
 /// What a proxy says on the heartbeat channel besides `pong`.
@@ -72,7 +74,12 @@ pub enum ProxyMessage {
     Proxies(Discovery),
     /// The proxy is stopping: do not dial it again until it is back.
     Reconnect,
+    /// The server cluster's CAs (a root's, after a rotation).
+    Cas(Vec<shared::resource::CertAuthority>),
 }
+
+/// Stores the CAs a root sends (the leaf's trust manager; tunnel nodes have none).
+pub type CasSink = Arc<dyn Fn(Vec<shared::resource::CertAuthority>) + Send + Sync>;
 
 /// Hears [`ProxyMessage`]s.
 pub type OnMessage = Arc<dyn Fn(ProxyMessage) + Send + Sync>;
@@ -306,6 +313,10 @@ async fn heartbeat(cfg: &AgentConfig, stream: russh::ChannelStream<Msg>, on_mess
                     Err(e) => tracing::debug!(tunnel = %name, error = %e, "ignored an unreadable proxy list"),
                 },
                 TUNNEL_RECONNECT => on_message(ProxyMessage::Reconnect),
+                TUNNEL_CAS => match serde_json::from_str::<Vec<shared::resource::CertAuthority>>(rest) {
+                    Ok(cas) => on_message(ProxyMessage::Cas(cas)),
+                    Err(e) => tracing::warn!(tunnel = %name, error = %e, "ignored unreadable certificate authorities from the root"),
+                },
                 // Newer proxies may say more; what we do not know we ignore.
                 _ => {}
             }

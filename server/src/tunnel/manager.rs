@@ -96,6 +96,17 @@ impl TrustManager {
                 service: Arc::new(LeafService { shared: self.leaf.clone(), root: name.clone() }),
                 clock: self.auth.clock.clone(),
                 status: self.auth.agents.start(&name, &tc.spec.tunnel_addr),
+                on_cas: Some({
+                    let (auth, root) = (self.auth.clone(), name.clone());
+                    Arc::new(move |cas| {
+                        let (auth, root) = (auth.clone(), root.clone());
+                        tokio::spawn(async move {
+                            if let Err(e) = auth.update_external_cas(&root, cas).await {
+                                tracing::warn!(root = %root, error = %e, "cannot store the root cluster's certificate authorities");
+                            }
+                        });
+                    })
+                }),
             };
             tracing::info!(root = %name, addr = %tc.spec.tunnel_addr, "starting tunnel to root cluster");
             tokio::spawn(super::pool::run(cfg, agent_shutdown));

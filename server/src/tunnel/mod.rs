@@ -53,6 +53,10 @@ pub const TUNNEL_PROXIES: &str = "proxies";
 /// Heartbeat channel, proxy to agent: this proxy is stopping; keep your other tunnels and do
 /// not dial it again until it is back.
 pub const TUNNEL_RECONNECT: &str = "reconnect";
+/// Heartbeat message from a root's proxy to a leaf: `cas <json>`, the root's host and user CAs
+/// (public keys, rotation state), at connect and after every change (Teleport pushes them with
+/// `RotateExternalCertAuthority`).
+pub const TUNNEL_CAS: &str = "cas";
 /// The longest line an agent accepts on its heartbeat channel (a discovery list).
 pub const MAX_DISCOVERY_LINE: usize = 256 * 1024;
 

@@ -302,6 +302,11 @@ impl Pool {
             }
             Event::Message { id, msg } => match msg {
                 ProxyMessage::Proxies(d) => self.learn(d, now),
+                ProxyMessage::Cas(cas) => {
+                    if let Some(sink) = &self.cfg.on_cas {
+                        sink(cas);
+                    }
+                }
                 ProxyMessage::Reconnect => {
                     if let Some(p) = self.slots.get(&id).and_then(|s| s.proxy.clone()) {
                         let started = self.known.get(&p).map(|k| k.started).unwrap_or_default();

@@ -97,12 +97,55 @@ pub struct CaSpec {
     /// Role map (a root's user CA on a leaf).
     #[serde(default, skip_serializing_if = "is_empty_vec")]
     pub role_map: Vec<RoleMapping>,
-    /// Accepted from Teleport; ignored.
+    /// Where a rotation of this CA stands (Teleport's fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rotation: Option<serde_json::Value>,
+    pub rotation: Option<Rotation>,
     /// Accepted from Teleport; ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_alg: Option<serde_json::Value>,
+}
+
+/// A CA's rotation (`spec.rotation`), with Teleport's field names and values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rotation {
+    /// `standby` or `in_progress`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub state: String,
+    /// `standby`, `init`, `update_clients`, `update_servers` or `rollback`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub phase: String,
+    /// `manual` or `auto`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mode: String,
+    /// This rotation's ID.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub current_id: String,
+    /// When it started.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::opt_rfc3339")]
+    pub started: Option<time::OffsetDateTime>,
+    /// How long certificates of the old keys stay trusted (a Go duration, `30h0m0s`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub grace_period: String,
+    /// When the last rotation completed.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::opt_rfc3339")]
+    pub last_rotated: Option<time::OffsetDateTime>,
+    /// When an automatic rotation enters each phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<RotationSchedule>,
+}
+
+/// The phases' times of an automatic rotation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RotationSchedule {
+    /// Enter `update_clients`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::opt_rfc3339")]
+    pub update_clients: Option<time::OffsetDateTime>,
+    /// Enter `update_servers`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::opt_rfc3339")]
+    pub update_servers: Option<time::OffsetDateTime>,
+    /// Enter `standby` (the old keys are dropped).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timefmt::opt_rfc3339")]
+    pub standby: Option<time::OffsetDateTime>,
 }
 
 /// Key material of a CA.

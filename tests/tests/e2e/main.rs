@@ -21,6 +21,7 @@ mod load;
 mod many;
 mod mfa;
 mod recording;
+mod rotation;
 mod security;
 mod sessions;
 mod sso;

@@ -1,6 +1,7 @@
 //! Session recording (issue 19, items 3 and 4): recorded at the leaf's node, kept by the leaf,
 //! played back from the root by an auditor through the leaf's role map.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use e2e::*;
@@ -122,7 +123,7 @@ fn leaf_sessions_are_recorded_at_the_leaf_and_played_from_the_root() {
     });
     assert_eq!(recs["bytes"], 52_428_800, "{recs}");
     assert!(after.saturating_sub(before) < 40 * 1024, "node peak RSS {before} KiB before, {after} KiB after 50 MiB");
-    eprintln!("50 MiB session: node peak RSS {before} KiB -> {after} KiB; {} chunks", recs["chunks"]);
+    let _ = writeln!(std::io::stderr(), "50 MiB session: node peak RSS {before} KiB -> {after} KiB; {} chunks", recs["chunks"]);
 
     // A session past the size limit says so in the recording, and the session itself goes on.
     let _capped = NodeProc::join_configured(&p.leaf, "capped", "  session_recording_max_bytes: 1048576\n");
