@@ -426,7 +426,9 @@ mod tests {
         let of = |name: &str| AccessChecker::new(&[presets.iter().find(|r| r.metadata.name == name).unwrap().clone()], &Traits::new());
         assert_eq!(of("auditor").session_scope("read"), SessionScope::All);
         assert_eq!(of("access").session_scope("list"), SessionScope::Own);
-        assert_eq!(of("editor").session_scope("read"), SessionScope::None);
+        assert_eq!(of("editor").session_scope("read"), SessionScope::All, "Teleport's editor lists and reads sessions");
+        let plain = AccessChecker::new(&[role("visitor", RoleConditions::default(), RoleConditions::default())], &Traits::new());
+        assert_eq!(plain.session_scope("read"), SessionScope::None);
         let deny = role(
             "no-sessions",
             RoleConditions::default(),
