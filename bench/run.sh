@@ -31,7 +31,7 @@ trap 'echo "bench/run.sh: failed at line $LINENO: $BASH_COMMAND (work dir $W; BE
 
 if [ "$(id -u)" != 0 ]; then echo "run as root (sshd needs it)" >&2; exit 1; fi
 missing=()
-for c in sshd:openssh-server ssh:openssh-client jq:jq curl:curl; do
+for c in sshd:openssh-server ssh:openssh-client jq:jq curl:curl python3:python3; do
     command -v "${c%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${c%%:*}" ] || missing+=("${c##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -71,7 +71,7 @@ Port 222$i
 ListenAddress 127.0.0.2$i
 HostKey $W/hostkey
 AuthorizedKeysFile $W/authorized_keys
-PidFile $W/sshd$i.pid
+PidFile $W/sshd$i.daemon.pid
 UsePAM no
 StrictModes no
 PermitRootLogin prohibit-password
@@ -80,6 +80,7 @@ LogLevel ERROR
 CONF
     /usr/sbin/sshd -f "$W/sshd$i.conf" -D -e 2>>"$W/sshd$i.log" &
     PIDS+=($!)
+    echo $! >"$W/sshd$i.pid"
 done
 cat >"$W/ssh_config" <<CONF
 Host *
@@ -99,6 +100,10 @@ Host jump1
 Host jump2
   HostName 127.0.0.22
   Port 2222
+Host viajump
+  HostName 127.0.0.20
+  Port 2220
+  ProxyJump jump1
 Host viajumps
   HostName 127.0.0.20
   Port 2220
@@ -107,7 +112,23 @@ CONF
 SSH=(ssh -F "$W/ssh_config")
 wait_until 10 "${SSH[@]}" direct true
 wait_until 10 "${SSH[@]}" viajumps true
-CIPHER="$("${SSH[@]}" -v direct true 2>&1 | sed -n 's/.*kex: server->client cipher: \([^ ]*\).*/\1/p' | head -1)"
+# The ciphers every hop negotiated, as `ssh -v` reports them.
+negotiated() { "$@" -v true 2>&1 | sed -n 's/.*kex: server->client cipher: \([^ ]*\).*/\1/p' | sort -u | paste -sd, -; }
+CIPHER="$(negotiated "${SSH[@]}" direct)"
+# OpenSSH at its best: the fastest of its AEAD ciphers on this machine (128 MiB each, direct),
+# set for every hop with `Ciphers`.
+FAST=""; FAST_MIBS=0
+for c in aes128-gcm@openssh.com aes256-gcm@openssh.com chacha20-poly1305@openssh.com; do
+    ssh -Q cipher | grep -qx "$c" || continue
+    t0=$(now)
+    head -c $((128 * 1024 * 1024)) /dev/zero | "${SSH[@]}" -o Ciphers="$c" direct 'cat > /dev/null'
+    m=$(awk -v s="$(elapsed "$t0")" 'BEGIN { printf "%.1f", 128 / s }')
+    log "  cipher probe: $c $m MiB/s"
+    if awk -v a="$m" -v b="$FAST_MIBS" 'BEGIN { exit !(a > b) }'; then FAST="$c"; FAST_MIBS="$m"; fi
+done
+{ printf 'Host *\n  Ciphers %s\n' "$FAST"; cat "$W/ssh_config"; } >"$W/ssh_config_fast"
+SSHF=(ssh -F "$W/ssh_config_fast")
+log "fastest OpenSSH cipher here: $FAST"
 
 # ----------------------------------------------------------------- Teleport
 start_cluster() { # dir name ip keep_alive [env...]
@@ -180,16 +201,54 @@ latency() { # command...
         t0=$(now); "$@" true; elapsed "$t0"; echo
     done | stats
 }
-log "throughput: median of $XFERS x $MB MiB through cat > /dev/null"
-TA=$(throughput "${SSH[@]}" direct); log "  (a) $TA MiB/s"
-TB=$(throughput "${SSH[@]}" viajumps); log "  (b) $TB MiB/s"
-TC=$(throughput "${TSH_C[@]}"); log "  (c) $TC MiB/s"
-TD=$(throughput "${TSH_D[@]}"); log "  (d) $TD MiB/s"
+HZ=$(getconf CLK_TCK)
+ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; } # own + reaped children's CPU
+# This shell's reaped children (no command substitution: that would be another process).
+mine_into() { local -a st; read -r -a st <"/proc/$BASHPID/stat"; printf -v "$1" '%s' $((st[15] + st[16])); }
+per_gib() { awk -v d="$1" -v hz="$HZ" -v g="$2" 'BEGIN { printf "%.2f", d / hz / g }'; }
+# measured "pid ..." command... : "MiB/s client pid..." with CPU seconds per GiB moved: the client
+# side (the client and `head`, from this shell's reaped children) and each server process with
+# the children it reaped (sshd's session processes; the node's `cat`).
+measured() {
+    local pids="$1"; shift
+    local mb="${XFER_MB:-$MB}" before=() c0 c1 mibs gib out j=0 p
+    for p in $pids; do before+=("$(ticks "$p")"); done
+    mine_into c0
+    mibs=$(throughput "$@")
+    sleep 0.5 # sshd reaps its session processes
+    gib=$(awk -v mb="$mb" -v x="$XFERS" 'BEGIN { print mb * x / 1024 }')
+    mine_into c1
+    out="$mibs $(per_gib $((c1 - c0)) "$gib")"
+    for p in $pids; do out+=" $(per_gib $(($(ticks "$p") - ${before[$j]})) "$gib")"; j=$((j + 1)); done
+    echo "$out"
+}
+SSHD0=$(cat "$W/sshd0.pid"); SSHD1=$(cat "$W/sshd1.pid"); SSHD2=$(cat "$W/sshd2.pid")
+RPID=$(cat "$R/pid"); LPID=$(cat "$L/pid")
+log "throughput: median of $XFERS x $MB MiB through cat > /dev/null, CPU per GiB per process"
+read -r TA0 CA0c CA0s <<<"$(measured "$SSHD0" "${SSH[@]}" direct)"; log "  (a0) OpenSSH direct, default cipher: $TA0 MiB/s"
+read -r TA CAc CAs <<<"$(measured "$SSHD0" "${SSHF[@]}" direct)"; log "  (a) OpenSSH direct, $FAST: $TA MiB/s"
+read -r TB1 CB1c CB1j CB1s <<<"$(measured "$SSHD1 $SSHD0" "${SSHF[@]}" viajump)"; log "  (b1) one jump: $TB1 MiB/s"
+read -r TB CBc CBj1 CBj2 CBs <<<"$(measured "$SSHD1 $SSHD2 $SSHD0" "${SSHF[@]}" viajumps)"; log "  (b) two jumps: $TB MiB/s"
+read -r TC CCc CCr <<<"$(measured "$RPID" "${TSH_C[@]}")"; log "  (c) $TC MiB/s"
+read -r TD CDc CDr CDl <<<"$(measured "$RPID $LPID" "${TSH_D[@]}")"; log "  (d) $TD MiB/s"
+NA0="$(negotiated "${SSH[@]}" direct)"; NA="$(negotiated "${SSHF[@]}" direct)"
+NB1="$(negotiated "${SSHF[@]}" viajump)"; NB="$(negotiated "${SSHF[@]}" viajumps)"
+sum() { awk 'BEGIN { s = 0; for (i = 1; i < ARGC; i++) s += ARGV[i]; printf "%.2f", s }' "$@"; }
 log "connect latency: $RUNS runs of '... true'"
-read -r LA LA9 <<<"$(latency "${SSH[@]}" direct)"
-read -r LB LB9 <<<"$(latency "${SSH[@]}" viajumps)"
+read -r LA LA9 <<<"$(latency "${SSHF[@]}" direct)"
+read -r LB1 LB19 <<<"$(latency "${SSHF[@]}" viajump)"
+read -r LB LB9 <<<"$(latency "${SSHF[@]}" viajumps)"
 read -r LC LC9 <<<"$(latency "${TSH_C[@]}")"
 read -r LD LD9 <<<"$(latency "${TSH_D[@]}")"
+KEYS="${BENCH_KEYS:-200}"
+log "interactive latency: $KEYS keystrokes echoed by a remote PTY"
+KS="$REPO/bench/keystroke.py"
+read -r KA KA9 <<<"$("$KS" "$KEYS" "${SSHF[@]}" -tt direct)"
+read -r KB1 KB19 <<<"$("$KS" "$KEYS" "${SSHF[@]}" -tt viajump)"
+read -r KB KB9 <<<"$("$KS" "$KEYS" "${SSHF[@]}" -tt viajumps)"
+read -r KC KC9 <<<"$("$KS" "$KEYS" tsh ssh -t root@bench-root-node)"
+read -r KD KD9 <<<"$("$KS" "$KEYS" tsh ssh -t --cluster=bench-leaf root@bench-leaf-node)"
+log "  (a) $KA/$KA9 (b1) $KB1/$KB19 (b) $KB/$KB9 (c) $KC/$KC9 (d) $KD/$KD9 ms p50/p99"
 
 # ----------------------------------------------------------------- levers
 # Each transport choice switched off in turn (shared::tuning's unstable overrides, set for the
@@ -200,6 +259,10 @@ restart_pair() { # env...
     for d in "$R" "$L"; do
         p=$(cat "$d/pid"); kill "$p" 2>/dev/null || true
         for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$p" 2>/dev/null; then
+            log "  $d did not stop in 10s (see its teleport.log); killing it"
+            kill -9 "$p" 2>/dev/null || true; sleep 0.5
+        fi
     done
     start_cluster "$R" bench-root 127.0.0.30 1s "$@"
     start_cluster "$L" bench-leaf 127.0.0.31 1s SSL_CERT_FILE="$R/data/web/webca.pem" "$@"
@@ -282,12 +345,29 @@ done
 CPU="$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
 AES="$(grep -qw aes /proc/cpuinfo && echo yes || echo no)"
 OSSH="$(ssh -V 2>&1)"
-TABLE="| path | MiB/s | × OpenSSH | connect median ms | p90 ms | × OpenSSH (median) |
-|---|---|---|---|---|---|
-| (a) OpenSSH direct | $TA | 1.00 | $LA | $LA9 | 1.00 |
-| (b) OpenSSH -J jump1,jump2 | $TB | 1.00 | $LB | $LB9 | 1.00 |
-| (c) tsh ssh, same cluster | $TC | $(ratio "$TC" "$TA") vs (a) | $LC | $LC9 | $(ratio "$LC" "$LA") vs (a) |
-| (d) tsh ssh --cluster=leaf | $TD | $(ratio "$TD" "$TB") vs (b) | $LD | $LD9 | $(ratio "$LD" "$LB") vs (b) |"
+TABLE="| path | ciphers negotiated | MiB/s | × peer | connect median ms | p90 ms | × peer (median) |
+|---|---|---|---|---|---|---|
+| (a0) OpenSSH direct, its default | $NA0 | $TA0 | | | | |
+| (a) OpenSSH direct, fastest cipher | $NA | $TA | 1.00 | $LA | $LA9 | 1.00 |
+| (b1) OpenSSH -J jump1 (one hop) | $NB1 | $TB1 | 1.00 | $LB1 | $LB19 | 1.00 |
+| (b) OpenSSH -J jump1,jump2 | $NB | $TB | 1.00 | $LB | $LB9 | 1.00 |
+| (c) tsh ssh, same cluster (one proxy hop) | tsh's order (AES-GCM first) | $TC | $(ratio "$TC" "$TB1") vs (b1) | $LC | $LC9 | $(ratio "$LC" "$LB1") vs (b1) |
+| (d) tsh ssh --cluster=leaf (two proxy hops) | tsh's order (AES-GCM first) | $TD | $(ratio "$TD" "$TB") vs (b), $(ratio "$TD" "$TA") vs (a) | $LD | $LD9 | $(ratio "$LD" "$LB") vs (b) |"
+KEY_TABLE="| path | keystroke echo p50 ms | p99 ms | × peer (p50) |
+|---|---|---|---|
+| (a) OpenSSH direct | $KA | $KA9 | |
+| (b1) OpenSSH one jump | $KB1 | $KB19 | 1.00 |
+| (b) OpenSSH two jumps | $KB | $KB9 | 1.00 |
+| (c) tsh ssh, same cluster | $KC | $KC9 | $(ratio "$KC" "$KB1") vs (b1) |
+| (d) tsh ssh --cluster=leaf | $KD | $KD9 | $(ratio "$KD" "$KB") vs (b) |"
+CPU_TABLE="| path | client | servers on the path | total CPU s/GiB |
+|---|---|---|---|
+| (a0) OpenSSH direct, default | ssh $CA0c | sshd $CA0s | $(sum "$CA0c" "$CA0s") |
+| (a) OpenSSH direct, fastest | ssh $CAc | sshd $CAs | $(sum "$CAc" "$CAs") |
+| (b1) one jump | ssh $CB1c | jump sshd $CB1j, sshd $CB1s | $(sum "$CB1c" "$CB1j" "$CB1s") |
+| (b) two jumps | ssh $CBc | jump1 sshd $CBj1, jump2 sshd $CBj2, sshd $CBs | $(sum "$CBc" "$CBj1" "$CBj2" "$CBs") |
+| (c) tsh, same cluster | tsh $CCc | root (proxy and node) $CCr | $(sum "$CCc" "$CCr") |
+| (d) tsh --cluster=leaf | tsh $CDc | root proxy $CDr, leaf (proxy and node) $CDl | $(sum "$CDc" "$CDr" "$CDl") |"
 LEVER_TABLE="| setting (every hop of path (d)) | MiB/s | × defaults | connect median ms | p90 ms | × defaults (median) |
 |---|---|---|---|---|---|
 $LEVER_ROWS"
@@ -296,6 +376,10 @@ SCALE_TABLE="| leaves N | connect all (s) | root RSS per tunnel (KiB) | tsh clus
 $SCALE_ROWS"
 echo
 echo "$TABLE"
+echo
+echo "$CPU_TABLE"
+echo
+echo "$KEY_TABLE"
 echo
 echo "$LEVER_TABLE"
 echo "$SCALE_TABLE"
@@ -310,15 +394,32 @@ scale N = $SCALE. Everything on loopback on one machine.
 
 - Machine: $(nproc) cores, $CPU (AES-NI: $AES), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM
 - $(teleport version)
-- $OSSH; OpenSSH negotiated cipher: ${CIPHER:-unknown}; tsh prefers aes256-gcm@openssh.com
+- $OSSH; its default cipher here: ${CIPHER:-unknown}; its fastest here: $FAST (probed: 128 MiB direct per cipher); tsh prefers AES-GCM
 
 ## Throughput and connect latency
 
 $TABLE
 
-(a) and (b) are the OpenSSH baselines: (c) is compared with (a), (d) with (b) (two hops, like the
-root and leaf proxies). Latency is process start to exit of \`... true\`, including key loading
-and every handshake.
+OpenSSH rows use its fastest cipher on this machine for every hop (\`Ciphers\`), (a0) its
+default. Each path is compared with the OpenSSH path of the same shape: (c), one proxy hop, with
+(b1) one jump host; (d), two proxy hops (root and leaf), with (b) two jump hosts, and with (a)
+direct. Latency is process start to exit of \`... true\`, including key loading and every
+handshake.
+
+## Interactive latency
+
+One keystroke typed into \`cat\` on a remote PTY until its echo comes back, $KEYS keystrokes one at
+a time (\`bench/keystroke.py\`; the local terminal is raw, so every echo is the remote one).
+
+$KEY_TABLE
+
+## Where the CPU goes
+
+CPU seconds per GiB moved, from \`/proc/<pid>/stat\` (user + system, with the children each
+process reaped: sshd's session processes, the node's \`cat\`), over all $XFERS transfers. The
+client column is this script's reaped children: the client and the \`head\` feeding it.
+
+$CPU_TABLE
 
 ## What each transport choice buys
 

@@ -32,6 +32,8 @@ struct ChannelState {
     env: Vec<(String, String)>,
     master: Option<Arc<OwnedFd>>,
     tap: Option<Tap>,
+    /// Ends the running session (the client closed the channel or went away).
+    stop: Option<Arc<Stop>>,
 }
 
 /// One SSH connection to the node.
@@ -194,6 +196,7 @@ impl NodeConn {
             started,
             ..Default::default()
         };
+        let stop = Arc::new(Stop::default());
         let (tap, finish) = recorder::start(self.node.access.clone(), meta, self.node.cfg.recording_max_bytes);
         if let Some(p) = &spec.pty {
             tap.resize(p.cols, p.rows);
@@ -202,11 +205,11 @@ impl NodeConn {
         if let Some(st) = self.channels.get_mut(&id) {
             st.master = master.clone();
             st.tap = Some(tap.clone());
+            st.stop = Some(stop.clone());
         }
         let handle = session.handle();
         let end_event = self.event(codes::SESSION_END, json!({"sid": session_id, "command": command}));
         let access = self.node.access.clone();
-        let stop = Arc::new(Stop::default());
         let counted = InFlight::new(&self.sessions);
         let mut roles = allowed.cert_roles.clone();
         roles.extend(allowed.roles.iter().cloned());
@@ -405,6 +408,18 @@ async fn run_session(
     code
 }
 
+impl Drop for NodeConn {
+    /// The connection is gone (the client died, the network dropped): its sessions end, as
+    /// OpenSSH's do when it hangs up their PTY, instead of running on with nobody attached.
+    fn drop(&mut self) {
+        for st in self.channels.values() {
+            if let Some(stop) = &st.stop {
+                stop.stop("the client disconnected".into());
+            }
+        }
+    }
+}
+
 impl russh::server::Handler for NodeConn {
     type Error = anyhow::Error;
 
@@ -541,7 +556,11 @@ impl russh::server::Handler for NodeConn {
     }
 
     async fn channel_close(&mut self, id: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
-        self.channels.remove(&id);
+        // A client that closes the channel of a running session ends it (OpenSSH hangs up the
+        // PTY); after a normal end this is a no-op.
+        if let Some(stop) = self.channels.remove(&id).and_then(|st| st.stop) {
+            stop.stop("the client closed the session".into());
+        }
         Ok(())
     }
 }

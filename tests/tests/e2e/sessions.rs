@@ -1,5 +1,6 @@
 //! Issue 3: signing in and reaching servers inside one cluster.
 
+use std::process::Command;
 use std::time::Duration;
 
 use e2e::{Cluster, ClusterOpts, NodeProc, Tsh, ensure_unix_user, run, tsh_with_pty, wait_for};
@@ -176,4 +177,34 @@ fn denials_are_clear_and_audited() {
     let out = e2e::openssh(&["-i", key.to_str().unwrap(), "-p", "3022", &format!("visitor@{}", c.ip), "true"]);
     assert_eq!(out.code, 255, "plain keys are refused: {out:?}");
     assert!(out.stderr.contains("Permission denied"), "{}", out.stderr);
+}
+
+#[test]
+fn a_client_that_goes_away_ends_its_sessions_on_the_node() {
+    let (c, tsh) = cluster_with_user("gone.example.com", true);
+    let node = c.node_name();
+    let running = |marker: &str| {
+        // Anchored: the node's process is `sleep ...` itself; tsh's command line only contains it.
+        Command::new("pgrep")
+            .args(["-f", &format!("^{marker}$")])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    for (i, tty) in [(0, false), (1, true)] {
+        // A distinct command line per case, to find the node's process.
+        let marker = format!("sleep 60{i}.25");
+        let mut args = vec!["ssh".to_string()];
+        if tty {
+            args.push("-t".into());
+        }
+        args.extend([format!("visitor@{node}"), format!("exec {marker}")]);
+        let mut client = tsh.command(&args.iter().map(String::as_str).collect::<Vec<_>>()).spawn().expect("tsh");
+        wait_for("the remote command runs", Duration::from_secs(20), || running(&marker).then_some(()));
+        let _ = client.kill(); // SIGKILL: no goodbye, the connection just drops
+        let _ = client.wait();
+        wait_for("the node ends the orphaned session", Duration::from_secs(10), || (!running(&marker)).then_some(()));
+    }
+    assert!(c.log().contains("the client disconnected") || c.log().contains("the client closed the session"), "the reason is logged");
 }
