@@ -175,7 +175,7 @@ pub fn check_locks(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use russh::keys::ssh_key::PrivateKey;
     use shared::api::TrustedUserCa;
@@ -186,10 +186,10 @@ mod tests {
     use shared::resource::{Role, RoleMapping};
     use std::time::Duration;
 
-    struct World {
-        leaf_ca: PrivateKey,
-        root_ca: PrivateKey,
-        bundle: NodeAuthzBundle,
+    pub(crate) struct World {
+        pub(crate) leaf_ca: PrivateKey,
+        pub(crate) root_ca: PrivateKey,
+        pub(crate) bundle: NodeAuthzBundle,
     }
 
     fn role(name: &str, logins: &[&str], labels: shared::labels::Labels) -> Role {
@@ -208,7 +208,7 @@ mod tests {
         r
     }
 
-    fn world(role_map: Vec<RoleMapping>) -> World {
+    pub(crate) fn world(role_map: Vec<RoleMapping>) -> World {
         let leaf_ca = new_ssh_key().unwrap();
         let root_ca = new_ssh_key().unwrap();
         let bundle = NodeAuthzBundle {
@@ -232,7 +232,7 @@ mod tests {
         World { leaf_ca, root_ca, bundle }
     }
 
-    fn cert(ca: &PrivateKey, user: &str, roles: &[&str], logins: &[&str], ttl: i64) -> Certificate {
+    pub(crate) fn cert(ca: &PrivateKey, user: &str, roles: &[&str], logins: &[&str], ttl: i64) -> Certificate {
         let key = new_ssh_key().unwrap();
         let id = UserIdentity {
             username: user.into(),

@@ -365,78 +365,11 @@ pub fn explain_cluster(root: &str, id: &ExplainIdentity, checker: &AccessChecker
 #[cfg(test)]
 mod tests {
     use super::*;
-    use russh::keys::ssh_key::PrivateKey;
-    use russh::keys::ssh_key::certificate::CertType;
-    use shared::api::TrustedUserCa;
-    use shared::certs::{SshCertParams, authorized_key, new_ssh_key, sign_ssh_cert};
-    use shared::identity::user_ssh_extensions;
-    use shared::identity::{UserIdentity, user_from_ssh_cert};
-    use shared::labels::wildcard;
-    use shared::resource::role::{RoleConditions, RoleSpec, one_label};
-    use shared::resource::{Role, RoleMapping};
-    use std::time::Duration;
+    use shared::identity::user_from_ssh_cert;
+    use shared::resource::RoleMapping;
 
-    fn role(name: &str, logins: &[&str], labels: shared::labels::Labels) -> Role {
-        let mut r = Role::new(
-            name,
-            RoleSpec {
-                allow: RoleConditions {
-                    logins: logins.iter().map(|s| s.to_string()).collect(),
-                    node_labels: Some(labels),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        );
-        r.check_and_set_defaults().unwrap();
-        r
-    }
-
-    fn bundle(root_ca: &PrivateKey, leaf_ca: &PrivateKey, role_map: Vec<RoleMapping>) -> NodeAuthzBundle {
-        NodeAuthzBundle {
-            generation: 1,
-            cluster_name: "leaf".into(),
-            user_cas: vec![
-                TrustedUserCa {
-                    cluster_name: "leaf".into(),
-                    ssh_public_keys: vec![authorized_key(leaf_ca.public_key())],
-                    role_map: vec![],
-                },
-                TrustedUserCa { cluster_name: "root".into(), ssh_public_keys: vec![authorized_key(root_ca.public_key())], role_map },
-            ],
-            roles: vec![
-                role("visitor", &["visitor"], wildcard()),
-                role("stage-access", &["{{internal.logins}}"], one_label("env", "stage")),
-                role("access", &["root", "visitor"], wildcard()),
-            ],
-            locks: Default::default(),
-        }
-    }
-
-    fn cert(ca: &PrivateKey, roles: &[&str], logins: &[&str]) -> russh::keys::ssh_key::Certificate {
-        let key = new_ssh_key().unwrap();
-        let id = UserIdentity {
-            username: "alice".into(),
-            roles: roles.iter().map(|s| s.to_string()).collect(),
-            traits: Default::default(),
-            logins: logins.iter().map(|s| s.to_string()).collect(),
-            route_to_cluster: None,
-        };
-        let now = OffsetDateTime::now_utc();
-        sign_ssh_cert(
-            ca,
-            key.public_key(),
-            &SshCertParams {
-                cert_type: CertType::User,
-                key_id: "alice".into(),
-                principals: id.logins.clone(),
-                extensions: user_ssh_extensions(&id, true, false),
-                not_before: now - Duration::from_secs(60),
-                not_after: now + Duration::from_secs(600),
-            },
-        )
-        .unwrap()
-    }
+    use crate::node::authz::authorize;
+    use crate::node::authz::tests::{cert, world};
 
     fn identity_of(c: &russh::keys::ssh_key::Certificate, cluster: &str) -> ExplainIdentity {
         let u = user_from_ssh_cert(c).unwrap();
@@ -447,7 +380,6 @@ mod tests {
     /// verdict is the node's.
     #[test]
     fn the_explanation_agrees_with_the_node() {
-        let (root_ca, leaf_ca) = (new_ssh_key().unwrap(), new_ssh_key().unwrap());
         let maps = [
             vec![],
             vec![RoleMapping { remote: "admin".into(), local: vec!["stage-access".into()] }],
@@ -461,19 +393,19 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let mut cases = 0;
         for map in &maps {
-            let bundle = bundle(&root_ca, &leaf_ca, map.clone());
-            for (ca, cluster) in [(&root_ca, "root"), (&leaf_ca, "leaf")] {
+            let w = world(map.clone());
+            for (ca, cluster) in [(&w.root_ca, "root"), (&w.leaf_ca, "leaf")] {
                 for roles in role_sets {
                     for logins in login_sets {
-                        let c = cert(ca, roles, logins);
+                        let c = cert(ca, "alice", roles, logins, 600);
                         let id = identity_of(&c, cluster);
                         for labels in &label_sets {
                             for login in ["visitor", "root"] {
                                 let node = NodeInfo { hostname: "n".into(), name: "uuid".into(), labels: labels.clone() };
                                 let q =
                                     Question { login, node_query: "n", node: Some(&node), id: &id, trust: Trust::Active, show_rules: true };
-                                let ex = explain(&bundle, &q, now);
-                                let real = super::super::authz::authorize(&bundle, labels, login, &c, now);
+                                let ex = explain(&w.bundle, &q, now);
+                                let real = authorize(&w.bundle, labels, login, &c, now);
                                 assert_eq!(ex.allowed, real.is_ok(), "{map:?} {cluster} {roles:?} {logins:?} {labels:?} {login}: {ex:#?}");
                                 assert_eq!(ex.steps.last().and_then(|s| s.ok), Some(ex.allowed));
                                 if !ex.allowed {
@@ -491,26 +423,24 @@ mod tests {
 
     #[test]
     fn steps_name_the_rule_and_hide_rules_from_those_who_may_not_read_them() {
-        let (root_ca, leaf_ca) = (new_ssh_key().unwrap(), new_ssh_key().unwrap());
-        let map = vec![RoleMapping { remote: "admin".into(), local: vec!["stage-access".into()] }];
-        let bundle = bundle(&root_ca, &leaf_ca, map);
-        let c = cert(&root_ca, &["admin"], &["visitor"]);
+        let w = world(vec![RoleMapping { remote: "admin".into(), local: vec!["stage-access".into()] }]);
+        let c = cert(&w.root_ca, "alice", &["admin"], &["visitor"], 600);
         let id = identity_of(&c, "root");
         let node = NodeInfo { hostname: "prod-node".into(), name: "u1".into(), labels: [("env".to_string(), "prod".to_string())].into() };
         let mut q =
             Question { login: "visitor", node_query: "prod-node", node: Some(&node), id: &id, trust: Trust::Active, show_rules: true };
-        let ex = explain(&bundle, &q, OffsetDateTime::now_utc());
+        let ex = explain(&w.bundle, &q, OffsetDateTime::now_utc());
         assert!(!ex.allowed);
         let text = serde_json::to_string(&ex).unwrap();
         assert!(text.contains(r#"remote \"admin\" -> [stage-access]: matched admin -> stage-access"#), "{text}");
         assert!(text.contains("allow.node_labels {env: stage}: does not match the node"), "{text}");
         q.show_rules = false;
-        let hidden = serde_json::to_string(&explain(&bundle, &q, OffsetDateTime::now_utc())).unwrap();
+        let hidden = serde_json::to_string(&explain(&w.bundle, &q, OffsetDateTime::now_utc())).unwrap();
         assert!(!hidden.contains("remote \\\"admin\\\""), "{hidden}");
         assert!(!hidden.contains("env: stage"), "{hidden}");
         assert!(hidden.contains("your roles may not read roles here"), "{hidden}");
         q.trust = Trust::Disabled;
-        let off = explain(&bundle, &q, OffsetDateTime::now_utc());
+        let off = explain(&w.bundle, &q, OffsetDateTime::now_utc());
         assert_eq!(off.steps.last().unwrap().check, "signing CA");
         assert!(off.steps.last().unwrap().fix.as_deref().unwrap().contains("enabled: true"));
     }
