@@ -113,17 +113,13 @@ impl AuthServer {
         if !visible(ctx, &r, "read", &here) {
             return Err(not_found());
         }
-        let chunks = self.services.backend.get_chunks(sid.to_string(), from.max(0), PAGE).await?;
-        let last = chunks.last().map(|(seq, _)| *seq);
-        let more = match last {
-            Some(seq) => !self.services.backend.get_chunks(sid.to_string(), seq + 1, 1).await?.is_empty(),
-            None => false,
-        };
+        let page = self.services.backend.get_chunks(sid.to_string(), from.max(0), PAGE).await?;
         use base64::Engine as _;
-        let chunks = chunks
+        let chunks = page
+            .chunks
             .into_iter()
             .map(|(seq, data)| RecordingChunk { seq, data: base64::engine::general_purpose::STANDARD.encode(data) })
             .collect();
-        Ok(RecordingChunks { recording: r, chunks, more })
+        Ok(RecordingChunks { recording: r, chunks, more: page.more })
     }
 }

@@ -140,12 +140,16 @@ pub async fn suite(b: &dyn Backend, prefix: &str) {
     b.put_chunk(sid.clone(), 1, vec![9; 100]).await.unwrap();
     b.put_chunk(format!("{prefix}other"), 0, vec![7; 10]).await.unwrap();
     let all = b.get_chunks(sid.clone(), 0, 1 << 20).await.unwrap();
-    assert_eq!(all.iter().map(|c| c.0).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
-    assert_eq!(all[1].1, vec![9; 100]);
+    assert_eq!(all.chunks.iter().map(|c| c.0).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    assert_eq!(all.chunks[1].1, vec![9; 100]);
+    assert!(!all.more, "nothing after the last chunk");
     let page = b.get_chunks(sid.clone(), 1, 250).await.unwrap();
-    assert_eq!(page.iter().map(|c| c.0).collect::<Vec<_>>(), vec![1, 2], "about max_bytes per answer");
-    assert_eq!(b.get_chunks(sid.clone(), 3, 1).await.unwrap().len(), 1, "at least one chunk");
-    assert!(b.get_chunks(sid, 4, 1 << 20).await.unwrap().is_empty());
+    assert_eq!(page.chunks.iter().map(|c| c.0).collect::<Vec<_>>(), vec![1, 2], "about max_bytes per answer");
+    assert!(page.more, "chunk 3 follows");
+    let one = b.get_chunks(sid.clone(), 3, 1).await.unwrap();
+    assert_eq!((one.chunks.len(), one.more), (1, false), "at least one chunk");
+    let none = b.get_chunks(sid, 4, 1 << 20).await.unwrap();
+    assert!(none.chunks.is_empty() && !none.more);
     assert!(next_event(&mut w, Duration::from_millis(200)).await.is_none(), "chunks are not in the change feed");
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::feed::Feed;
-use super::{AuditRecord, Backend, Change, Chunk, Event, EventKind, Item, Op, Revisions, Watcher, events_for, plan};
+use super::{AuditRecord, Backend, Change, ChunkPage, Event, EventKind, Item, Op, Revisions, Watcher, events_for, plan};
 use shared::client::BoxFuture;
 use shared::error::{Error, Result};
 use shared::timefmt::SharedClock;
@@ -133,18 +133,11 @@ impl Backend for MemoryBackend {
         })
     }
 
-    fn get_chunks(&self, sid: String, from: i64, max_bytes: usize) -> BoxFuture<'_, Result<Vec<Chunk>>> {
+    fn get_chunks(&self, sid: String, from: i64, max_bytes: usize) -> BoxFuture<'_, Result<ChunkPage>> {
         Box::pin(async move {
             let g = self.lock()?;
-            let (mut out, mut total) = (Vec::new(), 0usize);
-            for ((_, seq), data) in g.chunks.range((sid.clone(), from)..).take_while(|((s, _), _)| *s == sid) {
-                if !out.is_empty() && total + data.len() > max_bytes {
-                    break;
-                }
-                total += data.len();
-                out.push((*seq, data.clone()));
-            }
-            Ok(out)
+            let rows = g.chunks.range((sid.clone(), from)..).take_while(|((s, _), _)| *s == sid).map(|((_, seq), d)| Ok((*seq, d.clone())));
+            super::page_chunks(rows, max_bytes)
         })
     }
 

@@ -116,6 +116,35 @@ pub struct AuditRecord {
 /// One stored chunk of a session recording: its number and bytes.
 pub type Chunk = (i64, Vec<u8>);
 
+/// One answer of [`Backend::get_chunks`].
+#[derive(Debug, Default)]
+pub struct ChunkPage {
+    /// The chunks, in order.
+    pub chunks: Vec<Chunk>,
+    /// More chunks follow the last one.
+    pub more: bool,
+}
+
+/// Takes chunks from `rows` (in `seq` order) up to about `max_bytes`, at least one; `more`
+/// when a row is left over. The one paging rule every backend uses.
+pub fn page_chunks<E>(
+    rows: impl IntoIterator<Item = std::result::Result<Chunk, E>>,
+    max_bytes: usize,
+) -> std::result::Result<ChunkPage, E> {
+    let mut page = ChunkPage::default();
+    let mut total = 0usize;
+    for row in rows {
+        let (seq, data) = row?;
+        if !page.chunks.is_empty() && total + data.len() > max_bytes {
+            page.more = true;
+            break;
+        }
+        total += data.len();
+        page.chunks.push((seq, data));
+    }
+    Ok(page)
+}
+
 /// The storage trait.
 pub trait Backend: Send + Sync + 'static {
     /// Reads one item (None if absent or expired).
@@ -137,8 +166,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Stores chunk `seq` of session recording `sid` (a retried chunk replaces itself). Apart
     /// from the keys: no change feed event, no revision.
     fn put_chunk(&self, sid: String, seq: i64, data: Vec<u8>) -> BoxFuture<'_, Result<()>>;
-    /// The chunks of `sid` from `from` on, in order, up to about `max_bytes` (at least one).
-    fn get_chunks(&self, sid: String, from: i64, max_bytes: usize) -> BoxFuture<'_, Result<Vec<Chunk>>>;
+    /// The chunks of `sid` from `from` on, in order, up to about `max_bytes` (at least one),
+    /// and whether more follow ([`page_chunks`]).
+    fn get_chunks(&self, sid: String, from: i64, max_bytes: usize) -> BoxFuture<'_, Result<ChunkPage>>;
     /// Flushes and closes; later calls fail.
     fn close(&self) -> BoxFuture<'_, ()>;
 }

@@ -38,7 +38,7 @@ use tokio_postgres::error::SqlState;
 use super::feed::Feed;
 use super::pgconn::ConnInfo;
 use super::pgoutput::{Decoder, Message};
-use super::{AuditRecord, Backend, Change, Chunk, Event, EventKind, Item, Op, Watcher, plan, prefix_end};
+use super::{AuditRecord, Backend, Change, ChunkPage, Event, EventKind, Item, Op, Watcher, plan, prefix_end};
 use crate::shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};
 
 /// How often the feed polls its slot when the last poll was not full.
@@ -432,25 +432,19 @@ impl Backend for PostgresBackend {
         })
     }
 
-    fn get_chunks(&self, sid: String, from: i64, max_bytes: usize) -> BoxFuture<'_, Result<Vec<Chunk>>> {
+    fn get_chunks(&self, sid: String, from: i64, max_bytes: usize) -> BoxFuture<'_, Result<ChunkPage>> {
         Box::pin(async move {
             let describe = &self.info.describe;
             let client = self.pool.get().await.map_err(|e| pool_error(describe, e))?;
-            // Chunks are at most a few hundred KiB: 64 rows bound one answer.
+            // Chunks are at most a few hundred KiB: 64 rows bound one answer; the 65th only
+            // tells whether more follow.
             let rows = client
-                .query("SELECT seq, data FROM recording_chunks WHERE sid = $1 AND seq >= $2 ORDER BY seq LIMIT 64", &[&sid, &from])
+                .query("SELECT seq, data FROM recording_chunks WHERE sid = $1 AND seq >= $2 ORDER BY seq LIMIT 65", &[&sid, &from])
                 .await
                 .map_err(|e| db_error(describe, &e))?;
-            let (mut out, mut total) = (Vec::new(), 0usize);
-            for r in rows {
-                let data: Vec<u8> = r.get(1);
-                if !out.is_empty() && total + data.len() > max_bytes {
-                    break;
-                }
-                total += data.len();
-                out.push((r.get(0), data));
-            }
-            Ok(out)
+            let mut page = super::page_chunks(rows.iter().take(64).map(|r| Ok::<_, Error>((r.get(0), r.get(1)))), max_bytes)?;
+            page.more |= rows.len() > page.chunks.len();
+            Ok(page)
         })
     }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::feed::Feed;
-use super::{AuditRecord, Backend, Change, Chunk, Event, EventKind, Item, Op, Revisions, Watcher, events_for, plan, prefix_end};
+use super::{AuditRecord, Backend, Change, ChunkPage, Event, EventKind, Item, Op, Revisions, Watcher, events_for, plan, prefix_end};
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
@@ -28,7 +28,7 @@ enum Cmd {
     AppendAudit(String, Reply<i64>),
     ListAudit(usize, Reply<Vec<AuditRecord>>),
     PutChunk(String, i64, Vec<u8>, Reply<()>),
-    GetChunks(String, i64, usize, Reply<Vec<Chunk>>),
+    GetChunks(String, i64, usize, Reply<ChunkPage>),
     Close(oneshot::Sender<()>),
 }
 
@@ -223,17 +223,8 @@ fn serve(mut conn: Connection, rx: mpsc::Receiver<Cmd>, feed: Arc<Feed>, revisio
             Cmd::GetChunks(sid, from, max, reply) => {
                 let r = (|| {
                     let mut s = conn.prepare_cached("SELECT seq, data FROM recording_chunks WHERE sid = ?1 AND seq >= ?2 ORDER BY seq")?;
-                    let mut rows = s.query(params![sid, from])?;
-                    let (mut out, mut total) = (Vec::new(), 0usize);
-                    while let Some(row) = rows.next()? {
-                        let data: Vec<u8> = row.get(1)?;
-                        if !out.is_empty() && total + data.len() > max {
-                            break;
-                        }
-                        total += data.len();
-                        out.push((row.get(0)?, data));
-                    }
-                    Ok(out)
+                    let rows = s.query_map(params![sid, from], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    super::page_chunks(rows, max)
                 })()
                 .map_err(db_err);
                 let _ = reply.send(r);
@@ -299,7 +290,7 @@ impl Backend for SqliteBackend {
         Box::pin(async move { self.ask(|r| Cmd::PutChunk(sid, seq, data, r)).await })
     }
 
-    fn get_chunks(&self, sid: String, from: i64, max_bytes: usize) -> BoxFuture<'_, Result<Vec<Chunk>>> {
+    fn get_chunks(&self, sid: String, from: i64, max_bytes: usize) -> BoxFuture<'_, Result<ChunkPage>> {
         Box::pin(async move { self.ask(|r| Cmd::GetChunks(sid, from, max_bytes, r)).await })
     }
 
