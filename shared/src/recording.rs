@@ -99,7 +99,7 @@ pub fn table_of(recs: &[crate::api::SessionRecording]) -> String {
                 format!("{}@{}", r.user, r.origin_cluster),
                 r.login.clone(),
                 r.server_hostname.clone(),
-                crate::timefmt::rfc3339(r.started.replace_nanosecond(0).unwrap_or(r.started)),
+                crate::timefmt::rfc3339_secs(r.started),
                 ended,
                 if r.truncated { format!("{} (truncated)", r.bytes) } else { r.bytes.to_string() },
             ]

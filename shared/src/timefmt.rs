@@ -57,6 +57,11 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC).format(&Rfc3339).unwrap_or_else(|_| "0001-01-01T00:00:00Z".into())
 }
 
+/// RFC 3339 to the whole second (for people reading a table, and SAML's instants).
+pub fn rfc3339_secs(t: OffsetDateTime) -> String {
+    rfc3339(t.replace_nanosecond(0).unwrap_or(t))
+}
+
 /// Parses RFC 3339 text.
 pub fn parse_rfc3339(s: &str) -> Result<OffsetDateTime> {
     OffsetDateTime::parse(s, &Rfc3339)

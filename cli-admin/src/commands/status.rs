@@ -41,7 +41,7 @@ pub async fn exec(_a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result
 
 /// Teleport's words: `never updated`, `rotated <time>`, or the rotation in progress.
 fn rotation_line(r: Option<&shared::resource::cert_authority::Rotation>) -> String {
-    let stamp = |t: time::OffsetDateTime| shared::timefmt::rfc3339(t.replace_nanosecond(0).unwrap_or(t));
+    let stamp = shared::timefmt::rfc3339_secs;
     match r {
         Some(r) if r.state == "in_progress" => {
             let mut s = format!("rotation in progress: phase {}, mode {}, grace period {}", r.phase, r.mode, r.grace_period);
@@ -65,8 +65,7 @@ fn rotation_line(r: Option<&shared::resource::cert_authority::Rotation>) -> Stri
 
 fn ago(t: time::OffsetDateTime, now: time::OffsetDateTime) -> String {
     let secs = u64::try_from((now - t).whole_seconds()).unwrap_or(0);
-    let t = t.replace_nanosecond(0).unwrap_or(t);
-    format!("{} ({} ago)", shared::timefmt::rfc3339(t), shared::timefmt::go_duration(std::time::Duration::from_secs(secs)))
+    format!("{} ({} ago)", shared::timefmt::rfc3339_secs(t), shared::timefmt::go_duration(std::time::Duration::from_secs(secs)))
 }
 
 /// The tunnel part of `tctl status`: to each trusted root (this process's agents), and from

@@ -119,11 +119,10 @@ pub async fn login_url(spec: &SamlSpec, req: &mut SsoRequest, now: OffsetDateTim
     // The request ID is an XML ID: it may not start with a digit.
     req.id = format!("_{}", req.id);
     req.redirect_uri = spec.acs.clone();
-    let instant = now.replace_nanosecond(0).unwrap_or(now);
     let xml = format!(
         r#"<samlp:AuthnRequest xmlns:samlp="{PROTOCOL}" xmlns:saml="{ASSERTION}" ID="{}" Version="2.0" IssueInstant="{}" Destination="{}" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" AssertionConsumerServiceURL="{}"><saml:Issuer>{}</saml:Issuer><samlp:NameIDPolicy Format="urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified" AllowCreate="true"/></samlp:AuthnRequest>"#,
         req.id,
-        shared::timefmt::rfc3339(instant),
+        shared::timefmt::rfc3339_secs(now),
         xml_escape(&idp.sso_url),
         xml_escape(&spec.acs),
         xml_escape(spec.sp_issuer()),
