@@ -631,6 +631,19 @@ pub struct ExplainIdentity {
     pub logins: Vec<String>,
 }
 
+impl ExplainIdentity {
+    /// What a certificate's identity says, issued by `cluster`.
+    pub fn of(u: &crate::identity::UserIdentity, cluster: &str) -> ExplainIdentity {
+        ExplainIdentity {
+            user: u.username.clone(),
+            cluster: cluster.into(),
+            roles: u.roles.clone(),
+            traits: u.traits.clone(),
+            logins: u.logins.clone(),
+        }
+    }
+}
+
 /// One check of an explanation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExplainStep {

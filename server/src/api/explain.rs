@@ -17,7 +17,7 @@ use shared::identity::{Caller, CertIdentity, UserIdentity};
 use shared::rbac::AccessChecker;
 use shared::resource::{CaType, Kind};
 
-use super::{ApiResult, ApiState, JsonBody, conn_info};
+use super::{ApiResult, ApiState, JsonBody, client_cert, conn_info};
 use crate::authz::{Context, Verb};
 use crate::node::explain::{NodeInfo, Question, Trust, explain as explain_login, explain_cluster};
 
@@ -32,9 +32,7 @@ impl FromRequestParts<Arc<ApiState>> for Verified {
     type Rejection = super::ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &Arc<ApiState>) -> std::result::Result<Self, Self::Rejection> {
         let info = conn_info(parts);
-        let Some(cert) = info.cert.as_ref() else {
-            return Err(Error::access_denied("this call needs a client certificate: sign in with 'tsh login'").into());
-        };
+        let cert = client_cert(&info)?;
         let ctx = state.authz.context(cert).await;
         let now = state.auth.clock.now().unix_timestamp();
         let in_time = now >= cert.not_before && now < cert.not_after;
@@ -45,16 +43,6 @@ impl FromRequestParts<Arc<ApiState>> for Verified {
             _ => None,
         };
         Ok(Verified { ctx, cert_user })
-    }
-}
-
-fn identity(u: &UserIdentity, cluster: &str) -> ExplainIdentity {
-    ExplainIdentity {
-        user: u.username.clone(),
-        cluster: cluster.into(),
-        roles: u.roles.clone(),
-        traits: u.traits.clone(),
-        logins: u.logins.clone(),
     }
 }
 
@@ -102,14 +90,14 @@ pub async fn explain(
         _ => match (&v.ctx, &v.cert_user) {
             (Ok(ctx), _) => {
                 let id = match &ctx.caller {
-                    Caller::LocalUser(u) => identity(u, &here),
-                    Caller::RemoteUser { identity: u, cluster } => identity(u, cluster),
+                    Caller::LocalUser(u) => ExplainIdentity::of(u, &here),
+                    Caller::RemoteUser { identity: u, cluster } => ExplainIdentity::of(u, cluster),
                     Caller::Host(_) => return Err(Error::bad_parameter("name the user to explain for with --user").into()),
                 };
                 (id, Some(ctx.checker.clone()), may_read_roles(ctx))
             }
             // Their roles give them nothing here (say, the role map maps none): explain that.
-            (Err(_), Some((u, cluster))) => (identity(u, cluster), None, false),
+            (Err(_), Some((u, cluster))) => (ExplainIdentity::of(u, cluster), None, false),
             (Err(e), None) => return Err(e.clone().into()),
         },
     };

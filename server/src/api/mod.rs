@@ -168,6 +168,15 @@ async fn direct_only(req: Request, next: axum::middleware::Next) -> Response {
     next.run(req).await
 }
 
+/// The client certificate the TLS layer verified, or the error every authenticated call gives.
+pub fn client_cert(info: &ConnInfo) -> Result<&shared::certs::PeerCert, ApiError> {
+    info.cert.as_ref().ok_or_else(|| {
+        ApiError(Error::access_denied(
+            "this call needs a client certificate: sign in with 'tsh login', or run tctl on the auth host with -c teleport.yaml",
+        ))
+    })
+}
+
 /// An authenticated caller.
 pub struct Authed(pub Context);
 
@@ -175,11 +184,7 @@ impl FromRequestParts<Arc<ApiState>> for Authed {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &Arc<ApiState>) -> Result<Self, Self::Rejection> {
         let info = conn_info(parts);
-        let Some(cert) = info.cert.as_ref() else {
-            return Err(ApiError(Error::access_denied(
-                "this call needs a client certificate: sign in with 'tsh login', or run tctl on the auth host with -c teleport.yaml",
-            )));
-        };
+        let cert = client_cert(&info)?;
         match state.authz.context(cert).await {
             Ok(ctx) => Ok(Authed(ctx)),
             Err(e) => {

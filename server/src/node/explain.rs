@@ -372,8 +372,7 @@ mod tests {
     use crate::node::authz::tests::{cert, world};
 
     fn identity_of(c: &russh::keys::ssh_key::Certificate, cluster: &str) -> ExplainIdentity {
-        let u = user_from_ssh_cert(c).unwrap();
-        ExplainIdentity { user: u.username, cluster: cluster.into(), roles: u.roles, traits: u.traits, logins: u.logins }
+        ExplainIdentity::of(&user_from_ssh_cert(c).unwrap(), cluster)
     }
 
     /// Every combination of issuer, roles, principals, login and node labels: the explanation's
