@@ -385,7 +385,14 @@ impl ApiClient {
                     return Err(Error::connection_problem(format!("{} did not answer {path} in time", self.target)));
                 }
                 Ok(Err(e)) if reused && attempt == 0 && e.is_closed() => continue,
-                Ok(Err(e)) => return Err(request_error(&self.target, &e)),
+                Ok(Err(e)) => {
+                    // The request may be canceled because the connection ended underneath it (the
+                    // server's TLS alert arrives there); that reason is the one worth reporting.
+                    if let Ok(Ok(Some(why))) = tokio::time::timeout(Duration::from_secs(1), &mut ended).await {
+                        return Err(why);
+                    }
+                    return Err(request_error(&self.target, &e));
+                }
                 Ok(Ok(r)) => r,
             };
             let status = resp.status().as_u16();
