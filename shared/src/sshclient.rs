@@ -50,6 +50,11 @@ impl client::Handler for HostChecker {
     }
 }
 
+/// True when a handshake failed because [`HostChecker`] refused the server's host key.
+fn refused_host_key(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| matches!(c.downcast_ref::<russh::Error>(), Some(russh::Error::UnknownKey)))
+}
+
 /// An SSH connection to a proxy.
 pub struct ProxyConn {
     handle: Handle<HostChecker>,
@@ -63,8 +68,12 @@ pub async fn connect_proxy(addr: &str, root: &str, creds: &Credentials, login: &
         .map_err(|e| anyhow!("{}", crate::client::connect_error(addr, &e)))?;
     crate::tuning::set_nodelay(&tcp);
     let checker = HostChecker { cas: creds.host_ca_keys(root), cluster: root.to_string(), principal: None };
-    let mut handle = client::connect_stream(crate::tuning::client_config(None), tcp, checker).await.map_err(|e| {
-        anyhow!("SSH handshake with the proxy at {addr} failed: {e}; is the proxy's host certificate signed by cluster {root:?}?")
+    let mut handle = client::connect_stream(crate::tuning::client_config(None), tcp, checker).await.map_err(|e| match e {
+        e if refused_host_key(&e) => anyhow!(
+            "the proxy at {addr} presented a host certificate that no host CA of cluster {root:?} in your profile signed; \
+             if the cluster rotated its host CA, run 'tsh login' again"
+        ),
+        e => anyhow!("SSH handshake with the proxy at {addr} failed: {e}; is the proxy's host certificate signed by cluster {root:?}?"),
     })?;
     let ok = handle
         .authenticate_openssh_cert(login, Arc::new(creds.ssh_key.clone()), creds.ssh_cert.clone())
@@ -161,9 +170,13 @@ where
     }
     let is_address = host.parse::<std::net::IpAddr>().is_ok();
     let checker = HostChecker { cas, cluster: cluster.to_string(), principal: if is_address { None } else { Some(host.to_string()) } };
-    let mut handle = client::connect_stream(crate::tuning::client_config(None), stream, checker)
-        .await
-        .map_err(|e| anyhow!("SSH handshake with node {host} failed: {e} (its host certificate must be signed by cluster {cluster:?})"))?;
+    let mut handle = client::connect_stream(crate::tuning::client_config(None), stream, checker).await.map_err(|e| match e {
+        e if refused_host_key(&e) => anyhow!(
+            "node {host} presented a host certificate that no host CA of cluster {cluster:?} in your profile signed; \
+                 if the cluster rotated its host CA, run 'tsh login' again"
+        ),
+        e => anyhow!("SSH handshake with node {host} failed: {e} (its host certificate must be signed by cluster {cluster:?})"),
+    })?;
     let ok = handle
         .authenticate_openssh_cert(login, Arc::new(creds.ssh_key.clone()), creds.ssh_cert.clone())
         .await
