@@ -591,7 +591,7 @@ _tctl() {
             fi
             case "${prev}" in
                 --type)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "user host" -- "${cur}"))
                     return 0
                     ;;
                 --grace-period)

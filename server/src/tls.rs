@@ -132,12 +132,12 @@ pub async fn web_certificate(cfg: &crate::config::Config, auth: &AuthServer) -> 
 #[derive(Debug)]
 struct SniResolver {
     web: Arc<CertifiedKey>,
-    cluster: Arc<CertifiedKey>,
+    cluster: crate::ssh::LiveCreds,
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        if hello.server_name() == Some(CLUSTER_LOCAL_NAME) { Some(self.cluster.clone()) } else { Some(self.web.clone()) }
+        if hello.server_name() == Some(CLUSTER_LOCAL_NAME) { self.cluster.tls() } else { Some(self.web.clone()) }
     }
 }
 
@@ -149,8 +149,9 @@ pub struct TlsState {
 }
 
 impl TlsState {
-    /// Builds the state: `web` is the public certificate, `cluster` the host-CA-signed one.
-    pub async fn new(auth: Arc<AuthServer>, web: Arc<CertifiedKey>, cluster: Arc<CertifiedKey>) -> Result<Arc<TlsState>> {
+    /// Builds the state: `web` is the public certificate, `cluster` the proxy's host
+    /// credentials (their host-CA-signed certificate, current after every renewal).
+    pub async fn new(auth: Arc<AuthServer>, web: Arc<CertifiedKey>, cluster: crate::ssh::LiveCreds) -> Result<Arc<TlsState>> {
         let resolver = Arc::new(SniResolver { web, cluster });
         let config = build(&auth, &resolver).await?;
         Ok(Arc::new(TlsState { auth, resolver, current: RwLock::new(config) }))

@@ -67,6 +67,8 @@ pub mod path {
     pub const RECORDINGS: &str = "/v1/recordings";
     /// CA rotation (`tctl auth rotate`).
     pub const ROTATE: &str = "/v1/cas/rotate";
+    /// Host certificates renewed under a rotated host CA (nodes, with their host identity).
+    pub const HOST_RENEW: &str = "/v1/hosts/renew";
     /// Tunnel states: to each trusted root, from each leaf (`tctl status`).
     pub const TUNNEL_STATUS: &str = "/v1/status/tunnels";
     /// Why a login is allowed or denied (`tsh access explain`, `tctl access explain`).
@@ -300,6 +302,16 @@ pub struct PublicKeys {
     pub ssh_public_key: String,
     /// SPKI PEM of the TLS key.
     pub tls_public_key: String,
+}
+
+/// `POST /v1/hosts/renew`: a node's host certificates again, for new keys, after its
+/// cluster rotated its host CA.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenewHostRequest {
+    /// The node's current SSH host certificate (its principals are kept).
+    pub ssh_cert: String,
+    /// The keys to certify.
+    pub keys: PublicKeys,
 }
 
 /// `POST /v1/auth/login`.
@@ -548,6 +560,10 @@ pub struct NodeAuthzBundle {
     /// Locks in force: this cluster's, and each trusted root's for its own users.
     #[serde(default)]
     pub locks: crate::resource::lock::LockSet,
+    /// This cluster's host CA, public keys and rotation: nodes trust what it trusts and renew
+    /// their host certificates as its rotation asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ca: Option<crate::resource::CertAuthority>,
 }
 
 /// `POST /v1/certs/user` (`tctl auth sign`).

@@ -35,12 +35,12 @@ enum Cmd {
     },
     /// Rotate a certificate authority of this cluster (its leaves follow over the tunnel).
     #[command(
-        after_help = "Examples:\n  tctl auth rotate --type=user                                # automatic, 30h grace period\n  tctl auth rotate --type=user --grace-period=0               # emergency: old certificates stop working now\n  tctl auth rotate --type=user --manual --phase=init          # then update_clients, update_servers, standby\n  tctl auth rotate --type=user --manual --phase=rollback"
+        after_help = "Examples:\n  tctl auth rotate                                            # user and host CAs, automatic, 30h grace period\n  tctl auth rotate --type=user --grace-period=0               # emergency: old certificates stop working now\n  tctl auth rotate --type=host --manual --phase=init          # then update_clients, update_servers, standby\n  tctl auth rotate --type=user --manual --phase=rollback"
     )]
     Rotate {
-        /// user (host: not implemented yet).
-        #[arg(long = "type")]
-        ca_type: String,
+        /// user or host; both when omitted.
+        #[arg(long = "type", value_parser = ["user", "host"])]
+        ca_type: Option<String>,
         /// How long certificates of the old keys stay trusted (0: not at all).
         #[arg(long, default_value = "30h")]
         grace_period: String,
@@ -82,7 +82,7 @@ pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result<
             writeln!(out, "\nThe credentials have been written to {}", file.display())?;
         }
         Cmd::Rotate { ca_type, grace_period, manual, phase } => {
-            let req = RotateRequest { ca_type, grace_period, manual, phase: phase.unwrap_or_default() };
+            let req = RotateRequest { ca_type: ca_type.unwrap_or_default(), grace_period, manual, phase: phase.unwrap_or_default() };
             let _: serde_json::Value = conn.api.post(path::ROTATE, &req).await?;
             if manual {
                 writeln!(out, "Updated rotation phase to {:?}. To check status use 'tctl status'", req.phase)?;

@@ -168,7 +168,8 @@ pub async fn clusters(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> Ap
 /// `POST /v1/cas/rotate` (`tctl auth rotate`).
 pub async fn rotate(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, JsonBody(req): JsonBody<RotateRequest>) -> ApiResult<J<Value>> {
     ctx.require_kind(Kind::CertAuthority, Verb::Update)?;
-    let t = CaType::parse(&req.ca_type)?;
+    // Both when omitted, as Teleport's tctl does.
+    let types = if req.ca_type.is_empty() { vec![CaType::User, CaType::Host] } else { vec![CaType::parse(&req.ca_type)?] };
     let grace = if req.grace_period.is_empty() {
         Duration::from_secs(30 * 3600)
     } else {
@@ -185,8 +186,9 @@ pub async fn rotate(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, JsonBod
         }
         crate::auth::rotation::Ask::Auto { grace }
     };
-    let ca = s.auth.rotate(t, ask).await?;
-    Ok(axum::Json(json!({"rotation": ca.spec.rotation})))
+    let cas = s.auth.rotate(&types, ask).await?;
+    let rotations: Vec<_> = cas.iter().map(|c| json!({"type": c.spec.ca_type.as_str(), "rotation": c.spec.rotation})).collect();
+    Ok(axum::Json(json!({"rotations": rotations})))
 }
 
 /// `GET /v1/status/tunnels` (`tctl status`).
@@ -239,6 +241,16 @@ pub async fn node_heartbeat(
     // tunnel nodes use; they register no address.
     s.auth.upsert_node(node, &host.host_id, addr.0).await?;
     Ok(axum::Json(json!({})))
+}
+
+/// `POST /v1/hosts/renew` (nodes, during a host CA rotation).
+pub async fn renew_host(
+    State(s): State<Arc<ApiState>>,
+    Authed(ctx): Authed,
+    JsonBody(req): JsonBody<shared::api::RenewHostRequest>,
+) -> ApiResult<J<shared::api::CertsResponse>> {
+    let host = ctx.require_host(SystemRole::Node)?.clone();
+    Ok(axum::Json(s.auth.renew_host_certs(&host, &req).await?))
 }
 
 /// Query of `GET /v1/nodes/authz`.

@@ -247,6 +247,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(path::CLUSTERS, get(handlers::clusters))
         .route(path::NODES, get(handlers::nodes))
         .route(path::NODE_HEARTBEAT, post(handlers::node_heartbeat))
+        .route(path::HOST_RENEW, post(handlers::renew_host))
         .route(path::NODE_AUTHZ, get(handlers::node_authz))
         .route(path::SIGN_USER, post(handlers::sign_user))
         .route(path::EXPORT_CAS, get(handlers::export_cas))

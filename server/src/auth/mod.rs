@@ -359,6 +359,23 @@ impl AuthServer {
         })
     }
 
+    /// New host certificates for `host` (the caller, authenticated by its current ones) under
+    /// this cluster's host CA as it signs now, with the principals of its current SSH
+    /// certificate, which must be its own and signed by a key this cluster still trusts.
+    pub async fn renew_host_certs(&self, host: &HostIdentity, req: &shared::api::RenewHostRequest) -> Result<CertsResponse> {
+        let cert = certs::parse_ssh_cert(&req.ssh_cert)?;
+        let ca = self.own_ca(CaType::Host).await?;
+        certs::check_ssh_cert(&cert, &ca.ssh_public_keys(), CertType::Host, None, self.clock.now())
+            .map_err(|r| Error::access_denied(format!("the host certificate to renew was refused: {r}")))?;
+        let (role, _) = identity::host_from_ssh_cert(&cert)?;
+        if cert.key_id() != host.host_id || role != host.role {
+            return Err(Error::access_denied("a host can only renew its own certificates"));
+        }
+        let issued = self.host_certs(host, &req.keys, cert.valid_principals()).await?;
+        tracing::info!(host_id = %host.host_id, role = %host.role, "renewed host certificates under the rotated host CA");
+        Ok(issued)
+    }
+
     /// Password login: checks the password and, as the cluster's preference asks, a TOTP code;
     /// then issues certificates.
     pub async fn login(&self, req: shared::api::LoginRequest, client_ip: Option<String>) -> Result<CertsResponse> {

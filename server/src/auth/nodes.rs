@@ -176,8 +176,14 @@ impl AuthServer {
         for r in &mut roles {
             r.metadata.id = None;
         }
-        let mut b =
-            NodeAuthzBundle { generation: 0, cluster_name: self.cluster_name().into(), user_cas, roles, locks: self.lock_set().await? };
+        let mut b = NodeAuthzBundle {
+            generation: 0,
+            cluster_name: self.cluster_name().into(),
+            user_cas,
+            roles,
+            locks: self.lock_set().await?,
+            host_ca: Some(self.own_ca(CaType::Host).await?.without_secrets()),
+        };
         b.generation = bundle_generation(&b);
         Ok(b)
     }
@@ -188,6 +194,6 @@ impl AuthServer {
 fn bundle_generation(b: &NodeAuthzBundle) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(&(&b.cluster_name, &b.user_cas, &b.roles, &b.locks)).unwrap_or_default().hash(&mut h);
+    serde_json::to_string(&(&b.cluster_name, &b.user_cas, &b.roles, &b.locks, &b.host_ca)).unwrap_or_default().hash(&mut h);
     h.finish().max(1)
 }

@@ -272,6 +272,49 @@ mod tests {
         assert_eq!(trusted(&now_).len(), 1, "the emergency drops the old key at once");
         assert_eq!(now_.spec.rotation.unwrap().state, "standby");
     }
+
+    #[test]
+    fn servers_move_to_the_new_key_in_update_servers_and_back_in_rollback() {
+        use russh::keys::ssh_key::certificate::CertType;
+        let host_ca = |t| crate::auth::ca::new_ca(t, "root", OffsetDateTime::now_utc()).unwrap();
+        let cert_of = |c: &CertAuthority| {
+            let signer = crate::auth::ca::signer(c).unwrap();
+            let (key, _, _) = shared::certs::new_key_pair().unwrap();
+            let now = OffsetDateTime::now_utc();
+            let p = shared::certs::SshCertParams {
+                cert_type: CertType::Host,
+                key_id: "h".into(),
+                principals: vec!["h".into()],
+                extensions: vec![],
+                not_before: now,
+                not_after: now + Duration::from_secs(60),
+            };
+            shared::certs::sign_ssh_cert(&signer.ssh, key.public_key(), &p).unwrap()
+        };
+        let fresh = || Ok(host_ca(CaType::Host).spec.active_keys);
+        let step_to = |c: &CertAuthority, p: &str| {
+            apply(c, Ask::Manual { phase: Phase::parse(p).unwrap(), grace: Duration::from_secs(3600) }, OffsetDateTime::now_utc(), fresh)
+                .unwrap()
+        };
+        let c0 = host_ca(CaType::Host);
+        let old = cert_of(&c0);
+        assert!(!crate::ssh::needs_renewal(&c0, &old), "no rotation: keep");
+        let init = step_to(&c0, "init");
+        assert!(!crate::ssh::needs_renewal(&init, &old), "init: the old key still signs");
+        let uc = step_to(&init, "update_clients");
+        assert!(!crate::ssh::needs_renewal(&uc, &old), "update_clients: clients may not trust the new key yet");
+        let us = step_to(&uc, "update_servers");
+        assert!(crate::ssh::needs_renewal(&us, &old), "update_servers: servers move to the new key");
+        let new = cert_of(&us);
+        assert!(!crate::ssh::needs_renewal(&us, &new));
+        let rb = step_to(&us, "rollback");
+        assert!(crate::ssh::needs_renewal(&rb, &new), "rollback: back to the old key");
+        assert!(!crate::ssh::needs_renewal(&rb, &old));
+        let done = step_to(&us, "standby");
+        assert!(crate::ssh::needs_renewal(&done, &old), "a process that missed update_servers renews at standby");
+        let emergency = apply(&c0, Ask::Auto { grace: Duration::ZERO }, OffsetDateTime::now_utc(), fresh).unwrap();
+        assert!(crate::ssh::needs_renewal(&emergency, &old), "an emergency rotation renews at once");
+    }
 }
 
 /// Rotation as a service of the auth server: requests, the automatic schedule, and the root's
@@ -289,37 +332,40 @@ mod service {
     use crate::shutdown::Shutdown;
 
     impl AuthServer {
-        /// `tctl auth rotate`: applies `ask` to this cluster's CA of `t`, atomically (a
-        /// concurrent change of the CA makes this fail, never half-apply).
-        pub async fn rotate(&self, t: CaType, ask: Ask) -> Result<CertAuthority> {
-            if t != CaType::User {
-                return Err(Error::bad_parameter(format!(
-                    "rotating the {t} CA is not implemented yet: nodes and proxies cannot renew their host certificates on their own; only --type=user is supported"
-                )));
-            }
-            let key = keys::ca(t, self.cluster_name());
-            let cur = self
-                .services
-                .get::<CertAuthority>(&key)
-                .await?
-                .ok_or_else(|| Error::internal(format!("the {t} certificate authority of this cluster is missing")))?;
+        /// `tctl auth rotate`: applies `ask` to this cluster's CAs of `types` (user, host, or
+        /// both), atomically: a concurrent change of either CA makes this fail, never
+        /// half-apply, and both move together or neither does.
+        pub async fn rotate(&self, types: &[CaType], ask: Ask) -> Result<Vec<CertAuthority>> {
             let now = self.clock.now();
             let cluster = self.cluster_name().to_string();
-            let fresh = || Ok(crate::auth::ca::new_ca(t, &cluster, now)?.spec.active_keys);
-            let next = apply(&cur.value, ask, now, fresh)?;
-            self.services.apply(vec![self.services.cas_op(&key, &next, cur.revision)?]).await.map_err(|e| {
+            let (mut ops, mut done) = (Vec::new(), Vec::new());
+            for &t in types {
+                let key = keys::ca(t, self.cluster_name());
+                let cur = self
+                    .services
+                    .get::<CertAuthority>(&key)
+                    .await?
+                    .ok_or_else(|| Error::internal(format!("the {t} certificate authority of this cluster is missing")))?;
+                let fresh = || Ok(crate::auth::ca::new_ca(t, &cluster, now)?.spec.active_keys);
+                let next = apply(&cur.value, ask, now, fresh)?;
+                ops.push(self.services.cas_op(&key, &next, cur.revision)?);
+                done.push(next);
+            }
+            self.services.apply(ops).await.map_err(|e| {
                 if e.is(Kind::CompareFailed) { Error::compare_failed("the CA changed while rotating it; try again") } else { e }
             })?;
-            let r = next.spec.rotation.clone().unwrap_or_default();
-            tracing::info!(ca = %next.id(), phase = %r.phase, state = %r.state, mode = %r.mode, "certificate authority rotation");
-            self.audit
-                .emit(
-                    crate::audit::codes::CA_ROTATE,
-                    serde_json::json!({"cert_type": t.as_str(), "phase": r.phase, "state": r.state, "mode": r.mode, "grace_period": r.grace_period}),
-                )
-                .await;
+            for next in &done {
+                let r = next.spec.rotation.clone().unwrap_or_default();
+                tracing::info!(ca = %next.id(), phase = %r.phase, state = %r.state, mode = %r.mode, "certificate authority rotation");
+                self.audit
+                    .emit(
+                        crate::audit::codes::CA_ROTATE,
+                        serde_json::json!({"cert_type": next.spec.ca_type.as_str(), "phase": r.phase, "state": r.state, "mode": r.mode, "grace_period": r.grace_period}),
+                    )
+                    .await;
+            }
             self.authz_changed();
-            Ok(next)
+            Ok(done)
         }
 
         /// Walks automatic rotations through their schedule, every second, until `shutdown`.
@@ -346,22 +392,24 @@ mod service {
             }
         }
 
-        /// A leaf stores the CAs its root sent over the tunnel (Teleport's
-        /// `RotateExternalCertAuthority`): only the keys and the rotation change; the role map
-        /// stays. Returns whether anything changed.
-        pub async fn update_external_cas(&self, root: &str, cas: Vec<CertAuthority>) -> Result<bool> {
-            if root == self.cluster_name() {
+        /// Stores the CAs another cluster sent over the tunnel (Teleport's
+        /// `RotateExternalCertAuthority`): a leaf stores its root's user and host CAs, a root
+        /// its leaf's host CA (`types` says which this side accepts from that cluster). Only
+        /// the keys and the rotation change; the role map stays; a CA this cluster does not
+        /// already hold for `other` is never created. Returns whether anything changed.
+        pub async fn update_external_cas(&self, other: &str, types: &[CaType], cas: Vec<CertAuthority>) -> Result<bool> {
+            if other == self.cluster_name() {
                 return Err(Error::bad_parameter("can not rotate local certificate authority"));
             }
             let mut changed = false;
             for ca in cas {
-                if ca.metadata.name != root || !matches!(ca.spec.ca_type, CaType::User | CaType::Host) {
+                if ca.metadata.name != other || !types.contains(&ca.spec.ca_type) {
                     continue;
                 }
                 let ca = ca.without_secrets();
                 ca.check()?;
-                let key = keys::ca(ca.spec.ca_type, root);
-                // Each of the root's proxies sends the same CAs: a lost race is a retry.
+                let key = keys::ca(ca.spec.ca_type, other);
+                // Each proxy of the other cluster sends the same CAs: a lost race is a retry.
                 for attempt in 0..3 {
                     let Some(cur) = self.services.get::<CertAuthority>(&key).await? else { break };
                     let mut next = cur.value.clone();
@@ -374,7 +422,7 @@ mod service {
                     match self.services.apply(vec![self.services.cas_op(&key, &next, cur.revision)?]).await {
                         Ok(_) => {
                             let phase = next.spec.rotation.as_ref().map(|r| r.phase.clone()).unwrap_or_default();
-                            tracing::info!(ca = %next.id(), phase = %phase, "stored the root cluster's rotated certificate authority");
+                            tracing::info!(ca = %next.id(), phase = %phase, "stored the other cluster's rotated certificate authority");
                             changed = true;
                             break;
                         }

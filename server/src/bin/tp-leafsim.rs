@@ -182,7 +182,7 @@ fn main() -> anyhow::Result<()> {
                     let keys = keys.clone();
                     Box::pin(async move { Ok(keys) })
                 }),
-                creds: Arc::new(leaf.creds),
+                creds: teleport_server::ssh::LiveCreds::new(leaf.creds),
                 interval,
                 count_max: 3,
                 max_backoff: Duration::from_secs(10),
@@ -190,6 +190,7 @@ fn main() -> anyhow::Result<()> {
                 clock: shared::timefmt::system_clock(),
                 status: teleport_server::tunnel::state::AgentStatus::detached(),
                 on_cas: None,
+                announce: None,
             };
             tokio::spawn(teleport_server::tunnel::pool::run(cfg, shutdown.clone()));
         }

@@ -212,6 +212,7 @@ pub(crate) mod tests {
         let leaf_ca = new_ssh_key().unwrap();
         let root_ca = new_ssh_key().unwrap();
         let bundle = NodeAuthzBundle {
+            host_ca: None,
             generation: 1,
             cluster_name: "leaf".into(),
             user_cas: vec![

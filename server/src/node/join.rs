@@ -4,14 +4,19 @@
 use anyhow::anyhow;
 use shared::api::{JoinRequest, JoinResponse, path};
 use shared::client::{ApiClient, ServerTrust};
-use shared::profile::{Credentials, write_identity_file};
+use shared::profile::write_identity_file;
 
 use crate::config::Config;
 use crate::ssh::HostCreds;
 
+/// Where a node keeps its identity (rewritten when a host CA rotation renews it).
+pub fn identity_path(cfg: &Config) -> std::path::PathBuf {
+    cfg.data_dir.join("node.identity")
+}
+
 /// Loads the node identity saved at join, or joins with the token.
 pub async fn node_identity(cfg: &Config, host_id: &str, join_addr: &str) -> anyhow::Result<HostCreds> {
-    let path = cfg.data_dir.join("node.identity");
+    let path = identity_path(cfg);
     if path.exists() {
         let c = shared::profile::read_identity_file(&path)?;
         let cluster = shared::identity::host_from_ssh_cert(&c.ssh_cert).map(|(_, a)| a)?;
@@ -46,14 +51,7 @@ pub async fn node_identity(cfg: &Config, host_id: &str, join_addr: &str) -> anyh
     };
     let resp: JoinResponse = client.post(path::JOIN, &req).await.map_err(|e| anyhow!("joining the cluster at {join_addr} failed: {e}"))?;
     let creds = HostCreds::from_issued(host_id, ssh, &tls, &resp.certs)?;
-    let c = Credentials {
-        ssh_key: creds.key.clone(),
-        ssh_cert: creds.cert.clone(),
-        tls_key_pem: creds.tls_key_pem.clone(),
-        tls_cert_pem: creds.tls_cert_pem.clone(),
-        host_cas: creds.host_cas.clone(),
-    };
-    write_identity_file(&path, &c)?;
+    write_identity_file(&path, &creds.credentials())?;
     tracing::info!(cluster = %creds.cluster, "joined the cluster");
     Ok(creds)
 }

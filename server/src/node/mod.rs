@@ -13,15 +13,18 @@ pub mod authz;
 pub mod explain;
 pub mod join;
 pub mod recorder;
+pub mod renew;
 pub mod server;
 pub mod session;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::api::{AuditEvent, NodeAuthzBundle, SessionRecording, path};
-use shared::client::{ApiClient, BoxFuture};
+use shared::api::{AuditEvent, CertsResponse, NodeAuthzBundle, RenewHostRequest, SessionRecording, path};
+use shared::certs;
+use shared::client::{ApiClient, BoxFuture, ServerTrust, tcp_dialer_from};
 use shared::error::Result;
 use shared::resource::{LabelMap, Node};
 use shared::timefmt::SharedClock;
@@ -31,7 +34,7 @@ use crate::auth::AuthServer;
 use crate::limits::{Limiter, Permit, Source};
 use crate::live::{Live, Place};
 use crate::shutdown::Shutdown;
-use crate::ssh::HostCreds;
+use crate::ssh::{HostCreds, LiveCreds};
 use crate::tunnel::Origin;
 
 /// How a node talks to its auth service.
@@ -46,6 +49,12 @@ pub trait NodeAccessPoint: Send + Sync + 'static {
     fn save_recording(&self, r: SessionRecording) -> BoxFuture<'_, Result<()>>;
     /// Stores one chunk of a session recording.
     fn save_chunk(&self, sid: String, seq: i64, data: Vec<u8>) -> BoxFuture<'_, Result<()>>;
+    /// New host certificates under the rotated host CA.
+    fn renew_host(&self, req: RenewHostRequest) -> BoxFuture<'_, Result<CertsResponse>>;
+    /// Talks to the auth service with `creds` (and trusts their host CAs) from now on.
+    fn use_creds(&self, _creds: &HostCreds) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A node inside the auth process.
@@ -54,6 +63,8 @@ pub struct LocalAccess {
     pub auth: Arc<AuthServer>,
     /// Host UUID (heartbeats may only be for it).
     pub host_id: String,
+    /// The node's name (its certificates carry it).
+    pub nodename: String,
 }
 
 impl NodeAccessPoint for LocalAccess {
@@ -75,35 +86,88 @@ impl NodeAccessPoint for LocalAccess {
     fn save_chunk(&self, sid: String, seq: i64, data: Vec<u8>) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { self.auth.save_recording_chunk(&sid, seq, data, &self.host_id).await })
     }
+    fn renew_host(&self, req: RenewHostRequest) -> BoxFuture<'_, Result<CertsResponse>> {
+        // Part of the auth process: no certificate to prove anything with (after an emergency
+        // rotation its old one is trusted by nobody), the same principals as before.
+        Box::pin(async move {
+            let cert = certs::parse_ssh_cert(&req.ssh_cert)?;
+            let role = shared::resource::token::SystemRole::Node;
+            let host = shared::identity::HostIdentity { host_id: self.host_id.clone(), nodename: self.nodename.clone(), role };
+            self.auth.host_certs(&host, &req.keys, cert.valid_principals()).await
+        })
+    }
 }
 
 /// A node in its own process, talking HTTPS to its cluster's proxy with its host certificate.
+/// The clients are rebuilt when a host CA rotation changes what to trust or what to present.
 pub struct RemoteAccess {
-    /// The client (pinned to the cluster's host CA).
-    pub client: ApiClient,
+    join_addr: String,
+    source: Option<IpAddr>,
+    identity_file: PathBuf,
+    clients: std::sync::RwLock<Arc<Clients>>,
+}
+
+struct Clients {
+    /// Heartbeats, audit, recordings (pinned to the cluster's host CA).
+    client: ApiClient,
     /// A second client for the long-poll, so it does not block heartbeats.
-    pub poll_client: ApiClient,
+    poll: ApiClient,
+}
+
+impl RemoteAccess {
+    /// Clients of the auth service at `join_addr`, dialing from `source` (the address the
+    /// node registers), presenting `creds`; renewed credentials are saved to `identity_file`.
+    pub fn new(join_addr: &str, source: Option<IpAddr>, creds: &HostCreds, identity_file: PathBuf) -> Result<RemoteAccess> {
+        let clients = Self::clients_for(join_addr, source, creds)?;
+        Ok(RemoteAccess { join_addr: join_addr.into(), source, identity_file, clients: std::sync::RwLock::new(Arc::new(clients)) })
+    }
+
+    fn clients_for(join_addr: &str, source: Option<IpAddr>, creds: &HostCreds) -> Result<Clients> {
+        let pinned = ServerTrust::Pinned(creds.own_host_ca_pems());
+        let id = creds.client_identity();
+        let make = || ApiClient::new(tcp_dialer_from(join_addr, source), certs::CLUSTER_LOCAL_NAME, &pinned, Some(&id), join_addr);
+        Ok(Clients { client: make()?, poll: make()?.with_timeout(Duration::from_secs(60)) })
+    }
+
+    fn clients(&self) -> Arc<Clients> {
+        match self.clients.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
 }
 
 impl NodeAccessPoint for RemoteAccess {
     fn authz_bundle(&self, after: u64) -> BoxFuture<'_, Result<NodeAuthzBundle>> {
-        Box::pin(async move { self.poll_client.get(&format!("{}?after={after}", path::NODE_AUTHZ)).await })
+        Box::pin(async move { self.clients().poll.get(&format!("{}?after={after}", path::NODE_AUTHZ)).await })
     }
     fn heartbeat(&self, node: Node) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move { self.client.post::<_, serde_json::Value>(path::NODE_HEARTBEAT, &node).await.map(|_| ()) })
+        Box::pin(async move { self.clients().client.post::<_, serde_json::Value>(path::NODE_HEARTBEAT, &node).await.map(|_| ()) })
     }
     fn emit(&self, event: AuditEvent) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move { self.client.post::<_, serde_json::Value>(path::EVENTS, &vec![event]).await.map(|_| ()) })
+        Box::pin(async move { self.clients().client.post::<_, serde_json::Value>(path::EVENTS, &vec![event]).await.map(|_| ()) })
     }
     fn save_recording(&self, r: SessionRecording) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move { self.client.post::<_, serde_json::Value>(path::RECORDINGS, &r).await.map(|_| ()) })
+        Box::pin(async move { self.clients().client.post::<_, serde_json::Value>(path::RECORDINGS, &r).await.map(|_| ()) })
     }
     fn save_chunk(&self, sid: String, seq: i64, data: Vec<u8>) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             use base64::Engine as _;
             let chunk = shared::api::RecordingChunk { seq, data: base64::engine::general_purpose::STANDARD.encode(data) };
-            self.client.post::<_, serde_json::Value>(&format!("{}/{sid}/chunks", path::RECORDINGS), &chunk).await.map(|_| ())
+            self.clients().client.post::<_, serde_json::Value>(&format!("{}/{sid}/chunks", path::RECORDINGS), &chunk).await.map(|_| ())
         })
+    }
+    fn renew_host(&self, req: RenewHostRequest) -> BoxFuture<'_, Result<CertsResponse>> {
+        Box::pin(async move { self.clients().client.post(path::HOST_RENEW, &req).await })
+    }
+    fn use_creds(&self, creds: &HostCreds) -> Result<()> {
+        let clients = Self::clients_for(&self.join_addr, self.source, creds)?;
+        shared::profile::write_identity_file(&self.identity_file, &creds.credentials())?;
+        match self.clients.write() {
+            Ok(mut c) => *c = Arc::new(clients),
+            Err(p) => *p.into_inner() = Arc::new(clients),
+        }
+        Ok(())
     }
 }
 
@@ -140,8 +204,8 @@ pub struct NodeService {
     /// The current authorization bundle.
     pub bundle: watch::Receiver<Option<Arc<NodeAuthzBundle>>>,
     bundle_tx: watch::Sender<Option<Arc<NodeAuthzBundle>>>,
-    /// SSH server configuration.
-    pub ssh_config: Arc<russh::server::Config>,
+    /// Host credentials (a host CA rotation renews them).
+    pub creds: LiveCreds,
     /// Clock.
     pub clock: SharedClock,
     /// Running sessions, for locks to end.
@@ -154,14 +218,13 @@ impl NodeService {
     /// Builds a node.
     pub fn new(
         cfg: NodeConfig,
-        creds: Arc<HostCreds>,
+        creds: LiveCreds,
         access: Arc<dyn NodeAccessPoint>,
         clock: SharedClock,
         limiter: Arc<Limiter>,
     ) -> Arc<NodeService> {
         let (bundle_tx, bundle) = watch::channel(None);
-        let ssh_config = crate::ssh::server_config(creds.key.clone(), creds.cert.clone(), None);
-        Arc::new(NodeService { cfg, access, bundle, bundle_tx, ssh_config, clock, live: Live::new(), limiter })
+        Arc::new(NodeService { cfg, access, bundle, bundle_tx, creds, clock, live: Live::new(), limiter })
     }
 
     /// The node record it heartbeats.
@@ -184,6 +247,10 @@ impl NodeService {
             match r {
                 Ok(b) => {
                     failures = 0;
+                    // Every answer, changed or not: a renewal that failed is retried.
+                    if let Some(ca) = &b.host_ca {
+                        self.follow_host_ca(ca).await;
+                    }
                     if b.generation != generation || self.bundle.borrow().is_none() {
                         generation = b.generation;
                         let place = Place { server_id: Some(&self.cfg.host_id), node_name: Some(&self.cfg.nodename) };
@@ -270,7 +337,7 @@ impl NodeService {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let conn = server::NodeConn::new(self.clone(), peer, origin, Some(permit.mark()));
-        let config = self.ssh_config.clone();
+        let config = self.creds.ssh_config();
         let kill = crate::tunnel::killable::KillSwitch::new();
         let stream = crate::tunnel::killable::Killable::new(stream, kill.clone());
         let serve = async move {

@@ -22,6 +22,7 @@ use crate::node::{LocalAccess, NodeConfig, NodeService};
 use crate::proxies::ProxyRegistry;
 use crate::services::Services;
 use crate::shutdown::{Stage, Stops, TaskSet};
+use crate::ssh::LiveCreds;
 use crate::ssh::proxy::ProxySsh;
 use crate::ssh::router::Router;
 use crate::storage::Backend;
@@ -70,7 +71,7 @@ async fn serve(
     auth.reset_remote_statuses().await?;
     let admin = write_admin_identity(&auth, &cfg.data_dir).await?;
     let extra = vec![host_part(&cfg.public_addr), host_part(&cfg.web_listen_addr)];
-    let proxy_creds = Arc::new(local_host_creds(&auth, &host_id, &cfg.nodename, SystemRole::Proxy, &extra).await?);
+    let proxy_creds = LiveCreds::new(local_host_creds(&auth, &host_id, &cfg.nodename, SystemRole::Proxy, &extra).await?);
 
     // This process in the cluster's registry of proxies: where agents and peers reach it.
     let listen = cfg.tunnel_listen_addr.clone().unwrap_or_else(|| cfg.web_listen_addr.clone());
@@ -97,13 +98,23 @@ async fn serve(
     tasks.spawn(Stage::Services, |s| auth.clone().run_authz_watcher(s));
     tasks.spawn(Stage::Services, |s| auth.clone().run_offline_leaf_reaper(s));
     tasks.spawn(Stage::Services, |s| auth.clone().run_auto_rotation(s));
+    tasks.spawn(Stage::Services, |s| {
+        let renewal = super::HostRenewal {
+            auth: auth.clone(),
+            proxy: proxy_creds.clone(),
+            host_id: host_id.clone(),
+            nodename: cfg.nodename.clone(),
+            extra: extra.clone(),
+            data_dir: cfg.data_dir.clone(),
+        };
+        renewal.run(s)
+    });
     tasks.spawn(Stage::Writers, |s| auth.clone().run_heartbeat_flusher(s));
     tasks.spawn(Stage::Services, |s| crate::storage::run_sweeper(backend.clone(), Duration::from_secs(1), s));
 
     // TLS and the API.
     let web = crate::tls::web_certificate(&cfg, &auth).await?;
-    let cluster_cert = crate::tls::certified_key(&proxy_creds.tls_cert_pem, &proxy_creds.tls_key_pem)?;
-    let tls = TlsState::new(auth.clone(), web, cluster_cert).await?;
+    let tls = TlsState::new(auth.clone(), web, proxy_creds.clone()).await?;
     tasks.spawn(Stage::Services, |s| tls.clone().run_refresher(s));
     let ping = PingInfo {
         public_addr: cfg.public_addr.clone(),
@@ -146,7 +157,7 @@ async fn serve(
         router: router.clone(),
         tunnels: tunnels.clone(),
         registry: registry.clone(),
-        config: crate::ssh::server_config(proxy_creds.key.clone(), proxy_creds.cert.clone(), None),
+        creds: proxy_creds.clone(),
         connections: Arc::new(AtomicUsize::new(0)),
         live: Live::new(),
         max_channels: cfg.limits.max_channels,
@@ -179,7 +190,7 @@ async fn serve(
     let mut node: Option<Arc<NodeService>> = None;
     if cfg.ssh {
         let advertise = advertise_addr(&cfg.ssh_listen_addr, cfg.advertise_ip.as_deref(), &cfg.public_addr);
-        let creds = Arc::new(local_host_creds(&auth, &host_id, &cfg.nodename, SystemRole::Node, &[host_part(&advertise)]).await?);
+        let creds = LiveCreds::new(local_host_creds(&auth, &host_id, &cfg.nodename, SystemRole::Node, &[host_part(&advertise)]).await?);
         let ncfg = NodeConfig {
             host_id: host_id.clone(),
             nodename: cfg.nodename.clone(),
@@ -190,7 +201,7 @@ async fn serve(
             client_idle_timeout: cfg.client_idle_timeout,
             recording_max_bytes: cfg.recording_max_bytes,
         };
-        let access = Arc::new(LocalAccess { auth: auth.clone(), host_id: host_id.clone() });
+        let access = Arc::new(LocalAccess { auth: auth.clone(), host_id: host_id.clone(), nodename: cfg.nodename.clone() });
         let n = NodeService::new(ncfg, creds, access, clock.clone(), limiter.clone());
         let l = bind(&cfg.ssh_listen_addr, "ssh_service.listen_addr").await?;
         tasks.spawn(Stage::Services, |s| n.clone().run_bundle_loop(s));

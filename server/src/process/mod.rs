@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
 use shared::identity::HostIdentity;
-use shared::profile::{Credentials, write_file, write_identity_file};
+use shared::profile::{write_file, write_identity_file};
 use shared::resource::token::SystemRole;
 use shared::timefmt::SharedClock;
 
@@ -101,18 +101,63 @@ pub(crate) async fn local_host_creds(
     Ok(HostCreds::from_issued(host_id, ssh, &tls, &issued)?)
 }
 
+/// Keeps a cluster process's own host credentials trusted through a host CA rotation: the
+/// proxy's (renewed in `update_servers` and `rollback`, see [`crate::ssh::needs_renewal`])
+/// and the admin identity `tctl -c` uses (rewritten at every change of the host CA, so it
+/// trusts the keys the API will present and is signed by one the API still accepts). The
+/// in-process node renews its own, like every node. Follows the change feed, so a phase set
+/// by any process of the cluster takes effect in this one within the feed's delay.
+pub(crate) struct HostRenewal {
+    pub auth: std::sync::Arc<AuthServer>,
+    pub proxy: crate::ssh::LiveCreds,
+    pub host_id: String,
+    pub nodename: String,
+    pub extra: Vec<String>,
+    pub data_dir: PathBuf,
+}
+
+impl HostRenewal {
+    pub async fn run(self, shutdown: Shutdown) {
+        use shared::resource::CaType;
+        let me = std::sync::Arc::new(self);
+        let seen = std::sync::Arc::new(tokio::sync::Mutex::new(None));
+        let backend = me.auth.services.backend.clone();
+        crate::follow::follow(backend, &[crate::services::keys::AUTHORITIES], shutdown, move |_| {
+            let (me, seen) = (me.clone(), seen.clone());
+            async move {
+                let Ok(ca) = me.auth.own_ca(CaType::Host).await else { return };
+                let mut seen = seen.lock().await;
+                if seen.as_ref() == Some(&ca.spec) {
+                    return;
+                }
+                if crate::ssh::needs_renewal(&ca, &me.proxy.current().cert) {
+                    match local_host_creds(&me.auth, &me.host_id, &me.nodename, SystemRole::Proxy, &me.extra).await {
+                        Ok(c) => {
+                            me.proxy.replace(c);
+                            tracing::info!("renewed the proxy's host certificates under the rotated host CA");
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot renew the proxy's host certificates; retrying at the next change");
+                            return;
+                        }
+                    }
+                }
+                if let Err(e) = write_admin_identity(&me.auth, &me.data_dir).await {
+                    tracing::warn!(error = %e, "cannot rewrite the admin identity after a host CA change");
+                    return;
+                }
+                *seen = Some(ca.spec);
+            }
+        })
+        .await;
+    }
+}
+
 /// Writes the admin identity `tctl -c teleport.yaml` uses.
 pub(crate) async fn write_admin_identity(auth: &AuthServer, data_dir: &Path) -> anyhow::Result<PathBuf> {
     let creds = local_host_creds(auth, "admin", "admin", SystemRole::Admin, &[]).await?;
-    let c = Credentials {
-        ssh_key: creds.key,
-        ssh_cert: creds.cert,
-        tls_key_pem: creds.tls_key_pem,
-        tls_cert_pem: creds.tls_cert_pem,
-        host_cas: creds.host_cas,
-    };
     let path = admin_identity_path(data_dir);
-    write_identity_file(&path, &c)?;
+    write_identity_file(&path, &creds.credentials())?;
     Ok(path)
 }
 

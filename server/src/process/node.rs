@@ -7,37 +7,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
-use shared::certs;
-use shared::client::{ApiClient, ServerTrust, tcp_dialer_from};
 use shared::timefmt::SharedClock;
 
 use super::{advertise_addr, bind, load_or_create_host_id};
 use crate::config::Config;
 use crate::limits::Limiter;
-use crate::node::join::node_identity;
+use crate::node::join::{identity_path, node_identity};
 use crate::node::{NodeConfig, NodeService, NodeTunnelService, RemoteAccess};
 use crate::shutdown::{Stage, Stops, TaskSet};
+use crate::ssh::LiveCreds;
 use crate::tunnel::agent::AgentConfig;
 
 pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow::Result<()> {
     let join_addr = cfg.join_addr.clone().ok_or_else(|| anyhow!("a node needs --auth-server"))?;
     let host_id = load_or_create_host_id(&cfg.data_dir)?;
-    let creds = Arc::new(node_identity(&cfg, &host_id, &join_addr).await?);
-    let cluster_pems: Vec<String> = creds
-        .host_cas
-        .iter()
-        .filter(|c| c.cluster_name == creds.cluster && c.ca_type == "host")
-        .flat_map(|c| c.tls_certs.clone())
-        .collect();
-    let pinned = ServerTrust::Pinned(cluster_pems);
+    let creds = node_identity(&cfg, &host_id, &join_addr).await?;
     let advertise =
         if cfg.use_tunnel { String::new() } else { advertise_addr(&cfg.ssh_listen_addr, cfg.advertise_ip.as_deref(), &join_addr) };
     // The auth service accepts only a node address its heartbeats come from: send them from it.
     let source: Option<IpAddr> = advertise.rsplit_once(':').and_then(|(h, _)| h.trim_matches(['[', ']']).parse().ok());
-    let make = || {
-        ApiClient::new(tcp_dialer_from(&join_addr, source), certs::CLUSTER_LOCAL_NAME, &pinned, Some(&creds.client_identity()), &join_addr)
-    };
-    let access = Arc::new(RemoteAccess { client: make()?, poll_client: make()?.with_timeout(Duration::from_secs(60)) });
+    let access = Arc::new(RemoteAccess::new(&join_addr, source, &creds, identity_path(&cfg))?);
+    let cluster = creds.cluster.clone();
+    let creds = LiveCreds::new(creds);
     let ncfg = NodeConfig {
         host_id: host_id.clone(),
         nodename: cfg.nodename.clone(),
@@ -54,13 +45,14 @@ pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow
     tasks.spawn(Stage::Services, |s| node.clone().run_bundle_loop(s));
     tasks.spawn(Stage::Services, |s| node.clone().run_heartbeat_loop(s));
     if cfg.use_tunnel {
-        let keys = creds.own_host_ca_keys();
+        let live = creds.clone();
         let agent = AgentConfig {
             name: format!("node tunnel to {join_addr}"),
             addr: join_addr.clone(),
-            server_cluster: creds.cluster.clone(),
+            server_cluster: cluster.clone(),
+            // What the node trusts now: a rotation's new keys arrive with its bundle.
             server_cas: Arc::new(move || {
-                let keys = keys.clone();
+                let keys = live.current().own_host_ca_keys();
                 Box::pin(async move { Ok(keys) })
             }),
             creds: creds.clone(),
@@ -71,13 +63,14 @@ pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow
             clock: clock.clone(),
             status: crate::tunnel::state::AgentStatus::detached(),
             on_cas: None,
+            announce: None,
         };
         tasks.spawn(Stage::Services, |s| crate::tunnel::pool::run(agent, s));
-        tracing::info!(proxy = %join_addr, cluster = %creds.cluster, "SSH node service started (reverse tunnel, no listening port)");
+        tracing::info!(proxy = %join_addr, cluster = %cluster, "SSH node service started (reverse tunnel, no listening port)");
     } else {
         let l = bind(&cfg.ssh_listen_addr, "ssh_service.listen_addr").await?;
         tasks.spawn(Stage::Listeners, |s| node.clone().run_listener(l, s));
-        tracing::info!(addr = %advertise, cluster = %creds.cluster, "SSH node service started");
+        tracing::info!(addr = %advertise, cluster = %cluster, "SSH node service started");
     }
     if let Some(addr) = &cfg.diag_addr {
         let gauges = crate::diag::Gauges { limiter: Some(limiter), ..Default::default() };

@@ -95,6 +95,90 @@ impl HostCreds {
     pub fn client_identity(&self) -> shared::client::ClientIdentity {
         shared::client::ClientIdentity { cert_pem: self.tls_cert_pem.clone(), key_pem: self.tls_key_pem.clone() }
     }
+
+    /// The PEM certificates of this host's own cluster's host CA: what its API clients pin.
+    pub fn own_host_ca_pems(&self) -> Vec<String> {
+        self.host_cas.iter().filter(|c| c.cluster_name == self.cluster && c.ca_type == "host").flat_map(|c| c.tls_certs.clone()).collect()
+    }
+
+    /// As an identity file holds them.
+    pub fn credentials(&self) -> shared::profile::Credentials {
+        shared::profile::Credentials {
+            ssh_key: self.key.clone(),
+            ssh_cert: self.cert.clone(),
+            tls_key_pem: self.tls_key_pem.clone(),
+            tls_cert_pem: self.tls_cert_pem.clone(),
+            host_cas: self.host_cas.clone(),
+        }
+    }
+}
+
+/// Host credentials that a CA rotation may replace. Each use (a connection, a handshake, a
+/// request) takes the current ones, so a renewal applies to everything that starts after it
+/// and nothing running is cut.
+#[derive(Clone)]
+pub struct LiveCreds(Arc<tokio::sync::watch::Sender<Current>>);
+
+#[derive(Clone)]
+struct Current {
+    creds: Arc<HostCreds>,
+    ssh: Arc<russh::server::Config>,
+    tls: Option<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl Current {
+    fn of(creds: HostCreds) -> Current {
+        let ssh = server_config(creds.key.clone(), creds.cert.clone(), None);
+        // Simulated hosts (the bench's leaves) have no TLS half.
+        let tls = crate::tls::certified_key(&creds.tls_cert_pem, &creds.tls_key_pem).ok();
+        Current { creds: Arc::new(creds), ssh, tls }
+    }
+}
+
+impl std::fmt::Debug for LiveCreds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveCreds").field("host_id", &self.current().host_id).finish()
+    }
+}
+
+impl LiveCreds {
+    /// Starts with `creds`.
+    pub fn new(creds: HostCreds) -> LiveCreds {
+        LiveCreds(Arc::new(tokio::sync::watch::Sender::new(Current::of(creds))))
+    }
+
+    /// The credentials now.
+    pub fn current(&self) -> Arc<HostCreds> {
+        self.0.borrow().creds.clone()
+    }
+
+    /// An SSH server configuration presenting the current host certificate.
+    pub fn ssh_config(&self) -> Arc<russh::server::Config> {
+        self.0.borrow().ssh.clone()
+    }
+
+    /// The current TLS certificate and key, ready for rustls.
+    pub fn tls(&self) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.0.borrow().tls.clone()
+    }
+
+    /// Replaces the credentials (a renewal, or the same ones trusting new CAs).
+    pub fn replace(&self, creds: HostCreds) {
+        self.0.send_replace(Current::of(creds));
+    }
+}
+
+/// Whether a host certificate must be re-issued under `ca` (this cluster's host CA), in
+/// Teleport's order: servers switch to certificates of the new key in `update_servers`, not
+/// before (clients may not trust it yet); back to the old key in `rollback`; and a certificate
+/// of a key the CA no longer signs with is renewed in any other phase (an emergency rotation,
+/// or a process that missed `update_servers`).
+pub fn needs_renewal(ca: &shared::resource::CertAuthority, cert: &Certificate) -> bool {
+    use crate::auth::rotation::{Phase, phase_of};
+    let signer = cert.signature_key();
+    let signs_now =
+        ca.spec.active_keys.ssh.iter().filter_map(|k| certs::parse_authorized_key(&k.public_key).ok()).any(|k| k.key_data() == signer);
+    !signs_now && !matches!(phase_of(ca), Phase::Init | Phase::UpdateClients)
 }
 
 /// Checks a server's host key as a client: it must be a host certificate signed by one of

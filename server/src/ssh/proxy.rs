@@ -49,8 +49,8 @@ pub struct ProxySsh {
     pub tunnels: Arc<TunnelRegistry>,
     /// The cluster's proxies, told to every agent.
     pub registry: Arc<ProxyRegistry>,
-    /// russh configuration (host key and certificate).
-    pub config: Arc<russh::server::Config>,
+    /// The proxy's host credentials (a host CA rotation replaces them).
+    pub creds: crate::ssh::LiveCreds,
     /// SSH connections open now (users and tunnels).
     pub connections: Arc<AtomicUsize>,
     /// Users' connections, for locks to end.
@@ -79,7 +79,7 @@ impl ProxySsh {
             kill: kill.clone(),
             mark: permit.mark(),
         };
-        let config = self.config.clone();
+        let config = self.creds.ssh_config();
         let cut = kill.clone();
         let serve = async move {
             match russh::server::run_stream(config, Killable::new(stream, kill), conn).await {
@@ -669,7 +669,7 @@ async fn serve_heartbeats(
         }
         if send_cas {
             send_cas = false;
-            if let Some(line) = cas_line(&shared.auth).await
+            if let Some(line) = crate::tunnel::cas_line(&shared.auth, &[CaType::Host, CaType::User]).await
                 && line != sent_cas
             {
                 if write_line(&mut writer, &line).await.is_err() {
@@ -712,6 +712,24 @@ async fn serve_heartbeats(
                 break;
             }
         };
+        if let (Some(cas), TunnelKey::Cluster(leaf)) =
+            (line.strip_prefix(crate::tunnel::TUNNEL_CAS).and_then(|r| r.strip_prefix(' ')), &key)
+        {
+            // The leaf's host CA after a change (its rotation): stored for tsh's known_hosts
+            // and for checking its agents. Only a host CA, only the leaf's own.
+            match serde_json::from_str::<Vec<shared::resource::CertAuthority>>(cas) {
+                Ok(cas) => {
+                    let (auth, leaf) = (shared.auth.clone(), leaf.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = auth.update_external_cas(&leaf, &[CaType::Host], cas).await {
+                            tracing::warn!(leaf = %leaf, error = %e, "cannot store the leaf cluster's host certificate authority");
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!(tunnel = ?key, error = %e, "ignored unreadable certificate authorities from the leaf"),
+            }
+            continue;
+        }
         if !line.starts_with("ping") {
             tracing::warn!(tunnel = ?key, "unexpected heartbeat message; closing the tunnel");
             break;
@@ -735,13 +753,6 @@ async fn serve_heartbeats(
         let _ = shared.auth.tunnel_closed(name).await;
     }
     crate::tunnel::close_connection(&handle, &kill, "heartbeat stopped").await;
-}
-
-/// `cas <json>`: this cluster's host and user CAs, public parts only.
-async fn cas_line(auth: &AuthServer) -> Option<String> {
-    let host = auth.own_ca(CaType::Host).await.ok()?.without_secrets();
-    let user = auth.own_ca(CaType::User).await.ok()?.without_secrets();
-    Some(format!("{} {}", crate::tunnel::TUNNEL_CAS, serde_json::to_string(&[host, user]).ok()?))
 }
 
 fn discovery_line(d: &Discovery) -> String {

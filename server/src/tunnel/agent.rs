@@ -24,7 +24,7 @@ use super::{
 };
 use crate::proxies::Discovery;
 use crate::shutdown::Shutdown;
-use crate::ssh::HostCreds;
+use crate::ssh::LiveCreds;
 
 /// What the agent does with a channel the server opens: `req` names what the server wants and
 /// for whom.
@@ -50,7 +50,7 @@ pub struct AgentConfig {
     /// CA keys for the server's host certificate.
     pub server_cas: CaSource,
     /// Our host credentials.
-    pub creds: Arc<HostCreds>,
+    pub creds: LiveCreds,
     /// Heartbeat interval.
     pub interval: Duration,
     /// Missed heartbeats before giving up on the connection.
@@ -65,6 +65,18 @@ pub struct AgentConfig {
     pub status: Arc<super::state::AgentStatus>,
     /// Where CAs the server cluster sends go.
     pub on_cas: Option<CasSink>,
+    /// This cluster's CAs to tell the server cluster (a leaf's host CA, to its root).
+    pub announce: Option<Announce>,
+}
+
+/// What an agent tells the server cluster about its own CAs: a `cas` line, sent at connect and
+/// again whenever `changes` moves and the line is different.
+#[derive(Clone)]
+pub struct Announce {
+    /// The current line.
+    pub line: Arc<dyn Fn() -> BoxFuture<'static, Option<String>> + Send + Sync>,
+    /// Signals a possible change.
+    pub changes: tokio::sync::watch::Receiver<u64>,
 }
 
 /// What a proxy says on the heartbeat channel besides `pong`.
@@ -252,8 +264,9 @@ where
             return Err(NotEstablished::Duplicate(answered));
         }
         let registered = async {
+            let creds = cfg.creds.current();
             let auth = handle
-                .authenticate_openssh_cert(cfg.creds.host_id.clone(), Arc::new(cfg.creds.key.clone()), cfg.creds.cert.clone())
+                .authenticate_openssh_cert(creds.host_id.clone(), Arc::new(creds.key.clone()), creds.cert.clone())
                 .await
                 .map_err(|e| Error::connection_problem(format!("authentication: {e}")))?;
             if !auth.success() {
@@ -325,9 +338,33 @@ async fn heartbeat(cfg: &AgentConfig, stream: russh::ChannelStream<Msg>, on_mess
     let mut read_task = AbortOnDrop(read_task);
     let deadline = (cfg.interval * cfg.count_max.max(1)).as_secs_f64().ceil() as i64 + 1;
     let mut ticker = tokio::time::interval(cfg.interval);
+    let mut announce = cfg.announce.clone();
+    let mut announced = String::new();
+    let mut announce_now = announce.is_some();
     loop {
+        if announce_now && let Some(a) = &announce {
+            announce_now = false;
+            if let Some(line) = (a.line)().await
+                && line != announced
+            {
+                if writer.write_all(format!("{line}\n").as_bytes()).await.is_err() || writer.flush().await.is_err() {
+                    return;
+                }
+                tracing::debug!(tunnel = %cfg.name, "sent this cluster's host certificate authority");
+                announced = line;
+            }
+        }
+        let changed = async {
+            match &mut announce {
+                Some(a) => a.changes.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = &mut read_task.0 => return,
+            ok = changed => {
+                if ok { announce_now = true } else { announce = None }
+            }
             _ = ticker.tick() => {
                 let now = cfg.clock.now();
                 if now.unix_timestamp() - last_pong.load(Ordering::SeqCst) > deadline {

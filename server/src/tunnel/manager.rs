@@ -7,19 +7,19 @@ use std::time::Duration;
 
 use shared::resource::{CaType, TrustedCluster};
 
-use super::agent::{AgentConfig, CaSource};
+use super::agent::{AgentConfig, Announce, CaSource};
 use super::leaf_service::{LeafService, LeafShared};
 use crate::auth::AuthServer;
 use crate::services::keys;
 use crate::shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};
-use crate::ssh::HostCreds;
+use crate::ssh::LiveCreds;
 
 /// Keeps agents in step with trusted clusters.
 pub struct TrustManager {
     /// The auth service (trusted clusters and root CAs).
     pub auth: Arc<AuthServer>,
     /// This proxy's host credentials.
-    pub creds: Arc<HostCreds>,
+    pub creds: LiveCreds,
     /// What the leaf serves to its roots.
     pub leaf: Arc<LeafShared>,
     /// Reconnect backoff cap.
@@ -32,6 +32,19 @@ struct Running {
 }
 
 impl TrustManager {
+    /// This leaf's host CA, for its roots: sent at connect and after every change (its
+    /// rotation), so a root trusts the leaf's new keys before the leaf uses them.
+    fn announce(&self) -> Announce {
+        let auth = self.auth.clone();
+        Announce {
+            line: Arc::new(move || {
+                let auth = auth.clone();
+                Box::pin(async move { super::cas_line(&auth, &[CaType::Host]).await })
+            }),
+            changes: self.auth.authz_changes(),
+        }
+    }
+
     /// Runs until `shutdown`: reconciles after every change to trusts or CAs (from any process
     /// of the cluster) and after every gap in the change feed.
     pub async fn run(self, shutdown: Shutdown) {
@@ -96,12 +109,13 @@ impl TrustManager {
                 service: Arc::new(LeafService { shared: self.leaf.clone(), root: name.clone() }),
                 clock: self.auth.clock.clone(),
                 status: self.auth.agents.start(&name, &tc.spec.tunnel_addr),
+                announce: Some(self.announce()),
                 on_cas: Some({
                     let (auth, root) = (self.auth.clone(), name.clone());
                     Arc::new(move |cas| {
                         let (auth, root) = (auth.clone(), root.clone());
                         tokio::spawn(async move {
-                            if let Err(e) = auth.update_external_cas(&root, cas).await {
+                            if let Err(e) = auth.update_external_cas(&root, &[CaType::User, CaType::Host], cas).await {
                                 tracing::warn!(root = %root, error = %e, "cannot store the root cluster's certificate authorities");
                             }
                         });

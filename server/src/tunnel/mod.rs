@@ -53,17 +53,27 @@ pub const TUNNEL_PROXIES: &str = "proxies";
 /// Heartbeat channel, proxy to agent: this proxy is stopping; keep your other tunnels and do
 /// not dial it again until it is back.
 pub const TUNNEL_RECONNECT: &str = "reconnect";
-/// Heartbeat message from a root's proxy to a leaf: `cas <json>`, the root's host and user CAs
-/// (public keys, rotation state), at connect and after every change (Teleport pushes them with
-/// `RotateExternalCertAuthority`).
+/// Heartbeat message `cas <json>`, at connect and after every change (Teleport pushes them with
+/// `RotateExternalCertAuthority`): from a root's proxy to a leaf, the root's host and user CAs;
+/// from a leaf's agent to the root, the leaf's host CA. Public keys and rotation state only.
 pub const TUNNEL_CAS: &str = "cas";
 /// The longest line an agent accepts on its heartbeat channel (a discovery list).
 pub const MAX_DISCOVERY_LINE: usize = 256 * 1024;
 
 /// The longest channel address a tunnel end accepts (the target and its origin, as JSON).
 pub const MAX_REQUEST_LEN: usize = 8 * 1024;
-/// The longest heartbeat line either end accepts.
-pub const MAX_HEARTBEAT_LINE: usize = 256;
+/// The longest heartbeat line a proxy accepts from an agent (a `ping`, or a leaf's `cas` line:
+/// a host CA in the middle of a rotation, two keys and two certificates, is about 3 KiB).
+pub const MAX_HEARTBEAT_LINE: usize = 16 * 1024;
+
+/// `cas <json>`: this cluster's CAs of `types`, public parts only.
+pub async fn cas_line(auth: &crate::auth::AuthServer, types: &[shared::resource::CaType]) -> Option<String> {
+    let mut cas = Vec::new();
+    for &t in types {
+        cas.push(auth.own_ca(t).await.ok()?.without_secrets());
+    }
+    Some(format!("{TUNNEL_CAS} {}", serde_json::to_string(&cas).ok()?))
+}
 
 /// Who a connection through a tunnel is for, as the proxy that opened the channel knows them.
 ///

@@ -24,7 +24,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::certs::{self, PeerCert};
-use shared::client::{BoxStream, ClientIdentity, ServerTrust};
+use shared::client::{BoxStream, ServerTrust};
 use shared::error::{Error, Result};
 use shared::identity::CertIdentity;
 use shared::resource::CaType;
@@ -38,7 +38,7 @@ use crate::auth::AuthServer;
 use crate::limits::{Limiter, Source};
 use crate::proxies::ProxyRegistry;
 use crate::shutdown::Shutdown;
-use crate::ssh::HostCreds;
+use crate::ssh::LiveCreds;
 
 /// ALPN of the peer port (so that nothing else mistakes it for HTTPS).
 const ALPN: &[u8] = b"teleport-peer";
@@ -86,7 +86,7 @@ pub struct Peering {
     /// The cluster's proxies.
     pub registry: Arc<ProxyRegistry>,
     /// This proxy's host credentials (the TLS half is shown to peers, both ways).
-    pub creds: Arc<HostCreds>,
+    pub creds: LiveCreds,
     /// Connections forwarded for peers now.
     pub forwarding: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -164,7 +164,7 @@ impl Peering {
     }
 
     fn client_config(&self, roots: Vec<String>) -> Result<rustls::ClientConfig> {
-        let id = ClientIdentity { cert_pem: self.creds.tls_cert_pem.clone(), key_pem: self.creds.tls_key_pem.clone() };
+        let id = self.creds.current().client_identity();
         let mut cfg = shared::client::tls_client_config(&ServerTrust::Pinned(roots), Some(&id))?;
         cfg.alpn_protocols = vec![ALPN.to_vec()];
         Ok(cfg)
@@ -213,7 +213,7 @@ impl Peering {
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|e| Error::internal(format!("TLS client verifier: {e}")))?;
-        let key = crate::tls::certified_key(&self.creds.tls_cert_pem, &self.creds.tls_key_pem)?;
+        let key = self.creds.tls().ok_or_else(|| Error::internal("this proxy has no TLS certificate"))?;
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::internal(format!("TLS setup: {e}")))?
