@@ -5,6 +5,9 @@
 #                                          N = 1 100 1000; 256 MiB per transport-choice row)
 #   BENCH_MB=256 BENCH_XFERS=1 BENCH_RUNS=10 BENCH_SCALE="1 100" BENCH_LEVER_MB=64 ./bench/run.sh
 #                                          a quicker run
+#   BENCH_QUICK=1 ./bench/run.sh           paths, CPU and profile only (no levers, offline
+#                                          detection or scale; BENCHMARKS.md is not written):
+#                                          for measuring one change before and after
 #
 # Paths compared:  (a) ssh direct to sshd        (b) ssh -J jump1,jump2 (stand-ins for root and
 # leaf proxies)    (c) tsh ssh to a node of the same cluster    (d) tsh ssh --cluster=leaf to a
@@ -250,6 +253,39 @@ read -r KC KC9 <<<"$("$KS" "$KEYS" tsh ssh -t root@bench-root-node)"
 read -r KD KD9 <<<"$("$KS" "$KEYS" tsh ssh -t --cluster=bench-leaf root@bench-leaf-node)"
 log "  (a) $KA/$KA9 (b1) $KB1/$KB19 (b) $KB/$KB9 (c) $KC/$KC9 (d) $KD/$KD9 ms p50/p99"
 
+# ----------------------------------------------------------------- profile
+# Where each process on path (d) spends its CPU: perf samples (999 Hz, no call graphs) of tsh,
+# the root and the leaf during one transfer, top symbols by own time.
+PROF_MB="${BENCH_PROFILE_MB:-512}"
+PROFILE_ROWS=""
+if command -v perf >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-perf >/dev/null 2>&1 && command -v perf >/dev/null 2>&1; }; then
+    log "profile: perf record of path (d), $PROF_MB MiB"
+    perf record -q -F 999 -o "$W/root.perf" -p "$RPID" 2>>"$W/perf.log" & PR=$!
+    perf record -q -F 999 -o "$W/leaf.perf" -p "$LPID" 2>>"$W/perf.log" & PL=$!
+    sleep 1
+    head -c "$((PROF_MB * 1024 * 1024))" /dev/zero | perf record -q -F 999 -o "$W/tsh.perf" -- "${TSH_D[@]}" 'cat > /dev/null' 2>>"$W/perf.log"
+    kill -INT "$PR" "$PL"; wait "$PR" "$PL" 2>/dev/null || true
+    # "pct% symbol" for the top symbols of one recording ([k] kernel, [.] user space).
+    top_symbols() {
+        perf report -i "$1" --no-children --sort sym --stdio 2>/dev/null |
+            awk '/^ +[0-9.]+%/ { pct = $1; $1 = ""; sub(/^ +/, ""); print pct " " $0; n++ } n == 12 { exit }'
+    }
+    for who in tsh root leaf; do
+        top_symbols "$W/$who.perf" >"$W/$who.top"
+        log "  $who: $(head -3 "$W/$who.top" | paste -sd';' -)"
+    done
+    PROFILE_ROWS="$(paste -d'|' "$W/tsh.top" "$W/root.top" "$W/leaf.top" | awk -F'|' '{ printf "| %s | %s | %s |\n", $1, $2, $3 }')"
+else
+    log "profile: perf is not installed (apt-get install linux-perf); skipped"
+fi
+
+if [ -n "${BENCH_QUICK:-}" ]; then
+    log "quick run: (a) $TA (b1) $TB1 (b) $TB (c) $TC (d) $TD MiB/s"
+    log "  CPU s/GiB: (b) $(sum "$CBc" "$CBj1" "$CBj2" "$CBs") [ssh $CBc] (c) tsh $CCc root $CCr (d) tsh $CDc root $CDr leaf $CDl = $(sum "$CDc" "$CDr" "$CDl")"
+    log "  keystroke p50/p99 ms: (b1) $KB1/$KB19 (b) $KB/$KB9 (c) $KC/$KC9 (d) $KD/$KD9"
+    exit 0
+fi
+
 # ----------------------------------------------------------------- levers
 # Each transport choice switched off in turn (shared::tuning's unstable overrides, set for the
 # root, the leaf, its node and tsh alike), against a default run measured the same way.
@@ -368,6 +404,9 @@ CPU_TABLE="| path | client | servers on the path | total CPU s/GiB |
 | (b) two jumps | ssh $CBc | jump1 sshd $CBj1, jump2 sshd $CBj2, sshd $CBs | $(sum "$CBc" "$CBj1" "$CBj2" "$CBs") |
 | (c) tsh, same cluster | tsh $CCc | root (proxy and node) $CCr | $(sum "$CCc" "$CCr") |
 | (d) tsh --cluster=leaf | tsh $CDc | root proxy $CDr, leaf (proxy and node) $CDl | $(sum "$CDc" "$CDr" "$CDl") |"
+PROFILE_TABLE="| tsh (client) | root (proxy) | leaf (proxy and node) |
+|---|---|---|
+$PROFILE_ROWS"
 LEVER_TABLE="| setting (every hop of path (d)) | MiB/s | × defaults | connect median ms | p90 ms | × defaults (median) |
 |---|---|---|---|---|---|
 $LEVER_ROWS"
@@ -420,6 +459,15 @@ process reaped: sshd's session processes, the node's \`cat\`), over all $XFERS t
 client column is this script's reaped children: the client and the \`head\` feeding it.
 
 $CPU_TABLE
+
+## Where the time goes, by function
+
+\`perf record\` (999 Hz) of tsh, the root and the leaf during one more transfer of $PROF_MB MiB on
+path (d): the symbols with the most samples of their own (\`[k]\` kernel, \`[.]\` user space),
+as a share of each process's samples. Read with the CPU table above: a share of a process that
+costs little matters less than one of a process that costs much.
+
+$PROFILE_TABLE
 
 ## What each transport choice buys
 
