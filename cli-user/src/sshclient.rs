@@ -15,9 +15,40 @@ pub struct SessionSpec {
     pub tty: bool,
 }
 
+/// Standard input in chunks of up to [`STDIN_CHUNK`], read by a thread of its own with
+/// blocking reads: one wake-up per chunk (tokio's stdin costs a hand-off to its blocking pool
+/// for every read). The channel closes at end of input or on an error; the thread, blocked in
+/// a read when the session ends, goes with the process.
+fn read_stdin() -> tokio::sync::mpsc::Receiver<Vec<u8>> {
+    use std::io::Read;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let spawned = std::thread::Builder::new().name("stdin".into()).spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let mut buf = vec![0u8; STDIN_CHUNK];
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.blocking_send(buf).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    if spawned.is_err() {
+        tracing::warn!("cannot start the thread reading standard input; sending none");
+    }
+    rx
+}
+
+/// The most standard input read at once: a pipe holds 64 KiB.
+const STDIN_CHUNK: usize = 64 * 1024;
+
 /// Runs a session on `node`, relaying the local terminal; returns the remote exit status.
 pub async fn run(node: &NodeConn, spec: SessionSpec) -> anyhow::Result<i32> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use std::io::Write;
     let ch = node.open_session().await?;
     if let Ok(lang) = std::env::var("LANG") {
         let _ = ch.set_env(false, "LANG", lang).await;
@@ -36,22 +67,14 @@ pub async fn run(node: &NodeConn, spec: SessionSpec) -> anyhow::Result<i32> {
     let _raw = if spec.tty && crate::term::stdin_is_tty() { Some(crate::term::RawMode::enter()) } else { None };
     let input = {
         let wr = wr.clone();
+        let mut chunks = read_stdin();
         tokio::spawn(async move {
-            let mut stdin = tokio::io::stdin();
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                match stdin.read(&mut buf).await {
-                    Ok(0) | Err(_) => {
-                        let _ = wr.eof().await;
-                        return;
-                    }
-                    Ok(n) => {
-                        if wr.data_bytes(buf[..n].to_vec()).await.is_err() {
-                            return;
-                        }
-                    }
+            while let Some(chunk) = chunks.recv().await {
+                if wr.data_bytes(chunk).await.is_err() {
+                    return;
                 }
             }
+            let _ = wr.eof().await;
         })
     };
     let resize = if spec.tty {
@@ -66,23 +89,26 @@ pub async fn run(node: &NodeConn, spec: SessionSpec) -> anyhow::Result<i32> {
     } else {
         None
     };
-    let mut stdout = tokio::io::stdout();
-    let mut stderr = tokio::io::stderr();
+    // Written in place: a terminal or a pipe takes a write at once, and tokio's stdout would
+    // hand every write to another thread (a wake-up per echoed keystroke). A reader that
+    // stops reading holds the session back, as it should.
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
     let mut code: Option<i32> = None;
     let mut closed_cleanly = false;
     while let Some(msg) = rd.wait().await {
         match msg {
             ChannelMsg::Data { data } => {
-                stdout.write_all(&data).await?;
-                stdout.flush().await?;
+                stdout.write_all(&data)?;
+                stdout.flush()?;
             }
             ChannelMsg::ExtendedData { data, .. } => {
-                stderr.write_all(&data).await?;
-                stderr.flush().await?;
+                stderr.write_all(&data)?;
+                stderr.flush()?;
             }
             ChannelMsg::ExitStatus { exit_status } => code = Some(i32::try_from(exit_status).unwrap_or(255)),
             ChannelMsg::ExitSignal { signal_name, .. } => {
-                let _ = stderr.write_all(format!("the remote command was killed by signal {signal_name:?}\n").as_bytes()).await;
+                let _ = stderr.write_all(format!("the remote command was killed by signal {signal_name:?}\n").as_bytes());
                 code = Some(255);
             }
             ChannelMsg::Failure => bail!("the node refused to start the session"),
