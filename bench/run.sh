@@ -42,6 +42,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Every tunnel, session and connection is a descriptor at the root: 10,000 leaves need more
+# than the usual soft limit of 1024 (teleport raises its own soft limit to the hard one at
+# start; tp-leafsim and the shell's tools do not).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+FDLIM="$(ulimit -n)"
+log "file descriptor limit: $FDLIM"
+
 log "building release binaries"
 cargo build --release --bins --manifest-path "$REPO/Cargo.toml" >"$W/build.log" 2>&1 || { tail "$W/build.log"; exit 1; }
 export PATH="$BIN:$PATH"
@@ -268,7 +275,7 @@ if command -v perf >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get i
     # "pct% symbol" for the top symbols of one recording ([k] kernel, [.] user space).
     top_symbols() {
         perf report -i "$1" --no-children --sort sym --stdio 2>/dev/null |
-            awk '/^ +[0-9.]+%/ { pct = $1; $1 = ""; sub(/^ +/, ""); print pct " " $0; n++ } n == 12 { exit }'
+            awk '/^ +[0-9.]+%/ && n < 12 { pct = $1; $1 = ""; sub(/^ +/, ""); print pct " " $0; n++ }'
     }
     for who in tsh root leaf; do
         top_symbols "$W/$who.perf" >"$W/$who.top"
@@ -433,6 +440,11 @@ scale N = $SCALE. Everything on loopback on one machine.
 
 - Machine: $(nproc) cores, $CPU (AES-NI: $AES), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM
 - $(teleport version)
+- File descriptors: soft limit $FDLIM (raised to the hard limit by the script, as teleport does
+  for itself at start). A root holds one per leaf tunnel and one per connection or session,
+  and lowers \`max_connections\` to what the limit allows, with a warning: the common default of
+  1024 would allow about 1,000 leaves with nothing else open, so the systemd unit in
+  \`examples/systemd\` sets \`LimitNOFILE=524288\` as Teleport's scaling guide advises.
 - $OSSH; its default cipher here: ${CIPHER:-unknown}; its fastest here: $FAST (probed: 128 MiB direct per cipher); tsh prefers AES-GCM
 
 ## Throughput and connect latency
