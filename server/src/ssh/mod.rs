@@ -81,14 +81,14 @@ impl HostCreds {
         })
     }
 
+    /// The host CAs of this host's own cluster, among those it holds.
+    fn own_host_cas(&self) -> impl Iterator<Item = &shared::api::TrustedCa> {
+        self.host_cas.iter().filter(|c| c.cluster_name == self.cluster && c.ca_type == "host")
+    }
+
     /// The SSH host CA keys of this host's own cluster.
     pub fn own_host_ca_keys(&self) -> Vec<PublicKey> {
-        self.host_cas
-            .iter()
-            .filter(|c| c.cluster_name == self.cluster && c.ca_type == "host")
-            .flat_map(|c| c.ssh_public_keys.iter())
-            .filter_map(|k| certs::parse_authorized_key(k.as_bytes()).ok())
-            .collect()
+        self.own_host_cas().flat_map(|c| c.ssh_public_keys.iter()).filter_map(|k| certs::parse_authorized_key(k.as_bytes()).ok()).collect()
     }
 
     /// The TLS client identity.
@@ -98,7 +98,7 @@ impl HostCreds {
 
     /// The PEM certificates of this host's own cluster's host CA: what its API clients pin.
     pub fn own_host_ca_pems(&self) -> Vec<String> {
-        self.host_cas.iter().filter(|c| c.cluster_name == self.cluster && c.ca_type == "host").flat_map(|c| c.tls_certs.clone()).collect()
+        self.own_host_cas().flat_map(|c| c.tls_certs.clone()).collect()
     }
 
     /// As an identity file holds them.
