@@ -90,6 +90,12 @@ pub struct AuthServer {
     authz_gen: watch::Sender<u64>,
     /// Heartbeats received and not yet written (see `status.rs`).
     heartbeats: std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>,
+    /// The newest heartbeat this process wrote for each leaf (it alone writes its own presence
+    /// records), so that a flush never moves one back in time without reading them.
+    written: std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>,
+    /// Set when this process stops: its tunnels' records then go in one batch
+    /// ([`AuthServer::leave_tunnels`]) instead of one transaction per tunnel.
+    leaving: std::sync::atomic::AtomicBool,
     /// This process's tunnels to trusted roots (`tctl status` on a leaf).
     pub agents: crate::tunnel::state::AgentRegistry,
 }
@@ -114,6 +120,8 @@ impl AuthServer {
             clock,
             authz_gen: watch::channel(1).0,
             heartbeats: Default::default(),
+            written: Default::default(),
+            leaving: Default::default(),
             agents: Default::default(),
         }
     }

@@ -238,6 +238,7 @@ async fn serve(
     if let Some(n) = &node {
         let _ = auth.delete_node(&n.cfg.host_id).await;
     }
+    auth.begin_leaving();
     for (_, t) in tunnels.all() {
         tokio::spawn(async move { t.close("the proxy is stopping").await });
     }
@@ -247,7 +248,7 @@ async fn serve(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Leave: this process's presence records go, so the others show the truth at once.
-    if let Err(e) = auth.reset_remote_statuses().await {
+    if let Err(e) = auth.leave_tunnels().await {
         tracing::debug!(error = %e, "cannot remove this proxy's tunnel records");
     }
     Ok(())
