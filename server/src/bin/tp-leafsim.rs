@@ -98,6 +98,8 @@ struct Leaf {
     creds: HostCreds,
     root_cluster: String,
     root_host_keys: Vec<russh::keys::PublicKey>,
+    /// Its own address, for the handshake and for its tunnels.
+    source: std::net::IpAddr,
 }
 
 async fn make_leaf(a: &Args, i: usize, trust: &ServerTrust) -> anyhow::Result<Leaf> {
@@ -142,7 +144,7 @@ async fn make_leaf(a: &Args, i: usize, trust: &ServerTrust) -> anyhow::Result<Le
         }
     }
     let creds = HostCreds { host_id, cluster: name, key, cert, tls_cert_pem: String::new(), tls_key_pem: String::new(), host_cas: vec![] };
-    Ok(Leaf { creds, root_cluster, root_host_keys })
+    Ok(Leaf { creds, root_cluster, root_host_keys, source })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -191,6 +193,7 @@ fn main() -> anyhow::Result<()> {
                 status: teleport_server::tunnel::state::AgentStatus::detached(),
                 on_cas: None,
                 announce: None,
+                source: Some(leaf.source),
             };
             tokio::spawn(teleport_server::tunnel::pool::run(cfg, shutdown.clone()));
         }

@@ -64,6 +64,7 @@ pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow
             status: crate::tunnel::state::AgentStatus::detached(),
             on_cas: None,
             announce: None,
+            source: None,
         };
         tasks.spawn(Stage::Services, |s| crate::tunnel::pool::run(agent, s));
         tracing::info!(proxy = %join_addr, cluster = %cluster, "SSH node service started (reverse tunnel, no listening port)");

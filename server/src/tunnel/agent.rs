@@ -67,6 +67,9 @@ pub struct AgentConfig {
     pub on_cas: Option<CasSink>,
     /// This cluster's CAs to tell the server cluster (a leaf's host CA, to its root).
     pub announce: Option<Announce>,
+    /// The local address to dial from (none: the system's choice). The leaf simulator gives
+    /// each leaf its own, as 10,000 real leaves would have.
+    pub source: Option<std::net::IpAddr>,
 }
 
 /// What an agent tells the server cluster about its own CAs: a `cas` line, sent at connect and
@@ -237,7 +240,7 @@ where
     if cas.is_empty() {
         return Err(Failed(Error::not_found(format!("no host certificate authority of {} is trusted here", cfg.server_cluster))));
     }
-    let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(addr))
+    let tcp = tokio::time::timeout(Duration::from_secs(10), dial(addr, cfg.source))
         .await
         .map_err(|_| Failed(Error::connection_problem(format!("timed out connecting to {addr}"))))?
         .map_err(|e| Failed(shared::client::connect_error(addr, &e)))?;
@@ -378,4 +381,19 @@ async fn heartbeat(cfg: &AgentConfig, stream: russh::ChannelStream<Msg>, on_mess
             }
         }
     }
+}
+
+/// Connects to `addr` (`host:port`), from `source` when given.
+async fn dial(addr: &str, source: Option<std::net::IpAddr>) -> std::io::Result<tokio::net::TcpStream> {
+    let Some(source) = source else { return tokio::net::TcpStream::connect(addr).await };
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, format!("{addr} resolves to no address"));
+    for target in tokio::net::lookup_host(addr).await? {
+        let sock = if target.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        sock.bind(std::net::SocketAddr::new(source, 0))?;
+        match sock.connect(target).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }

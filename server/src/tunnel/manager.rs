@@ -110,6 +110,7 @@ impl TrustManager {
                 clock: self.auth.clock.clone(),
                 status: self.auth.agents.start(&name, &tc.spec.tunnel_addr),
                 announce: Some(self.announce()),
+                source: None,
                 on_cas: Some({
                     let (auth, root) = (self.auth.clone(), name.clone());
                     Arc::new(move |cas| {
