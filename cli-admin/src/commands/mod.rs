@@ -32,7 +32,7 @@ use crate::client::ConnArgs;
 #[command(
     name = "tctl",
     disable_version_flag = true,
-    after_help = "Examples:\n  tctl users add myuser --roles=access,editor --logins=root,ubuntu\n  tctl tokens add --type=trusted_cluster --ttl=5m\n  tctl create trusted_cluster.yaml\n  tctl get rc\n\nExit codes: 0 success, 1 error, 2 usage error."
+    after_help = "Examples:\n  tctl users add myuser --roles=access,editor --logins=root,ubuntu\n  tctl tokens add --type=trusted_cluster --ttl=5m\n  tctl create trusted_cluster.yaml\n  tctl get rc\n  tctl --cluster=leaf.example.com get nodes    # a leaf, through the root, as its role map allows\n\nExit codes: 0 success, 1 error, 2 usage error."
 )]
 pub struct Cli {
     #[command(flatten)]
