@@ -41,10 +41,12 @@ fn require_secrets(ctx: &Context, kind: Kind) -> Result<()> {
     }
 }
 
-async fn list_values(s: &ApiState, ctx: &Context, kind: Kind, secrets: bool) -> Result<Vec<Value>> {
+/// Every item of `kind` the caller may see, as one JSON array serialized from the items' own
+/// types (a `serde_json::Value` per item first was a third of a 10,000-leaf `tctl get rc`).
+async fn list_values(s: &ApiState, ctx: &Context, kind: Kind, secrets: bool) -> Result<Vec<u8>> {
     let svc = &s.auth.services;
     let prefix = Services::prefix_of(kind);
-    let vals: Vec<Value> = match kind {
+    match kind {
         Kind::Role => to_values(svc.list::<Role>(&prefix).await?),
         Kind::User => to_values(svc.list::<User>(&prefix).await?),
         Kind::Token => to_values(s.auth.list_tokens().await?),
@@ -73,12 +75,11 @@ async fn list_values(s: &ApiState, ctx: &Context, kind: Kind, secrets: bool) -> 
         Kind::AuthPreference => to_values(vec![s.auth.auth_preference().await?]),
         Kind::TunnelConnection => to_values(s.auth.tunnel_connections().await?),
         Kind::Proxy => to_values(svc.list::<Proxy>(&prefix).await?),
-    };
-    Ok(vals)
+    }
 }
 
-fn to_values<T: serde::Serialize>(items: Vec<T>) -> Vec<Value> {
-    items.iter().filter_map(|i| serde_json::to_value(i).ok()).collect()
+fn to_values<T: serde::Serialize>(items: Vec<T>) -> Result<Vec<u8>> {
+    serde_json::to_vec(&items).map_err(|e| Error::internal(format!("cannot encode a listing: {e}")))
 }
 
 /// `GET /v1/resources/<kind>`.
@@ -87,13 +88,15 @@ pub async fn list(
     Authed(ctx): Authed,
     Path(kind): Path<String>,
     Query(q): Query<GetQuery>,
-) -> ApiResult<axum::Json<Vec<Value>>> {
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
     let kind = parse_kind(&kind)?;
     ctx.require_kind(kind, Verb::List)?;
     if q.with_secrets {
         require_secrets(&ctx, kind)?;
     }
-    Ok(axum::Json(list_values(&s, &ctx, kind, q.with_secrets).await?))
+    let body = list_values(&s, &ctx, kind, q.with_secrets).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `GET /v1/resources/<kind>/<name>` (CAs: `<type>/<cluster>`, or just `<type>` for all of a type).
@@ -108,7 +111,8 @@ pub async fn get_one(
     if q.with_secrets {
         require_secrets(&ctx, kind)?;
     }
-    let all = list_values(&s, &ctx, kind, q.with_secrets).await?;
+    let all: Vec<Value> = serde_json::from_slice(&list_values(&s, &ctx, kind, q.with_secrets).await?)
+        .map_err(|e| Error::internal(format!("listing {kind:?}: {e}")))?;
     let found: Vec<Value> = all
         .into_iter()
         .filter(|v| {
