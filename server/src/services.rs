@@ -85,6 +85,11 @@ pub mod keys {
     /// The web CA every process of the cluster serves its generated certificate from.
     pub const WEB_CA: &str = "cluster/webca";
 
+    /// Key of `leaf`'s last status written when a tunnel ended.
+    pub fn remote_cluster_status(leaf: &str) -> String {
+        format!("{REMOTE_CLUSTER_STATUS}{leaf}")
+    }
+
     /// Key of proxy `proxy`'s tunnel from `leaf`.
     pub fn tunnel_conn(leaf: &str, proxy: &str) -> String {
         format!("{TUNNEL_CONNS}{leaf}/{proxy}")

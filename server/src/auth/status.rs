@@ -73,6 +73,18 @@ impl AuthServer {
             .collect())
     }
 
+    /// The names of every leaf, read from the keys alone.
+    async fn leaf_names(&self) -> Result<std::collections::HashSet<String>> {
+        Ok(self
+            .services
+            .backend
+            .list(keys::REMOTE_CLUSTERS)
+            .await?
+            .into_iter()
+            .filter_map(|i| i.key.strip_prefix(keys::REMOTE_CLUSTERS).map(str::to_string))
+            .collect())
+    }
+
     /// Every live tunnel connection, of every proxy.
     pub async fn tunnel_connections(&self) -> Result<Vec<TunnelConnection>> {
         let (now, threshold) = (self.clock.now(), self.settings.offline_threshold());
@@ -111,13 +123,7 @@ impl AuthServer {
             }
             found
         } else {
-            self.services
-                .backend
-                .list(keys::REMOTE_CLUSTERS)
-                .await?
-                .into_iter()
-                .filter_map(|i| i.key.strip_prefix(keys::REMOTE_CLUSTERS).map(str::to_string))
-                .collect()
+            self.leaf_names().await?
         };
         let mut ops = Vec::new();
         let mut wrote = Vec::new();
@@ -174,7 +180,7 @@ impl AuthServer {
         }
         // This leaf's row only: a stop closes every tunnel at once, and listing all N statuses
         // for each made a stop of a root with 10,000 leaves take 14 s.
-        let key_status = format!("{}{name}", keys::REMOTE_CLUSTER_STATUS);
+        let key_status = keys::remote_cluster_status(name);
         let stored = match self.services.backend.get(&key_status).await? {
             Some(i) => serde_json::from_slice::<RemoteClusterStatus>(&i.value).ok(),
             None => None,
@@ -202,14 +208,7 @@ impl AuthServer {
     pub async fn leave_tunnels(&self) -> Result<()> {
         self.begin_leaving();
         let pending = self.heartbeats.lock().map(|mut h| std::mem::take(&mut *h)).unwrap_or_default();
-        let rcs: std::collections::HashSet<String> = self
-            .services
-            .backend
-            .list(keys::REMOTE_CLUSTERS)
-            .await?
-            .into_iter()
-            .filter_map(|i| i.key.strip_prefix(keys::REMOTE_CLUSTERS).map(str::to_string))
-            .collect();
+        let rcs = self.leaf_names().await?;
         let mut stored = self.stored_statuses().await?;
         let mut ops = Vec::new();
         // Each leaf's newest heartbeat here: from this proxy's records, then from what the
@@ -223,20 +222,15 @@ impl AuthServer {
         }
         for (name, at) in pending {
             let e = mine.entry(name).or_insert(at);
-            if at > *e {
-                *e = at;
-            }
+            *e = (*e).max(at);
         }
         for (name, at) in mine {
             if !rcs.contains(&name) {
                 continue;
             }
-            let mut last = stored.remove(&name).map(|s| s.last_heartbeat).unwrap_or_else(shared::timefmt::go_zero_time);
-            if at > last {
-                last = at;
-            }
+            let last = stored.remove(&name).map_or(at, |s| s.last_heartbeat.max(at));
             let status = RemoteClusterStatus { connection: STATUS_OFFLINE.into(), last_heartbeat: last };
-            ops.push(Op::Put { key: format!("{}{name}", keys::REMOTE_CLUSTER_STATUS), value: encode(&status)?, expires: None });
+            ops.push(Op::Put { key: keys::remote_cluster_status(&name), value: encode(&status)?, expires: None });
         }
         if !ops.is_empty() {
             self.services.apply(ops).await?;
@@ -247,12 +241,11 @@ impl AuthServer {
     /// At start this proxy holds no tunnel: its records from an earlier run go (other proxies'
     /// stay). Statuses of removed leaves are cleaned up.
     pub async fn reset_remote_statuses(&self) -> Result<()> {
-        let rcs: std::collections::HashSet<String> =
-            self.services.list::<RemoteCluster>(keys::REMOTE_CLUSTERS).await?.into_iter().map(|rc| rc.metadata.name).collect();
+        let rcs = self.leaf_names().await?;
         let mut ops = Vec::new();
         for name in self.stored_statuses().await?.into_keys() {
             if !rcs.contains(&name) {
-                ops.push(Op::DeleteIfExists { key: format!("{}{name}", keys::REMOTE_CLUSTER_STATUS) });
+                ops.push(Op::DeleteIfExists { key: keys::remote_cluster_status(&name) });
             }
         }
         for c in self.tunnel_records().await? {

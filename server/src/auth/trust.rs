@@ -250,7 +250,7 @@ impl AuthServer {
         self.must_remote_cluster(name).await?;
         let mut ops = vec![
             Op::Delete { key: format!("{}{name}", keys::REMOTE_CLUSTERS) },
-            Op::DeleteIfExists { key: format!("{}{name}", keys::REMOTE_CLUSTER_STATUS) },
+            Op::DeleteIfExists { key: keys::remote_cluster_status(name) },
         ];
         for t in ALL_CA_TYPES {
             ops.push(Op::DeleteIfExists { key: keys::ca(t, name) });
