@@ -41,19 +41,37 @@ fn require_secrets(ctx: &Context, kind: Kind) -> Result<()> {
     }
 }
 
-/// Every item of `kind` the caller may see, as one JSON array serialized from the items' own
-/// types (a `serde_json::Value` per item first was a third of a 10,000-leaf `tctl get rc`).
-async fn list_values(s: &ApiState, ctx: &Context, kind: Kind, secrets: bool) -> Result<Vec<u8>> {
+/// What a listing is built into: the JSON body of `GET /v1/resources/<kind>`, serialized from
+/// the items' own types (a `serde_json::Value` per item first was a third of a 10,000-leaf
+/// `tctl get rc`), or the `Value`s `get_one` filters by name.
+trait Listing: Sized {
+    fn of<T: serde::Serialize>(items: Vec<T>) -> Result<Self>;
+}
+
+impl Listing for Vec<u8> {
+    fn of<T: serde::Serialize>(items: Vec<T>) -> Result<Self> {
+        serde_json::to_vec(&items).map_err(|e| Error::internal(format!("cannot encode a listing: {e}")))
+    }
+}
+
+impl Listing for Vec<Value> {
+    fn of<T: serde::Serialize>(items: Vec<T>) -> Result<Self> {
+        Ok(items.iter().filter_map(|i| serde_json::to_value(i).ok()).collect())
+    }
+}
+
+/// Every item of `kind` the caller may see.
+async fn list_values<L: Listing>(s: &ApiState, ctx: &Context, kind: Kind, secrets: bool) -> Result<L> {
     let svc = &s.auth.services;
     let prefix = Services::prefix_of(kind);
     match kind {
-        Kind::Role => to_values(svc.list::<Role>(&prefix).await?),
-        Kind::User => to_values(svc.list::<User>(&prefix).await?),
-        Kind::Token => to_values(s.auth.list_tokens().await?),
-        Kind::TrustedCluster => to_values(svc.list::<TrustedCluster>(&prefix).await?),
+        Kind::Role => L::of(svc.list::<Role>(&prefix).await?),
+        Kind::User => L::of(svc.list::<User>(&prefix).await?),
+        Kind::Token => L::of(s.auth.list_tokens().await?),
+        Kind::TrustedCluster => L::of(svc.list::<TrustedCluster>(&prefix).await?),
         Kind::RemoteCluster => {
             let all = s.auth.remote_clusters().await?;
-            to_values(
+            L::of(
                 all.into_iter()
                     .filter(|rc| ctx.is_admin() || ctx.checker.check_cluster(&rc.metadata.labels).is_ok())
                     .collect::<Vec<RemoteCluster>>(),
@@ -61,25 +79,21 @@ async fn list_values(s: &ApiState, ctx: &Context, kind: Kind, secrets: bool) -> 
         }
         Kind::CertAuthority => {
             let cas = svc.list::<CertAuthority>(&prefix).await?;
-            to_values(cas.into_iter().map(|c| if secrets { c } else { c.without_secrets() }).collect::<Vec<_>>())
+            L::of(cas.into_iter().map(|c| if secrets { c } else { c.without_secrets() }).collect::<Vec<_>>())
         }
         Kind::Node => {
             let nodes = svc.list::<Node>(&prefix).await?;
-            to_values(nodes.into_iter().filter(|n| ctx.is_admin() || ctx.checker.can_see_node(&n.metadata.labels)).collect::<Vec<_>>())
+            L::of(nodes.into_iter().filter(|n| ctx.is_admin() || ctx.checker.can_see_node(&n.metadata.labels)).collect::<Vec<_>>())
         }
         Kind::Github | Kind::Oidc | Kind::Saml => {
             let cs = svc.list::<Connector>(&prefix).await?;
-            to_values(cs.into_iter().map(|c| if secrets { c } else { c.without_secrets() }).collect::<Vec<_>>())
+            L::of(cs.into_iter().map(|c| if secrets { c } else { c.without_secrets() }).collect::<Vec<_>>())
         }
-        Kind::Lock => to_values(svc.list::<Lock>(&prefix).await?),
-        Kind::AuthPreference => to_values(vec![s.auth.auth_preference().await?]),
-        Kind::TunnelConnection => to_values(s.auth.tunnel_connections().await?),
-        Kind::Proxy => to_values(svc.list::<Proxy>(&prefix).await?),
+        Kind::Lock => L::of(svc.list::<Lock>(&prefix).await?),
+        Kind::AuthPreference => L::of(vec![s.auth.auth_preference().await?]),
+        Kind::TunnelConnection => L::of(s.auth.tunnel_connections().await?),
+        Kind::Proxy => L::of(svc.list::<Proxy>(&prefix).await?),
     }
-}
-
-fn to_values<T: serde::Serialize>(items: Vec<T>) -> Result<Vec<u8>> {
-    serde_json::to_vec(&items).map_err(|e| Error::internal(format!("cannot encode a listing: {e}")))
 }
 
 /// `GET /v1/resources/<kind>`.
@@ -95,7 +109,7 @@ pub async fn list(
     if q.with_secrets {
         require_secrets(&ctx, kind)?;
     }
-    let body = list_values(&s, &ctx, kind, q.with_secrets).await?;
+    let body: Vec<u8> = list_values(&s, &ctx, kind, q.with_secrets).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -111,8 +125,7 @@ pub async fn get_one(
     if q.with_secrets {
         require_secrets(&ctx, kind)?;
     }
-    let all: Vec<Value> = serde_json::from_slice(&list_values(&s, &ctx, kind, q.with_secrets).await?)
-        .map_err(|e| Error::internal(format!("listing {kind:?}: {e}")))?;
+    let all: Vec<Value> = list_values(&s, &ctx, kind, q.with_secrets).await?;
     let found: Vec<Value> = all
         .into_iter()
         .filter(|v| {
