@@ -143,8 +143,9 @@ for round in 1 2 3; do
 done
 FAST=""; FAST_MIBS=0
 for c in "${CIPHERS[@]}"; do
-    m=$(awk -v c="$c" '$1 == c { print $2 }' "$W/probe" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-    log "  cipher probe: $c $m MiB/s (median of 3: $(awk -v c="$c" '$1 == c { print $2 }' "$W/probe" | paste -sd' ' -))"
+    runs=$(awk -v c="$c" '$1 == c { print $2 }' "$W/probe")
+    m=$(sort -n <<<"$runs" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+    log "  cipher probe: $c $m MiB/s (median of 3: $(paste -sd' ' - <<<"$runs"))"
     PROBE_TEXT+="${PROBE_TEXT:+, }$c $m MiB/s"
     if awk -v a="$m" -v b="$FAST_MIBS" 'BEGIN { exit !(a > b) }'; then FAST="$c"; FAST_MIBS="$m"; fi
 done

@@ -11,7 +11,6 @@
 //! ```
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -80,14 +79,9 @@ fn dialer_from(source: std::net::IpAddr, target: String) -> Dialer {
     Arc::new(move || {
         let target = target.clone();
         Box::pin(async move {
-            let addr: SocketAddr = tokio::net::lookup_host(&target)
+            let s = teleport_server::tunnel::agent::dial(&target, Some(source))
                 .await
-                .map_err(|e| shared::Error::connection_problem(e.to_string()))?
-                .next()
-                .ok_or_else(|| shared::Error::connection_problem("no address"))?;
-            let sock = tokio::net::TcpSocket::new_v4().map_err(|e| shared::Error::connection_problem(e.to_string()))?;
-            sock.bind(SocketAddr::new(source, 0)).map_err(|e| shared::Error::connection_problem(e.to_string()))?;
-            let s = sock.connect(addr).await.map_err(|e| shared::Error::connection_problem(e.to_string()))?;
+                .map_err(|e| shared::Error::connection_problem(e.to_string()))?;
             shared::tuning::set_nodelay(&s);
             Ok(Box::new(s) as BoxStream)
         })

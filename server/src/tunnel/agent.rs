@@ -384,7 +384,7 @@ async fn heartbeat(cfg: &AgentConfig, stream: russh::ChannelStream<Msg>, on_mess
 }
 
 /// Connects to `addr` (`host:port`), from `source` when given.
-async fn dial(addr: &str, source: Option<std::net::IpAddr>) -> std::io::Result<tokio::net::TcpStream> {
+pub async fn dial(addr: &str, source: Option<std::net::IpAddr>) -> std::io::Result<tokio::net::TcpStream> {
     let Some(source) = source else { return tokio::net::TcpStream::connect(addr).await };
     let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, format!("{addr} resolves to no address"));
     for target in tokio::net::lookup_host(addr).await? {
