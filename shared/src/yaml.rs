@@ -107,7 +107,17 @@ pub fn to_yaml(value: &serde_json::Value) -> String {
 
 /// Prints several values as a YAML stream separated by `---`.
 pub fn to_yaml_stream(values: &[serde_json::Value]) -> String {
-    values.iter().map(to_yaml).collect::<Vec<_>>().join("---\n")
+    // One emitter for the whole stream (it writes the `---` between documents itself): one per
+    // document was a third of printing 10,000 of them.
+    let mut out = Vec::new();
+    let mut ser = serde_yaml_ng::Serializer::new(&mut out);
+    for v in values {
+        if serde::Serialize::serialize(v, &mut ser).is_err() {
+            return values.iter().map(to_yaml).collect::<Vec<_>>().join("---\n");
+        }
+    }
+    drop(ser);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -147,6 +157,14 @@ mod tests {
         assert!(parse_documents("f", b"kind: \xff\xfe\n").err().map(|e| e.message).unwrap_or_default().contains("UTF-8"));
         let huge = vec![b'a'; MAX_FILE_BYTES + 1];
         assert!(parse_documents("f", &huge).err().map(|e| e.message).unwrap_or_default().contains("limited"));
+    }
+
+    #[test]
+    fn a_stream_is_its_documents_joined_by_separators() {
+        let docs =
+            [serde_json::json!({"kind": "a", "spec": {"x": "1"}}), serde_json::json!({"kind": "b"}), serde_json::json!({"kind": "c"})];
+        assert_eq!(to_yaml_stream(&docs), docs.iter().map(to_yaml).collect::<Vec<_>>().join("---\n"));
+        assert_eq!(to_yaml_stream(&[]), "");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! data rules (validation, immutability, atomicity).
 
 pub mod ca;
+pub mod leafview;
 pub mod locks;
 pub mod mfa;
 pub mod nodes;
@@ -98,6 +99,8 @@ pub struct AuthServer {
     leaving: std::sync::atomic::AtomicBool,
     /// This process's tunnels to trusted roots (`tctl status` on a leaf).
     pub agents: crate::tunnel::state::AgentRegistry,
+    /// The leaves, their statuses and presence records, kept in memory for listings.
+    leaf_view: leafview::LeafView,
 }
 
 /// The principals a user certificate lists: the logins the roles allow, or one that matches no
@@ -123,6 +126,7 @@ impl AuthServer {
             written: Default::default(),
             leaving: Default::default(),
             agents: Default::default(),
+            leaf_view: Default::default(),
         }
     }
 

@@ -93,6 +93,9 @@ impl AuthServer {
 
     /// Every stored tunnel record, live or recently dead.
     async fn tunnel_records(&self) -> Result<Vec<TunnelConnection>> {
+        if let Some(copy) = self.leaf_view.current(&self.services).await? {
+            return Ok(copy.live_conns(self.clock.now()).cloned().collect());
+        }
         self.services.list(keys::TUNNEL_CONNS).await
     }
 
@@ -278,14 +281,17 @@ impl AuthServer {
             });
         }
         let threshold = self.settings.offline_threshold();
-        let records = self.tunnel_records().await?;
+        // Each leaf's live records, grouped once (not a pass over all records per leaf).
+        let mut live: HashMap<String, Vec<ProxyTunnel>> = HashMap::new();
+        for c in self.tunnel_records().await? {
+            if now - c.spec.last_heartbeat <= threshold {
+                let t = ProxyTunnel { proxy: c.spec.proxy_name, since: None, last_heartbeat: Some(c.spec.last_heartbeat) };
+                live.entry(c.spec.cluster_name).or_default().push(t);
+            }
+        }
         let mut leaves = Vec::new();
         for rc in self.remote_clusters().await? {
-            let mut proxies: Vec<ProxyTunnel> = records
-                .iter()
-                .filter(|c| c.spec.cluster_name == rc.metadata.name && now - c.spec.last_heartbeat <= threshold)
-                .map(|c| ProxyTunnel { proxy: c.spec.proxy_name.clone(), since: None, last_heartbeat: Some(c.spec.last_heartbeat) })
-                .collect();
+            let mut proxies = live.remove(&rc.metadata.name).unwrap_or_default();
             proxies.sort_by(|a, b| a.proxy.cmp(&b.proxy));
             let last = rc.status.last_heartbeat;
             leaves.push(InboundTunnels {
@@ -298,40 +304,70 @@ impl AuthServer {
         Ok(shared::api::TunnelStatusResponse { proxy: self.proxy_id().into(), roots, leaves })
     }
 
-    /// Every remote cluster with its live status.
+    /// Every remote cluster with its live status: from the copy in memory where there is one
+    /// ([`super::leafview`]), else from three listings.
     pub async fn remote_clusters(&self) -> Result<Vec<RemoteCluster>> {
+        let now = self.clock.now();
+        let pending = self.pending();
+        if let Some(copy) = self.leaf_view.current(&self.services).await? {
+            let conns = copy.live_conns(now).map(|c| (c.spec.cluster_name.as_str(), c.spec.last_heartbeat));
+            let newest = newest_heartbeats(conns, &pending);
+            return Ok(copy
+                .leaves
+                .values()
+                .map(|rc| self.with_status(rc.clone(), copy.stored.get(&rc.metadata.name).cloned(), &newest, now))
+                .collect());
+        }
         let all: Vec<RemoteCluster> = self.services.list(keys::REMOTE_CLUSTERS).await?;
         let mut stored = self.stored_statuses().await?;
-        let now = self.clock.now();
-        let threshold = self.settings.offline_threshold();
-        // The newest heartbeat of each leaf, from any proxy's record or this one's buffer.
-        let mut newest: HashMap<String, OffsetDateTime> = HashMap::new();
-        let conns = self.tunnel_records().await?.into_iter().map(|c| (c.spec.cluster_name, c.spec.last_heartbeat));
-        for (leaf, at) in conns.chain(self.pending()) {
-            let e = newest.entry(leaf).or_insert(at);
-            if at > *e {
-                *e = at;
-            }
-        }
+        let conns = self.tunnel_records().await?;
+        let newest = newest_heartbeats(conns.iter().map(|c| (c.spec.cluster_name.as_str(), c.spec.last_heartbeat)), &pending);
         Ok(all
             .into_iter()
-            .map(|mut rc| {
-                let name = rc.metadata.name.clone();
-                let mut status = stored.remove(&name).unwrap_or_default();
-                status.connection = STATUS_OFFLINE.into();
-                if let Some(at) = newest.get(&name) {
-                    if *at > status.last_heartbeat {
-                        status.last_heartbeat = *at;
-                    }
-                    if now - *at <= threshold {
-                        status.connection = STATUS_ONLINE.into();
-                    }
-                }
-                rc.status = status;
-                rc
+            .map(|rc| {
+                let status = stored.remove(&rc.metadata.name);
+                self.with_status(rc, status, &newest, now)
             })
             .collect())
     }
+
+    /// `rc` with its live status: online while a heartbeat is newer than the offline threshold;
+    /// the last heartbeat is the newest of the stored one and every proxy's.
+    fn with_status(
+        &self,
+        mut rc: RemoteCluster,
+        stored: Option<RemoteClusterStatus>,
+        newest: &HashMap<&str, OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> RemoteCluster {
+        let mut status = stored.unwrap_or_default();
+        status.connection = STATUS_OFFLINE.into();
+        if let Some(at) = newest.get(rc.metadata.name.as_str()) {
+            if *at > status.last_heartbeat {
+                status.last_heartbeat = *at;
+            }
+            if now - *at <= self.settings.offline_threshold() {
+                status.connection = STATUS_ONLINE.into();
+            }
+        }
+        rc.status = status;
+        rc
+    }
+}
+
+/// The newest heartbeat of each leaf, from any proxy's record or this one's buffer.
+fn newest_heartbeats<'a>(
+    conns: impl Iterator<Item = (&'a str, OffsetDateTime)>,
+    pending: &'a HashMap<String, OffsetDateTime>,
+) -> HashMap<&'a str, OffsetDateTime> {
+    let mut newest: HashMap<&str, OffsetDateTime> = HashMap::new();
+    for (leaf, at) in conns.chain(pending.iter().map(|(k, v)| (k.as_str(), *v))) {
+        let e = newest.entry(leaf).or_insert(at);
+        if at > *e {
+            *e = at;
+        }
+    }
+    newest
 }
 
 #[cfg(test)]

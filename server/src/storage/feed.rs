@@ -138,6 +138,32 @@ impl Watcher {
     }
 }
 
+impl Watcher {
+    /// What [`Watcher::next`] would return now, without waiting: `None` when nothing is
+    /// queued, or while the feed is down (the caller cannot then trust what it holds).
+    pub fn try_next(&mut self) -> Option<Watched> {
+        loop {
+            if self.generation.is_none() || self.resync {
+                let state = *self.state.borrow();
+                if !state.live {
+                    return None;
+                }
+                let first = self.generation.is_none();
+                self.generation = Some(state.generation);
+                self.resync = false;
+                return Some(if first { Watched::Init } else { Watched::Resync });
+            }
+            let mine = self.generation.unwrap_or(0);
+            match self.rx.try_recv() {
+                Ok(Msg::Event { generation, event }) if generation == mine => return Some(Watched::Event(event)),
+                Ok(Msg::Event { generation, .. }) | Ok(Msg::Reset { generation }) if generation < mine => continue,
+                Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => self.resync = true,
+                Err(broadcast::error::TryRecvError::Empty) | Err(broadcast::error::TryRecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +202,23 @@ mod tests {
         f.publish([ev("c")]);
         assert_eq!(next(&mut w).await, Some(Watched::Resync));
         assert_eq!(next(&mut w).await, Some(Watched::Event(ev("c"))));
+    }
+
+    #[test]
+    fn try_next_returns_what_is_queued_without_waiting() {
+        let f = Feed::live();
+        let mut w = f.subscribe();
+        assert_eq!(w.try_next(), Some(Watched::Init));
+        assert_eq!(w.try_next(), None);
+        f.publish([ev("a")]);
+        assert_eq!(w.try_next(), Some(Watched::Event(ev("a"))));
+        assert_eq!(w.try_next(), None);
+        f.down();
+        assert_eq!(w.try_next(), None, "nothing to trust while the feed is down");
+        f.up();
+        assert_eq!(w.try_next(), Some(Watched::Resync));
+        f.publish((0..CAPACITY + 10).map(|i| ev(&format!("k{i}"))));
+        assert_eq!(w.try_next(), Some(Watched::Resync), "a lagging watcher reloads");
     }
 
     #[tokio::test]

@@ -117,6 +117,10 @@ impl Backend for MemoryBackend {
         self.feed.is_live()
     }
 
+    fn feed_is_synchronous(&self) -> bool {
+        true
+    }
+
     fn append_audit(&self, json: String) -> BoxFuture<'_, Result<i64>> {
         Box::pin(async move {
             let mut g = self.lock()?;

@@ -159,6 +159,12 @@ pub trait Backend: Send + Sync + 'static {
     fn watch(&self) -> Watcher;
     /// Whether the change feed is live (`/readyz`).
     fn feed_live(&self) -> bool;
+    /// Whether every change is on the feed before the write that made it returns (SQLite and
+    /// memory publish as they commit; PostgreSQL's feed follows the commit by a few
+    /// milliseconds). Only then may a copy kept from the feed stand in for a read.
+    fn feed_is_synchronous(&self) -> bool {
+        false
+    }
     /// Appends an audit event.
     fn append_audit(&self, json: String) -> BoxFuture<'_, Result<i64>>;
     /// The newest audit events, oldest first, at most `limit`.

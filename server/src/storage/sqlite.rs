@@ -278,6 +278,10 @@ impl Backend for SqliteBackend {
         self.feed.is_live()
     }
 
+    fn feed_is_synchronous(&self) -> bool {
+        true
+    }
+
     fn append_audit(&self, json: String) -> BoxFuture<'_, Result<i64>> {
         Box::pin(async move { self.ask(|r| Cmd::AppendAudit(json, r)).await })
     }
