@@ -100,6 +100,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, out: &mut dyn Write, err: &
     shared::client::install_crypto_provider();
     match rt.block_on(exec(cli, out, err)) {
         Ok(()) => 0,
+        Err(e) if shared::output::is_broken_pipe(&e) => 0,
         Err(e) => {
             let _ = writeln!(err, "ERROR: {}", one_line(&format!("{e:#}")));
             1

@@ -128,6 +128,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, out: &mut dyn Write, err: &
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
         Ok(code) => code,
+        Err(e) if shared::output::is_broken_pipe(&e) => 0,
         Err(e) => {
             let _ = writeln!(err, "ERROR: {}", format!("{e:#}").replace('\n', " "));
             1
