@@ -120,45 +120,59 @@ impl Watcher {
                 let Ok(state) = self.state.wait_for(|s| s.live).await.map(|s| *s) else {
                     return std::future::pending().await;
                 };
-                let first = self.generation.is_none();
-                self.generation = Some(state.generation);
-                self.resync = false;
-                return if first { Watched::Init } else { Watched::Resync };
+                return self.start(state);
             }
-            let mine = self.generation.unwrap_or(0);
             match self.rx.recv().await {
-                Ok(Msg::Event { generation, event }) if generation == mine => return Watched::Event(event),
-                // Left over from before the state we resynced to: already covered by the reload.
-                Ok(Msg::Event { generation, .. }) | Ok(Msg::Reset { generation }) if generation < mine => continue,
-                // A newer generation, a reset of ours, or missed messages: reload.
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => self.resync = true,
+                Ok(msg) => {
+                    if let Some(w) = self.take(msg) {
+                        return w;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => self.resync = true,
                 Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
             }
         }
     }
-}
 
-impl Watcher {
     /// What [`Watcher::next`] would return now, without waiting: `None` when nothing is
     /// queued, or while the feed is down (the caller cannot then trust what it holds).
     pub fn try_next(&mut self) -> Option<Watched> {
         loop {
             if self.generation.is_none() || self.resync {
                 let state = *self.state.borrow();
-                if !state.live {
-                    return None;
-                }
-                let first = self.generation.is_none();
-                self.generation = Some(state.generation);
-                self.resync = false;
-                return Some(if first { Watched::Init } else { Watched::Resync });
+                return state.live.then(|| self.start(state));
             }
-            let mine = self.generation.unwrap_or(0);
             match self.rx.try_recv() {
-                Ok(Msg::Event { generation, event }) if generation == mine => return Some(Watched::Event(event)),
-                Ok(Msg::Event { generation, .. }) | Ok(Msg::Reset { generation }) if generation < mine => continue,
-                Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => self.resync = true,
+                Ok(msg) => {
+                    if let Some(w) = self.take(msg) {
+                        return Some(w);
+                    }
+                }
+                Err(broadcast::error::TryRecvError::Lagged(_)) => self.resync = true,
                 Err(broadcast::error::TryRecvError::Empty) | Err(broadcast::error::TryRecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// Follows the live feed of `state`: `Init` the first time, `Resync` after.
+    fn start(&mut self, state: State) -> Watched {
+        let first = self.generation.is_none();
+        self.generation = Some(state.generation);
+        self.resync = false;
+        if first { Watched::Init } else { Watched::Resync }
+    }
+
+    /// What a message means: an event to return, or nothing (left over, or a reason to reload).
+    fn take(&mut self, msg: Msg) -> Option<Watched> {
+        let mine = self.generation.unwrap_or(0);
+        match msg {
+            Msg::Event { generation, event } if generation == mine => Some(Watched::Event(event)),
+            // Left over from before the state we resynced to: already covered by the reload.
+            Msg::Event { generation, .. } | Msg::Reset { generation } if generation < mine => None,
+            // A newer generation or a reset of ours: reload.
+            _ => {
+                self.resync = true;
+                None
             }
         }
     }
