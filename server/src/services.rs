@@ -21,6 +21,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared::error::{Error, Result};
+use shared::resource::cluster::RemoteClusterStatus;
 use shared::resource::connector::Connector;
 use shared::resource::{
     AuthPreference, CaType, CertAuthority, Kind, Lock, Metadata, Node, ProvisionToken, Proxy, RemoteCluster, Role, TrustedCluster,
@@ -263,6 +264,24 @@ impl Services {
     /// A remote cluster.
     pub async fn remote_cluster(&self, name: &str) -> Result<Option<Versioned<RemoteCluster>>> {
         self.get(&format!("{}{name}", keys::REMOTE_CLUSTERS)).await
+    }
+
+    /// A leaf's stored status (`rcstatus/<leaf>`; apart from the resource, see `auth/status.rs`).
+    /// A row that does not decode counts as none: the next tunnel event rewrites it.
+    pub async fn remote_cluster_status(&self, leaf: &str) -> Result<Option<RemoteClusterStatus>> {
+        Ok(self.backend.get(&keys::remote_cluster_status(leaf)).await?.and_then(|i| serde_json::from_slice(&i.value).ok()))
+    }
+
+    /// Every stored leaf status, by leaf name.
+    pub async fn remote_cluster_statuses(&self) -> Result<std::collections::HashMap<String, RemoteClusterStatus>> {
+        let items = self.backend.list(keys::REMOTE_CLUSTER_STATUS).await?;
+        Ok(items
+            .into_iter()
+            .filter_map(|i| {
+                let name = i.key.strip_prefix(keys::REMOTE_CLUSTER_STATUS)?.to_string();
+                serde_json::from_slice::<RemoteClusterStatus>(&i.value).ok().map(|s| (name, s))
+            })
+            .collect())
     }
 
     /// Registered nodes.

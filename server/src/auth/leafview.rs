@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::services::{Services, keys};
-use crate::storage::{Backend, Watched, Watcher};
+use crate::storage::{Watched, Watcher};
 
 /// More changed keys than this since the last read, and the copy is reloaded in one scan per
 /// prefix instead.
@@ -37,7 +37,7 @@ pub struct LeafView {
 #[derive(Default)]
 pub struct LeafCopy {
     watcher: Option<Watcher>,
-    /// The copy matches storage as of the last catch-up.
+    /// The copy matches storage as of the last catch-up that succeeded.
     loaded: bool,
     /// `remote_cluster` resources by name, with `metadata.id` set.
     pub leaves: BTreeMap<String, RemoteCluster>,
@@ -53,66 +53,75 @@ impl LeafCopy {
         self.conns.values().filter(move |c| c.metadata.expires.is_none_or(|e| e > now))
     }
 
-    async fn reload(&mut self, services: &Services) -> Result<()> {
+    /// Drains the feed into the copy; false when the feed is down (nothing to trust).
+    async fn catch_up(&mut self, services: &Services) -> Result<bool> {
+        // Subscribed at the first read, whose `Init` loads the copy.
+        let watcher = self.watcher.get_or_insert_with(|| services.backend.watch());
+        let mut changed: HashSet<String> = HashSet::new();
+        let mut reload = !self.loaded;
+        while let Some(w) = watcher.try_next() {
+            match w {
+                Watched::Init | Watched::Resync => {
+                    reload = true;
+                    changed.clear();
+                }
+                Watched::Event(e) if !reload && watched(&e.key) => {
+                    changed.insert(e.key);
+                    if changed.len() > REREAD_AT_MOST {
+                        reload = true;
+                        changed.clear();
+                    }
+                }
+                Watched::Event(_) => {}
+            }
+        }
+        // Whatever was drained is applied below; until then (or if that fails) the copy is stale.
         self.loaded = false;
+        if !services.backend.feed_live() {
+            return Ok(false);
+        }
+        if reload {
+            self.reload(services).await?;
+        } else {
+            for key in changed {
+                self.reread(services, &key).await?;
+            }
+        }
+        self.loaded = true;
+        Ok(true)
+    }
+
+    async fn reload(&mut self, services: &Services) -> Result<()> {
         let leaves: Vec<RemoteCluster> = services.list(keys::REMOTE_CLUSTERS).await?;
         self.leaves = leaves.into_iter().map(|rc| (rc.metadata.name.clone(), rc)).collect();
-        self.stored = services
-            .backend
-            .list(keys::REMOTE_CLUSTER_STATUS)
-            .await?
-            .into_iter()
-            .filter_map(|i| {
-                let name = i.key.strip_prefix(keys::REMOTE_CLUSTER_STATUS)?.to_string();
-                serde_json::from_slice::<RemoteClusterStatus>(&i.value).ok().map(|s| (name, s))
-            })
-            .collect();
+        self.stored = services.remote_cluster_statuses().await?;
         let conns: Vec<TunnelConnection> = services.list(keys::TUNNEL_CONNS).await?;
         self.conns = conns.into_iter().map(|c| (keys::tunnel_conn(&c.spec.cluster_name, &c.spec.proxy_name), c)).collect();
-        self.loaded = true;
         Ok(())
     }
 
     async fn reread(&mut self, services: &Services, key: &str) -> Result<()> {
         if let Some(name) = key.strip_prefix(keys::REMOTE_CLUSTER_STATUS) {
-            match services.backend.get(key).await? {
-                Some(i) => match serde_json::from_slice::<RemoteClusterStatus>(&i.value) {
-                    Ok(s) => {
-                        self.stored.insert(name.to_string(), s);
-                    }
-                    Err(_) => {
-                        self.stored.remove(name);
-                    }
-                },
-                None => {
-                    self.stored.remove(name);
-                }
-            }
+            match services.remote_cluster_status(name).await? {
+                Some(s) => self.stored.insert(name.to_string(), s),
+                None => self.stored.remove(name),
+            };
         } else if let Some(name) = key.strip_prefix(keys::REMOTE_CLUSTERS) {
             match services.get::<RemoteCluster>(key).await? {
-                Some(v) => {
-                    self.leaves.insert(name.to_string(), v.value);
-                }
-                None => {
-                    self.leaves.remove(name);
-                }
-            }
+                Some(v) => self.leaves.insert(name.to_string(), v.value),
+                None => self.leaves.remove(name),
+            };
         } else if key.starts_with(keys::TUNNEL_CONNS) {
             match services.get::<TunnelConnection>(key).await? {
-                Some(v) => {
-                    self.conns.insert(key.to_string(), v.value);
-                }
-                None => {
-                    self.conns.remove(key);
-                }
-            }
+                Some(v) => self.conns.insert(key.to_string(), v.value),
+                None => self.conns.remove(key),
+            };
         }
         Ok(())
     }
 }
 
 fn watched(key: &str) -> bool {
-    // `rcstatus/` first: `remote_clusters/` would not match it, but be explicit about all three.
     key.starts_with(keys::REMOTE_CLUSTER_STATUS) || key.starts_with(keys::REMOTE_CLUSTERS) || key.starts_with(keys::TUNNEL_CONNS)
 }
 
@@ -126,55 +135,12 @@ impl LeafView {
     /// The copy, caught up with storage; `None` where the copy cannot stand in for storage (a
     /// feed that trails the commit, or one that is down): the caller reads storage instead.
     pub async fn current<'a>(&'a self, services: &Services) -> Result<Option<MutexGuard<'a, LeafCopy>>> {
-        let backend: &dyn Backend = services.backend.as_ref();
-        if !backend.feed_is_synchronous() {
+        if !services.backend.feed_is_synchronous() {
             return Ok(None);
         }
-        let mut guard = self.state.lock().await;
-        let copy = &mut *guard;
-        // Subscribed at the first read, whose `Init` loads the copy.
-        let mut watcher = copy.watcher.take().unwrap_or_else(|| backend.watch());
-        let result = catch_up(copy, &mut watcher, services).await;
-        copy.watcher = Some(watcher);
-        if result.is_err() {
-            copy.loaded = false;
-        }
-        Ok(result?.then_some(guard))
+        let mut copy = self.state.lock().await;
+        Ok(copy.catch_up(services).await?.then_some(copy))
     }
-}
-
-/// Drains the feed into `copy`; false when the feed is down (nothing to trust).
-async fn catch_up(copy: &mut LeafCopy, watcher: &mut Watcher, services: &Services) -> Result<bool> {
-    let mut changed: HashSet<String> = HashSet::new();
-    let mut reload = !copy.loaded;
-    while let Some(w) = watcher.try_next() {
-        match w {
-            Watched::Init | Watched::Resync => {
-                reload = true;
-                changed.clear();
-            }
-            Watched::Event(e) if !reload && watched(&e.key) => {
-                changed.insert(e.key);
-                if changed.len() > REREAD_AT_MOST {
-                    reload = true;
-                    changed.clear();
-                }
-            }
-            Watched::Event(_) => {}
-        }
-    }
-    if !services.backend.feed_live() {
-        copy.loaded = false;
-        return Ok(false);
-    }
-    if reload {
-        copy.reload(services).await?;
-    } else {
-        for key in changed {
-            copy.reread(services, &key).await?;
-        }
-    }
-    Ok(true)
 }
 
 #[cfg(test)]

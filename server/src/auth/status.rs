@@ -62,17 +62,6 @@ impl AuthServer {
         &self.settings.proxy_id
     }
 
-    async fn stored_statuses(&self) -> Result<HashMap<String, RemoteClusterStatus>> {
-        let items = self.services.backend.list(keys::REMOTE_CLUSTER_STATUS).await?;
-        Ok(items
-            .into_iter()
-            .filter_map(|i| {
-                let name = i.key.strip_prefix(keys::REMOTE_CLUSTER_STATUS)?.to_string();
-                serde_json::from_slice::<RemoteClusterStatus>(&i.value).ok().map(|s| (name, s))
-            })
-            .collect())
-    }
-
     /// The names of every leaf, read from the keys alone.
     async fn leaf_names(&self) -> Result<std::collections::HashSet<String>> {
         Ok(self
@@ -183,11 +172,7 @@ impl AuthServer {
         }
         // This leaf's row only: a stop closes every tunnel at once, and listing all N statuses
         // for each made a stop of a root with 10,000 leaves take 14 s.
-        let key_status = keys::remote_cluster_status(name);
-        let stored = match self.services.backend.get(&key_status).await? {
-            Some(i) => serde_json::from_slice::<RemoteClusterStatus>(&i.value).ok(),
-            None => None,
-        };
+        let stored = self.services.remote_cluster_status(name).await?;
         let mut last = stored.map(|s| s.last_heartbeat).unwrap_or_else(shared::timefmt::go_zero_time);
         for t in [pending, mine].into_iter().flatten() {
             if t > last {
@@ -195,7 +180,12 @@ impl AuthServer {
             }
         }
         let status = RemoteClusterStatus { connection: STATUS_OFFLINE.into(), last_heartbeat: last };
-        self.services.apply(vec![Op::DeleteIfExists { key }, Op::Put { key: key_status, value: encode(&status)?, expires: None }]).await?;
+        self.services
+            .apply(vec![
+                Op::DeleteIfExists { key },
+                Op::Put { key: keys::remote_cluster_status(name), value: encode(&status)?, expires: None },
+            ])
+            .await?;
         Ok(())
     }
 
@@ -212,7 +202,7 @@ impl AuthServer {
         self.begin_leaving();
         let pending = self.heartbeats.lock().map(|mut h| std::mem::take(&mut *h)).unwrap_or_default();
         let rcs = self.leaf_names().await?;
-        let mut stored = self.stored_statuses().await?;
+        let mut stored = self.services.remote_cluster_statuses().await?;
         let mut ops = Vec::new();
         // Each leaf's newest heartbeat here: from this proxy's records, then from what the
         // flusher had not written yet.
@@ -246,7 +236,7 @@ impl AuthServer {
     pub async fn reset_remote_statuses(&self) -> Result<()> {
         let rcs = self.leaf_names().await?;
         let mut ops = Vec::new();
-        for name in self.stored_statuses().await?.into_keys() {
+        for name in self.services.remote_cluster_statuses().await?.into_keys() {
             if !rcs.contains(&name) {
                 ops.push(Op::DeleteIfExists { key: keys::remote_cluster_status(&name) });
             }
@@ -319,7 +309,7 @@ impl AuthServer {
                 .collect());
         }
         let all: Vec<RemoteCluster> = self.services.list(keys::REMOTE_CLUSTERS).await?;
-        let mut stored = self.stored_statuses().await?;
+        let mut stored = self.services.remote_cluster_statuses().await?;
         let conns = self.tunnel_records().await?;
         let newest = newest_heartbeats(conns.iter().map(|c| (c.spec.cluster_name.as_str(), c.spec.last_heartbeat)), &pending);
         Ok(all
