@@ -414,6 +414,11 @@ impl ApiClient {
         Err(Error::connection_problem(format!("connection to {} closed", self.target)))
     }
 
+    /// GET `path`, the body undecoded (for callers that print it without building values).
+    pub async fn get_raw(&self, path: &str) -> Result<Vec<u8>> {
+        self.call_raw::<()>(Method::GET, path, None).await
+    }
+
     /// GET and decode.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.call::<(), T>(Method::GET, path, None).await

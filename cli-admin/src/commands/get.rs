@@ -32,8 +32,8 @@ pub struct Args {
     limit: usize,
 }
 
-/// Fetches resources as JSON values.
-pub async fn fetch(api: &shared::client::ApiClient, r: &ResourceRef, with_secrets: bool) -> shared::Result<Vec<serde_json::Value>> {
+/// The API path listing `r`.
+fn resources_path(r: &ResourceRef, with_secrets: bool) -> String {
     let mut url = format!("{}/{}", path::RESOURCES, r.kind.as_str());
     if let Some(n) = &r.name {
         url.push('/');
@@ -42,7 +42,12 @@ pub async fn fetch(api: &shared::client::ApiClient, r: &ResourceRef, with_secret
     if with_secrets {
         url.push_str("?with_secrets=true");
     }
-    api.get(&url).await
+    url
+}
+
+/// Fetches resources as JSON values.
+pub async fn fetch(api: &shared::client::ApiClient, r: &ResourceRef, with_secrets: bool) -> shared::Result<Vec<serde_json::Value>> {
+    api.get(&resources_path(r, with_secrets)).await
 }
 
 fn typed<T: serde::de::DeserializeOwned>(values: &[serde_json::Value]) -> Vec<T> {
@@ -233,11 +238,13 @@ pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result<
     }
     let r = ResourceRef::parse(&a.reference)?;
     let conn = connect(c)?;
-    let values = fetch(&conn.api, &r, a.with_secrets).await?;
     match a.format {
-        Format::Yaml => write!(out, "{}", shared::yaml::to_yaml_stream(&values))?,
-        Format::Json => write!(out, "{}", shared::output::json(&values))?,
-        Format::Text => write!(out, "{}", text_table(r.kind, &values))?,
+        // Straight from the body: long lists are parsed and printed on every core.
+        Format::Yaml => {
+            write!(out, "{}", shared::yaml::json_array_to_yaml_stream(&conn.api.get_raw(&resources_path(&r, a.with_secrets)).await?)?)?
+        }
+        Format::Json => write!(out, "{}", shared::output::json(&fetch(&conn.api, &r, a.with_secrets).await?))?,
+        Format::Text => write!(out, "{}", text_table(r.kind, &fetch(&conn.api, &r, a.with_secrets).await?))?,
     }
     Ok(())
 }
