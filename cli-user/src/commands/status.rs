@@ -53,6 +53,13 @@ struct ActiveOut {
     info: ProfileInfo,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     leaf_clusters: Vec<LeafRoles>,
+    /// Leaves not asked (beyond the first few; `--cluster=LEAF` asks one).
+    #[serde(skip_serializing_if = "is_zero")]
+    leaf_clusters_not_asked: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Serialize)]
@@ -62,20 +69,38 @@ struct StatusOut {
     profiles: Vec<ProfileInfo>,
 }
 
-/// Asks each visible leaf which roles it maps this user to (in parallel, a few seconds each).
-async fn leaf_roles(session: &mut Session) -> Vec<LeafRoles> {
-    if crate::context::valid_until(&session.creds) <= time::OffsetDateTime::now_utc() {
-        return vec![];
+/// At most this many leaves are asked for their roles: `tsh status` is a quick look at who you
+/// are, and a root with 10,000 leaves made it a 41-second one.
+const LEAVES_ASKED: usize = 16;
+
+/// Which leaves `tsh status` asks, and how many it leaves out: `--cluster=LEAF` alone when
+/// given, else up to `cap` of them, online ones first, in the root's order.
+fn leaves_to_ask(clusters: Vec<shared::api::ClusterInfo>, only: Option<&str>, cap: usize) -> (Vec<String>, usize) {
+    let mut leaves: Vec<shared::api::ClusterInfo> = clusters.into_iter().filter(|c| c.cluster_type == "leaf").collect();
+    if let Some(only) = only {
+        leaves.retain(|c| c.cluster_name == only);
     }
-    let Ok(clusters) = session.visible_clusters().await else { return vec![] };
-    let leaves: Vec<String> = clusters.into_iter().filter(|c| c.cluster_type == "leaf").map(|c| c.cluster_name).collect();
+    leaves.sort_by_key(|c| c.status != shared::resource::cluster::STATUS_ONLINE);
+    let left_out = leaves.len().saturating_sub(cap);
+    (leaves.into_iter().take(cap).map(|c| c.cluster_name).collect(), left_out)
+}
+
+/// Asks visible leaves which roles they map this user to (in parallel, a few seconds each), and
+/// says how many it did not ask.
+async fn leaf_roles(session: &mut Session, only: Option<&str>) -> (Vec<LeafRoles>, usize) {
+    if crate::context::valid_until(&session.creds) <= time::OffsetDateTime::now_utc() {
+        return (vec![], 0);
+    }
+    let Ok(clusters) = session.visible_clusters().await else { return (vec![], 0) };
+    let (leaves, left_out) = leaves_to_ask(clusters, only, LEAVES_ASKED);
     let answers = session
         .per_cluster(&leaves, Duration::from_secs(5), |api| async move { api.get::<shared::api::WhoAmI>(shared::api::path::WHOAMI).await })
         .await;
-    answers
+    let roles = answers
         .into_iter()
         .map(|(cluster, r)| LeafRoles { cluster, roles: r.clone().map(|w| w.roles).unwrap_or_default(), error: r.err() })
-        .collect()
+        .collect();
+    (roles, left_out)
 }
 
 /// Logins worth showing (internal principals hidden).
@@ -125,7 +150,8 @@ pub fn print_text(out: &mut dyn Write, p: &Profile, c: &Credentials, active: boo
 pub async fn exec(a: Args, g: &Global, out: &mut dyn Write) -> anyhow::Result<()> {
     let store = ProfileStore::from_env();
     let mut active = Session::load(g)?;
-    let leaves = leaf_roles(&mut active).await;
+    let only = g.cluster.as_deref().filter(|c| !c.is_empty() && *c != active.profile.cluster);
+    let (leaves, not_asked) = leaf_roles(&mut active, only).await;
     let others: Vec<(Profile, Credentials)> =
         store.names().into_iter().filter(|n| Some(n) != active.name.as_ref()).filter_map(|n| store.load(&n).ok()).collect();
     match a.format {
@@ -144,6 +170,9 @@ pub async fn exec(a: Args, g: &Global, out: &mut dyn Write) -> anyhow::Result<()
                         Some(e) => writeln!(out, "    {:<30} unknown: {e}", l.cluster)?,
                     }
                 }
+                if not_asked > 0 {
+                    writeln!(out, "    ... and {not_asked} more (tsh status --cluster=<leaf> asks one of them)")?;
+                }
                 writeln!(out)?;
             }
             for (p, c) in &others {
@@ -152,11 +181,47 @@ pub async fn exec(a: Args, g: &Global, out: &mut dyn Write) -> anyhow::Result<()
         }
         f => {
             let s = StatusOut {
-                active: Some(ActiveOut { info: info(&active.profile, &active.creds), leaf_clusters: leaves }),
+                active: Some(ActiveOut {
+                    info: info(&active.profile, &active.creds),
+                    leaf_clusters: leaves,
+                    leaf_clusters_not_asked: not_asked,
+                }),
                 profiles: others.iter().map(|(p, c)| info(p, c)).collect(),
             };
             if f == Format::Json { write!(out, "{}", shared::output::json(&s))? } else { write!(out, "{}", shared::output::yaml(&s))? }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(name: &str, status: &str, kind: &str) -> shared::api::ClusterInfo {
+        shared::api::ClusterInfo {
+            cluster_name: name.into(),
+            status: status.into(),
+            cluster_type: kind.into(),
+            labels: None,
+            selected: false,
+        }
+    }
+
+    #[test]
+    fn status_asks_a_few_leaves_online_first_or_the_one_named() {
+        let all = || {
+            vec![
+                cluster("root", "online", "root"),
+                cluster("a", "offline", "leaf"),
+                cluster("b", "online", "leaf"),
+                cluster("c", "online", "leaf"),
+                cluster("d", "offline", "leaf"),
+            ]
+        };
+        assert_eq!(leaves_to_ask(all(), None, 16), (vec!["b".into(), "c".into(), "a".into(), "d".into()], 0));
+        assert_eq!(leaves_to_ask(all(), None, 3), (vec!["b".into(), "c".into(), "a".into()], 1));
+        assert_eq!(leaves_to_ask(all(), Some("d"), 3), (vec!["d".into()], 0));
+        assert_eq!(leaves_to_ask(all(), Some("nope"), 3), (vec![], 0));
+    }
 }

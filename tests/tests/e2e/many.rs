@@ -81,6 +81,9 @@ fn tsh_lists_and_runs_across_every_visible_cluster() {
     r2.sort();
     assert_eq!(r2, vec!["editor", "visitor"], "{json}");
     assert_eq!(json["active"]["roles"], serde_json::json!(["access", "editor"]), "the root's own roles stay: {json}");
+    let one = p.tsh.run(&["status", "-f", "json", &format!("--cluster={leaf2_name}")]).json();
+    let asked: Vec<&str> = one["active"]["leaf_clusters"].as_array().into_iter().flatten().filter_map(|l| l["cluster"].as_str()).collect();
+    assert_eq!(asked, vec![leaf2_name.as_str()], "--cluster asks that leaf alone: {one}");
 
     // tctl --cluster=leaf: the leaf's own API through the root's tunnel, with the root
     // certificate, authorized by the leaf's role map.
