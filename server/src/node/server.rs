@@ -289,18 +289,18 @@ async fn run_session(
     let (mut rd, mut wr) = tokio::io::split(channel.into_stream());
     let output: tokio::task::JoinHandle<Writer> = match master {
         Some(master) => {
-            // PTY: one fd for both directions (blocking reads run on the blocking pool).
-            let dup = |m: &OwnedFd| m.try_clone().ok().map(|fd| tokio::fs::File::from_std(std::fs::File::from(fd)));
-            let (Some(mut pty_in), Some(mut pty_out)) = (dup(&master), dup(&master)) else {
+            // PTY: one non-blocking fd for both directions, on the event loop.
+            let Ok(pty) = super::session::PtyIo::new(&master) else {
                 let _ = child.kill().await;
                 return 255;
             };
+            let (pty_in, pty_out) = (pty.clone(), pty);
             let seen = last.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 8192];
                 while let Ok(n) = rd.read(&mut buf).await {
                     seen.store(stamp(start), Ordering::SeqCst);
-                    if n == 0 || pty_in.write_all(&buf[..n]).await.is_err() || pty_in.flush().await.is_err() {
+                    if n == 0 || pty_in.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
                 }
@@ -308,7 +308,7 @@ async fn run_session(
             let seen = last.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 32 * 1024];
-                // Reads fail with EIO once the last slave fd closes: that is the end.
+                // The reader ends once the last slave fd closes.
                 while let Ok(n) = pty_out.read(&mut buf).await {
                     seen.store(stamp(start), Ordering::SeqCst);
                     if n == 0 {

@@ -2,8 +2,9 @@
 //! login's home, shell, groups and a clean environment.
 //!
 //! This is the only module that needs `unsafe`: `pre_exec` (which runs between `fork` and
-//! `exec`, where only async-signal-safe calls are allowed) and two `ioctl`s on the PTY. Every
-//! value used after the fork is prepared before it.
+//! `exec`, where only async-signal-safe calls are allowed), two `ioctl`s on the PTY and the
+//! PTY's registration with the event loop. Every value used after the fork is prepared before
+//! it.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -159,6 +160,55 @@ pub fn accept_env(name: &str) -> bool {
     name == "LANG" || name.starts_with("LC_") || name == "TELEPORT_TEST_VAR"
 }
 
+/// A PTY master read and written on the runtime's event loop: non-blocking, woken by epoll.
+/// Through `tokio::fs::File` every keystroke took two trips through the blocking pool (a write
+/// handed to a pool thread, an echo read by one), each a thread wake-up on its path.
+#[derive(Debug, Clone)]
+pub struct PtyIo(std::sync::Arc<tokio::io::unix::AsyncFd<std::fs::File>>);
+
+impl PtyIo {
+    /// Wraps a duplicate of `master`. The duplicate shares the open file, so the master
+    /// becomes non-blocking too; its other user (window-size `ioctl`s) does not care.
+    pub fn new(master: &OwnedFd) -> std::io::Result<PtyIo> {
+        use nix::fcntl::{FcntlArg, OFlag, fcntl};
+        let fd = master.try_clone()?;
+        let flags = OFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GETFL)?);
+        fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+        // SAFETY: the `File` owns the descriptor and keeps it open, and its `as_raw_fd` is the
+        // same number, for as long as the `AsyncFd` holds it.
+        let registered = unsafe { tokio::io::unix::AsyncFd::register(std::fs::File::from(fd)) }?;
+        Ok(PtyIo(std::sync::Arc::new(registered)))
+    }
+
+    /// Reads what the PTY has (0 at its end: reads fail with EIO once the last slave closes).
+    pub async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::Read;
+        loop {
+            let mut ready = self.0.readable().await?;
+            match ready.try_io(|f| f.get_ref().read(buf)) {
+                Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Ok(0),
+                Ok(r) => return r,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Writes all of `buf`, waiting while the PTY's input queue is full.
+    pub async fn write_all(&self, mut buf: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        while !buf.is_empty() {
+            let mut ready = self.0.writable().await?;
+            match ready.try_io(|f| f.get_ref().write(buf)) {
+                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => buf = &buf[n..],
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +236,28 @@ mod tests {
         assert_eq!(status.code(), Some(7));
         assert!(out.starts_with(&format!("{}:", me())), "{out}");
         assert_eq!(err, "err\n");
+    }
+
+    #[tokio::test]
+    async fn a_pty_is_read_and_written_on_the_event_loop_and_ends_when_the_slave_closes() {
+        let pair = nix::pty::openpty(None, None).unwrap();
+        let pty = PtyIo::new(&pair.master).unwrap();
+        let slave = std::fs::File::from(pair.slave);
+        // Raw mode: bytes pass as written, without echo or line editing.
+        let mut t = nix::sys::termios::tcgetattr(&slave).unwrap();
+        nix::sys::termios::cfmakeraw(&mut t);
+        nix::sys::termios::tcsetattr(&slave, nix::sys::termios::SetArg::TCSANOW, &t).unwrap();
+        pty.write_all(b"typed").await.unwrap();
+        let mut got = [0u8; 5];
+        std::io::Read::read_exact(&mut &slave, &mut got).unwrap();
+        assert_eq!(&got, b"typed");
+        std::io::Write::write_all(&mut &slave, b"echo").unwrap();
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), pty.read(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(&buf[..n], b"echo");
+        drop(slave);
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), pty.read(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(n, 0, "the end of the PTY reads as the end of the stream");
     }
 
     #[test]
