@@ -9,6 +9,8 @@
 #   BENCH_QUICK=1 ./bench/run.sh           paths, CPU and profile only (no levers, offline
 #                                          detection or scale; BENCHMARKS.md is not written):
 #                                          for measuring one change before and after
+#   BENCH_BIN=/tmp/build-a ./bench/run.sh  binaries (teleport, tsh, tctl, tp-leafsim) from that
+#                                          directory, not built: two builds side by side
 #
 # Paths compared:  (a) ssh direct to sshd        (b) ssh -J jump1,jump2 (stand-ins for root and
 # leaf proxies)    (c) tsh ssh to a node of the same cluster    (d) tsh ssh --cluster=leaf to a
@@ -16,7 +18,7 @@
 set -Eeuo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$REPO/target/release"
+BIN="${BENCH_BIN:-$REPO/target/release}"
 MB="${BENCH_MB:-1024}"
 RUNS="${BENCH_RUNS:-30}"
 XFERS="${BENCH_XFERS:-3}"
@@ -50,8 +52,12 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 FDLIM="$(ulimit -n)"
 log "file descriptor limit: $FDLIM"
 
-log "building release binaries"
-cargo build --release --bins --manifest-path "$REPO/Cargo.toml" >"$W/build.log" 2>&1 || { tail "$W/build.log"; exit 1; }
+if [ -n "${BENCH_BIN:-}" ]; then
+    log "binaries from $BIN (not built)"
+else
+    log "building release binaries"
+    cargo build --release --bins --manifest-path "$REPO/Cargo.toml" >"$W/build.log" 2>&1 || { tail "$W/build.log"; exit 1; }
+fi
 export PATH="$BIN:$PATH"
 
 now() { date +%s.%N; }
