@@ -46,6 +46,64 @@ fn read_stdin() -> tokio::sync::mpsc::Receiver<Vec<u8>> {
 /// The most standard input read at once: a pipe holds 64 KiB.
 const STDIN_CHUNK: usize = 64 * 1024;
 
+/// Standard output written by a thread of its own, fed through a short queue: a reader that
+/// stops (a paused pager) blocks that thread, the queue fills and the session waits for it,
+/// while the one runtime thread goes on answering the servers' keep-alives. `finish` waits for
+/// everything queued to be written; the first write error ends the thread and is returned.
+struct Output {
+    tx: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Output {
+    fn start() -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+        let thread = std::thread::Builder::new()
+            .name("stdout".into())
+            .spawn(move || {
+                use std::io::Write;
+                let mut stdout = std::io::stdout();
+                while let Some(data) = rx.blocking_recv() {
+                    stdout.write_all(&data)?;
+                    stdout.flush()?;
+                }
+                Ok(())
+            })
+            .ok();
+        match thread {
+            Some(t) => Output { tx: Some(tx), thread: Some(t) },
+            None => {
+                tracing::warn!("cannot start the thread writing standard output; writing in place");
+                Output { tx: None, thread: None }
+            }
+        }
+    }
+
+    async fn write(&mut self, data: bytes::Bytes) -> std::io::Result<()> {
+        if self.thread.is_none() {
+            use std::io::Write;
+            let mut stdout = std::io::stdout();
+            stdout.write_all(&data)?;
+            return stdout.flush();
+        }
+        let sent = match &self.tx {
+            Some(tx) => tx.send(data).await.is_ok(),
+            None => false,
+        };
+        if sent { Ok(()) } else { self.finish() }
+    }
+
+    /// Waits until everything queued is written; the thread's error, if it stopped on one.
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.tx = None;
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(std::io::Error::other("the thread writing standard output failed")),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Runs a session on `node`, relaying the local terminal; returns the remote exit status.
 pub async fn run(node: &NodeConn, spec: SessionSpec) -> anyhow::Result<i32> {
     use std::io::Write;
@@ -89,19 +147,15 @@ pub async fn run(node: &NodeConn, spec: SessionSpec) -> anyhow::Result<i32> {
     } else {
         None
     };
-    // Written in place: a terminal or a pipe takes a write at once, and tokio's stdout would
-    // hand every write to another thread (a wake-up per echoed keystroke). A reader that
-    // stops reading holds the session back, as it should.
-    let mut stdout = std::io::stdout();
+    // Not tokio's stdout, which hands every write to its blocking pool (a task and a wake-up per
+    // echoed keystroke). A reader that stops reading holds the session back, as it should.
+    let mut stdout = Output::start();
     let mut stderr = std::io::stderr();
     let mut code: Option<i32> = None;
     let mut closed_cleanly = false;
     while let Some(msg) = rd.wait().await {
         match msg {
-            ChannelMsg::Data { data } => {
-                stdout.write_all(&data)?;
-                stdout.flush()?;
-            }
+            ChannelMsg::Data { data } => stdout.write(data).await?,
             ChannelMsg::ExtendedData { data, .. } => {
                 stderr.write_all(&data)?;
                 stderr.flush()?;
@@ -120,6 +174,7 @@ pub async fn run(node: &NodeConn, spec: SessionSpec) -> anyhow::Result<i32> {
         }
     }
     input.abort();
+    stdout.finish()?;
     if let Some(r) = resize {
         r.abort();
     }

@@ -2,7 +2,8 @@
 //! the tunnel agent and `tsh` cannot drift apart, and so that `bench/run.sh` can switch each one
 //! off in turn to measure what it buys.
 //!
-//! The defaults are the product. Three environment variables override them for benchmarking only;
+//! The defaults are the product. Four environment variables override them for benchmarking and
+//! tests only;
 //! they are unstable, undocumented for users, and a process refuses to start with a value it
 //! does not understand ([`check`]):
 //!
@@ -11,6 +12,7 @@
 //! | `TELEPORT_UNSTABLE_SSH_CIPHER_ORDER` | `aes-gcm`, `chacha20` | `aes-gcm` |
 //! | `TELEPORT_UNSTABLE_SSH_WINDOW` | channel window in bytes, 32768 to 1073741824 | 2097152 |
 //! | `TELEPORT_UNSTABLE_TCP_NODELAY` | `true`, `false` | `true` |
+//! | `TELEPORT_UNSTABLE_SSH_KEEPALIVE` | seconds between a server's probes of a silent client, 1 to 3600 | 30 |
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
@@ -34,6 +36,11 @@ pub const MAX_PACKET: u32 = 32768;
 const CIPHER_VAR: &str = "TELEPORT_UNSTABLE_SSH_CIPHER_ORDER";
 const WINDOW_VAR: &str = "TELEPORT_UNSTABLE_SSH_WINDOW";
 const NODELAY_VAR: &str = "TELEPORT_UNSTABLE_TCP_NODELAY";
+const KEEPALIVE_VAR: &str = "TELEPORT_UNSTABLE_SSH_KEEPALIVE";
+
+/// A server probes a silent SSH peer this often and drops it after 3 unanswered probes.
+const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(30);
+const KEEPALIVE_RANGE: std::ops::RangeInclusive<u64> = 1..=3600;
 
 /// The transport settings in force for this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,11 +51,13 @@ pub struct Tuning {
     pub window: u32,
     /// `TCP_NODELAY` on every socket.
     pub nodelay: bool,
+    /// How often an SSH server probes a silent client (3 unanswered probes drop it).
+    pub keepalive: Duration,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Tuning { ciphers: AES_FIRST, window: DEFAULT_WINDOW, nodelay: true }
+        Tuning { ciphers: AES_FIRST, window: DEFAULT_WINDOW, nodelay: true, keepalive: DEFAULT_KEEPALIVE }
     }
 }
 
@@ -78,6 +87,16 @@ impl Tuning {
                 "false" => false,
                 _ => return Err(format!("{NODELAY_VAR}={v:?} is not understood: use true or false, or unset it")),
             };
+        }
+        if let Some(v) = var(KEEPALIVE_VAR) {
+            let secs = v.parse().ok().filter(|s| KEEPALIVE_RANGE.contains(s)).ok_or_else(|| {
+                format!(
+                    "{KEEPALIVE_VAR}={v:?} is not an interval: use a number of seconds from {} to {}, or unset it",
+                    KEEPALIVE_RANGE.start(),
+                    KEEPALIVE_RANGE.end()
+                )
+            })?;
+            t.keepalive = Duration::from_secs(secs);
         }
         Ok(t)
     }
@@ -147,7 +166,8 @@ mod tests {
 
     #[test]
     fn each_override_applies() {
-        let t = with(&[(CIPHER_VAR, "chacha20"), (WINDOW_VAR, "65536"), (NODELAY_VAR, "false")]).unwrap();
+        let t = with(&[(CIPHER_VAR, "chacha20"), (WINDOW_VAR, "65536"), (NODELAY_VAR, "false"), (KEEPALIVE_VAR, "2")]).unwrap();
+        assert_eq!(t.keepalive, Duration::from_secs(2));
         assert_eq!(t.ciphers[0], cipher::CHACHA20_POLY1305);
         assert_eq!(t.ciphers.len(), 3);
         assert_eq!(t.window, 65536);
@@ -157,9 +177,15 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable_and_the_fix() {
-        for (var, value) in
-            [(CIPHER_VAR, "des"), (WINDOW_VAR, "big"), (WINDOW_VAR, "1024"), (WINDOW_VAR, "99999999999"), (NODELAY_VAR, "yes")]
-        {
+        for (var, value) in [
+            (CIPHER_VAR, "des"),
+            (WINDOW_VAR, "big"),
+            (WINDOW_VAR, "1024"),
+            (WINDOW_VAR, "99999999999"),
+            (NODELAY_VAR, "yes"),
+            (KEEPALIVE_VAR, "0"),
+            (KEEPALIVE_VAR, "soon"),
+        ] {
             let e = with(&[(var, value)]).unwrap_err();
             assert!(e.starts_with(var), "{e}");
             assert!(e.contains(&format!("{value:?}")) && e.ends_with("or unset it"), "{e}");

@@ -208,3 +208,24 @@ fn a_client_that_goes_away_ends_its_sessions_on_the_node() {
     }
     assert!(c.log().contains("the client disconnected") || c.log().contains("the client closed the session"), "the reason is logged");
 }
+
+#[test]
+fn a_reader_that_pauses_does_not_lose_the_session() {
+    // A pager the user leaves paused stops reading tsh's output. tsh must go on answering the
+    // proxy's keep-alive probes meanwhile (here every second, so 3 unanswered ones would drop
+    // the connection after ~4 s), then deliver the rest once the reader is back.
+    ensure_unix_user("visitor");
+    let mut o = ClusterOpts::new("pause.example.com");
+    o.env.push(("TELEPORT_UNSTABLE_SSH_KEEPALIVE".into(), "1".into()));
+    let c = Cluster::start(o);
+    c.add_user("myuser", "access", "visitor", PASSWORD);
+    let mut tsh = Tsh::new("pause");
+    tsh.login(&c, "myuser", PASSWORD).ok("tsh login");
+    let node = c.node_name();
+    let line = format!(
+        "e=$(mktemp); tsh ssh visitor@{node} 'seq 1 200000' 2>$e | {{ sleep 7; wc -l; }}; echo \"tsh=${{PIPESTATUS[0]}}\"; cat $e; rm -f $e"
+    );
+    let out = tsh.sh(&line, None);
+    assert_eq!(out.stdout.lines().next(), Some("200000"), "every line arrived after the pause: {}", out.stdout);
+    assert!(out.stdout.contains("tsh=0"), "tsh finished cleanly: {}", out.stdout);
+}
