@@ -50,57 +50,46 @@ const STDIN_CHUNK: usize = 64 * 1024;
 /// stops (a paused pager) blocks that thread, the queue fills and the session waits for it,
 /// while the one runtime thread goes on answering the servers' keep-alives. `finish` waits for
 /// everything queued to be written; the first write error ends the thread and is returned.
-struct Output {
-    tx: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>,
-    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
-}
+/// Without the thread (it could not start), output is written in place.
+struct Output(Option<(tokio::sync::mpsc::Sender<bytes::Bytes>, std::thread::JoinHandle<std::io::Result<()>>)>);
 
 impl Output {
     fn start() -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
-        let thread = std::thread::Builder::new()
-            .name("stdout".into())
-            .spawn(move || {
-                use std::io::Write;
-                let mut stdout = std::io::stdout();
-                while let Some(data) = rx.blocking_recv() {
-                    stdout.write_all(&data)?;
-                    stdout.flush()?;
-                }
-                Ok(())
-            })
-            .ok();
-        match thread {
-            Some(t) => Output { tx: Some(tx), thread: Some(t) },
-            None => {
+        let spawned = std::thread::Builder::new().name("stdout".into()).spawn(move || {
+            use std::io::Write;
+            let mut stdout = std::io::stdout();
+            while let Some(data) = rx.blocking_recv() {
+                stdout.write_all(&data)?;
+                stdout.flush()?;
+            }
+            Ok(())
+        });
+        match spawned {
+            Ok(thread) => Output(Some((tx, thread))),
+            Err(_) => {
                 tracing::warn!("cannot start the thread writing standard output; writing in place");
-                Output { tx: None, thread: None }
+                Output(None)
             }
         }
     }
 
     async fn write(&mut self, data: bytes::Bytes) -> std::io::Result<()> {
-        if self.thread.is_none() {
+        let Some((tx, _)) = &self.0 else {
             use std::io::Write;
             let mut stdout = std::io::stdout();
             stdout.write_all(&data)?;
             return stdout.flush();
-        }
-        let sent = match &self.tx {
-            Some(tx) => tx.send(data).await.is_ok(),
-            None => false,
         };
-        if sent { Ok(()) } else { self.finish() }
+        // The queue closes only when the thread has stopped, on an error.
+        if tx.send(data).await.is_ok() { Ok(()) } else { self.finish() }
     }
 
     /// Waits until everything queued is written; the thread's error, if it stopped on one.
     fn finish(&mut self) -> std::io::Result<()> {
-        self.tx = None;
-        match self.thread.take().map(std::thread::JoinHandle::join) {
-            Some(Ok(r)) => r,
-            Some(Err(_)) => Err(std::io::Error::other("the thread writing standard output failed")),
-            None => Ok(()),
-        }
+        let Some((tx, thread)) = self.0.take() else { return Ok(()) };
+        drop(tx);
+        thread.join().unwrap_or_else(|_| Err(std::io::Error::other("the thread writing standard output failed")))
     }
 }
 

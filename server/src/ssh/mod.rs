@@ -32,8 +32,9 @@ pub fn server_config(key: PrivateKey, cert: Certificate, inactivity: Option<Dura
         window_size: t.window,
         maximum_packet_size: MAX_PACKET,
         inactivity_timeout: inactivity,
-        // Probe a silent peer every 30 s (the default) and drop it after 3 unanswered probes, so a client
-        // that vanished (no FIN, no RST) does not hold its connection until TCP gives up.
+        // Probe a silent peer every 30 s (`tuning`'s default) and drop it after 3 unanswered
+        // probes, so a client that vanished (no FIN, no RST) does not hold its connection until
+        // TCP gives up.
         keepalive_interval: Some(t.keepalive),
         keepalive_max: 3,
         nodelay: t.nodelay,

@@ -8,12 +8,17 @@ use e2e::{Cluster, ClusterOpts, NodeProc, Tsh, ensure_unix_user, run, tsh_with_p
 const PASSWORD: &str = "correct-horse-battery";
 
 fn cluster_with_user(name: &str, node: bool) -> (Cluster, Tsh) {
-    ensure_unix_user("visitor");
     let mut o = ClusterOpts::new(name);
     o.node = node;
+    cluster_with_user_opts(o)
+}
+
+fn cluster_with_user_opts(o: ClusterOpts) -> (Cluster, Tsh) {
+    ensure_unix_user("visitor");
+    let name = o.name.clone();
     let c = Cluster::start(o);
     c.add_user("myuser", "access,editor", "root,visitor", PASSWORD);
-    let mut tsh = Tsh::new(name);
+    let mut tsh = Tsh::new(&name);
     tsh.login(&c, "myuser", PASSWORD).ok("tsh login");
     (c, tsh)
 }
@@ -214,13 +219,9 @@ fn a_reader_that_pauses_does_not_lose_the_session() {
     // A pager the user leaves paused stops reading tsh's output. tsh must go on answering the
     // proxy's keep-alive probes meanwhile (here every second, so 3 unanswered ones would drop
     // the connection after ~4 s), then deliver the rest once the reader is back.
-    ensure_unix_user("visitor");
     let mut o = ClusterOpts::new("pause.example.com");
     o.env.push(("TELEPORT_UNSTABLE_SSH_KEEPALIVE".into(), "1".into()));
-    let c = Cluster::start(o);
-    c.add_user("myuser", "access", "visitor", PASSWORD);
-    let mut tsh = Tsh::new("pause");
-    tsh.login(&c, "myuser", PASSWORD).ok("tsh login");
+    let (c, tsh) = cluster_with_user_opts(o);
     let node = c.node_name();
     let line = format!(
         "e=$(mktemp); tsh ssh visitor@{node} 'seq 1 200000' 2>$e | {{ sleep 7; wc -l; }}; echo \"tsh=${{PIPESTATUS[0]}}\"; cat $e; rm -f $e"
