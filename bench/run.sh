@@ -74,6 +74,7 @@ wait_until() { # timeout-seconds command...
 stats() { # prints "median p90" in ms of the numbers (seconds) on stdin
     sort -n | awk '{ v[NR] = $1 } END { m = v[int((NR + 1) / 2)]; p = v[int(NR * 0.9 + 0.999)]; printf "%.1f %.1f", m * 1000, p * 1000 }'
 }
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; } # of the numbers on stdin
 rss_kib() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
@@ -151,7 +152,7 @@ done
 FAST=""; FAST_MIBS=0
 for c in "${CIPHERS[@]}"; do
     runs=$(awk -v c="$c" '$1 == c { print $2 }' "$W/probe")
-    m=$(sort -n <<<"$runs" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+    m=$(median <<<"$runs")
     log "  cipher probe: $c $m MiB/s (median of 3: $(paste -sd' ' - <<<"$runs"))"
     PROBE_TEXT+="${PROBE_TEXT:+, }$c $m MiB/s"
     if awk -v a="$m" -v b="$FAST_MIBS" 'BEGIN { exit !(a > b) }'; then FAST="$c"; FAST_MIBS="$m"; fi
@@ -224,7 +225,7 @@ throughput() { # command... : the median MiB/s of $XFERS transfers of ${XFER_MB:
         head -c "$((mb * 1024 * 1024))" /dev/zero | "$@" 'cat > /dev/null'
         secs=$(elapsed "$t0")
         awk -v mb="$mb" -v s="$secs" 'BEGIN { printf "%.1f\n", mb / s }'
-    done | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+    done | median
 }
 latency() { # command...
     local i t0
@@ -278,7 +279,7 @@ KS="$REPO/bench/keystroke.py"
 # Rounds take every path in turn, so a slow spell of the machine falls on all of them alike
 # (one path after another let a p50 of ~0.5 ms drift by 0.05 between runs); each path's p50
 # and p99 are the medians over its rounds.
-: >"$W/keys.a"; : >"$W/keys.b1"; : >"$W/keys.b"; : >"$W/keys.c"; : >"$W/keys.d"
+for k in a b1 b c d; do : >"$W/keys.$k"; done
 for _ in $(seq 1 "$KEY_ROUNDS"); do
     "$KS" "$KEYS" "${SSHF[@]}" -tt direct >>"$W/keys.a"
     "$KS" "$KEYS" "${SSHF[@]}" -tt viajump >>"$W/keys.b1"
@@ -286,12 +287,7 @@ for _ in $(seq 1 "$KEY_ROUNDS"); do
     "$KS" "$KEYS" tsh ssh -t root@bench-root-node >>"$W/keys.c"
     "$KS" "$KEYS" tsh ssh -t --cluster=bench-leaf root@bench-leaf-node >>"$W/keys.d"
 done
-key_medians() { # file of "p50 p99" lines: "median-p50 median-p99"
-    local p50 p99
-    p50=$(awk '{ print $1 }' "$1" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-    p99=$(awk '{ print $2 }' "$1" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-    echo "$p50 $p99"
-}
+key_medians() { echo "$(awk '{ print $1 }' "$1" | median) $(awk '{ print $2 }' "$1" | median)"; } # of "p50 p99" lines
 read -r KA KA9 <<<"$(key_medians "$W/keys.a")"
 read -r KB1 KB19 <<<"$(key_medians "$W/keys.b1")"
 read -r KB KB9 <<<"$(key_medians "$W/keys.b")"
