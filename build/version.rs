@@ -27,5 +27,8 @@ fn main() {
         println!("cargo:rerun-if-changed={git_dir}/HEAD");
         println!("cargo:rerun-if-changed={git_dir}/refs/heads");
     }
-    println!("cargo:rerun-if-changed=build.rs");
+    // Paths here are relative to the package being built (server/, cli-admin/, cli-user/), and
+    // this script lives beside them, not in them: naming a path that does not exist would make
+    // cargo treat the script as stale on every build and relink all three binaries.
+    println!("cargo:rerun-if-changed=../build/version.rs");
 }
