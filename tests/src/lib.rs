@@ -171,6 +171,23 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
+/// Runs `run` until its output satisfies `holds`, at most `timeout`, and returns that output.
+/// For anything that reads liveness (a leaf online, a tunnel up): a heartbeat late by a second
+/// on a loaded machine can flip a status between two commands, so such output is waited for,
+/// never sampled once after some other command saw it.
+#[track_caller]
+pub fn output_when(what: &str, timeout: Duration, mut run: impl FnMut() -> String, holds: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let out = run();
+        if holds(&out) {
+            return out;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}; last output:\n{out}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A free loopback address (random in 127.64.0.0–127.127.255.255) with `ports` free.
 pub fn free_ip(ports: &[u16]) -> String {
     for _ in 0..200 {

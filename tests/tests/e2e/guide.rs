@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use e2e::{Cluster, ClusterOpts, NodeProc, Out, Tsh, ensure_unix_user, tsh_with_pty, wait_for};
+use e2e::{Cluster, ClusterOpts, NodeProc, Out, Tsh, ensure_unix_user, output_when, tsh_with_pty, wait_for};
 
 const PW: &str = "guide-password-123";
 
@@ -147,9 +147,14 @@ fn the_trusted_clusters_guide_works_as_written() {
     // Step 5/6: remote_cluster, labels, demo-cluster-access.
     let s = "Step 5/6";
     ok(&ws, s, "tsh status");
-    let rc = ok(&ws, s, "tctl get rc");
+    let online = format!("  name: {leafname}\nstatus:\n  connection: online\n  last_heartbeat: ");
+    let rc = output_when(
+        &format!("guide {s}: tctl get rc shows the leaf online"),
+        Duration::from_secs(20),
+        || ok(&ws, s, "tctl get rc"),
+        |rc| rc.contains(&online),
+    );
     contains(s, &rc, "kind: remote_cluster\nmetadata:\n  id: ");
-    contains(s, &rc, &format!("  name: {leafname}\nstatus:\n  connection: online\n  last_heartbeat: "));
     contains(s, &rc, "version: v3\n");
     let out = ok(&ws, s, &format!("tctl update rc/{leafname} --set-labels=env=demo"));
     assert_eq!(out.trim(), format!("cluster {leafname} has been updated"), "guide {s}");
@@ -163,9 +168,14 @@ fn the_trusted_clusters_guide_works_as_written() {
     );
     ok(&ws, s, "tsh logout");
     login(&ws, s, &root_addr);
-    let rc = ok(&ws, s, "tctl get rc");
+    let online = format!("  labels:\n    env: demo\n  name: {leafname}\nstatus:\n  connection: online\n");
+    let rc = output_when(
+        &format!("guide {s}: the labelled leaf online"),
+        Duration::from_secs(20),
+        || ok(&ws, s, "tctl get rc"),
+        |rc| rc.contains(&online),
+    );
     contains(s, &rc, "metadata:\n  id: ");
-    contains(s, &rc, &format!("  labels:\n    env: demo\n  name: {leafname}\nstatus:\n  connection: online\n"));
 
     // Step 6/6: access a server in the leaf.
     let s = "Step 6/6";

@@ -228,8 +228,12 @@ fn every_leaf_and_tunnel_node_tunnels_to_every_root_process_and_a_new_one_is_fou
     for (tsh, what) in [(&via_a, "root-a"), (&via_b, "root-b"), (&via_lb, "the load balancer")] {
         assert_eq!(ssh(tsh, &leaf, "echo leaf-ok").ok(what), "leaf-ok\n", "through {what}");
         assert_eq!(tsh.run(&["ssh", "visitor@mesh-tnode", "echo node-ok"]).ok(what), "node-ok\n", "through {what}");
-        let clusters = tsh.run(&["clusters", "--format=json"]).json();
-        assert_eq!(clusters[1]["status"], "online", "through {what}: {clusters}");
+        output_when(
+            &format!("tsh clusters through {what}: the leaf online"),
+            Duration::from_secs(20),
+            || tsh.run(&["clusters", "--format=json"]).ok(what).to_string(),
+            |c| serde_json::from_str::<serde_json::Value>(c).is_ok_and(|v| v[1]["status"] == "online"),
+        );
     }
 
     // A third process: every agent finds it, without restarts.

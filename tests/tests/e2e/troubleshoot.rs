@@ -92,7 +92,7 @@ fn each_common_mistake_names_its_cause_and_fix() {
     assert!(status.contains("root-ts.example.com  connected to 1 proxy") && status.contains("since"), "{status}");
     let status = wait_for("tctl status", Duration::from_secs(20), || {
         let s = p.root.tctl(&["status"]).ok("root tctl status").to_string();
-        s.contains("tunnel to proxy").then_some(s)
+        (s.contains("tunnel to proxy") && s.contains(&format!("  {leaf2_name}  online, last heartbeat"))).then_some(s)
     });
     assert!(status.contains("Leaf clusters (tunnels to this cluster's proxies):"), "{status}");
     assert!(status.contains(&format!("  {leaf2_name}  online, last heartbeat")) && status.contains("    tunnel to proxy "), "{status}");

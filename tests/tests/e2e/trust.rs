@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use e2e::{ACCESS_TO_VISITOR, Cluster, ClusterOpts, NodeProc, PASSWORD, Tsh, VISITOR, pair, tc_yaml, wait_for};
+use e2e::{ACCESS_TO_VISITOR, Cluster, ClusterOpts, NodeProc, PASSWORD, Tsh, VISITOR, output_when, pair, tc_yaml, wait_for};
 
 #[test]
 fn trusted_clusters_lifecycle_create_use_delete_recreate() {
@@ -19,18 +19,34 @@ fn trusted_clusters_lifecycle_create_use_delete_recreate() {
         out.stderr
     );
     p.root.wait_remote_status(p.leaf_name(), "online", Duration::from_secs(20));
-    let rc = p.root.tctl(&["get", "rc"]).ok("get rc").to_string();
+    let online = format!("  name: {}\nstatus:\n  connection: online\n  last_heartbeat: ", p.leaf_name());
+    let rc = output_when(
+        "tctl get rc: the leaf online",
+        Duration::from_secs(20),
+        || p.root.tctl(&["get", "rc"]).ok("get rc").to_string(),
+        |rc| rc.contains(&online),
+    );
     assert!(rc.starts_with("kind: remote_cluster\nmetadata:\n  id: "), "{rc}");
-    assert!(rc.contains(&format!("  name: {}\nstatus:\n  connection: online\n  last_heartbeat: ", p.leaf_name())), "{rc}");
 
-    let clusters = p.tsh.run(&["clusters"]).ok("tsh clusters").to_string();
+    let leaf_online = |c: &str| c.lines().any(|l| l.starts_with(p.leaf_name()) && l.contains(" online leaf "));
+    let clusters = output_when(
+        "tsh clusters: the leaf online",
+        Duration::from_secs(20),
+        || p.tsh.run(&["clusters"]).ok("tsh clusters").to_string(),
+        leaf_online,
+    );
     assert!(clusters.starts_with("Cluster Name"), "{clusters}");
     assert!(
         clusters.lines().any(|l| l.starts_with(p.root_name()) && l.contains(" online root ") && l.trim_end().ends_with('*')),
         "{clusters}"
     );
-    assert!(clusters.lines().any(|l| l.starts_with(p.leaf_name()) && l.contains(" online leaf ")), "{clusters}");
-    let json = p.tsh.run(&["clusters", "-f", "json"]).json();
+    let json = output_when(
+        "tsh clusters -f json: the leaf online",
+        Duration::from_secs(20),
+        || p.tsh.run(&["clusters", "-f", "json"]).ok("json").to_string(),
+        |j| serde_json::from_str::<serde_json::Value>(j).is_ok_and(|v| v[1]["status"] == "online"),
+    );
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(
         json[1],
         serde_json::json!({"cluster_name": p.leaf_name(), "status": "online", "cluster_type": "leaf", "labels": null, "selected": false})

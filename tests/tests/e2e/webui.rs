@@ -108,8 +108,18 @@ fn the_web_ui_signs_in_lists_clusters_and_opens_a_terminal_on_a_leaf_node() {
         wait_path(&c, "/web/clusters").await;
 
         // Manage Clusters: the root and the leaf, online.
-        let row = wait_css(&c, &format!("tr[data-cluster='{leaf}'] [data-status]"), Duration::from_secs(10)).await;
-        assert_eq!(row.text().await.unwrap(), "online");
+        // The page shows the status at the time it was rendered: reload until the leaf reads
+        // online (a late heartbeat on a loaded machine can flip it between two requests).
+        let status = format!("tr[data-cluster='{leaf}'] [data-status]");
+        wait_until("the leaf online on Manage Clusters", Duration::from_secs(20), || async {
+            let row = wait_css(&c, &status, Duration::from_secs(10)).await;
+            if row.text().await.unwrap() == "online" {
+                return Some(());
+            }
+            c.refresh().await.unwrap();
+            None
+        })
+        .await;
         assert!(body_text(&c).await.contains("ROOT"));
         // An admin labels the leaf from the page (as tctl update rc --set-labels).
         fill(&c, &format!("tr[data-cluster='{leaf}'] input[name='labels']"), "env=web,team=a").await;
