@@ -263,12 +263,17 @@ pub struct ConnectionLimits {
     /// Accepted for compatibility (request rates are limited per endpoint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rates: Option<serde_yaml_ng::Value>,
-    /// Unauthenticated connections at once, in all (default 4096).
+    /// Connections in their handshake at once, in all, and anonymous HTTPS connections (no
+    /// client certificate) at once, in all, each (default 3750; at most a quarter of
+    /// `max_connections`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_startups: Option<usize>,
-    /// Unauthenticated connections at once from one address (default 512).
+    /// The same two, from one address (default 512).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_source_max_startups: Option<usize>,
+    /// Connections at once from one address, authenticated or not (default 2048).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_source_max_connections: Option<usize>,
     /// Time a connection has to authenticate (default 30s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_grace_time: Option<String>,
@@ -688,6 +693,7 @@ fn connection_limits(c: Option<&ConnectionLimits>) -> Result<crate::limits::Conn
     l.max_connections = positive("max_connections", c.max_connections, l.max_connections)?;
     l.max_startups = positive("max_startups", c.max_startups, l.max_startups)?;
     l.per_source_max_startups = positive("per_source_max_startups", c.per_source_max_startups, l.per_source_max_startups)?;
+    l.per_source_max_connections = positive("per_source_max_connections", c.per_source_max_connections, l.per_source_max_connections)?;
     l.max_channels = positive("max_channels_per_connection", c.max_channels_per_connection, l.max_channels)?;
     l.login_grace_time = duration("teleport.connection_limits.login_grace_time", &c.login_grace_time, l.login_grace_time)?;
     Ok(l)

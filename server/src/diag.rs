@@ -102,11 +102,16 @@ pub fn render(g: &Gauges) -> String {
         gauge("teleport_api_requests_in_flight", "API requests being served.", &[("", c.load(Ordering::SeqCst) as u64)]);
     }
     if let Some(l) = &g.limiter {
-        let (open, unauth) = l.counts();
+        let (open, handshakes, anonymous) = l.phases();
         gauge(
             "teleport_connections",
-            "Connections admitted and open now.",
-            &[("{state=\"all\"}", open as u64), ("{state=\"unauthenticated\"}", unauth as u64)],
+            "Connections admitted and open now (unauthenticated: in their handshake, or anonymous HTTPS).",
+            &[
+                ("{state=\"all\"}", open as u64),
+                ("{state=\"unauthenticated\"}", (handshakes + anonymous) as u64),
+                ("{state=\"handshake\"}", handshakes as u64),
+                ("{state=\"anonymous\"}", anonymous as u64),
+            ],
         );
         counters.push_str(&format!(
             "# HELP teleport_connections_admitted_total Connections admitted since start.\n# TYPE teleport_connections_admitted_total counter\nteleport_connections_admitted_total {}\n",

@@ -20,6 +20,10 @@ use crate::ssh::router::ApiStreamServer;
 use crate::tls::TlsState;
 use crate::tunnel::Origin;
 
+/// The answer to an anonymous HTTPS connection beyond its share (`max_startups`).
+const BUSY: &str = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\nConnection: close\r\n\
+    Content-Length: 83\r\n\r\n{\"error\":{\"message\":\"too many connections without a certificate; try again shortly\"}}";
+
 /// What the HTTP layer knows about a connection.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
@@ -72,11 +76,20 @@ impl ApiServer {
             }
             Err(_) => return,
         };
+        let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|der| parse_peer_cert(der).ok());
+        // A verified client certificate authenticates the connection; without one it stays
+        // anonymous for its whole life (pages, ping, sign-in), counted apart from the rest.
         if let Some(p) = &permit {
-            p.mark().authenticated();
+            if cert.is_some() {
+                p.mark().authenticated();
+            } else if p.mark().anonymous().is_err() {
+                let mut tls = tls;
+                let _ = tls.write_all(BUSY.as_bytes()).await;
+                let _ = tls.shutdown().await;
+                return;
+            }
         }
         let _permit = permit;
-        let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|der| parse_peer_cert(der).ok());
         let info = Arc::new(ConnInfo { peer, cert, origin });
         let app = self.app.clone();
         let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {

@@ -273,6 +273,8 @@ pub struct ClusterOpts {
     /// `auth_service.authentication.second_factor` (`None`: not set, the product's default of
     /// `otp`). Tests that are not about a second factor turn it off, as the issue allows.
     pub second_factor: Option<String>,
+    /// Start the daemon with this descriptor limit (soft and hard, through `prlimit`).
+    pub fd_limit: Option<u64>,
 }
 
 impl ClusterOpts {
@@ -295,6 +297,7 @@ impl ClusterOpts {
             public_addr: None,
             proxy_extra: String::new(),
             second_factor: Some("off".into()),
+            fd_limit: None,
         }
     }
 }
@@ -388,7 +391,14 @@ impl Cluster {
 
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
-        let mut cmd = command_in(self.opts.netns.as_deref(), &bin("teleport"));
+        let mut cmd = match self.opts.fd_limit {
+            Some(n) => {
+                let mut c = command_in(self.opts.netns.as_deref(), Path::new("prlimit"));
+                c.arg(format!("--nofile={n}:{n}")).arg("--").arg(bin("teleport"));
+                c
+            }
+            None => command_in(self.opts.netns.as_deref(), &bin("teleport")),
+        };
         cmd.arg("start").arg("-c").arg(self.config());
         if self.opts.insecure {
             cmd.arg("--insecure");

@@ -370,7 +370,7 @@ impl crate::tunnel::agent::TunnelService for NodeTunnelService {
                 return;
             }
             let source = match &req.origin {
-                Some(o) => Source::Tunnel(o.caller()),
+                Some(o) => Source::Caller(o.caller()),
                 None => Source::Unknown,
             };
             let permit = match node.limiter.admit(source) {

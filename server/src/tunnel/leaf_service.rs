@@ -120,7 +120,7 @@ async fn serve_node(
     let auth = &router.auth;
     let caller = origin.as_ref().map(Origin::caller).unwrap_or_else(|| format!("unknown user@{root}"));
     // Each root user is counted as a source of its own: one user cannot take every place.
-    let permit = match shared.limiter.admit(Source::Tunnel(caller.clone())) {
+    let permit = match shared.limiter.admit(Source::Caller(caller.clone())) {
         Ok(p) => p,
         Err(r) => {
             let msg = format!("too many connections at once through the trusted cluster tunnel for {caller} ({r:?}); try again shortly");

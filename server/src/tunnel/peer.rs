@@ -233,8 +233,9 @@ impl Peering {
                         let Ok(permit) = limiter.admit(Source::Addr(peer.ip())) else { continue };
                         let me = self.clone();
                         tokio::spawn(async move {
+                            let mark = permit.mark();
                             let _permit = permit;
-                            me.serve_peer(tcp, peer).await
+                            me.serve_peer(tcp, peer, mark).await
                         });
                     }
                     Err(e) => {
@@ -246,7 +247,7 @@ impl Peering {
         }
     }
 
-    async fn serve_peer(&self, tcp: tokio::net::TcpStream, addr: SocketAddr) {
+    async fn serve_peer(&self, tcp: tokio::net::TcpStream, addr: SocketAddr, mark: crate::limits::AuthMark) {
         shared::tuning::set_nodelay(&tcp);
         let cfg = match self.server_config().await {
             Ok(c) => c,
@@ -272,6 +273,8 @@ impl Peering {
             tracing::warn!(peer = %addr, error = %e, "refused a connection on the peer port");
             return;
         }
+        // A proxy of this cluster: its connection no longer counts as a handshake.
+        mark.authenticated();
         let mut reader = BufReader::new(tls);
         let line = match tokio::time::timeout(Duration::from_secs(10), read_line_bounded(&mut reader, MAX_REQUEST_LEN + 1024)).await {
             Ok(Ok(Some(l))) => l,

@@ -531,3 +531,86 @@ fn idle_sessions_and_idle_connections_are_closed_by_client_idle_timeout() {
     });
     eprintln!("client_idle_timeout 2s: an idle session closed after {took:?}");
 }
+
+/// Anonymous HTTPS connections from `source` to `target`: each finishes its TLS handshake
+/// without a client certificate, asks `/webapi/ping` once (a keep-alive client), and is held
+/// open. Returns the connections the server kept.
+fn anonymous_https(source: &str, target: &str, n: usize) -> Vec<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
+    let cfg = Arc::new(shared::client::tls_client_config(&shared::client::ServerTrust::Insecure, None).expect("tls config"));
+    let src: std::net::Ipv4Addr = source.parse().expect("source");
+    let dst: SocketAddrV4 = target.parse().expect("target");
+    let name = rustls_pki_types::ServerName::try_from(dst.ip().to_string()).expect("name");
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).expect("socket");
+        bind(fd.as_raw_fd(), &SockaddrIn::from(SocketAddrV4::new(src, 0))).expect("bind");
+        if connect(fd.as_raw_fd(), &SockaddrIn::from(dst)).is_err() {
+            continue;
+        }
+        let sock = TcpStream::from(fd);
+        let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
+        let conn = rustls::ClientConnection::new(cfg.clone(), name.clone()).expect("client");
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        if tls.write_all(b"GET /webapi/ping HTTP/1.1\r\nHost: door\r\n\r\n").is_err() {
+            continue;
+        }
+        let mut buf = [0u8; 4096];
+        match tls.read(&mut buf) {
+            Ok(n) if n > 0 && buf[..n].starts_with(b"HTTP/1.1 200") => {
+                // The rest of the answer, if it came in two reads.
+                let _ = tls.sock.set_read_timeout(Some(Duration::from_millis(20)));
+                let _ = tls.read(&mut buf);
+                held.push(tls)
+            }
+            _ => {}
+        }
+    }
+    held
+}
+
+#[test]
+fn anonymous_keep_alive_https_from_one_address_cannot_fill_the_door() {
+    ensure_unix_user("visitor");
+    let mut o = ClusterOpts::new("door-anon.example.com");
+    o.diag = true;
+    o.node_name = Some("anon-node".into());
+    // The attack run's setting: a descriptor limit of 2,000, so max_connections is 1,744,
+    // max_startups 436 and per_source_max_startups 436.
+    o.fd_limit = Some(2000);
+    let c = Cluster::start(o);
+    c.add_user("myuser", "access", "visitor", PASSWORD);
+    let mut tsh = Tsh::new("door-anon");
+    tsh.login(&c, "myuser", PASSWORD).ok("login");
+    assert!(c.log().contains("the file descriptor limit allows at most 1744 connections"), "{}", c.log());
+    let attacker = free_ip(&[]);
+    let held = anonymous_https(&attacker, &c.web, 1000);
+    let m = c.metrics();
+    let anon = metric(&m, "teleport_connections{state=\"anonymous\"}");
+    eprintln!(
+        "anonymous HTTPS from one address: {} of 1000 held (each asked /webapi/ping); the proxy counts {anon} anonymous, {} in all",
+        held.len(),
+        metric(&m, "teleport_connections{state=\"all\"}")
+    );
+    assert_eq!(held.len(), 436, "one address holds at most per_source_max_startups anonymous connections");
+    assert!(anon <= 436.0 + 2.0, "{m:?}");
+    assert!(metric(&m, "teleport_connections_refused_total{reason=\"anonymous\"}") >= 500.0, "{m:?}");
+    // Another address is served: ping, sign-in and SSH.
+    let ping =
+        run(Path::new("curl"), &["-sk", "--max-time", "5", &format!("https://{}/webapi/ping", c.web)], &[], None, Duration::from_secs(10));
+    assert!(ping.ok("ping from another address").contains("\"cluster_name\""), "{}", ping.stdout);
+    tsh.login(&c, "myuser", PASSWORD).ok("login during the flood");
+    assert_eq!(tsh.run(&["ssh", "visitor@anon-node", "echo served"]).ok("tsh ssh during the flood"), "served\n");
+    // The held connections are still alive keep-alive HTTPS connections.
+    let mut alive = 0;
+    for mut t in held.into_iter().take(5) {
+        let _ = t.sock.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut buf = [0u8; 64];
+        if t.write_all(b"GET /webapi/ping HTTP/1.1\r\nHost: door\r\n\r\n").is_ok()
+            && t.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"HTTP/1.1 200"))
+        {
+            alive += 1;
+        }
+    }
+    assert_eq!(alive, 5, "the flood's connections are kept (bounded), not cut");
+}
