@@ -1,5 +1,11 @@
 //! The audit log: every event goes to the storage table and, as one JSON line, to
 //! `<data_dir>/log/events.log` (where the guide tells admins to look).
+//!
+//! Every event is bounded ([`MAX_EVENT_BYTES`]): one that would be larger has its longest
+//! strings and lists cut until it fits, and says so (`"trimmed": true`), as Teleport trims
+//! events to its backends' item size. Strings a caller without credentials controls (a user
+//! name at sign-in, a connector name in a URL) are also clipped where they come in ([`clip`]),
+//! so a failed sign-in costs the log a few hundred bytes, whatever was sent.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -75,6 +81,54 @@ pub mod codes {
     pub const CA_ROTATE: (&str, &str) = ("cert_authority.rotate", "TCA01I");
 }
 
+/// The largest event the log stores, as JSON.
+pub const MAX_EVENT_BYTES: usize = 16 * 1024;
+/// The longest string from a caller without credentials kept in a log line or event.
+pub const MAX_UNTRUSTED: usize = 256;
+
+/// `s`, cut to at most `max` bytes (on a character boundary) with a note of its full length when
+/// it is longer: for strings a caller controls, before they are logged or audited.
+pub fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[{} bytes]", &s[..end], s.len())
+}
+
+/// Cuts `event`'s strings and lists until its JSON fits in `max` bytes (keeping the fields that
+/// say what it is); returns whether anything was cut.
+fn trim_to(event: &mut Map<String, Value>, max: usize) -> bool {
+    fn cut(v: &mut Value, strings: usize, items: usize) {
+        match v {
+            Value::String(s) if s.len() > strings => *s = clip(s, strings),
+            Value::Array(a) => {
+                a.truncate(items);
+                a.iter_mut().for_each(|x| cut(x, strings, items));
+            }
+            Value::Object(o) => o.values_mut().for_each(|x| cut(x, strings, items)),
+            _ => {}
+        }
+    }
+    let size = |e: &Map<String, Value>| serde_json::to_vec(e).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size(event) <= max {
+        return false;
+    }
+    for (strings, items) in [(4096, 256), (1024, 64), (256, 16), (64, 4)] {
+        event.values_mut().for_each(|v| cut(v, strings, items));
+        if size(event) <= max.saturating_sub(20) {
+            return true;
+        }
+    }
+    // Still too large (many fields): keep what says what happened.
+    event.retain(|k, _| matches!(k.as_str(), "event" | "code" | "time" | "uid" | "cluster_name" | "user" | "success"));
+    event.values_mut().for_each(|v| cut(v, 64, 4));
+    true
+}
+
 /// Where audit events are stored and read back: the cluster state's own table (SQLite, or
 /// PostgreSQL without `audit_events_uri`), or a PostgreSQL database of their own.
 pub trait AuditStore: Send + Sync + 'static {
@@ -143,6 +197,9 @@ impl AuditLog {
         event.entry("time").or_insert_with(|| json!(shared::timefmt::rfc3339(self.clock.now())));
         event.entry("uid").or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
         event.entry("cluster_name").or_insert_with(|| json!(self.cluster_name));
+        if trim_to(&mut event, MAX_EVENT_BYTES) {
+            event.insert("trimmed".into(), json!(true));
+        }
         let line = Value::Object(event).to_string();
         if let Err(e) = self.backend.append(line.clone()).await {
             tracing::warn!(error = %e, "cannot store audit event");
@@ -159,5 +216,43 @@ impl AuditLog {
     pub async fn recent(&self, limit: usize) -> Result<Vec<Value>> {
         let records = self.backend.list(limit).await?;
         Ok(records.into_iter().filter_map(|r| serde_json::from_str(&r.json).ok()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_keeps_short_strings_and_cuts_long_ones_on_a_character_boundary() {
+        assert_eq!(clip("alice", 256), "alice");
+        let long = "é".repeat(1000);
+        let c = clip(&long, 255);
+        assert!(c.starts_with(&"é".repeat(127)) && c.ends_with("…[2000 bytes]"), "{c}");
+        assert!(c.len() < 300);
+    }
+
+    #[test]
+    fn an_event_is_cut_to_its_size_limit_and_says_so() {
+        let mut e = Map::new();
+        e.insert("event".into(), json!("user.login"));
+        e.insert("user".into(), json!("x".repeat(5 << 20)));
+        e.insert("roles".into(), json!(vec!["r"; 100_000]));
+        assert!(trim_to(&mut e, MAX_EVENT_BYTES));
+        let n = serde_json::to_vec(&e).map(|v| v.len()).unwrap_or(0);
+        assert!(n <= MAX_EVENT_BYTES, "{n}");
+        assert_eq!(e["event"], "user.login");
+        assert!(e["user"].as_str().is_some_and(|u| u.ends_with(&format!("[{} bytes]", 5 << 20))));
+        let mut small = Map::new();
+        small.insert("user".into(), json!("alice"));
+        assert!(!trim_to(&mut small, MAX_EVENT_BYTES), "small events are untouched");
+        // Many fields of moderate size still end within the limit.
+        let mut wide = Map::new();
+        for i in 0..2000 {
+            wide.insert(format!("f{i}"), json!("y".repeat(100)));
+        }
+        wide.insert("event".into(), json!("x"));
+        assert!(trim_to(&mut wide, MAX_EVENT_BYTES));
+        assert!(serde_json::to_vec(&wide).map(|v| v.len()).unwrap_or(0) <= MAX_EVENT_BYTES);
     }
 }

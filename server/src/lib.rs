@@ -20,6 +20,7 @@
 //! | `audit` | the audit log |
 //! | `diag` | `/healthz`, `/readyz`, `/metrics` on `diag_addr` |
 //! | `limits` | connection limits before and after authentication |
+//! | `gate` | concurrency gates in front of expensive work anonymous callers can start |
 //! | `live` | live connections and sessions, for locks to end |
 
 pub mod api;
@@ -30,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod diag;
 pub mod follow;
+pub mod gate;
 pub mod limits;
 pub mod listener;
 pub mod live;

@@ -53,6 +53,22 @@ pub struct ApiState {
     pub ping: PingInfo,
     /// Per-address limits for unauthenticated endpoints.
     pub limiter: RateLimiter,
+    /// SSO exchanges at once (a request to the identity provider, a signature check), whoever
+    /// starts them.
+    pub sso_gate: crate::gate::Gate,
+}
+
+impl ApiState {
+    /// The state of the API of `auth`, reporting `ping`.
+    pub fn new(auth: Arc<AuthServer>, ping: PingInfo) -> ApiState {
+        ApiState {
+            authz: Authorizer::new(auth.clone()),
+            auth,
+            ping,
+            limiter: RateLimiter::default(),
+            sso_gate: crate::gate::Gate::new("sign-ins through single sign-on", 16, 64, std::time::Duration::from_secs(10)),
+        }
+    }
 }
 
 /// An error as an HTTP response.

@@ -18,6 +18,10 @@ pub enum Class {
     Validate,
     /// Password setting with a token.
     Password,
+    /// Identity providers' answers (SSO callbacks, SAML's ACS).
+    Sso,
+    /// Second-factor codes checked for a signed-in user (device registration).
+    Mfa,
 }
 
 impl Class {
@@ -28,6 +32,8 @@ impl Class {
             Class::Join => (30.0, 5.0),
             Class::Validate => (10.0, 1.0),
             Class::Password => (10.0, 1.0),
+            Class::Sso => (30.0, 5.0),
+            Class::Mfa => (10.0, 0.5),
         }
     }
 }

@@ -39,6 +39,7 @@ pub async fn console(
         return Err(Error::not_found(format!("no such endpoint: /webapi/{kind}/login/console")).into());
     }
     s.limiter.check(Class::Login, &addr.key())?;
+    let _pass = s.sso_gate.enter().await?;
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(&s.ping.public_addr).to_string();
     match s.auth.sso_console_login(&kind, &req, &host).await {
         Ok(redirect_url) => Ok(axum::Json(ConsoleResponse { redirect_url })),
@@ -96,9 +97,10 @@ pub async fn web_login(
     if !matches!(kind.as_str(), "oidc" | "github" | "saml") {
         return page(StatusCode::NOT_FOUND, "Not found", "no such endpoint");
     }
-    if let Err(e) = s.limiter.check(Class::Login, &addr.key()) {
-        return page(StatusCode::TOO_MANY_REQUESTS, "Login failed", &e.message);
-    }
+    let _pass = match admit(&s, Class::Login, &addr).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let query = shared::sso::parse_query(q.as_deref().unwrap_or_default());
     let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
     let connector = get("connector_id");
@@ -117,11 +119,30 @@ pub async fn web_login(
     }
 }
 
+/// The per-address rate limit of `class`, then a place in the SSO gate; or the page that says
+/// why not (429).
+async fn admit<'a>(s: &'a ApiState, class: Class, addr: &ClientAddr) -> Result<crate::gate::Pass<'a>, Response> {
+    if let Err(e) = s.limiter.check(class, &addr.key()) {
+        return Err(page(StatusCode::TOO_MANY_REQUESTS, "Login failed", &e.message));
+    }
+    s.sso_gate.enter().await.map_err(|e| page(StatusCode::TOO_MANY_REQUESTS, "Login failed", &e.message))
+}
+
 /// `GET /webapi/oidc/callback` and `GET /webapi/github/callback`.
-pub async fn callback(State(s): State<Arc<ApiState>>, Path(kind): Path<String>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+pub async fn callback(
+    State(s): State<Arc<ApiState>>,
+    Path(kind): Path<String>,
+    addr: ClientAddr,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
     if !matches!(kind.as_str(), "oidc" | "github") {
         return page(StatusCode::NOT_FOUND, "Not found", "no such endpoint");
     }
+    let _pass = match admit(&s, Class::Sso, &addr).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let query = shared::sso::parse_query(q.as_deref().unwrap_or_default());
     let state = query.iter().find(|(k, _)| k == "state").map(|(_, v)| v.clone()).unwrap_or_default();
     let req = match take(&s, &kind, &state, &headers).await {
@@ -143,7 +164,17 @@ pub async fn callback(State(s): State<Arc<ApiState>>, Path(kind): Path<String>, 
 }
 
 /// `POST /webapi/saml/acs[/<connector>]`: the identity provider's response, through the browser.
-pub async fn acs(State(s): State<Arc<ApiState>>, connector: Option<Path<String>>, headers: HeaderMap, body: String) -> Response {
+pub async fn acs(
+    State(s): State<Arc<ApiState>>,
+    connector: Option<Path<String>>,
+    addr: ClientAddr,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let _pass = match admit(&s, Class::Sso, &addr).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let form = shared::sso::parse_query(&body);
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
     let named = connector.map(|Path(c)| c).unwrap_or_default();

@@ -101,6 +101,8 @@ pub struct AuthServer {
     pub agents: crate::tunnel::state::AgentRegistry,
     /// The leaves, their statuses and presence records, kept in memory for listings.
     leaf_view: leafview::LeafView,
+    /// Password hashing, behind its gate.
+    pub passwords: users::Passwords,
 }
 
 /// The principals a user certificate lists: the logins the roles allow, or one that matches no
@@ -127,6 +129,7 @@ impl AuthServer {
             leaving: Default::default(),
             agents: Default::default(),
             leaf_view: Default::default(),
+            passwords: Default::default(),
         }
     }
 
@@ -399,13 +402,19 @@ impl AuthServer {
         }
         let mode = pref.second_factor();
         let wrong = if mode.enabled() { mfa::BAD_CREDENTIALS } else { "invalid username or password" };
+        let clipped = crate::audit::clip(&req.username, crate::audit::MAX_UNTRUSTED);
+        let failed = |why: &str| json!({"user": clipped, "method": "local", "success": false, "error": why, "addr.remote": client_ip});
+        // Nothing longer than a user name or a password can be is looked up or hashed.
+        if req.username.len() > shared::resource::MAX_NAME_LEN || req.password.len() > users::MAX_PASSWORD {
+            self.audit.emit(audit_codes::USER_LOGIN_FAILED, failed("username or password too long")).await;
+            return Err(Error::bad_parameter("username or password too long"));
+        }
         let user = self.services.user(&req.username).await.ok();
         let hash = match &user {
             Some(_) => self.services.backend.get(&format!("{}{}", keys::PASSWORDS, req.username)).await?,
             None => None,
         };
-        let ok = users::verify_password(&req.password, hash.as_ref().map(|h| String::from_utf8_lossy(&h.value).to_string())).await;
-        let failed = |why: &str| json!({"user": req.username, "method": "local", "success": false, "error": why, "addr.remote": client_ip});
+        let ok = self.passwords.verify(&req.password, hash.as_ref().map(|h| String::from_utf8_lossy(&h.value).to_string())).await?;
         let user = match (ok, user) {
             (true, Some(u)) => u.value,
             _ => {

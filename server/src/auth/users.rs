@@ -11,6 +11,7 @@ use shared::resource::User;
 use shared::resource::user::{CreatedBy, CreatedByUser};
 
 use super::{AuthServer, audit_codes};
+use crate::gate::Gate;
 use crate::services::keys;
 use crate::storage::Op;
 
@@ -33,33 +34,51 @@ struct UserToken {
     otp_secret: Option<String>,
 }
 
-/// Hashes a password with argon2id (on a blocking thread: it is deliberately slow).
-pub async fn hash_password(password: &str) -> Result<String> {
-    let pw = password.to_string();
-    tokio::task::spawn_blocking(move || {
-        argon2::Argon2::default()
-            .hash_password(pw.as_bytes())
-            .map(|h| h.to_string())
-            .map_err(|e| Error::internal(format!("hashing password: {e}")))
-    })
-    .await
-    .map_err(|e| Error::internal(format!("hashing password: {e}")))?
+/// Password hashing and checking (argon2id, on blocking threads: it is deliberately slow and
+/// takes ~19 MiB a check) behind a [`Gate`]: at most half the cores' worth at once, a short queue,
+/// and a quick "busy" beyond it, whoever asks and from however many addresses.
+pub struct Passwords {
+    gate: Gate,
 }
 
-/// Checks a password against a stored hash. With no hash, still spends the same time and
-/// answers false, so an unknown user and a wrong password cannot be told apart by timing.
-pub async fn verify_password(password: &str, hash: Option<String>) -> bool {
-    const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0w2CmEs6Xz0eWaGJ6jHXH+bN+pXqLcYSeRTf2OSX+f4";
-    let pw = password.to_string();
-    let known = hash.is_some();
-    let hash = hash.unwrap_or_else(|| DUMMY.to_string());
-    let ok = tokio::task::spawn_blocking(move || match PasswordHash::new(&hash) {
-        Ok(h) => argon2::Argon2::default().verify_password(pw.as_bytes(), &h).is_ok(),
-        Err(_) => false,
-    })
-    .await
-    .unwrap_or(false);
-    ok && known
+impl Default for Passwords {
+    fn default() -> Self {
+        Passwords { gate: Gate::new("sign-ins", Gate::half_the_cores(), 64, Duration::from_secs(5)) }
+    }
+}
+
+impl Passwords {
+    /// Hashes a password.
+    pub async fn hash(&self, password: &str) -> Result<String> {
+        let _pass = self.gate.enter().await?;
+        let pw = password.to_string();
+        tokio::task::spawn_blocking(move || {
+            argon2::Argon2::default()
+                .hash_password(pw.as_bytes())
+                .map(|h| h.to_string())
+                .map_err(|e| Error::internal(format!("hashing password: {e}")))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("hashing password: {e}")))?
+    }
+
+    /// Checks a password against a stored hash. With no hash, still spends the same time and
+    /// answers false, so an unknown user and a wrong password cannot be told apart by timing.
+    /// Refused with "busy" (429) when the gate is full.
+    pub async fn verify(&self, password: &str, hash: Option<String>) -> Result<bool> {
+        const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0w2CmEs6Xz0eWaGJ6jHXH+bN+pXqLcYSeRTf2OSX+f4";
+        let _pass = self.gate.enter().await?;
+        let pw = password.to_string();
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| DUMMY.to_string());
+        let ok = tokio::task::spawn_blocking(move || match PasswordHash::new(&hash) {
+            Ok(h) => argon2::Argon2::default().verify_password(pw.as_bytes(), &h).is_ok(),
+            Err(_) => false,
+        })
+        .await
+        .unwrap_or(false);
+        Ok(ok && known)
+    }
 }
 
 fn check_password(password: &str) -> Result<()> {
@@ -268,7 +287,7 @@ impl AuthServer {
             }
             _ => {}
         }
-        let hash = hash_password(password).await?;
+        let hash = self.passwords.hash(password).await?;
         // Consuming the token, storing the password and the device are one transaction: a
         // token works once.
         let mut ops = vec![
@@ -314,10 +333,11 @@ mod tests {
 
     #[tokio::test]
     async fn passwords_hash_and_verify() {
-        let h = hash_password("correct horse").await.unwrap();
-        assert!(verify_password("correct horse", Some(h.clone())).await);
-        assert!(!verify_password("wrong horse!", Some(h)).await);
-        assert!(!verify_password("correct horse", None).await);
+        let p = Passwords::default();
+        let h = p.hash("correct horse").await.unwrap();
+        assert!(p.verify("correct horse", Some(h.clone())).await.unwrap());
+        assert!(!p.verify("wrong horse!", Some(h)).await.unwrap());
+        assert!(!p.verify("correct horse", None).await.unwrap());
         assert!(check_password("short").is_err());
         assert!(check_password("longenough").is_ok());
     }

@@ -10,10 +10,9 @@ use shared::resource::token::SystemRole;
 use shared::timefmt::SharedClock;
 
 use super::{advertise_addr, bind, host_part, load_or_create_host_id, local_host_creds, write_admin_identity};
-use crate::api::{self, ApiState, PingInfo, RateLimiter};
+use crate::api::{self, ApiState, PingInfo};
 use crate::audit::{AuditLog, AuditStore};
 use crate::auth::{AuthServer, AuthSettings};
-use crate::authz::Authorizer;
 use crate::config::Config;
 use crate::limits::Limiter;
 use crate::listener::{ApiServer, WebListener};
@@ -123,7 +122,7 @@ async fn serve(
         tunnel_listen_addr: cfg.tunnel_listen_addr.clone().unwrap_or_else(|| cfg.web_listen_addr.clone()),
         tls_routing: cfg.tunnel_listen_addr.is_none(),
     };
-    let state = Arc::new(ApiState { auth: auth.clone(), authz: Authorizer::new(auth.clone()), ping, limiter: RateLimiter::default() });
+    let state = Arc::new(ApiState::new(auth.clone(), ping));
     let active = Arc::new(AtomicUsize::new(0));
     let app = api::router(state).layer(axum::middleware::from_fn({
         let active = active.clone();

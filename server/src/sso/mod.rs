@@ -30,6 +30,7 @@ use shared::resource::{Connector, User};
 use shared::sso::{ConsoleRequest, SshLoginResponse};
 use shared::template::Traits;
 
+use crate::audit::{MAX_UNTRUSTED, clip};
 use crate::auth::{AuthServer, DEFAULT_USER_TTL, audit_codes};
 use crate::services::{encode, keys};
 use crate::storage::Op;
@@ -296,6 +297,8 @@ impl AuthServer {
 
     /// Audits a failed SSO login.
     pub async fn sso_failed(&self, kind: &str, connector: &str, why: &str) {
+        // Each of these may come from the URL or the form of an unauthenticated caller.
+        let (kind, connector, why) = (clip(kind, MAX_UNTRUSTED), clip(connector, MAX_UNTRUSTED), clip(why, 4 * MAX_UNTRUSTED));
         tracing::warn!(kind, connector, error = %why, "SSO login failed");
         self.audit
             .emit(audit_codes::USER_LOGIN_FAILED, json!({"method": kind, "success": false, "connector": connector, "error": why}))

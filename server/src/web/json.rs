@@ -46,8 +46,10 @@ pub struct CreateSession {
 pub async fn create_session(
     State(s): State<Arc<ApiState>>,
     addr: ClientAddr,
+    headers: axum::http::HeaderMap,
     JsonBody(req): JsonBody<CreateSession>,
 ) -> ApiResult<Response> {
+    super::check_json_sign_in(&headers)?;
     let sess = sign_in(&s, &addr, &req.user, &req.pass, req.second_factor_token).await?;
     let now = s.auth.clock.now().unix_timestamp();
     let body = json!({

@@ -89,6 +89,28 @@ pub fn check_origin(headers: &HeaderMap) -> Result<()> {
     }
 }
 
+/// Checks a sign-in over the JSON API against login CSRF (a foreign page signing the browser in
+/// as someone else): the body must be declared `application/json`, which a page of another
+/// site cannot send without a CORS preflight this server never grants, and an `Origin` or
+/// `Sec-Fetch-Site` the browser adds must name this site. Scripts (curl, tsh) send neither.
+pub fn check_json_sign_in(headers: &HeaderMap) -> Result<()> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(Error::bad_parameter("sign-in refused: send the body as JSON with Content-Type: application/json"));
+    }
+    if headers.get(header::ORIGIN).is_some() {
+        return check_origin(headers);
+    }
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        Some("same-origin" | "none") | None => Ok(()),
+        Some(other) => Err(Error::access_denied(format!("request refused: it comes from another site (Sec-Fetch-Site: {other})"))),
+    }
+}
+
 /// Checks a page form: same origin, and the session's CSRF token.
 pub fn check_form(headers: &HeaderMap, s: &WebSession, csrf: &str) -> Result<()> {
     check_origin(headers)?;

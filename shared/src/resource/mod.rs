@@ -71,6 +71,9 @@ pub struct Metadata {
     pub revision: Option<String>,
 }
 
+/// The longest resource name (user, role, node, ...), in bytes.
+pub const MAX_NAME_LEN: usize = 253;
+
 impl Metadata {
     /// Metadata with just a name.
     pub fn named(name: impl Into<String>) -> Self {
@@ -82,8 +85,8 @@ impl Metadata {
         if self.name.trim().is_empty() {
             return Err(Error::bad_parameter(format!("missing parameter metadata.name for {kind}")));
         }
-        if self.name.len() > 253 {
-            return Err(Error::bad_parameter(format!("{kind} name is {} characters long; the limit is 253", self.name.len())));
+        if self.name.len() > MAX_NAME_LEN {
+            return Err(Error::bad_parameter(format!("{kind} name is {} characters long; the limit is {MAX_NAME_LEN}", self.name.len())));
         }
         if self.name.chars().any(|c| c.is_control() || c == '/' && kind != Kind::CertAuthority) {
             return Err(Error::bad_parameter(format!("{kind} name {:?} contains a '/' or a control character", self.name)));

@@ -6,6 +6,7 @@
 // Test code: failing loudly is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod anonymous;
 mod catalogue;
 mod door;
 mod durability;
