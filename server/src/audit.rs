@@ -37,6 +37,11 @@ pub mod codes {
     pub const MFA_ADD: (&str, &str) = ("mfa.add", "T1006I");
     /// An MFA device was removed.
     pub const MFA_DELETE: (&str, &str) = ("mfa.delete", "T1007I");
+    /// A second-factor code was wrong, or refused during a lockout (Teleport's MFA challenge
+    /// validation event, failure code).
+    pub const MFA_CODE_FAILED: (&str, &str) = ("mfa_auth_challenge.validate", "T1016W");
+    /// Too many wrong codes locked a user's second factor (ours).
+    pub const USER_LOCKOUT: (&str, &str) = ("user.lockout", "TLO00W");
     /// An SSH session started.
     pub const SESSION_START: (&str, &str) = ("session.start", "T2000I");
     /// An SSH session ended.

@@ -42,6 +42,10 @@ pub mod keys {
     pub const TOKENS: &str = "tokens/";
     /// Invite and reset tokens.
     pub const USER_TOKENS: &str = "usertokens/";
+    /// The one invite or reset token each user may hold (a newer one replaces it).
+    pub const USER_TOKEN_OF: &str = "usertokenof/";
+    /// Wrong second-factor codes of each user, and their lockout.
+    pub const CODE_FAILURES: &str = "codefailures/";
     /// Active CAs.
     pub const AUTHORITIES: &str = "authorities/";
     /// Deactivated CAs (a disabled trust).
@@ -86,6 +90,21 @@ pub mod keys {
     /// The web CA every process of the cluster serves its generated certificate from.
     pub const WEB_CA: &str = "cluster/webca";
 
+    /// Key of an invite or reset token.
+    pub fn user_token(token: &str) -> String {
+        format!("{USER_TOKENS}{token}")
+    }
+
+    /// Key of `user`'s wrong second-factor codes.
+    pub fn code_failures(user: &str) -> String {
+        format!("{CODE_FAILURES}{user}")
+    }
+
+    /// Key of the token `user` holds now.
+    pub fn user_token_of(user: &str) -> String {
+        format!("{USER_TOKEN_OF}{user}")
+    }
+
     /// Key of `leaf`'s last status written when a tunnel ended.
     pub fn remote_cluster_status(leaf: &str) -> String {
         format!("{REMOTE_CLUSTER_STATUS}{leaf}")
@@ -104,6 +123,23 @@ pub mod keys {
     pub fn deactivated_ca(t: shared::resource::CaType, cluster: &str) -> String {
         format!("{DEACTIVATED}{t}/{cluster}")
     }
+}
+
+/// Runs `attempt` (read, decide, write with a compare-and-swap) until it does not fail with
+/// `CompareFailed`, at most `attempts` times; then fails with `CompareFailed(conflict)`. The one
+/// loop for every read-modify-write on shared records, whichever process writes beside us.
+pub async fn retry_cas<T, F, Fut>(attempts: usize, conflict: &str, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    for _ in 0..attempts {
+        match attempt().await {
+            Err(e) if e.is(shared::Kind::CompareFailed) => continue,
+            done => return done,
+        }
+    }
+    Err(Error::compare_failed(conflict))
 }
 
 /// A value with its storage revision.

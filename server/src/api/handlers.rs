@@ -385,7 +385,8 @@ pub async fn mfa_begin(
             .as_deref()
             .filter(|c| !c.trim().is_empty())
             .ok_or_else(|| Error::access_denied("adding a device needs a code from a device you already registered"))?;
-        s.auth.use_code(&user, code).await?;
+        s.limiter.check(Class::Mfa, &user)?;
+        s.auth.use_code(&user, code, "add a device").await?;
     }
     let (id, secret, otpauth_url) = s.auth.begin_otp_registration(&user, &req.name).await?;
     Ok(axum::Json(shared::api::MfaBeginResponse { id, secret, otpauth_url }))
@@ -398,6 +399,7 @@ pub async fn mfa_finish(
     JsonBody(req): JsonBody<shared::api::MfaFinishRequest>,
 ) -> ApiResult<J<shared::api::MfaDeviceInfo>> {
     let user = ctx.require_local_user()?.username.clone();
+    s.limiter.check(Class::Mfa, &user)?;
     Ok(axum::Json(s.auth.finish_otp_registration(&user, &req.id, &req.code).await?))
 }
 
@@ -413,7 +415,8 @@ pub async fn mfa_delete(
     if code.trim().is_empty() {
         return Err(Error::access_denied("removing a device needs a current code from one of your devices").into());
     }
-    s.auth.use_code(&user, &code).await?;
+    s.limiter.check(Class::Mfa, &user)?;
+    s.auth.use_code(&user, &code, "remove a device").await?;
     s.auth.delete_mfa_device(&user, &name).await?;
     Ok(axum::Json(serde_json::json!({})))
 }

@@ -7,6 +7,17 @@
 //! A code is accepted once: a device remembers the last step it accepted and refuses it and
 //! every earlier one, so a code seen over a shoulder is worthless after it was used. The check
 //! and the update are one compare-and-swap, so two processes cannot both accept one code.
+//!
+//! Guessing is bounded per user, in the cluster state (so every process counts the same):
+//! [`MAX_CODE_FAILURES`] wrong codes within [`CODE_FAILURE_WINDOW`] lock the user's codes for
+//! [`CODE_LOCKOUT`], during which even the right code is refused (Teleport locks after 5 failed
+//! attempts too). Only codes count, and a code is only checked after the right password (or
+//! with the user's own certificate, to add or remove a device), so nobody who lacks the
+//! password can lock a user out. Every wrong code and every lockout is audited.
+//!
+//! ```text
+//! codefailures/<user>        {failures: [unix seconds], locked_until}
+//! ```
 
 use std::time::Duration;
 
@@ -28,6 +39,29 @@ pub const PENDING_TTL: Duration = Duration::from_secs(600);
 pub use shared::api::OTP_REQUIRED;
 /// What every failed password or code check says (no telling which one was wrong).
 pub const BAD_CREDENTIALS: &str = "invalid username, password or second factor";
+/// Wrong codes that lock a user's second factor.
+pub const MAX_CODE_FAILURES: usize = 5;
+/// How far back wrong codes count.
+pub const CODE_FAILURE_WINDOW: Duration = Duration::from_secs(30 * 60);
+/// How long a lockout lasts.
+pub const CODE_LOCKOUT: Duration = Duration::from_secs(20 * 60);
+
+/// A user's recent wrong codes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct CodeFailures {
+    /// When each counted failure happened (unix seconds), oldest first.
+    failures: Vec<i64>,
+    /// Unix seconds until which the user's codes are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    locked_until: Option<i64>,
+}
+
+fn locked_out(until: i64) -> Error {
+    let at = shared::timefmt::rfc3339(shared::timefmt::from_unix(until));
+    Error::access_denied(format!(
+        "too many wrong second-factor codes: this user's codes are refused until {at}; an administrator can lift it with 'tctl users reset'"
+    ))
+}
 
 /// A registered TOTP device.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,11 +141,82 @@ impl AuthServer {
         let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
             return Err(Error::access_denied(OTP_REQUIRED));
         };
-        self.use_code(user, code).await
+        self.use_code(user, code, "sign-in").await
+    }
+
+    /// Accepts `code` from one of `user`'s devices once, unless too many wrong codes locked
+    /// them; a wrong code is counted and audited (`how` says where it was tried).
+    pub async fn use_code(&self, user: &str, code: &str, how: &str) -> Result<()> {
+        let now = self.clock.now().unix_timestamp();
+        let key = keys::code_failures(user);
+        let record = self.services.backend.get(&key).await?;
+        let failures: CodeFailures = record.as_ref().and_then(|i| serde_json::from_slice(&i.value).ok()).unwrap_or_default();
+        if let Some(until) = failures.locked_until.filter(|u| *u > now) {
+            self.audit.emit(audit_codes::MFA_CODE_FAILED, json!({"user": user, "how": how, "error": "locked out"})).await;
+            return Err(locked_out(until));
+        }
+        match self.check_code(user, code).await {
+            Ok(()) => {
+                if record.is_some() {
+                    let _ = self.services.apply(vec![Op::DeleteIfExists { key }]).await;
+                }
+                Ok(())
+            }
+            Err(e) if e.is(shared::Kind::AccessDenied) => {
+                let locked = self.count_code_failure(user).await?;
+                self.audit.emit(audit_codes::MFA_CODE_FAILED, json!({"user": user, "how": how, "error": e.message})).await;
+                match locked {
+                    Some(until) => {
+                        tracing::warn!(user, "too many wrong second-factor codes; locking the user's codes until {until}");
+                        self.audit
+                            .emit(audit_codes::USER_LOCKOUT, json!({"user": user, "failures": MAX_CODE_FAILURES, "locked_until": until}))
+                            .await;
+                        Err(locked_out(until))
+                    }
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Counts a wrong code of `user`; returns the end of the lockout it started, if it did.
+    async fn count_code_failure(&self, user: &str) -> Result<Option<i64>> {
+        let key = keys::code_failures(user);
+        let window = CODE_FAILURE_WINDOW.as_secs() as i64;
+        crate::services::retry_cas(5, "the failure count is being changed by another sign-in; try again", || async {
+            let now = self.clock.now().unix_timestamp();
+            let item = self.services.backend.get(&key).await?;
+            let mut f: CodeFailures = item.as_ref().and_then(|i| serde_json::from_slice(&i.value).ok()).unwrap_or_default();
+            f.failures.retain(|t| now - t < window);
+            f.failures.push(now);
+            let mut locked = None;
+            if f.failures.len() >= MAX_CODE_FAILURES {
+                let until = now + CODE_LOCKOUT.as_secs() as i64;
+                f.locked_until = Some(until);
+                f.failures.clear();
+                locked = Some(until);
+            }
+            let expires = Some(now + window.max(CODE_LOCKOUT.as_secs() as i64));
+            let op = match &item {
+                Some(i) => Op::CompareAndSwap { key: key.clone(), value: encode(&f)?, expires, expected: i.revision },
+                None => Op::Create { key: key.clone(), value: encode(&f)?, expires },
+            };
+            match self.services.apply(vec![op]).await {
+                Err(e) if e.is(shared::Kind::AlreadyExists) => Err(Error::compare_failed(e.message)),
+                r => r.map(|_| locked),
+            }
+        })
+        .await
+    }
+
+    /// The op that lifts `user`'s lockout and forgets their wrong codes (a reset).
+    pub fn clear_code_failures_op(&self, user: &str) -> Op {
+        Op::DeleteIfExists { key: keys::code_failures(user) }
     }
 
     /// Accepts `code` from one of `user`'s devices once.
-    pub async fn use_code(&self, user: &str, code: &str) -> Result<()> {
+    async fn check_code(&self, user: &str, code: &str) -> Result<()> {
         let now = self.clock.now();
         for attempt in 0..5 {
             let items = self.services.backend.list(&format!("{}{user}/", keys::MFA_DEVICES)).await?;

@@ -103,14 +103,28 @@ impl AuthServer {
         Ok(())
     }
 
-    async fn new_user_token(&self, kind: &str, user: &str) -> Result<(String, Op)> {
+    /// A new invite or reset token for `user`, and the writes that make it the only one the user
+    /// holds: an older link stops working the moment a newer one is issued.
+    async fn new_user_token(&self, kind: &str, user: &str) -> Result<(String, Vec<Op>)> {
         let token = shared::certs::random_hex(16);
         let expires = (self.clock.now() + INVITE_TTL).unix_timestamp();
         let otp_secret =
             self.auth_preference().await?.second_factor().enabled().then(|| shared::totp::encode_secret(&shared::totp::new_secret()));
         let rec = UserToken { kind: kind.into(), user: user.into(), otp_secret };
         let value = crate::services::encode(&rec)?;
-        Ok((token.clone(), Op::Create { key: format!("{}{token}", keys::USER_TOKENS), value, expires: Some(expires) }))
+        let mut ops = vec![
+            Op::Create { key: keys::user_token(&token), value, expires: Some(expires) },
+            Op::Put { key: keys::user_token_of(user), value: token.clone().into_bytes(), expires: Some(expires) },
+        ];
+        if let Some(old) = self.held_token(user).await? {
+            ops.push(Op::DeleteIfExists { key: keys::user_token(&old) });
+        }
+        Ok((token, ops))
+    }
+
+    /// The invite or reset token `user` holds now.
+    async fn held_token(&self, user: &str) -> Result<Option<String>> {
+        Ok(self.services.backend.get(&keys::user_token_of(user)).await?.map(|i| String::from_utf8_lossy(&i.value).into_owned()))
     }
 
     fn link(&self, kind: &str, token: &str) -> String {
@@ -124,9 +138,11 @@ impl AuthServer {
         user.spec.created_by = Some(CreatedBy { time: self.clock.now(), user: CreatedByUser { name: actor.into() }, connector: None });
         user.check_and_set_defaults()?;
         self.check_roles_exist(&user.spec.roles).await?;
-        let (token, token_op) = self.new_user_token("invite", name).await?;
+        let (token, token_ops) = self.new_user_token("invite", name).await?;
         let key = format!("{}{name}", keys::USERS);
-        self.services.apply(vec![self.services.create_op(&key, &user)?, token_op]).await.map_err(|e| {
+        let mut ops = vec![self.services.create_op(&key, &user)?];
+        ops.extend(token_ops);
+        self.services.apply(ops).await.map_err(|e| {
             if e.is(shared::Kind::AlreadyExists) { Error::already_exists(format!("user {name:?} already exists")) } else { e }
         })?;
         self.audit.emit(audit_codes::USER_CREATE, json!({"name": name, "user": actor, "roles": user.spec.roles})).await;
@@ -206,6 +222,11 @@ impl AuthServer {
             Op::DeleteIfExists { key: format!("{}{name}", keys::PASSWORDS) },
             lock_op,
         ];
+        ops.push(self.clear_code_failures_op(name));
+        // A link issued to this user must not set the password of a later user of the same name.
+        if let Some(old) = self.held_token(name).await? {
+            ops.extend([Op::DeleteIfExists { key: keys::user_token(&old) }, Op::DeleteIfExists { key: keys::user_token_of(name) }]);
+        }
         ops.extend(self.delete_all_devices_ops(name).await?);
         self.services.apply(ops).await?;
         self.audit.emit(audit_codes::USER_DELETE, json!({"name": name, "user": actor, "lock": lock.metadata.name})).await;
@@ -216,8 +237,9 @@ impl AuthServer {
     /// (which registers a new device, as an invite does).
     pub async fn reset_user(&self, name: &str) -> Result<InviteResponse> {
         self.services.user(name).await?;
-        let (token, op) = self.new_user_token("reset", name).await?;
-        let mut ops = vec![op, Op::DeleteIfExists { key: format!("{}{name}", keys::PASSWORDS) }];
+        let (token, mut ops) = self.new_user_token("reset", name).await?;
+        ops.push(Op::DeleteIfExists { key: format!("{}{name}", keys::PASSWORDS) });
+        ops.push(self.clear_code_failures_op(name));
         ops.extend(self.delete_all_devices_ops(name).await?);
         self.services.apply(ops).await?;
         Ok(InviteResponse { name: name.into(), url: self.link("reset", &token), ttl_seconds: INVITE_TTL.as_secs() })
@@ -227,19 +249,24 @@ impl AuthServer {
         Error::not_found("this invite or reset link has expired or was already used; ask an administrator for a new one")
     }
 
-    async fn user_token(&self, token: &str) -> Result<(crate::storage::Item, UserToken)> {
+    /// A live token: its record, and the user's pointer to it (a token that is no longer the one
+    /// its user holds, because a newer link was issued or the user was deleted, is gone).
+    async fn user_token(&self, token: &str) -> Result<(crate::storage::Item, UserToken, crate::storage::Item)> {
         if token.is_empty() || token.len() > 128 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(Self::token_gone());
         }
-        let key = format!("{}{token}", keys::USER_TOKENS);
-        let item = self.services.backend.get(&key).await?.ok_or_else(Self::token_gone)?;
+        let item = self.services.backend.get(&keys::user_token(token)).await?.ok_or_else(Self::token_gone)?;
         let rec: UserToken = serde_json::from_slice(&item.value).map_err(|_| Self::token_gone())?;
-        Ok((item, rec))
+        let pointer = self.services.backend.get(&keys::user_token_of(&rec.user)).await?.ok_or_else(Self::token_gone)?;
+        if pointer.value != token.as_bytes() {
+            return Err(Self::token_gone());
+        }
+        Ok((item, rec, pointer))
     }
 
     /// What an invite or reset page needs: whose link it is and the device to register.
     pub async fn user_token_info(&self, token: &str) -> Result<shared::api::UserTokenInfo> {
-        let (_, rec) = self.user_token(token).await?;
+        let (_, rec, _) = self.user_token(token).await?;
         let pref = self.auth_preference().await?;
         let url = match &rec.otp_secret {
             Some(b32) => Some(shared::totp::otpauth_url(self.cluster_name(), &rec.user, &shared::totp::decode_secret(b32)?)),
@@ -260,7 +287,7 @@ impl AuthServer {
     pub async fn set_password_with_token(&self, token: &str, password: &str, code: Option<&str>) -> Result<String> {
         let gone = Self::token_gone;
         check_password(password)?;
-        let (item, rec) = self.user_token(token).await?;
+        let (item, rec, pointer) = self.user_token(token).await?;
         let key = item.key.clone();
         let mode = self.auth_preference().await?.second_factor();
         let code = code.map(str::trim).filter(|c| !c.is_empty());
@@ -293,6 +320,13 @@ impl AuthServer {
         let mut ops = vec![
             Op::CompareAndSwap { key: key.clone(), value: item.value.clone(), expires: item.expires, expected: item.revision },
             Op::Delete { key },
+            Op::CompareAndSwap {
+                key: pointer.key.clone(),
+                value: pointer.value.clone(),
+                expires: pointer.expires,
+                expected: pointer.revision,
+            },
+            Op::Delete { key: pointer.key.clone() },
             Op::Exists { key: format!("{}{}", keys::USERS, rec.user) },
             Op::Put { key: format!("{}{}", keys::PASSWORDS, rec.user), value: hash.into_bytes(), expires: None },
         ];

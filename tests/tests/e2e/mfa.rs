@@ -236,3 +236,62 @@ fn the_auth_preference_is_a_resource_and_a_config_setting() {
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("auth_service.authentication: spec: second_factor: unknown value \"sms\""), "{}", out.stderr);
 }
+
+#[test]
+fn wrong_codes_lock_a_users_codes_even_the_right_one() {
+    let (c, tsh) = mfa_cluster("mfa-lock.example.com", None);
+    let token = c.invite("bob", "access", "");
+    let info = c.https_get(&format!("/webapi/users/password/token/{token}"));
+    let secret = secret_of(&info);
+    fresh_window(10);
+    let r = c.https_put(
+        "/webapi/users/password/token",
+        &serde_json::json!({"token": token, "password": "bob-password-1", "second_factor_token": code(&secret, 0)}),
+    );
+    assert_eq!(r["username"], "bob", "{r}");
+    // Four wrong codes after the right password: each refused as before.
+    for _ in 0..4 {
+        login(&tsh, &c, "bob", "bob-password-1\n000000\n").fails_with("a wrong code", "invalid username, password or second factor");
+    }
+    // The fifth locks the user's codes; then even the right code is refused.
+    login(&tsh, &c, "bob", "bob-password-1\n000001\n").fails_with("the fifth wrong code", "too many wrong second-factor codes");
+    fresh_window(5);
+    login(&tsh, &c, "bob", &format!("bob-password-1\n{}\n", code(&secret, 1)))
+        .fails_with("the right code during the lockout", "this user's codes are refused until");
+    let events = c.events();
+    let wrong = events.iter().filter(|e| e["event"] == "mfa_auth_challenge.validate" && e["user"] == "bob").count();
+    assert_eq!(wrong, 6, "every wrong code and the refused right one are audited");
+    assert_eq!(events.iter().filter(|e| e["event"] == "user.lockout" && e["user"] == "bob").count(), 1);
+    // An administrator's reset lifts it (with a new link and a new device).
+    let out = c.tctl(&["users", "reset", "bob"]);
+    let url = out.ok("reset").lines().find(|l| l.starts_with("https://")).expect("reset URL").trim().to_string();
+    let token2 = url.rsplit('/').next().expect("token").to_string();
+    let info = c.https_get(&format!("/webapi/users/password/token/{token2}"));
+    let s2 = secret_of(&info);
+    fresh_window(10);
+    let r = c.https_put(
+        "/webapi/users/password/token",
+        &serde_json::json!({"token": token2, "password": "bob-password-2", "second_factor_token": code(&s2, 0)}),
+    );
+    assert_eq!(r["username"], "bob", "{r}");
+    login(&tsh, &c, "bob", &format!("bob-password-2\n{}\n", code(&s2, 1))).ok("signed in after the reset");
+
+    // The device endpoints count wrong codes too (with the user's own certificate): rate-limited,
+    // audited, and locking like a sign-in.
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        let out = tsh.run_stdin(&["mfa", "rm", "otp"], Some("000000\n"));
+        assert_eq!(out.code, 1, "{out:?}");
+        seen.push(out.stderr.trim().to_string());
+    }
+    assert!(seen[..4].iter().all(|e| e.contains("invalid username, password or second factor")), "{seen:?}");
+    assert!(seen[4].contains("too many wrong second-factor codes"), "{seen:?}");
+    assert!(seen[5].contains("this user's codes are refused until"), "{seen:?}");
+    let how: Vec<String> = c
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "mfa_auth_challenge.validate" && e["how"] == "remove a device")
+        .map(|e| e["error"].to_string())
+        .collect();
+    assert_eq!(how.len(), 6, "{how:?}");
+}

@@ -319,3 +319,37 @@ fn secrets_stay_out_of_logs_audit_and_default_output_and_their_files_are_private
     }
     assert_eq!(std::fs::metadata(home.join("profiles")).unwrap().permissions().mode() & 0o777, 0o700);
 }
+
+#[test]
+fn an_older_link_dies_when_a_newer_one_is_issued_or_the_user_is_recreated() {
+    let c = Cluster::start(ClusterOpts::new("stale-links.example.com"));
+    let set = |token: &str, password: &str| {
+        c.https_put("/webapi/users/password/token", &serde_json::json!({"token": token, "password": password}))
+    };
+    let gone = |r: &serde_json::Value| r["error"]["message"].as_str().unwrap_or_default().contains("has expired or was already used");
+    let reset_token = |user: &str| {
+        let out = c.tctl(&["users", "reset", user]);
+        let url = out.ok("tctl users reset").lines().find(|l| l.starts_with("https://")).expect("reset URL").trim().to_string();
+        url.rsplit('/').next().expect("token").to_string()
+    };
+    let invite = c.invite("bob", "access", "");
+    let reset1 = reset_token("bob");
+    let reset2 = reset_token("bob");
+    // The invite and the first reset were replaced by the second reset.
+    for (what, t) in [("the invite", &invite), ("the first reset", &reset1)] {
+        let info = c.https_get(&format!("/webapi/users/password/token/{t}"));
+        assert!(gone(&info), "{what} after a newer reset: {info}");
+        let r = set(t, "attacker-password-1");
+        assert!(gone(&r), "{what} sets no password after a newer reset: {r}");
+    }
+    // Deleted and re-created under the same name: the last link of the old user is dead too.
+    c.tctl(&["users", "rm", "bob"]).ok("rm bob");
+    let invite2 = c.invite("bob", "access", "");
+    let r = set(&reset2, "attacker-password-2");
+    assert!(gone(&r), "a link of the deleted user must not set the new user's password: {r}");
+    let r = set(&invite2, "bob-password-1");
+    assert_eq!(r["username"], "bob", "the new user's own invite works: {r}");
+    assert!(gone(&set(&invite2, "bob-password-2")), "and only once");
+    let mut tsh = e2e::Tsh::new("stale-links");
+    tsh.login(&c, "bob", "bob-password-1").ok("the new bob signs in with his own password");
+}
