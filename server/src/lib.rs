@@ -21,6 +21,7 @@
 //! | `diag` | `/healthz`, `/readyz`, `/metrics` on `diag_addr` |
 //! | `limits` | connection limits before and after authentication |
 //! | `gate` | concurrency gates in front of expensive work anonymous callers can start |
+//! | `throttle` | log lines a caller can cause at will, at most one per interval |
 //! | `live` | live connections and sessions, for locks to end |
 
 pub mod api;
@@ -43,6 +44,7 @@ pub mod shutdown;
 pub mod ssh;
 pub mod sso;
 pub mod storage;
+pub mod throttle;
 pub mod tls;
 pub mod tunnel;
 pub mod web;

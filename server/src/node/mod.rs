@@ -25,7 +25,7 @@ use std::time::Duration;
 use shared::api::{AuditEvent, CertsResponse, NodeAuthzBundle, RenewHostRequest, SessionRecording, path};
 use shared::certs;
 use shared::client::{ApiClient, BoxFuture, ServerTrust, tcp_dialer_from};
-use shared::error::Result;
+use shared::error::{Error, Result};
 use shared::resource::{LabelMap, Node};
 use shared::timefmt::SharedClock;
 use tokio::sync::watch;
@@ -212,6 +212,8 @@ pub struct NodeService {
     pub live: Arc<Live>,
     /// Connection limits of the node's listener (and of connections through its tunnel).
     pub limiter: Arc<Limiter>,
+    /// Log lines about refused vouches.
+    refused_vouch: crate::throttle::Throttle,
 }
 
 impl NodeService {
@@ -224,7 +226,17 @@ impl NodeService {
         limiter: Arc<Limiter>,
     ) -> Arc<NodeService> {
         let (bundle_tx, bundle) = watch::channel(None);
-        Arc::new(NodeService { cfg, access, bundle, bundle_tx, creds, clock, live: Live::new(), limiter })
+        Arc::new(NodeService {
+            cfg,
+            access,
+            bundle,
+            bundle_tx,
+            creds,
+            clock,
+            live: Live::new(),
+            limiter,
+            refused_vouch: Default::default(),
+        })
     }
 
     /// The node record it heartbeats.
@@ -319,7 +331,23 @@ impl NodeService {
                         let Ok(permit) = self.limiter.admit(Source::Addr(peer.ip())) else { continue };
                         shared::tuning::set_nodelay(&tcp);
                         let node = self.clone();
-                        tokio::spawn(async move { node.serve(tcp, Some(peer), permit, None).await });
+                        tokio::spawn(async move {
+                            let mut tcp = tcp;
+                            match node.vouched(&mut tcp, peer).await {
+                                Ok(None) => node.serve(tcp, Some(peer), permit, None).await,
+                                Ok(Some(origin)) => {
+                                    // Counted as the user the proxy vouches for, from now on.
+                                    let Ok(vouched) = node.limiter.admit(Source::Caller(origin.caller())) else { return };
+                                    drop(permit);
+                                    node.serve(tcp, Some(peer), vouched, Some(origin)).await
+                                }
+                                Err(e) => {
+                                    if let Some(skipped) = node.refused_vouch.allow() {
+                                        tracing::warn!(%peer, error = %e, skipped, "closing a connection");
+                                    }
+                                }
+                            }
+                        });
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -328,6 +356,38 @@ impl NodeService {
                 },
             }
         }
+    }
+
+    /// Reads a proxy's vouch (`ssh::vouch`) when the connection starts with one: `None` for a
+    /// client that speaks SSH at once, the user it vouches for, or why it is refused.
+    async fn vouched(&self, tcp: &mut tokio::net::TcpStream, peer: SocketAddr) -> Result<Option<Origin>> {
+        use crate::ssh::vouch;
+        let deadline = tokio::time::Instant::now() + self.limiter.limits().login_grace_time.min(Duration::from_secs(10));
+        let mut buf = vec![0u8; vouch::MAX_LINE];
+        // Peek until a whole line is there (or it cannot be a vouch), then take exactly it.
+        let len = loop {
+            let n = tokio::time::timeout_at(deadline, tcp.peek(&mut buf))
+                .await
+                .map_err(|_| Error::access_denied(format!("{peer} sent nothing in time")))?
+                .map_err(|e| Error::connection_problem(e.to_string()))?;
+            let seen = &buf[..n];
+            if n == 0 || !vouch::PREFIX.starts_with(&seen[..n.min(vouch::PREFIX.len())]) {
+                return Ok(None);
+            }
+            if let Some(i) = seen.iter().position(|b| *b == b'\n') {
+                break i + 1;
+            }
+            if n == buf.len() {
+                return Err(Error::access_denied("a vouch line longer than allowed"));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let mut line = vec![0u8; len];
+        tokio::io::AsyncReadExt::read_exact(tcp, &mut line).await.map_err(|e| Error::connection_problem(e.to_string()))?;
+        let bundle = self.current_bundle().await.ok_or_else(|| Error::connection_problem("no authorization bundle yet"))?;
+        let host_cas: Vec<russh::keys::PublicKey> = bundle.host_ca.as_ref().map(|ca| ca.ssh_public_keys()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&line[..len - 1]).into_owned();
+        vouch::verify(&text, &host_cas, &bundle.cluster_name, &self.cfg.host_id, self.clock.now()).map(Some)
     }
 
     /// Serves one SSH connection (TCP, or a channel from the tunnel for `origin`). It has its

@@ -153,7 +153,9 @@ impl NodeConn {
         }
         let mut session_env =
             vec![("TELEPORT_USER".to_string(), allowed.username.clone()), ("TELEPORT_CLUSTER".to_string(), allowed.origin_cluster.clone())];
-        if let Some(p) = self.peer {
+        // The user's own address when a tunnel or a proxy's vouch names it, else the peer's.
+        let client = self.origin.as_ref().and_then(|o| o.addr.parse::<SocketAddr>().ok()).or(self.peer);
+        if let Some(p) = client {
             session_env.push(("SSH_CLIENT".into(), format!("{} {} 0", p.ip(), p.port())));
         }
         let spec = SpawnSpec {

@@ -150,7 +150,7 @@ async fn serve(
         tasks.spawn(Stage::Listeners, |s| peering.clone().run_listener(l, limiter.clone(), s));
         tracing::info!(listen = %addr, advertised = %peer_addr.clone().unwrap_or_default(), "peer proxies forward to this one here");
     }
-    let router = Arc::new(Router { auth: auth.clone(), tunnels: peering.clone(), api: api_server.clone() });
+    let router = Arc::new(Router { auth: auth.clone(), tunnels: peering.clone(), api: api_server.clone(), creds: proxy_creds.clone() });
     let proxy_ssh = Arc::new(ProxySsh {
         auth: auth.clone(),
         router: router.clone(),

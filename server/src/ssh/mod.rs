@@ -4,6 +4,7 @@
 
 pub mod proxy;
 pub mod router;
+pub mod vouch;
 
 use std::sync::Arc;
 use std::time::Duration;

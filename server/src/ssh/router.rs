@@ -33,6 +33,8 @@ pub struct Router {
     pub tunnels: Arc<Peering>,
     /// The in-process API.
     pub api: Arc<dyn ApiStreamServer>,
+    /// This proxy's host credentials, to vouch with for the users it brings to nodes.
+    pub creds: crate::ssh::LiveCreds,
 }
 
 /// Nodes matching `host[:port]`: by UUID, by hostname, or by registered address (tunnel nodes
@@ -97,6 +99,16 @@ impl Router {
             .map_err(|_| Error::connection_problem(format!("node {} ({addr}) did not answer in time", node.spec.hostname)))?
             .map_err(|e| Error::connection_problem(format!("node {} ({addr}) is offline: {e}", node.spec.hostname)))?;
         shared::tuning::set_nodelay(&tcp);
+        let mut tcp = tcp;
+        if let Some(o) = origin {
+            // Tell the node whom this connection carries, so its limits count that user, not
+            // everyone this proxy brings (`ssh::vouch`).
+            let creds = self.creds.current();
+            let line = crate::ssh::vouch::encode(o, &node.metadata.name, &creds.key, &creds.cert, self.auth.clock.now())?;
+            tokio::io::AsyncWriteExt::write_all(&mut tcp, line.as_bytes())
+                .await
+                .map_err(|e| Error::connection_problem(format!("node {} ({addr}): {e}", node.spec.hostname)))?;
+        }
         Ok(Box::new(tcp))
     }
 

@@ -614,3 +614,75 @@ fn anonymous_keep_alive_https_from_one_address_cannot_fill_the_door() {
     }
     assert_eq!(alive, 5, "the flood's connections are kept (bounded), not cut");
 }
+
+/// Opens `n` channels to `target` on one connection of `creds`'s user and leaves them silent:
+/// direct-tcpip to a node of the root, or a `proxy:` subsystem for a node of a leaf.
+async fn silent_channels(
+    h: &russh::client::Handle<AnyHost>,
+    target: &str,
+    leaf: Option<&str>,
+    n: usize,
+) -> Vec<russh::Channel<russh::client::Msg>> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let ch = match leaf {
+            None => tokio::time::timeout(Duration::from_secs(10), h.channel_open_direct_tcpip(target, 3022, "127.0.0.1", 0)).await,
+            Some(l) => {
+                let Ok(Ok(ch)) = tokio::time::timeout(Duration::from_secs(10), h.channel_open_session()).await else { continue };
+                if ch.request_subsystem(true, format!("proxy:{target}:3022@{l}")).await.is_err() {
+                    continue;
+                }
+                Ok(Ok(ch))
+            }
+        };
+        if let Ok(Ok(ch)) = ch {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+#[test]
+fn one_users_silent_channels_do_not_shut_others_out_of_a_node() {
+    let mut ro = ClusterOpts::new("root-door-silent.example.com");
+    ro.node_name = Some("silent-root-node".into());
+    let mut lo = ClusterOpts::new("leaf-door-silent.example.com");
+    lo.insecure = true;
+    lo.node_name = Some("silent-leaf-node".into());
+    let p = Pair::start("door-silent", ro, lo);
+    p.trust_online();
+    p.root.add_user("mallory", "access", "visitor", PASSWORD);
+    let mut mallory = Tsh::new("door-silent-mallory");
+    mallory.login(&p.root, "mallory", PASSWORD).ok("mallory signs in");
+    let creds = creds_of(&mallory);
+    let (root_node, leaf_node, leaf) = (p.root.node_name(), p.leaf.node_name(), p.leaf_name().to_string());
+    let web = p.root.web.clone();
+    let rt = runtime();
+    // Nine connections of 64 silent channels each (576, beyond per_source_max_startups' 512) to
+    // the root's node and, through the tunnel, to the leaf's.
+    let held = rt.block_on(async {
+        let mut held = Vec::new();
+        for (target, leaf) in [(root_node.as_str(), None), (leaf_node.as_str(), Some(leaf.as_str()))] {
+            let mut n = 0;
+            for _ in 0..9 {
+                let h = ssh_to(&web, &creds, "mallory").await;
+                let chans = silent_channels(&h, target, leaf, 64).await;
+                n += chans.len();
+                held.push((h, chans));
+            }
+            eprintln!("silent channels: mallory holds {n} to {target}");
+            assert!(n >= 500, "mallory opened {n} silent channels to {target}");
+        }
+        held
+    });
+    let t = Instant::now();
+    assert_eq!(p.tsh.run(&["ssh", &format!("visitor@{root_node}"), "echo root-ok"]).ok("another user, the root's node"), "root-ok\n");
+    assert_eq!(p.ssh(&leaf_node, "echo leaf-ok").ok("another user, the leaf's node"), "leaf-ok\n");
+    eprintln!("silent channels: another user reached both nodes in {:?} while mallory's channels were open", t.elapsed());
+    // Mallory herself is held back by her own count at the nodes (her channels there never
+    // authenticate), not everyone's.
+    let out = mallory.run(&["ssh", &format!("visitor@{root_node}"), "true"]);
+    assert_ne!(out.code, 0, "mallory's own new connection is refused while she holds 512: {out:?}");
+    drop(held);
+    drop(rt);
+}
