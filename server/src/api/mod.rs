@@ -220,8 +220,11 @@ impl FromRequestParts<Arc<ApiState>> for Authed {
 /// Body size limit (resource files are limited to 4 MiB; JSON adds some).
 const BODY_LIMIT: usize = 6 * 1024 * 1024;
 
-/// The API routes.
-pub fn router(state: Arc<ApiState>) -> Router {
+/// The API's routes: what `tctl`, `tsh`, nodes, peers and a root's users through the tunnel
+/// reach. The web UI's routes are a peer of these, merged in only on the public listener
+/// ([`app`] of `routes().merge(web::router())`): the app a leaf serves through its tunnel has
+/// no web route and no unauthenticated endpoint a root's user could reach.
+pub fn routes() -> Router<Arc<ApiState>> {
     use shared::api::path;
     let direct = Router::new()
         .route(path::VALIDATE_TRUSTED_CLUSTER, post(webapi::validate_trusted_cluster))
@@ -245,7 +248,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route_layer(axum::middleware::from_fn(direct_only));
     Router::new()
         .merge(direct)
-        .merge(crate::web::router())
         .route(path::PING, get(webapi::ping))
         .route("/webapi/ping/{connector}", get(webapi::ping_connector))
         .route(path::FIND, get(webapi::ping))
@@ -279,9 +281,19 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(path::MFA_BEGIN, post(handlers::mfa_begin))
         .route(path::MFA_FINISH, post(handlers::mfa_finish))
         .route("/v1/mfa/devices/{name}", delete(handlers::mfa_delete))
+}
+
+/// An application of `routes`: unknown paths get the API's not-found error, bodies are capped.
+pub fn app(routes: Router<Arc<ApiState>>, state: Arc<ApiState>) -> Router {
+    routes
         .fallback(|uri: axum::http::Uri| async move { ApiError(Error::not_found(format!("no such endpoint: {}", uri.path()))) })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// The API alone (the tunnel's and the in-process app).
+pub fn router(state: Arc<ApiState>) -> Router {
+    app(routes(), state)
 }
 
 #[cfg(test)]

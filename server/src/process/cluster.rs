@@ -124,17 +124,23 @@ async fn serve(
     };
     let state = Arc::new(ApiState::new(auth.clone(), ping));
     let active = Arc::new(AtomicUsize::new(0));
-    let app = api::router(state).layer(axum::middleware::from_fn({
+    let counted = |app: axum::Router| {
         let active = active.clone();
-        move |req: axum::extract::Request, next: axum::middleware::Next| {
+        app.layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
             let active = active.clone();
             async move {
                 let _guard = crate::diag::InFlight::new(&active);
                 next.run(req).await
             }
-        }
-    }));
-    let api_server = Arc::new(ApiServer { tls, app, shutdown: tasks.signal(Stage::Listeners) });
+        }))
+    };
+    // Two apps: the web port's public one (the API and the web UI), and the API alone, which a
+    // leaf serves its root's users through the tunnel and this process serves itself in-process.
+    let public_app = counted(api::app(api::routes().merge(crate::web::router()), state.clone()));
+    let api_app = counted(api::router(state));
+    let shutdown = tasks.signal(Stage::Listeners);
+    let public_server = Arc::new(ApiServer { tls: tls.clone(), app: public_app, shutdown: shutdown.clone() });
+    let api_server = Arc::new(ApiServer { tls, app: api_app, shutdown });
 
     // SSH proxy, routing, tunnels.
     let tunnels = TunnelRegistry::new();
@@ -164,7 +170,7 @@ async fn serve(
     });
     tasks.spawn(Stage::Services, |s| proxy_ssh.clone().run_remote_cluster_watcher(s));
     tasks.spawn(Stage::Services, |s| proxy_ssh.clone().run_lock_enforcer(s));
-    let web_listener = Arc::new(WebListener { api: api_server.clone(), ssh: proxy_ssh.clone(), limiter: limiter.clone() });
+    let web_listener = Arc::new(WebListener { api: public_server.clone(), ssh: proxy_ssh.clone(), limiter: limiter.clone() });
     let listener = bind(&cfg.web_listen_addr, "proxy_service.web_listen_addr").await?;
     tasks.spawn(Stage::Listeners, |s| web_listener.clone().run(listener, s));
     for (extra_addr, what) in

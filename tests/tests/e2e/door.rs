@@ -331,6 +331,32 @@ fn the_leaf_sees_the_real_caller_and_serves_no_password_endpoints_through_the_tu
         assert!(e.message.contains(refused), "{path}: {}", e.message);
         assert_eq!(e.kind, shared::Kind::AccessDenied, "{path}");
     }
+    // The web UI is not served through the tunnel at all: a root user cannot reach a leaf's
+    // password sign-in (even for a leaf-local user whose password they hold), invite or reset.
+    p.leaf.add_user("leafadmin", "access", "", PASSWORD);
+    let invite = p.leaf.invite("leafnew", "access", "");
+    let reset = p
+        .leaf
+        .tctl(&["users", "reset", "leafadmin"])
+        .ok("reset")
+        .lines()
+        .find(|l| l.starts_with("https://"))
+        .map(|u| u.rsplit('/').next().unwrap_or_default().to_string())
+        .expect("reset token");
+    for (path, body) in [
+        ("/v1/webapi/sessions/web".to_string(), serde_json::json!({"user": "leafadmin", "pass": PASSWORD})),
+        ("/webapi/sessions/web".to_string(), serde_json::json!({"user": "leafadmin", "pass": PASSWORD})),
+        ("/web/login".to_string(), serde_json::json!({"user": "leafadmin", "password": PASSWORD})),
+        (format!("/web/invite/{invite}"), serde_json::json!({"password": "root-user-chose-this"})),
+        (format!("/web/reset/{reset}"), serde_json::json!({"password": "root-user-chose-this"})),
+    ] {
+        let r: shared::Result<serde_json::Value> = rt.block_on(api.post(&path, &body));
+        let e = r.expect_err(&path);
+        assert_eq!(e.kind, shared::Kind::NotFound, "{path}: {}", e.message);
+        assert!(e.message.contains("no such endpoint"), "{path}: {}", e.message);
+    }
+    let pages: shared::Result<serde_json::Value> = rt.block_on(api.get("/web/login"));
+    assert_eq!(pages.expect_err("/web/login").kind, shared::Kind::NotFound);
 }
 
 /// Node `n`'s own TLS identity as files for curl.
