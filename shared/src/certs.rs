@@ -388,6 +388,11 @@ pub struct PeerCert {
     pub not_before: i64,
 }
 
+/// Lower-case hex of the SHA-256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref())
+}
+
 /// Teleport's CA pin of an X.509 CA certificate (PEM): `sha256:` and the hex SHA-256 of its
 /// SubjectPublicKeyInfo, what `teleport start --ca-pin` checks.
 pub fn ca_pin(pem: &str) -> Result<String> {

@@ -23,11 +23,13 @@ use russh::keys::PublicKeyOrCertificate;
 use russh::keys::ssh_key::PublicKey;
 use russh::keys::ssh_key::certificate::CertType;
 
-/// Checks a server's host certificate: signed by one of `cas`, for `cluster`.
+/// Checks a server's host certificate: signed by one of `cas`, for `cluster`; keeps the reason
+/// a server gave when it ended the connection.
 pub struct HostChecker {
     cas: Vec<PublicKey>,
     cluster: String,
     principal: Option<String>,
+    ended: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl client::Handler for HostChecker {
@@ -48,6 +50,21 @@ impl client::Handler for HostChecker {
             _ => Ok(false),
         }
     }
+
+    async fn disconnected(&mut self, reason: client::DisconnectReason<Self::Error>) -> Result<(), Self::Error> {
+        match reason {
+            client::DisconnectReason::ReceivedDisconnect(info) => {
+                let why = info.message.trim().to_string();
+                if !why.is_empty()
+                    && let Ok(mut e) = self.ended.lock()
+                {
+                    *e = Some(why);
+                }
+                Ok(())
+            }
+            client::DisconnectReason::Error(e) => Err(e),
+        }
+    }
 }
 
 /// True when a handshake failed because [`HostChecker`] refused the server's host key.
@@ -58,6 +75,7 @@ fn refused_host_key(e: &anyhow::Error) -> bool {
 /// An SSH connection to a proxy.
 pub struct ProxyConn {
     handle: Handle<HostChecker>,
+    ended: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// Connects and authenticates to the proxy at `addr` (of cluster `root`).
@@ -67,7 +85,8 @@ pub async fn connect_proxy(addr: &str, root: &str, creds: &Credentials, login: &
         .map_err(|_| anyhow!("timed out connecting to the proxy at {addr}"))?
         .map_err(|e| anyhow!("{}", crate::client::connect_error(addr, &e)))?;
     crate::tuning::set_nodelay(&tcp);
-    let checker = HostChecker { cas: creds.host_ca_keys(root), cluster: root.to_string(), principal: None };
+    let ended = Arc::new(std::sync::Mutex::new(None));
+    let checker = HostChecker { cas: creds.host_ca_keys(root), cluster: root.to_string(), principal: None, ended: ended.clone() };
     let mut handle = client::connect_stream(crate::tuning::client_config(None), tcp, checker).await.map_err(|e| match e {
         e if refused_host_key(&e) => anyhow!(
             "the proxy at {addr} presented a host certificate that no host CA of cluster {root:?} in your profile signed; \
@@ -82,7 +101,7 @@ pub async fn connect_proxy(addr: &str, root: &str, creds: &Credentials, login: &
     if !ok.success() {
         bail!("the proxy at {addr} refused your certificate; run 'tsh login' again");
     }
-    Ok(ProxyConn { handle })
+    Ok(ProxyConn { handle, ended })
 }
 
 impl ProxyConn {
@@ -112,6 +131,11 @@ impl ProxyConn {
     /// Closes the connection.
     pub async fn close(&self) {
         let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+    }
+
+    /// Why the proxy ended the connection, when it said (a lock's message).
+    pub fn ended_because(&self) -> Option<String> {
+        self.ended.lock().ok().and_then(|e| e.clone())
     }
 }
 
@@ -169,7 +193,12 @@ where
         bail!("no host certificate authority of cluster {cluster:?} is known; run 'tsh login' again");
     }
     let is_address = host.parse::<std::net::IpAddr>().is_ok();
-    let checker = HostChecker { cas, cluster: cluster.to_string(), principal: if is_address { None } else { Some(host.to_string()) } };
+    let checker = HostChecker {
+        cas,
+        cluster: cluster.to_string(),
+        principal: if is_address { None } else { Some(host.to_string()) },
+        ended: Default::default(),
+    };
     let mut handle = client::connect_stream(crate::tuning::client_config(None), stream, checker).await.map_err(|e| match e {
         e if refused_host_key(&e) => anyhow!(
             "node {host} presented a host certificate that no host CA of cluster {cluster:?} in your profile signed; \

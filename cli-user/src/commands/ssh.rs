@@ -87,6 +87,11 @@ pub async fn exec(a: Args, g: &Global) -> anyhow::Result<u8> {
     let tty = a.tty || (!a.no_tty && command.is_none() && crate::term::stdin_is_tty());
     let result = crate::sshclient::run(&node, SessionSpec { command, tty }).await;
     node.close().await;
+    // The proxy may have ended the connection and said why (a lock): say that, not "lost".
+    let result = result.map_err(|e| match proxy.ended_because() {
+        Some(why) => anyhow!("{why}"),
+        None => e,
+    });
     proxy.close().await;
     let code = result?;
     Ok(u8::try_from(code.rem_euclid(256)).unwrap_or(255))

@@ -24,7 +24,9 @@ fn page(status: StatusCode, title: &str, message: &str) -> Response {
         t = escape(title),
         m = escape(message)
     );
-    (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
+    let mut r = (status, Html(body)).into_response();
+    crate::web::security_headers(r.headers_mut());
+    r
 }
 
 /// `POST /webapi/{oidc,github,saml}/login/console`.

@@ -252,6 +252,15 @@ impl AuthServer {
 
     /// Issues user certificates for `user` (after the caller was authenticated).
     pub async fn user_certs(&self, user: &User, keys: &PublicKeys, ttl: Duration, route: Option<String>) -> Result<CertsResponse> {
+        // No certificate under a lock: one issued now would work the moment the lock lifts,
+        // whatever the lock meant to stop until then.
+        let subject = shared::resource::lock::Subject {
+            user: Some(&user.metadata.name),
+            roles: &user.spec.roles,
+            issued_at: Some(self.clock.now()),
+            ..Default::default()
+        };
+        self.check_locks(&subject, self.cluster_name()).await?;
         let checker = self.checker_for_user(user).await?;
         let route = route.filter(|r| !r.is_empty() && r != self.cluster_name());
         if let Some(r) = &route {

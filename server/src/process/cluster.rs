@@ -167,6 +167,7 @@ async fn serve(
         live: Live::new(),
         max_channels: cfg.limits.max_channels,
         client_idle_timeout: cfg.client_idle_timeout,
+        refusals: crate::throttle::Throttle::new(Duration::from_secs(1)),
     });
     tasks.spawn(Stage::Services, |s| proxy_ssh.clone().run_remote_cluster_watcher(s));
     tasks.spawn(Stage::Services, |s| proxy_ssh.clone().run_lock_enforcer(s));

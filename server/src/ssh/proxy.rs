@@ -60,6 +60,8 @@ pub struct ProxySsh {
     /// `auth_service.client_idle_timeout`: a user's connection with no channel open this long
     /// is closed (roles may make it shorter).
     pub client_idle_timeout: Option<Duration>,
+    /// Log lines about refused requests and channels (a user can cause them at will).
+    pub refusals: crate::throttle::Throttle,
 }
 
 impl ProxySsh {
@@ -78,6 +80,7 @@ impl ProxySsh {
             open: Arc::new(AtomicUsize::new(0)),
             kill: kill.clone(),
             mark: permit.mark(),
+            handle: Default::default(),
         };
         let config = self.creds.ssh_config();
         let cut = kill.clone();
@@ -236,6 +239,9 @@ struct ProxyConn {
     kill: KillSwitch,
     /// Tells the connection limiter when authentication succeeded.
     mark: AuthMark,
+    /// The session's handle, once a channel opened: a lock ends the connection through it, with
+    /// its message.
+    handle: Arc<std::sync::Mutex<Option<russh::server::Handle>>>,
 }
 
 impl Drop for ProxyConn {
@@ -257,6 +263,22 @@ impl Drop for ProxyConn {
 }
 
 impl ProxyConn {
+    /// Keeps the session's handle (the first time a channel opens).
+    fn keep_handle(&self, session: &Session) {
+        if let Ok(mut h) = self.handle.lock()
+            && h.is_none()
+        {
+            *h = Some(session.handle());
+        }
+    }
+
+    /// Writes a refusal's log line unless too many came just before it.
+    fn log_refusal(&self, log: impl FnOnce(u64)) {
+        if let Some(skipped) = self.shared.refusals.allow() {
+            log(skipped);
+        }
+    }
+
     /// User CA keys accepted from users: this cluster's and every enabled root's.
     async fn user_cas(&self) -> Result<(Vec<russh::keys::PublicKey>, Vec<String>)> {
         let mut keys = Vec::new();
@@ -359,7 +381,7 @@ impl ProxyConn {
         if let Some(idle) = idle {
             tokio::spawn(close_when_idle(Arc::downgrade(&self.open), self.kill.clone(), idle, identity.username.clone()));
         }
-        let kill = self.kill.clone();
+        let (kill, handle) = (self.kill.clone(), self.handle.clone());
         let live = self.shared.live.register(LiveEntry {
             user: identity.username.clone(),
             origin: issuer,
@@ -367,11 +389,21 @@ impl ProxyConn {
             login: None,
             issued_at: Some(issued_at),
             // A second's grace lets the node the user is on end the session itself and say
-            // why; then the connection goes whatever the node did.
-            end: Box::new(move |_why| {
-                let kill = kill.clone();
+            // why; then the connection goes whatever the node did, with the lock's message in
+            // the disconnect so the client can say why too.
+            end: Box::new(move |why| {
+                let (kill, handle) = (kill.clone(), handle.clone());
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs(1)).await;
+                    let h = handle.lock().ok().and_then(|h| h.clone());
+                    if let Some(h) = h {
+                        let _ = tokio::time::timeout(
+                            Duration::from_millis(500),
+                            h.disconnect(russh::Disconnect::ByApplication, why, "en".into()),
+                        )
+                        .await;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                     kill.pull();
                 });
             }),
@@ -414,10 +446,11 @@ impl russh::server::Handler for ProxyConn {
         &mut self,
         channel: Channel<Msg>,
         reply: ChannelOpenHandle,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> std::result::Result<(), Self::Error> {
+        self.keep_handle(session);
         if !self.channel_fits() {
-            tracing::info!(peer = ?self.peer, "refused a channel: too many open on this connection");
+            self.log_refusal(|skipped| tracing::info!(peer = ?self.peer, skipped, "refused a channel: too many open on this connection"));
             reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         }
@@ -519,20 +552,23 @@ impl russh::server::Handler for ProxyConn {
         _originator_address: &str,
         _originator_port: u32,
         reply: ChannelOpenHandle,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> std::result::Result<(), Self::Error> {
+        self.keep_handle(session);
         let fits = self.channel_fits();
         let Mode::User(u) = &self.mode else {
             reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         };
         if let Some(why) = &u.refused {
-            tracing::info!(user = %u.identity.username, reason = %why, "direct-tcpip refused");
+            self.log_refusal(|skipped| tracing::info!(user = %u.identity.username, reason = %why, skipped, "direct-tcpip refused"));
             reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         }
         if !fits {
-            tracing::info!(user = %u.identity.username, "direct-tcpip refused: too many channels open on this connection");
+            self.log_refusal(|skipped| {
+                tracing::info!(user = %u.identity.username, skipped, "direct-tcpip refused: too many channels open on this connection")
+            });
             reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         }

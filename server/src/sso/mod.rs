@@ -86,7 +86,7 @@ pub const BINDING_COOKIE: &str = "__Host-sso_binding";
 
 /// SHA-256 hex of a binding cookie value.
 pub fn binding_hash(value: &str) -> String {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    shared::certs::sha256_hex(value.as_bytes())
 }
 
 /// Who the identity provider says the user is.

@@ -205,7 +205,16 @@ async fn serve_node(
             roles,
             login: None,
             issued_at: o.issued_time(),
-            end: Box::new(move |_why| cut.notify_one()),
+            // The node ends the session itself with the lock's message, and a root's proxy
+            // ends its user's connection a second after a lock of its own with the message in
+            // its disconnect; cut here only after both had their chance, so the user reads why.
+            end: Box::new(move |_why| {
+                let cut = cut.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    cut.notify_one();
+                });
+            }),
         })
     });
     tokio::select! {

@@ -1,5 +1,7 @@
 //! Web sessions: what a browser holds after signing in. Stored in the cluster's state
-//! (`websessions/<id>`), so any process of a highly available cluster serves them.
+//! (`websessions/<sha256 of the id>`), so any process of a highly available cluster serves them;
+//! the id itself (the cookie's value) is stored nowhere, so a copy of the database or a backup
+//! holds no session a browser could present.
 //!
 //! The browser has the session id in the `__Host-session` cookie (`HttpOnly; Secure;
 //! SameSite=Lax; Path=/`). Page forms carry the session's CSRF token; JSON calls and the
@@ -30,7 +32,8 @@ const TOUCH: i64 = 60;
 /// A signed-in browser.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WebSession {
-    /// The cookie value (32 random bytes, hex).
+    /// The cookie value (32 random bytes, hex); never stored, only its hash names the record.
+    #[serde(skip)]
     pub id: String,
     /// The Teleport user.
     pub user: String,
@@ -53,7 +56,7 @@ pub struct WebSession {
 }
 
 fn key(id: &str) -> String {
-    format!("{}{id}", keys::WEB_SESSIONS)
+    format!("{}{}", keys::WEB_SESSIONS, shared::certs::sha256_hex(id.as_bytes()))
 }
 
 fn valid_id(id: &str) -> bool {
@@ -160,6 +163,7 @@ pub async fn load(auth: &AuthServer, id: &str) -> Result<Option<WebSession>> {
     }
     let Some(item) = auth.services.backend.get(&key(id)).await? else { return Ok(None) };
     let Ok(mut s) = serde_json::from_slice::<WebSession>(&item.value) else { return Ok(None) };
+    s.id = id.to_string();
     let now = auth.clock.now().unix_timestamp();
     if !s.live(now) {
         let _ = auth.services.apply(vec![Op::Delete { key: key(id) }]).await;

@@ -443,6 +443,9 @@ fn a_lock_ends_live_sessions_and_refuses_new_ones() {
     assert!(took < Duration::from_secs(5), "the live session ended {took:?} after the lock");
     tsh.run(&["ssh", "visitor@lock-node", "true"]).fails_with("a new session", refusal);
     tsh.run(&["ls"]).fails_with("the API", refusal);
+    // No certificate is issued under the lock (one would work the moment it lifts).
+    let mut again = Tsh::new("door-lock-again");
+    again.login(&c, "myuser", PASSWORD).fails_with("a sign-in under the lock", refusal);
     other.run(&["ssh", "visitor@lock-node", "true"]).ok("another user is not locked");
     let table = c.tctl(&["get", "locks", "--format=text"]);
     let table = table.ok("tctl get locks");
@@ -477,8 +480,15 @@ fn a_roots_lock_on_its_user_is_enforced_at_the_leaf_node() {
     let profile = p.root.ip.clone();
     let direct_ok = || p.tsh.openssh_direct(&profile, "visitor", &p.leaf.ip, "echo direct");
     assert_eq!(direct_ok().ok("stock ssh straight to the leaf node"), "direct\n");
+    // A live session on the leaf's node ends with the lock's message, whichever side cuts it.
+    let live = spawn_tsh(&p.tsh, &["ssh", &format!("--cluster={}", p.leaf_name()), &format!("visitor@{node}"), "sleep 60"]);
+    std::thread::sleep(Duration::from_millis(1500));
     let name = lock_name(&p.root.tctl(&["lock", "--user=myuser", "--message=Off-boarded."]));
     let refusal = "lock targeting User:\"myuser\" is in force: Off-boarded.";
+    let (code, err, took) = finish(live, Duration::from_secs(15));
+    assert_ne!(code, 0);
+    assert!(err.contains(refusal) && !err.contains("was lost"), "the live leaf session says why it ended: {err}");
+    eprintln!("root lock: a live session on the leaf's node ended after {took:?}: {}", err.trim());
     p.ssh(&node, "true").fails_with("through the root", refusal);
     // Straight to the leaf's node, skipping the root: the leaf enforces the root's lock.
     let t = Instant::now();
