@@ -73,6 +73,52 @@ pub struct Metadata {
 
 /// The longest resource name (user, role, node, ...), in bytes.
 pub const MAX_NAME_LEN: usize = 253;
+/// The largest resource, as JSON (Teleport's DynamoDB backend holds items up to 400 KB; a SAML
+/// connector's inline IdP metadata is the largest thing a resource legitimately holds).
+pub const MAX_RESOURCE_BYTES: usize = 512 * 1024;
+/// Map entries and list items in one resource, counted through every level.
+pub const MAX_RESOURCE_ENTRIES: usize = 10_000;
+/// Labels on one resource.
+pub const MAX_LABELS: usize = 256;
+/// The longest description.
+pub const MAX_DESCRIPTION: usize = 4096;
+
+/// Refuses a resource too large to keep, before it is parsed into its type: one line naming the
+/// limit. Every resource a user sends passes here.
+pub fn check_size(value: &serde_json::Value) -> Result<()> {
+    fn entries(v: &serde_json::Value, budget: &mut usize) -> bool {
+        let kids: Box<dyn Iterator<Item = &serde_json::Value>> = match v {
+            serde_json::Value::Array(a) => Box::new(a.iter()),
+            serde_json::Value::Object(o) => Box::new(o.values()),
+            _ => return true,
+        };
+        for k in kids {
+            if *budget == 0 {
+                return false;
+            }
+            *budget -= 1;
+            if !entries(k, budget) {
+                return false;
+            }
+        }
+        true
+    }
+    let mut budget = MAX_RESOURCE_ENTRIES;
+    if !entries(value, &mut budget) {
+        return Err(Error::bad_parameter(format!(
+            "the resource has more than {MAX_RESOURCE_ENTRIES} fields and list items; split it into several resources"
+        )));
+    }
+    let bytes = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
+    if bytes > MAX_RESOURCE_BYTES {
+        return Err(Error::bad_parameter(format!(
+            "the resource is {} KiB; the limit is {} KiB",
+            bytes.div_ceil(1024),
+            MAX_RESOURCE_BYTES / 1024
+        )));
+    }
+    Ok(())
+}
 
 impl Metadata {
     /// Metadata with just a name.
@@ -96,6 +142,12 @@ impl Metadata {
             && ns != "default"
         {
             return Err(Error::bad_parameter(format!("namespace {ns:?} is not supported, use \"default\"")));
+        }
+        if self.labels.len() > MAX_LABELS {
+            return Err(Error::bad_parameter(format!("{kind} has {} labels; the limit is {MAX_LABELS}", self.labels.len())));
+        }
+        if self.description.as_ref().is_some_and(|d| d.len() > MAX_DESCRIPTION) {
+            return Err(Error::bad_parameter(format!("metadata.description is longer than {MAX_DESCRIPTION} bytes; shorten it")));
         }
         for (k, v) in &self.labels {
             if k.is_empty() || k.len() > 256 || v.len() > 1024 {
@@ -339,6 +391,7 @@ impl Resource {
     /// Errors name the kind and the field: serde's message (`unknown field ...`, `invalid type
     /// ...`) is kept and prefixed with where it was found.
     pub fn from_value(value: serde_json::Value) -> Result<Resource> {
+        check_size(&value)?;
         let kind_str = match value.get("kind") {
             Some(serde_json::Value::String(k)) => k.clone(),
             Some(_) => {
@@ -468,6 +521,27 @@ pub fn format_labels(labels: &LabelMap) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oversized_resources_are_refused_before_they_are_parsed() {
+        let role = |labels: usize, extra: serde_json::Value| {
+            let labels: serde_json::Map<String, serde_json::Value> =
+                (0..labels).map(|i| (format!("k{i}"), serde_json::json!("v"))).collect();
+            let mut v = serde_json::json!({"kind": "role", "version": "v7", "metadata": {"name": "r", "labels": labels}});
+            if let (Some(o), serde_json::Value::Object(e)) = (v.as_object_mut(), extra) {
+                o.extend(e);
+            }
+            v
+        };
+        let msg = |v| Resource::from_value(v).err().map(|e| e.message).unwrap_or_default();
+        assert!(msg(role(100_000, serde_json::json!({}))).contains("more than 10000 fields"));
+        let mut r = Resource::from_value(role(300, serde_json::json!({}))).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.check_creatable().err().map(|e| e.message).unwrap_or_default(), "role has 300 labels; the limit is 256");
+        let big = serde_json::json!({"spec": {"allow": {"logins": vec!["x".repeat(700); 1000]}}});
+        assert_eq!(msg(role(0, big)), "the resource is 687 KiB; the limit is 512 KiB");
+        let ok = role(256, serde_json::json!({}));
+        assert!(Resource::from_value(ok).and_then(|mut r| r.check_creatable()).is_ok(), "256 labels are fine");
+    }
 
     #[test]
     fn kinds_and_aliases_parse() {

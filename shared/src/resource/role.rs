@@ -99,6 +99,13 @@ pub struct Rule {
     pub actions: Vec<String>,
 }
 
+/// Rules in `allow` or in `deny`.
+pub const MAX_RULES: usize = 256;
+/// Keys of one label selector (`node_labels`, `cluster_labels`, ...).
+pub const MAX_SELECTOR_KEYS: usize = 256;
+/// Entries of one list (`logins`, `kubernetes_groups`, ...).
+pub const MAX_LIST: usize = 1024;
+
 /// Allow or deny conditions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -221,12 +228,23 @@ impl RoleConditions {
 
     fn validate(&self, side: &str) -> Result<()> {
         for (field, values) in self.template_fields() {
+            if values.len() > MAX_LIST {
+                return Err(Error::bad_parameter(format!("{side}.{field} has {} entries; the limit is {MAX_LIST}", values.len())));
+            }
+        }
+        for (field, values) in self.template_fields() {
             template::validate_values(&format!("{side}.{field}"), values)?;
         }
         for (field, labels) in self.label_fields() {
             if let Some(l) = labels {
+                if l.len() > MAX_SELECTOR_KEYS {
+                    return Err(Error::bad_parameter(format!("{side}.{field} has {} keys; the limit is {MAX_SELECTOR_KEYS}", l.len())));
+                }
                 labels::validate(&format!("{side}.{field}"), l)?;
             }
+        }
+        if self.rules.len() > MAX_RULES {
+            return Err(Error::bad_parameter(format!("{side}.rules has {} rules; the limit is {MAX_RULES}", self.rules.len())));
         }
         for rule in &self.rules {
             if rule.resources.is_empty() || rule.verbs.is_empty() {

@@ -359,6 +359,28 @@ fn the_bad_input_catalogue_gets_clear_errors_and_changes_nothing() {
             Expect::Error("creating resources of type \"cert_authority\" is not supported"),
             create("ca.yaml", "kind: cert_authority\nversion: v2\nmetadata: {name: x}\nspec: {type: host, cluster_name: x}\n"),
         ),
+        // Resources too large to keep (a role with 100,000 labels took the daemon from 34 to 255 MB).
+        case("100,000 labels", Expect::Error("the resource has more than 10000 fields and list items"), {
+            let labels: String = (0..100_000).map(|i| format!("    k{i}: v\n")).collect();
+            create("labels.yaml", &format!("kind: role\nversion: v7\nmetadata:\n  name: many\n  labels:\n{labels}"))
+        }),
+        case("300 labels", Expect::Error("role has 300 labels; the limit is 256"), {
+            let labels: String = (0..300).map(|i| format!("    k{i}: v\n")).collect();
+            create("labels300.yaml", &format!("kind: role\nversion: v7\nmetadata:\n  name: many\n  labels:\n{labels}"))
+        }),
+        case(
+            "a long description",
+            Expect::Error("metadata.description is longer than 4096 bytes"),
+            create("desc.yaml", &format!("kind: role\nversion: v7\nmetadata:\n  name: wordy\n  description: {}\n", "d".repeat(5000))),
+        ),
+        case("300 rules", Expect::Error("allow.rules has 300 rules; the limit is 256"), {
+            let rules: String = (0..300).map(|_| "    - resources: [role]\n      verbs: [list]\n").collect();
+            create("rules.yaml", &format!("kind: role\nversion: v7\nmetadata:\n  name: rules\nspec:\n  allow:\n    rules:\n{rules}"))
+        }),
+        case("a 700 KiB role", Expect::Error("the limit is 512 KiB"), {
+            let logins: String = (0..1000).map(|i| format!("    - l{i}{}\n", "x".repeat(700))).collect();
+            create("big.yaml", &format!("kind: role\nversion: v7\nmetadata:\n  name: big\nspec:\n  allow:\n    logins:\n{logins}"))
+        }),
         case("empty file", Expect::Error("no resources found"), create("empty.yaml", "# nothing\n")),
         case("a list", Expect::Error("not a mapping"), create("list.yaml", "- a\n- b\n")),
         case("invalid UTF-8", Expect::Error("not valid UTF-8"), {
