@@ -108,9 +108,11 @@ fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::internal(format!("{what} {}: {e}", path.display()))
 }
 
-/// Writes a file atomically with `mode`.
+/// Writes a file atomically with `mode` (through a temporary file of its own, so that two
+/// processes writing the same file never rename each other's).
 pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.{}.tmp", std::process::id(), crate::certs::random_hex(4)));
     {
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -123,7 +125,38 @@ pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
         f.sync_all().map_err(|e| io_err("cannot write", &tmp, e))?;
     }
     fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(|e| io_err("cannot chmod", &tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| io_err("cannot write", path, e))
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io_err("cannot write", path, e)
+    })
+}
+
+/// Holds the store's lock (`<dir>/.lock`) while it lives: shared for readers, exclusive for
+/// writers, so that a profile's key and certificate files are read and written as one (two `tsh`
+/// runs at once on one profile otherwise mixed one's key with the other's certificate).
+struct StoreLock(#[allow(dead_code)] Option<fs::File>);
+
+impl StoreLock {
+    fn take(dir: &Path, exclusive: bool) -> Result<StoreLock> {
+        if exclusive {
+            fs::create_dir_all(dir).map_err(|e| io_err("cannot create", dir, e))?;
+        } else if !dir.is_dir() {
+            // Nothing was ever written here: nothing to read consistently either.
+            return Ok(StoreLock(None));
+        }
+        let path = dir.join(".lock");
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io_err("cannot open", &path, e))?;
+        let locked = if exclusive { f.lock() } else { f.lock_shared() };
+        locked.map_err(|e| io_err("cannot lock", &path, e))?;
+        Ok(StoreLock(Some(f)))
+    }
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -174,6 +207,7 @@ impl ProfileStore {
 
     /// Loads a profile and its credentials.
     pub fn load(&self, name: &str) -> Result<(Profile, Credentials)> {
+        let _lock = StoreLock::take(&self.dir, false)?;
         let d = self.profile_dir(name);
         let profile: Profile = serde_yaml_ng::from_str(&read(&d.join("profile.yaml"))?)
             .map_err(|e| Error::bad_parameter(format!("corrupt profile {}: {e}; run 'tsh login' again", d.display())))?;
@@ -189,6 +223,7 @@ impl ProfileStore {
 
     /// Saves a profile, makes it current.
     pub fn save(&self, name: &str, profile: &Profile, creds: &Credentials) -> Result<()> {
+        let _lock = StoreLock::take(&self.dir, true)?;
         let d = self.profile_dir(name);
         fs::create_dir_all(&d).map_err(|e| io_err("cannot create", &d, e))?;
         for dir in [self.dir.clone(), self.dir.join("profiles"), d.clone()] {
@@ -208,6 +243,7 @@ impl ProfileStore {
 
     /// Updates only `profile.yaml`.
     pub fn save_profile(&self, name: &str, profile: &Profile) -> Result<()> {
+        let _lock = StoreLock::take(&self.dir, true)?;
         let d = self.profile_dir(name);
         let yaml = serde_yaml_ng::to_string(profile).map_err(|e| Error::internal(e.to_string()))?;
         write_file(&d.join("profile.yaml"), yaml.as_bytes(), 0o600)
@@ -215,6 +251,7 @@ impl ProfileStore {
 
     /// Removes a profile's keys and certificates.
     pub fn remove(&self, name: &str) -> Result<()> {
+        let _lock = StoreLock::take(&self.dir, true)?;
         let d = self.profile_dir(name);
         if d.exists() {
             fs::remove_dir_all(&d).map_err(|e| io_err("cannot remove", &d, e))?;

@@ -230,3 +230,50 @@ fn a_reader_that_pauses_does_not_lose_the_session() {
     assert_eq!(out.stdout.lines().next(), Some("200000"), "every line arrived after the pause: {}", out.stdout);
     assert!(out.stdout.contains("tsh=0"), "tsh finished cleanly: {}", out.stdout);
 }
+
+#[test]
+fn concurrent_tsh_runs_on_one_profile_leave_it_whole() {
+    use std::io::Write as _;
+    ensure_unix_user("visitor");
+    let mut o = ClusterOpts::new("profile-race.example.com");
+    o.node_name = Some("race-node".into());
+    let c = Cluster::start(o);
+    c.add_user("racer", "access", "visitor", PASSWORD);
+    let mut tsh = Tsh::new("profile-race");
+    tsh.login(&c, "racer", PASSWORD).ok("first login");
+    // Re-logins to the cluster (each reissues certificates and rewrites every file of the
+    // profile) and readers, all at once, five rounds.
+    for round in 0..5 {
+        let mut children = Vec::new();
+        for i in 0..16 {
+            let args: Vec<String> = if i % 3 != 2 {
+                vec!["login".into(), "profile-race.example.com".into()]
+            } else {
+                vec!["ssh".into(), "visitor@race-node".into(), "echo ok".into()]
+            };
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut cmd = tsh.command(&refs);
+            cmd.stdin(std::process::Stdio::piped());
+            let mut child = cmd.spawn().expect("tsh");
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = writeln!(stdin, "{PASSWORD}");
+            }
+            children.push((i, child));
+        }
+        for (i, child) in children {
+            let out = child.wait_with_output().expect("tsh");
+            assert!(
+                out.status.success(),
+                "round {round}, run {i}: {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    // What is left is one consistent profile: its key and certificate belong together.
+    assert_eq!(tsh.run(&["ssh", "visitor@race-node", "echo whole"]).ok("after the races"), "whole\n");
+    let leftovers: Vec<_> = std::fs::read_dir(tsh.home.path().join("profiles").join(&c.ip))
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".tmp")).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "no temporary files left: {leftovers:?}");
+}
