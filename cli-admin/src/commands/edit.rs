@@ -63,7 +63,14 @@ pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write, err: &mut dyn Writ
     if docs.len() != 1 {
         bail!("the edited file must hold exactly one resource; nothing was changed");
     }
-    let res = validate(&docs[0], "edited resource")?;
+    // A connector comes without its secrets, which the server keeps: check the edit with
+    // stand-ins for them (never sent, never shown).
+    let mut checked = docs[0].clone();
+    if let Ok(shared::resource::Resource::Connector(mut conn)) = shared::resource::Resource::from_value(checked.value.clone()) {
+        conn.fill_missing_secrets(|_| Some(serde_json::json!("(kept by the server)")));
+        checked.value = serde_json::to_value(&conn)?;
+    }
+    let res = validate(&checked, "edited resource")?;
     if res.kind() != r.kind || res.name() != original["metadata"]["name"].as_str().unwrap_or_default() {
         bail!("editing cannot change a resource's kind or name; nothing was changed (use tctl create for a new resource)");
     }

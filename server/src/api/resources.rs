@@ -213,9 +213,16 @@ pub async fn upsert(
             (out.name, out.created)
         }
         Resource::Connector(mut c) => {
-            c.check_and_set_defaults()?;
             let name = c.metadata.name.clone();
             let key = Services::key_of(kind, &name)?;
+            // An edit (`tctl edit`, which never shows secrets) keeps the secrets it left out; the
+            // compare-and-swap below makes sure they are those of the version edited.
+            if req.expected_id.is_some()
+                && let Some(stored) = svc.get::<shared::resource::connector::Connector>(&key).await?
+            {
+                c.keep_secrets(&stored.value);
+            }
+            c.check_and_set_defaults()?;
             let created = store(svc, &key, &c, req.force, req.expected_id, || format!("{kind} connector {name:?} already exists")).await?;
             auth.audit.emit(codes::RESOURCE_UPSERT, json!({"kind": kind.as_str(), "name": name, "user": actor})).await;
             (name, created)

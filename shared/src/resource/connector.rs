@@ -88,20 +88,53 @@ impl Connector {
     pub fn without_secrets(&self) -> Connector {
         let mut c = self.clone();
         for path in secret_paths(self.kind_enum()) {
-            let mut cur = &mut c.spec;
-            for (i, seg) in path.iter().enumerate() {
-                if i + 1 == path.len() {
-                    cur.remove(*seg);
-                    break;
-                }
-                match cur.get_mut(*seg) {
-                    Some(serde_json::Value::Object(m)) => cur = m,
-                    _ => break,
-                }
+            if let Some((parent, last)) = parent_of(&mut c.spec, path) {
+                parent.remove(last);
             }
         }
         c
     }
+
+    /// Each secret this connector lacks, filled by `fill` (given its path in `spec`) where the
+    /// object holding it is still there. `tctl edit` shows a connector without its secrets: the
+    /// server keeps the stored ones ([`Connector::keep_secrets`]); tctl checks the edit with
+    /// stand-ins.
+    pub fn fill_missing_secrets(&mut self, fill: impl Fn(&[&str]) -> Option<serde_json::Value>) {
+        for path in secret_paths(self.kind_enum()) {
+            if let Some((parent, last)) = parent_of(&mut self.spec, path)
+                && !parent.contains_key(last)
+                && let Some(v) = fill(path)
+            {
+                parent.insert(last.to_string(), v);
+            }
+        }
+    }
+
+    /// Takes each secret this connector lacks from `stored` (the version being edited).
+    pub fn keep_secrets(&mut self, stored: &Connector) {
+        let stored = stored.spec.clone();
+        self.fill_missing_secrets(|path| {
+            let mut cur = &stored;
+            let (last, parents) = path.split_last()?;
+            for seg in parents {
+                cur = cur.get(*seg)?.as_object()?;
+            }
+            cur.get(*last).cloned()
+        });
+    }
+}
+
+/// The object holding the field at `path` in `spec`, and the field's name.
+fn parent_of<'a>(
+    spec: &'a mut serde_json::Map<String, serde_json::Value>,
+    path: &[&'static str],
+) -> Option<(&'a mut serde_json::Map<String, serde_json::Value>, &'static str)> {
+    let (last, parents) = path.split_last()?;
+    let mut cur = spec;
+    for seg in parents {
+        cur = cur.get_mut(*seg)?.as_object_mut()?;
+    }
+    Some((cur, last))
 }
 
 /// A string or a list of strings (Teleport accepts both for `redirect_url`).

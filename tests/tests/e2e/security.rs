@@ -353,3 +353,59 @@ fn an_older_link_dies_when_a_newer_one_is_issued_or_the_user_is_recreated() {
     let mut tsh = e2e::Tsh::new("stale-links");
     tsh.login(&c, "bob", "bob-password-1").ok("the new bob signs in with his own password");
 }
+
+#[test]
+fn tctl_edit_keeps_connector_secrets_it_never_shows() {
+    let c = Cluster::start(ClusterOpts::new("edit-secrets.example.com"));
+    let web = c.web.clone();
+    c.create("roles.yaml", "kind: role\nversion: v7\nmetadata:\n  name: demo-cluster-access\nspec: {}\n").ok("role");
+    let connectors = [
+        (
+            "github/github",
+            "gh-secret-77",
+            format!(
+                "kind: github\nversion: v3\nmetadata:\n  name: github\nspec:\n  client_id: gh-client\n  client_secret: gh-secret-77\n  redirect_url: https://{web}/v1/webapi/github/callback\n  teams_to_roles:\n    - organization: acme\n      team: admins\n      roles: [access]\n"
+            ),
+        ),
+        (
+            "oidc/myoidc",
+            "oidc-secret-88",
+            format!(
+                "kind: oidc\nversion: v3\nmetadata:\n  name: myoidc\nspec:\n  issuer_url: https://idp.example.com\n  client_id: teleport\n  client_secret: oidc-secret-88\n  redirect_url: https://{web}/v1/webapi/oidc/callback\n  claims_to_roles:\n    - claim: groups\n      value: admins\n      roles: [access]\n"
+            ),
+        ),
+        (
+            "saml/mysaml",
+            "saml-private-key-99",
+            format!(
+                "kind: saml\nversion: v2\nmetadata:\n  name: mysaml\nspec:\n  acs: https://{web}/v1/webapi/saml/acs/mysaml\n  entity_descriptor_url: https://idp.example.com/metadata\n  signing_key_pair:\n    cert: saml-cert\n    private_key: saml-private-key-99\n  attributes_to_roles:\n    - name: groups\n      value: admins\n      roles: [access]\n"
+            ),
+        ),
+    ];
+    let seen = c.dir.path().join("seen-by-the-editor.yaml");
+    let editor = c.dir.path().join("editor.sh");
+    // The guide's edit: add demo-cluster-access next to access (and keep a copy of what the
+    // editor was shown).
+    std::fs::write(&editor, format!("#!/bin/sh\ncp \"$1\" {}\nsed -i 's/roles: \\[access\\]/roles: [access, demo-cluster-access]/; s/^    - access$/    - access\\n    - demo-cluster-access/' \"$1\"\n", seen.display()))
+        .expect("editor");
+    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    for (reference, secret, yaml) in &connectors {
+        let file = reference.replace('/', "-");
+        c.create(&format!("{file}.yaml"), yaml).ok("create the connector");
+        let out = c.tctl_env(&["edit", reference], &[("EDITOR", editor.to_str().unwrap())], None);
+        let kind = reference.split('/').next().unwrap_or_default();
+        assert!(out.ok(&format!("tctl edit {reference}")).contains("has been updated"), "{out:?}");
+        let shown = std::fs::read_to_string(&seen).expect("what the editor saw");
+        assert!(!shown.contains(secret), "{reference}: the editor was shown the secret:\n{shown}");
+        assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret), "{out:?}");
+        let stored = c.tctl(&["get", reference, "--with-secrets", "--format=json"]).json();
+        let spec = &stored[0]["spec"];
+        let kept = if kind == "saml" { &spec["signing_key_pair"]["private_key"] } else { &spec["client_secret"] };
+        assert_eq!(kept, secret, "{reference}: the secret survived the edit: {stored}");
+        assert!(stored.to_string().contains("demo-cluster-access"), "{reference}: the edit was applied: {stored}");
+        assert!(!c.log().contains(secret), "{reference}: the secret is in the daemon's log");
+    }
+    // A new connector without its secret is still refused (only an edit keeps the stored one).
+    let bare = connectors[0].2.replace("  client_secret: gh-secret-77\n", "").replace("name: github", "name: github2");
+    c.create("bare.yaml", &bare).fails_with("a connector without its secret", "spec.client_secret is required");
+}
