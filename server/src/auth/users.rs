@@ -34,6 +34,12 @@ struct UserToken {
     otp_secret: Option<String>,
 }
 
+/// `usertokenof/<user>`: the token the user holds now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HeldToken {
+    token: String,
+}
+
 /// Password hashing and checking (argon2id, on blocking threads: it is deliberately slow and
 /// takes ~19 MiB a check) behind a [`Gate`]: at most half the cores' worth at once, a short queue,
 /// and a quick "busy" beyond it, whoever asks and from however many addresses.
@@ -114,7 +120,11 @@ impl AuthServer {
         let value = crate::services::encode(&rec)?;
         let mut ops = vec![
             Op::Create { key: keys::user_token(&token), value, expires: Some(expires) },
-            Op::Put { key: keys::user_token_of(user), value: token.clone().into_bytes(), expires: Some(expires) },
+            Op::Put {
+                key: keys::user_token_of(user),
+                value: crate::services::encode(&HeldToken { token: token.clone() })?,
+                expires: Some(expires),
+            },
         ];
         if let Some(old) = self.held_token(user).await? {
             ops.push(Op::DeleteIfExists { key: keys::user_token(&old) });
@@ -124,7 +134,8 @@ impl AuthServer {
 
     /// The invite or reset token `user` holds now.
     async fn held_token(&self, user: &str) -> Result<Option<String>> {
-        Ok(self.services.backend.get(&keys::user_token_of(user)).await?.map(|i| String::from_utf8_lossy(&i.value).into_owned()))
+        let item = self.services.backend.get(&keys::user_token_of(user)).await?;
+        Ok(item.and_then(|i| serde_json::from_slice::<HeldToken>(&i.value).ok()).map(|h| h.token))
     }
 
     fn link(&self, kind: &str, token: &str) -> String {
@@ -258,7 +269,8 @@ impl AuthServer {
         let item = self.services.backend.get(&keys::user_token(token)).await?.ok_or_else(Self::token_gone)?;
         let rec: UserToken = serde_json::from_slice(&item.value).map_err(|_| Self::token_gone())?;
         let pointer = self.services.backend.get(&keys::user_token_of(&rec.user)).await?.ok_or_else(Self::token_gone)?;
-        if pointer.value != token.as_bytes() {
+        let held: HeldToken = serde_json::from_slice(&pointer.value).map_err(|_| Self::token_gone())?;
+        if !shared::certs::secret_eq(&held.token, token) {
             return Err(Self::token_gone());
         }
         Ok((item, rec, pointer))
