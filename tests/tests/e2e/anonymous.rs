@@ -196,6 +196,18 @@ fn a_foreign_page_cannot_sign_the_browser_in() {
     let (status, h, b) = curl_from(&c, me, "POST", "/v1/webapi/sessions/web", &[JSON, &origin], Some(&body));
     assert_eq!(status, 200, "{b}");
     assert!(h.contains("__Host-session="), "{h}");
+    // The session's id (the cookie) is stored nowhere: only its hash names the record.
+    let id = h.split("__Host-session=").nth(1).and_then(|r| r.split(';').next()).unwrap_or_default().to_string();
+    assert_eq!(id.len(), 64, "{h}");
+    let conn =
+        rusqlite::Connection::open_with_flags(c.data_dir().join("backend").join("sqlite.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("database");
+    let mut rows = conn.prepare("SELECT key, value FROM kv WHERE key LIKE 'websessions/%'").expect("select");
+    let stored: Vec<(String, Vec<u8>)> = rows.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("rows").filter_map(|r| r.ok()).collect();
+    assert_eq!(stored.len(), 1);
+    for (k, v) in &stored {
+        assert!(!k.contains(&id) && !String::from_utf8_lossy(v).contains(&id), "the cookie is in the store: {k}");
+    }
     let (status, _, b) = curl_from(&c, me, "POST", "/v1/webapi/sessions/web", &[JSON], Some(&body));
     assert_eq!(status, 200, "scripts without an Origin: {b}");
 }

@@ -445,6 +445,16 @@ fn a_process_without_the_leafs_tunnel_reaches_it_through_a_peer() {
     assert_eq!(ev["user"], "myuser", "{ev}");
     assert_eq!(ev["cluster_name"], leaf.opts.name.as_str(), "{ev}");
     assert!(root.procs[1].log().contains("forwarding a connection for a peer proxy"));
+    // A peer's connection is authenticated by its certificate: while one is forwarded it does not
+    // hold one of root-b's handshake places (it did, for its whole life).
+    let mut live = via_a
+        .command(&["ssh", &format!("--cluster={}", leaf.opts.name), &format!("visitor@{}", leaf.node_name()), "sleep 3"])
+        .spawn()
+        .expect("tsh");
+    std::thread::sleep(Duration::from_millis(1500));
+    let m = root.procs[1].metrics();
+    assert_eq!(m.get("teleport_connections{state=\"handshake\"}").copied(), Some(0.0), "{m:?}");
+    let _ = live.wait();
 
     // A stranger on the peer port: no client certificate, no service.
     let peer_port = format!("{}:3021", root.procs[1].ip);
