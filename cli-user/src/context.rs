@@ -89,8 +89,8 @@ impl Session {
 
     /// When `error` says that the selected (not `--cluster`) leaf `cluster` is gone from the
     /// root, notes it and returns the root to use instead.
-    pub fn fallback_to_root(&self, g: &Global, cluster: &str, error: &str, err: &mut dyn std::io::Write) -> Option<String> {
-        if g.cluster.is_some() || cluster == self.profile.cluster || !error.contains(&format!("cluster {cluster:?} is not found")) {
+    pub fn fallback_to_root(&self, g: &Global, cluster: &str, error: &shared::Error, err: &mut dyn std::io::Write) -> Option<String> {
+        if g.cluster.is_some() || cluster == self.profile.cluster || !error.has(shared::Code::ClusterNotFound) {
             return None;
         }
         let root = self.profile.cluster.clone();

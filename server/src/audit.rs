@@ -13,11 +13,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
-use shared::client::BoxFuture;
 use shared::error::Result;
 use shared::timefmt::SharedClock;
 
-use crate::storage::Backend;
+pub use crate::storage::audit::{AuditStore, BackendAudit};
 
 /// Event names and codes (Teleport's where they exist).
 pub mod codes {
@@ -132,27 +131,6 @@ fn trim_to(event: &mut Map<String, Value>, max: usize) -> bool {
     event.retain(|k, _| matches!(k.as_str(), "event" | "code" | "time" | "uid" | "cluster_name" | "user" | "success"));
     event.values_mut().for_each(|v| cut(v, 64, 4));
     true
-}
-
-/// Where audit events are stored and read back: the cluster state's own table (SQLite, or
-/// PostgreSQL without `audit_events_uri`), or a PostgreSQL database of their own.
-pub trait AuditStore: Send + Sync + 'static {
-    /// Appends an event (its `uid` makes a retry harmless where the store supports it).
-    fn append(&self, json: String) -> BoxFuture<'_, Result<i64>>;
-    /// The newest `limit` events, oldest first.
-    fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<crate::storage::AuditRecord>>>;
-}
-
-/// The state backend's audit table.
-pub struct BackendAudit(pub Arc<dyn Backend>);
-
-impl AuditStore for BackendAudit {
-    fn append(&self, json: String) -> BoxFuture<'_, Result<i64>> {
-        self.0.append_audit(json)
-    }
-    fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<crate::storage::AuditRecord>>> {
-        self.0.list_audit(limit)
-    }
 }
 
 /// Where events go.

@@ -57,6 +57,12 @@ impl Verb {
 }
 
 impl Context {
+    /// Which sessions the caller's roles let it `verb` (`list` or `read`): every one for this
+    /// cluster's administrator identity, else the `session` rules'.
+    pub fn session_scope(&self, verb: &str) -> shared::rbac::SessionScope {
+        if self.is_admin() { shared::rbac::SessionScope::All } else { self.checker.session_scope(verb) }
+    }
+
     /// The caller's display name (audit events).
     pub fn name(&self) -> String {
         match &self.caller {
@@ -150,9 +156,9 @@ impl Authorizer {
         )?;
         let ca_type =
             CaType::parse(&peer.issuer_ca_type).map_err(|_| Error::access_denied("the client certificate has an unknown issuer"))?;
-        // The issuing CA must be active *now*: the TLS layer's trust list may lag a change.
-        let ca = self.auth.services.ca(ca_type, &peer.issuer_cluster, false).await?;
-        if ca.is_none() {
+        // The issuing CA must be accepted *now*: the TLS layer's trust list may lag a change.
+        // Hosts are accepted from this cluster only (below).
+        if ca_type == CaType::User && self.auth.trusted_cas().await?.user_ca(&peer.issuer_cluster).is_none() {
             return Err(Error::access_denied(format!("certificates of cluster {:?} are not trusted here", peer.issuer_cluster)));
         }
         let issued_at = shared::identity::tls_cert_issued_at(peer.not_before);
@@ -188,12 +194,4 @@ impl Authorizer {
             _ => Err(Error::access_denied("the client certificate does not match its issuer")),
         }
     }
-}
-
-/// Traits of a remote user as the leaf sees them (reference §4.2): the root user's traits with
-/// `logins` replaced by the certificate's principals.
-pub fn remote_traits(u: &UserIdentity) -> Traits {
-    let mut t = u.traits.clone();
-    t.insert("logins".into(), u.logins.clone());
-    t
 }

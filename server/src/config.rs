@@ -11,6 +11,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 use shared::error::{Error, Result};
 use shared::resource::token::SystemRole;
 
+/// The default limit of one session's recording (`ssh_service.session_recording_max_bytes`):
+/// 256 MiB.
+pub const DEFAULT_RECORDING_MAX_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/teleport";
 /// Default config file.
@@ -845,7 +849,7 @@ impl Config {
             ssh_listen_addr,
             labels,
             node_heartbeat,
-            recording_max_bytes: s.session_recording_max_bytes.unwrap_or(crate::node::DEFAULT_RECORDING_MAX_BYTES),
+            recording_max_bytes: s.session_recording_max_bytes.unwrap_or(DEFAULT_RECORDING_MAX_BYTES),
             advertise_ip: t.advertise_ip.clone(),
             limits,
             storage,

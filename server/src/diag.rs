@@ -31,25 +31,7 @@ pub struct Gauges {
     /// process could then be serving stale trust; a load balancer should send elsewhere).
     pub backend: Option<Arc<dyn crate::storage::Backend>>,
     /// This proxy in the cluster's registry: `/readyz` answers 503 once it is stopping.
-    pub registry: Option<Arc<crate::proxies::ProxyRegistry>>,
-}
-
-/// Counts something while it lives (a connection, a request): one more now, one less when
-/// dropped.
-pub struct InFlight(Arc<AtomicUsize>);
-
-impl InFlight {
-    /// Counts one more in `counter`.
-    pub fn new(counter: &Arc<AtomicUsize>) -> InFlight {
-        counter.fetch_add(1, Ordering::SeqCst);
-        InFlight(counter.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
+    pub registry: Option<Arc<crate::tunnel::proxies::ProxyRegistry>>,
 }
 
 /// Reads `/proc/self`: (open file descriptors, resident bytes, threads).

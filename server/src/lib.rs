@@ -6,23 +6,29 @@
 //! |---|---|
 //! | `cli`, `config` | arguments, `teleport.yaml` |
 //! | `process` | assembling services |
-//! | `shutdown` | the shutdown signal and the ordered task set |
-//! | `storage` | the key-value trait, SQLite, PostgreSQL and memory backends, the change feed |
+//! | `shutdown` | the shutdown signal, the ordered task set, `every` for periodic work |
+//! | `storage` | the key-value trait, SQLite, PostgreSQL and memory backends, the change feed, the audit store |
 //! | `follow` | the one loop that keeps process state in step with the feed |
-//! | `services` | typed resource access and key layout |
-//! | `auth` | CAs, certificates, users, tokens, trust handshake, nodes |
+//! | `services` | typed resource access, key layout (`keys`), `retry_cas` |
+//! | `auth` | CAs, certificates, users, tokens, web sessions, trust handshake, nodes |
 //! | `authz` | the authorizing facade every API call goes through |
-//! | `api` | HTTPS handlers (axum) |
+//! | `api` | HTTPS handlers (axum) for `tctl`/`tsh` |
+//! | `web` | the browser's side: pages, web sessions, browser SSO, the terminal |
+//! | `sso` | OIDC, SAML and GitHub protocol code |
 //! | `listener`, `tls` | the multiplexed web port |
-//! | `ssh` | russh configuration, the proxy's SSH side, routing |
-//! | `tunnel` | reverse tunnels: registry, agent, leaf-side manager |
+//! | `proxy` | the proxy's room: users' SSH side, routing and dialing, the leaf's trust to roots, lock enforcement |
+//! | `ssh` | russh configuration shared by proxy and node (plumbing, no policy) |
+//! | `tunnel` | reverse tunnels: the typed wire, registry, server, agent, peer proxies, vouches |
 //! | `node` | the SSH node: authorization and sessions |
-//! | `audit` | the audit log |
+//! | `audit` | the audit log (events, clipping); the store lives in `storage::audit` |
 //! | `diag` | `/healthz`, `/readyz`, `/metrics` on `diag_addr` |
-//! | `limits` | connection limits before and after authentication |
+//! | `limits` | connection limits by phase: handshake, anonymous, authenticated |
 //! | `gate` | concurrency gates in front of expensive work anonymous callers can start |
 //! | `throttle` | log lines a caller can cause at will, at most one per interval |
 //! | `live` | live connections and sessions, for locks to end |
+//!
+//! `scripts/layers.sh --up server/src` lists imports that point up this table's layers; it
+//! should list none.
 
 pub mod api;
 pub mod audit;
@@ -38,7 +44,7 @@ pub mod listener;
 pub mod live;
 pub mod node;
 pub mod process;
-pub mod proxies;
+pub mod proxy;
 pub mod services;
 pub mod shutdown;
 pub mod ssh;

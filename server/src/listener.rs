@@ -14,9 +14,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
 use crate::limits::{Limiter, Permit, Source};
+use crate::proxy::router::ApiStreamServer;
+use crate::proxy::ssh::ProxySsh;
 use crate::shutdown::Shutdown;
-use crate::ssh::proxy::ProxySsh;
-use crate::ssh::router::ApiStreamServer;
 use crate::tls::TlsState;
 use crate::tunnel::Origin;
 
@@ -25,7 +25,7 @@ const BUSY: &str = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: applicatio
     Content-Length: 83\r\n\r\n{\"error\":{\"message\":\"too many connections without a certificate; try again shortly\"}}";
 
 /// What the HTTP layer knows about a connection.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConnInfo {
     /// Remote address (None for in-process tunnel streams).
     pub peer: Option<SocketAddr>,
@@ -34,6 +34,9 @@ pub struct ConnInfo {
     /// For a connection that came through a trusted root's tunnel: who it is for and where they
     /// connected from, as the root's proxy told us.
     pub origin: Option<Origin>,
+    /// The connection's place in the limits: a request that takes the connection over (a
+    /// WebSocket) holds it for as long as it lives, since HTTP is done with it at the upgrade.
+    pub permit: Option<Arc<Permit>>,
 }
 
 impl ConnInfo {
@@ -67,7 +70,11 @@ impl ApiServer {
             Ok(Err(e)) => {
                 // A refused client certificate is worth an operator's attention (an expired
                 // identity, a clock off, a forgery); other failed handshakes are usually scanners.
-                if e.to_string().contains("invalid peer certificate") {
+                let refused_cert = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+                if refused_cert {
                     tracing::warn!(?peer, error = %e, "refused a client certificate");
                 } else {
                     tracing::debug!(?peer, error = %e, "TLS handshake failed");
@@ -89,8 +96,7 @@ impl ApiServer {
                 return;
             }
         }
-        let _permit = permit;
-        let info = Arc::new(ConnInfo { peer, cert, origin });
+        let info = Arc::new(ConnInfo { peer, cert, origin, permit: permit.map(Arc::new) });
         let app = self.app.clone();
         let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(info.clone());
@@ -167,7 +173,7 @@ impl WebListener {
             _ => return,
         }
         match first[0] {
-            b'S' => self.ssh.serve(tcp, Some(peer), permit).await,
+            b'S' => self.ssh.serve(tcp, Some(peer), Some(permit)).await,
             0x16 => self.api.clone().serve_tls(tcp, Some(peer), None, Some(permit)).await,
             _ => {
                 let body = "This port speaks HTTPS and SSH. Use https:// (for example: curl https://HOST:PORT/webapi/ping).\n";

@@ -90,6 +90,80 @@ pub mod keys {
     /// The web CA every process of the cluster serves its generated certificate from.
     pub const WEB_CA: &str = "cluster/webca";
 
+    /// Key functions, one per record kind: `keys::role("access")` is `roles/access`. Every key of
+    /// the store is built here; nothing else writes a prefix and a name together.
+    macro_rules! key_fns {
+        ($($(#[$doc:meta])* $name:ident => $prefix:ident;)*) => {$(
+            $(#[$doc])*
+            pub fn $name(name: &str) -> String {
+                format!("{}{name}", $prefix)
+            }
+        )*};
+    }
+
+    key_fns! {
+        /// Key of a role.
+        role => ROLES;
+        /// Key of a user.
+        user => USERS;
+        /// Key of a user's password hash.
+        password => PASSWORDS;
+        /// Key of a join token.
+        token => TOKENS;
+        /// Key of a trusted cluster (leaf side).
+        trusted_cluster => TRUSTED_CLUSTERS;
+        /// Key of a remote cluster (root side).
+        remote_cluster => REMOTE_CLUSTERS;
+        /// Key of a node.
+        node => NODES;
+        /// Key of the node that holds a hostname.
+        node_name => NODE_NAMES;
+        /// Key of a lock.
+        lock => LOCKS;
+        /// Key of a root's locks as a leaf keeps them.
+        remote_locks => REMOTE_LOCKS;
+        /// Key of a device registration in progress.
+        mfa_pending => MFA_PENDING;
+        /// Key of an SSO login in progress.
+        sso_request => SSO_REQUESTS;
+        /// Key of a recording's metadata.
+        recording => RECORDINGS;
+        /// Key of a proxy process's record.
+        proxy => PROXIES;
+        /// Key of a web session (by the hash of its id).
+        web_session => WEB_SESSIONS;
+    }
+
+    /// Key of an SSO connector.
+    pub fn connector(kind: &str, name: &str) -> String {
+        format!("{CONNECTORS}{kind}/{name}")
+    }
+
+    /// Prefix of the connectors of a kind.
+    pub fn connectors_of(kind: &str) -> String {
+        format!("{CONNECTORS}{kind}/")
+    }
+
+    /// Key of a counted resource's leases.
+    pub fn semaphore(kind: &str, name: &str) -> String {
+        format!("{SEMAPHORES}{kind}/{name}")
+    }
+
+    /// Key of a user's TOTP device.
+    pub fn mfa_device(user: &str, id: &str) -> String {
+        format!("{MFA_DEVICES}{user}/{id}")
+    }
+
+    /// Prefix of a user's TOTP devices.
+    pub fn mfa_devices_of(user: &str) -> String {
+        format!("{MFA_DEVICES}{user}/")
+    }
+
+    /// Prefix of the CAs of a type.
+    pub fn cas_of(t: shared::resource::CaType) -> String {
+        format!("{AUTHORITIES}{t}/")
+    }
+
     /// Key of an invite or reset token.
     pub fn user_token(token: &str) -> String {
         format!("{USER_TOKENS}{token}")
@@ -126,9 +200,11 @@ pub mod keys {
 }
 
 /// Runs `attempt` (read, decide, write with a compare-and-swap) until it does not fail with
-/// `CompareFailed`, at most `attempts` times; then fails with `CompareFailed(conflict)`. The one
-/// loop for every read-modify-write on shared records, whichever process writes beside us.
-pub async fn retry_cas<T, F, Fut>(attempts: usize, conflict: &str, mut attempt: F) -> Result<T>
+/// `CompareFailed`, at most `attempts` times; then fails with `conflict`. The one loop for every
+/// read-modify-write on shared records, whichever process writes beside us. An `attempt` that
+/// means to refuse returns any other error, which ends the loop at once; one whose write creates
+/// a record writes with [`Services::apply_racing`], so that losing that race is retried too.
+pub async fn retry_cas<T, F, Fut>(attempts: usize, conflict: Error, mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
@@ -139,7 +215,7 @@ where
             done => return done,
         }
     }
-    Err(Error::compare_failed(conflict))
+    Err(conflict)
 }
 
 /// A value with its storage revision.
@@ -260,11 +336,17 @@ impl Services {
         self.backend.apply(ops).await
     }
 
+    /// [`Services::apply`] for a write that read first: a record created meanwhile by someone
+    /// else (`AlreadyExists` on a create) is a lost race, `CompareFailed`, like a changed one.
+    pub async fn apply_racing(&self, ops: Vec<Op>) -> Result<i64> {
+        self.backend.apply(ops).await.map_err(|e| if e.is(shared::Kind::AlreadyExists) { Error::compare_failed(e.message) } else { e })
+    }
+
     // ---- typed helpers
 
     /// A role.
     pub async fn role(&self, name: &str) -> Result<Role> {
-        Ok(self.must_get::<Role>(&format!("{}{name}", keys::ROLES), || format!("role {name:?} is not found")).await?.value)
+        Ok(self.must_get::<Role>(&keys::role(name), || format!("role {name:?} is not found")).await?.value)
     }
 
     /// Roles by name; a missing role is an error naming it.
@@ -278,7 +360,7 @@ impl Services {
 
     /// A user.
     pub async fn user(&self, name: &str) -> Result<Versioned<User>> {
-        self.must_get(&format!("{}{name}", keys::USERS), || format!("user {name:?} is not found")).await
+        self.must_get(&keys::user(name), || format!("user {name:?} is not found")).await
     }
 
     /// A CA, active or not (`deactivated` selects which).
@@ -289,17 +371,17 @@ impl Services {
 
     /// All active CAs of a type.
     pub async fn cas_of_type(&self, t: CaType) -> Result<Vec<CertAuthority>> {
-        self.list(&format!("{}{t}/", keys::AUTHORITIES)).await
+        self.list(&keys::cas_of(t)).await
     }
 
     /// A trusted cluster.
     pub async fn trusted_cluster(&self, name: &str) -> Result<Option<Versioned<TrustedCluster>>> {
-        self.get(&format!("{}{name}", keys::TRUSTED_CLUSTERS)).await
+        self.get(&keys::trusted_cluster(name)).await
     }
 
     /// A remote cluster.
     pub async fn remote_cluster(&self, name: &str) -> Result<Option<Versioned<RemoteCluster>>> {
-        self.get(&format!("{}{name}", keys::REMOTE_CLUSTERS)).await
+        self.get(&keys::remote_cluster(name)).await
     }
 
     /// A leaf's stored status (`rcstatus/<leaf>`; apart from the resource, see `auth/status.rs`).
@@ -328,12 +410,12 @@ impl Services {
     /// The key of a resource of `kind` named `name` (CAs: `<type>/<cluster>`).
     pub fn key_of(kind: Kind, name: &str) -> Result<String> {
         Ok(match kind {
-            Kind::Role => format!("{}{name}", keys::ROLES),
-            Kind::User => format!("{}{name}", keys::USERS),
-            Kind::Token => format!("{}{name}", keys::TOKENS),
-            Kind::TrustedCluster => format!("{}{name}", keys::TRUSTED_CLUSTERS),
-            Kind::RemoteCluster => format!("{}{name}", keys::REMOTE_CLUSTERS),
-            Kind::Node => format!("{}{name}", keys::NODES),
+            Kind::Role => keys::role(name),
+            Kind::User => keys::user(name),
+            Kind::Token => keys::token(name),
+            Kind::TrustedCluster => keys::trusted_cluster(name),
+            Kind::RemoteCluster => keys::remote_cluster(name),
+            Kind::Node => keys::node(name),
             Kind::CertAuthority => {
                 let (t, c) = name.split_once('/').ok_or_else(|| {
                     Error::bad_parameter(format!(
@@ -342,10 +424,10 @@ impl Services {
                 })?;
                 keys::ca(CaType::parse(t)?, c)
             }
-            Kind::Github | Kind::Oidc | Kind::Saml => format!("{}{kind}/{name}", keys::CONNECTORS),
-            Kind::Lock => format!("{}{name}", keys::LOCKS),
+            Kind::Github | Kind::Oidc | Kind::Saml => keys::connector(kind.as_str(), name),
+            Kind::Lock => keys::lock(name),
             Kind::TunnelConnection => format!("{}{name}", keys::TUNNEL_CONNS),
-            Kind::Proxy => format!("{}{name}", keys::PROXIES),
+            Kind::Proxy => keys::proxy(name),
             Kind::AuthPreference => keys::AUTH_PREFERENCE.into(),
         })
     }
@@ -360,7 +442,7 @@ impl Services {
             Kind::RemoteCluster => keys::REMOTE_CLUSTERS.into(),
             Kind::Node => keys::NODES.into(),
             Kind::CertAuthority => keys::AUTHORITIES.into(),
-            Kind::Github | Kind::Oidc | Kind::Saml => format!("{}{kind}/", keys::CONNECTORS),
+            Kind::Github | Kind::Oidc | Kind::Saml => keys::connectors_of(kind.as_str()),
             Kind::Lock => keys::LOCKS.into(),
             Kind::TunnelConnection => keys::TUNNEL_CONNS.into(),
             Kind::Proxy => keys::PROXIES.into(),

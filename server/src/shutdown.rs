@@ -3,6 +3,8 @@
 //! then what serves connections, then what writes state (heartbeat flushers, presence records),
 //! and storage last, only once nothing can write to it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -143,6 +145,64 @@ impl TaskSet {
     }
 }
 
+/// Counts something while it lives (a connection, a request): one more now, one less when
+/// dropped.
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    /// Counts one more in `counter`.
+    pub fn new(counter: &Arc<AtomicUsize>) -> InFlight {
+        counter.fetch_add(1, Ordering::SeqCst);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Runs `f` every `period`, the first time one period from now, until `shutdown` (the one
+/// "tick until shutdown" loop: a sweeper, a reaper, a flusher).
+pub async fn every<F, Fut>(period: Duration, shutdown: Shutdown, f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    ticks(period, false, shutdown, f).await
+}
+
+/// [`every`], the first time at once (a heartbeat).
+pub async fn now_and_every<F, Fut>(period: Duration, shutdown: Shutdown, f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    ticks(period, true, shutdown, f).await
+}
+
+async fn ticks<F, Fut>(period: Duration, at_once: bool, mut shutdown: Shutdown, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut first = at_once;
+    loop {
+        if !first {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tokio::time::sleep(period) => {}
+            }
+        }
+        first = false;
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = f() => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +230,23 @@ mod tests {
         let t = std::time::Instant::now();
         set.stop(Duration::from_millis(100)).await;
         assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn every_ticks_until_shutdown() {
+        let (trigger, shutdown) = shutdown_pair();
+        let n = Arc::new(AtomicUsize::new(0));
+        let counted = n.clone();
+        let run = tokio::spawn(now_and_every(Duration::from_millis(10), shutdown, move || {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+        tokio::time::sleep(Duration::from_millis(55)).await;
+        trigger.trigger();
+        let _ = tokio::time::timeout(Duration::from_secs(1), run).await;
+        let ticks = n.load(Ordering::SeqCst);
+        assert!((3..=7).contains(&ticks), "{ticks}");
     }
 }

@@ -16,7 +16,6 @@ use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 use shared::certs::{self, CLUSTER_LOCAL_NAME};
 use shared::error::{Error, Result};
-use shared::resource::CaType;
 
 use crate::auth::AuthServer;
 use crate::shutdown::Shutdown;
@@ -193,21 +192,9 @@ impl TlsState {
 
 async fn build(auth: &AuthServer, resolver: &Arc<SniResolver>) -> Result<Arc<ServerConfig>> {
     shared::client::install_crypto_provider();
-    let local = auth.cluster_name().to_string();
     let mut roots = RootCertStore::empty();
-    let mut add = |ca: &shared::resource::CertAuthority| {
-        for pem in ca.tls_certs_pem() {
-            if let Ok(der) = certs::first_pem_der(&pem, "CERTIFICATE") {
-                let _ = roots.add(CertificateDer::from(der));
-            }
-        }
-    };
-    add(&auth.own_ca(CaType::User).await?);
-    add(&auth.own_ca(CaType::Host).await?);
-    for ca in auth.services.cas_of_type(CaType::User).await? {
-        if ca.metadata.name != local && auth.services.trusted_cluster(&ca.metadata.name).await?.is_some() {
-            add(&ca);
-        }
+    for der in auth.trusted_cas().await?.tls_client_roots() {
+        let _ = roots.add(CertificateDer::from(der.clone()));
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())

@@ -406,10 +406,11 @@ impl ApiClient {
             if (200..300).contains(&status) {
                 return Ok(body);
             }
-            let message = serde_json::from_slice::<ErrorBody>(&body)
-                .map(|b| b.error.message)
-                .unwrap_or_else(|_| format!("{} answered {path} with HTTP {status}", self.target));
-            return Err(Error::new(Kind::from_http_status(status), message));
+            let kind = Kind::from_http_status(status);
+            return Err(match serde_json::from_slice::<ErrorBody>(&body) {
+                Ok(b) => Error { kind, message: b.error.message, code: b.error.code },
+                Err(_) => Error::new(kind, format!("{} answered {path} with HTTP {status}", self.target)),
+            });
         }
         Err(Error::connection_problem(format!("connection to {} closed", self.target)))
     }
@@ -480,10 +481,17 @@ fn request_error(target: &str, e: &(dyn std::error::Error + 'static)) -> Error {
 /// A one-line explanation of a failed TLS handshake.
 pub fn tls_error(target: &str, e: &std::io::Error) -> Error {
     let text = e.to_string();
-    if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") || text.contains("NotValidForName") {
+    // rustls hands its error back inside the io::Error: a certificate it refused is a kind of
+    // its own, told apart by type, never by the text.
+    let refused_cert = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented));
+    if refused_cert {
         Error::connection_problem(format!(
             "the TLS certificate of {target} is not trusted ({text}); install the CA with SSL_CERT_FILE, or use --insecure for testing"
         ))
+        .with_code(crate::error::Code::UntrustedServerCert)
     } else {
         Error::connection_problem(format!("TLS handshake with {target} failed: {text}"))
     }

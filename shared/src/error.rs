@@ -4,6 +4,12 @@
 //! HTTP status on the wire and how a CLI reports it. We keep the same classification so that an
 //! error crossing the REST API arrives with the same kind it left with: the server maps kind to
 //! status in [`Kind::http_status`], the client maps status back in [`Kind::from_http_status`].
+//!
+//! Where a caller must tell one failure from another of the same kind (an offline tunnel from a
+//! refused node, a missing second factor from a wrong password), the error carries a [`Code`]
+//! beside its message, and callers branch on the code, never on the text (sqlx's
+//! `DatabaseError::code()` beside `message()`). Codes cross every hop: the API's error body,
+//! the tunnel's status line (`tunnel::wire`), the proxy's answer to a `proxy:` request.
 
 use std::fmt;
 
@@ -63,6 +69,48 @@ impl Kind {
     }
 }
 
+/// What failed, for programs: stable across versions and hops (`snake_case` on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Code {
+    /// A leaf's or a node's tunnel is connected to no proxy that was asked.
+    TunnelOffline,
+    /// No registered node of the cluster matches the host asked for.
+    NodeNotFound,
+    /// The cluster does not exist, or the caller may not see it (the two look the same).
+    ClusterNotFound,
+    /// A sign-in needs a second-factor code.
+    OtpRequired,
+    /// A join or trust token was refused (wrong, expired, used).
+    TokenRejected,
+    /// A token does not grant the role asked for.
+    RoleMismatch,
+    /// A server's TLS certificate is not trusted here.
+    UntrustedServerCert,
+    /// A lock refused the request.
+    Locked,
+    /// A code of a newer peer that this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl Code {
+    /// The code as it travels (`tunnel_offline`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::TunnelOffline => "tunnel_offline",
+            Code::NodeNotFound => "node_not_found",
+            Code::ClusterNotFound => "cluster_not_found",
+            Code::OtpRequired => "otp_required",
+            Code::TokenRejected => "token_rejected",
+            Code::RoleMismatch => "role_mismatch",
+            Code::UntrustedServerCert => "untrusted_server_cert",
+            Code::Locked => "locked",
+            Code::Unknown => "unknown",
+        }
+    }
+}
+
 /// A classified error with a message meant for the person at the keyboard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
@@ -70,12 +118,23 @@ pub struct Error {
     pub kind: Kind,
     /// One line: what went wrong (and, where we know it, what to do).
     pub message: String,
+    /// What failed, for programs (none where the kind says enough).
+    pub code: Option<Code>,
 }
 
 impl Error {
     /// Builds an error of `kind`.
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into() }
+        Error { kind, message: message.into(), code: None }
+    }
+    /// The same error with `code`.
+    pub fn with_code(mut self, code: Code) -> Self {
+        self.code = Some(code);
+        self
+    }
+    /// True when the error carries `code`.
+    pub fn has(&self, code: Code) -> bool {
+        self.code == Some(code)
     }
     /// Shorthand for [`Kind::NotFound`].
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -115,7 +174,7 @@ impl Error {
     }
     /// Prefixes the message with context, keeping the kind.
     pub fn context(self, what: impl fmt::Display) -> Self {
-        Error { kind: self.kind, message: format!("{what}: {}", self.message) }
+        Error { message: format!("{what}: {}", self.message), ..self }
     }
 }
 
@@ -130,7 +189,33 @@ impl std::error::Error for Error {}
 /// The result type of every library layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The JSON error body on the wire: `{"error":{"message":"..."}}` (reference §1.2, §7.7).
+/// An error with its kind, as JSON (`{"kind","code","message"}`): how a refusal that is not an
+/// HTTP answer travels (a tunnel's status line, a proxy's answer to a `proxy:` request).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WireError {
+    /// The classification.
+    pub kind: Kind,
+    /// What failed, for programs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<Code>,
+    /// The message.
+    pub message: String,
+}
+
+impl From<&Error> for WireError {
+    fn from(e: &Error) -> WireError {
+        WireError { kind: e.kind, code: e.code, message: e.message.clone() }
+    }
+}
+
+impl From<WireError> for Error {
+    fn from(w: WireError) -> Error {
+        Error { kind: w.kind, message: w.message, code: w.code }
+    }
+}
+
+/// The JSON error body on the wire: `{"error":{"message":"..."}}` (reference §1.2, §7.7), with
+/// our `code` beside the message when there is one (Teleport's clients ignore it).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ErrorBody {
     /// The error itself.
@@ -142,12 +227,20 @@ pub struct ErrorBody {
 pub struct ErrorBodyInner {
     /// The message shown to the user.
     pub message: String,
+    /// What failed, for programs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<Code>,
 }
 
 impl ErrorBody {
     /// Wraps a message.
     pub fn new(message: impl Into<String>) -> Self {
-        ErrorBody { error: ErrorBodyInner { message: message.into() } }
+        ErrorBody { error: ErrorBodyInner { message: message.into(), code: None } }
+    }
+
+    /// The body of `e` (its message and code).
+    pub fn of(e: &Error) -> Self {
+        ErrorBody { error: ErrorBodyInner { message: e.message.clone(), code: e.code } }
     }
 }
 
@@ -169,6 +262,31 @@ mod tests {
             Kind::Internal,
         ] {
             assert_eq!(Kind::from_http_status(kind.http_status()), kind);
+        }
+    }
+
+    #[test]
+    fn codes_travel_in_the_body_and_unknown_ones_are_read() {
+        let e = Error::not_found("node \"x\" is not found").with_code(Code::NodeNotFound);
+        let body = serde_json::to_string(&ErrorBody::of(&e)).unwrap_or_default();
+        assert_eq!(body, r#"{"error":{"message":"node \"x\" is not found","code":"node_not_found"}}"#);
+        let back: ErrorBody =
+            serde_json::from_str(r#"{"error":{"message":"m","code":"from_the_future"}}"#).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.error.code, Some(Code::Unknown));
+        let old: ErrorBody = serde_json::from_str(r#"{"error":{"message":"m"}}"#).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(old.error.code, None, "an older peer's body has no code");
+        assert!(e.clone().context("dialing").has(Code::NodeNotFound), "context keeps the code");
+        for c in [
+            Code::TunnelOffline,
+            Code::NodeNotFound,
+            Code::ClusterNotFound,
+            Code::OtpRequired,
+            Code::TokenRejected,
+            Code::RoleMismatch,
+            Code::UntrustedServerCert,
+            Code::Locked,
+        ] {
+            assert_eq!(serde_json::to_value(c).ok(), Some(serde_json::Value::String(c.as_str().into())));
         }
     }
 

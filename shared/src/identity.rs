@@ -58,6 +58,16 @@ pub struct UserIdentity {
     pub route_to_cluster: Option<String>,
 }
 
+impl UserIdentity {
+    /// The traits a leaf applies to a root's user (reference §4.2): the root user's traits with
+    /// `logins` replaced by the certificate's principals.
+    pub fn remote_traits(&self) -> crate::template::Traits {
+        let mut t = self.traits.clone();
+        t.insert("logins".into(), self.logins.clone());
+        t
+    }
+}
+
 /// A host (node, proxy) or the cluster admin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostIdentity {

@@ -5,7 +5,7 @@
 //! # Layout
 //! | module | holds |
 //! |---|---|
-//! | [`error`] | the classified error every layer returns |
+//! | [`error`] | the classified error every layer returns, with stable [`Code`]s clients act on |
 //! | [`resource`] | `role`, `user`, `token`, `trusted_cluster`, `remote_cluster`, `cert_authority`, `node`, connectors |
 //! | [`yaml`] | reading resource files, printing YAML as `tctl` does |
 //! | [`rolemap`] | `role_map` validation and mapping |
@@ -17,7 +17,11 @@
 //! | [`explain`] | `access explain`: asking the root and the leaf, printing the answer |
 //! | [`certs`] | SSH and X.509 keys and certificates |
 //! | [`identity`] | what certificates say about their holder |
-//! | [`subsystem`] | the `proxy:host:port@cluster` request parser |
+//! | [`subsystem`] | the `proxy:host:port@cluster` request parser and the typed refusal |
+//! | [`sshclient`] | the SSH client to the proxy: over TLS, over a tunnel, or in process |
+//! | [`sso`] | SSO login bodies and the loopback redirect `tsh` listens on |
+//! | [`totp`] | TOTP codes (RFC 6238) |
+//! | [`webterm`] | the web terminal's WebSocket frames |
 //! | [`api`] | REST paths and bodies |
 //! | [`client`] | the HTTPS client over any stream |
 //! | [`profile`] | `tsh` profiles and identity files |
@@ -53,4 +57,4 @@ pub mod version;
 pub mod webterm;
 pub mod yaml;
 
-pub use error::{Error, Kind, Result};
+pub use error::{Code, Error, Kind, Result};

@@ -85,45 +85,103 @@ pub async fn connect_proxy(addr: &str, root: &str, creds: &Credentials, login: &
         .map_err(|_| anyhow!("timed out connecting to the proxy at {addr}"))?
         .map_err(|e| anyhow!("{}", crate::client::connect_error(addr, &e)))?;
     crate::tuning::set_nodelay(&tcp);
+    connect_proxy_over(tcp, addr, root, creds, login).await
+}
+
+/// SSH over `stream` (TCP, or a stream inside the proxy's own process) to the proxy `what` of
+/// cluster `root`, authenticated as `login` with `creds`.
+pub async fn connect_proxy_over<S>(stream: S, what: &str, root: &str, creds: &Credentials, login: &str) -> anyhow::Result<ProxyConn>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let ended = Arc::new(std::sync::Mutex::new(None));
     let checker = HostChecker { cas: creds.host_ca_keys(root), cluster: root.to_string(), principal: None, ended: ended.clone() };
-    let mut handle = client::connect_stream(crate::tuning::client_config(None), tcp, checker).await.map_err(|e| match e {
+    let mut handle = client::connect_stream(crate::tuning::client_config(None), stream, checker).await.map_err(|e| match e {
         e if refused_host_key(&e) => anyhow!(
-            "the proxy at {addr} presented a host certificate that no host CA of cluster {root:?} in your profile signed; \
+            "the proxy at {what} presented a host certificate that no host CA of cluster {root:?} in your profile signed; \
              if the cluster rotated its host CA, run 'tsh login' again"
         ),
-        e => anyhow!("SSH handshake with the proxy at {addr} failed: {e}; is the proxy's host certificate signed by cluster {root:?}?"),
+        e => anyhow!("SSH handshake with the proxy at {what} failed: {e}; is the proxy's host certificate signed by cluster {root:?}?"),
     })?;
     let ok = handle
         .authenticate_openssh_cert(login, Arc::new(creds.ssh_key.clone()), creds.ssh_cert.clone())
         .await
         .context("authenticating to the proxy")?;
     if !ok.success() {
-        bail!("the proxy at {addr} refused your certificate; run 'tsh login' again");
+        bail!("the proxy at {what} refused your certificate; run 'tsh login' again");
     }
     Ok(ProxyConn { handle, ended })
 }
 
+/// How to reach a cluster's proxy: at its address (tsh, tctl), or, for the proxy's own web UI,
+/// through streams the process makes to its own SSH side and its own API (no socket).
+#[derive(Clone)]
+pub enum ProxyRoute {
+    /// TCP to this address.
+    Addr(String),
+    /// Streams inside the process.
+    InProcess {
+        /// A new stream into the proxy's SSH side.
+        ssh: Dialer,
+        /// A new stream into the cluster's API (TLS is spoken over it).
+        api: Dialer,
+    },
+}
+
+impl ProxyRoute {
+    fn label(&self) -> &str {
+        match self {
+            ProxyRoute::Addr(a) => a,
+            ProxyRoute::InProcess { .. } => "this process",
+        }
+    }
+
+    /// Connects to the proxy's SSH side as `login`.
+    pub async fn connect(&self, root: &str, creds: &Credentials, login: &str) -> anyhow::Result<ProxyConn> {
+        match self {
+            ProxyRoute::Addr(a) => connect_proxy(a, root, creds, login).await,
+            ProxyRoute::InProcess { ssh, .. } => {
+                let stream = ssh().await.map_err(|e| anyhow!("{e}"))?;
+                connect_proxy_over(stream, "this process", root, creds, login).await
+            }
+        }
+    }
+}
+
 impl ProxyConn {
-    /// Asks the proxy to connect us to `req`; returns the channel as a stream.
-    pub async fn subsystem(&self, req: &ProxyRequest) -> anyhow::Result<russh::ChannelStream<Msg>> {
-        let mut ch = self.handle.channel_open_session().await.context("opening a channel to the proxy")?;
-        ch.request_subsystem(true, req.to_subsystem()).await.context("sending the proxy request")?;
+    /// Asks the proxy to connect us to `req`; returns the channel as a stream, or the proxy's
+    /// refusal with its kind and code.
+    pub async fn subsystem(&self, req: &ProxyRequest) -> crate::Result<russh::ChannelStream<Msg>> {
+        let trouble = |what: &str, e: russh::Error| crate::Error::connection_problem(format!("{what}: {e}"));
+        let mut ch = self.handle.channel_open_session().await.map_err(|e| trouble("opening a channel to the proxy", e))?;
+        ch.request_subsystem(true, req.to_subsystem()).await.map_err(|e| trouble("sending the proxy request", e))?;
         let mut stderr = Vec::new();
+        let mut status: Option<crate::error::WireError> = None;
         loop {
             match tokio::time::timeout(Duration::from_secs(60), ch.wait()).await {
                 Ok(Some(ChannelMsg::Success)) => return Ok(ch.into_stream()),
+                Ok(Some(ChannelMsg::ExtendedData { data, ext })) if ext == crate::subsystem::REFUSAL_DATA_TYPE => {
+                    status = serde_json::from_slice(&data).ok();
+                }
                 Ok(Some(ChannelMsg::ExtendedData { data, .. })) => stderr.extend_from_slice(&data),
                 Ok(Some(ChannelMsg::WindowAdjusted { .. })) => continue,
                 Ok(Some(ChannelMsg::Data { .. })) => continue,
                 Ok(_) => {
                     let msg = String::from_utf8_lossy(&stderr).trim().to_string();
-                    if msg.is_empty() {
-                        bail!("the proxy refused the connection to {}", req.to_subsystem());
-                    }
-                    bail!("{msg}");
+                    return Err(match status {
+                        Some(w) => w.into(),
+                        None if msg.is_empty() => {
+                            crate::Error::access_denied(format!("the proxy refused the connection to {}", req.to_subsystem()))
+                        }
+                        None => crate::Error::access_denied(msg),
+                    });
                 }
-                Err(_) => bail!("the proxy did not answer the request for {}", req.to_subsystem()),
+                Err(_) => {
+                    return Err(crate::Error::connection_problem(format!(
+                        "the proxy did not answer the request for {}",
+                        req.to_subsystem()
+                    )));
+                }
             }
         }
     }
@@ -260,28 +318,32 @@ impl NodeConn {
 /// The API of `cluster` as the holder of `creds`: the root directly at `proxy_addr`, a leaf
 /// through the root proxy's tunnel (TLS end to end with the leaf).
 pub fn cluster_api(proxy_addr: &str, root: &str, creds: &Credentials, username: &str, cluster: &str) -> crate::Result<ApiClient> {
+    cluster_api_via(&ProxyRoute::Addr(proxy_addr.to_string()), root, creds, username, cluster)
+}
+
+/// [`cluster_api`] along `route`.
+pub fn cluster_api_via(route: &ProxyRoute, root: &str, creds: &Credentials, username: &str, cluster: &str) -> crate::Result<ApiClient> {
     if cluster == root {
         let trust = creds.cluster_trust(root)?;
-        return ApiClient::new(
-            crate::client::tcp_dialer(proxy_addr),
-            CLUSTER_LOCAL_NAME,
-            &trust,
-            Some(&creds.client_identity()),
-            proxy_addr,
-        );
+        let dialer = match route {
+            ProxyRoute::Addr(a) => crate::client::tcp_dialer(a),
+            ProxyRoute::InProcess { api, .. } => api.clone(),
+        };
+        return ApiClient::new(dialer, CLUSTER_LOCAL_NAME, &trust, Some(&creds.client_identity()), route.label());
     }
     let trust = creds.cluster_trust(cluster).map_err(|_| {
         crate::Error::not_found(format!("cluster {cluster:?} is not found; run 'tsh clusters' to see the clusters you can reach"))
+            .with_code(crate::Code::ClusterNotFound)
     })?;
-    let (addr, root, user, target) = (proxy_addr.to_string(), root.to_string(), username.to_string(), cluster.to_string());
+    let (route, root, user, target) = (route.clone(), root.to_string(), username.to_string(), cluster.to_string());
     let identity = creds.client_identity();
     let creds = Arc::new(creds.clone());
     let dialer: Dialer = Arc::new(move || {
-        let (addr, root, user, target, creds) = (addr.clone(), root.clone(), user.clone(), target.clone(), creds.clone());
+        let (route, root, user, target, creds) = (route.clone(), root.clone(), user.clone(), target.clone(), creds.clone());
         Box::pin(async move {
-            let proxy = connect_proxy(&addr, &root, &creds, &user).await.map_err(|e| crate::Error::connection_problem(format!("{e:#}")))?;
+            let proxy = route.connect(&root, &creds, &user).await.map_err(|e| crate::Error::connection_problem(format!("{e:#}")))?;
             let req = ProxyRequest { host: String::new(), port: None, cluster: Some(target) };
-            let stream = proxy.subsystem(&req).await.map_err(|e| crate::Error::not_found(format!("{e:#}")))?;
+            let stream = proxy.subsystem(&req).await?;
             Ok(Box::new(TunnelStream::new(stream, proxy)) as BoxStream)
         })
     });

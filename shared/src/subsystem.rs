@@ -5,6 +5,12 @@
 
 use crate::error::{Error, Result};
 
+/// The extended-data type on which a proxy that refuses a `proxy:` request says why for
+/// programs: a [`crate::error::WireError`] (its kind, code and message). Type 1 (standard error)
+/// carries the message for people; clients that know no other type show only that (OpenSSH
+/// ignores the others).
+pub const REFUSAL_DATA_TYPE: u32 = 2;
+
 /// What the client asked the proxy to connect to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyRequest {

@@ -67,10 +67,7 @@ pub fn parse_documents(source: &str, bytes: &[u8]) -> Result<Vec<Document>> {
         }
         let index = docs.len() + 1;
         let located = |e: serde_yaml_ng::Error| {
-            let mut msg = strip_location(&e.to_string());
-            if msg.contains("invalid type: enum") {
-                msg.push_str(" (YAML tags such as !tag are not supported)");
-            }
+            let msg = strip_location(&e.to_string());
             match e.location() {
                 Some(loc) => Error::bad_parameter(format!("{source}:{}:{}: {msg}", loc.line() + start_line - 1, loc.column())),
                 None => Error::bad_parameter(format!("{source}: document {index} (line {start_line}): {msg}")),
@@ -78,7 +75,12 @@ pub fn parse_documents(source: &str, bytes: &[u8]) -> Result<Vec<Document>> {
         };
         // YAML's own value type refuses duplicate keys, which a JSON map would silently
         // collapse to the last one (`name: a` then `name: b` would create `b`).
-        serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&chunk).map_err(located)?;
+        let yaml = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&chunk).map_err(located)?;
+        if has_tag(&yaml) {
+            return Err(Error::bad_parameter(format!(
+                "{source}: document {index} (line {start_line}): YAML tags such as !tag are not supported"
+            )));
+        }
         let value: serde_json::Value = serde_yaml_ng::from_str(&chunk).map_err(located)?;
         if !value.is_object() {
             return Err(Error::bad_parameter(format!(
@@ -91,6 +93,16 @@ pub fn parse_documents(source: &str, bytes: &[u8]) -> Result<Vec<Document>> {
         return Err(Error::bad_parameter(format!("{source}: no resources found in the file")));
     }
     Ok(docs)
+}
+
+/// Whether a tag (`!tag`) appears anywhere in `v`: JSON has no place for one.
+fn has_tag(v: &serde_yaml_ng::Value) -> bool {
+    match v {
+        serde_yaml_ng::Value::Tagged(_) => true,
+        serde_yaml_ng::Value::Sequence(s) => s.iter().any(has_tag),
+        serde_yaml_ng::Value::Mapping(m) => m.iter().any(|(k, v)| has_tag(k) || has_tag(v)),
+        _ => false,
+    }
 }
 
 fn strip_location(msg: &str) -> String {

@@ -688,13 +688,28 @@ impl NodeProc {
         node
     }
 
+    /// Joins `cluster` through its reverse tunnel with the node's own heartbeat and keep-alive
+    /// left at the product's defaults (30 s: the cluster's is what it should follow), and waits
+    /// until it is registered.
+    pub fn join_tunnel_with_default_keep_alive(cluster: &Cluster, name: &str) -> NodeProc {
+        let ip = free_ip(&[3022]);
+        let node = Self::join_config(cluster, &cluster.web, name, true, "", &ip, "ssh_service:\n  enabled: yes\n".into());
+        cluster.wait_node(name);
+        node
+    }
+
     fn join_with(cluster: &Cluster, addr: &str, name: &str, tunnel: bool, labels: &str, ip: &str, ssh_extra: &str) -> NodeProc {
+        let config = format!("ssh_service:\n  heartbeat_interval: 1s\n{ssh_extra}auth_service:\n  keep_alive_interval: 1s\n");
+        Self::join_config(cluster, addr, name, tunnel, labels, ip, config)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn join_config(cluster: &Cluster, addr: &str, name: &str, tunnel: bool, labels: &str, ip: &str, config: String) -> NodeProc {
         let token = cluster.tctl(&["tokens", "add", "--type=node", "--ttl=5m", "--format=text"]).ok("node token").trim().to_string();
         let ip = ip.to_string();
         let dir = TempDir::new(&format!("node-{name}"));
         let cfg = dir.path().join("node.yaml");
-        std::fs::write(&cfg, format!("ssh_service:\n  heartbeat_interval: 1s\n{ssh_extra}auth_service:\n  keep_alive_interval: 1s\n"))
-            .expect("node config");
+        std::fs::write(&cfg, config).expect("node config");
         let log = std::fs::File::create(dir.path().join("node.log")).expect("log");
         let mut cmd = command_in(cluster.opts.netns.as_deref(), &bin("teleport"));
         cmd.args(["start", "--roles=node", "--insecure", "--debug"])

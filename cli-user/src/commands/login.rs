@@ -215,7 +215,7 @@ pub async fn exec(a: Args, g: &Global, out: &mut dyn Write, err: &mut dyn Write)
     let client = ApiClient::direct(&addr, &trust, None)?.with_timeout(Duration::from_secs(60));
     let r: CertsResponse = match client.post(path::LOGIN, &req).await {
         // second_factor: optional, and this user registered a device.
-        Err(e) if e.message == shared::api::OTP_REQUIRED && req.otp_token.is_none() => {
+        Err(e) if e.has(shared::Code::OtpRequired) && req.otp_token.is_none() => {
             req.otp_token = Some(read_otp(OTP_PROMPT, err)?);
             client.post(path::LOGIN, &req).await?
         }

@@ -55,7 +55,7 @@ pub async fn exec(a: Args, g: &Global, out: &mut dyn Write, err: &mut dyn Write)
     };
     let (cluster, nodes): (String, Vec<Node>) = match api.get(&url).await {
         Ok(n) => (cluster, n),
-        Err(e) => match session.fallback_to_root(g, &cluster, &e.message, err) {
+        Err(e) => match session.fallback_to_root(g, &cluster, &e, err) {
             Some(root) => {
                 let n = session.cluster_api(&root)?.get(&url).await?;
                 (root, n)

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
+use shared::Code;
 use shared::subsystem::ProxyRequest;
 
 use super::Global;
@@ -66,21 +67,21 @@ pub async fn exec(a: Args, g: &Global) -> anyhow::Result<u8> {
     let stream = match proxy.subsystem(&req).await {
         Ok(s) => s,
         // Not here: is it in exactly one other cluster this user may see?
-        Err(e) if g.cluster.is_none() && e.to_string().contains("is not found in cluster") => {
-            let other = find_cluster(&mut session, &host, &cluster).await.map_err(|why| anyhow!("{e:#}{why}"))?;
+        Err(e) if g.cluster.is_none() && e.has(Code::NodeNotFound) => {
+            let other = find_cluster(&mut session, &host, &cluster).await.map_err(|why| anyhow!("{e}{why}"))?;
             let _ =
                 writeln!(std::io::stderr(), "node {host:?} is in cluster {other:?}; connecting there (use --cluster={other} to say so)");
             cluster = other;
             let req = ProxyRequest { host: host.clone(), port: a.port, cluster: Some(cluster.clone()) };
             proxy.subsystem(&req).await?
         }
-        Err(e) => match session.fallback_to_root(g, &cluster, &format!("{e:#}"), &mut std::io::stderr()) {
+        Err(e) => match session.fallback_to_root(g, &cluster, &e, &mut std::io::stderr()) {
             Some(root) => {
                 cluster = root;
                 let req = ProxyRequest { host: host.clone(), port: a.port, cluster: Some(cluster.clone()) };
                 proxy.subsystem(&req).await?
             }
-            None => return Err(e),
+            None => return Err(e.into()),
         },
     };
     let node = connect_node(stream, &host, &cluster, &session.creds, &login).await?;

@@ -195,7 +195,8 @@ pub async fn rotate(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, JsonBod
 pub async fn tunnel_status(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> ApiResult<J<TunnelStatusResponse>> {
     ctx.require_kind(Kind::TrustedCluster, Verb::Read)?;
     ctx.require_kind(Kind::RemoteCluster, Verb::List)?;
-    Ok(axum::Json(s.auth.tunnel_status().await?))
+    let outbound = |root: &str, now| s.agents.get(root).map(|a| a.report(root, now));
+    Ok(axum::Json(s.auth.tunnel_status(&outbound).await?))
 }
 
 /// Query of `GET /v1/nodes`.

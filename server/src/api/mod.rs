@@ -56,6 +56,9 @@ pub struct ApiState {
     /// SSO exchanges at once (a request to the identity provider, a signature check), whoever
     /// starts them.
     pub sso_gate: crate::gate::Gate,
+    /// This process's agent pools to trusted roots (`tctl status` on a leaf), which the proxy's
+    /// trust manager keeps.
+    pub agents: Arc<crate::tunnel::state::AgentRegistry>,
 }
 
 impl ApiState {
@@ -67,6 +70,7 @@ impl ApiState {
             ping,
             limiter: RateLimiter::default(),
             sso_gate: crate::gate::Gate::new("sign-ins through single sign-on", 16, 64, std::time::Duration::from_secs(10)),
+            agents: Default::default(),
         }
     }
 }
@@ -84,13 +88,13 @@ impl From<Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.0.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let message = if self.0.kind == Kind::Internal {
+        let body = if self.0.kind == Kind::Internal {
             tracing::error!(error = %self.0, "internal error serving a request");
-            "internal error; the details are in the teleport log".to_string()
+            ErrorBody::new("internal error; the details are in the teleport log")
         } else {
-            self.0.message
+            ErrorBody::of(&self.0)
         };
-        (status, axum::Json(ErrorBody::new(message))).into_response()
+        (status, axum::Json(body)).into_response()
     }
 }
 
@@ -134,7 +138,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
 /// The connection of the request.
 pub fn conn_info(parts: &Parts) -> Arc<ConnInfo> {
-    parts.extensions.get::<Arc<ConnInfo>>().cloned().unwrap_or_else(|| Arc::new(ConnInfo { peer: None, cert: None, origin: None }))
+    parts
+        .extensions
+        .get::<Arc<ConnInfo>>()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(ConnInfo { peer: None, cert: None, origin: None, permit: None }))
 }
 
 /// Where the caller is: their address, or for a request through a trusted root's tunnel, the
@@ -217,8 +225,9 @@ impl FromRequestParts<Arc<ApiState>> for Authed {
     }
 }
 
-/// Body size limit (resource files are limited to 4 MiB; JSON adds some).
-const BODY_LIMIT: usize = 6 * 1024 * 1024;
+/// Body size limit (resource files are limited to 4 MiB; JSON adds some), for the API and the
+/// web UI alike.
+pub const BODY_LIMIT: usize = 6 * 1024 * 1024;
 
 /// The API's routes: what `tctl`, `tsh`, nodes, peers and a root's users through the tunnel
 /// reach. The web UI's routes are a peer of these, merged in only on the public listener
@@ -234,17 +243,6 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route(path::JOIN, post(handlers::join))
         .route("/webapi/{kind}/login/console", post(sso::console))
         .route("/v1/webapi/{kind}/login/console", post(sso::console))
-        .route("/webapi/{kind}/login/web", get(sso::web_login))
-        .route("/v1/webapi/{kind}/login/web", get(sso::web_login))
-        .route("/webapi/{kind}/callback", get(sso::callback))
-        .route("/v1/webapi/{kind}/callback", get(sso::callback))
-        .route("/webapi/saml/acs", post(sso::acs))
-        .route("/v1/webapi/saml/acs", post(sso::acs))
-        .route("/webapi/saml/acs/{connector}", post(sso::acs))
-        .route("/v1/webapi/saml/acs/{connector}", post(sso::acs))
-        .route("/web/msg/info/login_success", get(sso::login_success))
-        .route("/web/msg/error/login", get(sso::login_error))
-        .route("/web/msg/error/login/{kind}", get(sso::login_error))
         .route_layer(axum::middleware::from_fn(direct_only));
     Router::new()
         .merge(direct)

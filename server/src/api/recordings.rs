@@ -39,7 +39,7 @@ pub async fn save_chunk(
 
 /// `GET /v1/recordings` (`tsh recordings ls`).
 pub async fn list(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> ApiResult<J<Vec<SessionRecording>>> {
-    Ok(axum::Json(s.auth.recordings(&ctx).await?))
+    Ok(axum::Json(s.auth.recordings(&ctx.caller, ctx.session_scope("list")).await?))
 }
 
 /// Query of `GET /v1/recordings/<sid>/chunks`.
@@ -56,5 +56,5 @@ pub async fn chunks(
     Path(sid): Path<String>,
     Query(q): Query<FromQuery>,
 ) -> ApiResult<J<RecordingChunks>> {
-    Ok(axum::Json(s.auth.recording_chunks(&ctx, &sid, q.from).await?))
+    Ok(axum::Json(s.auth.recording_chunks(&ctx.caller, ctx.session_scope("read"), &sid, q.from).await?))
 }

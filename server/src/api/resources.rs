@@ -178,10 +178,8 @@ pub async fn upsert(
         Resource::Role(mut role) => {
             role.check_and_set_defaults()?;
             let name = role.metadata.name.clone();
-            let created = store(svc, &format!("{}{name}", keys::ROLES), &role, req.force, req.expected_id, || {
-                format!("role {name:?} already exists")
-            })
-            .await?;
+            let created =
+                store(svc, &keys::role(&name), &role, req.force, req.expected_id, || format!("role {name:?} already exists")).await?;
             auth.audit.emit(codes::ROLE_CREATE, json!({"name": name, "user": actor})).await;
             (name, created)
         }
@@ -201,7 +199,7 @@ pub async fn upsert(
                     Error::bad_parameter("a token name must be at least 16 characters; shorter values are too easy to guess").into()
                 );
             }
-            let created = store(svc, &format!("{}{name}", keys::TOKENS), &token, req.force, req.expected_id, || {
+            let created = store(svc, &keys::token(&name), &token, req.force, req.expected_id, || {
                 "a token with this value already exists".to_string()
             })
             .await?;

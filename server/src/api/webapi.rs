@@ -93,7 +93,7 @@ pub async fn validate_trusted_cluster(
     s.limiter.check(Class::Validate, &addr.key())?;
     match s.auth.validate_trusted_cluster(req, &addr.text()).await {
         Ok(r) => Ok(axum::Json(r)),
-        Err(e) if e.kind == Kind::AccessDenied => Err(Error::access_denied(TOKEN_REJECTED).into()),
+        Err(e) if e.kind == Kind::AccessDenied => Err(Error::access_denied(TOKEN_REJECTED).with_code(shared::Code::TokenRejected).into()),
         Err(e) => Err(e.into()),
     }
 }

@@ -37,11 +37,32 @@ impl AuthServer {
         Ok(LockSet { local, remote })
     }
 
+    /// Fails with the lock's message when a lock would stop a certificate issued now for `s`
+    /// (a user of this cluster). A lock on certificates issued before a moment covers that whole
+    /// second (certificates carry whole seconds); a sign-in in the same second, but after the
+    /// lock (a user deleted and created again at once), waits for the next second instead of
+    /// being refused or getting a certificate the lock covers.
+    pub async fn check_issuance_locks(&self, user: &str, roles: &[String]) -> Result<()> {
+        let set = self.lock_set().await?;
+        for _ in 0..2 {
+            let now = self.clock.now();
+            let s = Subject { user: Some(user), roles, issued_at: Some(now), ..Default::default() };
+            let Some(lock) = set.find(&s, self.cluster_name(), now) else { return Ok(()) };
+            match lock.spec.issued_before {
+                Some(before) if before <= now && before.unix_timestamp() == now.unix_timestamp() => {
+                    tokio::time::sleep(Duration::from_nanos(u64::from(1_000_000_000 - now.nanosecond()))).await;
+                }
+                _ => return Err(Error::access_denied(lock.refusal()).with_code(shared::Code::Locked)),
+            }
+        }
+        Ok(())
+    }
+
     /// Fails with the lock's message when a lock stops `s` (whose certificate `origin` issued).
     pub async fn check_locks(&self, s: &Subject<'_>, origin: &str) -> Result<()> {
         let set = self.lock_set().await?;
         match set.find(s, origin, self.clock.now()) {
-            Some(lock) => Err(Error::access_denied(lock.refusal())),
+            Some(lock) => Err(Error::access_denied(lock.refusal()).with_code(shared::Code::Locked)),
             None => Ok(()),
         }
     }
@@ -56,7 +77,7 @@ impl AuthServer {
         if lock.spec.created_by.is_empty() {
             lock.spec.created_by = actor.to_string();
         }
-        let key = format!("{}{}", keys::LOCKS, lock.metadata.name);
+        let key = keys::lock(&lock.metadata.name);
         let existed = self.services.backend.get(&key).await?.is_some();
         let mut stored = lock.clone();
         stored.metadata.id = None;
@@ -85,7 +106,7 @@ impl AuthServer {
     /// Removes a lock.
     pub async fn delete_lock(&self, name: &str, actor: &str) -> Result<()> {
         self.services
-            .apply(vec![Op::Delete { key: format!("{}{name}", keys::LOCKS) }])
+            .apply(vec![Op::Delete { key: keys::lock(name) }])
             .await
             .map_err(|e| if e.is(shared::Kind::NotFound) { Error::not_found(format!("lock {name:?} is not found")) } else { e })?;
         self.audit.emit(audit_codes::LOCK_DELETE, json!({"name": name, "user": actor})).await;
@@ -116,7 +137,7 @@ impl AuthServer {
             },
         );
         let op = Op::Create {
-            key: format!("{}{}", keys::LOCKS, lock.metadata.name),
+            key: keys::lock(&lock.metadata.name),
             value: crate::services::encode(&lock)?,
             expires: lock.spec.expires.map(|e| e.unix_timestamp()),
         };
@@ -136,7 +157,7 @@ impl AuthServer {
             l.check_and_set_defaults()?;
             l.metadata.id = None;
         }
-        let key = format!("{}{root}", keys::REMOTE_LOCKS);
+        let key = keys::remote_locks(root);
         let value = crate::services::encode(&locks)?;
         if self.services.backend.get(&key).await?.is_some_and(|i| i.value == value) {
             return Ok(());

@@ -104,7 +104,7 @@ struct Pending {
 }
 
 fn device_key(user: &str, id: &str) -> String {
-    format!("{}{user}/{id}", keys::MFA_DEVICES)
+    keys::mfa_device(user, id)
 }
 
 fn check_device_name(name: &str) -> Result<()> {
@@ -117,7 +117,7 @@ fn check_device_name(name: &str) -> Result<()> {
 impl AuthServer {
     /// The user's devices, oldest first.
     pub async fn mfa_devices(&self, user: &str) -> Result<Vec<MfaDevice>> {
-        let items = self.services.backend.list(&format!("{}{user}/", keys::MFA_DEVICES)).await?;
+        let items = self.services.backend.list(&keys::mfa_devices_of(user)).await?;
         let mut out: Vec<MfaDevice> = items.iter().filter_map(|i| serde_json::from_slice(&i.value).ok()).collect();
         out.sort_by_key(|d| d.added_at);
         Ok(out)
@@ -139,7 +139,7 @@ impl AuthServer {
             return Ok(());
         }
         let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
-            return Err(Error::access_denied(OTP_REQUIRED));
+            return Err(Error::access_denied(OTP_REQUIRED).with_code(shared::Code::OtpRequired));
         };
         self.use_code(user, code, "sign-in").await
     }
@@ -184,7 +184,8 @@ impl AuthServer {
     async fn count_code_failure(&self, user: &str) -> Result<Option<i64>> {
         let key = keys::code_failures(user);
         let window = CODE_FAILURE_WINDOW.as_secs() as i64;
-        crate::services::retry_cas(5, "the failure count is being changed by another sign-in; try again", || async {
+        let conflict = Error::compare_failed("the failure count is being changed by another sign-in; try again");
+        crate::services::retry_cas(5, conflict, || async {
             let now = self.clock.now().unix_timestamp();
             let item = self.services.backend.get(&key).await?;
             let mut f: CodeFailures = item.as_ref().and_then(|i| serde_json::from_slice(&i.value).ok()).unwrap_or_default();
@@ -202,10 +203,7 @@ impl AuthServer {
                 Some(i) => Op::CompareAndSwap { key: key.clone(), value: encode(&f)?, expires, expected: i.revision },
                 None => Op::Create { key: key.clone(), value: encode(&f)?, expires },
             };
-            match self.services.apply(vec![op]).await {
-                Err(e) if e.is(shared::Kind::AlreadyExists) => Err(Error::compare_failed(e.message)),
-                r => r.map(|_| locked),
-            }
+            self.services.apply_racing(vec![op]).await.map(|_| locked)
         })
         .await
     }
@@ -218,10 +216,8 @@ impl AuthServer {
     /// Accepts `code` from one of `user`'s devices once.
     async fn check_code(&self, user: &str, code: &str) -> Result<()> {
         let now = self.clock.now();
-        for attempt in 0..5 {
-            let items = self.services.backend.list(&format!("{}{user}/", keys::MFA_DEVICES)).await?;
-            let mut stale = false;
-            for item in &items {
+        let used = crate::services::retry_cas(5, Error::access_denied(BAD_CREDENTIALS), || async {
+            for item in &self.services.backend.list(&keys::mfa_devices_of(user)).await? {
                 let Ok(mut d) = serde_json::from_slice::<MfaDevice>(&item.value) else { continue };
                 let Ok(secret) = totp::decode_secret(&d.secret) else { continue };
                 let Some(step) = totp::matching_step(&secret, code, now.unix_timestamp()) else { continue };
@@ -231,17 +227,13 @@ impl AuthServer {
                 d.last_step = step;
                 d.last_used = now;
                 let op = Op::CompareAndSwap { key: item.key.clone(), value: encode(&d)?, expires: None, expected: item.revision };
-                match self.services.apply(vec![op]).await {
-                    Ok(_) => return Ok(()),
-                    Err(e) if e.is(shared::Kind::CompareFailed) => stale = true,
-                    Err(e) => return Err(e),
-                }
+                self.services.apply(vec![op]).await?;
+                return Ok(true);
             }
-            if !stale || attempt == 4 {
-                break;
-            }
-        }
-        Err(Error::access_denied(BAD_CREDENTIALS))
+            Ok(false)
+        })
+        .await?;
+        if used { Ok(()) } else { Err(Error::access_denied(BAD_CREDENTIALS)) }
     }
 
     /// Starts registering a TOTP device named `name`: returns the registration id, the secret
@@ -256,16 +248,14 @@ impl AuthServer {
         let id = uuid::Uuid::new_v4().to_string();
         let expires = (self.clock.now() + PENDING_TTL).unix_timestamp();
         let rec = Pending { user: user.into(), name: name.into(), secret: b32.clone() };
-        self.services
-            .apply(vec![Op::Create { key: format!("{}{id}", keys::MFA_PENDING), value: encode(&rec)?, expires: Some(expires) }])
-            .await?;
+        self.services.apply(vec![Op::Create { key: keys::mfa_pending(&id), value: encode(&rec)?, expires: Some(expires) }]).await?;
         Ok((id, b32, totp::otpauth_url(self.cluster_name(), user, &secret)))
     }
 
     /// Finishes a registration with a first code from the device.
     pub async fn finish_otp_registration(&self, user: &str, id: &str, code: &str) -> Result<MfaDeviceInfo> {
         let gone = || Error::not_found("this device registration expired or was already finished; start again with 'tsh mfa add'");
-        let key = format!("{}{id}", keys::MFA_PENDING);
+        let key = keys::mfa_pending(id);
         let item = self.services.backend.get(&key).await?.ok_or_else(gone)?;
         let rec: Pending = serde_json::from_slice(&item.value).map_err(|_| gone())?;
         if rec.user != user {

@@ -16,7 +16,9 @@ pub mod semaphore;
 pub mod status;
 pub mod tokens;
 pub mod trust;
+pub mod trusted;
 pub mod users;
+pub mod websession;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,7 +43,8 @@ use crate::storage::Op;
 pub const DEFAULT_USER_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Shortest user certificate TTL (short ones are useful for automation and tests).
 pub const MIN_USER_TTL: Duration = Duration::from_secs(5);
-/// Host certificates are long-lived (nodes renew by re-joining).
+/// Host certificates are long-lived; hosts renew them when the host CA rotates (`node/renew.rs`,
+/// `POST /v1/hosts/renew`), not on a schedule.
 pub const HOST_CERT_TTL: Duration = Duration::from_secs(5 * 365 * 86400);
 
 /// Settings of the auth service.
@@ -89,18 +92,13 @@ pub struct AuthServer {
     /// Bumped (in this process) whenever something a node's login decisions depend on may have
     /// changed; waiting nodes then recompute their bundle. Nothing outside this process sees it.
     authz_gen: watch::Sender<u64>,
-    /// Heartbeats received and not yet written (see `status.rs`).
+    /// Heartbeats heard by this process and not yet written (`status.rs` reads them,
+    /// `tunnel::presence` writes them).
     heartbeats: std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>,
-    /// The newest heartbeat this process wrote for each leaf (it alone writes its own presence
-    /// records), so that a flush never moves one back in time without reading them.
-    written: std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>,
-    /// Set when this process stops: its tunnels' records then go in one batch
-    /// ([`AuthServer::leave_tunnels`]) instead of one transaction per tunnel.
-    leaving: std::sync::atomic::AtomicBool,
-    /// This process's tunnels to trusted roots (`tctl status` on a leaf).
-    pub agents: crate::tunnel::state::AgentRegistry,
     /// The leaves, their statuses and presence records, kept in memory for listings.
     leaf_view: leafview::LeafView,
+    /// The user CAs accepted here (one rule, one copy).
+    trusted_cas: trusted::TrustedCasCopy,
     /// Password hashing, behind its gate.
     pub passwords: users::Passwords,
 }
@@ -125,12 +123,15 @@ impl AuthServer {
             clock,
             authz_gen: watch::channel(1).0,
             heartbeats: Default::default(),
-            written: Default::default(),
-            leaving: Default::default(),
-            agents: Default::default(),
             leaf_view: Default::default(),
+            trusted_cas: Default::default(),
             passwords: Default::default(),
         }
+    }
+
+    /// The user CAs whose certificates this cluster accepts now ([`trusted`]).
+    pub async fn trusted_cas(&self) -> Result<std::sync::Arc<trusted::TrustedCas>> {
+        self.trusted_cas.current(&self.services, self.cluster_name()).await
     }
 
     /// This cluster's name.
@@ -173,7 +174,7 @@ impl AuthServer {
         }
         self.init_auth_preference(self.settings.auth_preference.as_ref()).await?;
         for role in shared::resource::role::presets() {
-            let key = format!("{}{}", keys::ROLES, role.metadata.name);
+            let key = keys::role(&role.metadata.name);
             if self.services.backend.get(&key).await?.is_none() {
                 match self.services.apply(vec![self.services.create_op(&key, &role)?]).await {
                     Ok(_) => {}
@@ -222,15 +223,10 @@ impl AuthServer {
                 .map_err(|e| Error::access_denied(format!("{}; sign in again to refresh your roles", e.message)))?;
             return Ok((u.roles.clone(), AccessChecker::new(&roles, &u.traits)));
         }
-        if self.services.trusted_cluster(issuer).await?.is_none() {
-            return Err(Error::access_denied(format!("certificates of cluster {issuer:?} are not trusted here")));
-        }
-        let ca = self
-            .services
-            .ca(CaType::User, issuer, false)
-            .await?
-            .ok_or_else(|| Error::access_denied(format!("certificates of cluster {issuer:?} are not trusted here")))?;
-        let mapped = shared::rolemap::map_roles(&ca.combined_mapping(), &u.roles).map_err(|e| {
+        let cas = self.trusted_cas().await?;
+        let ca =
+            cas.user_ca(issuer).ok_or_else(|| Error::access_denied(format!("certificates of cluster {issuer:?} are not trusted here")))?;
+        let mapped = shared::rolemap::map_roles(&ca.role_map, &u.roles).map_err(|e| {
             Error::access_denied(format!(
                 "failed to map roles for remote user {:?} from cluster {issuer:?} with remote roles {}: {}",
                 u.username,
@@ -242,7 +238,7 @@ impl AuthServer {
             return Err(shared::rolemap::no_roles_mapped_api(&u.username, issuer, &u.roles));
         }
         let roles = self.services.roles(&mapped).await?;
-        Ok((mapped, AccessChecker::new(&roles, &crate::authz::remote_traits(u))))
+        Ok((mapped, AccessChecker::new(&roles, &u.remote_traits())))
     }
 
     /// Remote clusters the checker may see (cluster_labels), with live status.
@@ -254,13 +250,7 @@ impl AuthServer {
     pub async fn user_certs(&self, user: &User, keys: &PublicKeys, ttl: Duration, route: Option<String>) -> Result<CertsResponse> {
         // No certificate under a lock: one issued now would work the moment the lock lifts,
         // whatever the lock meant to stop until then.
-        let subject = shared::resource::lock::Subject {
-            user: Some(&user.metadata.name),
-            roles: &user.spec.roles,
-            issued_at: Some(self.clock.now()),
-            ..Default::default()
-        };
-        self.check_locks(&subject, self.cluster_name()).await?;
+        self.check_issuance_locks(&user.metadata.name, &user.spec.roles).await?;
         let checker = self.checker_for_user(user).await?;
         let route = route.filter(|r| !r.is_empty() && r != self.cluster_name());
         if let Some(r) = &route {
@@ -269,7 +259,7 @@ impl AuthServer {
                 None => false,
             };
             if !visible {
-                return Err(Error::not_found(format!("remote cluster {r:?} not found")));
+                return Err(Error::not_found(format!("remote cluster {r:?} not found")).with_code(shared::Code::ClusterNotFound));
             }
         }
         let logins = cert_logins(&checker);
@@ -420,7 +410,7 @@ impl AuthServer {
         }
         let user = self.services.user(&req.username).await.ok();
         let hash = match &user {
-            Some(_) => self.services.backend.get(&format!("{}{}", keys::PASSWORDS, req.username)).await?,
+            Some(_) => self.services.backend.get(&keys::password(&req.username)).await?,
             None => None,
         };
         let ok = self.passwords.verify(&req.password, hash.as_ref().map(|h| String::from_utf8_lossy(&h.value).to_string())).await?;
@@ -432,7 +422,7 @@ impl AuthServer {
             }
         };
         if let Err(e) = self.check_second_factor(&user.metadata.name, req.otp_token.as_deref(), mode).await {
-            if e.message != mfa::OTP_REQUIRED {
+            if !e.has(shared::Code::OtpRequired) {
                 self.audit.emit(audit_codes::USER_LOGIN_FAILED, failed(&e.message)).await;
             }
             return Err(e);

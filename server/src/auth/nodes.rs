@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use serde_json::json;
-use shared::api::{JoinRequest, JoinResponse, NodeAuthzBundle, TrustedUserCa};
+use shared::api::{JoinRequest, JoinResponse, NodeAuthzBundle};
 use shared::error::{Error, Result};
 use shared::identity::HostIdentity;
 use shared::resource::token::SystemRole;
@@ -67,7 +67,7 @@ impl AuthServer {
             return Err(Error::bad_parameter("invalid additional principals"));
         }
         if let Err(reason) = self.validate_token(&req.token, SystemRole::Node).await {
-            tracing::warn!(from, nodename = %req.nodename, reason, "node join refused");
+            tracing::warn!(from, nodename = %req.nodename, reason = %reason, "node join refused");
             return Err(Error::access_denied("the join token is invalid or has expired; create one with 'tctl tokens add --type=node'"));
         }
         let host = HostIdentity { host_id: req.host_id.clone(), nodename: req.nodename.clone(), role: SystemRole::Node };
@@ -103,11 +103,12 @@ impl AuthServer {
             Some(e) if e > now && e < max => e,
             _ => max,
         });
-        let key = format!("{}{}", keys::NODES, node.metadata.name);
-        let name_key = format!("{}{}", keys::NODE_NAMES, node.spec.hostname);
+        let key = keys::node(&node.metadata.name);
+        let name_key = keys::node_name(&node.spec.hostname);
         let expires = node.metadata.expires.map(|e| e.unix_timestamp());
         let claim = host_id.as_bytes().to_vec();
-        for _ in 0..3 {
+        let conflict = Error::compare_failed("the node record changed concurrently; the next heartbeat will try again");
+        crate::services::retry_cas(3, conflict, || async {
             let name_op = match self.services.backend.get(&name_key).await? {
                 Some(item) if item.value != claim => {
                     let holder = String::from_utf8_lossy(&item.value).to_string();
@@ -119,21 +120,17 @@ impl AuthServer {
                 Some(item) => Op::CompareAndSwap { key: name_key.clone(), value: claim.clone(), expires, expected: item.revision },
                 None => Op::Create { key: name_key.clone(), value: claim.clone(), expires },
             };
-            match self.services.apply(vec![name_op, self.services.put_op(&key, &node)?]).await {
-                Ok(_) => return Ok(()),
-                Err(e) if e.is(shared::Kind::CompareFailed) || e.is(shared::Kind::AlreadyExists) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::compare_failed("the node record changed concurrently; the next heartbeat will try again"))
+            self.services.apply_racing(vec![name_op, self.services.put_op(&key, &node)?]).await.map(|_| ())
+        })
+        .await
     }
 
     /// Removes a node record (a node shutting down cleanly), and its claim on its hostname.
     pub async fn delete_node(&self, host_id: &str) -> Result<()> {
-        let key = format!("{}{host_id}", keys::NODES);
+        let key = keys::node(host_id);
         let mut ops = vec![Op::DeleteIfExists { key: key.clone() }];
         if let Some(n) = self.services.get::<Node>(&key).await? {
-            let name_key = format!("{}{}", keys::NODE_NAMES, n.value.spec.hostname);
+            let name_key = keys::node_name(&n.value.spec.hostname);
             if self.services.backend.get(&name_key).await?.is_some_and(|i| i.value == host_id.as_bytes()) {
                 ops.push(Op::DeleteIfExists { key: name_key });
             }
@@ -159,19 +156,7 @@ impl AuthServer {
     }
 
     async fn build_authz_bundle(&self) -> Result<NodeAuthzBundle> {
-        let mut user_cas = Vec::new();
-        for ca in self.services.cas_of_type(CaType::User).await? {
-            let is_own = ca.metadata.name == self.cluster_name();
-            if !is_own && self.services.trusted_cluster(&ca.metadata.name).await?.is_none() {
-                // A user CA without a trust relationship (should not happen) is never trusted.
-                continue;
-            }
-            user_cas.push(TrustedUserCa {
-                cluster_name: ca.metadata.name.clone(),
-                ssh_public_keys: ca.ssh_public_keys().iter().map(shared::certs::authorized_key).collect(),
-                role_map: if is_own { vec![] } else { ca.combined_mapping() },
-            });
-        }
+        let user_cas = self.trusted_cas().await?.for_nodes();
         let mut roles = self.all_roles().await?;
         for r in &mut roles {
             r.metadata.id = None;

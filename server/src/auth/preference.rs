@@ -73,7 +73,7 @@ impl AuthServer {
     /// The connector named `name`, of whichever SSO kind.
     pub async fn find_connector(&self, name: &str) -> Result<Option<shared::resource::Connector>> {
         for kind in ["oidc", "github", "saml"] {
-            if let Some(c) = self.services.get::<shared::resource::Connector>(&format!("{}{kind}/{name}", keys::CONNECTORS)).await? {
+            if let Some(c) = self.services.get::<shared::resource::Connector>(&keys::connector(kind, name)).await? {
                 return Ok(Some(c.value));
             }
         }
@@ -90,7 +90,7 @@ impl AuthServer {
         if !p.spec.connector_name.is_empty() {
             return Ok(Some((kind, p.spec.connector_name)));
         }
-        let prefix = format!("{}{kind}/", keys::CONNECTORS);
+        let prefix = keys::connectors_of(&kind);
         let names: Vec<String> =
             self.services.backend.list(&prefix).await?.iter().filter_map(|i| i.key.strip_prefix(&prefix).map(str::to_string)).collect();
         Ok(names.into_iter().next().map(|n| (kind, n)))

@@ -13,7 +13,6 @@ use shared::identity::Caller;
 use shared::rbac::SessionScope;
 
 use super::AuthServer;
-use crate::authz::Context;
 use crate::services::keys;
 use crate::storage::Op;
 
@@ -26,30 +25,26 @@ fn valid_sid(sid: &str) -> Result<()> {
     uuid::Uuid::parse_str(sid).map(|_| ()).map_err(|_| Error::bad_parameter(format!("{sid:?} is not a session ID")))
 }
 
-fn scope(ctx: &Context, verb: &str) -> SessionScope {
-    if ctx.is_admin() { SessionScope::All } else { ctx.checker.session_scope(verb) }
-}
-
 /// Whether the caller took part in `r`.
-fn own(ctx: &Context, r: &SessionRecording, here: &str) -> bool {
-    match &ctx.caller {
+fn own(caller: &Caller, r: &SessionRecording, here: &str) -> bool {
+    match caller {
         Caller::LocalUser(u) => r.user == u.username && r.origin_cluster == here,
         Caller::RemoteUser { identity, cluster } => r.user == identity.username && &r.origin_cluster == cluster,
         Caller::Host(_) => false,
     }
 }
 
-fn visible(ctx: &Context, r: &SessionRecording, verb: &str, here: &str) -> bool {
-    match scope(ctx, verb) {
+fn visible(caller: &Caller, scope: SessionScope, r: &SessionRecording, here: &str) -> bool {
+    match scope {
         SessionScope::All => true,
-        SessionScope::Own => own(ctx, r, here),
+        SessionScope::Own => own(caller, r, here),
         SessionScope::None => false,
     }
 }
 
 impl AuthServer {
     async fn recording_meta(&self, sid: &str) -> Result<Option<SessionRecording>> {
-        let item = self.services.backend.get(&format!("{}{sid}", keys::RECORDINGS)).await?;
+        let item = self.services.backend.get(&keys::recording(sid)).await?;
         Ok(item.and_then(|i| serde_json::from_slice(&i.value).ok()))
     }
 
@@ -59,7 +54,7 @@ impl AuthServer {
         if r.server_id != host_id {
             return Err(Error::access_denied("a node may only record its own sessions"));
         }
-        let key = format!("{}{}", keys::RECORDINGS, r.sid);
+        let key = keys::recording(&r.sid);
         if let Some(old) = self.recording_meta(&r.sid).await?
             && old.server_id != host_id
         {
@@ -85,9 +80,10 @@ impl AuthServer {
         self.services.backend.put_chunk(sid.to_string(), seq, data).await
     }
 
-    /// The recordings the caller may list, newest first.
-    pub async fn recordings(&self, ctx: &Context) -> Result<Vec<SessionRecording>> {
-        if scope(ctx, "list") == SessionScope::None {
+    /// The recordings `caller` may list (its roles' `session` rules give `scope` for `list`),
+    /// newest first.
+    pub async fn recordings(&self, caller: &Caller, scope: SessionScope) -> Result<Vec<SessionRecording>> {
+        if scope == SessionScope::None {
             return Err(Error::access_denied("your roles may not list recorded sessions here (a `session` rule with list and read)"));
         }
         let here = self.cluster_name().to_string();
@@ -98,19 +94,20 @@ impl AuthServer {
             .await?
             .into_iter()
             .filter_map(|i| serde_json::from_slice::<SessionRecording>(&i.value).ok())
-            .filter(|r| visible(ctx, r, "list", &here))
+            .filter(|r| visible(caller, scope, r, &here))
             .collect();
         all.sort_by(|a, b| b.started.cmp(&a.started).then(a.sid.cmp(&b.sid)));
         Ok(all)
     }
 
-    /// One page of a recording for playback, from chunk `from`.
-    pub async fn recording_chunks(&self, ctx: &Context, sid: &str, from: i64) -> Result<RecordingChunks> {
+    /// One page of a recording for playback, from chunk `from` (`scope`: what `caller`'s roles
+    /// give for `read`).
+    pub async fn recording_chunks(&self, caller: &Caller, scope: SessionScope, sid: &str, from: i64) -> Result<RecordingChunks> {
         valid_sid(sid)?;
         let here = self.cluster_name().to_string();
         let not_found = || Error::not_found(format!("session {sid} is not recorded in cluster {here:?} (or your roles may not play it)"));
         let r = self.recording_meta(sid).await?.ok_or_else(not_found)?;
-        if !visible(ctx, &r, "read", &here) {
+        if !visible(caller, scope, &r, &here) {
             return Err(not_found());
         }
         let page = self.services.backend.get_chunks(sid.to_string(), from.max(0), PAGE).await?;

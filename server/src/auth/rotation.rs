@@ -370,12 +370,8 @@ mod service {
 
         /// Walks automatic rotations through their schedule, every second, until `shutdown`.
         /// Any process may take a step: the compare-and-swap lets exactly one win.
-        pub async fn run_auto_rotation(self: Arc<Self>, mut shutdown: Shutdown) {
-            loop {
-                tokio::select! {
-                    _ = shutdown.wait() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
+        pub async fn run_auto_rotation(self: Arc<Self>, shutdown: Shutdown) {
+            crate::shutdown::every(Duration::from_secs(1), shutdown, || async {
                 for t in [CaType::User, CaType::Host] {
                     let key = keys::ca(t, self.cluster_name());
                     let Ok(Some(cur)) = self.services.get::<CertAuthority>(&key).await else { continue };
@@ -389,7 +385,8 @@ mod service {
                         self.authz_changed();
                     }
                 }
-            }
+            })
+            .await
         }
 
         /// Stores the CAs another cluster sent over the tunnel (Teleport's
@@ -410,26 +407,22 @@ mod service {
                 ca.check()?;
                 let key = keys::ca(ca.spec.ca_type, other);
                 // Each proxy of the other cluster sends the same CAs: a lost race is a retry.
-                for attempt in 0..3 {
-                    let Some(cur) = self.services.get::<CertAuthority>(&key).await? else { break };
+                let conflict = Error::compare_failed(format!("certificate authority {key} is changing concurrently"));
+                changed |= crate::services::retry_cas(3, conflict, || async {
+                    let Some(cur) = self.services.get::<CertAuthority>(&key).await? else { return Ok(false) };
                     let mut next = cur.value.clone();
                     next.spec.active_keys = ca.spec.active_keys.clone();
                     next.spec.additional_trusted_keys = ca.spec.additional_trusted_keys.clone();
                     next.spec.rotation = ca.spec.rotation.clone();
                     if next.spec == cur.value.spec {
-                        break;
+                        return Ok(false);
                     }
-                    match self.services.apply(vec![self.services.cas_op(&key, &next, cur.revision)?]).await {
-                        Ok(_) => {
-                            let phase = next.spec.rotation.as_ref().map(|r| r.phase.clone()).unwrap_or_default();
-                            tracing::info!(ca = %next.id(), phase = %phase, "stored the other cluster's rotated certificate authority");
-                            changed = true;
-                            break;
-                        }
-                        Err(e) if e.is(Kind::CompareFailed) && attempt < 2 => continue,
-                        Err(e) => return Err(e),
-                    }
-                }
+                    self.services.apply(vec![self.services.cas_op(&key, &next, cur.revision)?]).await?;
+                    let phase = next.spec.rotation.as_ref().map(|r| r.phase.clone()).unwrap_or_default();
+                    tracing::info!(ca = %next.id(), phase = %phase, "stored the other cluster's rotated certificate authority");
+                    Ok(true)
+                })
+                .await?;
             }
             if changed {
                 self.authz_changed();

@@ -66,7 +66,7 @@ impl Drop for LeaseGuard {
 impl AuthServer {
     /// Takes one of at most `max` places of semaphore `kind/name` for `holder`.
     pub async fn acquire_lease(self: &Arc<Self>, kind: &str, name: &str, max: u64, holder: &str) -> Result<LeaseGuard> {
-        let key = format!("{}{kind}/{name}", keys::SEMAPHORES);
+        let key = keys::semaphore(kind, name);
         let id = uuid::Uuid::new_v4().to_string();
         self.change_semaphore(&key, Change::Acquire { max, holder, id: &id }).await?;
         let (auth, k, i) = (self.clone(), key.clone(), id.clone());
@@ -84,7 +84,7 @@ impl AuthServer {
     /// How many live leases semaphore `kind/name` has.
     pub async fn lease_count(&self, kind: &str, name: &str) -> Result<usize> {
         let now = self.clock.now().unix_timestamp();
-        let key = format!("{}{kind}/{name}", keys::SEMAPHORES);
+        let key = keys::semaphore(kind, name);
         Ok(match self.services.backend.get(&key).await? {
             None => 0,
             Some(item) => decode(&item.value)?.leases.iter().filter(|l| l.expires > now).count(),
@@ -92,7 +92,8 @@ impl AuthServer {
     }
 
     async fn change_semaphore(&self, key: &str, change: Change<'_>) -> Result<()> {
-        for _ in 0..ATTEMPTS {
+        let conflict = Error::connection_problem(format!("semaphore {key} is changing too fast; try again"));
+        crate::services::retry_cas(ATTEMPTS, conflict, || async {
             let now = self.clock.now().unix_timestamp();
             let current = self.services.backend.get(key).await?;
             let mut sem = match &current {
@@ -126,13 +127,14 @@ impl AuthServer {
                 }
                 (None, false) => Op::Create { key: key.into(), value: encode(&sem)?, expires: max_expiry(&sem) },
             };
-            match self.services.apply(vec![op]).await {
-                Ok(_) => return Ok(()),
-                Err(e) if matches!(e.kind, Kind::CompareFailed | Kind::AlreadyExists | Kind::NotFound) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::connection_problem(format!("semaphore {key} is changing too fast; try again")))
+            // A record that went away meanwhile (expired, released) is a lost race too.
+            self.services
+                .apply_racing(vec![op])
+                .await
+                .map(|_| ())
+                .map_err(|e| if e.is(Kind::NotFound) { Error::compare_failed(e.message) } else { e })
+        })
+        .await
     }
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use shared::error::{Error, Result};
+use shared::error::{Code, Error, Result};
 use shared::resource::token::SystemRole;
 use shared::resource::{LabelMap, ProvisionToken};
 
@@ -62,7 +62,7 @@ impl AuthServer {
         let mut token = ProvisionToken::new(&value, roles, Some(self.clock.now() + ttl));
         token.metadata.labels = labels;
         token.check_and_set_defaults()?;
-        let key = format!("{}{value}", keys::TOKENS);
+        let key = keys::token(&value);
         self.services.apply(vec![self.services.create_op(&key, &token)?]).await.map_err(|e| {
             if e.is(shared::Kind::AlreadyExists) { Error::already_exists("a token with this value already exists") } else { e }
         })?;
@@ -91,35 +91,39 @@ impl AuthServer {
             return Err(Error::bad_parameter(format!("token {} is statically configured and cannot be removed", mask(value))));
         }
         self.services
-            .apply(vec![crate::storage::Op::Delete { key: format!("{}{value}", keys::TOKENS) }])
+            .apply(vec![crate::storage::Op::Delete { key: keys::token(value) }])
             .await
             .map_err(|e| if e.is(shared::Kind::NotFound) { Error::not_found(format!("token {} is not found", mask(value))) } else { e })?;
         Ok(())
     }
 
-    /// Finds a live token granting `role`. Errors are deliberately vague for the caller; the
-    /// precise reason is returned for the server's own log.
-    pub async fn validate_token(&self, value: &str, role: SystemRole) -> std::result::Result<ProvisionToken, String> {
+    /// Finds a live token granting `role`. The error says precisely why, for the server's own
+    /// log; callers give the caller something vaguer. Its code tells a token that does not grant
+    /// the role ([`Code::RoleMismatch`]) from one that is wrong, expired or unreadable
+    /// ([`Code::TokenRejected`]).
+    pub async fn validate_token(&self, value: &str, role: SystemRole) -> Result<ProvisionToken> {
+        let rejected = |why: String| Error::access_denied(why).with_code(Code::TokenRejected);
+        let mismatch = || Error::access_denied("role does not match").with_code(Code::RoleMismatch);
         if value.is_empty() || value.len() > 256 {
-            return Err("the token is empty or too long".into());
+            return Err(rejected("the token is empty or too long".into()));
         }
         // Every static token is compared, in constant time, so timing tells nothing about them.
         let matched =
             self.settings.static_tokens.iter().fold(None, |found, t| if shared::certs::secret_eq(&t.1, value) { Some(t) } else { found });
         if let Some((r, v)) = matched {
             if *r != role {
-                return Err("role does not match".into());
+                return Err(mismatch());
             }
             return Ok(ProvisionToken::new(v, &[*r], None));
         }
-        let key = format!("{}{value}", keys::TOKENS);
+        let key = keys::token(value);
         let token = match self.services.get::<ProvisionToken>(&key).await {
             Ok(Some(t)) => t.value,
-            Ok(None) => return Err(format!("token {} is not found or has expired", mask(value))),
-            Err(e) => return Err(format!("reading token: {e}")),
+            Ok(None) => return Err(rejected(format!("token {} is not found or has expired", mask(value)))),
+            Err(e) => return Err(rejected(format!("reading token: {e}"))),
         };
         if !token.grants(role) {
-            return Err("role does not match".into());
+            return Err(mismatch());
         }
         Ok(token)
     }

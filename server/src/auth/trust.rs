@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::json;
 use shared::api::{ValidateTrustedClusterRequest, ValidateTrustedClusterResponse, path};
 use shared::client::{ApiClient, ServerTrust};
-use shared::error::{Error, Kind, Result};
+use shared::error::{Code, Error, Kind, Result};
 use shared::resource::token::SystemRole;
 use shared::resource::{CaType, CertAuthority, LabelMap, RemoteCluster, TrustedCluster};
 
@@ -119,12 +119,12 @@ impl AuthServer {
 
     async fn validate_inner(&self, req: &ValidateTrustedClusterRequest) -> Result<(String, ValidateTrustedClusterResponse)> {
         // 1. The token.
-        let token = self.validate_token(&req.token, SystemRole::TrustedCluster).await.map_err(|reason| {
-            if reason == "role does not match" {
-                Error::access_denied("role does not match")
+        let token = self.validate_token(&req.token, SystemRole::TrustedCluster).await.map_err(|e| {
+            if e.has(Code::RoleMismatch) {
+                e
             } else {
-                tracing::debug!(reason, "invalid cluster token");
-                Error::access_denied("the remote server denied access: invalid cluster token")
+                tracing::debug!(reason = %e, "invalid cluster token");
+                Error::access_denied("the remote server denied access: invalid cluster token").with_code(Code::TokenRejected)
             }
         })?;
         // 2. Versions (the guide's prerequisite).
@@ -183,7 +183,7 @@ impl AuthServer {
             let mut labels: LabelMap = token.metadata.labels.clone();
             labels.retain(|k, _| !k.starts_with("teleport.dev/"));
             let rc = RemoteCluster::new(&leaf, labels);
-            ops.push(self.services.create_op(&format!("{}{leaf}", keys::REMOTE_CLUSTERS), &rc)?);
+            ops.push(self.services.create_op(&keys::remote_cluster(&leaf), &rc)?);
         }
         if !ops.is_empty() {
             self.services.apply(ops).await.map_err(|e| {
@@ -206,7 +206,8 @@ impl AuthServer {
         ttl: Option<std::time::Duration>,
         actor: &str,
     ) -> Result<()> {
-        for attempt in 0..5 {
+        let conflict = format!("remote cluster {name} has been updated by another client, try again");
+        let rc = crate::services::retry_cas(5, Error::compare_failed(conflict), || async {
             let current = self.must_remote_cluster(name).await?;
             let mut rc = current.value.clone();
             if let Some(l) = &labels {
@@ -220,22 +221,13 @@ impl AuthServer {
             if let Some(t) = ttl {
                 rc.metadata.expires = Some(self.clock.now() + t);
             }
-            let key = format!("{}{name}", keys::REMOTE_CLUSTERS);
-            match self.services.apply(vec![self.services.cas_op(&key, &rc, current.revision)?]).await {
-                Ok(_) => {
-                    self.audit
-                        .emit(audit_codes::REMOTE_CLUSTER_UPDATE, json!({"name": name, "user": actor, "labels": rc.metadata.labels}))
-                        .await;
-                    return Ok(());
-                }
-                Err(e) if e.is(Kind::CompareFailed) && attempt < 4 => continue,
-                Err(e) if e.is(Kind::CompareFailed) => {
-                    return Err(Error::compare_failed(format!("remote cluster {name} has been updated by another client, try again")));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::compare_failed(format!("remote cluster {name} has been updated by another client, try again")))
+            let key = keys::remote_cluster(name);
+            self.services.apply(vec![self.services.cas_op(&key, &rc, current.revision)?]).await?;
+            Ok(rc)
+        })
+        .await?;
+        self.audit.emit(audit_codes::REMOTE_CLUSTER_UPDATE, json!({"name": name, "user": actor, "labels": rc.metadata.labels})).await;
+        Ok(())
     }
 
     async fn must_remote_cluster(&self, name: &str) -> Result<Versioned<RemoteCluster>> {
@@ -248,10 +240,7 @@ impl AuthServer {
             return Err(Error::bad_parameter(format!("remote cluster {name:?} is the name of this root cluster and cannot be removed.")));
         }
         self.must_remote_cluster(name).await?;
-        let mut ops = vec![
-            Op::Delete { key: format!("{}{name}", keys::REMOTE_CLUSTERS) },
-            Op::DeleteIfExists { key: keys::remote_cluster_status(name) },
-        ];
+        let mut ops = vec![Op::Delete { key: keys::remote_cluster(name) }, Op::DeleteIfExists { key: keys::remote_cluster_status(name) }];
         for t in ALL_CA_TYPES {
             ops.push(Op::DeleteIfExists { key: keys::ca(t, name) });
             ops.push(Op::DeleteIfExists { key: keys::deactivated_ca(t, name) });
@@ -271,12 +260,8 @@ impl AuthServer {
             return;
         };
         let every = (ttl / 4).clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(60));
-        loop {
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                _ = tokio::time::sleep(every) => {}
-            }
-            let Ok(leaves) = self.remote_clusters().await else { continue };
+        crate::shutdown::every(every, shutdown, || async {
+            let Ok(leaves) = self.remote_clusters().await else { return };
             let now = self.clock.now();
             for rc in leaves {
                 let since = rc.status.last_heartbeat;
@@ -298,7 +283,8 @@ impl AuthServer {
                     Err(e) => tracing::warn!(leaf = %name, error = %e, "could not remove a leaf offline longer than offline_leaf_ttl"),
                 }
             }
-        }
+        })
+        .await
     }
 
     // ------------------------------------------------------------------ leaf side
@@ -318,7 +304,7 @@ impl AuthServer {
                 if shared::rolemap::uses_expansion(local) {
                     continue;
                 }
-                if self.services.get::<shared::resource::Role>(&format!("{}{local}", keys::ROLES)).await?.is_none() {
+                if self.services.get::<shared::resource::Role>(&keys::role(local)).await?.is_none() {
                     return Err(Error::not_found(format!(
                         "a role {local:?} referenced in a mapping {}:{} is not defined",
                         m.remote,
@@ -423,7 +409,7 @@ impl AuthServer {
             let target = if enable { keys::ca(t, &name) } else { keys::deactivated_ca(t, &name) };
             ops.push(self.services.put_op(&target, ca)?);
         }
-        let tc_key = format!("{}{name}", keys::TRUSTED_CLUSTERS);
+        let tc_key = keys::trusted_cluster(&name);
         ops.push(self.services.cas_op(&tc_key, &tc, expected.unwrap_or(current.revision))?);
         self.services.apply(ops).await.map_err(super::users::edit_conflict)?;
         tracing::info!(trusted_cluster = %name, enabled = enable, "trusted cluster updated");
@@ -459,7 +445,7 @@ impl AuthServer {
             let key = if tc.spec.enabled { keys::ca(t, &root) } else { keys::deactivated_ca(t, &root) };
             ops.push(self.services.create_op(&key, &ca)?);
         }
-        ops.push(self.services.create_op(&format!("{}{root}", keys::TRUSTED_CLUSTERS), &tc)?);
+        ops.push(self.services.create_op(&keys::trusted_cluster(&root), &tc)?);
         self.services
             .apply(ops)
             .await
@@ -496,12 +482,12 @@ impl AuthServer {
         );
         let resp: ValidateTrustedClusterResponse = client.post(path::VALIDATE_TRUSTED_CLUSTER, &req).await.map_err(|e| {
             tracing::debug!(web_proxy_addr = %tc.spec.web_proxy_addr, error = %e, "the trust handshake failed");
-            if e.is(Kind::ConnectionProblem) && (e.message.contains("TLS certificate") || e.message.contains("certificate")) {
+            if e.has(Code::UntrustedServerCert) {
                 tracing::warn!(error = %e, "root proxy TLS certificate is not trusted");
                 Error::access_denied(format!(
                     "{MISCONFIGURED_TLS} Give the root's proxy a certificate this host trusts (proxy_service.https_keypairs), or, for testing only, start this cluster with --insecure"
                 ))
-            } else if e.is(Kind::AccessDenied) && e.message.contains(TOKEN_REJECTED) {
+            } else if e.has(Code::TokenRejected) {
                 Error::access_denied(format!(
                     "{}; the token is wrong, expired or already used: ask the root's admin for a new one ('tctl tokens add --type=trusted_cluster --ttl=5m' on the root; the root's log says which)",
                     e.message
@@ -559,10 +545,7 @@ impl AuthServer {
         if self.services.trusted_cluster(name).await?.is_none() {
             return Err(Error::not_found(format!("trusted cluster {name:?} is not found")));
         }
-        let mut ops = vec![
-            Op::Delete { key: format!("{}{name}", keys::TRUSTED_CLUSTERS) },
-            Op::DeleteIfExists { key: format!("{}{name}", keys::REMOTE_LOCKS) },
-        ];
+        let mut ops = vec![Op::Delete { key: keys::trusted_cluster(name) }, Op::DeleteIfExists { key: keys::remote_locks(name) }];
         for t in ALL_CA_TYPES {
             ops.push(Op::DeleteIfExists { key: keys::ca(t, name) });
             ops.push(Op::DeleteIfExists { key: keys::deactivated_ca(t, name) });

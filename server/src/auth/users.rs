@@ -150,7 +150,7 @@ impl AuthServer {
         user.check_and_set_defaults()?;
         self.check_roles_exist(&user.spec.roles).await?;
         let (token, token_ops) = self.new_user_token("invite", name).await?;
-        let key = format!("{}{name}", keys::USERS);
+        let key = keys::user(name);
         let mut ops = vec![self.services.create_op(&key, &user)?];
         ops.extend(token_ops);
         self.services.apply(ops).await.map_err(|e| {
@@ -164,7 +164,7 @@ impl AuthServer {
     pub async fn upsert_user(&self, mut user: User, force: bool, expected: Option<i64>, actor: &str) -> Result<bool> {
         user.check_and_set_defaults()?;
         self.check_roles_exist(&user.spec.roles).await?;
-        let key = format!("{}{}", keys::USERS, user.metadata.name);
+        let key = keys::user(&user.metadata.name);
         let existing = self.services.get::<User>(&key).await?;
         if user.spec.created_by.is_none() {
             user.spec.created_by = existing.as_ref().and_then(|e| e.value.spec.created_by.clone());
@@ -193,7 +193,8 @@ impl AuthServer {
         if set_roles.is_none() && set_logins.is_none() {
             return Err(Error::bad_parameter("nothing to update: use --set-roles or --set-logins"));
         }
-        for attempt in 0..5 {
+        let conflict = format!("user {name:?} is being changed by someone else, try again");
+        let user = crate::services::retry_cas(5, Error::compare_failed(conflict), || async {
             let current = self.services.user(name).await?;
             let mut user = current.value.clone();
             if let Some(r) = &set_roles {
@@ -208,17 +209,12 @@ impl AuthServer {
             }
             user.check_and_set_defaults()?;
             self.check_roles_exist(&user.spec.roles).await?;
-            let key = format!("{}{name}", keys::USERS);
-            match self.services.apply(vec![self.services.cas_op(&key, &user, current.revision)?]).await {
-                Ok(_) => {
-                    self.audit.emit(audit_codes::USER_UPDATE, json!({"name": name, "user": actor, "roles": user.spec.roles})).await;
-                    return Ok(());
-                }
-                Err(e) if e.is(shared::Kind::CompareFailed) && attempt < 4 => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::compare_failed(format!("user {name:?} is being changed by someone else, try again")))
+            self.services.apply(vec![self.services.cas_op(&keys::user(name), &user, current.revision)?]).await?;
+            Ok(user)
+        })
+        .await?;
+        self.audit.emit(audit_codes::USER_UPDATE, json!({"name": name, "user": actor, "roles": user.spec.roles})).await;
+        Ok(())
     }
 
     /// `tctl users rm`.
@@ -228,11 +224,7 @@ impl AuthServer {
     pub async fn delete_user(&self, name: &str, actor: &str) -> Result<shared::resource::Lock> {
         self.services.user(name).await?;
         let (lock_op, lock) = self.deleted_user_lock(name, actor).await?;
-        let mut ops = vec![
-            Op::Delete { key: format!("{}{name}", keys::USERS) },
-            Op::DeleteIfExists { key: format!("{}{name}", keys::PASSWORDS) },
-            lock_op,
-        ];
+        let mut ops = vec![Op::Delete { key: keys::user(name) }, Op::DeleteIfExists { key: keys::password(name) }, lock_op];
         ops.push(self.clear_code_failures_op(name));
         // A link issued to this user must not set the password of a later user of the same name.
         if let Some(old) = self.held_token(name).await? {
@@ -249,7 +241,7 @@ impl AuthServer {
     pub async fn reset_user(&self, name: &str) -> Result<InviteResponse> {
         self.services.user(name).await?;
         let (token, mut ops) = self.new_user_token("reset", name).await?;
-        ops.push(Op::DeleteIfExists { key: format!("{}{name}", keys::PASSWORDS) });
+        ops.push(Op::DeleteIfExists { key: keys::password(name) });
         ops.push(self.clear_code_failures_op(name));
         ops.extend(self.delete_all_devices_ops(name).await?);
         self.services.apply(ops).await?;
@@ -339,8 +331,8 @@ impl AuthServer {
                 expected: pointer.revision,
             },
             Op::Delete { key: pointer.key.clone() },
-            Op::Exists { key: format!("{}{}", keys::USERS, rec.user) },
-            Op::Put { key: format!("{}{}", keys::PASSWORDS, rec.user), value: hash.into_bytes(), expires: None },
+            Op::Exists { key: keys::user(&rec.user) },
+            Op::Put { key: keys::password(&rec.user), value: hash.into_bytes(), expires: None },
         ];
         let registered = device_op.is_some();
         ops.extend(device_op);

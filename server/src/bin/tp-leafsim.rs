@@ -69,7 +69,7 @@ impl TunnelService for Nothing {
         mut stream: russh::ChannelStream<russh::client::Msg>,
     ) -> shared::client::BoxFuture<'static, ()> {
         Box::pin(async move {
-            let _ = teleport_server::tunnel::write_err(&mut stream, "simulated leaf").await;
+            let _ = teleport_server::tunnel::write_err(&mut stream, &shared::Error::not_found("simulated leaf")).await;
         })
     }
 }

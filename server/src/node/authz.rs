@@ -8,19 +8,21 @@
 //! 5. the roles are loaded here and traits applied;
 //! 6. deny rules first (`node_labels`, `logins`), then an allow rule matching labels and login.
 //!
+//! Steps 4 to 6 and the locks are [`super::decide`]'s, shared with `access explain`.
+//!
 //! A pure function over the bundle the node received from its auth service, so every rule is
 //! unit-tested without a network.
 
 use russh::keys::ssh_key::Certificate;
 use russh::keys::ssh_key::certificate::CertType;
-use shared::api::NodeAuthzBundle;
+use shared::api::{ExplainIdentity, NodeAuthzBundle};
 use shared::certs::{self, SshCertRejection};
 use shared::identity::{self, UserIdentity};
-use shared::rbac::AccessChecker;
 use shared::resource::LabelMap;
-use shared::resource::lock::Subject;
 use shared::template::Traits;
 use time::OffsetDateTime;
+
+use super::decide;
 
 /// A successful decision.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +45,10 @@ pub struct Allowed {
     pub max_sessions: Option<u64>,
     /// The roles' `client_idle_timeout`.
     pub idle_timeout: Option<std::time::Duration>,
+    /// The certificate's principals.
+    pub logins: Vec<String>,
+    /// The certificate's traits.
+    pub traits: Traits,
 }
 
 /// A refusal: what the log and audit get (the client only sees "access denied").
@@ -98,56 +104,29 @@ pub fn authorize(
         Err(e) => return deny(denied, e.message),
     };
     denied.cert_roles = id.roles.clone();
-    let remote = ca.cluster_name != bundle.cluster_name;
-    // 4. Roles: mapped for remote users.
-    let (role_names, traits): (Vec<String>, Traits) = if remote {
-        let mapped = match shared::rolemap::map_roles(&ca.role_map, &id.roles) {
-            Ok(m) => m,
-            Err(e) => {
-                let reason =
-                    format!("failed to map roles for user with remote roles {}: {}", shared::rolemap::go_list(&id.roles), e.message);
-                return deny(denied, reason);
-            }
-        };
-        if mapped.is_empty() {
-            let reason = shared::rolemap::no_roles_mapped_ssh(&id.roles).message;
-            return deny(denied, reason);
-        }
-        let mut t = id.traits.clone();
-        t.insert("logins".into(), id.logins.clone());
-        (mapped, t)
-    } else {
-        (id.roles.clone(), id.traits.clone())
+    let who = ExplainIdentity::of(&id, &ca.cluster_name);
+    // 4 to 6, as `access explain` tells them.
+    let refused = |r: decide::Refusal| r.reason(&who, login, &bundle.cluster_name);
+    let here = match decide::roles_for(bundle, ca, &who) {
+        Ok(h) => h,
+        Err(r) => return deny(denied, refused(r)),
     };
-    // 5. Load roles here.
-    let mut roles = Vec::new();
-    for name in &role_names {
-        match bundle.roles.iter().find(|r| &r.metadata.name == name) {
-            Some(r) => roles.push(r.clone()),
-            None => {
-                return deny(denied, format!("role {name:?} is not found in cluster {:?}", bundle.cluster_name));
-            }
-        }
-    }
-    // 6. RBAC.
-    let checker = AccessChecker::new(&roles, &traits);
-    if let Err(e) = checker.check_node_login(labels, login) {
-        let reason = format!(
-            "user {}@{} is not authorized to login as {login}@{}: {}",
-            id.username, ca.cluster_name, bundle.cluster_name, e.message
-        );
-        return deny(denied, reason);
-    }
+    let checker = match decide::rules(&here, labels, login) {
+        Ok(c) => c,
+        Err(r) => return deny(denied, refused(r)),
+    };
     Ok(Allowed {
         username: id.username,
         origin_cluster: ca.cluster_name.clone(),
+        remote: ca.cluster_name != bundle.cluster_name,
         cert_roles: id.roles,
-        roles: role_names,
-        remote,
+        roles: here.names,
         expires: identity::ssh_cert_expiry(cert),
         issued_at: identity::ssh_cert_issued_at(cert),
         max_sessions: checker.max_sessions(),
         idle_timeout: checker.client_idle_timeout(),
+        logins: id.logins,
+        traits: id.traits,
     })
 }
 
@@ -161,17 +140,14 @@ pub fn check_locks(
     node_name: &str,
     now: OffsetDateTime,
 ) -> Option<String> {
-    let mut roles = a.cert_roles.clone();
-    roles.extend(a.roles.iter().cloned());
-    let s = Subject {
-        user: Some(&a.username),
-        roles: &roles,
-        login: Some(login),
-        server_id: Some(server_id),
-        node_name: Some(node_name),
-        issued_at: Some(a.issued_at),
+    let who = ExplainIdentity {
+        user: a.username.clone(),
+        cluster: a.origin_cluster.clone(),
+        roles: a.cert_roles.clone(),
+        traits: a.traits.clone(),
+        logins: a.logins.clone(),
     };
-    bundle.locks.find(&s, &a.origin_cluster, now).map(|l| l.refusal())
+    decide::lock(bundle, &who, &a.roles, &decide::Target { login, server_id, node_name }, Some(a.issued_at), now)
 }
 
 #[cfg(test)]

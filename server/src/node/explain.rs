@@ -11,9 +11,9 @@
 use shared::api::{ExplainIdentity, ExplainStep, Explanation, NodeAuthzBundle};
 use shared::rbac::{AccessChecker, RoleLoginCheck, describe_label_map};
 use shared::resource::LabelMap;
-use shared::resource::lock::Subject;
-use shared::template::Traits;
 use time::OffsetDateTime;
+
+use super::decide::{self, Refusal, RolesHere};
 
 /// How the signing cluster stands here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,72 +150,66 @@ pub fn explain(bundle: &NodeAuthzBundle, q: &Question<'_>, now: OffsetDateTime) 
         }
     }
 
-    // 3. Roles: mapped for a root's user.
-    let (role_names, traits): (Vec<String>, Traits) = if remote {
-        let map = ca.map(|c| c.role_map.clone()).unwrap_or_default();
-        let compiled = match shared::rolemap::parse_role_map(&map) {
-            Ok(c) => c,
-            Err(e) => {
-                b.fail(
-                    "role map",
-                    vec![e.message],
-                    format!("correct the role_map of trusted_cluster {:?} ('tctl edit trusted_cluster/{}')", id.cluster, id.cluster),
-                );
-                return finish(b, out, false);
-            }
-        };
-        let mapped = compiled.map(&id.roles);
-        let mut details = vec![format!("remote roles: {}", list(&id.roles))];
-        if q.show_rules {
-            for m in compiled.explain(&id.roles) {
-                let local = list(&m.local);
-                details.push(if m.matched.is_empty() {
-                    format!("remote {:?} -> [{local}]: no match", m.remote)
-                } else {
-                    format!("remote {:?} -> [{local}]: matched {} -> {}", m.remote, list(&m.matched), list(&m.produced))
-                });
-            }
-        }
-        details.push(format!("mapped roles: {}", list(&mapped)));
-        if mapped.is_empty() {
+    // 3. Roles: mapped for a root's user (the node's own steps, `decide`).
+    let Some(ca) = ca else { return finish(b, out, false) };
+    let mapped = decide::map(bundle, ca, id);
+    match (&mapped, remote) {
+        (Err(Refusal::RoleMap(e)), _) => {
             b.fail(
                 "role map",
-                details,
-                format!(
-                    "add a role_map entry for one of [{}] to trusted_cluster {:?} on {here} ('tctl edit trusted_cluster/{}'; check it with 'tctl map-roles --cluster={} {}')",
-                    id.roles.join(", "),
-                    id.cluster,
-                    id.cluster,
-                    id.cluster,
-                    id.roles.first().map(String::as_str).unwrap_or("<role>")
-                ),
+                vec![e.clone()],
+                format!("correct the role_map of trusted_cluster {:?} ('tctl edit trusted_cluster/{}')", id.cluster, id.cluster),
             );
             return finish(b, out, false);
         }
-        b.pass("role map", details);
-        let mut t = id.traits.clone();
-        t.insert("logins".into(), id.logins.clone());
-        (mapped, t)
-    } else {
-        b.info("roles", vec![format!("roles: {}", list(&id.roles))]);
-        (id.roles.clone(), id.traits.clone())
-    };
-
-    // 4. The roles must exist here.
-    let mut roles = Vec::new();
-    for name in &role_names {
-        match bundle.roles.iter().find(|r| &r.metadata.name == name) {
-            Some(r) => roles.push(r.clone()),
-            None => {
+        (Ok(RolesHere { map: Some(map), .. }) | Err(Refusal::NoRolesMapped(map)), true) => {
+            let mut details = vec![format!("remote roles: {}", list(&id.roles))];
+            if q.show_rules {
+                for m in map.explain(&id.roles) {
+                    let local = list(&m.local);
+                    details.push(if m.matched.is_empty() {
+                        format!("remote {:?} -> [{local}]: no match", m.remote)
+                    } else {
+                        format!("remote {:?} -> [{local}]: matched {} -> {}", m.remote, list(&m.matched), list(&m.produced))
+                    });
+                }
+            }
+            details.push(format!("mapped roles: {}", list(&map.map(&id.roles))));
+            if mapped.is_ok() {
+                b.pass("role map", details);
+            } else {
                 b.fail(
-                    "roles here",
-                    vec![format!("role {name:?} is not found in cluster {here}")],
-                    format!("create role {name:?} on {here} ('tctl create role.yaml'), or map to a role that exists"),
+                    "role map",
+                    details,
+                    format!(
+                        "add a role_map entry for one of [{}] to trusted_cluster {:?} on {here} ('tctl edit trusted_cluster/{}'; check it with 'tctl map-roles --cluster={} {}')",
+                        id.roles.join(", "),
+                        id.cluster,
+                        id.cluster,
+                        id.cluster,
+                        id.roles.first().map(String::as_str).unwrap_or("<role>")
+                    ),
                 );
                 return finish(b, out, false);
             }
         }
+        _ => b.info("roles", vec![format!("roles: {}", list(&id.roles))]),
     }
+    let Ok(mapped) = mapped else { return finish(b, out, false) };
+
+    // 4. The roles must exist here.
+    let roles_here = match decide::load(bundle, &mapped.names) {
+        Ok(roles) => RolesHere { roles, ..mapped },
+        Err(name) => {
+            b.fail(
+                "roles here",
+                vec![format!("role {name:?} is not found in cluster {here}")],
+                format!("create role {name:?} on {here} ('tctl create role.yaml'), or map to a role that exists"),
+            );
+            return finish(b, out, false);
+        }
+    };
+    let role_names = &roles_here.names;
 
     // 5. The node.
     let Some(node) = q.node else {
@@ -228,16 +222,16 @@ pub fn explain(bundle: &NodeAuthzBundle, q: &Question<'_>, now: OffsetDateTime) 
     };
     b.info("node", vec![format!("{} ({})", node.hostname, node.name), format!("labels: {}", describe_label_map(&node.labels))]);
 
-    // 6. Each role's allow and deny rules.
-    let checker = AccessChecker::new(&roles, &traits);
+    // 6. Each role's allow and deny rules; the verdict is the node's (`decide::rules`).
+    let checker = AccessChecker::new(&roles_here.roles, &roles_here.traits);
     let checks = checker.explain_node_login(&node.labels, q.login);
     for c in &checks {
         role_step(&mut b, c, q.login, q.show_rules);
     }
     let denied_by: Vec<String> = checks.iter().filter(|c| c.denies()).map(|c| c.role.clone()).collect();
     let allowed_by: Vec<String> = checks.iter().filter(|c| c.allows()).map(|c| c.role.clone()).collect();
-    let rbac_ok = denied_by.is_empty() && !allowed_by.is_empty();
-    debug_assert_eq!(rbac_ok, checker.check_node_login(&node.labels, q.login).is_ok());
+    let rbac_ok = decide::rules(&roles_here, &node.labels, q.login).is_ok();
+    debug_assert_eq!(rbac_ok, denied_by.is_empty() && !allowed_by.is_empty(), "the per-role story and the node's verdict agree");
     if !rbac_ok {
         let (detail, fix) = if !denied_by.is_empty() {
             (
@@ -249,7 +243,7 @@ pub fn explain(bundle: &NodeAuthzBundle, q: &Question<'_>, now: OffsetDateTime) 
                 format!("no role allows {:?} on a node with labels {}", q.login, describe_label_map(&node.labels)),
                 format!(
                     "give one of [{}] on {here} both node_labels matching {} and {:?} in allow.logins",
-                    list(&role_names),
+                    list(role_names),
                     describe_label_map(&node.labels),
                     q.login
                 ),
@@ -260,18 +254,9 @@ pub fn explain(bundle: &NodeAuthzBundle, q: &Question<'_>, now: OffsetDateTime) 
     }
 
     // 7. Locks.
-    let mut all_roles = id.roles.clone();
-    all_roles.extend(role_names.iter().cloned());
-    let subject = Subject {
-        user: Some(&id.user),
-        roles: &all_roles,
-        login: Some(q.login),
-        server_id: Some(&node.name),
-        node_name: Some(&node.hostname),
-        issued_at: None,
-    };
-    if let Some(lock) = bundle.locks.find(&subject, &id.cluster, now) {
-        b.fail("locks", vec![lock.refusal()], "remove the lock when it no longer applies ('tctl rm lock/<name>')".into());
+    let to = decide::Target { login: q.login, server_id: &node.name, node_name: &node.hostname };
+    if let Some(lock) = decide::lock(bundle, id, role_names, &to, None, now) {
+        b.fail("locks", vec![lock], "remove the lock when it no longer applies ('tctl rm lock/<name>')".into());
         return finish(b, out, false);
     }
     b.pass("locks", vec!["no lock applies".into()]);

@@ -10,6 +10,7 @@
 //! (`teleport start --roles=node --token=... --auth-server=...`).
 
 pub mod authz;
+pub mod decide;
 pub mod explain;
 pub mod join;
 pub mod recorder;
@@ -192,9 +193,6 @@ pub struct NodeConfig {
     pub recording_max_bytes: u64,
 }
 
-/// The default limit of one session's recording: 256 MiB.
-pub const DEFAULT_RECORDING_MAX_BYTES: u64 = 256 * 1024 * 1024;
-
 /// A running node.
 pub struct NodeService {
     /// Settings.
@@ -285,30 +283,23 @@ impl NodeService {
     }
 
     /// Heartbeats the node record.
-    pub async fn run_heartbeat_loop(self: Arc<Self>, mut shutdown: Shutdown) {
-        let mut ticker = tokio::time::interval(self.cfg.heartbeat_interval);
-        let mut failing = false;
-        loop {
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                _ = ticker.tick() => {
-                    match self.access.heartbeat(self.record()).await {
-                        Ok(()) => {
-                            if failing {
-                                tracing::info!("node heartbeat restored");
-                            }
-                            failing = false;
-                        }
-                        Err(e) => {
-                            if !failing {
-                                tracing::warn!(error = %e, "node heartbeat failed");
-                            }
-                            failing = true;
-                        }
+    pub async fn run_heartbeat_loop(self: Arc<Self>, shutdown: Shutdown) {
+        let failing = std::sync::atomic::AtomicBool::new(false);
+        crate::shutdown::now_and_every(self.cfg.heartbeat_interval, shutdown, || async {
+            match self.access.heartbeat(self.record()).await {
+                Ok(()) => {
+                    if failing.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::info!("node heartbeat restored");
+                    }
+                }
+                Err(e) => {
+                    if !failing.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::warn!(error = %e, "node heartbeat failed");
                     }
                 }
             }
-        }
+        })
+        .await
     }
 
     /// The current bundle, waiting briefly at start-up for the first one.
@@ -358,12 +349,13 @@ impl NodeService {
         }
     }
 
-    /// Reads a proxy's vouch (`ssh::vouch`) when the connection starts with one: `None` for a
+    /// Reads a proxy's vouch (`tunnel::vouch`) when the connection starts with one: `None` for a
     /// client that speaks SSH at once, the user it vouches for, or why it is refused.
     async fn vouched(&self, tcp: &mut tokio::net::TcpStream, peer: SocketAddr) -> Result<Option<Origin>> {
-        use crate::ssh::vouch;
+        use crate::tunnel::vouch;
+        use crate::tunnel::wire::{MAX_VOUCH_LINE, VouchLine};
         let deadline = tokio::time::Instant::now() + self.limiter.limits().login_grace_time.min(Duration::from_secs(10));
-        let mut buf = vec![0u8; vouch::MAX_LINE];
+        let mut buf = vec![0u8; MAX_VOUCH_LINE];
         // Peek until a whole line is there (or it cannot be a vouch), then take exactly it.
         let len = loop {
             let n = tokio::time::timeout_at(deadline, tcp.peek(&mut buf))
@@ -371,7 +363,7 @@ impl NodeService {
                 .map_err(|_| Error::access_denied(format!("{peer} sent nothing in time")))?
                 .map_err(|e| Error::connection_problem(e.to_string()))?;
             let seen = &buf[..n];
-            if n == 0 || !vouch::PREFIX.starts_with(&seen[..n.min(vouch::PREFIX.len())]) {
+            if !VouchLine::may_start(seen) {
                 return Ok(None);
             }
             if let Some(i) = seen.iter().position(|b| *b == b'\n') {
@@ -423,10 +415,11 @@ pub struct NodeTunnelService(pub Arc<NodeService>);
 
 impl crate::tunnel::agent::TunnelService for NodeTunnelService {
     fn serve(&self, req: crate::tunnel::TunnelRequest, mut stream: russh::ChannelStream<russh::client::Msg>) -> BoxFuture<'static, ()> {
+        use crate::tunnel::{Target, write_err, write_ok};
         let node = self.0.clone();
         Box::pin(async move {
-            if req.target != crate::tunnel::TARGET_SSH {
-                let _ = crate::tunnel::write_err(&mut stream, "a node only serves SSH").await;
+            if req.target != Target::Ssh {
+                let _ = write_err(&mut stream, &Error::bad_parameter("a node only serves SSH")).await;
                 return;
             }
             let source = match &req.origin {
@@ -436,13 +429,12 @@ impl crate::tunnel::agent::TunnelService for NodeTunnelService {
             let permit = match node.limiter.admit(source) {
                 Ok(p) => p,
                 Err(r) => {
-                    let _ =
-                        crate::tunnel::write_err(&mut stream, &format!("the node is at its connection limit ({r:?}); try again shortly"))
-                            .await;
+                    let e = Error::limit_exceeded(format!("the node is at its connection limit ({}); try again shortly", r.label()));
+                    let _ = write_err(&mut stream, &e).await;
                     return;
                 }
             };
-            if crate::tunnel::write_ok(&mut stream).await.is_ok() {
+            if write_ok(&mut stream).await.is_ok() {
                 node.serve(stream, None, permit, req.origin).await;
             }
         })

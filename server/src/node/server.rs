@@ -19,9 +19,9 @@ use super::authz::{Allowed, authorize, check_locks};
 use super::recorder::{self, Tap};
 use super::session::{PtySpec, SpawnSpec, accept_env, resize, spawn};
 use crate::audit::codes;
-use crate::diag::InFlight;
 use crate::limits::AuthMark;
 use crate::live::LiveEntry;
+use crate::shutdown::InFlight;
 use crate::tunnel::Origin;
 
 /// Per-channel state before and during a session.

@@ -18,18 +18,20 @@ use crate::limits::Limiter;
 use crate::listener::{ApiServer, WebListener};
 use crate::live::Live;
 use crate::node::{LocalAccess, NodeConfig, NodeService};
-use crate::proxies::ProxyRegistry;
+use crate::proxy::leaf::LeafShared;
+use crate::proxy::locks::LockEnforcer;
+use crate::proxy::roots::TrustManager;
+use crate::proxy::router::Router;
+use crate::proxy::ssh::ProxySsh;
 use crate::services::Services;
 use crate::shutdown::{Stage, Stops, TaskSet};
 use crate::ssh::LiveCreds;
-use crate::ssh::proxy::ProxySsh;
-use crate::ssh::router::Router;
 use crate::storage::Backend;
 use crate::tls::TlsState;
 use crate::tunnel::TunnelRegistry;
-use crate::tunnel::leaf_service::LeafShared;
-use crate::tunnel::manager::TrustManager;
 use crate::tunnel::peer::Peering;
+use crate::tunnel::proxies::ProxyRegistry;
+use crate::tunnel::server::TunnelServer;
 
 /// Opens the storage, serves until `shutdown`, then closes the storage (last, once nothing
 /// writes to it any more).
@@ -67,7 +69,8 @@ async fn serve(
     };
     let auth = Arc::new(AuthServer::new(services, settings, audit, clock.clone()));
     auth.init().await?;
-    auth.reset_remote_statuses().await?;
+    let presence = crate::tunnel::presence::Presence::new(auth.clone());
+    presence.reset().await?;
     let admin = write_admin_identity(&auth, &cfg.data_dir).await?;
     let extra = vec![host_part(&cfg.public_addr), host_part(&cfg.web_listen_addr)];
     let proxy_creds = LiveCreds::new(local_host_creds(&auth, &host_id, &cfg.nodename, SystemRole::Proxy, &extra).await?);
@@ -88,7 +91,7 @@ async fn serve(
     };
     let registry = ProxyRegistry::new(auth.clone(), spec);
     if let Err(e) = registry.heartbeat().await {
-        tracing::warn!(error = %e, "cannot register this proxy yet; retrying every {}s", crate::proxies::HEARTBEAT.as_secs());
+        tracing::warn!(error = %e, "cannot register this proxy yet; retrying every {}s", crate::tunnel::proxies::HEARTBEAT.as_secs());
     }
     tasks.spawn(Stage::Writers, |s| registry.clone().run_heartbeat(s));
     tasks.spawn(Stage::Services, |s| registry.clone().run_discovery(s));
@@ -108,7 +111,7 @@ async fn serve(
         };
         renewal.run(s)
     });
-    tasks.spawn(Stage::Writers, |s| auth.clone().run_heartbeat_flusher(s));
+    tasks.spawn(Stage::Writers, |s| presence.clone().run_flusher(s));
     tasks.spawn(Stage::Services, |s| crate::storage::run_sweeper(backend.clone(), Duration::from_secs(1), s));
 
     // TLS and the API.
@@ -123,24 +126,24 @@ async fn serve(
         tls_routing: cfg.tunnel_listen_addr.is_none(),
     };
     let state = Arc::new(ApiState::new(auth.clone(), ping));
+    let state_agents = state.agents.clone();
     let active = Arc::new(AtomicUsize::new(0));
     let counted = |app: axum::Router| {
         let active = active.clone();
         app.layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
             let active = active.clone();
             async move {
-                let _guard = crate::diag::InFlight::new(&active);
+                let _guard = crate::shutdown::InFlight::new(&active);
                 next.run(req).await
             }
         }))
     };
-    // Two apps: the web port's public one (the API and the web UI), and the API alone, which a
-    // leaf serves its root's users through the tunnel and this process serves itself in-process.
-    let public_app = counted(api::app(api::routes().merge(crate::web::router()), state.clone()));
-    let api_app = counted(api::router(state));
+    // Two apps: the API alone, which a leaf serves its root's users through the tunnel and this
+    // process serves itself in-process; and, once the proxy is built, the web port's public one
+    // (the API and the web UI, a peer that reaches the proxy inside the process).
+    let api_app = counted(api::router(state.clone()));
     let shutdown = tasks.signal(Stage::Listeners);
-    let public_server = Arc::new(ApiServer { tls: tls.clone(), app: public_app, shutdown: shutdown.clone() });
-    let api_server = Arc::new(ApiServer { tls, app: api_app, shutdown });
+    let api_server = Arc::new(ApiServer { tls: tls.clone(), app: api_app, shutdown: shutdown.clone() });
 
     // SSH proxy, routing, tunnels.
     let tunnels = TunnelRegistry::new();
@@ -156,21 +159,39 @@ async fn serve(
         tasks.spawn(Stage::Listeners, |s| peering.clone().run_listener(l, limiter.clone(), s));
         tracing::info!(listen = %addr, advertised = %peer_addr.clone().unwrap_or_default(), "peer proxies forward to this one here");
     }
-    let router = Arc::new(Router { auth: auth.clone(), tunnels: peering.clone(), api: api_server.clone(), creds: proxy_creds.clone() });
+    let router = Arc::new(Router { auth: auth.clone(), dialer: peering.clone(), api: api_server.clone(), creds: proxy_creds.clone() });
+    let live = Live::new();
+    let locks = Arc::new(LockEnforcer { auth: auth.clone(), live: live.clone(), tunnels: tunnels.clone() });
+    let on_leaf_registered: crate::tunnel::server::OnLeafRegistered = {
+        let locks = locks.clone();
+        Arc::new(move |leaf| {
+            let locks = locks.clone();
+            tokio::spawn(async move { locks.push_locks(&leaf).await });
+        })
+    };
+    let tunnel_server = Arc::new(TunnelServer {
+        auth: auth.clone(),
+        tunnels: tunnels.clone(),
+        registry: registry.clone(),
+        presence: presence.clone(),
+        on_leaf_registered: Some(on_leaf_registered),
+    });
     let proxy_ssh = Arc::new(ProxySsh {
         auth: auth.clone(),
         router: router.clone(),
-        tunnels: tunnels.clone(),
-        registry: registry.clone(),
+        tunnel_server: tunnel_server.clone(),
         creds: proxy_creds.clone(),
         connections: Arc::new(AtomicUsize::new(0)),
-        live: Live::new(),
+        live,
         max_channels: cfg.limits.max_channels,
         client_idle_timeout: cfg.client_idle_timeout,
         refusals: crate::throttle::Throttle::new(Duration::from_secs(1)),
     });
-    tasks.spawn(Stage::Services, |s| proxy_ssh.clone().run_remote_cluster_watcher(s));
-    tasks.spawn(Stage::Services, |s| proxy_ssh.clone().run_lock_enforcer(s));
+    tasks.spawn(Stage::Services, |s| tunnel_server.clone().run_removed_leaf_watcher(s));
+    tasks.spawn(Stage::Services, |s| locks.clone().run(s));
+    let web = Arc::new(crate::web::WebState { api: state.clone(), proxy: proxy_ssh.clone() });
+    let public_app = counted(api::app(api::routes(), state).merge(crate::web::router().with_state(web)));
+    let public_server = Arc::new(ApiServer { tls, app: public_app, shutdown });
     let web_listener = Arc::new(WebListener { api: public_server.clone(), ssh: proxy_ssh.clone(), limiter: limiter.clone() });
     let listener = bind(&cfg.web_listen_addr, "proxy_service.web_listen_addr").await?;
     tasks.spawn(Stage::Listeners, |s| web_listener.clone().run(listener, s));
@@ -189,6 +210,7 @@ async fn serve(
         creds: proxy_creds.clone(),
         leaf: Arc::new(LeafShared { router: router.clone(), live: proxy_ssh.live.clone(), limiter: limiter.clone() }),
         max_backoff: Duration::from_secs(10),
+        agents: state_agents,
     };
     tasks.spawn(Stage::Services, |s| manager.run(s));
 
@@ -244,7 +266,7 @@ async fn serve(
     if let Some(n) = &node {
         let _ = auth.delete_node(&n.cfg.host_id).await;
     }
-    auth.begin_leaving();
+    presence.begin_leaving();
     for (_, t) in tunnels.all() {
         tokio::spawn(async move { t.close("the proxy is stopping").await });
     }
@@ -254,7 +276,7 @@ async fn serve(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Leave: this process's presence records go, so the others show the truth at once.
-    if let Err(e) = auth.leave_tunnels().await {
+    if let Err(e) = presence.leave().await {
         tracing::debug!(error = %e, "cannot remove this proxy's tunnel records");
     }
     Ok(())

@@ -19,15 +19,14 @@ use shared::client::BoxFuture;
 use shared::error::{Error, Result};
 use shared::resource::Lock;
 use shared::resource::lock::Subject;
-use shared::subsystem::parse_proxy_request;
 use tokio::io::AsyncReadExt;
 
-use super::agent::TunnelService;
-use super::{Origin, TARGET_API, TARGET_LOCKS, TARGET_NODE_PREFIX, TunnelRequest, write_err, write_ok};
+use super::router::Router;
 use crate::audit::codes;
 use crate::limits::{Limiter, Source};
 use crate::live::{Live, LiveEntry};
-use crate::ssh::router::Router;
+use crate::tunnel::agent::TunnelService;
+use crate::tunnel::{Origin, Target, TunnelRequest, write_err, write_ok};
 
 /// Largest lock list a root may send (JSON).
 const MAX_LOCKS_BODY: u64 = 4 * 1024 * 1024;
@@ -59,25 +58,22 @@ impl TunnelService for LeafService {
                 && o.cluster != root
             {
                 tracing::warn!(root = %root, claimed = %o.cluster, "refused a request the root made for another cluster's user");
-                let _ = write_err(&mut stream, "a root cluster may only connect its own users").await;
+                let _ = write_err(&mut stream, &Error::access_denied("a root cluster may only connect its own users")).await;
                 return;
             }
-            if req.target == TARGET_API {
-                if write_ok(&mut stream).await.is_ok() {
-                    shared.router.api.serve(Box::new(stream), None, req.origin).await;
+            match req.target {
+                Target::Api => {
+                    if write_ok(&mut stream).await.is_ok() {
+                        shared.router.api.serve(Box::new(stream), None, req.origin).await;
+                    }
                 }
-                return;
+                Target::Locks => receive_locks(&shared, &root, stream).await,
+                Target::Node { host, port } => serve_node(&shared, &root, &host, port, req.origin, stream).await,
+                Target::Ssh => {
+                    tracing::warn!(root = %root, "refused a tunnel request for a node's own SSH at a leaf proxy");
+                    let _ = write_err(&mut stream, &Error::bad_parameter("unsupported tunnel target")).await;
+                }
             }
-            if req.target == TARGET_LOCKS {
-                receive_locks(&shared, &root, stream).await;
-                return;
-            }
-            let Some(rest) = req.target.strip_prefix(TARGET_NODE_PREFIX) else {
-                tracing::warn!(target = %req.target.chars().take(100).collect::<String>(), "refused tunnel request for an unknown target");
-                let _ = write_err(&mut stream, "unsupported tunnel target").await;
-                return;
-            };
-            serve_node(&shared, &root, rest, req.origin, stream).await;
         })
     }
 }
@@ -103,7 +99,7 @@ async fn receive_locks(shared: &LeafShared, root: &str, mut stream: russh::Chann
         }
         Err(e) => {
             tracing::warn!(root, error = %e, "refused the root cluster's locks");
-            let _ = write_err(&mut stream, &e.message).await;
+            let _ = write_err(&mut stream, &e).await;
         }
     }
 }
@@ -112,7 +108,8 @@ async fn receive_locks(shared: &LeafShared, root: &str, mut stream: russh::Chann
 async fn serve_node(
     shared: &LeafShared,
     root: &str,
-    rest: &str,
+    host: &str,
+    port: Option<u16>,
     origin: Option<Origin>,
     mut stream: russh::ChannelStream<russh::client::Msg>,
 ) {
@@ -124,7 +121,7 @@ async fn serve_node(
         Ok(p) => p,
         Err(r) => {
             let msg = format!("too many connections at once through the trusted cluster tunnel for {caller} ({r:?}); try again shortly");
-            let _ = write_err(&mut stream, &msg).await;
+            let _ = write_err(&mut stream, &Error::limit_exceeded(msg)).await;
             return;
         }
     };
@@ -153,35 +150,32 @@ async fn serve_node(
         Ok(v) => v,
         Err(e) => {
             tracing::info!(caller = %caller, error = %e, "refused a connection request from the root cluster");
-            let _ = write_err(&mut stream, &e.message).await;
+            let _ = write_err(&mut stream, &e).await;
             return;
         }
     };
-    let dialed = match parse_proxy_request(&format!("proxy:{rest}")) {
-        Ok(req) if !req.host.is_empty() && req.cluster.is_none() => match router.resolve_node(&req.host, req.port).await {
-            Ok(node) => {
-                let mut o = origin.clone().unwrap_or_else(|| Origin {
-                    user: String::new(),
-                    cluster: root.to_string(),
-                    roles: vec![],
-                    addr: String::new(),
-                    issued_at: None,
-                });
-                o.roles = roles.clone();
-                match router.check_node_locks(&node, &o).await {
-                    Ok(()) => router.dial_node(&node, origin.as_ref()).await.map(|s| (node, s)),
-                    Err(e) => Err(e),
-                }
+    let dialed = match router.resolve_node(host, port).await {
+        Ok(node) => {
+            let mut o = origin.clone().unwrap_or_else(|| Origin {
+                user: String::new(),
+                cluster: root.to_string(),
+                roles: vec![],
+                addr: String::new(),
+                issued_at: None,
+            });
+            o.roles = roles.clone();
+            match router.check_node_locks(&node, &o).await {
+                Ok(()) => router.dial_node(&node, origin.as_ref()).await.map(|s| (node, s)),
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
-        },
-        Ok(_) | Err(_) => Err(Error::bad_parameter("invalid node address")),
+        }
+        Err(e) => Err(e),
     };
     let (node, target) = match dialed {
         Ok(v) => v,
         Err(e) => {
-            tracing::info!(target = %rest.chars().take(200).collect::<String>(), caller = %caller, error = %e, "refused a connection request from the root cluster");
-            let _ = write_err(&mut stream, &e.message).await;
+            tracing::info!(target = %host, caller = %caller, error = %e, "refused a connection request from the root cluster");
+            let _ = write_err(&mut stream, &e).await;
             return;
         }
     };
@@ -218,7 +212,7 @@ async fn serve_node(
         })
     });
     tokio::select! {
-        _ = super::splice(&mut stream, target) => {}
+        _ = crate::tunnel::splice(&mut stream, target) => {}
         _ = cut.notified() => {}
     }
     drop(permit);

@@ -1,5 +1,5 @@
 //! The leaf side: one tunnel agent per *enabled* trusted cluster, started and stopped as
-//! `trusted_cluster` resources change (events, with a 5-second resync as a safety net).
+//! `trusted_cluster` resources change (following the change feed; a gap in it re-reads them all).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use shared::resource::{CaType, TrustedCluster};
 
-use super::agent::{AgentConfig, Announce, CaSource};
-use super::leaf_service::{LeafService, LeafShared};
+use super::leaf::{LeafService, LeafShared};
 use crate::auth::AuthServer;
 use crate::services::keys;
 use crate::shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};
 use crate::ssh::LiveCreds;
+use crate::tunnel::agent::{AgentConfig, Announce, CaSource};
 
 /// Keeps agents in step with trusted clusters.
 pub struct TrustManager {
@@ -24,6 +24,8 @@ pub struct TrustManager {
     pub leaf: Arc<LeafShared>,
     /// Reconnect backoff cap.
     pub max_backoff: Duration,
+    /// Where each pool reports its tunnels (`tctl status`).
+    pub agents: Arc<crate::tunnel::state::AgentRegistry>,
 }
 
 struct Running {
@@ -37,9 +39,9 @@ impl TrustManager {
     fn announce(&self) -> Announce {
         let auth = self.auth.clone();
         Announce {
-            line: Arc::new(move || {
+            message: Arc::new(move || {
                 let auth = auth.clone();
-                Box::pin(async move { super::cas_line(&auth, &[CaType::Host]).await })
+                Box::pin(async move { crate::tunnel::cas_message(&auth, &[CaType::Host]).await })
             }),
             changes: self.auth.authz_changes(),
         }
@@ -79,7 +81,7 @@ impl TrustManager {
             if !keep && let Some(r) = running.remove(&name) {
                 tracing::info!(root = %name, "stopping tunnel to root cluster");
                 r.stop.trigger();
-                self.auth.agents.stop(&name);
+                self.agents.stop(&name);
             }
         }
         for tc in wanted {
@@ -108,7 +110,7 @@ impl TrustManager {
                 max_backoff: self.max_backoff,
                 service: Arc::new(LeafService { shared: self.leaf.clone(), root: name.clone() }),
                 clock: self.auth.clock.clone(),
-                status: self.auth.agents.start(&name, &tc.spec.tunnel_addr),
+                status: self.agents.start(&name, &tc.spec.tunnel_addr),
                 announce: Some(self.announce()),
                 source: None,
                 on_cas: Some({
@@ -124,7 +126,7 @@ impl TrustManager {
                 }),
             };
             tracing::info!(root = %name, addr = %tc.spec.tunnel_addr, "starting tunnel to root cluster");
-            tokio::spawn(super::pool::run(cfg, agent_shutdown));
+            tokio::spawn(crate::tunnel::pool::run(cfg, agent_shutdown));
             running.insert(name, Running { addr: tc.spec.tunnel_addr.clone(), stop });
         }
     }

@@ -9,15 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared::client::{BoxFuture, BoxStream};
-use shared::error::{Error, Result};
+use shared::error::{Code, Error, Result};
 use shared::identity::UserIdentity;
 use shared::rbac::AccessChecker;
 use shared::resource::Node;
 use shared::subsystem::ProxyRequest;
 
 use crate::auth::AuthServer;
-use crate::tunnel::peer::Peering;
-use crate::tunnel::{Origin, TARGET_API, TARGET_NODE_PREFIX, TARGET_SSH, TunnelKey, TunnelRequest};
+use crate::tunnel::{Origin, Target, TunnelKey, TunnelRequest};
 
 /// Serves this cluster's HTTPS API over an in-process stream.
 pub trait ApiStreamServer: Send + Sync + 'static {
@@ -29,8 +28,8 @@ pub trait ApiStreamServer: Send + Sync + 'static {
 pub struct Router {
     /// The auth service (nodes, remote clusters, roles).
     pub auth: Arc<AuthServer>,
-    /// Tunnels held here or by a peer proxy.
-    pub tunnels: Arc<Peering>,
+    /// Tunnels held here, else by a peer proxy.
+    pub dialer: Arc<dyn super::dial::Dialer>,
     /// The in-process API.
     pub api: Arc<dyn ApiStreamServer>,
     /// This proxy's host credentials, to vouch with for the users it brings to nodes.
@@ -72,7 +71,8 @@ impl Router {
             [] => Err(Error::not_found(format!(
                 "node {host:?} is not found in cluster {:?}; the proxy only connects to registered nodes (see tsh ls)",
                 self.cluster()
-            ))),
+            ))
+            .with_code(Code::NodeNotFound)),
             many => Err(Error::bad_parameter(format!(
                 "ambiguous host {host:?} matches {} nodes ({}); connect by node UUID instead",
                 many.len(),
@@ -84,10 +84,10 @@ impl Router {
     /// Connects to a registered node (directly, or through its own tunnel, telling it for whom).
     pub async fn dial_node(&self, node: &Node, origin: Option<&Origin>) -> Result<BoxStream> {
         if node.spec.use_tunnel {
-            let req = TunnelRequest { target: TARGET_SSH.into(), origin: origin.cloned() };
-            return self.tunnels.dial(&TunnelKey::Node(node.metadata.name.clone()), &req).await.map_err(|e| {
-                if e.message.contains("is offline") {
-                    Error::connection_problem(format!("node {} is offline", node.spec.hostname))
+            let req = TunnelRequest { target: Target::Ssh, origin: origin.cloned() };
+            return self.dialer.dial(&TunnelKey::Node(node.metadata.name.clone()), &req).await.map_err(|e| {
+                if e.has(Code::TunnelOffline) {
+                    Error::connection_problem(format!("node {} is offline", node.spec.hostname)).with_code(Code::TunnelOffline)
                 } else {
                     e
                 }
@@ -102,9 +102,9 @@ impl Router {
         let mut tcp = tcp;
         if let Some(o) = origin {
             // Tell the node whom this connection carries, so its limits count that user, not
-            // everyone this proxy brings (`ssh::vouch`).
+            // everyone this proxy brings (`tunnel::vouch`).
             let creds = self.creds.current();
-            let line = crate::ssh::vouch::encode(o, &node.metadata.name, &creds.key, &creds.cert, self.auth.clock.now())?;
+            let line = crate::tunnel::vouch::encode(o, &node.metadata.name, &creds.key, &creds.cert, self.auth.clock.now())?;
             tokio::io::AsyncWriteExt::write_all(&mut tcp, line.as_bytes())
                 .await
                 .map_err(|e| Error::connection_problem(format!("node {} ({addr}): {e}", node.spec.hostname)))?;
@@ -130,7 +130,7 @@ impl Router {
             ..Default::default()
         };
         match set.find(&s, &origin.cluster, self.auth.clock.now()) {
-            Some(lock) => Err(shared::error::Error::access_denied(lock.refusal())),
+            Some(lock) => Err(shared::error::Error::access_denied(lock.refusal()).with_code(Code::Locked)),
             None => Ok(()),
         }
     }
@@ -171,7 +171,7 @@ impl Router {
         }
         // A leaf: visible only to users of this cluster whose roles match its labels. Unknown
         // and forbidden look the same.
-        let hidden = || Error::not_found(format!("cluster {cluster:?} is not found"));
+        let hidden = || Error::not_found(format!("cluster {cluster:?} is not found")).with_code(Code::ClusterNotFound);
         if !issued_here {
             return Err(hidden());
         }
@@ -179,8 +179,8 @@ impl Router {
         let roles = self.auth.services.roles(&user.roles).await.map_err(|_| hidden())?;
         let checker = AccessChecker::new(&roles, &user.traits);
         checker.check_cluster(&rc.value.metadata.labels).map_err(|_| hidden())?;
-        let target = if req.host.is_empty() { TARGET_API.to_string() } else { format!("{TARGET_NODE_PREFIX}{}", req.host_port()) };
-        self.tunnels.dial(&TunnelKey::Cluster(cluster), &TunnelRequest { target, origin: Some(origin) }).await
+        let target = if req.host.is_empty() { Target::Api } else { Target::Node { host: req.host.clone(), port: req.port } };
+        self.dialer.dial(&TunnelKey::Cluster(cluster), &TunnelRequest { target, origin: Some(origin) }).await
     }
 }
 

@@ -1,11 +1,12 @@
 //! The proxy's SSH side, on the web port (connections starting with `SSH-`). Two kinds of
 //! clients, told apart by the certificate they authenticate with:
 //!
-//! - **users** (user certificates of this cluster or of a trusted root): the `proxy:` subsystem
-//!   and `direct-tcpip` (for `ssh -J`) are routed by [`Router`]; nothing else is offered;
-//! - **tunnel agents** (host certificates): a leaf's proxy (`x-teleport-role: Proxy`, another
-//!   cluster with a `remote_cluster` here) or a node of this cluster (`Node`). They may register
-//!   their tunnel and heartbeat; every channel they try to open otherwise is refused.
+//! - **users** (user certificates of this cluster or of a trusted root): authenticated and
+//!   admitted here (locks, `max_connections`, `max_sessions`, the idle timeout); the `proxy:`
+//!   subsystem and `direct-tcpip` (for `ssh -J`) are routed by [`Router`]; nothing else is offered;
+//! - **tunnel agents** (host certificates): handed to the tunnel's server half
+//!   ([`crate::tunnel::server`]), which registers their tunnel and serves their heartbeats; every
+//!   channel they try to open otherwise is refused.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,25 +20,20 @@ use russh::keys::ssh_key::certificate::CertType;
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
 use russh::{Channel, ChannelId};
 use shared::certs;
+use shared::client::BoxStream;
 use shared::error::{Error, Result};
 use shared::identity::UserIdentity;
-use shared::resource::CaType;
 use shared::resource::lock::Subject;
-use shared::resource::token::SystemRole;
 use shared::subsystem::{ProxyRequest, parse_proxy_request};
-use tokio::io::{AsyncWriteExt, BufReader};
 
 use super::router::Router;
 use crate::auth::AuthServer;
 use crate::auth::semaphore::LeaseGuard;
-use crate::diag::InFlight;
 use crate::limits::{AuthMark, Permit};
 use crate::live::{Live, LiveEntry, LiveGuard};
-use crate::proxies::{DISCOVERY_EVERY, Discovery, ProxyRegistry};
+use crate::shutdown::InFlight;
 use crate::tunnel::killable::{KillSwitch, Killable};
-use crate::tunnel::{
-    HEARTBEAT_SUBSYSTEM, MAX_HEARTBEAT_LINE, TUNNEL_ADDRESS, TUNNEL_PROXIES, TUNNEL_RECONNECT, TunnelKey, TunnelRegistry, read_line_bounded,
-};
+use crate::tunnel::server::{AgentConn, TunnelServer};
 
 /// State shared by all proxy SSH connections.
 pub struct ProxySsh {
@@ -45,10 +41,8 @@ pub struct ProxySsh {
     pub auth: Arc<AuthServer>,
     /// Router.
     pub router: Arc<Router>,
-    /// Tunnels.
-    pub tunnels: Arc<TunnelRegistry>,
-    /// The cluster's proxies, told to every agent.
-    pub registry: Arc<ProxyRegistry>,
+    /// The tunnel's server half, for agents.
+    pub tunnel_server: Arc<TunnelServer>,
     /// The proxy's host credentials (a host CA rotation replaces them).
     pub creds: crate::ssh::LiveCreds,
     /// SSH connections open now (users and tunnels).
@@ -65,8 +59,9 @@ pub struct ProxySsh {
 }
 
 impl ProxySsh {
-    /// Serves one SSH connection. It has its `permit`'s grace time to authenticate.
-    pub async fn serve<S>(self: &Arc<Self>, stream: S, peer: Option<SocketAddr>, permit: Permit)
+    /// Serves one SSH connection. With a `permit` (a socket), it has the permit's grace time to
+    /// authenticate; without (a stream inside the process), it counts in no limit of its own.
+    pub async fn serve<S>(self: &Arc<Self>, stream: S, peer: Option<SocketAddr>, permit: Option<Permit>)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -79,7 +74,7 @@ impl ProxySsh {
             channels: HashMap::new(),
             open: Arc::new(AtomicUsize::new(0)),
             kill: kill.clone(),
-            mark: permit.mark(),
+            mark: permit.as_ref().map(Permit::mark),
             handle: Default::default(),
         };
         let config = self.creds.ssh_config();
@@ -94,113 +89,27 @@ impl ProxySsh {
                 Err(e) => tracing::debug!(?peer, error = %e, "proxy SSH handshake failed"),
             }
         };
-        // russh runs the session in a task of its own: cutting the stream is what ends it.
-        if crate::limits::with_grace(&permit, serve).await {
-            cut.pull();
-            tracing::debug!(?peer, "SSH connection did not authenticate in time; closed");
+        match &permit {
+            // russh runs the session in a task of its own: cutting the stream is what ends it.
+            Some(p) => {
+                if crate::limits::with_grace(p, serve).await {
+                    cut.pull();
+                    tracing::debug!(?peer, "SSH connection did not authenticate in time; closed");
+                }
+            }
+            None => serve.await,
         }
     }
 
-    /// Ends users' connections a lock now matches, and sends this cluster's locks to every
-    /// connected leaf (which enforces them on this cluster's users): after every change (from
-    /// any process), after every gap in the feed, and each minute in case a leaf missed one.
-    pub async fn run_lock_enforcer(self: Arc<Self>, shutdown: crate::shutdown::Shutdown) {
-        use crate::follow::Changed;
-        use crate::services::keys;
-        let ticker = {
-            let (me, mut stop) = (self.clone(), shutdown.clone());
-            async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(60));
-                loop {
-                    tokio::select! {
-                        _ = stop.wait() => return,
-                        _ = tick.tick() => me.push_locks_to_all(),
-                    }
-                }
-            }
-        };
+    /// An SSH connection to this proxy inside the process, for the browser at `peer` (the web
+    /// UI's terminal and pages): no socket, no trip through the listener, no second place in the
+    /// connection limits; the same authentication, admission, routing and audit as over the
+    /// network, with the browser's address.
+    pub fn in_process(self: &Arc<Self>, peer: Option<SocketAddr>) -> BoxStream {
+        let (client, server) = tokio::io::duplex(256 * 1024);
         let me = self.clone();
-        let follower = crate::follow::follow(self.auth.services.backend.clone(), &[keys::LOCKS, keys::REMOTE_LOCKS], shutdown, move |c| {
-            let me = me.clone();
-            async move {
-                match me.auth.lock_set().await {
-                    Ok(locks) => {
-                        me.live.enforce(&locks, crate::live::Place::default(), me.auth.clock.now());
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot read locks"),
-                }
-                let ours = match &c {
-                    Changed::All => true,
-                    Changed::Key(e) => e.key.starts_with(keys::LOCKS),
-                };
-                if ours {
-                    me.push_locks_to_all();
-                }
-            }
-        });
-        tokio::join!(ticker, follower);
-    }
-
-    fn push_locks_to_all(self: &Arc<Self>) {
-        for leaf in self.tunnels.clusters() {
-            let me = self.clone();
-            tokio::spawn(async move { me.push_locks(&leaf).await });
-        }
-    }
-
-    /// Sends this cluster's locks to `leaf` over its tunnel.
-    pub async fn push_locks(&self, leaf: &str) {
-        let sent = async {
-            let locks = self.auth.locks_for_leaves().await?;
-            let body = serde_json::to_vec(&locks).map_err(|e| Error::internal(format!("encoding locks: {e}")))?;
-            let req = crate::tunnel::TunnelRequest::plain(crate::tunnel::TARGET_LOCKS);
-            let mut stream = self.tunnels.dial(&TunnelKey::Cluster(leaf.to_string()), &req).await?;
-            stream.write_all(&body).await.map_err(|e| Error::connection_problem(format!("sending locks: {e}")))?;
-            stream.shutdown().await.map_err(|e| Error::connection_problem(format!("sending locks: {e}")))?;
-            crate::tunnel::read_status(&mut stream).await?;
-            Ok::<usize, Error>(locks.len())
-        };
-        match tokio::time::timeout(Duration::from_secs(30), sent).await {
-            Ok(Ok(n)) => tracing::debug!(leaf, locks = n, "sent locks to the leaf cluster"),
-            Ok(Err(e)) => tracing::warn!(leaf, error = %e, "cannot send locks to the leaf cluster"),
-            Err(_) => tracing::warn!(leaf, "sending locks to the leaf cluster timed out"),
-        }
-    }
-
-    /// Drops a leaf's tunnel as soon as its remote_cluster or CA disappears (`tctl rm rc/...`,
-    /// through any process). After a gap in the feed, every leaf's tunnel is checked.
-    pub async fn run_remote_cluster_watcher(self: Arc<Self>, shutdown: crate::shutdown::Shutdown) {
-        use crate::follow::Changed;
-        use crate::services::keys;
-        let host_cas = format!("{}host/", keys::AUTHORITIES);
-        let me = self.clone();
-        let prefixes = [keys::REMOTE_CLUSTERS, host_cas.as_str()];
-        let ca_prefix = host_cas.clone();
-        crate::follow::follow(self.auth.services.backend.clone(), &prefixes, shutdown, move |c| {
-            let me = me.clone();
-            let host_cas = ca_prefix.clone();
-            async move {
-                let leaves: Vec<String> = match c {
-                    Changed::All => me.tunnels.clusters(),
-                    Changed::Key(e) if e.kind == crate::storage::EventKind::Delete => e
-                        .key
-                        .strip_prefix(keys::REMOTE_CLUSTERS)
-                        .or_else(|| e.key.strip_prefix(host_cas.as_str()))
-                        .map(|n| vec![n.to_string()])
-                        .unwrap_or_default(),
-                    Changed::Key(_) => vec![],
-                };
-                for leaf in leaves {
-                    let gone = matches!(me.auth.services.remote_cluster(&leaf).await, Ok(None))
-                        || matches!(me.auth.services.ca(CaType::Host, &leaf, false).await, Ok(None));
-                    if gone && me.tunnels.get(&TunnelKey::Cluster(leaf.clone())).is_some() {
-                        tracing::info!(leaf = %leaf, "remote cluster removed; closing its tunnel");
-                        me.tunnels.disconnect(&TunnelKey::Cluster(leaf), "the trust was removed").await;
-                    }
-                }
-            }
-        })
-        .await;
+        tokio::spawn(async move { me.serve(server, peer, None).await });
+        Box::new(client)
     }
 }
 
@@ -212,7 +121,7 @@ struct UserConn {
     max_channels: usize,
     /// Why every request on this connection is refused (a lock, `max_connections`): the user
     /// gets this message instead of a bare "access denied".
-    refused: Option<String>,
+    refused: Option<Error>,
     /// When the user's certificate was issued.
     issued_at: time::OffsetDateTime,
     /// The `max_connections` place this connection holds.
@@ -224,7 +133,7 @@ struct UserConn {
 enum Mode {
     Pending,
     User(Box<UserConn>),
-    Agent { key: TunnelKey, agent: String, conn_id: u64, registered: bool },
+    Agent(AgentConn),
 }
 
 struct ProxyConn {
@@ -237,8 +146,8 @@ struct ProxyConn {
     open: Arc<AtomicUsize>,
     /// Drops this connection (see [`crate::tunnel::TunnelEntry::kill`]).
     kill: KillSwitch,
-    /// Tells the connection limiter when authentication succeeded.
-    mark: AuthMark,
+    /// Tells the connection limiter when authentication succeeded (none in the process).
+    mark: Option<AuthMark>,
     /// The session's handle, once a channel opened: a lock ends the connection through it, with
     /// its message.
     handle: Arc<std::sync::Mutex<Option<russh::server::Handle>>>,
@@ -246,18 +155,8 @@ struct ProxyConn {
 
 impl Drop for ProxyConn {
     fn drop(&mut self) {
-        if let Mode::Agent { key, conn_id, registered: true, .. } = &self.mode
-            && self.shared.tunnels.remove(key, *conn_id)
-        {
-            tracing::info!(tunnel = ?key, "tunnel disconnected");
-            if let TunnelKey::Cluster(name) = key.clone()
-                && let Ok(rt) = tokio::runtime::Handle::try_current()
-            {
-                let auth = self.shared.auth.clone();
-                rt.spawn(async move {
-                    let _ = auth.tunnel_closed(&name).await;
-                });
-            }
+        if let Mode::Agent(a) = &self.mode {
+            self.shared.tunnel_server.closed(a);
         }
     }
 }
@@ -279,63 +178,21 @@ impl ProxyConn {
         }
     }
 
-    /// User CA keys accepted from users: this cluster's and every enabled root's.
-    async fn user_cas(&self) -> Result<(Vec<russh::keys::PublicKey>, Vec<String>)> {
-        let mut keys = Vec::new();
-        let mut owners = Vec::new();
-        for ca in self.shared.auth.services.cas_of_type(CaType::User).await? {
-            for k in ca.ssh_public_keys() {
-                keys.push(k);
-                owners.push(ca.metadata.name.clone());
-            }
-        }
-        Ok((keys, owners))
-    }
-
     async fn authenticate(&mut self, user: &str, cert: &Certificate) -> Result<()> {
         let now = self.shared.auth.clock.now();
-        let local = self.shared.auth.cluster_name().to_string();
         match cert.cert_type() {
             CertType::User => {
-                let (keys, owners) = self.user_cas().await?;
+                let cas = self.shared.auth.trusted_cas().await?;
+                let (keys, owners) = cas.ssh_signers();
                 let idx = certs::check_ssh_cert(cert, &keys, CertType::User, None, now).map_err(|r| Error::access_denied(r.to_string()))?;
                 let identity = shared::identity::user_from_ssh_cert(cert)?;
-                let issuer = owners[idx].clone();
+                let issuer = owners[idx].cluster.clone();
                 let user = self.user_conn(identity, issuer, shared::identity::ssh_cert_issued_at(cert)).await;
                 self.mode = Mode::User(Box::new(user));
                 Ok(())
             }
             CertType::Host => {
-                let (role, authority) = shared::identity::host_from_ssh_cert(cert)?;
-                if user != cert.key_id() {
-                    return Err(Error::access_denied("a tunnel agent must log in as its host UUID"));
-                }
-                let key = if authority == local {
-                    if role != SystemRole::Node {
-                        return Err(Error::access_denied(format!("agent from this cluster cannot register a {role} tunnel")));
-                    }
-                    TunnelKey::Node(user.to_string())
-                } else {
-                    if role != SystemRole::Proxy {
-                        return Err(Error::access_denied(format!("agent from cluster {authority} cannot register local service {role}")));
-                    }
-                    if self.shared.auth.services.remote_cluster(&authority).await?.is_none() {
-                        return Err(Error::access_denied(format!("cluster {authority} is not a trusted leaf of this cluster")));
-                    }
-                    TunnelKey::Cluster(authority.clone())
-                };
-                let ca = self
-                    .shared
-                    .auth
-                    .services
-                    .ca(CaType::Host, &authority, false)
-                    .await?
-                    .ok_or_else(|| Error::not_found(format!("cluster {authority} has no matching CA keys")))?;
-                certs::check_ssh_cert(cert, &ca.ssh_public_keys(), CertType::Host, Some(user), now).map_err(|r| match r {
-                    certs::SshCertRejection::UntrustedCa => Error::not_found(format!("cluster {authority} has no matching CA keys")),
-                    other => Error::access_denied(other.to_string()),
-                })?;
-                self.mode = Mode::Agent { key, agent: user.to_string(), conn_id: self.shared.tunnels.next_conn_id(), registered: false };
+                self.mode = Mode::Agent(self.shared.tunnel_server.authenticate(user, cert).await?);
                 Ok(())
             }
         }
@@ -357,7 +214,7 @@ impl ProxyConn {
             roles.extend(mapped.iter().cloned());
         }
         let subject = Subject { user: Some(&identity.username), roles: &roles, issued_at: Some(issued_at), ..Default::default() };
-        let mut refused = auth.check_locks(&subject, &issuer).await.err().map(|e| e.message);
+        let mut refused = auth.check_locks(&subject, &issuer).await.err();
         let checker = access.map(|(_, c)| c);
         let max_sessions = checker.as_ref().and_then(|c| c.max_sessions()).and_then(|n| usize::try_from(n).ok());
         let max_channels = max_sessions.map_or(self.shared.max_channels, |n| n.min(self.shared.max_channels));
@@ -368,7 +225,7 @@ impl ProxyConn {
             let key = if issued_here { identity.username.clone() } else { format!("{}@{issuer}", identity.username) };
             match auth.acquire_lease("connection", &key, max, &identity.username).await {
                 Ok(l) => lease = Some(l),
-                Err(e) => refused = Some(e.message),
+                Err(e) => refused = Some(e),
             }
         }
         if let Some(why) = &refused {
@@ -415,7 +272,7 @@ impl ProxyConn {
     fn channel_fits(&self) -> bool {
         let cap = match &self.mode {
             Mode::User(u) => u.max_channels,
-            Mode::Agent { .. } => 4,
+            Mode::Agent(_) => 4,
             Mode::Pending => 0,
         };
         self.open.load(std::sync::atomic::Ordering::SeqCst) < cap
@@ -432,7 +289,9 @@ impl russh::server::Handler for ProxyConn {
     async fn auth_openssh_certificate(&mut self, user: &str, cert: &Certificate) -> std::result::Result<Auth, Self::Error> {
         match self.authenticate(user, cert).await {
             Ok(()) => {
-                self.mark.authenticated();
+                if let Some(m) = &self.mark {
+                    m.authenticated();
+                }
                 Ok(Auth::Accept)
             }
             Err(e) => {
@@ -475,7 +334,9 @@ impl russh::server::Handler for ProxyConn {
                 if let Some(why) = &u.refused {
                     // Through the session, not the handle: the message must leave before the
                     // failure, which ends the client's wait.
-                    session.extended_data(id, 1, format!("{why}\n").into_bytes())?;
+                    for (ext, data) in refusal(why) {
+                        session.extended_data(id, ext, data)?;
+                    }
                     session.channel_failure(id)?;
                     session.close(id)?;
                     return Ok(());
@@ -485,7 +346,9 @@ impl russh::server::Handler for ProxyConn {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::info!(user = %identity.username, error = %e, "proxy request refused");
-                        session.extended_data(id, 1, format!("{}\n", e.message).into_bytes())?;
+                        for (ext, data) in refusal(&e) {
+                            session.extended_data(id, ext, data)?;
+                        }
                         session.channel_failure(id)?;
                         session.close(id)?;
                         return Ok(());
@@ -499,13 +362,13 @@ impl russh::server::Handler for ProxyConn {
                     proxy_subsystem(shared, handle, channel, identity, issued_here, issued_at, req, peer).await
                 });
             }
-            Mode::Agent { key, conn_id, registered, .. } if name == HEARTBEAT_SUBSYSTEM && *registered => {
+            Mode::Agent(a) if TunnelServer::is_heartbeat(a, name) => {
                 session.channel_success(id)?;
-                let shared = self.shared.clone();
-                let (key, conn_id, kill) = (key.clone(), *conn_id, self.kill.clone());
+                let server = self.shared.tunnel_server.clone();
+                let (conn, kill) = (AgentConn { key: a.key.clone(), agent: a.agent.clone(), ..*a }, self.kill.clone());
                 tokio::spawn(async move {
                     let _counted = counted;
-                    serve_heartbeats(shared, handle, channel, key, conn_id, kill).await
+                    server.heartbeats(&conn, handle, channel, kill).await
                 });
             }
             _ => {
@@ -524,24 +387,10 @@ impl russh::server::Handler for ProxyConn {
     }
 
     async fn tcpip_forward(&mut self, address: &str, _port: &mut u32, session: &mut Session) -> std::result::Result<bool, Self::Error> {
-        let Mode::Agent { key, agent, conn_id, registered } = &mut self.mode else {
+        let Mode::Agent(a) = &mut self.mode else {
             return Ok(false);
         };
-        if address != TUNNEL_ADDRESS || *registered {
-            return Ok(false);
-        }
-        if self.shared.registry.is_leaving() {
-            tracing::info!(tunnel = ?key, "refused a tunnel: this proxy is stopping");
-            return Ok(false);
-        }
-        self.shared.tunnels.register(key.clone(), agent, *conn_id, session.handle(), self.kill.clone());
-        *registered = true;
-        tracing::info!(tunnel = ?key, peer = ?self.peer, "tunnel registered");
-        if let TunnelKey::Cluster(leaf) = key.clone() {
-            let shared = self.shared.clone();
-            tokio::spawn(async move { shared.push_locks(&leaf).await });
-        }
-        Ok(true)
+        Ok(self.shared.tunnel_server.register(a, address, session.handle(), self.kill.clone()))
     }
 
     async fn channel_open_direct_tcpip(
@@ -602,7 +451,7 @@ impl russh::server::Handler for ProxyConn {
 impl ProxyConn {
     async fn refuse_session(&mut self, id: ChannelId, session: &mut Session) -> std::result::Result<(), anyhow::Error> {
         let msg = match self.mode {
-            Mode::Agent { .. } => "Cannot open new SSH session on reverse tunnel. Are you connecting to the right port?\n",
+            Mode::Agent(_) => "Cannot open new SSH session on reverse tunnel. Are you connecting to the right port?\n",
             _ => "This is a Teleport proxy; reach nodes with 'tsh ssh', or with ssh -J / ProxyCommand (see 'tsh config').\n",
         };
         session.extended_data(id, 1, msg.as_bytes().to_vec())?;
@@ -610,6 +459,13 @@ impl ProxyConn {
         session.close(id)?;
         Ok(())
     }
+}
+
+/// Why a `proxy:` request was refused: the message for people (standard error), then the error
+/// for programs, with its kind and code ([`shared::subsystem::REFUSAL_DATA_TYPE`]).
+fn refusal(e: &Error) -> [(u32, Vec<u8>); 2] {
+    let wire = serde_json::to_vec(&shared::error::WireError::from(e)).unwrap_or_default();
+    [(1, format!("{}\n", e.message).into_bytes()), (shared::subsystem::REFUSAL_DATA_TYPE, wire)]
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -633,7 +489,9 @@ async fn proxy_subsystem(
         }
         Err(e) => {
             tracing::info!(user = %identity.username, request = %req.to_subsystem(), error = %e, "proxy request refused");
-            let _ = handle.extended_data(id, 1, format!("{}\n", e.message).into_bytes()).await;
+            for (ext, data) in refusal(&e) {
+                let _ = handle.extended_data(id, ext, data).await;
+            }
             let _ = handle.channel_failure(id).await;
             let _ = handle.close(id).await;
         }
@@ -656,146 +514,4 @@ async fn close_when_idle(open: std::sync::Weak<AtomicUsize>, kill: KillSwitch, i
             return;
         }
     }
-}
-
-/// Answers pings with pongs, records heartbeats, tells the agent where every proxy of the
-/// cluster is (at once, on every change, and every [`DISCOVERY_EVERY`]) and, when this process
-/// stops, to move; cuts the tunnel when pings stop.
-async fn serve_heartbeats(
-    shared: Arc<ProxySsh>,
-    handle: russh::server::Handle,
-    channel: Channel<Msg>,
-    key: TunnelKey,
-    conn_id: u64,
-    kill: KillSwitch,
-) {
-    let threshold = shared.auth.settings.offline_threshold();
-    let (reader, mut writer) = tokio::io::split(channel.into_stream());
-    // Lines are read in a task of their own: a read cut off by the other events below would
-    // lose what it had read of a line.
-    let (lines_tx, mut lines) = tokio::sync::mpsc::channel::<std::io::Result<Option<String>>>(4);
-    let reader_task = tokio::spawn(async move {
-        let mut reader = BufReader::new(reader);
-        loop {
-            let next = read_line_bounded(&mut reader, MAX_HEARTBEAT_LINE).await;
-            let done = !matches!(next, Ok(Some(_)));
-            if lines_tx.send(next).await.is_err() || done {
-                return;
-            }
-        }
-    });
-    let _reader = crate::tunnel::AbortOnDrop(reader_task);
-    let mut discovery = shared.registry.discovery();
-    // A leaf hears this cluster's CAs at connect and after every change (a rotation).
-    let is_leaf = matches!(key, TunnelKey::Cluster(_));
-    let mut authz = shared.auth.authz_changes();
-    let (mut send_cas, mut sent_cas, mut watch_cas) = (is_leaf, String::new(), is_leaf);
-    let mut first = true;
-    let mut told_to_move = false;
-    let mut next_list = tokio::time::Instant::now();
-    let wait = threshold + Duration::from_millis(500);
-    let mut silence = Box::pin(tokio::time::sleep(wait));
-    loop {
-        if tokio::time::Instant::now() >= next_list {
-            let list = discovery.borrow_and_update().clone();
-            if write_line(&mut writer, &discovery_line(&list)).await.is_err() {
-                break;
-            }
-            next_list = tokio::time::Instant::now() + DISCOVERY_EVERY;
-        }
-        if send_cas {
-            send_cas = false;
-            if let Some(line) = crate::tunnel::cas_line(&shared.auth, &[CaType::Host, CaType::User]).await
-                && line != sent_cas
-            {
-                if write_line(&mut writer, &line).await.is_err() {
-                    break;
-                }
-                tracing::debug!(tunnel = ?key, "sent this cluster's certificate authorities to the leaf");
-                sent_cas = line;
-            }
-        }
-        if shared.registry.is_leaving() && !told_to_move {
-            told_to_move = true;
-            if write_line(&mut writer, TUNNEL_RECONNECT).await.is_err() {
-                break;
-            }
-        }
-        let line = tokio::select! {
-            next = lines.recv() => next.unwrap_or(Ok(None)),
-            _ = &mut silence => {
-                tracing::warn!(tunnel = ?key, "no heartbeats for {}; closing the tunnel", shared::timefmt::go_duration(threshold));
-                break;
-            }
-            changed = discovery.changed() => {
-                if changed.is_ok() {
-                    next_list = tokio::time::Instant::now();
-                }
-                continue;
-            }
-            changed = authz.changed(), if watch_cas => {
-                send_cas = changed.is_ok();
-                watch_cas = changed.is_ok();
-                continue;
-            }
-            _ = tokio::time::sleep_until(next_list) => continue,
-        };
-        let line = match line {
-            Ok(Some(line)) => line,
-            Ok(None) => break,
-            Err(e) => {
-                tracing::warn!(tunnel = ?key, error = %e, "unexpected heartbeat message; closing the tunnel");
-                break;
-            }
-        };
-        if let (Some(cas), TunnelKey::Cluster(leaf)) =
-            (line.strip_prefix(crate::tunnel::TUNNEL_CAS).and_then(|r| r.strip_prefix(' ')), &key)
-        {
-            // The leaf's host CA after a change (its rotation): stored for tsh's known_hosts
-            // and for checking its agents. Only a host CA, only the leaf's own.
-            match serde_json::from_str::<Vec<shared::resource::CertAuthority>>(cas) {
-                Ok(cas) => {
-                    let (auth, leaf) = (shared.auth.clone(), leaf.clone());
-                    tokio::spawn(async move {
-                        if let Err(e) = auth.update_external_cas(&leaf, &[CaType::Host], cas).await {
-                            tracing::warn!(leaf = %leaf, error = %e, "cannot store the leaf cluster's host certificate authority");
-                        }
-                    });
-                }
-                Err(e) => tracing::warn!(tunnel = ?key, error = %e, "ignored unreadable certificate authorities from the leaf"),
-            }
-            continue;
-        }
-        if !line.starts_with("ping") {
-            tracing::warn!(tunnel = ?key, "unexpected heartbeat message; closing the tunnel");
-            break;
-        }
-        silence.as_mut().reset(tokio::time::Instant::now() + wait);
-        if write_line(&mut writer, "pong").await.is_err() {
-            break;
-        }
-        if let TunnelKey::Cluster(name) = &key {
-            // The heartbeat's time is the root's clock: a leaf cannot move last_heartbeat.
-            shared.auth.record_heartbeat(name, shared.auth.clock.now());
-            if first {
-                tracing::info!(leaf = %name, "leaf cluster online");
-                first = false;
-            }
-        }
-    }
-    if shared.tunnels.remove(&key, conn_id)
-        && let TunnelKey::Cluster(name) = &key
-    {
-        let _ = shared.auth.tunnel_closed(name).await;
-    }
-    crate::tunnel::close_connection(&handle, &kill, "heartbeat stopped").await;
-}
-
-fn discovery_line(d: &Discovery) -> String {
-    format!("{TUNNEL_PROXIES} {}", serde_json::to_string(d).unwrap_or_default())
-}
-
-async fn write_line<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, line: &str) -> std::io::Result<()> {
-    w.write_all(format!("{line}\n").as_bytes()).await?;
-    w.flush().await
 }

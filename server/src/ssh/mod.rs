@@ -2,10 +2,6 @@
 //! (the client's is `shared::tuning::client_config`), host credentials, and the host-certificate check
 //! every client side performs.
 
-pub mod proxy;
-pub mod router;
-pub mod vouch;
-
 use std::sync::Arc;
 use std::time::Duration;
 

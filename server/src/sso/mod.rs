@@ -117,7 +117,7 @@ pub enum Outcome {
 }
 
 fn sso_key(id: &str) -> String {
-    format!("{}{id}", keys::SSO_REQUESTS)
+    keys::sso_request(id)
 }
 
 /// The request id of a new login (32 hex characters, as Teleport's).
@@ -145,7 +145,7 @@ impl AuthServer {
     /// The connector `kind/name`.
     pub async fn connector(&self, kind: &str, name: &str) -> Result<Connector> {
         self.services
-            .get::<Connector>(&format!("{}{kind}/{name}", keys::CONNECTORS))
+            .get::<Connector>(&keys::connector(kind, name))
             .await?
             .map(|v| v.value)
             .ok_or_else(|| Error::not_found(format!("{kind} connector {name:?} is not found")))
@@ -251,7 +251,7 @@ impl AuthServer {
             )));
         }
         shared::names::check_name("user name", &id.username).map_err(|e| e.context("the identity provider's user name"))?;
-        if let Some(existing) = self.services.get::<User>(&format!("{}{}", keys::USERS, id.username)).await? {
+        if let Some(existing) = self.services.get::<User>(&keys::user(&id.username)).await? {
             let sso = existing.value.spec.created_by.as_ref().is_some_and(|c| c.connector.is_some());
             if !sso {
                 let what = match req.kind.as_str() {
@@ -284,7 +284,7 @@ impl AuthServer {
         let ttl = Duration::from_secs(req.ttl_seconds).min(checker.max_session_ttl()).max(Duration::from_secs(60));
         user.metadata.expires = Some(now + ttl);
         user.check_and_set_defaults()?;
-        self.services.apply(vec![self.services.put_op(&format!("{}{}", keys::USERS, id.username), &user)?]).await?;
+        self.services.apply(vec![self.services.put_op(&keys::user(&id.username), &user)?]).await?;
         let certs = self.user_certs(&user, &req.keys, ttl, req.route_to_cluster.clone()).await?;
         self.audit
             .emit(
@@ -345,7 +345,7 @@ impl AuthServer {
             let mut with_keys = req.clone();
             with_keys.keys = keys;
             let certs = self.finish_sso_login(&with_keys, id).await?;
-            crate::web::session::create(self, certs, &ssh, &tls).await
+            crate::auth::websession::create(self, certs, &ssh, &tls).await
         }
         .await;
         match signed_in {

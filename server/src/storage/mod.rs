@@ -17,6 +17,7 @@
 //! - [`Backend::watch`] follows every committed change, from any process, in commit order, or
 //!   says when it cannot ([`feed`]); `crate::follow` is the one loop that consumes it.
 
+pub mod audit;
 pub mod feed;
 #[cfg(test)]
 pub mod memory;
@@ -239,24 +240,20 @@ impl Revisions {
 
 /// Sweeps expired items every `every` until `shutdown` (each process runs one; PostgreSQL's
 /// sweep skips rows another process is deleting).
-pub async fn run_sweeper(backend: std::sync::Arc<dyn Backend>, every: std::time::Duration, mut shutdown: crate::shutdown::Shutdown) {
-    loop {
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            _ = tokio::time::sleep(every) => {
-                if let Err(e) = backend.sweep().await {
-                    tracing::warn!(error = %e, "expiry sweep failed");
-                }
-            }
+pub async fn run_sweeper(backend: std::sync::Arc<dyn Backend>, every: std::time::Duration, shutdown: crate::shutdown::Shutdown) {
+    crate::shutdown::every(every, shutdown, || async {
+        if let Err(e) = backend.sweep().await {
+            tracing::warn!(error = %e, "expiry sweep failed");
         }
-    }
+    })
+    .await
 }
 
 /// Opens the storage `cfg` names and the audit store that goes with it.
 pub async fn open(
     cfg: &crate::config::Storage,
     clock: shared::timefmt::SharedClock,
-) -> Result<(std::sync::Arc<dyn Backend>, std::sync::Arc<dyn crate::audit::AuditStore>)> {
+) -> Result<(std::sync::Arc<dyn Backend>, std::sync::Arc<dyn audit::AuditStore>)> {
     use std::sync::Arc;
     match cfg {
         crate::config::Storage::Sqlite { file } => {
@@ -264,14 +261,14 @@ pub async fn open(
                 std::fs::create_dir_all(dir).map_err(|e| shared::Error::internal(format!("cannot create {}: {e}", dir.display())))?;
             }
             let b: Arc<dyn Backend> = Arc::new(sqlite::SqliteBackend::open(file, clock)?);
-            Ok((b.clone(), Arc::new(crate::audit::BackendAudit(b))))
+            Ok((b.clone(), Arc::new(audit::BackendAudit(b))))
         }
         crate::config::Storage::Postgres { conn_string, audit } => {
             let info = pgconn::parse(conn_string, "teleport.storage.conn_string")?;
             let b: Arc<dyn Backend> = postgres::PostgresBackend::open(info).await?;
-            let store: Arc<dyn crate::audit::AuditStore> = match audit {
+            let store: Arc<dyn audit::AuditStore> = match audit {
                 Some(a) => Arc::new(postgres::PostgresAudit::open(pgconn::parse(a, "teleport.storage.audit_events_uri")?).await?),
-                None => Arc::new(crate::audit::BackendAudit(b.clone())),
+                None => Arc::new(audit::BackendAudit(b.clone())),
             };
             Ok((b, store))
         }

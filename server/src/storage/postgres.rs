@@ -621,7 +621,7 @@ impl PostgresAudit {
     }
 }
 
-impl crate::audit::AuditStore for PostgresAudit {
+impl super::audit::AuditStore for PostgresAudit {
     fn append(&self, json: String) -> BoxFuture<'_, Result<i64>> {
         Box::pin(async move { audit_append(&self.pool, &self.describe, json).await })
     }

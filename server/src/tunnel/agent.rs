@@ -18,11 +18,8 @@ use shared::timefmt::SharedClock;
 use tokio::io::{AsyncWriteExt, BufReader};
 
 use super::killable::{KillSwitch, Killable};
-use super::{
-    AbortOnDrop, HEARTBEAT_SUBSYSTEM, MAX_DISCOVERY_LINE, TUNNEL_ADDRESS, TUNNEL_CAS, TUNNEL_PROXIES, TUNNEL_RECONNECT, TunnelRequest,
-    read_line_bounded, write_err,
-};
-use crate::proxies::Discovery;
+use super::wire::{HEARTBEAT_SUBSYSTEM, Heartbeat, MAX_DISCOVERY_LINE, TUNNEL_ADDRESS, TunnelRequest};
+use super::{AbortOnDrop, read_line_bounded, write_err};
 use crate::shutdown::Shutdown;
 use crate::ssh::LiveCreds;
 
@@ -72,32 +69,22 @@ pub struct AgentConfig {
     pub source: Option<std::net::IpAddr>,
 }
 
-/// What an agent tells the server cluster about its own CAs: a `cas` line, sent at connect and
-/// again whenever `changes` moves and the line is different.
+/// What an agent tells the server cluster about its own CAs: a `cas` message, sent at connect
+/// and again whenever `changes` moves and the message is different.
 #[derive(Clone)]
 pub struct Announce {
-    /// The current line.
-    pub line: Arc<dyn Fn() -> BoxFuture<'static, Option<String>> + Send + Sync>,
+    /// The current message.
+    pub message: Arc<dyn Fn() -> BoxFuture<'static, Option<Heartbeat>> + Send + Sync>,
     /// Signals a possible change.
     pub changes: tokio::sync::watch::Receiver<u64>,
-}
-
-/// What a proxy says on the heartbeat channel besides `pong`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ProxyMessage {
-    /// Every proxy of the cluster.
-    Proxies(Discovery),
-    /// The proxy is stopping: do not dial it again until it is back.
-    Reconnect,
-    /// The server cluster's CAs (a root's, after a rotation).
-    Cas(Vec<shared::resource::CertAuthority>),
 }
 
 /// Stores the CAs a root sends (the leaf's trust manager; tunnel nodes have none).
 pub type CasSink = Arc<dyn Fn(Vec<shared::resource::CertAuthority>) + Send + Sync>;
 
-/// Hears [`ProxyMessage`]s.
-pub type OnMessage = Arc<dyn Fn(ProxyMessage) + Send + Sync>;
+/// Hears what the proxy says on the heartbeat channel besides `pong` and its keep-alive (which
+/// the agent follows itself): its discovery lists, its CAs, that it is stopping.
+pub type OnMessage = Arc<dyn Fn(Heartbeat) + Send + Sync>;
 
 struct AgentHandler {
     cas: Vec<PublicKey>,
@@ -140,14 +127,14 @@ impl client::Handler for AgentHandler {
         reply: client::ChannelOpenHandle,
         _session: &mut client::Session,
     ) -> std::result::Result<(), Self::Error> {
-        let req = match TunnelRequest::parse(connected_address) {
+        let req = match TunnelRequest::decode(connected_address) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "refused a malformed tunnel request");
                 reply.accept().await;
                 let mut stream = channel.into_stream();
                 tokio::spawn(async move {
-                    let _ = write_err(&mut stream, &e.message).await;
+                    let _ = write_err(&mut stream, &e).await;
                 });
                 return Ok(());
             }
@@ -311,45 +298,45 @@ where
 }
 
 /// Sends pings and watches pongs until the server stops answering or the channel closes;
-/// hands the proxy's other messages to `on_message`.
+/// hands the proxy's other messages to `on_message`. Pings follow the keep-alive the proxy
+/// announces (the cluster dialled decides how often it wants to hear from its agents, and when
+/// it gives up on them), or the agent's own until it does.
 async fn heartbeat(cfg: &AgentConfig, stream: russh::ChannelStream<Msg>, on_message: OnMessage) {
     let (reader, mut writer) = tokio::io::split(stream);
     let last_pong = Arc::new(AtomicI64::new(cfg.clock.now().unix_timestamp()));
     let lp = last_pong.clone();
     let clock = cfg.clock.clone();
     let name = cfg.name.clone();
+    let (keep_tx, mut keep_alive) = tokio::sync::watch::channel((cfg.interval, cfg.count_max));
     let read_task = tokio::spawn(async move {
         let mut reader = BufReader::new(reader);
         while let Ok(Some(line)) = read_line_bounded(&mut reader, MAX_DISCOVERY_LINE).await {
-            let (word, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-            match word {
-                "pong" => lp.store(clock.now().unix_timestamp(), Ordering::SeqCst),
-                TUNNEL_PROXIES => match serde_json::from_str::<Discovery>(rest) {
-                    Ok(d) => on_message(ProxyMessage::Proxies(d)),
-                    Err(e) => tracing::debug!(tunnel = %name, error = %e, "ignored an unreadable proxy list"),
-                },
-                TUNNEL_RECONNECT => on_message(ProxyMessage::Reconnect),
-                TUNNEL_CAS => match serde_json::from_str::<Vec<shared::resource::CertAuthority>>(rest) {
-                    Ok(cas) => on_message(ProxyMessage::Cas(cas)),
-                    Err(e) => tracing::warn!(tunnel = %name, error = %e, "ignored unreadable certificate authorities from the root"),
-                },
+            match Heartbeat::decode(&line) {
+                Ok(Some(Heartbeat::Pong)) => lp.store(clock.now().unix_timestamp(), Ordering::SeqCst),
+                Ok(Some(Heartbeat::KeepAlive { interval_ms, count_max })) => {
+                    let _ = keep_tx.send((Duration::from_millis(interval_ms).max(MIN_INTERVAL), count_max));
+                }
+                Ok(Some(msg)) => on_message(msg),
                 // Newer proxies may say more; what we do not know we ignore.
-                _ => {}
+                Ok(None) => {}
+                Err(e) => tracing::warn!(tunnel = %name, error = %e, "ignored an unreadable heartbeat message"),
             }
         }
     });
     let mut read_task = AbortOnDrop(read_task);
-    let deadline = (cfg.interval * cfg.count_max.max(1)).as_secs_f64().ceil() as i64 + 1;
-    let mut ticker = tokio::time::interval(cfg.interval);
+    let deadline = |(interval, count): (Duration, u32)| (interval * count.max(1)).as_secs_f64().ceil() as i64 + 1;
+    let mut current = *keep_alive.borrow_and_update();
+    let mut ticker = tokio::time::interval(current.0);
     let mut announce = cfg.announce.clone();
     let mut announced = String::new();
     let mut announce_now = announce.is_some();
     loop {
         if announce_now && let Some(a) = &announce {
             announce_now = false;
-            if let Some(line) = (a.line)().await
-                && line != announced
+            if let Some(msg) = (a.message)().await
+                && msg.encode() != announced
             {
+                let line = msg.encode();
                 if writer.write_all(format!("{line}\n").as_bytes()).await.is_err() || writer.flush().await.is_err() {
                     return;
                 }
@@ -368,20 +355,32 @@ async fn heartbeat(cfg: &AgentConfig, stream: russh::ChannelStream<Msg>, on_mess
             ok = changed => {
                 if ok { announce_now = true } else { announce = None }
             }
+            Ok(()) = keep_alive.changed() => {
+                let next = *keep_alive.borrow_and_update();
+                if next != current {
+                    tracing::debug!(tunnel = %cfg.name, interval = ?next.0, count = next.1, "following the cluster's keep-alive");
+                    current = next;
+                    ticker = tokio::time::interval(current.0);
+                    last_pong.store(cfg.clock.now().unix_timestamp(), Ordering::SeqCst);
+                }
+            }
             _ = ticker.tick() => {
                 let now = cfg.clock.now();
-                if now.unix_timestamp() - last_pong.load(Ordering::SeqCst) > deadline {
+                if now.unix_timestamp() - last_pong.load(Ordering::SeqCst) > deadline(current) {
                     tracing::warn!(tunnel = %cfg.name, "no heartbeat answer; reconnecting");
                     return;
                 }
-                let line = format!("ping {}\n", shared::timefmt::rfc3339(now));
-                if writer.write_all(line.as_bytes()).await.is_err() || writer.flush().await.is_err() {
+                let line = Heartbeat::Ping(shared::timefmt::rfc3339(now)).encode();
+                if writer.write_all(format!("{line}\n").as_bytes()).await.is_err() || writer.flush().await.is_err() {
                     return;
                 }
             }
         }
     }
 }
+
+/// The shortest keep-alive interval an agent follows (a cluster cannot make it spin).
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Connects to `addr` (`host:port`), from `source` when given.
 pub async fn dial(addr: &str, source: Option<std::net::IpAddr>) -> std::io::Result<tokio::net::TcpStream> {

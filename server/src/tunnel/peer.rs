@@ -21,61 +21,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, ServerName};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::certs::{self, PeerCert};
 use shared::client::{BoxStream, ServerTrust};
-use shared::error::{Error, Result};
+use shared::error::{Code, Error, Result};
 use shared::identity::CertIdentity;
 use shared::resource::CaType;
 use shared::resource::token::SystemRole;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-use super::{MAX_REQUEST_LEN, TunnelKey, TunnelRegistry, TunnelRequest, offline, read_answer, read_line_bounded, write_err, write_ok};
+use super::wire::{MAX_REQUEST_LEN, PeerRequest, TunnelKey, TunnelRequest};
+use super::{TunnelRegistry, read_answer, read_line_bounded, write_err, write_ok};
 use crate::audit::codes;
 use crate::auth::AuthServer;
 use crate::limits::{Limiter, Source};
-use crate::proxies::ProxyRegistry;
 use crate::shutdown::Shutdown;
 use crate::ssh::LiveCreds;
+use crate::tunnel::proxies::ProxyRegistry;
 
 /// ALPN of the peer port (so that nothing else mistakes it for HTTPS).
 const ALPN: &[u8] = b"teleport-peer";
-
-/// What one proxy asks another.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct PeerRequest {
-    key: PeerKey,
-    request: TunnelRequest,
-    /// The asking proxy's host UUID (for the log; the certificate is what is trusted).
-    from: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum PeerKey {
-    Cluster(String),
-    Node(String),
-}
-
-impl From<&TunnelKey> for PeerKey {
-    fn from(k: &TunnelKey) -> PeerKey {
-        match k {
-            TunnelKey::Cluster(c) => PeerKey::Cluster(c.clone()),
-            TunnelKey::Node(n) => PeerKey::Node(n.clone()),
-        }
-    }
-}
-
-impl From<PeerKey> for TunnelKey {
-    fn from(k: PeerKey) -> TunnelKey {
-        match k {
-            PeerKey::Cluster(c) => TunnelKey::Cluster(c),
-            PeerKey::Node(n) => TunnelKey::Node(n),
-        }
-    }
-}
 
 /// Dials tunnels held here or by a peer; serves peers' requests for tunnels held here.
 pub struct Peering {
@@ -95,7 +61,7 @@ impl Peering {
     /// Opens a channel for `req` through a tunnel for `key`: one held here, else one a peer
     /// holds (peers known to hold it first), else the `offline` error.
     pub async fn dial(&self, key: &TunnelKey, req: &TunnelRequest) -> Result<BoxStream> {
-        let mut last = offline(key);
+        let mut last = key.offline();
         if !self.local.entries(key).is_empty() {
             match self.local.dial(key, req).await {
                 Ok(s) => return Ok(s),
@@ -133,7 +99,7 @@ impl Peering {
                     return Ok(stream);
                 }
                 // The peer holds the tunnel and the far end answered: that answer is final.
-                Ok(Err(e)) if !is_no_tunnel(&e) => return Err(e),
+                Ok(Err(e)) if !e.has(Code::TunnelOffline) => return Err(e),
                 Ok(Err(e)) => last = e,
                 Err(e) => tracing::debug!(tunnel = ?key, peer = %p.metadata.name, error = %e, "peer proxy could not connect"),
             }
@@ -143,7 +109,7 @@ impl Peering {
 
     async fn audit_forward(&self, key: &TunnelKey, req: &TunnelRequest, peer: &str) {
         let (cluster, node) = match key {
-            TunnelKey::Cluster(c) => (c.clone(), req.target.clone()),
+            TunnelKey::Cluster(c) => (c.clone(), req.target.encode()),
             TunnelKey::Node(n) => (self.auth.cluster_name().to_string(), n.clone()),
         };
         let origin = req.origin.as_ref();
@@ -192,10 +158,9 @@ impl Peering {
             Some(Ok(p)) => check_proxy_cert(&p, self.auth.cluster_name(), self.auth.clock.now().unix_timestamp())?,
             _ => return Err(Error::access_denied(format!("peer {addr} presented no usable certificate"))),
         }
-        let ask = PeerRequest { key: key.into(), request: req.clone(), from: self.registry.id().to_string() };
-        let mut line = serde_json::to_vec(&ask).map_err(|e| Error::internal(format!("encoding: {e}")))?;
-        line.push(b'\n');
-        tls.write_all(&line).await.map_err(|e| Error::connection_problem(format!("peer {addr}: {e}")))?;
+        let ask = PeerRequest { key: key.clone(), request: req.clone(), from: self.registry.id().to_string() };
+        let line = format!("{}\n", ask.encode());
+        tls.write_all(line.as_bytes()).await.map_err(|e| Error::connection_problem(format!("peer {addr}: {e}")))?;
         tls.flush().await.map_err(|e| Error::connection_problem(format!("peer {addr}: {e}")))?;
         let answer = read_answer(&mut tls).await?;
         Ok(answer.map(|()| Box::new(tls) as BoxStream))
@@ -280,14 +245,14 @@ impl Peering {
             Ok(Ok(Some(l))) => l,
             _ => return,
         };
-        let ask: PeerRequest = match serde_json::from_str(&line) {
+        let ask = match PeerRequest::decode(&line) {
             Ok(a) => a,
             Err(e) => {
-                let _ = write_err(reader.get_mut(), &format!("malformed peer request: {e}")).await;
+                let _ = write_err(reader.get_mut(), &e).await;
                 return;
             }
         };
-        let key: TunnelKey = ask.key.into();
+        let key = ask.key.clone();
         // Only tunnels held here: a peer never forwards to a third proxy.
         match self.local.dial(&key, &ask.request).await {
             Ok(target) => {
@@ -295,20 +260,15 @@ impl Peering {
                     return;
                 }
                 tracing::info!(tunnel = ?key, peer = %ask.from, "forwarding a connection for a peer proxy");
-                let _counted = crate::diag::InFlight::new(&self.forwarding);
+                let _counted = crate::shutdown::InFlight::new(&self.forwarding);
                 // Bytes the asking proxy sent after its request line are in the reader's buffer.
                 super::splice(reader, target).await;
             }
             Err(e) => {
-                let _ = write_err(reader.get_mut(), &e.message).await;
+                let _ = write_err(reader.get_mut(), &e).await;
             }
         }
     }
-}
-
-/// Whether a peer's refusal means only "I hold no tunnel for that either".
-fn is_no_tunnel(e: &Error) -> bool {
-    e.message.ends_with("is offline")
 }
 
 /// A certificate of a proxy of `cluster`, valid `now`.
@@ -334,11 +294,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn requests_round_trip() {
-        let r = PeerRequest { key: PeerKey::Cluster("leaf".into()), request: TunnelRequest::plain("api"), from: "a".into() };
-        let text = serde_json::to_string(&r).unwrap();
-        assert_eq!(text, r#"{"key":{"cluster":"leaf"},"request":{"target":"api"},"from":"a"}"#);
-        assert_eq!(serde_json::from_str::<PeerRequest>(&text).unwrap(), r);
+    fn requests_keep_the_format_of_older_peers() {
+        use crate::tunnel::wire::Target;
+        let r = PeerRequest { key: TunnelKey::Cluster("leaf".into()), request: TunnelRequest::plain(Target::Api), from: "a".into() };
+        assert_eq!(r.encode(), r#"{"key":{"cluster":"leaf"},"request":{"target":"api"},"from":"a"}"#);
+        assert_eq!(PeerRequest::decode(&r.encode()).unwrap(), r);
     }
 
     #[test]

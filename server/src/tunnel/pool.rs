@@ -22,9 +22,10 @@ use rand::RngExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::agent::{AgentConfig, NotEstablished, OnMessage, ProxyMessage, establish, serve};
-use crate::proxies::Discovery;
+use super::agent::{AgentConfig, NotEstablished, OnMessage, establish, serve};
+use super::wire::Heartbeat;
 use crate::shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};
+use crate::tunnel::proxies::Discovery;
 
 /// Test hook: proxies (host UUIDs, comma-separated) this agent never dials directly, as if a
 /// firewall stood between them; a load balancer may still land on them.
@@ -106,7 +107,7 @@ enum Event {
     /// Slot `id` was up and dropped.
     Ended { id: u64 },
     /// A proxy's message on slot `id`.
-    Message { id: u64, msg: ProxyMessage },
+    Message { id: u64, msg: Heartbeat },
 }
 
 struct Pool {
@@ -269,7 +270,7 @@ impl Pool {
                     // The load balancer sent us elsewhere: the wanted proxy is still missing.
                     self.backoff(&target, now).failed(now, max);
                 }
-                let ttl = Duration::from_secs(crate::proxies::DISCOVERY_TTL.as_secs());
+                let ttl = Duration::from_secs(crate::tunnel::proxies::DISCOVERY_TTL.as_secs());
                 self.known.entry(proxy).or_insert(Known { addr: String::new(), started: 0, expires: now + ttl });
                 let _ = reply.send(true);
             }
@@ -301,19 +302,21 @@ impl Pool {
                 }
             }
             Event::Message { id, msg } => match msg {
-                ProxyMessage::Proxies(d) => self.learn(d, now),
-                ProxyMessage::Cas(cas) => {
+                Heartbeat::Proxies(d) => self.learn(d, now),
+                Heartbeat::Cas(cas) => {
                     if let Some(sink) = &self.cfg.on_cas {
                         sink(cas);
                     }
                 }
-                ProxyMessage::Reconnect => {
+                Heartbeat::Reconnect => {
                     if let Some(p) = self.slots.get(&id).and_then(|s| s.proxy.clone()) {
                         let started = self.known.get(&p).map(|k| k.started).unwrap_or_default();
                         tracing::info!(tunnel = %self.cfg.name, proxy = %p, "the proxy is stopping; keeping the other tunnels");
                         self.leaving.insert(p, (started, now + Duration::from_secs(60)));
                     }
                 }
+                // Pings, pongs and keep-alives are the agent's own business.
+                Heartbeat::Ping(_) | Heartbeat::Pong | Heartbeat::KeepAlive { .. } => {}
             },
         }
     }

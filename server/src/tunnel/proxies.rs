@@ -89,7 +89,7 @@ impl ProxyRegistry {
     pub async fn heartbeat(&self) -> Result<()> {
         let expires = self.auth.clock.now() + RECORD_TTL;
         let record = Proxy::new(self.id(), self.spec.clone(), expires);
-        let op = self.auth.services.put_op(&format!("{}{}", keys::PROXIES, self.id()), &record)?;
+        let op = self.auth.services.put_op(&keys::proxy(self.id()), &record)?;
         self.auth.services.apply(vec![op]).await?;
         Ok(())
     }
@@ -99,7 +99,7 @@ impl ProxyRegistry {
     pub async fn leave(&self) {
         self.leaving.store(true, Ordering::SeqCst);
         self.refresh().await;
-        let key = format!("{}{}", keys::PROXIES, self.id());
+        let key = keys::proxy(self.id());
         if let Err(e) = self.auth.services.apply(vec![Op::DeleteIfExists { key }]).await {
             tracing::warn!(error = %e, "cannot remove this proxy from the registry; it expires in {}s", RECORD_TTL.as_secs());
         }
@@ -107,28 +107,26 @@ impl ProxyRegistry {
 
     /// Heartbeats until `shutdown`. A failed write is retried at the next beat (the record
     /// outlives two failures).
-    pub async fn run_heartbeat(self: Arc<Self>, mut shutdown: Shutdown) {
-        let mut failing = false;
-        loop {
-            if !self.is_leaving() {
-                match self.heartbeat().await {
-                    Ok(()) if failing => {
-                        tracing::info!("proxy heartbeat written again");
-                        failing = false;
-                    }
-                    Ok(()) => {}
-                    Err(e) if !failing => {
-                        tracing::warn!(error = %e, "cannot write this proxy's heartbeat");
-                        failing = true;
-                    }
-                    Err(_) => {}
+    pub async fn run_heartbeat(self: Arc<Self>, shutdown: Shutdown) {
+        let failing = std::sync::atomic::AtomicBool::new(false);
+        crate::shutdown::now_and_every(HEARTBEAT, shutdown, || async {
+            if self.is_leaving() {
+                return;
+            }
+            match self.heartbeat().await {
+                Ok(()) if failing.load(std::sync::atomic::Ordering::Relaxed) => {
+                    tracing::info!("proxy heartbeat written again");
+                    failing.store(false, std::sync::atomic::Ordering::Relaxed);
                 }
+                Ok(()) => {}
+                Err(e) if !failing.load(std::sync::atomic::Ordering::Relaxed) => {
+                    tracing::warn!(error = %e, "cannot write this proxy's heartbeat");
+                    failing.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(_) => {}
             }
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                _ = tokio::time::sleep(HEARTBEAT) => {}
-            }
-        }
+        })
+        .await
     }
 
     /// Every live proxy record (this one's included).

@@ -13,16 +13,15 @@
 //!                        signature SSHSIG (namespace "teleport-rs-vouch") of the payload by the
 //!                                  key of the proxy's host certificate
 //! ```
-//! Each field is base64 without padding. The node believes it only when the certificate is a
+//! Each field is base64 without padding (the line's codec is `super::wire::VouchLine`). The node
+//! believes it only when the certificate is a
 //! proxy's host certificate of its own cluster, signed by its host CA, the signature is good, the
 //! payload names this node and is at most a minute old; otherwise it closes the connection.
 //! Authorization is unchanged: the user's own certificate, checked end to end by the node. A
 //! client that speaks SSH first (OpenSSH straight to the node) is counted by its address.
 //!
-//! Pure functions over strings: [`encode`], [`verify`] (fuzzed as `vouch`).
+//! Pure functions over strings: [`encode`], [`verify`] (fuzzed with the rest of the wire).
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use russh::keys::HashAlg;
 use russh::keys::ssh_key::certificate::CertType;
 use russh::keys::ssh_key::{Certificate, LineEnding, PrivateKey, PublicKey, SshSig};
@@ -31,12 +30,8 @@ use shared::error::{Error, Result};
 use shared::resource::token::SystemRole;
 use time::OffsetDateTime;
 
-use crate::tunnel::Origin;
+use super::wire::{MAX_VOUCH_LINE, Origin, VouchLine};
 
-/// What a vouched connection starts with.
-pub const PREFIX: &[u8] = b"TP-VOUCH-1 ";
-/// The longest line a node reads.
-pub const MAX_LINE: usize = 8192;
 /// How old a vouch may be (clocks of one cluster's hosts are kept close).
 const MAX_AGE_SECS: i64 = 60;
 const NAMESPACE: &str = "teleport-rs-vouch";
@@ -60,14 +55,8 @@ pub fn encode(origin: &Origin, node: &str, key: &PrivateKey, cert: &Certificate,
     let sig = key.sign(NAMESPACE, HashAlg::Sha512, &payload).map_err(|e| Error::internal(format!("signing a vouch: {e}")))?;
     let sig = sig.to_pem(LineEnding::LF).map_err(|e| Error::internal(format!("encoding a vouch: {e}")))?;
     let cert = cert.to_openssh().map_err(|e| Error::internal(format!("encoding a vouch: {e}")))?;
-    let line = format!(
-        "{}{} {} {}\n",
-        String::from_utf8_lossy(PREFIX),
-        B64.encode(cert.as_bytes()),
-        B64.encode(&payload),
-        B64.encode(sig.as_bytes())
-    );
-    if line.len() > MAX_LINE {
+    let line = VouchLine { cert, payload, sig }.encode();
+    if line.len() > MAX_VOUCH_LINE {
         return Err(Error::internal("a vouch is longer than a node reads"));
     }
     Ok(line)
@@ -76,27 +65,18 @@ pub fn encode(origin: &Origin, node: &str, key: &PrivateKey, cert: &Certificate,
 /// Checks a vouch `line` (without its newline) for node `node` of `cluster`, whose host CA keys
 /// are `host_cas`; returns the origin it vouches for.
 pub fn verify(line: &str, host_cas: &[PublicKey], cluster: &str, node: &str, now: OffsetDateTime) -> Result<Origin> {
-    let rest = line.as_bytes().strip_prefix(PREFIX).ok_or_else(|| refused("not a vouch"))?;
-    let rest = std::str::from_utf8(rest).map_err(|_| refused("not text"))?;
-    let mut fields = rest.split(' ');
-    let (Some(cert), Some(payload), Some(sig), None) = (fields.next(), fields.next(), fields.next(), fields.next()) else {
-        return Err(refused("expected three fields"));
-    };
-    let field = |f: &str| B64.decode(f.trim_end()).map_err(|_| refused("a field is not base64"));
-    let cert = String::from_utf8(field(cert)?).map_err(|_| refused("the certificate is not text"))?;
-    let cert = Certificate::from_openssh(&cert).map_err(|_| refused("the certificate does not parse"))?;
+    let v = VouchLine::decode(line)?;
+    let cert = Certificate::from_openssh(&v.cert).map_err(|_| refused("the certificate does not parse"))?;
     shared::certs::check_ssh_cert(&cert, host_cas, CertType::Host, None, now).map_err(|r| refused(&r.to_string()))?;
     let (role, authority) = shared::identity::host_from_ssh_cert(&cert)?;
     if role != SystemRole::Proxy || authority != cluster {
         return Err(refused(&format!("the certificate is a {role} of {authority:?}, not a proxy of {cluster:?}")));
     }
-    let payload = field(payload)?;
-    let sig = String::from_utf8(field(sig)?).map_err(|_| refused("the signature is not text"))?;
-    let sig = SshSig::from_pem(sig).map_err(|_| refused("the signature does not parse"))?;
+    let sig = SshSig::from_pem(&v.sig).map_err(|_| refused("the signature does not parse"))?;
     PublicKey::from(cert.public_key().clone())
-        .verify(NAMESPACE, &payload, &sig)
+        .verify(NAMESPACE, &v.payload, &sig)
         .map_err(|_| refused("the signature does not match the certificate"))?;
-    let p: Payload = serde_json::from_slice(&payload).map_err(|_| refused("the payload does not parse"))?;
+    let p: Payload = serde_json::from_slice(&v.payload).map_err(|_| refused("the payload does not parse"))?;
     if p.node != node {
         return Err(refused("it names another node"));
     }
@@ -140,7 +120,7 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let (key, cert) = host(&ca, SystemRole::Proxy, "leaf");
         let line = encode(&origin(), "node-1", &key, &cert, now).unwrap_or_default();
-        assert!(line.len() < MAX_LINE && line.ends_with('\n'));
+        assert!(line.len() < MAX_VOUCH_LINE && line.ends_with('\n'));
         let line = line.trim_end();
         assert_eq!(verify(line, &cas, "leaf", "node-1", now).ok(), Some(origin()));
         let err = |r: Result<Origin>| r.err().map(|e| e.message).unwrap_or_default();
@@ -153,12 +133,12 @@ mod tests {
         let (nkey, ncert) = host(&ca, SystemRole::Node, "leaf");
         let nline = encode(&origin(), "node-1", &nkey, &ncert, now).unwrap_or_default();
         assert!(err(verify(nline.trim_end(), &cas, "leaf", "node-1", now)).contains("not a proxy"));
-        let parts: Vec<&str> = line.split(' ').collect();
         let mut o = origin();
         o.user = "mallory".into();
-        let forged = serde_json::to_vec(&Payload { origin: o, node: "node-1".into(), at: now.unix_timestamp() }).unwrap_or_default();
-        let forged = format!("{} {} {} {}", parts[0], parts[1], B64.encode(forged), parts[3]);
-        assert!(err(verify(&forged, &cas, "leaf", "node-1", now)).contains("signature does not match"));
+        let mut forged = VouchLine::decode(line).unwrap_or_else(|e| panic!("{e}"));
+        forged.payload = serde_json::to_vec(&Payload { origin: o, node: "node-1".into(), at: now.unix_timestamp() }).unwrap_or_default();
+        let forged = forged.encode();
+        assert!(err(verify(forged.trim_end(), &cas, "leaf", "node-1", now)).contains("signature does not match"));
         for junk in ["", "TP-VOUCH-1 ", "TP-VOUCH-1 a b", "TP-VOUCH-1 !!! b c", "SSH-2.0-x", "TP-VOUCH-1 a b c d"] {
             assert!(verify(junk, &cas, "leaf", "node-1", now).is_err(), "{junk:?}");
         }

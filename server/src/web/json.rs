@@ -12,13 +12,13 @@ use shared::api::{ClusterInfo, LoginRequest, path};
 use shared::error::Result;
 use shared::resource::Node;
 
-use super::{WebApi, WebSession, session};
+use super::{WebApi, WebSession, WebState, session};
 use crate::api::ratelimit::Class;
-use crate::api::{ApiResult, ApiState, ClientAddr, JsonBody};
+use crate::api::{ApiResult, ClientAddr, JsonBody};
 
 /// Signs a local user in: password (and a second factor when the cluster asks), certificates
 /// for fresh keys made here, a web session holding them.
-pub async fn sign_in(s: &ApiState, addr: &ClientAddr, user: &str, password: &str, otp: Option<String>) -> Result<WebSession> {
+pub async fn sign_in(s: &WebState, addr: &ClientAddr, user: &str, password: &str, otp: Option<String>) -> Result<WebSession> {
     s.limiter.check(Class::Login, &addr.key())?;
     let (ssh, tls, keys) = shared::certs::new_key_pair()?;
     let req = LoginRequest {
@@ -44,7 +44,7 @@ pub struct CreateSession {
 
 /// `POST /v1/webapi/sessions/web`: `{"type":"Bearer","token",...}` and the session cookie.
 pub async fn create_session(
-    State(s): State<Arc<ApiState>>,
+    State(s): State<Arc<WebState>>,
     addr: ClientAddr,
     headers: axum::http::HeaderMap,
     JsonBody(req): JsonBody<CreateSession>,
@@ -63,14 +63,14 @@ pub async fn create_session(
 }
 
 /// `DELETE /v1/webapi/sessions/web`: signs out (open terminals of the session close).
-pub async fn delete_session(State(s): State<Arc<ApiState>>, WebApi(sess): WebApi) -> ApiResult<Response> {
+pub async fn delete_session(State(s): State<Arc<WebState>>, WebApi(sess): WebApi) -> ApiResult<Response> {
     session::delete(&s.auth, &sess).await?;
     Ok(([(header::SET_COOKIE, session::clear_cookie())], axum::Json(json!({"message": "ok"}))).into_response())
 }
 
 /// `GET /v1/webapi/sites`: the root, then the leaves the user may see (from the store only:
 /// nothing is asked of a leaf, so it answers alike for one leaf and for thousands).
-pub async fn sites(State(s): State<Arc<ApiState>>, WebApi(mut sess): WebApi) -> ApiResult<axum::Json<Vec<Value>>> {
+pub async fn sites(State(s): State<Arc<WebState>>, WebApi(mut sess): WebApi) -> ApiResult<axum::Json<Vec<Value>>> {
     let root = s.auth.cluster_name().to_string();
     let clusters: Vec<ClusterInfo> = super::api(&s, &mut sess, &root).await?.get(path::CLUSTERS).await?;
     Ok(axum::Json(clusters.into_iter().map(|c| json!({"name": c.cluster_name, "status": c.status, "type": c.cluster_type})).collect()))
@@ -78,7 +78,7 @@ pub async fn sites(State(s): State<Arc<ApiState>>, WebApi(mut sess): WebApi) -> 
 
 /// `GET /v1/webapi/sites/<site>/nodes`: Teleport's `{"items":[...],"startKey","totalCount"}`.
 pub async fn site_nodes(
-    State(s): State<Arc<ApiState>>,
+    State(s): State<Arc<WebState>>,
     WebApi(mut sess): WebApi,
     Path(site): Path<String>,
 ) -> ApiResult<axum::Json<Value>> {
@@ -109,13 +109,13 @@ fn item(kind: &str, v: &Value) -> Value {
     json!({"id": format!("{kind}:{name}"), "kind": kind, "name": name, "content": super::editable_yaml(v)})
 }
 
-async fn list_items(s: &ApiState, mut sess: WebSession, kind: &str) -> Result<Vec<Value>> {
+async fn list_items(s: &WebState, mut sess: WebSession, kind: &str) -> Result<Vec<Value>> {
     let root = s.auth.cluster_name().to_string();
     let values: Vec<Value> = super::api(s, &mut sess, &root).await?.get(&format!("/v1/resources/{kind}")).await?;
     Ok(values.iter().map(|v| item(kind, v)).collect())
 }
 
-async fn upsert_item(s: &ApiState, sess: &mut WebSession, kind: &str, content: &str, name: Option<&str>) -> Result<Value> {
+async fn upsert_item(s: &WebState, sess: &mut WebSession, kind: &str, content: &str, name: Option<&str>) -> Result<Value> {
     let resource = super::one_resource(kind, content)?;
     let given = resource["metadata"]["name"].as_str().unwrap_or_default().to_string();
     let root = s.auth.cluster_name().to_string();
@@ -135,7 +135,7 @@ async fn upsert_item(s: &ApiState, sess: &mut WebSession, kind: &str, content: &
     stored.first().map(|v| item(kind, v)).ok_or_else(|| shared::Error::not_found(format!("{kind} {given:?} is not found")))
 }
 
-async fn delete_item(s: &ApiState, mut sess: WebSession, kind: &str, name: &str) -> Result<Value> {
+async fn delete_item(s: &WebState, mut sess: WebSession, kind: &str, name: &str) -> Result<Value> {
     let root = s.auth.cluster_name().to_string();
     let _: Value = super::api(s, &mut sess, &root)
         .await?
@@ -147,12 +147,12 @@ async fn delete_item(s: &ApiState, mut sess: WebSession, kind: &str, name: &str)
 macro_rules! item_endpoints {
     ($kind:literal, $list:ident, $create:ident, $update:ident, $delete:ident) => {
         #[doc = concat!("`GET` the ", $kind, " resources as `[{\"id\",\"kind\",\"name\",\"content\"}]`.")]
-        pub async fn $list(State(s): State<Arc<ApiState>>, WebApi(sess): WebApi) -> ApiResult<axum::Json<Vec<Value>>> {
+        pub async fn $list(State(s): State<Arc<WebState>>, WebApi(sess): WebApi) -> ApiResult<axum::Json<Vec<Value>>> {
             Ok(axum::Json(list_items(&s, sess, $kind).await?))
         }
         #[doc = concat!("`POST` a new ", $kind, " from `{\"content\": <YAML>}` (an existing name is an error).")]
         pub async fn $create(
-            State(s): State<Arc<ApiState>>,
+            State(s): State<Arc<WebState>>,
             WebApi(mut sess): WebApi,
             JsonBody(b): JsonBody<ResourceItemBody>,
         ) -> ApiResult<axum::Json<Value>> {
@@ -160,7 +160,7 @@ macro_rules! item_endpoints {
         }
         #[doc = concat!("`PUT` a ", $kind, " by name (a missing one is an error).")]
         pub async fn $update(
-            State(s): State<Arc<ApiState>>,
+            State(s): State<Arc<WebState>>,
             WebApi(mut sess): WebApi,
             Path(name): Path<String>,
             JsonBody(b): JsonBody<ResourceItemBody>,
@@ -169,7 +169,7 @@ macro_rules! item_endpoints {
         }
         #[doc = concat!("`DELETE` a ", $kind, " by name.")]
         pub async fn $delete(
-            State(s): State<Arc<ApiState>>,
+            State(s): State<Arc<WebState>>,
             WebApi(sess): WebApi,
             Path(name): Path<String>,
         ) -> ApiResult<axum::Json<Value>> {

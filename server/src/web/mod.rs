@@ -17,6 +17,7 @@ mod assets;
 mod json;
 mod pages;
 pub mod session;
+mod sso;
 mod terminal;
 
 use std::sync::Arc;
@@ -32,7 +33,42 @@ use shared::client::ApiClient;
 use shared::error::{Error, Result};
 
 use crate::api::{ApiError, ApiState};
+use crate::proxy::ssh::ProxySsh;
 pub use session::WebSession;
+
+/// What the web UI's handlers share: the API's state (auth, rate limits, what ping reports),
+/// and the proxy they reach inside the process on the browser's behalf.
+pub struct WebState {
+    /// The API's state.
+    pub api: Arc<ApiState>,
+    /// The proxy's SSH side (and its router, for the in-process API).
+    pub proxy: Arc<ProxySsh>,
+}
+
+impl std::ops::Deref for WebState {
+    type Target = ApiState;
+    fn deref(&self) -> &ApiState {
+        &self.api
+    }
+}
+
+impl WebState {
+    /// How the pages and the terminal reach the proxy for the browser at `client`: streams
+    /// inside the process, carrying its address.
+    pub fn route(&self, client: Option<std::net::SocketAddr>) -> shared::sshclient::ProxyRoute {
+        let (proxy, router) = (self.proxy.clone(), self.proxy.router.clone());
+        shared::sshclient::ProxyRoute::InProcess {
+            ssh: Arc::new(move || {
+                let proxy = proxy.clone();
+                Box::pin(async move { Ok(proxy.in_process(client)) })
+            }),
+            api: Arc::new(move || {
+                let router = router.clone();
+                Box::pin(async move { Ok(router.api_stream(client)) })
+            }),
+        }
+    }
+}
 
 /// CSP violation reports received since start (the browser tests expect none).
 pub static CSP_REPORTS: AtomicU64 = AtomicU64::new(0);
@@ -45,15 +81,28 @@ pub const CSP: &str = "default-src 'self'; base-uri 'self'; form-action 'self'; 
     script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; \
     report-uri /web/csp-report";
 
+/// The browser's address (the TCP peer of its request), and its connection's place in the
+/// limits (for a WebSocket to hold after the upgrade).
+pub struct Client(pub Option<std::net::SocketAddr>, pub Option<Arc<crate::limits::Permit>>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> std::result::Result<Self, Self::Rejection> {
+        let info = crate::api::conn_info(parts);
+        Ok(Client(info.peer, info.permit.clone()))
+    }
+}
+
 /// A signed-in browser, for pages: without a live session, a redirect to the login page.
 pub struct Web(pub WebSession);
 
-impl FromRequestParts<Arc<ApiState>> for Web {
+impl FromRequestParts<Arc<WebState>> for Web {
     type Rejection = Response;
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<ApiState>) -> std::result::Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<WebState>) -> std::result::Result<Self, Self::Rejection> {
         if let Some(id) = session::cookie_of(&parts.headers)
-            && let Ok(Some(s)) = session::load(&state.auth, &id).await
+            && let Ok(Some(mut s)) = session::load(&state.auth, &id).await
         {
+            s.client = crate::api::conn_info(parts).peer;
             return Ok(Web(s));
         }
         let here = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/web");
@@ -64,13 +113,14 @@ impl FromRequestParts<Arc<ApiState>> for Web {
 /// A signed-in script or page script: the session cookie and its bearer token.
 pub struct WebApi(pub WebSession);
 
-impl FromRequestParts<Arc<ApiState>> for WebApi {
+impl FromRequestParts<Arc<WebState>> for WebApi {
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<ApiState>) -> std::result::Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<WebState>) -> std::result::Result<Self, Self::Rejection> {
         let id = session::cookie_of(&parts.headers).ok_or_else(|| ApiError(Error::access_denied("missing session cookie")))?;
-        let s = session::load(&state.auth, &id)
+        let mut s = session::load(&state.auth, &id)
             .await?
             .ok_or_else(|| ApiError(Error::access_denied("the web session expired or was signed out; sign in again")))?;
+        s.client = crate::api::conn_info(parts).peer;
         let bearer = session::bearer_of(&parts.headers).unwrap_or_default();
         if !s.bearer_matches(&bearer) {
             return Err(ApiError(Error::access_denied("bad bearer token")));
@@ -154,29 +204,21 @@ pub fn editable_yaml(v: &serde_json::Value) -> String {
     shared::yaml::to_yaml(&v)
 }
 
-/// The address this process's own API and SSH listen on.
-fn own_addr(s: &ApiState) -> String {
-    let a = &s.ping.web_listen_addr;
-    match a.rsplit_once(':') {
-        Some((h, p)) if h == "0.0.0.0" || h.is_empty() => format!("127.0.0.1:{p}"),
-        Some(("[::]", p)) => format!("[::1]:{p}"),
-        _ => a.clone(),
-    }
-}
-
-/// The API of `cluster` as the session's user (a leaf through this proxy's tunnel). Fetches
-/// host CAs again when the session does not know the cluster's yet (a trust made since).
-pub async fn api(s: &ApiState, sess: &mut WebSession, cluster: &str) -> Result<ApiClient> {
+/// The API of `cluster` as the session's user (a leaf through this proxy's tunnel), reached
+/// inside the process with the browser's address. Fetches host CAs again when the session does
+/// not know the cluster's yet (a trust made since).
+pub async fn api(s: &WebState, sess: &mut WebSession, cluster: &str) -> Result<ApiClient> {
     let root = s.auth.cluster_name().to_string();
+    let route = s.route(sess.client);
     let mut creds = sess.credentials()?;
     if cluster != root && creds.cluster_trust(cluster).is_err() {
-        let root_api = shared::sshclient::cluster_api(&own_addr(s), &root, &creds, &sess.user, &root)?;
+        let root_api = shared::sshclient::cluster_api_via(&route, &root, &creds, &sess.user, &root)?;
         let cas: Vec<shared::api::TrustedCa> = root_api.get(shared::api::path::HOST_CAS).await?;
         sess.certs.host_cas = cas;
         session::save(&s.auth, sess).await?;
         creds = sess.credentials()?;
     }
-    shared::sshclient::cluster_api(&own_addr(s), &root, &creds, &sess.user, cluster)
+    shared::sshclient::cluster_api_via(&route, &root, &creds, &sess.user, cluster)
 }
 
 /// Security headers of every web UI response (and of the pages SSO sign-ins end on).
@@ -216,7 +258,7 @@ async fn csp_count() -> axum::Json<serde_json::Value> {
 }
 
 /// The web UI's routes.
-pub fn router() -> Router<Arc<ApiState>> {
+pub fn router() -> Router<Arc<WebState>> {
     let pages = Router::new()
         .route("/", get(|| async { Redirect::to("/web") }))
         .route("/web", get(pages::index))
@@ -244,6 +286,20 @@ pub fn router() -> Router<Arc<ApiState>> {
         .route("/web/app/{file}", get(assets::serve))
         .route("/web/{*rest}", get(pages::not_found))
         .route_layer(axum::middleware::from_fn(headers));
+    // The browser's side of SSO (callbacks, sign-in, the pages it ends on): a direct caller's
+    // only, as the whole web UI is.
+    let sso = Router::new()
+        .route("/webapi/{kind}/login/web", get(sso::web_login))
+        .route("/v1/webapi/{kind}/login/web", get(sso::web_login))
+        .route("/webapi/{kind}/callback", get(sso::callback))
+        .route("/v1/webapi/{kind}/callback", get(sso::callback))
+        .route("/webapi/saml/acs", post(sso::acs))
+        .route("/v1/webapi/saml/acs", post(sso::acs))
+        .route("/webapi/saml/acs/{connector}", post(sso::acs))
+        .route("/v1/webapi/saml/acs/{connector}", post(sso::acs))
+        .route("/web/msg/info/login_success", get(sso::login_success))
+        .route("/web/msg/error/login", get(sso::login_error))
+        .route("/web/msg/error/login/{kind}", get(sso::login_error));
     let json = Router::new()
         .route("/v1/webapi/sessions/web", post(json::create_session).delete(json::delete_session))
         .route("/webapi/sessions/web", post(json::create_session).delete(json::delete_session))
@@ -257,5 +313,7 @@ pub fn router() -> Router<Arc<ApiState>> {
         .route("/v1/webapi/trustedcluster/{name}", axum::routing::put(json::update_trust).delete(json::delete_trust))
         .route("/v1/webapi/sites/{site}/connect/ws", get(terminal::connect))
         .route("/webapi/sites/{site}/connect/ws", get(terminal::connect));
-    pages.merge(json)
+    // The API's body limit (the YAML editor sends resources of up to 4 MiB): axum's own default
+    // is smaller, and a body cut while the client still sends it ends in a reset, not an answer.
+    pages.merge(json).merge(sso).layer(axum::extract::DefaultBodyLimit::max(crate::api::BODY_LIMIT))
 }

@@ -15,9 +15,9 @@ use shared::client::encode_segment;
 use shared::error::Error;
 use shared::resource::Node;
 
-use super::{Web, WebSession, assets, check_form, check_origin, safe_next, session};
+use super::{Web, WebSession, WebState, assets, check_form, check_origin, safe_next, session};
+use crate::api::ClientAddr;
 use crate::api::ratelimit::Class;
-use crate::api::{ApiState, ClientAddr};
 
 /// What the header shows for a signed-in user.
 struct Nav<'a> {
@@ -100,7 +100,7 @@ fn error_page(nav: Option<&Nav>, e: &Error) -> Response {
     )
 }
 
-async fn nav<'a>(s: &ApiState, sess: &'a mut WebSession, cluster: &str, active: &'static str) -> Nav<'a> {
+async fn nav<'a>(s: &WebState, sess: &'a mut WebSession, cluster: &str, active: &'static str) -> Nav<'a> {
     let root = s.auth.cluster_name().to_string();
     let clusters = match super::api(s, sess, &root).await {
         Ok(api) => {
@@ -118,7 +118,7 @@ fn nav_of<'a>(sess: &'a WebSession, root: String, cluster: &str, clusters: Vec<S
 }
 
 /// `GET /web`: the servers of the root, or the login page.
-pub async fn index(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+pub async fn index(State(s): State<Arc<WebState>>, headers: HeaderMap) -> Response {
     if let Some(id) = session::cookie_of(&headers)
         && let Ok(Some(_)) = session::load(&s.auth, &id).await
     {
@@ -146,7 +146,7 @@ struct SignInOptions {
     connectors: Vec<(String, String, String)>,
 }
 
-async fn sign_in_options(s: &ApiState) -> SignInOptions {
+async fn sign_in_options(s: &WebState) -> SignInOptions {
     let pref = s.auth.auth_preference().await.ok();
     let connectors: Vec<shared::resource::Connector> = s.auth.services.list(crate::services::keys::CONNECTORS).await.unwrap_or_default();
     SignInOptions {
@@ -156,7 +156,7 @@ async fn sign_in_options(s: &ApiState) -> SignInOptions {
     }
 }
 
-fn login_markup(s: &ApiState, next: &str, user: &str, opts: &SignInOptions, error: Option<&Error>) -> Markup {
+fn login_markup(s: &WebState, next: &str, user: &str, opts: &SignInOptions, error: Option<&Error>) -> Markup {
     let cluster = s.auth.cluster_name();
     let second_factor = opts.second_factor;
     page(
@@ -195,7 +195,7 @@ fn login_markup(s: &ApiState, next: &str, user: &str, opts: &SignInOptions, erro
 }
 
 /// `GET /web/login`.
-pub async fn login_form(State(s): State<Arc<ApiState>>, Query(q): Query<NextQuery>) -> Response {
+pub async fn login_form(State(s): State<Arc<WebState>>, Query(q): Query<NextQuery>) -> Response {
     let opts = sign_in_options(&s).await;
     respond(StatusCode::OK, login_markup(&s, &safe_next(&q.next), "", &opts, None))
 }
@@ -211,7 +211,7 @@ pub struct LoginForm {
 }
 
 /// `POST /web/login`.
-pub async fn login(State(s): State<Arc<ApiState>>, addr: ClientAddr, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+pub async fn login(State(s): State<Arc<WebState>>, addr: ClientAddr, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
     let opts = sign_in_options(&s).await;
     if let Err(e) = check_origin(&headers) {
         return respond(StatusCode::FORBIDDEN, login_markup(&s, &safe_next(&f.next), &f.user, &opts, Some(&e)));
@@ -237,7 +237,7 @@ pub struct CsrfForm {
 }
 
 /// `POST /web/logout`.
-pub async fn logout(State(s): State<Arc<ApiState>>, headers: HeaderMap, Web(sess): Web, Form(f): Form<CsrfForm>) -> Response {
+pub async fn logout(State(s): State<Arc<WebState>>, headers: HeaderMap, Web(sess): Web, Form(f): Form<CsrfForm>) -> Response {
     if let Err(e) = check_form(&headers, &sess, &f.csrf) {
         return error_page(None, &e);
     }
@@ -245,7 +245,7 @@ pub async fn logout(State(s): State<Arc<ApiState>>, headers: HeaderMap, Web(sess
     (StatusCode::SEE_OTHER, [(header::SET_COOKIE, session::clear_cookie()), (header::LOCATION, "/web/login".to_string())]).into_response()
 }
 
-fn invite_markup(s: &ApiState, token: &str, info: &shared::api::UserTokenInfo, error: Option<&Error>) -> Markup {
+fn invite_markup(s: &WebState, token: &str, info: &shared::api::UserTokenInfo, error: Option<&Error>) -> Markup {
     let needs_code = matches!(info.second_factor.as_str(), "otp" | "on");
     let secret = info.otpauth_url.as_deref().and_then(|u| u.split("secret=").nth(1)).and_then(|r| r.split('&').next()).unwrap_or_default();
     page(
@@ -280,7 +280,7 @@ fn invite_markup(s: &ApiState, token: &str, info: &shared::api::UserTokenInfo, e
 }
 
 /// `GET /web/invite/<token>` and `/web/reset/<token>`.
-pub async fn invite_form(State(s): State<Arc<ApiState>>, addr: ClientAddr, Path(token): Path<String>) -> Response {
+pub async fn invite_form(State(s): State<Arc<WebState>>, addr: ClientAddr, Path(token): Path<String>) -> Response {
     if let Err(e) = s.limiter.check(Class::Password, &addr.key()) {
         return error_page(None, &e);
     }
@@ -301,7 +301,7 @@ pub struct InviteForm {
 
 /// `POST /web/invite/<token>`: sets the password (and registers the OTP device), then signs in.
 pub async fn invite(
-    State(s): State<Arc<ApiState>>,
+    State(s): State<Arc<WebState>>,
     addr: ClientAddr,
     headers: HeaderMap,
     Path(token): Path<String>,
@@ -390,7 +390,7 @@ fn pager(base: &str, q: &str, page: usize, total: usize) -> Markup {
 
 /// `GET /web/clusters`: the root and the leaves this user may see, searchable and paged, with
 /// each leaf's status and labels; admins may relabel or remove a leaf.
-pub async fn clusters(State(s): State<Arc<ApiState>>, Web(mut sess): Web, Query(q): Query<ListQuery>) -> Response {
+pub async fn clusters(State(s): State<Arc<WebState>>, Web(mut sess): Web, Query(q): Query<ListQuery>) -> Response {
     let root = s.auth.cluster_name().to_string();
     let result = async {
         let api = super::api(&s, &mut sess, &root).await?;
@@ -481,7 +481,7 @@ pub struct LabelsForm {
 
 /// `POST /web/clusters/<name>/labels` (as `tctl update rc/<name> --set-labels`).
 pub async fn cluster_labels(
-    State(s): State<Arc<ApiState>>,
+    State(s): State<Arc<WebState>>,
     headers: HeaderMap,
     Web(mut sess): Web,
     Path(name): Path<String>,
@@ -505,7 +505,7 @@ pub async fn cluster_labels(
 
 /// `POST /web/clusters/<name>/delete` (as `tctl rm rc/<name>`).
 pub async fn cluster_delete(
-    State(s): State<Arc<ApiState>>,
+    State(s): State<Arc<WebState>>,
     headers: HeaderMap,
     Web(mut sess): Web,
     Path(name): Path<String>,
@@ -534,7 +534,7 @@ fn logins_of(sess: &WebSession) -> Vec<String> {
 
 /// `GET /web/cluster/<c>/nodes`: the servers of the cluster (a leaf's through the tunnel).
 pub async fn nodes(
-    State(s): State<Arc<ApiState>>,
+    State(s): State<Arc<WebState>>,
     Web(mut sess): Web,
     Path(cluster): Path<String>,
     Query(q): Query<ListQuery>,
@@ -595,7 +595,7 @@ pub async fn nodes(
 
 /// `GET /web/cluster/<c>/console/node/<server>/<login>`: the terminal.
 pub async fn console(
-    State(s): State<Arc<ApiState>>,
+    State(s): State<Arc<WebState>>,
     Web(mut sess): Web,
     Path((cluster, server, login)): Path<(String, String, String)>,
 ) -> Response {
@@ -639,7 +639,7 @@ fn page_header(nav: &Nav) -> Markup {
 
 /// `GET /web/cluster/<c>/audit`: the cluster's newest events (a leaf's through the tunnel,
 /// as far as the leaf's role map lets this user read them).
-pub async fn audit(State(s): State<Arc<ApiState>>, Web(mut sess): Web, Path(cluster): Path<String>) -> Response {
+pub async fn audit(State(s): State<Arc<WebState>>, Web(mut sess): Web, Path(cluster): Path<String>) -> Response {
     let result = async { super::api(&s, &mut sess, &cluster).await?.get::<Vec<Value>>(&format!("{}?limit=200", path::EVENTS)).await }.await;
     let nav = nav(&s, &mut sess, &cluster, "audit").await;
     let events = match result {
@@ -707,7 +707,7 @@ const TRUST: Editor = Editor {
     template: "kind: trusted_cluster\nversion: v2\nmetadata:\n  name: rootcluster.example.com\nspec:\n  enabled: true\n  token: <the token from 'tctl tokens add --type=trusted_cluster' on the root>\n  tunnel_addr: rootcluster.example.com:3080\n  web_proxy_addr: rootcluster.example.com:3080\n  role_map:\n    - remote: \"access\"\n      local: [\"visitor\"]\n",
 };
 
-async fn list_page(s: &ApiState, mut sess: WebSession, ed: Editor, notice: Option<String>) -> Response {
+async fn list_page(s: &WebState, mut sess: WebSession, ed: Editor, notice: Option<String>) -> Response {
     let root = s.auth.cluster_name().to_string();
     let result = async { super::api(s, &mut sess, &root).await?.get::<Vec<Value>>(&format!("/v1/resources/{}", ed.kind)).await }.await;
     let csrf = sess.csrf.clone();
@@ -774,7 +774,7 @@ fn editor_form(ed: Editor, csrf: &str, yaml: &str, update: bool, error: Option<&
     }
 }
 
-async fn editor_page(s: &ApiState, mut sess: WebSession, ed: Editor, yaml: &str, update: bool, error: Option<&Error>) -> Response {
+async fn editor_page(s: &WebState, mut sess: WebSession, ed: Editor, yaml: &str, update: bool, error: Option<&Error>) -> Response {
     let root = s.auth.cluster_name().to_string();
     let csrf = sess.csrf.clone();
     let nav = nav(s, &mut sess, &root, ed.active).await;
@@ -783,7 +783,7 @@ async fn editor_page(s: &ApiState, mut sess: WebSession, ed: Editor, yaml: &str,
     respond(status, page(Some(&nav), ed.title, body))
 }
 
-async fn edit_page(s: &ApiState, mut sess: WebSession, ed: Editor, name: &str) -> Response {
+async fn edit_page(s: &WebState, mut sess: WebSession, ed: Editor, name: &str) -> Response {
     let root = s.auth.cluster_name().to_string();
     let result = async {
         super::api(s, &mut sess, &root).await?.get::<Vec<Value>>(&format!("/v1/resources/{}/{}", ed.kind, encode_segment(name))).await
@@ -812,7 +812,7 @@ pub struct YamlForm {
     yaml: String,
 }
 
-async fn save(s: &ApiState, headers: &HeaderMap, mut sess: WebSession, ed: Editor, f: YamlForm) -> Response {
+async fn save(s: &WebState, headers: &HeaderMap, mut sess: WebSession, ed: Editor, f: YamlForm) -> Response {
     let root = s.auth.cluster_name().to_string();
     let update = f.mode == "update";
     let result = async {
@@ -832,7 +832,7 @@ async fn save(s: &ApiState, headers: &HeaderMap, mut sess: WebSession, ed: Edito
     }
 }
 
-async fn delete(s: &ApiState, headers: &HeaderMap, mut sess: WebSession, ed: Editor, name: &str, csrf: &str) -> Response {
+async fn delete(s: &WebState, headers: &HeaderMap, mut sess: WebSession, ed: Editor, name: &str, csrf: &str) -> Response {
     let root = s.auth.cluster_name().to_string();
     let result = async {
         check_form(headers, &sess, csrf)?;
@@ -853,28 +853,28 @@ async fn delete(s: &ApiState, headers: &HeaderMap, mut sess: WebSession, ed: Edi
 }
 
 /// `GET /web/roles`.
-pub async fn roles(State(s): State<Arc<ApiState>>, Web(sess): Web) -> Response {
+pub async fn roles(State(s): State<Arc<WebState>>, Web(sess): Web) -> Response {
     list_page(&s, sess, ROLES, None).await
 }
 
 /// `GET /web/roles/new`.
-pub async fn new_role(State(s): State<Arc<ApiState>>, Web(sess): Web) -> Response {
+pub async fn new_role(State(s): State<Arc<WebState>>, Web(sess): Web) -> Response {
     editor_page(&s, sess, ROLES, ROLES.template, false, None).await
 }
 
 /// `GET /web/roles/<name>/edit`.
-pub async fn edit_role(State(s): State<Arc<ApiState>>, Web(sess): Web, Path(name): Path<String>) -> Response {
+pub async fn edit_role(State(s): State<Arc<WebState>>, Web(sess): Web, Path(name): Path<String>) -> Response {
     edit_page(&s, sess, ROLES, &name).await
 }
 
 /// `POST /web/roles`: create or update from YAML, validated as `tctl create` does.
-pub async fn save_role(State(s): State<Arc<ApiState>>, headers: HeaderMap, Web(sess): Web, Form(f): Form<YamlForm>) -> Response {
+pub async fn save_role(State(s): State<Arc<WebState>>, headers: HeaderMap, Web(sess): Web, Form(f): Form<YamlForm>) -> Response {
     save(&s, &headers, sess, ROLES, f).await
 }
 
 /// `POST /web/roles/<name>/delete`.
 pub async fn delete_role(
-    State(s): State<Arc<ApiState>>,
+    State(s): State<Arc<WebState>>,
     headers: HeaderMap,
     Web(sess): Web,
     Path(name): Path<String>,
@@ -884,23 +884,23 @@ pub async fn delete_role(
 }
 
 /// `GET /web/trust` (on a leaf).
-pub async fn trust(State(s): State<Arc<ApiState>>, Web(sess): Web) -> Response {
+pub async fn trust(State(s): State<Arc<WebState>>, Web(sess): Web) -> Response {
     list_page(&s, sess, TRUST, None).await
 }
 
 /// `GET /web/trust/<name>/edit`.
-pub async fn edit_trust(State(s): State<Arc<ApiState>>, Web(sess): Web, Path(name): Path<String>) -> Response {
+pub async fn edit_trust(State(s): State<Arc<WebState>>, Web(sess): Web, Path(name): Path<String>) -> Response {
     edit_page(&s, sess, TRUST, &name).await
 }
 
 /// `POST /web/trust`: create (the handshake with the root runs; its error is shown as is) or update.
-pub async fn save_trust(State(s): State<Arc<ApiState>>, headers: HeaderMap, Web(sess): Web, Form(f): Form<YamlForm>) -> Response {
+pub async fn save_trust(State(s): State<Arc<WebState>>, headers: HeaderMap, Web(sess): Web, Form(f): Form<YamlForm>) -> Response {
     save(&s, &headers, sess, TRUST, f).await
 }
 
 /// `POST /web/trust/<name>/delete`.
 pub async fn delete_trust(
-    State(s): State<Arc<ApiState>>,
+    State(s): State<Arc<WebState>>,
     headers: HeaderMap,
     Web(sess): Web,
     Path(name): Path<String>,

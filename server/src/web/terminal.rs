@@ -18,8 +18,8 @@ use shared::error::Error;
 use shared::subsystem::ProxyRequest;
 use shared::webterm;
 
-use super::{WebSession, check_origin, session};
-use crate::api::{ApiError, ApiState};
+use super::{Client, WebSession, WebState, check_origin, session};
+use crate::api::ApiError;
 
 /// How long the browser has to send its token.
 const TOKEN_DEADLINE: Duration = Duration::from_secs(4);
@@ -58,18 +58,20 @@ impl Default for TermSize {
 
 /// `GET /v1/webapi/sites/<site>/connect/ws`.
 pub async fn connect(
-    State(s): State<Arc<ApiState>>,
+    State(s): State<Arc<WebState>>,
     Path(site): Path<String>,
     Query(q): Query<WsQuery>,
+    Client(client, permit): Client,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let Some(sess) = (match session::cookie_of(&headers) {
+    let Some(mut sess) = (match session::cookie_of(&headers) {
         Some(id) => session::load(&s.auth, &id).await.ok().flatten(),
         None => None,
     }) else {
         return ApiError(Error::access_denied("missing session cookie")).into_response();
     };
+    sess.client = client;
     if let Err(e) = check_origin(&headers) {
         return ApiError(e).into_response();
     }
@@ -84,14 +86,18 @@ pub async fn connect(
         return ApiError(Error::bad_parameter("params: server_id and login are required")).into_response();
     }
     let site = if site == "-current-" { s.auth.cluster_name().to_string() } else { site };
-    ws.max_message_size(webterm::MAX_ENVELOPE).on_upgrade(move |socket| run(s, sess, site, req, socket))
+    ws.max_message_size(webterm::MAX_ENVELOPE).on_upgrade(move |socket| async move {
+        // The connection keeps its place in the limits for as long as the terminal is open.
+        let _permit = permit;
+        run(s, sess, site, req, socket).await
+    })
 }
 
 async fn send(socket: &mut WebSocket, kind: &str, payload: &str) -> bool {
     socket.send(Message::Binary(webterm::encode(kind, payload).into())).await.is_ok()
 }
 
-async fn run(s: Arc<ApiState>, mut sess: WebSession, site: String, req: TerminalRequest, mut socket: WebSocket) {
+async fn run(s: Arc<WebState>, mut sess: WebSession, site: String, req: TerminalRequest, mut socket: WebSocket) {
     let authenticated = match tokio::time::timeout(TOKEN_DEADLINE, socket.recv()).await {
         Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<serde_json::Value>(&t)
             .ok()
@@ -172,6 +178,14 @@ async fn run(s: Arc<ApiState>, mut sess: WebSession, site: String, req: Terminal
                 Some(ChannelMsg::ExitStatus { exit_status }) => exit = Some(i64::from(exit_status)),
                 Some(ChannelMsg::ExitSignal { .. }) => exit = Some(255),
                 Some(ChannelMsg::Close) | None => {
+                    if exit.is_none() {
+                        // Ended without an exit status: say why, not just "Session ended".
+                        let why = match proxy.ended_because() {
+                            Some(why) => why,
+                            None => "the connection to the node was lost before the session ended: the node, its tunnel or the network went away".into(),
+                        };
+                        send(&mut socket, webterm::ERROR, &why).await;
+                    }
                     let payload = match exit { Some(c) => json!({"exit_status": c}), None => json!({}) };
                     send(&mut socket, webterm::CLOSE, &payload.to_string()).await;
                     break;
@@ -199,17 +213,17 @@ async fn run(s: Arc<ApiState>, mut sess: WebSession, site: String, req: Terminal
 
 type Dialed = (shared::sshclient::ProxyConn, shared::sshclient::NodeConn, russh::Channel<russh::client::Msg>);
 
-async fn dial(s: &ApiState, sess: &mut WebSession, site: &str, req: &TerminalRequest) -> Result<Dialed, String> {
+async fn dial(s: &WebState, sess: &mut WebSession, site: &str, req: &TerminalRequest) -> Result<Dialed, String> {
     let root = s.auth.cluster_name().to_string();
     // Learn the host CA of a leaf trusted since sign-in.
     if site != root && sess.credentials().map(|c| c.host_ca_keys(site).is_empty()).unwrap_or(true) {
         super::api(s, sess, site).await.map_err(|e| e.message)?;
     }
     let creds = sess.credentials().map_err(|e| e.message)?;
-    let addr = super::own_addr(s);
-    let proxy = shared::sshclient::connect_proxy(&addr, &root, &creds, &req.login).await.map_err(|e| format!("{e:#}"))?;
+    // Inside the process, with the browser's address: no socket, one place in the limits.
+    let proxy = s.route(sess.client).connect(&root, &creds, &req.login).await.map_err(|e| format!("{e:#}"))?;
     let pr = ProxyRequest { host: req.server_id.clone(), port: None, cluster: Some(site.to_string()) };
-    let stream = proxy.subsystem(&pr).await.map_err(|e| format!("{e:#}"))?;
+    let stream = proxy.subsystem(&pr).await.map_err(|e| e.message)?;
     let node = shared::sshclient::connect_node(stream, &req.server_id, site, &creds, &req.login).await.map_err(|e| format!("{e:#}"))?;
     let ch = node.open_session().await.map_err(|e| format!("{e:#}"))?;
     let _ = ch.set_env(false, "LANG", "C.UTF-8").await;

@@ -65,7 +65,9 @@
       ended = true;
       let info = {};
       try { info = JSON.parse(e.payload || '{}'); } catch (_) { /* an empty close */ }
-      show(info.exit_status === undefined ? 'Session ended' : `Session ended, exit status ${info.exit_status}`, 'ended');
+      // A session that ended without an exit status was told why just before: keep saying it.
+      const why = status.dataset.state === 'error' ? `: ${status.textContent}` : '';
+      show(info.exit_status === undefined ? `Session ended${why}` : `Session ended, exit status ${info.exit_status}`, why ? 'error' : 'ended');
     }
   };
   ws.onclose = () => { if (!ended && status.dataset.state !== 'error') show('Disconnected', 'closed'); ready = false; };

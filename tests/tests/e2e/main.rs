@@ -18,6 +18,7 @@ mod guide;
 mod ha;
 mod ha_storage;
 mod ha_tunnels;
+mod keepalive;
 mod load;
 mod many;
 mod mfa;

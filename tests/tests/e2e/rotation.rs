@@ -297,6 +297,11 @@ fn rotating_host_cas_renews_every_host_certificate_and_keeps_the_tunnel() {
     // certificates stop now, a new login works everywhere at once.
     let (user_before, host_before) = (user_ca(&p.root, &root), signing_key(&p.root, &root));
     p.root.tctl(&["auth", "rotate", "--grace-period=0"]).ok("emergency rotation of both CAs");
+    // The admin identity tctl uses is renewed by the daemon right after the rotation: wait for
+    // it rather than read with the old one.
+    wait_for("tctl to work with the renewed admin identity", Duration::from_secs(15), || {
+        (p.root.tctl(&["get", &format!("cert_authority/user/{root}"), "--format=json"]).code == 0).then_some(())
+    });
     let user_after = user_ca(&p.root, &root);
     assert!(user_after["active"] != user_before["active"] && user_after["rotation"]["state"] == "standby", "{user_after}");
     assert_ne!(signing_key(&p.root, &root), host_before, "the host CA has a new key too");
@@ -317,5 +322,10 @@ fn rotating_host_cas_renews_every_host_certificate_and_keeps_the_tunnel() {
         "after the emergency, the root's node presents a certificate of the new key",
     );
     relogin(&p, &mut me);
+    // The leaf's node process hears of the root's new user CA through its bundle's long-poll,
+    // after the leaf's auth stored it: wait for that, do not sample it once.
+    wait_for("the leaf's node process to trust the root's new user CA", Duration::from_secs(15), || {
+        (on_leaf(&me, "hrot-extra").code == 0).then_some(())
+    });
     everywhere(&me, "after the emergency, a new login");
 }

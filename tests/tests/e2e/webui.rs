@@ -282,11 +282,27 @@ fn csrf_of(html: &str) -> String {
 type Ws = tungstenite::WebSocket<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>>;
 
 fn ws_connect(c: &Cluster, path: &str, cookie: Option<&str>, origin: &str) -> Result<Ws, String> {
+    ws_connect_from(c, path, cookie, origin, None)
+}
+
+/// [`ws_connect`] from `source` (a 127.x address of the test's choosing).
+fn ws_connect_from(c: &Cluster, path: &str, cookie: Option<&str>, origin: &str, source: Option<&str>) -> Result<Ws, String> {
     use tungstenite::client::IntoClientRequest;
     let ca = std::fs::read_to_string(c.web_ca()).unwrap();
     let mut cfg = shared::client::tls_client_config(&shared::client::ServerTrust::Pinned(vec![ca]), None).unwrap();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = std::net::TcpStream::connect(&c.web).unwrap();
+    let tcp = match source {
+        None => std::net::TcpStream::connect(&c.web).unwrap(),
+        Some(src) => {
+            use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
+            use std::os::fd::AsRawFd;
+            let dst: std::net::SocketAddrV4 = c.web.parse().unwrap();
+            let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
+            bind(fd.as_raw_fd(), &SockaddrIn::from(std::net::SocketAddrV4::new(src.parse().unwrap(), 0))).unwrap();
+            connect(fd.as_raw_fd(), &SockaddrIn::from(dst)).unwrap();
+            std::net::TcpStream::from(fd)
+        }
+    };
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let name = rustls_pki_types::ServerName::try_from(c.ip.clone()).unwrap();
     let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).unwrap();
@@ -587,4 +603,49 @@ fn a_leaf_admin_connects_to_a_root_from_the_trust_page_signing_in_with_an_otp_co
         wait_path(&c, &format!("/web/cluster/{leaf_name}/nodes")).await;
         c.close().await.unwrap();
     });
+}
+
+#[test]
+fn the_web_terminal_reaches_the_proxy_inside_the_process_with_the_browsers_address() {
+    ensure_unix_user("visitor");
+    let mut ro = ClusterOpts::new("root-webin.example.com");
+    ro.diag = true;
+    ro.node = false;
+    let mut lo = ClusterOpts::new("leaf-webin.example.com");
+    lo.insecure = true;
+    lo.node_name = Some("webin-node".into());
+    let p = Pair::start("webin", ro, lo);
+    p.trust_online();
+    let root = &p.root;
+    root.add_user("webuser", "access", "visitor", PASSWORD);
+    let (cookie, bearer) = sign_in(root, "webuser", PASSWORD);
+    let browser = free_ip(&[]);
+    let path = format!(
+        "/v1/webapi/sites/{}/connect/ws?params={}",
+        p.leaf_name(),
+        e2e::idp::form_escape(r#"{"server_id":"webin-node","login":"visitor","term":{"w":80,"h":24}}"#)
+    );
+    let open = |m: &std::collections::BTreeMap<String, f64>| m.get("teleport_connections{state=\"all\"}").copied().unwrap_or(-1.0);
+    let before = open(&root.metrics());
+    let mut ws = ws_connect_from(root, &path, Some(&cookie), &format!("https://{}", root.web), Some(&browser)).expect("upgrade");
+    ws.send(tungstenite::Message::Text(serde_json::json!({"token": bearer}).to_string().into())).unwrap();
+    assert!(ws.read().unwrap().to_text().unwrap_or_default().contains("\"status\":\"ok\""));
+    ws.send(tungstenite::Message::Binary(shared::webterm::encode("r", "echo in-$((40+2))\r").into())).unwrap();
+    ws_until(&mut ws, "r", Duration::from_secs(15), |p| p.contains("in-42")).expect("the command's output");
+    // One place in the proxy's connection limits: the browser's WebSocket. The SSH to the
+    // proxy runs inside the process (it used to be a second connection, to its own port).
+    let during = open(&root.metrics());
+    eprintln!("web terminal: the root counts {before} connections before the terminal, {during} with it open");
+    assert_eq!(during, before + 1.0, "a terminal counts once");
+    // The leaf audits the browser's own address, not the proxy's.
+    let ev = wait_for("the leaf's session.connect for the web user", Duration::from_secs(10), || {
+        p.leaf.events().into_iter().find(|e| e["event"] == "session.connect" && e["user"] == "webuser")
+    });
+    let addr = ev["addr.remote"].as_str().unwrap_or_default().to_string();
+    assert!(addr.starts_with(&format!("{browser}:")), "the leaf saw {addr}, the browser is {browser}: {ev}");
+    let start = wait_for("the node's session.start", Duration::from_secs(10), || {
+        p.leaf.events().into_iter().find(|e| e["event"] == "session.start" && e["user"] == "webuser")
+    });
+    assert!(start["addr.remote"].as_str().unwrap_or_default().starts_with(&format!("{browser}:")), "{start}");
+    drop(ws);
 }
