@@ -325,6 +325,9 @@ impl VouchLine {
         let (Some(cert), Some(payload), Some(sig), None) = (fields.next(), fields.next(), fields.next(), fields.next()) else {
             return Err(bad("expected three fields"));
         };
+        if [cert, payload, sig].iter().any(|f| f.trim_end().is_empty()) {
+            return Err(bad("a field is empty"));
+        }
         let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
         let field = |f: &str| b64.decode(f.trim_end()).map_err(|_| bad("a field is not base64"));
         Ok(VouchLine {
@@ -496,7 +499,7 @@ mod tests {
         assert_eq!(VouchLine::decode(line.trim_end()).ok(), Some(v));
         assert!(VouchLine::may_start(b"TP-V") && VouchLine::may_start(b"TP-VOUCH-1 abc"));
         assert!(!VouchLine::may_start(b"SSH-2.0-OpenSSH") && !VouchLine::may_start(b""));
-        for junk in ["", "TP-VOUCH-1 ", "TP-VOUCH-1 a b", "TP-VOUCH-1 !!! b c", "SSH-2.0-x", "TP-VOUCH-1 a b c d"] {
+        for junk in ["", "TP-VOUCH-1 ", "TP-VOUCH-1 a b", "TP-VOUCH-1 !!! b c", "SSH-2.0-x", "TP-VOUCH-1 a b c d", "TP-VOUCH-1 YQ YQ "] {
             assert!(VouchLine::decode(junk).is_err(), "{junk:?}");
         }
     }
