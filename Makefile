@@ -25,7 +25,7 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 # End-to-end tests drive the binaries built by `build`; they need root (they create Unix users).
-# `check` is the quick loop; `test` (what CI runs) adds 60 seconds of fuzzing per target. Both
+# `check` is the quick loop; `test` (what CI runs) adds 30 seconds of fuzzing per target. Both
 # install what a fresh machine lacks first.
 check: deps lint build
 	@if cargo nextest --version >/dev/null 2>&1; then \
@@ -37,7 +37,7 @@ check: deps lint build
 test: check fuzz
 
 fuzz:
-	./scripts/fuzz.sh 60
+	./scripts/fuzz.sh 30
 
 # Long variants (20 x 1,000 kill -9 rounds, 10 load storms, 10 minutes of fuzzing per target).
 long-tests:

@@ -3,7 +3,7 @@
 #   - durability: 20 rounds of kill -9 in a stream of up to 1,000 tctl operations
 #     (CI runs 3 rounds of up to 150);
 #   - load: 10 storms of 200 concurrent sessions (CI runs 2);
-#   - fuzzing: 10 minutes per target (CI runs 60 seconds).
+#   - fuzzing: 10 minutes per target (CI runs 30 seconds).
 # Override with TP_DURABILITY_ROUNDS, TP_DURABILITY_OPS, TP_LOAD_ROUNDS, TP_FUZZ_SECONDS.
 # Needs root, like the other end-to-end tests. Takes about an hour on 2 cores.
 set -euo pipefail
