@@ -95,6 +95,7 @@ UsePAM no
 StrictModes no
 PermitRootLogin prohibit-password
 AllowTcpForwarding yes
+Subsystem sftp internal-sftp
 LogLevel ERROR
 CONF
     /usr/sbin/sshd -f "$W/sshd$i.conf" -D -e 2>>"$W/sshd$i.log" &
@@ -295,6 +296,86 @@ read -r KC KC9 <<<"$(key_medians "$W/keys.c")"
 read -r KD KD9 <<<"$(key_medians "$W/keys.d")"
 log "  (a) $KA/$KA9 (b1) $KB1/$KB19 (b) $KB/$KB9 (c) $KC/$KC9 (d) $KD/$KD9 ms p50/p99"
 
+# ----------------------------------------------------------------- file copy and forwarding
+# ${BENCH_COPY_MB:-$MB} MiB to the leaf's node: tsh scp, and stock scp (SFTP mode) and sftp through
+# `tsh config`, against OpenSSH's scp and sftp direct and through two jumps (its fastest cipher
+# on every hop; the stock clients through tsh config use it too). A -L forward moving the same
+# through the leaf against ssh -L direct. Median of $XFERS each. The node's peak memory while
+# copying: the leaf process's and each SFTP child's (sampled every 0.1 s).
+COPY_MB="${BENCH_COPY_MB:-$MB}"
+log "file copy and forwarding: median of $XFERS x $COPY_MB MiB"
+head -c "$((COPY_MB * 1024 * 1024))" /dev/zero >"$W/copy.bin"
+tsh config >"$W/tsh_ssh_config"
+{ printf 'Host *\n  Ciphers %s\n  BatchMode yes\n' "$FAST"; cat "$W/tsh_ssh_config"; } >"$W/tsh_ssh_config_fast"
+LEAF_NODE=root@bench-leaf-node.bench-leaf
+copy_rate() { # command... : the median MiB/s of $XFERS runs, each moving $COPY_MB MiB
+    local i t0
+    for i in $(seq 1 "$XFERS"); do
+        rm -f /tmp/tp-bench-copy.bin "$W/copy.back"
+        t0=$(now)
+        if ! "$@" >"$W/copy.out" 2>&1; then log "  failed: $* ($(tail -1 "$W/copy.out"))"; echo 0; continue; fi
+        awk -v mb="$COPY_MB" -v s="$(elapsed "$t0")" 'BEGIN { printf "%.1f\n", mb / s }'
+    done | median
+}
+printf 'put %s /tmp/tp-bench-copy.bin\n' "$W/copy.bin" >"$W/put.batch"
+: >"$W/sampling"
+sample_children() {
+    local max=0 p r
+    while [ -f "$W/sampling" ]; do
+        for p in $(pgrep -f 'teleport sftp$' || true); do
+            r=$(rss_kib "$p" 2>/dev/null || echo 0)
+            [ "${r:-0}" -gt "$max" ] && max=$r
+        done
+        sleep 0.1
+    done
+    echo "$max" >"$W/child.peak"
+}
+sample_children &
+SAMPLER=$!
+HWM0=$(awk '/VmHWM/ { print $2 }' "/proc/$LPID/status")
+CS_A=$(copy_rate scp -F "$W/ssh_config_fast" -q "$W/copy.bin" direct:/tmp/tp-bench-copy.bin); log "  OpenSSH scp direct: $CS_A MiB/s"
+CS_B=$(copy_rate scp -F "$W/ssh_config_fast" -q "$W/copy.bin" viajumps:/tmp/tp-bench-copy.bin); log "  OpenSSH scp, two jumps: $CS_B MiB/s"
+CF_A=$(copy_rate sftp -q -F "$W/ssh_config_fast" -b "$W/put.batch" direct); log "  OpenSSH sftp direct: $CF_A MiB/s"
+CF_B=$(copy_rate sftp -q -F "$W/ssh_config_fast" -b "$W/put.batch" viajumps); log "  OpenSSH sftp, two jumps: $CF_B MiB/s"
+CT_U=$(copy_rate tsh scp -q --cluster=bench-leaf "$W/copy.bin" root@bench-leaf-node:/tmp/tp-bench-copy.bin); log "  tsh scp to the leaf's node: $CT_U MiB/s"
+tsh scp -q --cluster=bench-leaf "$W/copy.bin" root@bench-leaf-node:/tmp/tp-bench-copy.bin
+CT_D=$(copy_rate tsh scp -q --cluster=bench-leaf root@bench-leaf-node:/tmp/tp-bench-copy.bin "$W/copy.back"); log "  tsh scp from the leaf's node: $CT_D MiB/s"
+CO_S=$(copy_rate scp -F "$W/tsh_ssh_config_fast" -q "$W/copy.bin" "$LEAF_NODE:/tmp/tp-bench-copy.bin"); log "  stock scp through tsh config: $CO_S MiB/s"
+CO_F=$(copy_rate sftp -q -F "$W/tsh_ssh_config_fast" -b "$W/put.batch" "$LEAF_NODE"); log "  stock sftp through tsh config: $CO_F MiB/s"
+rm -f "$W/sampling"; wait "$SAMPLER" 2>/dev/null || true
+HWM1=$(awk '/VmHWM/ { print $2 }' "/proc/$LPID/status")
+CHILD_PEAK=$(cat "$W/child.peak" 2>/dev/null || echo 0)
+log "  leaf process peak RSS $((HWM0 / 1024)) -> $((HWM1 / 1024)) MiB; SFTP child peak $((CHILD_PEAK / 1024)) MiB"
+rm -f /tmp/tp-bench-copy.bin "$W/copy.back"
+"$REPO/bench/tcpcopy.py" sink 127.0.0.51 6000 & PIDS+=($!)
+wait_until 10 python3 -c 'import socket; socket.create_connection(("127.0.0.51", 6000)).close()'
+forward_rate() { # listen-port command... : the median MiB/s through a forward started by the command
+    local port="$1" i t0 fpid; shift
+    "$@" >"$W/fwd.log" 2>&1 & fpid=$!
+    wait_until 30 python3 -c "import socket; socket.create_connection(('127.0.0.50', $port)).close()" || { log "  forward did not come up: $(tail -2 "$W/fwd.log")"; echo 0; kill "$fpid"; return; }
+    for i in $(seq 1 "$XFERS"); do
+        t0=$(now)
+        "$REPO/bench/tcpcopy.py" send 127.0.0.50 "$port" "$COPY_MB" || { echo 0; continue; }
+        awk -v mb="$COPY_MB" -v s="$(elapsed "$t0")" 'BEGIN { printf "%.1f\n", mb / s }'
+    done | median
+    kill "$fpid" 2>/dev/null || true; wait "$fpid" 2>/dev/null || true
+}
+FL_A=$(forward_rate 6001 "${SSHF[@]}" -N -L 127.0.0.50:6001:127.0.0.51:6000 direct); log "  ssh -L direct: $FL_A MiB/s"
+FL_T=$(forward_rate 6002 tsh ssh --cluster=bench-leaf -N -L 127.0.0.50:6002:127.0.0.51:6000 root@bench-leaf-node); log "  tsh ssh -L through the leaf: $FL_T MiB/s"
+COPY_TABLE="| what | MiB/s | × OpenSSH direct | × OpenSSH two jumps |
+|---|---|---|---|
+| OpenSSH scp direct | $CS_A | 1.00 | |
+| OpenSSH scp, two jumps | $CS_B | $(ratio "$CS_B" "$CS_A") | 1.00 |
+| OpenSSH sftp direct (put) | $CF_A | 1.00 | |
+| OpenSSH sftp, two jumps (put) | $CF_B | $(ratio "$CF_B" "$CF_A") | 1.00 |
+| tsh scp to the leaf's node | $CT_U | $(ratio "$CT_U" "$CS_A") vs scp | $(ratio "$CT_U" "$CS_B") vs scp |
+| tsh scp from the leaf's node | $CT_D | $(ratio "$CT_D" "$CS_A") vs scp | $(ratio "$CT_D" "$CS_B") vs scp |
+| stock scp through tsh config to the leaf's node | $CO_S | $(ratio "$CO_S" "$CS_A") | $(ratio "$CO_S" "$CS_B") |
+| stock sftp through tsh config (put) | $CO_F | $(ratio "$CO_F" "$CF_A") | $(ratio "$CO_F" "$CF_B") |
+| ssh -L direct | $FL_A | 1.00 | |
+| tsh ssh -L through the leaf's node | $FL_T | $(ratio "$FL_T" "$FL_A") | |"
+COPY_MEM="leaf process (proxy and node) peak RSS $((HWM0 / 1024)) MiB before the copies, $((HWM1 / 1024)) MiB after; each SFTP child (the login's process) at most $((CHILD_PEAK / 1024)) MiB"
+
 # ----------------------------------------------------------------- profile
 # Where each process on path (d) spends its CPU: perf samples (999 Hz, no call graphs) of tsh,
 # the root and the leaf during one transfer, top symbols by own time.
@@ -325,6 +406,8 @@ if [ -n "${BENCH_QUICK:-}" ]; then
     log "quick run: (a) $TA (b1) $TB1 (b) $TB (c) $TC (d) $TD MiB/s"
     log "  CPU s/GiB: (b) $(sum "$CBc" "$CBj1" "$CBj2" "$CBs") [ssh $CBc] (c) tsh $CCc root $CCr (d) tsh $CDc root $CDr leaf $CDl = $(sum "$CDc" "$CDr" "$CDl")"
     log "  keystroke p50/p99 ms: (b1) $KB1/$KB19 (b) $KB/$KB9 (c) $KC/$KC9 (d) $KD/$KD9"
+    log "  copy MiB/s: tsh scp up $CT_U down $CT_D, stock scp $CO_S, sftp $CO_F via tsh config; OpenSSH scp direct $CS_A, two jumps $CS_B; sftp $CF_A / $CF_B"
+    log "  -L MiB/s: tsh through the leaf $FL_T, ssh direct $FL_A; $COPY_MEM"
     exit 0
 fi
 
@@ -472,6 +555,8 @@ echo "$CPU_TABLE"
 echo
 echo "$KEY_TABLE"
 echo
+echo "$COPY_TABLE"
+echo
 echo "$LEVER_TABLE"
 echo "$SCALE_TABLE"
 echo "offline detected after ${OFFLINE}s (keep_alive_interval 1s × keep_alive_count_max 3)"
@@ -517,6 +602,15 @@ process reaped: sshd's session processes, the node's \`cat\`), over all $XFERS t
 client column is this script's reaped children: the client and the \`head\` feeding it.
 
 $CPU_TABLE
+
+## Copying files and forwarding ports
+
+$COPY_MB MiB of zeros uploaded (and, for tsh, downloaded) to the leaf's node, median of $XFERS
+transfers; OpenSSH's clients use its fastest cipher on every hop, through \`tsh config\` too. The
+forwarding rows move the same through \`-L\` to a TCP sink the node (or sshd) dials
+(\`bench/tcpcopy.py\`). Memory: $COPY_MEM.
+
+$COPY_TABLE
 
 ## Where the time goes, by function
 
