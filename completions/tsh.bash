@@ -52,6 +52,9 @@ _tsh() {
             tsh,recordings)
                 cmd="tsh__subcmd__recordings"
                 ;;
+            tsh,scp)
+                cmd="tsh__subcmd__scp"
+                ;;
             tsh,ssh)
                 cmd="tsh__subcmd__ssh"
                 ;;
@@ -108,6 +111,9 @@ _tsh() {
                 ;;
             tsh__subcmd__help,recordings)
                 cmd="tsh__subcmd__help__subcmd__recordings"
+                ;;
+            tsh__subcmd__help,scp)
+                cmd="tsh__subcmd__help__subcmd__scp"
                 ;;
             tsh__subcmd__help,ssh)
                 cmd="tsh__subcmd__help__subcmd__ssh"
@@ -191,7 +197,7 @@ _tsh() {
 
     case "${cmd}" in
         tsh)
-            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help login logout status ls ssh clusters version config proxy completion mfa access recordings play help"
+            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help login logout status ls ssh scp clusters version config proxy completion mfa access recordings play help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -453,7 +459,7 @@ _tsh() {
             return 0
             ;;
         tsh__subcmd__help)
-            opts="login logout status ls ssh clusters version config proxy completion mfa access recordings play help"
+            opts="login logout status ls ssh scp clusters version config proxy completion mfa access recordings play help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -707,6 +713,20 @@ _tsh() {
         tsh__subcmd__help__subcmd__recordings__subcmd__ls)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__scp)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1374,8 +1394,50 @@ _tsh() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tsh__subcmd__scp)
+            opts="-r -p -q -P -i -d -h --recursive --preserve --quiet --port --proxy --user --cluster --identity --insecure --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -P)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tsh__subcmd__ssh)
-            opts="-t -T -p -l -i -d -h --tty --port --login --proxy --user --cluster --identity --insecure --debug --help"
+            opts="-t -T -p -l -L -R -D -o -A -N -f -i -d -h --tty --port --login --forward --remote-forward --dynamic-forward --forward-agent --no-remote-exec --fork-after-authentication --proxy --user --cluster --identity --insecure --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1394,6 +1456,34 @@ _tsh() {
                     return 0
                     ;;
                 -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --forward)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -L)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remote-forward)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -R)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dynamic-forward)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -D)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -36,6 +36,7 @@ complete -c tsh -n "__fish_tsh_needs_command" -f -a "logout" -d 'Remove your key
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "status" -d 'Show who you are signed in as'
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "ls" -d 'List the nodes you can reach'
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "ssh" -d 'Run a shell or a command on a node'
+complete -c tsh -n "__fish_tsh_needs_command" -f -a "scp" -d 'Copy files to or from a node (SFTP)'
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "clusters" -d 'List the root cluster and the leaf clusters you can reach'
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "version" -d 'Print the version'
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "config" -d 'Print an OpenSSH client configuration for the clusters you can reach'
@@ -83,15 +84,33 @@ complete -c tsh -n "__fish_tsh_using_subcommand ls" -s d -l debug -d 'Verbose ou
 complete -c tsh -n "__fish_tsh_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s p -l port -d 'Node port' -r
 complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s l -l login -d 'Unix login [default: the part before @, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s L -l forward -d 'Forward a local port to HOST:HOSTPORT, dialled from the node ([BIND:]PORT:HOST:HOSTPORT; repeatable)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s R -l remote-forward -d 'Forward a port on the node to HOST:HOSTPORT, dialled from here (port 0: any; repeatable)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s D -l dynamic-forward -d 'A SOCKS5 proxy here whose connections the node dials ([BIND:]PORT; repeatable)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s o -d 'OpenSSH options: ForwardAgent=yes|no, ServerAliveInterval=SECONDS, ExitOnForwardFailure=yes|no, StrictHostKeyChecking=yes' -r
 complete -c tsh -n "__fish_tsh_using_subcommand ssh" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
 complete -c tsh -n "__fish_tsh_using_subcommand ssh" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
 complete -c tsh -n "__fish_tsh_using_subcommand ssh" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
 complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
 complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s t -l tty -d 'Allocate a terminal even when running a command'
 complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s T -d 'Never allocate a terminal'
+complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s A -l forward-agent -d 'Forward your SSH agent ($SSH_AUTH_SOCK) to the node'
+complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s N -l no-remote-exec -d 'Run no command: only forward (until Ctrl-C or the connection ends)'
+complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s f -l fork-after-authentication -d 'Go to the background once connected and the forwards are up'
 complete -c tsh -n "__fish_tsh_using_subcommand ssh" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
 complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s d -l debug -d 'Verbose output'
 complete -c tsh -n "__fish_tsh_using_subcommand ssh" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand scp" -s P -l port -d 'Node port' -r
+complete -c tsh -n "__fish_tsh_using_subcommand scp" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand scp" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand scp" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand scp" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand scp" -s r -l recursive -d 'Copy directories and what they hold'
+complete -c tsh -n "__fish_tsh_using_subcommand scp" -s p -l preserve -d 'Keep modification times and modes'
+complete -c tsh -n "__fish_tsh_using_subcommand scp" -s q -l quiet -d 'No progress bars'
+complete -c tsh -n "__fish_tsh_using_subcommand scp" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand scp" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand scp" -s h -l help -d 'Print help'
 complete -c tsh -n "__fish_tsh_using_subcommand clusters" -s f -l format -d 'Output format: text, json or yaml' -r
 complete -c tsh -n "__fish_tsh_using_subcommand clusters" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
 complete -c tsh -n "__fish_tsh_using_subcommand clusters" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
@@ -225,21 +244,22 @@ complete -c tsh -n "__fish_tsh_using_subcommand play" -s i -l identity -d 'Ident
 complete -c tsh -n "__fish_tsh_using_subcommand play" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
 complete -c tsh -n "__fish_tsh_using_subcommand play" -s d -l debug -d 'Verbose output'
 complete -c tsh -n "__fish_tsh_using_subcommand play" -s h -l help -d 'Print help'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access recordings play help" -f -a "login" -d 'Sign in to a cluster (or select a leaf cluster: tsh login <cluster>)'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access recordings play help" -f -a "logout" -d 'Remove your keys and certificates'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access recordings play help" -f -a "status" -d 'Show who you are signed in as'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access recordings play help" -f -a "ls" -d 'List the nodes you can reach'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access recordings play help" -f -a "ssh" -d 'Run a shell or a command on a node'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access recordings play help" -f -a "clusters" -d 'List the root cluster and the leaf clusters you can reach'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access recordings play help" -f -a "version" -d 'Print the version'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access recordings play help" -f -a "config" -d 'Print an OpenSSH client configuration for the clusters you can reach'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access recordings play help" -f -a "proxy" -d 'Connect stdin/stdout to a node (OpenSSH ProxyCommand)'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access recordings play help" -f -a "completion" -d 'Print a shell completion script'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access recordings play help" -f -a "mfa" -d 'List, add and remove your second-factor (TOTP) devices'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access recordings play help" -f -a "access" -d 'Explain why a login is allowed or denied'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access recordings play help" -f -a "recordings" -d 'List recorded sessions'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access recordings play help" -f -a "play" -d 'Replay a recorded session'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh clusters version config proxy completion mfa access recordings play help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play help" -f -a "login" -d 'Sign in to a cluster (or select a leaf cluster: tsh login <cluster>)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play help" -f -a "logout" -d 'Remove your keys and certificates'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play help" -f -a "status" -d 'Show who you are signed in as'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play help" -f -a "ls" -d 'List the nodes you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play help" -f -a "ssh" -d 'Run a shell or a command on a node'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play help" -f -a "scp" -d 'Copy files to or from a node (SFTP)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play help" -f -a "clusters" -d 'List the root cluster and the leaf clusters you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play help" -f -a "version" -d 'Print the version'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play help" -f -a "config" -d 'Print an OpenSSH client configuration for the clusters you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play help" -f -a "proxy" -d 'Connect stdin/stdout to a node (OpenSSH ProxyCommand)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play help" -f -a "completion" -d 'Print a shell completion script'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play help" -f -a "mfa" -d 'List, add and remove your second-factor (TOTP) devices'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play help" -f -a "access" -d 'Explain why a login is allowed or denied'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play help" -f -a "recordings" -d 'List recorded sessions'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play help" -f -a "play" -d 'Replay a recorded session'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "ssh" -d 'Pipe stdin/stdout to a node\'s SSH port (for OpenSSH\'s ProxyCommand)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from mfa" -f -a "ls" -d 'List your devices'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from mfa" -f -a "add" -d 'Register a device (an authenticator app)'

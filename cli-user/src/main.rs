@@ -7,10 +7,12 @@
 //! | `commands` | one file per command |
 //! | `context` | the signed-in session, API clients for root and leaf clusters |
 //! | `sshclient` | SSH through the proxy to nodes, sessions |
+//! | `forward` | `tsh ssh -L/-R/-D`: port forwards over the node connection |
 //! | `term` | raw mode and window size |
 
 mod commands;
 mod context;
+mod forward;
 mod sshclient;
 mod term;
 

@@ -13,6 +13,8 @@ pub struct SessionSpec {
     pub command: Option<String>,
     /// Allocate a PTY.
     pub tty: bool,
+    /// Ask the node to forward the agent (the caller set up [`NodeConn::forward_agent`]).
+    pub agent: bool,
 }
 
 /// Standard input in chunks of up to [`STDIN_CHUNK`], read by a thread of its own with
@@ -99,6 +101,9 @@ pub async fn run(node: &NodeConn, spec: SessionSpec) -> anyhow::Result<i32> {
     let ch = node.open_session().await?;
     if let Ok(lang) = std::env::var("LANG") {
         let _ = ch.set_env(false, "LANG", lang).await;
+    }
+    if spec.agent {
+        ch.agent_forward(false).await.context("asking for agent forwarding")?;
     }
     if spec.tty {
         let (cols, rows) = crate::term::size();

@@ -83,6 +83,43 @@ pub mod codes {
     pub const REMOTE_CLUSTER_DELETE: (&str, &str) = ("remote_cluster.delete", "TRC02I");
     /// A certificate authority rotation moved to a phase (ours: Teleport does not audit it).
     pub const CA_ROTATE: (&str, &str) = ("cert_authority.rotate", "TCA01I");
+    /// An SFTP session's operation (the code depends on the operation: [`sftp_code`]).
+    pub const SFTP: &str = "sftp";
+    /// Copying files refused by a role or the node.
+    pub const SFTP_DISALLOWED: (&str, &str) = ("sftp", "TS020E");
+    /// The bytes each file moved in one SFTP session.
+    pub const SFTP_SUMMARY: (&str, &str) = ("sftp_summary", "TS021I");
+    /// Legacy `scp -O` downloading (`scp -f`).
+    pub const SCP_DOWNLOAD: (&str, &str) = ("scp", "T3004I");
+    /// Legacy `scp -O` uploading (`scp -t`).
+    pub const SCP_UPLOAD: (&str, &str) = ("scp", "T3005I");
+    /// Legacy `scp -O` refused by a role or the node.
+    pub const SCP_DISALLOWED: (&str, &str) = ("scp", "T3010E");
+
+    /// Port forwarding refused by a role or the node.
+    pub const PORT_DENIED: (&str, &str) = ("port", "T3003E");
+    /// A `direct-tcpip` channel (`-L`, `-D`) connected from the node.
+    pub const PORT_LOCAL_START: (&str, &str) = ("port.local", "T3003I");
+    /// A `direct-tcpip` channel whose target could not be reached.
+    pub const PORT_LOCAL_FAIL: (&str, &str) = ("port.local", "T3003E");
+    /// A `direct-tcpip` channel ended.
+    pub const PORT_LOCAL_STOP: (&str, &str) = ("port.local", "T3003S");
+    /// A remote forward (`-R`) listening on the node.
+    pub const PORT_REMOTE_START: (&str, &str) = ("port.remote", "T3003I");
+    /// A remote forward that could not listen.
+    pub const PORT_REMOTE_FAIL: (&str, &str) = ("port.remote", "T3003E");
+    /// A remote forward cancelled.
+    pub const PORT_REMOTE_STOP: (&str, &str) = ("port.remote", "T3003S");
+    /// A connection accepted on a remote forward's listener.
+    pub const PORT_REMOTE_CONN: (&str, &str) = ("port.remote_conn", "T3003I");
+
+    /// Teleport's code for an SFTP operation (its `action` number), success or failure.
+    pub fn sftp_code(action: u64, ok: bool) -> Option<String> {
+        if !matches!(action, 1 | 7 | 9 | 11 | 12 | 13 | 16 | 18 | 19) {
+            return None;
+        }
+        Some(format!("TS{action:03}{}", if ok { 'I' } else { 'E' }))
+    }
 }
 
 /// The largest event the log stores, as JSON.

@@ -28,6 +28,9 @@ enum Cmd {
     Configure(ConfigureArgs),
     /// Print the version.
     Version,
+    /// The SFTP server a node starts as the login for one session (not run by hand).
+    #[command(hide = true)]
+    Sftp,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +110,7 @@ pub fn run(cli: Cli, git_rev: &str, rustc: &str) -> anyhow::Result<()> {
         }
         Cmd::Configure(a) => configure(a),
         Cmd::Start(a) => start(a),
+        Cmd::Sftp => crate::node::sftp::run_child(),
     }
 }
 

@@ -445,6 +445,12 @@ pub struct SshSection {
     /// The most output one session's recording keeps, in bytes (ours; default 256 MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_recording_max_bytes: Option<u64>,
+    /// Copying files (SFTP, `scp`) on this node (default yes; roles may refuse it too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_file_copy: Option<bool>,
+    /// Port forwarding on this node (default yes; roles may refuse it too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_forwarding: Option<bool>,
 }
 
 /// `proxy_service:`.
@@ -623,6 +629,10 @@ pub struct Config {
     pub node_heartbeat: Duration,
     /// The most output one session's recording keeps.
     pub recording_max_bytes: u64,
+    /// `ssh_service.ssh_file_copy`.
+    pub node_file_copy: bool,
+    /// `ssh_service.port_forwarding`.
+    pub node_port_forwarding: bool,
     /// Address the node advertises (overrides detection).
     pub advertise_ip: Option<String>,
     /// Node-only: where to join.
@@ -850,6 +860,8 @@ impl Config {
             labels,
             node_heartbeat,
             recording_max_bytes: s.session_recording_max_bytes.unwrap_or(DEFAULT_RECORDING_MAX_BYTES),
+            node_file_copy: s.ssh_file_copy.unwrap_or(true),
+            node_port_forwarding: s.port_forwarding.unwrap_or(true),
             advertise_ip: t.advertise_ip.clone(),
             limits,
             storage,

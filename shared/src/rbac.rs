@@ -225,14 +225,109 @@ impl AccessChecker {
         self.roles.iter().map(Role::max_session_ttl).min().unwrap_or(Duration::from_secs(30 * 3600))
     }
 
-    /// Whether any role allows port forwarding.
+    /// Whether some port forwarding is allowed (for the certificate's extension).
     pub fn port_forwarding(&self) -> bool {
-        self.roles.iter().any(|r| r.spec.options.port_forwarding.unwrap_or(true))
+        self.port_forward_mode() != ForwardMode::Off
+    }
+
+    /// Which port forwarding the roles allow, decided as Teleport decides it: a role without
+    /// `ssh_port_forwarding` and with `port_forwarding: true` (or unset) allows both at once; a
+    /// role's `ssh_port_forwarding.{local,remote}.enabled: false` denies that direction; the older
+    /// `port_forwarding: false` denies only when no role has the newer block.
+    pub fn port_forward_mode(&self) -> ForwardMode {
+        let (mut local_denied, mut remote_denied, mut legacy_denied, mut newer_seen) = (false, false, false, false);
+        for r in &self.roles {
+            let o = &r.spec.options;
+            match &o.ssh_port_forwarding {
+                None => {
+                    if o.port_forwarding.unwrap_or(true) {
+                        return ForwardMode::On;
+                    }
+                    legacy_denied = true;
+                }
+                Some(f) => {
+                    newer_seen = true;
+                    let off = |s: &Option<crate::resource::role::ForwardSwitch>| s.as_ref().and_then(|s| s.enabled) == Some(false);
+                    local_denied |= off(&f.local);
+                    remote_denied |= off(&f.remote);
+                }
+            }
+        }
+        match (local_denied, remote_denied) {
+            (true, true) => ForwardMode::Off,
+            _ if legacy_denied && !newer_seen => ForwardMode::Off,
+            (false, true) => ForwardMode::Local,
+            (true, false) => ForwardMode::Remote,
+            (false, false) => ForwardMode::On,
+        }
+    }
+
+    /// Why local (`remote: false`: `-L`, `-D`) or remote (`-R`) port forwarding is refused,
+    /// naming the role and the option; None when it is allowed.
+    pub fn forward_refused_by(&self, remote: bool) -> Option<String> {
+        let mode = self.port_forward_mode();
+        if (remote && mode.remote()) || (!remote && mode.local()) {
+            return None;
+        }
+        let dir = if remote { "remote" } else { "local" };
+        for r in &self.roles {
+            if let Some(f) = &r.spec.options.ssh_port_forwarding {
+                let switch = if remote { &f.remote } else { &f.local };
+                if switch.as_ref().and_then(|s| s.enabled) == Some(false) {
+                    return Some(format!("role {:?} sets options.ssh_port_forwarding.{dir}.enabled to false", r.metadata.name));
+                }
+            }
+        }
+        match self.roles.iter().find(|r| r.spec.options.port_forwarding == Some(false)) {
+            Some(r) => Some(format!("role {:?} sets options.port_forwarding to false", r.metadata.name)),
+            None => Some("no role allows port forwarding".into()),
+        }
+    }
+
+    /// Whether files may be copied: every role must allow it (`ssh_file_copy`, default true).
+    pub fn ssh_file_copy(&self) -> bool {
+        self.file_copy_refused_by().is_none()
+    }
+
+    /// The first role that refuses copying files.
+    pub fn file_copy_refused_by(&self) -> Option<String> {
+        self.roles.iter().find(|r| r.spec.options.ssh_file_copy == Some(false)).map(|r| r.metadata.name.clone())
+    }
+
+    /// Whether agent forwarding is allowed for `login`: a role with `forward_agent: true` whose
+    /// `allow.logins` has the login.
+    pub fn forward_agent_for(&self, login: &str) -> bool {
+        self.roles.iter().any(|r| r.spec.options.forward_agent.unwrap_or(false) && r.spec.allow.logins.iter().any(|l| l == login))
     }
 
     /// Whether any role allows agent forwarding.
     pub fn forward_agent(&self) -> bool {
         self.roles.iter().any(|r| r.spec.options.forward_agent.unwrap_or(false))
+    }
+}
+
+/// The port forwarding the roles allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardMode {
+    /// None.
+    Off,
+    /// `-L` and `-D` only.
+    Local,
+    /// `-R` only.
+    Remote,
+    /// Both.
+    On,
+}
+
+impl ForwardMode {
+    /// Local forwarding (`direct-tcpip`) allowed.
+    pub fn local(self) -> bool {
+        matches!(self, ForwardMode::Local | ForwardMode::On)
+    }
+
+    /// Remote forwarding (`tcpip-forward`) allowed.
+    pub fn remote(self) -> bool {
+        matches!(self, ForwardMode::Remote | ForwardMode::On)
     }
 }
 
@@ -348,6 +443,59 @@ mod tests {
         let mut t = Traits::new();
         t.insert("logins".into(), logins(l));
         t
+    }
+
+    fn forwarding(legacy: Option<bool>, local: Option<bool>, remote: Option<bool>, newer: bool) -> Role {
+        use crate::resource::role::{ForwardSwitch, SshPortForwarding};
+        let mut r = role("f", RoleConditions::default(), RoleConditions::default());
+        r.spec.options.port_forwarding = legacy;
+        if newer {
+            r.spec.options.ssh_port_forwarding = Some(SshPortForwarding {
+                local: local.map(|e| ForwardSwitch { enabled: Some(e) }),
+                remote: remote.map(|e| ForwardSwitch { enabled: Some(e) }),
+            });
+        }
+        r
+    }
+
+    #[test]
+    fn port_forwarding_is_decided_as_teleport_decides_it() {
+        let mode = |roles: &[Role]| AccessChecker::new(roles, &Traits::new()).port_forward_mode();
+        // Teleport's own cases.
+        assert_eq!(mode(&[forwarding(None, Some(true), Some(false), true)]), ForwardMode::Local, "allow + remote deny");
+        assert_eq!(mode(&[forwarding(None, Some(false), Some(false), true), forwarding(Some(true), None, None, false)]), ForwardMode::On);
+        assert_eq!(mode(&[forwarding(None, Some(true), Some(true), true), forwarding(Some(false), None, None, false)]), ForwardMode::On);
+        assert_eq!(mode(&[forwarding(Some(false), None, None, false)]), ForwardMode::Off, "nothing newer + legacy false");
+        // Unset everywhere: on (the older default).
+        assert_eq!(mode(&[forwarding(None, None, None, false)]), ForwardMode::On);
+        assert_eq!(mode(&[forwarding(None, Some(false), None, true)]), ForwardMode::Remote);
+        // A newer block with no opinion cancels an older deny.
+        assert_eq!(mode(&[forwarding(None, None, None, true), forwarding(Some(false), None, None, false)]), ForwardMode::On);
+        assert!(ForwardMode::Local.local() && !ForwardMode::Local.remote());
+        let refused = |roles: &[Role], remote| AccessChecker::new(roles, &Traits::new()).forward_refused_by(remote);
+        assert_eq!(refused(&[forwarding(None, Some(true), Some(false), true)], false), None);
+        assert_eq!(
+            refused(&[forwarding(None, Some(true), Some(false), true)], true).as_deref(),
+            Some("role \"f\" sets options.ssh_port_forwarding.remote.enabled to false")
+        );
+        assert_eq!(
+            refused(&[forwarding(Some(false), None, None, false)], false).as_deref(),
+            Some("role \"f\" sets options.port_forwarding to false")
+        );
+    }
+
+    #[test]
+    fn file_copy_needs_every_role_and_agent_forwarding_one_with_the_login() {
+        let mut a = role("a", RoleConditions { logins: logins(&["root"]), ..Default::default() }, RoleConditions::default());
+        let mut b = role("b", RoleConditions { logins: logins(&["visitor"]), ..Default::default() }, RoleConditions::default());
+        let c = |roles: &[Role]| AccessChecker::new(roles, &Traits::new());
+        assert!(c(&[a.clone(), b.clone()]).ssh_file_copy(), "default true");
+        b.spec.options.ssh_file_copy = Some(false);
+        assert!(!c(&[a.clone(), b.clone()]).ssh_file_copy(), "one false denies");
+        assert!(!c(&[a.clone()]).forward_agent_for("root"), "default false");
+        a.spec.options.forward_agent = Some(true);
+        assert!(c(&[a.clone(), b.clone()]).forward_agent_for("root"));
+        assert!(!c(&[a, b]).forward_agent_for("visitor"), "the role that forwards must have the login");
     }
 
     #[test]

@@ -30,6 +30,24 @@ pub struct HostChecker {
     cluster: String,
     principal: Option<String>,
     ended: Arc<std::sync::Mutex<Option<String>>>,
+    /// Where connections for remote forwards go, once the caller asked for them.
+    forwarded: ForwardedSink,
+    /// The local agent's socket, once the caller forwards it (`-A`).
+    agent: Arc<std::sync::Mutex<Option<std::path::PathBuf>>>,
+}
+
+type ForwardedSink = Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Sender<Forwarded>>>>;
+
+/// A connection the node opened back for a remote forward (`forwarded-tcpip`).
+pub struct Forwarded {
+    /// The channel.
+    pub channel: russh::Channel<Msg>,
+    /// The address the forward was requested for, as the client sent it.
+    pub connected_address: String,
+    /// Its port (the allocated one for port 0).
+    pub connected_port: u32,
+    /// Who connected, as the node saw it.
+    pub originator: String,
 }
 
 impl client::Handler for HostChecker {
@@ -49,6 +67,63 @@ impl client::Handler for HostChecker {
             Ok((_, authority)) if authority == self.cluster => Ok(true),
             _ => Ok(false),
         }
+    }
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: russh::Channel<Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: russh::client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        let sink = self.forwarded.lock().ok().and_then(|s| s.clone());
+        match sink {
+            // Asked for: the caller checks it is one of its forwards.
+            Some(tx) => {
+                reply.accept().await;
+                let f = Forwarded {
+                    channel,
+                    connected_address: connected_address.to_string(),
+                    connected_port,
+                    originator: format!("{originator_address}:{originator_port}"),
+                };
+                if tx.try_send(f).is_err() {
+                    tracing::warn!("too many forwarded connections waiting; closing one");
+                }
+            }
+            None => reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await,
+        }
+        Ok(())
+    }
+
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        channel: russh::Channel<Msg>,
+        reply: russh::client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        let path = self.agent.lock().ok().and_then(|a| a.clone());
+        let Some(path) = path else {
+            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
+        };
+        match tokio::net::UnixStream::connect(&path).await {
+            Ok(mut agent) => {
+                reply.accept().await;
+                tokio::spawn(async move {
+                    let mut stream = channel.into_stream();
+                    let _ = tokio::io::copy_bidirectional(&mut agent, &mut stream).await;
+                });
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot reach the local agent");
+                reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
+            }
+        }
+        Ok(())
     }
 
     async fn disconnected(&mut self, reason: client::DisconnectReason<Self::Error>) -> Result<(), Self::Error> {
@@ -95,7 +170,14 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let ended = Arc::new(std::sync::Mutex::new(None));
-    let checker = HostChecker { cas: creds.host_ca_keys(root), cluster: root.to_string(), principal: None, ended: ended.clone() };
+    let checker = HostChecker {
+        cas: creds.host_ca_keys(root),
+        cluster: root.to_string(),
+        principal: None,
+        ended: ended.clone(),
+        forwarded: Default::default(),
+        agent: Default::default(),
+    };
     let mut handle = client::connect_stream(crate::tuning::client_config(None), stream, checker).await.map_err(|e| match e {
         e if refused_host_key(&e) => anyhow!(
             "the proxy at {what} presented a host certificate that no host CA of cluster {root:?} in your profile signed; \
@@ -239,10 +321,28 @@ impl tokio::io::AsyncWrite for TunnelStream {
 /// An SSH connection to a node.
 pub struct NodeConn {
     handle: Handle<HostChecker>,
+    forwarded: ForwardedSink,
+    agent: Arc<std::sync::Mutex<Option<std::path::PathBuf>>>,
 }
 
 /// SSH over `stream` to the node `host` of `cluster`, as `login`.
 pub async fn connect_node<S>(stream: S, host: &str, cluster: &str, creds: &Credentials, login: &str) -> anyhow::Result<NodeConn>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    connect_node_with(stream, host, cluster, creds, login, None).await
+}
+
+/// [`connect_node`], with a keep-alive every `keepalive` (OpenSSH's `ServerAliveInterval`; three
+/// unanswered end the connection).
+pub async fn connect_node_with<S>(
+    stream: S,
+    host: &str,
+    cluster: &str,
+    creds: &Credentials,
+    login: &str,
+    keepalive: Option<Duration>,
+) -> anyhow::Result<NodeConn>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -256,8 +356,11 @@ where
         cluster: cluster.to_string(),
         principal: if is_address { None } else { Some(host.to_string()) },
         ended: Default::default(),
+        forwarded: Default::default(),
+        agent: Default::default(),
     };
-    let mut handle = client::connect_stream(crate::tuning::client_config(None), stream, checker).await.map_err(|e| match e {
+    let (forwarded, agent) = (checker.forwarded.clone(), checker.agent.clone());
+    let mut handle = client::connect_stream(crate::tuning::client_config(keepalive), stream, checker).await.map_err(|e| match e {
         e if refused_host_key(&e) => anyhow!(
             "node {host} presented a host certificate that no host CA of cluster {cluster:?} in your profile signed; \
                  if the cluster rotated its host CA, run 'tsh login' again"
@@ -281,7 +384,7 @@ where
             "access denied to {login} connecting to {host}: cluster {cluster} refused it (its role map or role rules); run 'tsh access explain --cluster={cluster} {login}@{host}' to see why"
         );
     }
-    Ok(NodeConn { handle })
+    Ok(NodeConn { handle, forwarded, agent })
 }
 
 impl NodeConn {
@@ -312,6 +415,34 @@ impl NodeConn {
     /// Closes the connection.
     pub async fn close(&self) {
         let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+    }
+
+    /// Asks the node to connect to `host:port` (`-L`, `-D`); `from` is who connected here.
+    pub async fn direct_tcpip(&self, host: &str, port: u32, from: std::net::SocketAddr) -> Result<russh::Channel<Msg>, russh::Error> {
+        self.handle.channel_open_direct_tcpip(host, port, from.ip().to_string(), u32::from(from.port())).await
+    }
+
+    /// Asks the node to listen on `address:port` (`-R`); the port it listens on (the allocated
+    /// one when `port` is 0).
+    pub async fn remote_forward(&self, address: &str, port: u32) -> Result<u32, russh::Error> {
+        let got = self.handle.tcpip_forward(address, port).await?;
+        Ok(if port == 0 { got } else { port })
+    }
+
+    /// Serves the node's agent channels from the agent at `socket` (`-A`), from now on.
+    pub fn forward_agent(&self, socket: std::path::PathBuf) {
+        if let Ok(mut a) = self.agent.lock() {
+            *a = Some(socket);
+        }
+    }
+
+    /// The connections the node opens back for remote forwards, from now on.
+    pub fn forwarded_connections(&self) -> tokio::sync::mpsc::Receiver<Forwarded> {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        if let Ok(mut s) = self.forwarded.lock() {
+            *s = Some(tx);
+        }
+        rx
     }
 }
 

@@ -89,6 +89,16 @@ impl Out {
         &self.stderr
     }
 
+    /// Asserts that `tsh ssh` or `tsh scp` could not connect: exit code 255 (as OpenSSH's), the
+    /// reason in stderr; returns stderr.
+    #[track_caller]
+    pub fn cannot_connect(&self, what: &str, needle: &str) -> &str {
+        assert_eq!(self.code, 255, "{what}: expected exit code 255\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert!(self.stderr.contains(needle), "{what}: expected {needle:?} in stderr:\n{}", self.stderr);
+        assert!(self.stderr.starts_with("ERROR: "), "{what}: errors start with ERROR:\n{}", self.stderr);
+        &self.stderr
+    }
+
     /// Parses stdout as JSON.
     #[track_caller]
     pub fn json(&self) -> serde_json::Value {

@@ -10,6 +10,7 @@ mod ls;
 mod mfa;
 mod proxy;
 mod recordings;
+mod scp;
 mod ssh;
 mod sso;
 mod status;
@@ -48,7 +49,7 @@ pub struct Global {
 #[command(
     name = "tsh",
     disable_version_flag = true,
-    after_help = "Examples:\n  tsh login --proxy=root.example.com --user=myuser\n  tsh ls --cluster=leaf.example.com\n  tsh ssh --cluster=leaf.example.com visitor@node1\n\nExit codes: 0 success, 1 error, 2 usage error; tsh ssh returns the remote command's exit code."
+    after_help = "Examples:\n  tsh login --proxy=root.example.com --user=myuser\n  tsh ls --cluster=leaf.example.com\n  tsh ssh --cluster=leaf.example.com visitor@node1\n\nExit codes: 0 success, 1 error, 2 usage error; tsh ssh returns the remote command's exit code, and 255 when it cannot connect (as ssh does)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -72,6 +73,8 @@ enum Command {
     Ls(ls::Args),
     /// Run a shell or a command on a node.
     Ssh(ssh::Args),
+    /// Copy files to or from a node (SFTP).
+    Scp(scp::Args),
     /// List the root cluster and the leaf clusters you can reach.
     Clusters(clusters::Args),
     /// Print the version.
@@ -134,6 +137,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>, out: &mut dyn Write, err: &
     match result {
         Ok(code) => code,
         Err(e) if shared::output::is_broken_pipe(&e) => 0,
+        Err(e) if e.downcast_ref::<ssh::NotConnected>().is_some() => {
+            let _ = writeln!(err, "ERROR: {}", format!("{e:#}").replace('\n', " "));
+            255
+        }
         Err(e) => {
             let _ = writeln!(err, "ERROR: {}", format!("{e:#}").replace('\n', " "));
             1
@@ -149,6 +156,7 @@ async fn exec(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         Command::Status(a) => status::exec(a, &g, out).await.map(|_| 0),
         Command::Ls(a) => ls::exec(a, &g, out, err).await.map(|_| 0),
         Command::Ssh(a) => ssh::exec(a, &g).await,
+        Command::Scp(a) => scp::exec(a, &g).await,
         Command::Clusters(a) => clusters::exec(a, &g, out).await.map(|_| 0),
         Command::Version => {
             writeln!(out, "{}", shared::version::version_line(env!("TP_GIT_REV"), env!("TP_RUSTC_VERSION")))?;

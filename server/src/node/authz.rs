@@ -49,6 +49,14 @@ pub struct Allowed {
     pub logins: Vec<String>,
     /// The certificate's traits.
     pub traits: Traits,
+    /// The role that refuses copying files (`options.ssh_file_copy: false`), if one does.
+    pub file_copy_refused_by: Option<String>,
+    /// Why the roles refuse local forwarding (`-L`, `-D`), if they do.
+    pub local_forward_refused_by: Option<String>,
+    /// Why the roles refuse remote forwarding (`-R`), if they do.
+    pub remote_forward_refused_by: Option<String>,
+    /// A role with `forward_agent` has this login.
+    pub forward_agent: bool,
 }
 
 /// A refusal: what the log and audit get (the client only sees "access denied").
@@ -127,6 +135,10 @@ pub fn authorize(
         idle_timeout: checker.client_idle_timeout(),
         logins: id.logins,
         traits: id.traits,
+        file_copy_refused_by: checker.file_copy_refused_by(),
+        local_forward_refused_by: checker.forward_refused_by(false),
+        remote_forward_refused_by: checker.forward_refused_by(true),
+        forward_agent: checker.forward_agent_for(login),
     })
 }
 

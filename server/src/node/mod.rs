@@ -9,14 +9,18 @@
 //! It runs inside the cluster's process (ssh_service enabled) or alone
 //! (`teleport start --roles=node --token=... --auth-server=...`).
 
+pub mod agent;
 pub mod authz;
+pub mod copy;
 pub mod decide;
 pub mod explain;
+pub mod forward;
 pub mod join;
 pub mod recorder;
 pub mod renew;
 pub mod server;
 pub mod session;
+pub mod sftp;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -191,6 +195,10 @@ pub struct NodeConfig {
     pub client_idle_timeout: Option<Duration>,
     /// The most output one session's recording keeps (`ssh_service.session_recording_max_bytes`).
     pub recording_max_bytes: u64,
+    /// `ssh_service.ssh_file_copy`: this node serves SFTP and `scp`.
+    pub file_copy: bool,
+    /// `ssh_service.port_forwarding`: this node forwards ports.
+    pub port_forwarding: bool,
 }
 
 /// A running node.

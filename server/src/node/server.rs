@@ -15,7 +15,10 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::NodeService;
+use super::agent;
 use super::authz::{Allowed, authorize, check_locks};
+use super::copy;
+use super::forward;
 use super::recorder::{self, Tap};
 use super::session::{PtySpec, SpawnSpec, accept_env, resize, spawn};
 use crate::audit::codes;
@@ -51,6 +54,12 @@ pub struct NodeConn {
     sessions: Arc<AtomicUsize>,
     /// Tells the connection limiter when authentication succeeded.
     mark: Option<AuthMark>,
+    /// Remote-forward (`-R`) listeners.
+    listeners: forward::Listeners,
+    /// Places for forwarded connections (both directions).
+    forwarded: Arc<tokio::sync::Semaphore>,
+    /// The user's forwarded agent (`ssh -A`), for this connection's sessions.
+    agent: Option<agent::Forwarded>,
 }
 
 /// Ends a session from outside (a lock, the idle timeout), saying why.
@@ -87,6 +96,9 @@ impl NodeConn {
             channels: HashMap::new(),
             sessions: Arc::new(AtomicUsize::new(0)),
             mark,
+            listeners: forward::Listeners::default(),
+            forwarded: Arc::new(tokio::sync::Semaphore::new(forward::MAX_FORWARDED)),
+            agent: None,
         }
     }
 
@@ -131,16 +143,8 @@ impl NodeConn {
             session.channel_failure(id)?;
             return Ok(());
         };
-        let refuse = |session: &mut Session, why: &str| -> anyhow::Result<()> {
-            session.channel_success(id)?;
-            session.extended_data(id, 1, format!("{why}\n").into_bytes())?;
-            session.exit_status_request(id, 1)?;
-            session.eof(id)?;
-            session.close(id)?;
-            Ok(())
-        };
         if let Some(why) = self.refused.clone() {
-            return refuse(session, &why);
+            return refuse(session, id, &why);
         }
         let Some(allowed) = self.allowed.clone() else {
             session.channel_failure(id)?;
@@ -149,7 +153,7 @@ impl NodeConn {
         if let Some(max) = allowed.max_sessions
             && self.sessions.load(Ordering::SeqCst) as u64 >= max
         {
-            return refuse(session, &format!("too many sessions on this connection (max_sessions {max}); open another connection"));
+            return refuse(session, id, &format!("too many sessions on this connection (max_sessions {max}); open another connection"));
         }
         let mut session_env =
             vec![("TELEPORT_USER".to_string(), allowed.username.clone()), ("TELEPORT_CLUSTER".to_string(), allowed.origin_cluster.clone())];
@@ -158,6 +162,9 @@ impl NodeConn {
         if let Some(p) = client {
             session_env.push(("SSH_CLIENT".into(), format!("{} {} 0", p.ip(), p.port())));
         }
+        if let Some(a) = &self.agent {
+            session_env.push(("SSH_AUTH_SOCK".into(), a.socket.display().to_string()));
+        }
         let spec = SpawnSpec {
             login: self.login.clone(),
             command: command.clone(),
@@ -165,6 +172,19 @@ impl NodeConn {
             pty: state.pty.clone(),
             session_env,
         };
+        // Legacy `scp -O` is file copying too: the same switch and roles decide.
+        if let Some((upload, path)) = command.as_deref().and_then(copy::legacy_scp) {
+            let action = if upload { "upload" } else { "download" };
+            if let Some(why) = copy::refusal(self.node.cfg.file_copy, &allowed) {
+                self.emit(self.event(
+                    codes::SCP_DISALLOWED,
+                    json!({"path": path, "action": action, "command": command, "success": false, "error": why}),
+                ));
+                return refuse(session, id, &why);
+            }
+            let code = if upload { codes::SCP_UPLOAD } else { codes::SCP_DOWNLOAD };
+            self.emit(self.event(code, json!({"path": path, "action": action, "command": command, "success": true})));
+        }
         let spawned = match spawn(&spec) {
             Ok(s) => s,
             Err(e) => {
@@ -249,6 +269,113 @@ impl NodeConn {
             let _ = access.emit(end).await;
         });
         Ok(())
+    }
+}
+
+/// Accepts the request only to say on the client's stderr why nothing runs, then ends the
+/// channel with status 1 (a bare channel failure would tell the user nothing).
+fn refuse(session: &mut Session, id: ChannelId, why: &str) -> anyhow::Result<()> {
+    session.channel_success(id)?;
+    session.extended_data(id, 1, format!("{why}\n").into_bytes())?;
+    session.exit_status_request(id, 1)?;
+    session.eof(id)?;
+    session.close(id)?;
+    Ok(())
+}
+
+impl NodeConn {
+    /// The `sftp` subsystem: decided like any file copy, then served by a child running as
+    /// the login (see [`super::sftp`]); no recording (the audit has every operation).
+    fn start_sftp(&mut self, id: ChannelId, session: &mut Session) -> anyhow::Result<()> {
+        let Some(channel) = self.channels.get_mut(&id).and_then(|st| st.channel.take()) else {
+            session.channel_failure(id)?;
+            return Ok(());
+        };
+        if let Some(why) = self.refused.clone() {
+            return refuse(session, id, &why);
+        }
+        let Some(allowed) = self.allowed.clone() else {
+            session.channel_failure(id)?;
+            return Ok(());
+        };
+        if let Some(max) = allowed.max_sessions
+            && self.sessions.load(Ordering::SeqCst) as u64 >= max
+        {
+            return refuse(session, id, &format!("too many sessions on this connection (max_sessions {max}); open another connection"));
+        }
+        if let Some(why) = copy::refusal(self.node.cfg.file_copy, &allowed) {
+            tracing::info!(user = %allowed.username, login = %self.login, reason = %why, "file copy refused");
+            self.emit(self.event(codes::SFTP_DISALLOWED, json!({"success": false, "error": why})));
+            return refuse(session, id, &why);
+        }
+        let spec = SpawnSpec {
+            login: self.login.clone(),
+            command: None,
+            env: Vec::new(),
+            pty: None,
+            session_env: vec![("TELEPORT_USER".to_string(), allowed.username.clone())],
+        };
+        let child = match copy::start(&spec) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(login = %self.login, error = %e, "cannot start the SFTP server");
+                return refuse(session, id, &e.message);
+            }
+        };
+        session.channel_success(id)?;
+        let stop = Arc::new(Stop::default());
+        if let Some(st) = self.channels.get_mut(&id) {
+            st.stop = Some(stop.clone());
+        }
+        let base = self.event(codes::SFTP_SUMMARY, json!({"sid": uuid::Uuid::new_v4().to_string()}));
+        let (handle, access, counted) = (session.handle(), self.node.access.clone(), InFlight::new(&self.sessions));
+        let live = {
+            let stop = stop.clone();
+            let mut roles = allowed.cert_roles.clone();
+            roles.extend(allowed.roles.iter().cloned());
+            self.node.live.register(LiveEntry {
+                user: allowed.username.clone(),
+                origin: allowed.origin_cluster.clone(),
+                roles,
+                login: Some(self.login.clone()),
+                issued_at: Some(allowed.issued_at),
+                end: Box::new(move |why| stop.stop(why)),
+            })
+        };
+        tokio::spawn(async move {
+            let _counted = counted;
+            let _live = live;
+            copy::run(handle, channel, child, async move { stop.stopped().await }, base, access).await;
+        });
+        Ok(())
+    }
+}
+
+impl NodeConn {
+    /// Tells the user something on the connection's first session channel, if it has one
+    /// (refusals of forwards have no channel of their own to carry text).
+    fn notice(&self, session: &mut Session, text: &str) {
+        if let Some(id) = self.channels.keys().min() {
+            let _ = session.extended_data(*id, 1, format!("{text}\r\n").into_bytes());
+        }
+    }
+
+    /// The roles' decision for a forward here, or why not (already told and audited).
+    fn may_forward(&mut self, session: &mut Session, remote: bool, addr: &str) -> Option<Allowed> {
+        if let Some(why) = self.refused.clone() {
+            self.notice(session, &why);
+            return None;
+        }
+        let allowed = self.allowed.clone()?;
+        let why = forward::refusal(self.node.cfg.port_forwarding, &allowed, remote)
+            .or_else(|| super::session::lookup(&self.login).err().map(|e| e.message));
+        if let Some(why) = why {
+            tracing::info!(user = %allowed.username, login = %self.login, reason = %why, "port forwarding refused");
+            self.notice(session, &why);
+            self.emit(self.event(codes::PORT_DENIED, json!({"addr": addr, "success": false, "error": why})));
+            return None;
+        }
+        Some(allowed)
     }
 }
 
@@ -552,9 +679,142 @@ impl russh::server::Handler for NodeConn {
         Ok(())
     }
 
-    async fn subsystem_request(&mut self, id: ChannelId, _name: &str, session: &mut Session) -> Result<(), Self::Error> {
+    async fn subsystem_request(&mut self, id: ChannelId, name: &str, session: &mut Session) -> Result<(), Self::Error> {
+        if name == "sftp" {
+            return self.start_sftp(id, session);
+        }
         session.channel_failure(id)?;
         Ok(())
+    }
+
+    async fn agent_request(&mut self, id: ChannelId, session: &mut Session) -> Result<bool, Self::Error> {
+        let Some(allowed) = self.allowed.clone().filter(|_| self.refused.is_none()) else { return Ok(false) };
+        if let Some(why) = agent::refusal(allowed.forward_agent, &self.login) {
+            tracing::info!(user = %allowed.username, login = %self.login, "agent forwarding refused");
+            session.extended_data(id, 1, format!("{why}\r\n").into_bytes())?;
+            return Ok(false);
+        }
+        if self.agent.is_none() {
+            match agent::start(&self.login, session.handle()) {
+                Ok(a) => self.agent = Some(a),
+                Err(e) => {
+                    tracing::warn!(login = %self.login, error = %e, "cannot forward the agent");
+                    session.extended_data(id, 1, format!("agent forwarding failed on the node: {}\r\n", e.message).into_bytes())?;
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let target = format!("{host_to_connect}:{port_to_connect}");
+        if self.may_forward(session, false, &target).is_none() {
+            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
+        }
+        let Ok(permit) = self.forwarded.clone().try_acquire_owned() else {
+            self.notice(session, &format!("too many forwarded connections on this connection (at most {})", forward::MAX_FORWARDED));
+            reply.reject(russh::ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        };
+        let (start, stop, fail) = (
+            self.event(codes::PORT_LOCAL_START, json!({"addr": target, "success": true})),
+            self.event(codes::PORT_LOCAL_STOP, json!({"addr": target})),
+            self.event(codes::PORT_LOCAL_FAIL, json!({"addr": target, "success": false})),
+        );
+        let access = self.node.access.clone();
+        let host = host_to_connect.to_string();
+        tokio::spawn(async move {
+            let _permit = permit;
+            match forward::dial(&host, port_to_connect).await {
+                Ok(tcp) => {
+                    reply.accept().await;
+                    let _ = access.emit(start).await;
+                    forward::pump(channel, tcp).await;
+                    let _ = access.emit(stop).await;
+                }
+                Err(why) => {
+                    reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
+                    let mut fail = fail;
+                    fail.insert("error".into(), json!(why));
+                    let _ = access.emit(fail).await;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn tcpip_forward(&mut self, address: &str, port: &mut u32, session: &mut Session) -> Result<bool, Self::Error> {
+        let asked = format!("{address}:{port}");
+        if self.may_forward(session, true, &asked).is_none() {
+            return Ok(false);
+        }
+        let refuse = |this: &Self, session: &mut Session, why: String| {
+            this.notice(session, &why);
+            this.emit(this.event(codes::PORT_REMOTE_FAIL, json!({"addr": asked, "success": false, "error": why})));
+            Ok(false)
+        };
+        if self.listeners.len() >= forward::MAX_LISTENERS {
+            return refuse(self, session, format!("too many remote forwards on this connection (at most {})", forward::MAX_LISTENERS));
+        }
+        let addr = match forward::listen_addr(address, *port) {
+            Ok(a) => a,
+            Err(why) => return refuse(self, session, why),
+        };
+        if addr.port() != 0 && addr.port() < 1024 && self.login != "root" {
+            return refuse(
+                self,
+                session,
+                format!("remote forward refused: port {} is below 1024, which only the root login may bind", addr.port()),
+            );
+        }
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => return refuse(self, session, format!("remote forward refused: cannot listen on {addr} on the node: {e}")),
+        };
+        let bound = listener.local_addr().map(|a| a.port()).unwrap_or(addr.port());
+        if *port == 0 {
+            *port = u32::from(bound);
+        }
+        let listening = format!("{}:{bound}", addr.ip());
+        self.emit(self.event(codes::PORT_REMOTE_START, json!({"addr": listening, "success": true})));
+        let conn = self.event(codes::PORT_REMOTE_CONN, json!({"addr": listening, "success": true}));
+        let access = self.node.access.clone();
+        let task = tokio::spawn(forward::serve_listener(
+            listener,
+            session.handle(),
+            address.to_string(),
+            *port,
+            self.forwarded.clone(),
+            move |peer| {
+                let mut e = conn.clone();
+                e.insert("remote_addr".into(), json!(peer.to_string()));
+                let access = access.clone();
+                tokio::spawn(async move {
+                    let _ = access.emit(e).await;
+                });
+            },
+        ));
+        self.listeners.insert(address, *port, task.abort_handle());
+        Ok(true)
+    }
+
+    async fn cancel_tcpip_forward(&mut self, address: &str, port: u32, _session: &mut Session) -> Result<bool, Self::Error> {
+        let stopped = self.listeners.cancel(address, port);
+        if stopped {
+            self.emit(self.event(codes::PORT_REMOTE_STOP, json!({"addr": format!("{address}:{port}")})));
+        }
+        Ok(stopped)
     }
 
     async fn channel_close(&mut self, id: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {

@@ -86,18 +86,42 @@ pub fn resize(pty: &OwnedFd, cols: u16, rows: u16) {
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// A program of ours the node runs as the login instead of a shell (`teleport sftp`), with one
+/// more descriptor: `fd3` becomes its descriptor 3.
+pub struct Helper {
+    /// The program.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// What the program finds as descriptor 3 (the node keeps the other end).
+    pub fd3: OwnedFd,
+}
+
 /// Starts the process.
 pub fn spawn(spec: &SpawnSpec) -> Result<Spawned> {
+    start(spec, None)
+}
+
+/// Starts one of our own programs as the login (its stdio piped, `helper.fd3` as descriptor 3).
+pub fn spawn_helper(spec: &SpawnSpec, helper: Helper) -> Result<Spawned> {
+    start(spec, Some(helper))
+}
+
+fn start(spec: &SpawnSpec, helper: Option<Helper>) -> Result<Spawned> {
     check_can_switch(&spec.login)?;
     let user = lookup(&spec.login)?;
     let shell = if user.shell.as_os_str().is_empty() { PathBuf::from("/bin/sh") } else { user.shell.clone() };
     let home = if user.dir.is_dir() { user.dir.clone() } else { PathBuf::from("/") };
-    let mut cmd = tokio::process::Command::new(&shell);
-    match &spec.command {
-        Some(c) => {
+    let program = helper.as_ref().map_or(shell.clone(), |h| h.program.clone());
+    let mut cmd = tokio::process::Command::new(&program);
+    match (&helper, &spec.command) {
+        (Some(h), _) => {
+            cmd.args(&h.args);
+        }
+        (None, Some(c)) => {
             cmd.arg("-c").arg(c);
         }
-        None => {
+        (None, None) => {
             let base = shell.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "sh".into());
             cmd.arg0(format!("-{base}"));
         }
@@ -134,14 +158,21 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned> {
     let name = CString::new(user.name.clone()).map_err(|_| Error::bad_parameter("invalid login name"))?;
     let (uid, gid): (Uid, Gid) = (user.uid, user.gid);
     let with_tty = pty.is_some();
+    let fd3 = helper.as_ref().map(|h| h.fd3.as_raw_fd());
     // SAFETY: the closure runs in the child between fork and exec. It only calls
-    // async-signal-safe functions (setsid, ioctl, initgroups, setgid, setuid) on values prepared
-    // above, and allocates nothing.
+    // async-signal-safe functions (setsid, ioctl, dup2, fcntl, initgroups, setgid, setuid) on
+    // values prepared above, and allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             nix::unistd::setsid().map_err(std::io::Error::from)?;
             if with_tty && libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            match fd3 {
+                // dup2 onto itself keeps close-on-exec; clear it instead.
+                Some(3) if libc::fcntl(3, libc::F_SETFD, 0) != 0 => return Err(std::io::Error::last_os_error()),
+                Some(fd) if fd != 3 && libc::dup2(fd, 3) != 3 => return Err(std::io::Error::last_os_error()),
+                _ => {}
             }
             if switch {
                 nix::unistd::initgroups(&name, gid).map_err(std::io::Error::from)?;
@@ -151,8 +182,25 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned> {
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|e| Error::internal(format!("cannot start {}: {e}", shell.display())))?;
+    let child = cmd.spawn().map_err(|e| Error::internal(format!("cannot start {}: {e}", program.display())))?;
+    // The child has its copy of descriptor 3; ours closes here.
+    drop(helper);
     Ok(Spawned { child, pty })
+}
+
+/// Descriptor 3 as the node passed it to a helper ([`Helper::fd3`]), if it is a pipe. Taken once,
+/// at the helper's start. (Reopening `/proc/self/fd/3` is refused: the pipe is root's.)
+pub fn inherited_fd3() -> Option<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::fs::FileTypeExt;
+    static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let is_pipe = std::fs::metadata("/proc/self/fd/3").map(|m| m.file_type().is_fifo()).unwrap_or(false);
+    if !is_pipe || TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return None;
+    }
+    // SAFETY: descriptor 3 is open (it is a pipe, checked above); nothing in this process opened
+    // it or owns it (it was inherited across exec), and `TAKEN` makes this the only owner.
+    Some(unsafe { std::fs::File::from_raw_fd(3) })
 }
 
 /// Environment variables a client may set (like OpenSSH's default `AcceptEnv LANG LC_*`).

@@ -228,6 +228,8 @@ async fn serve(
             heartbeat_interval: cfg.node_heartbeat,
             client_idle_timeout: cfg.client_idle_timeout,
             recording_max_bytes: cfg.recording_max_bytes,
+            file_copy: cfg.node_file_copy,
+            port_forwarding: cfg.node_port_forwarding,
         };
         let access = Arc::new(LocalAccess { auth: auth.clone(), host_id: host_id.clone(), nodename: cfg.nodename.clone() });
         let n = NodeService::new(ncfg, creds, access, clock.clone(), limiter.clone());

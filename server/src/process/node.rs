@@ -38,6 +38,8 @@ pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow
         heartbeat_interval: cfg.node_heartbeat,
         client_idle_timeout: cfg.client_idle_timeout,
         recording_max_bytes: cfg.recording_max_bytes,
+        file_copy: cfg.node_file_copy,
+        port_forwarding: cfg.node_port_forwarding,
     };
     let limiter = Limiter::new(cfg.limits, crate::limits::raise_fd_limit());
     let node = NodeService::new(ncfg, creds.clone(), access, clock.clone(), limiter.clone());

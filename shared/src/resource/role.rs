@@ -54,9 +54,15 @@ pub struct RoleOptions {
     /// Allow SSH agent forwarding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward_agent: Option<bool>,
-    /// Allow port forwarding.
+    /// Allow port forwarding (the older switch; `ssh_port_forwarding` is the newer one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_forwarding: Option<bool>,
+    /// Local (`-L`, `-D`) and remote (`-R`) forwarding, each with its own switch (Teleport 17+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_port_forwarding: Option<SshPortForwarding>,
+    /// Allow copying files (SFTP, `scp`); every role must allow it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_file_copy: Option<bool>,
     /// `standard` or `legacy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_format: Option<String>,
@@ -79,6 +85,27 @@ pub struct RoleOptions {
     /// Any other option, kept verbatim.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// `options.ssh_port_forwarding`: `{local: {enabled}, remote: {enabled}}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshPortForwarding {
+    /// `-L` and `-D`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<ForwardSwitch>,
+    /// `-R`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<ForwardSwitch>,
+}
+
+/// One direction of `ssh_port_forwarding`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardSwitch {
+    /// Unset: no opinion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
 }
 
 /// An API permission: verbs on resource kinds.

@@ -259,7 +259,7 @@ fn max_connections_is_counted_per_user_at_the_root_and_at_the_leaf() {
     let first = spawn_tsh(&solo, &["ssh", "visitor@mc-root-node", "sleep 4"]);
     std::thread::sleep(Duration::from_millis(1500));
     let out = solo.run(&["ssh", "visitor@mc-root-node", "true"]);
-    out.fails_with("a second connection", "too many concurrent ssh connections for user \"solo\" (max=1)");
+    out.cannot_connect("a second connection", "too many concurrent ssh connections for user \"solo\" (max=1)");
     let (code, _, _) = finish(first, Duration::from_secs(20));
     assert_eq!(code, 0, "the first session ran to its end");
     std::thread::sleep(Duration::from_millis(300));
@@ -276,7 +276,7 @@ fn max_connections_is_counted_per_user_at_the_root_and_at_the_leaf() {
     let first = spawn_tsh(&p.tsh, &["ssh", &format!("--cluster={}", p.leaf_name()), "visitor@mc-leaf-node", "sleep 4"]);
     std::thread::sleep(Duration::from_millis(1500));
     let out = p.ssh("mc-leaf-node", "true");
-    out.fails_with("a second connection to the leaf", "too many concurrent ssh connections for user \"myuser\" (max=1)");
+    out.cannot_connect("a second connection to the leaf", "too many concurrent ssh connections for user \"myuser\" (max=1)");
     let (code, _, _) = finish(first, Duration::from_secs(20));
     assert_eq!(code, 0);
     std::thread::sleep(Duration::from_millis(300));
@@ -441,7 +441,7 @@ fn a_lock_ends_live_sessions_and_refuses_new_ones() {
     assert_ne!(code, 0);
     assert!(err.contains(refusal), "the live session says why it ended: {err}");
     assert!(took < Duration::from_secs(5), "the live session ended {took:?} after the lock");
-    tsh.run(&["ssh", "visitor@lock-node", "true"]).fails_with("a new session", refusal);
+    tsh.run(&["ssh", "visitor@lock-node", "true"]).cannot_connect("a new session", refusal);
     tsh.run(&["ls"]).fails_with("the API", refusal);
     // No certificate is issued under the lock (one would work the moment it lifts).
     let mut again = Tsh::new("door-lock-again");
@@ -459,7 +459,9 @@ fn a_lock_ends_live_sessions_and_refuses_new_ones() {
 
     // A role lock that expires by itself.
     lock_name(&c.tctl(&["lock", "--role=access", "--message=Maintenance.", "--ttl=3s"]));
-    other.run(&["ssh", "visitor@lock-node", "true"]).fails_with("a role lock", "lock targeting Role:\"access\" is in force: Maintenance.");
+    other
+        .run(&["ssh", "visitor@lock-node", "true"])
+        .cannot_connect("a role lock", "lock targeting Role:\"access\" is in force: Maintenance.");
     wait_for("the role lock to expire", Duration::from_secs(15), || {
         (other.run(&["ssh", "visitor@lock-node", "true"]).code == 0).then_some(())
     });
@@ -467,7 +469,8 @@ fn a_lock_ends_live_sessions_and_refuses_new_ones() {
     // A node lock: nobody reaches it.
     let uuid = c.tctl(&["get", "nodes", "--format=json"]).json()[0]["metadata"]["name"].as_str().unwrap_or_default().to_string();
     let name = lock_name(&c.tctl(&["lock", &format!("--server-id={uuid}")]));
-    tsh.run(&["ssh", "visitor@lock-node", "true"]).fails_with("a node lock", &format!("lock targeting ServerID:\"{uuid}\" is in force"));
+    tsh.run(&["ssh", "visitor@lock-node", "true"])
+        .cannot_connect("a node lock", &format!("lock targeting ServerID:\"{uuid}\" is in force"));
     c.tctl(&["rm", &format!("lock/{name}")]).ok("rm node lock");
     tsh.run(&["ssh", "visitor@lock-node", "true"]).ok("the node is back");
 }
@@ -489,7 +492,7 @@ fn a_roots_lock_on_its_user_is_enforced_at_the_leaf_node() {
     assert_ne!(code, 0);
     assert!(err.contains(refusal) && !err.contains("was lost"), "the live leaf session says why it ended: {err}");
     eprintln!("root lock: a live session on the leaf's node ended after {took:?}: {}", err.trim());
-    p.ssh(&node, "true").fails_with("through the root", refusal);
+    p.ssh(&node, "true").cannot_connect("through the root", refusal);
     // Straight to the leaf's node, skipping the root: the leaf enforces the root's lock.
     let t = Instant::now();
     let out = wait_for("the leaf node to refuse the root's locked user", Duration::from_secs(15), || {
@@ -503,7 +506,7 @@ fn a_roots_lock_on_its_user_is_enforced_at_the_leaf_node() {
 
     // A leaf's own lock on the role a root user is mapped to.
     let name = lock_name(&p.leaf.tctl(&["lock", "--role=visitor", "--message=Leaf maintenance."]));
-    p.ssh(&node, "true").fails_with("a leaf lock on the mapped role", "lock targeting Role:\"visitor\" is in force: Leaf maintenance.");
+    p.ssh(&node, "true").cannot_connect("a leaf lock on the mapped role", "lock targeting Role:\"visitor\" is in force: Leaf maintenance.");
     p.leaf.tctl(&["rm", &format!("lock/{name}")]).ok("rm leaf lock");
     p.ssh(&node, "true").ok("lifted");
 }
@@ -524,7 +527,7 @@ fn deleting_a_user_locks_their_certificates_until_they_expire() {
     assert!(text.contains("Certificates already issued to this user are locked until"), "{text}");
     let refusal = "lock targeting User:\"gone\" is in force: user \"gone\" was deleted";
     tsh.run(&["ls"]).fails_with("the API", refusal);
-    tsh.run(&["ssh", "visitor@del-node", "true"]).fails_with("ssh", refusal);
+    tsh.run(&["ssh", "visitor@del-node", "true"]).cannot_connect("ssh", refusal);
     // A new user of the same name is someone else (certificates carry whole seconds: one from
     // the second of the deletion would count as older).
     std::thread::sleep(Duration::from_millis(1100));

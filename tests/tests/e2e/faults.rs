@@ -105,7 +105,7 @@ fn a_killed_node_leaves_tsh_ls_within_its_ttl() {
     assert!(took <= ttl + margin, "leaf tunnel node gone after {took:?}, its TTL is {ttl:?}");
     // A dead node is refused with a clear answer, not a hang.
     let out = p.tsh.run(&["ssh", &format!("--cluster={}", p.leaf_name()), "visitor@ttl-tunnel", "true"]);
-    out.fails_with("dead node", "ttl-tunnel");
+    out.cannot_connect("dead node", "ttl-tunnel");
 }
 
 #[test]
@@ -160,7 +160,7 @@ fn a_cut_network_takes_the_leaf_offline_ends_its_sessions_and_heals() {
     eprintln!("cut: offline after {offline_after:?}, session ended after {ended_after:?}");
 
     // New sessions get the offline answer at once.
-    p.ssh(&node, "true").fails_with("ssh while cut", "is offline");
+    p.ssh(&node, "true").cannot_connect("ssh while cut", "is offline");
 
     ns.heal();
     let healed_at = Instant::now();

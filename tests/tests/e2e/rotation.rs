@@ -246,8 +246,10 @@ fn rotating_host_cas_renews_every_host_certificate_and_keeps_the_tunnel() {
     wait_presents_signing_key(&p.root, &root, &p.root.ip, 3080, "the root's proxy presents a certificate of the new key");
     wait_presents_signing_key(&p.root, &root, &p.root.ip, 3022, "the root's node presents a certificate of the new key");
     everywhere(&me, "root update_servers, a profile that trusts both keys");
-    on_root(&before)
-        .fails_with("a profile from before init does not trust the new key", "if the cluster rotated its host CA, run 'tsh login' again");
+    on_root(&before).cannot_connect(
+        "a profile from before init does not trust the new key",
+        "if the cluster rotated its host CA, run 'tsh login' again",
+    );
     rotate(&["--phase=standby"]).ok("root standby");
     synced_host("root standby", &root, &p.root, &p.leaf);
     assert!(host_ca(&p.root, &root)["additional"].is_null(), "standby: the old key is gone");
@@ -275,7 +277,7 @@ fn rotating_host_cas_renews_every_host_certificate_and_keeps_the_tunnel() {
     wait_presents_signing_key(&p.leaf, &leaf, &extra.ip, 3022, "the leaf's node process presents a certificate of the new key");
     wait_presents_signing_key(&p.leaf, &leaf, &p.leaf.ip, 3080, "the leaf's proxy presents a certificate of the new key");
     everywhere(&me, "leaf standby, a profile from during the rotation");
-    on_leaf(&before_leaf, &leaf_node).fails_with(
+    on_leaf(&before_leaf, &leaf_node).cannot_connect(
         "a profile from before the leaf's rotation does not trust its new key",
         &format!("node {leaf_node} presented a host certificate that no host CA of cluster \"{leaf}\" in your profile signed"),
     );

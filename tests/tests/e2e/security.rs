@@ -80,10 +80,10 @@ fn a_root_user_gets_the_mapped_leaf_roles_and_nothing_more() {
     assert!(ls.contains("allowed-node"), "{ls}");
     assert!(!ls.contains(&p.leaf.node_name()), "an env=test node is not visible to visitor:\n{ls}");
     assert_eq!(p.ssh("allowed-node", "id -un").ok("visitor on an allowed node"), "visitor\n");
-    p.ssh(&p.leaf.node_name(), "true").fails_with("node outside the mapped role", "access denied");
+    p.ssh(&p.leaf.node_name(), "true").cannot_connect("node outside the mapped role", "access denied");
     // Neither the leaf's own `access` role nor the leaf-local user `myuser` leaks in: no root.
     let out = p.tsh.run(&["ssh", &format!("--cluster={leaf}"), "root@allowed-node", "id -un"]);
-    out.fails_with("login of a leaf role the user does not map to", "access denied to root");
+    out.cannot_connect("login of a leaf role the user does not map to", "access denied to root");
     let start = p.leaf.events().into_iter().rev().find(|e| e["event"] == "session.start").expect("session start");
     assert_eq!(start["roles"], serde_json::json!(["visitor"]), "the leaf records the mapped roles only: {start}");
     let denied = p.leaf.events().into_iter().rev().find(|e| e["event"] == "auth" && e["login"] == "root").expect("denial");

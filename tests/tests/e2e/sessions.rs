@@ -95,7 +95,7 @@ fn direct_and_tunnel_nodes_join_list_and_run_commands() {
     let uuid = db2["metadata"]["name"].as_str().unwrap().to_string();
     assert_eq!(tsh.run(&["ssh", &format!("visitor@{uuid}"), "echo by-uuid"]).ok("ssh by uuid"), "by-uuid\n");
     // Unknown node.
-    tsh.run(&["ssh", "visitor@db9", "true"]).fails_with("unknown node", "node \"db9\" is not found");
+    tsh.run(&["ssh", "visitor@db9", "true"]).cannot_connect("unknown node", "node \"db9\" is not found");
     // Audit.
     let ev = c.events();
     assert!(
@@ -107,7 +107,7 @@ fn direct_and_tunnel_nodes_join_list_and_run_commands() {
     // A node that stops heartbeating disappears (its record lives 3 heartbeats).
     direct.kill();
     wait_for("db1 to disappear from tsh ls", Duration::from_secs(15), || (!tsh.run(&["ls"]).stdout.contains("db1")).then_some(()));
-    tsh.run(&["ssh", "visitor@db1", "true"]).fails_with("ssh to gone node", "not found");
+    tsh.run(&["ssh", "visitor@db1", "true"]).cannot_connect("ssh to gone node", "not found");
 }
 
 #[test]
@@ -144,10 +144,10 @@ fn denials_are_clear_and_audited() {
     // Login not in the certificate.
     alice
         .run(&["ssh", &format!("root@{node}"), "true"])
-        .fails_with("login not allowed", &format!("access denied to root connecting to {node}"));
+        .cannot_connect("login not allowed", &format!("access denied to root connecting to {node}"));
     // Node labels not matching: not listed, not reachable.
     assert!(!bob.run(&["ls"]).stdout.contains(&node), "bob cannot see env=test nodes");
-    bob.run(&["ssh", &format!("visitor@{node}"), "true"]).fails_with("labels", "access denied to visitor connecting to");
+    bob.run(&["ssh", &format!("visitor@{node}"), "true"]).cannot_connect("labels", "access denied to visitor connecting to");
     let ev = c.events();
     let denial = ev.iter().find(|e| e["event"] == "auth" && e["user"] == "bob").expect("denial audited");
     assert!(denial["error"].as_str().unwrap().contains("is not authorized to login as visitor"), "{denial}");
@@ -161,7 +161,7 @@ fn denials_are_clear_and_audited() {
     };
     assert_eq!(with_id(&["ssh", &format!("visitor@{node}"), "echo fresh"]).ok("fresh identity"), "fresh\n");
     std::thread::sleep(Duration::from_secs(6));
-    with_id(&["ssh", &format!("visitor@{node}"), "true"]).fails_with("expired", "expired");
+    with_id(&["ssh", &format!("visitor@{node}"), "true"]).cannot_connect("expired", "expired");
     // A certificate from another cluster's CA.
     let other = Cluster::start({
         let mut o = ClusterOpts::new("other.example.com");

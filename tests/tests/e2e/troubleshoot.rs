@@ -108,7 +108,7 @@ fn each_common_mistake_names_its_cause_and_fix() {
     assert!(out.stderr.contains("add a role_map entry") && out.stderr.contains("tsh access explain"), "{}", out.stderr);
     let node = p.leaf.node_name();
     let out = p.ssh(&node, "true");
-    out.fails_with("nothing mapped: ssh", &format!("access denied to visitor connecting to {node}"));
+    out.cannot_connect("nothing mapped: ssh", &format!("access denied to visitor connecting to {node}"));
     assert!(out.stderr.contains(&format!("tsh access explain --cluster={leaf} visitor@{node}")), "{}", out.stderr);
     let out = p.tsh.run(&["access", "explain", &format!("--cluster={leaf}"), &format!("visitor@{node}")]);
     assert!(
@@ -122,7 +122,7 @@ fn each_common_mistake_names_its_cause_and_fix() {
     // A login missing from the user's traits: tsh knows before asking anyone.
     let node2 = leaf2.node_name();
     let out = p.tsh.run(&["ssh", &format!("--cluster={leaf2_name}"), &format!("root@{node2}"), "true"]);
-    out.fails_with("login not in traits", &format!("access denied to root connecting to {node2}"));
+    out.cannot_connect("login not in traits", &format!("access denied to root connecting to {node2}"));
     assert!(
         out.stderr.contains("\"root\" is not among your certificate's logins [visitor]") && out.stderr.contains("tsh login"),
         "{}",

@@ -73,14 +73,14 @@ fn trusted_clusters_lifecycle_create_use_delete_recreate() {
     });
     assert!(t0.elapsed() < Duration::from_secs(5));
     assert!(!p.tsh.run(&["clusters"]).ok("clusters").contains(p.leaf_name()));
-    p.ssh(&node, "true").fails_with("ssh after rc removal", "not found");
+    p.ssh(&node, "true").cannot_connect("ssh after rc removal", "not found");
     wait_for("the leaf's reconnect to be refused", Duration::from_secs(15), || {
         p.root.log().contains("is not a trusted leaf of this cluster").then_some(())
     });
     // Then the leaf side (guide "Remove a trusted leaf cluster").
     let rm_tc = p.leaf.tctl(&["rm", &format!("trusted_cluster/{}", p.root_name())]);
     assert_eq!(rm_tc.ok("rm tc").trim(), format!("trusted cluster \"{}\" has been deleted", p.root_name()));
-    p.ssh(&node, "true").fails_with("ssh after removal", "not found");
+    p.ssh(&node, "true").cannot_connect("ssh after removal", "not found");
     let leaf_cas = p.leaf.tctl(&["get", "cas", "--format=text"]).ok("leaf cas").to_string();
     assert!(!leaf_cas.contains(p.root_name()), "root CAs gone from the leaf: {leaf_cas}");
     let root_cas = p.root.tctl(&["get", "cas", "--format=text"]).ok("root cas").to_string();
@@ -179,7 +179,7 @@ fn disabled_trust_denies_root_certificates_on_every_node() {
     assert!(node.log().contains("the certificate signed by untrusted CA"), "the node logs why");
     p.root.wait_remote_status(p.leaf_name(), "offline", Duration::from_secs(5));
     assert!(t0.elapsed() < Duration::from_secs(5), "tunnel dropped within 5s");
-    p.ssh("leaf-db", "true").fails_with("ssh disabled", "is offline");
+    p.ssh("leaf-db", "true").cannot_connect("ssh disabled", "is offline");
     // Enable again: back.
     p.leaf.tctl_env(&["edit", &tcname], &[("EDITOR", "sed -i 's/enabled: false/enabled: true/'")], None).ok("enable again");
     p.root.wait_remote_status(p.leaf_name(), "online", Duration::from_secs(20));
@@ -197,7 +197,7 @@ fn role_map_changes_in_place_and_unmapped_users_are_denied_with_a_reason() {
     p.trust(true, "    - remote: \"dev\"\n      local: [\"visitor\"]\n").ok("trust with dev mapping");
     p.root.wait_remote_status(p.leaf_name(), "online", Duration::from_secs(20));
     p.tsh.run(&["login", p.root_name()]).ok("refresh");
-    p.ssh(&node, "true").fails_with("unmapped", "access denied to visitor");
+    p.ssh(&node, "true").cannot_connect("unmapped", "access denied to visitor");
     let ev = p.leaf.events();
     let denial = ev.iter().find(|e| e["event"] == "auth" && e["user"] == "myuser").expect("denial in the leaf audit log");
     assert_eq!(denial["error"], "no roles mapped for user with remote roles [access editor]");
@@ -327,7 +327,7 @@ fn handshake_refusals_and_one_direction_only() {
     p.tsh.run(&["login", p.root_name()]).ok("refresh");
     p.tsh
         .run(&["ssh", &format!("--cluster={leaf}"), "visitor@127.0.0.1:22", "true"])
-        .fails_with("unregistered address", "only connects to registered nodes");
+        .cannot_connect("unregistered address", "only connects to registered nodes");
     // A leaf user cannot reach or list anything in the root.
     p.leaf.add_user("leafuser", "access", "visitor", PASSWORD);
     let mut lt = Tsh::new("leafuser");
@@ -353,7 +353,7 @@ fn offline_detection_and_recovery_after_a_leaf_crash() {
     assert!(t.elapsed() <= Duration::from_secs(5), "offline within 3 heartbeats of 1s (+ margin): {:?}", t.elapsed());
     p.tsh
         .run(&["ssh", &format!("--cluster={}", p.leaf_name()), &format!("visitor@{}", p.leaf.node_name()), "true"])
-        .fails_with("offline", "is offline");
+        .cannot_connect("offline", "is offline");
     p.leaf.start_again();
     p.root.wait_remote_status(p.leaf_name(), "online", Duration::from_secs(20));
     p.tsh.run(&["login", p.root_name()]).ok("refresh");
