@@ -237,14 +237,29 @@ pub fn openssh(args: &[&str]) -> Out {
 }
 
 /// Creates a Unix user with a home directory unless it exists (tests run as root).
+///
+/// Test binaries run in parallel: one lock across processes keeps two `useradd`s of the same name
+/// from racing (a race once left `/home/visitor` owned by a uid that no longer existed), and a
+/// home that does not belong to the user is given back to it.
 pub fn ensure_unix_user(name: &str) {
+    use std::os::unix::fs::MetadataExt;
     let exists =
         |n: &str| Command::new("id").arg(n).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
-    if exists(name) {
-        return;
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open("/tmp/e2e-useradd.lock").expect("lock file");
+    let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e).expect("lock");
+    if !exists(name) {
+        let st = Command::new("useradd").args(["--create-home", "--shell", "/bin/bash", name]).status();
+        assert!(exists(name), "cannot create Unix user {name} (useradd: {st:?}); these tests must run as root");
     }
-    let st = Command::new("useradd").args(["--create-home", "--shell", "/bin/bash", name]).status();
-    assert!(exists(name), "cannot create Unix user {name} (useradd: {st:?}); these tests must run as root");
+    let user = nix::unistd::User::from_name(name).ok().flatten().expect("the user just made");
+    let owned = std::fs::metadata(&user.dir).map(|m| m.uid() == user.uid.as_raw()).ok();
+    if owned.is_none() {
+        let _ = std::fs::create_dir_all(&user.dir);
+    }
+    if owned != Some(true) {
+        let st = Command::new("chown").arg("-R").arg(format!("{name}:")).arg(&user.dir).status();
+        assert!(st.map(|s| s.success()).unwrap_or(false), "cannot give {} back to {name}", user.dir.display());
+    }
 }
 
 /// Options of a cluster.
