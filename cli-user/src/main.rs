@@ -7,11 +7,13 @@
 //! | `commands` | one file per command |
 //! | `context` | the signed-in session, API clients for root and leaf clusters |
 //! | `sshclient` | SSH through the proxy to nodes, sessions |
+//! | `escape` | `~.`, `~?` and `~~` on a terminal session |
 //! | `forward` | `tsh ssh -L/-R/-D`: port forwards over the node connection |
 //! | `term` | raw mode and window size |
 
 mod commands;
 mod context;
+mod escape;
 mod forward;
 mod sshclient;
 mod term;

@@ -116,14 +116,36 @@ pub async fn run(node: &NodeConn, spec: SessionSpec) -> anyhow::Result<i32> {
     }
     let (mut rd, wr) = ch.split();
     let wr = Arc::new(wr);
-    let _raw = if spec.tty && crate::term::stdin_is_tty() { Some(crate::term::RawMode::enter()) } else { None };
+    let terminal = spec.tty && crate::term::stdin_is_tty();
+    let _raw = if terminal { Some(crate::term::RawMode::enter()) } else { None };
+    // `~.` ends the session from the keyboard (escapes only on a terminal, as OpenSSH).
+    let hang_up = Arc::new(tokio::sync::Notify::new());
+    let hung_up = hang_up.clone();
     let input = {
         let wr = wr.clone();
         let mut chunks = read_stdin();
         tokio::spawn(async move {
+            let mut escapes = terminal.then(crate::escape::Escapes::default);
             while let Some(chunk) = chunks.recv().await {
-                if wr.data_bytes(chunk).await.is_err() {
+                let (send, actions) = match &mut escapes {
+                    Some(e) => e.feed(&chunk),
+                    None => (chunk, Vec::new()),
+                };
+                if !send.is_empty() && wr.data_bytes(send).await.is_err() {
                     return;
+                }
+                for action in actions {
+                    match action {
+                        crate::escape::Action::Help => {
+                            let mut e = std::io::stderr();
+                            let _ = e.write_all(crate::escape::HELP.as_bytes());
+                            let _ = e.flush();
+                        }
+                        crate::escape::Action::Disconnect => {
+                            hang_up.notify_one();
+                            return;
+                        }
+                    }
                 }
             }
             let _ = wr.eof().await;
@@ -147,7 +169,17 @@ pub async fn run(node: &NodeConn, spec: SessionSpec) -> anyhow::Result<i32> {
     let mut stderr = std::io::stderr();
     let mut code: Option<i32> = None;
     let mut closed_cleanly = false;
-    while let Some(msg) = rd.wait().await {
+    loop {
+        let msg = tokio::select! {
+            m = rd.wait() => m,
+            () = hung_up.notified() => {
+                let _ = stderr.write_all(b"\r\nDisconnected\r\n");
+                code = Some(255);
+                closed_cleanly = true;
+                break;
+            }
+        };
+        let Some(msg) = msg else { break };
         match msg {
             ChannelMsg::Data { data } => stdout.write(data).await?,
             ChannelMsg::ExtendedData { data, .. } => {

@@ -436,6 +436,12 @@ impl NodeConn {
         }
     }
 
+    /// An SFTP session with the node (its `sftp` subsystem, served as the login), with the
+    /// node's own words when it refuses (copying not allowed by a role or the node).
+    pub async fn sftp(&self) -> anyhow::Result<russh_sftp::client::SftpSession> {
+        open_sftp(self).await
+    }
+
     /// The connections the node opens back for remote forwards, from now on.
     pub fn forwarded_connections(&self) -> tokio::sync::mpsc::Receiver<Forwarded> {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
@@ -444,6 +450,87 @@ impl NodeConn {
         }
         rx
     }
+}
+
+/// Standard output of the channel as a byte stream, its standard error kept for the message a
+/// node sends when it refuses (then the stream just ends).
+struct ChannelData {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    current: bytes::Bytes,
+}
+
+impl tokio::io::AsyncRead for ChannelData {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        while self.current.is_empty() {
+            match self.rx.poll_recv(cx) {
+                std::task::Poll::Ready(Some(b)) => self.current = b,
+                std::task::Poll::Ready(None) => return std::task::Poll::Ready(Ok(())),
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+            }
+        }
+        let n = self.current.len().min(buf.remaining());
+        let chunk = self.current.split_to(n);
+        buf.put_slice(&chunk);
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Opens the node's `sftp` subsystem; the node's own words when it refuses.
+async fn open_sftp(node: &NodeConn) -> anyhow::Result<russh_sftp::client::SftpSession> {
+    let ch = node.open_session().await?;
+    ch.request_subsystem(true, "sftp").await?;
+    let (mut rd, wr) = ch.split();
+    let writer = wr.make_writer();
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    let stderr = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let (refused_tx, refused_rx) = tokio::sync::oneshot::channel::<()>();
+    {
+        let stderr = stderr.clone();
+        tokio::spawn(async move {
+            let mut refused = Some(refused_tx);
+            let _wr = wr;
+            while let Some(msg) = rd.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } if tx.send(data.clone()).await.is_err() => break,
+                    ChannelMsg::ExtendedData { data, .. } => {
+                        if let Ok(mut e) = stderr.lock()
+                            && e.len() < 4096
+                        {
+                            e.extend_from_slice(&data);
+                        }
+                    }
+                    ChannelMsg::Failure => {
+                        if let Some(r) = refused.take() {
+                            let _ = r.send(());
+                        }
+                        break;
+                    }
+                    ChannelMsg::Close | ChannelMsg::Eof => break,
+                    _ => {}
+                }
+            }
+        });
+    }
+    let stream = tokio::io::join(ChannelData { rx, current: bytes::Bytes::new() }, writer);
+    let cfg =
+        russh_sftp::client::Config { max_concurrent_reads: 32, max_concurrent_writes: 32, request_timeout_secs: 120, ..Default::default() };
+    let opened = tokio::select! {
+        s = russh_sftp::client::SftpSession::new_with_config(stream, cfg) => s.map_err(|e| e.to_string()),
+        _ = refused_rx => Err(String::new()),
+    };
+    opened.map_err(|e| {
+        let said = stderr.lock().map(|s| String::from_utf8_lossy(&s).trim().to_string()).unwrap_or_default();
+        let said = said.strip_prefix("ERROR: ").unwrap_or(&said).to_string();
+        match (said.is_empty(), e.is_empty()) {
+            (false, _) => anyhow!("{said}"),
+            (true, true) => anyhow!("the node does not serve SFTP (subsystem request failed)"),
+            (true, false) => anyhow!("the node's SFTP server did not answer: {e}"),
+        }
+    })
 }
 
 /// The API of `cluster` as the holder of `creds`: the root directly at `proxy_addr`, a leaf

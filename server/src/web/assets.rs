@@ -16,6 +16,7 @@ const FILES: &[(&str, &[u8], &str)] = &[
     ("addon-fit.js", include_bytes!("../../web/vendor/addon-fit.js"), "text/javascript; charset=utf-8"),
     ("terminal.js", include_bytes!("../../web/app/terminal.js"), "text/javascript; charset=utf-8"),
     ("app.js", include_bytes!("../../web/app/app.js"), "text/javascript; charset=utf-8"),
+    ("files.js", include_bytes!("../../web/app/files.js"), "text/javascript; charset=utf-8"),
     ("app.css", include_bytes!("../../web/app/app.css"), "text/css; charset=utf-8"),
 ];
 

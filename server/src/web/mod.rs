@@ -14,6 +14,7 @@
 //! audit, for the root and for every leaf.
 
 mod assets;
+mod files;
 mod json;
 mod pages;
 pub mod session;
@@ -311,6 +312,8 @@ pub fn router() -> Router<Arc<WebState>> {
         .route("/v1/webapi/roles/{name}", axum::routing::put(json::update_role).delete(json::delete_role))
         .route("/v1/webapi/trustedcluster", get(json::list_trust).post(json::create_trust))
         .route("/v1/webapi/trustedcluster/{name}", axum::routing::put(json::update_trust).delete(json::delete_trust))
+        .route("/v1/webapi/sites/{site}/nodes/{server}/{login}/scp", get(files::download).post(files::upload))
+        .route("/webapi/sites/{site}/nodes/{server}/{login}/scp", get(files::download).post(files::upload))
         .route("/v1/webapi/sites/{site}/connect/ws", get(terminal::connect))
         .route("/webapi/sites/{site}/connect/ws", get(terminal::connect));
     // The API's body limit (the YAML editor sends resources of up to 4 MiB): axum's own default

@@ -616,11 +616,24 @@ pub async fn console(
                 script src=(assets::url("xterm.js")) defer {}
                 script src=(assets::url("addon-fit.js")) defer {}
                 script src=(assets::url("terminal.js")) defer {}
+                script src=(assets::url("files.js")) defer {}
             }
             body {
                 (page_header(&nav))
                 div #terminal-page {
                     div #term-status data-state="connecting" { "Connecting to " (title) " in " (cluster) "…" }
+                    div #file-bar {
+                        form #upload-form {
+                            label { "Upload " input #upload-file type="file"; }
+                            label { " to " input #upload-dir type="text" value="~" size="24" aria-label="directory on the server"; }
+                            button type="submit" { "Upload" }
+                        }
+                        form #download-form {
+                            label { "Download " input #download-path type="text" size="36" placeholder="/path/on/the/server" aria-label="file on the server"; }
+                            button type="submit" { "Download" }
+                        }
+                        span #file-status data-state="idle" {}
+                    }
                     div #terminal data-site=(cluster) data-server=(server) data-login=(login) {}
                 }
             }

@@ -213,7 +213,15 @@ async fn run(s: Arc<WebState>, mut sess: WebSession, site: String, req: Terminal
 
 type Dialed = (shared::sshclient::ProxyConn, shared::sshclient::NodeConn, russh::Channel<russh::client::Msg>);
 
-async fn dial(s: &WebState, sess: &mut WebSession, site: &str, req: &TerminalRequest) -> Result<Dialed, String> {
+/// SSH to `login@server` of `site` as the signed-in user: inside the process, with the
+/// browser's address, as `tsh ssh --cluster=<site>` goes (the terminal, uploads, downloads).
+pub async fn reach(
+    s: &WebState,
+    sess: &mut WebSession,
+    site: &str,
+    server: &str,
+    login: &str,
+) -> Result<(shared::sshclient::ProxyConn, shared::sshclient::NodeConn), String> {
     let root = s.auth.cluster_name().to_string();
     // Learn the host CA of a leaf trusted since sign-in.
     if site != root && sess.credentials().map(|c| c.host_ca_keys(site).is_empty()).unwrap_or(true) {
@@ -221,10 +229,15 @@ async fn dial(s: &WebState, sess: &mut WebSession, site: &str, req: &TerminalReq
     }
     let creds = sess.credentials().map_err(|e| e.message)?;
     // Inside the process, with the browser's address: no socket, one place in the limits.
-    let proxy = s.route(sess.client).connect(&root, &creds, &req.login).await.map_err(|e| format!("{e:#}"))?;
-    let pr = ProxyRequest { host: req.server_id.clone(), port: None, cluster: Some(site.to_string()) };
+    let proxy = s.route(sess.client).connect(&root, &creds, login).await.map_err(|e| format!("{e:#}"))?;
+    let pr = ProxyRequest { host: server.to_string(), port: None, cluster: Some(site.to_string()) };
     let stream = proxy.subsystem(&pr).await.map_err(|e| e.message)?;
-    let node = shared::sshclient::connect_node(stream, &req.server_id, site, &creds, &req.login).await.map_err(|e| format!("{e:#}"))?;
+    let node = shared::sshclient::connect_node(stream, server, site, &creds, login).await.map_err(|e| format!("{e:#}"))?;
+    Ok((proxy, node))
+}
+
+async fn dial(s: &WebState, sess: &mut WebSession, site: &str, req: &TerminalRequest) -> Result<Dialed, String> {
+    let (proxy, node) = reach(s, sess, site, &req.server_id, &req.login).await?;
     let ch = node.open_session().await.map_err(|e| format!("{e:#}"))?;
     let _ = ch.set_env(false, "LANG", "C.UTF-8").await;
     ch.request_pty(false, "xterm-256color", req.term.w, req.term.h, 0, 0, &[]).await.map_err(|e| format!("requesting a terminal: {e}"))?;

@@ -323,4 +323,8 @@ fn the_agent_is_forwarded_as_the_login_and_only_where_a_mapped_role_allows_it() 
     let out = w.bob.run(&["ssh", &cl, "-A", &dest, probe]);
     assert!(out.stdout.contains("sock=\n") && !out.stdout.contains("forwarded-key"), "{out:?}");
     assert!(out.stderr.contains("agent forwarding refused") && out.stderr.contains("forward_agent"), "{out:?}");
+    // Escapes on a terminal, as ssh has them: ~? lists them, ~. hangs up with 255.
+    let (shown, code) = e2e::tsh_with_pty(&w.alice, &["ssh", &cl, &dest], "~?\r~.", Duration::from_secs(30));
+    assert!(shown.contains("Supported escape sequences") && shown.contains("Disconnected"), "{shown}");
+    assert_eq!(code, 255, "{shown}");
 }

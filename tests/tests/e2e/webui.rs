@@ -57,6 +57,19 @@ async fn wait_terminal_line(c: &Client, what: &str, pred: impl Fn(&str) -> bool)
     .await
 }
 
+/// Waits for the file bar's status to settle (done or error) and checks it is `want`; its text.
+async fn file_status(c: &Client, want: &str) -> String {
+    let (state, text) = wait_until("the file bar's answer", Duration::from_secs(30), || async {
+        let el = c.find(Locator::Css("#file-status")).await.ok()?;
+        let state = el.attr("data-state").await.ok()??;
+        (state == "done" || state == "error").then_some((state, el.text().await.unwrap_or_default()))
+    })
+    .await;
+    assert_eq!(state, want, "the file bar says: {text}");
+    c.execute("document.getElementById('file-status').dataset.state = 'idle';", vec![]).await.unwrap();
+    text
+}
+
 #[test]
 fn the_web_ui_signs_in_lists_clusters_and_opens_a_terminal_on_a_leaf_node() {
     let mut p = pair("webui", true);
@@ -176,6 +189,48 @@ fn the_web_ui_signs_in_lists_clusters_and_opens_a_terminal_on_a_leaf_node() {
         type_in_terminal(&c, "exit 3\n").await;
         let ended = wait_css(&c, "#term-status[data-state='ended']", Duration::from_secs(15)).await;
         assert!(ended.text().await.unwrap().contains("exit status 3"), "{}", ended.text().await.unwrap());
+        // Upload and download on the same page: the leaf's node writes as visitor.
+        let name = format!("web-upload-{}.bin", std::process::id());
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        let local = TempDir::new("web-upload");
+        let src = local.path().join(&name);
+        std::fs::write(&src, &content).unwrap();
+        let visitor = nix::unistd::User::from_name("visitor").unwrap().unwrap();
+        let on_node = visitor.dir.join(&name);
+        let _ = std::fs::remove_file(&on_node);
+        wait_css(&c, "#upload-file", Duration::from_secs(10)).await.send_keys(&src.display().to_string()).await.unwrap();
+        click(&c, "#upload-form button").await;
+        let done = file_status(&c, "done").await;
+        assert!(done.contains("(300000 bytes)"), "{done}");
+        assert_eq!(std::fs::read(&on_node).unwrap(), content, "byte-exact upload");
+        {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::metadata(&on_node).unwrap();
+            assert_eq!((m.uid(), m.mode() & 0o777), (visitor.uid.as_raw(), 0o644), "the login's file, 0644");
+        }
+        fill(&c, "#download-path", &format!("~/{name}")).await;
+        click(&c, "#download-form button").await;
+        file_status(&c, "done").await;
+        let status = wait_css(&c, "#file-status[data-sha256]", Duration::from_secs(20)).await;
+        let sha = status.attr("data-sha256").await.unwrap().unwrap_or_default();
+        let want = run(std::path::Path::new("sha256sum"), &[src.to_str().unwrap()], &[], None, Duration::from_secs(10));
+        assert_eq!(Some(sha.as_str()), want.stdout.split_whitespace().next(), "byte-exact download");
+        fill(&c, "#download-path", "~").await;
+        click(&c, "#download-form button").await;
+        let err = file_status(&c, "error").await;
+        assert!(err.contains("is a directory"), "{err}");
+        save_shot(&c, "terminal-files").await;
+        let _ = std::fs::remove_file(&on_node);
+        // The leaf audited the copy too.
+        wait_until("an sftp event on the leaf for the upload", Duration::from_secs(20), || async {
+            p.leaf
+                .events()
+                .iter()
+                .any(|e| e["code"] == "TS001I" && e["path"].as_str().is_some_and(|x| x.ends_with(&name)) && e["user"] == "alice")
+                .then_some(())
+        })
+        .await;
+
         // The leaf audited the session with the mapped role.
         let start = p.leaf.events().into_iter().rev().find(|e| e["event"] == "session.start" && e["user"] == "alice").expect("session.start on the leaf");
         assert_eq!(start["roles"], serde_json::json!(["visitor"]), "{start}");
