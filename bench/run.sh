@@ -10,6 +10,7 @@
 #   BENCH_QUICK=1 ./bench/run.sh           paths, CPU and profile only (no levers, offline
 #                                          detection or scale; BENCHMARKS.md is not written):
 #                                          for measuring one change before and after
+#   BENCH_COPY=0 ./bench/run.sh            without the file copy and forwarding rows
 #   BENCH_BIN=/tmp/build-a ./bench/run.sh  binaries (teleport, tsh, tctl, tp-leafsim) from that
 #                                          directory, not built: two builds side by side
 #
@@ -303,6 +304,10 @@ log "  (a) $KA/$KA9 (b1) $KB1/$KB19 (b) $KB/$KB9 (c) $KC/$KC9 (d) $KD/$KD9 ms p5
 # through the leaf against ssh -L direct. Median of $XFERS each. The node's peak memory while
 # copying: the leaf process's and each SFTP child's (sampled every 0.1 s).
 COPY_MB="${BENCH_COPY_MB:-$MB}"
+COPY_TABLE="(not measured: this tsh has no scp)"; COPY_MEM="not measured"
+if [ "${BENCH_COPY:-1}" = 0 ]; then
+    log "file copy and forwarding: skipped (BENCH_COPY=0)"
+elif tsh scp --help >/dev/null 2>&1; then
 log "file copy and forwarding: median of $XFERS x $COPY_MB MiB"
 head -c "$((COPY_MB * 1024 * 1024))" /dev/zero >"$W/copy.bin"
 tsh config >"$W/tsh_ssh_config"
@@ -338,15 +343,15 @@ CS_B=$(copy_rate scp -F "$W/ssh_config_fast" -q "$W/copy.bin" viajumps:/tmp/tp-b
 CF_A=$(copy_rate sftp -q -F "$W/ssh_config_fast" -b "$W/put.batch" direct); log "  OpenSSH sftp direct: $CF_A MiB/s"
 CF_B=$(copy_rate sftp -q -F "$W/ssh_config_fast" -b "$W/put.batch" viajumps); log "  OpenSSH sftp, two jumps: $CF_B MiB/s"
 CT_U=$(copy_rate tsh scp -q --cluster=bench-leaf "$W/copy.bin" root@bench-leaf-node:/tmp/tp-bench-copy.bin); log "  tsh scp to the leaf's node: $CT_U MiB/s"
-tsh scp -q --cluster=bench-leaf "$W/copy.bin" root@bench-leaf-node:/tmp/tp-bench-copy.bin
-CT_D=$(copy_rate tsh scp -q --cluster=bench-leaf root@bench-leaf-node:/tmp/tp-bench-copy.bin "$W/copy.back"); log "  tsh scp from the leaf's node: $CT_D MiB/s"
+cp "$W/copy.bin" /tmp/tp-bench-source.bin # the node's file to download (on this machine: the leaf's node)
+CT_D=$(copy_rate tsh scp -q --cluster=bench-leaf root@bench-leaf-node:/tmp/tp-bench-source.bin "$W/copy.back"); log "  tsh scp from the leaf's node: $CT_D MiB/s"
 CO_S=$(copy_rate scp -F "$W/tsh_ssh_config_fast" -q "$W/copy.bin" "$LEAF_NODE:/tmp/tp-bench-copy.bin"); log "  stock scp through tsh config: $CO_S MiB/s"
 CO_F=$(copy_rate sftp -q -F "$W/tsh_ssh_config_fast" -b "$W/put.batch" "$LEAF_NODE"); log "  stock sftp through tsh config: $CO_F MiB/s"
 rm -f "$W/sampling"; wait "$SAMPLER" 2>/dev/null || true
 HWM1=$(awk '/VmHWM/ { print $2 }' "/proc/$LPID/status")
 CHILD_PEAK=$(cat "$W/child.peak" 2>/dev/null || echo 0)
 log "  leaf process peak RSS $((HWM0 / 1024)) -> $((HWM1 / 1024)) MiB; SFTP child peak $((CHILD_PEAK / 1024)) MiB"
-rm -f /tmp/tp-bench-copy.bin "$W/copy.back"
+rm -f /tmp/tp-bench-copy.bin /tmp/tp-bench-source.bin "$W/copy.back"
 "$REPO/bench/tcpcopy.py" sink 127.0.0.51 6000 & PIDS+=($!)
 wait_until 10 python3 -c 'import socket; socket.create_connection(("127.0.0.51", 6000)).close()'
 forward_rate() { # listen-port command... : the median MiB/s through a forward started by the command
@@ -375,6 +380,9 @@ COPY_TABLE="| what | MiB/s | × OpenSSH direct | × OpenSSH two jumps |
 | ssh -L direct | $FL_A | 1.00 | |
 | tsh ssh -L through the leaf's node | $FL_T | $(ratio "$FL_T" "$FL_A") | |"
 COPY_MEM="leaf process (proxy and node) peak RSS $((HWM0 / 1024)) MiB before the copies, $((HWM1 / 1024)) MiB after; each SFTP child (the login's process) at most $((CHILD_PEAK / 1024)) MiB"
+else
+    log "file copy and forwarding: skipped (this tsh has no scp)"
+fi
 
 # ----------------------------------------------------------------- profile
 # Where each process on path (d) spends its CPU: perf samples (999 Hz, no call graphs) of tsh,
@@ -406,8 +414,10 @@ if [ -n "${BENCH_QUICK:-}" ]; then
     log "quick run: (a) $TA (b1) $TB1 (b) $TB (c) $TC (d) $TD MiB/s"
     log "  CPU s/GiB: (b) $(sum "$CBc" "$CBj1" "$CBj2" "$CBs") [ssh $CBc] (c) tsh $CCc root $CCr (d) tsh $CDc root $CDr leaf $CDl = $(sum "$CDc" "$CDr" "$CDl")"
     log "  keystroke p50/p99 ms: (b1) $KB1/$KB19 (b) $KB/$KB9 (c) $KC/$KC9 (d) $KD/$KD9"
-    log "  copy MiB/s: tsh scp up $CT_U down $CT_D, stock scp $CO_S, sftp $CO_F via tsh config; OpenSSH scp direct $CS_A, two jumps $CS_B; sftp $CF_A / $CF_B"
-    log "  -L MiB/s: tsh through the leaf $FL_T, ssh direct $FL_A; $COPY_MEM"
+    if [ -n "${CT_U:-}" ]; then
+        log "  copy MiB/s: tsh scp up $CT_U down $CT_D, stock scp $CO_S, sftp $CO_F via tsh config; OpenSSH scp direct $CS_A, two jumps $CS_B; sftp $CF_A / $CF_B"
+        log "  -L MiB/s: tsh through the leaf $FL_T, ssh direct $FL_A; $COPY_MEM"
+    fi
     exit 0
 fi
 
