@@ -62,6 +62,22 @@ impl Router {
         self.auth.cluster_name()
     }
 
+    /// `node.cluster` as OpenSSH users write it through `ssh -J` (the names `tsh config` gives):
+    /// the node and the cluster, when the suffix is this cluster or a leaf it knows. Whether the
+    /// user may see that leaf is [`Router::route_user`]'s to decide.
+    pub async fn split_cluster(&self, host: &str) -> Option<(String, String)> {
+        for (i, _) in host.match_indices('.') {
+            let (node, cluster) = (&host[..i], &host[i + 1..]);
+            if node.is_empty() || cluster.is_empty() {
+                continue;
+            }
+            if cluster == self.cluster() || matches!(self.auth.services.remote_cluster(cluster).await, Ok(Some(_))) {
+                return Some((node.to_string(), cluster.to_string()));
+            }
+        }
+        None
+    }
+
     /// Finds exactly one registered node of this cluster.
     pub async fn resolve_node(&self, host: &str, port: Option<u16>) -> Result<Node> {
         let nodes = self.auth.services.nodes().await?;

@@ -19,6 +19,7 @@ use russh::keys::ssh_key::Certificate;
 use russh::keys::ssh_key::certificate::CertType;
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
 use russh::{Channel, ChannelId};
+use shared::Code;
 use shared::certs;
 use shared::client::BoxStream;
 use shared::error::{Error, Result};
@@ -433,14 +434,38 @@ impl russh::server::Handler for ProxyConn {
         let peer = self.peer;
         tokio::spawn(async move {
             let _counted = counted;
-            match router.route_user(&identity, issued_here, Some(issued_at), &req, peer).await {
+            let mut routed = router.route_user(&identity, issued_here, Some(issued_at), &req, peer).await;
+            // `ssh -J proxy visitor@node.leaf`: the names tsh config gives, when no node here
+            // has the whole name.
+            if let Err(e) = &routed
+                && e.has(Code::NodeNotFound)
+                && let Some((host, cluster)) = router.split_cluster(&req.host).await
+            {
+                let again = ProxyRequest { host, port: req.port, cluster: Some(cluster) };
+                routed = router.route_user(&identity, issued_here, Some(issued_at), &again, peer).await;
+            }
+            match routed {
                 Ok(target) => {
                     reply.accept().await;
                     crate::tunnel::splice(channel.into_stream(), target).await;
                 }
                 Err(e) => {
                     tracing::info!(user = %identity.username, target = %req.host, error = %e, "direct-tcpip refused");
-                    reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
+                    // The channel carries the client's SSH to the node: answer as an SSH server
+                    // that disconnects at once, so `ssh -J` prints the reason (a refused open
+                    // would show only "connect failed").
+                    reply.accept().await;
+                    let mut stream = channel.into_stream();
+                    let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &ssh_disconnect(&e.message)).await;
+                    // Read what the client sends (its version, its key exchange) until it hangs
+                    // up having read ours, for a few seconds at most: closing first would make its
+                    // next write fail before it reads the reason.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                        let mut sink = [0u8; 4096];
+                        while matches!(tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await, Ok(n) if n > 0) {}
+                    })
+                    .await;
+                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
                 }
             }
         });
@@ -459,6 +484,29 @@ impl ProxyConn {
         session.close(id)?;
         Ok(())
     }
+}
+
+/// What an SSH server sends to refuse a client before key exchange, so the client prints `why`:
+/// its version line, then `SSH_MSG_DISCONNECT` (reason 1, host not allowed to connect) in the
+/// unencrypted binary packet format (RFC 4253 §6: padding of at least 4 bytes to a multiple of 8).
+pub fn ssh_disconnect(why: &str) -> Vec<u8> {
+    let why: String = why.chars().filter(|c| !c.is_control()).take(400).collect();
+    let mut payload = vec![1u8]; // SSH_MSG_DISCONNECT
+    payload.extend_from_slice(&1u32.to_be_bytes());
+    payload.extend_from_slice(&(why.len() as u32).to_be_bytes());
+    payload.extend_from_slice(why.as_bytes());
+    payload.extend_from_slice(&2u32.to_be_bytes());
+    payload.extend_from_slice(b"en");
+    let mut padding = 8 - (4 + 1 + payload.len()) % 8;
+    if padding < 4 {
+        padding += 8;
+    }
+    let mut out = b"SSH-2.0-Teleport\r\n".to_vec();
+    out.extend_from_slice(&((1 + payload.len() + padding) as u32).to_be_bytes());
+    out.push(padding as u8);
+    out.extend_from_slice(&payload);
+    out.extend(std::iter::repeat_n(0u8, padding));
+    out
 }
 
 /// Why a `proxy:` request was refused: the message for people (standard error), then the error
@@ -513,5 +561,24 @@ async fn close_when_idle(open: std::sync::Weak<AtomicUsize>, kill: KillSwitch, i
             kill.pull();
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_an_ssh_disconnect_a_client_can_read() {
+        let b = ssh_disconnect("node \"x\" is not found\n");
+        let body = b.strip_prefix(b"SSH-2.0-Teleport\r\n".as_slice()).unwrap();
+        let len = u32::from_be_bytes(body[..4].try_into().unwrap()) as usize;
+        assert_eq!(body.len(), 4 + len, "one whole packet");
+        assert_eq!((4 + len) % 8, 0, "a multiple of the cipher block size");
+        let padding = body[4] as usize;
+        assert!(padding >= 4);
+        assert_eq!(body[5], 1, "SSH_MSG_DISCONNECT");
+        let text_len = u32::from_be_bytes(body[10..14].try_into().unwrap()) as usize;
+        assert_eq!(&body[14..14 + text_len], b"node \"x\" is not found", "control characters dropped");
     }
 }

@@ -228,6 +228,27 @@ fn stock_ssh_forwards_through_tsh_config_to_a_leaf_node() {
         all.extend_from_slice(args);
         run(Path::new("ssh"), &all, &[], stdin, Duration::from_secs(60))
     };
+    // ssh -J through the root's proxy to the leaf's node, by the name tsh config gives it; a
+    // refusal comes back as the reason, not "connect failed".
+    // The root proxy is addressed by IP here, which its host certificate does not name: the jump's
+    // own host check is relaxed in a config of its own (the node behind it is still checked).
+    let jump_cfg = w.alice.home.path().join("ssh_config_jump");
+    let root_ip = w._root.web.split(':').next().unwrap().to_string();
+    std::fs::write(
+        &jump_cfg,
+        format!(
+            "Host {root_ip}\n    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n\n{}",
+            std::fs::read_to_string(&cfg).unwrap()
+        ),
+    )
+    .unwrap();
+    let cfg = jump_cfg;
+    let jump = format!("visitor@{}", w._root.web);
+    let out = ssh(&cfg, &["-J", &jump, &host, "echo via-jump"], None);
+    assert_eq!(out.stdout, "via-jump\n", "{out:?}");
+    let out = ssh(&cfg, &["-J", &jump, &format!("visitor@no-such-node.{}", w.leaf.opts.name), "true"], None);
+    assert_eq!(out.code, 255, "{out:?}");
+    assert!(out.stderr.contains("no-such-node") && out.stderr.contains("not found"), "the reason: {out:?}");
     // -W: stdio forwarded from the node.
     let target = format!("127.0.0.1:{echo}");
     let out = ssh(&cfg, &["-W", &target, &host], Some("through-w\n"));
