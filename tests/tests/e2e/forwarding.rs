@@ -183,6 +183,16 @@ fn tsh_ssh_forwards_local_remote_and_socks_through_a_leaf_node_and_roles_can_ref
     assert_eq!(ask(lport2, "beside a command"), "echo:beside a command");
     drop(with_cmd);
 
+    // -f: back once connected with the forward up; the forward lives on in the background.
+    let lport4 = free_port();
+    let l4 = format!("{lport4}:127.0.0.1:{echo}");
+    // (The background tsh keeps the terminal's stderr, as ssh -f does: here, no pipe to wait on.)
+    let st = w.alice.command(&["ssh", &cl, "-f", "-N", "-L", &l4, &dest]).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+    assert!(st.success(), "tsh ssh -f -N: {st:?}");
+    assert_eq!(ask(lport4, "from the background"), "echo:from the background");
+    let bg = run(Path::new("pkill"), &["-f", "--", &format!("-L {l4}")], &[], None, Duration::from_secs(10));
+    assert_eq!(bg.code, 0, "the background tsh was running: {bg:?}");
+
     // A port already in use fails the command (ExitOnForwardFailure), with 255.
     let busy = TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = format!("{}:127.0.0.1:{echo}", busy.local_addr().unwrap().port());
