@@ -152,6 +152,19 @@ fn the_web_ui_signs_in_lists_clusters_and_opens_a_terminal_on_a_leaf_node() {
         .await
         .unwrap();
         wait_path(&c, &format!("/web/cluster/{leaf}/nodes")).await;
+        // The cluster picker shows the whole name it holds (it cut "rootcluster.example.cc").
+        let fit = c
+            .execute(
+                "const s = document.querySelector('header select'); const g = document.createElement('canvas').getContext('2d'); \
+                 const st = getComputedStyle(s); g.font = `${st.fontWeight} ${st.fontSize} ${st.fontFamily}`; \
+                 const room = s.clientWidth - parseFloat(st.paddingLeft) - parseFloat(st.paddingRight) - 20; \
+                 return [g.measureText(s.options[s.selectedIndex].text).width, room];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let (text_px, box_px) = (fit[0].as_f64().unwrap(), fit[1].as_f64().unwrap());
+        assert!(text_px <= box_px, "the picker ({box_px}px beside its arrow) cuts {leaf:?} ({text_px}px of text)");
         let node_row = wait_css(&c, &format!("tr[data-node='{leaf_node}']"), Duration::from_secs(10)).await;
         assert!(node_row.text().await.unwrap().contains("visitor"), "a visitor connect button");
         save_shot(&c, "servers").await;
