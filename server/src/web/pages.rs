@@ -128,7 +128,17 @@ pub async fn index(State(s): State<Arc<WebState>>, headers: HeaderMap) -> Respon
 }
 
 /// `GET /web/{anything else}`.
-pub async fn not_found() -> Response {
+/// An unknown page: for a signed-in browser, with the navigation bar (it used to lose it).
+pub async fn not_found(State(s): State<Arc<WebState>>, req: axum::extract::Request) -> Response {
+    let (parts, _) = req.into_parts();
+    if let Some(id) = super::session::cookie_of(&parts.headers)
+        && let Ok(Some(mut sess)) = super::session::load(&s.auth, &id).await
+    {
+        sess.client = crate::api::conn_info(&parts).peer;
+        let root = s.auth.cluster_name().to_string();
+        let nav = nav(&s, &mut sess, &root, "").await;
+        return error_page(Some(&nav), &Error::not_found("no such page; the links above lead to every page"));
+    }
     error_page(None, &Error::not_found("no such page"))
 }
 

@@ -120,6 +120,12 @@ fn the_web_ui_signs_in_lists_clusters_and_opens_a_terminal_on_a_leaf_node() {
         click(&c, "#sign-in").await;
         wait_path(&c, "/web/clusters").await;
 
+        // An unknown page keeps the navigation bar.
+        c.goto(&format!("{base}/web/no-such-page")).await.unwrap();
+        let text = body_text(&c).await;
+        assert!(text.contains("no such page") && text.contains("Manage Clusters"), "{text}");
+        c.goto(&format!("{base}/web/clusters")).await.unwrap();
+
         // Manage Clusters: the root and the leaf, online.
         // The page shows the status at the time it was rendered: reload until the leaf reads
         // online (a late heartbeat on a loaded machine can flip it between two requests).
