@@ -134,27 +134,47 @@ impl NodeConn {
         });
     }
 
-    fn start(&mut self, id: ChannelId, command: Option<String>, session: &mut Session) -> anyhow::Result<()> {
-        let Some(state) = self.channels.get_mut(&id) else {
-            session.channel_failure(id)?;
-            return Ok(());
-        };
-        let Some(channel) = state.channel.take() else {
-            session.channel_failure(id)?;
-            return Ok(());
-        };
-        if let Some(why) = self.refused.clone() {
-            return refuse(session, id, &why);
+    /// Whether a session (a shell, a command, SFTP) may start on channel `id`: the user's
+    /// decision, or None after telling the client why not (a lock, `max_sessions`).
+    fn admit(&self, id: ChannelId, session: &mut Session) -> anyhow::Result<Option<Allowed>> {
+        if let Some(why) = &self.refused {
+            refuse(session, id, why)?;
+            return Ok(None);
         }
         let Some(allowed) = self.allowed.clone() else {
             session.channel_failure(id)?;
-            return Ok(());
+            return Ok(None);
         };
         if let Some(max) = allowed.max_sessions
             && self.sessions.load(Ordering::SeqCst) as u64 >= max
         {
-            return refuse(session, id, &format!("too many sessions on this connection (max_sessions {max}); open another connection"));
+            refuse(session, id, &format!("too many sessions on this connection (max_sessions {max}); open another connection"))?;
+            return Ok(None);
         }
+        Ok(Some(allowed))
+    }
+
+    /// Registers a running session with the node's live set, so locks can end it through `stop`.
+    fn register_live(&self, allowed: &Allowed, stop: &Arc<Stop>) -> crate::live::LiveGuard {
+        let mut roles = allowed.cert_roles.clone();
+        roles.extend(allowed.roles.iter().cloned());
+        let stop = stop.clone();
+        self.node.live.register(LiveEntry {
+            user: allowed.username.clone(),
+            origin: allowed.origin_cluster.clone(),
+            roles,
+            login: Some(self.login.clone()),
+            issued_at: Some(allowed.issued_at),
+            end: Box::new(move |why| stop.stop(why)),
+        })
+    }
+
+    fn start(&mut self, id: ChannelId, command: Option<String>, session: &mut Session) -> anyhow::Result<()> {
+        let Some(channel) = self.channels.get_mut(&id).and_then(|st| st.channel.take()) else {
+            session.channel_failure(id)?;
+            return Ok(());
+        };
+        let Some(allowed) = self.admit(id, session)? else { return Ok(()) };
         let mut session_env =
             vec![("TELEPORT_USER".to_string(), allowed.username.clone()), ("TELEPORT_CLUSTER".to_string(), allowed.origin_cluster.clone())];
         // The user's own address when a tunnel or a proxy's vouch names it, else the peer's.
@@ -165,13 +185,11 @@ impl NodeConn {
         if let Some(a) = &self.agent {
             session_env.push(("SSH_AUTH_SOCK".into(), a.socket.display().to_string()));
         }
-        let spec = SpawnSpec {
-            login: self.login.clone(),
-            command: command.clone(),
-            env: std::mem::take(&mut state.env),
-            pty: state.pty.clone(),
-            session_env,
+        let (env, pty) = match self.channels.get_mut(&id) {
+            Some(st) => (std::mem::take(&mut st.env), st.pty.clone()),
+            None => (Vec::new(), None),
         };
+        let spec = SpawnSpec { login: self.login.clone(), command: command.clone(), env, pty, session_env };
         // Legacy `scp -O` is file copying too: the same switch and roles decide.
         if let Some((upload, path)) = command.as_deref().and_then(copy::legacy_scp) {
             let action = if upload { "upload" } else { "download" };
@@ -233,19 +251,7 @@ impl NodeConn {
         let end_event = self.event(codes::SESSION_END, json!({"sid": session_id, "command": command}));
         let access = self.node.access.clone();
         let counted = InFlight::new(&self.sessions);
-        let mut roles = allowed.cert_roles.clone();
-        roles.extend(allowed.roles.iter().cloned());
-        let live = {
-            let stop = stop.clone();
-            self.node.live.register(LiveEntry {
-                user: allowed.username.clone(),
-                origin: allowed.origin_cluster.clone(),
-                roles,
-                login: Some(self.login.clone()),
-                issued_at: Some(allowed.issued_at),
-                end: Box::new(move |why| stop.stop(why)),
-            })
-        };
+        let live = self.register_live(&allowed, &stop);
         let idle = match (allowed.idle_timeout, self.node.cfg.client_idle_timeout) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -291,18 +297,7 @@ impl NodeConn {
             session.channel_failure(id)?;
             return Ok(());
         };
-        if let Some(why) = self.refused.clone() {
-            return refuse(session, id, &why);
-        }
-        let Some(allowed) = self.allowed.clone() else {
-            session.channel_failure(id)?;
-            return Ok(());
-        };
-        if let Some(max) = allowed.max_sessions
-            && self.sessions.load(Ordering::SeqCst) as u64 >= max
-        {
-            return refuse(session, id, &format!("too many sessions on this connection (max_sessions {max}); open another connection"));
-        }
+        let Some(allowed) = self.admit(id, session)? else { return Ok(()) };
         if let Some(why) = copy::refusal(self.node.cfg.file_copy, &allowed) {
             tracing::info!(user = %allowed.username, login = %self.login, reason = %why, "file copy refused");
             self.emit(self.event(codes::SFTP_DISALLOWED, json!({"success": false, "error": why})));
@@ -329,19 +324,7 @@ impl NodeConn {
         }
         let base = self.event(codes::SFTP_SUMMARY, json!({"sid": uuid::Uuid::new_v4().to_string()}));
         let (handle, access, counted) = (session.handle(), self.node.access.clone(), InFlight::new(&self.sessions));
-        let live = {
-            let stop = stop.clone();
-            let mut roles = allowed.cert_roles.clone();
-            roles.extend(allowed.roles.iter().cloned());
-            self.node.live.register(LiveEntry {
-                user: allowed.username.clone(),
-                origin: allowed.origin_cluster.clone(),
-                roles,
-                login: Some(self.login.clone()),
-                issued_at: Some(allowed.issued_at),
-                end: Box::new(move |why| stop.stop(why)),
-            })
-        };
+        let live = self.register_live(&allowed, &stop);
         tokio::spawn(async move {
             let _counted = counted;
             let _live = live;

@@ -96,10 +96,7 @@ fn io_failure(e: &std::io::Error) -> Failure {
         std::io::ErrorKind::PermissionDenied => StatusCode::PermissionDenied,
         _ => StatusCode::Failure,
     };
-    // The text without Rust's " (os error N)".
-    let text = e.to_string();
-    let text = text.split(" (os error").next().unwrap_or(&text).to_string();
-    failure(code, text)
+    failure(code, shared::error::io_text(e))
 }
 
 fn ok(id: u32) -> Status {
@@ -192,20 +189,27 @@ impl Server {
     }
 
     /// One operation event (while under [`MAX_OP_EVENTS`]).
-    fn op(&mut self, action: u8, path: &str, extra: Value, result: &Result<(), String>) {
+    fn op(&mut self, action: u8, path: &Path, extra: Value, error: Option<&std::io::Error>) {
         if self.events >= MAX_OP_EVENTS {
             self.events_dropped += 1;
             return;
         }
         self.events += 1;
-        let mut v = json!({"kind": "op", "action": action, "path": path, "working_directory": self.home.display().to_string()});
+        let mut v = json!({"kind": "op", "action": action, "path": path.display().to_string(), "working_directory": self.home.display().to_string()});
         if let (Value::Object(m), Value::Object(e)) = (&mut v, extra) {
             m.extend(e);
         }
-        if let Err(e) = result {
-            v["error"] = json!(e);
+        if let Some(e) = error {
+            v["error"] = json!(e.to_string());
         }
         self.audit_line(v);
+    }
+
+    /// The event of an operation that changes something, and the client's answer to it.
+    fn audited(&mut self, id: u32, action: u8, path: &Path, extra: Value, r: std::io::Result<()>) -> Result<Status, Failure> {
+        self.op(action, path, extra, r.as_ref().err());
+        r.map_err(|e| io_failure(&e))?;
+        Ok(ok(id))
     }
 
     fn count(&mut self, path: &str, read: u64, written: u64) {
@@ -351,8 +355,7 @@ impl russh_sftp::server::Handler for Server {
         o.mode(attrs.permissions.map_or(0o644, |m| m & 0o7777));
         let flags = format!("{:?}", pflags);
         let opened = o.open(&path);
-        let result = opened.as_ref().map(|_| ()).map_err(|e| e.to_string());
-        self.op(action::OPEN, &path.display().to_string(), json!({"flags": flags}), &result);
+        self.op(action::OPEN, &path, json!({"flags": flags}), opened.as_ref().err());
         let file = opened.map_err(|e| io_failure(&e))?;
         if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
             return Err(failure(StatusCode::Failure, format!("{} is a directory", path.display())));
@@ -412,25 +415,20 @@ impl russh_sftp::server::Handler for Server {
     async fn setstat(&mut self, id: u32, path: String, attrs: FileAttributes) -> Result<Status, Failure> {
         let p = self.path(&path);
         let r = Self::set_attrs(&p, None, &attrs);
-        self.op(action::SETSTAT, &p.display().to_string(), json!({}), &r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-        r.map_err(|e| io_failure(&e))?;
-        Ok(ok(id))
+        self.audited(id, action::SETSTAT, &p, json!({}), r)
     }
 
     async fn fsetstat(&mut self, id: u32, handle: String, attrs: FileAttributes) -> Result<Status, Failure> {
         let (file, path) = self.file(&handle)?;
         let p = PathBuf::from(path);
         let r = Self::set_attrs(&p, Some(file), &attrs);
-        self.op(action::SETSTAT, &p.display().to_string(), json!({}), &r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-        r.map_err(|e| io_failure(&e))?;
-        Ok(ok(id))
+        self.audited(id, action::SETSTAT, &p, json!({}), r)
     }
 
     async fn opendir(&mut self, id: u32, path: String) -> Result<Handle, Failure> {
         let p = self.path(&path);
         let listing = fs::read_dir(&p);
-        let result = listing.as_ref().map(|_| ()).map_err(|e| e.to_string());
-        self.op(action::OPENDIR, &p.display().to_string(), json!({}), &result);
+        self.op(action::OPENDIR, &p, json!({}), listing.as_ref().err());
         let listing = listing.map_err(|e| io_failure(&e))?;
         let mut entries = Vec::new();
         for name in [".", ".."] {
@@ -461,25 +459,19 @@ impl russh_sftp::server::Handler for Server {
     async fn remove(&mut self, id: u32, filename: String) -> Result<Status, Failure> {
         let p = self.path(&filename);
         let r = fs::remove_file(&p);
-        self.op(action::REMOVE, &p.display().to_string(), json!({}), &r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-        r.map_err(|e| io_failure(&e))?;
-        Ok(ok(id))
+        self.audited(id, action::REMOVE, &p, json!({}), r)
     }
 
     async fn mkdir(&mut self, id: u32, path: String, attrs: FileAttributes) -> Result<Status, Failure> {
         let p = self.path(&path);
         let r = fs::DirBuilder::new().mode(attrs.permissions.map_or(0o777, |m| m & 0o7777)).create(&p);
-        self.op(action::MKDIR, &p.display().to_string(), json!({}), &r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-        r.map_err(|e| io_failure(&e))?;
-        Ok(ok(id))
+        self.audited(id, action::MKDIR, &p, json!({}), r)
     }
 
     async fn rmdir(&mut self, id: u32, path: String) -> Result<Status, Failure> {
         let p = self.path(&path);
         let r = fs::remove_dir(&p);
-        self.op(action::RMDIR, &p.display().to_string(), json!({}), &r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-        r.map_err(|e| io_failure(&e))?;
-        Ok(ok(id))
+        self.audited(id, action::RMDIR, &p, json!({}), r)
     }
 
     async fn realpath(&mut self, id: u32, path: String) -> Result<Name, Failure> {
@@ -500,15 +492,7 @@ impl russh_sftp::server::Handler for Server {
         } else {
             fs::rename(&from, &to)
         };
-        let target = to.display().to_string();
-        self.op(
-            action::RENAME,
-            &from.display().to_string(),
-            json!({"target_path": target}),
-            &r.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-        );
-        r.map_err(|e| io_failure(&e))?;
-        Ok(ok(id))
+        self.audited(id, action::RENAME, &from, json!({"target_path": to.display().to_string()}), r)
     }
 
     async fn readlink(&mut self, id: u32, path: String) -> Result<Name, Failure> {
@@ -520,14 +504,7 @@ impl russh_sftp::server::Handler for Server {
         // OpenSSH sends the target first and the new link second (the reverse of the draft).
         let (target, link) = (linkpath, self.path(&targetpath));
         let r = std::os::unix::fs::symlink(&target, &link);
-        self.op(
-            action::SYMLINK,
-            &link.display().to_string(),
-            json!({"target_path": target}),
-            &r.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-        );
-        r.map_err(|e| io_failure(&e))?;
-        Ok(ok(id))
+        self.audited(id, action::SYMLINK, &link, json!({"target_path": target}), r)
     }
 
     async fn extended(&mut self, id: u32, request: String, data: Vec<u8>) -> Result<Packet, Failure> {
@@ -546,29 +523,13 @@ impl russh_sftp::server::Handler for Server {
                 let r: ext::HardlinkExtension = decode(data)?;
                 let (from, to) = (self.path(&r.oldpath), self.path(&r.newpath));
                 let res = fs::rename(&from, &to);
-                let target = to.display().to_string();
-                self.op(
-                    action::RENAME,
-                    &from.display().to_string(),
-                    json!({"target_path": target}),
-                    &res.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-                );
-                res.map_err(|e| io_failure(&e))?;
-                Ok(Packet::Status(ok(id)))
+                Ok(Packet::Status(self.audited(id, action::RENAME, &from, json!({"target_path": to.display().to_string()}), res)?))
             }
             ext::HARDLINK => {
                 let r: ext::HardlinkExtension = decode(data)?;
                 let (from, to) = (self.path(&r.oldpath), self.path(&r.newpath));
                 let res = fs::hard_link(&from, &to);
-                let target = to.display().to_string();
-                self.op(
-                    action::LINK,
-                    &from.display().to_string(),
-                    json!({"target_path": target}),
-                    &res.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-                );
-                res.map_err(|e| io_failure(&e))?;
-                Ok(Packet::Status(ok(id)))
+                Ok(Packet::Status(self.audited(id, action::LINK, &from, json!({"target_path": to.display().to_string()}), res)?))
             }
             ext::FSYNC => {
                 let r: ext::FsyncExtension = decode(data)?;
