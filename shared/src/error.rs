@@ -178,6 +178,15 @@ impl Error {
     }
 }
 
+/// An I/O error's text for people, without Rust's ` (os error N)`: `Permission denied`.
+pub fn io_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.split_once(" (os error") {
+        Some((head, _)) => head.to_string(),
+        None => text,
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -247,6 +256,12 @@ impl ErrorBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn io_errors_read_without_the_os_error_number() {
+        assert_eq!(io_text(&std::io::Error::from_raw_os_error(13)), "Permission denied");
+        assert_eq!(io_text(&std::io::Error::other("plain")), "plain");
+    }
 
     #[test]
     fn status_round_trips_for_every_kind() {

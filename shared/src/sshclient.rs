@@ -479,6 +479,15 @@ impl tokio::io::AsyncRead for ChannelData {
     }
 }
 
+/// A path as the node's SFTP server reads it: `""`, `~` and `~/x` from the login's home (the
+/// server's start directory), as OpenSSH's scp rewrites them (`tsh scp` and the web UI's files).
+pub fn sftp_path(p: &str) -> String {
+    match p {
+        "" | "~" | "~/" => ".".into(),
+        _ => p.strip_prefix("~/").unwrap_or(p).to_string(),
+    }
+}
+
 /// Opens the node's `sftp` subsystem; the node's own words when it refuses.
 async fn open_sftp(node: &NodeConn) -> anyhow::Result<russh_sftp::client::SftpSession> {
     let ch = node.open_session().await?;
@@ -566,4 +575,15 @@ pub fn cluster_api_via(route: &ProxyRoute, root: &str, creds: &Credentials, user
         })
     });
     ApiClient::new(dialer, CLUSTER_LOCAL_NAME, &trust, Some(&identity), cluster)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sftp_paths_start_from_the_logins_home_as_scp_writes_them() {
+        assert_eq!((sftp_path("~"), sftp_path("~/in/x"), sftp_path("/tmp")), (".".into(), "in/x".into(), "/tmp".into()));
+        assert_eq!(sftp_path(""), ".");
+    }
 }

@@ -15,6 +15,9 @@ use russh_sftp::client::SftpSession;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use shared::error::io_text;
+use shared::sshclient::sftp_path;
+
 use super::Global;
 use super::ssh::{NotConnected, reach};
 use crate::context::Session;
@@ -73,15 +76,6 @@ fn parse_loc(s: &str) -> anyhow::Result<Loc> {
         bail!("{s:?} is missing a host or login, use form [login@]host:[path]");
     }
     Ok(Loc::Remote { login, host, path: s[colon + 1..].to_string() })
-}
-
-/// A path as the node's SFTP server reads it: `""`, `~` and `~/x` from the login's home (the
-/// server's start directory), as OpenSSH's scp rewrites them.
-fn remote_path(p: &str) -> String {
-    match p {
-        "" | "~" | "~/" => ".".into(),
-        _ => p.strip_prefix("~/").unwrap_or(p).to_string(),
-    }
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -376,11 +370,6 @@ impl Copier {
     }
 }
 
-fn io_text(e: &std::io::Error) -> String {
-    let t = e.to_string();
-    t.split(" (os error").next().unwrap_or(&t).to_string()
-}
-
 fn times_and_mode(mode: u32, meta: &std::fs::Metadata) -> FileAttributes {
     use std::os::unix::fs::MetadataExt;
     FileAttributes {
@@ -446,7 +435,7 @@ pub async fn exec(a: Args, g: &Global) -> anyhow::Result<u8> {
     let mut c = Copier { sftp, remote: format!("{login}@{host}:"), recursive: a.recursive, preserve: a.preserve, progress, failed: 0 };
     if upload {
         let Loc::Remote { path, .. } = &dest else { unreachable!("checked above") };
-        let dest = remote_path(path);
+        let dest = sftp_path(path);
         let dest_is_dir = c.sftp.metadata(dest.as_str()).await.map(|m| m.is_dir()).unwrap_or(false);
         if locs.len() > 1 && !dest_is_dir {
             c.fail(format!("{}{dest} is not a directory (copying several sources needs one)", c.remote));
@@ -463,7 +452,7 @@ pub async fn exec(a: Args, g: &Global) -> anyhow::Result<u8> {
         let mut sources = Vec::new();
         for l in &locs {
             if let Loc::Remote { path, .. } = l {
-                let p = remote_path(path);
+                let p = sftp_path(path);
                 sources.extend(c.expand(&p).await);
             }
         }
@@ -498,9 +487,9 @@ mod tests {
         assert_eq!(parse_loc("file.txt").unwrap(), Loc::Local("file.txt".into()));
         assert!(parse_loc(":x").is_err());
         assert!(parse_loc("@h:x").is_err());
-        assert_eq!(remote_path(""), ".");
-        assert_eq!(remote_path("~/notes"), "notes");
-        assert_eq!(remote_path("/etc/hosts"), "/etc/hosts");
+        assert_eq!(sftp_path(""), ".");
+        assert_eq!(sftp_path("~/notes"), "notes");
+        assert_eq!(sftp_path("/etc/hosts"), "/etc/hosts");
     }
 
     #[test]

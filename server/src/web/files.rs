@@ -19,6 +19,8 @@ use serde::Deserialize;
 use shared::error::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use shared::sshclient::sftp_path;
+
 use super::{WebApi, WebState};
 use crate::api::{ApiError, ApiResult};
 
@@ -71,15 +73,6 @@ async fn open(
     }
 }
 
-/// A path as the node's SFTP server reads it: `~` and `~/x` from the login's home (its start
-/// directory), as OpenSSH's scp rewrites them.
-fn node_path(p: &str) -> String {
-    match p.trim() {
-        "" | "~" | "~/" => ".".into(),
-        p => p.strip_prefix("~/").unwrap_or(p).to_string(),
-    }
-}
-
 /// The name a download is saved as, for `Content-Disposition` (URL-escaped, as Teleport does).
 fn attachment(name: &str) -> String {
     format!("attachment;filename=\"{}\"", shared::sso::query_escape(name))
@@ -96,7 +89,7 @@ pub async fn download(
         return Err(ApiError(Error::bad_parameter("give the file to download as ?location=<path>")));
     }
     let asked = q.location.trim().to_string();
-    let q = FileQuery { location: node_path(&q.location), filename: q.filename };
+    let q = FileQuery { location: sftp_path(q.location.trim()), filename: q.filename };
     let (proxy, node, sftp) = open(&s, &mut sess, &site, &server, &login).await?;
     let meta = match sftp.metadata(q.location.as_str()).await {
         Ok(m) => m,
@@ -168,7 +161,7 @@ pub async fn upload(
     if q.filename.contains('/') || q.filename == "." || q.filename == ".." {
         return Err(ApiError(Error::bad_parameter(format!("{:?} is not a file name", q.filename))));
     }
-    let location = node_path(&q.location);
+    let location = sftp_path(q.location.trim());
     let path = match (location.trim_end_matches('/'), q.filename.as_str()) {
         (".", "") | ("", "") => return Err(ApiError(Error::bad_parameter("give ?location=<directory>&filename=<name>"))),
         ("", f) => f.to_string(),
@@ -230,6 +223,5 @@ mod tests {
     fn downloads_are_named_as_teleport_names_them() {
         assert_eq!(attachment("report 1.pdf"), "attachment;filename=\"report%201.pdf\"");
         assert_eq!(attachment("a\"b"), "attachment;filename=\"a%22b\"");
-        assert_eq!((node_path("~"), node_path("~/in/x"), node_path("/tmp")), (".".into(), "in/x".into(), "/tmp".into()));
     }
 }
