@@ -1029,6 +1029,49 @@ pub fn start_together(opts: Vec<ClusterOpts>) -> Vec<Cluster> {
     })
 }
 
+/// A root and a leaf that trusts it with a tunnel node, and two root users signed in: `alice`
+/// (root role `access`, which the leaf maps to `visitor`) and `bob` (root roles `bob_roles`, where
+/// root role `restricted` maps to the leaf's `bob_leaf_role`). `leaf_roles` (YAML defining
+/// `visitor` and `bob_leaf_role`) is created on the leaf first.
+pub struct LeafWithTwoUsers {
+    /// The root (with its in-process node).
+    pub root: Cluster,
+    /// The leaf (with its in-process node).
+    pub leaf: Cluster,
+    /// A node of the leaf, through its reverse tunnel.
+    pub node: NodeProc,
+    /// `alice`, signed in to the root.
+    pub alice: Tsh,
+    /// `bob`, signed in to the root.
+    pub bob: Tsh,
+}
+
+/// Starts a [`LeafWithTwoUsers`]; the leaf's tunnel node is named `node`.
+pub fn leaf_with_two_users(tag: &str, leaf_roles: &str, bob_leaf_role: &str, bob_roles: &str, node: &str) -> LeafWithTwoUsers {
+    ensure_unix_user("visitor");
+    let root = Cluster::start(ClusterOpts::new(&format!("root-{tag}.example.com")));
+    let leaf = Cluster::start({
+        let mut o = ClusterOpts::new(&format!("leaf-{tag}.example.com"));
+        o.env = vec![("SSL_CERT_FILE".into(), root.web_ca().display().to_string())];
+        o
+    });
+    leaf.create("roles.yaml", leaf_roles).ok("leaf roles");
+    root.create("restricted.yaml", "kind: role\nversion: v5\nmetadata: {name: restricted}\nspec:\n  allow:\n    logins: [visitor]\n")
+        .ok("root role");
+    root.add_user("alice", "access", "visitor", PASSWORD);
+    root.add_user("bob", bob_roles, "visitor", PASSWORD);
+    let token = root.trusted_cluster_token("5m");
+    let role_map = format!("{ACCESS_TO_VISITOR}    - remote: \"restricted\"\n      local: [\"{bob_leaf_role}\"]\n");
+    leaf.create("tc.yaml", &tc_yaml(&root.opts.name, &token, &root, true, &role_map)).ok("trust");
+    root.wait_remote_status(&leaf.opts.name, "online", Duration::from_secs(30));
+    let node = NodeProc::join(&leaf, node, true, "");
+    let mut alice = Tsh::new(&format!("alice-{tag}"));
+    alice.login(&root, "alice", PASSWORD).ok("alice login");
+    let mut bob = Tsh::new(&format!("bob-{tag}"));
+    bob.login(&root, "bob", PASSWORD).ok("bob login");
+    LeafWithTwoUsers { root, leaf, node, alice, bob }
+}
+
 /// A root and a leaf, and a `tsh` signed in to the root as `myuser` (roles access and editor,
 /// login visitor).
 pub struct Pair {

@@ -9,52 +9,17 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use e2e::{Cluster, ClusterOpts, NodeProc, TempDir, Tsh, ensure_unix_user, run, wait_for};
+use e2e::{LeafWithTwoUsers, TempDir, leaf_with_two_users, run, wait_for};
 
-const PW: &str = "forward-pass-1";
-
-struct World {
-    leaf: Cluster,
-    node: NodeProc,
-    alice: Tsh,
-    /// Her leaf role says `port_forwarding: false`.
-    bob: Tsh,
-    _root: Cluster,
-}
-
-fn world(tag: &str) -> World {
-    ensure_unix_user("visitor");
-    let root = Cluster::start(ClusterOpts::new(&format!("root-{tag}.example.com")));
-    let leaf = Cluster::start({
-        let mut o = ClusterOpts::new(&format!("leaf-{tag}.example.com"));
-        o.env = vec![("SSL_CERT_FILE".into(), root.web_ca().display().to_string())];
-        o
-    });
-    leaf.create(
-        "roles.yaml",
+/// `alice`'s leaf role forwards agents; `bob`'s only mapped leaf role says `port_forwarding: false`.
+fn world(tag: &str) -> LeafWithTwoUsers {
+    leaf_with_two_users(
+        tag,
         "kind: role\nversion: v5\nmetadata: {name: visitor}\nspec:\n  options:\n    forward_agent: true\n  allow:\n    logins: [visitor]\n    node_labels: {'*': '*'}\n---\nkind: role\nversion: v5\nmetadata: {name: no-forward}\nspec:\n  options:\n    port_forwarding: false\n  allow:\n    logins: [visitor]\n    node_labels: {'*': '*'}\n",
+        "no-forward",
+        "restricted",
+        &format!("fwd-{tag}"),
     )
-    .ok("leaf roles");
-    root.create("fwd.yaml", "kind: role\nversion: v5\nmetadata: {name: plain}\nspec:\n  allow:\n    logins: [visitor]\n").ok("root role");
-    root.add_user("alice", "access", "visitor", PW);
-    root.add_user("bob", "plain", "visitor", PW);
-    let token = root.trusted_cluster_token("5m");
-    leaf.create(
-        "tc.yaml",
-        &format!(
-            "kind: trusted_cluster\nversion: v2\nmetadata: {{name: {r}}}\nspec:\n  enabled: true\n  token: {token}\n  web_proxy_addr: {w}\n  tunnel_addr: {w}\n  role_map: [{{remote: access, local: [visitor]}}, {{remote: plain, local: [no-forward]}}]\n",
-            r = root.opts.name,
-            w = root.web
-        ),
-    )
-    .ok("trust");
-    root.wait_remote_status(&leaf.opts.name, "online", Duration::from_secs(30));
-    let node = NodeProc::join(&leaf, &format!("fwd-{tag}"), true, "env=fwd");
-    let mut alice = Tsh::new(&format!("alice-{tag}"));
-    alice.login(&root, "alice", PW).ok("alice login");
-    let mut bob = Tsh::new(&format!("bob-{tag}"));
-    bob.login(&root, "bob", PW).ok("bob login");
-    World { leaf, node, alice, bob, _root: root }
 }
 
 /// A TCP server that answers each line with `echo:<line>`; its port.
@@ -243,7 +208,7 @@ fn stock_ssh_forwards_through_tsh_config_to_a_leaf_node() {
     // The root proxy is addressed by IP here, which its host certificate does not name: the jump's
     // own host check is relaxed in a config of its own (the node behind it is still checked).
     let jump_cfg = w.alice.home.path().join("ssh_config_jump");
-    let root_ip = w._root.web.split(':').next().unwrap().to_string();
+    let root_ip = w.root.web.split(':').next().unwrap().to_string();
     std::fs::write(
         &jump_cfg,
         format!(
@@ -253,7 +218,7 @@ fn stock_ssh_forwards_through_tsh_config_to_a_leaf_node() {
     )
     .unwrap();
     let cfg = jump_cfg;
-    let jump = format!("visitor@{}", w._root.web);
+    let jump = format!("visitor@{}", w.root.web);
     let out = ssh(&cfg, &["-J", &jump, &host, "echo via-jump"], None);
     assert_eq!(out.stdout, "via-jump\n", "{out:?}");
     let out = ssh(&cfg, &["-J", &jump, &format!("visitor@no-such-node.{}", w.leaf.opts.name), "true"], None);

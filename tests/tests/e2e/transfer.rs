@@ -7,53 +7,17 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
-use e2e::{Cluster, ClusterOpts, NodeProc, TempDir, Tsh, ensure_unix_user, run, wait_for};
+use e2e::{LeafWithTwoUsers, TempDir, leaf_with_two_users, run, wait_for};
 
-const PW: &str = "transfer-pass-1";
-
-struct World {
-    root: Cluster,
-    leaf: Cluster,
-    _node: NodeProc,
-    /// `alice`: may copy. `bob`: one of his mapped leaf roles says `ssh_file_copy: false`.
-    alice: Tsh,
-    bob: Tsh,
-}
-
-fn world(tag: &str) -> World {
-    ensure_unix_user("visitor");
-    let root = Cluster::start(ClusterOpts::new(&format!("root-{tag}.example.com")));
-    let leaf = Cluster::start({
-        let mut o = ClusterOpts::new(&format!("leaf-{tag}.example.com"));
-        o.env = vec![("SSL_CERT_FILE".into(), root.web_ca().display().to_string())];
-        o
-    });
-    leaf.create(
-        "roles.yaml",
+/// `alice` may copy; one of `bob`'s mapped leaf roles says `ssh_file_copy: false`.
+fn world(tag: &str) -> LeafWithTwoUsers {
+    leaf_with_two_users(
+        tag,
         "kind: role\nversion: v5\nmetadata: {name: visitor}\nspec:\n  allow:\n    logins: [visitor]\n    node_labels: {'*': '*'}\n---\nkind: role\nversion: v5\nmetadata: {name: no-copy}\nspec:\n  options:\n    ssh_file_copy: false\n  allow:\n    logins: [visitor]\n    node_labels: {'*': '*'}\n",
+        "no-copy",
+        "access,restricted",
+        &format!("files-{tag}"),
     )
-    .ok("leaf roles");
-    root.create("auditor.yaml", "kind: role\nversion: v5\nmetadata: {name: copier-lite}\nspec:\n  allow:\n    logins: [visitor]\n")
-        .ok("root role");
-    root.add_user("alice", "access", "visitor", PW);
-    root.add_user("bob", "access,copier-lite", "visitor", PW);
-    let token = root.trusted_cluster_token("5m");
-    leaf.create(
-        "tc.yaml",
-        &format!(
-            "kind: trusted_cluster\nversion: v2\nmetadata: {{name: {r}}}\nspec:\n  enabled: true\n  token: {token}\n  web_proxy_addr: {w}\n  tunnel_addr: {w}\n  role_map: [{{remote: access, local: [visitor]}}, {{remote: copier-lite, local: [no-copy]}}]\n",
-            r = root.opts.name,
-            w = root.web
-        ),
-    )
-    .ok("trust");
-    root.wait_remote_status(&leaf.opts.name, "online", Duration::from_secs(30));
-    let node = NodeProc::join(&leaf, &format!("files-{tag}"), true, "env=files");
-    let mut alice = Tsh::new(&format!("alice-{tag}"));
-    alice.login(&root, "alice", PW).ok("alice login");
-    let mut bob = Tsh::new(&format!("bob-{tag}"));
-    bob.login(&root, "bob", PW).ok("bob login");
-    World { root, leaf, _node: node, alice, bob }
 }
 
 /// Bytes that are not the same in any two 4 KiB blocks (a misplaced chunk shows).
@@ -103,7 +67,7 @@ fn tsh_scp_copies_both_ways_across_the_trust_as_the_login_and_a_mapped_role_can_
     let w = world("scp");
     let (uid, _) = visitor();
     let cl = format!("--cluster={}", w.leaf.opts.name);
-    let node = w._node.name.clone();
+    let node = w.node.name.clone();
     let local = TempDir::new("scp-local");
     let remote = RemoteDir::new("scp");
     let big = pattern(3 * 1024 * 1024 + 12345, 7);
@@ -197,7 +161,7 @@ fn stock_sftp_and_scp_in_both_modes_work_through_tsh_config_and_are_refused_by_s
     std::fs::write(&cfg, w.alice.run(&["config"]).ok("tsh config")).unwrap();
     let bob_cfg = w.bob.home.path().join("ssh_config");
     std::fs::write(&bob_cfg, w.bob.run(&["config"]).ok("tsh config")).unwrap();
-    let host = format!("{}.{}", w._node.name, w.leaf.opts.name);
+    let host = format!("{}.{}", w.node.name, w.leaf.opts.name);
     let remote = RemoteDir::new("ossh");
     let local = TempDir::new("ossh-local");
     let data = pattern(2 * 1024 * 1024 + 7, 11);
