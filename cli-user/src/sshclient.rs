@@ -15,6 +15,8 @@ pub struct SessionSpec {
     pub tty: bool,
     /// Ask the node to forward the agent (the caller set up [`NodeConn::forward_agent`]).
     pub agent: bool,
+    /// Environment variables to send (beyond `LANG`).
+    pub env: Vec<(String, String)>,
 }
 
 /// Standard input in chunks of up to [`STDIN_CHUNK`], read by a thread of its own with
@@ -101,6 +103,9 @@ pub async fn run(node: &NodeConn, spec: SessionSpec) -> anyhow::Result<i32> {
     let ch = node.open_session().await?;
     if let Ok(lang) = std::env::var("LANG") {
         let _ = ch.set_env(false, "LANG", lang).await;
+    }
+    for (k, v) in &spec.env {
+        ch.set_env(false, k.as_str(), v.as_str()).await.with_context(|| format!("sending {k}"))?;
     }
     if spec.agent {
         ch.agent_forward(false).await.context("asking for agent forwarding")?;

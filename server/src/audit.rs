@@ -43,6 +43,10 @@ pub mod codes {
     pub const USER_LOCKOUT: (&str, &str) = ("user.lockout", "TLO00W");
     /// An SSH session started.
     pub const SESSION_START: (&str, &str) = ("session.start", "T2000I");
+    /// Someone joined a running session (`tsh join`, the web's Active Sessions).
+    pub const SESSION_JOIN: (&str, &str) = ("session.join", "T2001I");
+    /// Someone left a session they had joined.
+    pub const SESSION_LEAVE: (&str, &str) = ("session.leave", "T2003I");
     /// An SSH session ended.
     pub const SESSION_END: (&str, &str) = ("session.end", "T2004I");
     /// A command ran.

@@ -61,6 +61,8 @@ pub mod keys {
     pub const NODES: &str = "nodes/";
     /// Session recordings' metadata (their chunks are outside the keys: `Backend::put_chunk`).
     pub const RECORDINGS: &str = "recordings/";
+    /// Live sessions others may join (expire unless their node refreshes them).
+    pub const SESSION_TRACKERS: &str = "sessiontrackers/";
     /// SSO connectors.
     pub const CONNECTORS: &str = "connectors/";
     /// The cluster's own name.
@@ -128,6 +130,8 @@ pub mod keys {
         sso_request => SSO_REQUESTS;
         /// Key of a recording's metadata.
         recording => RECORDINGS;
+        /// Key of a live session's tracker.
+        session_tracker => SESSION_TRACKERS;
         /// Key of a proxy process's record.
         proxy => PROXIES;
         /// Key of a web session (by the hash of its id).

@@ -65,6 +65,8 @@ pub mod path {
     pub const MFA_FINISH: &str = "/v1/mfa/devices/finish";
     /// Session recordings: `GET` lists; nodes `POST` metadata; `/v1/recordings/<sid>/chunks`.
     pub const RECORDINGS: &str = "/v1/recordings";
+    /// Live sessions others may join (`tsh sessions ls`, `tsh join`); nodes keep them current.
+    pub const SESSION_TRACKERS: &str = "/v1/sessiontrackers";
     /// CA rotation (`tctl auth rotate`).
     pub const ROTATE: &str = "/v1/cas/rotate";
     /// Host certificates renewed under a rotated host CA (nodes, with their host identity).
@@ -758,6 +760,128 @@ pub struct InboundTunnels {
     /// Live tunnels, one per proxy.
     #[serde(default)]
     pub proxies: Vec<ProxyTunnel>,
+}
+
+/// A live session (kind `session_tracker`, Teleport's shape): what `tsh sessions ls` lists and
+/// `tsh join` needs to find the node. The node that runs the session keeps it current; it
+/// expires a short while after the node stops refreshing it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionTracker {
+    /// `session_tracker`.
+    pub kind: String,
+    /// `v1`.
+    pub version: String,
+    /// `name` is the session ID.
+    pub metadata: crate::resource::Metadata,
+    /// The session.
+    pub spec: SessionTrackerSpec,
+}
+
+/// A tracker's session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionTrackerSpec {
+    /// The session ID (a UUID).
+    pub session_id: String,
+    /// `ssh`.
+    pub kind: String,
+    /// 1: running.
+    pub state: u8,
+    /// When it started.
+    #[serde(with = "crate::timefmt::rfc3339_serde")]
+    pub created: time::OffsetDateTime,
+    /// The node's host name.
+    pub target_hostname: String,
+    /// The node's UUID (what `tsh join` dials).
+    pub target_address: String,
+    /// The cluster whose node runs it.
+    #[serde(default)]
+    pub cluster_name: String,
+    /// The Unix login.
+    pub login: String,
+    /// The command, for a session started with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Everyone in the session, the owner first.
+    #[serde(default)]
+    pub participants: Vec<Participant>,
+    /// The owner's Teleport user name.
+    pub host_user: String,
+    /// The cluster that issued the owner's certificate (ours; Teleport keeps only the name).
+    #[serde(default)]
+    pub host_user_cluster: String,
+    /// The owner's roles on the node (mapped, for a root's user): `join_sessions` rules match them.
+    #[serde(default)]
+    pub host_roles: Vec<TrackerRole>,
+    /// The node's UUID.
+    pub host_id: String,
+    /// The terminal size, `COLSxROWS`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub terminal: String,
+}
+
+/// A role of a session's owner.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrackerRole {
+    /// Its name.
+    pub name: String,
+}
+
+/// One party to a live session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Participant {
+    /// Its ID in the session.
+    pub id: String,
+    /// Teleport user name.
+    pub user: String,
+    /// The cluster that issued their certificate.
+    #[serde(default)]
+    pub cluster: String,
+    /// `peer` (the owner, and peers) or `observer`.
+    pub mode: String,
+    /// When they joined.
+    #[serde(with = "crate::timefmt::rfc3339_serde")]
+    pub last_active: time::OffsetDateTime,
+}
+
+impl Default for SessionTrackerSpec {
+    fn default() -> Self {
+        SessionTrackerSpec {
+            session_id: String::new(),
+            kind: "ssh".into(),
+            state: 1,
+            created: time::OffsetDateTime::UNIX_EPOCH,
+            target_hostname: String::new(),
+            target_address: String::new(),
+            cluster_name: String::new(),
+            login: String::new(),
+            command: None,
+            participants: Vec::new(),
+            host_user: String::new(),
+            host_user_cluster: String::new(),
+            host_roles: Vec::new(),
+            host_id: String::new(),
+            terminal: String::new(),
+        }
+    }
+}
+
+impl Default for Participant {
+    fn default() -> Self {
+        Participant {
+            id: String::new(),
+            user: String::new(),
+            cluster: String::new(),
+            mode: String::new(),
+            last_active: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+}
+
+impl SessionTracker {
+    /// The owner's role names.
+    pub fn owner_roles(&self) -> Vec<String> {
+        self.spec.host_roles.iter().map(|r| r.name.clone()).collect()
+    }
 }
 
 /// A recorded session's metadata (`tsh recordings ls`), kept by the node's own cluster.

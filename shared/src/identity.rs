@@ -40,7 +40,7 @@ pub mod ext {
 pub const NO_LOGIN_PREFIX: &str = "-teleport-nologin-";
 
 /// A user as their certificate describes them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UserIdentity {
     /// Teleport user name.
     pub username: String,

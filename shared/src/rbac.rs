@@ -220,6 +220,23 @@ impl AccessChecker {
         }
     }
 
+    /// The modes in which these roles may join a session of `kind` (`ssh`, ...) whose owner holds
+    /// `owner_roles` here (Teleport's `join_sessions`: an entry counts when its `kinds` name the
+    /// kind or `*` and one of its `roles` matches one of the owner's roles). Sorted, no repeats.
+    pub fn join_modes(&self, owner_roles: &[String], kind: &str) -> Vec<String> {
+        let mut modes: Vec<String> = self
+            .roles
+            .iter()
+            .flat_map(|r| r.spec.allow.join_sessions.iter())
+            .filter(|j| j.kinds.iter().any(|k| k == "*" || k == kind))
+            .filter(|j| j.roles.iter().any(|p| owner_roles.iter().any(|o| crate::labels::value_matches(p, o))))
+            .flat_map(|j| j.modes.iter().cloned())
+            .collect();
+        modes.sort();
+        modes.dedup();
+        modes
+    }
+
     /// The shortest `max_session_ttl` of the roles.
     pub fn max_session_ttl(&self) -> Duration {
         self.roles.iter().map(Role::max_session_ttl).min().unwrap_or(Duration::from_secs(30 * 3600))
@@ -439,6 +456,34 @@ mod tests {
     fn labels(pairs: &[(&str, &str)]) -> LabelMap {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
+    #[test]
+    fn join_sessions_give_modes_by_the_owner_roles_and_the_kind() {
+        use crate::resource::role::JoinSessions;
+        let j = |roles: &[&str], kinds: &[&str], modes: &[&str]| JoinSessions {
+            name: "j".into(),
+            roles: logins(roles),
+            kinds: logins(kinds),
+            modes: logins(modes),
+        };
+        let auditor = role(
+            "auditor",
+            RoleConditions { join_sessions: vec![j(&["visitor", "^prod-.*$"], &["ssh"], &["observer"])], ..Default::default() },
+            RoleConditions::default(),
+        );
+        let pair = role(
+            "pair",
+            RoleConditions { join_sessions: vec![j(&["dev*"], &["*"], &["peer", "observer"])], ..Default::default() },
+            RoleConditions::default(),
+        );
+        let c = AccessChecker::new(&[auditor, pair], &Traits::new());
+        assert_eq!(c.join_modes(&logins(&["visitor"]), "ssh"), logins(&["observer"]));
+        assert_eq!(c.join_modes(&logins(&["prod-db"]), "ssh"), logins(&["observer"]));
+        assert_eq!(c.join_modes(&logins(&["developer", "visitor"]), "ssh"), logins(&["observer", "peer"]));
+        assert!(c.join_modes(&logins(&["visitor"]), "k8s").is_empty(), "the kind must match");
+        assert!(c.join_modes(&logins(&["admin"]), "ssh").is_empty(), "no rule names the owner's roles");
+        assert!(AccessChecker::new(&[], &Traits::new()).join_modes(&logins(&["visitor"]), "ssh").is_empty(), "deny by default");
+    }
+
     fn traits(l: &[&str]) -> Traits {
         let mut t = Traits::new();
         t.insert("logins".into(), logins(l));

@@ -911,6 +911,99 @@ pub fn tsh_with_pty(tsh: &Tsh, args: &[&str], input: &str, timeout: Duration) ->
     (text, code)
 }
 
+/// `tsh ARGS` on a pseudo-terminal that a test types into over time and reads as it goes
+/// (an interactive session, a join). Killed on drop.
+pub struct PtyTsh {
+    child: Child,
+    writer: std::fs::File,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl PtyTsh {
+    /// Starts `tsh ARGS` on a 120x40 terminal.
+    pub fn start(tsh: &Tsh, args: &[&str]) -> PtyTsh {
+        use std::io::Read;
+        let ws = nix::pty::Winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
+        let pty = nix::pty::openpty(&ws, None).expect("openpty");
+        let mut cmd = command_in(tsh.netns.as_deref(), &bin("tsh"));
+        cmd.args(args);
+        for (k, v) in tsh.env() {
+            cmd.env(k, v);
+        }
+        cmd.env("TERM", "xterm");
+        let slave = pty.slave;
+        cmd.stdin(Stdio::from(slave.try_clone().expect("dup")))
+            .stdout(Stdio::from(slave.try_clone().expect("dup")))
+            .stderr(Stdio::from(slave));
+        let child = cmd.spawn().expect("spawn tsh");
+        drop(cmd);
+        let master = std::fs::File::from(pty.master);
+        let writer = master.try_clone().expect("dup master");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let into = seen.clone();
+        std::thread::spawn(move || {
+            let mut master = master;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = master.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut s) = into.lock() {
+                    s.extend_from_slice(&buf[..n]);
+                }
+            }
+        });
+        PtyTsh { child, writer, seen }
+    }
+
+    /// Everything the terminal showed so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.seen.lock().map(|s| s.clone()).unwrap_or_default()).into_owned()
+    }
+
+    /// Types `keys`.
+    pub fn type_keys(&mut self, keys: &str) {
+        self.writer.write_all(keys.as_bytes()).expect("type into the terminal");
+    }
+
+    /// Waits until the terminal shows `needle`; panics with what it showed after `timeout`.
+    #[track_caller]
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let t = self.text();
+            if t.contains(needle) {
+                return t;
+            }
+            assert!(Instant::now() < deadline, "the terminal never showed {needle:?}; it showed:\n{t}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for tsh to exit; its exit code (-1 when killed after `timeout`).
+    pub fn wait_exit(&mut self, timeout: Duration) -> i32 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return -1;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for PtyTsh {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn sh(cmd: &str) -> std::process::Output {
     Command::new("/bin/sh").arg("-c").arg(cmd).output().expect("sh")
 }

@@ -11,6 +11,7 @@ mod mfa;
 mod proxy;
 mod recordings;
 mod scp;
+mod sessions;
 mod ssh;
 mod sso;
 mod status;
@@ -94,6 +95,10 @@ enum Command {
     Recordings(recordings::Args),
     /// Replay a recorded session.
     Play(recordings::PlayArgs),
+    /// List live sessions you may see or join.
+    Sessions(sessions::Args),
+    /// Join a live session (watch it, or type too).
+    Join(sessions::JoinArgs),
 }
 
 /// Parses and runs; returns the exit code.
@@ -167,6 +172,8 @@ async fn exec(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         Command::Access(a) => access::exec(a, &g, out, err).await,
         Command::Recordings(a) => recordings::exec(a, &g, out, err).await.map(|_| 0),
         Command::Play(a) => recordings::play(a, &g, err).await.map(|_| 0),
+        Command::Sessions(a) => sessions::exec(a, &g, out, err).await.map(|_| 0),
+        Command::Join(a) => sessions::join(a, &g, err).await,
         Command::Proxy(a) => proxy::exec(a, &g).await,
         Command::Completion(a) => completion::exec(a, out).map(|_| 0),
     }

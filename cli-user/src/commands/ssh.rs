@@ -143,7 +143,7 @@ pub async fn exec(a: Args, g: &Global) -> anyhow::Result<u8> {
     if let Some(sock) = sock {
         node.forward_agent(sock);
     }
-    let result = crate::sshclient::run(&node, SessionSpec { command, tty, agent }).await;
+    let result = crate::sshclient::run(&node, SessionSpec { command, tty, agent, env: Vec::new() }).await;
     node.close().await;
     // The proxy may have ended the connection and said why (a lock): say that, not "lost".
     let result = result.map_err(|e| match proxy.ended_because() {

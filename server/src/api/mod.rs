@@ -7,6 +7,7 @@ mod handlers;
 pub mod ratelimit;
 mod recordings;
 mod resources;
+mod sessions;
 mod sso;
 mod webapi;
 
@@ -275,6 +276,8 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route(path::ROTATE, post(handlers::rotate))
         .route(path::RECORDINGS, get(recordings::list).post(recordings::save))
         .route("/v1/recordings/{sid}/chunks", get(recordings::chunks).post(recordings::save_chunk))
+        .route(path::SESSION_TRACKERS, get(sessions::list).post(sessions::upsert))
+        .route("/v1/sessiontrackers/{sid}", get(sessions::get_one).delete(sessions::remove))
         .route(path::MFA_DEVICES, get(handlers::mfa_list))
         .route(path::MFA_BEGIN, post(handlers::mfa_begin))
         .route(path::MFA_FINISH, post(handlers::mfa_finish))

@@ -13,6 +13,7 @@ pub mod preference;
 pub mod recordings;
 pub mod rotation;
 pub mod semaphore;
+pub mod sessions;
 pub mod status;
 pub mod tokens;
 pub mod trust;

@@ -80,6 +80,41 @@ pub fn authorize(
     cert: &Certificate,
     now: OffsetDateTime,
 ) -> Result<Allowed, Denied> {
+    let (ca, id, here, mut denied) = verify(bundle, cert, Some(login), now)?;
+    let who = ExplainIdentity::of(&id, &ca.cluster_name);
+    let checker = match decide::rules(&here, labels, login) {
+        Ok(c) => c,
+        Err(r) => {
+            denied.reason = r.reason(&who, login, &bundle.cluster_name);
+            return Err(denied);
+        }
+    };
+    Ok(allowed(bundle, ca, id, here, &checker, login, cert))
+}
+
+/// Decides whether `cert` may connect to join sessions ([`super::party::JOIN_LOGIN`]): a valid
+/// certificate of a trusted CA whose user gets roles here. It names no Unix login, so no login
+/// rule applies; which sessions it may join, and how, is decided at the join.
+pub fn authorize_join(bundle: &NodeAuthzBundle, cert: &Certificate, now: OffsetDateTime) -> Result<Allowed, Denied> {
+    let (ca, id, here, _) = verify(bundle, cert, None, now)?;
+    let checker = shared::rbac::AccessChecker::new(&here.roles, &here.traits);
+    let mut a = allowed(bundle, ca, id, here, &checker, super::party::JOIN_LOGIN, cert);
+    // A party may do nothing but join: no copies, forwards or agents.
+    a.file_copy_refused_by = Some("a connection that joins sessions".into());
+    a.local_forward_refused_by = Some("a connection that joins sessions".into());
+    a.remote_forward_refused_by = Some("a connection that joins sessions".into());
+    a.forward_agent = false;
+    Ok(a)
+}
+
+/// Steps 1 to 5: the CA that signed `cert` (checking `principal` when given), the identity, and
+/// the roles it gets here.
+fn verify<'b>(
+    bundle: &'b NodeAuthzBundle,
+    cert: &Certificate,
+    principal: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(&'b shared::api::TrustedUserCa, UserIdentity, decide::RolesHere, Denied), Denied> {
     let mut denied =
         Denied { reason: String::new(), username: cert.key_id().to_string(), origin_cluster: String::new(), cert_roles: vec![] };
     let deny = |mut d: Denied, reason: String| {
@@ -98,7 +133,7 @@ pub fn authorize(
         }
     }
     // 1 and 3 are checked together with the signature.
-    let idx = match certs::check_ssh_cert(cert, &cas, CertType::User, Some(login), now) {
+    let idx = match certs::check_ssh_cert(cert, &cas, CertType::User, principal, now) {
         Ok(i) => i,
         Err(SshCertRejection::Principal(p)) => {
             return deny(denied, format!("the certificate does not allow login {p:?}; add it to the user's logins on their cluster"));
@@ -113,17 +148,26 @@ pub fn authorize(
     };
     denied.cert_roles = id.roles.clone();
     let who = ExplainIdentity::of(&id, &ca.cluster_name);
-    // 4 to 6, as `access explain` tells them.
-    let refused = |r: decide::Refusal| r.reason(&who, login, &bundle.cluster_name);
-    let here = match decide::roles_for(bundle, ca, &who) {
-        Ok(h) => h,
-        Err(r) => return deny(denied, refused(r)),
-    };
-    let checker = match decide::rules(&here, labels, login) {
-        Ok(c) => c,
-        Err(r) => return deny(denied, refused(r)),
-    };
-    Ok(Allowed {
+    // 4 and 5, as `access explain` tells them.
+    match decide::roles_for(bundle, ca, &who) {
+        Ok(here) => Ok((ca, id, here, denied)),
+        Err(r) => {
+            let reason = r.reason(&who, principal.unwrap_or(super::party::JOIN_LOGIN), &bundle.cluster_name);
+            deny(denied, reason)
+        }
+    }
+}
+
+fn allowed(
+    bundle: &NodeAuthzBundle,
+    ca: &shared::api::TrustedUserCa,
+    id: UserIdentity,
+    here: decide::RolesHere,
+    checker: &shared::rbac::AccessChecker,
+    login: &str,
+    cert: &Certificate,
+) -> Allowed {
+    Allowed {
         username: id.username,
         origin_cluster: ca.cluster_name.clone(),
         remote: ca.cluster_name != bundle.cluster_name,
@@ -139,7 +183,7 @@ pub fn authorize(
         local_forward_refused_by: checker.forward_refused_by(false),
         remote_forward_refused_by: checker.forward_refused_by(true),
         forward_agent: checker.forward_agent_for(login),
-    })
+    }
 }
 
 /// The lock (if any) that stops an allowed login as `login` on this node (`server_id`,

@@ -16,6 +16,7 @@ pub mod decide;
 pub mod explain;
 pub mod forward;
 pub mod join;
+pub mod party;
 pub mod recorder;
 pub mod renew;
 pub mod server;
@@ -27,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::api::{AuditEvent, CertsResponse, NodeAuthzBundle, RenewHostRequest, SessionRecording, path};
+use shared::api::{AuditEvent, CertsResponse, NodeAuthzBundle, RenewHostRequest, SessionRecording, SessionTracker, path};
 use shared::certs;
 use shared::client::{ApiClient, BoxFuture, ServerTrust, tcp_dialer_from};
 use shared::error::{Error, Result};
@@ -56,6 +57,10 @@ pub trait NodeAccessPoint: Send + Sync + 'static {
     fn save_chunk(&self, sid: String, seq: i64, data: Vec<u8>) -> BoxFuture<'_, Result<()>>;
     /// New host certificates under the rotated host CA.
     fn renew_host(&self, req: RenewHostRequest) -> BoxFuture<'_, Result<CertsResponse>>;
+    /// Records (or refreshes) a live session others may join.
+    fn track(&self, t: SessionTracker) -> BoxFuture<'_, Result<()>>;
+    /// A live session ended.
+    fn untrack(&self, sid: String) -> BoxFuture<'_, Result<()>>;
     /// Talks to the auth service with `creds` (and trusts their host CAs) from now on.
     fn use_creds(&self, _creds: &HostCreds) -> Result<()> {
         Ok(())
@@ -90,6 +95,12 @@ impl NodeAccessPoint for LocalAccess {
     }
     fn save_chunk(&self, sid: String, seq: i64, data: Vec<u8>) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { self.auth.save_recording_chunk(&sid, seq, data, &self.host_id).await })
+    }
+    fn track(&self, t: SessionTracker) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.auth.upsert_session_tracker(t, &self.host_id).await })
+    }
+    fn untrack(&self, sid: String) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.auth.remove_session_tracker(&sid, &self.host_id).await })
     }
     fn renew_host(&self, req: RenewHostRequest) -> BoxFuture<'_, Result<CertsResponse>> {
         // Part of the auth process: no certificate to prove anything with (after an emergency
@@ -165,6 +176,12 @@ impl NodeAccessPoint for RemoteAccess {
     fn renew_host(&self, req: RenewHostRequest) -> BoxFuture<'_, Result<CertsResponse>> {
         Box::pin(async move { self.clients().client.post(path::HOST_RENEW, &req).await })
     }
+    fn track(&self, t: SessionTracker) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.clients().client.post::<_, serde_json::Value>(path::SESSION_TRACKERS, &t).await.map(|_| ()) })
+    }
+    fn untrack(&self, sid: String) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.clients().client.delete(&format!("{}/{sid}", path::SESSION_TRACKERS)).await })
+    }
     fn use_creds(&self, creds: &HostCreds) -> Result<()> {
         let clients = Self::clients_for(&self.join_addr, self.source, creds)?;
         shared::profile::write_identity_file(&self.identity_file, &creds.credentials())?;
@@ -216,6 +233,8 @@ pub struct NodeService {
     pub clock: SharedClock,
     /// Running sessions, for locks to end.
     pub live: Arc<Live>,
+    /// Interactive sessions others may join.
+    pub parties: party::Hub,
     /// Connection limits of the node's listener (and of connections through its tunnel).
     pub limiter: Arc<Limiter>,
     /// Log lines about refused vouches.
@@ -239,6 +258,7 @@ impl NodeService {
             bundle_tx,
             creds,
             clock,
+            parties: party::Hub::default(),
             live: Live::new(),
             limiter,
             refused_vouch: Default::default(),

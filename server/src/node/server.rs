@@ -16,9 +16,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::NodeService;
 use super::agent;
-use super::authz::{Allowed, authorize, check_locks};
+use super::authz::{Allowed, authorize, authorize_join, check_locks};
 use super::copy;
 use super::forward;
+use super::party::{self, Mode};
 use super::recorder::{self, Tap};
 use super::session::{PtySpec, SpawnSpec, accept_env, resize, spawn};
 use crate::audit::codes;
@@ -37,6 +38,8 @@ struct ChannelState {
     tap: Option<Tap>,
     /// Ends the running session (the client closed the channel or went away).
     stop: Option<Arc<Stop>>,
+    /// The running session, when others may join it.
+    shared: Option<Arc<party::Shared>>,
 }
 
 /// One SSH connection to the node.
@@ -60,7 +63,13 @@ pub struct NodeConn {
     forwarded: Arc<tokio::sync::Semaphore>,
     /// The user's forwarded agent (`ssh -A`), for this connection's sessions.
     agent: Option<agent::Forwarded>,
+    /// Connected as [`party::JOIN_LOGIN`]: may only join sessions.
+    join_only: bool,
 }
+
+/// What a joining connection is told when it asks for anything else.
+const JOIN_ONLY: &str =
+    "this connection only joins sessions (login -teleport-internal-join): it cannot run commands, copy files or forward";
 
 /// Ends a session from outside (a lock, the idle timeout), saying why.
 #[derive(Default)]
@@ -99,6 +108,7 @@ impl NodeConn {
             listeners: forward::Listeners::default(),
             forwarded: Arc::new(tokio::sync::Semaphore::new(forward::MAX_FORWARDED)),
             agent: None,
+            join_only: false,
         }
     }
 
@@ -170,6 +180,12 @@ impl NodeConn {
     }
 
     fn start(&mut self, id: ChannelId, command: Option<String>, session: &mut Session) -> anyhow::Result<()> {
+        if self.join_only {
+            return match command {
+                None => self.start_join(id, session),
+                Some(_) => refuse(session, id, JOIN_ONLY),
+            };
+        }
         let Some(channel) = self.channels.get_mut(&id).and_then(|st| st.channel.take()) else {
             session.channel_failure(id)?;
             return Ok(());
@@ -242,10 +258,40 @@ impl NodeConn {
             tap.resize(p.cols, p.rows);
         }
         let master = spawned.pty.map(Arc::new);
+        // A session with a terminal can be watched and joined.
+        let shared = match (&master, &spec.pty) {
+            (Some(m), Some(p)) => match super::session::PtyIo::new(m) {
+                Ok(pty) => Some(party::Shared::open(
+                    &self.node.parties,
+                    self.node.access.clone(),
+                    party::Start {
+                        sid: session_id.clone(),
+                        owner: party::Owner {
+                            user: allowed.username.clone(),
+                            cluster: allowed.origin_cluster.clone(),
+                            roles: allowed.roles.clone(),
+                            login: self.login.clone(),
+                        },
+                        command: command.clone(),
+                        place: party::Place { host_id: self.node.cfg.host_id.clone(), hostname: self.node.cfg.nodename.clone() },
+                        pty,
+                        tap: tap.clone(),
+                        owner_channel: (session.handle(), id),
+                        size: (p.cols, p.rows),
+                    },
+                )),
+                Err(e) => {
+                    tracing::warn!(sid = %session_id, error = %e, "this session cannot be joined");
+                    None
+                }
+            },
+            _ => None,
+        };
         if let Some(st) = self.channels.get_mut(&id) {
             st.master = master.clone();
             st.tap = Some(tap.clone());
             st.stop = Some(stop.clone());
+            st.shared = shared.clone();
         }
         let handle = session.handle();
         let end_event = self.event(codes::SESSION_END, json!({"sid": session_id, "command": command}));
@@ -256,10 +302,14 @@ impl NodeConn {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let node = self.node.clone();
         tokio::spawn(async move {
             let _counted = counted;
             let _live = live;
-            let code = run_session(handle, channel, spawned.child, master, stop, idle, tap).await;
+            let code = run_session(handle, channel, spawned.child, master, stop, idle, tap, shared.clone()).await;
+            if let Some(s) = shared {
+                s.end(&node.parties, code);
+            }
             finish.finish(code).await;
             let mut end = end_event;
             end.insert("exit_code".into(), json!(code));
@@ -297,6 +347,9 @@ impl NodeConn {
             session.channel_failure(id)?;
             return Ok(());
         };
+        if self.join_only {
+            return refuse(session, id, JOIN_ONLY);
+        }
         let Some(allowed) = self.admit(id, session)? else { return Ok(()) };
         if let Some(why) = copy::refusal(self.node.cfg.file_copy, &allowed) {
             tracing::info!(user = %allowed.username, login = %self.login, reason = %why, "file copy refused");
@@ -335,6 +388,145 @@ impl NodeConn {
 }
 
 impl NodeConn {
+    /// A party joins the session named by its `TELEPORT_SESSION` (see [`super::party`]): the
+    /// owner in any mode, anyone else as their roles' `join_sessions` allow.
+    fn start_join(&mut self, id: ChannelId, session: &mut Session) -> anyhow::Result<()> {
+        let Some(channel) = self.channels.get_mut(&id).and_then(|st| st.channel.take()) else {
+            session.channel_failure(id)?;
+            return Ok(());
+        };
+        let Some(allowed) = self.admit(id, session)? else { return Ok(()) };
+        let env = self.channels.get(&id).map(|st| st.env.clone()).unwrap_or_default();
+        let var = |name: &str| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let Some(sid) = var(party::ENV_SESSION) else {
+            return refuse(session, id, "no session named: set TELEPORT_SESSION (tsh join <session-id> does)");
+        };
+        let mode = match Mode::parse(var(party::ENV_MODE).as_deref().unwrap_or("observer")) {
+            Ok(m) => m,
+            Err(why) => return refuse(session, id, &why),
+        };
+        let Some(shared) = self.node.parties.get(&sid) else {
+            return refuse(session, id, &format!("session {sid} is not running on this node; 'tsh sessions ls' lists the running ones"));
+        };
+        let own = allowed.username == shared.owner.user && allowed.origin_cluster == shared.owner.cluster;
+        if !own {
+            let modes = self.join_modes(&allowed, &shared.owner.roles);
+            if !modes.iter().any(|m| m == mode.as_str()) {
+                let why = format!(
+                    "insufficient permissions to join session {sid} as {}: the join_sessions of your roles here ({}) {}",
+                    mode.as_str(),
+                    allowed.roles.join(", "),
+                    if modes.is_empty() {
+                        format!("name none of the owner's roles ({}) for ssh sessions", shared.owner.roles.join(", "))
+                    } else {
+                        format!("allow only {}", modes.join(", "))
+                    }
+                );
+                tracing::info!(user = %allowed.username, sid = %sid, reason = %why, "join refused");
+                self.emit(
+                    self.event(codes::SESSION_JOIN, json!({"sid": sid, "success": false, "error": why, "login": shared.owner.login})),
+                );
+                return refuse(session, id, &why);
+            }
+        }
+        let joined = match shared.join(&allowed.username, &allowed.origin_cluster, mode) {
+            Ok(j) => j,
+            Err(why) => return refuse(session, id, &why),
+        };
+        session.channel_success(id)?;
+        let mut info = json!({"sid": sid, "login": shared.owner.login, "participant_mode": mode.as_str()});
+        self.emit(self.event(codes::SESSION_JOIN, info.clone()));
+        if let Some(m) = info.as_object_mut() {
+            m.remove("participant_mode");
+        }
+        let left = self.event(codes::SESSION_LEAVE, info);
+        let stop = Arc::new(Stop::default());
+        if let Some(st) = self.channels.get_mut(&id) {
+            st.stop = Some(stop.clone());
+        }
+        let (handle, access, counted) = (session.handle(), self.node.access.clone(), InFlight::new(&self.sessions));
+        let live = self.register_live(&allowed, &stop);
+        let user = allowed.username.clone();
+        tokio::spawn(async move {
+            let _counted = counted;
+            let _live = live;
+            let pid = run_party(handle, channel, &shared, joined, mode, stop).await;
+            shared.leave(pid, &user);
+            let _ = access.emit(left).await;
+        });
+        Ok(())
+    }
+
+    /// The modes the user's roles here give them in a session whose owner holds `owner_roles`.
+    fn join_modes(&self, allowed: &Allowed, owner_roles: &[String]) -> Vec<String> {
+        let Some(bundle) = self.node.bundle.borrow().clone() else { return Vec::new() };
+        match super::decide::load(&bundle, &allowed.roles) {
+            Ok(roles) => shared::rbac::AccessChecker::new(&roles, &allowed.traits).join_modes(owner_roles, "ssh"),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// Serves one party until it leaves, the session ends, or `stop`; returns its ID in the session.
+async fn run_party(
+    handle: russh::server::Handle,
+    channel: Channel<Msg>,
+    shared: &party::Shared,
+    joined: party::Joined,
+    mode: Mode,
+    stop: Arc<Stop>,
+) -> u64 {
+    let id = channel.id();
+    let party::Joined { id: pid, mut output, replay } = joined;
+    let (mut rd, mut wr) = tokio::io::split(channel.into_stream());
+    let hint = match mode {
+        Mode::Observer => "You can watch; your keystrokes are not sent. Ctrl-C leaves.",
+        Mode::Peer => "Everything you type goes to the session.",
+    };
+    let hello = format!("Teleport > Joining session with participant mode: {}. {hint}\r\n", mode.as_str());
+    let mut ok = wr.write_all(hello.as_bytes()).await.is_ok() && wr.write_all(&replay).await.is_ok();
+    let mut buf = vec![0u8; 8192];
+    let mut code = 0u32;
+    while ok {
+        tokio::select! {
+            chunk = output.recv() => match chunk {
+                Some(c) => ok = wr.write_all(&c).await.is_ok(),
+                None => {
+                    match shared.exit_code() {
+                        Some(c) => code = u32::try_from(c).unwrap_or(255),
+                        None => {
+                            let _ = wr.write_all(b"\r\nTeleport > You fell behind the session's output and were dropped; run tsh join again.\r\n").await;
+                            code = 1;
+                        }
+                    }
+                    break;
+                }
+            },
+            n = rd.read(&mut buf) => match n {
+                Ok(0) | Err(_) => break,
+                Ok(n) => match mode {
+                    Mode::Peer => ok = shared.input(&buf[..n]).await.is_ok(),
+                    // An observer's keys are never written; Ctrl-C leaves.
+                    Mode::Observer if buf[..n].contains(&3) => break,
+                    Mode::Observer => {}
+                },
+            },
+            why = stop.stopped() => {
+                let _ = wr.write_all(format!("\r\n{why}\r\n").as_bytes()).await;
+                code = 1;
+                break;
+            }
+        }
+    }
+    let _ = wr.flush().await;
+    let _ = wr.shutdown().await;
+    let _ = handle.exit_status_request(id, code).await;
+    let _ = handle.close(id).await;
+    drop(wr);
+    pid
+}
+
+impl NodeConn {
     /// Tells the user something on the connection's first session channel, if it has one
     /// (refusals of forwards have no channel of their own to carry text).
     fn notice(&self, session: &mut Session, text: &str) {
@@ -345,6 +537,10 @@ impl NodeConn {
 
     /// The roles' decision for a forward here, or why not (already told and audited).
     fn may_forward(&mut self, session: &mut Session, remote: bool, addr: &str) -> Option<Allowed> {
+        if self.join_only {
+            self.notice(session, JOIN_ONLY);
+            return None;
+        }
         if let Some(why) = self.refused.clone() {
             self.notice(session, &why);
             return None;
@@ -385,6 +581,7 @@ async fn idle_watch(idle: Option<Duration>, start: Instant, last: Arc<AtomicU64>
 ///
 /// The output task hands the channel's write half back when it is done: dropping the last half
 /// of a russh `ChannelStream` closes the channel, and an exit status sent after that is lost.
+#[allow(clippy::too_many_arguments)]
 async fn run_session(
     handle: russh::server::Handle,
     channel: Channel<Msg>,
@@ -393,6 +590,7 @@ async fn run_session(
     stop: Arc<Stop>,
     idle: Option<Duration>,
     tap: Tap,
+    shared: Option<Arc<party::Shared>>,
 ) -> i32 {
     type Writer = tokio::io::WriteHalf<russh::ChannelStream<Msg>>;
     let id = channel.id();
@@ -427,6 +625,9 @@ async fn run_session(
                         break;
                     }
                     tap.output(&buf[..n]).await;
+                    if let Some(s) = &shared {
+                        s.output(&buf[..n]);
+                    }
                     if wr.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
@@ -550,7 +751,10 @@ impl russh::server::Handler for NodeConn {
             return Ok(Auth::reject());
         };
         let now = self.node.clock.now();
-        match authorize(&bundle, &self.node.cfg.labels, user, cert, now) {
+        self.join_only = user == party::JOIN_LOGIN;
+        let decision =
+            if self.join_only { authorize_join(&bundle, cert, now) } else { authorize(&bundle, &self.node.cfg.labels, user, cert, now) };
+        match decision {
             Ok(allowed) => {
                 if let Some(why) = check_locks(&bundle, &allowed, user, &self.node.cfg.host_id, &self.node.cfg.nodename, now) {
                     // The login itself is let through so the user reads why; every session
@@ -623,7 +827,11 @@ impl russh::server::Handler for NodeConn {
 
     async fn env_request(&mut self, id: ChannelId, name: &str, value: &str, session: &mut Session) -> Result<(), Self::Error> {
         match self.channels.get_mut(&id) {
-            Some(st) if accept_env(name) && value.len() < 4096 && st.env.len() < 64 => {
+            Some(st)
+                if (accept_env(name) || self.join_only && (name == party::ENV_SESSION || name == party::ENV_MODE))
+                    && value.len() < 4096
+                    && st.env.len() < 64 =>
+            {
                 st.env.push((name.to_string(), value.to_string()));
                 session.channel_success(id)?;
             }
@@ -658,6 +866,9 @@ impl russh::server::Handler for NodeConn {
             if let Some(tap) = &st.tap {
                 tap.resize(cols, rows);
             }
+            if let Some(shared) = &st.shared {
+                shared.resized(cols, rows);
+            }
         }
         Ok(())
     }
@@ -671,7 +882,7 @@ impl russh::server::Handler for NodeConn {
     }
 
     async fn agent_request(&mut self, id: ChannelId, session: &mut Session) -> Result<bool, Self::Error> {
-        let Some(allowed) = self.allowed.clone().filter(|_| self.refused.is_none()) else { return Ok(false) };
+        let Some(allowed) = self.allowed.clone().filter(|_| self.refused.is_none() && !self.join_only) else { return Ok(false) };
         if let Some(why) = agent::refusal(allowed.forward_agent, &self.login) {
             tracing::info!(user = %allowed.username, login = %self.login, "agent forwarding refused");
             session.extended_data(id, 1, format!("{why}\r\n").into_bytes())?;

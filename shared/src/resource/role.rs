@@ -126,6 +126,30 @@ pub struct Rule {
     pub actions: Vec<String>,
 }
 
+/// One `join_sessions` entry: sessions of owners holding one of `roles` (globs), of one of
+/// `kinds`, may be joined in one of `modes`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinSessions {
+    /// A name for the policy.
+    #[serde(default)]
+    pub name: String,
+    /// Roles of the session's owner (globs, or `^...$` regular expressions).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// `ssh`, `k8s`, `db`, `app`, `desktop`, or `*`.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// `observer`, `peer`, `moderator`.
+    #[serde(default)]
+    pub modes: Vec<String>,
+}
+
+/// The participant modes a `join_sessions` entry may name.
+pub const JOIN_MODES: [&str; 3] = ["observer", "peer", "moderator"];
+/// The session kinds a `join_sessions` entry may name.
+pub const SESSION_KINDS: [&str; 6] = ["ssh", "k8s", "db", "app", "desktop", "*"];
+
 /// Rules in `allow` or in `deny`.
 pub const MAX_RULES: usize = 256;
 /// Keys of one label selector (`node_labels`, `cluster_labels`, ...).
@@ -200,9 +224,9 @@ pub struct RoleConditions {
     /// Accepted and kept; not acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_requests: Option<serde_json::Value>,
-    /// Accepted and kept; not acted on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub join_sessions: Option<serde_json::Value>,
+    /// Whose sessions these roles may join, and how (`tsh join`, the web's Active Sessions).
+    #[serde(default, skip_serializing_if = "is_empty_vec")]
+    pub join_sessions: Vec<JoinSessions>,
     /// Accepted and kept; not acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_session_join: Option<serde_json::Value>,
@@ -268,6 +292,40 @@ impl RoleConditions {
                     return Err(Error::bad_parameter(format!("{side}.{field} has {} keys; the limit is {MAX_SELECTOR_KEYS}", l.len())));
                 }
                 labels::validate(&format!("{side}.{field}"), l)?;
+            }
+        }
+        if self.join_sessions.len() > MAX_RULES {
+            return Err(Error::bad_parameter(format!(
+                "{side}.join_sessions has {} entries; the limit is {MAX_RULES}",
+                self.join_sessions.len()
+            )));
+        }
+        for j in &self.join_sessions {
+            if let Some(m) = j.modes.iter().find(|m| !JOIN_MODES.contains(&m.as_str())) {
+                return Err(Error::bad_parameter(format!(
+                    "{side}.join_sessions {:?}: unknown mode {m:?}; use {}",
+                    j.name,
+                    JOIN_MODES.join(", ")
+                )));
+            }
+            if let Some(k) = j.kinds.iter().find(|k| !SESSION_KINDS.contains(&k.as_str())) {
+                return Err(Error::bad_parameter(format!(
+                    "{side}.join_sessions {:?}: unknown kind {k:?}; use {}",
+                    j.name,
+                    SESSION_KINDS.join(", ")
+                )));
+            }
+            if j.roles.len() > MAX_LIST {
+                return Err(Error::bad_parameter(format!(
+                    "{side}.join_sessions {:?} has {} roles; the limit is {MAX_LIST}",
+                    j.name,
+                    j.roles.len()
+                )));
+            }
+            for r in j.roles.iter().filter(|r| r.starts_with('^')) {
+                labels::compile_expression(r).map_err(|e| {
+                    Error::bad_parameter(format!("{side}.join_sessions {:?}: {r:?} is not a valid expression: {e}", j.name))
+                })?;
             }
         }
         if self.rules.len() > MAX_RULES {
@@ -510,6 +568,22 @@ mod tests {
             }
             _ => Err(Error::bad_parameter("not a role")),
         }
+    }
+
+    #[test]
+    fn join_sessions_are_typed_checked_and_round_trip() {
+        let r = parse("kind: role\nversion: v7\nmetadata: {name: w}\nspec:\n  allow:\n    join_sessions:\n    - {name: watch, roles: [access], kinds: [ssh], modes: [observer, peer]}\n").unwrap();
+        assert_eq!(r.spec.allow.join_sessions[0].modes, vec!["observer".to_string(), "peer".to_string()]);
+        let again: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(again["spec"]["allow"]["join_sessions"][0]["kinds"], serde_json::json!(["ssh"]));
+        let bad = parse(
+            "kind: role\nversion: v7\nmetadata: {name: w}\nspec:\n  allow:\n    join_sessions:\n    - {name: watch, roles: [access], kinds: [ssh], modes: [boss]}\n",
+        );
+        assert!(bad.unwrap_err().message.contains("unknown mode \"boss\""));
+        let kind = parse(
+            "kind: role\nversion: v7\nmetadata: {name: w}\nspec:\n  allow:\n    join_sessions:\n    - {name: watch, roles: [access], kinds: [telnet], modes: [peer]}\n",
+        );
+        assert!(kind.unwrap_err().message.contains("unknown kind \"telnet\""));
     }
 
     #[test]

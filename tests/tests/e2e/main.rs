@@ -19,6 +19,7 @@ mod guide;
 mod ha;
 mod ha_storage;
 mod ha_tunnels;
+mod joining;
 mod keepalive;
 mod load;
 mod many;
