@@ -98,6 +98,39 @@ pub async fn site_nodes(
     Ok(axum::Json(json!({"items": items, "startKey": "", "totalCount": total})))
 }
 
+/// `GET /v1/webapi/sites/<site>/sessions`: the running sessions the user may see there, in
+/// Teleport's shape (`{"sessions": [...]}`).
+pub async fn site_sessions(
+    State(s): State<Arc<WebState>>,
+    WebApi(mut sess): WebApi,
+    Path(site): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let site = if site == "-current-" { s.auth.cluster_name().to_string() } else { site };
+    let list: Vec<shared::api::SessionTracker> = super::api(&s, &mut sess, &site).await?.get(path::SESSION_TRACKERS).await?;
+    let items: Vec<Value> = list
+        .iter()
+        .map(|t| {
+            let (w, h) = t.spec.terminal.split_once('x').map_or((0, 0), |(w, h)| (w.parse().unwrap_or(0), h.parse().unwrap_or(0)));
+            let created = shared::timefmt::rfc3339(t.spec.created);
+            json!({
+                "kind": t.spec.kind, "id": t.metadata.name, "namespace": "default",
+                "parties": t.spec.participants.iter().map(|p| json!({
+                    "id": p.id, "remote_addr": "", "user": p.user, "server_id": t.spec.target_address,
+                    "last_active": shared::timefmt::rfc3339(p.last_active),
+                })).collect::<Vec<_>>(),
+                "terminal_params": {"w": w, "h": h},
+                "login": t.spec.login, "created": created, "last_active": created,
+                "server_id": t.spec.target_address, "server_hostname": t.spec.target_hostname,
+                "server_hostport": "", "server_addr": "", "cluster_name": t.spec.cluster_name,
+                "kubernetes_cluster_name": "", "desktop_name": "", "database_name": "", "app_name": "",
+                "owner": t.spec.host_user, "moderated": false, "command": t.spec.command.clone().unwrap_or_default(),
+                "participantModes": if t.spec.host_user == sess.user { json!(["observer", "peer"]) } else { json!(["observer"]) },
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({"sessions": items})))
+}
+
 /// A resource as Teleport's web API carries it: its YAML in `content`.
 #[derive(Deserialize)]
 pub struct ResourceItemBody {

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 use serde_json::Value;
-use shared::api::{ClusterInfo, UpdateRemoteClusterRequest, UpsertResourceRequest, UpsertResourceResponse, path};
+use shared::api::{ClusterInfo, SessionTracker, UpdateRemoteClusterRequest, UpsertResourceRequest, UpsertResourceResponse, path};
 use shared::client::encode_segment;
 use shared::error::Error;
 use shared::resource::Node;
@@ -44,6 +44,7 @@ fn page(nav: Option<&Nav>, title: &str, body: Markup) -> Markup {
                     header {
                         span.brand { "Teleport" }
                         a class=(if n.active == "nodes" { "active" } else { "" }) href=(format!("/web/cluster/{}/nodes", encode_segment(&n.cluster))) { "Servers" }
+                        a class=(if n.active == "sessions" { "active" } else { "" }) href=(format!("/web/cluster/{}/sessions", encode_segment(&n.cluster))) { "Active Sessions" }
                         a class=(if n.active == "clusters" { "active" } else { "" }) href="/web/clusters" { "Manage Clusters" }
                         a class=(if n.active == "roles" { "active" } else { "" }) href="/web/roles" { "Roles" }
                         a class=(if n.active == "trust" { "active" } else { "" }) href="/web/trust" { "Trusted Root Clusters" }
@@ -368,6 +369,7 @@ pub async fn go(Query(q): Query<GoQuery>) -> Redirect {
     let c = encode_segment(&q.cluster);
     Redirect::to(&match q.page.as_str() {
         "audit" => format!("/web/cluster/{c}/audit"),
+        "sessions" => format!("/web/cluster/{c}/sessions"),
         "clusters" => "/web/clusters".into(),
         "roles" => "/web/roles".into(),
         "trust" => "/web/trust".into(),
@@ -609,9 +611,49 @@ pub async fn console(
     Web(mut sess): Web,
     Path((cluster, server, login)): Path<(String, String, String)>,
 ) -> Response {
-    let bearer = sess.bearer.clone();
     let nav = nav(&s, &mut sess, &cluster, "nodes").await;
     let title = format!("{login}@{server}");
+    terminal_page(&nav, &cluster, &title, html! { div #terminal data-site=(cluster) data-server=(server) data-login=(login) {} }, true)
+}
+
+#[derive(Deserialize, Default)]
+pub struct JoinQuery {
+    #[serde(default)]
+    mode: String,
+}
+
+/// `GET /web/cluster/<c>/console/session/<sid>?mode=observer|peer`: the terminal, joined to a
+/// running session (the node decides whether this user may, and in which mode).
+pub async fn join_console(
+    State(s): State<Arc<WebState>>,
+    Web(mut sess): Web,
+    Path((cluster, sid)): Path<(String, String)>,
+    Query(q): Query<JoinQuery>,
+) -> Response {
+    let found = async {
+        super::api(&s, &mut sess, &cluster)
+            .await?
+            .get::<SessionTracker>(&format!("{}/{}", path::SESSION_TRACKERS, encode_segment(&sid)))
+            .await
+    }
+    .await;
+    let nav = nav(&s, &mut sess, &cluster, "sessions").await;
+    let t = match found {
+        Ok(t) => t,
+        Err(e) => return error_page(Some(&nav), &e),
+    };
+    let mode = if q.mode == "peer" { "peer" } else { "observer" };
+    let title = format!("{}@{} (joined as {mode})", t.spec.login, t.spec.target_hostname);
+    let term = html! {
+        div #terminal data-site=(cluster) data-server=(t.spec.target_address) data-login=(t.spec.login)
+            data-host=(t.spec.target_hostname) data-sid=(t.metadata.name) data-mode=(mode) {}
+    };
+    terminal_page(&nav, &cluster, &title, term, false)
+}
+
+/// The terminal page: the header, a status line, the file bar (own sessions), the terminal.
+fn terminal_page(nav: &Nav, cluster: &str, title: &str, terminal: Markup, files: bool) -> Response {
+    let bearer = nav.sess.bearer.clone();
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -626,30 +668,80 @@ pub async fn console(
                 script src=(assets::url("xterm.js")) defer {}
                 script src=(assets::url("addon-fit.js")) defer {}
                 script src=(assets::url("terminal.js")) defer {}
-                script src=(assets::url("files.js")) defer {}
+                @if files { script src=(assets::url("files.js")) defer {} }
             }
             body {
-                (page_header(&nav))
+                (page_header(nav))
                 div #terminal-page {
                     div #term-status data-state="connecting" { "Connecting to " (title) " in " (cluster) "…" }
-                    div #file-bar {
-                        form #upload-form {
-                            label { "Upload " input #upload-file type="file"; }
-                            label { " to " input #upload-dir type="text" value="~" size="24" aria-label="directory on the server"; }
-                            button type="submit" { "Upload" }
+                    @if files {
+                        div #file-bar {
+                            form #upload-form {
+                                label { "Upload " input #upload-file type="file"; }
+                                label { " to " input #upload-dir type="text" value="~" size="24" aria-label="directory on the server"; }
+                                button type="submit" { "Upload" }
+                            }
+                            form #download-form {
+                                label { "Download " input #download-path type="text" size="36" placeholder="/path/on/the/server" aria-label="file on the server"; }
+                                button type="submit" { "Download" }
+                            }
+                            span #file-status data-state="idle" {}
                         }
-                        form #download-form {
-                            label { "Download " input #download-path type="text" size="36" placeholder="/path/on/the/server" aria-label="file on the server"; }
-                            button type="submit" { "Download" }
-                        }
-                        span #file-status data-state="idle" {}
                     }
-                    div #terminal data-site=(cluster) data-server=(server) data-login=(login) {}
+                    (terminal)
                 }
             }
         }
     };
     respond(StatusCode::OK, markup)
+}
+
+/// `GET /web/cluster/<c>/sessions`: the running sessions this user may see in the cluster (a
+/// leaf's through the tunnel, as the leaf's roles allow), each with a way to join it.
+pub async fn sessions(State(s): State<Arc<WebState>>, Web(mut sess): Web, Path(cluster): Path<String>) -> Response {
+    let result = async { super::api(&s, &mut sess, &cluster).await?.get::<Vec<SessionTracker>>(path::SESSION_TRACKERS).await }.await;
+    let nav = nav(&s, &mut sess, &cluster, "sessions").await;
+    let list = match result {
+        Ok(l) => l,
+        Err(e) => return error_page(Some(&nav), &e),
+    };
+    let me = nav.sess.user.clone();
+    let body = html! {
+        main {
+            div.card {
+                h1 { "Active Sessions in " (cluster) }
+                @if list.is_empty() {
+                    p.muted #no-sessions { "No running sessions you may see in this cluster. Yours appear here, and those your roles' join_sessions let you join." }
+                } @else {
+                    table #sessions {
+                        thead { tr { th { "Session" } th { "Server" } th { "Login" } th { "Participants" } th { "Started" } th { "Join" } } }
+                        tbody {
+                            @for t in &list {
+                                @let base = format!("/web/cluster/{}/console/session/{}", encode_segment(&cluster), encode_segment(&t.metadata.name));
+                                tr data-sid=(t.metadata.name) {
+                                    td.muted { code { (t.metadata.name) } }
+                                    td { (t.spec.target_hostname) }
+                                    td { (t.spec.login) }
+                                    td { @for p in &t.spec.participants { span.pill { (p.user) @if p.mode == "observer" { " (observer)" } } } }
+                                    td.muted { (shared::timefmt::rfc3339_secs(t.spec.created)) }
+                                    td {
+                                        div.row {
+                                            a.button.small.join href=(format!("{base}?mode=observer")) { "Watch" }
+                                            @if t.spec.host_user == me { a.button.small href=(format!("{base}?mode=peer")) { "Join as peer" } }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                p.muted { "Watching shows everything the session prints; what you type is never sent. The cluster whose server runs the session decides who may join." }
+            }
+        }
+    };
+    let mut resp = respond(StatusCode::OK, page(Some(&nav), "Active Sessions", body));
+    resp.headers_mut().insert(header::REFRESH, axum::http::HeaderValue::from_static("10"));
+    resp
 }
 
 fn page_header(nav: &Nav) -> Markup {

@@ -35,14 +35,24 @@ pub struct WsQuery {
     params: String,
 }
 
-/// Teleport's `TerminalRequest` (the fields we use).
+/// Teleport's `TerminalRequest` (the fields we use). With `sid`, the terminal joins that
+/// running session (the Active Sessions page) in `mode` (observer unless it says peer) instead
+/// of starting one, connecting as [`JOIN_LOGIN`] whatever `login` says.
 #[derive(Debug, Deserialize)]
 struct TerminalRequest {
     server_id: String,
+    #[serde(default)]
     login: String,
     #[serde(default)]
     term: TermSize,
+    #[serde(default)]
+    sid: String,
+    #[serde(default)]
+    mode: String,
 }
+
+/// The login of a connection that joins a session (see the node's `party` module).
+const JOIN_LOGIN: &str = "-teleport-internal-join";
 
 #[derive(Debug, Deserialize)]
 struct TermSize {
@@ -75,12 +85,24 @@ pub async fn connect(
     if let Err(e) = check_origin(&headers) {
         return ApiError(e).into_response();
     }
-    let req: TerminalRequest = match serde_json::from_str(&q.params) {
+    let mut req: TerminalRequest = match serde_json::from_str(&q.params) {
         Ok(r) => r,
         Err(e) => return ApiError(Error::bad_parameter(format!("params: {e}"))).into_response(),
     };
     if !(1..=4095).contains(&req.term.w) || !(1..=4095).contains(&req.term.h) {
         return ApiError(Error::bad_parameter(format!("term: bad dimensions({}x{})", req.term.w, req.term.h))).into_response();
+    }
+    if !req.sid.is_empty() {
+        if uuid::Uuid::parse_str(&req.sid).is_err() {
+            return ApiError(Error::bad_parameter(format!("'{}' is not a valid session ID (must be GUID)", req.sid))).into_response();
+        }
+        if req.mode.is_empty() {
+            req.mode = "observer".into();
+        }
+        if req.mode != "observer" && req.mode != "peer" {
+            return ApiError(Error::bad_parameter("params: mode must be observer or peer")).into_response();
+        }
+        req.login = JOIN_LOGIN.into();
     }
     if req.login.is_empty() || req.server_id.is_empty() {
         return ApiError(Error::bad_parameter("params: server_id and login are required")).into_response();
@@ -240,6 +262,10 @@ async fn dial(s: &WebState, sess: &mut WebSession, site: &str, req: &TerminalReq
     let (proxy, node) = reach(s, sess, site, &req.server_id, &req.login).await?;
     let ch = node.open_session().await.map_err(|e| format!("{e:#}"))?;
     let _ = ch.set_env(false, "LANG", "C.UTF-8").await;
+    if !req.sid.is_empty() {
+        ch.set_env(false, "TELEPORT_SESSION", req.sid.as_str()).await.map_err(|e| format!("naming the session: {e}"))?;
+        ch.set_env(false, "TELEPORT_SSH_JOIN_MODE", req.mode.as_str()).await.map_err(|e| format!("naming the mode: {e}"))?;
+    }
     ch.request_pty(false, "xterm-256color", req.term.w, req.term.h, 0, 0, &[]).await.map_err(|e| format!("requesting a terminal: {e}"))?;
     ch.request_shell(true).await.map_err(|e| format!("starting a shell: {e}"))?;
     Ok((proxy, node, ch))

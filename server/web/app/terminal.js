@@ -8,6 +8,9 @@
   const status = document.getElementById('term-status');
   const token = document.querySelector('meta[name="grv_bearer_token"]').content;
   const site = el.dataset.site, server = el.dataset.server, login = el.dataset.login;
+  // Joining a running session (the Active Sessions page): its ID and the mode to join in.
+  const sid = el.dataset.sid || '', mode = el.dataset.mode || '';
+  const where = sid ? `session ${sid} on ${el.dataset.host} as ${mode}` : `${login}@${server}`;
   const enc = new TextEncoder();
   const dec = new TextDecoder();
 
@@ -38,6 +41,7 @@
   };
 
   const params = { server_id: server, login: login, term: { w: term.cols, h: term.rows } };
+  if (sid) { params.sid = sid; params.mode = mode; }
   const url = `wss://${location.host}/v1/webapi/sites/${encodeURIComponent(site)}/connect/ws?params=${encodeURIComponent(JSON.stringify(params))}`;
   const ws = new WebSocket(url);
   ws.binaryType = 'arraybuffer';
@@ -53,7 +57,7 @@
   ws.onmessage = (ev) => {
     if (!ready) {
       const m = JSON.parse(ev.data);
-      if (m.status === 'ok') { ready = true; show(`Connected to ${login}@${server}`, 'connected'); resize(); term.focus(); }
+      if (m.status === 'ok') { ready = true; show(sid ? `Joined ${where}` : `Connected to ${where}`, 'connected'); resize(); term.focus(); }
       else show(m.message || 'the proxy refused the terminal', 'error');
       return;
     }

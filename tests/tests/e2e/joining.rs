@@ -11,7 +11,7 @@ const T: Duration = Duration::from_secs(20);
 
 /// `alice` maps to `visitor` (no join_sessions); `bob` maps to `watcher`, which may watch
 /// sessions of `visitor`s, never type into them.
-fn world(tag: &str) -> LeafWithTwoUsers {
+pub(crate) fn world(tag: &str) -> LeafWithTwoUsers {
     leaf_with_two_users(
         tag,
         "kind: role\nversion: v5\nmetadata: {name: visitor}\nspec:\n  allow:\n    logins: [visitor]\n    node_labels: {'*': '*'}\n    rules:\n    - resources: [session]\n      verbs: [list, read]\n---\nkind: role\nversion: v5\nmetadata: {name: watcher}\nspec:\n  allow:\n    logins: [visitor]\n    node_labels: {'*': '*'}\n    join_sessions:\n    - name: watch visitors\n      roles: ['visit*']\n      kinds: [ssh]\n      modes: [observer]\n",

@@ -723,3 +723,89 @@ fn the_web_terminal_reaches_the_proxy_inside_the_process_with_the_browsers_addre
     assert!(start["addr.remote"].as_str().unwrap_or_default().starts_with(&format!("{browser}:")), "{start}");
     drop(ws);
 }
+
+/// The Active Sessions page of a leaf, seen from the root's web UI: `bob` (whose mapped leaf
+/// role may watch visitors' sessions) finds alice's session and watches it in the browser
+/// terminal; what he types is never sent.
+#[test]
+fn a_watcher_joins_a_leaf_session_from_the_active_sessions_page() {
+    let w = crate::joining::world("web");
+    let (root, leaf) = (w.root.opts.name.clone(), w.leaf.opts.name.clone());
+    let base = format!("https://{}", w.root.web);
+    let t = Duration::from_secs(20);
+    let mut shell = PtyTsh::start(&w.alice, &["ssh", "--cluster", &leaf, "visitor@join-web"]);
+    shell.type_keys("echo READY-$((1+1))\r");
+    shell.wait_for("READY-2", t);
+    let chrome = Chrome::start();
+    rt().block_on(async {
+        let c = chrome.client(1200, 820).await;
+        c.goto(&format!("{base}/web/login")).await.unwrap();
+        fill(&c, "#user", "bob").await;
+        fill(&c, "#password", PASSWORD).await;
+        click(&c, "#sign-in").await;
+        wait_path(&c, &format!("/web/cluster/{root}/nodes")).await;
+        // The root has no sessions; the navigation leads to the page.
+        click(&c, "header a[href$='/sessions']").await;
+        wait_path(&c, &format!("/web/cluster/{root}/sessions")).await;
+        wait_css(&c, "#no-sessions", Duration::from_secs(10)).await;
+        // The leaf's page lists alice's session on its tunnel node.
+        c.goto(&format!("{base}/web/cluster/{leaf}/sessions")).await.unwrap();
+        let row = wait_until("alice's session on the leaf's page", Duration::from_secs(20), || async {
+            match c.find(Locator::Css("tr[data-sid]")).await {
+                Ok(r) => Some(r),
+                Err(_) => {
+                    c.refresh().await.unwrap();
+                    None
+                }
+            }
+        })
+        .await;
+        let sid = row.attr("data-sid").await.unwrap().unwrap();
+        let text = row.text().await.unwrap();
+        assert!(text.contains("join-web") && text.contains("visitor") && text.contains("alice"), "{text}");
+        assert!(!text.contains("Join as peer"), "only the owner is offered peer: {text}");
+        save_shot(&c, "active-sessions").await;
+        click(&c, &format!("tr[data-sid='{sid}'] a.join")).await;
+        wait_path(&c, &format!("/web/cluster/{leaf}/console/session/{sid}")).await;
+        let status = wait_css(&c, "#term-status[data-state='connected']", Duration::from_secs(20)).await;
+        assert!(status.text().await.unwrap().contains("as observer"), "{}", status.text().await.unwrap());
+        wait_terminal_line(&c, "the join banner", |l| l.contains("Joining session with participant mode: observer")).await;
+        shell.wait_for("User bob joined the session as observer.", t);
+        // What alice's session prints reaches the browser.
+        shell.type_keys("echo WEB-$((6*7))\r");
+        wait_terminal_line(&c, "alice's output in bob's browser", |l| l.contains("WEB-42")).await;
+        // What bob types is never sent.
+        let marker = format!("/tmp/web-observer-{}", std::process::id());
+        type_in_terminal(&c, &format!("touch {marker}; echo WEBOBS-$((1+8))\n")).await;
+        shell.type_keys("echo SYNC-$((2+9))\r");
+        wait_terminal_line(&c, "the sync line", |l| l.contains("SYNC-11")).await;
+        assert!(!terminal_text(&c).await.contains("WEBOBS-9") && !shell.text().contains("WEBOBS-9"), "the observer's keys ran");
+        assert!(!std::path::Path::new(&marker).exists(), "the observer's keys reached the shell");
+        // The JSON API lists it in Teleport's shape, with bob among the parties.
+        let listed = c
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; \
+                 const token = document.querySelector('meta[name=grv_bearer_token]').content; \
+                 fetch(`/v1/webapi/sites/${encodeURIComponent(arguments[0])}/sessions`, {headers: {Authorization: `Bearer ${token}`}}) \
+                   .then(r => r.json()).then(done, e => done(String(e)));",
+                vec![serde_json::json!(leaf)],
+            )
+            .await
+            .unwrap();
+        let one = &listed["sessions"][0];
+        assert_eq!(one["id"], sid.as_str(), "{listed}");
+        assert_eq!(one["owner"], "alice");
+        assert!(one["parties"].as_array().unwrap().iter().any(|p| p["user"] == "bob"), "{listed}");
+        save_shot(&c, "join-observer").await;
+        // The session ends for the watcher too.
+        shell.type_keys("exit\r");
+        assert_eq!(shell.wait_exit(t), 0);
+        wait_css(&c, "#term-status[data-state='ended']", Duration::from_secs(15)).await;
+        c.close().await.unwrap();
+    });
+    let join = wait_for("bob's join on the leaf", t, || {
+        w.leaf.events().into_iter().find(|e| e["code"] == "T2001I" && e["user"] == "bob" && e["sid"].is_string())
+    });
+    assert_eq!(join["participant_mode"], "observer");
+    let _ = chrome.log();
+}
