@@ -82,21 +82,45 @@ fn error_box(e: &Error) -> Markup {
     html! { div.error role="alert" { (e.message) } }
 }
 
+/// What a browser user reads for `e`, and where to go next: by the error's code, because the
+/// API's messages are written for tsh users (`run 'tsh clusters'`).
+fn for_browser(nav: Option<&Nav>, e: &Error) -> (String, &'static str, &'static str) {
+    let cluster = nav.map(|n| n.cluster.as_str()).unwrap_or_default();
+    if e.has(shared::Code::ClusterNotFound) {
+        return (
+            format!(
+                "Cluster {cluster:?} is not one you can reach: it does not exist, or your roles' cluster_labels do not show it to you."
+            ),
+            "/web/clusters",
+            "See the clusters you can reach",
+        );
+    }
+    if e.has(shared::Code::TunnelOffline) {
+        return (
+            format!(
+                "Cluster {cluster:?} is offline: its reverse tunnel to this proxy is down. Manage Clusters shows when it was last seen."
+            ),
+            "/web/clusters",
+            "Manage Clusters",
+        );
+    }
+    if e.kind == shared::Kind::Internal {
+        tracing::error!(error = %e, "internal error serving a page");
+        return ("internal error; the details are in the teleport log".into(), "/web", "Back");
+    }
+    (e.message.clone(), "/web", "Back")
+}
+
 /// The one error page.
 fn error_page(nav: Option<&Nav>, e: &Error) -> Response {
     let status = StatusCode::from_u16(e.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let message = if e.kind == shared::Kind::Internal {
-        tracing::error!(error = %e, "internal error serving a page");
-        "internal error; the details are in the teleport log".to_string()
-    } else {
-        e.message.clone()
-    };
+    let (message, next, label) = for_browser(nav, e);
     respond(
         status,
         page(
             nav,
             "Error",
-            html! { main { div.card { h1 { "Something went wrong" } div.error role="alert" { (message) } p { a href="/web" { "Back" } } } } },
+            html! { main { div.card { h1 { "Something went wrong" } div.error role="alert" { (message) } p { a #next href=(next) { (label) } } } } },
         ),
     )
 }
@@ -544,6 +568,39 @@ fn logins_of(sess: &WebSession) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The most leaves an empty root's page asks for their servers.
+const ELSEWHERE_MAX: usize = 20;
+
+/// The other clusters the user may see that have servers for them, with how many (or why not
+/// known): asked at once, each for at most three seconds, at most [`ELSEWHERE_MAX`] of them.
+/// The second value counts the clusters not asked.
+async fn servers_elsewhere(s: &WebState, sess: &mut WebSession) -> (Vec<(String, String)>, usize) {
+    let root = s.auth.cluster_name().to_string();
+    let Ok(api) = super::api(s, sess, &root).await else { return (Vec::new(), 0) };
+    let Ok(clusters) = api.get::<Vec<ClusterInfo>>(path::CLUSTERS).await else { return (Vec::new(), 0) };
+    let leaves: Vec<String> = clusters.into_iter().map(|c| c.cluster_name).filter(|c| *c != root).collect();
+    let more = leaves.len().saturating_sub(ELSEWHERE_MAX);
+    let mut asks = tokio::task::JoinSet::new();
+    for (i, leaf) in leaves.into_iter().take(ELSEWHERE_MAX).enumerate() {
+        let Ok(api) = super::api(s, sess, &leaf).await else { continue };
+        asks.spawn(async move {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(3), api.get::<Vec<Node>>(path::NODES)).await;
+            (i, leaf, n.ok().and_then(|r| r.ok()).map(|n| n.len()))
+        });
+    }
+    let mut found: Vec<(usize, String, String)> = Vec::new();
+    while let Some(Ok((i, leaf, n))) = asks.join_next().await {
+        match n {
+            Some(0) => {}
+            Some(1) => found.push((i, leaf, "1 server".into())),
+            Some(n) => found.push((i, leaf, format!("{n} servers"))),
+            None => found.push((i, leaf, "did not answer (offline?)".into())),
+        }
+    }
+    found.sort();
+    (found.into_iter().map(|(_, c, n)| (c, n)).collect(), more)
+}
+
 /// `GET /web/cluster/<c>/nodes`: the servers of the cluster (a leaf's through the tunnel).
 pub async fn nodes(
     State(s): State<Arc<WebState>>,
@@ -553,6 +610,11 @@ pub async fn nodes(
 ) -> Response {
     let result = async { super::api(&s, &mut sess, &cluster).await?.get::<Vec<Node>>(path::NODES).await }.await;
     let logins = logins_of(&sess);
+    // An empty root is not where to stop: say where the servers are.
+    let (elsewhere, unasked) = match &result {
+        Ok(n) if n.is_empty() && q.q.is_empty() && cluster == s.auth.cluster_name() => servers_elsewhere(&s, &mut sess).await,
+        _ => (Vec::new(), 0),
+    };
     let nav = nav(&s, &mut sess, &cluster, "nodes").await;
     let nodes = match result {
         Ok(n) => n,
@@ -577,7 +639,18 @@ pub async fn nodes(
                     input name="q" value=(q.q) placeholder="Search by hostname or label" aria-label="Search";
                     button.small type="submit" { "Search" }
                 }
-                @if nodes.is_empty() { p.muted { "No servers you may reach in this cluster." } }
+                @if nodes.is_empty() { p.muted #no-servers { "No servers you may reach in this cluster." } }
+                @if !elsewhere.is_empty() {
+                    div #elsewhere {
+                        p { "Your servers are in other clusters:" }
+                        ul {
+                            @for (c, n) in &elsewhere {
+                                li { a href=(format!("/web/cluster/{}/nodes", encode_segment(c))) { (c) } span.muted { " · " (n) } }
+                            }
+                        }
+                        @if unasked > 0 { p.muted { "…and " (unasked) " more clusters: " a href="/web/clusters" { "Manage Clusters" } " lists them all." } }
+                    }
+                }
                 table #nodes {
                     thead { tr { th { "Hostname" } th { "Address" } th { "Labels" } th { "Connect" } } }
                     tbody {
@@ -759,6 +832,24 @@ pub async fn audit(State(s): State<Arc<WebState>>, Web(mut sess): Web, Path(clus
     let nav = nav(&s, &mut sess, &cluster, "audit").await;
     let events = match result {
         Ok(e) => e,
+        Err(e) if e.kind == shared::Kind::AccessDenied && !e.has(shared::Code::ClusterNotFound) => {
+            let leaf = cluster != nav.root;
+            let body = html! {
+                main { div.card {
+                    h1 { "Audit Log of " (cluster) }
+                    p #audit-denied {
+                        "Your roles in " (cluster) " do not let you read its audit log: that takes a rule allowing "
+                        code { "list" } " and " code { "read" } " on " code { "event" } "."
+                    }
+                    @if leaf {
+                        p.muted { "In a leaf cluster the leaf decides: its role map turns your roles into its own, and its administrators grant the rule to those roles." }
+                    } @else {
+                        p.muted { "The cluster's administrators grant it (the preset auditor and editor roles have it)." }
+                    }
+                } }
+            };
+            return respond(StatusCode::FORBIDDEN, page(Some(&nav), "Audit Log", body));
+        }
         Err(e) => return error_page(Some(&nav), &e),
     };
     let body = html! {

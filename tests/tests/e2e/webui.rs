@@ -97,6 +97,12 @@ fn the_web_ui_signs_in_lists_clusters_and_opens_a_terminal_on_a_leaf_node() {
         save_shot(&c, "invite").await;
         click(&c, "#set-password").await;
         wait_path(&c, &format!("/web/cluster/{root}/nodes")).await;
+        // The root has no servers: the first page says where they are.
+        let there = wait_css(&c, &format!("#elsewhere a[href='/web/cluster/{leaf}/nodes']"), Duration::from_secs(10)).await;
+        assert_eq!(there.text().await.unwrap(), leaf);
+        let elsewhere = wait_css(&c, "#elsewhere", Duration::from_secs(10)).await.text().await.unwrap();
+        assert!(elsewhere.contains("1 server"), "{elsewhere}");
+        save_shot(&c, "landing").await;
         // The same password works for tsh.
         let mut tsh = Tsh::new("webui-alice");
         tsh.login(&p.root, "alice", "alice-web-pw-1").ok("tsh login with the password set in the browser");
@@ -124,6 +130,12 @@ fn the_web_ui_signs_in_lists_clusters_and_opens_a_terminal_on_a_leaf_node() {
         c.goto(&format!("{base}/web/no-such-page")).await.unwrap();
         let text = body_text(&c).await;
         assert!(text.contains("no such page") && text.contains("Manage Clusters"), "{text}");
+        // A cluster the user cannot reach is explained for a browser, not with tsh commands.
+        c.goto(&format!("{base}/web/cluster/no-such.example.com/nodes")).await.unwrap();
+        let text = body_text(&c).await;
+        assert!(text.contains("\"no-such.example.com\" is not one you can reach") && !text.contains("tsh"), "{text}");
+        let next = wait_css(&c, "a#next", Duration::from_secs(10)).await;
+        assert_eq!(next.attr("href").await.unwrap().as_deref(), Some("/web/clusters"));
         c.goto(&format!("{base}/web/clusters")).await.unwrap();
 
         // Manage Clusters: the root and the leaf, online.
@@ -249,6 +261,15 @@ fn the_web_ui_signs_in_lists_clusters_and_opens_a_terminal_on_a_leaf_node() {
                 .then_some(())
         })
         .await;
+
+        // The leaf's audit log: its role map gives alice no rule on events, and the page says
+        // so in words (it showed "access denied to perform action \"list\" on \"event\"").
+        c.goto(&format!("{base}/web/cluster/{leaf}/audit")).await.unwrap();
+        let denied = wait_css(&c, "#audit-denied", Duration::from_secs(10)).await.text().await.unwrap();
+        assert!(denied.contains("do not let you read its audit log") && denied.contains("event"), "{denied}");
+        let text = body_text(&c).await;
+        assert!(!text.contains("perform action") && text.contains("the leaf decides"), "{text}");
+        save_shot(&c, "leaf-audit-denied").await;
 
         // The leaf audited the session with the mapped role.
         let start = p.leaf.events().into_iter().rev().find(|e| e["event"] == "session.start" && e["user"] == "alice").expect("session.start on the leaf");
