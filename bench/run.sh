@@ -11,6 +11,8 @@
 #                                          detection or scale; BENCHMARKS.md is not written):
 #                                          for measuring one change before and after
 #   BENCH_COPY=0 ./bench/run.sh            without the file copy and forwarding rows
+#   BENCH_ONLY=copy ./bench/run.sh         only the file copy and forwarding rows (printed, not
+#                                          written): for measuring a change to those paths
 #   BENCH_BIN=/tmp/build-a ./bench/run.sh  binaries (teleport, tsh, tctl, tp-leafsim) from that
 #                                          directory, not built: two builds side by side
 #
@@ -258,6 +260,7 @@ measured() {
 }
 SSHD0=$(cat "$W/sshd0.pid"); SSHD1=$(cat "$W/sshd1.pid"); SSHD2=$(cat "$W/sshd2.pid")
 RPID=$(cat "$R/pid"); LPID=$(cat "$L/pid")
+if [ "${BENCH_ONLY:-}" != copy ]; then
 log "throughput: median of $XFERS x $MB MiB through cat > /dev/null, CPU per GiB per process"
 read -r TA0 CA0c CA0s <<<"$(measured "$SSHD0" "${SSH[@]}" direct)"; log "  (a0) OpenSSH direct, default cipher: $TA0 MiB/s"
 read -r TA CAc CAs <<<"$(measured "$SSHD0" "${SSHF[@]}" direct)"; log "  (a) OpenSSH direct, $FAST: $TA MiB/s"
@@ -296,6 +299,7 @@ read -r KB KB9 <<<"$(key_medians "$W/keys.b")"
 read -r KC KC9 <<<"$(key_medians "$W/keys.c")"
 read -r KD KD9 <<<"$(key_medians "$W/keys.d")"
 log "  (a) $KA/$KA9 (b1) $KB1/$KB19 (b) $KB/$KB9 (c) $KC/$KC9 (d) $KD/$KD9 ms p50/p99"
+fi
 
 # ----------------------------------------------------------------- file copy and forwarding
 # ${BENCH_COPY_MB:-$MB} MiB to the leaf's node: tsh scp, and stock scp (SFTP mode) and sftp through
@@ -382,6 +386,10 @@ COPY_TABLE="| what | MiB/s | × OpenSSH direct | × OpenSSH two jumps |
 COPY_MEM="leaf process (proxy and node) peak RSS $((HWM0 / 1024)) MiB before the copies, $((HWM1 / 1024)) MiB after; each SFTP child (the login's process) at most $((CHILD_PEAK / 1024)) MiB"
 else
     log "file copy and forwarding: skipped (this tsh has no scp)"
+fi
+if [ "${BENCH_ONLY:-}" = copy ]; then
+    printf '%s\n' "$COPY_TABLE"
+    exit 0
 fi
 
 # ----------------------------------------------------------------- profile

@@ -59,10 +59,8 @@ async fn bind(addr: &str, port: u16) -> anyhow::Result<tokio::net::TcpListener> 
 }
 
 /// Copies both ways between a local connection and a channel.
-async fn pump(mut tcp: tokio::net::TcpStream, channel: russh::Channel<russh::client::Msg>) {
-    let _ = tcp.set_nodelay(true);
-    let mut stream = channel.into_stream();
-    let _ = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut stream, 64 * 1024, 64 * 1024).await;
+async fn pump(tcp: tokio::net::TcpStream, channel: russh::Channel<russh::client::Msg>) {
+    shared::sshclient::relay_tcp(channel, tcp).await;
 }
 
 fn warn(text: &str) {

@@ -234,6 +234,11 @@ impl ProxyConn {
     /// Asks the proxy to connect us to `req`; returns the channel as a stream, or the proxy's
     /// refusal with its kind and code.
     pub async fn subsystem(&self, req: &ProxyRequest) -> crate::Result<russh::ChannelStream<Msg>> {
+        self.subsystem_channel(req).await.map(russh::Channel::into_stream)
+    }
+
+    /// [`Self::subsystem`], as the channel itself.
+    pub async fn subsystem_channel(&self, req: &ProxyRequest) -> crate::Result<russh::Channel<Msg>> {
         let trouble = |what: &str, e: russh::Error| crate::Error::connection_problem(format!("{what}: {e}"));
         let mut ch = self.handle.channel_open_session().await.map_err(|e| trouble("opening a channel to the proxy", e))?;
         ch.request_subsystem(true, req.to_subsystem()).await.map_err(|e| trouble("sending the proxy request", e))?;
@@ -241,7 +246,7 @@ impl ProxyConn {
         let mut status: Option<crate::error::WireError> = None;
         loop {
             match tokio::time::timeout(Duration::from_secs(60), ch.wait()).await {
-                Ok(Some(ChannelMsg::Success)) => return Ok(ch.into_stream()),
+                Ok(Some(ChannelMsg::Success)) => return Ok(ch),
                 Ok(Some(ChannelMsg::ExtendedData { data, ext })) if ext == crate::subsystem::REFUSAL_DATA_TYPE => {
                     status = serde_json::from_slice(&data).ok();
                 }
@@ -540,6 +545,65 @@ async fn open_sftp(node: &NodeConn) -> anyhow::Result<russh_sftp::client::SftpSe
             (true, false) => anyhow!("the node's SFTP server did not answer: {e}"),
         }
     })
+}
+
+/// What one read of a forwarded TCP connection may take (four SSH packets).
+const RELAY_CHUNK: usize = 4 * crate::tuning::MAX_PACKET as usize;
+
+/// Copies both ways between an SSH channel and a TCP connection (port forwarding, either end,
+/// either direction) until both directions are done, then closes the channel. A read from the
+/// socket goes out as owned buffers cut into packets without a copy; channel data goes to the
+/// socket as it arrives. Through a `ChannelStream` and `copy_bidirectional` each byte was copied
+/// once more at each end, into the stream's buffers.
+pub async fn relay_tcp<S>(channel: russh::Channel<S>, tcp: tokio::net::TcpStream)
+where
+    S: From<(russh::ChannelId, ChannelMsg)> + Send + Sync + 'static,
+{
+    let _ = tcp.set_nodelay(true);
+    let (tcp_rd, tcp_wr) = tcp.into_split();
+    relay(channel, tcp_rd, tcp_wr).await;
+}
+
+/// [`relay_tcp`] for any reader and writer (a TCP connection's halves, standard input and output).
+pub async fn relay<S, R, W>(channel: russh::Channel<S>, mut tcp_rd: R, mut tcp_wr: W)
+where
+    S: From<(russh::ChannelId, ChannelMsg)> + Send + Sync + 'static,
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut rd, wr) = channel.split();
+    let up = async {
+        let mut buf = bytes::BytesMut::new();
+        loop {
+            buf.reserve(RELAY_CHUNK);
+            match tcp_rd.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if wr.data_bytes(buf.split().freeze()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = wr.eof().await;
+    };
+    let down = async {
+        while let Some(msg) = rd.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => {
+                    if tcp_wr.write_all(&data).await.is_err() {
+                        break;
+                    }
+                }
+                ChannelMsg::Eof | ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+        let _ = tcp_wr.shutdown().await;
+    };
+    tokio::join!(up, down);
+    let _ = wr.close().await;
 }
 
 /// The API of `cluster` as the holder of `creds`: the root directly at `proxy_addr`, a leaf

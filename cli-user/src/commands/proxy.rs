@@ -54,8 +54,15 @@ pub async fn exec(a: Args, g: &Global) -> anyhow::Result<u8> {
     // Direct nodes are registered with their own port; OpenSSH's 3022 default matches them, and
     // tunnel nodes ignore the port.
     let req = ProxyRequest { host, port, cluster: Some(cluster) };
-    let stream = proxy.subsystem(&req).await?;
-    let (mut rd, mut wr) = tokio::io::split(stream);
+    let channel = proxy.subsystem_channel(&req).await?;
+    // OpenSSH's ProxyCommand hands us two pipes: read and write them on the event loop, without
+    // tokio's standard streams (a blocking-pool hand-off and an 8 KiB copy per read).
+    if let Some((stdin, stdout)) = stdio_pipes() {
+        shared::sshclient::relay(channel, stdin, stdout).await;
+        proxy.close().await;
+        return Ok(0);
+    }
+    let (mut rd, mut wr) = tokio::io::split(channel.into_stream());
     let up = tokio::spawn(async move {
         let mut stdin = tokio::io::stdin();
         let _ = tokio::io::copy(&mut stdin, &mut wr).await;
@@ -67,6 +74,20 @@ pub async fn exec(a: Args, g: &Global) -> anyhow::Result<u8> {
     up.abort();
     proxy.close().await;
     Ok(0)
+}
+
+/// Standard input and output as non-blocking pipes, when both are pipes.
+fn stdio_pipes() -> Option<(tokio::net::unix::pipe::Receiver, tokio::net::unix::pipe::Sender)> {
+    use std::os::fd::AsFd;
+    let input = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    let output = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
+    let is_pipe = |fd: &std::os::fd::OwnedFd| nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO);
+    if !is_pipe(&input) || !is_pipe(&output) {
+        return None;
+    }
+    let rx = tokio::net::unix::pipe::Receiver::from_owned_fd(input).ok()?;
+    let tx = tokio::net::unix::pipe::Sender::from_owned_fd(output).ok()?;
+    Some((rx, tx))
 }
 
 #[cfg(test)]

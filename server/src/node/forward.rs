@@ -50,10 +50,8 @@ pub fn listen_addr(requested: &str, port: u32) -> Result<SocketAddr, String> {
 }
 
 /// Copies both ways between a channel and a TCP connection until both sides are done.
-pub async fn pump(channel: Channel<Msg>, mut tcp: tokio::net::TcpStream) {
-    let _ = tcp.set_nodelay(true);
-    let mut stream = channel.into_stream();
-    let _ = tokio::io::copy_bidirectional_with_sizes(&mut stream, &mut tcp, 64 * 1024, 64 * 1024).await;
+pub async fn pump(channel: Channel<Msg>, tcp: tokio::net::TcpStream) {
+    shared::sshclient::relay_tcp(channel, tcp).await;
 }
 
 /// Dials `host:port` from the node (bounded by [`DIAL_TIMEOUT`]).
