@@ -88,10 +88,28 @@ impl Credentials {
 
     /// `known_hosts` lines (`@cert-authority <cluster>,*.<cluster> <key> type=host`).
     pub fn known_hosts(&self) -> String {
+        self.known_hosts_with_proxy(None)
+    }
+
+    /// [`Self::known_hosts`], with the root's proxy (`(root, host:port)`) among the root CA's
+    /// names, so that OpenSSH checks the proxy itself as a jump host (`ssh -J`) by its address
+    /// (`[host]:port` off port 22).
+    pub fn known_hosts_with_proxy(&self, proxy: Option<(&str, &str)>) -> String {
         let mut out = String::new();
         for ca in self.host_cas.iter().filter(|c| c.ca_type == "host") {
+            let mut names = format!("{},*.{}", ca.cluster_name, ca.cluster_name);
+            if let Some((root, addr)) = proxy
+                && root == ca.cluster_name
+            {
+                let host = crate::client::host_of(addr);
+                match addr.rsplit_once(':').map(|(_, p)| p) {
+                    Some(port) if port != "22" && !host.is_empty() => names.push_str(&format!(",{host},[{host}]:{port}")),
+                    _ if !host.is_empty() => names.push_str(&format!(",{host}")),
+                    _ => {}
+                }
+            }
             for k in &ca.ssh_public_keys {
-                out.push_str(&format!("@cert-authority {},*.{} {} type=host\n", ca.cluster_name, ca.cluster_name, k.trim()));
+                out.push_str(&format!("@cert-authority {names} {} type=host\n", k.trim()));
             }
         }
         out
@@ -236,7 +254,8 @@ impl ProfileStore {
         write_file(&d.join("tls.crt"), creds.tls_cert_pem.as_bytes(), 0o644)?;
         let cas = serde_json::to_string_pretty(&creds.host_cas).map_err(|e| Error::internal(e.to_string()))?;
         write_file(&d.join("cas.json"), cas.as_bytes(), 0o644)?;
-        write_file(&d.join("known_hosts"), creds.known_hosts().as_bytes(), 0o644)?;
+        let proxy = Some((profile.cluster.as_str(), profile.web_proxy_addr.as_str()));
+        write_file(&d.join("known_hosts"), creds.known_hosts_with_proxy(proxy).as_bytes(), 0o644)?;
         write_file(&d.join("profile.yaml"), yaml.as_bytes(), 0o600)?;
         write_file(&self.dir.join("current-profile"), format!("{name}\n").as_bytes(), 0o600)
     }
@@ -361,6 +380,23 @@ mod tests {
         let d = std::env::temp_dir().join(format!("tp-profile-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
         d
+    }
+
+    #[test]
+    fn known_hosts_name_the_root_proxy_by_its_address() {
+        let mut c = creds().unwrap();
+        let ca = |name: &str, key: &str| TrustedCa {
+            cluster_name: name.into(),
+            ca_type: "host".into(),
+            ssh_public_keys: vec![key.into()],
+            tls_certs: vec![],
+        };
+        c.host_cas = vec![ca("root", "ssh-ed25519 AAAA"), ca("leaf", "ssh-ed25519 BBBB")];
+        let kh = c.known_hosts_with_proxy(Some(("root", "127.0.0.2:3080")));
+        assert!(kh.contains("@cert-authority root,*.root,127.0.0.2,[127.0.0.2]:3080 ssh-ed25519 AAAA type=host"), "{kh}");
+        assert!(kh.contains("@cert-authority leaf,*.leaf ssh-ed25519 BBBB type=host"), "the leaf's CA does not sign the proxy: {kh}");
+        let on22 = c.known_hosts_with_proxy(Some(("root", "proxy.example.com:22")));
+        assert!(on22.contains("root,*.root,proxy.example.com ssh"), "{on22}");
     }
 
     #[test]
