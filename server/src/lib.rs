@@ -19,7 +19,7 @@
 //! | `proxy` | the proxy's room: users' SSH side, routing and dialing, the leaf's trust to roots, lock enforcement |
 //! | `ssh` | russh configuration shared by proxy and node (plumbing, no policy) |
 //! | `tunnel` | reverse tunnels: the typed wire, registry, server, agent, peer proxies, vouches |
-//! | `node` | the SSH node: authorization, sessions, file copy (an SFTP child as the login), port and agent forwarding |
+//! | `node` | the SSH node: authorization, sessions (and the parties that watch or join them), file copy (an SFTP child as the login), port and agent forwarding |
 //! | `audit` | the audit log (events, clipping); the store lives in `storage::audit` |
 //! | `diag` | `/healthz`, `/readyz`, `/metrics` on `diag_addr` |
 //! | `limits` | connection limits by phase: handshake, anonymous, authenticated |
