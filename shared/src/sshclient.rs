@@ -590,14 +590,13 @@ where
     };
     let down = async {
         while let Some(msg) = rd.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => {
-                    if tcp_wr.write_all(&data).await.is_err() {
-                        break;
-                    }
-                }
+            let data = match msg {
+                ChannelMsg::Data { data } => data,
                 ChannelMsg::Eof | ChannelMsg::Close => break,
-                _ => {}
+                _ => continue,
+            };
+            if tcp_wr.write_all(&data).await.is_err() {
+                break;
             }
         }
         let _ = tcp_wr.shutdown().await;
