@@ -447,7 +447,7 @@ impl russh::server::Handler for ProxyConn {
             match routed {
                 Ok(target) => {
                     reply.accept().await;
-                    crate::tunnel::splice(channel.into_stream(), target).await;
+                    crate::tunnel::splice_channel(channel, target).await;
                 }
                 Err(e) => {
                     tracing::info!(user = %identity.username, target = %req.host, error = %e, "direct-tcpip refused");
@@ -533,7 +533,7 @@ async fn proxy_subsystem(
             if handle.channel_success(id).await.is_err() {
                 return;
             }
-            crate::tunnel::splice(channel.into_stream(), target).await;
+            crate::tunnel::splice_channel(channel, target).await;
         }
         Err(e) => {
             tracing::info!(user = %identity.username, request = %req.to_subsystem(), error = %e, "proxy request refused");
