@@ -35,8 +35,9 @@ pub const ENV_MODE: &str = "TELEPORT_SSH_JOIN_MODE";
 pub const MAX_PARTIES: usize = 16;
 /// What a newcomer sees of what came before.
 pub const REPLAY: usize = 1000;
-/// Reads of output a party may be behind before it is dropped.
-const QUEUE: usize = 1024;
+/// Reads of output a party may be behind before it is dropped (a read is at most 32 KiB, so a
+/// party holds at most 4 MiB, a session with [`MAX_PARTIES`] at most 64 MiB).
+const QUEUE: usize = 128;
 
 /// How a party takes part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
