@@ -420,7 +420,10 @@ mod tests {
         assert_eq!(mode, 0o600);
         let mode = fs::metadata(dir.join("profiles/r/tls.key")).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
         assert_eq!(mode, 0o600);
-        assert!(read(&dir.join("profiles/r/known_hosts"))?.starts_with("@cert-authority root.example.com,*.root.example.com,r,[r]:3080 ssh-ed25519 "));
+        assert!(
+            read(&dir.join("profiles/r/known_hosts"))?
+                .starts_with("@cert-authority root.example.com,*.root.example.com,r,[r]:3080 ssh-ed25519 ")
+        );
         store.remove("r")?;
         assert!(store.current().is_none());
         assert!(store.load("r").is_err());
