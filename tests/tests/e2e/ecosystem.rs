@@ -255,6 +255,8 @@ fn every_json_listing_parses_with_jq_and_logs_are_plain() {
     jq("tsh ls", tsh.run(&["ls", "-f", "json"]));
     jq("tsh clusters", tsh.run(&["clusters", "-f", "json"]));
     jq("tsh status", tsh.run(&["status", "-f", "json"]));
+    jq("tsh sessions ls", tsh.run(&["sessions", "ls", "-f", "json"]));
+    jq("tsh recordings ls", tsh.run(&["recordings", "ls", "-f", "json"]));
     let log = c.log();
     assert!(!log.contains('\u{1b}'), "no colour codes when logging to a file");
     assert!(
