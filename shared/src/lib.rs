@@ -22,6 +22,7 @@
 //! | [`sso`] | SSO login bodies and the loopback redirect `tsh` listens on |
 //! | [`totp`] | TOTP codes (RFC 6238) |
 //! | [`webterm`] | the web terminal's WebSocket frames |
+//! | [`party`] | joining a running session: the join login, its variables, modes, session IDs |
 //! | [`api`] | REST paths and bodies |
 //! | [`client`] | the HTTPS client over any stream |
 //! | [`profile`] | `tsh` profiles and identity files |
@@ -41,6 +42,7 @@ pub mod identity;
 pub mod labels;
 pub mod names;
 pub mod output;
+pub mod party;
 pub mod profile;
 pub mod rbac;
 pub mod recording;

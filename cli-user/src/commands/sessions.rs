@@ -6,13 +6,11 @@ use std::io::Write;
 use anyhow::bail;
 use shared::api::{SessionTracker, path};
 use shared::output::Format;
+use shared::party::{ENV_MODE, ENV_SESSION, JOIN_LOGIN, Mode, check_session_id};
 
 use super::{Global, parse_format};
 use crate::context::Session;
 use crate::sshclient::SessionSpec;
-
-/// The login a joining connection uses (the node lets it do nothing but join).
-const JOIN_LOGIN: &str = "-teleport-internal-join";
 
 /// List live sessions.
 #[derive(Debug, clap::Args)]
@@ -98,20 +96,12 @@ pub async fn exec(a: Args, g: &Global, out: &mut dyn Write, err: &mut dyn Write)
     Ok(())
 }
 
-/// Whether `s` is a GUID as session IDs are written (8-4-4-4-12 hex digits).
-fn is_guid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 5 && parts.iter().zip([8, 4, 4, 4, 12]).all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
 /// Runs `tsh join`; returns the session's exit status (255 when it cannot connect).
 pub async fn join(a: JoinArgs, g: &Global, err: &mut dyn Write) -> anyhow::Result<u8> {
-    if !is_guid(&a.session_id) {
-        bail!("'{}' is not a valid session ID (must be GUID); 'tsh sessions ls' lists them", a.session_id);
+    if let Err(e) = check_session_id(&a.session_id) {
+        bail!("{e}; 'tsh sessions ls' lists them");
     }
-    if !["observer", "peer"].contains(&a.mode.as_str()) {
-        bail!("--mode must be observer or peer (moderated sessions are not supported)");
-    }
+    let mode = Mode::parse(&a.mode).map_err(|why| anyhow::anyhow!("--mode: {why}"))?;
     let mut session = Session::load(g).map_err(super::ssh::NotConnected::wrap)?;
     session.require_valid()?;
     let cluster = session.resolve_target(g, err).await?;
@@ -123,23 +113,10 @@ pub async fn join(a: JoinArgs, g: &Global, err: &mut dyn Write) -> anyhow::Resul
     let (proxy, node) = super::ssh::reach(&mut session, &g, JOIN_LOGIN, &t.spec.target_address, None, None)
         .await
         .map_err(super::ssh::NotConnected::wrap)?;
-    let env = vec![("TELEPORT_SESSION".to_string(), a.session_id.clone()), ("TELEPORT_SSH_JOIN_MODE".to_string(), a.mode.clone())];
+    let env = vec![(ENV_SESSION.to_string(), a.session_id.clone()), (ENV_MODE.to_string(), mode.as_str().to_string())];
     let result = crate::sshclient::run(&node, SessionSpec { command: None, tty: true, agent: false, env }).await;
     node.close().await;
     proxy.close().await;
     let code = result.map_err(super::ssh::NotConnected::wrap)?;
     Ok(u8::try_from(code.rem_euclid(256)).unwrap_or(255))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn session_ids_are_guids() {
-        assert!(is_guid("0b9b5e3c-6c1e-4d0e-9a55-2f1f6c1f2d4e"));
-        assert!(!is_guid("0b9b5e3c-6c1e-4d0e-9a55-2f1f6c1f2d4"));
-        assert!(!is_guid("../../etc"));
-        assert!(!is_guid("0b9b5e3c6c1e4d0e9a552f1f6c1f2d4e"));
-    }
 }

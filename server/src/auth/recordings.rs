@@ -10,6 +10,7 @@
 use shared::api::{RecordingChunk, RecordingChunks, SessionRecording};
 use shared::error::{Error, Result};
 use shared::identity::Caller;
+use shared::party::check_session_id as valid_sid;
 use shared::rbac::SessionScope;
 
 use super::AuthServer;
@@ -20,10 +21,6 @@ use crate::storage::Op;
 pub const MAX_CHUNK: usize = 1024 * 1024;
 /// About how much one playback answer carries.
 const PAGE: usize = 4 * 1024 * 1024;
-
-fn valid_sid(sid: &str) -> Result<()> {
-    uuid::Uuid::parse_str(sid).map(|_| ()).map_err(|_| Error::bad_parameter(format!("{sid:?} is not a session ID")))
-}
 
 /// Whether the caller took part in `r`.
 fn own(caller: &Caller, r: &SessionRecording, here: &str) -> bool {

@@ -25,12 +25,8 @@ use super::NodeAccessPoint;
 use super::recorder::Tap;
 use super::session::PtyIo;
 
-/// The login a party connects as: it names no Unix account and can do nothing but join.
-pub const JOIN_LOGIN: &str = "-teleport-internal-join";
-/// The session a party joins (environment variable).
-pub const ENV_SESSION: &str = "TELEPORT_SESSION";
-/// The mode a party joins in (environment variable).
-pub const ENV_MODE: &str = "TELEPORT_SSH_JOIN_MODE";
+pub use shared::party::{ENV_MODE, ENV_SESSION, JOIN_LOGIN, Mode};
+
 /// The most parties one session takes besides its owner.
 pub const MAX_PARTIES: usize = 16;
 /// What a newcomer sees of what came before.
@@ -38,35 +34,6 @@ pub const REPLAY: usize = 1000;
 /// Reads of output a party may be behind before it is dropped (a read is at most 32 KiB, so a
 /// party holds at most 4 MiB, a session with [`MAX_PARTIES`] at most 64 MiB).
 const QUEUE: usize = 128;
-
-/// How a party takes part.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Sees the output; its keystrokes are never written.
-    Observer,
-    /// Sees the output and types.
-    Peer,
-}
-
-impl Mode {
-    /// Parses a mode as `tsh join --mode` names it.
-    pub fn parse(s: &str) -> Result<Mode, String> {
-        match s {
-            "observer" => Ok(Mode::Observer),
-            "peer" => Ok(Mode::Peer),
-            "moderator" => Err("moderated sessions are not supported here; join as observer or peer".into()),
-            other => Err(format!("unknown participant mode {other:?}; use observer or peer")),
-        }
-    }
-
-    /// The mode's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Observer => "observer",
-            Mode::Peer => "peer",
-        }
-    }
-}
 
 /// Who started a session.
 #[derive(Debug, Clone)]
@@ -366,18 +333,5 @@ async fn refresh(shared: Weak<Shared>) {
             Some(s) if s.exit.get().is_none() => s.publish(),
             _ => return,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn modes_are_named_as_tsh_names_them() {
-        assert_eq!(Mode::parse("observer"), Ok(Mode::Observer));
-        assert_eq!(Mode::parse("peer"), Ok(Mode::Peer));
-        assert!(Mode::parse("moderator").unwrap_err().contains("not supported"));
-        assert!(Mode::parse("boss").unwrap_err().contains("use observer or peer"));
     }
 }

@@ -401,7 +401,7 @@ impl NodeConn {
         let Some(sid) = var(party::ENV_SESSION) else {
             return refuse(session, id, "no session named: set TELEPORT_SESSION (tsh join <session-id> does)");
         };
-        let mode = match Mode::parse(var(party::ENV_MODE).as_deref().unwrap_or("observer")) {
+        let mode = match var(party::ENV_MODE).map_or(Ok(Mode::Observer), |m| Mode::parse(&m)) {
             Ok(m) => m,
             Err(why) => return refuse(session, id, &why),
         };

@@ -15,6 +15,7 @@ use russh::ChannelMsg;
 use serde::Deserialize;
 use serde_json::json;
 use shared::error::Error;
+use shared::party;
 use shared::subsystem::ProxyRequest;
 use shared::webterm;
 
@@ -37,7 +38,7 @@ pub struct WsQuery {
 
 /// Teleport's `TerminalRequest` (the fields we use). With `sid`, the terminal joins that
 /// running session (the Active Sessions page) in `mode` (observer unless it says peer) instead
-/// of starting one, connecting as [`JOIN_LOGIN`] whatever `login` says.
+/// of starting one, connecting as [`party::JOIN_LOGIN`] whatever `login` says.
 #[derive(Debug, Deserialize)]
 struct TerminalRequest {
     server_id: String,
@@ -50,9 +51,6 @@ struct TerminalRequest {
     #[serde(default)]
     mode: String,
 }
-
-/// The login of a connection that joins a session (see the node's `party` module).
-const JOIN_LOGIN: &str = "-teleport-internal-join";
 
 #[derive(Debug, Deserialize)]
 struct TermSize {
@@ -93,16 +91,16 @@ pub async fn connect(
         return ApiError(Error::bad_parameter(format!("term: bad dimensions({}x{})", req.term.w, req.term.h))).into_response();
     }
     if !req.sid.is_empty() {
-        if uuid::Uuid::parse_str(&req.sid).is_err() {
-            return ApiError(Error::bad_parameter(format!("'{}' is not a valid session ID (must be GUID)", req.sid))).into_response();
+        if let Err(e) = party::check_session_id(&req.sid) {
+            return ApiError(e).into_response();
         }
         if req.mode.is_empty() {
-            req.mode = "observer".into();
+            req.mode = party::Mode::Observer.as_str().into();
         }
-        if req.mode != "observer" && req.mode != "peer" {
-            return ApiError(Error::bad_parameter("params: mode must be observer or peer")).into_response();
+        if let Err(why) = party::Mode::parse(&req.mode) {
+            return ApiError(Error::bad_parameter(format!("params: {why}"))).into_response();
         }
-        req.login = JOIN_LOGIN.into();
+        req.login = party::JOIN_LOGIN.into();
     }
     if req.login.is_empty() || req.server_id.is_empty() {
         return ApiError(Error::bad_parameter("params: server_id and login are required")).into_response();
@@ -263,8 +261,8 @@ async fn dial(s: &WebState, sess: &mut WebSession, site: &str, req: &TerminalReq
     let ch = node.open_session().await.map_err(|e| format!("{e:#}"))?;
     let _ = ch.set_env(false, "LANG", "C.UTF-8").await;
     if !req.sid.is_empty() {
-        ch.set_env(false, "TELEPORT_SESSION", req.sid.as_str()).await.map_err(|e| format!("naming the session: {e}"))?;
-        ch.set_env(false, "TELEPORT_SSH_JOIN_MODE", req.mode.as_str()).await.map_err(|e| format!("naming the mode: {e}"))?;
+        ch.set_env(false, party::ENV_SESSION, req.sid.as_str()).await.map_err(|e| format!("naming the session: {e}"))?;
+        ch.set_env(false, party::ENV_MODE, req.mode.as_str()).await.map_err(|e| format!("naming the mode: {e}"))?;
     }
     ch.request_pty(false, "xterm-256color", req.term.w, req.term.h, 0, 0, &[]).await.map_err(|e| format!("requesting a terminal: {e}"))?;
     ch.request_shell(true).await.map_err(|e| format!("starting a shell: {e}"))?;
