@@ -551,58 +551,82 @@ async fn open_sftp(node: &NodeConn) -> anyhow::Result<russh_sftp::client::SftpSe
 const RELAY_CHUNK: usize = 4 * crate::tuning::MAX_PACKET as usize;
 
 /// Copies both ways between an SSH channel and a TCP connection (port forwarding, either end,
-/// either direction) until both directions are done, then closes the channel. A read from the
-/// socket goes out as owned buffers cut into packets without a copy; channel data goes to the
-/// socket as it arrives. Through a `ChannelStream` and `copy_bidirectional` each byte was copied
-/// once more at each end, into the stream's buffers.
+/// either direction) until both directions are done, then closes the channel.
 pub async fn relay_tcp<S>(channel: russh::Channel<S>, tcp: tokio::net::TcpStream)
 where
     S: From<(russh::ChannelId, ChannelMsg)> + Send + Sync + 'static,
 {
     let _ = tcp.set_nodelay(true);
     let (tcp_rd, tcp_wr) = tcp.into_split();
-    relay(channel, tcp_rd, tcp_wr).await;
+    relay(channel, tcp_rd, tcp_wr, Ending::Both).await;
 }
 
-/// [`relay_tcp`] for any reader and writer (a TCP connection's halves, standard input and output).
-pub async fn relay<S, R, W>(channel: russh::Channel<S>, mut tcp_rd: R, mut tcp_wr: W)
+/// When a [`relay`] is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// When both directions are done (a forwarded TCP connection, `tsh proxy ssh`'s pipes).
+    Both,
+    /// When the stream side ends or dies: the channel's EOF only half-closes the stream, whose
+    /// answer still comes back (a channel carrying SSH end to end through a proxy, where a dead
+    /// target must end the user's connection at once).
+    StreamEnds,
+}
+
+/// Copies both ways between an SSH channel and a stream's reader and writer until `ending`,
+/// then closes the channel. A read from the stream goes out as owned buffers cut into packets
+/// without a copy; channel data goes to the stream as it arrives. Through a `ChannelStream` each
+/// byte was copied once more each way, into the stream's buffers.
+pub async fn relay<S, R, W>(channel: russh::Channel<S>, mut rd: R, mut wr: W, ending: Ending)
 where
     S: From<(russh::ChannelId, ChannelMsg)> + Send + Sync + 'static,
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (mut rd, wr) = channel.split();
-    let up = async {
-        let mut buf = bytes::BytesMut::new();
-        loop {
-            buf.reserve(RELAY_CHUNK);
-            match tcp_rd.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    if wr.data_bytes(buf.split().freeze()).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-        let _ = wr.eof().await;
-    };
-    let down = async {
-        while let Some(msg) = rd.wait().await {
+    let (mut ch_rd, ch_wr) = channel.split();
+    // True when the channel's side ended (EOF, close) rather than the stream refusing a write.
+    let to_stream = async {
+        while let Some(msg) = ch_rd.wait().await {
             let data = match msg {
                 ChannelMsg::Data { data } => data,
                 ChannelMsg::Eof | ChannelMsg::Close => break,
                 _ => continue,
             };
-            if tcp_wr.write_all(&data).await.is_err() {
-                break;
+            if wr.write_all(&data).await.is_err() {
+                return false;
             }
         }
-        let _ = tcp_wr.shutdown().await;
+        let _ = wr.shutdown().await;
+        true
     };
-    tokio::join!(up, down);
-    let _ = wr.close().await;
+    let to_channel = async {
+        let mut buf = bytes::BytesMut::new();
+        loop {
+            buf.reserve(RELAY_CHUNK);
+            match rd.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if ch_wr.data_bytes(buf.split().freeze()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = ch_wr.eof().await;
+    };
+    match ending {
+        Ending::Both => {
+            tokio::join!(to_stream, to_channel);
+        }
+        Ending::StreamEnds => {
+            tokio::pin!(to_channel);
+            tokio::select! {
+                clean = to_stream => if clean { (&mut to_channel).await },
+                () = &mut to_channel => {}
+            }
+        }
+    }
+    let _ = ch_wr.close().await;
 }
 
 /// The API of `cluster` as the holder of `creds`: the root directly at `proxy_addr`, a leaf

@@ -58,7 +58,7 @@ pub async fn exec(a: Args, g: &Global) -> anyhow::Result<u8> {
     // OpenSSH's ProxyCommand hands us two pipes: read and write them on the event loop, without
     // tokio's standard streams (a blocking-pool hand-off and an 8 KiB copy per read).
     if let Some((stdin, stdout)) = stdio_pipes() {
-        shared::sshclient::relay(channel, stdin, stdout).await;
+        shared::sshclient::relay(channel, stdin, stdout, shared::sshclient::Ending::Both).await;
         proxy.close().await;
         return Ok(0);
     }

@@ -117,53 +117,15 @@ where
 }
 
 /// [`splice`] with the client's side an SSH channel of this process (a user's channel on the
-/// proxy), read and written as channel messages: the client's data goes to the target as it
-/// arrives, and the target's reads go out as owned buffers cut into packets, where a
-/// `ChannelStream` behind a `BufReader` copied each byte twice more on this hop. The same
-/// ending as [`splice`]: the target's end (or death) ends the connection at once; the client's
-/// EOF reaches the target, whose answer still reaches the client.
+/// proxy), read and written as channel messages ([`shared::sshclient::relay`]): the same ending,
+/// without the two copies a `ChannelStream` behind a `BufReader` made on this hop.
 pub async fn splice_channel<S, T>(channel: russh::Channel<S>, target: T)
 where
     S: From<(russh::ChannelId, russh::ChannelMsg)> + Send + Sync + 'static,
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    let (mut client_rd, client_wr) = channel.split();
-    let (mut target_rd, mut target_wr) = tokio::io::split(target);
-    let upstream = async {
-        while let Some(msg) = client_rd.wait().await {
-            let data = match msg {
-                russh::ChannelMsg::Data { data } => data,
-                russh::ChannelMsg::Eof | russh::ChannelMsg::Close => break,
-                _ => continue,
-            };
-            if target_wr.write_all(&data).await.is_err() {
-                return;
-            }
-        }
-        let _ = target_wr.shutdown().await;
-        // The target's answer decides when the connection is over.
-        std::future::pending::<()>().await;
-    };
-    let downstream = async {
-        let mut buf = bytes::BytesMut::new();
-        loop {
-            buf.reserve(SPLICE_BUFFER * 4);
-            match target_rd.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    if client_wr.data_bytes(buf.split().freeze()).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-        let _ = client_wr.eof().await;
-    };
-    tokio::select! {
-        _ = upstream => {}
-        _ = downstream => {}
-    }
-    let _ = client_wr.close().await;
+    let (rd, wr) = tokio::io::split(target);
+    shared::sshclient::relay(channel, rd, wr, shared::sshclient::Ending::StreamEnds).await;
 }
 
 /// Writes a status line./// Writes a status line.
