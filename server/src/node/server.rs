@@ -258,33 +258,29 @@ impl NodeConn {
             tap.resize(p.cols, p.rows);
         }
         let master = spawned.pty.map(Arc::new);
+        // The PTY on the event loop, for the session's pumps and its parties alike.
+        let pty_io = master.as_ref().map(|m| super::session::PtyIo::new(m));
         // A session with a terminal can be watched and joined.
-        let shared = match (&master, &spec.pty) {
-            (Some(m), Some(p)) => match super::session::PtyIo::new(m) {
-                Ok(pty) => Some(party::Shared::open(
-                    &self.node.parties,
-                    self.node.access.clone(),
-                    party::Start {
-                        sid: session_id.clone(),
-                        owner: party::Owner {
-                            user: allowed.username.clone(),
-                            cluster: allowed.origin_cluster.clone(),
-                            roles: allowed.roles.clone(),
-                            login: self.login.clone(),
-                        },
-                        command: command.clone(),
-                        place: party::Place { host_id: self.node.cfg.host_id.clone(), hostname: self.node.cfg.nodename.clone() },
-                        pty,
-                        tap: tap.clone(),
-                        owner_channel: (session.handle(), id),
-                        size: (p.cols, p.rows),
+        let shared = match (&pty_io, &spec.pty) {
+            (Some(Ok(pty)), Some(p)) => Some(party::Shared::open(
+                &self.node.parties,
+                self.node.access.clone(),
+                party::Start {
+                    sid: session_id.clone(),
+                    owner: party::Owner {
+                        user: allowed.username.clone(),
+                        cluster: allowed.origin_cluster.clone(),
+                        roles: allowed.roles.clone(),
+                        login: self.login.clone(),
                     },
-                )),
-                Err(e) => {
-                    tracing::warn!(sid = %session_id, error = %e, "this session cannot be joined");
-                    None
-                }
-            },
+                    command: command.clone(),
+                    place: party::Place { host_id: self.node.cfg.host_id.clone(), hostname: self.node.cfg.nodename.clone() },
+                    pty: pty.clone(),
+                    tap: tap.clone(),
+                    owner_channel: (session.handle(), id),
+                    size: (p.cols, p.rows),
+                },
+            )),
             _ => None,
         };
         if let Some(st) = self.channels.get_mut(&id) {
@@ -306,7 +302,7 @@ impl NodeConn {
         tokio::spawn(async move {
             let _counted = counted;
             let _live = live;
-            let code = run_session(handle, channel, spawned.child, master, stop, idle, tap, shared.clone()).await;
+            let code = run_session(handle, channel, spawned.child, pty_io, stop, idle, tap, shared.clone()).await;
             if let Some(s) = shared {
                 s.end(&node.parties, code);
             }
@@ -586,7 +582,7 @@ async fn run_session(
     handle: russh::server::Handle,
     channel: Channel<Msg>,
     mut child: tokio::process::Child,
-    master: Option<Arc<OwnedFd>>,
+    pty: Option<std::io::Result<super::session::PtyIo>>,
     stop: Arc<Stop>,
     idle: Option<Duration>,
     tap: Tap,
@@ -597,10 +593,10 @@ async fn run_session(
     let start = Instant::now();
     let last = Arc::new(AtomicU64::new(0));
     let (mut rd, mut wr) = tokio::io::split(channel.into_stream());
-    let output: tokio::task::JoinHandle<Writer> = match master {
-        Some(master) => {
+    let output: tokio::task::JoinHandle<Writer> = match pty {
+        Some(pty) => {
             // PTY: one non-blocking fd for both directions, on the event loop.
-            let Ok(pty) = super::session::PtyIo::new(&master) else {
+            let Ok(pty) = pty else {
                 let _ = child.kill().await;
                 return 255;
             };
