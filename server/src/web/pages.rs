@@ -126,14 +126,19 @@ fn error_page(nav: Option<&Nav>, e: &Error) -> Response {
 }
 
 async fn nav<'a>(s: &WebState, sess: &'a mut WebSession, cluster: &str, active: &'static str) -> Nav<'a> {
+    let clusters = visible_clusters(s, sess).await;
+    nav_of(sess, s.auth.cluster_name().to_string(), cluster, clusters, active)
+}
+
+/// The names of the root and the leaves the user may see (none when the root cannot be asked).
+async fn visible_clusters(s: &WebState, sess: &mut WebSession) -> Vec<String> {
     let root = s.auth.cluster_name().to_string();
-    let clusters = match super::api(s, sess, &root).await {
+    match super::api(s, sess, &root).await {
         Ok(api) => {
             api.get::<Vec<ClusterInfo>>(path::CLUSTERS).await.map(|c| c.into_iter().map(|c| c.cluster_name).collect()).unwrap_or_default()
         }
         Err(_) => vec![],
-    };
-    nav_of(sess, root, cluster, clusters, active)
+    }
 }
 
 /// The header from a cluster list the page already has.
@@ -573,12 +578,10 @@ const ELSEWHERE_MAX: usize = 20;
 
 /// The other clusters the user may see that have servers for them, with how many (or why not
 /// known): asked at once, each for at most three seconds, at most [`ELSEWHERE_MAX`] of them.
-/// The second value counts the clusters not asked.
-async fn servers_elsewhere(s: &WebState, sess: &mut WebSession) -> (Vec<(String, String)>, usize) {
-    let root = s.auth.cluster_name().to_string();
-    let Ok(api) = super::api(s, sess, &root).await else { return (Vec::new(), 0) };
-    let Ok(clusters) = api.get::<Vec<ClusterInfo>>(path::CLUSTERS).await else { return (Vec::new(), 0) };
-    let leaves: Vec<String> = clusters.into_iter().map(|c| c.cluster_name).filter(|c| *c != root).collect();
+/// `clusters` are the ones the user may see; the second value counts those not asked.
+async fn servers_elsewhere(s: &WebState, sess: &mut WebSession, clusters: &[String]) -> (Vec<(String, String)>, usize) {
+    let root = s.auth.cluster_name();
+    let leaves: Vec<String> = clusters.iter().filter(|c| *c != root).cloned().collect();
     let more = leaves.len().saturating_sub(ELSEWHERE_MAX);
     let mut asks = tokio::task::JoinSet::new();
     for (i, leaf) in leaves.into_iter().take(ELSEWHERE_MAX).enumerate() {
@@ -610,12 +613,16 @@ pub async fn nodes(
 ) -> Response {
     let result = async { super::api(&s, &mut sess, &cluster).await?.get::<Vec<Node>>(path::NODES).await }.await;
     let logins = logins_of(&sess);
-    // An empty root is not where to stop: say where the servers are.
-    let (elsewhere, unasked) = match &result {
-        Ok(n) if n.is_empty() && q.q.is_empty() && cluster == s.auth.cluster_name() => servers_elsewhere(&s, &mut sess).await,
-        _ => (Vec::new(), 0),
+    // An empty root is not where to stop: say where the servers are (from the same cluster list
+    // the header shows).
+    let empty_root = matches!(&result, Ok(n) if n.is_empty()) && q.q.is_empty() && cluster == s.auth.cluster_name();
+    let (elsewhere, unasked, nav) = if empty_root {
+        let clusters = visible_clusters(&s, &mut sess).await;
+        let (elsewhere, unasked) = servers_elsewhere(&s, &mut sess, &clusters).await;
+        (elsewhere, unasked, nav_of(&sess, s.auth.cluster_name().to_string(), &cluster, clusters, "nodes"))
+    } else {
+        (Vec::new(), 0, nav(&s, &mut sess, &cluster, "nodes").await)
     };
-    let nav = nav(&s, &mut sess, &cluster, "nodes").await;
     let nodes = match result {
         Ok(n) => n,
         Err(e) => return error_page(Some(&nav), &e),
