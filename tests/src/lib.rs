@@ -858,65 +858,25 @@ impl Tsh {
     }
 }
 
-/// Runs `f` with a pseudo-terminal as stdin/stdout/stderr of `tsh ARGS`; `input` is typed in.
-/// Returns everything the terminal showed and the exit code.
+/// Runs `tsh ARGS` with a pseudo-terminal as stdin/stdout/stderr; `input` is typed in after
+/// 1.5 s. Returns everything the terminal showed and the exit code (-1 if killed at `timeout`).
 pub fn tsh_with_pty(tsh: &Tsh, args: &[&str], input: &str, timeout: Duration) -> (String, i32) {
-    use std::io::Read;
-    use std::os::fd::AsRawFd;
-    let ws = nix::pty::Winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
-    let pty = nix::pty::openpty(&ws, None).expect("openpty");
-    let mut cmd = command_in(tsh.netns.as_deref(), &bin("tsh"));
-    cmd.args(args);
-    for (k, v) in tsh.env() {
-        cmd.env(k, v);
-    }
-    cmd.env("TERM", "xterm");
-    let slave = pty.slave;
-    cmd.stdin(Stdio::from(slave.try_clone().expect("dup"))).stdout(Stdio::from(slave.try_clone().expect("dup"))).stderr(Stdio::from(slave));
-    let mut child = cmd.spawn().expect("spawn tsh");
-    // Close our copies of the slave so the master sees EOF when the child is gone.
-    drop(cmd);
-    let master = std::fs::File::from(pty.master);
-    let fd = master.as_raw_fd();
-    let mut writer = master.try_clone().expect("dup master");
-    let reader_thread = std::thread::spawn(move || {
-        let mut master = master;
-        let mut all = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = master.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            all.extend_from_slice(&buf[..n]);
-        }
-        String::from_utf8_lossy(&all).into_owned()
-    });
+    let mut p = PtyTsh::start(tsh, args);
     std::thread::sleep(Duration::from_millis(1500));
-    let _ = writer.write_all(input.as_bytes());
-    let deadline = Instant::now() + timeout;
-    let code = loop {
-        if let Ok(Some(st)) = child.try_wait() {
-            break st.code().unwrap_or(-1);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break -1;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    // Closing our writer lets the reader see EIO once the child is gone.
-    drop(writer);
-    let _ = fd;
-    let text = reader_thread.join().unwrap_or_default();
-    (text, code)
+    // tsh may be gone already (a refusal): what it showed is the answer, not a failed write.
+    if let Some(w) = p.writer.as_mut() {
+        let _ = w.write_all(input.as_bytes());
+    }
+    p.finish(timeout)
 }
 
 /// `tsh ARGS` on a pseudo-terminal that a test types into over time and reads as it goes
 /// (an interactive session, a join). Killed on drop.
 pub struct PtyTsh {
     child: Child,
-    writer: std::fs::File,
+    writer: Option<std::fs::File>,
     seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl PtyTsh {
@@ -941,7 +901,7 @@ impl PtyTsh {
         let writer = master.try_clone().expect("dup master");
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let into = seen.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut master = master;
             let mut buf = [0u8; 4096];
             while let Ok(n) = master.read(&mut buf) {
@@ -953,7 +913,7 @@ impl PtyTsh {
                 }
             }
         });
-        PtyTsh { child, writer, seen }
+        PtyTsh { child, writer: Some(writer), seen, reader: Some(reader) }
     }
 
     /// Everything the terminal showed so far.
@@ -963,7 +923,7 @@ impl PtyTsh {
 
     /// Types `keys`.
     pub fn type_keys(&mut self, keys: &str) {
-        self.writer.write_all(keys.as_bytes()).expect("type into the terminal");
+        self.writer.as_mut().expect("the terminal is open").write_all(keys.as_bytes()).expect("type into the terminal");
     }
 
     /// Waits until the terminal shows `needle`; panics with what it showed after `timeout`.
@@ -994,6 +954,20 @@ impl PtyTsh {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+impl PtyTsh {
+    /// Waits for tsh to exit (killing it at `timeout`), then for the last of its output:
+    /// everything the terminal showed, and the exit code (-1 when killed).
+    pub fn finish(mut self, timeout: Duration) -> (String, i32) {
+        let code = self.wait_exit(timeout);
+        // Closing our side lets the reader see the end once the child is gone.
+        self.writer = None;
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        (self.text(), code)
     }
 }
 
