@@ -218,6 +218,16 @@ impl Caller {
             Caller::Host(h) => format!("{}.{}", h.host_id, h.role),
         }
     }
+
+    /// Whether the caller is `user` of cluster `origin`, as seen from cluster `here` (a local
+    /// user's origin is `here`; a host is no user).
+    pub fn is_user(&self, user: &str, origin: &str, here: &str) -> bool {
+        match self {
+            Caller::LocalUser(u) => u.username == user && origin == here,
+            Caller::RemoteUser { identity, cluster } => identity.username == user && cluster == origin,
+            Caller::Host(_) => false,
+        }
+    }
 }
 
 /// When a certificate was issued: we backdate `valid_after` by [`crate::certs::CLOCK_SKEW`].

@@ -24,11 +24,7 @@ const PAGE: usize = 4 * 1024 * 1024;
 
 /// Whether the caller took part in `r`.
 fn own(caller: &Caller, r: &SessionRecording, here: &str) -> bool {
-    match caller {
-        Caller::LocalUser(u) => r.user == u.username && r.origin_cluster == here,
-        Caller::RemoteUser { identity, cluster } => r.user == identity.username && &r.origin_cluster == cluster,
-        Caller::Host(_) => false,
-    }
+    caller.is_user(&r.user, &r.origin_cluster, here)
 }
 
 fn visible(caller: &Caller, scope: SessionScope, r: &SessionRecording, here: &str) -> bool {

@@ -27,22 +27,16 @@ pub const REFRESH: Duration = Duration::from_secs(30);
 /// The most parties a tracker may list.
 pub const MAX_PARTICIPANTS: usize = 64;
 
-/// The user name and issuing cluster of a user caller.
-fn who(caller: &Caller, here: &str) -> Option<(String, String)> {
-    match caller {
-        Caller::LocalUser(u) => Some((u.username.clone(), here.to_string())),
-        Caller::RemoteUser { identity, cluster } => Some((identity.username.clone(), cluster.clone())),
-        Caller::Host(_) => None,
-    }
-}
-
 /// Whether `caller` (with `checker`, or the admin identity) may `verb` (`list`/`read`) `t`.
 pub fn visible(caller: &Caller, checker: &AccessChecker, admin: bool, verb: &str, t: &SessionTracker, here: &str) -> bool {
     if admin {
         return true;
     }
-    let Some((user, cluster)) = who(caller, here) else { return false };
-    let party = |u: &str, c: &str| u == user && (c == cluster || c.is_empty() && cluster == here);
+    if matches!(caller, Caller::Host(_)) {
+        return false;
+    }
+    // A party without a cluster is taken as one of this cluster's users.
+    let party = |u: &str, c: &str| caller.is_user(u, if c.is_empty() { here } else { c }, here);
     if party(&t.spec.host_user, &t.spec.host_user_cluster) || t.spec.participants.iter().any(|p| party(&p.user, &p.cluster)) {
         return true;
     }
