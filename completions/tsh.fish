@@ -48,6 +48,7 @@ complete -c tsh -n "__fish_tsh_needs_command" -f -a "recordings" -d 'List record
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "play" -d 'Replay a recorded session'
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "sessions" -d 'List live sessions you may see or join'
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "join" -d 'Join a live session (watch it, or type too)'
+complete -c tsh -n "__fish_tsh_needs_command" -f -a "kube" -d 'Kubernetes clusters: list them, log in to one, credentials for kubectl'
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand login" -l ttl -d 'Certificate TTL in minutes [default: 720, capped by your roles\' max_session_ttl]' -r
 complete -c tsh -n "__fish_tsh_using_subcommand login" -l auth -d 'Sign in with this connector: an OIDC, GitHub or SAML connector\'s name, or local [default: the cluster\'s]' -r
@@ -274,24 +275,71 @@ complete -c tsh -n "__fish_tsh_using_subcommand join" -s i -l identity -d 'Ident
 complete -c tsh -n "__fish_tsh_using_subcommand join" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
 complete -c tsh -n "__fish_tsh_using_subcommand join" -s d -l debug -d 'Verbose output'
 complete -c tsh -n "__fish_tsh_using_subcommand join" -s h -l help -d 'Print help'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join help" -f -a "login" -d 'Sign in to a cluster (or select a leaf cluster: tsh login <cluster>)'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join help" -f -a "logout" -d 'Remove your keys and certificates'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join help" -f -a "status" -d 'Show who you are signed in as'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join help" -f -a "ls" -d 'List the nodes you can reach'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join help" -f -a "ssh" -d 'Run a shell or a command on a node'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join help" -f -a "scp" -d 'Copy files to or from a node (SFTP)'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join help" -f -a "clusters" -d 'List the root cluster and the leaf clusters you can reach'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join help" -f -a "version" -d 'Print the version'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join help" -f -a "config" -d 'Print an OpenSSH client configuration for the clusters you can reach'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join help" -f -a "proxy" -d 'Connect stdin/stdout to a node (OpenSSH ProxyCommand)'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join help" -f -a "completion" -d 'Print a shell completion script'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join help" -f -a "mfa" -d 'List, add and remove your second-factor (TOTP) devices'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join help" -f -a "access" -d 'Explain why a login is allowed or denied'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join help" -f -a "recordings" -d 'List recorded sessions'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join help" -f -a "play" -d 'Replay a recorded session'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join help" -f -a "sessions" -d 'List live sessions you may see or join'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join help" -f -a "join" -d 'Join a live session (watch it, or type too)'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and not __fish_seen_subcommand_from ls login credentials help" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and not __fish_seen_subcommand_from ls login credentials help" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and not __fish_seen_subcommand_from ls login credentials help" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and not __fish_seen_subcommand_from ls login credentials help" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and not __fish_seen_subcommand_from ls login credentials help" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and not __fish_seen_subcommand_from ls login credentials help" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and not __fish_seen_subcommand_from ls login credentials help" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and not __fish_seen_subcommand_from ls login credentials help" -f -a "ls" -d 'List the Kubernetes clusters you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and not __fish_seen_subcommand_from ls login credentials help" -f -a "login" -d 'Write a kubeconfig entry for a Kubernetes cluster, then use kubectl'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and not __fish_seen_subcommand_from ls login credentials help" -f -a "credentials" -d 'Print credentials for kubectl (called by the kubeconfig tsh kube login writes)'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and not __fish_seen_subcommand_from ls login credentials help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from ls" -s f -l format -d 'Output format: text, json or yaml' -r
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from ls" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from ls" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from ls" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from ls" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from ls" -s R -l all -d 'The Kubernetes clusters of the root and of every leaf you may see'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from ls" -s q -l quiet -d 'No headers'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from ls" -s v -l verbose -d 'Full labels'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from ls" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from ls" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from login" -l set-context-name -d 'The context name, instead of <cluster>-<kube cluster> ({{.ClusterName}} and {{.KubeName}} are replaced)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from login" -l as -d 'Kubernetes user to impersonate (one of your roles\' kubernetes_users)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from login" -l as-groups -d 'Kubernetes groups to impersonate (among your roles\' kubernetes_groups)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from login" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from login" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from login" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from login" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from login" -l all -d 'Every Kubernetes cluster of the selected cluster (the current context stays)'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from login" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from login" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from login" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from credentials" -l kube-cluster -d 'The Kubernetes cluster' -r
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from credentials" -l teleport-cluster -d 'The Teleport cluster that has it' -r
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from credentials" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from credentials" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from credentials" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from credentials" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from credentials" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from credentials" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from credentials" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List the Kubernetes clusters you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from help" -f -a "login" -d 'Write a kubeconfig entry for a Kubernetes cluster, then use kubectl'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from help" -f -a "credentials" -d 'Print credentials for kubectl (called by the kubeconfig tsh kube login writes)'
+complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help" -f -a "login" -d 'Sign in to a cluster (or select a leaf cluster: tsh login <cluster>)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help" -f -a "logout" -d 'Remove your keys and certificates'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help" -f -a "status" -d 'Show who you are signed in as'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help" -f -a "ls" -d 'List the nodes you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help" -f -a "ssh" -d 'Run a shell or a command on a node'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help" -f -a "scp" -d 'Copy files to or from a node (SFTP)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help" -f -a "clusters" -d 'List the root cluster and the leaf clusters you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help" -f -a "version" -d 'Print the version'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help" -f -a "config" -d 'Print an OpenSSH client configuration for the clusters you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help" -f -a "proxy" -d 'Connect stdin/stdout to a node (OpenSSH ProxyCommand)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help" -f -a "completion" -d 'Print a shell completion script'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help" -f -a "mfa" -d 'List, add and remove your second-factor (TOTP) devices'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help" -f -a "access" -d 'Explain why a login is allowed or denied'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help" -f -a "recordings" -d 'List recorded sessions'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help" -f -a "play" -d 'Replay a recorded session'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help" -f -a "sessions" -d 'List live sessions you may see or join'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help" -f -a "join" -d 'Join a live session (watch it, or type too)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help" -f -a "kube" -d 'Kubernetes clusters: list them, log in to one, credentials for kubectl'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "ssh" -d 'Pipe stdin/stdout to a node\'s SSH port (for OpenSSH\'s ProxyCommand)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from mfa" -f -a "ls" -d 'List your devices'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from mfa" -f -a "add" -d 'Register a device (an authenticator app)'
@@ -299,3 +347,6 @@ complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from access" -f -a "explain" -d 'Explain, check by check, whether login@node is allowed, as the node decides it'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from recordings" -f -a "ls" -d 'List the recorded sessions your roles may see (newest first)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "ls" -d 'List the running sessions you may see (yours, and those your roles may join)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from kube" -f -a "ls" -d 'List the Kubernetes clusters you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from kube" -f -a "login" -d 'Write a kubeconfig entry for a Kubernetes cluster, then use kubectl'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from kube" -f -a "credentials" -d 'Print credentials for kubectl (called by the kubeconfig tsh kube login writes)'

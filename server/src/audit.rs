@@ -51,6 +51,12 @@ pub mod codes {
     pub const SESSION_END: (&str, &str) = ("session.end", "T2004I");
     /// A command ran.
     pub const EXEC: (&str, &str) = ("exec", "T3002I");
+    /// A Kubernetes API request (T3009I), audited by the cluster that owns the Kubernetes cluster.
+    pub const KUBE_REQUEST: (&str, &str) = ("kube.request", "T3009I");
+    /// A non-interactive `kubectl exec`.
+    pub const KUBE_EXEC: (&str, &str) = ("exec", "T3002I");
+    /// A `kubectl port-forward`.
+    pub const KUBE_PORT: (&str, &str) = ("port", "T3003I");
     /// An SSH login was refused.
     pub const AUTH_FAILURE: (&str, &str) = ("auth", "T3007W");
     /// A role was created or changed.

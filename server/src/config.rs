@@ -87,9 +87,9 @@ pub struct FileConfig {
     /// Not supported; accepted only when disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db_service: Option<Disabled>,
-    /// Not supported; accepted only when disabled.
+    /// Kubernetes clusters this process serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kubernetes_service: Option<Disabled>,
+    pub kubernetes_service: Option<KubeSection>,
     /// Not supported; accepted only when disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub windows_desktop_service: Option<Disabled>,
@@ -453,6 +453,31 @@ pub struct SshSection {
     pub port_forwarding: Option<bool>,
 }
 
+/// `kubernetes_service:`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeSection {
+    /// Off unless set (a section alone does not start it, as in Teleport).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<Flag>,
+    /// The kubeconfig with the credentials and CA to reach the API server; each context is a
+    /// cluster named after it, unless `kube_cluster_name` names the one (current) context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig_file: Option<PathBuf>,
+    /// The name users type (`tsh kube login <name>`), for the kubeconfig's current context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_cluster_name: Option<String>,
+    /// Static labels (roles' `kubernetes_labels` match them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Accepted and ignored (the service is reached through the proxy's tunnels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_addr: Option<String>,
+    /// Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_addr: Option<OneOrMany>,
+}
+
 /// `proxy_service:`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -487,7 +512,8 @@ pub struct ProxySection {
     /// Accepted when disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acme: Option<serde_yaml_ng::Value>,
-    /// Accepted and ignored.
+    /// A port of its own for Kubernetes clients (optional: the web port serves them, told
+    /// apart by TLS server name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube_listen_addr: Option<String>,
     /// Where the other proxies of the cluster forward connections to this one (mutual TLS with
@@ -537,7 +563,6 @@ pub fn parse(text: &str, name: &str) -> Result<FileConfig> {
     for (section, s) in [
         ("app_service", &cfg.app_service),
         ("db_service", &cfg.db_service),
-        ("kubernetes_service", &cfg.kubernetes_service),
         ("windows_desktop_service", &cfg.windows_desktop_service),
         ("discovery_service", &cfg.discovery_service),
     ] {
@@ -663,6 +688,21 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// `auth_service.authentication`, if set.
     pub authentication: Option<shared::resource::auth_preference::AuthPreferenceSpec>,
+    /// `kubernetes_service`, when enabled.
+    pub kube: Option<KubeConfig>,
+    /// `proxy_service.kube_listen_addr`.
+    pub kube_listen_addr: Option<String>,
+}
+
+/// The Kubernetes service of this process.
+#[derive(Debug, Clone)]
+pub struct KubeConfig {
+    /// The kubeconfig file.
+    pub kubeconfig_file: PathBuf,
+    /// The name of its current context's cluster, if given.
+    pub kube_cluster_name: Option<String>,
+    /// Static labels.
+    pub labels: BTreeMap<String, String>,
 }
 
 fn host_name() -> String {
@@ -838,6 +878,25 @@ impl Config {
             Some(s) => shared::timefmt::parse_duration(s).map_err(|e| e.context("teleport.shutdown_timeout"))?,
         };
         let authentication = file.auth_service.authentication.as_ref().map(|a| a.spec()).transpose()?;
+        let kube = match &file.kubernetes_service {
+            Some(k) if k.enabled.is_some_and(|f| f.0) => {
+                if !auth {
+                    return Err(Error::bad_parameter(
+                        "kubernetes_service runs in a cluster process (auth and proxy) for now; run it there, or set enabled: no",
+                    ));
+                }
+                let kubeconfig_file = k.kubeconfig_file.clone().ok_or_else(|| {
+                    Error::bad_parameter(
+                        "kubernetes_service.kubeconfig_file is required: the kubeconfig with the credentials to reach the API server",
+                    )
+                })?;
+                if let Some(n) = &k.kube_cluster_name {
+                    shared::names::check_name("kubernetes_service.kube_cluster_name", n)?;
+                }
+                Some(KubeConfig { kubeconfig_file, kube_cluster_name: k.kube_cluster_name.clone(), labels: k.labels.clone() })
+            }
+            _ => None,
+        };
         let log_output = t.log.as_ref().and_then(|l| l.output.clone()).unwrap_or_else(|| "stderr".into());
         let debug = o.debug || t.log.as_ref().and_then(|l| l.severity.as_deref()).is_some_and(|s| s.eq_ignore_ascii_case("debug"));
         Ok(Config {
@@ -870,6 +929,8 @@ impl Config {
             peer_public_addr,
             shutdown_timeout,
             authentication,
+            kube,
+            kube_listen_addr: p.kube_listen_addr.clone().map(|a| with_port(&a, 3026)),
             join_addr: join_addr.map(|a| with_port(&a, 3080)),
             join_token,
             use_tunnel,

@@ -30,6 +30,7 @@
 //! `scripts/layers.sh --up server/src` lists imports that point up this table's layers; it
 //! should list none.
 
+pub mod access;
 pub mod api;
 pub mod audit;
 pub mod auth;

@@ -54,6 +54,11 @@ pub struct ApiServer {
     pub app: axum::Router,
     /// Process shutdown.
     pub shutdown: Shutdown,
+    /// Kubernetes clients (TLS server name [`shared::kube::PROXY_SNI`]), when this proxy
+    /// serves them.
+    pub kube: Option<Arc<crate::access::kube::front::KubeFront>>,
+    /// Every connection is a Kubernetes client (`proxy_service.kube_listen_addr`).
+    pub kube_only: bool,
 }
 
 impl ApiServer {
@@ -83,6 +88,21 @@ impl ApiServer {
             }
             Err(_) => return,
         };
+        if let Some(kube) = &self.kube
+            && (self.kube_only || tls.get_ref().1.server_name() == Some(shared::kube::PROXY_SNI))
+        {
+            let der = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+            if let Some(p) = &permit {
+                if der.is_some() {
+                    p.mark().authenticated();
+                } else if p.mark().anonymous().is_err() {
+                    return;
+                }
+            }
+            kube.clone().serve(Box::new(tls), der, peer).await;
+            drop(permit);
+            return;
+        }
         let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|der| parse_peer_cert(der).ok());
         // A verified client certificate authenticates the connection; without one it stays
         // anonymous for its whole life (pages, ping, sign-in), counted apart from the rest.
@@ -126,7 +146,13 @@ impl ApiServer {
 
 impl ApiStreamServer for ApiServer {
     fn serve(&self, stream: BoxStream, peer: Option<SocketAddr>, origin: Option<Origin>) -> BoxFuture<'static, ()> {
-        let me = Arc::new(ApiServer { tls: self.tls.clone(), app: self.app.clone(), shutdown: self.shutdown.clone() });
+        let me = Arc::new(ApiServer {
+            tls: self.tls.clone(),
+            app: self.app.clone(),
+            shutdown: self.shutdown.clone(),
+            kube: None,
+            kube_only: false,
+        });
         Box::pin(me.serve_tls(stream, peer, origin, None))
     }
 }

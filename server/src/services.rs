@@ -79,6 +79,8 @@ pub mod keys {
     pub const TUNNEL_CONNS: &str = "tunnelconns/";
     /// Live proxy processes of this cluster.
     pub const PROXIES: &str = "proxies/";
+    /// Kubernetes clusters, by name.
+    pub const KUBE_CLUSTERS: &str = "kube_clusters/";
     /// The cluster's authentication preference.
     pub const AUTH_PREFERENCE: &str = "cluster/auth_preference";
     /// Users' TOTP devices: `mfa/<user>/<id>`.
@@ -134,6 +136,8 @@ pub mod keys {
         session_tracker => SESSION_TRACKERS;
         /// Key of a proxy process's record.
         proxy => PROXIES;
+        /// Key of a Kubernetes cluster.
+        kube_cluster => KUBE_CLUSTERS;
         /// Key of a web session (by the hash of its id).
         web_session => WEB_SESSIONS;
     }
@@ -258,6 +262,7 @@ macro_rules! has_metadata {
 }
 has_metadata!(
     Role,
+    shared::resource::KubeCluster,
     User,
     ProvisionToken,
     TrustedCluster,
@@ -432,6 +437,7 @@ impl Services {
             Kind::Lock => keys::lock(name),
             Kind::TunnelConnection => format!("{}{name}", keys::TUNNEL_CONNS),
             Kind::Proxy => keys::proxy(name),
+            Kind::KubeCluster => keys::kube_cluster(name),
             Kind::AuthPreference => keys::AUTH_PREFERENCE.into(),
         })
     }
@@ -450,6 +456,7 @@ impl Services {
             Kind::Lock => keys::LOCKS.into(),
             Kind::TunnelConnection => keys::TUNNEL_CONNS.into(),
             Kind::Proxy => keys::PROXIES.into(),
+            Kind::KubeCluster => keys::KUBE_CLUSTERS.into(),
             Kind::AuthPreference => keys::AUTH_PREFERENCE.into(),
         }
     }

@@ -2,7 +2,9 @@
 //!
 //! - SNI `teleport.cluster.local` → a certificate from this cluster's host CA (clients that
 //!   have logged in pin that CA, so they need neither `--insecure` nor a public certificate);
-//!   any other name → the operator's `https_keypairs`, or a self-signed fallback.
+//!   any other name → the operator's `https_keypairs`, or a self-signed fallback. Kubernetes
+//!   clients' name (`shared::kube::PROXY_SNI`) gets the host-CA certificate too: their
+//!   kubeconfig trusts the cluster's host CA.
 //! - Client certificates are optional at the TLS layer (browsers, `/webapi/ping`) and, when
 //!   present, must chain to this cluster's user or host CA or to the user CA of an enabled
 //!   trusted root. The list is rebuilt whenever a CA changes; no CA names are advertised (a
@@ -136,7 +138,10 @@ struct SniResolver {
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        if hello.server_name() == Some(CLUSTER_LOCAL_NAME) { self.cluster.tls() } else { Some(self.web.clone()) }
+        match hello.server_name() {
+            Some(CLUSTER_LOCAL_NAME | shared::kube::PROXY_SNI) => self.cluster.tls(),
+            _ => Some(self.web.clone()),
+        }
     }
 }
 

@@ -349,6 +349,10 @@ pub struct ReissueRequest {
     /// Requested TTL in seconds (0: the remaining TTL of the current certificate).
     #[serde(default)]
     pub ttl_seconds: u64,
+    /// A Kubernetes cluster in the target cluster (`tsh kube credentials`): the certificate is
+    /// for it alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_cluster: Option<String>,
 }
 
 /// A cluster's CA public material, as clients need it.

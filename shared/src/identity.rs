@@ -56,14 +56,32 @@ pub struct UserIdentity {
     /// Cluster the user selected with `tsh login <cluster>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_to_cluster: Option<String>,
+    /// The Kubernetes cluster this certificate is for (`tsh kube login`), in
+    /// [`UserIdentity::route_to_cluster`] (or the issuing cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_cluster: Option<String>,
+    /// `kubernetes_users` of the issuing cluster's roles, traits applied: what a leaf's roles
+    /// read as `{{internal.kubernetes_users}}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kubernetes_users: Vec<String>,
+    /// `kubernetes_groups` of the issuing cluster's roles (`{{internal.kubernetes_groups}}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kubernetes_groups: Vec<String>,
 }
 
 impl UserIdentity {
     /// The traits a leaf applies to a root's user (reference §4.2): the root user's traits with
-    /// `logins` replaced by the certificate's principals.
+    /// `logins` replaced by the certificate's principals, and the Kubernetes users and groups
+    /// the root's roles gave (X.509 certificates carry them; SSH certificates do not).
     pub fn remote_traits(&self) -> crate::template::Traits {
         let mut t = self.traits.clone();
         t.insert("logins".into(), self.logins.clone());
+        if !self.kubernetes_users.is_empty() {
+            t.insert("kubernetes_users".into(), self.kubernetes_users.clone());
+        }
+        if !self.kubernetes_groups.is_empty() {
+            t.insert("kubernetes_groups".into(), self.kubernetes_groups.clone());
+        }
         t
     }
 }
@@ -153,6 +171,7 @@ pub fn user_from_ssh_cert(cert: &Certificate) -> Result<UserIdentity> {
         traits,
         logins: cert.valid_principals().to_vec(),
         route_to_cluster: exts.get(ext::ROUTE_TO_CLUSTER).cloned().filter(|s| !s.is_empty()),
+        ..Default::default()
     })
 }
 
@@ -263,6 +282,7 @@ mod tests {
             traits,
             logins: vec!["root".into(), "visitor".into()],
             route_to_cluster: Some("leaf".into()),
+            ..Default::default()
         };
         let now = OffsetDateTime::now_utc();
         let cert = sign_ssh_cert(

@@ -39,6 +39,7 @@ pub mod client;
 pub mod error;
 pub mod explain;
 pub mod identity;
+pub mod kube;
 pub mod labels;
 pub mod names;
 pub mod output;

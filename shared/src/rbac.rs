@@ -10,7 +10,7 @@ use crate::resource::{LabelMap, Role};
 use crate::template::Traits;
 
 /// Resource kinds the implicit role lets everyone list and read.
-const IMPLICIT_READ: &[&str] = &["node", "remote_cluster", "cert_authority", "cluster_name"];
+const IMPLICIT_READ: &[&str] = &["node", "remote_cluster", "cert_authority", "cluster_name", "kube_cluster"];
 
 /// The message Teleport uses when node RBAC refuses a login.
 pub const NODE_DENIED: &str = "access to node denied. User does not have permissions. Confirm SSH login.";
@@ -174,6 +174,64 @@ impl AccessChecker {
             return Ok(());
         }
         Err(denied())
+    }
+
+    /// Roles whose `allow.kubernetes_labels` reach a Kubernetes cluster with these labels
+    /// (`None`: every role, what a root puts in certificates for a leaf's clusters).
+    fn kube_roles<'a>(&'a self, labels: Option<&'a LabelMap>) -> impl Iterator<Item = &'a Role> + 'a {
+        self.roles.iter().filter(move |r| match labels {
+            None => true,
+            Some(l) => r.spec.allow.kubernetes_labels.as_ref().is_some_and(|sel| match_labels(sel, l)),
+        })
+    }
+
+    fn kube_list(&self, labels: Option<&LabelMap>, pick: fn(&RoleConditions) -> &Vec<String>) -> Vec<String> {
+        let denied: Vec<&String> = self.roles.iter().flat_map(|r| pick(&r.spec.deny).iter()).collect();
+        let mut out: Vec<String> = Vec::new();
+        for r in self.kube_roles(labels) {
+            for v in pick(&r.spec.allow) {
+                if !v.is_empty() && !denied.contains(&v) && !out.contains(v) {
+                    out.push(v.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// `kubernetes_users` allowed on a Kubernetes cluster with these labels, traits applied,
+    /// denied ones removed.
+    pub fn kubernetes_users(&self, labels: Option<&LabelMap>) -> Vec<String> {
+        self.kube_list(labels, |c| &c.kubernetes_users)
+    }
+
+    /// `kubernetes_groups` allowed on a Kubernetes cluster with these labels.
+    pub fn kubernetes_groups(&self, labels: Option<&LabelMap>) -> Vec<String> {
+        self.kube_list(labels, |c| &c.kubernetes_groups)
+    }
+
+    /// May the caller reach a Kubernetes cluster with these labels (`kubernetes_labels`)?
+    pub fn check_kube_cluster(&self, labels: &LabelMap) -> Result<()> {
+        let deny = self.roles.iter().any(|r| r.spec.deny.kubernetes_labels.as_ref().is_some_and(|sel| match_labels(sel, labels)));
+        if !deny && self.kube_roles(Some(labels)).next().is_some() {
+            Ok(())
+        } else {
+            Err(Error::access_denied("access to kubernetes cluster denied"))
+        }
+    }
+
+    /// The `kubernetes_resources` entries that apply on a cluster with these labels: allow
+    /// entries of the roles that reach it (a role without any allows everything), deny entries
+    /// of every role.
+    pub fn kube_resources(&self, labels: &LabelMap) -> (Vec<crate::kube::KubeResource>, Vec<crate::kube::KubeResource>) {
+        let allow = self
+            .kube_roles(Some(labels))
+            .flat_map(|r| match &r.spec.allow.kubernetes_resources {
+                Some(list) => list.clone(),
+                None => vec![crate::kube::KubeResource::everything()],
+            })
+            .collect();
+        let deny = self.roles.iter().flat_map(|r| r.spec.deny.kubernetes_resources.clone().unwrap_or_default()).collect();
+        (allow, deny)
     }
 
     /// May the caller perform `verb` on resources of `kind` (role `rules`)?

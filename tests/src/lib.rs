@@ -11,6 +11,7 @@
 pub mod browser;
 pub mod haproxy;
 pub mod idp;
+pub mod kube;
 pub mod postgres;
 
 use std::io::Write;
@@ -300,6 +301,8 @@ pub struct ClusterOpts {
     pub second_factor: Option<String>,
     /// Start the daemon with this descriptor limit (soft and hard, through `prlimit`).
     pub fd_limit: Option<u64>,
+    /// Top-level YAML sections appended to the file (`kubernetes_service:` ...).
+    pub sections: String,
 }
 
 impl ClusterOpts {
@@ -323,6 +326,7 @@ impl ClusterOpts {
             proxy_extra: String::new(),
             second_factor: Some("off".into()),
             fd_limit: None,
+            sections: String::new(),
         }
     }
 }
@@ -391,7 +395,8 @@ impl Cluster {
             "version: v3\nteleport:\n  nodename: {node}\n  data_dir: {data}\n{diag}{textra}  log:\n    output: stderr\n    severity: DEBUG\n\
              auth_service:\n  enabled: yes\n  cluster_name: {name}\n  keep_alive_interval: {ka}\n  keep_alive_count_max: 3\n{authn}{extra}\
              ssh_service:\n  enabled: {ssh}\n  listen_addr: {ip}:3022\n  heartbeat_interval: {hb}\n  labels:\n{labels}\
-             proxy_service:\n  enabled: yes\n  web_listen_addr: {ip}:3080\n  public_addr: {public}\n{pextra}",
+             proxy_service:\n  enabled: yes\n  web_listen_addr: {ip}:3080\n  public_addr: {public}\n{pextra}{sections}",
+            sections = o.sections,
             node = self.node_name(),
             public = o.public_addr.clone().unwrap_or_else(|| format!("{}:3080", self.ip)),
             pextra = o.proxy_extra,

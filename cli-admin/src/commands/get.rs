@@ -148,6 +148,13 @@ pub fn text_table(kind: Kind, values: &[serde_json::Value]) -> String {
                 .collect::<Vec<_>>();
             table(&["Host", "UUID", "Public Address", "Labels", "Version"], &rows)
         }
+        Kind::KubeCluster => {
+            let rows = typed::<shared::resource::KubeCluster>(values)
+                .iter()
+                .map(|k| vec![k.metadata.name.clone(), format_labels(&k.metadata.labels), k.spec.hostname.clone(), k.spec.version.clone()])
+                .collect::<Vec<_>>();
+            table(&["Name", "Labels", "Served By", "Version"], &rows)
+        }
         Kind::Lock => {
             let rows = typed::<Lock>(values)
                 .iter()

@@ -14,12 +14,14 @@ pub fn exec(g: &Global, out: &mut dyn Write) -> anyhow::Result<()> {
         let name = host_of(p);
         let user = store.load(&name).map(|(p, _)| p.username).unwrap_or_default();
         store.remove(&name)?;
+        super::kube::remove_entries(Some(&name))?;
         writeln!(out, "Logged out {user} from {name}.")?;
         return Ok(());
     }
     let names = store.names();
     for n in &names {
         store.remove(n)?;
+        super::kube::remove_entries(Some(n))?;
     }
     if names.is_empty() {
         writeln!(out, "Not logged in.")?;

@@ -4,6 +4,7 @@ mod access;
 mod clusters;
 mod completion;
 mod config;
+mod kube;
 mod login;
 mod logout;
 mod ls;
@@ -99,6 +100,8 @@ enum Command {
     Sessions(sessions::Args),
     /// Join a live session (watch it, or type too).
     Join(sessions::JoinArgs),
+    /// Kubernetes clusters: list them, log in to one, credentials for kubectl.
+    Kube(kube::Args),
 }
 
 /// Parses and runs; returns the exit code.
@@ -174,6 +177,7 @@ async fn exec(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         Command::Play(a) => recordings::play(a, &g, err).await.map(|_| 0),
         Command::Sessions(a) => sessions::exec(a, &g, out, err).await.map(|_| 0),
         Command::Join(a) => sessions::join(a, &g, err).await,
+        Command::Kube(a) => kube::exec(a, &g, out, err).await.map(|_| 0),
         Command::Proxy(a) => proxy::exec(a, &g).await,
         Command::Completion(a) => completion::exec(a, out).map(|_| 0),
     }

@@ -32,6 +32,10 @@ pub struct ProfileInfo {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     logins: Vec<String>,
     kubernetes_enabled: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    kubernetes_users: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    kubernetes_groups: Vec<String>,
     valid_until: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     extensions: Vec<String>,
@@ -110,6 +114,16 @@ fn logins(creds: &Credentials) -> Vec<String> {
 
 fn info(p: &Profile, c: &Credentials) -> ProfileInfo {
     let id = shared::identity::user_from_ssh_cert(&c.ssh_cert).ok();
+    // Kubernetes users and groups are in the X.509 certificate only.
+    let kube = shared::certs::first_pem_der(&c.tls_cert_pem, "CERTIFICATE")
+        .ok()
+        .and_then(|der| shared::certs::parse_peer_cert(&der).ok())
+        .and_then(|p| p.identity_json)
+        .and_then(|j| shared::identity::CertIdentity::from_json(&j).ok())
+        .and_then(|i| match i {
+            shared::identity::CertIdentity::User(u) => Some(u),
+            shared::identity::CertIdentity::Host(_) => None,
+        });
     ProfileInfo {
         profile_url: format!("https://{}", p.web_proxy_addr),
         username: p.username.clone(),
@@ -117,7 +131,9 @@ fn info(p: &Profile, c: &Credentials) -> ProfileInfo {
         roles: id.as_ref().map(|i| i.roles.clone()).unwrap_or_default(),
         traits: id.map(|i| i.traits).unwrap_or_default(),
         logins: logins(c),
-        kubernetes_enabled: false,
+        kubernetes_enabled: true,
+        kubernetes_users: kube.as_ref().map(|k| k.kubernetes_users.clone()).unwrap_or_default(),
+        kubernetes_groups: kube.map(|k| k.kubernetes_groups).unwrap_or_default(),
         valid_until: shared::timefmt::rfc3339(valid_until(c)),
         extensions: c.ssh_cert.extensions().keys().filter(|k| k.starts_with("permit-")).cloned().collect(),
     }
@@ -139,7 +155,13 @@ pub fn print_text(out: &mut dyn Write, p: &Profile, c: &Credentials, active: boo
     writeln!(out, "  Cluster:            {}", i.cluster)?;
     writeln!(out, "  Roles:              {}", i.roles.join(", "))?;
     writeln!(out, "  Logins:             {}", i.logins.join(", "))?;
-    writeln!(out, "  Kubernetes:         disabled")?;
+    writeln!(out, "  Kubernetes:         enabled")?;
+    if !i.kubernetes_users.is_empty() {
+        writeln!(out, "  Kubernetes users:   {}", i.kubernetes_users.join(", "))?;
+    }
+    if !i.kubernetes_groups.is_empty() {
+        writeln!(out, "  Kubernetes groups:  {}", i.kubernetes_groups.join(", "))?;
+    }
     writeln!(out, "  Valid until:        {} [{left}]", shared::timefmt::go_time(until))?;
     writeln!(out, "  Extensions:         {}", i.extensions.join(", "))?;
     writeln!(out)?;

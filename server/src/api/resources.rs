@@ -93,6 +93,7 @@ async fn list_values<L: Listing>(s: &ApiState, ctx: &Context, kind: Kind, secret
         Kind::AuthPreference => L::of(vec![s.auth.auth_preference().await?]),
         Kind::TunnelConnection => L::of(s.auth.tunnel_connections().await?),
         Kind::Proxy => L::of(svc.list::<Proxy>(&prefix).await?),
+        Kind::KubeCluster => L::of(s.auth.visible_kube_clusters(if ctx.is_admin() { None } else { Some(&ctx.checker) }).await?),
     }
 }
 
@@ -245,6 +246,7 @@ pub async fn upsert(
         | Resource::CertAuthority(_)
         | Resource::Node(_)
         | Resource::TunnelConnection(_)
+        | Resource::KubeCluster(_)
         | Resource::Proxy(_) => {
             let hint = if kind == Kind::RemoteCluster { "; use 'tctl update rc/<name> --set-labels=...'" } else { "" };
             return Err(Error::bad_parameter(format!("creating resources of type {:?} is not supported{hint}", kind.as_str())).into());
@@ -328,6 +330,12 @@ pub async fn remove(
         }
         Kind::Proxy => {
             return Err(Error::bad_parameter("proxies leave the list by themselves when they stop (or 15s after they die)").into());
+        }
+        Kind::KubeCluster => {
+            return Err(Error::bad_parameter(
+                "Kubernetes clusters leave the list by themselves when their kubernetes_service stops serving them (or within 3 heartbeats after it dies)",
+            )
+            .into());
         }
         Kind::AuthPreference => {
             return Err(Error::bad_parameter("the cluster_auth_preference cannot be removed; change it with 'tctl edit cap'").into());

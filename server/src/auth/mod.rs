@@ -5,6 +5,7 @@
 //! data rules (validation, immutability, atomicity).
 
 pub mod ca;
+pub mod kube;
 pub mod leafview;
 pub mod locks;
 pub mod mfa;
@@ -249,11 +250,32 @@ impl AuthServer {
 
     /// Issues user certificates for `user` (after the caller was authenticated).
     pub async fn user_certs(&self, user: &User, keys: &PublicKeys, ttl: Duration, route: Option<String>) -> Result<CertsResponse> {
+        self.user_certs_for(user, keys, ttl, route, None).await
+    }
+
+    /// [`AuthServer::user_certs`] for one Kubernetes cluster of the target cluster as well
+    /// (`tsh kube credentials`). A root cannot know a leaf's Kubernetes clusters: the leaf
+    /// checks the name, as it decides everything else about its own resources.
+    pub async fn user_certs_for(
+        &self,
+        user: &User,
+        keys: &PublicKeys,
+        ttl: Duration,
+        route: Option<String>,
+        kube: Option<String>,
+    ) -> Result<CertsResponse> {
         // No certificate under a lock: one issued now would work the moment the lock lifts,
         // whatever the lock meant to stop until then.
         self.check_issuance_locks(&user.metadata.name, &user.spec.roles).await?;
         let checker = self.checker_for_user(user).await?;
         let route = route.filter(|r| !r.is_empty() && r != self.cluster_name());
+        let kube = kube.filter(|k| !k.is_empty());
+        if let Some(k) = &kube {
+            shared::names::check_name("kubernetes cluster name", k)?;
+            if route.is_none() {
+                self.kube_cluster_for(&checker, k).await?;
+            }
+        }
         if let Some(r) = &route {
             let visible = match self.services.remote_cluster(r).await? {
                 Some(rc) => checker.check_cluster(&rc.value.metadata.labels).is_ok(),
@@ -270,6 +292,9 @@ impl AuthServer {
             roles: user.spec.roles.clone(),
             traits: user.spec.traits.clone(),
             logins: logins.clone(),
+            kubernetes_cluster: kube,
+            kubernetes_users: checker.kubernetes_users(None),
+            kubernetes_groups: checker.kubernetes_groups(None),
             route_to_cluster: route,
         };
         let now = self.clock.now();
@@ -348,6 +373,9 @@ impl AuthServer {
         )?;
         let mut sans: Vec<String> = principals.iter().filter(|p| !p.contains(' ')).cloned().collect();
         sans.push(certs::CLUSTER_LOCAL_NAME.into());
+        if host.role == SystemRole::Proxy {
+            sans.push(shared::kube::PROXY_SNI.into());
+        }
         sans.push(cluster.clone());
         sans.dedup();
         let tls_cert = certs::sign_tls_cert(

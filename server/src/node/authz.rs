@@ -273,6 +273,7 @@ pub(crate) mod tests {
             traits: Default::default(),
             logins: logins.iter().map(|s| s.to_string()).collect(),
             route_to_cluster: None,
+            ..Default::default()
         };
         let now = OffsetDateTime::now_utc();
         sign_ssh_cert(

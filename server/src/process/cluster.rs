@@ -143,7 +143,7 @@ async fn serve(
     // (the API and the web UI, a peer that reaches the proxy inside the process).
     let api_app = counted(api::router(state.clone()));
     let shutdown = tasks.signal(Stage::Listeners);
-    let api_server = Arc::new(ApiServer { tls: tls.clone(), app: api_app, shutdown: shutdown.clone() });
+    let api_server = Arc::new(ApiServer { tls: tls.clone(), app: api_app, shutdown: shutdown.clone(), kube: None, kube_only: false });
 
     // SSH proxy, routing, tunnels.
     let tunnels = TunnelRegistry::new();
@@ -191,7 +191,45 @@ async fn serve(
     tasks.spawn(Stage::Services, |s| locks.clone().run(s));
     let web = Arc::new(crate::web::WebState { api: state.clone(), proxy: proxy_ssh.clone() });
     let public_app = counted(api::app(api::routes(), state).merge(crate::web::router().with_state(web)));
-    let public_server = Arc::new(ApiServer { tls, app: public_app, shutdown });
+    // Kubernetes: this process's service (if configured) and the proxy side for every client.
+    let kube_engine = match &cfg.kube {
+        Some(k) => {
+            let upstreams = crate::access::kube::upstream::load(&k.kubeconfig_file, k.kube_cluster_name.as_deref())?;
+            let recorder: Arc<dyn crate::node::NodeAccessPoint> =
+                Arc::new(LocalAccess { auth: auth.clone(), host_id: host_id.clone(), nodename: cfg.nodename.clone() });
+            let engine = Arc::new(crate::access::kube::engine::KubeEngine {
+                auth: auth.clone(),
+                upstreams,
+                labels: k.labels.clone(),
+                host_id: host_id.clone(),
+                hostname: cfg.nodename.clone(),
+                live: proxy_ssh.live.clone(),
+                recorder,
+                recording_max_bytes: cfg.recording_max_bytes,
+                heartbeat: cfg.node_heartbeat,
+            });
+            tracing::info!(clusters = ?engine.upstreams.keys().collect::<Vec<_>>(), "Kubernetes service started");
+            tasks.spawn(Stage::Writers, |s| engine.clone().run_heartbeat(s));
+            Some(engine)
+        }
+        None => None,
+    };
+    let kube_front =
+        Arc::new(crate::access::kube::front::KubeFront { auth: auth.clone(), dialer: peering.clone(), engine: kube_engine.clone() });
+    let public_server = Arc::new(ApiServer { tls, app: public_app, shutdown, kube: Some(kube_front.clone()), kube_only: false });
+    if let Some(addr) = &cfg.kube_listen_addr {
+        let kube_server = Arc::new(ApiServer {
+            tls: public_server.tls.clone(),
+            app: public_server.app.clone(),
+            shutdown: public_server.shutdown.clone(),
+            kube: Some(kube_front.clone()),
+            kube_only: true,
+        });
+        let l = bind(addr, "proxy_service.kube_listen_addr").await?;
+        let kube_listener = Arc::new(WebListener { api: kube_server, ssh: proxy_ssh.clone(), limiter: limiter.clone() });
+        tasks.spawn(Stage::Listeners, |s| kube_listener.clone().run(l, s));
+        tracing::info!(listen = %addr, "Kubernetes clients also here");
+    }
     let web_listener = Arc::new(WebListener { api: public_server.clone(), ssh: proxy_ssh.clone(), limiter: limiter.clone() });
     let listener = bind(&cfg.web_listen_addr, "proxy_service.web_listen_addr").await?;
     tasks.spawn(Stage::Listeners, |s| web_listener.clone().run(listener, s));
@@ -208,7 +246,12 @@ async fn serve(
     let manager = TrustManager {
         auth: auth.clone(),
         creds: proxy_creds.clone(),
-        leaf: Arc::new(LeafShared { router: router.clone(), live: proxy_ssh.live.clone(), limiter: limiter.clone() }),
+        leaf: Arc::new(LeafShared {
+            router: router.clone(),
+            live: proxy_ssh.live.clone(),
+            limiter: limiter.clone(),
+            kube: kube_engine.clone(),
+        }),
         max_backoff: Duration::from_secs(10),
         agents: state_agents,
     };

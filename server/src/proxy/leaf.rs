@@ -39,6 +39,8 @@ pub struct LeafShared {
     pub live: Arc<Live>,
     /// Connection limits (the leaf's own).
     pub limiter: Arc<Limiter>,
+    /// This cluster's Kubernetes service, if this process runs one.
+    pub kube: Option<Arc<crate::access::kube::engine::KubeEngine>>,
 }
 
 /// The service behind the tunnel to one root.
@@ -68,6 +70,7 @@ impl TunnelService for LeafService {
                     }
                 }
                 Target::Locks => receive_locks(&shared, &root, stream).await,
+                Target::Kube => serve_kube(&shared, &root, req.origin, stream).await,
                 Target::Node { host, port } => serve_node(&shared, &root, &host, port, req.origin, stream).await,
                 Target::Ssh => {
                     tracing::warn!(root = %root, "refused a tunnel request for a node's own SSH at a leaf proxy");
@@ -76,6 +79,42 @@ impl TunnelService for LeafService {
             }
         })
     }
+}
+
+/// Hands a root's Kubernetes client to this cluster's Kubernetes service, with the user's
+/// certificate the root's proxy received: the service verifies it against the root's user CA
+/// and decides with the mapped roles.
+async fn serve_kube(shared: &LeafShared, root: &str, origin: Option<Origin>, mut stream: russh::ChannelStream<russh::client::Msg>) {
+    use base64::Engine as _;
+    let Some(engine) = shared.kube.clone() else {
+        let _ = write_err(
+            &mut stream,
+            &Error::not_found("connection rejected: configure kubernetes proxy for this cluster (no kubernetes_service runs here)"),
+        )
+        .await;
+        return;
+    };
+    let cert = origin.as_ref().and_then(|o| o.cert.as_deref()).and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok());
+    let (Some(o), Some(cert)) = (origin, cert) else {
+        let _ = write_err(&mut stream, &Error::access_denied("a Kubernetes request through the tunnel must carry the user's certificate"))
+            .await;
+        return;
+    };
+    let caller = o.caller();
+    let permit = match shared.limiter.admit(Source::Caller(caller.clone())) {
+        Ok(p) => p,
+        Err(r) => {
+            let msg = format!("too many connections at once through the trusted cluster tunnel for {caller} ({r:?}); try again shortly");
+            let _ = write_err(&mut stream, &Error::limit_exceeded(msg)).await;
+            return;
+        }
+    };
+    if write_ok(&mut stream).await.is_err() {
+        return;
+    }
+    let fwd = crate::access::kube::engine::Forwarded { cert, addr: o.addr, via_root: Some(root.to_string()) };
+    engine.serve(Box::new(stream), fwd).await;
+    drop(permit);
 }
 
 /// Stores the lock list the root sends (bounded), answering OK or the reason.
@@ -162,6 +201,7 @@ async fn serve_node(
                 roles: vec![],
                 addr: String::new(),
                 issued_at: None,
+                cert: None,
             });
             o.roles = roles.clone();
             match router.check_node_locks(&node, &o).await {

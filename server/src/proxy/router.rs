@@ -176,6 +176,7 @@ impl Router {
             roles: user.roles.clone(),
             addr: peer.map(|p| p.to_string()).unwrap_or_default(),
             issued_at: issued_at.map(|t| t.unix_timestamp()),
+            cert: None,
         };
         if cluster == local {
             if req.host.is_empty() {

@@ -110,7 +110,14 @@ mod tests {
     }
 
     fn origin() -> Origin {
-        Origin { user: "alice".into(), cluster: "root".into(), roles: vec!["access".into()], addr: "10.0.0.9:5555".into(), issued_at: None }
+        Origin {
+            user: "alice".into(),
+            cluster: "root".into(),
+            roles: vec!["access".into()],
+            addr: "10.0.0.9:5555".into(),
+            issued_at: None,
+            cert: None,
+        }
     }
 
     #[test]

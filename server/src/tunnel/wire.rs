@@ -25,7 +25,7 @@ pub const TUNNEL_ADDRESS: &str = "teleport-tunnel";
 /// The subsystem carrying heartbeats.
 pub const HEARTBEAT_SUBSYSTEM: &str = "teleport-heartbeat";
 /// The longest channel address a tunnel end accepts (the target and its origin, as JSON).
-pub const MAX_REQUEST_LEN: usize = 8 * 1024;
+pub const MAX_REQUEST_LEN: usize = 16 * 1024;
 /// The longest heartbeat line a proxy accepts from an agent (a `ping`, or a leaf's `cas` line:
 /// a host CA in the middle of a rotation, two keys and two certificates, is about 3 KiB).
 pub const MAX_HEARTBEAT_LINE: usize = 16 * 1024;
@@ -60,6 +60,11 @@ pub struct Origin {
     /// certificates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_at: Option<i64>,
+    /// The user's X.509 certificate (DER, base64), for a protocol whose TLS the proxy ended
+    /// (Kubernetes): the far cluster verifies it against the issuing cluster's user CA and
+    /// decides from it, not from the fields above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<String>,
 }
 
 impl Origin {
@@ -83,6 +88,9 @@ pub enum Target {
     Ssh,
     /// A root's locks, for the leaf to enforce on the root's users.
     Locks,
+    /// The far cluster's Kubernetes service: HTTP for the Kubernetes cluster the user's
+    /// certificate (in the [`Origin`]) names.
+    Kube,
     /// A registered node of the far cluster: host name, UUID or address, and port (`None`: any).
     Node {
         /// Host name, UUID or address.
@@ -99,6 +107,7 @@ impl Target {
             Target::Api => "api".into(),
             Target::Ssh => "ssh".into(),
             Target::Locks => "locks".into(),
+            Target::Kube => "kube".into(),
             Target::Node { host, port } => {
                 let host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
                 format!("node:{host}:{}", port.unwrap_or(0))
@@ -113,6 +122,7 @@ impl Target {
             "api" => return Ok(Target::Api),
             "ssh" => return Ok(Target::Ssh),
             "locks" => return Ok(Target::Locks),
+            "kube" => return Ok(Target::Kube),
             _ => {}
         }
         let addr = s.strip_prefix("node:").ok_or_else(bad)?;
@@ -420,6 +430,7 @@ mod tests {
             roles: vec!["access".into()],
             addr: "10.0.0.1:5".into(),
             issued_at: Some(1_700_000_000),
+            cert: None,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod auth_preference;
 pub mod cert_authority;
 pub mod cluster;
 pub mod connector;
+pub mod kube_cluster;
 pub mod lock;
 pub mod node;
 pub mod proxy;
@@ -32,6 +33,7 @@ pub use auth_preference::AuthPreference;
 pub use cert_authority::{CaType, CertAuthority};
 pub use cluster::{RemoteCluster, RoleMapping, TrustedCluster};
 pub use connector::Connector;
+pub use kube_cluster::KubeCluster;
 pub use lock::Lock;
 pub use node::Node;
 pub use proxy::Proxy;
@@ -189,11 +191,13 @@ pub enum Kind {
     Proxy,
     /// `cluster_auth_preference`
     AuthPreference,
+    /// `kube_cluster` (read-only: registered by `kubernetes_service`)
+    KubeCluster,
 }
 
 impl Kind {
     /// Every kind, in the order `tctl` lists them.
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Role,
         Kind::User,
         Kind::Token,
@@ -208,6 +212,7 @@ impl Kind {
         Kind::TunnelConnection,
         Kind::Proxy,
         Kind::AuthPreference,
+        Kind::KubeCluster,
     ];
 
     /// The canonical name used in YAML `kind:` and on the wire.
@@ -227,6 +232,7 @@ impl Kind {
             Kind::TunnelConnection => "tunnel_connection",
             Kind::Proxy => "proxy",
             Kind::AuthPreference => "cluster_auth_preference",
+            Kind::KubeCluster => "kube_cluster",
         }
     }
 
@@ -247,6 +253,7 @@ impl Kind {
             Kind::TunnelConnection => &["tunnel_connections", "tunnels"],
             Kind::Proxy => &["proxies"],
             Kind::AuthPreference => &["cap", "cluster_auth_preferences", "auth_preference"],
+            Kind::KubeCluster => &["kube_clusters", "kube"],
         }
     }
 
@@ -261,7 +268,7 @@ impl Kind {
 
     /// Whether `tctl create` accepts this kind.
     pub fn creatable(self) -> bool {
-        !matches!(self, Kind::RemoteCluster | Kind::CertAuthority | Kind::Node | Kind::TunnelConnection | Kind::Proxy)
+        !matches!(self, Kind::RemoteCluster | Kind::CertAuthority | Kind::Node | Kind::TunnelConnection | Kind::Proxy | Kind::KubeCluster)
     }
 }
 
@@ -324,6 +331,8 @@ pub enum Resource {
     Proxy(Proxy),
     /// The cluster's authentication preference.
     AuthPreference(AuthPreference),
+    /// A Kubernetes cluster.
+    KubeCluster(KubeCluster),
 }
 
 impl Resource {
@@ -342,6 +351,7 @@ impl Resource {
             Resource::TunnelConnection(_) => Kind::TunnelConnection,
             Resource::Proxy(_) => Kind::Proxy,
             Resource::AuthPreference(_) => Kind::AuthPreference,
+            Resource::KubeCluster(_) => Kind::KubeCluster,
         }
     }
 
@@ -360,6 +370,7 @@ impl Resource {
             Resource::TunnelConnection(r) => &r.metadata,
             Resource::Proxy(r) => &r.metadata,
             Resource::AuthPreference(r) => &r.metadata,
+            Resource::KubeCluster(r) => &r.metadata,
         }
     }
 
@@ -378,6 +389,7 @@ impl Resource {
             Resource::TunnelConnection(r) => &mut r.metadata,
             Resource::Proxy(r) => &mut r.metadata,
             Resource::AuthPreference(r) => &mut r.metadata,
+            Resource::KubeCluster(r) => &mut r.metadata,
         }
     }
 
@@ -421,6 +433,7 @@ impl Resource {
             Kind::TunnelConnection => Resource::TunnelConnection(typed(kind, value)?),
             Kind::Proxy => Resource::Proxy(typed(kind, value)?),
             Kind::AuthPreference => Resource::AuthPreference(typed(kind, value)?),
+            Kind::KubeCluster => Resource::KubeCluster(typed(kind, value)?),
         })
     }
 
@@ -435,6 +448,9 @@ impl Resource {
             Resource::Connector(c) => c.check_and_set_defaults(),
             Resource::Lock(l) => l.check_and_set_defaults(),
             Resource::AuthPreference(p) => p.check_and_set_defaults(),
+            Resource::KubeCluster(_) => Err(Error::bad_parameter(
+                "creating resources of type \"kube_cluster\" is not supported; a kubernetes_service registers its clusters (teleport.yaml: kubernetes_service.kube_cluster_name and kubeconfig_file)",
+            )),
             Resource::RemoteCluster(_)
             | Resource::CertAuthority(_)
             | Resource::Node(_)

@@ -230,9 +230,11 @@ pub struct RoleConditions {
     /// Accepted and kept; not acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_session_join: Option<serde_json::Value>,
-    /// Accepted and kept; not acted on.
+    /// Which Kubernetes objects, and with which verbs (role v7: singular kinds such as `pod`,
+    /// or `namespace` for everything in one; v8's plural names are read as well). Unset: every
+    /// object (v7's default `{kind: '*', namespace: '*', name: '*', verbs: ['*']}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kubernetes_resources: Option<serde_json::Value>,
+    pub kubernetes_resources: Option<Vec<crate::kube::KubeResource>>,
     /// Accepted and kept; not acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gcp_service_accounts: Option<serde_json::Value>,
@@ -342,6 +344,9 @@ impl RoleConditions {
                     return Err(Error::bad_parameter(format!("{side}.rules: unknown verb {v:?}; known verbs: {}", VERBS.join(", "))));
                 }
             }
+        }
+        for r in self.kubernetes_resources.iter().flatten() {
+            r.check(side)?;
         }
         for ns in &self.namespaces {
             if ns != "default" && ns != "*" {

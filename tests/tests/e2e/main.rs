@@ -21,6 +21,7 @@ mod ha_storage;
 mod ha_tunnels;
 mod joining;
 mod keepalive;
+mod kube;
 mod load;
 mod many;
 mod mfa;

@@ -1,0 +1,633 @@
+//! The cluster that owns a Kubernetes cluster decides, here, for every request: it verifies the
+//! user's certificate itself (the one its own proxy received, or the one a trusted root's proxy
+//! forwarded through the tunnel, checked against that root's user CA), maps a root's roles
+//! through its role map, and with those roles checks `kubernetes_labels`,
+//! `kubernetes_resources` and the impersonation the request asks for. It then sends the
+//! request to the API server with its own credentials and `Impersonate-User` /
+//! `Impersonate-Group` headers it sets itself (what came in is replaced, never appended to),
+//! and audits it in its own log. Streams (exec, attach, port-forward, watch, logs) pass
+//! through; an interactive exec is recorded like an SSH session.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use serde_json::json;
+use shared::client::BoxStream;
+use shared::error::{Error, Result};
+use shared::identity::{Caller, UserIdentity};
+use shared::kube::{KubeRequest, Requested};
+use shared::rbac::AccessChecker;
+use shared::resource::{KubeCluster, LabelMap};
+use tokio::sync::Mutex;
+
+use super::exec::{FrameReader, exit_code, resize};
+use super::upstream::Upstream;
+use crate::audit::codes;
+use crate::auth::AuthServer;
+use crate::authz::Authorizer;
+use crate::live::{Live, LiveEntry};
+use crate::node::NodeAccessPoint;
+use crate::shutdown::Shutdown;
+
+/// Bodies of answers: the API server's, or ours.
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+/// A connection handed to the engine, and who it is for.
+pub struct Forwarded {
+    /// The user's certificate (DER), as the TLS handshake with a proxy received it.
+    pub cert: Vec<u8>,
+    /// The client's address, as the first proxy saw it.
+    pub addr: String,
+    /// The trusted root whose tunnel carried it (`None`: this cluster's own proxy).
+    pub via_root: Option<String>,
+}
+
+/// The Kubernetes service of this process.
+pub struct KubeEngine {
+    /// The auth service.
+    pub auth: Arc<AuthServer>,
+    /// The clusters it serves, by name.
+    pub upstreams: BTreeMap<String, Arc<Upstream>>,
+    /// Static labels of every cluster it serves.
+    pub labels: LabelMap,
+    /// This process.
+    pub host_id: String,
+    /// This process's host name.
+    pub hostname: String,
+    /// Where live streams register, for locks to end them.
+    pub live: Arc<Live>,
+    /// Where recordings go.
+    pub recorder: Arc<dyn NodeAccessPoint>,
+    /// The most output one recording keeps.
+    pub recording_max_bytes: u64,
+    /// How often the clusters are heartbeated.
+    pub heartbeat: Duration,
+}
+
+/// What one connection may do, decided once when it starts.
+struct Conn {
+    engine: Arc<KubeEngine>,
+    upstream: Arc<Upstream>,
+    kube: KubeCluster,
+    identity: UserIdentity,
+    /// The cluster that issued the certificate.
+    origin: String,
+    /// `remote-<user>-<root>` for a root's user, else the user name: the default Kubernetes
+    /// user, and the user in this cluster's audit log.
+    user: String,
+    checker: AccessChecker,
+    users: Vec<String>,
+    groups: Vec<String>,
+    not_after: i64,
+    addr: String,
+    /// The API server connection this client's requests reuse (HTTP/1.1, one at a time).
+    sender: Mutex<Option<hyper::client::conn::http1::SendRequest<hyper::body::Incoming>>>,
+}
+
+/// A Kubernetes `Status` answer.
+pub fn status_response(code: u16, message: &str) -> Response<Body> {
+    let body = shared::kube::status(code, message);
+    let mut r = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::FORBIDDEN);
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// A refusal of a discovery request (`/api`, `/apis`) as plain text: kubectl's discovery client
+/// cannot read a `Status` there and would print only "unknown", while it prints a text body as
+/// it is.
+pub fn text_response(code: u16, message: &str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(format!("{message}\n"))).map_err(|never| match never {}).boxed());
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::FORBIDDEN);
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+/// Answers every request on `stream` with one `Status` (a connection refused as a whole, so
+/// that `kubectl` prints why instead of a broken pipe).
+pub async fn refuse(stream: BoxStream, code: u16, message: String) {
+    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let message = message.clone();
+        let discovery = shared::kube::is_discovery(req.uri().path());
+        async move { Ok::<_, std::convert::Infallible>(if discovery { text_response(code, &message) } else { status_response(code, &message) }) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new().keep_alive(false).serve_connection(TokioIo::new(stream), svc);
+    let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
+}
+
+/// Request headers never passed to the API server: hop-by-hop ones, credentials, what this
+/// service sets itself.
+fn dropped_header(name: &str, upgrade: bool) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.starts_with("impersonate-")
+        || n.starts_with("x-forwarded-")
+        || n.starts_with("proxy-")
+        || n.starts_with("teleport-")
+        || matches!(n.as_str(), "authorization" | "host" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "forwarded")
+        || (!upgrade && matches!(n.as_str(), "connection" | "upgrade"))
+}
+
+impl KubeEngine {
+    /// Heartbeats every served cluster until shutdown, then removes them.
+    pub async fn run_heartbeat(self: Arc<Self>, mut shutdown: Shutdown) {
+        loop {
+            let expires = self.auth.clock.now() + self.heartbeat * 3;
+            for name in self.upstreams.keys() {
+                let spec = shared::resource::kube_cluster::KubeClusterSpec {
+                    host_id: self.host_id.clone(),
+                    hostname: self.hostname.clone(),
+                    version: shared::version::VERSION.into(),
+                };
+                let k = KubeCluster::new(name, self.labels.clone(), spec, expires);
+                if let Err(e) = self.auth.upsert_kube_cluster(k).await {
+                    tracing::warn!(kube_cluster = %name, error = %e, "cannot register the Kubernetes cluster; retrying");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                _ = tokio::time::sleep(self.heartbeat) => {}
+            }
+        }
+        for name in self.upstreams.keys() {
+            let _ = self.auth.delete_kube_cluster(name).await;
+        }
+    }
+
+    /// Serves one client connection (HTTP/1.1 over `stream`).
+    pub async fn serve(self: Arc<Self>, stream: BoxStream, fwd: Forwarded) {
+        let conn = match self.clone().admit(&fwd).await {
+            Ok(c) => Arc::new(c),
+            Err((code, e)) => {
+                tracing::info!(addr = %fwd.addr, via = ?fwd.via_root, error = %e, "refused a Kubernetes connection");
+                refuse(stream, code, e.message).await;
+                return;
+            }
+        };
+        let svc = hyper::service::service_fn(move |req| {
+            let conn = conn.clone();
+            async move { Ok::<_, std::convert::Infallible>(conn.handle(req).await) }
+        });
+        let served = hyper::server::conn::http1::Builder::new()
+            .header_read_timeout(Duration::from_secs(60))
+            .timer(hyper_util::rt::TokioTimer::new())
+            .serve_connection(TokioIo::new(stream), svc)
+            .with_upgrades()
+            .await;
+        if let Err(e) = served {
+            tracing::debug!(error = %e, "Kubernetes client connection ended");
+        }
+    }
+
+    /// Verifies the certificate and decides what the connection may do.
+    async fn admit(self: Arc<Self>, fwd: &Forwarded) -> std::result::Result<Conn, (u16, Error)> {
+        let denied = |e: Error| (403u16, e);
+        let cas = self.auth.trusted_cas().await.map_err(|e| (500, e))?;
+        // The chain, against the user CAs this cluster trusts now (its own, enabled roots').
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in &cas.users {
+            for der in &ca.tls_certs {
+                let _ = roots.add(CertificateDer::from(der.clone()));
+            }
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| (500, Error::internal(format!("client verifier: {e}"))))?;
+        let end = CertificateDer::from(fwd.cert.clone());
+        rustls::server::danger::ClientCertVerifier::verify_client_cert(verifier.as_ref(), &end, &[], UnixTime::now())
+            .map_err(|e| (401, Error::access_denied(format!("the client certificate is not valid here: {e}; run 'tsh login' again"))))?;
+        let peer = shared::certs::parse_peer_cert(&fwd.cert).map_err(denied)?;
+        if peer.issuer_ca_type != "user" {
+            return Err(denied(Error::access_denied("[00] access denied: only users reach Kubernetes clusters")));
+        }
+        // A root's proxy speaks only for its own users.
+        if let Some(root) = &fwd.via_root
+            && peer.issuer_cluster != *root
+        {
+            return Err(denied(Error::access_denied(format!(
+                "can not impersonate users via a different cluster proxy: cluster {root:?} forwarded a user of {:?}",
+                peer.issuer_cluster
+            ))));
+        }
+        let ctx = Authorizer::new(self.auth.clone()).context(&peer).await.map_err(denied)?;
+        let local = self.auth.cluster_name().to_string();
+        let (identity, origin) = match ctx.caller {
+            Caller::LocalUser(u) => (u, local.clone()),
+            Caller::RemoteUser { identity, cluster } => (identity, cluster),
+            Caller::Host(_) => return Err(denied(Error::access_denied("[00] access denied"))),
+        };
+        if fwd.via_root.is_none() && origin != local {
+            // A root's user who came straight to this cluster's own proxy.
+            if identity.route_to_cluster.as_deref() != Some(local.as_str()) {
+                return Err(denied(Error::access_denied("access denied: remote user can not access remote cluster")));
+            }
+        } else if identity.route_to_cluster.as_deref().is_some_and(|r| r != local) {
+            return Err(denied(Error::access_denied(format!(
+                "this certificate is for cluster {:?}, not {local:?}; run 'tsh kube login --cluster=<cluster> <kube cluster>'",
+                identity.route_to_cluster.as_deref().unwrap_or_default()
+            ))));
+        }
+        let Some(name) = identity.kubernetes_cluster.clone() else {
+            return Err(denied(Error::access_denied(
+                "this certificate names no Kubernetes cluster; run 'tsh kube login <kube cluster>' and use the kubeconfig it writes",
+            )));
+        };
+        let not_found = || (404u16, Error::not_found(format!("kubernetes cluster {name:?} not found")));
+        let kube = self.auth.kube_cluster_for(&ctx.checker, &name).await.map_err(|_| not_found())?;
+        let Some(upstream) = self.upstreams.get(&name).cloned() else {
+            return Err((
+                503,
+                Error::connection_problem(format!(
+                    "kubernetes cluster {name:?} is served by another process of cluster {local:?} ({}); connect through that process's proxy",
+                    kube.spec.hostname
+                )),
+            ));
+        };
+        let users = ctx.checker.kubernetes_users(Some(&kube.metadata.labels));
+        let groups = ctx.checker.kubernetes_groups(Some(&kube.metadata.labels));
+        if users.is_empty() && groups.is_empty() {
+            return Err(denied(Error::access_denied(format!(
+                "your roles in cluster {local:?} ({}) allow no kubernetes_users or kubernetes_groups on kubernetes cluster {name:?}; \
+                 ask an administrator to set them (for a trusted cluster, on the roles the role_map maps yours to)",
+                ctx.checker.role_names().join(", ")
+            ))));
+        }
+        let user = if origin == local { identity.username.clone() } else { format!("remote-{}-{origin}", identity.username) };
+        Ok(Conn {
+            engine: self.clone(),
+            upstream,
+            kube,
+            origin,
+            user,
+            checker: ctx.checker,
+            users,
+            groups,
+            not_after: peer.not_after,
+            addr: fwd.addr.clone(),
+            identity,
+            sender: Mutex::new(None),
+        })
+    }
+}
+
+impl Conn {
+    fn roles(&self) -> Vec<String> {
+        self.checker.role_names()
+    }
+
+    fn audit_base(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("user".into(), json!(self.user));
+        m.insert("login".into(), json!(self.identity.username));
+        m.insert("origin_cluster".into(), json!(self.origin));
+        m.insert("remote_roles".into(), json!(self.identity.roles));
+        m.insert("roles".into(), json!(self.roles()));
+        m.insert("kubernetes_cluster".into(), json!(self.kube.metadata.name));
+        m.insert("kubernetes_labels".into(), json!(self.kube.metadata.labels));
+        m.insert("addr.remote".into(), json!(self.addr));
+        m.insert("server_id".into(), json!(self.engine.host_id));
+        m
+    }
+
+    async fn handle(self: Arc<Self>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or_default().to_string();
+        let kreq = KubeRequest::parse(req.method().as_str(), &path, &query);
+        let mut event = self.audit_base();
+        event.insert("request_path".into(), json!(path));
+        event.insert("verb".into(), json!(req.method().as_str()));
+        if let Some(k) = &kreq {
+            event.insert("resource_api_group".into(), json!(k.api_group));
+            event.insert("resource_namespace".into(), json!(k.namespace));
+            event.insert("resource_kind".into(), json!(k.resource));
+            event.insert("resource_name".into(), json!(k.name));
+        }
+        let discovery = kreq.is_none() && shared::kube::is_discovery(&path);
+        let refused = |code: u16, message: String, mut event: serde_json::Map<String, serde_json::Value>| {
+            let me = self.clone();
+            async move {
+                event.insert("response_code".into(), json!(code));
+                event.insert("error".into(), json!(message));
+                me.engine.auth.audit.emit(codes::KUBE_REQUEST, serde_json::Value::Object(event)).await;
+                if discovery { text_response(code, &message) } else { status_response(code, &message) }
+            }
+        };
+        if self.engine.auth.clock.now().unix_timestamp() >= self.not_after {
+            return refused(401, "your certificate has expired; run 'tsh login' again".into(), event).await;
+        }
+        if kreq.is_none() && !shared::kube::is_discovery(&path) {
+            // A path that names no object we can read and is no discovery document: only roles
+            // that allow every object reach it.
+            let (allow, deny) = self.checker.kube_resources(&self.kube.metadata.labels);
+            let all = shared::kube::KubeResource::everything();
+            if !deny.is_empty() || !allow.contains(&all) {
+                let msg = format!("access denied: {path:?} is not a Kubernetes object path your roles' kubernetes_resources cover");
+                return refused(403, msg, event).await;
+            }
+        }
+        if let Some(k) = &kreq {
+            let (allow, deny) = self.checker.kube_resources(&self.kube.metadata.labels);
+            if !shared::kube::resources_allow(&allow, &deny, k) {
+                let msg = format!(
+                    "access denied: the kubernetes_resources of your roles in cluster {:?} ({}) do not allow {} in kubernetes cluster {:?}",
+                    self.engine.auth.cluster_name(),
+                    self.roles().join(", "),
+                    k.describe(),
+                    self.kube.metadata.name
+                );
+                return refused(403, msg, event).await;
+            }
+        }
+        let requested = Requested::from_headers(req.headers().iter().filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v))));
+        let imp = match shared::kube::impersonate(&requested, &self.users, &self.groups, &self.user) {
+            Ok(i) => i,
+            Err(m) => return refused(403, m, event).await,
+        };
+        event.insert("kubernetes_users".into(), json!([imp.user]));
+        event.insert("kubernetes_groups".into(), json!(imp.groups));
+        let upgrade = req.headers().contains_key(hyper::header::UPGRADE);
+        let (mut parts, body) = req.into_parts();
+        let client_upgrade = upgrade.then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>()).flatten();
+        let mut out = Request::builder().method(parts.method.clone()).uri(parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+        for (name, value) in parts.headers.iter() {
+            if !dropped_header(name.as_str(), upgrade) {
+                out = out.header(name, value);
+            }
+        }
+        out = out.header(hyper::header::HOST, self.upstream.host.as_str());
+        if let Some(t) = &self.upstream.bearer {
+            out = out.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        out = out.header(HeaderName::from_static("impersonate-user"), imp.user.as_str());
+        for g in &imp.groups {
+            out = out.header(HeaderName::from_static("impersonate-group"), g.as_str());
+        }
+        let client_ip = self.addr.rsplit_once(':').map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']')).unwrap_or(&self.addr);
+        out = out.header("x-forwarded-for", client_ip).header("x-forwarded-proto", "https");
+        let out = match out.body(body) {
+            Ok(r) => r,
+            Err(e) => return refused(400, format!("cannot forward the request: {e}"), event).await,
+        };
+        let sent = if upgrade { self.send_upgrade(out).await } else { self.send(out).await };
+        let mut resp = match sent {
+            Ok(r) => r,
+            Err(e) => return refused(502, e.message, event).await,
+        };
+        let code = resp.status().as_u16();
+        event.insert("response_code".into(), json!(code));
+        if code == 101 {
+            let server_upgrade = hyper::upgrade::on(&mut resp);
+            if let Some(client_upgrade) = client_upgrade {
+                let me = self.clone();
+                let kreq = kreq.clone().unwrap_or_default();
+                let ws = resp.headers().get(hyper::header::SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                tokio::spawn(async move { me.stream(client_upgrade, server_upgrade, kreq, query, ws, event).await });
+            }
+            let (p, _) = resp.into_parts();
+            return Response::from_parts(p, Full::new(Bytes::new()).map_err(|never| match never {}).boxed());
+        }
+        self.engine.auth.audit.emit(codes::KUBE_REQUEST, serde_json::Value::Object(event)).await;
+        let (mut p, body) = resp.into_parts();
+        for h in ["connection", "keep-alive", "transfer-encoding"] {
+            p.headers.remove(h);
+        }
+        Response::from_parts(p, body.boxed())
+    }
+
+    /// Sends on this client's API server connection (a new one when it is gone).
+    async fn send(&self, req: Request<hyper::body::Incoming>) -> Result<Response<hyper::body::Incoming>> {
+        let mut slot = self.sender.lock().await;
+        let reusable = match slot.as_mut() {
+            Some(s) => s.ready().await.is_ok(),
+            None => false,
+        };
+        if !reusable {
+            let stream = self.upstream.connect().await?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| Error::connection_problem(format!("Kubernetes API server: {e}")))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            *slot = Some(sender);
+        }
+        let Some(sender) = slot.as_mut() else { return Err(Error::internal("no API server connection")) };
+        sender.send_request(req).await.map_err(|e| Error::connection_problem(format!("Kubernetes API server {}: {e}", self.upstream.addr)))
+    }
+
+    /// Sends a request that upgrades (exec, attach, port-forward) on a connection of its own.
+    async fn send_upgrade(&self, req: Request<hyper::body::Incoming>) -> Result<Response<hyper::body::Incoming>> {
+        let stream = self.upstream.connect().await?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| Error::connection_problem(format!("Kubernetes API server: {e}")))?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        sender.send_request(req).await.map_err(|e| Error::connection_problem(format!("Kubernetes API server {}: {e}", self.upstream.addr)))
+    }
+
+    /// Relays an upgraded stream; records an interactive exec, audits the rest.
+    async fn stream(
+        self: Arc<Self>,
+        client: hyper::upgrade::OnUpgrade,
+        server: hyper::upgrade::OnUpgrade,
+        kreq: KubeRequest,
+        query: String,
+        ws: String,
+        mut event: serde_json::Map<String, serde_json::Value>,
+    ) {
+        let (Ok(client), Ok(server)) = (client.await, server.await) else { return };
+        let mut client = TokioIo::new(client);
+        let mut server = TokioIo::new(server);
+        let params: Vec<(String, String)> =
+            query.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), percent_decode(v))).collect();
+        let flag = |name: &str| params.iter().any(|(k, v)| k == name && (v == "true" || v == "1"));
+        let command: Vec<String> = params.iter().filter(|(k, _)| k == "command").map(|(_, v)| v.clone()).collect();
+        let container = params.iter().find(|(k, _)| k == "container").map(|(_, v)| v.clone()).unwrap_or_default();
+        event.insert("kubernetes_pod_namespace".into(), json!(kreq.namespace));
+        event.insert("kubernetes_pod_name".into(), json!(kreq.name));
+        event.insert("kubernetes_container_name".into(), json!(container));
+        let cut = Arc::new(tokio::sync::Notify::new());
+        let _live = {
+            let cut = cut.clone();
+            self.engine.live.register(LiveEntry {
+                user: self.identity.username.clone(),
+                origin: self.origin.clone(),
+                roles: self.identity.roles.iter().cloned().chain(self.roles()).collect(),
+                login: None,
+                issued_at: None,
+                end: Box::new(move |_why| cut.notify_one()),
+            })
+        };
+        if kreq.verb == "portforward" {
+            self.engine.auth.audit.emit(codes::KUBE_PORT, serde_json::Value::Object(event)).await;
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                _ = cut.notified() => {}
+            }
+            return;
+        }
+        // Every exec and attach is a session: recorded, with session.start and session.end (a
+        // command without a terminal also gets Teleport's `exec` event).
+        let interactive = flag("tty");
+        let websocket = ws.contains("channel.k8s.io");
+        let sid = uuid::Uuid::new_v4().to_string();
+        let mut start = event.clone();
+        start.insert("sid".into(), json!(sid));
+        start.insert("interactive".into(), json!(interactive));
+        start.insert("command".into(), json!(command.join(" ")));
+        start.insert("proto".into(), json!("kube"));
+        self.engine.auth.audit.emit(codes::SESSION_START, serde_json::Value::Object(start.clone())).await;
+        let meta = shared::api::SessionRecording {
+            sid: sid.clone(),
+            user: self.identity.username.clone(),
+            login: self.users.first().cloned().unwrap_or_else(|| self.user.clone()),
+            origin_cluster: self.origin.clone(),
+            remote_roles: self.identity.roles.clone(),
+            roles: self.roles(),
+            server_id: self.engine.host_id.clone(),
+            server_hostname: format!("{}/{}", kreq.namespace, kreq.name),
+            interactive,
+            command: Some(command.join(" ")).filter(|c| !c.is_empty()),
+            started: self.engine.auth.clock.now(),
+            ..Default::default()
+        };
+        let (tap, finish) = crate::node::recorder::start(self.engine.recorder.clone(), meta, self.engine.recording_max_bytes);
+        let code = tokio::select! {
+            c = relay_exec(&mut client, &mut server, websocket.then_some(&tap)) => c,
+            _ = cut.notified() => None,
+        };
+        finish.finish(code.unwrap_or(-1)).await;
+        start.insert("exitCode".into(), json!(code.map(|c| c.to_string()).unwrap_or_default()));
+        if !interactive {
+            self.engine.auth.audit.emit(codes::KUBE_EXEC, serde_json::Value::Object(start.clone())).await;
+        }
+        self.engine.auth.audit.emit(codes::SESSION_END, serde_json::Value::Object(start)).await;
+    }
+}
+
+/// Copies both ways until both ends are done; with a tap, reads the WebSocket messages as they
+/// pass (output and resizes into the recording). The exit code, when the stream said it.
+async fn relay_exec<C, S>(client: &mut C, server: &mut S, tap: Option<&crate::node::recorder::Tap>) -> Option<i32>
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut sr, mut sw) = tokio::io::split(server);
+    let mut code = None;
+    let up = async {
+        let mut reader = FrameReader::new();
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if sw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+            if let Some(t) = tap {
+                for m in reader.feed(&buf[..n]) {
+                    if m.channel == 4
+                        && let Some((c, r)) = resize(&m.data)
+                    {
+                        t.resize(c, r);
+                    }
+                }
+            }
+        }
+        let _ = sw.shutdown().await;
+    };
+    let down = async {
+        let mut reader = FrameReader::new();
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let n = match sr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            for m in reader.feed(&buf[..n]) {
+                match m.channel {
+                    1 | 2 => {
+                        if let Some(t) = tap {
+                            t.output(&m.data).await;
+                        }
+                    }
+                    3 => code = exit_code(&m.data).or(code),
+                    _ => {}
+                }
+            }
+            if cw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = cw.shutdown().await;
+    };
+    tokio::join!(up, down);
+    code
+}
+
+/// `%xx` and `+` in a query value.
+fn percent_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                Ok(x) => {
+                    out.push(x);
+                    i += 3;
+                    continue;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_kept_and_dropped() {
+        for h in [
+            "Impersonate-User",
+            "impersonate-group",
+            "Impersonate-Extra-X",
+            "Authorization",
+            "X-Forwarded-For",
+            "Host",
+            "Transfer-Encoding",
+        ] {
+            assert!(dropped_header(h, false), "{h}");
+            assert!(dropped_header(h, true), "{h}");
+        }
+        assert!(dropped_header("Upgrade", false));
+        assert!(!dropped_header("Upgrade", true));
+        assert!(!dropped_header("Accept", false));
+        assert!(!dropped_header("Sec-WebSocket-Protocol", true));
+    }
+
+    #[test]
+    fn query_values() {
+        assert_eq!(percent_decode("echo%20hi+there"), "echo hi there");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

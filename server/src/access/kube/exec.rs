@@ -1,0 +1,273 @@
+//! Reading an exec stream as it passes (`kubectl exec`, `attach`): the bytes go through
+//! untouched, and a copy is read here into the remote command protocol's messages
+//! (`v4`/`v5.channel.k8s.io` over WebSocket: each binary message starts with its channel, 0
+//! stdin, 1 stdout, 2 stderr, 3 status, 4 resize, 255 close), so an interactive session is
+//! recorded like an SSH one. Pure and bounded (fuzzed: `fuzz/fuzz_targets/kube_exec.rs`): a
+//! message larger than [`MAX_MESSAGE`] is skipped, never buffered.
+
+/// The largest message kept for the recording; larger ones pass through unread.
+pub const MAX_MESSAGE: usize = 1 << 20;
+
+/// One message's channel and data (the channel byte removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelData {
+    /// 0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize.
+    pub channel: u8,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+/// Reads WebSocket frames out of one direction of a connection, fed in pieces of any size.
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    buf: Vec<u8>,
+    /// Payload bytes of an oversized frame still to skip.
+    skip: u64,
+    /// A fragmented message being assembled.
+    partial: Option<Vec<u8>>,
+    /// The connection spoke something that is not WebSocket: stop reading it.
+    broken: bool,
+}
+
+impl FrameReader {
+    /// A reader.
+    pub fn new() -> FrameReader {
+        FrameReader::default()
+    }
+
+    /// Feeds bytes; returns the complete data messages they finish.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Vec<ChannelData> {
+        let mut out = Vec::new();
+        if self.broken {
+            return out;
+        }
+        if self.skip > 0 {
+            let n = usize::try_from(self.skip).unwrap_or(usize::MAX).min(bytes.len());
+            self.skip -= n as u64;
+            bytes = &bytes[n..];
+        }
+        self.buf.extend_from_slice(bytes);
+        loop {
+            match self.next_frame() {
+                Step::Need => break,
+                Step::Broken => {
+                    self.broken = true;
+                    self.buf = Vec::new();
+                    break;
+                }
+                Step::Frame { fin, opcode, payload } => self.message(fin, opcode, payload, &mut out),
+                Step::Skipped => {}
+            }
+        }
+        out
+    }
+
+    fn message(&mut self, fin: bool, opcode: u8, payload: Vec<u8>, out: &mut Vec<ChannelData>) {
+        let data = match opcode {
+            0x0 => match self.partial.as_mut() {
+                Some(p) if p.len() + payload.len() <= MAX_MESSAGE => {
+                    p.extend_from_slice(&payload);
+                    if !fin {
+                        return;
+                    }
+                    self.partial.take().unwrap_or_default()
+                }
+                _ => {
+                    self.partial = None;
+                    return;
+                }
+            },
+            0x1 | 0x2 if !fin => {
+                self.partial = Some(payload);
+                return;
+            }
+            0x1 | 0x2 => payload,
+            // Control frames (close, ping, pong) carry no stream data.
+            _ => return,
+        };
+        if let Some((&channel, rest)) = data.split_first() {
+            out.push(ChannelData { channel, data: rest.to_vec() });
+        }
+    }
+
+    fn next_frame(&mut self) -> Step {
+        let b = &self.buf;
+        if b.len() < 2 {
+            return Step::Need;
+        }
+        let fin = b[0] & 0x80 != 0;
+        let opcode = b[0] & 0x0f;
+        if b[0] & 0x70 != 0 || !matches!(opcode, 0x0..=0x2 | 0x8..=0xa) {
+            return Step::Broken;
+        }
+        let masked = b[1] & 0x80 != 0;
+        let (len, mut at) = match b[1] & 0x7f {
+            126 => {
+                if b.len() < 4 {
+                    return Step::Need;
+                }
+                (u64::from(u16::from_be_bytes([b[2], b[3]])), 4)
+            }
+            127 => {
+                if b.len() < 10 {
+                    return Step::Need;
+                }
+                let mut n = [0u8; 8];
+                n.copy_from_slice(&b[2..10]);
+                (u64::from_be_bytes(n), 10)
+            }
+            n => (u64::from(n), 2),
+        };
+        let mask = if masked {
+            if b.len() < at + 4 {
+                return Step::Need;
+            }
+            let m = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+            at += 4;
+            Some(m)
+        } else {
+            None
+        };
+        if len > MAX_MESSAGE as u64 {
+            // Skip it: what is here now, and the rest as it arrives.
+            let here = (self.buf.len() - at) as u64;
+            let drop_now = here.min(len);
+            self.skip = len - drop_now;
+            self.buf.drain(..at + drop_now as usize);
+            if opcode == 0x0 || !fin {
+                self.partial = None;
+            }
+            return Step::Skipped;
+        }
+        let len = len as usize;
+        if self.buf.len() < at + len {
+            return Step::Need;
+        }
+        let mut payload: Vec<u8> = self.buf[at..at + len].to_vec();
+        if let Some(m) = mask {
+            for (i, byte) in payload.iter_mut().enumerate() {
+                *byte ^= m[i % 4];
+            }
+        }
+        self.buf.drain(..at + len);
+        Step::Frame { fin, opcode, payload }
+    }
+}
+
+enum Step {
+    Need,
+    Broken,
+    Skipped,
+    Frame { fin: bool, opcode: u8, payload: Vec<u8> },
+}
+
+/// A terminal size from a resize message (`{"Width":80,"Height":24}`).
+pub fn resize(data: &[u8]) -> Option<(u16, u16)> {
+    #[derive(serde::Deserialize)]
+    struct Size {
+        #[serde(rename = "Width")]
+        width: u16,
+        #[serde(rename = "Height")]
+        height: u16,
+    }
+    let s: Size = serde_json::from_slice(data).ok()?;
+    Some((s.width, s.height))
+}
+
+/// The exit code in the status message an exec ends with (`Success` is 0; a
+/// `NonZeroExitCode` carries an `ExitCode` cause).
+pub fn exit_code(status: &[u8]) -> Option<i32> {
+    let v: serde_json::Value = serde_json::from_slice(status).ok()?;
+    if v["status"] == "Success" {
+        return Some(0);
+    }
+    v["details"]["causes"]
+        .as_array()?
+        .iter()
+        .find(|c| c["reason"] == "ExitCode")
+        .and_then(|c| c["message"].as_str())
+        .and_then(|m| m.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+        let mut f = vec![(if fin { 0x80 } else { 0 }) | opcode];
+        let m = if mask.is_some() { 0x80 } else { 0 };
+        match payload.len() {
+            n if n < 126 => f.push(m | n as u8),
+            n if n < 65536 => {
+                f.push(m | 126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                f.push(m | 127);
+                f.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        match mask {
+            Some(k) => {
+                f.extend_from_slice(&k);
+                f.extend(payload.iter().enumerate().map(|(i, b)| b ^ k[i % 4]));
+            }
+            None => f.extend_from_slice(payload),
+        }
+        f
+    }
+
+    #[test]
+    fn reads_channels_in_any_split() {
+        let mut bytes = frame(true, 2, b"\x01hello", None);
+        bytes.extend(frame(true, 2, b"\x02oops", Some([1, 2, 3, 4])));
+        bytes.extend(frame(true, 9, b"", None));
+        bytes.extend(frame(false, 2, b"\x01par", None));
+        bytes.extend(frame(true, 0, b"ts", None));
+        let big = vec![b'x'; 70_000];
+        let mut ch1 = vec![1u8];
+        ch1.extend_from_slice(&big);
+        bytes.extend(frame(true, 2, &ch1, None));
+        let want = vec![
+            ChannelData { channel: 1, data: b"hello".to_vec() },
+            ChannelData { channel: 2, data: b"oops".to_vec() },
+            ChannelData { channel: 1, data: b"parts".to_vec() },
+            ChannelData { channel: 1, data: big.clone() },
+        ];
+        for step in [1, 3, 7, 1000, bytes.len()] {
+            let mut r = FrameReader::new();
+            let mut got = Vec::new();
+            for piece in bytes.chunks(step) {
+                got.extend(r.feed(piece));
+            }
+            assert_eq!(got, want, "pieces of {step}");
+        }
+    }
+
+    #[test]
+    fn oversized_and_garbage() {
+        let mut huge = vec![1u8];
+        huge.extend(std::iter::repeat_n(b'y', MAX_MESSAGE + 10));
+        let mut bytes = frame(true, 2, &huge, None);
+        bytes.extend(frame(true, 2, b"\x01after", None));
+        let mut r = FrameReader::new();
+        let mut got = Vec::new();
+        for piece in bytes.chunks(4096) {
+            got.extend(r.feed(piece));
+        }
+        assert_eq!(got, vec![ChannelData { channel: 1, data: b"after".to_vec() }]);
+        let mut r = FrameReader::new();
+        assert!(r.feed(b"HTTP/1.1 200 OK\r\n").is_empty());
+        assert!(r.feed(&frame(true, 2, b"\x01x", None)).is_empty(), "a broken stream stays unread");
+    }
+
+    #[test]
+    fn status_and_resize() {
+        assert_eq!(exit_code(br#"{"metadata":{},"status":"Success"}"#), Some(0));
+        let failed =
+            br#"{"metadata":{},"status":"Failure","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}"#;
+        assert_eq!(exit_code(failed), Some(3));
+        assert_eq!(exit_code(b"nope"), None);
+        assert_eq!(resize(br#"{"Width":120,"Height":40}"#), Some((120, 40)));
+    }
+}

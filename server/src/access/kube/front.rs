@@ -1,0 +1,119 @@
+//! Kubernetes clients at a proxy: `kubectl` speaks TLS to the web port with the server name
+//! [`shared::kube::PROXY_SNI`] (or to `kube_listen_addr`) and the certificate `tsh kube
+//! credentials` gave it. The proxy ends the TLS, checks who the caller is and only that they
+//! may see the cluster the certificate routes to (`cluster_labels`), and hands the connection
+//! on: to this cluster's own Kubernetes service, or through that leaf's tunnel with the
+//! certificate, which the leaf verifies and decides on itself. A root never runs Kubernetes
+//! RBAC for a leaf's clusters and never fills in impersonation defaults.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use shared::client::BoxStream;
+use shared::error::{Code, Error};
+use shared::identity::Caller;
+
+use super::engine::{Forwarded, KubeEngine, refuse};
+use crate::auth::AuthServer;
+use crate::authz::Authorizer;
+use crate::proxy::dial::Dialer;
+use crate::tunnel::{Origin, Target, TunnelKey, TunnelRequest};
+
+/// The proxy side of Kubernetes access.
+pub struct KubeFront {
+    /// The auth service.
+    pub auth: Arc<AuthServer>,
+    /// Tunnels held here, else by a peer proxy.
+    pub dialer: Arc<dyn Dialer>,
+    /// This process's Kubernetes service, if it runs one.
+    pub engine: Option<Arc<KubeEngine>>,
+}
+
+impl KubeFront {
+    /// Serves one connection whose TLS this proxy ended; `cert` is the verified client
+    /// certificate (DER), if any.
+    pub async fn serve(self: Arc<Self>, stream: BoxStream, cert: Option<Vec<u8>>, peer: Option<SocketAddr>) {
+        let addr = peer.map(|p| p.to_string()).unwrap_or_default();
+        let Some(cert) = cert else {
+            let msg = "a Kubernetes client needs a certificate: run 'tsh kube login <kube cluster>' and use the kubeconfig it writes";
+            refuse(stream, 401, msg.into()).await;
+            return;
+        };
+        match self.route(&cert, &addr).await {
+            Ok(Route::Here) => match &self.engine {
+                Some(e) => e.clone().serve(stream, Forwarded { cert, addr, via_root: None }).await,
+                None => {
+                    let msg = format!(
+                        "kubernetes cluster not found: cluster {:?} runs no kubernetes_service; 'tsh kube ls' lists the clusters you can reach",
+                        self.auth.cluster_name()
+                    );
+                    refuse(stream, 404, msg).await;
+                }
+            },
+            Ok(Route::Leaf(target)) => {
+                let mut stream = stream;
+                let mut target = target;
+                let _ = tokio::io::copy_bidirectional(&mut stream, &mut target).await;
+            }
+            Err(e) => {
+                tracing::info!(addr = %addr, error = %e, "refused a Kubernetes connection");
+                let code = match e.kind {
+                    shared::error::Kind::NotFound => 404,
+                    shared::error::Kind::ConnectionProblem => 503,
+                    shared::error::Kind::LimitExceeded => 429,
+                    _ => 403,
+                };
+                refuse(stream, code, e.message).await;
+            }
+        }
+    }
+
+    async fn route(&self, der: &[u8], addr: &str) -> shared::error::Result<Route> {
+        let peer = shared::certs::parse_peer_cert(der)?;
+        let ctx = Authorizer::new(self.auth.clone()).context(&peer).await?;
+        let local = self.auth.cluster_name().to_string();
+        let identity = match ctx.caller {
+            Caller::LocalUser(u) => u,
+            Caller::RemoteUser { identity, .. } => {
+                // A root's user at this cluster's own proxy: only for this cluster.
+                return match identity.route_to_cluster.as_deref() {
+                    Some(r) if r == local => Ok(Route::Here),
+                    _ => Err(Error::access_denied("access denied: remote user can not access remote cluster")),
+                };
+            }
+            Caller::Host(_) => return Err(Error::access_denied("[00] access denied")),
+        };
+        let cluster = match identity.route_to_cluster.as_deref() {
+            None => return Ok(Route::Here),
+            Some(c) if c == local => return Ok(Route::Here),
+            Some(c) => c.to_string(),
+        };
+        let hidden = || Error::not_found(format!("cluster {cluster:?} is not found")).with_code(Code::ClusterNotFound);
+        let rc = self.auth.services.remote_cluster(&cluster).await?.ok_or_else(hidden)?;
+        ctx.checker.check_cluster(&rc.value.metadata.labels).map_err(|_| hidden())?;
+        let origin = Origin {
+            user: identity.username.clone(),
+            cluster: local,
+            roles: identity.roles.clone(),
+            addr: addr.to_string(),
+            issued_at: Some(shared::identity::tls_cert_issued_at(peer.not_before).unix_timestamp()),
+            cert: Some(base64::engine::general_purpose::STANDARD.encode(der)),
+        };
+        let req = TunnelRequest { target: Target::Kube, origin: Some(origin) };
+        let stream = self.dialer.dial(&TunnelKey::Cluster(cluster.clone()), &req).await.map_err(|e| {
+            if e.has(Code::TunnelOffline) {
+                Error::connection_problem(format!("cluster {cluster:?} is offline: its tunnel to this cluster is down"))
+                    .with_code(Code::TunnelOffline)
+            } else {
+                e
+            }
+        })?;
+        Ok(Route::Leaf(stream))
+    }
+}
+
+enum Route {
+    Here,
+    Leaf(BoxStream),
+}

@@ -1,0 +1,329 @@
+//! Kubernetes federated across trusted clusters, as the guide's section "Federating access to
+//! Kubernetes clusters" describes: leaves `east` and `west`, each with a Kubernetes cluster of
+//! its name, users who sign in at the root and use plain `kubectl`. The API servers are the
+//! stand-in (`e2e::kube`); `kubectl` is the real one.
+
+use std::time::Duration;
+
+use e2e::kube::{KubeApi, kubectl};
+use e2e::{Cluster, ClusterOpts, PASSWORD, Tsh, VISITOR, tc_yaml, wait_for};
+
+const T: Duration = Duration::from_secs(30);
+
+/// The leaves' role for a root's Kubernetes users: what the root's roles carry, as the guide
+/// writes it.
+const KUBE_ADMIN: &str = "kind: role\nversion: v7\nmetadata: {name: kube-admin}\nspec:\n  allow:\n    kubernetes_labels: {'*': '*'}\n    kubernetes_groups: ['{{internal.kubernetes_groups}}']\n    kubernetes_users: ['{{internal.kubernetes_users}}']\n    rules:\n    - resources: [session]\n      verbs: [list, read]\n";
+
+/// A leaf role that reaches only pods in namespace `dev`, and only to read them.
+const KUBE_DEV: &str = "kind: role\nversion: v7\nmetadata: {name: kube-dev}\nspec:\n  allow:\n    kubernetes_labels: {'*': '*'}\n    kubernetes_groups: ['{{internal.kubernetes_groups}}']\n    kubernetes_users: ['{{internal.kubernetes_users}}']\n    kubernetes_resources:\n    - {kind: pod, namespace: dev, name: '*', verbs: [get, list]}\n";
+
+/// The root's role for carol, mapped to the leaves' `kube-dev`.
+const KUBE_DEV_ROOT: &str = "kind: role\nversion: v7\nmetadata: {name: kube-dev-root}\nspec:\n  allow:\n    logins: [visitor]\n    kubernetes_groups: ['system:masters']\n    kubernetes_users: ['carol-k8s']\n";
+
+/// The root's role giving Kubernetes groups and a user (the guide's `root` role).
+const KUBE_MASTERS: &str = "kind: role\nversion: v7\nmetadata: {name: kube-masters}\nspec:\n  allow:\n    kubernetes_groups: ['system:masters']\n    kubernetes_users: ['alice-k8s']\n";
+
+struct Federation {
+    root: Cluster,
+    east: Cluster,
+    west: Cluster,
+    east_api: KubeApi,
+    west_api: KubeApi,
+    alice: Tsh,
+}
+
+fn leaf(name: &str, root: &Cluster, api: &KubeApi) -> Cluster {
+    let mut o = ClusterOpts::new(name);
+    o.node = false;
+    o.env = vec![("SSL_CERT_FILE".into(), root.web_ca().display().to_string())];
+    o.sections = format!(
+        "kubernetes_service:\n  enabled: yes\n  kubeconfig_file: {}\n  kube_cluster_name: {name}\n  labels:\n    region: {name}\n",
+        api.kubeconfig().display()
+    );
+    let c = Cluster::start(o);
+    c.create("roles.yaml", &format!("{VISITOR}---\n{KUBE_ADMIN}---\n{KUBE_DEV}")).ok("leaf roles");
+    let token = root.trusted_cluster_token("5m");
+    let role_map = "    - remote: \"access\"\n      local: [\"visitor\", \"kube-admin\"]\n    - remote: \"kube-dev-root\"\n      local: [\"kube-dev\"]\n";
+    c.create("tc.yaml", &tc_yaml(&root.opts.name, &token, root, true, role_map)).ok("trust");
+    root.wait_remote_status(name, "online", T);
+    c
+}
+
+fn federation(tag: &str) -> Federation {
+    e2e::ensure_unix_user("visitor");
+    let mut ro = ClusterOpts::new(&format!("teleport-{tag}.example.com"));
+    ro.node = false;
+    let root = Cluster::start(ro);
+    root.create("kube-masters.yaml", &format!("{KUBE_MASTERS}---\n{KUBE_DEV_ROOT}")).ok("root roles");
+    root.add_user("alice", "access,kube-masters", "visitor", PASSWORD);
+    let east_api = KubeApi::start("east");
+    let west_api = KubeApi::start("west");
+    let east = leaf("east", &root, &east_api);
+    let west = leaf("west", &root, &west_api);
+    let mut alice = Tsh::new(&format!("alice-kube-{tag}"));
+    alice.login(&root, "alice", PASSWORD).ok("alice signs in at the root");
+    Federation { root, east, west, east_api, west_api, alice }
+}
+
+impl Federation {
+    fn kubeconfig(&self, tsh: &Tsh) -> std::path::PathBuf {
+        tsh.home.path().join("kubeconfig")
+    }
+}
+
+/// `tsh` with `KUBECONFIG` in its profile directory.
+fn with_kubeconfig(tsh: &mut Tsh) {
+    let k = tsh.home.path().join("kubeconfig").display().to_string();
+    tsh.env.push(("KUBECONFIG".into(), k));
+}
+
+fn alice_requests(api: &KubeApi) -> Vec<serde_json::Value> {
+    api.requests().into_iter().filter(|r| r["impersonate_user"].as_array().is_some_and(|u| u.iter().any(|x| x == "alice-k8s"))).collect()
+}
+
+#[test]
+fn the_guides_three_commands_then_plain_kubectl_in_east_and_west() {
+    let mut f = federation("guide");
+    with_kubeconfig(&mut f.alice);
+    let proxy = f.root.web.clone();
+    let kc = f.kubeconfig(&f.alice);
+
+    // The guide's commands, verbatim (hostnames aside).
+    f.alice.sh(&format!("tsh --proxy={proxy} login east"), None).ok("tsh login east");
+    let out = f.alice.sh(&format!("tsh kube login --proxy={proxy} --cluster=east east"), None);
+    assert!(out.ok("tsh kube login").contains("Logged into Kubernetes cluster \"east\""), "{out:?}");
+    let ls = f.alice.run(&["kube", "ls", "--cluster=east"]);
+    let table = ls.ok("tsh kube ls");
+    assert!(table.contains("Kube Cluster Name") && table.contains("region=east"), "{table}");
+    let row = table.lines().find(|l| l.starts_with("east")).unwrap_or_default();
+    assert!(row.trim_end().ends_with('*'), "east is the selected one: {table}");
+    let json = f.alice.run(&["kube", "ls", "--cluster=west", "-f", "json"]).json();
+    assert_eq!(json[0]["kube_cluster_name"], "west");
+    assert_eq!(json[0]["selected"], false);
+
+    let status = f.alice.run(&["status"]);
+    let st = status.ok("tsh status");
+    assert!(st.contains("Kubernetes:         enabled") && st.contains("Kubernetes groups:  system:masters"), "{st}");
+    let all = f.alice.run(&["kube", "ls", "--all"]);
+    let all = all.ok("tsh kube ls --all");
+    assert!(all.contains("Cluster") && all.lines().any(|l| l.contains(" east ")) && all.lines().any(|l| l.contains(" west ")), "{all}");
+    let admin = f.east.tctl(&["get", "kube_clusters", "--format=text"]);
+    let admin = admin.ok("tctl get kube_clusters");
+    assert!(admin.contains("east") && admin.contains("region=east"), "{admin}");
+    let yaml = f.east.tctl(&["get", "kube_cluster/east"]);
+    assert!(yaml.ok("tctl get kube_cluster/east").contains("kind: kube_cluster"), "{yaml:?}");
+
+    // Plain kubectl reaches east's API server as the mapped user and groups, never west's.
+    let pods = kubectl(&kc, &["get", "pods"], &[]);
+    let text = pods.ok("kubectl get pods");
+    assert!(text.contains("web") && text.contains("Running"), "{text}");
+    let json = kubectl(&kc, &["get", "pods", "-o", "json"], &[]).json();
+    assert!(json["items"].as_array().unwrap().iter().all(|p| p["metadata"]["labels"]["cluster"] == "east"), "{json}");
+    let seen = alice_requests(&f.east_api);
+    assert!(!seen.is_empty(), "east saw alice: {:?}", f.east_api.requests());
+    for r in &seen {
+        assert_eq!(r["impersonate_user"], serde_json::json!(["alice-k8s"]), "{r}");
+        let groups = r["impersonate_group"].as_array().unwrap();
+        assert!(groups.iter().any(|g| g == "system:masters") && groups.iter().any(|g| g == "system:authenticated"), "{r}");
+        assert_eq!(r["cert_user"], "teleport", "the service's own credentials: {r}");
+        assert!(r["impersonate_other"].as_array().unwrap().is_empty(), "{r}");
+    }
+    assert!(alice_requests(&f.west_api).is_empty(), "west saw nothing of alice's east requests");
+
+    // The leaf audits every request, with the mapped roles and the leaf's name for her.
+    let ev = wait_for("kube.request in east's audit log", T, || {
+        f.east.events().into_iter().find(|e| e["event"] == "kube.request" && e["request_path"] == "/api/v1/namespaces/default/pods")
+    });
+    assert_eq!(ev["code"], "T3009I");
+    assert_eq!(ev["user"], "remote-alice-teleport-guide.example.com");
+    assert!(ev["roles"].as_array().unwrap().iter().any(|r| r == "kube-admin"), "{ev}");
+    assert_eq!(ev["kubernetes_cluster"], "east");
+    assert!(!f.root.events().iter().any(|e| e["event"] == "kube.request"), "the root decides nothing for the leaf");
+
+    // exec: output, exit code, recorded in east, replayed.
+    let exec = kubectl(&kc, &["exec", "web", "--", "sh", "-c", "echo kube-exec-$((6*7)); exit 3"], &[]);
+    assert_eq!(exec.code, 3, "{exec:?}");
+    assert!(exec.stdout.contains("kube-exec-42"), "{exec:?}");
+    let recs = wait_for("the exec's recording in east", T, || {
+        let out = f.alice.run(&["recordings", "ls", "--cluster=east", "-f", "json"]);
+        let v = out.json();
+        v.as_array().and_then(|a| a.iter().find(|r| r["command"].as_str().is_some_and(|c| c.contains("kube-exec"))).cloned())
+    });
+    let sid = recs["sid"].as_str().unwrap().to_string();
+    let play = f.alice.run(&["play", "--cluster=east", &sid]);
+    assert!(play.ok("tsh play").contains("kube-exec-42"), "{play:?}");
+    let start = wait_for("session.start of the exec", T, || {
+        f.east.events().into_iter().find(|e| e["event"] == "session.start" && e["sid"] == sid.as_str())
+    });
+    assert_eq!(start["kubernetes_pod_name"], "web");
+    assert!(f.east.events().iter().any(|e| e["event"] == "session.end" && e["sid"] == sid.as_str() && e["exitCode"] == "3"));
+
+    // Stdin through both hops.
+    let cat = e2e::run(
+        std::path::Path::new("kubectl"),
+        &["exec", "-i", "web", "--", "cat"],
+        &[("KUBECONFIG", kc.to_str().unwrap())],
+        Some("through-two-hops\n"),
+        T,
+    );
+    assert!(cat.ok("kubectl exec -i").contains("through-two-hops"), "{cat:?}");
+
+    // Logs, watch.
+    assert!(kubectl(&kc, &["logs", "web"], &[]).ok("logs").contains("web log line 3"));
+    let follow = kubectl(&kc, &["logs", "-f", "web"], &[]);
+    assert!(follow.ok("logs -f").contains("web log line 5"));
+
+    // west, the same way.
+    f.alice.run(&["kube", "login", "--cluster=west", "west"]).ok("kube login west");
+    let json = kubectl(&kc, &["get", "pods", "-o", "json"], &[]).json();
+    assert!(json["items"].as_array().unwrap().iter().all(|p| p["metadata"]["labels"]["cluster"] == "west"), "{json}");
+    assert!(!alice_requests(&f.west_api).is_empty());
+    let ctx = kubectl(&kc, &["config", "get-contexts", "-o", "name"], &[]);
+    let names = ctx.ok("contexts");
+    assert!(names.contains("east-east") && names.contains("west-west"), "{names}");
+
+    // tsh logout removes what tsh wrote, and nothing else.
+    kubectl(&kc, &["config", "set-cluster", "mine", "--server=https://127.0.0.1:1"], &[]).ok("an entry of the user's own");
+    f.alice.run(&["logout"]).ok("logout");
+    let left = std::fs::read_to_string(&kc).unwrap();
+    assert!(!left.contains("east-east") && !left.contains("west-west") && left.contains("mine"), "{left}");
+    drop(f.west);
+}
+
+#[test]
+fn the_leaf_decides_denials_and_impersonation() {
+    let mut f = federation("deny");
+    with_kubeconfig(&mut f.alice);
+    let kc = f.kubeconfig(&f.alice);
+    f.alice.run(&["kube", "login", "--cluster=east", "east"]).ok("kube login");
+
+    // kubectl --as / --as-group outside the mapped roles' users and groups: refused by the leaf
+    // with the reason, never sent to the API server.
+    let before = f.east_api.requests().len();
+    let as_root = kubectl(&kc, &["get", "pods", "--as=root"], &[]);
+    assert_ne!(as_root.code, 0);
+    assert!(as_root.stderr.contains("user header \"root\" is not allowed in roles"), "{as_root:?}");
+    let as_group = kubectl(&kc, &["get", "pods", "--as=alice-k8s", "--as-group=cluster-admins"], &[]);
+    assert!(as_group.stderr.contains("group header \"cluster-admins\" value is not allowed"), "{as_group:?}");
+    let as_uid = kubectl(&kc, &["get", "pods", "--as=alice-k8s", "--as-uid=0"], &[]);
+    assert!(as_uid.stderr.contains("unsupported impersonation header"), "{as_uid:?}");
+    assert!(
+        f.east_api.requests()[before..].iter().all(|r| r["path"] != "/api/v1/namespaces/default/pods"),
+        "refused requests never reach the API server"
+    );
+    // An allowed subset is passed on, replacing the defaults.
+    kubectl(&kc, &["get", "pods", "--as=alice-k8s", "--as-group=system:masters"], &[]).ok("allowed subset");
+
+    // A user whose mapped roles give no Kubernetes users or groups gets the leaf's denial.
+    f.root.add_user("bob", "access", "visitor", PASSWORD);
+    let mut bob = Tsh::new("bob-kube-deny");
+    bob.login(&f.root, "bob", PASSWORD).ok("bob signs in");
+    with_kubeconfig(&mut bob);
+    let denied = bob.run(&["kube", "login", "--cluster=east", "east"]);
+    let msg = if denied.code == 0 {
+        let get = kubectl(&bob.home.path().join("kubeconfig"), &["get", "pods"], &[]);
+        assert_ne!(get.code, 0, "{get:?}");
+        get.stderr
+    } else {
+        denied.stderr
+    };
+    assert!(msg.contains("allow no kubernetes_users or kubernetes_groups") && msg.contains("kube-admin"), "{msg}");
+    assert!(!msg.contains("unknown"), "kubectl prints the leaf's reason: {msg}");
+
+    // kubernetes_resources of the mapped role: carol reads pods in dev, nothing else.
+    f.root.add_user("carol", "kube-dev-root", "visitor", PASSWORD);
+    let mut carol = Tsh::new("carol-kube-deny");
+    carol.login(&f.root, "carol", PASSWORD).ok("carol signs in");
+    with_kubeconfig(&mut carol);
+    carol.run(&["kube", "login", "--cluster=east", "east"]).ok("carol kube login");
+    let ckc = carol.home.path().join("kubeconfig");
+    assert!(kubectl(&ckc, &["get", "pods", "-n", "dev"], &[]).ok("dev pods").contains("api"));
+    let other = kubectl(&ckc, &["get", "pods", "-n", "default"], &[]);
+    assert_ne!(other.code, 0);
+    assert!(
+        other.stderr.contains("kubernetes_resources of your roles")
+            && other.stderr.contains("kube-dev")
+            && other.stderr.contains("namespace \"default\""),
+        "{other:?}"
+    );
+    let del = kubectl(&ckc, &["delete", "pod", "api", "-n", "dev"], &[]);
+    assert!(del.stderr.contains("delete pods/api"), "{del:?}");
+    let exec = kubectl(&ckc, &["exec", "api", "-n", "dev", "--", "true"], &[]);
+    assert_ne!(exec.code, 0, "{exec:?}");
+    let odd = carol.run(&["kube", "credentials", "--kube-cluster=east", "--teleport-cluster=east"]).json();
+    let cdir = carol.home.path();
+    std::fs::write(cdir.join("c.crt"), odd["status"]["clientCertificateData"].as_str().unwrap()).unwrap();
+    std::fs::write(cdir.join("c.key"), odd["status"]["clientKeyData"].as_str().unwrap()).unwrap();
+    let resolve = format!("kube-teleport-proxy-alpn.teleport.cluster.local:3080:{}", f.root.ip);
+    let trailing = e2e::run(
+        std::path::Path::new("curl"),
+        &[
+            "-sk",
+            "--resolve",
+            &resolve,
+            "--cert",
+            cdir.join("c.crt").to_str().unwrap(),
+            "--key",
+            cdir.join("c.key").to_str().unwrap(),
+            "https://kube-teleport-proxy-alpn.teleport.cluster.local:3080/api/v1/namespaces/default/pods/",
+        ],
+        &[],
+        None,
+        T,
+    );
+    assert!(trailing.stdout.contains("not a Kubernetes object path"), "a trailing slash is no way around the rules: {trailing:?}");
+
+    // A root's user may not use a leaf's proxy for a further hop: alice's certificate for west,
+    // presented at east's own proxy.
+    f.alice.run(&["kube", "login", "--cluster=west", "west"]).ok("kube login west");
+    let cred = f.alice.run(&["kube", "credentials", "--kube-cluster=west", "--teleport-cluster=west"]).json();
+    let dir = f.alice.home.path();
+    std::fs::write(dir.join("west.crt"), cred["status"]["clientCertificateData"].as_str().unwrap()).unwrap();
+    std::fs::write(dir.join("west.key"), cred["status"]["clientKeyData"].as_str().unwrap()).unwrap();
+    let sni = "kube-teleport-proxy-alpn.teleport.cluster.local";
+    let curl = |target: &str, extra: &[&str]| {
+        let resolve = format!("{sni}:3080:{}", target.split(':').next().unwrap());
+        let url = format!("https://{sni}:3080/api/v1/namespaces/default/pods");
+        let crt = dir.join("west.crt").display().to_string();
+        let key = dir.join("west.key").display().to_string();
+        let mut args = vec!["-sk", "--resolve", &resolve, "--cert", &crt, "--key", &key, &url];
+        args.extend_from_slice(extra);
+        e2e::run(std::path::Path::new("curl"), &args, &[], None, T)
+    };
+    let hop = curl(&f.east.web, &[]);
+    assert!(hop.stdout.contains("remote user can not access remote cluster"), "{hop:?}");
+
+    // Smuggled identity headers are dropped before the API server: it sees alice as the leaf
+    // mapped her, whatever the request claimed.
+    let smuggled = curl(
+        &f.root.web,
+        &[
+            "-H",
+            "Teleport-Impersonate-User: {\"Username\":\"admin\"}",
+            "-H",
+            "Impersonate-User: alice-k8s",
+            "-H",
+            "X-Forwarded-For: 10.9.9.9",
+        ],
+    );
+    assert!(smuggled.stdout.contains("PodList"), "{smuggled:?}");
+    let last = f.west_api.requests().into_iter().rev().find(|r| r["path"] == "/api/v1/namespaces/default/pods").unwrap();
+    assert_eq!(last["impersonate_user"], serde_json::json!(["alice-k8s"]));
+    assert!(last["impersonate_other"].as_array().unwrap().is_empty(), "{last}");
+
+    // No certificate, or one of a host: refused with a Kubernetes Status.
+    let resolve = format!("{sni}:3080:{}", f.root.ip);
+    let url = format!("https://{sni}:3080/api/v1/namespaces/default/pods");
+    let anon = e2e::run(std::path::Path::new("curl"), &["-sk", "--resolve", &resolve, &url], &[], None, T);
+    assert!(anon.stdout.contains("\"kind\":\"Status\"") && anon.stdout.contains("tsh kube login"), "{anon:?}");
+    let admin = f.root.data_dir().join("admin.identity");
+    let host = e2e::run(
+        std::path::Path::new("curl"),
+        &["-sk", "--resolve", &resolve, "--cert", admin.to_str().unwrap(), "--key", admin.to_str().unwrap(), &url],
+        &[],
+        None,
+        T,
+    );
+    assert!(host.stdout.contains("[00] access denied"), "a host identity is no Kubernetes user: {host:?}");
+    drop(f.west);
+}
