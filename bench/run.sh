@@ -13,6 +13,8 @@
 #   BENCH_COPY=0 ./bench/run.sh            without the file copy and forwarding rows
 #   BENCH_ONLY=copy ./bench/run.sh         only the file copy and forwarding rows (printed, not
 #                                          written): for measuring a change to those paths
+#   BENCH_ONLY=kube ./bench/run.sh         only the Kubernetes rows (printed, not written)
+#   BENCH_KUBE=0 ./bench/run.sh            without the Kubernetes rows
 #   BENCH_BIN=/tmp/build-a ./bench/run.sh  binaries (teleport, tsh, tctl, tp-leafsim) from that
 #                                          directory, not built: two builds side by side
 #
@@ -190,6 +192,7 @@ proxy_service:
   web_listen_addr: $ip:3080
   public_addr: $ip:3080
 YAML
+    [ -z "${CLUSTER_EXTRA:-}" ] || printf '%s\n' "$CLUSTER_EXTRA" >>"$d/teleport.yaml"
     env "$@" teleport start -c "$d/teleport.yaml" >"$d/teleport.log" 2>&1 &
     PIDS+=($!)
     echo $! >"$d/pid"
@@ -202,13 +205,27 @@ set_password() { # dir ip invite-output
     token="${url##*/}"
     curl -sf --cacert "$1/data/web/webca.pem" -X PUT "https://$2:3080/webapi/users/password/token" -d "{\"token\":\"$token\",\"password\":\"bench-password-1\"}" >/dev/null
 }
+# The Kubernetes API server the leaf's kubernetes_service reaches: the stand-in the tests use
+# (tests/src/bin/kube-standin.rs; no real API server installs on these machines).
+KUBE=""
+LEAF_KUBE=""
+if [ "${BENCH_KUBE:-1}" != 0 ] && [ "${BENCH_ONLY:-}" != copy ] && command -v kubectl >/dev/null && [ -x "$BIN/kube-standin" ]; then
+    "$BIN/kube-standin" --listen 127.0.0.52:6443 --dir "$W/kube" --name bench-kube >"$W/kube.log" 2>&1 &
+    PIDS+=($!)
+    wait_until 10 test -f "$W/kube/admin.kubeconfig"
+    KUBE=1
+    LEAF_KUBE="kubernetes_service:
+  enabled: yes
+  kubeconfig_file: $W/kube/kubeconfig
+  kube_cluster_name: bench-kube"
+fi
 log "starting the root and leaf clusters"
 R="$W/root"; L="$W/leaf"
 start_cluster "$R" bench-root 127.0.0.30 1s
-start_cluster "$L" bench-leaf 127.0.0.31 1s SSL_CERT_FILE="$R/data/web/webca.pem"
+CLUSTER_EXTRA="$LEAF_KUBE" start_cluster "$L" bench-leaf 127.0.0.31 1s SSL_CERT_FILE="$R/data/web/webca.pem"
 RT=(tctl -c "$R/teleport.yaml"); LT=(tctl -c "$L/teleport.yaml")
 set_password "$R" 127.0.0.30 "$("${RT[@]}" users add bench --roles=access --logins=root)"
-printf 'kind: role\nversion: v5\nmetadata: {name: bench}\nspec:\n  allow:\n    logins: [root]\n    node_labels: {"*": "*"}\n' >"$W/bench-role.yaml"
+printf 'kind: role\nversion: v5\nmetadata: {name: bench}\nspec:\n  allow:\n    logins: [root]\n    node_labels: {"*": "*"}\n    kubernetes_labels: {"*": "*"}\n    kubernetes_groups: [system:masters]\n' >"$W/bench-role.yaml"
 "${LT[@]}" create "$W/bench-role.yaml" >/dev/null
 TOKEN="$("${RT[@]}" tokens add --type=trusted_cluster --ttl=30m --format=text)"
 printf 'kind: trusted_cluster\nversion: v2\nmetadata: {name: bench-root}\nspec:\n  enabled: true\n  token: %s\n  web_proxy_addr: 127.0.0.30:3080\n  tunnel_addr: 127.0.0.30:3080\n  role_map: [{remote: access, local: [bench]}]\n' "$TOKEN" >"$W/tc.yaml"
@@ -260,7 +277,7 @@ measured() {
 }
 SSHD0=$(cat "$W/sshd0.pid"); SSHD1=$(cat "$W/sshd1.pid"); SSHD2=$(cat "$W/sshd2.pid")
 RPID=$(cat "$R/pid"); LPID=$(cat "$L/pid")
-if [ "${BENCH_ONLY:-}" != copy ]; then
+if [ -z "${BENCH_ONLY:-}" ]; then
 log "throughput: median of $XFERS x $MB MiB through cat > /dev/null, CPU per GiB per process"
 read -r TA0 CA0c CA0s <<<"$(measured "$SSHD0" "${SSH[@]}" direct)"; log "  (a0) OpenSSH direct, default cipher: $TA0 MiB/s"
 read -r TA CAc CAs <<<"$(measured "$SSHD0" "${SSHF[@]}" direct)"; log "  (a) OpenSSH direct, $FAST: $TA MiB/s"
@@ -299,6 +316,51 @@ read -r KB KB9 <<<"$(key_medians "$W/keys.b")"
 read -r KC KC9 <<<"$(key_medians "$W/keys.c")"
 read -r KD KD9 <<<"$(key_medians "$W/keys.d")"
 log "  (a) $KA/$KA9 (b1) $KB1/$KB19 (b) $KB/$KB9 (c) $KC/$KC9 (d) $KD/$KD9 ms p50/p99"
+fi
+
+# ----------------------------------------------------------------- Kubernetes
+# The real kubectl, straight to the API server (its admin kubeconfig) and through the root and
+# the leaf (the kubeconfig tsh kube login writes: every kubectl run also runs tsh kube
+# credentials, which answers from its cache). `kubectl get pods`: $KUBE_RUNS calls per path,
+# the paths taken in turn; p50 and p99 of each. `kubectl exec` printing $KUBE_MB MiB: median
+# MiB/s of $XFERS runs per path.
+KUBE_TABLE="(not measured: no kubectl, or no kube-standin among the binaries)"
+KUBE_RUNS="${BENCH_KUBE_RUNS:-200}"
+KUBE_MB="${BENCH_KUBE_MB:-256}"
+if [ -n "$KUBE" ]; then
+    log "Kubernetes: kubectl get pods x $KUBE_RUNS per path, kubectl exec of $KUBE_MB MiB"
+    KD_CFG="$W/kube/admin.kubeconfig"
+    KT_CFG="$W/kube/tsh.kubeconfig"
+    KUBECONFIG="$KT_CFG" tsh kube login --cluster=bench-leaf bench-kube >/dev/null
+    kget() { KUBECONFIG="$1" KUBECACHEDIR="$W/kube/cache-$2" kubectl get pods >/dev/null; }
+    kget "$KD_CFG" d && kget "$KT_CFG" t
+    : >"$W/kube.d"; : >"$W/kube.t"
+    for i in $(seq 1 "$KUBE_RUNS"); do
+        t0=$(now); kget "$KD_CFG" d; elapsed "$t0" >>"$W/kube.d"; echo >>"$W/kube.d"
+        t0=$(now); kget "$KT_CFG" t; elapsed "$t0" >>"$W/kube.t"; echo >>"$W/kube.t"
+    done
+    pct() { sort -n "$1" | awk -v q="$2" 'NF { v[++n] = $1 } END { i = int(n * q + 0.999); if (i < 1) i = 1; printf "%.1f", v[i] * 1000 }'; }
+    KG_D=$(pct "$W/kube.d" 0.5); KG_D9=$(pct "$W/kube.d" 0.99); KG_T=$(pct "$W/kube.t" 0.5); KG_T9=$(pct "$W/kube.t" 0.99)
+    log "  kubectl get pods: direct $KG_D/$KG_D9 ms, through root and leaf $KG_T/$KG_T9 ms (p50/p99)"
+    kexec() { # kubeconfig tag : MiB/s of one exec printing $KUBE_MB MiB
+        local t0 bytes
+        t0=$(now)
+        bytes=$(KUBECONFIG="$1" KUBECACHEDIR="$W/kube/cache-$2" kubectl exec web -- head -c "$((KUBE_MB * 1024 * 1024))" /dev/zero | wc -c)
+        [ "$bytes" = "$((KUBE_MB * 1024 * 1024))" ] || { log "  exec moved $bytes bytes"; echo 0; return; }
+        awk -v mb="$KUBE_MB" -v s="$(elapsed "$t0")" 'BEGIN { printf "%.1f\n", mb / s }'
+    }
+    KX_D=$(for i in $(seq 1 "$XFERS"); do kexec "$KD_CFG" d; done | median)
+    KX_T=$(for i in $(seq 1 "$XFERS"); do kexec "$KT_CFG" t; done | median)
+    log "  kubectl exec: direct $KX_D MiB/s, through root and leaf $KX_T MiB/s"
+    KUBE_TABLE="| what | direct to the API server | through the root and the leaf | × direct | target |
+|---|---|---|---|---|
+| kubectl get pods p50 (ms) | $KG_D | $KG_T | $(ratio "$KG_T" "$KG_D") | ≤ 1.5× + 1 ms |
+| kubectl get pods p99 (ms) | $KG_D9 | $KG_T9 | $(ratio "$KG_T9" "$KG_D9") | |
+| kubectl exec, $KUBE_MB MiB of output (MiB/s) | $KX_D | $KX_T | $(ratio "$KX_T" "$KX_D") | ≥ 0.5× |"
+fi
+if [ "${BENCH_ONLY:-}" = kube ]; then
+    printf '%s\n' "$KUBE_TABLE"
+    exit 0
 fi
 
 # ----------------------------------------------------------------- file copy and forwarding
@@ -575,6 +637,8 @@ echo "$KEY_TABLE"
 echo
 echo "$COPY_TABLE"
 echo
+echo "$KUBE_TABLE"
+echo
 echo "$LEVER_TABLE"
 echo "$SCALE_TABLE"
 echo "offline detected after ${OFFLINE}s (keep_alive_interval 1s × keep_alive_count_max 3)"
@@ -629,6 +693,17 @@ forwarding rows move the same through \`-L\` to a TCP sink the node (or sshd) di
 (\`bench/tcpcopy.py\`). Memory: $COPY_MEM.
 
 $COPY_TABLE
+
+## Kubernetes
+
+The real \`kubectl\` against the stand-in API server of the tests (\`tests/src/bin/kube-standin.rs\`:
+no real one installs on these machines), straight to it with its admin kubeconfig, and through
+the root and the leaf with the kubeconfig \`tsh kube login --cluster=bench-leaf\` wrote (each
+kubectl run also runs \`tsh kube credentials\`, answered from its cache). \`get pods\`: $KUBE_RUNS
+calls per path, taken in turn, each a new kubectl process; \`exec\`: median of $XFERS runs of
+\`kubectl exec web -- head -c $KUBE_MB MiB /dev/zero\`.
+
+$KUBE_TABLE
 
 ## Where the time goes, by function
 

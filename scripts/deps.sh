@@ -11,6 +11,10 @@ need=()
 for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
+# kubectl may come from elsewhere too (our machine image has 1.32); Debian's is the fallback.
+if ! command -v kubectl >/dev/null 2>&1; then
+    need+=(kubernetes-client)
+fi
 # Node may come from elsewhere than Debian (it does on our build machines): any node and npm do.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     need+=(nodejs npm)

@@ -887,20 +887,25 @@ pub struct PtyTsh {
 impl PtyTsh {
     /// Starts `tsh ARGS` on a 120x40 terminal.
     pub fn start(tsh: &Tsh, args: &[&str]) -> PtyTsh {
-        use std::io::Read;
-        let ws = nix::pty::Winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
-        let pty = nix::pty::openpty(&ws, None).expect("openpty");
         let mut cmd = command_in(tsh.netns.as_deref(), &bin("tsh"));
         cmd.args(args);
         for (k, v) in tsh.env() {
             cmd.env(k, v);
         }
+        PtyTsh::start_command(cmd)
+    }
+
+    /// Starts any command (`kubectl exec -it`, say) on a 120x40 terminal.
+    pub fn start_command(mut cmd: Command) -> PtyTsh {
+        use std::io::Read;
+        let ws = nix::pty::Winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
+        let pty = nix::pty::openpty(&ws, None).expect("openpty");
         cmd.env("TERM", "xterm");
         let slave = pty.slave;
         cmd.stdin(Stdio::from(slave.try_clone().expect("dup")))
             .stdout(Stdio::from(slave.try_clone().expect("dup")))
             .stderr(Stdio::from(slave));
-        let child = cmd.spawn().expect("spawn tsh");
+        let child = cmd.spawn().expect("spawn the command");
         drop(cmd);
         let master = std::fs::File::from(pty.master);
         let writer = master.try_clone().expect("dup master");

@@ -32,6 +32,14 @@ pub async fn exec(_a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result
         let pins: Vec<String> = host.tls_certs_pem().iter().filter_map(|p| shared::certs::ca_pin(p).ok()).collect();
         writeln!(out, "CA pin       {}", pins.join(", "))?;
     }
+    // The Kubernetes clusters served here, and by which process.
+    if let Ok(values) = super::get::fetch(&conn.api, &ResourceRef { kind: Kind::KubeCluster, name: None }, false).await {
+        let kube: Vec<shared::resource::KubeCluster> = values.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect();
+        if !kube.is_empty() {
+            let list: Vec<String> = kube.iter().map(|k| format!("{} (served by {})", k.metadata.name, k.spec.hostname)).collect();
+            writeln!(out, "Kubernetes   {}", list.join(", "))?;
+        }
+    }
     // Tunnels need read on trusted clusters; without it, status shows the rest.
     if let Ok(t) = conn.api.get::<TunnelStatusResponse>(path::TUNNEL_STATUS).await {
         write!(out, "{}", render_tunnels(&t, time::OffsetDateTime::now_utc()))?;

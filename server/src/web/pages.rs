@@ -611,7 +611,15 @@ pub async fn nodes(
     Path(cluster): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let result = async { super::api(&s, &mut sess, &cluster).await?.get::<Vec<Node>>(path::NODES).await }.await;
+    let kube_url = format!("{}/kube_cluster", path::RESOURCES);
+    let (result, kube) = match super::api(&s, &mut sess, &cluster).await {
+        Ok(api) => {
+            let (n, k) = tokio::join!(api.get::<Vec<Node>>(path::NODES), api.get::<Vec<shared::resource::KubeCluster>>(&kube_url));
+            // An older cluster without Kubernetes clusters simply shows none.
+            (n, k.unwrap_or_default())
+        }
+        Err(e) => (Err(e), Vec::new()),
+    };
     let logins = logins_of(&sess);
     // An empty root is not where to stop: say where the servers are (from the same cluster list
     // the header shows).
@@ -679,6 +687,24 @@ pub async fn nodes(
                 }
                 (pager(&base, &q.q, q.page, total))
                 p.muted { "Logins come from your certificate; the cluster that owns the server decides (for a leaf, with its role map)." }
+            }
+            @if !kube.is_empty() {
+                div.card #kube-clusters {
+                    h2 { "Kubernetes clusters of " (cluster) }
+                    table {
+                        thead { tr { th { "Name" } th { "Labels" } th { "Connect" } } }
+                        tbody {
+                            @for k in &kube {
+                                tr data-kube=(k.metadata.name) {
+                                    td { (k.metadata.name) }
+                                    td { @for (key, v) in &k.metadata.labels { span.pill { (key) ": " (v) } } }
+                                    td { code { "tsh kube login --cluster=" (cluster) " " (k.metadata.name) } }
+                                }
+                            }
+                        }
+                    }
+                    p.muted { "Then plain kubectl; the cluster that owns the Kubernetes cluster decides what you may do." }
+                }
             }
         }
     };

@@ -6,7 +6,8 @@
 //! - discovery: `/version`, `/api`, `/apis`, `/api/v1`;
 //! - namespaces (list, get) and pods (list, get, create, delete, watch), pod logs (`follow`);
 //! - exec and attach over WebSocket (`v5.channel.k8s.io`, `v4.channel.k8s.io`): the command
-//!   really runs here, its output on channels 1 and 2, its exit status on channel 3;
+//!   really runs here (on a terminal of its own with `tty=true`), its output on channels 1 and
+//!   2, its exit status on channel 3;
 //! - impersonation as the API server does it: only a user the policy lets impersonate
 //!   (group `impersonators`) may send `Impersonate-*`, and then RBAC applies to the
 //!   impersonated user and groups: `system:masters` may do everything, `viewers` may get,
@@ -611,6 +612,12 @@ fn exec(mut tls: Tls, req: &Req, state: &State, user: &str, groups: &[String], m
         command = vec!["sh".into()];
     }
     let stdin_on = req.param("stdin").iter().any(|v| v == "true");
+    if req.param("tty").iter().any(|v| v == "true") {
+        // A terminal, as a container runtime gives one: util-linux's script runs the command
+        // on a pseudo-terminal of its own.
+        let line = command.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect::<Vec<_>>().join(" ");
+        command = vec!["script".into(), "-qfec".into(), line, "/dev/null".into()];
+    }
     let _ = tls.sock.set_read_timeout(Some(Duration::from_millis(20)));
     let mut ws = tungstenite::WebSocket::from_raw_socket(tls, tungstenite::protocol::Role::Server, None);
     let workdir = state.dir.join("pods").join(&ns).join(&pod);

@@ -110,8 +110,16 @@ fn the_guides_three_commands_then_plain_kubectl_in_east_and_west() {
     let admin = f.east.tctl(&["get", "kube_clusters", "--format=text"]);
     let admin = admin.ok("tctl get kube_clusters");
     assert!(admin.contains("east") && admin.contains("region=east"), "{admin}");
+    let st = f.east.tctl(&["status"]);
+    assert!(st.ok("tctl status").contains("Kubernetes   east (served by east-node)"), "{st:?}");
     let yaml = f.east.tctl(&["get", "kube_cluster/east"]);
     assert!(yaml.ok("tctl get kube_cluster/east").contains("kind: kube_cluster"), "{yaml:?}");
+
+    // The web UI lists each cluster's Kubernetes clusters with the command to use them.
+    let (cookie, _) = crate::webui::sign_in(&f.root, "alice", PASSWORD);
+    let page = crate::webui::http(&f.root, "GET", "/web/cluster/east/nodes", &[format!("Cookie: {cookie}")], None);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Kubernetes clusters of east") && page.body.contains("tsh kube login --cluster=east east"), "{}", page.body);
 
     // Plain kubectl reaches east's API server as the mapped user and groups, never west's.
     let pods = kubectl(&kc, &["get", "pods"], &[]);
@@ -325,5 +333,75 @@ fn the_leaf_decides_denials_and_impersonation() {
         T,
     );
     assert!(host.stdout.contains("[00] access denied"), "a host identity is no Kubernetes user: {host:?}");
+    drop(f.west);
+}
+
+#[test]
+fn a_root_lock_ends_a_running_exec_on_the_leaf_and_refuses_the_next() {
+    let mut f = federation("lock");
+    with_kubeconfig(&mut f.alice);
+    let kc = f.kubeconfig(&f.alice);
+    f.alice.run(&["kube", "login", "--cluster=east", "east"]).ok("kube login");
+    // A long exec: cat with its input held open.
+    let mut exec = std::process::Command::new("kubectl")
+        .args(["exec", "-i", "web", "--", "cat"])
+        .env("KUBECONFIG", &kc)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = exec.stdin.take().unwrap();
+    let stdout = exec.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    std::io::Write::write_all(&mut stdin, b"before-the-lock\n").unwrap();
+    assert_eq!(rx.recv_timeout(T).unwrap(), "before-the-lock", "the exec echoes through both hops");
+    f.root.tctl(&["lock", "--user=alice", "--message=Incident 42."]).ok("lock on the root");
+    let ended = wait_for("the exec to end", T, || exec.try_wait().ok().flatten());
+    assert!(!ended.success() || ended.code().is_some(), "{ended:?}");
+    drop(stdin);
+    let ev = wait_for("the session's end on east", T, || {
+        f.east.events().into_iter().find(|e| e["event"] == "session.end" && e["kubernetes_pod_name"] == "web")
+    });
+    assert_eq!(ev["user"], "remote-alice-teleport-lock.example.com");
+    let next = wait_for("the lock to refuse kubectl", T, || {
+        let o = kubectl(&kc, &["get", "pods"], &[]);
+        (o.code != 0).then_some(o)
+    });
+    assert!(next.stderr.contains("Incident 42.") || next.stderr.contains("lock"), "{next:?}");
+    drop(f.west);
+}
+
+#[test]
+fn an_interactive_exec_through_both_hops_is_a_recorded_session() {
+    let mut f = federation("tty");
+    with_kubeconfig(&mut f.alice);
+    let kc = f.kubeconfig(&f.alice);
+    f.alice.run(&["kube", "login", "--cluster=east", "east"]).ok("kube login");
+    let mut cmd = std::process::Command::new("kubectl");
+    cmd.args(["exec", "-it", "web", "--", "sh"]).env("KUBECONFIG", &kc);
+    let mut term = e2e::PtyTsh::start_command(cmd);
+    term.type_keys("echo TTY-$((6*7)) $(tty | cut -c1-8)\r");
+    term.wait_for("TTY-42 /dev/pts", T);
+    term.type_keys("exit 5\r");
+    let (text, code) = term.finish(T);
+    assert_eq!(code, 5, "{text}");
+    let rec = wait_for("the interactive recording", T, || {
+        let v = f.alice.run(&["recordings", "ls", "--cluster=east", "-f", "json"]).json();
+        v.as_array().and_then(|a| a.iter().find(|r| r["interactive"] == true).cloned())
+    });
+    let sid = rec["sid"].as_str().unwrap();
+    assert_eq!(rec["user"], "alice");
+    assert!(rec["roles"].as_array().unwrap().iter().any(|r| r == "kube-admin"), "{rec}");
+    let play = f.alice.run(&["play", "--cluster=east", sid]);
+    assert!(play.ok("tsh play").contains("TTY-42"), "{play:?}");
+    let end = wait_for("session.end", T, || f.east.events().into_iter().find(|e| e["event"] == "session.end" && e["sid"] == sid));
+    assert_eq!(end["exitCode"], "5");
+    assert_eq!(end["interactive"], true);
     drop(f.west);
 }

@@ -322,13 +322,13 @@ fn the_web_ui_signs_in_lists_clusters_and_opens_a_terminal_on_a_leaf_node() {
 }
 
 /// An HTTP exchange with curl: status, headers, body.
-struct Http {
-    status: u16,
-    headers: String,
-    body: String,
+pub(crate) struct Http {
+    pub(crate) status: u16,
+    pub(crate) headers: String,
+    pub(crate) body: String,
 }
 
-fn http(c: &Cluster, method: &str, path: &str, headers: &[String], data: Option<&str>) -> Http {
+pub(crate) fn http(c: &Cluster, method: &str, path: &str, headers: &[String], data: Option<&str>) -> Http {
     let dir = TempDir::new("http");
     let (h, b) = (dir.path().join("h"), dir.path().join("b"));
     let url = format!("https://{}{path}", c.web);
@@ -351,7 +351,7 @@ fn http(c: &Cluster, method: &str, path: &str, headers: &[String], data: Option<
 }
 
 /// Signs in over the JSON API: the session cookie (name=value) and the bearer token.
-fn sign_in(c: &Cluster, user: &str, password: &str) -> (String, String) {
+pub(crate) fn sign_in(c: &Cluster, user: &str, password: &str) -> (String, String) {
     let r = http(
         c,
         "POST",
