@@ -257,6 +257,12 @@ impl ProfileStore {
         let proxy = Some((profile.cluster.as_str(), profile.web_proxy_addr.as_str()));
         write_file(&d.join("known_hosts"), creds.known_hosts_with_proxy(proxy).as_bytes(), 0o644)?;
         write_file(&d.join("profile.yaml"), yaml.as_bytes(), 0o600)?;
+        // Certificates derived from the old ones (`tsh kube credentials`) carry the old roles
+        // and traits: a new sign-in starts them afresh.
+        let derived = d.join("kube");
+        if derived.exists() {
+            fs::remove_dir_all(&derived).map_err(|e| io_err("cannot remove", &derived, e))?;
+        }
         write_file(&self.dir.join("current-profile"), format!("{name}\n").as_bytes(), 0o600)
     }
 

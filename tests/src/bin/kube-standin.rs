@@ -408,25 +408,14 @@ fn handle(w: &mut Tls, req: &Req, state: &State, user: &str, groups: &[String]) 
                 return forbidden(w, user, verb, "pods", ns);
             }
             if watch {
-                watch_pods(w, state, ns);
+                watch_pods(w, state, ns, req.header("accept").is_some_and(|a| a.contains("as=Table")));
                 return 200;
             }
             let items: Vec<Value> = state.pods.lock().unwrap().iter().filter(|((n, _), _)| n == ns).map(|(_, p)| p.clone()).collect();
             let rv = state.version.lock().unwrap().to_string();
             if req.header("accept").is_some_and(|a| a.contains("as=Table")) {
                 // What `kubectl get` asks for: the server prints the columns.
-                let col =
-                    |name: &str, format: &str| json!({"name": name, "type": "string", "format": format, "description": "", "priority": 0});
-                let rows: Vec<Value> = items
-                    .iter()
-                    .map(|p| json!({"cells": [p["metadata"]["name"], "1/1", p["status"]["phase"], 0, "1d"], "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": p["metadata"]}}))
-                    .collect();
-                respond(
-                    w,
-                    200,
-                    &json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv},
-                    "columnDefinitions": [col("Name", "name"), col("Ready", ""), col("Status", ""), col("Restarts", ""), col("Age", "")], "rows": rows}),
-                );
+                respond(w, 200, &table(&items, &rv, true));
                 return 200;
             }
             respond(w, 200, &json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": rv}, "items": items}));
@@ -515,24 +504,43 @@ fn bump(state: &State) {
     state.changed.notify_all();
 }
 
+/// Pods as a `Table` (what `kubectl get` asks for: the server prints the columns).
+fn table(items: &[Value], rv: &str, columns: bool) -> Value {
+    let col = |name: &str, format: &str| json!({"name": name, "type": "string", "format": format, "description": "", "priority": 0});
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|p| json!({"cells": [p["metadata"]["name"], "1/1", p["status"]["phase"], 0, "1d"], "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": p["metadata"]}}))
+        .collect();
+    let cols = if columns {
+        json!([col("Name", "name"), col("Ready", ""), col("Status", ""), col("Restarts", ""), col("Age", "")])
+    } else {
+        json!([])
+    };
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv}, "columnDefinitions": cols, "rows": rows})
+}
+
 /// A watch: the current pods as ADDED, then changes, for at most a minute.
-fn watch_pods(w: &mut Tls, state: &State, ns: &str) {
+fn watch_pods(w: &mut Tls, state: &State, ns: &str, as_table: bool) {
     let _ = write!(w, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
     let mut known: BTreeMap<String, Value> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen = 0u64;
+    let mut sent = 0usize;
     loop {
         let pods: BTreeMap<String, Value> =
             state.pods.lock().unwrap().iter().filter(|((n, _), _)| n == ns).map(|((_, p), v)| (p.clone(), v.clone())).collect();
         let mut events = Vec::new();
+        let object = |pod: &Value, first: bool| if as_table { table(std::slice::from_ref(pod), "1", first) } else { pod.clone() };
         for (name, pod) in &pods {
             if !known.contains_key(name) {
-                events.push(json!({"type": "ADDED", "object": pod}));
+                events.push(json!({"type": "ADDED", "object": object(pod, sent == 0)}));
+                sent += 1;
             }
         }
         for (name, pod) in &known {
             if !pods.contains_key(name) {
-                events.push(json!({"type": "DELETED", "object": pod}));
+                events.push(json!({"type": "DELETED", "object": object(pod, sent == 0)}));
+                sent += 1;
             }
         }
         known = pods;

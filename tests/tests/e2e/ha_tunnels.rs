@@ -563,3 +563,36 @@ fn a_leaf_of_two_processes_stays_reachable_when_one_dies() {
     let rc = root.tctl(&["get", &format!("rc/{name}"), "--format=json"]).json();
     assert_eq!(rc[0]["status"]["connection"], "online", "{rc}");
 }
+
+#[test]
+fn kubectl_through_a_root_process_without_the_leafs_tunnel_is_forwarded_by_a_peer() {
+    ensure_unix_user("visitor");
+    let root = HaRoot::start("kpeer", 2, 2);
+    root.procs[0].add_user("myuser", "access,editor", "visitor", PASSWORD);
+    let api = e2e::kube::KubeApi::start("kpeer");
+    // The leaf's Kubernetes cluster, and only root-b has its tunnel.
+    let a_id = root.procs[0].host_id();
+    let mut o = ClusterOpts::new("leaf-kpeer.example.com");
+    o.insecure = true;
+    o.node = false;
+    o.env = vec![("TELEPORT_UNSTABLE_AGENT_SKIP_PROXIES".into(), a_id.clone())];
+    o.sections =
+        format!("kubernetes_service:\n  enabled: yes\n  kubeconfig_file: {}\n  kube_cluster_name: kpeer\n", api.kubeconfig().display());
+    let leaf = Cluster::start(o);
+    let visitor = "kind: role\nversion: v7\nmetadata: {name: visitor}\nspec:\n  allow:\n    logins: [visitor]\n    node_labels: {'*': '*'}\n    kubernetes_labels: {'*': '*'}\n    kubernetes_groups: [viewers]\n";
+    leaf.create("visitor.yaml", visitor).ok("leaf role");
+    let token = root.procs[0].trusted_cluster_token("5m");
+    leaf.create("tc.yaml", &tc_via(&root.name, &token, &root.procs[1].web)).ok("trusted cluster");
+    let b_only = vec![root.procs[1].host_id()];
+    wait_for("the leaf's tunnel to root-b", Duration::from_secs(10), || (root.tunnels_of(&leaf.opts.name) == b_only).then_some(()));
+
+    let mut via_a = root.tsh_at("kpeer-a", &root.procs[0].web);
+    let kc = via_a.home.path().join("kubeconfig");
+    via_a.env.push(("KUBECONFIG".into(), kc.display().to_string()));
+    via_a.run(&["kube", "login", "--cluster=leaf-kpeer.example.com", "kpeer"]).ok("kube login through root-a");
+    let pods = e2e::kube::kubectl(&kc, &["get", "pods"], &[]);
+    assert!(pods.ok("kubectl through root-a, forwarded by root-b").contains("web"), "{pods:?}");
+    let r = api.requests().into_iter().rev().find(|r| r["path"] == "/api/v1/namespaces/default/pods").expect("the API server was asked");
+    assert_eq!(r["impersonate_user"], serde_json::json!(["remote-myuser-root-kpeer.example.com"]));
+    assert!(root.procs[1].log().contains("forwarding a connection for a peer proxy"));
+}

@@ -53,6 +53,10 @@ fn federation(tag: &str) -> Federation {
     e2e::ensure_unix_user("visitor");
     let mut ro = ClusterOpts::new(&format!("teleport-{tag}.example.com"));
     ro.node = false;
+    // Kubernetes clients on the web port, and on a port of their own too.
+    let ip = e2e::free_ip(&[3080, 3022, 3000, 3026]);
+    ro.proxy_extra = format!("  kube_listen_addr: {ip}:3026\n");
+    ro.ip = Some(ip);
     let root = Cluster::start(ro);
     root.create("kube-masters.yaml", &format!("{KUBE_MASTERS}---\n{KUBE_DEV_ROOT}")).ok("root roles");
     root.add_user("alice", "access,kube-masters", "visitor", PASSWORD);
@@ -181,6 +185,39 @@ fn the_guides_three_commands_then_plain_kubectl_in_east_and_west() {
     let follow = kubectl(&kc, &["logs", "-f", "web"], &[]);
     assert!(follow.ok("logs -f").contains("web log line 5"));
 
+    // proxy_service.kube_listen_addr serves the same.
+    let on_port = f.alice.home.path().join("kube-port.kubeconfig");
+    std::fs::copy(&kc, &on_port).unwrap();
+    let server = format!("--server=https://{}:3026", f.root.ip);
+    let sni = format!("--tls-server-name={}", shared::kube::PROXY_SNI);
+    kubectl(&on_port, &["config", "set-cluster", "east-east", &server, &sni], &[]).ok("point at 3026");
+    assert!(kubectl(&on_port, &["get", "pods"], &[]).ok("kubectl on kube_listen_addr").contains("web"));
+
+    // A watch streams through both hops: a pod created meanwhile shows up.
+    let mut watch = std::process::Command::new("kubectl")
+        .args(["get", "pods", "-w", "--no-headers"])
+        .env("KUBECONFIG", &kc)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(T).expect("the watch lists the pods");
+    assert!(first.starts_with("db") || first.starts_with("web"), "{first}");
+    kubectl(&kc, &["run", "late-pod", "--image=standin"], &[]).ok("kubectl run through both hops");
+    let seen =
+        wait_for("the new pod in the watch", T, || rx.recv_timeout(Duration::from_millis(200)).ok().filter(|l| l.starts_with("late-pod")));
+    assert!(seen.contains("Running"), "{seen}");
+    let _ = watch.kill();
+    let _ = watch.wait();
+
     // west, the same way.
     f.alice.run(&["kube", "login", "--cluster=west", "west"]).ok("kube login west");
     let json = kubectl(&kc, &["get", "pods", "-o", "json"], &[]).json();
@@ -203,6 +240,15 @@ fn the_leaf_decides_denials_and_impersonation() {
     let mut f = federation("deny");
     with_kubeconfig(&mut f.alice);
     let kc = f.kubeconfig(&f.alice);
+    let before_bad = std::fs::read_to_string(&kc).unwrap_or_default();
+    let bad = f.alice.run(&["kube", "login", "--cluster=east", "nope"]);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(
+        bad.stderr.starts_with("ERROR: kubernetes cluster \"nope\" not found in cluster \"east\"") && bad.stderr.contains("tsh kube ls"),
+        "{bad:?}"
+    );
+    assert_eq!(bad.stderr.lines().count(), 1, "{bad:?}");
+    assert_eq!(std::fs::read_to_string(&kc).unwrap_or_default(), before_bad, "a refused login changes nothing");
     f.alice.run(&["kube", "login", "--cluster=east", "east"]).ok("kube login");
 
     // kubectl --as / --as-group outside the mapped roles' users and groups: refused by the leaf
@@ -333,6 +379,14 @@ fn the_leaf_decides_denials_and_impersonation() {
         T,
     );
     assert!(host.stdout.contains("[00] access denied"), "a host identity is no Kubernetes user: {host:?}");
+
+    // Roles changed at the root take effect at the next sign-in: no cached Kubernetes
+    // certificate keeps the old ones.
+    kubectl(&kc, &["get", "pods"], &[]).ok("still allowed");
+    f.root.tctl(&["users", "update", "alice", "--set-roles", "access"]).ok("alice loses kube-masters");
+    f.alice.login(&f.root, "alice", PASSWORD).ok("alice signs in again");
+    let after = kubectl(&kc, &["get", "pods"], &[]);
+    assert!(after.stderr.contains("allow no kubernetes_users or kubernetes_groups"), "{after:?}");
     drop(f.west);
 }
 

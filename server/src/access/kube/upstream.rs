@@ -224,3 +224,56 @@ fn upstream(file: &Path, name: &str, c: &ClusterEntry, u: &UserEntry) -> Result<
     }
     Ok(Upstream { name: name.to_string(), addr, host, server_name, tls: Arc::new(tls), bearer: u.token.clone() })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kubeconfig(dir: &Path, body: &str) -> PathBuf {
+        let p = dir.join("kubeconfig");
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    fn ca_b64() -> String {
+        let key = shared::certs::new_tls_key().unwrap();
+        let pem = shared::certs::new_ca_cert(&key, "kube", "kube", time::OffsetDateTime::now_utc(), Duration::from_secs(3600)).unwrap();
+        base64::engine::general_purpose::STANDARD.encode(pem)
+    }
+
+    #[test]
+    fn contexts_become_clusters_and_bad_files_say_why() {
+        let dir = std::env::temp_dir().join(format!("tp-kubeconfig-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = ca_b64();
+        let good = format!(
+            "clusters:\n- name: c\n  cluster:\n    server: https://10.0.0.1:6443\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: secret\ncontexts:\n- name: east\n  context: {{cluster: c, user: u}}\n- name: west\n  context: {{cluster: c, user: u}}\ncurrent-context: west\n"
+        );
+        let p = kubeconfig(&dir, &good);
+        let all = load(&p, None).unwrap();
+        assert_eq!(all.keys().cloned().collect::<Vec<_>>(), ["east", "west"]);
+        assert_eq!(all["east"].addr, "10.0.0.1:6443");
+        assert_eq!(all["east"].bearer.as_deref(), Some("secret"));
+        let named = load(&p, Some("prod")).unwrap();
+        assert_eq!(named.keys().cloned().collect::<Vec<_>>(), ["prod"], "kube_cluster_name names the current context");
+        for (body, want) in [
+            ("clusters: [", "not a kubeconfig"),
+            ("contexts: []\n", "it has no contexts"),
+            (&good.replace("https://", "http://") as &str, "must be an https:// URL"),
+            (
+                &good.replace(&format!("certificate-authority-data: {ca}"), "insecure-skip-tls-verify: true"),
+                "insecure-skip-tls-verify is not supported",
+            ),
+            (&good.replace(&format!("    certificate-authority-data: {ca}\n"), ""), "cannot be verified"),
+            (&good.replace("    token: secret\n", "    username: x\n"), "neither a client certificate nor a token"),
+            (&good.replace("cluster: c,", "cluster: nope,"), "names cluster \"nope\", which is not in the file"),
+        ] {
+            let p = kubeconfig(&dir, body);
+            let e = load(&p, None).unwrap_err();
+            assert!(e.message.contains(want) && e.message.contains("kubernetes_service.kubeconfig_file"), "{want}: {}", e.message);
+        }
+        let e = load(&dir.join("missing"), None).unwrap_err();
+        assert!(e.message.contains("cannot read it"), "{}", e.message);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
