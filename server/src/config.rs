@@ -763,6 +763,7 @@ impl Config {
         let (mut auth, mut proxy, mut ssh) =
             (enabled(file.auth_service.enabled), enabled(file.proxy_service.enabled), enabled(file.ssh_service.enabled));
         let join_addr = o.auth_server.clone().or(t.proxy_server.clone()).or(t.auth_server.clone()).or(t.auth_servers.first().cloned());
+        let mut kube_role = false;
         if let Some(roles) = &o.roles {
             let mut set = (false, false, false);
             for r in roles {
@@ -770,9 +771,10 @@ impl Config {
                     "auth" => set.0 = true,
                     "proxy" => set.1 = true,
                     "node" | "ssh" => set.2 = true,
+                    "kube" => kube_role = true,
                     "" => {}
                     other => {
-                        return Err(Error::bad_parameter(format!("unknown role {other:?} in --roles; use auth, proxy and node")));
+                        return Err(Error::bad_parameter(format!("unknown role {other:?} in --roles; use auth, proxy, node and kube")));
                     }
                 }
             }
@@ -793,7 +795,13 @@ impl Config {
                 "the auth and proxy services run together in this product: use --roles=auth,proxy[,node], or --roles=node to join an existing cluster",
             ));
         }
-        if !auth && !ssh {
+        let kube_enabled = kube_role || file.kubernetes_service.as_ref().is_some_and(|k| k.enabled.is_some_and(|f| f.0));
+        if kube_role && !file.kubernetes_service.as_ref().is_some_and(|k| k.enabled.is_none_or(|f| f.0)) {
+            return Err(Error::bad_parameter(
+                "--roles=kube needs a kubernetes_service section (kubeconfig_file, kube_cluster_name) in the config",
+            ));
+        }
+        if !auth && !ssh && !kube_enabled {
             return Err(Error::bad_parameter(
                 "no service enabled: enable auth_service and proxy_service, or ssh_service with a join token",
             ));
@@ -879,10 +887,11 @@ impl Config {
         };
         let authentication = file.auth_service.authentication.as_ref().map(|a| a.spec()).transpose()?;
         let kube = match &file.kubernetes_service {
-            Some(k) if k.enabled.is_some_and(|f| f.0) => {
-                if !auth {
+            Some(k) if k.enabled.is_some_and(|f| f.0) || (kube_role && k.enabled.is_none()) => {
+                if !auth && !use_tunnel {
                     return Err(Error::bad_parameter(
-                        "kubernetes_service runs in a cluster process (auth and proxy) for now; run it there, or set enabled: no",
+                        "kubernetes_service in a process of its own is reached through its reverse tunnel: start it with --tunnel \
+                         (or teleport.proxy_server), or run it in the cluster process",
                     ));
                 }
                 let kubeconfig_file = k.kubeconfig_file.clone().ok_or_else(|| {
@@ -997,6 +1006,29 @@ mod tests {
         assert_eq!(c.public_addr, "root.example.com:3080");
         assert_eq!(c.tunnel_public_addr, "root.example.com:3080");
         assert_eq!(c.keep_alive_interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn kubernetes_service_where_it_may_run() {
+        let section = "kubernetes_service:\n  enabled: yes\n  kubeconfig_file: /etc/kube.yaml\n  kube_cluster_name: east\n";
+        let c = build(&format!("teleport:\n  nodename: a\n{section}"), Overrides::default()).unwrap();
+        let k = c.kube.expect("in the cluster process");
+        assert_eq!(k.kube_cluster_name.as_deref(), Some("east"));
+        let agent = |tunnel: bool, roles: &str| Overrides {
+            roles: Some(roles.split(',').map(String::from).collect()),
+            token: Some("t".into()),
+            auth_server: Some("leaf.example.com:3080".into()),
+            tunnel,
+            ..Default::default()
+        };
+        let c = build(&format!("teleport:\n  nodename: a\n{section}"), agent(true, "kube")).unwrap();
+        assert!(!c.auth && !c.ssh && c.kube.is_some() && c.use_tunnel, "--roles=kube --tunnel: Kubernetes only");
+        let e = build(&format!("teleport:\n  nodename: a\n{section}"), agent(false, "kube")).unwrap_err().message;
+        assert!(e.contains("start it with --tunnel"), "{e}");
+        let e = build("teleport:\n  nodename: a\n", agent(true, "kube")).unwrap_err().message;
+        assert!(e.contains("--roles=kube needs a kubernetes_service section"), "{e}");
+        let e = build("kubernetes_service:\n  enabled: yes\n", Overrides::default()).unwrap_err().message;
+        assert!(e.contains("kubeconfig_file is required"), "{e}");
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub mod path {
     pub const NODE_HEARTBEAT: &str = "/v1/nodes/heartbeat";
     /// What a node needs to authorize logins (host identity): `?after=<generation>` long-polls.
     pub const NODE_AUTHZ: &str = "/v1/nodes/authz";
+    /// `POST`: a Kubernetes service in a process of its own registers a cluster it serves.
+    pub const KUBE_HEARTBEAT: &str = "/v1/kube/heartbeat";
     /// Join with a token (unauthenticated).
     pub const JOIN: &str = "/v1/join";
     /// `tctl auth sign`.
@@ -550,6 +552,10 @@ pub struct TrustedUserCa {
     /// Role map (for a root's CA on a leaf).
     #[serde(default)]
     pub role_map: Vec<crate::resource::RoleMapping>,
+    /// Its active X.509 certificates (PEM): a Kubernetes service in a process of its own
+    /// verifies users' client certificates with them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls_certs: Vec<String>,
 }
 
 /// `GET /v1/nodes/authz`: everything a node needs to decide logins.

@@ -733,8 +733,21 @@ impl NodeProc {
         Self::join_config(cluster, addr, name, tunnel, labels, ip, config)
     }
 
+    /// A Kubernetes service in a process of its own (`teleport start --roles=kube --tunnel`,
+    /// joined with a node token), with `section` (a `kubernetes_service:` block) as its config.
+    pub fn join_kube(cluster: &Cluster, name: &str, section: &str) -> NodeProc {
+        let ip = free_ip(&[3022]);
+        let config = format!("ssh_service:\n  heartbeat_interval: 1s\nauth_service:\n  keep_alive_interval: 1s\n{section}");
+        Self::join_as(cluster, &cluster.web, name, "kube", true, "", &ip, config)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn join_config(cluster: &Cluster, addr: &str, name: &str, tunnel: bool, labels: &str, ip: &str, config: String) -> NodeProc {
+        Self::join_as(cluster, addr, name, "node", tunnel, labels, ip, config)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn join_as(cluster: &Cluster, addr: &str, name: &str, roles: &str, tunnel: bool, labels: &str, ip: &str, config: String) -> NodeProc {
         let token = cluster.tctl(&["tokens", "add", "--type=node", "--ttl=5m", "--format=text"]).ok("node token").trim().to_string();
         let ip = ip.to_string();
         let dir = TempDir::new(&format!("node-{name}"));
@@ -742,7 +755,7 @@ impl NodeProc {
         std::fs::write(&cfg, config).expect("node config");
         let log = std::fs::File::create(dir.path().join("node.log")).expect("log");
         let mut cmd = command_in(cluster.opts.netns.as_deref(), &bin("teleport"));
-        cmd.args(["start", "--roles=node", "--insecure", "--debug"])
+        cmd.args(["start", &format!("--roles={roles}"), "--insecure", "--debug"])
             .arg(format!("--config={}", cfg.display()))
             .arg(format!("--token={token}"))
             .arg(format!("--auth-server={addr}"))

@@ -244,6 +244,19 @@ pub async fn node_heartbeat(
     Ok(axum::Json(json!({})))
 }
 
+/// `POST /v1/kube/heartbeat`: a Kubernetes service in a process of its own (joined as a node,
+/// reached through its tunnel) registers a cluster it serves, as itself.
+pub async fn kube_heartbeat(
+    State(s): State<Arc<ApiState>>,
+    Authed(ctx): Authed,
+    JsonBody(mut k): JsonBody<shared::resource::KubeCluster>,
+) -> ApiResult<J<Value>> {
+    let host = ctx.require_host(SystemRole::Node)?;
+    k.spec.tunnel = true;
+    s.auth.upsert_kube_cluster(k, &host.host_id).await?;
+    Ok(axum::Json(json!({})))
+}
+
 /// `POST /v1/hosts/renew` (nodes, during a host CA rotation).
 pub async fn renew_host(
     State(s): State<Arc<ApiState>>,

@@ -264,6 +264,7 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route(path::CLUSTERS, get(handlers::clusters))
         .route(path::NODES, get(handlers::nodes))
         .route(path::NODE_HEARTBEAT, post(handlers::node_heartbeat))
+        .route(path::KUBE_HEARTBEAT, post(handlers::kube_heartbeat))
         .route(path::HOST_RENEW, post(handlers::renew_host))
         .route(path::NODE_AUTHZ, get(handlers::node_authz))
         .route(path::SIGN_USER, post(handlers::sign_user))

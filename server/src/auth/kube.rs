@@ -14,9 +14,21 @@ use crate::services::keys;
 pub const MAX_KUBE_TTL: Duration = Duration::from_secs(3600);
 
 impl AuthServer {
-    /// Stores a heartbeat of a Kubernetes cluster this cluster's `kubernetes_service` serves.
-    pub async fn upsert_kube_cluster(&self, mut k: KubeCluster) -> Result<()> {
+    /// Stores a heartbeat of a Kubernetes cluster this cluster's `kubernetes_service` in process
+    /// `host_id` serves. A name another live service holds is refused (no service takes over
+    /// another's clusters); an expired record is anyone's.
+    pub async fn upsert_kube_cluster(&self, mut k: KubeCluster, host_id: &str) -> Result<()> {
         k.check()?;
+        k.spec.host_id = host_id.to_string();
+        if let Some(old) = self.services.get::<KubeCluster>(&keys::kube_cluster(&k.metadata.name)).await?
+            && old.value.spec.host_id != host_id
+            && old.value.metadata.expires.is_some_and(|e| e > self.clock.now())
+        {
+            return Err(Error::already_exists(format!(
+                "kubernetes cluster {:?} is already served by {} ({}); give this one another name (kubernetes_service.kube_cluster_name)",
+                k.metadata.name, old.value.spec.hostname, old.value.spec.host_id
+            )));
+        }
         let now = self.clock.now();
         let max = now + MAX_KUBE_TTL;
         k.metadata.expires = Some(match k.metadata.expires {

@@ -76,6 +76,7 @@ impl TrustedCas {
                 cluster_name: ca.cluster.clone(),
                 ssh_public_keys: ca.ssh_keys.iter().map(certs::authorized_key).collect(),
                 role_map: ca.role_map.clone(),
+                tls_certs: ca.tls_certs.iter().map(|der| certs::pem_encode("CERTIFICATE", der)).collect(),
             })
             .collect()
     }

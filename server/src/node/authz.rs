@@ -252,8 +252,14 @@ pub(crate) mod tests {
                     cluster_name: "leaf".into(),
                     ssh_public_keys: vec![authorized_key(leaf_ca.public_key())],
                     role_map: vec![],
+                    tls_certs: vec![],
                 },
-                TrustedUserCa { cluster_name: "root".into(), ssh_public_keys: vec![authorized_key(root_ca.public_key())], role_map },
+                TrustedUserCa {
+                    cluster_name: "root".into(),
+                    ssh_public_keys: vec![authorized_key(root_ca.public_key())],
+                    role_map,
+                    tls_certs: vec![],
+                },
             ],
             roles: vec![
                 role("visitor", &["visitor"], wildcard()),

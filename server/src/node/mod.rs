@@ -59,6 +59,8 @@ pub trait NodeAccessPoint: Send + Sync + 'static {
     fn renew_host(&self, req: RenewHostRequest) -> BoxFuture<'_, Result<CertsResponse>>;
     /// Records (or refreshes) a live session others may join.
     fn track(&self, t: SessionTracker) -> BoxFuture<'_, Result<()>>;
+    /// Registers or renews a Kubernetes cluster this process serves.
+    fn kube_heartbeat(&self, k: shared::resource::KubeCluster) -> BoxFuture<'_, Result<()>>;
     /// A live session ended.
     fn untrack(&self, sid: String) -> BoxFuture<'_, Result<()>>;
     /// Talks to the auth service with `creds` (and trusts their host CAs) from now on.
@@ -95,6 +97,9 @@ impl NodeAccessPoint for LocalAccess {
     }
     fn save_chunk(&self, sid: String, seq: i64, data: Vec<u8>) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { self.auth.save_recording_chunk(&sid, seq, data, &self.host_id).await })
+    }
+    fn kube_heartbeat(&self, k: shared::resource::KubeCluster) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.auth.upsert_kube_cluster(k, &self.host_id).await })
     }
     fn track(&self, t: SessionTracker) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { self.auth.upsert_session_tracker(t, &self.host_id).await })
@@ -165,6 +170,9 @@ impl NodeAccessPoint for RemoteAccess {
     }
     fn save_recording(&self, r: SessionRecording) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { self.clients().client.post::<_, serde_json::Value>(path::RECORDINGS, &r).await.map(|_| ()) })
+    }
+    fn kube_heartbeat(&self, k: shared::resource::KubeCluster) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.clients().client.post::<_, serde_json::Value>(path::KUBE_HEARTBEAT, &k).await.map(|_| ()) })
     }
     fn save_chunk(&self, sid: String, seq: i64, data: Vec<u8>) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
@@ -438,16 +446,65 @@ impl NodeService {
     }
 }
 
-/// Serves the node's SSH over channels its proxy opens through the tunnel.
-pub struct NodeTunnelService(pub Arc<NodeService>);
+/// A Kubernetes client its cluster's proxy brings through the tunnel, with the user's
+/// certificate (and the trusted root that brought it, for a root's user).
+async fn serve_kube(
+    node: &NodeService,
+    engine: Arc<crate::access::kube::engine::KubeEngine>,
+    origin: Option<crate::tunnel::Origin>,
+    mut stream: russh::ChannelStream<russh::client::Msg>,
+) {
+    use crate::tunnel::{write_err, write_ok};
+    use base64::Engine as _;
+    let cert = origin.as_ref().and_then(|o| o.cert.as_deref()).and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok());
+    let (Some(o), Some(cert)) = (origin, cert) else {
+        let _ = write_err(&mut stream, &Error::access_denied("a Kubernetes request must carry the user's certificate")).await;
+        return;
+    };
+    let permit = match node.limiter.admit(Source::Caller(o.caller())) {
+        Ok(p) => p,
+        Err(r) => {
+            let e = Error::limit_exceeded(format!("the Kubernetes service is at its connection limit ({}); try again shortly", r.label()));
+            let _ = write_err(&mut stream, &e).await;
+            return;
+        }
+    };
+    if write_ok(&mut stream).await.is_err() {
+        return;
+    }
+    let local = engine.access.cluster_name();
+    let via_root = (o.cluster != local && !o.cluster.is_empty()).then(|| o.cluster.clone());
+    engine.serve(Box::new(stream), crate::access::kube::engine::Forwarded { cert, addr: o.addr, via_root }).await;
+    drop(permit);
+}
+
+/// Serves the node's SSH over channels its proxy opens through the tunnel, and the process's
+/// Kubernetes service when it runs one.
+pub struct NodeTunnelService {
+    /// The node half.
+    pub node: Arc<NodeService>,
+    /// The Kubernetes service, if this process runs one.
+    pub kube: Option<Arc<crate::access::kube::engine::KubeEngine>>,
+    /// Whether it serves SSH (`--roles=kube` alone does not).
+    pub ssh: bool,
+}
 
 impl crate::tunnel::agent::TunnelService for NodeTunnelService {
     fn serve(&self, req: crate::tunnel::TunnelRequest, mut stream: russh::ChannelStream<russh::client::Msg>) -> BoxFuture<'static, ()> {
         use crate::tunnel::{Target, write_err, write_ok};
-        let node = self.0.clone();
+        let node = self.node.clone();
+        let kube = self.kube.clone();
+        let ssh = self.ssh;
         Box::pin(async move {
-            if req.target != Target::Ssh {
-                let _ = write_err(&mut stream, &Error::bad_parameter("a node only serves SSH")).await;
+            if req.target == Target::Kube
+                && let Some(engine) = kube
+            {
+                serve_kube(&node, engine, req.origin, stream).await;
+                return;
+            }
+            if req.target != Target::Ssh || !ssh {
+                let what = if ssh { "a node only serves SSH" } else { "this process serves Kubernetes only" };
+                let _ = write_err(&mut stream, &Error::bad_parameter(what)).await;
                 return;
             }
             let source = match &req.origin {

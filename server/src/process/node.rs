@@ -45,7 +45,31 @@ pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow
     let node = NodeService::new(ncfg, creds.clone(), access, clock.clone(), limiter.clone());
     let mut tasks = TaskSet::new();
     tasks.spawn(Stage::Services, |s| node.clone().run_bundle_loop(s));
-    tasks.spawn(Stage::Services, |s| node.clone().run_heartbeat_loop(s));
+    if cfg.ssh {
+        tasks.spawn(Stage::Services, |s| node.clone().run_heartbeat_loop(s));
+    }
+    // A Kubernetes service in this process: it decides with the node's bundle and is reached
+    // through the node's tunnel.
+    let kube = match &cfg.kube {
+        Some(k) => {
+            let upstreams = crate::access::kube::upstream::load(&k.kubeconfig_file, k.kube_cluster_name.as_deref())?;
+            let engine = Arc::new(crate::access::kube::engine::KubeEngine {
+                access: Arc::new(crate::access::kube::access::BundleKube { node: node.clone() }),
+                upstreams,
+                labels: k.labels.clone(),
+                host_id: host_id.clone(),
+                hostname: cfg.nodename.clone(),
+                live: node.live.clone(),
+                recording_max_bytes: cfg.recording_max_bytes,
+                heartbeat: cfg.node_heartbeat,
+                tunnel: true,
+            });
+            tracing::info!(clusters = ?engine.upstreams.keys().collect::<Vec<_>>(), "Kubernetes service started (through this node's tunnel)");
+            tasks.spawn(Stage::Services, |s| engine.clone().run_heartbeat(s));
+            Some(engine)
+        }
+        None => None,
+    };
     if cfg.use_tunnel {
         let live = creds.clone();
         let agent = AgentConfig {
@@ -61,7 +85,7 @@ pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow
             interval: cfg.node_heartbeat.min(cfg.keep_alive_interval),
             count_max: cfg.keep_alive_count_max,
             max_backoff: Duration::from_secs(10),
-            service: Arc::new(NodeTunnelService(node.clone())),
+            service: Arc::new(NodeTunnelService { node: node.clone(), kube: kube.clone(), ssh: cfg.ssh }),
             clock: clock.clone(),
             status: crate::tunnel::state::AgentStatus::detached(),
             on_cas: None,

@@ -86,14 +86,6 @@ impl TunnelService for LeafService {
 /// and decides with the mapped roles.
 async fn serve_kube(shared: &LeafShared, root: &str, origin: Option<Origin>, mut stream: russh::ChannelStream<russh::client::Msg>) {
     use base64::Engine as _;
-    let Some(engine) = shared.kube.clone() else {
-        let _ = write_err(
-            &mut stream,
-            &Error::not_found("connection rejected: configure kubernetes proxy for this cluster (no kubernetes_service runs here)"),
-        )
-        .await;
-        return;
-    };
     let cert = origin.as_ref().and_then(|o| o.cert.as_deref()).and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok());
     let (Some(o), Some(cert)) = (origin, cert) else {
         let _ = write_err(&mut stream, &Error::access_denied("a Kubernetes request through the tunnel must carry the user's certificate"))
@@ -113,7 +105,8 @@ async fn serve_kube(shared: &LeafShared, root: &str, origin: Option<Origin>, mut
         return;
     }
     let fwd = crate::access::kube::engine::Forwarded { cert, addr: o.addr, via_root: Some(root.to_string()) };
-    engine.serve(Box::new(stream), fwd).await;
+    let router = &shared.router;
+    crate::access::kube::front::serve_in_cluster(&router.auth, router.dialer.as_ref(), shared.kube.as_ref(), Box::new(stream), fwd).await;
     drop(permit);
 }
 

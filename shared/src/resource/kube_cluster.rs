@@ -36,6 +36,10 @@ pub struct KubeClusterSpec {
     /// Software version.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub version: String,
+    /// Served by a process of its own, reached through its reverse tunnel (not the cluster
+    /// process).
+    #[serde(default, skip_serializing_if = "crate::resource::is_false")]
+    pub tunnel: bool,
 }
 
 impl KubeCluster {

@@ -152,23 +152,18 @@ fn the_guides_three_commands_then_plain_kubectl_in_east_and_west() {
     assert_eq!(ev["kubernetes_cluster"], "east");
     assert!(!f.root.events().iter().any(|e| e["event"] == "kube.request"), "the root decides nothing for the leaf");
 
-    // exec: output, exit code, recorded in east, replayed.
+    // exec without a terminal: output and exit code through both hops, Teleport's `exec` event
+    // in east (sessions with a terminal are recorded: the test below).
     let exec = kubectl(&kc, &["exec", "web", "--", "sh", "-c", "echo kube-exec-$((6*7)); exit 3"], &[]);
     assert_eq!(exec.code, 3, "{exec:?}");
     assert!(exec.stdout.contains("kube-exec-42"), "{exec:?}");
-    let recs = wait_for("the exec's recording in east", T, || {
-        let out = f.alice.run(&["recordings", "ls", "--cluster=east", "-f", "json"]);
-        let v = out.json();
-        v.as_array().and_then(|a| a.iter().find(|r| r["command"].as_str().is_some_and(|c| c.contains("kube-exec"))).cloned())
+    let ev = wait_for("the exec event in east", T, || {
+        f.east.events().into_iter().find(|e| e["event"] == "exec" && e["command"].as_str().is_some_and(|c| c.contains("kube-exec")))
     });
-    let sid = recs["sid"].as_str().unwrap().to_string();
-    let play = f.alice.run(&["play", "--cluster=east", &sid]);
-    assert!(play.ok("tsh play").contains("kube-exec-42"), "{play:?}");
-    let start = wait_for("session.start of the exec", T, || {
-        f.east.events().into_iter().find(|e| e["event"] == "session.start" && e["sid"] == sid.as_str())
-    });
-    assert_eq!(start["kubernetes_pod_name"], "web");
-    assert!(f.east.events().iter().any(|e| e["event"] == "session.end" && e["sid"] == sid.as_str() && e["exitCode"] == "3"));
+    assert_eq!(ev["code"], "T3002I");
+    assert_eq!(ev["exitCode"], "3");
+    assert_eq!(ev["kubernetes_pod_name"], "web");
+    assert_eq!(ev["user"], "remote-alice-teleport-guide.example.com");
 
     // Stdin through both hops.
     let cat = e2e::run(
@@ -419,8 +414,8 @@ fn a_root_lock_ends_a_running_exec_on_the_leaf_and_refuses_the_next() {
     let ended = wait_for("the exec to end", T, || exec.try_wait().ok().flatten());
     assert!(!ended.success() || ended.code().is_some(), "{ended:?}");
     drop(stdin);
-    let ev = wait_for("the session's end on east", T, || {
-        f.east.events().into_iter().find(|e| e["event"] == "session.end" && e["kubernetes_pod_name"] == "web")
+    let ev = wait_for("the exec's end on east", T, || {
+        f.east.events().into_iter().find(|e| e["event"] == "exec" && e["kubernetes_pod_name"] == "web")
     });
     assert_eq!(ev["user"], "remote-alice-teleport-lock.example.com");
     let next = wait_for("the lock to refuse kubectl", T, || {
@@ -458,4 +453,64 @@ fn an_interactive_exec_through_both_hops_is_a_recorded_session() {
     assert_eq!(end["exitCode"], "5");
     assert_eq!(end["interactive"], true);
     drop(f.west);
+}
+
+#[test]
+fn a_kubernetes_service_of_its_own_joins_by_token_and_is_reached_through_its_tunnel() {
+    e2e::ensure_unix_user("visitor");
+    let mut ro = ClusterOpts::new("teleport-solo.example.com");
+    ro.node = false;
+    let root = Cluster::start(ro);
+    root.create("kube-masters.yaml", KUBE_MASTERS).ok("root role");
+    root.add_user("alice", "access,kube-masters", "visitor", PASSWORD);
+    let mut lo = ClusterOpts::new("solo");
+    lo.node = false;
+    lo.env = vec![("SSL_CERT_FILE".into(), root.web_ca().display().to_string())];
+    let leaf = Cluster::start(lo);
+    leaf.create("roles.yaml", &format!("{VISITOR}---\n{KUBE_ADMIN}")).ok("leaf roles");
+    let token = root.trusted_cluster_token("5m");
+    let role_map = "    - remote: \"access\"\n      local: [\"visitor\", \"kube-admin\"]\n";
+    leaf.create("tc.yaml", &tc_yaml(&root.opts.name, &token, &root, true, role_map)).ok("trust");
+    root.wait_remote_status("solo", "online", T);
+
+    // The API server is reachable only from the agent's machine; the agent has no port of its
+    // own and dials the leaf's proxy.
+    let api = KubeApi::start("solo-k8s");
+    let section = format!(
+        "kubernetes_service:\n  enabled: yes\n  kubeconfig_file: {}\n  kube_cluster_name: solo-k8s\n  labels:\n    site: basement\n",
+        api.kubeconfig().display()
+    );
+    let agent = e2e::NodeProc::join_kube(&leaf, "kube-agent", &section);
+    let listed = wait_for("the agent's Kubernetes cluster at the leaf", T, || {
+        let o = leaf.tctl(&["get", "kube_clusters", "--format=json"]);
+        (o.code == 0 && o.stdout.contains("solo-k8s")).then_some(o.json())
+    });
+    assert_eq!(listed[0]["spec"]["hostname"], "kube-agent", "{listed}");
+    assert_eq!(listed[0]["spec"]["tunnel"], true, "{listed}");
+    assert!(leaf.tctl(&["get", "nodes", "--format=text"]).stdout.lines().all(|l| !l.contains("kube-agent")), "--roles=kube serves no SSH");
+
+    let mut alice = Tsh::new("alice-kube-solo");
+    alice.login(&root, "alice", PASSWORD).ok("alice signs in");
+    with_kubeconfig(&mut alice);
+    let kc = alice.home.path().join("kubeconfig");
+    let ls = alice.run(&["kube", "ls", "--cluster=solo"]);
+    assert!(ls.ok("kube ls").contains("site=basement"), "{ls:?}");
+    alice.run(&["kube", "login", "--cluster=solo", "solo-k8s"]).ok("kube login");
+    let pods = kubectl(&kc, &["get", "pods"], &[]);
+    assert!(pods.ok("kubectl through root, leaf and the agent's tunnel").contains("web"), "{pods:?}");
+    let r = api.requests().into_iter().rev().find(|r| r["path"] == "/api/v1/namespaces/default/pods").expect("the API server was asked");
+    assert_eq!(r["impersonate_user"], serde_json::json!(["alice-k8s"]));
+    let exec = kubectl(&kc, &["exec", "web", "--", "sh", "-c", "exit 4"], &[]);
+    assert_eq!(exec.code, 4, "{exec:?}");
+    // The agent audits into the leaf's log, with the leaf's mapped roles.
+    let ev = wait_for("the agent's kube.request in the leaf's log", T, || {
+        leaf.events().into_iter().find(|e| e["event"] == "kube.request" && e["request_path"] == "/api/v1/namespaces/default/pods")
+    });
+    assert_eq!(ev["user"], "remote-alice-teleport-solo.example.com");
+    assert!(ev["roles"].as_array().unwrap().iter().any(|x| x == "kube-admin"), "{ev}");
+    assert!(leaf.events().iter().any(|e| e["event"] == "exec" && e["exitCode"] == "4"));
+    // Its refusals are the leaf's too.
+    let denied = kubectl(&kc, &["get", "pods", "--as=root"], &[]);
+    assert!(denied.stderr.contains("user header \"root\" is not allowed"), "{denied:?}");
+    drop(agent);
 }

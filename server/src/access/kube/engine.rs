@@ -17,23 +17,20 @@ use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::{CertificateDer, UnixTime};
 use serde_json::json;
 use shared::client::BoxStream;
 use shared::error::{Error, Result};
-use shared::identity::{Caller, UserIdentity};
+use shared::identity::UserIdentity;
 use shared::kube::{KubeRequest, Requested};
 use shared::rbac::AccessChecker;
 use shared::resource::{KubeCluster, LabelMap};
 use tokio::sync::Mutex;
 
+use super::access::KubeAccess;
 use super::exec::{FrameReader, exit_code, resize};
 use super::upstream::Upstream;
 use crate::audit::codes;
-use crate::auth::AuthServer;
-use crate::authz::Authorizer;
 use crate::live::{Live, LiveEntry};
-use crate::node::NodeAccessPoint;
 use crate::shutdown::Shutdown;
 
 /// Bodies of answers: the API server's, or ours.
@@ -51,8 +48,8 @@ pub struct Forwarded {
 
 /// The Kubernetes service of this process.
 pub struct KubeEngine {
-    /// The auth service.
-    pub auth: Arc<AuthServer>,
+    /// The cluster: who callers are, where events and recordings go.
+    pub access: Arc<dyn KubeAccess>,
     /// The clusters it serves, by name.
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
     /// Static labels of every cluster it serves.
@@ -63,19 +60,19 @@ pub struct KubeEngine {
     pub hostname: String,
     /// Where live streams register, for locks to end them.
     pub live: Arc<Live>,
-    /// Where recordings go.
-    pub recorder: Arc<dyn NodeAccessPoint>,
     /// The most output one recording keeps.
     pub recording_max_bytes: u64,
     /// How often the clusters are heartbeated.
     pub heartbeat: Duration,
+    /// In a process of its own, reached through its tunnel.
+    pub tunnel: bool,
 }
 
 /// What one connection may do, decided once when it starts.
 struct Conn {
     engine: Arc<KubeEngine>,
     upstream: Arc<Upstream>,
-    kube: KubeCluster,
+    kube_name: String,
     identity: UserIdentity,
     /// The cluster that issued the certificate.
     origin: String,
@@ -138,15 +135,16 @@ impl KubeEngine {
     /// Heartbeats every served cluster until shutdown, then removes them.
     pub async fn run_heartbeat(self: Arc<Self>, mut shutdown: Shutdown) {
         loop {
-            let expires = self.auth.clock.now() + self.heartbeat * 3;
+            let expires = self.access.now() + self.heartbeat * 3;
             for name in self.upstreams.keys() {
                 let spec = shared::resource::kube_cluster::KubeClusterSpec {
                     host_id: self.host_id.clone(),
                     hostname: self.hostname.clone(),
                     version: shared::version::VERSION.into(),
+                    tunnel: self.tunnel,
                 };
                 let k = KubeCluster::new(name, self.labels.clone(), spec, expires);
-                if let Err(e) = self.auth.upsert_kube_cluster(k).await {
+                if let Err(e) = self.access.heartbeat(k).await {
                     tracing::warn!(kube_cluster = %name, error = %e, "cannot register the Kubernetes cluster; retrying");
                 }
             }
@@ -156,8 +154,16 @@ impl KubeEngine {
             }
         }
         for name in self.upstreams.keys() {
-            let _ = self.auth.delete_kube_cluster(name).await;
+            self.access.leave(name).await;
         }
+    }
+
+    /// Records an audit event in this cluster's log.
+    async fn emit(&self, code: (&str, &str), mut event: serde_json::Map<String, serde_json::Value>) {
+        event.insert("event".into(), json!(code.0));
+        event.insert("code".into(), json!(code.1));
+        event.insert("time".into(), json!(shared::timefmt::rfc3339(self.access.now())));
+        self.access.emit(event).await;
     }
 
     /// Serves one client connection (HTTP/1.1 over `stream`).
@@ -188,21 +194,6 @@ impl KubeEngine {
     /// Verifies the certificate and decides what the connection may do.
     async fn admit(self: Arc<Self>, fwd: &Forwarded) -> std::result::Result<Conn, (u16, Error)> {
         let denied = |e: Error| (403u16, e);
-        let cas = self.auth.trusted_cas().await.map_err(|e| (500, e))?;
-        // The chain, against the user CAs this cluster trusts now (its own, enabled roots').
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in &cas.users {
-            for der in &ca.tls_certs {
-                let _ = roots.add(CertificateDer::from(der.clone()));
-            }
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-            .build()
-            .map_err(|e| (500, Error::internal(format!("client verifier: {e}"))))?;
-        let end = CertificateDer::from(fwd.cert.clone());
-        rustls::server::danger::ClientCertVerifier::verify_client_cert(verifier.as_ref(), &end, &[], UnixTime::now())
-            .map_err(|e| (401, Error::access_denied(format!("the client certificate is not valid here: {e}; run 'tsh login' again"))))?;
         let peer = shared::certs::parse_peer_cert(&fwd.cert).map_err(denied)?;
         if peer.issuer_ca_type != "user" {
             return Err(denied(Error::access_denied("[00] access denied: only users reach Kubernetes clusters")));
@@ -216,13 +207,13 @@ impl KubeEngine {
                 peer.issuer_cluster
             ))));
         }
-        let ctx = Authorizer::new(self.auth.clone()).context(&peer).await.map_err(denied)?;
-        let local = self.auth.cluster_name().to_string();
-        let (identity, origin) = match ctx.caller {
-            Caller::LocalUser(u) => (u, local.clone()),
-            Caller::RemoteUser { identity, cluster } => (identity, cluster),
-            Caller::Host(_) => return Err(denied(Error::access_denied("[00] access denied"))),
-        };
+        // The chain (to a user CA trusted here now), validity, locks, the roles here.
+        let admitted = self.access.admit(&fwd.cert, &peer).await.map_err(|e| {
+            let code = if e.message.contains("not valid here") { 401 } else { 403 };
+            (code, e)
+        })?;
+        let local = self.access.cluster_name();
+        let (identity, origin, checker) = (admitted.identity, admitted.origin, admitted.checker);
         if fwd.via_root.is_none() && origin != local {
             // A root's user who came straight to this cluster's own proxy.
             if identity.route_to_cluster.as_deref() != Some(local.as_str()) {
@@ -239,34 +230,27 @@ impl KubeEngine {
                 "this certificate names no Kubernetes cluster; run 'tsh kube login <kube cluster>' and use the kubeconfig it writes",
             )));
         };
+        // Unknown and forbidden read the same.
         let not_found = || (404u16, Error::not_found(format!("kubernetes cluster {name:?} not found")));
-        let kube = self.auth.kube_cluster_for(&ctx.checker, &name).await.map_err(|_| not_found())?;
-        let Some(upstream) = self.upstreams.get(&name).cloned() else {
-            return Err((
-                503,
-                Error::connection_problem(format!(
-                    "kubernetes cluster {name:?} is served by another process of cluster {local:?} ({}); connect through that process's proxy",
-                    kube.spec.hostname
-                )),
-            ));
-        };
-        let users = ctx.checker.kubernetes_users(Some(&kube.metadata.labels));
-        let groups = ctx.checker.kubernetes_groups(Some(&kube.metadata.labels));
+        let upstream = self.upstreams.get(&name).cloned().ok_or_else(not_found)?;
+        checker.check_kube_cluster(&self.labels).map_err(|_| not_found())?;
+        let users = checker.kubernetes_users(Some(&self.labels));
+        let groups = checker.kubernetes_groups(Some(&self.labels));
         if users.is_empty() && groups.is_empty() {
             return Err(denied(Error::access_denied(format!(
                 "your roles in cluster {local:?} ({}) allow no kubernetes_users or kubernetes_groups on kubernetes cluster {name:?}; \
                  ask an administrator to set them (for a trusted cluster, on the roles the role_map maps yours to)",
-                ctx.checker.role_names().join(", ")
+                checker.role_names().join(", ")
             ))));
         }
         let user = if origin == local { identity.username.clone() } else { format!("remote-{}-{origin}", identity.username) };
         Ok(Conn {
             engine: self.clone(),
             upstream,
-            kube,
+            kube_name: name,
             origin,
             user,
-            checker: ctx.checker,
+            checker,
             users,
             groups,
             not_after: peer.not_after,
@@ -289,8 +273,8 @@ impl Conn {
         m.insert("origin_cluster".into(), json!(self.origin));
         m.insert("remote_roles".into(), json!(self.identity.roles));
         m.insert("roles".into(), json!(self.roles()));
-        m.insert("kubernetes_cluster".into(), json!(self.kube.metadata.name));
-        m.insert("kubernetes_labels".into(), json!(self.kube.metadata.labels));
+        m.insert("kubernetes_cluster".into(), json!(self.kube_name));
+        m.insert("kubernetes_labels".into(), json!(self.engine.labels));
         m.insert("addr.remote".into(), json!(self.addr));
         m.insert("server_id".into(), json!(self.engine.host_id));
         m
@@ -315,17 +299,17 @@ impl Conn {
             async move {
                 event.insert("response_code".into(), json!(code));
                 event.insert("error".into(), json!(message));
-                me.engine.auth.audit.emit(codes::KUBE_REQUEST, serde_json::Value::Object(event)).await;
+                me.engine.emit(codes::KUBE_REQUEST, event).await;
                 if discovery { text_response(code, &message) } else { status_response(code, &message) }
             }
         };
-        if self.engine.auth.clock.now().unix_timestamp() >= self.not_after {
+        if self.engine.access.now().unix_timestamp() >= self.not_after {
             return refused(401, "your certificate has expired; run 'tsh login' again".into(), event).await;
         }
         if kreq.is_none() && !shared::kube::is_discovery(&path) {
             // A path that names no object we can read and is no discovery document: only roles
             // that allow every object reach it.
-            let (allow, deny) = self.checker.kube_resources(&self.kube.metadata.labels);
+            let (allow, deny) = self.checker.kube_resources(&self.engine.labels);
             let all = shared::kube::KubeResource::everything();
             if !deny.is_empty() || !allow.contains(&all) {
                 let msg = format!("access denied: {path:?} is not a Kubernetes object path your roles' kubernetes_resources cover");
@@ -333,14 +317,14 @@ impl Conn {
             }
         }
         if let Some(k) = &kreq {
-            let (allow, deny) = self.checker.kube_resources(&self.kube.metadata.labels);
+            let (allow, deny) = self.checker.kube_resources(&self.engine.labels);
             if !shared::kube::resources_allow(&allow, &deny, k) {
                 let msg = format!(
                     "access denied: the kubernetes_resources of your roles in cluster {:?} ({}) do not allow {} in kubernetes cluster {:?}",
-                    self.engine.auth.cluster_name(),
+                    self.engine.access.cluster_name(),
                     self.roles().join(", "),
                     k.describe(),
-                    self.kube.metadata.name
+                    self.kube_name
                 );
                 return refused(403, msg, event).await;
             }
@@ -393,7 +377,7 @@ impl Conn {
             let (p, _) = resp.into_parts();
             return Response::from_parts(p, Full::new(Bytes::new()).map_err(|never| match never {}).boxed());
         }
-        self.engine.auth.audit.emit(codes::KUBE_REQUEST, serde_json::Value::Object(event)).await;
+        self.engine.emit(codes::KUBE_REQUEST, event).await;
         let (mut p, body) = resp.into_parts();
         for h in ["connection", "keep-alive", "transfer-encoding"] {
             p.headers.remove(h);
@@ -468,24 +452,35 @@ impl Conn {
             })
         };
         if kreq.verb == "portforward" {
-            self.engine.auth.audit.emit(codes::KUBE_PORT, serde_json::Value::Object(event)).await;
+            self.engine.emit(codes::KUBE_PORT, event).await;
             tokio::select! {
                 _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
                 _ = cut.notified() => {}
             }
             return;
         }
-        // Every exec and attach is a session: recorded, with session.start and session.end (a
-        // command without a terminal also gets Teleport's `exec` event).
+        // A command with a terminal is a session: recorded, with session.start and session.end.
+        // Without one it is Teleport's `exec` event, as in Teleport: a bulk `kubectl exec` (a
+        // backup streamed out, say) is not stored a second time.
         let interactive = flag("tty");
         let websocket = ws.contains("channel.k8s.io");
+        if !interactive {
+            event.insert("command".into(), json!(command.join(" ")));
+            let code = tokio::select! {
+                c = relay_exec(&mut client, &mut server, None) => c,
+                _ = cut.notified() => None,
+            };
+            event.insert("exitCode".into(), json!(code.map(|c| c.to_string()).unwrap_or_default()));
+            self.engine.emit(codes::KUBE_EXEC, event).await;
+            return;
+        }
         let sid = uuid::Uuid::new_v4().to_string();
         let mut start = event.clone();
         start.insert("sid".into(), json!(sid));
         start.insert("interactive".into(), json!(interactive));
         start.insert("command".into(), json!(command.join(" ")));
         start.insert("proto".into(), json!("kube"));
-        self.engine.auth.audit.emit(codes::SESSION_START, serde_json::Value::Object(start.clone())).await;
+        self.engine.emit(codes::SESSION_START, start.clone()).await;
         let meta = shared::api::SessionRecording {
             sid: sid.clone(),
             user: self.identity.username.clone(),
@@ -497,20 +492,17 @@ impl Conn {
             server_hostname: format!("{}/{}", kreq.namespace, kreq.name),
             interactive,
             command: Some(command.join(" ")).filter(|c| !c.is_empty()),
-            started: self.engine.auth.clock.now(),
+            started: self.engine.access.now(),
             ..Default::default()
         };
-        let (tap, finish) = crate::node::recorder::start(self.engine.recorder.clone(), meta, self.engine.recording_max_bytes);
+        let (tap, finish) = crate::node::recorder::start(self.engine.access.recorder(), meta, self.engine.recording_max_bytes);
         let code = tokio::select! {
             c = relay_exec(&mut client, &mut server, websocket.then_some(&tap)) => c,
             _ = cut.notified() => None,
         };
         finish.finish(code.unwrap_or(-1)).await;
         start.insert("exitCode".into(), json!(code.map(|c| c.to_string()).unwrap_or_default()));
-        if !interactive {
-            self.engine.auth.audit.emit(codes::KUBE_EXEC, serde_json::Value::Object(start.clone())).await;
-        }
-        self.engine.auth.audit.emit(codes::SESSION_END, serde_json::Value::Object(start)).await;
+        self.engine.emit(codes::SESSION_END, start).await;
     }
 }
 
@@ -525,8 +517,9 @@ where
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut sr, mut sw) = tokio::io::split(server);
     let mut code = None;
+    // Only what is kept is read: the exit status, and with a recording the output and resizes.
     let up = async {
-        let mut reader = FrameReader::new();
+        let mut reader = FrameReader::only(if tap.is_some() { &[4] } else { &[] });
         let mut buf = vec![0u8; 32 * 1024];
         loop {
             let n = match cr.read(&mut buf).await {
@@ -549,7 +542,7 @@ where
         let _ = sw.shutdown().await;
     };
     let down = async {
-        let mut reader = FrameReader::new();
+        let mut reader = FrameReader::only(if tap.is_some() { &[1, 2, 3] } else { &[3] });
         let mut buf = vec![0u8; 32 * 1024];
         loop {
             let n = match sr.read(&mut buf).await {

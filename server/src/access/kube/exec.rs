@@ -18,8 +18,12 @@ pub struct ChannelData {
 }
 
 /// Reads WebSocket frames out of one direction of a connection, fed in pieces of any size.
-#[derive(Debug, Default)]
+/// Messages of channels it does not want are skipped as they pass, never copied: reading a
+/// bulk `kubectl exec` for its exit status costs a few bytes of header per frame.
+#[derive(Debug)]
 pub struct FrameReader {
+    /// Which channels to keep (bit n: channel n, for n < 8; 255 is never kept).
+    want: u8,
     buf: Vec<u8>,
     /// Payload bytes of an oversized frame still to skip.
     skip: u64,
@@ -29,10 +33,26 @@ pub struct FrameReader {
     broken: bool,
 }
 
+impl Default for FrameReader {
+    fn default() -> Self {
+        FrameReader::new()
+    }
+}
+
 impl FrameReader {
-    /// A reader.
+    /// A reader keeping every channel.
     pub fn new() -> FrameReader {
-        FrameReader::default()
+        FrameReader::only(&[0, 1, 2, 3, 4, 5, 6, 7])
+    }
+
+    /// A reader keeping only these channels' messages.
+    pub fn only(channels: &[u8]) -> FrameReader {
+        let want = channels.iter().filter(|c| **c < 8).fold(0u8, |m, c| m | (1 << c));
+        FrameReader { want, buf: Vec::new(), skip: 0, partial: None, broken: false }
+    }
+
+    fn wanted(&self, channel: u8) -> bool {
+        channel < 8 && self.want & (1 << channel) != 0
     }
 
     /// Feeds bytes; returns the complete data messages they finish.
@@ -128,13 +148,22 @@ impl FrameReader {
         } else {
             None
         };
-        if len > MAX_MESSAGE as u64 {
+        // A data frame that starts a message of a channel not wanted: skip it as it passes (a
+        // continuation belongs to the message before it, kept or not by then).
+        let unwanted = matches!(opcode, 0x1 | 0x2) && len > 0 && {
+            if self.buf.len() <= at {
+                return Step::Need;
+            }
+            let first = self.buf[at] ^ mask.map_or(0, |m| m[0]);
+            !self.wanted(first)
+        };
+        if unwanted || len > MAX_MESSAGE as u64 {
             // Skip it: what is here now, and the rest as it arrives.
             let here = (self.buf.len() - at) as u64;
             let drop_now = here.min(len);
             self.skip = len - drop_now;
             self.buf.drain(..at + drop_now as usize);
-            if opcode == 0x0 || !fin {
+            if opcode == 0x0 || !fin || unwanted {
                 self.partial = None;
             }
             return Step::Skipped;
@@ -241,6 +270,25 @@ mod tests {
                 got.extend(r.feed(piece));
             }
             assert_eq!(got, want, "pieces of {step}");
+        }
+    }
+
+    #[test]
+    fn unwanted_channels_pass_unread() {
+        let mut bytes = frame(true, 2, &[&[1u8][..], &vec![b'o'; 100_000]].concat(), None);
+        bytes.extend(frame(false, 2, b"\x02part", None));
+        bytes.extend(frame(true, 0, b"-of-stderr", None));
+        bytes.extend(frame(true, 2, &[&[3u8][..], br#"{"status":"Success"}"#].concat(), Some([9, 8, 7, 6])));
+        for step in [1, 5, 4096, bytes.len()] {
+            let mut r = FrameReader::only(&[3]);
+            let mut got = Vec::new();
+            let mut peak = 0;
+            for piece in bytes.chunks(step) {
+                got.extend(r.feed(piece));
+                peak = peak.max(r.buf.capacity());
+            }
+            assert_eq!(got, vec![ChannelData { channel: 3, data: br#"{"status":"Success"}"#.to_vec() }], "pieces of {step}");
+            assert!(peak < 70_000 || step == bytes.len(), "stdout was buffered: {peak} bytes (pieces of {step})");
         }
     }
 

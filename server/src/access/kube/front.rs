@@ -41,21 +41,11 @@ impl KubeFront {
             return;
         };
         match self.route(&cert, &addr).await {
-            Ok(Route::Here) => match &self.engine {
-                Some(e) => e.clone().serve(stream, Forwarded { cert, addr, via_root: None }).await,
-                None => {
-                    let msg = format!(
-                        "kubernetes cluster not found: cluster {:?} runs no kubernetes_service; 'tsh kube ls' lists the clusters you can reach",
-                        self.auth.cluster_name()
-                    );
-                    refuse(stream, 404, msg).await;
-                }
-            },
-            Ok(Route::Leaf(target)) => {
-                let mut stream = stream;
-                let mut target = target;
-                let _ = tokio::io::copy_bidirectional(&mut stream, &mut target).await;
+            Ok(Route::Here) => {
+                let fwd = Forwarded { cert, addr, via_root: None };
+                serve_in_cluster(&self.auth, self.dialer.as_ref(), self.engine.as_ref(), stream, fwd).await
             }
+            Ok(Route::Leaf(target)) => crate::tunnel::splice(stream, target).await,
             Err(e) => {
                 tracing::info!(addr = %addr, error = %e, "refused a Kubernetes connection");
                 let code = match e.kind {
@@ -116,4 +106,60 @@ impl KubeFront {
 enum Route {
     Here,
     Leaf(BoxStream),
+}
+
+/// Hands a connection for one of this cluster's Kubernetes clusters (the one the certificate
+/// names) to whoever serves it: this process's engine, or a Kubernetes service in a process of
+/// its own through that process's tunnel (with the certificate, which it verifies itself).
+pub async fn serve_in_cluster(auth: &AuthServer, dialer: &dyn Dialer, engine: Option<&Arc<KubeEngine>>, stream: BoxStream, fwd: Forwarded) {
+    let name = shared::certs::parse_peer_cert(&fwd.cert)
+        .ok()
+        .and_then(|p| p.identity_json)
+        .and_then(|j| shared::identity::CertIdentity::from_json(&j).ok())
+        .and_then(|i| match i {
+            shared::identity::CertIdentity::User(u) => u.kubernetes_cluster,
+            shared::identity::CertIdentity::Host(_) => None,
+        });
+    if let Some(e) = engine
+        && name.as_ref().is_none_or(|n| e.upstreams.contains_key(n))
+    {
+        // Here (or no name: the engine says what is wrong with the certificate).
+        e.clone().serve(stream, fwd).await;
+        return;
+    }
+    let not_found = || {
+        format!(
+            "kubernetes cluster {:?} not found in cluster {:?}; 'tsh kube ls' lists the ones you can reach",
+            name.as_deref().unwrap_or_default(),
+            auth.cluster_name()
+        )
+    };
+    let record = match &name {
+        Some(n) => auth.services.get::<shared::resource::KubeCluster>(&crate::services::keys::kube_cluster(n)).await.ok().flatten(),
+        None => None,
+    };
+    let Some(k) = record.map(|r| r.value).filter(|k| k.spec.tunnel && k.metadata.expires.is_none_or(|e| e > auth.clock.now())) else {
+        refuse(stream, 404, not_found()).await;
+        return;
+    };
+    let origin = Origin {
+        user: String::new(),
+        cluster: fwd.via_root.clone().unwrap_or_else(|| auth.cluster_name().to_string()),
+        roles: vec![],
+        addr: fwd.addr.clone(),
+        issued_at: None,
+        cert: Some(base64::engine::general_purpose::STANDARD.encode(&fwd.cert)),
+    };
+    let req = TunnelRequest { target: Target::Kube, origin: Some(origin) };
+    match dialer.dial(&TunnelKey::Node(k.spec.host_id.clone()), &req).await {
+        Ok(target) => crate::tunnel::splice(stream, target).await,
+        Err(e) => {
+            let msg = if e.has(Code::TunnelOffline) {
+                format!("the Kubernetes service of {:?} ({}) is offline", k.metadata.name, k.spec.hostname)
+            } else {
+                e.message
+            };
+            refuse(stream, 503, msg).await;
+        }
+    }
 }

@@ -11,6 +11,7 @@
 //! exec.rs: the exec stream read as it passes, for the recording
 //! ```
 
+pub mod access;
 pub mod engine;
 pub mod exec;
 pub mod front;

@@ -1,0 +1,213 @@
+//! What the Kubernetes engine needs from its cluster, wherever it runs: who a certificate is
+//! and what their roles allow here, where audit events, recordings and heartbeats go.
+//!
+//! - [`LocalKube`]: in the cluster process, the auth service itself.
+//! - [`BundleKube`]: in a process of its own (joined with a token, over its own tunnel), the
+//!   authorization bundle its node half follows (the user CAs with their role maps, the roles,
+//!   the locks) and its API client, as an SSH node decides logins.
+
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, UnixTime};
+use shared::api::{AuditEvent, NodeAuthzBundle};
+use shared::certs::PeerCert;
+use shared::client::BoxFuture;
+use shared::error::{Error, Result};
+use shared::identity::{Caller, CertIdentity, UserIdentity};
+use shared::rbac::AccessChecker;
+use shared::resource::KubeCluster;
+use time::OffsetDateTime;
+
+use crate::auth::AuthServer;
+use crate::authz::Authorizer;
+use crate::node::{NodeAccessPoint, NodeService};
+
+/// A caller the cluster accepted.
+pub struct Admitted {
+    /// Their certificate's identity.
+    pub identity: UserIdentity,
+    /// The cluster that issued it.
+    pub origin: String,
+    /// Their roles here (mapped for a root's user), traits applied.
+    pub checker: AccessChecker,
+}
+
+/// The cluster, as the engine sees it.
+pub trait KubeAccess: Send + Sync + 'static {
+    /// This cluster's name.
+    fn cluster_name(&self) -> String;
+    /// Now.
+    fn now(&self) -> OffsetDateTime;
+    /// Verifies `der` (chain to a user CA trusted here, validity, locks) and maps the roles.
+    fn admit<'a>(&'a self, der: &'a [u8], peer: &'a PeerCert) -> BoxFuture<'a, Result<Admitted>>;
+    /// Records an audit event (with `event` and `code` set).
+    fn emit(&self, event: AuditEvent) -> BoxFuture<'_, ()>;
+    /// Registers or renews a Kubernetes cluster this service serves.
+    fn heartbeat(&self, k: KubeCluster) -> BoxFuture<'_, Result<()>>;
+    /// Where session recordings go.
+    fn recorder(&self) -> Arc<dyn NodeAccessPoint>;
+    /// The service stops serving `name` (its record would otherwise expire by itself).
+    fn leave<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// Verifies a client certificate's chain against these CA certificates (DER).
+fn verify_chain<'a>(roots: impl Iterator<Item = &'a [u8]>, der: &[u8]) -> Result<()> {
+    let mut store = rustls::RootCertStore::empty();
+    for r in roots {
+        let _ = store.add(CertificateDer::from(r.to_vec()));
+    }
+    if store.is_empty() {
+        return Err(Error::access_denied("certificates of this cluster's issuer are not trusted here"));
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider)
+        .build()
+        .map_err(|e| Error::internal(format!("client verifier: {e}")))?;
+    let end = CertificateDer::from(der.to_vec());
+    rustls::server::danger::ClientCertVerifier::verify_client_cert(verifier.as_ref(), &end, &[], UnixTime::now())
+        .map(|_| ())
+        .map_err(|e| Error::access_denied(format!("the client certificate is not valid here: {e}; run 'tsh login' again")))
+}
+
+/// In the cluster process.
+pub struct LocalKube {
+    /// The auth service.
+    pub auth: Arc<AuthServer>,
+    /// Recordings (the process's own node access).
+    pub recorder: Arc<dyn NodeAccessPoint>,
+    /// This process's UUID (the owner of its heartbeats).
+    pub host_id: String,
+}
+
+impl KubeAccess for LocalKube {
+    fn cluster_name(&self) -> String {
+        self.auth.cluster_name().to_string()
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.auth.clock.now()
+    }
+
+    fn admit<'a>(&'a self, der: &'a [u8], peer: &'a PeerCert) -> BoxFuture<'a, Result<Admitted>> {
+        Box::pin(async move {
+            let cas = self.auth.trusted_cas().await?;
+            verify_chain(cas.users.iter().flat_map(|c| c.tls_certs.iter().map(Vec::as_slice)), der)?;
+            let ctx = Authorizer::new(self.auth.clone()).context(peer).await?;
+            let local = self.auth.cluster_name().to_string();
+            let (identity, origin) = match ctx.caller {
+                Caller::LocalUser(u) => (u, local),
+                Caller::RemoteUser { identity, cluster } => (identity, cluster),
+                Caller::Host(_) => return Err(Error::access_denied("[00] access denied")),
+            };
+            Ok(Admitted { identity, origin, checker: ctx.checker })
+        })
+    }
+
+    fn emit(&self, event: AuditEvent) -> BoxFuture<'_, ()> {
+        Box::pin(self.auth.audit.record(event))
+    }
+
+    fn heartbeat(&self, k: KubeCluster) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.auth.upsert_kube_cluster(k, &self.host_id).await })
+    }
+
+    fn recorder(&self) -> Arc<dyn NodeAccessPoint> {
+        self.recorder.clone()
+    }
+
+    fn leave<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let _ = self.auth.delete_kube_cluster(name).await;
+        })
+    }
+}
+
+/// In a process of its own: the node half's bundle and API client.
+pub struct BundleKube {
+    /// The node half of the process (bundle, API client, clock).
+    pub node: Arc<NodeService>,
+}
+
+impl BundleKube {
+    async fn bundle(&self) -> Result<Arc<NodeAuthzBundle>> {
+        let mut rx = self.node.bundle.clone();
+        let wait = tokio::time::timeout(std::time::Duration::from_secs(10), rx.wait_for(Option::is_some)).await;
+        match wait {
+            Ok(Ok(b)) => b.clone().ok_or_else(|| Error::connection_problem("no authorization bundle yet")),
+            _ => Err(Error::connection_problem("this Kubernetes service has not received its authorization bundle yet; try again shortly")),
+        }
+    }
+}
+
+/// Admits `der` with a node's bundle: the issuer's user CA, the identity, the roles (mapped for a
+/// root's user), the locks; as [`crate::node::authz`] does for SSH certificates.
+pub fn admit_with_bundle(bundle: &NodeAuthzBundle, der: &[u8], peer: &PeerCert, server_id: &str, now: OffsetDateTime) -> Result<Admitted> {
+    let ca = bundle
+        .user_cas
+        .iter()
+        .find(|c| c.cluster_name == peer.issuer_cluster)
+        .ok_or_else(|| Error::access_denied(format!("certificates of cluster {:?} are not trusted here", peer.issuer_cluster)))?;
+    let roots: Vec<Vec<u8>> = ca.tls_certs.iter().filter_map(|p| shared::certs::first_pem_der(p, "CERTIFICATE").ok()).collect();
+    verify_chain(roots.iter().map(Vec::as_slice), der)?;
+    let t = now.unix_timestamp();
+    if t < peer.not_before || t >= peer.not_after {
+        return Err(Error::access_denied("your certificate has expired; run 'tsh login' again"));
+    }
+    let identity = match CertIdentity::from_json(peer.identity_json.as_deref().unwrap_or_default())? {
+        CertIdentity::User(u) => u,
+        CertIdentity::Host(_) => return Err(Error::access_denied("[00] access denied")),
+    };
+    let origin = ca.cluster_name.clone();
+    let traits = if origin == bundle.cluster_name { identity.traits.clone() } else { identity.remote_traits() };
+    let who = shared::api::ExplainIdentity {
+        user: identity.username.clone(),
+        cluster: origin.clone(),
+        roles: identity.roles.clone(),
+        traits,
+        logins: identity.logins.clone(),
+    };
+    let here = crate::node::decide::roles_for(bundle, ca, &who)
+        .map_err(|r| Error::access_denied(r.reason(&who, "kubernetes", &bundle.cluster_name)))?;
+    let issued = shared::identity::tls_cert_issued_at(peer.not_before);
+    let target = crate::node::decide::Target { login: "", server_id, node_name: "" };
+    if let Some(lock) = crate::node::decide::lock(bundle, &who, &here.names, &target, Some(issued), now) {
+        return Err(Error::access_denied(lock));
+    }
+    let checker = AccessChecker::new(&here.roles, &here.traits);
+    Ok(Admitted { identity, origin, checker })
+}
+
+impl KubeAccess for BundleKube {
+    fn cluster_name(&self) -> String {
+        self.node.bundle.borrow().as_ref().map(|b| b.cluster_name.clone()).unwrap_or_default()
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.node.clock.now()
+    }
+
+    fn admit<'a>(&'a self, der: &'a [u8], peer: &'a PeerCert) -> BoxFuture<'a, Result<Admitted>> {
+        Box::pin(async move {
+            let bundle = self.bundle().await?;
+            admit_with_bundle(&bundle, der, peer, &self.node.cfg.host_id, self.now())
+        })
+    }
+
+    fn emit(&self, event: AuditEvent) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.node.access.emit(event).await {
+                tracing::warn!(error = %e, "cannot send an audit event");
+            }
+        })
+    }
+
+    fn heartbeat(&self, k: KubeCluster) -> BoxFuture<'_, Result<()>> {
+        self.node.access.kube_heartbeat(k)
+    }
+
+    fn recorder(&self) -> Arc<dyn NodeAccessPoint> {
+        self.node.access.clone()
+    }
+}
