@@ -331,12 +331,16 @@ _tsh() {
             return 0
             ;;
         tsh__subcmd__access__subcmd__explain)
-            opts="-f -i -d -h --format --proxy --user --cluster --identity --insecure --debug --help"
+            opts="-f -i -d -h --kube --format --proxy --user --cluster --identity --insecure --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --kube)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -209,6 +209,7 @@ complete -c tsh -n "__fish_tsh_using_subcommand access; and not __fish_seen_subc
 complete -c tsh -n "__fish_tsh_using_subcommand access; and not __fish_seen_subcommand_from explain help" -s h -l help -d 'Print help'
 complete -c tsh -n "__fish_tsh_using_subcommand access; and not __fish_seen_subcommand_from explain help" -f -a "explain" -d 'Explain, check by check, whether login@node is allowed, as the node decides it'
 complete -c tsh -n "__fish_tsh_using_subcommand access; and not __fish_seen_subcommand_from explain help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand access; and __fish_seen_subcommand_from explain" -l kube -d 'A Kubernetes cluster instead of a login: may you reach it, as whom' -r
 complete -c tsh -n "__fish_tsh_using_subcommand access; and __fish_seen_subcommand_from explain" -s f -l format -d 'Output format: text, json or yaml' -r
 complete -c tsh -n "__fish_tsh_using_subcommand access; and __fish_seen_subcommand_from explain" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
 complete -c tsh -n "__fish_tsh_using_subcommand access; and __fish_seen_subcommand_from explain" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r

@@ -641,6 +641,9 @@ pub struct ExplainRequest {
     /// On a root: explain only whether the leaf `cluster` may be reached (its `cluster_labels`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// Explain access to this Kubernetes cluster instead of a login (`login` and `node` empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_cluster: Option<String>,
 }
 
 /// Whom an explanation is about, as their certificate says.

@@ -17,14 +17,17 @@ pub struct Report {
     pub explanations: Vec<Explanation>,
 }
 
-/// Explains `login@node` in `cluster`. `root` is the cluster signed in to; `user` names
-/// someone else (admins). `leaf_api` is called only when the root lets the identity reach it.
+/// Explains `login@node` in `cluster` (or, with `kube`, access to that Kubernetes cluster of
+/// `cluster`). `root` is the cluster signed in to; `user` names someone else (admins).
+/// `leaf_api` is called only when the root lets the identity reach it.
+#[allow(clippy::too_many_arguments)]
 pub async fn explain<F>(
     root: &ApiClient,
     root_name: &str,
     cluster: &str,
     login: &str,
     node: &str,
+    kube: Option<&str>,
     user: Option<&str>,
     leaf_api: F,
 ) -> Result<Report>
@@ -37,6 +40,7 @@ where
         user: user.map(str::to_string),
         as_identity,
         cluster: cluster.map(str::to_string),
+        kube_cluster: kube.map(str::to_string),
     };
     if cluster == root_name {
         let ex: Explanation = root.post(path::ACCESS_EXPLAIN, &ask(user, None, None)).await?;
@@ -56,7 +60,8 @@ where
 pub fn render(r: &Report, login: &str, node: &str, cluster: &str) -> String {
     let mut s = String::new();
     let who = r.explanations.first().map(|e| format!("{} (of {})", e.identity.user, e.identity.cluster)).unwrap_or_default();
-    s.push_str(&format!("{login}@{node} on cluster {cluster} for {who}: {}\n", if r.allowed { "ALLOWED" } else { "DENIED" }));
+    let what = if login.is_empty() { format!("kubernetes cluster {node}") } else { format!("{login}@{node}") };
+    s.push_str(&format!("{what} on cluster {cluster} for {who}: {}\n", if r.allowed { "ALLOWED" } else { "DENIED" }));
     for e in &r.explanations {
         s.push_str(&format!("\nChecked by {}:\n", e.cluster));
         for (i, step) in e.steps.iter().enumerate() {

@@ -23,11 +23,18 @@ pub struct KubeApi {
 impl KubeApi {
     /// Starts one named `name` (the name its kubeconfig context has).
     pub fn start(name: &str) -> KubeApi {
+        KubeApi::start_with(name, &[])
+    }
+
+    /// [`KubeApi::start`] with extra flags (`--no-websocket`: exec over SPDY only, as some
+    /// API servers).
+    pub fn start_with(name: &str, flags: &[&str]) -> KubeApi {
         let ip = free_ip(&[6443]);
         let addr = format!("{ip}:6443");
         let dir = TempDir::new(&format!("kube-{name}"));
         let mut child = Command::new(bin("kube-standin"))
             .args(["--listen", &addr, "--dir", &dir.path().display().to_string(), "--name", name])
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

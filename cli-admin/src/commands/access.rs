@@ -45,7 +45,7 @@ pub async fn exec(a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result<
     let root = connect(&ConnArgs { cluster: None, ..c.clone() })?;
     let ping: PingResponse = root.api.get(path::PING).await?;
     let cluster = c.cluster.clone().unwrap_or_else(|| ping.cluster_name.clone());
-    let report = shared::explain::explain(&root.api, &ping.cluster_name, &cluster, login, node, Some(&user), || {
+    let report = shared::explain::explain(&root.api, &ping.cluster_name, &cluster, login, node, None, Some(&user), || {
         connect(c).map(|conn| conn.api).map_err(|e| shared::Error::connection_problem(format!("{e:#}")))
     })
     .await?;

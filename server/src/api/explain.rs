@@ -108,6 +108,19 @@ pub async fn explain(
         let visible = rc.as_ref().filter(|rc| show_rules || checker.check_cluster(&rc.metadata.labels).is_ok());
         return Ok(axum::Json(explain_cluster(&here, &id, &checker, leaf, visible.map(|rc| &rc.metadata.labels))));
     }
+    if let Some(kube) = req.kube_cluster.as_deref() {
+        let roles_here = match (&checker, &v.ctx) {
+            (Some(c), _) => Ok(c),
+            (None, Err(e)) => Err(e.message.clone()),
+            (None, Ok(_)) => Err("explaining a root's user's Kubernetes access needs their own certificate".to_string()),
+        };
+        let record = s.auth.services.get::<shared::resource::KubeCluster>(&crate::services::keys::kube_cluster(kube)).await?;
+        let labels = record
+            .map(|r| r.value.metadata.labels)
+            .filter(|l| show_rules || roles_here.as_ref().is_ok_and(|c| c.check_kube_cluster(l).is_ok()));
+        let ex = crate::access::kube::explain::explain_kube(&here, &id, roles_here, kube, labels.as_ref(), show_rules);
+        return Ok(axum::Json(ex));
+    }
     if req.login.is_empty() || req.node.is_empty() {
         return Err(Error::bad_parameter("name the login and the node: login@node").into());
     }

@@ -15,7 +15,9 @@
 //!
 //! Every request is appended to `<dir>/requests.jsonl` (method, path, the authenticated user,
 //! every `Impersonate-*` header, the effective user and groups, the status), so tests can check
-//! who the API server was asked to act as. Not here: SPDY, port-forward, the OpenAPI schema.
+//! who the API server was asked to act as. Exec and attach speak SPDY/3.1 too (kubectl's
+//! fallback; `--no-websocket` refuses WebSocket as some API servers do). Not here:
+//! port-forward, the OpenAPI schema.
 //!
 //! `kube-standin --listen 127.0.0.9:6443 --dir DIR --name east` writes `DIR/kubeconfig` (for a
 //! `kubernetes_service`: CN `teleport`, group `impersonators`) and `DIR/admin.kubeconfig`
@@ -39,6 +41,8 @@ type Tls = rustls::StreamOwned<rustls::ServerConnection, TcpStream>;
 
 struct State {
     name: String,
+    /// Refuse WebSocket for exec (`--no-websocket`): clients fall back to SPDY.
+    no_websocket: bool,
     dir: PathBuf,
     pods: Mutex<BTreeMap<(String, String), Value>>,
     /// Bumped on every change (watchers wait on it).
@@ -108,6 +112,7 @@ fn main() {
         pods.insert((ns.to_string(), pod.to_string()), pod_json(ns, pod, &name));
     }
     let state = Arc::new(State {
+        no_websocket: args.iter().any(|a| a == "--no-websocket"),
         name,
         dir: dir.clone(),
         pods: Mutex::new(pods),
@@ -573,6 +578,77 @@ fn watch_pods(w: &mut Tls, state: &State, ns: &str, as_table: bool) {
 }
 
 /// exec / attach over WebSocket: runs the command here.
+/// A command running for an exec: its output as (channel, bytes) messages, its input.
+struct Running {
+    child: std::process::Child,
+    out: std::sync::mpsc::Receiver<(u8, Vec<u8>)>,
+    stdin: Option<std::process::ChildStdin>,
+}
+
+impl Running {
+    /// Runs the request's command in the pod's directory (on a terminal of its own with
+    /// `tty=true`, as a container runtime gives one: util-linux's script).
+    fn start(req: &Req, state: &State, ns: &str, pod: &str, sub: &str) -> std::io::Result<Running> {
+        let mut command = req.param("command");
+        if command.is_empty() || sub == "attach" {
+            command = vec!["sh".into()];
+        }
+        let stdin_on = req.param("stdin").iter().any(|v| v == "true");
+        if req.param("tty").iter().any(|v| v == "true") {
+            let line = command.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect::<Vec<_>>().join(" ");
+            command = vec!["script".into(), "-qfec".into(), line, "/dev/null".into()];
+        }
+        let workdir = state.dir.join("pods").join(ns).join(pod);
+        let _ = std::fs::create_dir_all(&workdir);
+        let mut child = std::process::Command::new(&command[0])
+            .args(&command[1..])
+            .current_dir(&workdir)
+            .env("POD_NAME", pod)
+            .env("KUBE_CLUSTER", &state.name)
+            .stdin(if stdin_on { std::process::Stdio::piped() } else { std::process::Stdio::null() })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        let (tx, rx) = std::sync::mpsc::channel::<(u8, Vec<u8>)>();
+        for (ch, pipe) in [
+            (1u8, child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
+            (2u8, child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
+        ] {
+            let Some(mut pipe) = pipe else { continue };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match pipe.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if tx.send((ch, buf[..n].to_vec())).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        let stdin = child.stdin.take();
+        Ok(Running { child, out: rx, stdin })
+    }
+
+    /// Kills what is left and returns the exit status as the remote command protocol says it.
+    fn finish(mut self) -> (i32, Value) {
+        let _ = self.child.kill();
+        let code = self.child.wait().ok().and_then(|s| s.code()).unwrap_or(1);
+        let s = if code == 0 {
+            json!({"metadata": {}, "status": "Success"})
+        } else {
+            json!({"metadata": {}, "status": "Failure", "message": format!("command terminated with non-zero exit code: exit status {code}"), "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}})
+        };
+        (code, s)
+    }
+}
+
+/// exec / attach: over WebSocket (`v5`/`v4.channel.k8s.io`), or SPDY/3.1 as older clients and
+/// kubectl's fallback speak it. The command runs here.
 fn exec(mut tls: Tls, req: &Req, state: &State, user: &str, groups: &[String], mut record: Value) {
     let segs: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
     let (ns, pod, sub) = match segs.as_slice() {
@@ -584,14 +660,25 @@ fn exec(mut tls: Tls, req: &Req, state: &State, user: &str, groups: &[String], m
             return;
         }
     };
-    let websocket = req.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let upgrade = req.header("upgrade").unwrap_or_default().to_ascii_lowercase();
+    let websocket = upgrade == "websocket";
+    let spdy = upgrade == "spdy/3.1";
     let protocols = req.header("sec-websocket-protocol").unwrap_or_default().to_string();
     let proto = ["v5.channel.k8s.io", "v4.channel.k8s.io"].into_iter().find(|p| protocols.split(',').any(|x| x.trim() == *p));
-    if !websocket || proto.is_none() || !["exec", "attach"].contains(&sub.as_str()) {
+    let refuse = |tls: &mut Tls, mut record: Value, why: &str| {
         record["status"] = json!(400);
         log(state, &record);
-        respond(&mut tls, 400, &status(400, "BadRequest", "this stand-in speaks exec and attach over WebSocket v5/v4 only (no SPDY)"));
-        return;
+        respond(tls, 400, &status(400, "BadRequest", why));
+    };
+    if !["exec", "attach"].contains(&sub.as_str()) {
+        return refuse(&mut tls, record, "this stand-in serves exec and attach only (no port-forward)");
+    }
+    if websocket && state.no_websocket {
+        // As some API servers (and proxies before them) do: kubectl then falls back to SPDY.
+        return refuse(&mut tls, record, "this API server does not speak WebSocket for exec (started with --no-websocket)");
+    }
+    if !(spdy || websocket && proto.is_some()) {
+        return refuse(&mut tls, record, "upgrade to WebSocket (v5/v4.channel.k8s.io) or SPDY/3.1");
     }
     if !allowed(groups, "create", &ns) {
         record["status"] = json!(403);
@@ -605,6 +692,13 @@ fn exec(mut tls: Tls, req: &Req, state: &State, user: &str, groups: &[String], m
         respond(&mut tls, 404, &status(404, "NotFound", &format!("pods \"{pod}\" not found")));
         return;
     }
+    record["status"] = json!(101);
+    record["upgrade"] = json!(upgrade);
+    if spdy {
+        log(state, &record);
+        spdy_exec(tls, req, state, &ns, &pod, &sub);
+        return;
+    }
     let key = req.header("sec-websocket-key").unwrap_or_default();
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let _ = write!(
@@ -613,34 +707,11 @@ fn exec(mut tls: Tls, req: &Req, state: &State, user: &str, groups: &[String], m
         proto.unwrap_or_default()
     );
     let _ = tls.flush();
-    record["status"] = json!(101);
     log(state, &record);
-    let mut command = req.param("command");
-    if command.is_empty() || sub == "attach" {
-        command = vec!["sh".into()];
-    }
-    let stdin_on = req.param("stdin").iter().any(|v| v == "true");
-    if req.param("tty").iter().any(|v| v == "true") {
-        // A terminal, as a container runtime gives one: util-linux's script runs the command
-        // on a pseudo-terminal of its own.
-        let line = command.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect::<Vec<_>>().join(" ");
-        command = vec!["script".into(), "-qfec".into(), line, "/dev/null".into()];
-    }
     let _ = tls.sock.set_read_timeout(Some(Duration::from_millis(20)));
     let mut ws = tungstenite::WebSocket::from_raw_socket(tls, tungstenite::protocol::Role::Server, None);
-    let workdir = state.dir.join("pods").join(&ns).join(&pod);
-    let _ = std::fs::create_dir_all(&workdir);
-    let child = std::process::Command::new(&command[0])
-        .args(&command[1..])
-        .current_dir(&workdir)
-        .env("POD_NAME", &pod)
-        .env("KUBE_CLUSTER", &state.name)
-        .stdin(if stdin_on { std::process::Stdio::piped() } else { std::process::Stdio::null() })
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
+    let running = match Running::start(req, state, &ns, &pod, &sub) {
+        Ok(r) => r,
         Err(e) => {
             let s = json!({"metadata": {}, "status": "Failure", "message": format!("exec: {e}"), "reason": "InternalError"});
             let mut m = vec![3u8];
@@ -651,41 +722,19 @@ fn exec(mut tls: Tls, req: &Req, state: &State, user: &str, groups: &[String], m
             return;
         }
     };
-    let (tx, rx) = std::sync::mpsc::channel::<(u8, Vec<u8>)>();
-    for (ch, pipe) in [
-        (1u8, child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
-        (2u8, child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
-    ] {
-        let Some(mut pipe) = pipe else { continue };
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match pipe.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if tx.send((ch, buf[..n].to_vec())).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-    }
-    drop(tx);
-    let mut stdin = child.stdin.take();
+    let mut running = running;
     let mut outputs_done = false;
     loop {
         // The client: stdin, resizes, close.
         match ws.read() {
             Ok(tungstenite::Message::Binary(b)) if !b.is_empty() => match b[0] {
                 0 => {
-                    if let Some(s) = stdin.as_mut() {
+                    if let Some(s) = running.stdin.as_mut() {
                         let _ = s.write_all(&b[1..]);
                         let _ = s.flush();
                     }
                 }
-                255 if b.get(1) == Some(&0) => stdin = None,
+                255 if b.get(1) == Some(&0) => running.stdin = None,
                 _ => {}
             },
             Ok(tungstenite::Message::Close(_)) => break,
@@ -695,12 +744,12 @@ fn exec(mut tls: Tls, req: &Req, state: &State, user: &str, groups: &[String], m
         }
         // The command's output.
         loop {
-            match rx.try_recv() {
+            match running.out.try_recv() {
                 Ok((ch, data)) => {
                     let mut m = vec![ch];
                     m.extend_from_slice(&data);
                     if ws.send(tungstenite::Message::binary(m)).is_err() {
-                        let _ = child.kill();
+                        let _ = running.child.kill();
                         return;
                     }
                 }
@@ -715,13 +764,7 @@ fn exec(mut tls: Tls, req: &Req, state: &State, user: &str, groups: &[String], m
             break;
         }
     }
-    let _ = child.kill();
-    let code = child.wait().ok().and_then(|s| s.code()).unwrap_or(1);
-    let s = if code == 0 {
-        json!({"metadata": {}, "status": "Success"})
-    } else {
-        json!({"metadata": {}, "status": "Failure", "message": format!("command terminated with non-zero exit code: exit status {code}"), "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}})
-    };
+    let (_, s) = running.finish();
     let mut m = vec![3u8];
     m.extend_from_slice(s.to_string().as_bytes());
     let _ = ws.send(tungstenite::Message::binary(m));
@@ -737,4 +780,195 @@ fn exec(mut tls: Tls, req: &Req, state: &State, user: &str, groups: &[String], m
         }
     }
     let _ = ws.flush();
+}
+
+/// SPDY/3.1 as kubectl's remote command client speaks it (moby/spdystream): the client opens
+/// one stream per channel with SYN_STREAM and waits for each SYN_REPLY, in a fixed order
+/// (error, stdin, stdout, stderr, resize; those the query asks for), so their kinds are known
+/// without reading their header blocks. Data frames carry the bytes; FIN ends a direction. The
+/// replies' header blocks are zlib streams of stored blocks, each ended by an empty one as a
+/// sync flush does (no compression, no dictionary needed). No flow control: the client does not
+/// ask for it.
+fn spdy_exec(mut tls: Tls, req: &Req, state: &State, ns: &str, pod: &str, sub: &str) {
+    let offered: Vec<String> =
+        req.all("x-stream-protocol-version").iter().flat_map(|v| v.split(',').map(|x| x.trim().to_string())).collect();
+    let Some(proto) = ["v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io"].into_iter().find(|p| offered.iter().any(|o| o == p))
+    else {
+        respond(&mut tls, 400, &status(400, "BadRequest", "no common remote command protocol"));
+        return;
+    };
+    let _ = write!(
+        tls,
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: {proto}\r\n\r\n"
+    );
+    let _ = tls.flush();
+    let flag = |n: &str| req.param(n).iter().any(|v| v == "true" || v == "1");
+    let tty = flag("tty");
+    let mut kinds = vec!["error"];
+    if flag("stdin") {
+        kinds.push("stdin");
+    }
+    if flag("stdout") {
+        kinds.push("stdout");
+    }
+    if flag("stderr") && !tty {
+        kinds.push("stderr");
+    }
+    if tty {
+        kinds.push("resize");
+    }
+    let _ = tls.sock.set_read_timeout(Some(Duration::from_millis(20)));
+    let mut ids: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut by_id: BTreeMap<u32, &str> = BTreeMap::new();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut zlib_started = false;
+    let mut running: Option<Running> = None;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        if Instant::now() > deadline {
+            break;
+        }
+        match tls.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+        // Every complete frame.
+        while buf.len() >= 8 {
+            let len = (usize::from(buf[5]) << 16) | (usize::from(buf[6]) << 8) | usize::from(buf[7]);
+            if buf.len() < 8 + len {
+                break;
+            }
+            let frame: Vec<u8> = buf.drain(..8 + len).collect();
+            let flags = frame[4];
+            let body = &frame[8..];
+            if frame[0] & 0x80 != 0 {
+                let kind = u16::from_be_bytes([frame[2], frame[3]]);
+                match kind {
+                    // SYN_STREAM: the next channel in order; reply at once.
+                    1 if body.len() >= 4 => {
+                        let id = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) & 0x7fff_ffff;
+                        let which = kinds.get(ids.len()).copied().unwrap_or("unknown");
+                        ids.insert(which, id);
+                        by_id.insert(id, which);
+                        let mut block = Vec::new();
+                        if !zlib_started {
+                            block.extend_from_slice(&[0x78, 0x01]);
+                            zlib_started = true;
+                        }
+                        let pairs = 0u32.to_be_bytes();
+                        block.push(0x00);
+                        block.extend_from_slice(&(pairs.len() as u16).to_le_bytes());
+                        block.extend_from_slice(&(!(pairs.len() as u16)).to_le_bytes());
+                        block.extend_from_slice(&pairs);
+                        // An empty stored block ends each header block, as zlib's sync flush does:
+                        // it is what makes the client's inflater hand over what it has.
+                        block.extend_from_slice(&[0x00, 0x00, 0x00, 0xff, 0xff]);
+                        let mut reply = Vec::new();
+                        reply.extend_from_slice(&id.to_be_bytes());
+                        reply.extend_from_slice(&block);
+                        let _ = tls.write_all(&control(2, 0, &reply));
+                        let _ = tls.flush();
+                        if ids.len() == kinds.len() && running.is_none() {
+                            running = Running::start(req, state, ns, pod, sub).ok();
+                        }
+                    }
+                    // PING: echoed.
+                    6 => {
+                        let _ = tls.write_all(&control(6, 0, body));
+                        let _ = tls.flush();
+                    }
+                    // GOAWAY: done.
+                    7 => return,
+                    _ => {}
+                }
+            } else {
+                let id = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) & 0x7fff_ffff;
+                if by_id.get(&id) == Some(&"stdin")
+                    && let Some(r) = running.as_mut()
+                {
+                    if let Some(s) = r.stdin.as_mut() {
+                        let _ = s.write_all(body);
+                        let _ = s.flush();
+                    }
+                    if flags & 0x01 != 0 {
+                        r.stdin = None;
+                    }
+                }
+            }
+        }
+        // The command's output, until it is all sent.
+        let mut done = false;
+        if let Some(r) = running.as_mut() {
+            loop {
+                match r.out.try_recv() {
+                    Ok((ch, data)) => {
+                        let which = if ch == 1 || tty { "stdout" } else { "stderr" };
+                        if let Some(id) = ids.get(which) {
+                            let _ = tls.write_all(&data_frame(*id, 0, &data));
+                        }
+                    }
+                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                        done = true;
+                        break;
+                    }
+                }
+            }
+            let _ = tls.flush();
+        }
+        if done {
+            let Some(r) = running.take() else { break };
+            let (code, st) = r.finish();
+            if let Some(id) = ids.get("error") {
+                if code != 0 {
+                    let _ = tls.write_all(&data_frame(*id, 0, st.to_string().as_bytes()));
+                }
+                let _ = tls.write_all(&data_frame(*id, 1, &[]));
+            }
+            for which in ["stdout", "stderr"] {
+                if let Some(id) = ids.get(which) {
+                    let _ = tls.write_all(&data_frame(*id, 1, &[]));
+                }
+            }
+            let _ = tls.flush();
+            // The client closes once it has read everything.
+            for _ in 0..100 {
+                match tls.read(&mut chunk) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                    Err(_) => return,
+                }
+            }
+            return;
+        }
+    }
+    if let Some(r) = running {
+        let _ = r.finish();
+    }
+}
+
+/// A SPDY/3 control frame.
+fn control(kind: u16, flags: u8, body: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x80, 0x03];
+    f.extend_from_slice(&kind.to_be_bytes());
+    f.push(flags);
+    let len = body.len() as u32;
+    f.extend_from_slice(&len.to_be_bytes()[1..]);
+    f.extend_from_slice(body);
+    f
+}
+
+/// A SPDY data frame (flag 1: FIN).
+fn data_frame(id: u32, flags: u8, data: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(8 + data.len());
+    f.extend_from_slice(&(id & 0x7fff_ffff).to_be_bytes());
+    f.push(flags);
+    let len = data.len() as u32;
+    f.extend_from_slice(&len.to_be_bytes()[1..]);
+    f.extend_from_slice(data);
+    f
 }

@@ -50,6 +50,11 @@ fn leaf(name: &str, root: &Cluster, api: &KubeApi) -> Cluster {
 }
 
 fn federation(tag: &str) -> Federation {
+    federation_with(tag, &[])
+}
+
+/// A federation whose `east` API server runs with these stand-in flags.
+fn federation_with(tag: &str, east_flags: &[&str]) -> Federation {
     e2e::ensure_unix_user("visitor");
     let mut ro = ClusterOpts::new(&format!("teleport-{tag}.example.com"));
     ro.node = false;
@@ -60,7 +65,7 @@ fn federation(tag: &str) -> Federation {
     let root = Cluster::start(ro);
     root.create("kube-masters.yaml", &format!("{KUBE_MASTERS}---\n{KUBE_DEV_ROOT}")).ok("root roles");
     root.add_user("alice", "access,kube-masters", "visitor", PASSWORD);
-    let east_api = KubeApi::start("east");
+    let east_api = KubeApi::start_with("east", east_flags);
     let west_api = KubeApi::start("west");
     let east = leaf("east", &root, &east_api);
     let west = leaf("west", &root, &west_api);
@@ -278,6 +283,15 @@ fn the_leaf_decides_denials_and_impersonation() {
     };
     assert!(msg.contains("allow no kubernetes_users or kubernetes_groups") && msg.contains("kube-admin"), "{msg}");
     assert!(!msg.contains("unknown"), "kubectl prints the leaf's reason: {msg}");
+    // tsh access explain says the same, check by check, asked of the leaf.
+    let why = bob.run(&["access", "explain", "--cluster=east", "--kube=east"]);
+    assert_eq!(why.code, 1, "{why:?}");
+    assert!(why.stdout.contains("kubernetes cluster east on cluster east") && why.stdout.contains("DENIED"), "{why:?}");
+    assert!(why.stdout.contains("[FAIL] kubernetes users and groups") && why.stdout.contains("internal.kubernetes_groups"), "{why:?}");
+    let fine = f.alice.run(&["access", "explain", "--cluster=east", "--kube=east"]);
+    assert_eq!(fine.code, 0, "{fine:?}");
+    assert!(fine.stdout.contains("ALLOWED") && fine.stdout.contains("as user alice-k8s with groups system:masters"), "{fine:?}");
+    assert!(fine.stdout.contains("cluster_labels on the root"), "the root's part is in the report: {fine:?}");
 
     // kubernetes_resources of the mapped role: carol reads pods in dev, nothing else.
     f.root.add_user("carol", "kube-dev-root", "visitor", PASSWORD);
@@ -513,4 +527,36 @@ fn a_kubernetes_service_of_its_own_joins_by_token_and_is_reached_through_its_tun
     let denied = kubectl(&kc, &["get", "pods", "--as=root"], &[]);
     assert!(denied.stderr.contains("user header \"root\" is not allowed"), "{denied:?}");
     drop(agent);
+}
+
+#[test]
+fn exec_over_spdy_passes_through_both_hops_and_kubectl_falls_back_to_it() {
+    // east's API server refuses WebSocket for exec (as some do, OpenShift among them).
+    let mut f = federation_with("spdy", &["--no-websocket"]);
+    with_kubeconfig(&mut f.alice);
+    let kc = f.kubeconfig(&f.alice);
+    f.alice.run(&["kube", "login", "--cluster=east", "east"]).ok("kube login");
+    // kubectl tries WebSocket, is refused by the API server (the refusal passes through), and
+    // falls back to SPDY, which passes through too.
+    let exec = kubectl(&kc, &["exec", "web", "--", "sh", "-c", "echo over-spdy-$((2+2)); echo err >&2; exit 2"], &[]);
+    assert_eq!(exec.code, 2, "{exec:?}");
+    assert!(exec.stdout.contains("over-spdy-4") && exec.stderr.contains("err"), "{exec:?}");
+    let upgrades: Vec<String> = f
+        .east_api
+        .requests()
+        .into_iter()
+        .filter(|r| r["path"] == "/api/v1/namespaces/default/pods/web/exec")
+        .map(|r| format!("{} {}", r["status"], r["upgrade"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(upgrades, ["400 ", "101 spdy/3.1"], "WebSocket refused, then SPDY");
+    // An older kubectl speaks only SPDY: stdin through both hops.
+    let cat = e2e::run(
+        std::path::Path::new("kubectl"),
+        &["exec", "-i", "web", "--", "cat"],
+        &[("KUBECONFIG", kc.to_str().unwrap()), ("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")],
+        Some("spdy-stdin\n"),
+        T,
+    );
+    assert!(cat.ok("kubectl exec -i over SPDY").contains("spdy-stdin"), "{cat:?}");
+    drop(f.west);
 }

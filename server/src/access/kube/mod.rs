@@ -14,5 +14,6 @@
 pub mod access;
 pub mod engine;
 pub mod exec;
+pub mod explain;
 pub mod front;
 pub mod upstream;
