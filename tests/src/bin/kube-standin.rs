@@ -41,6 +41,8 @@ type Tls = rustls::StreamOwned<rustls::ServerConnection, TcpStream>;
 
 struct State {
     name: String,
+    /// Where every pod's ports lead: an echo server of this process.
+    echo: std::net::SocketAddr,
     /// Refuse WebSocket for exec (`--no-websocket`): clients fall back to SPDY.
     no_websocket: bool,
     dir: PathBuf,
@@ -111,7 +113,24 @@ fn main() {
     for (ns, pod) in [("default", "web"), ("default", "db"), ("dev", "api")] {
         pods.insert((ns.to_string(), pod.to_string()), pod_json(ns, pod, &name));
     }
+    // Every pod's ports: one echo server (what a port-forward reaches).
+    let echo_listener = TcpListener::bind("127.0.0.1:0").expect("echo listener");
+    let echo = echo_listener.local_addr().expect("echo address");
+    std::thread::spawn(move || {
+        for conn in echo_listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
     let state = Arc::new(State {
+        echo,
         no_websocket: args.iter().any(|a| a == "--no-websocket"),
         name,
         dir: dir.clone(),
@@ -670,8 +689,25 @@ fn exec(mut tls: Tls, req: &Req, state: &State, user: &str, groups: &[String], m
         log(state, &record);
         respond(tls, 400, &status(400, "BadRequest", why));
     };
+    if sub == "portforward" {
+        if !spdy {
+            // kubectl tries WebSocket first and falls back to SPDY when refused.
+            return refuse(&mut tls, record, "this stand-in forwards ports over SPDY/3.1 only");
+        }
+        if !allowed(groups, "create", &ns) {
+            record["status"] = json!(403);
+            log(state, &record);
+            forbidden(&mut tls, user, "create", "pods/portforward", &ns);
+            return;
+        }
+        record["status"] = json!(101);
+        record["upgrade"] = json!(upgrade);
+        log(state, &record);
+        spdy_portforward(tls, state);
+        return;
+    }
     if !["exec", "attach"].contains(&sub.as_str()) {
-        return refuse(&mut tls, record, "this stand-in serves exec and attach only (no port-forward)");
+        return refuse(&mut tls, record, "this stand-in serves exec, attach and portforward only");
     }
     if websocket && state.no_websocket {
         // As some API servers (and proxies before them) do: kubectl then falls back to SPDY.
@@ -971,4 +1007,113 @@ fn data_frame(id: u32, flags: u8, data: &[u8]) -> Vec<u8> {
     f.extend_from_slice(&len.to_be_bytes()[1..]);
     f.extend_from_slice(data);
     f
+}
+
+/// A SYN_REPLY with an empty header block (zlib stored blocks; see [`spdy_exec`]).
+fn syn_reply(id: u32, first: bool) -> Vec<u8> {
+    let mut block = Vec::new();
+    if first {
+        block.extend_from_slice(&[0x78, 0x01]);
+    }
+    block.extend_from_slice(&[0x00, 0x04, 0x00, 0xfb, 0xff, 0, 0, 0, 0, 0x00, 0x00, 0x00, 0xff, 0xff]);
+    let mut reply = id.to_be_bytes().to_vec();
+    reply.extend_from_slice(&block);
+    control(2, 0, &reply)
+}
+
+/// port-forward over SPDY/3.1 (`portforward.k8s.io`): each local connection kubectl accepts
+/// opens two streams, error then data; the data stream is joined to the pod's port (here, the
+/// echo server) until either side ends.
+fn spdy_portforward(mut tls: Tls, state: &State) {
+    let _ = write!(
+        tls,
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: portforward.k8s.io\r\n\r\n"
+    );
+    let _ = tls.flush();
+    let _ = tls.sock.set_read_timeout(Some(Duration::from_millis(20)));
+    let (tx, rx) = std::sync::mpsc::channel::<(u32, Option<Vec<u8>>)>();
+    let mut opened = 0usize;
+    let mut error_of: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut targets: BTreeMap<u32, TcpStream> = BTreeMap::new();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        match tls.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+        while buf.len() >= 8 {
+            let len = (usize::from(buf[5]) << 16) | (usize::from(buf[6]) << 8) | usize::from(buf[7]);
+            if buf.len() < 8 + len {
+                break;
+            }
+            let frame: Vec<u8> = buf.drain(..8 + len).collect();
+            let body = &frame[8..];
+            if frame[0] & 0x80 != 0 {
+                match u16::from_be_bytes([frame[2], frame[3]]) {
+                    1 if body.len() >= 4 => {
+                        let id = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) & 0x7fff_ffff;
+                        let _ = tls.write_all(&syn_reply(id, opened == 0));
+                        if opened % 2 == 1 {
+                            // The data stream of the pair: join it to the pod's port.
+                            error_of.insert(id, id - 2);
+                            if let Ok(conn) = TcpStream::connect(state.echo) {
+                                let mut reader = conn.try_clone().expect("clone");
+                                targets.insert(id, conn);
+                                let tx = tx.clone();
+                                std::thread::spawn(move || {
+                                    let mut b = vec![0u8; 32 * 1024];
+                                    loop {
+                                        match reader.read(&mut b) {
+                                            Ok(0) | Err(_) => break,
+                                            Ok(n) => {
+                                                if tx.send((id, Some(b[..n].to_vec()))).is_err() {
+                                                    return;
+                                                }
+                                            }
+                                        }
+                                    }
+                                    let _ = tx.send((id, None));
+                                });
+                            }
+                        }
+                        opened += 1;
+                        let _ = tls.flush();
+                    }
+                    6 => {
+                        let _ = tls.write_all(&control(6, 0, body));
+                        let _ = tls.flush();
+                    }
+                    7 => return,
+                    _ => {}
+                }
+            } else {
+                let id = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) & 0x7fff_ffff;
+                if let Some(t) = targets.get_mut(&id) {
+                    let _ = t.write_all(body);
+                    if frame[4] & 0x01 != 0 {
+                        let _ = t.shutdown(std::net::Shutdown::Write);
+                    }
+                }
+            }
+        }
+        while let Ok((id, data)) = rx.try_recv() {
+            match data {
+                Some(d) => {
+                    let _ = tls.write_all(&data_frame(id, 0, &d));
+                }
+                None => {
+                    let _ = tls.write_all(&data_frame(id, 1, &[]));
+                    if let Some(e) = error_of.get(&id) {
+                        let _ = tls.write_all(&data_frame(*e, 1, &[]));
+                    }
+                    targets.remove(&id);
+                }
+            }
+        }
+        let _ = tls.flush();
+    }
 }

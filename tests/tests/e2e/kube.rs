@@ -549,6 +549,54 @@ fn exec_over_spdy_passes_through_both_hops_and_kubectl_falls_back_to_it() {
         .map(|r| format!("{} {}", r["status"], r["upgrade"].as_str().unwrap_or("")))
         .collect();
     assert_eq!(upgrades, ["400 ", "101 spdy/3.1"], "WebSocket refused, then SPDY");
+    let ev = wait_for("the exec's audit over SPDY", T, || {
+        f.east.events().into_iter().find(|e| e["event"] == "exec" && e["command"].as_str().is_some_and(|c| c.contains("over-spdy")))
+    });
+    assert_eq!(ev["exitCode"], "2", "the exit code read from SPDY's error stream: {ev}");
+    // A session with a terminal over SPDY is recorded like one over WebSocket: no way around
+    // the recording by choosing the older protocol.
+    let mut cmd = std::process::Command::new("kubectl");
+    cmd.args(["exec", "-it", "web", "--", "sh"]).env("KUBECONFIG", &kc).env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
+    let mut term = e2e::PtyTsh::start_command(cmd);
+    term.type_keys("echo SPDY-TTY-$((3*3))\r");
+    term.wait_for("SPDY-TTY-9", T);
+    term.type_keys("exit 6\r");
+    let (text, code) = term.finish(T);
+    assert_eq!(code, 6, "{text}");
+    let rec = wait_for("the SPDY session's recording", T, || {
+        let v = f.alice.run(&["recordings", "ls", "--cluster=east", "-f", "json"]).json();
+        v.as_array().and_then(|a| a.iter().find(|r| r["interactive"] == true).cloned())
+    });
+    let play = f.alice.run(&["play", "--cluster=east", rec["sid"].as_str().unwrap()]);
+    assert!(play.ok("tsh play").contains("SPDY-TTY-9"), "{play:?}");
+    let end = wait_for("session.end over SPDY", T, || {
+        f.east.events().into_iter().find(|e| e["event"] == "session.end" && e["sid"] == rec["sid"])
+    });
+    assert_eq!(end["exitCode"], "6");
+    // kubectl port-forward through both hops (WebSocket refused, SPDY): a local port reaches
+    // the pod's (the stand-in's echo server), audited as `port` on the leaf.
+    let ip = e2e::free_ip(&[18080]);
+    let mut pf = std::process::Command::new("kubectl")
+        .args(["port-forward", "--address", &ip, "pod/web", "18080:80"])
+        .env("KUBECONFIG", &kc)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut conn = wait_for("the forwarded port", T, || std::net::TcpStream::connect((ip.as_str(), 18080)).ok());
+    conn.set_read_timeout(Some(T)).unwrap();
+    std::io::Write::write_all(&mut conn, b"ping through the trust\n").unwrap();
+    let mut got = vec![0u8; 23];
+    std::io::Read::read_exact(&mut conn, &mut got).unwrap();
+    assert_eq!(&got, b"ping through the trust\n");
+    drop(conn);
+    let _ = pf.kill();
+    let _ = pf.wait();
+    let port = wait_for("the port-forward's audit", T, || f.east.events().into_iter().find(|e| e["event"] == "port"));
+    assert_eq!(port["code"], "T3003I");
+    assert_eq!(port["kubernetes_pod_name"], "web");
+
     // An older kubectl speaks only SPDY: stdin through both hops.
     let cat = e2e::run(
         std::path::Path::new("kubectl"),

@@ -463,11 +463,15 @@ impl Conn {
         // Without one it is Teleport's `exec` event, as in Teleport: a bulk `kubectl exec` (a
         // backup streamed out, say) is not stored a second time.
         let interactive = flag("tty");
-        let websocket = ws.contains("channel.k8s.io");
+        let codec = if ws.contains("channel.k8s.io") {
+            Codec::WebSocket
+        } else {
+            Codec::Spdy(super::exec::spdy_streams(flag("stdin"), flag("stdout"), flag("stderr"), interactive))
+        };
         if !interactive {
             event.insert("command".into(), json!(command.join(" ")));
             let code = tokio::select! {
-                c = relay_exec(&mut client, &mut server, None) => c,
+                c = relay_exec(&mut client, &mut server, &codec, None) => c,
                 _ = cut.notified() => None,
             };
             event.insert("exitCode".into(), json!(code.map(|c| c.to_string()).unwrap_or_default()));
@@ -497,7 +501,7 @@ impl Conn {
         };
         let (tap, finish) = crate::node::recorder::start(self.engine.access.recorder(), meta, self.engine.recording_max_bytes);
         let code = tokio::select! {
-            c = relay_exec(&mut client, &mut server, websocket.then_some(&tap)) => c,
+            c = relay_exec(&mut client, &mut server, &codec, Some(&tap)) => c,
             _ = cut.notified() => None,
         };
         finish.finish(code.unwrap_or(-1)).await;
@@ -506,9 +510,40 @@ impl Conn {
     }
 }
 
-/// Copies both ways until both ends are done; with a tap, reads the WebSocket messages as they
-/// pass (output and resizes into the recording). The exit code, when the stream said it.
-async fn relay_exec<C, S>(client: &mut C, server: &mut S, tap: Option<&crate::node::recorder::Tap>) -> Option<i32>
+/// How an exec stream is framed: WebSocket (`v5`/`v4.channel.k8s.io`), or SPDY/3.1 with its
+/// streams in creation order ([`super::exec::spdy_streams`]).
+#[derive(Debug, Clone)]
+enum Codec {
+    WebSocket,
+    Spdy(Vec<u8>),
+}
+
+/// One direction's reader for `codec`, keeping `channels`.
+enum Reader {
+    Ws(FrameReader),
+    Spdy(super::exec::SpdyReader),
+}
+
+impl Reader {
+    fn new(codec: &Codec, channels: &[u8]) -> Reader {
+        match codec {
+            Codec::WebSocket => Reader::Ws(FrameReader::only(channels)),
+            Codec::Spdy(streams) => Reader::Spdy(super::exec::SpdyReader::new(streams.clone(), channels)),
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) -> Vec<super::exec::ChannelData> {
+        match self {
+            Reader::Ws(r) => r.feed(bytes),
+            Reader::Spdy(r) => r.feed(bytes),
+        }
+    }
+}
+
+/// Copies both ways until both ends are done; with a tap, reads the messages as they pass
+/// (output and resizes into the recording). The exit code, when the stream said it (SPDY: the
+/// error stream's status, or its end with none: 0).
+async fn relay_exec<C, S>(client: &mut C, server: &mut S, codec: &Codec, tap: Option<&crate::node::recorder::Tap>) -> Option<i32>
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -519,7 +554,7 @@ where
     let mut code = None;
     // Only what is kept is read: the exit status, and with a recording the output and resizes.
     let up = async {
-        let mut reader = FrameReader::only(if tap.is_some() { &[4] } else { &[] });
+        let mut reader = Reader::new(codec, if tap.is_some() { &[4] } else { &[] });
         let mut buf = vec![0u8; 32 * 1024];
         loop {
             let n = match cr.read(&mut buf).await {
@@ -542,8 +577,9 @@ where
         let _ = sw.shutdown().await;
     };
     let down = async {
-        let mut reader = FrameReader::only(if tap.is_some() { &[1, 2, 3] } else { &[3] });
+        let mut reader = Reader::new(codec, if tap.is_some() { &[1, 2, 3] } else { &[3] });
         let mut buf = vec![0u8; 32 * 1024];
+        let mut status: Vec<u8> = Vec::new();
         loop {
             let n = match sr.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
@@ -556,7 +592,11 @@ where
                             t.output(&m.data).await;
                         }
                     }
-                    3 => code = exit_code(&m.data).or(code),
+                    3 if m.data.is_empty() => code = code.or(status.is_empty().then_some(0)),
+                    3 => {
+                        status.extend_from_slice(&m.data);
+                        code = exit_code(&status).or(code);
+                    }
                     _ => {}
                 }
             }

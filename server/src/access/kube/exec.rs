@@ -190,6 +190,113 @@ enum Step {
     Frame { fin: bool, opcode: u8, payload: Vec<u8> },
 }
 
+/// The streams of a SPDY remote command connection, in the order the client creates them
+/// (it numbers them 1, 3, 5, ...): error, then stdin, stdout, stderr and resize as the request
+/// asks (no stderr with a terminal).
+pub fn spdy_streams(stdin: bool, stdout: bool, stderr: bool, tty: bool) -> Vec<u8> {
+    // Channels as the WebSocket protocol numbers them: 3 error, 0 stdin, 1 stdout, 2 stderr, 4 resize.
+    let mut v = vec![3];
+    if stdin {
+        v.push(0);
+    }
+    if stdout {
+        v.push(1);
+    }
+    if stderr && !tty {
+        v.push(2);
+    }
+    if tty {
+        v.push(4);
+    }
+    v
+}
+
+/// Reads one direction of a SPDY/3.1 remote command connection (kubectl's fallback when
+/// WebSocket is refused, and older clients): data frames become [`ChannelData`] of the channel
+/// their stream carries (see [`spdy_streams`]); control frames are skipped; unwanted channels'
+/// payloads pass unread. A stream's end (FIN) is an empty message of its channel.
+#[derive(Debug)]
+pub struct SpdyReader {
+    want: u8,
+    streams: Vec<u8>,
+    buf: Vec<u8>,
+    skip: u64,
+    broken: bool,
+}
+
+impl SpdyReader {
+    /// A reader for a connection whose streams carry `streams` (in creation order), keeping
+    /// only `channels`.
+    pub fn new(streams: Vec<u8>, channels: &[u8]) -> SpdyReader {
+        let want = channels.iter().filter(|c| **c < 8).fold(0u8, |m, c| m | (1 << c));
+        SpdyReader { want, streams, buf: Vec::new(), skip: 0, broken: false }
+    }
+
+    fn channel_of(&self, id: u32) -> Option<u8> {
+        if id == 0 || id.is_multiple_of(2) {
+            return None;
+        }
+        self.streams.get(((id - 1) / 2) as usize).copied()
+    }
+
+    /// Feeds bytes; returns the data (and ends) of wanted channels they complete.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Vec<ChannelData> {
+        let mut out = Vec::new();
+        if self.broken {
+            return out;
+        }
+        if self.skip > 0 {
+            let n = usize::try_from(self.skip).unwrap_or(usize::MAX).min(bytes.len());
+            self.skip -= n as u64;
+            bytes = &bytes[n..];
+        }
+        self.buf.extend_from_slice(bytes);
+        loop {
+            if self.buf.len() < 8 {
+                break;
+            }
+            let b = &self.buf;
+            let len = (usize::from(b[5]) << 16) | (usize::from(b[6]) << 8) | usize::from(b[7]);
+            let control = b[0] & 0x80 != 0;
+            if control && (u16::from_be_bytes([b[0], b[1]]) & 0x7fff) != 3 {
+                self.broken = true;
+                self.buf = Vec::new();
+                break;
+            }
+            let channel = if control { None } else { self.channel_of(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & 0x7fff_ffff) };
+            let fin = !control && b[4] & 0x01 != 0;
+            let keep = channel.is_some_and(|c| c < 8 && self.want & (1 << c) != 0);
+            if !keep || len > MAX_MESSAGE {
+                // Skip it: what is here now, and the rest as it arrives.
+                let here = self.buf.len() - 8;
+                let now = here.min(len);
+                self.skip = (len - now) as u64;
+                self.buf.drain(..8 + now);
+                if keep && fin {
+                    out.push(ChannelData { channel: channel.unwrap_or(0), data: Vec::new() });
+                }
+                if self.skip > 0 {
+                    break;
+                }
+                continue;
+            }
+            if self.buf.len() < 8 + len {
+                break;
+            }
+            let data = self.buf[8..8 + len].to_vec();
+            self.buf.drain(..8 + len);
+            let c = channel.unwrap_or(0);
+            if !data.is_empty() {
+                out.push(ChannelData { channel: c, data });
+            }
+            if fin {
+                out.push(ChannelData { channel: c, data: Vec::new() });
+            }
+        }
+        out
+    }
+}
+
 /// A terminal size from a resize message (`{"Width":80,"Height":24}`).
 pub fn resize(data: &[u8]) -> Option<(u16, u16)> {
     #[derive(serde::Deserialize)]
@@ -307,6 +414,42 @@ mod tests {
         let mut r = FrameReader::new();
         assert!(r.feed(b"HTTP/1.1 200 OK\r\n").is_empty());
         assert!(r.feed(&frame(true, 2, b"\x01x", None)).is_empty(), "a broken stream stays unread");
+    }
+
+    fn spdy_data(id: u32, fin: bool, data: &[u8]) -> Vec<u8> {
+        let mut f = id.to_be_bytes().to_vec();
+        f.push(u8::from(fin));
+        f.extend_from_slice(&(data.len() as u32).to_be_bytes()[1..]);
+        f.extend_from_slice(data);
+        f
+    }
+
+    #[test]
+    fn spdy_streams_by_order() {
+        // kubectl exec -it: error 1, stdin 3, stdout 5, resize 7.
+        let streams = spdy_streams(true, true, true, true);
+        assert_eq!(streams, [3, 0, 1, 4]);
+        let mut bytes = vec![0x80, 0x03, 0x00, 0x02, 0x00, 0x00, 0x00, 0x04, 0, 0, 0, 5];
+        bytes.extend(spdy_data(5, false, b"prompt$ "));
+        bytes.extend(spdy_data(3, false, b"typed"));
+        bytes.extend(spdy_data(5, false, &vec![b'x'; 100_000]));
+        bytes.extend(spdy_data(1, false, br#"{"status":"Failure"}"#));
+        bytes.extend(spdy_data(1, true, b""));
+        for step in [1, 7, 4096, bytes.len()] {
+            let mut r = SpdyReader::new(streams.clone(), &[1, 3]);
+            let mut got = Vec::new();
+            for piece in bytes.chunks(step) {
+                got.extend(r.feed(piece));
+            }
+            let out: Vec<u8> = got.iter().filter(|m| m.channel == 1).flat_map(|m| m.data.clone()).collect();
+            assert_eq!(out.len(), 8 + 100_000, "pieces of {step}");
+            let errs: Vec<&ChannelData> = got.iter().filter(|m| m.channel == 3).collect();
+            assert_eq!(errs.len(), 2, "the status and the stream's end: {errs:?}");
+            assert!(errs[1].data.is_empty());
+            assert!(got.iter().all(|m| m.channel != 0), "stdin was not wanted");
+        }
+        let mut r = SpdyReader::new(streams, &[3]);
+        assert!(r.feed(b"HTTP/1.1 200 OK\r\n\r\n").is_empty());
     }
 
     #[test]

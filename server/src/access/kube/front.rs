@@ -112,14 +112,15 @@ enum Route {
 /// names) to whoever serves it: this process's engine, or a Kubernetes service in a process of
 /// its own through that process's tunnel (with the certificate, which it verifies itself).
 pub async fn serve_in_cluster(auth: &AuthServer, dialer: &dyn Dialer, engine: Option<&Arc<KubeEngine>>, stream: BoxStream, fwd: Forwarded) {
-    let name = shared::certs::parse_peer_cert(&fwd.cert)
+    let who = shared::certs::parse_peer_cert(&fwd.cert)
         .ok()
         .and_then(|p| p.identity_json)
         .and_then(|j| shared::identity::CertIdentity::from_json(&j).ok())
         .and_then(|i| match i {
-            shared::identity::CertIdentity::User(u) => u.kubernetes_cluster,
+            shared::identity::CertIdentity::User(u) => Some(u),
             shared::identity::CertIdentity::Host(_) => None,
         });
+    let name = who.as_ref().and_then(|u| u.kubernetes_cluster.clone());
     if let Some(e) = engine
         && name.as_ref().is_none_or(|n| e.upstreams.contains_key(n))
     {
@@ -142,10 +143,11 @@ pub async fn serve_in_cluster(auth: &AuthServer, dialer: &dyn Dialer, engine: Op
         refuse(stream, 404, not_found()).await;
         return;
     };
+    // Who it is for, for the agent's per-user limits and log; it decides from the certificate.
     let origin = Origin {
-        user: String::new(),
+        user: who.as_ref().map(|u| u.username.clone()).unwrap_or_default(),
         cluster: fwd.via_root.clone().unwrap_or_else(|| auth.cluster_name().to_string()),
-        roles: vec![],
+        roles: who.map(|u| u.roles).unwrap_or_default(),
         addr: fwd.addr.clone(),
         issued_at: None,
         cert: Some(base64::engine::general_purpose::STANDARD.encode(&fwd.cert)),
