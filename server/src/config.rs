@@ -470,12 +470,39 @@ pub struct KubeSection {
     /// Static labels (roles' `kubernetes_labels` match them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Dynamic labels: a command's output, run every `period`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<LabelCommandSection>,
     /// Accepted and ignored (the service is reached through the proxy's tunnels).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen_addr: Option<String>,
     /// Accepted and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_addr: Option<OneOrMany>,
+}
+
+/// One dynamic label (`commands:` of a service).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelCommandSection {
+    /// The label's key.
+    pub name: String,
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// How often (default 1m, at least 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+}
+
+/// A dynamic label, checked.
+#[derive(Debug, Clone)]
+pub struct LabelCommand {
+    /// The label's key.
+    pub name: String,
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// How often it runs.
+    pub period: Duration,
 }
 
 /// `proxy_service:`.
@@ -703,6 +730,8 @@ pub struct KubeConfig {
     pub kube_cluster_name: Option<String>,
     /// Static labels.
     pub labels: BTreeMap<String, String>,
+    /// Dynamic labels.
+    pub commands: Vec<LabelCommand>,
 }
 
 fn host_name() -> String {
@@ -902,7 +931,34 @@ impl Config {
                 if let Some(n) = &k.kube_cluster_name {
                     shared::names::check_name("kubernetes_service.kube_cluster_name", n)?;
                 }
-                Some(KubeConfig { kubeconfig_file, kube_cluster_name: k.kube_cluster_name.clone(), labels: k.labels.clone() })
+                let mut commands = Vec::new();
+                for (i, c) in k.commands.iter().enumerate() {
+                    let field = format!("kubernetes_service.commands[{i}]");
+                    if c.name.is_empty() || c.name.len() > 63 || !c.name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_./".contains(ch))
+                    {
+                        return Err(Error::bad_parameter(format!("{field}.name {:?} is not a label key (letters, digits, -_./)", c.name)));
+                    }
+                    if k.labels.contains_key(&c.name) || commands.iter().any(|x: &LabelCommand| x.name == c.name) {
+                        return Err(Error::bad_parameter(format!("{field}.name {:?} is already a label; use another name", c.name)));
+                    }
+                    if c.command.is_empty() || c.command[0].is_empty() {
+                        return Err(Error::bad_parameter(format!(
+                            "{field}.command is empty: give the program and its arguments, e.g. [uname, -r]"
+                        )));
+                    }
+                    let period = match &c.period {
+                        None => Duration::from_secs(60),
+                        Some(p) => {
+                            let d = shared::timefmt::parse_duration(p).map_err(|e| e.context(format!("{field}.period")))?;
+                            if d < Duration::from_secs(1) {
+                                return Err(Error::bad_parameter(format!("{field}.period {p:?} is too short; use at least 1s")));
+                            }
+                            d
+                        }
+                    };
+                    commands.push(LabelCommand { name: c.name.clone(), command: c.command.clone(), period });
+                }
+                Some(KubeConfig { kubeconfig_file, kube_cluster_name: k.kube_cluster_name.clone(), labels: k.labels.clone(), commands })
             }
             _ => None,
         };
@@ -1029,6 +1085,20 @@ mod tests {
         assert!(e.contains("--roles=kube needs a kubernetes_service section"), "{e}");
         let e = build("kubernetes_service:\n  enabled: yes\n", Overrides::default()).unwrap_err().message;
         assert!(e.contains("kubeconfig_file is required"), "{e}");
+        let with = |cmds: &str| {
+            build(&format!("teleport:\n  nodename: a\n{section}  labels: {{env: prod}}\n  commands:\n{cmds}"), Overrides::default())
+        };
+        let c = with("  - {name: arch, command: [uname, -m], period: 10s}\n").unwrap().kube.unwrap();
+        assert_eq!((c.commands[0].name.as_str(), c.commands[0].period), ("arch", Duration::from_secs(10)));
+        for (cmds, want) in [
+            ("  - {name: env, command: [true]}\n", "already a label"),
+            ("  - {name: 'bad key', command: [true]}\n", "not a label key"),
+            ("  - {name: x, command: []}\n", "command is empty"),
+            ("  - {name: x, command: [true], period: 10ms}\n", "too short"),
+        ] {
+            let e = with(cmds).unwrap_err().message;
+            assert!(e.contains(want) && e.contains("kubernetes_service.commands[0]"), "{want}: {e}");
+        }
     }
 
     #[test]

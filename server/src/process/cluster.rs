@@ -202,6 +202,8 @@ async fn serve(
                 access: Arc::new(access),
                 upstreams,
                 labels: k.labels.clone(),
+                commands: k.commands.clone(),
+                dynamic: Default::default(),
                 host_id: host_id.clone(),
                 hostname: cfg.nodename.clone(),
                 live: proxy_ssh.live.clone(),

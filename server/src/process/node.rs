@@ -57,6 +57,8 @@ pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow
                 access: Arc::new(crate::access::kube::access::BundleKube { node: node.clone() }),
                 upstreams,
                 labels: k.labels.clone(),
+                commands: k.commands.clone(),
+                dynamic: Default::default(),
                 host_id: host_id.clone(),
                 hostname: cfg.nodename.clone(),
                 live: node.live.clone(),

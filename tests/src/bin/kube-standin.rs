@@ -159,7 +159,7 @@ fn pod_json(ns: &str, name: &str, cluster: &str) -> Value {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": ns, "uid": format!("{cluster}-{ns}-{name}"), "resourceVersion": "1",
                      "creationTimestamp": "2026-01-01T00:00:00Z", "labels": {"cluster": cluster}},
-        "spec": {"containers": [{"name": "main", "image": "standin"}], "nodeName": format!("{cluster}-node")},
+        "spec": {"containers": [{"name": "main", "image": "standin", "stdin": true, "tty": true}], "nodeName": format!("{cluster}-node")},
         "status": {"phase": "Running", "containerStatuses": [{"name": "main", "ready": true, "restartCount": 0, "image": "standin", "imageID": "", "started": true, "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}
     })
 }

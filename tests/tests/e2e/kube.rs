@@ -37,7 +37,7 @@ fn leaf(name: &str, root: &Cluster, api: &KubeApi) -> Cluster {
     o.node = false;
     o.env = vec![("SSL_CERT_FILE".into(), root.web_ca().display().to_string())];
     o.sections = format!(
-        "kubernetes_service:\n  enabled: yes\n  kubeconfig_file: {}\n  kube_cluster_name: {name}\n  labels:\n    region: {name}\n",
+        "kubernetes_service:\n  enabled: yes\n  kubeconfig_file: {}\n  kube_cluster_name: {name}\n  labels:\n    region: {name}\n  commands:\n  - name: zone\n    command: [sh, -c, 'echo {name}-zone-$((1+1))']\n    period: 1s\n",
         api.kubeconfig().display()
     );
     let c = Cluster::start(o);
@@ -104,6 +104,7 @@ fn the_guides_three_commands_then_plain_kubectl_in_east_and_west() {
     let ls = f.alice.run(&["kube", "ls", "--cluster=east"]);
     let table = ls.ok("tsh kube ls");
     assert!(table.contains("Kube Cluster Name") && table.contains("region=east"), "{table}");
+    assert!(table.contains("zone=east-zone-2"), "a dynamic label, from its command's output: {table}");
     let row = table.lines().find(|l| l.starts_with("east")).unwrap_or_default();
     assert!(row.trim_end().ends_with('*'), "east is the selected one: {table}");
     let json = f.alice.run(&["kube", "ls", "--cluster=west", "-f", "json"]).json();
@@ -466,6 +467,22 @@ fn an_interactive_exec_through_both_hops_is_a_recorded_session() {
     let end = wait_for("session.end", T, || f.east.events().into_iter().find(|e| e["event"] == "session.end" && e["sid"] == sid));
     assert_eq!(end["exitCode"], "5");
     assert_eq!(end["interactive"], true);
+    // kubectl attach -it: the pod's main process, the same way.
+    let mut cmd = std::process::Command::new("kubectl");
+    cmd.args(["attach", "-it", "web"]).env("KUBECONFIG", &kc);
+    let mut term = e2e::PtyTsh::start_command(cmd);
+    std::thread::sleep(Duration::from_millis(500));
+    term.type_keys("echo ATTACHED-$((5*5))\r");
+    term.wait_for("ATTACHED-25", T);
+    term.type_keys("exit\r");
+    let (_, code) = term.finish(T);
+    assert_eq!(code, 0);
+    wait_for("the attach's session.start", T, || {
+        f.east
+            .events()
+            .into_iter()
+            .find(|e| e["event"] == "session.start" && e["request_path"].as_str().is_some_and(|p| p.ends_with("/attach")))
+    });
     drop(f.west);
 }
 

@@ -54,6 +54,10 @@ pub struct KubeEngine {
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
     /// Static labels of every cluster it serves.
     pub labels: LabelMap,
+    /// Dynamic labels: commands run every period, their output the label's value.
+    pub commands: Vec<crate::config::LabelCommand>,
+    /// The dynamic labels' latest values.
+    pub dynamic: std::sync::Mutex<LabelMap>,
     /// This process.
     pub host_id: String,
     /// This process's host name.
@@ -73,6 +77,8 @@ struct Conn {
     engine: Arc<KubeEngine>,
     upstream: Arc<Upstream>,
     kube_name: String,
+    /// The cluster's labels when the connection began.
+    labels: LabelMap,
     identity: UserIdentity,
     /// The cluster that issued the certificate.
     origin: String,
@@ -132,8 +138,68 @@ fn dropped_header(name: &str, upgrade: bool) -> bool {
 }
 
 impl KubeEngine {
-    /// Heartbeats every served cluster until shutdown, then removes them.
+    /// The labels now: static, and the dynamic ones' latest values.
+    pub fn current_labels(&self) -> LabelMap {
+        let mut l = self.labels.clone();
+        if let Ok(d) = self.dynamic.lock() {
+            l.extend(d.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        l
+    }
+
+    /// Runs one dynamic label's command (bounded in time and output) and keeps its value: the
+    /// first line of its output, or empty when it fails (a role matching a value then stops
+    /// matching: deny by default).
+    async fn run_command(&self, c: &crate::config::LabelCommand) {
+        let run = tokio::process::Command::new(&c.command[0])
+            .args(&c.command[1..])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let value = match tokio::time::timeout(c.period.min(Duration::from_secs(30)), run).await {
+            Ok(Ok(out)) if out.status.success() => {
+                String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().trim().chars().take(256).collect()
+            }
+            Ok(Ok(out)) => {
+                tracing::warn!(label = %c.name, status = %out.status, "dynamic label command failed; the label is empty");
+                String::new()
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(label = %c.name, error = %e, "cannot run the dynamic label command; the label is empty");
+                String::new()
+            }
+            Err(_) => {
+                tracing::warn!(label = %c.name, "dynamic label command did not finish in time; the label is empty");
+                String::new()
+            }
+        };
+        if let Ok(mut d) = self.dynamic.lock() {
+            d.insert(c.name.clone(), value);
+        }
+    }
+
+    /// Heartbeats every served cluster until shutdown, then removes them; runs the dynamic
+    /// labels' commands (once before the first heartbeat, then each at its period).
     pub async fn run_heartbeat(self: Arc<Self>, mut shutdown: Shutdown) {
+        for c in &self.commands {
+            self.run_command(c).await;
+        }
+        for (i, c) in self.commands.iter().enumerate() {
+            let me = self.clone();
+            let period = c.period;
+            let mut stop = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.wait() => return,
+                        _ = tokio::time::sleep(period) => {}
+                    }
+                    let c = me.commands[i].clone();
+                    me.run_command(&c).await;
+                }
+            });
+        }
         loop {
             let expires = self.access.now() + self.heartbeat * 3;
             for name in self.upstreams.keys() {
@@ -143,7 +209,7 @@ impl KubeEngine {
                     version: shared::version::VERSION.into(),
                     tunnel: self.tunnel,
                 };
-                let k = KubeCluster::new(name, self.labels.clone(), spec, expires);
+                let k = KubeCluster::new(name, self.current_labels(), spec, expires);
                 if let Err(e) = self.access.heartbeat(k).await {
                     tracing::warn!(kube_cluster = %name, error = %e, "cannot register the Kubernetes cluster; retrying");
                 }
@@ -233,9 +299,10 @@ impl KubeEngine {
         // Unknown and forbidden read the same.
         let not_found = || (404u16, Error::not_found(format!("kubernetes cluster {name:?} not found")));
         let upstream = self.upstreams.get(&name).cloned().ok_or_else(not_found)?;
-        checker.check_kube_cluster(&self.labels).map_err(|_| not_found())?;
-        let users = checker.kubernetes_users(Some(&self.labels));
-        let groups = checker.kubernetes_groups(Some(&self.labels));
+        let labels = self.current_labels();
+        checker.check_kube_cluster(&labels).map_err(|_| not_found())?;
+        let users = checker.kubernetes_users(Some(&labels));
+        let groups = checker.kubernetes_groups(Some(&labels));
         if users.is_empty() && groups.is_empty() {
             return Err(denied(Error::access_denied(format!(
                 "your roles in cluster {local:?} ({}) allow no kubernetes_users or kubernetes_groups on kubernetes cluster {name:?}; \
@@ -248,6 +315,7 @@ impl KubeEngine {
             engine: self.clone(),
             upstream,
             kube_name: name,
+            labels,
             origin,
             user,
             checker,
@@ -274,7 +342,7 @@ impl Conn {
         m.insert("remote_roles".into(), json!(self.identity.roles));
         m.insert("roles".into(), json!(self.roles()));
         m.insert("kubernetes_cluster".into(), json!(self.kube_name));
-        m.insert("kubernetes_labels".into(), json!(self.engine.labels));
+        m.insert("kubernetes_labels".into(), json!(self.labels));
         m.insert("addr.remote".into(), json!(self.addr));
         m.insert("server_id".into(), json!(self.engine.host_id));
         m
@@ -309,7 +377,7 @@ impl Conn {
         if kreq.is_none() && !shared::kube::is_discovery(&path) {
             // A path that names no object we can read and is no discovery document: only roles
             // that allow every object reach it.
-            let (allow, deny) = self.checker.kube_resources(&self.engine.labels);
+            let (allow, deny) = self.checker.kube_resources(&self.labels);
             let all = shared::kube::KubeResource::everything();
             if !deny.is_empty() || !allow.contains(&all) {
                 let msg = format!("access denied: {path:?} is not a Kubernetes object path your roles' kubernetes_resources cover");
@@ -317,7 +385,7 @@ impl Conn {
             }
         }
         if let Some(k) = &kreq {
-            let (allow, deny) = self.checker.kube_resources(&self.engine.labels);
+            let (allow, deny) = self.checker.kube_resources(&self.labels);
             if !shared::kube::resources_allow(&allow, &deny, k) {
                 let msg = format!(
                     "access denied: the kubernetes_resources of your roles in cluster {:?} ({}) do not allow {} in kubernetes cluster {:?}",
