@@ -22,6 +22,19 @@ use shared::error::{Error, Result};
 use crate::auth::AuthServer;
 use crate::shutdown::Shutdown;
 
+/// The first private key of PEM data (PKCS#8, PKCS#1 RSA or SEC1 EC).
+pub fn private_key(key_pem: &str) -> Result<PrivateKeyDer<'static>> {
+    let (label, der) = certs::pem_blocks(key_pem)
+        .into_iter()
+        .find(|(l, _)| l.ends_with("PRIVATE KEY"))
+        .ok_or_else(|| Error::bad_parameter("no private key found in the PEM data"))?;
+    Ok(match label.as_str() {
+        "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(der.into()),
+        "EC PRIVATE KEY" => PrivateKeyDer::Sec1(der.into()),
+        _ => PrivateKeyDer::Pkcs8(der.into()),
+    })
+}
+
 /// Loads a PEM certificate chain and key into a rustls signing key.
 pub fn certified_key(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>> {
     let chain: Vec<CertificateDer<'static>> =
@@ -29,15 +42,7 @@ pub fn certified_key(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>>
     if chain.is_empty() {
         return Err(Error::bad_parameter("no certificate found in the PEM data"));
     }
-    let key_der = certs::pem_blocks(key_pem)
-        .into_iter()
-        .find(|(l, _)| l.ends_with("PRIVATE KEY"))
-        .ok_or_else(|| Error::bad_parameter("no private key found in the PEM data"))?;
-    let key = match key_der.0.as_str() {
-        "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(key_der.1.into()),
-        "EC PRIVATE KEY" => PrivateKeyDer::Sec1(key_der.1.into()),
-        _ => PrivateKeyDer::Pkcs8(key_der.1.into()),
-    };
+    let key = private_key(key_pem)?;
     let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key)
         .map_err(|e| Error::bad_parameter(format!("unsupported private key: {e}")))?;
     Ok(Arc::new(CertifiedKey::new(chain, signer)))

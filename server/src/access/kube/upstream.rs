@@ -205,15 +205,8 @@ fn upstream(file: &Path, name: &str, c: &ClusterEntry, u: &UserEntry) -> Result<
             if chain.is_empty() {
                 return Err(bad(file, "client-certificate has no PEM certificate"));
             }
-            let (label, der) = shared::certs::pem_blocks(&String::from_utf8_lossy(&key))
-                .into_iter()
-                .find(|(l, _)| l.ends_with("PRIVATE KEY"))
-                .ok_or_else(|| bad(file, "client-key has no PEM private key"))?;
-            let key = match label.as_str() {
-                "RSA PRIVATE KEY" => rustls::pki_types::PrivateKeyDer::Pkcs1(der.into()),
-                "EC PRIVATE KEY" => rustls::pki_types::PrivateKeyDer::Sec1(der.into()),
-                _ => rustls::pki_types::PrivateKeyDer::Pkcs8(der.into()),
-            };
+            let key =
+                crate::tls::private_key(&String::from_utf8_lossy(&key)).map_err(|_| bad(file, "client-key has no PEM private key"))?;
             builder.with_client_auth_cert(chain, key).map_err(|e| bad(file, format!("client certificate: {e}")))?
         }
         (None, None) => builder.with_no_client_auth(),
