@@ -219,6 +219,12 @@ fn the_guides_three_commands_then_plain_kubectl_in_east_and_west() {
     let _ = watch.kill();
     let _ = watch.wait();
 
+    // --all: every Kubernetes cluster of the selected cluster, the current context kept.
+    let all = f.alice.run(&["kube", "login", "--cluster=west", "--all"]);
+    assert!(all.ok("kube login --all").contains("Logged into all Kubernetes clusters of \"west\""), "{all:?}");
+    let current = kubectl(&kc, &["config", "current-context"], &[]);
+    assert_eq!(current.ok("current context").trim(), "east-east", "--all leaves the current context");
+
     // west, the same way.
     f.alice.run(&["kube", "login", "--cluster=west", "west"]).ok("kube login west");
     let json = kubectl(&kc, &["get", "pods", "-o", "json"], &[]).json();
@@ -336,6 +342,19 @@ fn the_leaf_decides_denials_and_impersonation() {
         T,
     );
     assert!(trailing.stdout.contains("not a Kubernetes object path"), "a trailing slash is no way around the rules: {trailing:?}");
+
+    // Several kubernetes_users and none named: refused until kubectl --as picks one (dave's root
+    // roles give alice-k8s and carol-k8s; east maps only kube-dev-root, whose users are the
+    // root's `{{internal.kubernetes_users}}`).
+    f.root.add_user("dave", "kube-dev-root,kube-masters", "visitor", PASSWORD);
+    let mut dave = Tsh::new("dave-kube-deny");
+    dave.login(&f.root, "dave", PASSWORD).ok("dave signs in");
+    with_kubeconfig(&mut dave);
+    dave.run(&["kube", "login", "--cluster=east", "east"]).ok("dave kube login");
+    let dkc = dave.home.path().join("kubeconfig");
+    let pick = kubectl(&dkc, &["get", "pods", "-n", "dev"], &[]);
+    assert!(pick.stderr.contains("please select a user to impersonate"), "{pick:?}");
+    assert!(kubectl(&dkc, &["get", "pods", "-n", "dev", "--as=carol-k8s"], &[]).ok("--as picks one").contains("api"));
 
     // A root's user may not use a leaf's proxy for a further hop: alice's certificate for west,
     // presented at east's own proxy.
