@@ -19,6 +19,9 @@ _tsh() {
             tsh,access)
                 cmd="tsh__subcmd__access"
                 ;;
+            tsh,apps)
+                cmd="tsh__subcmd__apps"
+                ;;
             tsh,clusters)
                 cmd="tsh__subcmd__clusters"
                 ;;
@@ -85,8 +88,23 @@ _tsh() {
             tsh__subcmd__access__subcmd__help,help)
                 cmd="tsh__subcmd__access__subcmd__help__subcmd__help"
                 ;;
+            tsh__subcmd__apps,help)
+                cmd="tsh__subcmd__apps__subcmd__help"
+                ;;
+            tsh__subcmd__apps,ls)
+                cmd="tsh__subcmd__apps__subcmd__ls"
+                ;;
+            tsh__subcmd__apps__subcmd__help,help)
+                cmd="tsh__subcmd__apps__subcmd__help__subcmd__help"
+                ;;
+            tsh__subcmd__apps__subcmd__help,ls)
+                cmd="tsh__subcmd__apps__subcmd__help__subcmd__ls"
+                ;;
             tsh__subcmd__help,access)
                 cmd="tsh__subcmd__help__subcmd__access"
+                ;;
+            tsh__subcmd__help,apps)
+                cmd="tsh__subcmd__help__subcmd__apps"
                 ;;
             tsh__subcmd__help,clusters)
                 cmd="tsh__subcmd__help__subcmd__clusters"
@@ -144,6 +162,9 @@ _tsh() {
                 ;;
             tsh__subcmd__help__subcmd__access,explain)
                 cmd="tsh__subcmd__help__subcmd__access__subcmd__explain"
+                ;;
+            tsh__subcmd__help__subcmd__apps,ls)
+                cmd="tsh__subcmd__help__subcmd__apps__subcmd__ls"
                 ;;
             tsh__subcmd__help__subcmd__kube,credentials)
                 cmd="tsh__subcmd__help__subcmd__kube__subcmd__credentials"
@@ -263,7 +284,7 @@ _tsh() {
 
     case "${cmd}" in
         tsh)
-            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help"
+            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -418,6 +439,124 @@ _tsh() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tsh__subcmd__apps)
+            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help ls help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__apps__subcmd__help)
+            opts="ls help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__apps__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__apps__subcmd__help__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__apps__subcmd__ls)
+            opts="-R -f -v -i -d -h --all --format --verbose --proxy --user --cluster --identity --insecure --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tsh__subcmd__clusters)
             opts="-f -i -d -h --format --proxy --user --cluster --identity --insecure --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -529,7 +668,7 @@ _tsh() {
             return 0
             ;;
         tsh__subcmd__help)
-            opts="login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube help"
+            opts="login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -557,6 +696,34 @@ _tsh() {
             return 0
             ;;
         tsh__subcmd__help__subcmd__access__subcmd__explain)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__apps)
+            opts="ls"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__apps__subcmd__ls)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -81,9 +81,9 @@ pub struct FileConfig {
     /// Proxy service.
     #[serde(default)]
     pub proxy_service: ProxySection,
-    /// Not supported; accepted only when disabled.
+    /// Applications this process serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app_service: Option<Disabled>,
+    pub app_service: Option<AppSection>,
     /// Not supported; accepted only when disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db_service: Option<Disabled>,
@@ -481,6 +481,49 @@ pub struct KubeSection {
     pub public_addr: Option<OneOrMany>,
 }
 
+/// `app_service:`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSection {
+    /// Off unless set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<Flag>,
+    /// The apps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apps: Vec<AppEntry>,
+    /// Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug_app: Option<bool>,
+    /// Accepted and ignored (apps defined with `tctl create` are listed, not yet served).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<serde_yaml_ng::Value>,
+}
+
+/// One app of `app_service.apps`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppEntry {
+    /// Its name (a DNS label).
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `http://`, `https://` or `tcp://` address.
+    pub uri: String,
+    /// The name users reach it at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_addr: Option<String>,
+    /// Static labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Do not verify an `https://` app's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_verify: Option<bool>,
+    /// Rewrites.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<shared::resource::app::Rewrite>,
+}
+
 /// One dynamic label (`commands:` of a service).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -588,7 +631,6 @@ pub fn parse(text: &str, name: &str) -> Result<FileConfig> {
         return Err(Error::bad_parameter(format!("{name}: unsupported config version {v:?}; use v3")));
     }
     for (section, s) in [
-        ("app_service", &cfg.app_service),
         ("db_service", &cfg.db_service),
         ("windows_desktop_service", &cfg.windows_desktop_service),
         ("discovery_service", &cfg.discovery_service),
@@ -719,6 +761,8 @@ pub struct Config {
     pub kube: Option<KubeConfig>,
     /// `proxy_service.kube_listen_addr`.
     pub kube_listen_addr: Option<String>,
+    /// `app_service.apps`, when enabled (checked).
+    pub apps: Vec<shared::resource::App>,
 }
 
 /// The Kubernetes service of this process.
@@ -962,6 +1006,34 @@ impl Config {
             }
             _ => None,
         };
+        let mut apps = Vec::new();
+        if let Some(a) = &file.app_service
+            && a.enabled.is_some_and(|f| f.0)
+        {
+            if !auth {
+                return Err(Error::bad_parameter(
+                    "app_service runs in a cluster process (auth and proxy) for now; run it there, or set enabled: no",
+                ));
+            }
+            for (i, e) in a.apps.iter().enumerate() {
+                let mut metadata = shared::resource::Metadata::named(e.name.clone());
+                metadata.description = e.description.clone();
+                metadata.labels = e.labels.clone();
+                let spec = shared::resource::app::AppSpec {
+                    uri: e.uri.clone(),
+                    public_addr: e.public_addr.clone().unwrap_or_default(),
+                    insecure_skip_verify: e.insecure_skip_verify.unwrap_or(false),
+                    rewrite: e.rewrite.clone(),
+                    ..Default::default()
+                };
+                let mut app = shared::resource::App { kind: "app".into(), version: "v3".into(), metadata, spec };
+                app.check_and_set_defaults().map_err(|err| err.context(format!("app_service.apps[{i}]")))?;
+                if apps.iter().any(|x: &shared::resource::App| x.metadata.name == e.name) {
+                    return Err(Error::bad_parameter(format!("app_service.apps[{i}]: app {:?} is listed twice", e.name)));
+                }
+                apps.push(app);
+            }
+        }
         let log_output = t.log.as_ref().and_then(|l| l.output.clone()).unwrap_or_else(|| "stderr".into());
         let debug = o.debug || t.log.as_ref().and_then(|l| l.severity.as_deref()).is_some_and(|s| s.eq_ignore_ascii_case("debug"));
         Ok(Config {
@@ -995,6 +1067,7 @@ impl Config {
             shutdown_timeout,
             authentication,
             kube,
+            apps,
             kube_listen_addr: p.kube_listen_addr.clone().map(|a| with_port(&a, 3026)),
             join_addr: join_addr.map(|a| with_port(&a, 3080)),
             join_token,
@@ -1155,8 +1228,18 @@ mod tests {
                 .message
                 .contains("keep_alive_interval")
         );
-        assert!(build("app_service:\n  enabled: yes\n", Overrides::default()).unwrap_err().message.contains("not supported"));
-        assert!(build("app_service:\n  enabled: no\n  foo: bar\n", Overrides::default()).is_ok());
+        assert!(build("app_service:\n  enabled: yes\n", Overrides::default()).unwrap().apps.is_empty());
+        let c = build(
+            "app_service:\n  enabled: yes\n  apps:\n  - {name: grafana, uri: 'http://127.0.0.1:3000', labels: {env: prod}}\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.apps[0].metadata.labels["env"], "prod");
+        let e = build("app_service:\n  enabled: yes\n  apps:\n  - {name: Grafana, uri: 'http://x'}\n", Overrides::default())
+            .unwrap_err()
+            .message;
+        assert!(e.contains("app_service.apps[0]") && e.contains("DNS label"), "{e}");
+        assert!(build("app_service:\n  enabled: no\n  apps: []\n", Overrides::default()).is_ok());
     }
 
     #[test]

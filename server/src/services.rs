@@ -81,6 +81,8 @@ pub mod keys {
     pub const PROXIES: &str = "proxies/";
     /// Kubernetes clusters, by name.
     pub const KUBE_CLUSTERS: &str = "kube_clusters/";
+    /// Applications, by name.
+    pub const APPS: &str = "apps/";
     /// The cluster's authentication preference.
     pub const AUTH_PREFERENCE: &str = "cluster/auth_preference";
     /// Users' TOTP devices: `mfa/<user>/<id>`.
@@ -138,6 +140,8 @@ pub mod keys {
         proxy => PROXIES;
         /// Key of a Kubernetes cluster.
         kube_cluster => KUBE_CLUSTERS;
+        /// Key of an application.
+        app => APPS;
         /// Key of a web session (by the hash of its id).
         web_session => WEB_SESSIONS;
     }
@@ -263,6 +267,7 @@ macro_rules! has_metadata {
 has_metadata!(
     Role,
     shared::resource::KubeCluster,
+    shared::resource::App,
     User,
     ProvisionToken,
     TrustedCluster,
@@ -438,6 +443,7 @@ impl Services {
             Kind::TunnelConnection => format!("{}{name}", keys::TUNNEL_CONNS),
             Kind::Proxy => keys::proxy(name),
             Kind::KubeCluster => keys::kube_cluster(name),
+            Kind::App => keys::app(name),
             Kind::AuthPreference => keys::AUTH_PREFERENCE.into(),
         })
     }
@@ -457,6 +463,7 @@ impl Services {
             Kind::TunnelConnection => keys::TUNNEL_CONNS.into(),
             Kind::Proxy => keys::PROXIES.into(),
             Kind::KubeCluster => keys::KUBE_CLUSTERS.into(),
+            Kind::App => keys::APPS.into(),
             Kind::AuthPreference => keys::AUTH_PREFERENCE.into(),
         }
     }

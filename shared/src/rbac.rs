@@ -10,7 +10,7 @@ use crate::resource::{LabelMap, Role};
 use crate::template::Traits;
 
 /// Resource kinds the implicit role lets everyone list and read.
-const IMPLICIT_READ: &[&str] = &["node", "remote_cluster", "cert_authority", "cluster_name", "kube_cluster"];
+const IMPLICIT_READ: &[&str] = &["node", "remote_cluster", "cert_authority", "cluster_name", "kube_cluster", "app"];
 
 /// The message Teleport uses when node RBAC refuses a login.
 pub const NODE_DENIED: &str = "access to node denied. User does not have permissions. Confirm SSH login.";
@@ -217,6 +217,13 @@ impl AccessChecker {
         } else {
             Err(Error::access_denied("access to kubernetes cluster denied"))
         }
+    }
+
+    /// May the caller reach an app with these labels (`app_labels`; deny wins)?
+    pub fn check_app(&self, labels: &LabelMap) -> Result<()> {
+        let deny = self.roles.iter().any(|r| r.spec.deny.app_labels.as_ref().is_some_and(|sel| match_labels(sel, labels)));
+        let allow = self.roles.iter().any(|r| r.spec.allow.app_labels.as_ref().is_some_and(|sel| match_labels(sel, labels)));
+        if !deny && allow { Ok(()) } else { Err(Error::access_denied("access to app denied")) }
     }
 
     /// The `kubernetes_resources` entries that apply on a cluster with these labels: allow

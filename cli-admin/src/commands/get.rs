@@ -148,6 +148,22 @@ pub fn text_table(kind: Kind, values: &[serde_json::Value]) -> String {
                 .collect::<Vec<_>>();
             table(&["Host", "UUID", "Public Address", "Labels", "Version"], &rows)
         }
+        Kind::App => {
+            let rows = typed::<shared::resource::App>(values)
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.metadata.name.clone(),
+                        a.metadata.description.clone().unwrap_or_default(),
+                        a.spec.uri.clone(),
+                        a.spec.public_addr.clone(),
+                        format_labels(&a.metadata.labels),
+                        if a.spec.host_id.is_empty() { "(defined, not served)".into() } else { a.spec.hostname.clone() },
+                    ]
+                })
+                .collect::<Vec<_>>();
+            table(&["Name", "Description", "URI", "Public Address", "Labels", "Served By"], &rows)
+        }
         Kind::KubeCluster => {
             let rows = typed::<shared::resource::KubeCluster>(values)
                 .iter()

@@ -1,6 +1,7 @@
 //! `tsh` commands: one file each, registered in [`Command`].
 
 mod access;
+mod apps;
 mod clusters;
 mod completion;
 mod config;
@@ -102,6 +103,8 @@ enum Command {
     Join(sessions::JoinArgs),
     /// Kubernetes clusters: list them, log in to one, credentials for kubectl.
     Kube(kube::Args),
+    /// Applications: list the ones you can reach.
+    Apps(apps::Args),
 }
 
 /// Parses and runs; returns the exit code.
@@ -178,6 +181,7 @@ async fn exec(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         Command::Sessions(a) => sessions::exec(a, &g, out, err).await.map(|_| 0),
         Command::Join(a) => sessions::join(a, &g, err).await,
         Command::Kube(a) => kube::exec(a, &g, out, err).await.map(|_| 0),
+        Command::Apps(a) => apps::exec(a, &g, out, err).await.map(|_| 0),
         Command::Proxy(a) => proxy::exec(a, &g).await,
         Command::Completion(a) => completion::exec(a, out).map(|_| 0),
     }

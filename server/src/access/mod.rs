@@ -3,4 +3,5 @@
 //! engine in the cluster that owns the resource (decides with the roles it maps, audits).
 //! An engine never imports a front. See docs/architecture.md.
 
+pub mod app;
 pub mod kube;

@@ -94,6 +94,7 @@ async fn list_values<L: Listing>(s: &ApiState, ctx: &Context, kind: Kind, secret
         Kind::TunnelConnection => L::of(s.auth.tunnel_connections().await?),
         Kind::Proxy => L::of(svc.list::<Proxy>(&prefix).await?),
         Kind::KubeCluster => L::of(s.auth.visible_kube_clusters(if ctx.is_admin() { None } else { Some(&ctx.checker) }).await?),
+        Kind::App => L::of(s.auth.visible_apps(if ctx.is_admin() { None } else { Some(&ctx.checker) }).await?),
     }
 }
 
@@ -182,6 +183,19 @@ pub async fn upsert(
             let created =
                 store(svc, &keys::role(&name), &role, req.force, req.expected_id, || format!("role {name:?} already exists")).await?;
             auth.audit.emit(codes::ROLE_CREATE, json!({"name": name, "user": actor})).await;
+            (name, created)
+        }
+        Resource::App(mut app) => {
+            app.check_and_set_defaults()?;
+            // Defined here; an app_service heartbeating the name serves it.
+            app.spec.host_id.clear();
+            app.spec.hostname.clear();
+            app.spec.tunnel = false;
+            app.metadata.expires = None;
+            let name = app.metadata.name.clone();
+            let created =
+                store(svc, &keys::app(&name), &app, req.force, req.expected_id, || format!("app {name:?} already exists")).await?;
+            auth.audit.emit(codes::RESOURCE_UPSERT, json!({"kind": "app", "name": name, "user": actor})).await;
             (name, created)
         }
         Resource::User(user) => {
@@ -340,7 +354,7 @@ pub async fn remove(
         Kind::AuthPreference => {
             return Err(Error::bad_parameter("the cluster_auth_preference cannot be removed; change it with 'tctl edit cap'").into());
         }
-        Kind::Node | Kind::Github | Kind::Oidc | Kind::Saml => {
+        Kind::Node | Kind::Github | Kind::Oidc | Kind::Saml | Kind::App => {
             delete_key(&auth.services, &Services::key_of(kind, &name)?, kind, &name).await?;
             auth.audit.emit(codes::RESOURCE_DELETE, json!({"kind": kind.as_str(), "name": name, "user": actor})).await;
         }

@@ -4,6 +4,7 @@
 //! (`crate::authz`) decides who may call what; these functions do the work and enforce the
 //! data rules (validation, immutability, atomicity).
 
+pub mod apps;
 pub mod ca;
 pub mod kube;
 pub mod leafview;

@@ -217,6 +217,17 @@ async fn serve(
         }
         None => None,
     };
+    if !cfg.apps.is_empty() {
+        let apps = Arc::new(crate::access::app::AppService {
+            auth: auth.clone(),
+            apps: cfg.apps.clone(),
+            host_id: host_id.clone(),
+            hostname: cfg.nodename.clone(),
+            heartbeat: cfg.node_heartbeat,
+        });
+        tracing::info!(apps = ?cfg.apps.iter().map(|a| a.metadata.name.clone()).collect::<Vec<_>>(), "app service started");
+        tasks.spawn(Stage::Writers, |s| apps.run_heartbeat(s));
+    }
     let kube_front =
         Arc::new(crate::access::kube::front::KubeFront { auth: auth.clone(), dialer: peering.clone(), engine: kube_engine.clone() });
     let public_server = Arc::new(ApiServer { tls, app: public_app, shutdown, kube: Some(kube_front.clone()), kube_only: false });

@@ -10,6 +10,7 @@
 //! 3. Teach the server's resource dispatch (`server/src/api/resources.rs`) where it is stored and
 //!    who may touch it; `tctl get/create/rm` pick it up from there.
 
+pub mod app;
 pub mod auth_preference;
 pub mod cert_authority;
 pub mod cluster;
@@ -29,6 +30,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+pub use app::App;
 pub use auth_preference::AuthPreference;
 pub use cert_authority::{CaType, CertAuthority};
 pub use cluster::{RemoteCluster, RoleMapping, TrustedCluster};
@@ -193,11 +195,13 @@ pub enum Kind {
     AuthPreference,
     /// `kube_cluster` (read-only: registered by `kubernetes_service`)
     KubeCluster,
+    /// `app`
+    App,
 }
 
 impl Kind {
     /// Every kind, in the order `tctl` lists them.
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Role,
         Kind::User,
         Kind::Token,
@@ -213,6 +217,7 @@ impl Kind {
         Kind::Proxy,
         Kind::AuthPreference,
         Kind::KubeCluster,
+        Kind::App,
     ];
 
     /// The canonical name used in YAML `kind:` and on the wire.
@@ -233,6 +238,7 @@ impl Kind {
             Kind::Proxy => "proxy",
             Kind::AuthPreference => "cluster_auth_preference",
             Kind::KubeCluster => "kube_cluster",
+            Kind::App => "app",
         }
     }
 
@@ -254,6 +260,7 @@ impl Kind {
             Kind::Proxy => &["proxies"],
             Kind::AuthPreference => &["cap", "cluster_auth_preferences", "auth_preference"],
             Kind::KubeCluster => &["kube_clusters", "kube"],
+            Kind::App => &["apps"],
         }
     }
 
@@ -333,6 +340,8 @@ pub enum Resource {
     AuthPreference(AuthPreference),
     /// A Kubernetes cluster.
     KubeCluster(KubeCluster),
+    /// An application.
+    App(App),
 }
 
 impl Resource {
@@ -352,6 +361,7 @@ impl Resource {
             Resource::Proxy(_) => Kind::Proxy,
             Resource::AuthPreference(_) => Kind::AuthPreference,
             Resource::KubeCluster(_) => Kind::KubeCluster,
+            Resource::App(_) => Kind::App,
         }
     }
 
@@ -371,6 +381,7 @@ impl Resource {
             Resource::Proxy(r) => &r.metadata,
             Resource::AuthPreference(r) => &r.metadata,
             Resource::KubeCluster(r) => &r.metadata,
+            Resource::App(r) => &r.metadata,
         }
     }
 
@@ -390,6 +401,7 @@ impl Resource {
             Resource::Proxy(r) => &mut r.metadata,
             Resource::AuthPreference(r) => &mut r.metadata,
             Resource::KubeCluster(r) => &mut r.metadata,
+            Resource::App(r) => &mut r.metadata,
         }
     }
 
@@ -434,6 +446,7 @@ impl Resource {
             Kind::Proxy => Resource::Proxy(typed(kind, value)?),
             Kind::AuthPreference => Resource::AuthPreference(typed(kind, value)?),
             Kind::KubeCluster => Resource::KubeCluster(typed(kind, value)?),
+            Kind::App => Resource::App(typed(kind, value)?),
         })
     }
 
@@ -448,6 +461,7 @@ impl Resource {
             Resource::Connector(c) => c.check_and_set_defaults(),
             Resource::Lock(l) => l.check_and_set_defaults(),
             Resource::AuthPreference(p) => p.check_and_set_defaults(),
+            Resource::App(a) => a.check_and_set_defaults(),
             Resource::KubeCluster(_) => Err(Error::bad_parameter(
                 "creating resources of type \"kube_cluster\" is not supported; a kubernetes_service registers its clusters (teleport.yaml: kubernetes_service.kube_cluster_name and kubeconfig_file)",
             )),

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod anonymous;
+mod apps;
 mod catalogue;
 mod door;
 mod durability;

@@ -1,0 +1,51 @@
+//! Applications: heartbeats of the `app_service`, apps an admin defines (`tctl create`), and which
+//! of them a caller may reach (`app_labels` of their roles, mapped on a leaf).
+
+use shared::error::{Error, Result};
+use shared::rbac::AccessChecker;
+
+use super::AuthServer;
+use super::kube::MAX_KUBE_TTL;
+use crate::services::keys;
+
+impl AuthServer {
+    /// Stores a heartbeat of an app this cluster's `app_service` in process `host_id` serves. A
+    /// name another live service holds, or an app an admin defined (`tctl create`), is refused.
+    pub async fn upsert_app_server(&self, mut app: shared::resource::App, host_id: &str) -> Result<()> {
+        app.check_and_set_defaults()?;
+        app.spec.host_id = host_id.to_string();
+        let now = self.clock.now();
+        if let Some(old) = self.services.get::<shared::resource::App>(&keys::app(&app.metadata.name)).await? {
+            let v = old.value;
+            let live = v.metadata.expires.is_none_or(|e| e > now);
+            if live && v.spec.host_id != host_id {
+                let by = if v.spec.host_id.is_empty() {
+                    "an admin (tctl create)".to_string()
+                } else {
+                    format!("{} ({})", v.spec.hostname, v.spec.host_id)
+                };
+                return Err(Error::already_exists(format!(
+                    "app {:?} is already defined by {by}; give this one another name in app_service.apps",
+                    app.metadata.name
+                )));
+            }
+        }
+        let max = now + MAX_KUBE_TTL;
+        app.metadata.expires = Some(match app.metadata.expires {
+            Some(e) if e > now && e < max => e,
+            _ => max,
+        });
+        let op = self.services.put_op(&keys::app(&app.metadata.name), &app)?;
+        self.services.apply(vec![op]).await.map(|_| ())
+    }
+
+    /// Every app `checker` may reach (`None`: all of them), by name.
+    pub async fn visible_apps(&self, checker: Option<&AccessChecker>) -> Result<Vec<shared::resource::App>> {
+        let mut all: Vec<shared::resource::App> = self.services.list(keys::APPS).await?;
+        if let Some(c) = checker {
+            all.retain(|a| c.check_app(&a.metadata.labels).is_ok());
+        }
+        all.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        Ok(all)
+    }
+}
