@@ -194,24 +194,11 @@ async fn serve(
     // Kubernetes: this process's service (if configured) and the proxy side for every client.
     let kube_engine = match &cfg.kube {
         Some(k) => {
-            let upstreams = crate::access::kube::upstream::load(&k.kubeconfig_file, k.kube_cluster_name.as_deref())?;
             let recorder: Arc<dyn crate::node::NodeAccessPoint> =
                 Arc::new(LocalAccess { auth: auth.clone(), host_id: host_id.clone(), nodename: cfg.nodename.clone() });
             let access = crate::access::kube::access::LocalKube { auth: auth.clone(), recorder, host_id: host_id.clone() };
-            let engine = Arc::new(crate::access::kube::engine::KubeEngine {
-                access: Arc::new(access),
-                upstreams,
-                labels: k.labels.clone(),
-                commands: k.commands.clone(),
-                dynamic: Default::default(),
-                host_id: host_id.clone(),
-                hostname: cfg.nodename.clone(),
-                live: proxy_ssh.live.clone(),
-                recording_max_bytes: cfg.recording_max_bytes,
-                heartbeat: cfg.node_heartbeat,
-                tunnel: false,
-            });
-            tracing::info!(clusters = ?engine.upstreams.keys().collect::<Vec<_>>(), "Kubernetes service started");
+            let engine =
+                crate::access::kube::engine::KubeEngine::start(&cfg, k, Arc::new(access), &host_id, proxy_ssh.live.clone(), false)?;
             tasks.spawn(Stage::Writers, |s| engine.clone().run_heartbeat(s));
             Some(engine)
         }

@@ -52,21 +52,8 @@ pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow
     // through the node's tunnel.
     let kube = match &cfg.kube {
         Some(k) => {
-            let upstreams = crate::access::kube::upstream::load(&k.kubeconfig_file, k.kube_cluster_name.as_deref())?;
-            let engine = Arc::new(crate::access::kube::engine::KubeEngine {
-                access: Arc::new(crate::access::kube::access::BundleKube { node: node.clone() }),
-                upstreams,
-                labels: k.labels.clone(),
-                commands: k.commands.clone(),
-                dynamic: Default::default(),
-                host_id: host_id.clone(),
-                hostname: cfg.nodename.clone(),
-                live: node.live.clone(),
-                recording_max_bytes: cfg.recording_max_bytes,
-                heartbeat: cfg.node_heartbeat,
-                tunnel: true,
-            });
-            tracing::info!(clusters = ?engine.upstreams.keys().collect::<Vec<_>>(), "Kubernetes service started (through this node's tunnel)");
+            let access = Arc::new(crate::access::kube::access::BundleKube { node: node.clone() });
+            let engine = crate::access::kube::engine::KubeEngine::start(&cfg, k, access, &host_id, node.live.clone(), true)?;
             tasks.spawn(Stage::Services, |s| engine.clone().run_heartbeat(s));
             Some(engine)
         }

@@ -81,6 +81,19 @@ impl TunnelService for LeafService {
     }
 }
 
+/// Counts a root's user as a source of its own (one user cannot take every place), or tells
+/// the root why not.
+async fn admit(shared: &LeafShared, caller: &str, stream: &mut russh::ChannelStream<russh::client::Msg>) -> Option<crate::limits::Permit> {
+    match shared.limiter.admit(Source::Caller(caller.to_string())) {
+        Ok(p) => Some(p),
+        Err(r) => {
+            let msg = format!("too many connections at once through the trusted cluster tunnel for {caller} ({r:?}); try again shortly");
+            let _ = write_err(stream, &Error::limit_exceeded(msg)).await;
+            None
+        }
+    }
+}
+
 /// Hands a root's Kubernetes client to this cluster's Kubernetes service, with the user's
 /// certificate the root's proxy received: the service verifies it against the root's user CA
 /// and decides with the mapped roles.
@@ -92,15 +105,7 @@ async fn serve_kube(shared: &LeafShared, root: &str, origin: Option<Origin>, mut
             .await;
         return;
     };
-    let caller = o.caller();
-    let permit = match shared.limiter.admit(Source::Caller(caller.clone())) {
-        Ok(p) => p,
-        Err(r) => {
-            let msg = format!("too many connections at once through the trusted cluster tunnel for {caller} ({r:?}); try again shortly");
-            let _ = write_err(&mut stream, &Error::limit_exceeded(msg)).await;
-            return;
-        }
-    };
+    let Some(permit) = admit(shared, &o.caller(), &mut stream).await else { return };
     if write_ok(&mut stream).await.is_err() {
         return;
     }
@@ -148,15 +153,7 @@ async fn serve_node(
     let router = &shared.router;
     let auth = &router.auth;
     let caller = origin.as_ref().map(Origin::caller).unwrap_or_else(|| format!("unknown user@{root}"));
-    // Each root user is counted as a source of its own: one user cannot take every place.
-    let permit = match shared.limiter.admit(Source::Caller(caller.clone())) {
-        Ok(p) => p,
-        Err(r) => {
-            let msg = format!("too many connections at once through the trusted cluster tunnel for {caller} ({r:?}); try again shortly");
-            let _ = write_err(&mut stream, &Error::limit_exceeded(msg)).await;
-            return;
-        }
-    };
+    let Some(permit) = admit(shared, &caller, &mut stream).await else { return };
     let checked: Result<(Option<crate::auth::semaphore::LeaseGuard>, Vec<String>)> = async {
         let Some(o) = &origin else { return Ok((None, vec![])) };
         // The roles that apply here: the root's roles as sent, and what they map to.

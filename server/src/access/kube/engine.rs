@@ -138,6 +138,34 @@ fn dropped_header(name: &str, upgrade: bool) -> bool {
 }
 
 impl KubeEngine {
+    /// The service `cfg` describes, deciding through `access` (its kubeconfig read and checked
+    /// now); `tunnel` when it is reached through its own reverse tunnel.
+    pub fn start(
+        cfg: &crate::config::Config,
+        k: &crate::config::KubeConfig,
+        access: Arc<dyn KubeAccess>,
+        host_id: &str,
+        live: Arc<Live>,
+        tunnel: bool,
+    ) -> Result<Arc<KubeEngine>> {
+        let upstreams = super::upstream::load(&k.kubeconfig_file, k.kube_cluster_name.as_deref())?;
+        let engine = Arc::new(KubeEngine {
+            access,
+            upstreams,
+            labels: k.labels.clone(),
+            commands: k.commands.clone(),
+            dynamic: Default::default(),
+            host_id: host_id.to_string(),
+            hostname: cfg.nodename.clone(),
+            live,
+            recording_max_bytes: cfg.recording_max_bytes,
+            heartbeat: cfg.node_heartbeat,
+            tunnel,
+        });
+        tracing::info!(clusters = ?engine.upstreams.keys().collect::<Vec<_>>(), tunnel, "Kubernetes service started");
+        Ok(engine)
+    }
+
     /// The labels now: static, and the dynamic ones' latest values.
     pub fn current_labels(&self) -> LabelMap {
         let mut l = self.labels.clone();

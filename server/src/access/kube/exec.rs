@@ -8,6 +8,13 @@
 /// The largest message kept for the recording; larger ones pass through unread.
 pub const MAX_MESSAGE: usize = 1 << 20;
 
+/// What is left of `bytes` after the part of a skipped payload still owed (`skip`) passes.
+fn pass_skipped<'a>(skip: &mut u64, bytes: &'a [u8]) -> &'a [u8] {
+    let n = usize::try_from(*skip).unwrap_or(usize::MAX).min(bytes.len());
+    *skip -= n as u64;
+    &bytes[n..]
+}
+
 /// One message's channel and data (the channel byte removed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelData {
@@ -61,11 +68,7 @@ impl FrameReader {
         if self.broken {
             return out;
         }
-        if self.skip > 0 {
-            let n = usize::try_from(self.skip).unwrap_or(usize::MAX).min(bytes.len());
-            self.skip -= n as u64;
-            bytes = &bytes[n..];
-        }
+        bytes = pass_skipped(&mut self.skip, bytes);
         self.buf.extend_from_slice(bytes);
         loop {
             match self.next_frame() {
@@ -245,11 +248,7 @@ impl SpdyReader {
         if self.broken {
             return out;
         }
-        if self.skip > 0 {
-            let n = usize::try_from(self.skip).unwrap_or(usize::MAX).min(bytes.len());
-            self.skip -= n as u64;
-            bytes = &bytes[n..];
-        }
+        bytes = pass_skipped(&mut self.skip, bytes);
         self.buf.extend_from_slice(bytes);
         loop {
             if self.buf.len() < 8 {
