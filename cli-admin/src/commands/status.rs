@@ -24,7 +24,11 @@ pub async fn exec(_a: Args, c: &ConnArgs, out: &mut dyn Write) -> anyhow::Result
     writeln!(out, "Proxy        {}", conn.addr)?;
     writeln!(out, "Signed in as {} ({})", me.name, me.roles.join(", "))?;
     for ca in cas.iter().filter(|c| c.metadata.name == ping.cluster_name) {
-        let fps = ca.ssh_public_keys().iter().map(shared::certs::fingerprint).collect::<Vec<_>>().join(", ");
+        let fps = if ca.spec.ca_type == shared::resource::CaType::Jwt {
+            format!("{} RS256 key(s), published at /.well-known/jwks.json", ca.spec.active_keys.jwt.len())
+        } else {
+            ca.ssh_public_keys().iter().map(shared::certs::fingerprint).collect::<Vec<_>>().join(", ")
+        };
         writeln!(out, "{:<12} {fps}", format!("{} CA", ca.spec.ca_type))?;
         writeln!(out, "{:<12} {}", "", rotation_line(ca.spec.rotation.as_ref()))?;
     }

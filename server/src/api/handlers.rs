@@ -170,6 +170,12 @@ pub async fn rotate(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, JsonBod
     ctx.require_kind(Kind::CertAuthority, Verb::Update)?;
     // Both when omitted, as Teleport's tctl does.
     let types = if req.ca_type.is_empty() { vec![CaType::User, CaType::Host] } else { vec![CaType::parse(&req.ca_type)?] };
+    if let Some(t) = types.iter().find(|t| !matches!(t, CaType::User | CaType::Host)) {
+        return Err(Error::bad_parameter(format!(
+            "rotating the {t} certificate authority is not supported yet; use --type=user or --type=host"
+        ))
+        .into());
+    }
     let grace = if req.grace_period.is_empty() {
         Duration::from_secs(30 * 3600)
     } else {
@@ -309,7 +315,10 @@ pub async fn export_cas(
     ctx.require_kind(Kind::CertAuthority, Verb::Read)?;
     let types = match q.ca_type.as_deref() {
         None | Some("") => vec![CaType::User, CaType::Host],
-        Some(t) => vec![CaType::parse(t).map_err(|_| Error::bad_parameter(format!("unsupported --type {t:?}; use user or host")))?],
+        Some(t) => match CaType::parse(t) {
+            Ok(ct @ (CaType::User | CaType::Host)) => vec![ct],
+            _ => return Err(Error::bad_parameter(format!("unsupported --type {t:?}; use user or host")).into()),
+        },
     };
     let cluster = s.auth.cluster_name().to_string();
     let mut lines = Vec::new();

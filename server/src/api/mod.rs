@@ -248,6 +248,7 @@ pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
         .merge(direct)
         .route(path::PING, get(webapi::ping))
+        .route("/.well-known/jwks.json", get(webapi::jwks))
         .route("/webapi/ping/{connector}", get(webapi::ping_connector))
         .route(path::FIND, get(webapi::ping))
         .route(path::REISSUE, post(handlers::reissue))

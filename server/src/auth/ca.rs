@@ -14,6 +14,20 @@ pub const CA_TTL: Duration = Duration::from_secs(10 * 365 * 86400);
 
 /// Creates a new CA of `ca_type` for `cluster`: an Ed25519 SSH key and a P-256 X.509 CA.
 pub fn new_ca(ca_type: CaType, cluster: &str, now: OffsetDateTime) -> Result<CertAuthority> {
+    if ca_type == CaType::Jwt {
+        // RSA, as every JWT verifier (mod_auth_openidc, Grafana) reads RS256.
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)
+            .map_err(|e| shared::error::Error::internal(format!("cannot generate the JWT signing key: {e}")))?;
+        let keys = CaKeySet {
+            jwt: vec![shared::resource::cert_authority::JwtKeyPair {
+                public_key: key.public_key_pem().into_bytes(),
+                private_key: key.serialize_pem().into_bytes(),
+                private_key_type: "raw".into(),
+            }],
+            ..Default::default()
+        };
+        return Ok(CertAuthority::new(ca_type, cluster, keys));
+    }
     let ssh = certs::new_ssh_key()?;
     let tls_key = certs::new_tls_key()?;
     let tls_cert = certs::new_ca_cert(&tls_key, cluster, ca_type.as_str(), now, CA_TTL)?;

@@ -165,7 +165,7 @@ impl AuthServer {
             }
             Err(e) => return Err(e),
         }
-        for t in [CaType::User, CaType::Host] {
+        for t in [CaType::User, CaType::Host, CaType::Jwt] {
             if self.services.ca(t, &name, false).await?.is_none() {
                 let ca = ca::new_ca(t, &name, self.clock.now())?;
                 match self.services.apply(vec![self.services.create_op(&keys::ca(t, &name), &ca)?]).await {

@@ -30,7 +30,7 @@ pub const TOKEN_REJECTED: &str = "access denied: the cluster token has been reje
 pub const MISCONFIGURED_TLS: &str = "the trusted cluster uses misconfigured HTTP/TLS certificate.";
 
 /// Every CA type a trust relationship may have stored under a cluster name.
-const ALL_CA_TYPES: [CaType; 4] = [CaType::User, CaType::Host, CaType::Db, CaType::Openssh];
+const ALL_CA_TYPES: [CaType; 5] = [CaType::User, CaType::Host, CaType::Db, CaType::Openssh, CaType::Jwt];
 
 /// Result of creating or updating a trusted cluster.
 #[derive(Debug, Clone)]

@@ -23,6 +23,9 @@ pub enum CaType {
     Db,
     /// Teleport's OpenSSH CA (accepted from a Teleport root; unused).
     Openssh,
+    /// Signs the JWTs applications receive (`teleport-jwt-assertion`); its public keys are
+    /// published at `/.well-known/jwks.json`. Never leaves its cluster.
+    Jwt,
 }
 
 impl CaType {
@@ -33,6 +36,7 @@ impl CaType {
             CaType::Host => "host",
             CaType::Db => "db",
             CaType::Openssh => "openssh",
+            CaType::Jwt => "jwt",
         }
     }
 
@@ -43,6 +47,7 @@ impl CaType {
             "host" => Ok(CaType::Host),
             "db" => Ok(CaType::Db),
             "openssh" => Ok(CaType::Openssh),
+            "jwt" => Ok(CaType::Jwt),
             _ => Err(Error::bad_parameter(format!("unknown certificate authority type {s:?}; use user or host"))),
         }
     }
@@ -157,9 +162,23 @@ pub struct CaKeySet {
     /// X.509 keys.
     #[serde(default, skip_serializing_if = "is_empty_vec")]
     pub tls: Vec<TlsKeyPair>,
-    /// JWT keys (accepted from Teleport; unused).
+    /// JWT keys (the `jwt` CA).
     #[serde(default, skip_serializing_if = "is_empty_vec")]
-    pub jwt: Vec<serde_json::Value>,
+    pub jwt: Vec<JwtKeyPair>,
+}
+
+/// One JWT signing key of a CA.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JwtKeyPair {
+    /// PEM SubjectPublicKeyInfo.
+    #[serde(with = "b64")]
+    pub public_key: Vec<u8>,
+    /// PEM PKCS#8 private key (only on the owning cluster).
+    #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
+    pub private_key: Vec<u8>,
+    /// `raw`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub private_key_type: String,
 }
 
 impl CaKeySet {
@@ -235,14 +254,19 @@ impl CertAuthority {
                 k.key.clear();
                 k.key_type.clear();
             }
-            set.jwt.clear();
+            for k in &mut set.jwt {
+                k.private_key.clear();
+                k.private_key_type.clear();
+            }
         }
         c
     }
 
     /// True when any private key is present.
     pub fn has_secrets(&self) -> bool {
-        self.spec.active_keys.ssh.iter().any(|k| !k.private_key.is_empty()) || self.spec.active_keys.tls.iter().any(|k| !k.key.is_empty())
+        self.spec.active_keys.ssh.iter().any(|k| !k.private_key.is_empty())
+            || self.spec.active_keys.tls.iter().any(|k| !k.key.is_empty())
+            || self.spec.active_keys.jwt.iter().any(|k| !k.private_key.is_empty())
     }
 
     /// Validates a CA received from a peer (reference §1.2 `ValidateCertAuthority`).

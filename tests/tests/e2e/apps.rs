@@ -48,6 +48,24 @@ fn a_leafs_apps_are_listed_at_the_root_as_the_leafs_mapped_roles_allow() {
     let defined = leaf.tctl(&["get", "app/wiki", "--format=text"]);
     assert!(defined.ok("tctl get app/wiki").contains("(defined, not served)"), "{defined:?}");
 
+    // The leaf's jwt CA, created at first start: its public keys published for apps to verify
+    // their assertions with, its private key never shown.
+    let jwks = e2e::run(
+        std::path::Path::new("curl"),
+        &["-s", "--cacert", leaf.web_ca().to_str().unwrap(), &format!("https://{}/.well-known/jwks.json", leaf.web)],
+        &[],
+        None,
+        T,
+    );
+    let v: serde_json::Value = serde_json::from_str(&jwks.stdout).unwrap_or_default();
+    let key = &v["keys"][0];
+    assert_eq!((key["kty"].as_str(), key["alg"].as_str(), key["use"].as_str()), (Some("RSA"), Some("RS256"), Some("sig")), "{jwks:?}");
+    assert!(key["n"].as_str().unwrap().len() >= 342 && key["e"] == "AQAB", "a 2048-bit key: {key}");
+    let ca = leaf.tctl(&["get", "cert_authority/jwt", "--format=json"]);
+    let ca_text = ca.ok("tctl get cert_authority/jwt");
+    assert!(ca_text.contains("\"jwt\"") && ca_text.contains("public_key") && !ca_text.contains("private_key"), "{ca_text}");
+    assert!(leaf.tctl(&["status"]).ok("tctl status").contains("jwt CA"), "tctl status names it");
+
     // A root user lists what the leaf's mapped role allows: env=prod only.
     let mut alice = Tsh::new("alice-apps");
     alice.login(&root, "alice", PASSWORD).ok("alice signs in");
