@@ -22,6 +22,16 @@ use shared::error::{Error, Result};
 use crate::auth::AuthServer;
 use crate::shutdown::Shutdown;
 
+/// The certificates of PEM data, in order; at least one.
+pub fn cert_chain(cert_pem: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let chain: Vec<CertificateDer<'static>> =
+        certs::pem_blocks(cert_pem).into_iter().filter(|(l, _)| l == "CERTIFICATE").map(|(_, d)| CertificateDer::from(d)).collect();
+    if chain.is_empty() {
+        return Err(Error::bad_parameter("no certificate found in the PEM data"));
+    }
+    Ok(chain)
+}
+
 /// The first private key of PEM data (PKCS#8, PKCS#1 RSA or SEC1 EC).
 pub fn private_key(key_pem: &str) -> Result<PrivateKeyDer<'static>> {
     let (label, der) = certs::pem_blocks(key_pem)
@@ -37,11 +47,7 @@ pub fn private_key(key_pem: &str) -> Result<PrivateKeyDer<'static>> {
 
 /// Loads a PEM certificate chain and key into a rustls signing key.
 pub fn certified_key(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>> {
-    let chain: Vec<CertificateDer<'static>> =
-        certs::pem_blocks(cert_pem).into_iter().filter(|(l, _)| l == "CERTIFICATE").map(|(_, d)| CertificateDer::from(d)).collect();
-    if chain.is_empty() {
-        return Err(Error::bad_parameter("no certificate found in the PEM data"));
-    }
+    let chain = cert_chain(cert_pem)?;
     let key = private_key(key_pem)?;
     let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key)
         .map_err(|e| Error::bad_parameter(format!("unsupported private key: {e}")))?;

@@ -211,19 +211,20 @@ impl AccessChecker {
 
     /// May the caller reach a Kubernetes cluster with these labels (`kubernetes_labels`)?
     pub fn check_kube_cluster(&self, labels: &LabelMap) -> Result<()> {
-        let deny = self.roles.iter().any(|r| r.spec.deny.kubernetes_labels.as_ref().is_some_and(|sel| match_labels(sel, labels)));
-        if !deny && self.kube_roles(Some(labels)).next().is_some() {
-            Ok(())
-        } else {
-            Err(Error::access_denied("access to kubernetes cluster denied"))
-        }
+        self.check_selector(|c| &c.kubernetes_labels, labels, "access to kubernetes cluster denied")
+    }
+
+    /// Some role's `allow` selector (`pick`) matches `labels` and no role's `deny` one does.
+    fn check_selector(&self, pick: fn(&RoleConditions) -> &Option<crate::labels::Labels>, labels: &LabelMap, denied: &str) -> Result<()> {
+        let matches = |c: &RoleConditions| pick(c).as_ref().is_some_and(|sel| match_labels(sel, labels));
+        let deny = self.roles.iter().any(|r| matches(&r.spec.deny));
+        let allow = self.roles.iter().any(|r| matches(&r.spec.allow));
+        if !deny && allow { Ok(()) } else { Err(Error::access_denied(denied)) }
     }
 
     /// May the caller reach an app with these labels (`app_labels`; deny wins)?
     pub fn check_app(&self, labels: &LabelMap) -> Result<()> {
-        let deny = self.roles.iter().any(|r| r.spec.deny.app_labels.as_ref().is_some_and(|sel| match_labels(sel, labels)));
-        let allow = self.roles.iter().any(|r| r.spec.allow.app_labels.as_ref().is_some_and(|sel| match_labels(sel, labels)));
-        if !deny && allow { Ok(()) } else { Err(Error::access_denied("access to app denied")) }
+        self.check_selector(|c| &c.app_labels, labels, "access to app denied")
     }
 
     /// The `kubernetes_resources` entries that apply on a cluster with these labels: allow

@@ -5,7 +5,6 @@ use shared::error::{Error, Result};
 use shared::rbac::AccessChecker;
 
 use super::AuthServer;
-use super::kube::MAX_KUBE_TTL;
 use crate::services::keys;
 
 impl AuthServer {
@@ -30,11 +29,7 @@ impl AuthServer {
                 )));
             }
         }
-        let max = now + MAX_KUBE_TTL;
-        app.metadata.expires = Some(match app.metadata.expires {
-            Some(e) if e > now && e < max => e,
-            _ => max,
-        });
+        app.metadata.expires = Some(super::nodes::heartbeat_expiry(app.metadata.expires, now));
         let op = self.services.put_op(&keys::app(&app.metadata.name), &app)?;
         self.services.apply(vec![op]).await.map(|_| ())
     }

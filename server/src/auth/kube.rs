@@ -1,17 +1,12 @@
 //! Kubernetes clusters: heartbeats of the `kubernetes_service`, and which of them a caller may
 //! see or reach (`kubernetes_labels` of their roles, mapped on a leaf).
 
-use std::time::Duration;
-
 use shared::error::{Code, Error, Result};
 use shared::rbac::AccessChecker;
 use shared::resource::KubeCluster;
 
 use super::AuthServer;
 use crate::services::keys;
-
-/// How long a record lives without a heartbeat, at most.
-pub const MAX_KUBE_TTL: Duration = Duration::from_secs(3600);
 
 impl AuthServer {
     /// Stores a heartbeat of a Kubernetes cluster this cluster's `kubernetes_service` in process
@@ -29,12 +24,7 @@ impl AuthServer {
                 k.metadata.name, old.value.spec.hostname, old.value.spec.host_id
             )));
         }
-        let now = self.clock.now();
-        let max = now + MAX_KUBE_TTL;
-        k.metadata.expires = Some(match k.metadata.expires {
-            Some(e) if e > now && e < max => e,
-            _ => max,
-        });
+        k.metadata.expires = Some(super::nodes::heartbeat_expiry(k.metadata.expires, self.clock.now()));
         let op = self.services.put_op(&keys::kube_cluster(&k.metadata.name), &k)?;
         self.services.apply(vec![op]).await.map(|_| ())
     }

@@ -14,8 +14,19 @@ use super::{AuthServer, audit_codes};
 use crate::services::keys;
 use crate::storage::Op;
 
-/// How long a node record lives without a heartbeat, at most.
+/// How long a heartbeated record (node, Kubernetes cluster, app) lives without a heartbeat, at
+/// most.
 pub const MAX_NODE_TTL: Duration = Duration::from_secs(3600);
+
+/// The expiry a heartbeated record gets: the one it asks for when that is in the future and
+/// within [`MAX_NODE_TTL`], else the longest allowed.
+pub fn heartbeat_expiry(requested: Option<time::OffsetDateTime>, now: time::OffsetDateTime) -> time::OffsetDateTime {
+    let max = now + MAX_NODE_TTL;
+    match requested {
+        Some(e) if e > now && e < max => e,
+        _ => max,
+    }
+}
 
 /// A registered address must be the heartbeat's own source address, or a name resolving to it.
 async fn check_node_addr(hostname: &str, addr: &str, from: IpAddr) -> Result<()> {
@@ -97,12 +108,7 @@ impl AuthServer {
         } else if let Some(ip) = from {
             check_node_addr(&node.spec.hostname, &node.spec.addr, ip).await?;
         }
-        let now = self.clock.now();
-        let max = now + MAX_NODE_TTL;
-        node.metadata.expires = Some(match node.metadata.expires {
-            Some(e) if e > now && e < max => e,
-            _ => max,
-        });
+        node.metadata.expires = Some(heartbeat_expiry(node.metadata.expires, self.clock.now()));
         let key = keys::node(&node.metadata.name);
         let name_key = keys::node_name(&node.spec.hostname);
         let expires = node.metadata.expires.map(|e| e.unix_timestamp());

@@ -865,19 +865,8 @@ fn spdy_exec(mut tls: Tls, req: &Req, state: &State, ns: &str, pod: &str, sub: &
         if Instant::now() > deadline {
             break;
         }
-        match tls.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-            Err(_) => break,
-        }
-        // Every complete frame.
-        while buf.len() >= 8 {
-            let len = (usize::from(buf[5]) << 16) | (usize::from(buf[6]) << 8) | usize::from(buf[7]);
-            if buf.len() < 8 + len {
-                break;
-            }
-            let frame: Vec<u8> = buf.drain(..8 + len).collect();
+        let Some(frames) = read_frames(&mut tls, &mut buf, &mut chunk) else { break };
+        for frame in frames {
             let flags = frame[4];
             let body = &frame[8..];
             if frame[0] & 0x80 != 0 {
@@ -889,23 +878,8 @@ fn spdy_exec(mut tls: Tls, req: &Req, state: &State, ns: &str, pod: &str, sub: &
                         let which = kinds.get(ids.len()).copied().unwrap_or("unknown");
                         ids.insert(which, id);
                         by_id.insert(id, which);
-                        let mut block = Vec::new();
-                        if !zlib_started {
-                            block.extend_from_slice(&[0x78, 0x01]);
-                            zlib_started = true;
-                        }
-                        let pairs = 0u32.to_be_bytes();
-                        block.push(0x00);
-                        block.extend_from_slice(&(pairs.len() as u16).to_le_bytes());
-                        block.extend_from_slice(&(!(pairs.len() as u16)).to_le_bytes());
-                        block.extend_from_slice(&pairs);
-                        // An empty stored block ends each header block, as zlib's sync flush does:
-                        // it is what makes the client's inflater hand over what it has.
-                        block.extend_from_slice(&[0x00, 0x00, 0x00, 0xff, 0xff]);
-                        let mut reply = Vec::new();
-                        reply.extend_from_slice(&id.to_be_bytes());
-                        reply.extend_from_slice(&block);
-                        let _ = tls.write_all(&control(2, 0, &reply));
+                        let _ = tls.write_all(&syn_reply(id, !zlib_started));
+                        zlib_started = true;
                         let _ = tls.flush();
                         if ids.len() == kinds.len() && running.is_none() {
                             running = Running::start(req, state, ns, pod, sub).ok();
@@ -1009,7 +983,28 @@ fn data_frame(id: u32, flags: u8, data: &[u8]) -> Vec<u8> {
     f
 }
 
-/// A SYN_REPLY with an empty header block (zlib stored blocks; see [`spdy_exec`]).
+/// Reads what the client sent (waiting at most the socket's read timeout) and takes every
+/// complete SPDY frame out of `buf`; `None` when the connection ended.
+fn read_frames(tls: &mut Tls, buf: &mut Vec<u8>, chunk: &mut [u8]) -> Option<Vec<Vec<u8>>> {
+    match tls.read(chunk) {
+        Ok(0) => return None,
+        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+        Err(_) => return None,
+    }
+    let mut frames = Vec::new();
+    while buf.len() >= 8 {
+        let len = (usize::from(buf[5]) << 16) | (usize::from(buf[6]) << 8) | usize::from(buf[7]);
+        if buf.len() < 8 + len {
+            break;
+        }
+        frames.push(buf.drain(..8 + len).collect());
+    }
+    Some(frames)
+}
+
+/// A SYN_REPLY with an empty header block: zlib stored blocks, each ended by an empty one as a
+/// sync flush does (what makes the client's inflater hand over what it has).
 fn syn_reply(id: u32, first: bool) -> Vec<u8> {
     let mut block = Vec::new();
     if first {
@@ -1039,18 +1034,8 @@ fn spdy_portforward(mut tls: Tls, state: &State) {
     let mut chunk = vec![0u8; 64 * 1024];
     let deadline = Instant::now() + Duration::from_secs(300);
     while Instant::now() < deadline {
-        match tls.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-            Err(_) => break,
-        }
-        while buf.len() >= 8 {
-            let len = (usize::from(buf[5]) << 16) | (usize::from(buf[6]) << 8) | usize::from(buf[7]);
-            if buf.len() < 8 + len {
-                break;
-            }
-            let frame: Vec<u8> = buf.drain(..8 + len).collect();
+        let Some(frames) = read_frames(&mut tls, &mut buf, &mut chunk) else { break };
+        for frame in frames {
             let body = &frame[8..];
             if frame[0] & 0x80 != 0 {
                 match u16::from_be_bytes([frame[2], frame[3]]) {

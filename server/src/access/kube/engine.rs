@@ -94,22 +94,18 @@ struct Conn {
     sender: Mutex<Option<hyper::client::conn::http1::SendRequest<hyper::body::Incoming>>>,
 }
 
-/// A Kubernetes `Status` answer.
-pub fn status_response(code: u16, message: &str) -> Response<Body> {
-    let body = shared::kube::status(code, message);
+/// A refusal as kubectl reads it: a Kubernetes `Status`, or plain text on a discovery path
+/// (`/api`, `/apis`), where kubectl's discovery client cannot read a `Status` and would print
+/// only "unknown", while it prints a text body as it is.
+pub fn refusal(code: u16, message: &str, discovery: bool) -> Response<Body> {
+    let (body, content_type) = if discovery {
+        (format!("{message}\n"), "text/plain; charset=utf-8")
+    } else {
+        (shared::kube::status(code, message), "application/json")
+    };
     let mut r = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::FORBIDDEN);
-    r.headers_mut().insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
-}
-
-/// A refusal of a discovery request (`/api`, `/apis`) as plain text: kubectl's discovery client
-/// cannot read a `Status` there and would print only "unknown", while it prints a text body as
-/// it is.
-pub fn text_response(code: u16, message: &str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(format!("{message}\n"))).map_err(|never| match never {}).boxed());
-    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::FORBIDDEN);
-    r.headers_mut().insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
@@ -119,7 +115,7 @@ pub async fn refuse(stream: BoxStream, code: u16, message: String) {
     let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
         let message = message.clone();
         let discovery = shared::kube::is_discovery(req.uri().path());
-        async move { Ok::<_, std::convert::Infallible>(if discovery { text_response(code, &message) } else { status_response(code, &message) }) }
+        async move { Ok::<_, std::convert::Infallible>(refusal(code, &message, discovery)) }
     });
     let conn = hyper::server::conn::http1::Builder::new().keep_alive(false).serve_connection(TokioIo::new(stream), svc);
     let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
@@ -256,7 +252,6 @@ impl KubeEngine {
     async fn emit(&self, code: (&str, &str), mut event: serde_json::Map<String, serde_json::Value>) {
         event.insert("event".into(), json!(code.0));
         event.insert("code".into(), json!(code.1));
-        event.insert("time".into(), json!(shared::timefmt::rfc3339(self.access.now())));
         self.access.emit(event).await;
     }
 
@@ -396,7 +391,7 @@ impl Conn {
                 event.insert("response_code".into(), json!(code));
                 event.insert("error".into(), json!(message));
                 me.engine.emit(codes::KUBE_REQUEST, event).await;
-                if discovery { text_response(code, &message) } else { status_response(code, &message) }
+                refusal(code, &message, discovery)
             }
         };
         if self.engine.access.now().unix_timestamp() >= self.not_after {

@@ -8,6 +8,16 @@
 /// The largest message kept for the recording; larger ones pass through unread.
 pub const MAX_MESSAGE: usize = 1 << 20;
 
+/// The channels a reader keeps, as a bit set (channels 0 to 7; 255, the close signal, never).
+fn channel_mask(channels: &[u8]) -> u8 {
+    channels.iter().filter(|c| **c < 8).fold(0u8, |m, c| m | (1 << c))
+}
+
+/// Whether `mask` keeps `channel`.
+fn keeps(mask: u8, channel: u8) -> bool {
+    channel < 8 && mask & (1 << channel) != 0
+}
+
 /// What is left of `bytes` after the part of a skipped payload still owed (`skip`) passes.
 fn pass_skipped<'a>(skip: &mut u64, bytes: &'a [u8]) -> &'a [u8] {
     let n = usize::try_from(*skip).unwrap_or(usize::MAX).min(bytes.len());
@@ -54,12 +64,11 @@ impl FrameReader {
 
     /// A reader keeping only these channels' messages.
     pub fn only(channels: &[u8]) -> FrameReader {
-        let want = channels.iter().filter(|c| **c < 8).fold(0u8, |m, c| m | (1 << c));
-        FrameReader { want, buf: Vec::new(), skip: 0, partial: None, broken: false }
+        FrameReader { want: channel_mask(channels), buf: Vec::new(), skip: 0, partial: None, broken: false }
     }
 
     fn wanted(&self, channel: u8) -> bool {
-        channel < 8 && self.want & (1 << channel) != 0
+        keeps(self.want, channel)
     }
 
     /// Feeds bytes; returns the complete data messages they finish.
@@ -231,8 +240,7 @@ impl SpdyReader {
     /// A reader for a connection whose streams carry `streams` (in creation order), keeping
     /// only `channels`.
     pub fn new(streams: Vec<u8>, channels: &[u8]) -> SpdyReader {
-        let want = channels.iter().filter(|c| **c < 8).fold(0u8, |m, c| m | (1 << c));
-        SpdyReader { want, streams, buf: Vec::new(), skip: 0, broken: false }
+        SpdyReader { want: channel_mask(channels), streams, buf: Vec::new(), skip: 0, broken: false }
     }
 
     fn channel_of(&self, id: u32) -> Option<u8> {
@@ -264,7 +272,7 @@ impl SpdyReader {
             }
             let channel = if control { None } else { self.channel_of(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & 0x7fff_ffff) };
             let fin = !control && b[4] & 0x01 != 0;
-            let keep = channel.is_some_and(|c| c < 8 && self.want & (1 << c) != 0);
+            let keep = channel.is_some_and(|c| keeps(self.want, c));
             if !keep || len > MAX_MESSAGE {
                 // Skip it: what is here now, and the rest as it arrives.
                 let here = self.buf.len() - 8;

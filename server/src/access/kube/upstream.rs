@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use serde::Deserialize;
 use shared::client::BoxStream;
 use shared::error::{Error, Result};
@@ -179,13 +179,10 @@ fn upstream(file: &Path, name: &str, c: &ClusterEntry, u: &UserEntry) -> Result<
     let ca = data_or_file(file, &c.certificate_authority_data, &c.certificate_authority, "certificate-authority")?
         .ok_or_else(|| bad(file, format!("cluster for {name:?} has no certificate-authority(-data): the API server cannot be verified")))?;
     let mut roots = rustls::RootCertStore::empty();
-    for (label, der) in shared::certs::pem_blocks(&String::from_utf8_lossy(&ca)) {
-        if label == "CERTIFICATE" {
-            roots.add(CertificateDer::from(der)).map_err(|e| bad(file, format!("unusable CA certificate: {e}")))?;
-        }
-    }
-    if roots.is_empty() {
-        return Err(bad(file, "certificate-authority has no PEM certificate"));
+    let ca_certs =
+        crate::tls::cert_chain(&String::from_utf8_lossy(&ca)).map_err(|_| bad(file, "certificate-authority has no PEM certificate"))?;
+    for der in ca_certs {
+        roots.add(der).map_err(|e| bad(file, format!("unusable CA certificate: {e}")))?;
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
@@ -197,14 +194,8 @@ fn upstream(file: &Path, name: &str, c: &ClusterEntry, u: &UserEntry) -> Result<
     let has_cert = cert.is_some();
     let tls = match (cert, key) {
         (Some(cert), Some(key)) => {
-            let chain: Vec<CertificateDer<'static>> = shared::certs::pem_blocks(&String::from_utf8_lossy(&cert))
-                .into_iter()
-                .filter(|(l, _)| l == "CERTIFICATE")
-                .map(|(_, d)| CertificateDer::from(d))
-                .collect();
-            if chain.is_empty() {
-                return Err(bad(file, "client-certificate has no PEM certificate"));
-            }
+            let chain = crate::tls::cert_chain(&String::from_utf8_lossy(&cert))
+                .map_err(|_| bad(file, "client-certificate has no PEM certificate"))?;
             let key =
                 crate::tls::private_key(&String::from_utf8_lossy(&key)).map_err(|_| bad(file, "client-key has no PEM private key"))?;
             builder.with_client_auth_cert(chain, key).map_err(|e| bad(file, format!("client certificate: {e}")))?
