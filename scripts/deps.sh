@@ -3,10 +3,13 @@
 # OpenSSH for the interop tests, iproute2 and nftables for the network-namespace tests,
 # PostgreSQL and HAProxy for the high-availability tests, Node.js for the identity providers of
 # the SSO tests (their npm packages from tests/idp's lockfile), Chromium and its WebDriver for
-# the web UI tests. `make check` and `make test` run it.
+# the web UI tests, the applications the app-access tests put behind a leaf (Apache with
+# mod_auth_openidc, httpbin, Redis) and wrk for their benchmark rows. `make check` and
+# `make test` run it.
 set -euo pipefail
 
-pkgs=(curl jq openssh-client openssh-server iproute2 nftables procps ca-certificates openssl postgresql haproxy chromium chromium-driver)
+pkgs=(curl jq openssh-client openssh-server iproute2 nftables procps ca-certificates openssl postgresql haproxy chromium chromium-driver
+    apache2 libapache2-mod-auth-openidc python3-httpbin redis-server wrk)
 need=()
 for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")

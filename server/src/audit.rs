@@ -57,6 +57,13 @@ pub mod codes {
     pub const KUBE_EXEC: (&str, &str) = ("exec", "T3002I");
     /// A `kubectl port-forward`.
     pub const KUBE_PORT: (&str, &str) = ("port", "T3003I");
+    /// An app session began: at the root when it is created, at the cluster that serves the app
+    /// for each connection the proxy opens to it.
+    pub const APP_SESSION_START: (&str, &str) = ("app.session.start", "T2007I");
+    /// One request to an app (method, path, status), by the cluster that serves it.
+    pub const APP_SESSION_REQUEST: (&str, &str) = ("app.session.request", "T2009I");
+    /// A connection of an app session ended (or the session was signed out, at the root).
+    pub const APP_SESSION_END: (&str, &str) = ("app.session.end", "T2011I");
     /// An SSH login was refused.
     pub const AUTH_FAILURE: (&str, &str) = ("auth", "T3007W");
     /// A role was created or changed.

@@ -59,6 +59,9 @@ pub struct ApiServer {
     pub kube: Option<Arc<crate::access::kube::front::KubeFront>>,
     /// Every connection is a Kubernetes client (`proxy_service.kube_listen_addr`).
     pub kube_only: bool,
+    /// Applications (TLS server names under the proxy's public host, or app certificates),
+    /// when this proxy serves them.
+    pub apps: Option<Arc<crate::access::app::front::AppFront>>,
 }
 
 impl ApiServer {
@@ -104,6 +107,30 @@ impl ApiServer {
             return;
         }
         let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|der| parse_peer_cert(der).ok());
+        if let Some(apps) = &self.apps {
+            let app_cert = cert
+                .as_ref()
+                .and_then(|c| c.identity_json.as_deref())
+                .and_then(|j| shared::identity::CertIdentity::from_json(j).ok())
+                .is_some_and(|i| matches!(i, shared::identity::CertIdentity::User(u) if u.route_to_app.is_some()));
+            let sni = tls.get_ref().1.server_name().map(str::to_string);
+            if app_cert || apps.is_app_host(sni.as_deref()) {
+                if let Some(p) = &permit {
+                    if cert.is_some() {
+                        p.mark().authenticated();
+                    } else if p.mark().anonymous().is_err() {
+                        return;
+                    }
+                }
+                let der = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+                match (app_cert, der) {
+                    (true, Some(der)) => apps.clone().serve_cert(Box::new(tls), der, peer).await,
+                    _ => apps.clone().serve_browser(Box::new(tls), sni.unwrap_or_default(), peer).await,
+                }
+                drop(permit);
+                return;
+            }
+        }
         // A verified client certificate authenticates the connection; without one it stays
         // anonymous for its whole life (pages, ping, sign-in), counted apart from the rest.
         if let Some(p) = &permit {
@@ -152,6 +179,7 @@ impl ApiStreamServer for ApiServer {
             shutdown: self.shutdown.clone(),
             kube: None,
             kube_only: false,
+            apps: None,
         });
         Box::pin(me.serve_tls(stream, peer, origin, None))
     }

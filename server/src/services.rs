@@ -93,6 +93,8 @@ pub mod keys {
     pub const SSO_REQUESTS: &str = "ssorequests/";
     /// Web UI sessions (expire with their certificate).
     pub const WEB_SESSIONS: &str = "websessions/";
+    /// Application sessions (by the hash of their id; expire with their certificate).
+    pub const APP_SESSIONS: &str = "appsessions/";
     /// The web CA every process of the cluster serves its generated certificate from.
     pub const WEB_CA: &str = "cluster/webca";
 
@@ -144,6 +146,8 @@ pub mod keys {
         app => APPS;
         /// Key of a web session (by the hash of its id).
         web_session => WEB_SESSIONS;
+        /// Key of an application session (by the hash of its id).
+        app_session => APP_SESSIONS;
     }
 
     /// Key of an SSO connector.

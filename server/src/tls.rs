@@ -110,6 +110,10 @@ pub async fn web_certificate(cfg: &crate::config::Config, auth: &AuthServer) -> 
     if listen_host != "0.0.0.0" && listen_host != "::" {
         sans.push(listen_host);
     }
+    // Apps live at `<app>.<public host>`: one wildcard name covers them all.
+    if shared::app::is_dns_name(&sans[0]) && sans[0] != "localhost" {
+        sans.push(format!("*.{}", sans[0]));
+    }
     sans.dedup();
     let key = certs::new_tls_key()?;
     let cert_pem = certs::sign_tls_cert(

@@ -47,6 +47,9 @@ pub mod path {
     pub const NODE_AUTHZ: &str = "/v1/nodes/authz";
     /// `POST`: a Kubernetes service in a process of its own registers a cluster it serves.
     pub const KUBE_HEARTBEAT: &str = "/v1/kube/heartbeat";
+    /// App sessions: `POST` creates one (a certificate for one app), `DELETE /v1/apps/sessions/<id>`
+    /// ends it.
+    pub const APP_SESSIONS: &str = "/v1/apps/sessions";
     /// Join with a token (unauthenticated).
     pub const JOIN: &str = "/v1/join";
     /// `tctl auth sign`.
@@ -355,6 +358,53 @@ pub struct ReissueRequest {
     /// for it alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes_cluster: Option<String>,
+}
+
+/// `POST /v1/apps/sessions` (client-certificate authenticated, a user of this cluster): a session
+/// and certificate for one app of this cluster or of a leaf (reference §3.2 step 3).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CreateAppSessionRequest {
+    /// The app's name.
+    pub name: String,
+    /// The app's public address in its cluster (as `tsh apps ls --cluster` lists it there).
+    #[serde(default)]
+    pub public_addr: String,
+    /// The cluster that serves it (empty: this one).
+    #[serde(default)]
+    pub cluster_name: String,
+    /// Where browsers reach it through this proxy (`<name>.<proxy host>` or its own name).
+    #[serde(default)]
+    pub fqdn: String,
+    /// The key to certify (SPKI PEM; empty: the session's certificate is used by the proxy
+    /// alone, for a browser).
+    #[serde(default)]
+    pub tls_public_key: String,
+    /// The web session the app session belongs to (a browser's; it never outlives it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_session: Option<String>,
+}
+
+/// The answer to [`CreateAppSessionRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppSession {
+    /// The session id (the `__Host-grv_app_session` cookie).
+    pub session_id: String,
+    /// The second secret (the `__Host-grv_app_session_subject` cookie); only in the answer to
+    /// the one who created it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subject: String,
+    /// The app.
+    pub name: String,
+    /// Its public address in its cluster.
+    pub public_addr: String,
+    /// Its cluster.
+    pub cluster_name: String,
+    /// Where browsers reach it through this proxy.
+    pub fqdn: String,
+    /// The certificate (PEM).
+    pub tls_cert: String,
+    /// Unix seconds.
+    pub expires: i64,
 }
 
 /// A cluster's CA public material, as clients need it.

@@ -67,6 +67,23 @@ pub struct UserIdentity {
     /// `kubernetes_groups` of the issuing cluster's roles (`{{internal.kubernetes_groups}}`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kubernetes_groups: Vec<String>,
+    /// The application session this certificate is for (`tsh apps login`, the browser's app
+    /// session): the app it reaches and nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_to_app: Option<RouteToApp>,
+}
+
+/// Where an application certificate goes (Teleport's `RouteToApp`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteToApp {
+    /// The app session it belongs to (it lives only as long as the session).
+    pub session_id: String,
+    /// The app's name in its cluster.
+    pub name: String,
+    /// The app's public address in its cluster (what that cluster's app service finds it by).
+    pub public_addr: String,
+    /// The cluster that serves the app.
+    pub cluster_name: String,
 }
 
 impl UserIdentity {
@@ -101,6 +118,8 @@ pub struct HostIdentity {
 /// The identity inside an X.509 certificate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+// Parsed once per connection and never stored in bulk: boxing the user would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum CertIdentity {
     /// A person.
     User(UserIdentity),

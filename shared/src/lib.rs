@@ -34,6 +34,7 @@
 //! Nothing here depends on server code; the server, `tctl`, `tsh` and the tests all build on it.
 
 pub mod api;
+pub mod app;
 pub mod certs;
 pub mod client;
 pub mod error;

@@ -8,6 +8,7 @@
 // Test support: failing loudly is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod apps;
 pub mod browser;
 pub mod haproxy;
 pub mod idp;

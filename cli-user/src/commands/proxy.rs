@@ -1,5 +1,9 @@
 //! `tsh proxy ssh [--cluster=C] user@host:port`: connects standard input and output to a node
 //! through the proxy (and the leaf's tunnel). OpenSSH's `ProxyCommand` for `tsh config`.
+//!
+//! `tsh proxy app [--cluster=C] [-p PORT] <app>`: a local listener that adds the app's
+//! certificate, so any client reaches the app at `127.0.0.1:PORT` (the only way to a `tcp://`
+//! app). It logs in to the app first when tsh holds no live certificate for it.
 
 use anyhow::{anyhow, bail};
 use shared::subsystem::ProxyRequest;
@@ -26,6 +30,17 @@ enum Cmd {
         /// user@host[:port]; a host ending in .<cluster> has the suffix removed.
         target: String,
     },
+    /// A local listener for an application that adds its certificate.
+    #[command(
+        after_help = "Examples:\n  tsh proxy app grafana -p 8080   # then http://127.0.0.1:8080\n  tsh proxy app --cluster=leaf.example.com redis -p 6380"
+    )]
+    App {
+        /// The application (as 'tsh apps ls' lists it).
+        app: String,
+        /// Local port (default: any free one, printed).
+        #[arg(short = 'p', long, default_value_t = 0)]
+        port: u16,
+    },
 }
 
 /// Splits `user@host:port`, removing a `.<cluster>` suffix from the host.
@@ -44,7 +59,10 @@ pub fn parse_target(target: &str, cluster: &str) -> anyhow::Result<(String, Stri
 
 /// Runs the command.
 pub async fn exec(a: Args, g: &Global) -> anyhow::Result<u8> {
-    let Cmd::Ssh { target } = a.cmd;
+    let target = match a.cmd {
+        Cmd::Ssh { target } => target,
+        Cmd::App { app, port } => return proxy_app(g, &app, port).await,
+    };
     let mut session = Session::load(g)?;
     session.require_valid()?;
     let cluster = session.target(g);
@@ -88,6 +106,73 @@ fn stdio_pipes() -> Option<(tokio::net::unix::pipe::Receiver, tokio::net::unix::
     let rx = tokio::net::unix::pipe::Receiver::from_owned_fd(input).ok()?;
     let tx = tokio::net::unix::pipe::Sender::from_owned_fd(output).ok()?;
     Some((rx, tx))
+}
+
+/// Serves `tsh proxy app` until interrupted.
+async fn proxy_app(g: &Global, app: &str, port: u16) -> anyhow::Result<u8> {
+    let mut session = Session::load(g)?;
+    session.require_valid()?;
+    let cluster = session.target(g);
+    session.ensure_cluster(&cluster).await?;
+    let login = match super::apps::live_login(&session, &cluster, app) {
+        Some(l) => l,
+        None => super::apps::login_to(&session, &cluster, app).await?,
+    };
+    let identity = shared::client::ClientIdentity {
+        cert_pem: std::fs::read_to_string(&login.cert).map_err(|e| anyhow!("cannot read {}: {e}", login.cert))?,
+        key_pem: std::fs::read_to_string(&login.key).map_err(|e| anyhow!("cannot read {}: {e}", login.key))?,
+    };
+    // The proxy's own name and pinned host CA (as every tsh call to it): the certificate says
+    // which app, so no DNS name for the app is needed.
+    let trust = session.creds.cluster_trust(&session.profile.cluster)?;
+    let mut cfg = shared::client::tls_client_config(&trust, Some(&identity))?;
+    cfg.alpn_protocols.clear();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+    let listener =
+        tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| anyhow!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+    let local = listener.local_addr()?;
+    let scheme = if login.tcp { "tcp" } else { "http" };
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "Proxying connections to {app} on {local} ({scheme}://{local}). Press Ctrl-C to stop.");
+        let _ = out.flush();
+    }
+    let proxy = session.profile.web_proxy_addr.clone();
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(0),
+            accepted = listener.accept() => {
+                let (client, _) = match accepted {
+                    Ok(c) => c,
+                    Err(e) => { warn(format!("accept: {e}")); continue; }
+                };
+                let connector = connector.clone();
+                let proxy = proxy.clone();
+                tokio::spawn(async move {
+                    let _ = client.set_nodelay(true);
+                    let tcp = match tokio::net::TcpStream::connect(&proxy).await {
+                        Ok(t) => t,
+                        Err(e) => { warn(format!("cannot reach the proxy {proxy}: {e}")); return; }
+                    };
+                    let _ = tcp.set_nodelay(true);
+                    let name = rustls::pki_types::ServerName::try_from(shared::certs::CLUSTER_LOCAL_NAME).unwrap_or_else(|_| unreachable!());
+                    match connector.connect(name, tcp).await {
+                        Ok(mut tls) => {
+                            let mut client = client;
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut tls).await;
+                        }
+                        Err(e) => warn(format!("TLS to the proxy: {e}")),
+                    }
+                });
+            }
+        }
+    }
+}
+
+fn warn(msg: String) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "WARNING: {msg}");
 }
 
 #[cfg(test)]

@@ -443,3 +443,27 @@ pub async fn mfa_delete(
     s.auth.delete_mfa_device(&user, &name).await?;
     Ok(axum::Json(serde_json::json!({})))
 }
+
+/// `POST /v1/apps/sessions` (`tsh apps login`, the web launcher): a session and certificate for
+/// one app, never outliving the caller's certificate.
+pub async fn create_app_session(
+    State(s): State<Arc<ApiState>>,
+    parts: Parts,
+    Authed(ctx): Authed,
+    JsonBody(req): JsonBody<CreateAppSessionRequest>,
+) -> ApiResult<J<AppSession>> {
+    let id = ctx.require_local_user()?;
+    if id.route_to_app.is_some() {
+        return Err(Error::access_denied("an app certificate cannot create app sessions; use your login certificate").into());
+    }
+    let user = s.auth.services.user(&id.username).await?.value;
+    let not_after = super::conn_info(&parts).cert.as_ref().map(|c| c.not_after).unwrap_or_else(|| s.auth.clock.now().unix_timestamp());
+    Ok(axum::Json(s.auth.create_app_session(&user, req, not_after).await?))
+}
+
+/// `DELETE /v1/apps/sessions/<id>` (`tsh apps logout`): ends one of the caller's app sessions.
+pub async fn delete_app_session(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, Path(id): Path<String>) -> ApiResult<J<Value>> {
+    let user = ctx.require_local_user()?;
+    s.auth.delete_app_session(&id, &user.username).await?;
+    Ok(axum::Json(json!({})))
+}

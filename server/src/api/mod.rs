@@ -211,6 +211,11 @@ impl FromRequestParts<Arc<ApiState>> for Authed {
         let info = conn_info(parts);
         let cert = client_cert(&info)?;
         match state.authz.context(cert).await {
+            // An app's certificate reaches that app and nothing else (Teleport's `usage:apps`).
+            Ok(ctx) if matches!(&ctx.caller, shared::identity::Caller::LocalUser(u) | shared::identity::Caller::RemoteUser { identity: u, .. } if u.route_to_app.is_some()) => {
+                Err(Error::access_denied("an application certificate reaches its application only; use your login certificate (tsh login)")
+                    .into())
+            }
             Ok(ctx) => Ok(Authed(ctx)),
             Err(e) => {
                 tracing::debug!(
@@ -266,6 +271,8 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route(path::NODES, get(handlers::nodes))
         .route(path::NODE_HEARTBEAT, post(handlers::node_heartbeat))
         .route(path::KUBE_HEARTBEAT, post(handlers::kube_heartbeat))
+        .route(path::APP_SESSIONS, post(handlers::create_app_session))
+        .route(&format!("{}/{{id}}", path::APP_SESSIONS), axum::routing::delete(handlers::delete_app_session))
         .route(path::HOST_RENEW, post(handlers::renew_host))
         .route(path::NODE_AUTHZ, get(handlers::node_authz))
         .route(path::SIGN_USER, post(handlers::sign_user))

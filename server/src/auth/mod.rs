@@ -5,6 +5,7 @@
 //! data rules (validation, immutability, atomicity).
 
 pub mod apps;
+pub mod appsession;
 pub mod ca;
 pub mod kube;
 pub mod leafview;
@@ -294,6 +295,7 @@ impl AuthServer {
             traits: user.spec.traits.clone(),
             logins: logins.clone(),
             kubernetes_cluster: kube,
+            route_to_app: None,
             kubernetes_users: checker.kubernetes_users(None),
             kubernetes_groups: checker.kubernetes_groups(None),
             route_to_cluster: route,

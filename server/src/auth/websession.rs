@@ -127,12 +127,25 @@ pub async fn load(auth: &AuthServer, id: &str) -> Result<Option<WebSession>> {
     if !valid_id(id) {
         return Ok(None);
     }
-    let Some(item) = auth.services.backend.get(&key(id)).await? else { return Ok(None) };
+    let mut s = load_key(auth, &key(id)).await?;
+    if let Some(s) = s.as_mut() {
+        s.id = id.to_string();
+    }
+    Ok(s)
+}
+
+/// Whether the session whose id hashes to `hash` is live (an app session's check of the web
+/// session it belongs to); records activity, so using an app keeps the web session alive.
+pub async fn live_by_hash(auth: &AuthServer, hash: &str) -> Result<bool> {
+    Ok(load_key(auth, &keys::web_session(hash)).await?.is_some())
+}
+
+async fn load_key(auth: &AuthServer, key: &str) -> Result<Option<WebSession>> {
+    let Some(item) = auth.services.backend.get(key).await? else { return Ok(None) };
     let Ok(mut s) = serde_json::from_slice::<WebSession>(&item.value) else { return Ok(None) };
-    s.id = id.to_string();
     let now = auth.clock.now().unix_timestamp();
     if !s.live(now) {
-        let _ = auth.services.apply(vec![Op::Delete { key: key(id) }]).await;
+        let _ = auth.services.apply(vec![Op::Delete { key: key.to_string() }]).await;
         return Ok(None);
     }
     if now - s.last_active >= TOUCH {
@@ -140,7 +153,7 @@ pub async fn load(auth: &AuthServer, id: &str) -> Result<Option<WebSession>> {
         // Another request may have touched it first; either write is as good.
         let _ = auth
             .services
-            .apply(vec![Op::CompareAndSwap { key: key(id), value: encode(&s)?, expires: Some(s.expires), expected: item.revision }])
+            .apply(vec![Op::CompareAndSwap { key: key.to_string(), value: encode(&s)?, expires: Some(s.expires), expected: item.revision }])
             .await;
     }
     Ok(Some(s))
@@ -157,6 +170,10 @@ pub async fn delete(auth: &AuthServer, s: &WebSession) -> Result<()> {
         && !e.is(shared::Kind::NotFound)
     {
         return Err(e);
+    }
+    // Its app sessions end with it (each proxy also checks the web session on every request).
+    if let Err(e) = auth.delete_app_sessions_of(&s.id).await {
+        tracing::warn!(user = %s.user, error = %e, "cannot end the web session's app sessions; they fail their web session check");
     }
     tracing::info!(user = %s.user, "web session ended");
     Ok(())

@@ -143,7 +143,8 @@ async fn serve(
     // (the API and the web UI, a peer that reaches the proxy inside the process).
     let api_app = counted(api::router(state.clone()));
     let shutdown = tasks.signal(Stage::Listeners);
-    let api_server = Arc::new(ApiServer { tls: tls.clone(), app: api_app, shutdown: shutdown.clone(), kube: None, kube_only: false });
+    let api_server =
+        Arc::new(ApiServer { tls: tls.clone(), app: api_app, shutdown: shutdown.clone(), kube: None, kube_only: false, apps: None });
 
     // SSH proxy, routing, tunnels.
     let tunnels = TunnelRegistry::new();
@@ -196,7 +197,7 @@ async fn serve(
         Some(k) => {
             let recorder: Arc<dyn crate::node::NodeAccessPoint> =
                 Arc::new(LocalAccess { auth: auth.clone(), host_id: host_id.clone(), nodename: cfg.nodename.clone() });
-            let access = crate::access::kube::access::LocalKube { auth: auth.clone(), recorder, host_id: host_id.clone() };
+            let access = crate::access::cluster::LocalKube { auth: auth.clone(), recorder, host_id: host_id.clone() };
             let engine =
                 crate::access::kube::engine::KubeEngine::start(&cfg, k, Arc::new(access), &host_id, proxy_ssh.live.clone(), false)?;
             tasks.spawn(Stage::Writers, |s| engine.clone().run_heartbeat(s));
@@ -204,20 +205,31 @@ async fn serve(
         }
         None => None,
     };
-    if !cfg.apps.is_empty() {
+    // Apps: this process's service (if configured) and the proxy side for every client.
+    let app_engine = if cfg.apps.is_empty() {
+        None
+    } else {
+        let served = crate::access::app::with_public_addrs(&cfg.apps, &cfg.public_addr);
+        let recorder: Arc<dyn crate::node::NodeAccessPoint> =
+            Arc::new(LocalAccess { auth: auth.clone(), host_id: host_id.clone(), nodename: cfg.nodename.clone() });
+        let access = crate::access::cluster::LocalKube { auth: auth.clone(), recorder, host_id: host_id.clone() };
+        let engine = crate::access::app::engine::AppEngine::new(Arc::new(access), served.clone(), &host_id, &cfg.nodename)?;
         let apps = Arc::new(crate::access::app::AppService {
             auth: auth.clone(),
-            apps: cfg.apps.clone(),
+            apps: served,
             host_id: host_id.clone(),
             hostname: cfg.nodename.clone(),
             heartbeat: cfg.node_heartbeat,
         });
         tracing::info!(apps = ?cfg.apps.iter().map(|a| a.metadata.name.clone()).collect::<Vec<_>>(), "app service started");
         tasks.spawn(Stage::Writers, |s| apps.run_heartbeat(s));
-    }
+        Some(engine)
+    };
+    let app_front = crate::access::app::front::AppFront::new(auth.clone(), peering.clone(), app_engine.clone(), &cfg.public_addr);
     let kube_front =
         Arc::new(crate::access::kube::front::KubeFront { auth: auth.clone(), dialer: peering.clone(), engine: kube_engine.clone() });
-    let public_server = Arc::new(ApiServer { tls, app: public_app, shutdown, kube: Some(kube_front.clone()), kube_only: false });
+    let public_server =
+        Arc::new(ApiServer { tls, app: public_app, shutdown, kube: Some(kube_front.clone()), kube_only: false, apps: Some(app_front) });
     if let Some(addr) = &cfg.kube_listen_addr {
         let kube_server = Arc::new(ApiServer {
             tls: public_server.tls.clone(),
@@ -225,6 +237,7 @@ async fn serve(
             shutdown: public_server.shutdown.clone(),
             kube: Some(kube_front.clone()),
             kube_only: true,
+            apps: None,
         });
         let l = bind(addr, "proxy_service.kube_listen_addr").await?;
         let kube_listener = Arc::new(WebListener { api: kube_server, ssh: proxy_ssh.clone(), limiter: limiter.clone() });
@@ -252,6 +265,7 @@ async fn serve(
             live: proxy_ssh.live.clone(),
             limiter: limiter.clone(),
             kube: kube_engine.clone(),
+            app: app_engine.clone(),
         }),
         max_backoff: Duration::from_secs(10),
         agents: state_agents,

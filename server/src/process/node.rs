@@ -52,7 +52,7 @@ pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow
     // through the node's tunnel.
     let kube = match &cfg.kube {
         Some(k) => {
-            let access = Arc::new(crate::access::kube::access::BundleKube { node: node.clone() });
+            let access = Arc::new(crate::access::cluster::BundleKube { node: node.clone() });
             let engine = crate::access::kube::engine::KubeEngine::start(&cfg, k, access, &host_id, node.live.clone(), true)?;
             tasks.spawn(Stage::Services, |s| engine.clone().run_heartbeat(s));
             Some(engine)

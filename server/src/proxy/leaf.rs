@@ -41,6 +41,8 @@ pub struct LeafShared {
     pub limiter: Arc<Limiter>,
     /// This cluster's Kubernetes service, if this process runs one.
     pub kube: Option<Arc<crate::access::kube::engine::KubeEngine>>,
+    /// This cluster's app service, if this process runs one.
+    pub app: Option<Arc<crate::access::app::engine::AppEngine>>,
 }
 
 /// The service behind the tunnel to one root.
@@ -70,7 +72,7 @@ impl TunnelService for LeafService {
                     }
                 }
                 Target::Locks => receive_locks(&shared, &root, stream).await,
-                Target::Kube => serve_kube(&shared, &root, req.origin, stream).await,
+                Target::Kube | Target::App => serve_with_cert(&shared, &root, req.target, req.origin, stream).await,
                 Target::Node { host, port } => serve_node(&shared, &root, &host, port, req.origin, stream).await,
                 Target::Ssh => {
                     tracing::warn!(root = %root, "refused a tunnel request for a node's own SSH at a leaf proxy");
@@ -94,24 +96,35 @@ async fn admit(shared: &LeafShared, caller: &str, stream: &mut russh::ChannelStr
     }
 }
 
-/// Hands a root's Kubernetes client to this cluster's Kubernetes service, with the user's
-/// certificate the root's proxy received: the service verifies it against the root's user CA
-/// and decides with the mapped roles.
-async fn serve_kube(shared: &LeafShared, root: &str, origin: Option<Origin>, mut stream: russh::ChannelStream<russh::client::Msg>) {
+/// Hands a root's Kubernetes client or app session to this cluster's service for it, with the
+/// user's certificate the root's proxy received: the service verifies it against the root's
+/// user CA and decides with the mapped roles.
+async fn serve_with_cert(
+    shared: &LeafShared,
+    root: &str,
+    target: Target,
+    origin: Option<Origin>,
+    mut stream: russh::ChannelStream<russh::client::Msg>,
+) {
     use base64::Engine as _;
     let cert = origin.as_ref().and_then(|o| o.cert.as_deref()).and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok());
     let (Some(o), Some(cert)) = (origin, cert) else {
-        let _ = write_err(&mut stream, &Error::access_denied("a Kubernetes request through the tunnel must carry the user's certificate"))
-            .await;
+        let msg = format!("a {} request through the tunnel must carry the user's certificate", target.encode());
+        let _ = write_err(&mut stream, &Error::access_denied(msg)).await;
         return;
     };
     let Some(permit) = admit(shared, &o.caller(), &mut stream).await else { return };
     if write_ok(&mut stream).await.is_err() {
         return;
     }
-    let fwd = crate::access::kube::engine::Forwarded { cert, addr: o.addr, via_root: Some(root.to_string()) };
+    let fwd = crate::access::cluster::Forwarded { cert, addr: o.addr, via_root: Some(root.to_string()) };
     let router = &shared.router;
-    crate::access::kube::front::serve_in_cluster(&router.auth, router.dialer.as_ref(), shared.kube.as_ref(), Box::new(stream), fwd).await;
+    if target == Target::App {
+        crate::access::app::front::serve_in_cluster(shared.app.as_ref(), Box::new(stream), fwd).await;
+    } else {
+        crate::access::kube::front::serve_in_cluster(&router.auth, router.dialer.as_ref(), shared.kube.as_ref(), Box::new(stream), fwd)
+            .await;
+    }
     drop(permit);
 }
 

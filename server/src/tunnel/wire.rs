@@ -91,6 +91,9 @@ pub enum Target {
     /// The far cluster's Kubernetes service: HTTP for the Kubernetes cluster the user's
     /// certificate (in the [`Origin`]) names.
     Kube,
+    /// The far cluster's app service: HTTP (or a TCP app's bytes) for the app the user's app
+    /// certificate (in the [`Origin`]) routes to.
+    App,
     /// A registered node of the far cluster: host name, UUID or address, and port (`None`: any).
     Node {
         /// Host name, UUID or address.
@@ -108,6 +111,7 @@ impl Target {
             Target::Ssh => "ssh".into(),
             Target::Locks => "locks".into(),
             Target::Kube => "kube".into(),
+            Target::App => "app".into(),
             Target::Node { host, port } => {
                 let host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
                 format!("node:{host}:{}", port.unwrap_or(0))
@@ -123,6 +127,7 @@ impl Target {
             "ssh" => return Ok(Target::Ssh),
             "locks" => return Ok(Target::Locks),
             "kube" => return Ok(Target::Kube),
+            "app" => return Ok(Target::App),
             _ => {}
         }
         let addr = s.strip_prefix("node:").ok_or_else(bad)?;

@@ -272,6 +272,7 @@ pub fn router() -> Router<Arc<WebState>> {
         .route("/web/clusters/{name}/labels", post(pages::cluster_labels))
         .route("/web/clusters/{name}/delete", post(pages::cluster_delete))
         .route("/web/go", get(pages::go))
+        .route("/web/launch/{*rest}", get(pages::launch))
         .route("/web/cluster/{cluster}/nodes", get(pages::nodes))
         .route("/web/cluster/{cluster}/resources", get(pages::nodes))
         .route("/web/cluster/{cluster}/console/node/{server}/{login}", get(pages::console))

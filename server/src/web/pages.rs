@@ -612,14 +612,20 @@ pub async fn nodes(
     Query(q): Query<ListQuery>,
 ) -> Response {
     let kube_url = format!("{}/kube_cluster", path::RESOURCES);
-    let (result, kube) = match super::api(&s, &mut sess, &cluster).await {
+    let app_url = format!("{}/app", path::RESOURCES);
+    let (result, kube, apps) = match super::api(&s, &mut sess, &cluster).await {
         Ok(api) => {
-            let (n, k) = tokio::join!(api.get::<Vec<Node>>(path::NODES), api.get::<Vec<shared::resource::KubeCluster>>(&kube_url));
-            // An older cluster without Kubernetes clusters simply shows none.
-            (n, k.unwrap_or_default())
+            let (n, k, a) = tokio::join!(
+                api.get::<Vec<Node>>(path::NODES),
+                api.get::<Vec<shared::resource::KubeCluster>>(&kube_url),
+                api.get::<Vec<shared::resource::App>>(&app_url)
+            );
+            // An older cluster without Kubernetes clusters or apps simply shows none.
+            (n, k.unwrap_or_default(), a.unwrap_or_default())
         }
-        Err(e) => (Err(e), Vec::new()),
+        Err(e) => (Err(e), Vec::new(), Vec::new()),
     };
+    let proxy_public = s.ping.public_addr.clone();
     let logins = logins_of(&sess);
     // An empty root is not where to stop: say where the servers are (from the same cluster list
     // the header shows).
@@ -704,6 +710,35 @@ pub async fn nodes(
                         }
                     }
                     p.muted { "Then plain kubectl; the cluster that owns the Kubernetes cluster decides what you may do." }
+                }
+            }
+            @if !apps.is_empty() {
+                div.card #apps {
+                    h2 { "Applications of " (cluster) }
+                    table {
+                        thead { tr { th { "Name" } th { "Description" } th { "Address" } th { "Labels" } th { "Open" } } }
+                        tbody {
+                            @for a in &apps {
+                                @let fqdn = shared::app::fqdn_at(&a.metadata.name, &a.spec.public_addr, &proxy_public);
+                                tr data-app=(a.metadata.name) {
+                                    td { (a.metadata.name) }
+                                    td { (a.metadata.description.clone().unwrap_or_default()) }
+                                    td { (fqdn.clone().unwrap_or_else(|| a.spec.public_addr.clone())) }
+                                    td { @for (key, v) in &a.metadata.labels { span.pill { (key) ": " (v) } } }
+                                    td {
+                                        @if a.spec.uri.starts_with("tcp://") {
+                                            code { "tsh proxy app --cluster=" (cluster) " " (a.metadata.name) }
+                                        } @else if let Some(f) = &fqdn {
+                                            a.button.small.launch href=(launch_url(f, &cluster, a)) { "Launch" }
+                                        } @else {
+                                            code { "tsh apps login --cluster=" (cluster) " " (a.metadata.name) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    p.muted { "The cluster that serves the application decides who may use it; it signs who you are into every request." }
                 }
             }
         }
@@ -1146,4 +1181,166 @@ pub async fn delete_trust(
     Form(f): Form<CsrfForm>,
 ) -> Response {
     delete(&s, &headers, sess, TRUST, &name, &f.csrf).await
+}
+
+/// The launcher's address for app `a` of `cluster`: by cluster and the app's own address (or
+/// name), so the same name in two clusters opens the one chosen (Teleport's launcher).
+fn launch_url(fqdn: &str, cluster: &str, a: &shared::resource::App) -> String {
+    let addr = if a.spec.public_addr.is_empty() { a.metadata.name.as_str() } else { a.spec.public_addr.as_str() };
+    format!("/web/launch/{}/{}/{}", encode_segment(fqdn), encode_segment(cluster), encode_segment(addr))
+}
+
+#[derive(Deserialize, Default)]
+pub struct LaunchQuery {
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    state: String,
+}
+
+/// `GET /web/launch/<fqdn>[/<cluster>/<public addr>]` (reference §3.2): sends the browser to the
+/// app's host for the launch's state cookie, and when it comes back with the state, creates the
+/// app session (as the user, through the API: the same checks as `tsh apps login`) and sends the
+/// browser to the app's host to take it, the session id in the URL's fragment.
+pub async fn launch(
+    State(s): State<Arc<WebState>>,
+    Web(mut sess): Web,
+    Path(rest): Path<String>,
+    Query(q): Query<LaunchQuery>,
+    headers: HeaderMap,
+) -> Response {
+    match launch_to(&s, &mut sess, &rest, &q, &headers).await {
+        Ok(to) => Redirect::to(&to).into_response(),
+        Err(e) => {
+            let root = s.auth.cluster_name().to_string();
+            let nav = nav(&s, &mut sess, &root, "nodes").await;
+            error_page(Some(&nav), &e)
+        }
+    }
+}
+
+/// Where [`launch`] sends the browser.
+async fn launch_to(s: &WebState, sess: &mut WebSession, rest: &str, q: &LaunchQuery, headers: &HeaderMap) -> Result<String, Error> {
+    let root = s.auth.cluster_name().to_string();
+    let public = s.ping.public_addr.clone();
+    let mut parts = rest.splitn(3, '/');
+    let fqdn = parts.next().unwrap_or_default().to_string();
+    let chosen = match (parts.next(), parts.next()) {
+        (Some(c), Some(a)) if !c.is_empty() && !a.is_empty() => Some((c.to_string(), a.to_string())),
+        _ => None,
+    };
+    // Only a name under this proxy, and never with a port: a launch may not lead elsewhere.
+    if fqdn.contains(':') || shared::app::host_only(&fqdn) != fqdn || !shared::app::under(&fqdn, &public) {
+        return Err(Error::bad_parameter(format!(
+            "{fqdn:?} is not an application address of this proxy; applications are opened at <app>.{}",
+            shared::app::host_only(&public)
+        )));
+    }
+    if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
+        return Err(Error::access_denied("request refused: an application launch may not come from another site"));
+    }
+    let port = match public.rsplit_once(':').map(|(_, p)| p) {
+        Some("443") | None => String::new(),
+        Some(p) => format!(":{p}"),
+    };
+    let path = shared::app::safe_path(if q.path.is_empty() { "/" } else { &q.path });
+    if q.state.is_empty() {
+        let mut to = format!("https://{fqdn}{port}{}?path={}", shared::app::AUTH_PATH, shared::sso::query_escape(&path));
+        if let Some((c, a)) = &chosen {
+            to.push_str(&format!("&cluster={}&addr={}", shared::sso::query_escape(c), shared::sso::query_escape(a)));
+        }
+        return Ok(to);
+    }
+    if q.state.len() > 64 || !q.state.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::bad_parameter("malformed launch state; open the application again"));
+    }
+    let (cluster, app) = resolve_app(s, sess, &fqdn, chosen.as_ref()).await?;
+    let req = shared::api::CreateAppSessionRequest {
+        name: app.metadata.name.clone(),
+        public_addr: app.spec.public_addr.clone(),
+        cluster_name: cluster,
+        fqdn: fqdn.clone(),
+        tls_public_key: String::new(),
+        web_session: Some(sess.id.clone()),
+    };
+    let a: shared::api::AppSession = super::api(s, sess, &root).await?.post(path::APP_SESSIONS, &req).await?;
+    Ok(format!(
+        "https://{fqdn}{port}{}?state={}&subject={}&path={}#value={}",
+        shared::app::AUTH_PATH,
+        q.state,
+        a.subject,
+        shared::sso::query_escape(&path),
+        a.session_id
+    ))
+}
+
+/// The app a launch names: by cluster and address when the resources page chose it, else by
+/// the host name alone: an app of this cluster at that name first, then a leaf's app claiming
+/// it as its own `public_addr`, then the apps of that name in every cluster the user may see.
+/// A name two clusters answer to is reported, never resolved to the first.
+async fn resolve_app(
+    s: &WebState,
+    sess: &mut WebSession,
+    fqdn: &str,
+    chosen: Option<&(String, String)>,
+) -> Result<(String, shared::resource::App), Error> {
+    let root = s.auth.cluster_name().to_string();
+    let public = s.ping.public_addr.clone();
+    let app_url = format!("{}/app", path::RESOURCES);
+    let at = |a: &shared::resource::App| shared::app::fqdn_at(&a.metadata.name, &a.spec.public_addr, &public);
+    let not_found = || Error::not_found(format!("no application you may use answers at {fqdn}; the resources page lists those you may"));
+    if let Some((cluster, addr)) = chosen {
+        let apps: Vec<shared::resource::App> = super::api(s, sess, cluster).await?.get(&app_url).await?;
+        let app = apps
+            .into_iter()
+            .find(|a| if a.spec.public_addr.is_empty() { a.metadata.name == *addr } else { a.spec.public_addr == *addr })
+            .ok_or_else(not_found)?;
+        // The address the browser is at must be this app's (never another's host or port).
+        if at(&app).as_deref() != Some(fqdn) {
+            return Err(Error::bad_parameter(format!("{fqdn} is not the address of application {:?} of {cluster}", app.metadata.name)));
+        }
+        return Ok((cluster.clone(), app));
+    }
+    let mut clusters = visible_clusters(s, sess).await;
+    if !clusters.contains(&root) {
+        clusters.insert(0, root.clone());
+    }
+    let mut by_claim = Vec::new();
+    let mut by_name = Vec::new();
+    for c in &clusters {
+        let Ok(api) = super::api(s, sess, c).await else { continue };
+        let Ok(apps) = api.get::<Vec<shared::resource::App>>(&app_url).await else { continue };
+        for a in apps {
+            if at(&a).as_deref() != Some(fqdn) {
+                continue;
+            }
+            let claimed = !a.spec.public_addr.is_empty() && shared::app::host_only(&a.spec.public_addr) == fqdn;
+            if *c == root {
+                // This cluster's own apps come first.
+                return Ok((c.clone(), a));
+            }
+            if claimed { by_claim.push((c.clone(), a)) } else { by_name.push((c.clone(), a)) }
+        }
+    }
+    let listed = |v: &[(String, shared::resource::App)]| v.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>().join(", ");
+    match by_claim.len() {
+        1 => return Ok(by_claim.remove(0)),
+        0 => {}
+        _ => {
+            tracing::warn!(fqdn, clusters = %listed(&by_claim), "refused an address several leaves' apps claim as their public_addr");
+            return Err(Error::already_exists(format!(
+                "{fqdn} is claimed by applications of several clusters ({}); open the one you want from the resources page",
+                listed(&by_claim)
+            )));
+        }
+    }
+    match by_name.len() {
+        1 => Ok(by_name.remove(0)),
+        0 => Err(not_found()),
+        _ => Err(Error::already_exists(format!(
+            "application {:?} exists in several clusters ({}); open the one you want from the resources page, which launches it by cluster",
+            by_name[0].1.metadata.name,
+            listed(&by_name)
+        ))),
+    }
 }

@@ -4,6 +4,10 @@
 //! The browser path, the leaf's decision and the JWT come next, in `front.rs` and `engine.rs`
 //! as for Kubernetes.
 
+pub mod engine;
+pub mod front;
+pub mod jwt;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,4 +55,19 @@ impl AppService {
             }
         }
     }
+}
+
+/// The apps with their public addresses: their own, else `<name>.<proxy public host>` when that
+/// host is a DNS name (Teleport's default), else none (reached by `tsh` alone).
+pub fn with_public_addrs(apps: &[App], proxy_public_addr: &str) -> Vec<App> {
+    let host = shared::app::host_only(proxy_public_addr);
+    apps.iter()
+        .cloned()
+        .map(|mut a| {
+            if a.spec.public_addr.is_empty() && shared::app::is_dns_name(&host) {
+                a.spec.public_addr = format!("{}.{host}", a.metadata.name);
+            }
+            a
+        })
+        .collect()
 }

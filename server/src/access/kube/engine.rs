@@ -26,9 +26,10 @@ use shared::rbac::AccessChecker;
 use shared::resource::{KubeCluster, LabelMap};
 use tokio::sync::Mutex;
 
-use super::access::KubeAccess;
 use super::exec::{FrameReader, exit_code, resize};
 use super::upstream::Upstream;
+pub use crate::access::cluster::Forwarded;
+use crate::access::cluster::ServiceAccess;
 use crate::audit::codes;
 use crate::live::{Live, LiveEntry};
 use crate::shutdown::Shutdown;
@@ -36,20 +37,10 @@ use crate::shutdown::Shutdown;
 /// Bodies of answers: the API server's, or ours.
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
-/// A connection handed to the engine, and who it is for.
-pub struct Forwarded {
-    /// The user's certificate (DER), as the TLS handshake with a proxy received it.
-    pub cert: Vec<u8>,
-    /// The client's address, as the first proxy saw it.
-    pub addr: String,
-    /// The trusted root whose tunnel carried it (`None`: this cluster's own proxy).
-    pub via_root: Option<String>,
-}
-
 /// The Kubernetes service of this process.
 pub struct KubeEngine {
     /// The cluster: who callers are, where events and recordings go.
-    pub access: Arc<dyn KubeAccess>,
+    pub access: Arc<dyn ServiceAccess>,
     /// The clusters it serves, by name.
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
     /// Static labels of every cluster it serves.
@@ -139,7 +130,7 @@ impl KubeEngine {
     pub fn start(
         cfg: &crate::config::Config,
         k: &crate::config::KubeConfig,
-        access: Arc<dyn KubeAccess>,
+        access: Arc<dyn ServiceAccess>,
         host_id: &str,
         live: Arc<Live>,
         tunnel: bool,

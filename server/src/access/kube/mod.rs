@@ -11,7 +11,6 @@
 //! exec.rs: the exec stream read as it passes, for the recording
 //! ```
 
-pub mod access;
 pub mod engine;
 pub mod exec;
 pub mod explain;

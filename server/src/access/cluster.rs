@@ -1,4 +1,4 @@
-//! What the Kubernetes engine needs from its cluster, wherever it runs: who a certificate is
+//! What an engine (Kubernetes, apps) needs from its cluster, wherever it runs: who a certificate is
 //! and what their roles allow here, where audit events, recordings and heartbeats go.
 //!
 //! - [`LocalKube`]: in the cluster process, the auth service itself.
@@ -22,6 +22,16 @@ use crate::auth::AuthServer;
 use crate::authz::Authorizer;
 use crate::node::{NodeAccessPoint, NodeService};
 
+/// A connection handed to the engine, and who it is for.
+pub struct Forwarded {
+    /// The user's certificate (DER), as the TLS handshake with a proxy received it.
+    pub cert: Vec<u8>,
+    /// The client's address, as the first proxy saw it.
+    pub addr: String,
+    /// The trusted root whose tunnel carried it (`None`: this cluster's own proxy).
+    pub via_root: Option<String>,
+}
+
 /// A caller the cluster accepted.
 pub struct Admitted {
     /// Their certificate's identity.
@@ -33,7 +43,7 @@ pub struct Admitted {
 }
 
 /// The cluster, as the engine sees it.
-pub trait KubeAccess: Send + Sync + 'static {
+pub trait ServiceAccess: Send + Sync + 'static {
     /// This cluster's name.
     fn cluster_name(&self) -> String;
     /// Now.
@@ -46,6 +56,10 @@ pub trait KubeAccess: Send + Sync + 'static {
     fn heartbeat(&self, k: KubeCluster) -> BoxFuture<'_, Result<()>>;
     /// Where session recordings go.
     fn recorder(&self) -> Arc<dyn NodeAccessPoint>;
+    /// This cluster's JWT signing key (PKCS#8 PEM) and its public key (SPKI PEM), for apps.
+    fn jwt_key(&self) -> BoxFuture<'_, Result<(String, String)>> {
+        Box::pin(async { Err(Error::internal("this process cannot sign application tokens")) })
+    }
     /// The service stops serving `name` (its record would otherwise expire by itself).
     fn leave<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async {})
@@ -81,7 +95,7 @@ pub struct LocalKube {
     pub host_id: String,
 }
 
-impl KubeAccess for LocalKube {
+impl ServiceAccess for LocalKube {
     fn cluster_name(&self) -> String {
         self.auth.cluster_name().to_string()
     }
@@ -115,6 +129,14 @@ impl KubeAccess for LocalKube {
 
     fn recorder(&self) -> Arc<dyn NodeAccessPoint> {
         self.recorder.clone()
+    }
+
+    fn jwt_key(&self) -> BoxFuture<'_, Result<(String, String)>> {
+        Box::pin(async move {
+            let ca = self.auth.own_ca(shared::resource::CaType::Jwt).await?;
+            let k = ca.spec.active_keys.jwt.first().ok_or_else(|| Error::internal("the jwt CA has no key"))?;
+            Ok((String::from_utf8_lossy(&k.private_key).into_owned(), String::from_utf8_lossy(&k.public_key).into_owned()))
+        })
     }
 
     fn leave<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ()> {
@@ -179,7 +201,7 @@ pub fn admit_with_bundle(bundle: &NodeAuthzBundle, der: &[u8], peer: &PeerCert, 
     Ok(Admitted { identity, origin, checker })
 }
 
-impl KubeAccess for BundleKube {
+impl ServiceAccess for BundleKube {
     fn cluster_name(&self) -> String {
         self.node.bundle.borrow().as_ref().map(|b| b.cluster_name.clone()).unwrap_or_default()
     }
