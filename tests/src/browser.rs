@@ -48,6 +48,12 @@ impl Chrome {
     /// A new browser session: headless Chromium at `width`×`height`, accepting the proxy's
     /// self-signed certificate as a user who clicked through would.
     pub async fn client(&self, width: u32, height: u32) -> Client {
+        self.client_with(width, height, &[]).await
+    }
+
+    /// [`Chrome::client`] with more Chromium flags (e.g. `--host-resolver-rules=MAP *.x 127.1.2.3`:
+    /// DNS names for apps without touching the machine's resolver).
+    pub async fn client_with(&self, width: u32, height: u32, extra: &[String]) -> Client {
         let chromium = which("chromium").expect("chromium not found: scripts/deps.sh installs it");
         let profile = self.dir.path().join(format!("profile-{}", shared::certs::random_hex(4)));
         let args = vec![
@@ -65,6 +71,7 @@ impl Chrome {
             format!("--window-size={width},{height}"),
             format!("--user-data-dir={}", profile.display()),
         ];
+        let args: Vec<String> = args.into_iter().chain(extra.iter().cloned()).collect();
         let caps = serde_json::json!({
             "browserName": "chrome",
             "acceptInsecureCerts": true,
@@ -86,6 +93,49 @@ impl Drop for Chrome {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// A runtime for one test's browser steps.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// Types `text` into the (cleared) field `css`.
+pub async fn fill(c: &Client, css: &str, text: &str) {
+    let el = wait_css(c, css, Duration::from_secs(10)).await;
+    el.clear().await.unwrap();
+    el.send_keys(text).await.unwrap();
+}
+
+/// Clicks `css`.
+pub async fn click(c: &Client, css: &str) {
+    wait_css(c, css, Duration::from_secs(10)).await.click().await.unwrap();
+}
+
+/// The current page's path.
+pub async fn path_of(c: &Client) -> String {
+    c.current_url().await.map(|u| u.path().to_string()).unwrap_or_default()
+}
+
+/// Waits until the page is `want`.
+pub async fn wait_path(c: &Client, want: &str) {
+    wait_until(&format!("the page {want}"), Duration::from_secs(15), || async {
+        let p = path_of(c).await;
+        (p == want).then_some(())
+    })
+    .await;
+}
+
+/// The page's text.
+pub async fn body_text(c: &Client) -> String {
+    c.find(Locator::Css("body")).await.unwrap().text().await.unwrap_or_default()
+}
+
+/// Saves a screenshot as `<name>.png` in [`shots_dir`].
+pub async fn save_shot(c: &Client, name: &str) -> Vec<u8> {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(shots_dir().join(format!("{name}.png")), &png).unwrap();
+    png
 }
 
 /// Waits until `css` matches an element (at most `timeout`).

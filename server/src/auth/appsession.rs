@@ -191,6 +191,7 @@ impl AuthServer {
         match self.app_session(id).await? {
             Some(s) if s.user == user => {
                 self.services.apply(vec![Op::DeleteIfExists { key: key(id) }]).await?;
+                note_ended();
                 Ok(())
             }
             _ => Err(Error::not_found("app session not found")),
@@ -199,6 +200,8 @@ impl AuthServer {
 
     /// Ends every app session of the web session `web_id` (its sign-out).
     pub async fn delete_app_sessions_of(&self, web_id: &str) -> Result<()> {
+        // Even with none stored: their web session is gone, so cached lookups must go too.
+        note_ended();
         let hash = certs::sha256_hex(web_id.as_bytes());
         let items = self.services.backend.list(keys::APP_SESSIONS).await?;
         let mut ops = Vec::new();
@@ -216,5 +219,19 @@ impl AuthServer {
     }
 }
 
-/// How long a proxy may believe a session lookup (sign-out reaches every proxy within this).
+/// How long a proxy may believe a session lookup: a sign-out in another process of the cluster
+/// reaches it within this; one in this process at once ([`ended`]).
 pub const CACHE_FOR: Duration = Duration::from_secs(1);
+
+/// Counts app sessions ended in this process: a proxy's cached lookups older than the count
+/// it saw are looked up again.
+static ENDED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many app sessions this process ended so far.
+pub fn ended() -> u64 {
+    ENDED.load(std::sync::atomic::Ordering::Acquire)
+}
+
+fn note_ended() {
+    ENDED.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+}

@@ -128,6 +128,55 @@ fn leaf_jwt_signer(leaf: &Cluster) -> teleport_server::access::app::jwt::Signer 
     teleport_server::access::app::jwt::Signer::new(&private, &public).expect("signer")
 }
 
+/// The leaf's Apache: a JWT-verifying app with the leaf's keys (fetched over TLS it checks
+/// against the leaf's web CA, copied where Apache's user may read it once the leaf made it).
+struct LeafApache {
+    proc: e2e::apps::AppProc,
+    _ca_dir: e2e::TempDir,
+}
+
+/// A leaf named `name` trusting `root` (root `access` → leaf `visitor`, whose `app_labels`
+/// allow `env: prod`), serving `apps` (name, uri, extra YAML) with label `env: prod`, and
+/// an Apache with mod_auth_openidc as app `apache.0` (its extra YAML `apache.1`).
+fn leaf_with_apps(
+    root: &Cluster,
+    name: &str,
+    apps: &[(&str, String, &str)],
+    apache: Option<(&str, &str)>,
+) -> (Cluster, Option<LeafApache>) {
+    let ip = e2e::free_ip(&[3080, 3022, 3000]);
+    let mut lo = ClusterOpts::new(name);
+    lo.node = false;
+    lo.ip = Some(ip.clone());
+    lo.env = vec![("SSL_CERT_FILE".into(), root.web_ca().display().to_string())];
+    let mut sections = "app_service:\n  enabled: yes\n  apps:\n".to_string();
+    for (n, uri, extra) in apps {
+        sections.push_str(&format!("  - name: {n}\n    uri: {uri}\n    labels: {{env: prod}}\n{extra}"));
+    }
+    let ca_dir = e2e::TempDir::new("apache-ca");
+    let ca_copy = ca_dir.path().join("leaf-webca.pem");
+    let apache = apache.map(|(n, extra)| {
+        let proc = e2e::apps::apache_oidc(&format!("https://{ip}:3080/.well-known/jwks.json"), &ca_copy);
+        sections.push_str(&format!("  - name: {n}\n    uri: http://{}\n    labels: {{env: prod}}\n{extra}", proc.addr));
+        proc
+    });
+    lo.sections = sections;
+    let leaf = Cluster::start(lo);
+    std::fs::copy(leaf.web_ca(), &ca_copy).expect("leaf web CA for apache");
+    for (p, mode) in [(ca_dir.path(), "a+rx"), (ca_copy.as_path(), "a+r")] {
+        let _ = std::process::Command::new("chmod").arg(mode).arg(p).status();
+    }
+    leaf.create(
+        "visitor.yaml",
+        "kind: role\nversion: v7\nmetadata: {name: visitor}\nspec:\n  allow:\n    logins: [visitor]\n    app_labels: {env: prod}\n",
+    )
+    .ok("leaf role");
+    let token = root.trusted_cluster_token("5m");
+    leaf.create("tc.yaml", &tc_yaml(&root.opts.name, &token, root, true, e2e::ACCESS_TO_VISITOR)).ok("trust");
+    root.wait_remote_status(name, "online", T);
+    (leaf, apache.map(|proc| LeafApache { proc, _ca_dir: ca_dir }))
+}
+
 #[test]
 fn tsh_apps_login_reaches_a_leafs_apps_which_see_the_leafs_name_for_the_user_in_a_token_they_verify() {
     e2e::ensure_unix_user("visitor");
@@ -136,39 +185,18 @@ fn tsh_apps_login_reaches_a_leafs_apps_which_see_the_leafs_name_for_the_user_in_
     let echo = e2e::apps::httpbin();
     let ws = e2e::apps::ws_echo();
     let redis = e2e::apps::redis();
-    let mut lo = ClusterOpts::new("leaf-app2.example.com");
-    lo.node = false;
-    lo.env = vec![("SSL_CERT_FILE".into(), root.web_ca().display().to_string())];
-    // Apache verifies tokens with the leaf's published keys, over TLS it checks against the
-    // leaf's web CA (copied where Apache's user may read it once the leaf made it).
-    let ip = e2e::free_ip(&[3080, 3022, 3000]);
-    lo.ip = Some(ip.clone());
-    let apache_dir = e2e::TempDir::new("apache-ca");
-    let ca_copy = apache_dir.path().join("leaf-webca.pem");
-    let apache = e2e::apps::apache_oidc(&format!("https://{ip}:3080/.well-known/jwks.json"), &ca_copy);
-    lo.sections = format!(
-        "app_service:\n  enabled: yes\n  apps:\n\
-         \x20 - name: echo\n    uri: http://{echo}\n    labels: {{env: prod}}\n\
-         \x20 - name: dashboard\n    uri: http://{apache}\n    labels: {{env: prod}}\n    rewrite:\n      headers:\n      - name: Authorization\n        value: 'Bearer {{{{internal.jwt}}}}'\n      - name: X-Logins\n        value: '{{{{internal.logins}}}}'\n\
-         \x20 - name: ws\n    uri: http://{ws}\n    labels: {{env: prod}}\n\
-         \x20 - name: redis\n    uri: tcp://{redis}\n    labels: {{env: prod}}\n",
-        echo = echo.addr,
-        apache = apache.addr,
-        ws = ws.addr,
-        redis = redis.addr,
+    let dashboard = "    rewrite:\n      headers:\n      - name: Authorization\n        value: 'Bearer {{internal.jwt}}'\n      - name: X-Logins\n        value: '{{internal.logins}}'\n";
+    let (leaf, apache) = leaf_with_apps(
+        &root,
+        "leaf-app2.example.com",
+        &[
+            ("echo", format!("http://{}", echo.addr), ""),
+            ("ws", format!("http://{}", ws.addr), ""),
+            ("redis", format!("tcp://{}", redis.addr), ""),
+        ],
+        Some(("dashboard", dashboard)),
     );
-    let leaf = Cluster::start(lo);
-    std::fs::copy(leaf.web_ca(), &ca_copy).expect("leaf web CA for apache");
-    let _ = std::process::Command::new("chmod").arg("a+rx").arg(apache_dir.path()).status();
-    let _ = std::process::Command::new("chmod").arg("a+r").arg(&ca_copy).status();
-    leaf.create(
-        "visitor.yaml",
-        "kind: role\nversion: v7\nmetadata: {name: visitor}\nspec:\n  allow:\n    logins: [visitor]\n    app_labels: {env: prod}\n",
-    )
-    .ok("leaf role");
-    let token = root.trusted_cluster_token("5m");
-    leaf.create("tc.yaml", &tc_yaml(&root.opts.name, &token, &root, true, e2e::ACCESS_TO_VISITOR)).ok("trust");
-    root.wait_remote_status("leaf-app2.example.com", "online", T);
+    let apache = apache.expect("apache");
     let mut alice = Tsh::new("alice-app2");
     alice.login(&root, "alice", PASSWORD).ok("alice signs in");
     let leaf_name = "leaf-app2.example.com";
@@ -230,13 +258,13 @@ fn tsh_apps_login_reaches_a_leafs_apps_which_see_the_leafs_name_for_the_user_in_
     let dcert = alice.run(&["apps", "config", "--format=cert", "dashboard"]).ok("cert").trim().to_string();
     let dkey = alice.run(&["apps", "config", "--format=key", "dashboard"]).ok("key").trim().to_string();
     let page = curl(&root, "dashboard.root-app2.test", &["--cert", &dcert, "--key", &dkey, "https://dashboard.root-app2.test:3080/"]);
-    assert!(page.stdout.contains("<span id=\"user\">remote-alice-root-app2.example.com</span>"), "{page:?}\napache: {}", apache.log());
+    assert!(page.stdout.contains("<span id=\"user\">remote-alice-root-app2.example.com</span>"), "{page:?}\napache: {}", apache.proc.log());
     // The app itself refuses a token the leaf did not sign, and one it signed that expired.
     let direct = |token: &str| {
         let auth = format!("Authorization: Bearer {token}");
         e2e::run(
             std::path::Path::new("curl"),
-            &["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", &auth, &format!("http://{}/", apache.addr)],
+            &["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", &auth, &format!("http://{}/", apache.proc.addr)],
             &[],
             None,
             T,
@@ -340,4 +368,147 @@ fn tsh_apps_login_reaches_a_leafs_apps_which_see_the_leafs_name_for_the_user_in_
     assert_eq!(after.stdout, "401", "{after:?}");
     let gone = alice.run(&["apps", "config", "echo"]);
     assert!(gone.code == 1 && gone.stderr.contains("not logged into app"), "{gone:?}");
+}
+
+#[test]
+fn the_browser_opens_a_leafs_app_from_the_resources_page_and_its_session_cannot_be_replayed() {
+    use e2e::browser::*;
+    e2e::ensure_unix_user("visitor");
+    let root = root_with_dns_name("root-web.example.com", "root-web.test");
+    root.add_user("alice", "access", "visitor", PASSWORD);
+    let jwt_app = "    rewrite:\n      headers:\n      - name: Authorization\n        value: 'Bearer {{internal.jwt}}'\n";
+    let (east, apache) = leaf_with_apps(&root, "east-web.example.com", &[], Some(("grafana", jwt_app)));
+    let apache = apache.expect("apache");
+    let echo = e2e::apps::httpbin();
+    let ws = e2e::apps::ws_echo();
+    let (west, _) = leaf_with_apps(
+        &root,
+        "west-web.example.com",
+        &[("grafana", format!("http://{}", echo.addr), ""), ("live", format!("http://{}", ws.addr), "")],
+        None,
+    );
+    let base = "https://root-web.test:3080";
+    let rules = format!("--host-resolver-rules=MAP root-web.test {ip}, MAP *.root-web.test {ip}", ip = root.ip);
+    // (curl, with cookies as a thief would have them.)
+    let get = |cookie: &str| {
+        curl(
+            &root,
+            "grafana.root-web.test",
+            &["-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "-b", cookie, "https://grafana.root-web.test:3080/headers"],
+        )
+        .stdout
+    };
+    let chrome = Chrome::start();
+    let session_cookies = rt().block_on(async {
+        let c = chrome.client_with(1200, 820, &[rules]).await;
+        c.goto(&format!("{base}/web/login")).await.unwrap();
+        fill(&c, "#user", "alice").await;
+        fill(&c, "#password", PASSWORD).await;
+        click(&c, "#sign-in").await;
+        wait_path(&c, "/web/cluster/root-web.example.com/nodes").await;
+
+        // East's resources page launches east's grafana (by cluster and address), and the app
+        // (Apache, verifying the token itself) shows the leaf's name for alice.
+        c.goto(&format!("{base}/web/cluster/east-web.example.com/nodes")).await.unwrap();
+        let launch = wait_css(&c, "#apps tr[data-app='grafana'] a.launch", Duration::from_secs(15)).await;
+        let href = launch.attr("href").await.unwrap().unwrap_or_default();
+        assert_eq!(href, "/web/launch/grafana.root-web.test/east-web.example.com/grafana");
+        launch.click().await.unwrap();
+        let user = wait_css(&c, "#user", Duration::from_secs(20)).await.text().await.unwrap();
+        assert_eq!(user, "remote-alice-root-web.example.com", "apache: {}", apache.proc.log());
+        let url = c.current_url().await.unwrap();
+        assert_eq!((url.host_str(), url.port(), url.path()), (Some("grafana.root-web.test"), Some(3080), "/"));
+        assert!(url.fragment().is_none(), "the session id does not stay in the address bar: {url}");
+        save_shot(&c, "app-launched").await;
+
+        // The same name in two leaves: by name alone, the launcher reports both, never the first.
+        c.goto(&format!("{base}/web/launch/grafana.root-web.test?path=/")).await.unwrap();
+        let text = wait_until("the launcher", Duration::from_secs(20), || async {
+            let t = body_text(&c).await;
+            t.contains("several clusters").then_some(t)
+        })
+        .await;
+        assert!(text.contains("east-web.example.com") && text.contains("west-web.example.com"), "{text}");
+
+        // A launch may not lead to another port, nor a path to another host.
+        c.goto(&format!("{base}/web/launch/grafana.root-web.test:9999/east-web.example.com/grafana")).await.unwrap();
+        let t = body_text(&c).await;
+        assert!(t.contains("is not an application address of this proxy"), "{t}");
+        assert_eq!(c.current_url().await.unwrap().host_str(), Some("root-web.test"));
+
+        // West's grafana (httpbin) by the resources page: what arrives has no app cookie.
+        c.goto(&format!("{base}/web/cluster/west-web.example.com/nodes")).await.unwrap();
+        let href = wait_css(&c, "#apps tr[data-app='grafana'] a.launch", Duration::from_secs(15)).await.attr("href").await.unwrap().unwrap();
+        c.goto(&format!("{base}{href}?path=//evil.example.com/x")).await.unwrap();
+        wait_until("west's app", Duration::from_secs(20), || async {
+            let u = c.current_url().await.ok()?;
+            (u.host_str() == Some("grafana.root-web.test") && !u.path().starts_with("/x-teleport-auth")).then_some(())
+        })
+        .await;
+        assert_eq!(c.current_url().await.unwrap().path(), "/", "a path to another host ends at the app's root");
+        c.goto("https://grafana.root-web.test:3080/headers?show_env=1").await.unwrap();
+        let headers = body_text(&c).await;
+        assert!(headers.contains("Teleport-Jwt-Assertion") && !headers.contains("grv_app"), "{headers}");
+        let cookies = c.get_all_cookies().await.unwrap();
+        let names: Vec<String> = cookies.iter().map(|k| k.name().to_string()).collect();
+        assert!(names.contains(&"__Host-grv_app_session".to_string()) && names.contains(&"__Host-grv_app_session_subject".to_string()), "{names:?}");
+        for k in &cookies {
+            if k.name().starts_with("__Host-grv_app_session") {
+                assert_eq!((k.secure(), k.http_only(), k.path()), (Some(true), Some(true), Some("/")), "{k:?}");
+            }
+        }
+        let pair: Vec<(String, String)> = cookies.iter().map(|k| (k.name().to_string(), k.value().to_string())).collect();
+        // Both cookies open the app outside the browser too; the session id alone (it could be
+        // read from a log) does not: the subject is the second half.
+        let value = |n: &str| pair.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap_or_default();
+        let (id, subject) = (value("__Host-grv_app_session"), value("__Host-grv_app_session_subject"));
+        assert_eq!(get(&format!("__Host-grv_app_session={id}; __Host-grv_app_session_subject={subject}")), "200 ");
+        let replay = get(&format!("__Host-grv_app_session={id}"));
+        assert!(replay.starts_with("302 https://root-web.test:3080/web/launch/grafana.root-web.test"), "{replay}");
+        let wrong = get(&format!("__Host-grv_app_session={id}; __Host-grv_app_session_subject={}", "0".repeat(64)));
+        assert!(wrong.starts_with("302 "), "{wrong}");
+
+        // A WebSocket (a live view) passes through: west's echo, launched the same way.
+        c.goto(&format!("{base}/web/cluster/west-web.example.com/nodes")).await.unwrap();
+        let href = wait_css(&c, "#apps tr[data-app='live'] a.launch", Duration::from_secs(15)).await.attr("href").await.unwrap().unwrap();
+        c.goto(&format!("{base}{href}")).await.unwrap();
+        wait_until("the live app", Duration::from_secs(20), || async {
+            let u = c.current_url().await.ok()?;
+            (u.host_str() == Some("live.root-web.test") && !u.path().starts_with("/x-teleport-auth")).then_some(())
+        })
+        .await;
+        let echoed = c
+            .execute_async(
+                "const done = arguments[0]; const s = new WebSocket('wss://' + location.host + '/stream'); const got = [];\
+                 s.onmessage = (m) => { got.push(m.data); if (got.length === 1) { s.send('hello across the trust'); } else { done(got); s.close(); } };\
+                 s.onerror = () => done(['error']);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let got: Vec<String> = serde_json::from_value(echoed).unwrap();
+        assert_eq!(got.get(1).map(String::as_str), Some("hello across the trust"), "{got:?}");
+        assert!(got[0].contains("teleport-jwt-assertion") && !got[0].contains("grv_app"), "{got:?}");
+
+        // Sign out at the root: the app sessions end with the web session.
+        c.goto(&format!("{base}/web/clusters")).await.unwrap();
+        click(&c, "#logout").await;
+        wait_path(&c, "/web/login").await;
+        pair
+    });
+
+    let value = |n: &str| session_cookies.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap_or_default();
+    let (id, subject) = (value("__Host-grv_app_session"), value("__Host-grv_app_session_subject"));
+    let signed_out = get(&format!("__Host-grv_app_session={id}; __Host-grv_app_session_subject={subject}"));
+    assert!(
+        signed_out.starts_with("302 https://root-web.test:3080/web/launch/grafana.root-web.test"),
+        "signing out ended it: {signed_out}\n{}",
+        root.log().lines().filter(|l| l.contains("web session") || l.contains("app session")).collect::<Vec<_>>().join("\n")
+    );
+    let events = root.events();
+    let start = events.iter().find(|e| e["event"] == "app.session.start").expect("app.session.start at the root");
+    assert_eq!(start["app_cluster"], "east-web.example.com", "{start}");
+    assert!(!serde_json::to_string(&events).unwrap().contains(&id), "the session id is not in the root's audit log");
+    assert!(!serde_json::to_string(&west.events()).unwrap().contains(&id), "nor in the leaf's");
+    drop(east);
 }

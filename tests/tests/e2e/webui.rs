@@ -7,42 +7,6 @@ use e2e::browser::*;
 use e2e::*;
 use fantoccini::{Client, Locator};
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-}
-
-async fn fill(c: &Client, css: &str, text: &str) {
-    let el = wait_css(c, css, Duration::from_secs(10)).await;
-    el.clear().await.unwrap();
-    el.send_keys(text).await.unwrap();
-}
-
-async fn click(c: &Client, css: &str) {
-    wait_css(c, css, Duration::from_secs(10)).await.click().await.unwrap();
-}
-
-async fn path_of(c: &Client) -> String {
-    c.current_url().await.map(|u| u.path().to_string()).unwrap_or_default()
-}
-
-async fn wait_path(c: &Client, want: &str) {
-    wait_until(&format!("the page {want}"), Duration::from_secs(15), || async {
-        let p = path_of(c).await;
-        (p == want).then_some(())
-    })
-    .await;
-}
-
-async fn body_text(c: &Client) -> String {
-    c.find(Locator::Css("body")).await.unwrap().text().await.unwrap_or_default()
-}
-
-async fn save_shot(c: &Client, name: &str) -> Vec<u8> {
-    let png = c.screenshot().await.unwrap();
-    std::fs::write(shots_dir().join(format!("{name}.png")), &png).unwrap();
-    png
-}
-
 /// Types into the terminal (`\n` is Enter).
 async fn type_in_terminal(c: &Client, text: &str) {
     let input = c.find(Locator::Css(".xterm-helper-textarea")).await.unwrap();

@@ -42,6 +42,9 @@ use crate::tunnel::{Origin, Target, TunnelKey, TunnelRequest};
 /// Most sessions a proxy remembers lookups of.
 const CACHE_MAX: usize = 10_000;
 
+/// A session lookup: when, the count of sessions ended in the process then, what it found.
+type Cached = (Instant, u64, Option<StoredAppSession>);
+
 /// The proxy side of application access.
 pub struct AppFront {
     /// The auth service.
@@ -52,7 +55,7 @@ pub struct AppFront {
     pub engine: Option<Arc<AppEngine>>,
     /// The proxy's public address (`host:port`); apps live under its host.
     pub public_addr: String,
-    cache: std::sync::Mutex<HashMap<String, (Instant, Option<StoredAppSession>)>>,
+    cache: std::sync::Mutex<HashMap<String, Cached>>,
 }
 
 /// Hands a connection for one of this cluster's apps to the app service that serves it.
@@ -195,9 +198,11 @@ impl AppFront {
     /// The session `id`, as the cluster's state said at most [`crate::auth::appsession::CACHE_FOR`]
     /// ago, if it lives and its web session does.
     async fn session(&self, id: &str) -> Option<StoredAppSession> {
+        let ended = crate::auth::appsession::ended();
         if let Ok(c) = self.cache.lock()
-            && let Some((at, s)) = c.get(id)
+            && let Some((at, seen, s)) = c.get(id)
             && at.elapsed() < crate::auth::appsession::CACHE_FOR
+            && *seen == ended
         {
             return s.clone();
         }
@@ -209,12 +214,12 @@ impl AppFront {
         }
         if let Ok(mut c) = self.cache.lock() {
             if c.len() >= CACHE_MAX {
-                c.retain(|_, (at, _)| at.elapsed() < crate::auth::appsession::CACHE_FOR);
+                c.retain(|_, (at, _, _)| at.elapsed() < crate::auth::appsession::CACHE_FOR);
                 if c.len() >= CACHE_MAX {
                     c.clear();
                 }
             }
-            c.insert(id.to_string(), (Instant::now(), s.clone()));
+            c.insert(id.to_string(), (Instant::now(), ended, s.clone()));
         }
         s
     }
