@@ -15,6 +15,8 @@
 #                                          written): for measuring a change to those paths
 #   BENCH_ONLY=kube ./bench/run.sh         only the Kubernetes rows (printed, not written)
 #   BENCH_KUBE=0 ./bench/run.sh            without the Kubernetes rows
+#   BENCH_ONLY=apps ./bench/run.sh         only the application rows (printed, not written)
+#   BENCH_APPS=0 ./bench/run.sh            without the application rows
 #   BENCH_BIN=/tmp/build-a ./bench/run.sh  binaries (teleport, tsh, tctl, tp-leafsim) from that
 #                                          directory, not built: two builds side by side
 #
@@ -219,13 +221,56 @@ if [ "${BENCH_KUBE:-1}" != 0 ] && [ "${BENCH_ONLY:-}" != copy ] && command -v ku
   kubeconfig_file: $W/kube/kubeconfig
   kube_cluster_name: bench-kube"
 fi
+# The application the leaf's app_service serves: Apache with a static page (no auth module: the
+# rows measure the path, not the app).
+APPS=""
+if [ "${BENCH_APPS:-1}" != 0 ] && [ "${BENCH_ONLY:-}" != copy ] && [ "${BENCH_ONLY:-}" != kube ] && command -v wrk >/dev/null && [ -x /usr/sbin/apache2 ]; then
+    mkdir -p "$W/www/htdocs"
+    head -c 1024 /dev/zero | tr '\0' 'x' >"$W/www/htdocs/index.html"
+    m=/usr/lib/apache2/modules
+    cat >"$W/www/httpd.conf" <<CONF
+ServerRoot $W/www
+ServerName bench-app
+Listen 127.0.0.53:8080
+PidFile $W/www/httpd.pid
+DefaultRuntimeDir $W/www
+Mutex file:$W/www
+ErrorLog $W/www/error.log
+User nobody
+Group nogroup
+LoadModule mpm_event_module $m/mod_mpm_event.so
+LoadModule authz_core_module $m/mod_authz_core.so
+LoadModule mime_module $m/mod_mime.so
+LoadModule dir_module $m/mod_dir.so
+TypesConfig /etc/mime.types
+DocumentRoot $W/www/htdocs
+KeepAliveTimeout 30
+MaxKeepAliveRequests 0
+<Directory />
+  AllowOverride None
+</Directory>
+CONF
+    # Apache serves as nobody: the work directory must let it through.
+    chmod a+x "$W"
+    chmod -R a+rX "$W/www"
+    /usr/sbin/apache2 -f "$W/www/httpd.conf" -DFOREGROUND >"$W/www/apache.log" 2>&1 &
+    PIDS+=($!)
+    wait_until 10 curl -sf http://127.0.0.53:8080/
+    APPS=1
+    LEAF_KUBE="${LEAF_KUBE:+$LEAF_KUBE
+}app_service:
+  enabled: yes
+  apps:
+  - name: web
+    uri: http://127.0.0.53:8080"
+fi
 log "starting the root and leaf clusters"
 R="$W/root"; L="$W/leaf"
 start_cluster "$R" bench-root 127.0.0.30 1s
 CLUSTER_EXTRA="$LEAF_KUBE" start_cluster "$L" bench-leaf 127.0.0.31 1s SSL_CERT_FILE="$R/data/web/webca.pem"
 RT=(tctl -c "$R/teleport.yaml"); LT=(tctl -c "$L/teleport.yaml")
 set_password "$R" 127.0.0.30 "$("${RT[@]}" users add bench --roles=access --logins=root)"
-printf 'kind: role\nversion: v5\nmetadata: {name: bench}\nspec:\n  allow:\n    logins: [root]\n    node_labels: {"*": "*"}\n    kubernetes_labels: {"*": "*"}\n    kubernetes_groups: [system:masters]\n' >"$W/bench-role.yaml"
+printf 'kind: role\nversion: v5\nmetadata: {name: bench}\nspec:\n  allow:\n    logins: [root]\n    node_labels: {"*": "*"}\n    kubernetes_labels: {"*": "*"}\n    kubernetes_groups: [system:masters]\n    app_labels: {"*": "*"}\n' >"$W/bench-role.yaml"
 "${LT[@]}" create "$W/bench-role.yaml" >/dev/null
 TOKEN="$("${RT[@]}" tokens add --type=trusted_cluster --ttl=30m --format=text)"
 printf 'kind: trusted_cluster\nversion: v2\nmetadata: {name: bench-root}\nspec:\n  enabled: true\n  token: %s\n  web_proxy_addr: 127.0.0.30:3080\n  tunnel_addr: 127.0.0.30:3080\n  role_map: [{remote: access, local: [bench]}]\n' "$TOKEN" >"$W/tc.yaml"
@@ -360,6 +405,42 @@ if [ -n "$KUBE" ]; then
 fi
 if [ "${BENCH_ONLY:-}" = kube ]; then
     printf '%s\n' "$KUBE_TABLE"
+    exit 0
+fi
+
+# ----------------------------------------------------------------- applications
+# wrk against Apache's static 1 KiB page: directly, and through tsh proxy app (a local listener
+# adding the app certificate) → the root proxy → the leaf's tunnel → the leaf's app service,
+# which signs a JWT into every request. ${APP_SECS}s per row, at 1 and 32 connections.
+APP_SECS="${BENCH_APP_SECS:-10}"
+APP_TABLE="(not measured: no wrk or apache2)"
+wrk_row() { # connections url : "requests/s p50-ms p99-ms"
+    wrk -t "$(($1 > 1 ? 2 : 1))" -c "$1" -d "${APP_SECS}s" --latency "$2" 2>&1 | awk '
+        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+        $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) } $1 == "Requests/sec:" { rps = $2 }
+        END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }'
+}
+if [ -n "$APPS" ]; then
+    log "applications: wrk ${APP_SECS}s at 1 and 32 connections, direct and through the root and leaf"
+    tsh apps login --cluster=bench-leaf web >/dev/null
+    tsh proxy app --cluster=bench-leaf web -p 18080 >"$W/proxy-app.log" 2>&1 &
+    PIDS+=($!)
+    wait_until 10 curl -sf http://127.0.0.1:18080/
+    APP_TABLE="| what | direct | through the root and the leaf | × direct | target |
+|---|---|---|---|---|"
+    for c in 1 32; do
+        read -r D_RPS D_P50 D_P99 <<<"$(wrk_row "$c" http://127.0.0.53:8080/)"
+        read -r T_RPS T_P50 T_P99 <<<"$(wrk_row "$c" http://127.0.0.1:18080/)"
+        log "  $c connections: direct $D_RPS req/s p50 $D_P50 ms p99 $D_P99 ms; through $T_RPS req/s p50 $T_P50 ms p99 $T_P99 ms"
+        target_rps=""; [ "$c" = 32 ] && target_rps="≥ 0.5×"
+        APP_TABLE+="
+| $c connection(s): requests/s | $D_RPS | $T_RPS | $(ratio "$T_RPS" "$D_RPS") | $target_rps |
+| $c connection(s): p50 (ms) | $D_P50 | $T_P50 | +$(awk -v a="$T_P50" -v b="$D_P50" 'BEGIN { printf "%.3f", a - b }') ms | ≤ direct + 1 ms |
+| $c connection(s): p99 (ms) | $D_P99 | $T_P99 | $(ratio "$T_P99" "$D_P99") | |"
+    done
+fi
+if [ "${BENCH_ONLY:-}" = apps ]; then
+    printf '%s\n' "$APP_TABLE"
     exit 0
 fi
 
@@ -638,6 +719,7 @@ echo
 echo "$COPY_TABLE"
 echo
 echo "$KUBE_TABLE"
+echo "$APP_TABLE"
 echo
 echo "$LEVER_TABLE"
 echo "$SCALE_TABLE"
@@ -704,6 +786,16 @@ calls per path, taken in turn, each a new kubectl process; \`exec\`: median of $
 \`kubectl exec web -- head -c $KUBE_MB MiB /dev/zero\`.
 
 $KUBE_TABLE
+
+## Applications
+
+\`wrk\` for ${APP_SECS} s per row against Apache's static 1 KiB page: directly, and through
+\`tsh proxy app\` (the local listener that adds the app certificate), the root proxy, the leaf's
+reverse tunnel and the leaf's app service, which checks the certificate once per connection and
+signs a JWT into every request (cached per connection until a minute before it ends). 1 and
+32 connections; requests/s, p50 and p99 latency.
+
+$APP_TABLE
 
 ## Where the time goes, by function
 

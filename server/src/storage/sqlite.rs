@@ -150,8 +150,50 @@ fn apply(conn: &mut Connection, ops: Vec<Op>, revision: i64, now: i64) -> Result
     Ok(changes)
 }
 
+/// Most audit events one transaction takes.
+const AUDIT_BATCH: usize = 256;
+
+/// Appends audit events in one transaction (one disk flush for all of them), answering each.
+fn append_audit_batch(conn: &mut Connection, batch: Vec<(String, Reply<i64>)>) {
+    let r = (|| -> rusqlite::Result<Vec<i64>> {
+        let tx = conn.transaction()?;
+        let mut ids = Vec::with_capacity(batch.len());
+        {
+            let mut stmt = tx.prepare_cached("INSERT INTO audit (json) VALUES (?1)")?;
+            for (json, _) in &batch {
+                stmt.execute(params![json])?;
+                ids.push(tx.last_insert_rowid());
+            }
+        }
+        tx.commit()?;
+        Ok(ids)
+    })();
+    match r {
+        Ok(ids) => {
+            for ((_, reply), id) in batch.into_iter().zip(ids) {
+                let _ = reply.send(Ok(id));
+            }
+        }
+        Err(e) => {
+            let e = db_err(e);
+            for (_, reply) in batch {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
 fn serve(mut conn: Connection, rx: mpsc::Receiver<Cmd>, feed: Arc<Feed>, revisions: Revisions) {
-    while let Ok(cmd) = rx.recv() {
+    // A command taken from the queue while gathering audit events, served next.
+    let mut held: Option<Cmd> = None;
+    loop {
+        let cmd = match held.take() {
+            Some(c) => c,
+            None => match rx.recv() {
+                Ok(c) => c,
+                Err(_) => break,
+            },
+        };
         match cmd {
             Cmd::Get(key, now, reply) => {
                 let _ = reply.send(get(&conn, &key, now));
@@ -194,12 +236,20 @@ fn serve(mut conn: Connection, rx: mpsc::Receiver<Cmd>, feed: Arc<Feed>, revisio
                 let _ = reply.send(r);
             }
             Cmd::AppendAudit(json, reply) => {
-                let r = conn
-                    .prepare_cached("INSERT INTO audit (json) VALUES (?1)")
-                    .and_then(|mut s| s.execute(params![json]))
-                    .map(|_| conn.last_insert_rowid())
-                    .map_err(db_err);
-                let _ = reply.send(r);
+                // Group commit: every audit event already waiting goes into the same
+                // transaction (busy apps audit each request; one flush each would bound them).
+                let mut batch = vec![(json, reply)];
+                while batch.len() < AUDIT_BATCH {
+                    match rx.try_recv() {
+                        Ok(Cmd::AppendAudit(j, r)) => batch.push((j, r)),
+                        Ok(other) => {
+                            held = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                append_audit_batch(&mut conn, batch);
             }
             Cmd::ListAudit(limit, reply) => {
                 let limit = i64::try_from(limit).unwrap_or(i64::MAX);
