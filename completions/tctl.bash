@@ -591,7 +591,7 @@ _tctl() {
             fi
             case "${prev}" in
                 --type)
-                    COMPREPLY=($(compgen -W "user host" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "user host jwt" -- "${cur}"))
                     return 0
                     ;;
                 --grace-period)

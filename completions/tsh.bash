@@ -88,14 +88,32 @@ _tsh() {
             tsh__subcmd__access__subcmd__help,help)
                 cmd="tsh__subcmd__access__subcmd__help__subcmd__help"
                 ;;
+            tsh__subcmd__apps,config)
+                cmd="tsh__subcmd__apps__subcmd__config"
+                ;;
             tsh__subcmd__apps,help)
                 cmd="tsh__subcmd__apps__subcmd__help"
+                ;;
+            tsh__subcmd__apps,login)
+                cmd="tsh__subcmd__apps__subcmd__login"
+                ;;
+            tsh__subcmd__apps,logout)
+                cmd="tsh__subcmd__apps__subcmd__logout"
                 ;;
             tsh__subcmd__apps,ls)
                 cmd="tsh__subcmd__apps__subcmd__ls"
                 ;;
+            tsh__subcmd__apps__subcmd__help,config)
+                cmd="tsh__subcmd__apps__subcmd__help__subcmd__config"
+                ;;
             tsh__subcmd__apps__subcmd__help,help)
                 cmd="tsh__subcmd__apps__subcmd__help__subcmd__help"
+                ;;
+            tsh__subcmd__apps__subcmd__help,login)
+                cmd="tsh__subcmd__apps__subcmd__help__subcmd__login"
+                ;;
+            tsh__subcmd__apps__subcmd__help,logout)
+                cmd="tsh__subcmd__apps__subcmd__help__subcmd__logout"
                 ;;
             tsh__subcmd__apps__subcmd__help,ls)
                 cmd="tsh__subcmd__apps__subcmd__help__subcmd__ls"
@@ -163,6 +181,15 @@ _tsh() {
             tsh__subcmd__help__subcmd__access,explain)
                 cmd="tsh__subcmd__help__subcmd__access__subcmd__explain"
                 ;;
+            tsh__subcmd__help__subcmd__apps,config)
+                cmd="tsh__subcmd__help__subcmd__apps__subcmd__config"
+                ;;
+            tsh__subcmd__help__subcmd__apps,login)
+                cmd="tsh__subcmd__help__subcmd__apps__subcmd__login"
+                ;;
+            tsh__subcmd__help__subcmd__apps,logout)
+                cmd="tsh__subcmd__help__subcmd__apps__subcmd__logout"
+                ;;
             tsh__subcmd__help__subcmd__apps,ls)
                 cmd="tsh__subcmd__help__subcmd__apps__subcmd__ls"
                 ;;
@@ -183,6 +210,9 @@ _tsh() {
                 ;;
             tsh__subcmd__help__subcmd__mfa,rm)
                 cmd="tsh__subcmd__help__subcmd__mfa__subcmd__rm"
+                ;;
+            tsh__subcmd__help__subcmd__proxy,app)
+                cmd="tsh__subcmd__help__subcmd__proxy__subcmd__app"
                 ;;
             tsh__subcmd__help__subcmd__proxy,ssh)
                 cmd="tsh__subcmd__help__subcmd__proxy__subcmd__ssh"
@@ -241,11 +271,17 @@ _tsh() {
             tsh__subcmd__mfa__subcmd__help,rm)
                 cmd="tsh__subcmd__mfa__subcmd__help__subcmd__rm"
                 ;;
+            tsh__subcmd__proxy,app)
+                cmd="tsh__subcmd__proxy__subcmd__app"
+                ;;
             tsh__subcmd__proxy,help)
                 cmd="tsh__subcmd__proxy__subcmd__help"
                 ;;
             tsh__subcmd__proxy,ssh)
                 cmd="tsh__subcmd__proxy__subcmd__ssh"
+                ;;
+            tsh__subcmd__proxy__subcmd__help,app)
+                cmd="tsh__subcmd__proxy__subcmd__help__subcmd__app"
                 ;;
             tsh__subcmd__proxy__subcmd__help,help)
                 cmd="tsh__subcmd__proxy__subcmd__help__subcmd__help"
@@ -440,7 +476,7 @@ _tsh() {
             return 0
             ;;
         tsh__subcmd__apps)
-            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help ls help"
+            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help ls login config logout help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -473,9 +509,61 @@ _tsh() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tsh__subcmd__apps__subcmd__help)
-            opts="ls help"
+        tsh__subcmd__apps__subcmd__config)
+            opts="-i -d -h --format --proxy --user --cluster --identity --insecure --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__apps__subcmd__help)
+            opts="ls login config logout help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__apps__subcmd__help__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -501,6 +589,34 @@ _tsh() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tsh__subcmd__apps__subcmd__help__subcmd__login)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__apps__subcmd__help__subcmd__logout)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tsh__subcmd__apps__subcmd__help__subcmd__ls)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -508,6 +624,74 @@ _tsh() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__apps__subcmd__login)
+            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__apps__subcmd__logout)
+            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -710,8 +894,50 @@ _tsh() {
             return 0
             ;;
         tsh__subcmd__help__subcmd__apps)
-            opts="ls"
+            opts="ls login config logout"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__apps__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__apps__subcmd__login)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__apps__subcmd__logout)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -976,8 +1202,22 @@ _tsh() {
             return 0
             ;;
         tsh__subcmd__help__subcmd__proxy)
-            opts="ssh"
+            opts="ssh app"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__proxy__subcmd__app)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1774,7 +2014,7 @@ _tsh() {
             return 0
             ;;
         tsh__subcmd__proxy)
-            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help ssh help"
+            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help ssh app help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1807,9 +2047,65 @@ _tsh() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tsh__subcmd__proxy__subcmd__help)
-            opts="ssh help"
+        tsh__subcmd__proxy__subcmd__app)
+            opts="-p -i -d -h --port --proxy --user --cluster --identity --insecure --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__proxy__subcmd__help)
+            opts="ssh app help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__proxy__subcmd__help__subcmd__app)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

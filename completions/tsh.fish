@@ -137,15 +137,16 @@ complete -c tsh -n "__fish_tsh_using_subcommand config" -s i -l identity -d 'Ide
 complete -c tsh -n "__fish_tsh_using_subcommand config" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
 complete -c tsh -n "__fish_tsh_using_subcommand config" -s d -l debug -d 'Verbose output'
 complete -c tsh -n "__fish_tsh_using_subcommand config" -s h -l help -d 'Print help'
-complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh help" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
-complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh help" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
-complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh help" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
-complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh help" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
-complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh help" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
-complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh help" -s d -l debug -d 'Verbose output'
-complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh help" -s h -l help -d 'Print help'
-complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh help" -f -a "ssh" -d 'Pipe stdin/stdout to a node\'s SSH port (for OpenSSH\'s ProxyCommand)'
-complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -f -a "ssh" -d 'Pipe stdin/stdout to a node\'s SSH port (for OpenSSH\'s ProxyCommand)'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -f -a "app" -d 'A local listener for an application that adds its certificate'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
 complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
 complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
@@ -153,7 +154,16 @@ complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcomman
 complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
 complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -s d -l debug -d 'Verbose output'
 complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from app" -s p -l port -d 'Local port (default: any free one, printed)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from app" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from app" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from app" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from app" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from app" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from app" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from app" -s h -l help -d 'Print help'
 complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "ssh" -d 'Pipe stdin/stdout to a node\'s SSH port (for OpenSSH\'s ProxyCommand)'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "app" -d 'A local listener for an application that adds its certificate'
 complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand completion" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
 complete -c tsh -n "__fish_tsh_using_subcommand completion" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
@@ -323,15 +333,18 @@ complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand
 complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from help" -f -a "login" -d 'Write a kubeconfig entry for a Kubernetes cluster, then use kubectl'
 complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from help" -f -a "credentials" -d 'Print credentials for kubectl (called by the kubeconfig tsh kube login writes)'
 complete -c tsh -n "__fish_tsh_using_subcommand kube; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls help" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
-complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls help" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
-complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls help" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
-complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls help" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
-complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls help" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
-complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls help" -s d -l debug -d 'Verbose output'
-complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls help" -s h -l help -d 'Print help'
-complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls help" -f -a "ls" -d 'List the applications you can reach'
-complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls login config logout help" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls login config logout help" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls login config logout help" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls login config logout help" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls login config logout help" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls login config logout help" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls login config logout help" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls login config logout help" -f -a "ls" -d 'List the applications you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls login config logout help" -f -a "login" -d 'Get a certificate for an application (the cluster that serves it decides)'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls login config logout help" -f -a "config" -d 'Show how to reach an application you logged in to'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls login config logout help" -f -a "logout" -d 'End application sessions (all of them without a name)'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and not __fish_seen_subcommand_from ls login config logout help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from ls" -s f -l format -d 'Output format: text, json or yaml' -r
 complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from ls" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
 complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from ls" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
@@ -342,7 +355,32 @@ complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand
 complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from ls" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
 complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from ls" -s d -l debug -d 'Verbose output'
 complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from login" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from login" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from login" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from login" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from login" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from login" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from login" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from config" -l format -d 'What to print: uri, ca, cert, key, curl, json or yaml (default: a summary)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from config" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from config" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from config" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from config" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from config" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from config" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from config" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from logout" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from logout" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from logout" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from logout" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from logout" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from logout" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from logout" -s h -l help -d 'Print help'
 complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List the applications you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from help" -f -a "login" -d 'Get a certificate for an application (the cluster that serves it decides)'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from help" -f -a "config" -d 'Show how to reach an application you logged in to'
+complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from help" -f -a "logout" -d 'End application sessions (all of them without a name)'
 complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps help" -f -a "login" -d 'Sign in to a cluster (or select a leaf cluster: tsh login <cluster>)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps help" -f -a "logout" -d 'Remove your keys and certificates'
@@ -365,6 +403,7 @@ complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcom
 complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps help" -f -a "apps" -d 'Applications: list the ones you can reach'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "ssh" -d 'Pipe stdin/stdout to a node\'s SSH port (for OpenSSH\'s ProxyCommand)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "app" -d 'A local listener for an application that adds its certificate'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from mfa" -f -a "ls" -d 'List your devices'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from mfa" -f -a "add" -d 'Register a device (an authenticator app)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from mfa" -f -a "rm" -d 'Remove a device'
@@ -375,3 +414,6 @@ complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from kube" -f -a "login" -d 'Write a kubeconfig entry for a Kubernetes cluster, then use kubectl'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from kube" -f -a "credentials" -d 'Print credentials for kubectl (called by the kubeconfig tsh kube login writes)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from apps" -f -a "ls" -d 'List the applications you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from apps" -f -a "login" -d 'Get a certificate for an application (the cluster that serves it decides)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from apps" -f -a "config" -d 'Show how to reach an application you logged in to'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from apps" -f -a "logout" -d 'End application sessions (all of them without a name)'

@@ -35,11 +35,11 @@ enum Cmd {
     },
     /// Rotate a certificate authority of this cluster (its leaves follow over the tunnel).
     #[command(
-        after_help = "Examples:\n  tctl auth rotate                                            # user and host CAs, automatic, 30h grace period\n  tctl auth rotate --type=user --grace-period=0               # emergency: old certificates stop working now\n  tctl auth rotate --type=host --manual --phase=init          # then update_clients, update_servers, standby\n  tctl auth rotate --type=user --manual --phase=rollback"
+        after_help = "Examples:\n  tctl auth rotate                                            # user and host CAs, automatic, 30h grace period\n  tctl auth rotate --type=user --grace-period=0               # emergency: old certificates stop working now\n  tctl auth rotate --type=host --manual --phase=init          # then update_clients, update_servers, standby\n  tctl auth rotate --type=user --manual --phase=rollback\n  tctl auth rotate --type=jwt --manual --phase=init           # apps' token key: published first, signs from update_clients"
     )]
     Rotate {
-        /// user or host; both when omitted.
-        #[arg(long = "type", value_parser = ["user", "host"])]
+        /// user, host or jwt; user and host when omitted.
+        #[arg(long = "type", value_parser = ["user", "host", "jwt"])]
         ca_type: Option<String>,
         /// How long certificates of the old keys stay trusted (0: not at all).
         #[arg(long, default_value = "30h")]

@@ -170,9 +170,9 @@ pub async fn rotate(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, JsonBod
     ctx.require_kind(Kind::CertAuthority, Verb::Update)?;
     // Both when omitted, as Teleport's tctl does.
     let types = if req.ca_type.is_empty() { vec![CaType::User, CaType::Host] } else { vec![CaType::parse(&req.ca_type)?] };
-    if let Some(t) = types.iter().find(|t| !matches!(t, CaType::User | CaType::Host)) {
+    if let Some(t) = types.iter().find(|t| !matches!(t, CaType::User | CaType::Host | CaType::Jwt)) {
         return Err(Error::bad_parameter(format!(
-            "rotating the {t} certificate authority is not supported yet; use --type=user or --type=host"
+            "rotating the {t} certificate authority is not supported yet; use --type=user, --type=host or --type=jwt"
         ))
         .into());
     }

@@ -353,6 +353,45 @@ fn tsh_apps_login_reaches_a_leafs_apps_which_see_the_leafs_name_for_the_user_in_
         "kind: role\nversion: v7\nmetadata: {name: visitor}\nspec:\n  allow:\n    logins: [visitor]\n    app_labels: {env: prod}\n",
     )
     .ok("widen the role again");
+    // The jwt CA rotates like the others: the new key is published first, signs from
+    // update_clients on (new tokens within seconds), and the old one leaves at standby.
+    let kids = || -> Vec<String> {
+        let out = e2e::run(
+            std::path::Path::new("curl"),
+            &["-s", "--cacert", leaf.web_ca().to_str().unwrap(), &format!("https://{}/.well-known/jwks.json", leaf.web)],
+            &[],
+            None,
+            T,
+        );
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+        v["keys"].as_array().map(|a| a.iter().filter_map(|k| k["kid"].as_str().map(str::to_string)).collect()).unwrap_or_default()
+    };
+    let token_kid = || -> String {
+        let out = curl(&root, "echo.root-app2.test", &["--cert", &cert, "--key", &key, &format!("{uri}/headers")]);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+        let t = v["headers"]["Teleport-Jwt-Assertion"].as_str().unwrap_or_default().to_string();
+        use base64::Engine as _;
+        let head = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t.split('.').next().unwrap_or_default()).unwrap_or_default();
+        serde_json::from_slice::<serde_json::Value>(&head).unwrap_or_default()["kid"].as_str().unwrap_or_default().to_string()
+    };
+    let old = kids();
+    assert_eq!(old.len(), 1, "{old:?}");
+    wait_for("the app again", T, || (token_kid() == old[0]).then_some(()));
+    let rotate = |phase: &str| leaf.tctl(&["auth", "rotate", "--type=jwt", "--manual", &format!("--phase={phase}")]).ok(phase).to_string();
+    rotate("init");
+    let both = kids();
+    assert!(both.len() == 2 && both.contains(&old[0]), "the new key is published before it signs: {both:?}");
+    assert_eq!(token_kid(), old[0], "the old key still signs in init");
+    rotate("update_clients");
+    let new_kid = wait_for("tokens signed with the new key", T, || {
+        let k = token_kid();
+        (!k.is_empty() && k != old[0]).then_some(k)
+    });
+    assert!(both.contains(&new_kid));
+    rotate("update_servers");
+    rotate("standby");
+    assert_eq!(kids(), vec![new_kid.clone()], "the old key is withdrawn at standby");
+
     // (A copy of the certificate a thief kept.)
     let kept = e2e::TempDir::new("kept-cert");
     let (kcert, kkey) = (kept.path().join("c.pem"), kept.path().join("k.pem"));

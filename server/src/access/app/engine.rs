@@ -42,6 +42,29 @@ pub struct AppEngine {
     verify: Arc<rustls::ClientConfig>,
     insecure: Arc<rustls::ClientConfig>,
     signer: std::sync::Mutex<Option<(Instant, Arc<Signer>)>>,
+    /// Per-request events, written off the request's path (bounded: a full queue holds the
+    /// request back rather than lose its event).
+    requests: tokio::sync::mpsc::Sender<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Most request events waiting to be written.
+const AUDIT_QUEUE: usize = 4096;
+
+/// Writes request events as they come, those already waiting together (the store commits them
+/// in one transaction).
+async fn write_requests(access: Arc<dyn ServiceAccess>, mut rx: tokio::sync::mpsc::Receiver<serde_json::Map<String, serde_json::Value>>) {
+    while let Some(first) = rx.recv().await {
+        let mut set = tokio::task::JoinSet::new();
+        let mut next = Some(first);
+        while let Some(e) = next.take() {
+            let a = access.clone();
+            set.spawn(async move { a.emit(e).await });
+            if set.len() < 256 {
+                next = rx.try_recv().ok();
+            }
+        }
+        while set.join_next().await.is_some() {}
+    }
 }
 
 /// A plain page (refusals, errors): a status and one sentence, nothing about the inside.
@@ -86,8 +109,8 @@ struct Conn {
     addr: String,
     /// The app connection this client's requests reuse (HTTP/1.1, one at a time).
     upstream: Mutex<Option<hyper::client::conn::http1::SendRequest<hyper::body::Incoming>>>,
-    /// The token, until a minute before it ends.
-    token: std::sync::Mutex<Option<(i64, String)>>,
+    /// The token, until a minute before it ends or the signing key changes.
+    token: std::sync::Mutex<Option<(i64, Arc<Signer>, String)>>,
 }
 
 /// The app's address: scheme, `host:port`, base path.
@@ -110,6 +133,8 @@ impl AppEngine {
     pub fn new(access: Arc<dyn ServiceAccess>, apps: Vec<App>, host_id: &str, hostname: &str) -> Result<Arc<AppEngine>> {
         let verify = shared::client::tls_client_config(&shared::client::ServerTrust::System, None)?;
         let insecure = shared::client::tls_client_config(&shared::client::ServerTrust::Insecure, None)?;
+        let (requests, rx) = tokio::sync::mpsc::channel(AUDIT_QUEUE);
+        tokio::spawn(write_requests(access.clone(), rx));
         Ok(Arc::new(AppEngine {
             access,
             apps,
@@ -118,6 +143,7 @@ impl AppEngine {
             verify: Arc::new(verify),
             insecure: Arc::new(insecure),
             signer: std::sync::Mutex::new(None),
+            requests,
         }))
     }
 
@@ -126,19 +152,24 @@ impl AppEngine {
         self.apps.iter().any(|a| a.metadata.name == name)
     }
 
-    /// The signing key, read from the cluster at most once a minute (a rotation reaches it).
+    /// The signing key, read from the cluster at most every five seconds (a rotation's
+    /// `update_clients` reaches it that soon; the old key stays published until `standby`).
     async fn signer(&self) -> Result<Arc<Signer>> {
         if let Ok(g) = self.signer.lock()
             && let Some((at, s)) = g.as_ref()
-            && at.elapsed() < Duration::from_secs(60)
+            && at.elapsed() < Duration::from_secs(5)
         {
             return Ok(s.clone());
         }
         let (private, public) = self.access.jwt_key().await?;
-        let s = Arc::new(Signer::new(&private, &public)?);
-        if let Ok(mut g) = self.signer.lock() {
-            *g = Some((Instant::now(), s.clone()));
-        }
+        let fresh = Signer::new(&private, &public)?;
+        let mut g = self.signer.lock().map_err(|_| Error::internal("signer lock poisoned"))?;
+        // The same key keeps its Arc, so connections keep their tokens.
+        let s = match g.as_ref() {
+            Some((_, old)) if old.kid() == fresh.kid() => old.clone(),
+            _ => Arc::new(fresh),
+        };
+        *g = Some((Instant::now(), s.clone()));
         Ok(s)
     }
 
@@ -261,13 +292,14 @@ impl Conn {
 
     /// The app's token for this user, made again a minute before it ends.
     async fn token(&self, now: i64) -> Result<String> {
+        let signer = self.engine.signer().await?;
         if let Ok(g) = self.token.lock()
-            && let Some((exp, t)) = g.as_ref()
+            && let Some((exp, by, t)) = g.as_ref()
             && now < exp - 60
+            && Arc::ptr_eq(by, &signer)
         {
             return Ok(t.clone());
         }
-        let signer = self.engine.signer().await?;
         let issuer = self.engine.access.cluster_name();
         let s =
             jwt::Subject { issuer: &issuer, audience: &self.app.spec.uri, username: &self.user, roles: &self.roles, traits: &self.traits };
@@ -275,7 +307,7 @@ impl Conn {
         let exp = claims["exp"].as_i64().unwrap_or(now);
         let t = signer.sign(&claims)?;
         if let Ok(mut g) = self.token.lock() {
-            *g = Some((exp, t.clone()));
+            *g = Some((exp, signer.clone(), t.clone()));
         }
         Ok(t)
     }
@@ -385,7 +417,9 @@ impl Conn {
         event.insert("raw_query".into(), json!(crate::audit::clip(&query, 1024)));
         let resp = self.forward(req, now).await;
         event.insert("status_code".into(), json!(resp.status().as_u16()));
-        self.engine.emit(codes::APP_SESSION_REQUEST, event).await;
+        event.insert("event".into(), json!(codes::APP_SESSION_REQUEST.0));
+        event.insert("code".into(), json!(codes::APP_SESSION_REQUEST.1));
+        let _ = self.engine.requests.send(event).await;
         resp
     }
 

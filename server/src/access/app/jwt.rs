@@ -23,6 +23,11 @@ impl Signer {
         Ok(Signer { key, kid: kid(&spki) })
     }
 
+    /// The key's id (as `/.well-known/jwks.json` names it).
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
     /// The signed token for `claims`.
     pub fn sign(&self, claims: &Value) -> Result<String> {
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
