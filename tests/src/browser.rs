@@ -92,6 +92,9 @@ impl Drop for Chrome {
     fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        // A test that failed never closed its session: Chromium outlives its driver then. Every
+        // browser of this driver has its profile under our directory.
+        let _ = Command::new("pkill").arg("-f").arg(self.dir.path()).status();
     }
 }
 
