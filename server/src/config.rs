@@ -837,6 +837,7 @@ impl Config {
             (enabled(file.auth_service.enabled), enabled(file.proxy_service.enabled), enabled(file.ssh_service.enabled));
         let join_addr = o.auth_server.clone().or(t.proxy_server.clone()).or(t.auth_server.clone()).or(t.auth_servers.first().cloned());
         let mut kube_role = false;
+        let mut app_role = false;
         if let Some(roles) = &o.roles {
             let mut set = (false, false, false);
             for r in roles {
@@ -845,9 +846,12 @@ impl Config {
                     "proxy" => set.1 = true,
                     "node" | "ssh" => set.2 = true,
                     "kube" => kube_role = true,
+                    "app" => app_role = true,
                     "" => {}
                     other => {
-                        return Err(Error::bad_parameter(format!("unknown role {other:?} in --roles; use auth, proxy, node and kube")));
+                        return Err(Error::bad_parameter(format!(
+                            "unknown role {other:?} in --roles; use auth, proxy, node, kube and app"
+                        )));
                     }
                 }
             }
@@ -874,7 +878,11 @@ impl Config {
                 "--roles=kube needs a kubernetes_service section (kubeconfig_file, kube_cluster_name) in the config",
             ));
         }
-        if !auth && !ssh && !kube_enabled {
+        let app_enabled = app_role || file.app_service.as_ref().is_some_and(|a| a.enabled.is_some_and(|f| f.0));
+        if app_role && !file.app_service.as_ref().is_some_and(|a| a.enabled.is_none_or(|f| f.0) && !a.apps.is_empty()) {
+            return Err(Error::bad_parameter("--roles=app needs an app_service section with apps (name, uri) in the config"));
+        }
+        if !auth && !ssh && !kube_enabled && !app_enabled {
             return Err(Error::bad_parameter(
                 "no service enabled: enable auth_service and proxy_service, or ssh_service with a join token",
             ));
@@ -1008,11 +1016,12 @@ impl Config {
         };
         let mut apps = Vec::new();
         if let Some(a) = &file.app_service
-            && a.enabled.is_some_and(|f| f.0)
+            && (a.enabled.is_some_and(|f| f.0) || (app_role && a.enabled.is_none()))
         {
-            if !auth {
+            if !auth && !use_tunnel {
                 return Err(Error::bad_parameter(
-                    "app_service runs in a cluster process (auth and proxy) for now; run it there, or set enabled: no",
+                    "app_service in a process of its own is reached through its reverse tunnel: start it with --tunnel \
+                     (or teleport.proxy_server), or run it in the cluster process",
                 ));
             }
             for (i, e) in a.apps.iter().enumerate() {

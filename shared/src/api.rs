@@ -50,6 +50,11 @@ pub mod path {
     /// App sessions: `POST` creates one (a certificate for one app), `DELETE /v1/apps/sessions/<id>`
     /// ends it.
     pub const APP_SESSIONS: &str = "/v1/apps/sessions";
+    /// `POST`: an app service in a process of its own registers an app it serves.
+    pub const APP_HEARTBEAT: &str = "/v1/apps/heartbeat";
+    /// An app service in a process of its own: `GET` the id of the key that signs apps' tokens
+    /// now, `POST` claims to have them signed (the key never leaves the auth service).
+    pub const APP_TOKEN: &str = "/v1/apps/token";
     /// Join with a token (unauthenticated).
     pub const JOIN: &str = "/v1/join";
     /// `tctl auth sign`.

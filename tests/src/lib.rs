@@ -737,9 +737,19 @@ impl NodeProc {
     /// A Kubernetes service in a process of its own (`teleport start --roles=kube --tunnel`,
     /// joined with a node token), with `section` (a `kubernetes_service:` block) as its config.
     pub fn join_kube(cluster: &Cluster, name: &str, section: &str) -> NodeProc {
+        Self::join_agent(cluster, name, "kube", section)
+    }
+
+    /// An app service in a process of its own (`teleport start --roles=app --tunnel`, joined
+    /// with a node token), with `section` (an `app_service:` block) as its config.
+    pub fn join_app(cluster: &Cluster, name: &str, section: &str) -> NodeProc {
+        Self::join_agent(cluster, name, "app", section)
+    }
+
+    fn join_agent(cluster: &Cluster, name: &str, roles: &str, section: &str) -> NodeProc {
         let ip = free_ip(&[3022]);
         let config = format!("ssh_service:\n  heartbeat_interval: 1s\nauth_service:\n  keep_alive_interval: 1s\n{section}");
-        Self::join_as(cluster, &cluster.web, name, "kube", true, "", &ip, config)
+        Self::join_as(cluster, &cluster.web, name, roles, true, "", &ip, config)
     }
 
     #[allow(clippy::too_many_arguments)]

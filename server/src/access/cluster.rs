@@ -56,9 +56,17 @@ pub trait ServiceAccess: Send + Sync + 'static {
     fn heartbeat(&self, k: KubeCluster) -> BoxFuture<'_, Result<()>>;
     /// Where session recordings go.
     fn recorder(&self) -> Arc<dyn NodeAccessPoint>;
-    /// This cluster's JWT signing key (PKCS#8 PEM) and its public key (SPKI PEM), for apps.
-    fn jwt_key(&self) -> BoxFuture<'_, Result<(String, String)>> {
+    /// What signs apps' tokens now (the `jwt` CA's active key).
+    fn jwt_signer(&self) -> BoxFuture<'_, Result<Arc<dyn crate::access::app::jwt::TokenSigner>>> {
         Box::pin(async { Err(Error::internal("this process cannot sign application tokens")) })
+    }
+    /// Registers or renews an app this service serves.
+    fn heartbeat_app(&self, _a: shared::resource::App) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Err(Error::internal("this process registers no apps")) })
+    }
+    /// The service stops serving app `name`.
+    fn leave_app<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
     }
     /// The service stops serving `name` (its record would otherwise expire by itself).
     fn leave<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, ()> {
@@ -131,12 +139,16 @@ impl ServiceAccess for LocalKube {
         self.recorder.clone()
     }
 
-    fn jwt_key(&self) -> BoxFuture<'_, Result<(String, String)>> {
-        Box::pin(async move {
-            let ca = self.auth.own_ca(shared::resource::CaType::Jwt).await?;
-            let k = ca.spec.active_keys.jwt.first().ok_or_else(|| Error::internal("the jwt CA has no key"))?;
-            Ok((String::from_utf8_lossy(&k.private_key).into_owned(), String::from_utf8_lossy(&k.public_key).into_owned()))
-        })
+    fn jwt_signer(&self) -> BoxFuture<'_, Result<Arc<dyn crate::access::app::jwt::TokenSigner>>> {
+        Box::pin(async move { Ok(Arc::new(self.auth.app_token_signer().await?) as Arc<dyn crate::access::app::jwt::TokenSigner>) })
+    }
+
+    fn heartbeat_app(&self, a: shared::resource::App) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.auth.upsert_app_server(a, &self.host_id).await })
+    }
+
+    fn leave_app<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move { self.auth.leave_app(name, &self.host_id).await })
     }
 
     fn leave<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ()> {
@@ -231,5 +243,31 @@ impl ServiceAccess for BundleKube {
 
     fn recorder(&self) -> Arc<dyn NodeAccessPoint> {
         self.node.access.clone()
+    }
+
+    fn jwt_signer(&self) -> BoxFuture<'_, Result<Arc<dyn crate::access::app::jwt::TokenSigner>>> {
+        Box::pin(async move {
+            let kid = self.node.access.app_token_kid().await?;
+            Ok(Arc::new(RemoteSigner { kid, access: self.node.access.clone() }) as Arc<dyn crate::access::app::jwt::TokenSigner>)
+        })
+    }
+
+    fn heartbeat_app(&self, a: shared::resource::App) -> BoxFuture<'_, Result<()>> {
+        self.node.access.app_heartbeat(a)
+    }
+}
+
+/// The auth service signing tokens for an app service in a process of its own.
+struct RemoteSigner {
+    kid: String,
+    access: Arc<dyn NodeAccessPoint>,
+}
+
+impl crate::access::app::jwt::TokenSigner for RemoteSigner {
+    fn kid(&self) -> &str {
+        &self.kid
+    }
+    fn sign_token<'a>(&'a self, claims: &'a serde_json::Value) -> BoxFuture<'a, Result<String>> {
+        self.access.sign_app_token(claims.clone())
     }
 }

@@ -263,6 +263,35 @@ pub async fn kube_heartbeat(
     Ok(axum::Json(json!({})))
 }
 
+/// `POST /v1/apps/heartbeat` (an app service in a process of its own).
+pub async fn app_heartbeat(
+    State(s): State<Arc<ApiState>>,
+    Authed(ctx): Authed,
+    JsonBody(mut a): JsonBody<shared::resource::App>,
+) -> ApiResult<J<Value>> {
+    let host = ctx.require_host(SystemRole::Node)?;
+    a.spec.tunnel = true;
+    s.auth.upsert_app_server(a, &host.host_id).await?;
+    Ok(axum::Json(json!({})))
+}
+
+/// `GET /v1/apps/token`: the id of the key that signs apps' tokens now.
+pub async fn app_token_kid(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> ApiResult<J<Value>> {
+    ctx.require_host(SystemRole::Node)?;
+    Ok(axum::Json(json!({"kid": s.auth.app_token_signer().await?.kid()})))
+}
+
+/// `POST /v1/apps/token`: signs an app's token for an app service in a process of its own, which
+/// decided who the user is and what they may reach (as it decides SSH logins); the key stays here.
+pub async fn sign_app_token(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, JsonBody(claims): JsonBody<Value>) -> ApiResult<J<Value>> {
+    ctx.require_host(SystemRole::Node)?;
+    if !claims.is_object() || claims.to_string().len() > 64 * 1024 {
+        return Err(Error::bad_parameter("the token's claims must be a JSON object of at most 64 KiB").into());
+    }
+    let signer = s.auth.app_token_signer().await?;
+    Ok(axum::Json(json!({"kid": signer.kid(), "token": signer.sign(&claims)?})))
+}
+
 /// `POST /v1/hosts/renew` (nodes, during a host CA rotation).
 pub async fn renew_host(
     State(s): State<Arc<ApiState>>,

@@ -34,6 +34,24 @@ impl AuthServer {
         self.services.apply(vec![op]).await.map(|_| ())
     }
 
+    /// Removes app `name` if the service in process `host_id` still holds it (its service
+    /// stopped; the record would otherwise expire by itself).
+    pub async fn leave_app(&self, name: &str, host_id: &str) {
+        let key = keys::app(name);
+        if let Ok(Some(v)) = self.services.get::<shared::resource::App>(&key).await
+            && v.value.spec.host_id == host_id
+        {
+            let _ = self.services.apply(vec![crate::storage::Op::DeleteIfExists { key }]).await;
+        }
+    }
+
+    /// The key that signs apps' tokens now (this cluster's `jwt` CA's active key).
+    pub async fn app_token_signer(&self) -> Result<crate::access::app::jwt::Signer> {
+        let ca = self.own_ca(shared::resource::CaType::Jwt).await?;
+        let k = ca.spec.active_keys.jwt.first().ok_or_else(|| Error::internal("the jwt CA has no key"))?;
+        crate::access::app::jwt::Signer::new(&String::from_utf8_lossy(&k.private_key), &String::from_utf8_lossy(&k.public_key))
+    }
+
     /// Every app `checker` may reach (`None`: all of them), by name.
     pub async fn visible_apps(&self, checker: Option<&AccessChecker>) -> Result<Vec<shared::resource::App>> {
         let mut all: Vec<shared::resource::App> = self.services.list(keys::APPS).await?;

@@ -61,6 +61,12 @@ pub trait NodeAccessPoint: Send + Sync + 'static {
     fn track(&self, t: SessionTracker) -> BoxFuture<'_, Result<()>>;
     /// Registers or renews a Kubernetes cluster this process serves.
     fn kube_heartbeat(&self, k: shared::resource::KubeCluster) -> BoxFuture<'_, Result<()>>;
+    /// Registers or renews an app this process serves.
+    fn app_heartbeat(&self, a: shared::resource::App) -> BoxFuture<'_, Result<()>>;
+    /// The id of the key that signs apps' tokens now.
+    fn app_token_kid(&self) -> BoxFuture<'_, Result<String>>;
+    /// An app's token with these claims, signed by the cluster's `jwt` CA.
+    fn sign_app_token(&self, claims: serde_json::Value) -> BoxFuture<'_, Result<String>>;
     /// A live session ended.
     fn untrack(&self, sid: String) -> BoxFuture<'_, Result<()>>;
     /// Talks to the auth service with `creds` (and trusts their host CAs) from now on.
@@ -100,6 +106,15 @@ impl NodeAccessPoint for LocalAccess {
     }
     fn kube_heartbeat(&self, k: shared::resource::KubeCluster) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { self.auth.upsert_kube_cluster(k, &self.host_id).await })
+    }
+    fn app_heartbeat(&self, a: shared::resource::App) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.auth.upsert_app_server(a, &self.host_id).await })
+    }
+    fn app_token_kid(&self) -> BoxFuture<'_, Result<String>> {
+        Box::pin(async move { Ok(self.auth.app_token_signer().await?.kid().to_string()) })
+    }
+    fn sign_app_token(&self, claims: serde_json::Value) -> BoxFuture<'_, Result<String>> {
+        Box::pin(async move { self.auth.app_token_signer().await?.sign(&claims) })
     }
     fn track(&self, t: SessionTracker) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { self.auth.upsert_session_tracker(t, &self.host_id).await })
@@ -173,6 +188,21 @@ impl NodeAccessPoint for RemoteAccess {
     }
     fn kube_heartbeat(&self, k: shared::resource::KubeCluster) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { self.clients().client.post::<_, serde_json::Value>(path::KUBE_HEARTBEAT, &k).await.map(|_| ()) })
+    }
+    fn app_heartbeat(&self, a: shared::resource::App) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.clients().client.post::<_, serde_json::Value>(path::APP_HEARTBEAT, &a).await.map(|_| ()) })
+    }
+    fn app_token_kid(&self) -> BoxFuture<'_, Result<String>> {
+        Box::pin(async move {
+            let v: serde_json::Value = self.clients().client.get(path::APP_TOKEN).await?;
+            Ok(v["kid"].as_str().unwrap_or_default().to_string())
+        })
+    }
+    fn sign_app_token(&self, claims: serde_json::Value) -> BoxFuture<'_, Result<String>> {
+        Box::pin(async move {
+            let v: serde_json::Value = self.clients().client.post(path::APP_TOKEN, &claims).await?;
+            v["token"].as_str().map(str::to_string).ok_or_else(|| shared::error::Error::internal("the auth service signed no token"))
+        })
     }
     fn save_chunk(&self, sid: String, seq: i64, data: Vec<u8>) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
@@ -446,11 +476,17 @@ impl NodeService {
     }
 }
 
-/// A Kubernetes client its cluster's proxy brings through the tunnel, with the user's
-/// certificate (and the trusted root that brought it, for a root's user).
-async fn serve_kube(
+/// What a Kubernetes or app service in a process of its own serves through its tunnel.
+enum Engine {
+    Kube(Arc<crate::access::kube::engine::KubeEngine>),
+    App(Arc<crate::access::app::engine::AppEngine>),
+}
+
+/// A Kubernetes client or an app session its cluster's proxy brings through the tunnel, with
+/// the user's certificate (and the trusted root that brought it, for a root's user).
+async fn serve_with_cert(
     node: &NodeService,
-    engine: Arc<crate::access::kube::engine::KubeEngine>,
+    engine: Engine,
     origin: Option<crate::tunnel::Origin>,
     mut stream: russh::ChannelStream<russh::client::Msg>,
 ) {
@@ -458,13 +494,13 @@ async fn serve_kube(
     use base64::Engine as _;
     let cert = origin.as_ref().and_then(|o| o.cert.as_deref()).and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok());
     let (Some(o), Some(cert)) = (origin, cert) else {
-        let _ = write_err(&mut stream, &Error::access_denied("a Kubernetes request must carry the user's certificate")).await;
+        let _ = write_err(&mut stream, &Error::access_denied("a request through the tunnel must carry the user's certificate")).await;
         return;
     };
     let permit = match node.limiter.admit(Source::Caller(o.caller())) {
         Ok(p) => p,
         Err(r) => {
-            let e = Error::limit_exceeded(format!("the Kubernetes service is at its connection limit ({}); try again shortly", r.label()));
+            let e = Error::limit_exceeded(format!("the service is at its connection limit ({}); try again shortly", r.label()));
             let _ = write_err(&mut stream, &e).await;
             return;
         }
@@ -472,9 +508,16 @@ async fn serve_kube(
     if write_ok(&mut stream).await.is_err() {
         return;
     }
-    let local = engine.access.cluster_name();
+    let local = match &engine {
+        Engine::Kube(e) => e.access.cluster_name(),
+        Engine::App(e) => e.access.cluster_name(),
+    };
     let via_root = (o.cluster != local && !o.cluster.is_empty()).then(|| o.cluster.clone());
-    engine.serve(Box::new(stream), crate::access::kube::engine::Forwarded { cert, addr: o.addr, via_root }).await;
+    let fwd = crate::access::cluster::Forwarded { cert, addr: o.addr, via_root };
+    match engine {
+        Engine::Kube(e) => e.serve(Box::new(stream), fwd).await,
+        Engine::App(e) => e.serve(Box::new(stream), fwd).await,
+    }
     drop(permit);
 }
 
@@ -485,7 +528,9 @@ pub struct NodeTunnelService {
     pub node: Arc<NodeService>,
     /// The Kubernetes service, if this process runs one.
     pub kube: Option<Arc<crate::access::kube::engine::KubeEngine>>,
-    /// Whether it serves SSH (`--roles=kube` alone does not).
+    /// The app service, if this process runs one.
+    pub app: Option<Arc<crate::access::app::engine::AppEngine>>,
+    /// Whether it serves SSH (`--roles=kube` or `--roles=app` alone does not).
     pub ssh: bool,
 }
 
@@ -494,16 +539,16 @@ impl crate::tunnel::agent::TunnelService for NodeTunnelService {
         use crate::tunnel::{Target, write_err, write_ok};
         let node = self.node.clone();
         let kube = self.kube.clone();
+        let app = self.app.clone();
         let ssh = self.ssh;
         Box::pin(async move {
-            if req.target == Target::Kube
-                && let Some(engine) = kube
-            {
-                serve_kube(&node, engine, req.origin, stream).await;
-                return;
+            match (&req.target, kube, app) {
+                (Target::Kube, Some(e), _) => return serve_with_cert(&node, Engine::Kube(e), req.origin, stream).await,
+                (Target::App, _, Some(e)) => return serve_with_cert(&node, Engine::App(e), req.origin, stream).await,
+                _ => {}
             }
             if req.target != Target::Ssh || !ssh {
-                let what = if ssh { "a node only serves SSH" } else { "this process serves Kubernetes only" };
+                let what = if ssh { "a node only serves SSH" } else { "this process does not serve SSH" };
                 let _ = write_err(&mut stream, &Error::bad_parameter(what)).await;
                 return;
             }

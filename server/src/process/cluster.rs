@@ -213,16 +213,10 @@ async fn serve(
         let recorder: Arc<dyn crate::node::NodeAccessPoint> =
             Arc::new(LocalAccess { auth: auth.clone(), host_id: host_id.clone(), nodename: cfg.nodename.clone() });
         let access = crate::access::cluster::LocalKube { auth: auth.clone(), recorder, host_id: host_id.clone() };
-        let engine = crate::access::app::engine::AppEngine::new(Arc::new(access), served.clone(), &host_id, &cfg.nodename)?;
-        let apps = Arc::new(crate::access::app::AppService {
-            auth: auth.clone(),
-            apps: served,
-            host_id: host_id.clone(),
-            hostname: cfg.nodename.clone(),
-            heartbeat: cfg.node_heartbeat,
-        });
+        let engine =
+            crate::access::app::engine::AppEngine::new(Arc::new(access), served, &host_id, &cfg.nodename, cfg.node_heartbeat, false)?;
         tracing::info!(apps = ?cfg.apps.iter().map(|a| a.metadata.name.clone()).collect::<Vec<_>>(), "app service started");
-        tasks.spawn(Stage::Writers, |s| apps.run_heartbeat(s));
+        tasks.spawn(Stage::Writers, |s| engine.clone().run_heartbeat(s));
         Some(engine)
     };
     let app_front = crate::access::app::front::AppFront::new(auth.clone(), peering.clone(), app_engine.clone(), &cfg.public_addr);

@@ -59,6 +59,18 @@ pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow
         }
         None => None,
     };
+    // An app service in this process: it decides with the node's bundle, asks the auth service to
+    // sign its tokens, and is reached through the node's tunnel.
+    let app = if cfg.apps.is_empty() {
+        None
+    } else {
+        let access = Arc::new(crate::access::cluster::BundleKube { node: node.clone() });
+        let served = crate::access::app::with_public_addrs(&cfg.apps, &join_addr);
+        let engine = crate::access::app::engine::AppEngine::new(access, served, &host_id, &cfg.nodename, cfg.node_heartbeat, true)?;
+        tasks.spawn(Stage::Services, |s| engine.clone().run_heartbeat(s));
+        tracing::info!(apps = ?cfg.apps.iter().map(|a| a.metadata.name.clone()).collect::<Vec<_>>(), "app service started (reverse tunnel)");
+        Some(engine)
+    };
     if cfg.use_tunnel {
         let live = creds.clone();
         let agent = AgentConfig {
@@ -74,7 +86,7 @@ pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow
             interval: cfg.node_heartbeat.min(cfg.keep_alive_interval),
             count_max: cfg.keep_alive_count_max,
             max_backoff: Duration::from_secs(10),
-            service: Arc::new(NodeTunnelService { node: node.clone(), kube: kube.clone(), ssh: cfg.ssh }),
+            service: Arc::new(NodeTunnelService { node: node.clone(), kube: kube.clone(), app: app.clone(), ssh: cfg.ssh }),
             clock: clock.clone(),
             status: crate::tunnel::state::AgentStatus::detached(),
             on_cas: None,

@@ -120,7 +120,7 @@ async fn serve_with_cert(
     let fwd = crate::access::cluster::Forwarded { cert, addr: o.addr, via_root: Some(root.to_string()) };
     let router = &shared.router;
     if target == Target::App {
-        crate::access::app::front::serve_in_cluster(shared.app.as_ref(), Box::new(stream), fwd).await;
+        crate::access::app::front::serve_in_cluster(&router.auth, router.dialer.as_ref(), shared.app.as_ref(), Box::new(stream), fwd).await;
     } else {
         crate::access::kube::front::serve_in_cluster(&router.auth, router.dialer.as_ref(), shared.kube.as_ref(), Box::new(stream), fwd)
             .await;

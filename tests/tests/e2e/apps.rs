@@ -551,3 +551,45 @@ fn the_browser_opens_a_leafs_app_from_the_resources_page_and_its_session_cannot_
     assert!(!serde_json::to_string(&west.events()).unwrap().contains(&id), "nor in the leaf's");
     drop(east);
 }
+
+#[test]
+fn an_app_service_in_a_process_of_its_own_serves_a_leafs_app_through_its_tunnel() {
+    e2e::ensure_unix_user("visitor");
+    let root = root_with_dns_name("root-agent.example.com", "root-agent.test");
+    root.add_user("alice", "access", "visitor", PASSWORD);
+    let (leaf, _) = leaf_with_apps(&root, "leaf-agent.example.com", &[], None);
+    let echo = e2e::apps::httpbin();
+    let section =
+        format!("app_service:\n  enabled: yes\n  apps:\n  - name: metrics\n    uri: http://{}\n    labels: {{env: prod}}\n", echo.addr);
+    let agent = e2e::NodeProc::join_app(&leaf, "app-agent", &section);
+    let mut alice = Tsh::new("alice-agent");
+    alice.login(&root, "alice", PASSWORD).ok("alice signs in");
+    let cluster = "--cluster=leaf-agent.example.com";
+    let ls = wait_for("the agent's app at the root", T, || {
+        let o = alice.run(&["apps", "ls", cluster]);
+        o.stdout.contains("metrics").then_some(o.stdout)
+    });
+    assert!(ls.contains("metrics"), "{ls}");
+    let text = leaf.tctl(&["get", "apps", "--format=text"]).ok("tctl get apps").to_string();
+    assert!(text.contains("app-agent"), "served by the agent: {text}\n{}", agent.log());
+    alice.run(&["apps", "login", cluster, "metrics"]).ok("tsh apps login");
+    let cert = alice.run(&["apps", "config", "--format=cert", "metrics"]).ok("cert").trim().to_string();
+    let key = alice.run(&["apps", "config", "--format=key", "metrics"]).ok("key").trim().to_string();
+    let got = curl(&root, "metrics.root-agent.test", &["--cert", &cert, "--key", &key, "https://metrics.root-agent.test:3080/headers"]);
+    let v: serde_json::Value = serde_json::from_str(&got.stdout).unwrap_or_else(|_| panic!("{got:?}\n{}", agent.log()));
+    let h = &v["headers"];
+    assert_eq!(h["X-Forwarded-Server"], "app-agent", "the agent served it: {h}");
+    let c = jwt_claims(h["Teleport-Jwt-Assertion"].as_str().unwrap_or_default());
+    assert_eq!(
+        (c["iss"].as_str(), c["sub"].as_str()),
+        (Some("leaf-agent.example.com"), Some("remote-alice-root-agent.example.com")),
+        "{c}"
+    );
+    assert_eq!(c["roles"], serde_json::json!(["visitor"]), "the mapped roles: {c}");
+    // The agent's request events are in the leaf's audit log.
+    let events = wait_for("the agent's events", T, || {
+        let e = leaf.events();
+        e.iter().any(|x| x["event"] == "app.session.request" && x["app_name"] == "metrics").then_some(e)
+    });
+    assert!(events.iter().any(|x| x["event"] == "app.session.request" && x["server_id"] != leaf.host_id()), "from the agent's process");
+}

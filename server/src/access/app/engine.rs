@@ -22,7 +22,7 @@ use shared::resource::App;
 use shared::template::Traits;
 use tokio::sync::Mutex;
 
-use super::jwt::{self, Signer};
+use super::jwt::{self, TokenSigner};
 use crate::access::cluster::{Forwarded, ServiceAccess};
 use crate::audit::codes;
 
@@ -41,7 +41,11 @@ pub struct AppEngine {
     pub hostname: String,
     verify: Arc<rustls::ClientConfig>,
     insecure: Arc<rustls::ClientConfig>,
-    signer: std::sync::Mutex<Option<(Instant, Arc<Signer>)>>,
+    signer: std::sync::Mutex<Option<(Instant, Arc<dyn TokenSigner>)>>,
+    /// How often the apps are heartbeated (they live three intervals).
+    pub heartbeat: Duration,
+    /// In a process of its own, reached through its tunnel.
+    pub tunnel: bool,
     /// Per-request events, written off the request's path (bounded: a full queue holds the
     /// request back rather than lose its event).
     requests: tokio::sync::mpsc::Sender<serde_json::Map<String, serde_json::Value>>,
@@ -110,7 +114,7 @@ struct Conn {
     /// The app connection this client's requests reuse (HTTP/1.1, one at a time).
     upstream: Mutex<Option<hyper::client::conn::http1::SendRequest<hyper::body::Incoming>>>,
     /// The token, until a minute before it ends or the signing key changes.
-    token: std::sync::Mutex<Option<(i64, Arc<Signer>, String)>>,
+    token: std::sync::Mutex<Option<(i64, String, String)>>,
 }
 
 /// The app's address: scheme, `host:port`, base path.
@@ -129,8 +133,16 @@ fn target(app: &App) -> Result<(bool, String, String)> {
 }
 
 impl AppEngine {
-    /// The service for `apps`, deciding through `access`.
-    pub fn new(access: Arc<dyn ServiceAccess>, apps: Vec<App>, host_id: &str, hostname: &str) -> Result<Arc<AppEngine>> {
+    /// The service for `apps`, deciding through `access`; `tunnel` when it is reached through
+    /// its own reverse tunnel.
+    pub fn new(
+        access: Arc<dyn ServiceAccess>,
+        apps: Vec<App>,
+        host_id: &str,
+        hostname: &str,
+        heartbeat: Duration,
+        tunnel: bool,
+    ) -> Result<Arc<AppEngine>> {
         let verify = shared::client::tls_client_config(&shared::client::ServerTrust::System, None)?;
         let insecure = shared::client::tls_client_config(&shared::client::ServerTrust::Insecure, None)?;
         let (requests, rx) = tokio::sync::mpsc::channel(AUDIT_QUEUE);
@@ -144,7 +156,29 @@ impl AppEngine {
             insecure: Arc::new(insecure),
             signer: std::sync::Mutex::new(None),
             requests,
+            heartbeat,
+            tunnel,
         }))
+    }
+
+    /// Heartbeats every app until shutdown, then removes those it served.
+    pub async fn run_heartbeat(self: Arc<Self>, mut shutdown: crate::shutdown::Shutdown) {
+        loop {
+            let expires = self.access.now() + self.heartbeat * 3;
+            for a in &self.apps {
+                let served = App::served(a.clone(), &self.host_id, &self.hostname, self.tunnel, expires);
+                if let Err(e) = self.access.heartbeat_app(served).await {
+                    tracing::warn!(app = %a.metadata.name, error = %e, "cannot register the app; retrying");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                _ = tokio::time::sleep(self.heartbeat) => {}
+            }
+        }
+        for a in &self.apps {
+            self.access.leave_app(&a.metadata.name).await;
+        }
     }
 
     /// Whether this process serves app `name`.
@@ -154,23 +188,18 @@ impl AppEngine {
 
     /// The signing key, read from the cluster at most every five seconds (a rotation's
     /// `update_clients` reaches it that soon; the old key stays published until `standby`).
-    async fn signer(&self) -> Result<Arc<Signer>> {
+    async fn signer(&self) -> Result<Arc<dyn TokenSigner>> {
         if let Ok(g) = self.signer.lock()
             && let Some((at, s)) = g.as_ref()
             && at.elapsed() < Duration::from_secs(5)
         {
             return Ok(s.clone());
         }
-        let (private, public) = self.access.jwt_key().await?;
-        let fresh = Signer::new(&private, &public)?;
-        let mut g = self.signer.lock().map_err(|_| Error::internal("signer lock poisoned"))?;
-        // The same key keeps its Arc, so connections keep their tokens.
-        let s = match g.as_ref() {
-            Some((_, old)) if old.kid() == fresh.kid() => old.clone(),
-            _ => Arc::new(fresh),
-        };
-        *g = Some((Instant::now(), s.clone()));
-        Ok(s)
+        let fresh = self.access.jwt_signer().await?;
+        if let Ok(mut g) = self.signer.lock() {
+            *g = Some((Instant::now(), fresh.clone()));
+        }
+        Ok(fresh)
     }
 
     async fn emit(&self, code: (&str, &str), mut event: serde_json::Map<String, serde_json::Value>) {
@@ -296,7 +325,7 @@ impl Conn {
         if let Ok(g) = self.token.lock()
             && let Some((exp, by, t)) = g.as_ref()
             && now < exp - 60
-            && Arc::ptr_eq(by, &signer)
+            && by == signer.kid()
         {
             return Ok(t.clone());
         }
@@ -305,9 +334,9 @@ impl Conn {
             jwt::Subject { issuer: &issuer, audience: &self.app.spec.uri, username: &self.user, roles: &self.roles, traits: &self.traits };
         let claims = jwt::claims(&s, now, self.not_after);
         let exp = claims["exp"].as_i64().unwrap_or(now);
-        let t = signer.sign(&claims)?;
+        let t = signer.sign_token(&claims).await?;
         if let Ok(mut g) = self.token.lock() {
-            *g = Some((exp, signer.clone(), t.clone()));
+            *g = Some((exp, signer.kid().to_string(), t.clone()));
         }
         Ok(t)
     }

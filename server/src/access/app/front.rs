@@ -58,11 +58,49 @@ pub struct AppFront {
     cache: std::sync::Mutex<HashMap<String, Cached>>,
 }
 
-/// Hands a connection for one of this cluster's apps to the app service that serves it.
-pub async fn serve_in_cluster(engine: Option<&Arc<AppEngine>>, stream: BoxStream, fwd: Forwarded) {
-    match engine {
-        Some(e) => e.clone().serve(stream, fwd).await,
-        None => refuse(stream, 404, "No application service runs here.".into()).await,
+/// Hands a connection for one of this cluster's apps (the one the certificate routes to) to
+/// the app service that serves it: this process's, or one in a process of its own through that
+/// process's tunnel (with the certificate, which it verifies itself).
+pub async fn serve_in_cluster(auth: &AuthServer, dialer: &dyn Dialer, engine: Option<&Arc<AppEngine>>, stream: BoxStream, fwd: Forwarded) {
+    let route = shared::certs::parse_peer_cert(&fwd.cert)
+        .ok()
+        .and_then(|p| p.identity_json)
+        .and_then(|j| shared::identity::CertIdentity::from_json(&j).ok())
+        .and_then(|i| match i {
+            shared::identity::CertIdentity::User(u) => Some(u),
+            shared::identity::CertIdentity::Host(_) => None,
+        });
+    let name = route.as_ref().and_then(|u| u.route_to_app.as_ref()).map(|r| r.name.clone());
+    if let Some(e) = engine
+        && name.as_ref().is_none_or(|n| e.serves(n))
+    {
+        // Here (or no route: the engine says what is wrong with the certificate).
+        e.clone().serve(stream, fwd).await;
+        return;
+    }
+    let record = match &name {
+        Some(n) => auth.services.get::<shared::resource::App>(&crate::services::keys::app(n)).await.ok().flatten(),
+        None => None,
+    };
+    let Some(a) = record.map(|r| r.value).filter(|a| a.spec.tunnel && a.metadata.expires.is_none_or(|e| e > auth.clock.now())) else {
+        refuse(stream, 403, "You are not allowed to access this application.".into()).await;
+        return;
+    };
+    let origin = Origin {
+        user: route.as_ref().map(|u| u.username.clone()).unwrap_or_default(),
+        cluster: fwd.via_root.clone().unwrap_or_else(|| auth.cluster_name().to_string()),
+        roles: route.map(|u| u.roles).unwrap_or_default(),
+        addr: fwd.addr.clone(),
+        issued_at: None,
+        cert: Some(base64::engine::general_purpose::STANDARD.encode(&fwd.cert)),
+    };
+    let req = TunnelRequest { target: Target::App, origin: Some(origin) };
+    match dialer.dial(&TunnelKey::Node(a.spec.host_id.clone()), &req).await {
+        Ok(target) => crate::tunnel::splice(stream, target).await,
+        Err(e) => {
+            tracing::info!(app = %a.metadata.name, host = %a.spec.hostname, error = %e, "the app's service cannot be reached");
+            refuse(stream, 503, "The application cannot be reached now.".into()).await;
+        }
     }
 }
 
@@ -107,7 +145,10 @@ impl AppFront {
     pub async fn serve_cert(self: Arc<Self>, stream: BoxStream, der: Vec<u8>, peer: Option<SocketAddr>) {
         let addr = peer.map(|p| p.to_string()).unwrap_or_default();
         match self.route_cert(&der, &addr).await {
-            Ok(Route::Here) => serve_in_cluster(self.engine.as_ref(), stream, Forwarded { cert: der, addr, via_root: None }).await,
+            Ok(Route::Here) => {
+                let fwd = Forwarded { cert: der, addr, via_root: None };
+                serve_in_cluster(&self.auth, self.dialer.as_ref(), self.engine.as_ref(), stream, fwd).await
+            }
             Ok(Route::Leaf(target)) => crate::tunnel::splice(stream, target).await,
             Err(e) => {
                 tracing::info!(addr = %addr, error = %e, "refused an application connection");
@@ -290,10 +331,11 @@ impl BrowserConn {
             Route::Leaf(st) => st,
             Route::Here => {
                 let (a, b) = tokio::io::duplex(64 * 1024);
-                let engine = self.front.engine.clone();
-                tokio::spawn(
-                    async move { serve_in_cluster(engine.as_ref(), Box::new(b), Forwarded { cert: der, addr, via_root: None }).await },
-                );
+                let front = self.front.clone();
+                tokio::spawn(async move {
+                    let fwd = Forwarded { cert: der, addr, via_root: None };
+                    serve_in_cluster(&front.auth, front.dialer.as_ref(), front.engine.as_ref(), Box::new(b), fwd).await
+                });
                 Box::new(a)
             }
         };

@@ -41,6 +41,24 @@ impl Signer {
     }
 }
 
+/// What signs tokens: the key itself (in the cluster process), or the auth service asked over
+/// the API (an app service in a process of its own: the key never leaves the auth service).
+pub trait TokenSigner: Send + Sync {
+    /// The key's id.
+    fn kid(&self) -> &str;
+    /// The signed token for `claims`.
+    fn sign_token<'a>(&'a self, claims: &'a Value) -> shared::client::BoxFuture<'a, Result<String>>;
+}
+
+impl TokenSigner for Signer {
+    fn kid(&self) -> &str {
+        &self.kid
+    }
+    fn sign_token<'a>(&'a self, claims: &'a Value) -> shared::client::BoxFuture<'a, Result<String>> {
+        Box::pin(async move { self.sign(claims) })
+    }
+}
+
 /// The key id both the token header and `/.well-known/jwks.json` carry: the first 16 bytes of
 /// the SPKI's SHA-256, base64url.
 pub fn kid(spki_der: &[u8]) -> String {
