@@ -230,26 +230,44 @@ impl AuditLog {
 
     /// Records an event that already has its fields (from a node); fills `time`, `uid` and the
     /// cluster if missing.
-    pub async fn record(&self, mut event: Map<String, Value>) {
-        event.entry("time").or_insert_with(|| json!(shared::timefmt::rfc3339(self.clock.now())));
-        event.entry("uid").or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
-        event.entry("cluster_name").or_insert_with(|| json!(self.cluster_name));
-        if trim_to(&mut event, MAX_EVENT_BYTES) {
-            event.insert("trimmed".into(), json!(true));
+    pub async fn record(&self, event: Map<String, Value>) {
+        self.record_many(vec![event]).await;
+    }
+
+    /// Records several events together (one store transaction, one write to the file).
+    pub async fn record_many(&self, events: Vec<Map<String, Value>>) {
+        let lines: Vec<String> = events.into_iter().map(|e| self.line(e)).collect();
+        let mut bytes = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+        for l in &lines {
+            bytes.extend_from_slice(l.as_bytes());
+            bytes.push(b'\n');
         }
-        let line = Value::Object(event).to_string();
-        if let Err(e) = self.backend.append(line.clone()).await {
+        let stored = if lines.len() == 1 {
+            self.backend.append(lines.into_iter().next().unwrap_or_default()).await.map(|_| ())
+        } else {
+            self.backend.append_many(lines).await
+        };
+        if let Err(e) = stored {
             tracing::warn!(error = %e, "cannot store audit event");
         }
-        // One write per event (a formatted `writeln!` to a file is a system call per piece).
-        let mut bytes = line.into_bytes();
-        bytes.push(b'\n');
+        // One write for all (a formatted `writeln!` to a file is a system call per piece).
         if let Ok(mut guard) = self.file.lock()
             && let Some(f) = guard.as_mut()
             && let Err(e) = f.write_all(&bytes)
         {
             tracing::warn!(error = %e, path = %self.path.display(), "cannot append audit event");
         }
+    }
+
+    /// An event's line: `time`, `uid` and the cluster filled in if missing, within its bound.
+    fn line(&self, mut event: Map<String, Value>) -> String {
+        event.entry("time").or_insert_with(|| json!(shared::timefmt::rfc3339(self.clock.now())));
+        event.entry("uid").or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
+        event.entry("cluster_name").or_insert_with(|| json!(self.cluster_name));
+        if trim_to(&mut event, MAX_EVENT_BYTES) {
+            event.insert("trimmed".into(), json!(true));
+        }
+        Value::Object(event).to_string()
     }
 
     /// The newest events.

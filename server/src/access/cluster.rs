@@ -52,6 +52,14 @@ pub trait ServiceAccess: Send + Sync + 'static {
     fn admit<'a>(&'a self, der: &'a [u8], peer: &'a PeerCert) -> BoxFuture<'a, Result<Admitted>>;
     /// Records an audit event (with `event` and `code` set).
     fn emit(&self, event: AuditEvent) -> BoxFuture<'_, ()>;
+    /// Records several audit events together.
+    fn emit_many(&self, events: Vec<AuditEvent>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            for e in events {
+                self.emit(e).await;
+            }
+        })
+    }
     /// Registers or renews a Kubernetes cluster this service serves.
     fn heartbeat(&self, k: KubeCluster) -> BoxFuture<'_, Result<()>>;
     /// Where session recordings go.
@@ -129,6 +137,10 @@ impl ServiceAccess for LocalKube {
 
     fn emit(&self, event: AuditEvent) -> BoxFuture<'_, ()> {
         Box::pin(self.auth.audit.record(event))
+    }
+
+    fn emit_many(&self, events: Vec<AuditEvent>) -> BoxFuture<'_, ()> {
+        Box::pin(self.auth.audit.record_many(events))
     }
 
     fn heartbeat(&self, k: KubeCluster) -> BoxFuture<'_, Result<()>> {
@@ -233,6 +245,14 @@ impl ServiceAccess for BundleKube {
         Box::pin(async move {
             if let Err(e) = self.node.access.emit(event).await {
                 tracing::warn!(error = %e, "cannot send an audit event");
+            }
+        })
+    }
+
+    fn emit_many(&self, events: Vec<AuditEvent>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.node.access.emit_many(events).await {
+                tracing::warn!(error = %e, "cannot send audit events");
             }
         })
     }

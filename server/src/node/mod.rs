@@ -61,6 +61,15 @@ pub trait NodeAccessPoint: Send + Sync + 'static {
     fn track(&self, t: SessionTracker) -> BoxFuture<'_, Result<()>>;
     /// Registers or renews a Kubernetes cluster this process serves.
     fn kube_heartbeat(&self, k: shared::resource::KubeCluster) -> BoxFuture<'_, Result<()>>;
+    /// Sends several audit events together.
+    fn emit_many(&self, events: Vec<AuditEvent>) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            for e in events {
+                self.emit(e).await?;
+            }
+            Ok(())
+        })
+    }
     /// Registers or renews an app this process serves.
     fn app_heartbeat(&self, a: shared::resource::App) -> BoxFuture<'_, Result<()>>;
     /// The id of the key that signs apps' tokens now.
@@ -182,6 +191,9 @@ impl NodeAccessPoint for RemoteAccess {
     }
     fn emit(&self, event: AuditEvent) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { self.clients().client.post::<_, serde_json::Value>(path::EVENTS, &vec![event]).await.map(|_| ()) })
+    }
+    fn emit_many(&self, events: Vec<AuditEvent>) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.clients().client.post::<_, serde_json::Value>(path::EVENTS, &events).await.map(|_| ()) })
     }
     fn save_recording(&self, r: SessionRecording) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { self.clients().client.post::<_, serde_json::Value>(path::RECORDINGS, &r).await.map(|_| ()) })

@@ -16,6 +16,15 @@ pub trait AuditStore: Send + Sync + 'static {
     fn append(&self, json: String) -> BoxFuture<'_, Result<i64>>;
     /// The newest `limit` events, oldest first.
     fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<super::AuditRecord>>>;
+    /// Appends several events (together where the store can).
+    fn append_many(&self, lines: Vec<String>) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            for l in lines {
+                self.append(l).await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// The state backend's audit table.
@@ -27,5 +36,8 @@ impl AuditStore for BackendAudit {
     }
     fn list(&self, limit: usize) -> BoxFuture<'_, Result<Vec<super::AuditRecord>>> {
         self.0.list_audit(limit)
+    }
+    fn append_many(&self, lines: Vec<String>) -> BoxFuture<'_, Result<()>> {
+        self.0.append_audit_many(lines)
     }
 }

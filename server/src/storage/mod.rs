@@ -168,6 +168,15 @@ pub trait Backend: Send + Sync + 'static {
     }
     /// Appends an audit event.
     fn append_audit(&self, json: String) -> BoxFuture<'_, Result<i64>>;
+    /// Appends several audit events (in one transaction where the store can).
+    fn append_audit_many(&self, lines: Vec<String>) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            for l in lines {
+                self.append_audit(l).await?;
+            }
+            Ok(())
+        })
+    }
     /// The newest audit events, oldest first, at most `limit`.
     fn list_audit(&self, limit: usize) -> BoxFuture<'_, Result<Vec<AuditRecord>>>;
     /// Stores chunk `seq` of session recording `sid` (a retried chunk replaces itself). Apart

@@ -336,6 +336,22 @@ impl Backend for SqliteBackend {
         Box::pin(async move { self.ask(|r| Cmd::AppendAudit(json, r)).await })
     }
 
+    fn append_audit_many(&self, lines: Vec<String>) -> BoxFuture<'_, Result<()>> {
+        // All queued at once: the writer commits them together.
+        Box::pin(async move {
+            let mut replies = Vec::with_capacity(lines.len());
+            for l in lines {
+                let (tx, rx) = oneshot::channel();
+                self.tx.send(Cmd::AppendAudit(l, tx)).map_err(|_| Error::internal("storage is closed"))?;
+                replies.push(rx);
+            }
+            for rx in replies {
+                rx.await.map_err(|_| Error::internal("storage is closed"))??;
+            }
+            Ok(())
+        })
+    }
+
     fn list_audit(&self, limit: usize) -> BoxFuture<'_, Result<Vec<AuditRecord>>> {
         Box::pin(async move { self.ask(|r| Cmd::ListAudit(limit, r)).await })
     }

@@ -54,20 +54,21 @@ pub struct AppEngine {
 /// Most request events waiting to be written.
 const AUDIT_QUEUE: usize = 4096;
 
-/// Writes request events as they come, those already waiting together (the store commits them
-/// in one transaction).
+/// Most request events written together.
+const AUDIT_BATCH: usize = 256;
+
+/// Writes request events as they come, those already waiting together (one store transaction,
+/// one write to the events file, one API call from a process of its own).
 async fn write_requests(access: Arc<dyn ServiceAccess>, mut rx: tokio::sync::mpsc::Receiver<serde_json::Map<String, serde_json::Value>>) {
     while let Some(first) = rx.recv().await {
-        let mut set = tokio::task::JoinSet::new();
-        let mut next = Some(first);
-        while let Some(e) = next.take() {
-            let a = access.clone();
-            set.spawn(async move { a.emit(e).await });
-            if set.len() < 256 {
-                next = rx.try_recv().ok();
+        let mut batch = vec![first];
+        while batch.len() < AUDIT_BATCH {
+            match rx.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
             }
         }
-        while set.join_next().await.is_some() {}
+        access.emit_many(batch).await;
     }
 }
 
@@ -113,6 +114,8 @@ struct Conn {
     addr: String,
     /// The app connection this client's requests reuse (HTTP/1.1, one at a time).
     upstream: Mutex<Option<hyper::client::conn::http1::SendRequest<hyper::body::Incoming>>>,
+    /// The fields every event of this connection has.
+    base: serde_json::Map<String, serde_json::Value>,
     /// The token, until a minute before it ends or the signing key changes.
     token: std::sync::Mutex<Option<(i64, String, String)>>,
 }
@@ -283,7 +286,7 @@ impl AppEngine {
         checker.check_app(&app.metadata.labels).map_err(denied)?;
         let user = if origin == local { identity.username.clone() } else { format!("remote-{}-{origin}", identity.username) };
         let traits = if origin == local { identity.traits.clone() } else { identity.remote_traits() };
-        Ok(Conn {
+        let mut conn = Conn {
             engine: self.clone(),
             app,
             route,
@@ -295,13 +298,20 @@ impl AppEngine {
             addr: fwd.addr.clone(),
             identity,
             upstream: Mutex::new(None),
+            base: serde_json::Map::new(),
             token: std::sync::Mutex::new(None),
-        })
+        };
+        conn.base = conn.make_base();
+        Ok(conn)
     }
 }
 
 impl Conn {
     fn audit_base(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.base.clone()
+    }
+
+    fn make_base(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut m = serde_json::Map::new();
         m.insert("user".into(), json!(self.user));
         m.insert("login".into(), json!(self.identity.username));
