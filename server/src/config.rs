@@ -494,9 +494,18 @@ pub struct AppSection {
     /// Accepted and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debug_app: Option<bool>,
-    /// Accepted and ignored (apps defined with `tctl create` are listed, not yet served).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<serde_yaml_ng::Value>,
+    /// Which apps defined with `tctl create` this service serves: `[{labels: {env: prod}}]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<AppResources>,
+}
+
+/// One selector of `app_service.resources`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppResources {
+    /// The labels an app must have (`'*': '*'` for every app).
+    #[serde(default)]
+    pub labels: shared::labels::Labels,
 }
 
 /// One app of `app_service.apps`.
@@ -763,6 +772,8 @@ pub struct Config {
     pub kube_listen_addr: Option<String>,
     /// `app_service.apps`, when enabled (checked).
     pub apps: Vec<shared::resource::App>,
+    /// `app_service.resources`: selectors of the apps defined with `tctl create` it serves.
+    pub app_resources: Vec<shared::labels::Labels>,
 }
 
 /// The Kubernetes service of this process.
@@ -879,8 +890,12 @@ impl Config {
             ));
         }
         let app_enabled = app_role || file.app_service.as_ref().is_some_and(|a| a.enabled.is_some_and(|f| f.0));
-        if app_role && !file.app_service.as_ref().is_some_and(|a| a.enabled.is_none_or(|f| f.0) && !a.apps.is_empty()) {
-            return Err(Error::bad_parameter("--roles=app needs an app_service section with apps (name, uri) in the config"));
+        if app_role
+            && !file.app_service.as_ref().is_some_and(|a| a.enabled.is_none_or(|f| f.0) && (!a.apps.is_empty() || !a.resources.is_empty()))
+        {
+            return Err(Error::bad_parameter(
+                "--roles=app needs an app_service section with apps (name, uri) or resources (labels) in the config",
+            ));
         }
         if !auth && !ssh && !kube_enabled && !app_enabled {
             return Err(Error::bad_parameter(
@@ -1015,6 +1030,7 @@ impl Config {
             _ => None,
         };
         let mut apps = Vec::new();
+        let mut app_resources = Vec::new();
         if let Some(a) = &file.app_service
             && (a.enabled.is_some_and(|f| f.0) || (app_role && a.enabled.is_none()))
         {
@@ -1041,6 +1057,15 @@ impl Config {
                     return Err(Error::bad_parameter(format!("app_service.apps[{i}]: app {:?} is listed twice", e.name)));
                 }
                 apps.push(app);
+            }
+            for (i, r) in a.resources.iter().enumerate() {
+                if r.labels.is_empty() {
+                    return Err(Error::bad_parameter(format!(
+                        "app_service.resources[{i}].labels is empty: it would match no app; use {{'*': '*'}} for every app"
+                    )));
+                }
+                shared::labels::validate(&format!("app_service.resources[{i}].labels"), &r.labels)?;
+                app_resources.push(r.labels.clone());
             }
         }
         let log_output = t.log.as_ref().and_then(|l| l.output.clone()).unwrap_or_else(|| "stderr".into());
@@ -1077,6 +1102,7 @@ impl Config {
             authentication,
             kube,
             apps,
+            app_resources,
             kube_listen_addr: p.kube_listen_addr.clone().map(|a| with_port(&a, 3026)),
             join_addr: join_addr.map(|a| with_port(&a, 3080)),
             join_token,
@@ -1249,6 +1275,17 @@ mod tests {
             .message;
         assert!(e.contains("app_service.apps[0]") && e.contains("DNS label"), "{e}");
         assert!(build("app_service:\n  enabled: no\n  apps: []\n", Overrides::default()).is_ok());
+        let r = build("app_service:\n  enabled: yes\n  resources:\n  - labels: {team: web}\n", Overrides::default()).unwrap();
+        assert_eq!(r.app_resources.len(), 1);
+        let empty = build("app_service:\n  enabled: yes\n  resources:\n  - labels: {}\n", Overrides::default()).unwrap_err().message;
+        assert!(empty.contains("app_service.resources[0].labels is empty"), "{empty}");
+        let agent = |yaml: &str| {
+            let o = Overrides { roles: Some(vec!["app".into()]), tunnel: true, auth_server: Some("x:3080".into()), ..Default::default() };
+            build(yaml, o)
+        };
+        assert!(agent("app_service:\n  resources:\n  - labels: {'*': '*'}\n").unwrap().app_resources.len() == 1);
+        let none = agent("ssh_service:\n  enabled: no\n").unwrap_err().message;
+        assert!(none.contains("--roles=app needs an app_service section"), "{none}");
     }
 
     #[test]

@@ -83,6 +83,8 @@ pub mod keys {
     pub const KUBE_CLUSTERS: &str = "kube_clusters/";
     /// Applications, by name.
     pub const APPS: &str = "apps/";
+    /// Which app services serve an app an admin defined: `app_servers/<app>/<host UUID>`.
+    pub const APP_SERVERS: &str = "app_servers/";
     /// The cluster's authentication preference.
     pub const AUTH_PREFERENCE: &str = "cluster/auth_preference";
     /// Users' TOTP devices: `mfa/<user>/<id>`.
@@ -148,6 +150,11 @@ pub mod keys {
         web_session => WEB_SESSIONS;
         /// Key of an application session (by the hash of its id).
         app_session => APP_SESSIONS;
+    }
+
+    /// Key of an app service serving an app an admin defined.
+    pub fn app_server(app: &str, host_id: &str) -> String {
+        format!("{APP_SERVERS}{app}/{host_id}")
     }
 
     /// Key of an SSO connector.

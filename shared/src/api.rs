@@ -52,6 +52,9 @@ pub mod path {
     pub const APP_SESSIONS: &str = "/v1/apps/sessions";
     /// `POST`: an app service in a process of its own registers an app it serves.
     pub const APP_HEARTBEAT: &str = "/v1/apps/heartbeat";
+    /// An app service in a process of its own: `GET` the apps an admin defined (for its
+    /// `resources` selectors), `POST {"name"}` that it serves one of them.
+    pub const APP_DEFINED: &str = "/v1/apps/defined";
     /// An app service in a process of its own: `GET` the id of the key that signs apps' tokens
     /// now, `POST` claims to have them signed (the key never leaves the auth service).
     pub const APP_TOKEN: &str = "/v1/apps/token";

@@ -158,7 +158,7 @@ pub fn text_table(kind: Kind, values: &[serde_json::Value]) -> String {
                         a.spec.uri.clone(),
                         a.spec.public_addr.clone(),
                         format_labels(&a.metadata.labels),
-                        if a.spec.host_id.is_empty() { "(defined, not served)".into() } else { a.spec.hostname.clone() },
+                        if a.spec.host_id.is_empty() { "(defined)".into() } else { a.spec.hostname.clone() },
                     ]
                 })
                 .collect::<Vec<_>>();

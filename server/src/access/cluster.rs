@@ -72,6 +72,14 @@ pub trait ServiceAccess: Send + Sync + 'static {
     fn heartbeat_app(&self, _a: shared::resource::App) -> BoxFuture<'_, Result<()>> {
         Box::pin(async { Err(Error::internal("this process registers no apps")) })
     }
+    /// The apps an admin defined (`tctl create`).
+    fn defined_apps(&self) -> BoxFuture<'_, Result<Vec<shared::resource::App>>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    /// This service serves defined app `name` (for three heartbeats).
+    fn serve_defined_app<'a>(&'a self, _name: &'a str, _heartbeat: std::time::Duration) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
     /// The service stops serving app `name`.
     fn leave_app<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async {})
@@ -161,6 +169,14 @@ impl ServiceAccess for LocalKube {
 
     fn leave_app<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async move { self.auth.leave_app(name, &self.host_id).await })
+    }
+
+    fn defined_apps(&self) -> BoxFuture<'_, Result<Vec<shared::resource::App>>> {
+        Box::pin(self.auth.defined_apps())
+    }
+
+    fn serve_defined_app<'a>(&'a self, name: &'a str, heartbeat: std::time::Duration) -> BoxFuture<'a, Result<()>> {
+        self.recorder.serve_defined_app(name.to_string(), heartbeat)
     }
 
     fn leave<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ()> {
@@ -274,6 +290,14 @@ impl ServiceAccess for BundleKube {
 
     fn heartbeat_app(&self, a: shared::resource::App) -> BoxFuture<'_, Result<()>> {
         self.node.access.app_heartbeat(a)
+    }
+
+    fn defined_apps(&self) -> BoxFuture<'_, Result<Vec<shared::resource::App>>> {
+        self.node.access.defined_apps()
+    }
+
+    fn serve_defined_app<'a>(&'a self, name: &'a str, heartbeat: std::time::Duration) -> BoxFuture<'a, Result<()>> {
+        self.node.access.serve_defined_app(name.to_string(), heartbeat)
     }
 }
 

@@ -275,6 +275,22 @@ pub async fn app_heartbeat(
     Ok(axum::Json(json!({})))
 }
 
+/// `GET /v1/apps/defined`: the apps an admin defined (an app service's `resources` pick some).
+pub async fn defined_apps(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> ApiResult<J<Vec<shared::resource::App>>> {
+    ctx.require_host(SystemRole::Node)?;
+    Ok(axum::Json(s.auth.defined_apps().await?))
+}
+
+/// `POST /v1/apps/defined` `{"name", "heartbeat_seconds"}`: the caller serves that defined app.
+pub async fn serve_defined_app(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, JsonBody(req): JsonBody<Value>) -> ApiResult<J<Value>> {
+    let host = ctx.require_host(SystemRole::Node)?;
+    let name = req["name"].as_str().unwrap_or_default();
+    let every = Duration::from_secs(req["heartbeat_seconds"].as_u64().unwrap_or(60).clamp(1, 600));
+    let server = crate::auth::apps::AppServer { host_id: host.host_id.clone(), hostname: host.nodename.clone(), tunnel: true };
+    s.auth.serve_defined_app(name, server, every).await?;
+    Ok(axum::Json(json!({})))
+}
+
 /// `GET /v1/apps/token`: the id of the key that signs apps' tokens now.
 pub async fn app_token_kid(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> ApiResult<J<Value>> {
     ctx.require_host(SystemRole::Node)?;

@@ -7,6 +7,17 @@ use shared::rbac::AccessChecker;
 use super::AuthServer;
 use crate::services::keys;
 
+/// An app service serving an app an admin defined (`tctl create`), by its `resources` labels.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AppServer {
+    /// The process.
+    pub host_id: String,
+    /// Its host name.
+    pub hostname: String,
+    /// Reached through its own tunnel.
+    pub tunnel: bool,
+}
+
 impl AuthServer {
     /// Stores a heartbeat of an app this cluster's `app_service` in process `host_id` serves. A
     /// name another live service holds, or an app an admin defined (`tctl create`), is refused.
@@ -43,6 +54,30 @@ impl AuthServer {
         {
             let _ = self.services.apply(vec![crate::storage::Op::DeleteIfExists { key }]).await;
         }
+    }
+
+    /// The apps an admin defined (`tctl create`), for app services whose `resources` match them.
+    pub async fn defined_apps(&self) -> Result<Vec<shared::resource::App>> {
+        let all: Vec<shared::resource::App> = self.services.list(keys::APPS).await?;
+        Ok(all.into_iter().filter(|a| a.spec.host_id.is_empty()).collect())
+    }
+
+    /// Records that process `host_id` serves defined app `name` (three heartbeats).
+    pub async fn serve_defined_app(&self, name: &str, server: AppServer, heartbeat: std::time::Duration) -> Result<()> {
+        shared::names::check_name("app name", name)?;
+        let expires = (self.clock.now() + heartbeat * 3).unix_timestamp();
+        let op = crate::storage::Op::Put {
+            key: keys::app_server(name, &server.host_id),
+            value: crate::services::encode(&server)?,
+            expires: Some(expires),
+        };
+        self.services.apply(vec![op]).await.map(|_| ())
+    }
+
+    /// The live app services serving defined app `name`.
+    pub async fn servers_of_app(&self, name: &str) -> Result<Vec<AppServer>> {
+        let items = self.services.backend.list(&format!("{}{name}/", keys::APP_SERVERS)).await?;
+        Ok(items.into_iter().filter_map(|i| serde_json::from_slice::<AppServer>(&i.value).ok()).collect())
     }
 
     /// The key that signs apps' tokens now (this cluster's `jwt` CA's active key).

@@ -74,6 +74,10 @@ pub trait NodeAccessPoint: Send + Sync + 'static {
     fn app_heartbeat(&self, a: shared::resource::App) -> BoxFuture<'_, Result<()>>;
     /// The id of the key that signs apps' tokens now.
     fn app_token_kid(&self) -> BoxFuture<'_, Result<String>>;
+    /// The apps an admin defined.
+    fn defined_apps(&self) -> BoxFuture<'_, Result<Vec<shared::resource::App>>>;
+    /// This process serves defined app `name` (for three heartbeats).
+    fn serve_defined_app(&self, name: String, heartbeat: Duration) -> BoxFuture<'_, Result<()>>;
     /// An app's token with these claims, signed by the cluster's `jwt` CA.
     fn sign_app_token(&self, claims: serde_json::Value) -> BoxFuture<'_, Result<String>>;
     /// A live session ended.
@@ -121,6 +125,15 @@ impl NodeAccessPoint for LocalAccess {
     }
     fn app_token_kid(&self) -> BoxFuture<'_, Result<String>> {
         Box::pin(async move { Ok(self.auth.app_token_signer().await?.kid().to_string()) })
+    }
+    fn defined_apps(&self) -> BoxFuture<'_, Result<Vec<shared::resource::App>>> {
+        Box::pin(self.auth.defined_apps())
+    }
+    fn serve_defined_app(&self, name: String, heartbeat: Duration) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let server = crate::auth::apps::AppServer { host_id: self.host_id.clone(), hostname: self.nodename.clone(), tunnel: false };
+            self.auth.serve_defined_app(&name, server, heartbeat).await
+        })
     }
     fn sign_app_token(&self, claims: serde_json::Value) -> BoxFuture<'_, Result<String>> {
         Box::pin(async move { self.auth.app_token_signer().await?.sign(&claims) })
@@ -203,6 +216,15 @@ impl NodeAccessPoint for RemoteAccess {
     }
     fn app_heartbeat(&self, a: shared::resource::App) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { self.clients().client.post::<_, serde_json::Value>(path::APP_HEARTBEAT, &a).await.map(|_| ()) })
+    }
+    fn defined_apps(&self) -> BoxFuture<'_, Result<Vec<shared::resource::App>>> {
+        Box::pin(async move { self.clients().client.get(path::APP_DEFINED).await })
+    }
+    fn serve_defined_app(&self, name: String, heartbeat: Duration) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let body = serde_json::json!({"name": name, "heartbeat_seconds": heartbeat.as_secs()});
+            self.clients().client.post::<_, serde_json::Value>(path::APP_DEFINED, &body).await.map(|_| ())
+        })
     }
     fn app_token_kid(&self) -> BoxFuture<'_, Result<String>> {
         Box::pin(async move {

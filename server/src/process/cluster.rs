@@ -206,16 +206,23 @@ async fn serve(
         None => None,
     };
     // Apps: this process's service (if configured) and the proxy side for every client.
-    let app_engine = if cfg.apps.is_empty() {
+    let app_engine = if cfg.apps.is_empty() && cfg.app_resources.is_empty() {
         None
     } else {
-        let served = crate::access::app::with_public_addrs(&cfg.apps, &cfg.public_addr);
         let recorder: Arc<dyn crate::node::NodeAccessPoint> =
             Arc::new(LocalAccess { auth: auth.clone(), host_id: host_id.clone(), nodename: cfg.nodename.clone() });
         let access = crate::access::cluster::LocalKube { auth: auth.clone(), recorder, host_id: host_id.clone() };
-        let engine =
-            crate::access::app::engine::AppEngine::new(Arc::new(access), served, &host_id, &cfg.nodename, cfg.node_heartbeat, false)?;
-        tracing::info!(apps = ?cfg.apps.iter().map(|a| a.metadata.name.clone()).collect::<Vec<_>>(), "app service started");
+        let engine = crate::access::app::engine::AppEngine::new(
+            Arc::new(access),
+            cfg.apps.clone(),
+            cfg.app_resources.clone(),
+            &cfg.public_addr,
+            &host_id,
+            &cfg.nodename,
+            cfg.node_heartbeat,
+            false,
+        )?;
+        tracing::info!(apps = ?cfg.apps.iter().map(|a| a.metadata.name.clone()).collect::<Vec<_>>(), resources = cfg.app_resources.len(), "app service started");
         tasks.spawn(Stage::Writers, |s| engine.clone().run_heartbeat(s));
         Some(engine)
     };

@@ -61,12 +61,20 @@ pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow
     };
     // An app service in this process: it decides with the node's bundle, asks the auth service to
     // sign its tokens, and is reached through the node's tunnel.
-    let app = if cfg.apps.is_empty() {
+    let app = if cfg.apps.is_empty() && cfg.app_resources.is_empty() {
         None
     } else {
         let access = Arc::new(crate::access::cluster::BundleKube { node: node.clone() });
-        let served = crate::access::app::with_public_addrs(&cfg.apps, &join_addr);
-        let engine = crate::access::app::engine::AppEngine::new(access, served, &host_id, &cfg.nodename, cfg.node_heartbeat, true)?;
+        let engine = crate::access::app::engine::AppEngine::new(
+            access,
+            cfg.apps.clone(),
+            cfg.app_resources.clone(),
+            &join_addr,
+            &host_id,
+            &cfg.nodename,
+            cfg.node_heartbeat,
+            true,
+        )?;
         tasks.spawn(Stage::Services, |s| engine.clone().run_heartbeat(s));
         tracing::info!(apps = ?cfg.apps.iter().map(|a| a.metadata.name.clone()).collect::<Vec<_>>(), "app service started (reverse tunnel)");
         Some(engine)

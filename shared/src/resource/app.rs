@@ -53,7 +53,7 @@ pub struct AppSpec {
     /// Rewrites of what the app sends and receives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewrite: Option<Rewrite>,
-    /// UUID of the process whose `app_service` serves it (empty: defined, not served).
+    /// UUID of the process whose `app_service` serves it (empty: defined by an admin, served by the app services whose `resources` select it).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub host_id: String,
     /// That process's host name.

@@ -46,7 +46,7 @@ fn a_leafs_apps_are_listed_at_the_root_as_the_leafs_mapped_roles_allow() {
     );
     assert!(reserved.stderr.contains("sets it itself"), "{reserved:?}");
     let defined = leaf.tctl(&["get", "app/wiki", "--format=text"]);
-    assert!(defined.ok("tctl get app/wiki").contains("(defined, not served)"), "{defined:?}");
+    assert!(defined.ok("tctl get app/wiki").contains("(defined)"), "{defined:?}");
 
     // The leaf's jwt CA, created at first start: its public keys published for apps to verify
     // their assertions with, its private key never shown.
@@ -592,4 +592,56 @@ fn an_app_service_in_a_process_of_its_own_serves_a_leafs_app_through_its_tunnel(
         e.iter().any(|x| x["event"] == "app.session.request" && x["app_name"] == "metrics").then_some(e)
     });
     assert!(events.iter().any(|x| x["event"] == "app.session.request" && x["server_id"] != leaf.host_id()), "from the agent's process");
+}
+
+#[test]
+fn apps_an_admin_defines_are_served_by_the_app_services_whose_resources_select_them() {
+    e2e::ensure_unix_user("visitor");
+    let root = root_with_dns_name("root-defined.example.com", "root-defined.test");
+    root.add_user("alice", "access", "visitor", PASSWORD);
+    let echo = e2e::apps::httpbin();
+    let other = e2e::apps::httpbin();
+    let (leaf, _) = leaf_with_apps(&root, "leaf-defined.example.com", &[], None);
+    // An app service of its own that serves whatever the leaf's admin defines with team: web.
+    let agent = e2e::NodeProc::join_app(&leaf, "defined-agent", "app_service:\n  enabled: yes\n  resources:\n  - labels: {team: web}\n");
+    leaf.create(
+        "wiki.yaml",
+        &format!(
+            "kind: app\nversion: v3\nmetadata: {{name: wiki, labels: {{env: prod, team: web}}}}\nspec:\n  uri: http://{}\n",
+            echo.addr
+        ),
+    )
+    .ok("tctl create app wiki");
+    leaf.create(
+        "ledger.yaml",
+        &format!(
+            "kind: app\nversion: v3\nmetadata: {{name: ledger, labels: {{env: prod, team: finance}}}}\nspec:\n  uri: http://{}\n",
+            other.addr
+        ),
+    )
+    .ok("tctl create app ledger");
+    let mut alice = Tsh::new("alice-defined");
+    alice.login(&root, "alice", PASSWORD).ok("alice signs in");
+    let cluster = "--cluster=leaf-defined.example.com";
+    alice.run(&["apps", "login", cluster, "wiki"]).ok("tsh apps login wiki");
+    let cert = alice.run(&["apps", "config", "--format=cert", "wiki"]).ok("cert").trim().to_string();
+    let key = alice.run(&["apps", "config", "--format=key", "wiki"]).ok("key").trim().to_string();
+    let got = output_when(
+        "the agent to serve the defined app",
+        T,
+        || curl(&root, "wiki.root-defined.test", &["--cert", &cert, "--key", &key, "https://wiki.root-defined.test:3080/headers"]).stdout,
+        |o| o.contains("Teleport-Jwt-Assertion"),
+    );
+    let v: serde_json::Value = serde_json::from_str(&got).unwrap_or_default();
+    assert_eq!(v["headers"]["X-Forwarded-Server"], "defined-agent", "{got}\n{}", agent.log());
+    // No service selects team: finance: defined, listed, and refused (not served anywhere).
+    alice.run(&["apps", "login", cluster, "ledger"]).ok("tsh apps login ledger");
+    let lcert = alice.run(&["apps", "config", "--format=cert", "ledger"]).ok("cert").trim().to_string();
+    let lkey = alice.run(&["apps", "config", "--format=key", "ledger"]).ok("key").trim().to_string();
+    let refused = curl(
+        &root,
+        "ledger.root-defined.test",
+        &["--cert", &lcert, "--key", &lkey, "-o", "/dev/null", "-w", "%{http_code}", "https://ledger.root-defined.test:3080/"],
+    );
+    assert_eq!(refused.stdout, "403", "{refused:?}");
 }

@@ -33,8 +33,14 @@ pub type Body = BoxBody<Bytes, hyper::Error>;
 pub struct AppEngine {
     /// The cluster: who callers are, where events go, the jwt key.
     pub access: Arc<dyn ServiceAccess>,
-    /// The apps it serves (public addresses filled in).
+    /// The apps of its config (public addresses filled in).
     pub apps: Vec<App>,
+    /// `resources`: which apps an admin defined it serves too.
+    pub selectors: Vec<shared::labels::Labels>,
+    /// Those apps, as the last heartbeat found them.
+    dynamic: std::sync::RwLock<Vec<App>>,
+    /// The cluster's proxy address, for defined apps' default public addresses.
+    pub proxy_public: String,
     /// This process.
     pub host_id: String,
     /// This process's host name (`X-Forwarded-Server`).
@@ -138,9 +144,12 @@ fn target(app: &App) -> Result<(bool, String, String)> {
 impl AppEngine {
     /// The service for `apps`, deciding through `access`; `tunnel` when it is reached through
     /// its own reverse tunnel.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         access: Arc<dyn ServiceAccess>,
         apps: Vec<App>,
+        selectors: Vec<shared::labels::Labels>,
+        proxy_public: &str,
         host_id: &str,
         hostname: &str,
         heartbeat: Duration,
@@ -152,7 +161,10 @@ impl AppEngine {
         tokio::spawn(write_requests(access.clone(), rx));
         Ok(Arc::new(AppEngine {
             access,
-            apps,
+            apps: super::with_public_addrs(&apps, proxy_public),
+            selectors,
+            dynamic: Default::default(),
+            proxy_public: proxy_public.to_string(),
             host_id: host_id.to_string(),
             hostname: hostname.to_string(),
             verify: Arc::new(verify),
@@ -164,9 +176,44 @@ impl AppEngine {
         }))
     }
 
+    /// The defined apps its `resources` select, now.
+    async fn refresh_defined(&self) {
+        if self.selectors.is_empty() {
+            return;
+        }
+        match self.access.defined_apps().await {
+            Ok(all) => {
+                let mine: Vec<App> = all
+                    .into_iter()
+                    .filter(|a| !self.apps.iter().any(|s| s.metadata.name == a.metadata.name))
+                    .filter(|a| self.selectors.iter().any(|sel| shared::labels::match_labels(sel, &a.metadata.labels)))
+                    .collect();
+                let mine = super::with_public_addrs(&mine, &self.proxy_public);
+                for a in &mine {
+                    if let Err(e) = self.access.serve_defined_app(&a.metadata.name, self.heartbeat).await {
+                        tracing::warn!(app = %a.metadata.name, error = %e, "cannot register serving the app; retrying");
+                    }
+                }
+                if let Ok(mut d) = self.dynamic.write() {
+                    *d = mine;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the apps defined with tctl create; retrying"),
+        }
+    }
+
+    /// App `name`, if this service serves it.
+    pub fn find(&self, name: &str) -> Option<App> {
+        if let Some(a) = self.apps.iter().find(|a| a.metadata.name == name) {
+            return Some(a.clone());
+        }
+        self.dynamic.read().ok().and_then(|d| d.iter().find(|a| a.metadata.name == name).cloned())
+    }
+
     /// Heartbeats every app until shutdown, then removes those it served.
     pub async fn run_heartbeat(self: Arc<Self>, mut shutdown: crate::shutdown::Shutdown) {
         loop {
+            self.refresh_defined().await;
             let expires = self.access.now() + self.heartbeat * 3;
             for a in &self.apps {
                 let served = App::served(a.clone(), &self.host_id, &self.hostname, self.tunnel, expires);
@@ -186,7 +233,7 @@ impl AppEngine {
 
     /// Whether this process serves app `name`.
     pub fn serves(&self, name: &str) -> bool {
-        self.apps.iter().any(|a| a.metadata.name == name)
+        self.find(name).is_some()
     }
 
     /// The signing key, read from the cluster at most every five seconds (a rotation's
@@ -277,11 +324,8 @@ impl AppEngine {
             return Err(denied(Error::access_denied(format!("this certificate is for an app of cluster {:?}", route.cluster_name))));
         }
         let app = self
-            .apps
-            .iter()
-            .find(|a| a.metadata.name == route.name)
+            .find(&route.name)
             .filter(|a| route.public_addr.is_empty() || a.spec.public_addr.is_empty() || a.spec.public_addr == route.public_addr)
-            .cloned()
             .ok_or_else(|| denied(Error::not_found(format!("no application {:?} at {:?} here", route.name, route.public_addr))))?;
         checker.check_app(&app.metadata.labels).map_err(denied)?;
         let user = if origin == local { identity.username.clone() } else { format!("remote-{}-{origin}", identity.username) };

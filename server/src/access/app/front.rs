@@ -82,7 +82,17 @@ pub async fn serve_in_cluster(auth: &AuthServer, dialer: &dyn Dialer, engine: Op
         Some(n) => auth.services.get::<shared::resource::App>(&crate::services::keys::app(n)).await.ok().flatten(),
         None => None,
     };
-    let Some(a) = record.map(|r| r.value).filter(|a| a.spec.tunnel && a.metadata.expires.is_none_or(|e| e > auth.clock.now())) else {
+    let now = auth.clock.now();
+    let host = match record.map(|r| r.value) {
+        // Served by an app service of its own config, in a process of its own.
+        Some(a) if a.spec.tunnel && a.metadata.expires.is_none_or(|e| e > now) => Some((a.spec.host_id, a.spec.hostname)),
+        // Defined by an admin: whichever process's `resources` picked it (reached by tunnel).
+        Some(a) if a.spec.host_id.is_empty() => {
+            auth.servers_of_app(&a.metadata.name).await.ok().and_then(|v| v.into_iter().find(|s| s.tunnel)).map(|s| (s.host_id, s.hostname))
+        }
+        _ => None,
+    };
+    let Some((host_id, hostname)) = host else {
         refuse(stream, 403, "You are not allowed to access this application.".into()).await;
         return;
     };
@@ -95,10 +105,10 @@ pub async fn serve_in_cluster(auth: &AuthServer, dialer: &dyn Dialer, engine: Op
         cert: Some(base64::engine::general_purpose::STANDARD.encode(&fwd.cert)),
     };
     let req = TunnelRequest { target: Target::App, origin: Some(origin) };
-    match dialer.dial(&TunnelKey::Node(a.spec.host_id.clone()), &req).await {
+    match dialer.dial(&TunnelKey::Node(host_id), &req).await {
         Ok(target) => crate::tunnel::splice(stream, target).await,
         Err(e) => {
-            tracing::info!(app = %a.metadata.name, host = %a.spec.hostname, error = %e, "the app's service cannot be reached");
+            tracing::info!(app = ?name, host = %hostname, error = %e, "the app's service cannot be reached");
             refuse(stream, 503, "The application cannot be reached now.".into()).await;
         }
     }
