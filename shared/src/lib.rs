@@ -40,6 +40,7 @@ pub mod client;
 pub mod error;
 pub mod explain;
 pub mod identity;
+pub mod jwt;
 pub mod kube;
 pub mod labels;
 pub mod names;

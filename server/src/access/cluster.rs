@@ -40,6 +40,8 @@ pub struct Admitted {
     pub origin: String,
     /// Their roles here (mapped for a root's user), traits applied.
     pub checker: AccessChecker,
+    /// The certificate's end (Unix seconds).
+    pub not_after: i64,
 }
 
 /// The cluster, as the engine sees it.
@@ -65,7 +67,7 @@ pub trait ServiceAccess: Send + Sync + 'static {
     /// Where session recordings go.
     fn recorder(&self) -> Arc<dyn NodeAccessPoint>;
     /// What signs apps' tokens now (the `jwt` CA's active key).
-    fn jwt_signer(&self) -> BoxFuture<'_, Result<Arc<dyn crate::access::app::jwt::TokenSigner>>> {
+    fn jwt_signer(&self) -> BoxFuture<'_, Result<Arc<dyn shared::jwt::TokenSigner>>> {
         Box::pin(async { Err(Error::internal("this process cannot sign application tokens")) })
     }
     /// Registers or renews an app this service serves.
@@ -88,6 +90,51 @@ pub trait ServiceAccess: Send + Sync + 'static {
     fn leave<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async {})
     }
+}
+
+impl Forwarded {
+    /// Who the certificate says it is for, unverified: where to route it, and whom an agent
+    /// counts it for (the engine that serves it verifies it).
+    pub fn claimed_user(&self) -> Option<UserIdentity> {
+        let json = shared::certs::parse_peer_cert(&self.cert).ok()?.identity_json?;
+        match CertIdentity::from_json(&json).ok()? {
+            CertIdentity::User(u) => Some(u),
+            CertIdentity::Host(_) => None,
+        }
+    }
+}
+
+/// Records `event` as `code` (name, code) in the cluster's log.
+pub async fn emit_coded(access: &dyn ServiceAccess, code: (&str, &str), mut event: AuditEvent) {
+    event.insert("event".into(), serde_json::json!(code.0));
+    event.insert("code".into(), serde_json::json!(code.1));
+    access.emit(event).await;
+}
+
+/// The first checks of a connection forwarded to an engine: a user's certificate (`what` says
+/// what only users reach), from the root that forwarded it if one did (a root's proxy speaks
+/// only for its own users), accepted by the cluster (chain, validity, locks, mapped roles).
+/// Refusals carry their HTTP status: 401 when signing in again helps, else 403.
+pub async fn admit_forwarded(access: &dyn ServiceAccess, fwd: &Forwarded, what: &str) -> std::result::Result<Admitted, (u16, Error)> {
+    let denied = |e: Error| (403u16, e);
+    let peer = shared::certs::parse_peer_cert(&fwd.cert).map_err(denied)?;
+    if peer.issuer_ca_type != "user" {
+        return Err(denied(Error::access_denied(format!("[00] access denied: only users reach {what}"))));
+    }
+    if let Some(root) = &fwd.via_root
+        && peer.issuer_cluster != *root
+    {
+        return Err(denied(Error::access_denied(format!(
+            "can not impersonate users via a different cluster proxy: cluster {root:?} forwarded a user of {:?}",
+            peer.issuer_cluster
+        ))));
+    }
+    let mut admitted = access.admit(&fwd.cert, &peer).await.map_err(|e| {
+        let code = if e.message.contains("not valid here") || e.message.contains("expired") { 401 } else { 403 };
+        (code, e)
+    })?;
+    admitted.not_after = peer.not_after;
+    Ok(admitted)
 }
 
 /// Verifies a client certificate's chain against these CA certificates (DER).
@@ -139,7 +186,7 @@ impl ServiceAccess for LocalKube {
                 Caller::RemoteUser { identity, cluster } => (identity, cluster),
                 Caller::Host(_) => return Err(Error::access_denied("[00] access denied")),
             };
-            Ok(Admitted { identity, origin, checker: ctx.checker })
+            Ok(Admitted { identity, origin, checker: ctx.checker, not_after: peer.not_after })
         })
     }
 
@@ -159,8 +206,8 @@ impl ServiceAccess for LocalKube {
         self.recorder.clone()
     }
 
-    fn jwt_signer(&self) -> BoxFuture<'_, Result<Arc<dyn crate::access::app::jwt::TokenSigner>>> {
-        Box::pin(async move { Ok(Arc::new(self.auth.app_token_signer().await?) as Arc<dyn crate::access::app::jwt::TokenSigner>) })
+    fn jwt_signer(&self) -> BoxFuture<'_, Result<Arc<dyn shared::jwt::TokenSigner>>> {
+        Box::pin(async move { Ok(Arc::new(self.auth.app_token_signer().await?) as Arc<dyn shared::jwt::TokenSigner>) })
     }
 
     fn heartbeat_app(&self, a: shared::resource::App) -> BoxFuture<'_, Result<()>> {
@@ -238,7 +285,7 @@ pub fn admit_with_bundle(bundle: &NodeAuthzBundle, der: &[u8], peer: &PeerCert, 
         return Err(Error::access_denied(lock));
     }
     let checker = AccessChecker::new(&here.roles, &here.traits);
-    Ok(Admitted { identity, origin, checker })
+    Ok(Admitted { identity, origin, checker, not_after: peer.not_after })
 }
 
 impl ServiceAccess for BundleKube {
@@ -281,10 +328,10 @@ impl ServiceAccess for BundleKube {
         self.node.access.clone()
     }
 
-    fn jwt_signer(&self) -> BoxFuture<'_, Result<Arc<dyn crate::access::app::jwt::TokenSigner>>> {
+    fn jwt_signer(&self) -> BoxFuture<'_, Result<Arc<dyn shared::jwt::TokenSigner>>> {
         Box::pin(async move {
             let kid = self.node.access.app_token_kid().await?;
-            Ok(Arc::new(RemoteSigner { kid, access: self.node.access.clone() }) as Arc<dyn crate::access::app::jwt::TokenSigner>)
+            Ok(Arc::new(RemoteSigner { kid, access: self.node.access.clone() }) as Arc<dyn shared::jwt::TokenSigner>)
         })
     }
 
@@ -307,7 +354,7 @@ struct RemoteSigner {
     access: Arc<dyn NodeAccessPoint>,
 }
 
-impl crate::access::app::jwt::TokenSigner for RemoteSigner {
+impl shared::jwt::TokenSigner for RemoteSigner {
     fn kid(&self) -> &str {
         &self.kid
     }

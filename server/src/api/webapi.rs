@@ -64,36 +64,12 @@ pub async fn jwks(State(s): State<Arc<ApiState>>) -> ApiResult<axum::Json<serde_
     for set in [&ca.spec.active_keys, &ca.spec.additional_trusted_keys] {
         for k in &set.jwt {
             let pem = String::from_utf8_lossy(&k.public_key);
-            if let Ok(jwk) = jwk(&pem) {
+            if let Ok(jwk) = shared::jwt::jwk(&pem) {
                 keys.push(jwk);
             }
         }
     }
     Ok(axum::Json(serde_json::json!({ "keys": keys })))
-}
-
-/// One RSA public key (PEM SubjectPublicKeyInfo) as a JWK.
-pub fn jwk(pem: &str) -> shared::error::Result<serde_json::Value> {
-    use base64::Engine as _;
-    use x509_parser::prelude::FromDer;
-    use x509_parser::public_key::PublicKey;
-    let der = shared::certs::first_pem_der(pem, "PUBLIC KEY")?;
-    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&der)
-        .map_err(|e| shared::error::Error::internal(format!("unreadable JWT public key: {e}")))?;
-    let Ok(PublicKey::RSA(rsa)) = spki.parsed() else {
-        return Err(shared::error::Error::internal("the JWT public key is not RSA"));
-    };
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let trim = |b: &[u8]| b.iter().skip_while(|x| **x == 0).copied().collect::<Vec<u8>>();
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
-    Ok(serde_json::json!({
-        "kty": "RSA",
-        "alg": "RS256",
-        "use": "sig",
-        "kid": b64.encode(&digest.as_ref()[..16]),
-        "n": b64.encode(trim(rsa.modulus)),
-        "e": b64.encode(trim(rsa.exponent)),
-    }))
 }
 
 /// `GET /webapi/ping/<connector>` (`tsh login --auth=NAME`).

@@ -81,10 +81,10 @@ impl AuthServer {
     }
 
     /// The key that signs apps' tokens now (this cluster's `jwt` CA's active key).
-    pub async fn app_token_signer(&self) -> Result<crate::access::app::jwt::Signer> {
+    pub async fn app_token_signer(&self) -> Result<shared::jwt::Signer> {
         let ca = self.own_ca(shared::resource::CaType::Jwt).await?;
         let k = ca.spec.active_keys.jwt.first().ok_or_else(|| Error::internal("the jwt CA has no key"))?;
-        crate::access::app::jwt::Signer::new(&String::from_utf8_lossy(&k.private_key), &String::from_utf8_lossy(&k.public_key))
+        shared::jwt::Signer::new(&String::from_utf8_lossy(&k.private_key), &String::from_utf8_lossy(&k.public_key))
     }
 
     /// Every app `checker` may reach (`None`: all of them), by name.

@@ -111,7 +111,7 @@ fn jwt_claims(token: &str) -> serde_json::Value {
 
 /// The leaf's jwt signing key, read from its database (for a test to sign a token the app must
 /// refuse: expired, though the key is right).
-fn leaf_jwt_signer(leaf: &Cluster) -> teleport_server::access::app::jwt::Signer {
+fn leaf_jwt_signer(leaf: &Cluster) -> shared::jwt::Signer {
     use base64::Engine as _;
     let conn = rusqlite::Connection::open_with_flags(
         leaf.data_dir().join("backend").join("sqlite.db"),
@@ -125,7 +125,7 @@ fn leaf_jwt_signer(leaf: &Cluster) -> teleport_server::access::app::jwt::Signer 
     let b64 = base64::engine::general_purpose::STANDARD;
     let private = String::from_utf8(b64.decode(k["private_key"].as_str().unwrap()).unwrap()).unwrap();
     let public = String::from_utf8(b64.decode(k["public_key"].as_str().unwrap()).unwrap()).unwrap();
-    teleport_server::access::app::jwt::Signer::new(&private, &public).expect("signer")
+    shared::jwt::Signer::new(&private, &public).expect("signer")
 }
 
 /// The leaf's Apache: a JWT-verifying app with the leaf's keys (fetched over TLS it checks
@@ -272,7 +272,7 @@ fn tsh_apps_login_reaches_a_leafs_apps_which_see_the_leafs_name_for_the_user_in_
         .stdout
     };
     let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
-    let forger = teleport_server::access::app::jwt::Signer::new(&other.serialize_pem(), &other.public_key_pem()).unwrap();
+    let forger = shared::jwt::Signer::new(&other.serialize_pem(), &other.public_key_pem()).unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut claims = c.clone();
     claims["iat"] = now.into();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, Full};
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -22,12 +22,12 @@ use shared::resource::App;
 use shared::template::Traits;
 use tokio::sync::Mutex;
 
-use super::jwt::{self, TokenSigner};
 use crate::access::cluster::{Forwarded, ServiceAccess};
 use crate::audit::codes;
+use shared::jwt::{self, TokenSigner};
 
 /// Bodies of answers: the app's, or ours.
-pub type Body = BoxBody<Bytes, hyper::Error>;
+pub use crate::access::Body;
 
 /// The app service of a process: the apps it serves and how it reaches them.
 pub struct AppEngine {
@@ -252,10 +252,8 @@ impl AppEngine {
         Ok(fresh)
     }
 
-    async fn emit(&self, code: (&str, &str), mut event: serde_json::Map<String, serde_json::Value>) {
-        event.insert("event".into(), json!(code.0));
-        event.insert("code".into(), json!(code.1));
-        self.access.emit(event).await;
+    async fn emit(&self, code: (&str, &str), event: serde_json::Map<String, serde_json::Value>) {
+        crate::access::cluster::emit_coded(self.access.as_ref(), code, event).await;
     }
 
     /// Serves one connection a proxy opened for an app session.
@@ -278,20 +276,7 @@ impl AppEngine {
         if tcp {
             conn.clone().serve_tcp(stream).await;
         } else {
-            let c = conn.clone();
-            let svc = hyper::service::service_fn(move |req| {
-                let c = c.clone();
-                async move { Ok::<_, std::convert::Infallible>(c.handle(req).await) }
-            });
-            let served = hyper::server::conn::http1::Builder::new()
-                .header_read_timeout(Duration::from_secs(60))
-                .timer(hyper_util::rt::TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades()
-                .await;
-            if let Err(e) = served {
-                tracing::debug!(error = %e, "application client connection ended");
-            }
+            crate::access::serve_http(stream, conn.clone(), Duration::from_secs(60), "application client", |c, req| c.handle(req)).await;
         }
         conn.engine.emit(codes::APP_SESSION_END, conn.audit_base()).await;
     }
@@ -299,22 +284,8 @@ impl AppEngine {
     /// Verifies the certificate and finds what it may reach.
     async fn admit(self: Arc<Self>, fwd: &Forwarded) -> std::result::Result<Conn, (u16, Error)> {
         let denied = |e: Error| (403u16, e);
-        let peer = shared::certs::parse_peer_cert(&fwd.cert).map_err(denied)?;
-        if peer.issuer_ca_type != "user" {
-            return Err(denied(Error::access_denied("only users reach applications")));
-        }
-        if let Some(root) = &fwd.via_root
-            && peer.issuer_cluster != *root
-        {
-            return Err(denied(Error::access_denied(format!(
-                "can not impersonate users via a different cluster proxy: cluster {root:?} forwarded a user of {:?}",
-                peer.issuer_cluster
-            ))));
-        }
-        let admitted = self.access.admit(&fwd.cert, &peer).await.map_err(|e| {
-            let code = if e.message.contains("expired") { 401 } else { 403 };
-            (code, e)
-        })?;
+        let admitted = crate::access::cluster::admit_forwarded(self.access.as_ref(), fwd, "applications").await?;
+        let not_after = admitted.not_after;
         let local = self.access.cluster_name();
         let (identity, origin, checker) = (admitted.identity, admitted.origin, admitted.checker);
         let Some(route) = identity.route_to_app.clone() else {
@@ -338,7 +309,7 @@ impl AppEngine {
             user,
             roles: checker.role_names(),
             traits,
-            not_after: peer.not_after,
+            not_after,
             addr: fwd.addr.clone(),
             identity,
             upstream: Mutex::new(None),
@@ -544,16 +515,7 @@ impl Conn {
                 return page(502, "The application did not answer.");
             }
         };
-        if resp.status() == StatusCode::SWITCHING_PROTOCOLS
-            && let Some(on_client) = on_client
-        {
-            let on_app = hyper::upgrade::on(&mut resp);
-            tokio::spawn(async move {
-                if let (Ok(c), Ok(a)) = (on_client.await, on_app.await) {
-                    let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(c), &mut TokioIo::new(a)).await;
-                }
-            });
-        }
+        crate::access::join_upgrades(on_client, &mut resp);
         self.rewrite_response(&mut resp, &public);
         resp.map(|b| b.boxed())
     }

@@ -23,12 +23,12 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use shared::app::{AUTH_PATH, LOGOUT_PATH, SESSION_COOKIE, STATE_COOKIE, SUBJECT_COOKIE};
 use shared::client::BoxStream;
-use shared::error::{Code, Error, Result};
+use shared::error::{Error, Result};
 use shared::identity::Caller;
 
 use super::engine::{AppEngine, Body, page, refuse};
@@ -37,7 +37,7 @@ use crate::auth::AuthServer;
 use crate::auth::appsession::StoredAppSession;
 use crate::authz::Authorizer;
 use crate::proxy::dial::Dialer;
-use crate::tunnel::{Origin, Target, TunnelKey, TunnelRequest};
+use crate::tunnel::{Origin, Target};
 
 /// Most sessions a proxy remembers lookups of.
 const CACHE_MAX: usize = 10_000;
@@ -62,14 +62,7 @@ pub struct AppFront {
 /// the app service that serves it: this process's, or one in a process of its own through that
 /// process's tunnel (with the certificate, which it verifies itself).
 pub async fn serve_in_cluster(auth: &AuthServer, dialer: &dyn Dialer, engine: Option<&Arc<AppEngine>>, stream: BoxStream, fwd: Forwarded) {
-    let route = shared::certs::parse_peer_cert(&fwd.cert)
-        .ok()
-        .and_then(|p| p.identity_json)
-        .and_then(|j| shared::identity::CertIdentity::from_json(&j).ok())
-        .and_then(|i| match i {
-            shared::identity::CertIdentity::User(u) => Some(u),
-            shared::identity::CertIdentity::Host(_) => None,
-        });
+    let route = fwd.claimed_user();
     let name = route.as_ref().and_then(|u| u.route_to_app.as_ref()).map(|r| r.name.clone());
     if let Some(e) = engine
         && name.as_ref().is_none_or(|n| e.serves(n))
@@ -96,16 +89,7 @@ pub async fn serve_in_cluster(auth: &AuthServer, dialer: &dyn Dialer, engine: Op
         refuse(stream, 403, "You are not allowed to access this application.".into()).await;
         return;
     };
-    let origin = Origin {
-        user: route.as_ref().map(|u| u.username.clone()).unwrap_or_default(),
-        cluster: fwd.via_root.clone().unwrap_or_else(|| auth.cluster_name().to_string()),
-        roles: route.map(|u| u.roles).unwrap_or_default(),
-        addr: fwd.addr.clone(),
-        issued_at: None,
-        cert: Some(base64::engine::general_purpose::STANDARD.encode(&fwd.cert)),
-    };
-    let req = TunnelRequest { target: Target::App, origin: Some(origin) };
-    match dialer.dial(&TunnelKey::Node(host_id), &req).await {
+    match crate::access::dial_agent(dialer, host_id, Target::App, route, &fwd, auth.cluster_name()).await {
         Ok(target) => crate::tunnel::splice(stream, target).await,
         Err(e) => {
             tracing::info!(app = ?name, host = %hostname, error = %e, "the app's service cannot be reached");
@@ -203,11 +187,6 @@ impl AppFront {
         if cluster.is_empty() || cluster == local {
             return Ok(Route::Here);
         }
-        let hidden = || Error::not_found(format!("cluster {cluster:?} is not found")).with_code(Code::ClusterNotFound);
-        let rc = self.auth.services.remote_cluster(cluster).await?.ok_or_else(hidden)?;
-        if let Some(c) = checker {
-            c.check_cluster(&rc.value.metadata.labels).map_err(|_| hidden())?;
-        }
         let origin = Origin {
             user: user.to_string(),
             cluster: local,
@@ -216,34 +195,14 @@ impl AppFront {
             issued_at: None,
             cert: Some(base64::engine::general_purpose::STANDARD.encode(der)),
         };
-        let req = TunnelRequest { target: Target::App, origin: Some(origin) };
-        let stream = self.dialer.dial(&TunnelKey::Cluster(cluster.to_string()), &req).await.map_err(|e| {
-            if e.has(Code::TunnelOffline) {
-                Error::connection_problem(format!("cluster {cluster:?} is offline: its tunnel to this cluster is down"))
-                    .with_code(Code::TunnelOffline)
-            } else {
-                e
-            }
-        })?;
+        let stream = crate::access::dial_leaf(&self.auth, self.dialer.as_ref(), checker, cluster, Target::App, origin).await?;
         Ok(Route::Leaf(stream))
     }
 
     /// Serves a browser's connection to app host `host` (its TLS server name).
     pub async fn serve_browser(self: Arc<Self>, stream: BoxStream, host: String, peer: Option<SocketAddr>) {
         let conn = Arc::new(BrowserConn { front: self, host: shared::app::host_only(&host), peer, upstream: Default::default() });
-        let svc = hyper::service::service_fn(move |req| {
-            let conn = conn.clone();
-            async move { Ok::<_, std::convert::Infallible>(conn.handle(req).await) }
-        });
-        let served = hyper::server::conn::http1::Builder::new()
-            .header_read_timeout(Duration::from_secs(30))
-            .timer(hyper_util::rt::TokioTimer::new())
-            .serve_connection(TokioIo::new(stream), svc)
-            .with_upgrades()
-            .await;
-        if let Err(e) = served {
-            tracing::debug!(error = %e, "application browser connection ended");
-        }
+        crate::access::serve_http(stream, conn, Duration::from_secs(30), "application browser", |c, req| c.handle(req)).await;
     }
 
     /// The session `id`, as the cluster's state said at most [`crate::auth::appsession::CACHE_FOR`]
@@ -402,16 +361,7 @@ impl BrowserConn {
                 return page(502, "The application did not answer.");
             }
         };
-        if resp.status() == StatusCode::SWITCHING_PROTOCOLS
-            && let Some(on_client) = on_client
-        {
-            let on_app = hyper::upgrade::on(&mut resp);
-            tokio::spawn(async move {
-                if let (Ok(c), Ok(a)) = (on_client.await, on_app.await) {
-                    let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(c), &mut TokioIo::new(a)).await;
-                }
-            });
-        }
+        crate::access::join_upgrades(on_client, &mut resp);
         resp.map(|b| b.boxed())
     }
 

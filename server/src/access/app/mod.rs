@@ -1,12 +1,11 @@
 //! Application access (reference `kube-app-db.md` §3), in two halves as Kubernetes:
 //! `front.rs` at the proxy (browsers' cookies and the launch's end, app certificates, where the
 //! app is), `engine.rs` in the cluster that serves the app (decides, signs the token with
-//! `jwt.rs`, proxies), in the cluster process or in a process of its own over its tunnel.
+//! `shared::jwt`, proxies), in the cluster process or in a process of its own over its tunnel.
 //! See docs/applications.md.
 
 pub mod engine;
 pub mod front;
-pub mod jwt;
 
 use shared::resource::App;
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -35,7 +35,7 @@ use crate::live::{Live, LiveEntry};
 use crate::shutdown::Shutdown;
 
 /// Bodies of answers: the API server's, or ours.
-pub type Body = BoxBody<Bytes, hyper::Error>;
+pub use crate::access::Body;
 
 /// The Kubernetes service of this process.
 pub struct KubeEngine {
@@ -240,10 +240,8 @@ impl KubeEngine {
     }
 
     /// Records an audit event in this cluster's log.
-    async fn emit(&self, code: (&str, &str), mut event: serde_json::Map<String, serde_json::Value>) {
-        event.insert("event".into(), json!(code.0));
-        event.insert("code".into(), json!(code.1));
-        self.access.emit(event).await;
+    async fn emit(&self, code: (&str, &str), event: serde_json::Map<String, serde_json::Value>) {
+        crate::access::cluster::emit_coded(self.access.as_ref(), code, event).await;
     }
 
     /// Serves one client connection (HTTP/1.1 over `stream`).
@@ -256,42 +254,15 @@ impl KubeEngine {
                 return;
             }
         };
-        let svc = hyper::service::service_fn(move |req| {
-            let conn = conn.clone();
-            async move { Ok::<_, std::convert::Infallible>(conn.handle(req).await) }
-        });
-        let served = hyper::server::conn::http1::Builder::new()
-            .header_read_timeout(Duration::from_secs(60))
-            .timer(hyper_util::rt::TokioTimer::new())
-            .serve_connection(TokioIo::new(stream), svc)
-            .with_upgrades()
-            .await;
-        if let Err(e) = served {
-            tracing::debug!(error = %e, "Kubernetes client connection ended");
-        }
+        crate::access::serve_http(stream, conn, Duration::from_secs(60), "Kubernetes client", |c, req| c.handle(req)).await;
     }
 
     /// Verifies the certificate and decides what the connection may do.
     async fn admit(self: Arc<Self>, fwd: &Forwarded) -> std::result::Result<Conn, (u16, Error)> {
         let denied = |e: Error| (403u16, e);
-        let peer = shared::certs::parse_peer_cert(&fwd.cert).map_err(denied)?;
-        if peer.issuer_ca_type != "user" {
-            return Err(denied(Error::access_denied("[00] access denied: only users reach Kubernetes clusters")));
-        }
-        // A root's proxy speaks only for its own users.
-        if let Some(root) = &fwd.via_root
-            && peer.issuer_cluster != *root
-        {
-            return Err(denied(Error::access_denied(format!(
-                "can not impersonate users via a different cluster proxy: cluster {root:?} forwarded a user of {:?}",
-                peer.issuer_cluster
-            ))));
-        }
         // The chain (to a user CA trusted here now), validity, locks, the roles here.
-        let admitted = self.access.admit(&fwd.cert, &peer).await.map_err(|e| {
-            let code = if e.message.contains("not valid here") { 401 } else { 403 };
-            (code, e)
-        })?;
+        let admitted = crate::access::cluster::admit_forwarded(self.access.as_ref(), fwd, "Kubernetes clusters").await?;
+        let not_after = admitted.not_after;
         let local = self.access.cluster_name();
         let (identity, origin, checker) = (admitted.identity, admitted.origin, admitted.checker);
         if fwd.via_root.is_none() && origin != local {
@@ -335,7 +306,7 @@ impl KubeEngine {
             checker,
             users,
             groups,
-            not_after: peer.not_after,
+            not_after,
             addr: fwd.addr.clone(),
             identity,
             sender: Mutex::new(None),

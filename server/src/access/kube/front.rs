@@ -18,7 +18,7 @@ use super::engine::{Forwarded, KubeEngine, refuse};
 use crate::auth::AuthServer;
 use crate::authz::Authorizer;
 use crate::proxy::dial::Dialer;
-use crate::tunnel::{Origin, Target, TunnelKey, TunnelRequest};
+use crate::tunnel::{Origin, Target};
 
 /// The proxy side of Kubernetes access.
 pub struct KubeFront {
@@ -79,9 +79,6 @@ impl KubeFront {
             Some(c) if c == local => return Ok(Route::Here),
             Some(c) => c.to_string(),
         };
-        let hidden = || Error::not_found(format!("cluster {cluster:?} is not found")).with_code(Code::ClusterNotFound);
-        let rc = self.auth.services.remote_cluster(&cluster).await?.ok_or_else(hidden)?;
-        ctx.checker.check_cluster(&rc.value.metadata.labels).map_err(|_| hidden())?;
         let origin = Origin {
             user: identity.username.clone(),
             cluster: local,
@@ -90,15 +87,7 @@ impl KubeFront {
             issued_at: Some(shared::identity::tls_cert_issued_at(peer.not_before).unix_timestamp()),
             cert: Some(base64::engine::general_purpose::STANDARD.encode(der)),
         };
-        let req = TunnelRequest { target: Target::Kube, origin: Some(origin) };
-        let stream = self.dialer.dial(&TunnelKey::Cluster(cluster.clone()), &req).await.map_err(|e| {
-            if e.has(Code::TunnelOffline) {
-                Error::connection_problem(format!("cluster {cluster:?} is offline: its tunnel to this cluster is down"))
-                    .with_code(Code::TunnelOffline)
-            } else {
-                e
-            }
-        })?;
+        let stream = crate::access::dial_leaf(&self.auth, self.dialer.as_ref(), Some(&ctx.checker), &cluster, Target::Kube, origin).await?;
         Ok(Route::Leaf(stream))
     }
 }
@@ -112,14 +101,7 @@ enum Route {
 /// names) to whoever serves it: this process's engine, or a Kubernetes service in a process of
 /// its own through that process's tunnel (with the certificate, which it verifies itself).
 pub async fn serve_in_cluster(auth: &AuthServer, dialer: &dyn Dialer, engine: Option<&Arc<KubeEngine>>, stream: BoxStream, fwd: Forwarded) {
-    let who = shared::certs::parse_peer_cert(&fwd.cert)
-        .ok()
-        .and_then(|p| p.identity_json)
-        .and_then(|j| shared::identity::CertIdentity::from_json(&j).ok())
-        .and_then(|i| match i {
-            shared::identity::CertIdentity::User(u) => Some(u),
-            shared::identity::CertIdentity::Host(_) => None,
-        });
+    let who = fwd.claimed_user();
     let name = who.as_ref().and_then(|u| u.kubernetes_cluster.clone());
     if let Some(e) = engine
         && name.as_ref().is_none_or(|n| e.upstreams.contains_key(n))
@@ -143,17 +125,7 @@ pub async fn serve_in_cluster(auth: &AuthServer, dialer: &dyn Dialer, engine: Op
         refuse(stream, 404, not_found()).await;
         return;
     };
-    // Who it is for, for the agent's per-user limits and log; it decides from the certificate.
-    let origin = Origin {
-        user: who.as_ref().map(|u| u.username.clone()).unwrap_or_default(),
-        cluster: fwd.via_root.clone().unwrap_or_else(|| auth.cluster_name().to_string()),
-        roles: who.map(|u| u.roles).unwrap_or_default(),
-        addr: fwd.addr.clone(),
-        issued_at: None,
-        cert: Some(base64::engine::general_purpose::STANDARD.encode(&fwd.cert)),
-    };
-    let req = TunnelRequest { target: Target::Kube, origin: Some(origin) };
-    match dialer.dial(&TunnelKey::Node(k.spec.host_id.clone()), &req).await {
+    match crate::access::dial_agent(dialer, k.spec.host_id.clone(), Target::Kube, who, &fwd, auth.cluster_name()).await {
         Ok(target) => crate::tunnel::splice(stream, target).await,
         Err(e) => {
             let msg = if e.has(Code::TunnelOffline) {

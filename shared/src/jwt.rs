@@ -3,9 +3,9 @@
 //! `/.well-known/jwks.json`. Compact JWS is three base64url parts and one RSA signature, which
 //! aws-lc-rs (already our TLS crypto) makes; a JWT crate would add a second crypto stack.
 
+use crate::error::{Error, Result};
 use base64::Engine as _;
 use serde_json::{Value, json};
-use shared::error::{Error, Result};
 
 /// A key that signs tokens, parsed once.
 pub struct Signer {
@@ -16,10 +16,10 @@ pub struct Signer {
 impl Signer {
     /// The key from the CA's PKCS#8 private key and SPKI public key (both PEM).
     pub fn new(private_pem: &str, public_pem: &str) -> Result<Signer> {
-        let der = shared::certs::first_pem_der(private_pem, "PRIVATE KEY")?;
+        let der = crate::certs::first_pem_der(private_pem, "PRIVATE KEY")?;
         let key = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der)
             .map_err(|e| Error::internal(format!("the jwt CA's private key does not parse: {e}")))?;
-        let spki = shared::certs::first_pem_der(public_pem, "PUBLIC KEY")?;
+        let spki = crate::certs::first_pem_der(public_pem, "PUBLIC KEY")?;
         Ok(Signer { key, kid: kid(&spki) })
     }
 
@@ -47,14 +47,14 @@ pub trait TokenSigner: Send + Sync {
     /// The key's id.
     fn kid(&self) -> &str;
     /// The signed token for `claims`.
-    fn sign_token<'a>(&'a self, claims: &'a Value) -> shared::client::BoxFuture<'a, Result<String>>;
+    fn sign_token<'a>(&'a self, claims: &'a Value) -> crate::client::BoxFuture<'a, Result<String>>;
 }
 
 impl TokenSigner for Signer {
     fn kid(&self) -> &str {
         &self.kid
     }
-    fn sign_token<'a>(&'a self, claims: &'a Value) -> shared::client::BoxFuture<'a, Result<String>> {
+    fn sign_token<'a>(&'a self, claims: &'a Value) -> crate::client::BoxFuture<'a, Result<String>> {
         Box::pin(async move { self.sign(claims) })
     }
 }
@@ -64,6 +64,29 @@ impl TokenSigner for Signer {
 pub fn kid(spki_der: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, spki_der);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16])
+}
+
+/// One RSA public key (PEM SubjectPublicKeyInfo) as a JWK.
+pub fn jwk(pem: &str) -> Result<serde_json::Value> {
+    use base64::Engine as _;
+    use x509_parser::prelude::FromDer;
+    use x509_parser::public_key::PublicKey;
+    let der = crate::certs::first_pem_der(pem, "PUBLIC KEY")?;
+    let (_, spki) =
+        x509_parser::x509::SubjectPublicKeyInfo::from_der(&der).map_err(|e| Error::internal(format!("unreadable JWT public key: {e}")))?;
+    let Ok(PublicKey::RSA(rsa)) = spki.parsed() else {
+        return Err(Error::internal("the JWT public key is not RSA"));
+    };
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let trim = |b: &[u8]| b.iter().skip_while(|x| **x == 0).copied().collect::<Vec<u8>>();
+    Ok(serde_json::json!({
+        "kty": "RSA",
+        "alg": "RS256",
+        "use": "sig",
+        "kid": kid(&der),
+        "n": b64.encode(trim(rsa.modulus)),
+        "e": b64.encode(trim(rsa.exponent)),
+    }))
 }
 
 /// Who the token speaks of, as the cluster that serves the app sees them.
@@ -77,10 +100,10 @@ pub struct Subject<'a> {
     /// Their roles here (mapped for a root's user).
     pub roles: &'a [String],
     /// Their traits.
-    pub traits: &'a shared::template::Traits,
+    pub traits: &'a crate::template::Traits,
 }
 
-/// The claims, issued at `now` and valid for at most [`shared::app::JWT_TTL_SECS`], never past
+/// The claims, issued at `now` and valid for at most [`crate::app::JWT_TTL_SECS`], never past
 /// `not_after` (the user's certificate's end).
 pub fn claims(s: &Subject<'_>, now: i64, not_after: i64) -> Value {
     json!({
@@ -92,7 +115,7 @@ pub fn claims(s: &Subject<'_>, now: i64, not_after: i64) -> Value {
         "traits": s.traits,
         "nbf": now - 10,
         "iat": now,
-        "exp": (now + shared::app::JWT_TTL_SECS).min(not_after),
+        "exp": (now + crate::app::JWT_TTL_SECS).min(not_after),
     })
 }
 
@@ -104,7 +127,7 @@ mod tests {
     fn tokens_verify_with_the_published_key_and_never_outlive_the_certificate() {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
         let signer = Signer::new(&key.serialize_pem(), &key.public_key_pem()).unwrap();
-        let traits = shared::template::Traits::new();
+        let traits = crate::template::Traits::new();
         let roles = vec!["visitor".to_string()];
         let s =
             Subject { issuer: "leaf", audience: "http://127.0.0.1:3000", username: "remote-alice-root", roles: &roles, traits: &traits };
@@ -121,7 +144,7 @@ mod tests {
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let header: Value = serde_json::from_slice(&b64.decode(parts[0]).unwrap()).unwrap();
         assert_eq!(header["alg"], "RS256");
-        let spki = shared::certs::first_pem_der(&key.public_key_pem(), "PUBLIC KEY").unwrap();
+        let spki = crate::certs::first_pem_der(&key.public_key_pem(), "PUBLIC KEY").unwrap();
         assert_eq!(header["kid"], kid(&spki));
         // Verify as an app would: the RSA public key from the SPKI.
         use x509_parser::prelude::FromDer;
