@@ -416,14 +416,27 @@ fn the_browser_opens_a_leafs_app_from_the_resources_page_and_its_session_cannot_
     let root = root_with_dns_name("root-web.example.com", "root-web.test");
     root.add_user("alice", "access", "visitor", PASSWORD);
     let jwt_app = "    rewrite:\n      headers:\n      - name: Authorization\n        value: 'Bearer {{internal.jwt}}'\n";
-    let (east, apache) = leaf_with_apps(&root, "east-web.example.com", &[], Some(("grafana", jwt_app)));
-    let apache = apache.expect("apache");
     let echo = e2e::apps::httpbin();
     let ws = e2e::apps::ws_echo();
+    // Leaf apps may claim their own address under the root's host (beyond Teleport): west's kb
+    // claims wiki.root-web.test alone; east's kb2 and west's kb3 both claim wiki2.
+    let claim = |host: &str| format!("    public_addr: {host}.root-web.test\n");
+    let (east, apache) = leaf_with_apps(
+        &root,
+        "east-web.example.com",
+        &[("kb2", format!("http://{}", echo.addr), &claim("wiki2"))],
+        Some(("grafana", jwt_app)),
+    );
+    let apache = apache.expect("apache");
     let (west, _) = leaf_with_apps(
         &root,
         "west-web.example.com",
-        &[("grafana", format!("http://{}", echo.addr), ""), ("live", format!("http://{}", ws.addr), "")],
+        &[
+            ("grafana", format!("http://{}", echo.addr), ""),
+            ("live", format!("http://{}", ws.addr), ""),
+            ("kb", format!("http://{}", echo.addr), &claim("wiki")),
+            ("kb3", format!("http://{}", echo.addr), &claim("wiki2")),
+        ],
         None,
     );
     let base = "https://root-web.test:3080";
@@ -528,6 +541,23 @@ fn the_browser_opens_a_leafs_app_from_the_resources_page_and_its_session_cannot_
         let got: Vec<String> = serde_json::from_value(echoed).unwrap();
         assert_eq!(got.get(1).map(String::as_str), Some("hello across the trust"), "{got:?}");
         assert!(got[0].contains("teleport-jwt-assertion") && !got[0].contains("grv_app"), "{got:?}");
+
+        // A leaf app's own address under the root's host, by name alone; a claim two leaves make
+        // is refused and says which.
+        c.goto(&format!("{base}/web/launch/wiki.root-web.test?path=/headers")).await.unwrap();
+        let claimed = wait_until("the claimed address", Duration::from_secs(20), || async {
+            let t = body_text(&c).await;
+            t.contains("X-Forwarded-Host").then_some(t)
+        })
+        .await;
+        assert!(claimed.contains("wiki.root-web.test:3080"), "{claimed}");
+        c.goto(&format!("{base}/web/launch/wiki2.root-web.test?path=/")).await.unwrap();
+        let collided = wait_until("the collision", Duration::from_secs(20), || async {
+            let t = body_text(&c).await;
+            t.contains("claimed by applications of several clusters").then_some(t)
+        })
+        .await;
+        assert!(collided.contains("east-web.example.com") && collided.contains("west-web.example.com"), "{collided}");
 
         // Sign out at the root: the app sessions end with the web session.
         c.goto(&format!("{base}/web/clusters")).await.unwrap();
