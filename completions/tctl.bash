@@ -591,7 +591,7 @@ _tctl() {
             fi
             case "${prev}" in
                 --type)
-                    COMPREPLY=($(compgen -W "user host jwt" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "user host db jwt" -- "${cur}"))
                     return 0
                     ;;
                 --grace-period)
@@ -634,7 +634,7 @@ _tctl() {
             return 0
             ;;
         tctl__subcmd__auth__subcmd__sign)
-            opts="-o -c -i -d -h --user --out --ttl --config --identity --auth-server --cluster --debug --help"
+            opts="-o -c -i -d -h --user --out --ttl --format --host --config --identity --auth-server --cluster --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -653,6 +653,14 @@ _tctl() {
                     return 0
                     ;;
                 --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "file db" -- "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

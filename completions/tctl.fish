@@ -179,21 +179,25 @@ complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subc
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign rotate export help" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign rotate export help" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign rotate export help" -s h -l help -d 'Print help'
-complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign rotate export help" -f -a "sign" -d 'Write an identity file (keys and certificates) for a user'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign rotate export help" -f -a "sign" -d 'Write an identity file for a user, or a database server\'s certificate (--format=db)'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign rotate export help" -f -a "rotate" -d 'Rotate a certificate authority of this cluster (its leaves follow over the tunnel)'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign rotate export help" -f -a "export" -d 'Print this cluster\'s CA public keys in OpenSSH formats'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and not __fish_seen_subcommand_from sign rotate export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -l user -d 'The user' -r
-complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -s o -l out -d 'Where to write the identity file' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -l user -d 'The user (identity files)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -s o -l out -d 'Where to write: the identity file, or with --format=db the prefix of <out>.crt, .key, .cas' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -l ttl -d 'Certificate TTL' -r
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -l format -d 'What to write: file (an identity file) or db (a database server\'s certificate, key and CA)' -r -f -a "file\t''
+db\t''"
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -l host -d 'With --format=db: the names clients reach the database by, comma-separated' -r
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from sign" -s h -l help -d 'Print help'
-complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from rotate" -l type -d 'user, host or jwt; user and host when omitted' -r -f -a "user\t''
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from rotate" -l type -d 'user, host, db or jwt; user and host when omitted' -r -f -a "user\t''
 host\t''
+db\t''
 jwt\t''"
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from rotate" -l grace-period -d 'How long certificates of the old keys stay trusted (0: not at all)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from rotate" -l phase -d 'With --manual: init, update_clients, update_servers, standby or rollback' -r
@@ -211,7 +215,7 @@ complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcomma
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
-complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "sign" -d 'Write an identity file (keys and certificates) for a user'
+complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "sign" -d 'Write an identity file for a user, or a database server\'s certificate (--format=db)'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "rotate" -d 'Rotate a certificate authority of this cluster (its leaves follow over the tunnel)'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "export" -d 'Print this cluster\'s CA public keys in OpenSSH formats'
 complete -c tctl -n "__fish_tctl_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -315,7 +319,7 @@ complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcomma
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "add" -d 'Create a token (trusted_cluster: invite a leaf cluster; node: join a node)'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "ls" -d 'List active tokens'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "rm" -d 'Delete a token'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "sign" -d 'Write an identity file (keys and certificates) for a user'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "sign" -d 'Write an identity file for a user, or a database server\'s certificate (--format=db)'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "rotate" -d 'Rotate a certificate authority of this cluster (its leaves follow over the tunnel)'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "export" -d 'Print this cluster\'s CA public keys in OpenSSH formats'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from access" -f -a "explain" -d 'Explain, check by check, whether a user may log in as login@node, as the node decides it'

@@ -62,6 +62,8 @@ pub mod path {
     pub const JOIN: &str = "/v1/join";
     /// `tctl auth sign`.
     pub const SIGN_USER: &str = "/v1/certs/user";
+    /// `tctl auth sign --format=db`.
+    pub const SIGN_DB: &str = "/v1/certs/db";
     /// `tctl auth export`.
     pub const EXPORT_CAS: &str = "/v1/cas/export";
     /// Audit events: `POST` (hosts) and `GET` (auditors).
@@ -646,6 +648,29 @@ pub struct SignUserRequest {
     /// Keys to certify.
     #[serde(flatten)]
     pub keys: PublicKeys,
+}
+
+/// `POST /v1/certs/db` (`tctl auth sign --format=db`): a database server's certificate from
+/// this cluster's `db` CA.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignDbRequest {
+    /// The names clients reach the database by (the first is its common name).
+    pub hosts: Vec<String>,
+    /// TTL in seconds (0: the default).
+    #[serde(default)]
+    pub ttl_seconds: u64,
+    /// SPKI PEM of the server's key.
+    pub tls_public_key: String,
+}
+
+/// The answer to [`SignDbRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignDbResponse {
+    /// The server certificate (PEM).
+    pub cert: String,
+    /// The `db` CA's certificates (PEM): what verifies the certificates the cluster's database
+    /// service presents to the database, and clients' view of the server.
+    pub cas: Vec<String>,
 }
 
 /// `GET /v1/cas/export?type=` response.

@@ -156,20 +156,35 @@ impl PgServer {
             },
         )
         .expect("server cert");
+        Self::start_with_tls(&cert, &key.serialize_pem(), &ca, None)
+    }
+
+    /// A server that speaks TLS with this certificate and key (PEM), `ca` (PEM) in `ca.pem` of its
+    /// directory (returned); with `client_ca`, it is `ssl_ca_file`, which verifies client
+    /// certificates (`hostssl ... cert` needs it).
+    pub fn start_with_tls(cert: &str, key: &str, ca: &str, client_ca: Option<&str>) -> (PgServer, PathBuf) {
         let files = TempDir::new("pg-tls");
-        let (cert_file, key_file, ca_file) =
-            (files.path().join("server.crt"), files.path().join("server.key"), files.path().join("ca.pem"));
+        let (cert_file, key_file, ca_file, client_ca_file) = (
+            files.path().join("server.crt"),
+            files.path().join("server.key"),
+            files.path().join("ca.pem"),
+            files.path().join("client-ca.pem"),
+        );
         std::fs::write(&cert_file, cert).expect("cert");
-        shared::profile::write_file(&key_file, key.serialize_pem().as_bytes(), 0o600).expect("key");
+        shared::profile::write_file(&key_file, key.as_bytes(), 0o600).expect("key");
         std::fs::write(&ca_file, ca).expect("ca");
-        chown_to_owner(files.path());
-        let settings = [
+        let mut settings = vec![
             "wal_level=logical".to_string(),
             "max_replication_slots=20".to_string(),
             "ssl=on".to_string(),
             format!("ssl_cert_file={}", cert_file.display()),
             format!("ssl_key_file={}", key_file.display()),
         ];
+        if let Some(c) = client_ca {
+            std::fs::write(&client_ca_file, c).expect("client ca");
+            settings.push(format!("ssl_ca_file={}", client_ca_file.display()));
+        }
+        chown_to_owner(files.path());
         let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
         let mut s = Self::start_with(&refs);
         let ca_path = s.dir.path().join("ca.pem");

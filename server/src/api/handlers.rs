@@ -170,9 +170,9 @@ pub async fn rotate(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, JsonBod
     ctx.require_kind(Kind::CertAuthority, Verb::Update)?;
     // Both when omitted, as Teleport's tctl does.
     let types = if req.ca_type.is_empty() { vec![CaType::User, CaType::Host] } else { vec![CaType::parse(&req.ca_type)?] };
-    if let Some(t) = types.iter().find(|t| !matches!(t, CaType::User | CaType::Host | CaType::Jwt)) {
+    if let Some(t) = types.iter().find(|t| !matches!(t, CaType::User | CaType::Host | CaType::Db | CaType::Jwt)) {
         return Err(Error::bad_parameter(format!(
-            "rotating the {t} certificate authority is not supported yet; use --type=user, --type=host or --type=jwt"
+            "rotating the {t} certificate authority is not supported yet; use --type=user, --type=host, --type=db or --type=jwt"
         ))
         .into());
     }
@@ -342,6 +342,17 @@ pub async fn sign_user(
     let user = s.auth.services.user(&req.username).await?.value;
     let ttl = if req.ttl_seconds == 0 { DEFAULT_USER_TTL } else { Duration::from_secs(req.ttl_seconds) };
     Ok(axum::Json(s.auth.user_certs(&user, &req.keys, ttl, None).await?))
+}
+
+/// `POST /v1/certs/db` (`tctl auth sign --format=db`).
+pub async fn sign_db(
+    State(s): State<Arc<ApiState>>,
+    Authed(ctx): Authed,
+    JsonBody(req): JsonBody<shared::api::SignDbRequest>,
+) -> ApiResult<J<shared::api::SignDbResponse>> {
+    ctx.require_kind(Kind::CertAuthority, Verb::Read)?;
+    ctx.require_kind(Kind::CertAuthority, Verb::Update)?;
+    Ok(axum::Json(s.auth.sign_db_server(&req).await?))
 }
 
 /// Query of `GET /v1/cas/export`.

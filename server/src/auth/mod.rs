@@ -7,6 +7,7 @@
 pub mod apps;
 pub mod appsession;
 pub mod ca;
+pub mod db;
 pub mod kube;
 pub mod leafview;
 pub mod locks;
@@ -166,7 +167,7 @@ impl AuthServer {
             }
             Err(e) => return Err(e),
         }
-        for t in [CaType::User, CaType::Host, CaType::Jwt] {
+        for t in [CaType::User, CaType::Host, CaType::Db, CaType::Jwt] {
             if self.services.ca(t, &name, false).await?.is_none() {
                 let ca = ca::new_ca(t, &name, self.clock.now())?;
                 match self.services.apply(vec![self.services.create_op(&keys::ca(t, &name), &ca)?]).await {

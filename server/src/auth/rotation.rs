@@ -372,7 +372,7 @@ mod service {
         /// Any process may take a step: the compare-and-swap lets exactly one win.
         pub async fn run_auto_rotation(self: Arc<Self>, shutdown: Shutdown) {
             crate::shutdown::every(Duration::from_secs(1), shutdown, || async {
-                for t in [CaType::User, CaType::Host, CaType::Jwt] {
+                for t in [CaType::User, CaType::Host, CaType::Db, CaType::Jwt] {
                     let key = keys::ca(t, self.cluster_name());
                     let Ok(Some(cur)) = self.services.get::<CertAuthority>(&key).await else { continue };
                     let now = self.clock.now();

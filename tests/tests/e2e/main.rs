@@ -9,6 +9,7 @@
 mod anonymous;
 mod apps;
 mod catalogue;
+mod databases;
 mod door;
 mod durability;
 mod ecosystem;

@@ -136,8 +136,8 @@ fn rotating_the_root_user_ca_keeps_every_leaf_working_and_drops_old_certificates
     assert_eq!(ssh(&me).ok("after the emergency, through the leaf that was offline"), "ok\n");
     rotate(&p, &["--manual", "--phase=update_clients"])
         .fails_with("no rotation in progress", "can not rotate the user CA to phase \"update_clients\" from phase \"standby\"");
-    let out = p.root.tctl(&["auth", "rotate", "--type=db"]);
-    assert!(out.code == 2 && out.stderr.contains("[possible values: user, host, jwt]"), "an unknown CA type: {out:?}");
+    let out = p.root.tctl(&["auth", "rotate", "--type=openssh"]);
+    assert!(out.code == 2 && out.stderr.contains("[possible values: user, host, db, jwt]"), "an unknown CA type: {out:?}");
 }
 
 /// A cluster's host CA as `c` stores it: keys and rotation.

@@ -1,0 +1,63 @@
+//! Databases across trusted clusters, first part: each cluster's `db` certificate authority,
+//! and `tctl auth sign --format=db`, whose files configure the real PostgreSQL.
+
+use std::time::Duration;
+
+use e2e::{Cluster, ClusterOpts};
+
+#[test]
+fn tctl_auth_sign_format_db_gives_postgresql_a_certificate_clients_verify_with_the_db_ca() {
+    let mut o = ClusterOpts::new("db-ca.example.com");
+    o.node = false;
+    let c = Cluster::start(o);
+    // Created at first start, shown without its private key.
+    let ca = c.tctl(&["get", "cert_authority/db", "--format=json"]);
+    let text = ca.ok("tctl get cert_authority/db");
+    assert!(text.contains("\"db\"") && !text.contains("PRIVATE KEY"), "{text}");
+
+    let dir = e2e::TempDir::new("db-certs");
+    let prefix = dir.path().join("server");
+    let p = prefix.display().to_string();
+    let out = c.tctl(&["auth", "sign", "--format=db", "--host=pg.db-ca.test,localhost", &format!("--out={p}"), "--ttl=24h"]);
+    let said = out.ok("tctl auth sign --format=db");
+    assert!(said.contains("ssl_ca_file") && said.contains("hostssl all all"), "{said}");
+    let read = |ext: &str| std::fs::read_to_string(format!("{p}{ext}")).unwrap_or_default();
+    let (crt, key, cas) = (read(".crt"), read(".key"), read(".cas"));
+    assert!(crt.contains("BEGIN CERTIFICATE") && key.contains("PRIVATE KEY") && cas.contains("BEGIN CERTIFICATE"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(format!("{p}.key")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the key is the operator's alone");
+    // Asked again, nothing is overwritten.
+    let again = c.tctl(&["auth", "sign", "--format=db", "--host=pg.db-ca.test", &format!("--out={p}")]);
+    assert!(again.code == 1 && again.stderr.contains("exists") && again.stderr.lines().count() == 1, "{again:?}");
+    // Bad input: one line, non-zero, nothing written.
+    let none = c.tctl(&["auth", "sign", "--format=db", &format!("--out={p}-x")]);
+    assert!(none.code != 0 && none.stderr.contains("--host"), "{none:?}");
+    assert!(!std::path::Path::new(&format!("{p}-x.crt")).exists());
+
+    // The real PostgreSQL serves it; psql verifies the server's name against the db CA.
+    let (pg, _) = e2e::postgres::PgServer::start_with_tls(&crt, &key, &cas, Some(&cas));
+    let conn = format!(
+        "host=pg.db-ca.test hostaddr={} port={} user=postgres dbname=postgres sslmode=verify-full sslrootcert={p}.cas",
+        pg.ip, pg.port
+    );
+    let q = e2e::run(
+        std::path::Path::new("psql"),
+        &["-X", "-At", &conn, "-c", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"],
+        &[],
+        None,
+        Duration::from_secs(30),
+    );
+    assert_eq!(q.stdout.trim(), "t", "{q:?}");
+    // Another name is refused by psql itself.
+    let wrong = conn.replace("host=pg.db-ca.test", "host=other.db-ca.test");
+    let refused = e2e::run(std::path::Path::new("psql"), &["-X", "-At", &wrong, "-c", "SELECT 1"], &[], None, Duration::from_secs(30));
+    assert!(refused.code != 0 && refused.stderr.contains("does not match host name"), "{refused:?}");
+
+    // The db CA rotates with the phases of the others: in init the bundle holds both keys.
+    c.tctl(&["auth", "rotate", "--type=db", "--manual", "--phase=init"]).ok("rotate init");
+    let p2 = dir.path().join("rotated").display().to_string();
+    c.tctl(&["auth", "sign", "--format=db", "--host=pg.db-ca.test", &format!("--out={p2}")]).ok("sign in init");
+    let bundle = std::fs::read_to_string(format!("{p2}.cas")).unwrap_or_default();
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2, "old and new db CA: {bundle}");
+}
