@@ -83,6 +83,8 @@ pub mod keys {
     pub const KUBE_CLUSTERS: &str = "kube_clusters/";
     /// Applications, by name.
     pub const APPS: &str = "apps/";
+    /// Databases, by name.
+    pub const DBS: &str = "dbs/";
     /// Which app services serve an app an admin defined: `app_servers/<app>/<host UUID>`.
     pub const APP_SERVERS: &str = "app_servers/";
     /// The cluster's authentication preference.
@@ -146,6 +148,8 @@ pub mod keys {
         kube_cluster => KUBE_CLUSTERS;
         /// Key of an application.
         app => APPS;
+        /// Key of a database.
+        db => DBS;
         /// Key of a web session (by the hash of its id).
         web_session => WEB_SESSIONS;
         /// Key of an application session (by the hash of its id).
@@ -279,6 +283,7 @@ has_metadata!(
     Role,
     shared::resource::KubeCluster,
     shared::resource::App,
+    shared::resource::Db,
     User,
     ProvisionToken,
     TrustedCluster,
@@ -455,6 +460,7 @@ impl Services {
             Kind::Proxy => keys::proxy(name),
             Kind::KubeCluster => keys::kube_cluster(name),
             Kind::App => keys::app(name),
+            Kind::Db => keys::db(name),
             Kind::AuthPreference => keys::AUTH_PREFERENCE.into(),
         })
     }
@@ -475,6 +481,7 @@ impl Services {
             Kind::Proxy => keys::PROXIES.into(),
             Kind::KubeCluster => keys::KUBE_CLUSTERS.into(),
             Kind::App => keys::APPS.into(),
+            Kind::Db => keys::DBS.into(),
             Kind::AuthPreference => keys::AUTH_PREFERENCE.into(),
         }
     }

@@ -186,16 +186,7 @@ impl AccessChecker {
     }
 
     fn kube_list(&self, labels: Option<&LabelMap>, pick: fn(&RoleConditions) -> &Vec<String>) -> Vec<String> {
-        let denied: Vec<&String> = self.roles.iter().flat_map(|r| pick(&r.spec.deny).iter()).collect();
-        let mut out: Vec<String> = Vec::new();
-        for r in self.kube_roles(labels) {
-            for v in pick(&r.spec.allow) {
-                if !v.is_empty() && !denied.contains(&v) && !out.contains(v) {
-                    out.push(v.clone());
-                }
-            }
-        }
-        out
+        self.list_where(|c| &c.kubernetes_labels, labels, pick)
     }
 
     /// `kubernetes_users` allowed on a Kubernetes cluster with these labels, traits applied,
@@ -225,6 +216,43 @@ impl AccessChecker {
     /// May the caller reach an app with these labels (`app_labels`; deny wins)?
     pub fn check_app(&self, labels: &LabelMap) -> Result<()> {
         self.check_selector(|c| &c.app_labels, labels, "access to app denied")
+    }
+
+    /// Some role's `db_labels` match a database with these labels and no role's deny does.
+    pub fn check_db(&self, labels: &LabelMap) -> Result<()> {
+        self.check_selector(|c| &c.db_labels, labels, "access to db denied")
+    }
+
+    /// `db_users` allowed on a database with these labels (traits applied, denied ones removed;
+    /// `*` when any): what `tsh db ls` shows as Allowed Users.
+    pub fn db_users(&self, labels: &LabelMap) -> Vec<String> {
+        self.list_where(|c| &c.db_labels, Some(labels), |c| &c.db_users)
+    }
+
+    /// `db_names` allowed on a database with these labels.
+    pub fn db_names(&self, labels: &LabelMap) -> Vec<String> {
+        self.list_where(|c| &c.db_labels, Some(labels), |c| &c.db_names)
+    }
+
+    /// The values of `pick` in the allow rules of roles whose `selector` matches `labels` (`None`:
+    /// every role), less those any role's deny rules name.
+    fn list_where(
+        &self,
+        selector: fn(&RoleConditions) -> &Option<crate::labels::Labels>,
+        labels: Option<&LabelMap>,
+        pick: fn(&RoleConditions) -> &Vec<String>,
+    ) -> Vec<String> {
+        let denied: Vec<&String> = self.roles.iter().flat_map(|r| pick(&r.spec.deny).iter()).collect();
+        let mut out: Vec<String> = Vec::new();
+        let reaches = |r: &&Role| labels.is_none_or(|l| selector(&r.spec.allow).as_ref().is_some_and(|sel| match_labels(sel, l)));
+        for r in self.roles.iter().filter(reaches) {
+            for v in pick(&r.spec.allow) {
+                if !v.is_empty() && !denied.contains(&v) && !out.contains(v) {
+                    out.push(v.clone());
+                }
+            }
+        }
+        out
     }
 
     /// The `kubernetes_resources` entries that apply on a cluster with these labels: allow
@@ -548,6 +576,42 @@ mod tests {
         assert!(c.join_modes(&logins(&["visitor"]), "k8s").is_empty(), "the kind must match");
         assert!(c.join_modes(&logins(&["admin"]), "ssh").is_empty(), "no rule names the owner's roles");
         assert!(AccessChecker::new(&[], &Traits::new()).join_modes(&logins(&["visitor"]), "ssh").is_empty(), "deny by default");
+    }
+
+    #[test]
+    fn database_users_and_names_come_from_the_roles_that_reach_the_database() {
+        let one = |k: &str, v: &str| -> Option<Labels> {
+            let mut l = Labels::new();
+            l.insert(k.into(), crate::labels::LabelValues(vec![v.into()]));
+            Some(l)
+        };
+        let dev = role(
+            "dev",
+            RoleConditions {
+                db_labels: one("env", "dev"),
+                db_users: logins(&["alice", "postgres"]),
+                db_names: logins(&["dev", "*"]),
+                ..Default::default()
+            },
+            RoleConditions { db_users: logins(&["postgres"]), ..Default::default() },
+        );
+        let prod = role(
+            "prod",
+            RoleConditions {
+                db_labels: one("env", "prod"),
+                db_users: logins(&["reader"]),
+                db_names: logins(&["orders"]),
+                ..Default::default()
+            },
+            RoleConditions::default(),
+        );
+        let c = AccessChecker::new(&[dev, prod], &Traits::new());
+        let dev_db = labels(&[("env", "dev")]);
+        assert!(c.check_db(&dev_db).is_ok() && c.check_db(&labels(&[("env", "qa")])).is_err(), "db_labels decide, deny by default");
+        assert_eq!(c.db_users(&dev_db), logins(&["alice"]), "a denied user is not allowed even where another rule allows it");
+        assert_eq!(c.db_names(&dev_db), logins(&["dev", "*"]));
+        assert_eq!(c.db_users(&labels(&[("env", "prod")])), logins(&["reader"]), "only the roles that reach the database count");
+        assert!(c.db_users(&labels(&[("env", "qa")])).is_empty());
     }
 
     fn traits(l: &[&str]) -> Traits {

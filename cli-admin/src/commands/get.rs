@@ -164,6 +164,22 @@ pub fn text_table(kind: Kind, values: &[serde_json::Value]) -> String {
                 .collect::<Vec<_>>();
             table(&["Name", "Description", "URI", "Public Address", "Labels", "Served By"], &rows)
         }
+        Kind::Db => {
+            let rows = typed::<shared::resource::Db>(values)
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.metadata.name.clone(),
+                        d.metadata.description.clone().unwrap_or_default(),
+                        d.spec.protocol.clone(),
+                        d.spec.uri.clone(),
+                        format_labels(&d.metadata.labels),
+                        if d.spec.host_id.is_empty() { "(defined)".into() } else { d.spec.hostname.clone() },
+                    ]
+                })
+                .collect::<Vec<_>>();
+            table(&["Name", "Description", "Protocol", "URI", "Labels", "Served By"], &rows)
+        }
         Kind::KubeCluster => {
             let rows = typed::<shared::resource::KubeCluster>(values)
                 .iter()

@@ -95,6 +95,7 @@ async fn list_values<L: Listing>(s: &ApiState, ctx: &Context, kind: Kind, secret
         Kind::Proxy => L::of(svc.list::<Proxy>(&prefix).await?),
         Kind::KubeCluster => L::of(s.auth.visible_kube_clusters(if ctx.is_admin() { None } else { Some(&ctx.checker) }).await?),
         Kind::App => L::of(s.auth.visible_apps(if ctx.is_admin() { None } else { Some(&ctx.checker) }).await?),
+        Kind::Db => L::of(s.auth.visible_dbs(if ctx.is_admin() { None } else { Some(&ctx.checker) }).await?),
     }
 }
 
@@ -196,6 +197,18 @@ pub async fn upsert(
             let created =
                 store(svc, &keys::app(&name), &app, req.force, req.expected_id, || format!("app {name:?} already exists")).await?;
             auth.audit.emit(codes::RESOURCE_UPSERT, json!({"kind": "app", "name": name, "user": actor})).await;
+            (name, created)
+        }
+        Resource::Db(mut db) => {
+            db.check_and_set_defaults()?;
+            // Defined here; a db_service heartbeating the name serves it.
+            db.spec.host_id.clear();
+            db.spec.hostname.clear();
+            db.spec.tunnel = false;
+            db.metadata.expires = None;
+            let name = db.metadata.name.clone();
+            let created = store(svc, &keys::db(&name), &db, req.force, req.expected_id, || format!("db {name:?} already exists")).await?;
+            auth.audit.emit(codes::RESOURCE_UPSERT, json!({"kind": "db", "name": name, "user": actor})).await;
             (name, created)
         }
         Resource::User(user) => {
@@ -354,7 +367,7 @@ pub async fn remove(
         Kind::AuthPreference => {
             return Err(Error::bad_parameter("the cluster_auth_preference cannot be removed; change it with 'tctl edit cap'").into());
         }
-        Kind::Node | Kind::Github | Kind::Oidc | Kind::Saml | Kind::App => {
+        Kind::Node | Kind::Github | Kind::Oidc | Kind::Saml | Kind::App | Kind::Db => {
             delete_key(&auth.services, &Services::key_of(kind, &name)?, kind, &name).await?;
             auth.audit.emit(codes::RESOURCE_DELETE, json!({"kind": kind.as_str(), "name": name, "user": actor})).await;
         }

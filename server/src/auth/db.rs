@@ -56,3 +56,16 @@ impl AuthServer {
         Ok(shared::api::SignDbResponse { cert, cas: db_ca.tls_certs_pem() })
     }
 }
+
+impl AuthServer {
+    /// Every database `checker` may reach (`None`: all of them), by name: `db_labels` of its
+    /// roles (mapped on a leaf).
+    pub async fn visible_dbs(&self, checker: Option<&shared::rbac::AccessChecker>) -> Result<Vec<shared::resource::Db>> {
+        let mut all: Vec<shared::resource::Db> = self.services.list(crate::services::keys::DBS).await?;
+        if let Some(c) = checker {
+            all.retain(|d| c.check_db(&d.metadata.labels).is_ok());
+        }
+        all.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        Ok(all)
+    }
+}

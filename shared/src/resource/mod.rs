@@ -15,6 +15,7 @@ pub mod auth_preference;
 pub mod cert_authority;
 pub mod cluster;
 pub mod connector;
+pub mod db;
 pub mod kube_cluster;
 pub mod lock;
 pub mod node;
@@ -35,6 +36,7 @@ pub use auth_preference::AuthPreference;
 pub use cert_authority::{CaType, CertAuthority};
 pub use cluster::{RemoteCluster, RoleMapping, TrustedCluster};
 pub use connector::Connector;
+pub use db::Db;
 pub use kube_cluster::KubeCluster;
 pub use lock::Lock;
 pub use node::Node;
@@ -197,11 +199,13 @@ pub enum Kind {
     KubeCluster,
     /// `app`
     App,
+    /// `db`
+    Db,
 }
 
 impl Kind {
     /// Every kind, in the order `tctl` lists them.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::Role,
         Kind::User,
         Kind::Token,
@@ -218,6 +222,7 @@ impl Kind {
         Kind::AuthPreference,
         Kind::KubeCluster,
         Kind::App,
+        Kind::Db,
     ];
 
     /// The canonical name used in YAML `kind:` and on the wire.
@@ -239,6 +244,7 @@ impl Kind {
             Kind::AuthPreference => "cluster_auth_preference",
             Kind::KubeCluster => "kube_cluster",
             Kind::App => "app",
+            Kind::Db => "db",
         }
     }
 
@@ -261,6 +267,7 @@ impl Kind {
             Kind::AuthPreference => &["cap", "cluster_auth_preferences", "auth_preference"],
             Kind::KubeCluster => &["kube_clusters", "kube"],
             Kind::App => &["apps"],
+            Kind::Db => &["dbs", "database", "databases"],
         }
     }
 
@@ -342,6 +349,8 @@ pub enum Resource {
     KubeCluster(KubeCluster),
     /// An application.
     App(App),
+    /// `db`
+    Db(Db),
 }
 
 impl Resource {
@@ -362,6 +371,7 @@ impl Resource {
             Resource::AuthPreference(_) => Kind::AuthPreference,
             Resource::KubeCluster(_) => Kind::KubeCluster,
             Resource::App(_) => Kind::App,
+            Resource::Db(_) => Kind::Db,
         }
     }
 
@@ -382,6 +392,7 @@ impl Resource {
             Resource::AuthPreference(r) => &r.metadata,
             Resource::KubeCluster(r) => &r.metadata,
             Resource::App(r) => &r.metadata,
+            Resource::Db(r) => &r.metadata,
         }
     }
 
@@ -402,6 +413,7 @@ impl Resource {
             Resource::AuthPreference(r) => &mut r.metadata,
             Resource::KubeCluster(r) => &mut r.metadata,
             Resource::App(r) => &mut r.metadata,
+            Resource::Db(r) => &mut r.metadata,
         }
     }
 
@@ -447,6 +459,7 @@ impl Resource {
             Kind::AuthPreference => Resource::AuthPreference(typed(kind, value)?),
             Kind::KubeCluster => Resource::KubeCluster(typed(kind, value)?),
             Kind::App => Resource::App(typed(kind, value)?),
+            Kind::Db => Resource::Db(typed(kind, value)?),
         })
     }
 
@@ -462,6 +475,7 @@ impl Resource {
             Resource::Lock(l) => l.check_and_set_defaults(),
             Resource::AuthPreference(p) => p.check_and_set_defaults(),
             Resource::App(a) => a.check_and_set_defaults(),
+            Resource::Db(d) => d.check_and_set_defaults(),
             Resource::KubeCluster(_) => Err(Error::bad_parameter(
                 "creating resources of type \"kube_cluster\" is not supported; a kubernetes_service registers its clusters (teleport.yaml: kubernetes_service.kube_cluster_name and kubeconfig_file)",
             )),

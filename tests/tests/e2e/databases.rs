@@ -61,3 +61,27 @@ fn tctl_auth_sign_format_db_gives_postgresql_a_certificate_clients_verify_with_t
     let bundle = std::fs::read_to_string(format!("{p2}.cas")).unwrap_or_default();
     assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2, "old and new db CA: {bundle}");
 }
+
+#[test]
+fn tctl_creates_lists_and_removes_db_resources_checked_as_teleport_checks_them() {
+    let mut o = ClusterOpts::new("db-res.example.com");
+    o.node = false;
+    let c = Cluster::start(o);
+    c.create("pg.yaml", "kind: db\nversion: v3\nmetadata: {name: orders-pg, description: Orders, labels: {env: prod}}\nspec:\n  protocol: postgres\n  uri: db.internal:5432\n  tls: {mode: verify-ca}\n")
+        .ok("tctl create db");
+    let text = c.tctl(&["get", "dbs", "--format=text"]);
+    let t = text.ok("tctl get dbs");
+    assert!(t.contains("orders-pg") && t.contains("postgres") && t.contains("db.internal:5432") && t.contains("(defined)"), "{t}");
+    let yaml = c.tctl(&["get", "db/orders-pg"]);
+    assert!(yaml.ok("tctl get db/orders-pg").contains("mode: verify-ca"), "{yaml:?}");
+    for (doc, says) in [
+        ("kind: db\nversion: v3\nmetadata: {name: m}\nspec:\n  protocol: mysql\n  uri: h:3306\n", "not supported yet; use postgres"),
+        ("kind: db\nversion: v3\nmetadata: {name: u}\nspec:\n  protocol: postgres\n  uri: postgres://h:5432\n", "without a scheme"),
+        ("kind: db\nversion: v3\nmetadata: {name: t}\nspec:\n  protocol: postgres\n  uri: h:5432\n  tls: {mode: disable}\n", "tls.mode"),
+    ] {
+        let bad = c.create("bad.yaml", doc);
+        assert!(bad.code == 1 && bad.stderr.contains(says) && bad.stderr.lines().count() == 1, "{bad:?}");
+    }
+    c.tctl(&["rm", "db/orders-pg"]).ok("tctl rm db");
+    assert!(!c.tctl(&["get", "dbs", "--format=text"]).stdout.contains("orders-pg"));
+}

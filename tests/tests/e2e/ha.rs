@@ -36,8 +36,8 @@ fn two_processes_are_one_cluster() {
     let (a, b) = (&procs[0], &procs[1]);
     assert_eq!(
         pg.psql("ha_one", "SELECT count(*) FROM kv WHERE key LIKE 'authorities/%'").trim(),
-        "3",
-        "exactly one user CA, one host CA and one jwt CA"
+        "4",
+        "exactly one user CA, one host CA, one db CA and one jwt CA"
     );
     let cas_a = a.tctl(&["get", "cas", "--format=json"]).json();
     let cas_b = b.tctl(&["get", "cas", "--format=json"]).json();

@@ -643,9 +643,14 @@ fn a_leaf_admin_connects_to_a_root_from_the_trust_page_signing_in_with_an_otp_co
         // Delete it (the page asks first; the test says yes).
         c.execute("window.confirm = () => true;", vec![]).await.unwrap();
         click(&c, &format!("tr[data-name='{root_name}'] button.danger")).await;
+        // (The save's notice is still on the page until the delete's answer replaces it: wait for
+        // the outcome, not for a notice.)
+        wait_until("the trust to be gone on the leaf", Duration::from_secs(20), || async {
+            let tcs = leaf.tctl(&["get", "trusted_cluster", "--format=json"]).json();
+            (tcs == serde_json::json!([])).then_some(())
+        })
+        .await;
         wait_css(&c, ".notice", Duration::from_secs(20)).await;
-        let tcs = leaf.tctl(&["get", "trusted_cluster", "--format=json"]).json();
-        assert_eq!(tcs, serde_json::json!([]), "the trust is gone on the leaf");
 
         // Signing in again asks for a code.
         click(&c, "#logout").await;
