@@ -31,6 +31,9 @@ _tsh() {
             tsh,config)
                 cmd="tsh__subcmd__config"
                 ;;
+            tsh,db)
+                cmd="tsh__subcmd__db"
+                ;;
             tsh,help)
                 cmd="tsh__subcmd__help"
                 ;;
@@ -118,6 +121,18 @@ _tsh() {
             tsh__subcmd__apps__subcmd__help,ls)
                 cmd="tsh__subcmd__apps__subcmd__help__subcmd__ls"
                 ;;
+            tsh__subcmd__db,help)
+                cmd="tsh__subcmd__db__subcmd__help"
+                ;;
+            tsh__subcmd__db,ls)
+                cmd="tsh__subcmd__db__subcmd__ls"
+                ;;
+            tsh__subcmd__db__subcmd__help,help)
+                cmd="tsh__subcmd__db__subcmd__help__subcmd__help"
+                ;;
+            tsh__subcmd__db__subcmd__help,ls)
+                cmd="tsh__subcmd__db__subcmd__help__subcmd__ls"
+                ;;
             tsh__subcmd__help,access)
                 cmd="tsh__subcmd__help__subcmd__access"
                 ;;
@@ -132,6 +147,9 @@ _tsh() {
                 ;;
             tsh__subcmd__help,config)
                 cmd="tsh__subcmd__help__subcmd__config"
+                ;;
+            tsh__subcmd__help,db)
+                cmd="tsh__subcmd__help__subcmd__db"
                 ;;
             tsh__subcmd__help,help)
                 cmd="tsh__subcmd__help__subcmd__help"
@@ -192,6 +210,9 @@ _tsh() {
                 ;;
             tsh__subcmd__help__subcmd__apps,ls)
                 cmd="tsh__subcmd__help__subcmd__apps__subcmd__ls"
+                ;;
+            tsh__subcmd__help__subcmd__db,ls)
+                cmd="tsh__subcmd__help__subcmd__db__subcmd__ls"
                 ;;
             tsh__subcmd__help__subcmd__kube,credentials)
                 cmd="tsh__subcmd__help__subcmd__kube__subcmd__credentials"
@@ -320,7 +341,7 @@ _tsh() {
 
     case "${cmd}" in
         tsh)
-            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps help"
+            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -851,8 +872,126 @@ _tsh() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tsh__subcmd__db)
+            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help ls help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__db__subcmd__help)
+            opts="ls help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__db__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__db__subcmd__help__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__db__subcmd__ls)
+            opts="-R -f -v -i -d -h --all --format --verbose --proxy --user --cluster --identity --insecure --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tsh__subcmd__help)
-            opts="login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps help"
+            opts="login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -994,6 +1133,34 @@ _tsh() {
         tsh__subcmd__help__subcmd__config)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__db)
+            opts="ls"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__db__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -84,9 +84,9 @@ pub struct FileConfig {
     /// Applications this process serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_service: Option<AppSection>,
-    /// Not supported; accepted only when disabled.
+    /// `db_service:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub db_service: Option<Disabled>,
+    pub db_service: Option<DbSection>,
     /// Kubernetes clusters this process serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes_service: Option<KubeSection>,
@@ -533,6 +533,93 @@ pub struct AppEntry {
     pub rewrite: Option<shared::resource::app::Rewrite>,
 }
 
+/// The databases of `db_service.databases`, checked as `tctl create` checks them, with their CA
+/// files read.
+fn db_entries(entries: &[DbEntry]) -> Result<Vec<shared::resource::Db>> {
+    let mut out: Vec<shared::resource::Db> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let field = format!("db_service.databases[{i}]");
+        let tls = e.tls.clone().unwrap_or_default();
+        let ca_file = tls.ca_cert_file.clone().or(e.ca_cert_file.clone());
+        let ca_cert = match &ca_file {
+            Some(p) => std::fs::read_to_string(p)
+                .map_err(|err| Error::bad_parameter(format!("{field}: cannot read the CA file {}: {err}", p.display())))?,
+            None => String::new(),
+        };
+        let mut metadata = shared::resource::Metadata::named(e.name.clone());
+        metadata.description = e.description.clone();
+        metadata.labels = e.static_labels.clone();
+        let spec = shared::resource::db::DbSpec {
+            protocol: e.protocol.clone(),
+            uri: e.uri.clone(),
+            tls: shared::resource::db::DbTls {
+                mode: tls.mode.unwrap_or_default(),
+                ca_cert,
+                server_name: tls.server_name.unwrap_or_default(),
+            },
+            ..Default::default()
+        };
+        let mut db = shared::resource::Db { kind: "db".into(), version: "v3".into(), metadata, spec };
+        db.check_and_set_defaults().map_err(|err| err.context(field.clone()))?;
+        if out.iter().any(|x| x.metadata.name == e.name) {
+            return Err(Error::bad_parameter(format!("{field}: database {:?} is listed twice", e.name)));
+        }
+        out.push(db);
+    }
+    Ok(out)
+}
+
+/// `db_service:`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbSection {
+    /// Off unless set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<Flag>,
+    /// The databases.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<DbEntry>,
+}
+
+/// One database of `db_service.databases`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbEntry {
+    /// Its name.
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `postgres`.
+    pub protocol: String,
+    /// `host:port`.
+    pub uri: String,
+    /// Teleport's older place for `tls.ca_cert_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert_file: Option<PathBuf>,
+    /// How the database's certificate is verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<DbTlsEntry>,
+    /// Static labels (roles' `db_labels` match them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub static_labels: BTreeMap<String, String>,
+}
+
+/// `tls:` of a database.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbTlsEntry {
+    /// `verify-full` (default), `verify-ca` or `insecure`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// The name to verify instead of the uri's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// The CA that signed the database's certificate (default: the cluster's `db` CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert_file: Option<PathBuf>,
+}
+
 /// One dynamic label (`commands:` of a service).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -639,11 +726,7 @@ pub fn parse(text: &str, name: &str) -> Result<FileConfig> {
     {
         return Err(Error::bad_parameter(format!("{name}: unsupported config version {v:?}; use v3")));
     }
-    for (section, s) in [
-        ("db_service", &cfg.db_service),
-        ("windows_desktop_service", &cfg.windows_desktop_service),
-        ("discovery_service", &cfg.discovery_service),
-    ] {
+    for (section, s) in [("windows_desktop_service", &cfg.windows_desktop_service), ("discovery_service", &cfg.discovery_service)] {
         if let Some(d) = s
             && d.enabled.is_some_and(|f| f.0)
         {
@@ -774,6 +857,8 @@ pub struct Config {
     pub apps: Vec<shared::resource::App>,
     /// `app_service.resources`: selectors of the apps defined with `tctl create` it serves.
     pub app_resources: Vec<shared::labels::Labels>,
+    /// `db_service.databases`, when enabled (checked, CA files read).
+    pub databases: Vec<shared::resource::Db>,
 }
 
 /// The Kubernetes service of this process.
@@ -1068,6 +1153,17 @@ impl Config {
                 app_resources.push(r.labels.clone());
             }
         }
+        let databases = match &file.db_service {
+            Some(d) if d.enabled.is_some_and(|f| f.0) => {
+                if !auth {
+                    return Err(Error::bad_parameter(
+                        "db_service runs in the cluster process for now; run it there (a process of its own comes next)",
+                    ));
+                }
+                db_entries(&d.databases)?
+            }
+            _ => Vec::new(),
+        };
         let log_output = t.log.as_ref().and_then(|l| l.output.clone()).unwrap_or_else(|| "stderr".into());
         let debug = o.debug || t.log.as_ref().and_then(|l| l.severity.as_deref()).is_some_and(|s| s.eq_ignore_ascii_case("debug"));
         Ok(Config {
@@ -1103,6 +1199,7 @@ impl Config {
             kube,
             apps,
             app_resources,
+            databases,
             kube_listen_addr: p.kube_listen_addr.clone().map(|a| with_port(&a, 3026)),
             join_addr: join_addr.map(|a| with_port(&a, 3080)),
             join_token,
@@ -1275,6 +1372,31 @@ mod tests {
             .message;
         assert!(e.contains("app_service.apps[0]") && e.contains("DNS label"), "{e}");
         assert!(build("app_service:\n  enabled: no\n  apps: []\n", Overrides::default()).is_ok());
+        let db = build(
+            "db_service:\n  enabled: yes\n  databases:\n  - {name: dev-pg, protocol: postgres, uri: 'h:5432', static_labels: {env: dev}}\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(db.databases[0].metadata.labels["env"], "dev");
+        let twice = build(
+            "db_service:\n  enabled: yes\n  databases:\n  - {name: a, protocol: postgres, uri: 'h:5432'}\n  - {name: a, protocol: postgres, uri: 'h:5433'}\n",
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .message;
+        assert!(twice.contains("db_service.databases[1]") && twice.contains("listed twice"), "{twice}");
+        let no_ca = build(
+            "db_service:\n  enabled: yes\n  databases:\n  - {name: a, protocol: postgres, uri: 'h:5432', tls: {ca_cert_file: /nonexistent/ca.pem}}\n",
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .message;
+        assert!(no_ca.contains("cannot read the CA file /nonexistent/ca.pem"), "{no_ca}");
+        let mysql =
+            build("db_service:\n  enabled: yes\n  databases:\n  - {name: m, protocol: mysql, uri: 'h:3306'}\n", Overrides::default())
+                .unwrap_err()
+                .message;
+        assert!(mysql.contains("db_service.databases[0]") && mysql.contains("use postgres"), "{mysql}");
         let r = build("app_service:\n  enabled: yes\n  resources:\n  - labels: {team: web}\n", Overrides::default()).unwrap();
         assert_eq!(r.app_resources.len(), 1);
         let empty = build("app_service:\n  enabled: yes\n  resources:\n  - labels: {}\n", Overrides::default()).unwrap_err().message;

@@ -64,6 +64,8 @@ pub mod path {
     pub const SIGN_USER: &str = "/v1/certs/user";
     /// `tctl auth sign --format=db`.
     pub const SIGN_DB: &str = "/v1/certs/db";
+    /// `tsh db ls`: the databases the caller may reach, with their allowed users and names.
+    pub const DBS: &str = "/v1/dbs";
     /// `tctl auth export`.
     pub const EXPORT_CAS: &str = "/v1/cas/export";
     /// Audit events: `POST` (hosts) and `GET` (auditors).
@@ -671,6 +673,18 @@ pub struct SignDbResponse {
     /// The `db` CA's certificates (PEM): what verifies the certificates the cluster's database
     /// service presents to the database, and clients' view of the server.
     pub cas: Vec<String>,
+}
+
+/// One database of `GET /v1/dbs` (`tsh db ls`), with what the caller's roles allow there, as
+/// the cluster that owns it decides (a leaf: the roles it maps a root's user to).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DbListing {
+    /// The database.
+    pub db: crate::resource::Db,
+    /// `db_users` the caller may connect as.
+    pub users: Vec<String>,
+    /// `db_names` the caller may connect to.
+    pub names: Vec<String>,
 }
 
 /// `GET /v1/cas/export?type=` response.

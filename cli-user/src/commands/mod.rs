@@ -5,6 +5,7 @@ mod apps;
 mod clusters;
 mod completion;
 mod config;
+mod db;
 mod kube;
 mod login;
 mod logout;
@@ -105,6 +106,8 @@ enum Command {
     Kube(kube::Args),
     /// Applications: list the ones you can reach.
     Apps(apps::Args),
+    /// Databases: list the ones you can reach.
+    Db(db::Args),
 }
 
 /// Parses and runs; returns the exit code.
@@ -182,6 +185,7 @@ async fn exec(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         Command::Join(a) => sessions::join(a, &g, err).await,
         Command::Kube(a) => kube::exec(a, &g, out, err).await.map(|_| 0),
         Command::Apps(a) => apps::exec(a, &g, out, err).await.map(|_| 0),
+        Command::Db(a) => db::exec(a, &g, out, err).await.map(|_| 0),
         Command::Proxy(a) => proxy::exec(a, &g).await,
         Command::Completion(a) => completion::exec(a, out).map(|_| 0),
     }

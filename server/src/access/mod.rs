@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod cluster;
+pub mod db;
 pub mod kube;
 
 use std::future::Future;

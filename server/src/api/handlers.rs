@@ -344,6 +344,14 @@ pub async fn sign_user(
     Ok(axum::Json(s.auth.user_certs(&user, &req.keys, ttl, None).await?))
 }
 
+/// `GET /v1/dbs` (`tsh db ls`): through a leaf's tunnel, the leaf's mapped roles decide.
+pub async fn list_dbs(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> ApiResult<J<Vec<shared::api::DbListing>>> {
+    if matches!(ctx.caller, Caller::Host(_)) && !ctx.is_admin() {
+        return Err(Error::access_denied("only users list databases").into());
+    }
+    Ok(axum::Json(s.auth.db_listing(&ctx.checker).await?))
+}
+
 /// `POST /v1/certs/db` (`tctl auth sign --format=db`).
 pub async fn sign_db(
     State(s): State<Arc<ApiState>>,

@@ -280,6 +280,7 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route(path::NODE_AUTHZ, get(handlers::node_authz))
         .route(path::SIGN_USER, post(handlers::sign_user))
         .route(path::SIGN_DB, post(handlers::sign_db))
+        .route(path::DBS, get(handlers::list_dbs))
         .route(path::EXPORT_CAS, get(handlers::export_cas))
         .route(path::EVENTS, get(handlers::list_events).post(handlers::post_events))
         .route(path::MAP_ROLES, post(handlers::map_roles))

@@ -7,6 +7,24 @@ use shared::rbac::AccessChecker;
 use super::AuthServer;
 use crate::services::keys;
 
+/// A resource a service heartbeats: who serves it (UUID and host name; empty: an admin's).
+pub trait Served {
+    /// `(host UUID, host name)`.
+    fn served_by(&self) -> (String, String);
+}
+
+impl Served for shared::resource::App {
+    fn served_by(&self) -> (String, String) {
+        (self.spec.host_id.clone(), self.spec.hostname.clone())
+    }
+}
+
+impl Served for shared::resource::Db {
+    fn served_by(&self) -> (String, String) {
+        (self.spec.host_id.clone(), self.spec.hostname.clone())
+    }
+}
+
 /// An app service serving an app an admin defined (`tctl create`), by its `resources` labels.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AppServer {
@@ -24,24 +42,32 @@ impl AuthServer {
     pub async fn upsert_app_server(&self, mut app: shared::resource::App, host_id: &str) -> Result<()> {
         app.check_and_set_defaults()?;
         app.spec.host_id = host_id.to_string();
+        let key = keys::app(&app.metadata.name);
+        self.upsert_served(&key, app, host_id, "app", "app_service.apps").await
+    }
+
+    /// Stores the heartbeat `item` (under `key`) of a resource the service in process `host_id`
+    /// serves, refusing a name another live service or an admin's definition holds.
+    pub(super) async fn upsert_served<T>(&self, key: &str, mut item: T, host_id: &str, what: &str, field: &str) -> Result<()>
+    where
+        T: Served + serde::Serialize + serde::de::DeserializeOwned + crate::services::HasMetadata + Clone,
+    {
         let now = self.clock.now();
-        if let Some(old) = self.services.get::<shared::resource::App>(&keys::app(&app.metadata.name)).await? {
-            let v = old.value;
-            let live = v.metadata.expires.is_none_or(|e| e > now);
-            if live && v.spec.host_id != host_id {
-                let by = if v.spec.host_id.is_empty() {
-                    "an admin (tctl create)".to_string()
-                } else {
-                    format!("{} ({})", v.spec.hostname, v.spec.host_id)
-                };
+        let name = item.meta().name.clone();
+        if let Some(old) = self.services.get::<T>(key).await? {
+            let mut v = old.value;
+            let live = v.meta().expires.is_none_or(|e| e > now);
+            if live && v.served_by().0 != host_id {
+                let (id, host) = v.served_by();
+                let by = if id.is_empty() { "an admin (tctl create)".to_string() } else { format!("{host} ({id})") };
                 return Err(Error::already_exists(format!(
-                    "app {:?} is already defined by {by}; give this one another name in app_service.apps",
-                    app.metadata.name
+                    "{what} {name:?} is already defined by {by}; give this one another name in {field}"
                 )));
             }
         }
-        app.metadata.expires = Some(super::nodes::heartbeat_expiry(app.metadata.expires, now));
-        let op = self.services.put_op(&keys::app(&app.metadata.name), &app)?;
+        let expires = item.meta().expires;
+        item.meta().expires = Some(super::nodes::heartbeat_expiry(expires, now));
+        let op = self.services.put_op(key, &item)?;
         self.services.apply(vec![op]).await.map(|_| ())
     }
 

@@ -58,6 +58,39 @@ impl AuthServer {
 }
 
 impl AuthServer {
+    /// Stores a heartbeat of a database this cluster's `db_service` in process `host_id` serves.
+    pub async fn upsert_db_server(&self, mut db: shared::resource::Db, host_id: &str) -> Result<()> {
+        db.check_and_set_defaults()?;
+        db.spec.host_id = host_id.to_string();
+        let key = crate::services::keys::db(&db.metadata.name);
+        self.upsert_served(&key, db, host_id, "database", "db_service.databases").await
+    }
+
+    /// Removes database `name` if the service in process `host_id` still holds it.
+    pub async fn leave_db(&self, name: &str, host_id: &str) {
+        let key = crate::services::keys::db(name);
+        if let Ok(Some(v)) = self.services.get::<shared::resource::Db>(&key).await
+            && v.value.spec.host_id == host_id
+        {
+            let _ = self.services.apply(vec![crate::storage::Op::DeleteIfExists { key }]).await;
+        }
+    }
+
+    /// The databases `checker` may reach, each with the users and database names its roles
+    /// allow there (`tsh db ls`: a leaf answers with the roles it maps a root's user to).
+    pub async fn db_listing(&self, checker: &shared::rbac::AccessChecker) -> Result<Vec<shared::api::DbListing>> {
+        Ok(self
+            .visible_dbs(Some(checker))
+            .await?
+            .into_iter()
+            .map(|db| {
+                let users = checker.db_users(&db.metadata.labels);
+                let names = checker.db_names(&db.metadata.labels);
+                shared::api::DbListing { db, users, names }
+            })
+            .collect())
+    }
+
     /// Every database `checker` may reach (`None`: all of them), by name: `db_labels` of its
     /// roles (mapped on a leaf).
     pub async fn visible_dbs(&self, checker: Option<&shared::rbac::AccessChecker>) -> Result<Vec<shared::resource::Db>> {

@@ -226,6 +226,17 @@ async fn serve(
         tasks.spawn(Stage::Writers, |s| engine.clone().run_heartbeat(s));
         Some(engine)
     };
+    if !cfg.databases.is_empty() {
+        let dbs = Arc::new(crate::access::db::DbService {
+            auth: auth.clone(),
+            dbs: cfg.databases.clone(),
+            host_id: host_id.clone(),
+            hostname: cfg.nodename.clone(),
+            heartbeat: cfg.node_heartbeat,
+        });
+        tracing::info!(databases = ?cfg.databases.iter().map(|d| d.metadata.name.clone()).collect::<Vec<_>>(), "database service started");
+        tasks.spawn(Stage::Writers, |s| dbs.run_heartbeat(s));
+    }
     let app_front = crate::access::app::front::AppFront::new(auth.clone(), peering.clone(), app_engine.clone(), &cfg.public_addr);
     let kube_front =
         Arc::new(crate::access::kube::front::KubeFront { auth: auth.clone(), dialer: peering.clone(), engine: kube_engine.clone() });

@@ -85,3 +85,46 @@ fn tctl_creates_lists_and_removes_db_resources_checked_as_teleport_checks_them()
     c.tctl(&["rm", "db/orders-pg"]).ok("tctl rm db");
     assert!(!c.tctl(&["get", "dbs", "--format=text"]).stdout.contains("orders-pg"));
 }
+
+#[test]
+fn a_leafs_databases_are_listed_at_the_root_with_the_users_the_leafs_mapped_roles_allow() {
+    use e2e::{PASSWORD, Tsh, tc_yaml, wait_for};
+    e2e::ensure_unix_user("visitor");
+    let t = Duration::from_secs(30);
+    let mut ro = ClusterOpts::new("root-dbls.example.com");
+    ro.node = false;
+    let root = Cluster::start(ro);
+    root.add_user("alice", "access", "visitor", PASSWORD);
+    let mut lo = ClusterOpts::new("leaf-dbls.example.com");
+    lo.node = false;
+    lo.env = vec![("SSL_CERT_FILE".into(), root.web_ca().display().to_string())];
+    lo.sections = "db_service:\n  enabled: yes\n  databases:\n  - name: dev-pg\n    description: Development\n    protocol: postgres\n    uri: 127.0.0.1:5432\n    static_labels: {env: dev}\n  - name: prod-pg\n    protocol: postgres\n    uri: 127.0.0.1:5433\n    static_labels: {env: prod}\n".into();
+    let leaf = Cluster::start(lo);
+    leaf.create(
+        "visitor.yaml",
+        "kind: role\nversion: v7\nmetadata: {name: visitor}\nspec:\n  allow:\n    logins: [visitor]\n    db_labels: {env: dev}\n    db_users: [alice, postgres]\n    db_names: [dev]\n  deny:\n    db_users: [postgres]\n",
+    )
+    .ok("leaf role");
+    let token = root.trusted_cluster_token("5m");
+    leaf.create("tc.yaml", &tc_yaml(&root.opts.name, &token, &root, true, e2e::ACCESS_TO_VISITOR)).ok("trust");
+    root.wait_remote_status("leaf-dbls.example.com", "online", t);
+    let text = wait_for("the database service's heartbeats", t, || {
+        let o = leaf.tctl(&["get", "dbs", "--format=text"]);
+        (o.code == 0 && o.stdout.contains("prod-pg")).then(|| o.stdout.clone())
+    });
+    assert!(text.contains("leaf-dbls-node"), "served by the leaf's process: {text}");
+    let mut alice = Tsh::new("alice-dbls");
+    alice.login(&root, "alice", PASSWORD).ok("alice signs in");
+    let ls = alice.run(&["db", "ls", "--cluster=leaf-dbls.example.com"]);
+    let table = ls.ok("tsh db ls");
+    assert!(table.contains("Allowed Users") && table.contains("Connect"), "{table}");
+    let line = table.lines().find(|l| l.starts_with("dev-pg")).unwrap_or_else(|| panic!("{table}"));
+    assert!(line.contains("[alice]") && !line.contains("postgres]"), "the mapped role's users, less the denied: {line}");
+    assert!(line.contains("tsh db connect --cluster=leaf-dbls.example.com dev-pg"), "{line}");
+    assert!(!table.contains("prod-pg"), "db_labels of the mapped role decide: {table}");
+    let json = alice.run(&["db", "ls", "--all", "-f", "json"]).json();
+    let first = &json[0];
+    assert_eq!((first["metadata"]["name"].as_str(), first["cluster"].as_str()), (Some("dev-pg"), Some("leaf-dbls.example.com")), "{json}");
+    assert_eq!(first["users"]["allowed"], serde_json::json!(["alice"]), "{json}");
+    assert_eq!(first["names"]["allowed"], serde_json::json!(["dev"]), "{json}");
+}
