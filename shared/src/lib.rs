@@ -46,6 +46,7 @@ pub mod labels;
 pub mod names;
 pub mod output;
 pub mod party;
+pub mod pg;
 pub mod profile;
 pub mod rbac;
 pub mod recording;
