@@ -11,8 +11,9 @@ use shared::api::path;
 use shared::output::table;
 use shared::resource::App;
 
-use super::Global;
+use super::{Global, parse_format};
 use crate::context::Session;
+use shared::output::Format;
 
 /// Applications.
 #[derive(Debug, clap::Args)]
@@ -271,8 +272,8 @@ struct LsArgs {
     #[arg(short = 'R', long)]
     all: bool,
     /// Output format: text, json or yaml.
-    #[arg(short = 'f', long, default_value = "text")]
-    format: String,
+    #[arg(short = 'f', long, default_value = "text", value_parser = parse_format)]
+    format: Format,
     /// Also show each app's URI.
     #[arg(short = 'v', long)]
     verbose: bool,
@@ -309,10 +310,6 @@ fn row(a: &App, proxy: &str, verbose: bool, active: bool) -> Vec<String> {
 }
 
 async fn ls(a: LsArgs, g: &Global, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
-    let format = a.format.to_ascii_lowercase();
-    if !["text", "json", "yaml"].contains(&format.as_str()) {
-        bail!("unsupported format {:?}; use one of: text, json, yaml", a.format);
-    }
     let mut session = Session::load(g)?;
     session.require_valid()?;
     let proxy = session.profile.web_proxy_addr.clone();
@@ -347,20 +344,20 @@ async fn ls(a: LsArgs, g: &Global, out: &mut dyn Write, err: &mut dyn Write) -> 
         }
         let mut all_head = vec!["Proxy", "Cluster"];
         all_head.extend(head);
-        return match format.as_str() {
-            "json" => Ok(write!(out, "{}", shared::output::json(&json))?),
-            "yaml" => Ok(write!(out, "{}", shared::yaml::to_yaml_stream(&json))?),
-            _ => Ok(write!(out, "{}", table(&all_head, &rows))?),
+        return match a.format {
+            Format::Json => Ok(write!(out, "{}", shared::output::json(&json))?),
+            Format::Yaml => Ok(write!(out, "{}", shared::yaml::to_yaml_stream(&json))?),
+            Format::Text => Ok(write!(out, "{}", table(&all_head, &rows))?),
         };
     }
     let cluster = session.resolve_target(g, err).await?;
     let apps: Vec<App> = session.cluster_api(&cluster)?.get(&url).await?;
-    match format.as_str() {
-        "json" => write!(out, "{}", shared::output::json(&apps))?,
-        "yaml" => {
+    match a.format {
+        Format::Json => write!(out, "{}", shared::output::json(&apps))?,
+        Format::Yaml => {
             write!(out, "{}", shared::yaml::to_yaml_stream(&apps.iter().filter_map(|x| serde_json::to_value(x).ok()).collect::<Vec<_>>()))?
         }
-        _ => {
+        Format::Text => {
             let rows: Vec<Vec<String>> =
                 apps.iter().map(|x| row(x, &proxy, a.verbose, live_login(&session, &cluster, &x.metadata.name).is_some())).collect();
             write!(out, "{}", table(&head, &rows))?;

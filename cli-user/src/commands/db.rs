@@ -8,8 +8,9 @@ use anyhow::bail;
 use shared::api::{DbListing, path};
 use shared::output::table;
 
-use super::Global;
+use super::{Global, parse_format};
 use crate::context::Session;
+use shared::output::Format;
 
 /// Databases.
 #[derive(Debug, clap::Args)]
@@ -31,8 +32,8 @@ struct LsArgs {
     #[arg(short = 'R', long)]
     all: bool,
     /// Output format: text, json or yaml.
-    #[arg(short = 'f', long, default_value = "text")]
-    format: String,
+    #[arg(short = 'f', long, default_value = "text", value_parser = parse_format)]
+    format: Format,
     /// Also show each database's protocol and URI.
     #[arg(short = 'v', long)]
     verbose: bool,
@@ -74,10 +75,6 @@ fn json_of(l: &DbListing) -> serde_json::Value {
 }
 
 async fn ls(a: LsArgs, g: &Global, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
-    let format = a.format.to_ascii_lowercase();
-    if !["text", "json", "yaml"].contains(&format.as_str()) {
-        bail!("unsupported format {:?}; use one of: text, json, yaml", a.format);
-    }
     let mut session = Session::load(g)?;
     session.require_valid()?;
     let root = session.profile.cluster.clone();
@@ -117,10 +114,10 @@ async fn ls(a: LsArgs, g: &Global, out: &mut dyn Write, err: &mut dyn Write) -> 
     }
     let mut all_head = if a.all { vec!["Proxy", "Cluster"] } else { vec![] };
     all_head.extend(head);
-    match format.as_str() {
-        "json" => write!(out, "{}", shared::output::json(&json))?,
-        "yaml" => write!(out, "{}", shared::yaml::to_yaml_stream(&json))?,
-        _ => write!(out, "{}", table(&all_head, &rows))?,
+    match a.format {
+        Format::Json => write!(out, "{}", shared::output::json(&json))?,
+        Format::Yaml => write!(out, "{}", shared::yaml::to_yaml_stream(&json))?,
+        Format::Text => write!(out, "{}", table(&all_head, &rows))?,
     }
     Ok(())
 }

@@ -18,8 +18,9 @@ use shared::api::{CertsResponse, ReissueRequest, path};
 use shared::output::table;
 use shared::resource::KubeCluster;
 
-use super::Global;
+use super::{Global, parse_format};
 use crate::context::Session;
+use shared::output::Format;
 
 /// The extension tsh tags its kubeconfig entries with: the profile (proxy host) they belong to.
 const PROFILE_EXTENSION: &str = "kubeconfig.teleport.dev/profile-name";
@@ -55,8 +56,8 @@ struct LsArgs {
     #[arg(short = 'R', long)]
     all: bool,
     /// Output format: text, json or yaml.
-    #[arg(short = 'f', long, default_value = "text")]
-    format: String,
+    #[arg(short = 'f', long, default_value = "text", value_parser = parse_format)]
+    format: Format,
     /// No headers.
     #[arg(short = 'q', long)]
     quiet: bool,
@@ -114,10 +115,6 @@ fn labels_text(k: &KubeCluster, verbose: bool) -> String {
 }
 
 async fn ls(a: LsArgs, g: &Global, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
-    let format = a.format.to_ascii_lowercase();
-    if !["text", "json", "yaml"].contains(&format.as_str()) {
-        bail!("unsupported format {:?}; use one of: text, json, yaml", a.format);
-    }
     let mut session = Session::load(g)?;
     session.require_valid()?;
     let selected = current_selection(&session);
@@ -148,10 +145,10 @@ async fn ls(a: LsArgs, g: &Global, out: &mut dyn Write, err: &mut dyn Write) -> 
                 Err(e) => writeln!(err, "WARNING: cluster {cluster}: {e}")?,
             }
         }
-        return match format.as_str() {
-            "json" => Ok(write!(out, "{}", shared::output::json(&json_rows))?),
-            "yaml" => Ok(write!(out, "{}", shared::yaml::to_yaml_stream(&json_rows))?),
-            _ => {
+        return match a.format {
+            Format::Json => Ok(write!(out, "{}", shared::output::json(&json_rows))?),
+            Format::Yaml => Ok(write!(out, "{}", shared::yaml::to_yaml_stream(&json_rows))?),
+            Format::Text => {
                 let t = table(&["Proxy", "Cluster", "Kube Cluster Name", "Labels"], &rows);
                 Ok(write!(out, "{}", if a.quiet { skip_header(&t) } else { t })?)
             }
@@ -160,8 +157,8 @@ async fn ls(a: LsArgs, g: &Global, out: &mut dyn Write, err: &mut dyn Write) -> 
     let cluster = session.resolve_target(g, err).await?;
     let list = list(&session, &cluster).await?;
     let is_selected = |k: &KubeCluster| selected.as_ref().is_some_and(|(c, n)| *c == cluster && *n == k.metadata.name);
-    match format.as_str() {
-        "json" | "yaml" => {
+    match a.format {
+        Format::Json | Format::Yaml => {
             let rows: Vec<serde_json::Value> = list
                 .iter()
                 .map(|k| {
@@ -169,13 +166,13 @@ async fn ls(a: LsArgs, g: &Global, out: &mut dyn Write, err: &mut dyn Write) -> 
                     serde_json::json!({"kube_cluster_name": k.metadata.name, "labels": labels, "selected": is_selected(k)})
                 })
                 .collect();
-            if format == "json" {
+            if a.format == Format::Json {
                 write!(out, "{}", shared::output::json(&rows))?;
             } else {
                 write!(out, "{}", shared::yaml::to_yaml_stream(&rows))?;
             }
         }
-        _ => {
+        Format::Text => {
             let rows: Vec<Vec<String>> = list
                 .iter()
                 .map(|k| vec![k.metadata.name.clone(), labels_text(k, a.verbose), if is_selected(k) { "*".into() } else { String::new() }])
