@@ -42,6 +42,45 @@ where
     }
 }
 
+/// An HTTP/1.1 client connection over `stream` (to `what`, for errors), upgrades included; the
+/// connection runs in a task of its own until either side closes it.
+pub async fn http1_client(
+    stream: BoxStream,
+    what: &str,
+) -> shared::error::Result<hyper::client::conn::http1::SendRequest<hyper::body::Incoming>> {
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .map_err(|e| shared::error::Error::connection_problem(format!("HTTP to {what}: {e}")))?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    Ok(sender)
+}
+
+/// Sends `req` on the connection kept in `slot`, opened again with `open` when there is none or
+/// the server closed it (HTTP/1.1: one request at a time, so the caller holds the slot's lock).
+pub async fn send_reusing<F, Fut>(
+    slot: &mut Option<hyper::client::conn::http1::SendRequest<hyper::body::Incoming>>,
+    open: F,
+    req: hyper::Request<hyper::body::Incoming>,
+    what: &str,
+) -> shared::error::Result<hyper::Response<hyper::body::Incoming>>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = shared::error::Result<hyper::client::conn::http1::SendRequest<hyper::body::Incoming>>>,
+{
+    let reusable = match slot.as_mut() {
+        Some(s) if !s.is_closed() => s.ready().await.is_ok(),
+        _ => false,
+    };
+    if !reusable {
+        *slot = Some(open().await?);
+    }
+    let Some(sender) = slot.as_mut() else { return Err(shared::error::Error::internal(format!("no connection to {what}"))) };
+    sender.send_request(req).await.map_err(|e| shared::error::Error::connection_problem(format!("{what}: {e}")))
+}
+
 /// A stream to `target` in leaf `cluster`, through its tunnel, for `origin` (whose certificate
 /// the leaf verifies itself). With `checker`, the caller must see the leaf (`cluster_labels`);
 /// an unknown leaf and a hidden one read the same.

@@ -122,12 +122,25 @@ struct Conn {
     upstream: Mutex<Option<hyper::client::conn::http1::SendRequest<hyper::body::Incoming>>>,
     /// The fields every event of this connection has.
     base: serde_json::Map<String, serde_json::Value>,
+    /// Where the app is.
+    to: AppAddr,
     /// The token, until a minute before it ends or the signing key changes.
     token: std::sync::Mutex<Option<(i64, String, String)>>,
 }
 
+/// Where the app is, read from its URI once per connection.
+#[derive(Default)]
+struct AppAddr {
+    /// `https://`.
+    tls: bool,
+    /// `host:port`.
+    authority: String,
+    /// The URI's path, without a trailing `/`: requests' paths go under it.
+    base: String,
+}
+
 /// The app's address: scheme, `host:port`, base path.
-fn target(app: &App) -> Result<(bool, String, String)> {
+fn target(app: &App) -> Result<AppAddr> {
     let uri: hyper::Uri = app.spec.uri.parse().map_err(|e| Error::bad_parameter(format!("app {:?}: bad uri: {e}", app.metadata.name)))?;
     let tls = match uri.scheme_str() {
         Some("https") => true,
@@ -138,7 +151,7 @@ fn target(app: &App) -> Result<(bool, String, String)> {
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let authority = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
     let base = uri.path().trim_end_matches('/').to_string();
-    Ok((tls, authority, base))
+    Ok(AppAddr { tls, authority, base })
 }
 
 impl AppEngine {
@@ -299,6 +312,7 @@ impl AppEngine {
             .filter(|a| route.public_addr.is_empty() || a.spec.public_addr.is_empty() || a.spec.public_addr == route.public_addr)
             .ok_or_else(|| denied(Error::not_found(format!("no application {:?} at {:?} here", route.name, route.public_addr))))?;
         checker.check_app(&app.metadata.labels).map_err(denied)?;
+        let to = target(&app).map_err(denied)?;
         let user = if origin == local { identity.username.clone() } else { format!("remote-{}-{origin}", identity.username) };
         let traits = if origin == local { identity.traits.clone() } else { identity.remote_traits() };
         let mut conn = Conn {
@@ -314,6 +328,7 @@ impl AppEngine {
             identity,
             upstream: Mutex::new(None),
             base: serde_json::Map::new(),
+            to,
             token: std::sync::Mutex::new(None),
         };
         conn.base = conn.make_base();
@@ -368,17 +383,17 @@ impl Conn {
 
     /// A new connection to the app.
     async fn dial(&self) -> Result<BoxStream> {
-        let (tls, authority, _) = target(&self.app)?;
+        let AppAddr { tls, authority, .. } = &self.to;
         let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(&authority))
             .await
             .map_err(|_| Error::connection_problem(format!("connecting to {authority} timed out")))?
             .map_err(|e| Error::connection_problem(format!("connecting to {authority}: {e}")))?;
         shared::tuning::set_nodelay(&tcp);
-        if !tls {
+        if !*tls {
             return Ok(Box::new(tcp));
         }
         let cfg = if self.app.spec.insecure_skip_verify { self.engine.insecure.clone() } else { self.engine.verify.clone() };
-        let host = shared::app::host_only(&authority);
+        let host = shared::app::host_only(authority);
         let name = rustls::pki_types::ServerName::try_from(host).map_err(|e| Error::bad_parameter(format!("app host name: {e}")))?;
         let s = tokio_rustls::TlsConnector::from(cfg)
             .connect(name, tcp)
@@ -388,15 +403,7 @@ impl Conn {
     }
 
     async fn handshake(&self) -> Result<hyper::client::conn::http1::SendRequest<hyper::body::Incoming>> {
-        let stream = self.dial().await?;
-        let (sender, conn) = hyper::client::conn::http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| Error::connection_problem(format!("HTTP to the app: {e}")))?;
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-        });
-        Ok(sender)
+        crate::access::http1_client(self.dial().await?, "the app").await
     }
 
     async fn serve_tcp(self: Arc<Self>, stream: BoxStream) {
@@ -409,9 +416,8 @@ impl Conn {
     /// The request as the app receives it.
     /// Returns the address the browser used (the `Host` the proxy passed on).
     fn rewrite(&self, parts: &mut hyper::http::request::Parts, token: &str, upgrade: bool) -> Result<String> {
-        let (_, authority, base) = target(&self.app)?;
         let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        parts.uri = format!("{base}{pq}").parse().map_err(|e| Error::bad_parameter(format!("request path: {e}")))?;
+        parts.uri = format!("{}{pq}", self.to.base).parse().map_err(|e| Error::bad_parameter(format!("request path: {e}")))?;
         let public = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(&self.route.public_addr).to_string();
         let h = &mut parts.headers;
         let names: Vec<HeaderName> = h.keys().cloned().collect();
@@ -434,7 +440,7 @@ impl Conn {
                 h.insert(n, v);
             }
         };
-        set(h, "host", &authority);
+        set(h, "host", &self.to.authority);
         set(h, "x-forwarded-proto", "https");
         set(h, "x-forwarded-host", &public);
         set(h, "x-forwarded-server", &self.engine.hostname);
@@ -522,16 +528,8 @@ impl Conn {
 
     /// Sends on the connection this client reuses, opening it again when the app closed it.
     async fn send(&self, req: Request<hyper::body::Incoming>) -> Result<Response<hyper::body::Incoming>> {
-        let mut guard = self.upstream.lock().await;
-        let reuse = match guard.as_mut() {
-            Some(s) if !s.is_closed() => s.ready().await.is_ok(),
-            _ => false,
-        };
-        if !reuse {
-            *guard = Some(self.handshake().await?);
-        }
-        let sender = guard.as_mut().ok_or_else(|| Error::internal("no app connection"))?;
-        sender.send_request(req).await.map_err(|e| Error::connection_problem(e.to_string()))
+        let mut slot = self.upstream.lock().await;
+        crate::access::send_reusing(&mut slot, || self.handshake(), req, "the app").await
     }
 
     fn rewrite_response(&self, resp: &mut Response<hyper::body::Incoming>, public: &str) {
@@ -544,9 +542,8 @@ impl Conn {
             }
         }
         if let Some(loc) = h.get(header::LOCATION).and_then(|v| v.to_str().ok()) {
-            let (_, authority, _) = target(&self.app).unwrap_or_default();
-            let redirect = self.app.spec.rewrite.as_ref().map(|r| r.redirect.clone()).unwrap_or_default();
-            if let Some(new) = shared::app::rewrite_location(loc, &authority, &redirect, public)
+            let redirect = self.app.spec.rewrite.as_ref().map(|r| r.redirect.as_slice()).unwrap_or_default();
+            if let Some(new) = shared::app::rewrite_location(loc, &self.to.authority, redirect, public)
                 && let Ok(v) = HeaderValue::from_str(&new)
             {
                 h.insert(header::LOCATION, v);

@@ -24,7 +24,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response};
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use shared::app::{AUTH_PATH, LOGOUT_PATH, SESSION_COOKIE, STATE_COOKIE, SUBJECT_COOKIE};
 use shared::client::BoxStream;
@@ -308,14 +307,7 @@ impl BrowserConn {
                 Box::new(a)
             }
         };
-        let (sender, conn) = hyper::client::conn::http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| Error::connection_problem(format!("HTTP to the app service: {e}")))?;
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-        });
-        Ok(sender)
+        crate::access::http1_client(stream, "the app service").await
     }
 
     async fn forward(&self, mut req: Request<hyper::body::Incoming>, id: &str, s: &StoredAppSession) -> Response<Body> {

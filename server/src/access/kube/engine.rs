@@ -441,34 +441,19 @@ impl Conn {
     /// Sends on this client's API server connection (a new one when it is gone).
     async fn send(&self, req: Request<hyper::body::Incoming>) -> Result<Response<hyper::body::Incoming>> {
         let mut slot = self.sender.lock().await;
-        let reusable = match slot.as_mut() {
-            Some(s) => s.ready().await.is_ok(),
-            None => false,
-        };
-        if !reusable {
-            let stream = self.upstream.connect().await?;
-            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| Error::connection_problem(format!("Kubernetes API server: {e}")))?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            *slot = Some(sender);
-        }
-        let Some(sender) = slot.as_mut() else { return Err(Error::internal("no API server connection")) };
-        sender.send_request(req).await.map_err(|e| Error::connection_problem(format!("Kubernetes API server {}: {e}", self.upstream.addr)))
+        let what = format!("Kubernetes API server {}", self.upstream.addr);
+        crate::access::send_reusing(&mut slot, || self.api_server(), req, &what).await
     }
 
     /// Sends a request that upgrades (exec, attach, port-forward) on a connection of its own.
     async fn send_upgrade(&self, req: Request<hyper::body::Incoming>) -> Result<Response<hyper::body::Incoming>> {
-        let stream = self.upstream.connect().await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| Error::connection_problem(format!("Kubernetes API server: {e}")))?;
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-        });
+        let mut sender = self.api_server().await?;
         sender.send_request(req).await.map_err(|e| Error::connection_problem(format!("Kubernetes API server {}: {e}", self.upstream.addr)))
+    }
+
+    /// A new connection to the API server.
+    async fn api_server(&self) -> Result<hyper::client::conn::http1::SendRequest<hyper::body::Incoming>> {
+        crate::access::http1_client(self.upstream.connect().await?, "the Kubernetes API server").await
     }
 
     /// Relays an upgraded stream; records an interactive exec, audits the rest.
