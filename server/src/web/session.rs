@@ -25,14 +25,7 @@ pub fn clear_cookie() -> String {
 
 /// The value of the cookie `name` in a request.
 pub fn cookie_named(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
+    shared::app::cookie(&crate::access::app::front::cookies_of(headers), name).map(str::to_string)
 }
 
 /// The session id in a request's cookies.

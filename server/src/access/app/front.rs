@@ -111,6 +111,11 @@ fn cookie_header(r: &mut Response<Body>, v: String) {
     }
 }
 
+/// Every `Cookie` header of a request as one value (browsers send one; HTTP/2 may split it).
+pub fn cookies_of(headers: &hyper::HeaderMap) -> String {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join("; ")
+}
+
 fn query_map(uri: &hyper::Uri) -> HashMap<String, String> {
     axum::extract::Query::<HashMap<String, String>>::try_from_uri(uri).map(|q| q.0).unwrap_or_default()
 }
@@ -278,7 +283,7 @@ impl BrowserConn {
             (LOGOUT_PATH, _) => return self.logout(&req).await,
             _ => {}
         }
-        let cookies = req.headers().get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join("; ");
+        let cookies = cookies_of(req.headers());
         let id = shared::app::cookie(&cookies, SESSION_COOKIE).unwrap_or_default().to_string();
         let subject = shared::app::cookie(&cookies, SUBJECT_COOKIE).unwrap_or_default().to_string();
         let session = match self.front.session(&id).await {
@@ -312,7 +317,7 @@ impl BrowserConn {
 
     async fn forward(&self, mut req: Request<hyper::body::Incoming>, id: &str, s: &StoredAppSession) -> Response<Body> {
         // The app's cookies only; ours stop here.
-        let cookies = req.headers().get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join("; ");
+        let cookies = cookies_of(req.headers());
         req.headers_mut().remove(header::COOKIE);
         if let Some(kept) = shared::app::strip_app_cookies(&cookies)
             && let Ok(v) = HeaderValue::from_str(&kept)
@@ -413,7 +418,7 @@ impl BrowserConn {
         {
             return denied();
         }
-        let cookies = req.headers().get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join("; ");
+        let cookies = cookies_of(req.headers());
         let state_cookie = shared::app::cookie(&cookies, STATE_COOKIE).unwrap_or_default().to_string();
         let Ok(body) = Limited::new(req.into_body(), 8 * 1024).collect().await else { return denied() };
         let Ok(b) = serde_json::from_slice::<AuthBody>(&body.to_bytes()) else { return denied() };
@@ -440,7 +445,7 @@ impl BrowserConn {
 
     /// `/teleport-logout`: ends the app session and drops its cookies.
     async fn logout(&self, req: &Request<hyper::body::Incoming>) -> Response<Body> {
-        let cookies = req.headers().get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join("; ");
+        let cookies = cookies_of(req.headers());
         let id = shared::app::cookie(&cookies, SESSION_COOKIE).unwrap_or_default().to_string();
         let subject = shared::app::cookie(&cookies, SUBJECT_COOKIE).unwrap_or_default();
         if let Some(s) = self.front.session(&id).await
