@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shared::pg::{MAX_MESSAGE, MAX_STARTUP, Startup, encode_startup, error_response, parse_frontend, read_message, read_startup};
+use shared::pg::{MAX_MESSAGE, MAX_STARTUP, Scanner, Startup, encode_startup, error_response, parse_frontend, read_message, read_startup};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(Some((s, n))) = read_startup(data) {
@@ -30,6 +30,10 @@ fuzz_target!(|data: &[u8]| {
             _ => break,
         }
     }
+    // The same bytes through the streaming scanner, in two pieces: never a panic.
+    let mut sc = Scanner::new();
+    let cut = data.first().map(|b| *b as usize % (data.len() + 1)).unwrap_or(0);
+    let _ = sc.feed(&data[..cut], &mut |_| {}).and_then(|_| sc.feed(&data[cut..], &mut |_| {}));
     let text = String::from_utf8_lossy(data);
     let e = error_response("FATAL", "28000", &text);
     assert_eq!(u32::from_be_bytes([e[1], e[2], e[3], e[4]]) as usize + 1, e.len());

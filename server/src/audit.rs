@@ -64,6 +64,20 @@ pub mod codes {
     pub const APP_SESSION_REQUEST: (&str, &str) = ("app.session.request", "T2009I");
     /// A connection of an app session ended (or the session was signed out, at the root).
     pub const APP_SESSION_END: (&str, &str) = ("app.session.end", "T2011I");
+    /// A database session began, at the cluster that serves the database.
+    pub const DB_SESSION_START: (&str, &str) = ("db.session.start", "TDB00I");
+    /// A database session was refused (the rule in `error`).
+    pub const DB_SESSION_DENIED: (&str, &str) = ("db.session.start", "TDB00W");
+    /// A database session ended.
+    pub const DB_SESSION_END: (&str, &str) = ("db.session.end", "TDB01I");
+    /// A simple query (`Q`).
+    pub const DB_SESSION_QUERY: (&str, &str) = ("db.session.query", "TDB02I");
+    /// A statement prepared (extended protocol `P`).
+    pub const PG_PARSE: (&str, &str) = ("db.session.postgres.statements.parse", "TPG00I");
+    /// A portal bound with its parameters (`B`).
+    pub const PG_BIND: (&str, &str) = ("db.session.postgres.statements.bind", "TPG01I");
+    /// A portal run (`E`).
+    pub const PG_EXECUTE: (&str, &str) = ("db.session.postgres.statements.execute", "TPG02I");
     /// An SSH login was refused.
     pub const AUTH_FAILURE: (&str, &str) = ("auth", "T3007W");
     /// A role was created or changed.

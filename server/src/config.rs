@@ -682,6 +682,13 @@ pub struct ProxySection {
     /// apart by TLS server name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube_listen_addr: Option<String>,
+    /// A port of its own for PostgreSQL clients (optional: the web port serves them too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_listen_addr: Option<String>,
+    /// The address `tsh` gives PostgreSQL clients for `postgres_listen_addr` (default: the
+    /// proxy's public host with that port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_public_addr: Option<String>,
     /// Where the other proxies of the cluster forward connections to this one (mutual TLS with
     /// proxy host certificates). Default with PostgreSQL: the web host, port 3021.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -853,6 +860,10 @@ pub struct Config {
     pub kube: Option<KubeConfig>,
     /// `proxy_service.kube_listen_addr`.
     pub kube_listen_addr: Option<String>,
+    /// `proxy_service.postgres_listen_addr`.
+    pub postgres_listen_addr: Option<String>,
+    /// `proxy_service.postgres_public_addr` (or the public host with the listener's port).
+    pub postgres_public_addr: Option<String>,
     /// `app_service.apps`, when enabled (checked).
     pub apps: Vec<shared::resource::App>,
     /// `app_service.resources`: selectors of the apps defined with `tctl create` it serves.
@@ -1006,6 +1017,14 @@ impl Config {
             }
         };
         let tunnel_listen_addr = p.tunnel_listen_addr.clone().map(|a| with_port(&a, 3024));
+        let postgres_public_addr = match (&p.postgres_public_addr, &p.postgres_listen_addr) {
+            (Some(a), _) => Some(with_port(a, 5432)),
+            (None, Some(l)) => {
+                let port = with_port(l, 5432).rsplit(':').next().unwrap_or("5432").to_string();
+                Some(format!("{}:{port}", shared::client::host_of(&public_addr)))
+            }
+            (None, None) => None,
+        };
         let tunnel_public_addr = match (&p.tunnel_public_addr, &tunnel_listen_addr) {
             (Some(a), _) => with_port(a, 3024),
             (None, Some(l)) => {
@@ -1201,6 +1220,8 @@ impl Config {
             app_resources,
             databases,
             kube_listen_addr: p.kube_listen_addr.clone().map(|a| with_port(&a, 3026)),
+            postgres_listen_addr: p.postgres_listen_addr.clone().map(|a| with_port(&a, 5432)),
+            postgres_public_addr,
             join_addr: join_addr.map(|a| with_port(&a, 3080)),
             join_token,
             use_tunnel,

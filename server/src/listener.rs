@@ -1,6 +1,7 @@
-//! The web port: one TCP listener that speaks HTTPS and SSH, told apart by the first byte a
-//! client sends (`S` of `SSH-2.0-…` vs the TLS handshake record `0x16`). A client speaking plain
-//! HTTP gets a one-line hint to use `https://`.
+//! The web port: one TCP listener that speaks HTTPS, SSH and PostgreSQL, told apart by the first
+//! byte a client sends (`S` of `SSH-2.0-…`, the TLS handshake record `0x16`, the 0 that starts a
+//! PostgreSQL startup packet's length). Inside TLS, ALPN `teleport-postgres` is a database
+//! client. A client speaking plain HTTP gets a one-line hint to use `https://`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,6 +63,8 @@ pub struct ApiServer {
     /// Applications (TLS server names under the proxy's public host, or app certificates),
     /// when this proxy serves them.
     pub apps: Option<Arc<crate::access::app::front::AppFront>>,
+    /// Databases (first byte 0, or ALPN `teleport-postgres`), when this proxy serves them.
+    pub db: Option<Arc<crate::access::db::front::DbFront>>,
 }
 
 impl ApiServer {
@@ -103,6 +106,21 @@ impl ApiServer {
                 }
             }
             kube.clone().serve(Box::new(tls), der, peer).await;
+            drop(permit);
+            return;
+        }
+        if let Some(db) = &self.db
+            && tls.get_ref().1.alpn_protocol() == Some(shared::pg::ALPN.as_bytes())
+        {
+            let der = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+            if let Some(p) = &permit {
+                if der.is_some() {
+                    p.mark().authenticated();
+                } else if p.mark().anonymous().is_err() {
+                    return;
+                }
+            }
+            db.clone().serve(Box::new(tls), der, true, peer, None).await;
             drop(permit);
             return;
         }
@@ -180,6 +198,7 @@ impl ApiStreamServer for ApiServer {
             kube: None,
             kube_only: false,
             apps: None,
+            db: None,
         });
         Box::pin(me.serve_tls(stream, peer, origin, None))
     }
@@ -229,14 +248,56 @@ impl WebListener {
         match first[0] {
             b'S' => self.ssh.serve(tcp, Some(peer), Some(permit)).await,
             0x16 => self.api.clone().serve_tls(tcp, Some(peer), None, Some(permit)).await,
+            0 if self.api.db.is_some() => {
+                if let Some(db) = &self.api.db {
+                    serve_pg(db.clone(), tcp, peer, permit).await;
+                }
+            }
             _ => {
-                let body = "This port speaks HTTPS and SSH. Use https:// (for example: curl https://HOST:PORT/webapi/ping).\n";
+                let body = "This port speaks HTTPS, SSH and PostgreSQL. Use https:// (for example: curl https://HOST:PORT/webapi/ping).\n";
                 let resp = format!(
                     "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = tcp.write_all(resp.as_bytes()).await;
                 let _ = tcp.shutdown().await;
+            }
+        }
+    }
+}
+
+/// A PostgreSQL client on plain TCP: in the handshake counts until its TLS handshake presents a
+/// certificate (or none).
+async fn serve_pg(db: Arc<crate::access::db::front::DbFront>, tcp: TcpStream, peer: SocketAddr, permit: Permit) {
+    db.serve(Box::new(tcp), None, false, Some(peer), Some(permit.mark())).await;
+    drop(permit);
+}
+
+/// `proxy_service.postgres_listen_addr`: PostgreSQL clients alone.
+pub struct PgListener {
+    /// The proxy side of database access.
+    pub front: Arc<crate::access::db::front::DbFront>,
+    /// Connection limits, shared by every listener of the process.
+    pub limiter: Arc<Limiter>,
+}
+
+impl PgListener {
+    /// Accepts until shutdown.
+    pub async fn run(self: Arc<Self>, listener: TcpListener, mut shutdown: Shutdown) {
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        let Ok(permit) = self.limiter.admit(Source::Addr(peer.ip())) else { continue };
+                        shared::tuning::set_nodelay(&tcp);
+                        tokio::spawn(serve_pg(self.front.clone(), tcp, peer, permit));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
             }
         }
     }

@@ -9,6 +9,10 @@
 //!   present, must chain to this cluster's user or host CA or to the user CA of an enabled
 //!   trusted root. The list is rebuilt whenever a CA changes; no CA names are advertised (a
 //!   root with many leaves never sends a huge list, and leaves' CAs are never in it).
+//! - ALPN `teleport-postgres` (`tsh proxy db`, `tsh db connect`) selects a database client.
+//! - A PostgreSQL client that asked for TLS with `SSLRequest` (`psql` straight to the web port
+//!   or `postgres_listen_addr`) gets [`TlsState::pg_config`]: the host-CA certificate whatever
+//!   the name, with the web port's client trust (what `tsh db config` prints as `CA:`).
 
 use std::sync::{Arc, RwLock};
 
@@ -160,20 +164,42 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
+/// The proxy's host-CA certificate, whatever name the client asked for (PostgreSQL clients).
+#[derive(Debug)]
+struct HostCert(crate::ssh::LiveCreds);
+
+impl ResolvesServerCert for HostCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.0.tls()
+    }
+}
+
 /// The current TLS configuration of the web port.
 pub struct TlsState {
     auth: Arc<AuthServer>,
     resolver: Arc<SniResolver>,
     current: RwLock<Arc<ServerConfig>>,
+    pg_resolver: Arc<HostCert>,
+    pg: RwLock<Arc<ServerConfig>>,
 }
 
 impl TlsState {
     /// Builds the state: `web` is the public certificate, `cluster` the proxy's host
     /// credentials (their host-CA-signed certificate, current after every renewal).
     pub async fn new(auth: Arc<AuthServer>, web: Arc<CertifiedKey>, cluster: crate::ssh::LiveCreds) -> Result<Arc<TlsState>> {
+        let pg_resolver = Arc::new(HostCert(cluster.clone()));
         let resolver = Arc::new(SniResolver { web, cluster });
-        let config = build(&auth, &resolver).await?;
-        Ok(Arc::new(TlsState { auth, resolver, current: RwLock::new(config) }))
+        let config = build(&auth, resolver.clone(), WEB_ALPN).await?;
+        let pg = build(&auth, pg_resolver.clone(), &[]).await?;
+        Ok(Arc::new(TlsState { auth, resolver, current: RwLock::new(config), pg_resolver, pg: RwLock::new(pg) }))
+    }
+
+    /// The configuration for a PostgreSQL client's TLS after its `SSLRequest`.
+    pub fn pg_config(&self) -> Arc<ServerConfig> {
+        match self.pg.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
     /// The configuration for a new connection.
@@ -186,9 +212,13 @@ impl TlsState {
 
     /// Rebuilds the client-certificate trust from the current CAs.
     pub async fn refresh(&self) -> Result<()> {
-        let cfg = build(&self.auth, &self.resolver).await?;
+        let cfg = build(&self.auth, self.resolver.clone(), WEB_ALPN).await?;
+        let pg = build(&self.auth, self.pg_resolver.clone(), &[]).await?;
         if let Ok(mut c) = self.current.write() {
             *c = cfg;
+        }
+        if let Ok(mut c) = self.pg.write() {
+            *c = pg;
         }
         Ok(())
     }
@@ -210,7 +240,10 @@ impl TlsState {
     }
 }
 
-async fn build(auth: &AuthServer, resolver: &Arc<SniResolver>) -> Result<Arc<ServerConfig>> {
+/// The protocols the web port's TLS speaks: HTTP, and databases routed by ALPN.
+const WEB_ALPN: &[&[u8]] = &[b"http/1.1", shared::pg::ALPN.as_bytes()];
+
+async fn build(auth: &AuthServer, resolver: Arc<dyn ResolvesServerCert>, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>> {
     shared::client::install_crypto_provider();
     let mut roots = RootCertStore::empty();
     for der in auth.trusted_cas().await?.tls_client_roots() {
@@ -226,7 +259,7 @@ async fn build(auth: &AuthServer, resolver: &Arc<SniResolver>) -> Result<Arc<Ser
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::internal(format!("TLS setup: {e}")))?
         .with_client_cert_verifier(verifier)
-        .with_cert_resolver(resolver.clone());
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        .with_cert_resolver(resolver);
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(cfg))
 }

@@ -242,8 +242,19 @@ pub struct PingProxy {
     /// Kubernetes (disabled).
     #[serde(default)]
     pub kube: PingKube,
+    /// Databases: where PostgreSQL clients connect when not to the web port.
+    #[serde(default)]
+    pub db: PingDb,
     /// True: SSH and the reverse tunnel share the web port.
     pub tls_routing_enabled: bool,
+}
+
+/// Databases part of ping.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PingDb {
+    /// `proxy_service.postgres_public_addr` (empty: the web port serves PostgreSQL clients).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub postgres_public_addr: String,
 }
 
 /// Kubernetes part of ping.
@@ -370,6 +381,9 @@ pub struct ReissueRequest {
     /// for it alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes_cluster: Option<String>,
+    /// A database in the target cluster (`tsh db login`): the certificate is for it alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_to_database: Option<crate::identity::RouteToDatabase>,
 }
 
 /// `POST /v1/apps/sessions` (client-certificate authenticated, a user of this cluster): a session

@@ -71,6 +71,26 @@ pub struct UserIdentity {
     /// session): the app it reaches and nothing else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_to_app: Option<RouteToApp>,
+    /// The database this certificate is for (`tsh db login`): that database and nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_to_database: Option<RouteToDatabase>,
+}
+
+/// Which database a certificate reaches (Teleport's `RouteToDatabase`). The user and database
+/// name are defaults: a client's `StartupMessage` may name others, and the serving cluster
+/// checks those.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteToDatabase {
+    /// The database's name in its cluster.
+    pub service_name: String,
+    /// `postgres`.
+    pub protocol: String,
+    /// The default database user.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub username: String,
+    /// The default database name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub database: String,
 }
 
 /// Where an application certificate goes (Teleport's `RouteToApp`).

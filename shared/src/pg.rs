@@ -12,6 +12,10 @@
 
 use crate::error::{Error, Result};
 
+/// The ALPN protocol of a PostgreSQL client on the proxy's web port (Teleport's TLS routing).
+pub const ALPN: &str = "teleport-postgres";
+/// `SSLRequest` as a client sends it.
+pub const SSL_REQUEST_BYTES: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
 /// PostgreSQL's own bound on a startup packet (`MAX_STARTUP_PACKET_LENGTH`).
 pub const MAX_STARTUP: usize = 10_000;
 /// The largest message this proxy reads from a client (a query or a bind of this size is a
@@ -235,6 +239,75 @@ pub fn parse_frontend(tag: u8, body: &[u8]) -> Result<Frontend> {
     })
 }
 
+/// The messages a client sends after the startup, read from the bytes in whatever pieces they
+/// arrive while the bytes themselves go on untouched: the bodies the audit reads (`Q`, `P`,
+/// `B`, `E`) are kept until whole, every other body is counted past without being stored (a
+/// `COPY` of gigabytes costs nothing here).
+#[derive(Debug, Default)]
+pub struct Scanner {
+    /// The header read so far (tag and length).
+    head: Vec<u8>,
+    /// The current message's tag.
+    tag: u8,
+    /// Its body bytes still to come.
+    left: usize,
+    /// Its body, when the audit reads it.
+    body: Option<Vec<u8>>,
+}
+
+/// Whether the audit reads messages with this tag.
+fn audited(tag: u8) -> bool {
+    matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'X')
+}
+
+impl Scanner {
+    /// A scanner at a message boundary.
+    pub fn new() -> Scanner {
+        Scanner::default()
+    }
+
+    /// Reads `bytes`, calling `seen` with each whole audited message. A length below 4 or above
+    /// [`MAX_MESSAGE`] is an error: the connection ends.
+    pub fn feed(&mut self, mut bytes: &[u8], seen: &mut dyn FnMut(Frontend)) -> Result<()> {
+        while !bytes.is_empty() {
+            if self.head.len() < 5 {
+                let take = (5 - self.head.len()).min(bytes.len());
+                self.head.extend_from_slice(&bytes[..take]);
+                bytes = &bytes[take..];
+                if self.head.len() < 5 {
+                    return Ok(());
+                }
+                let len = u32_at(&self.head, 1).unwrap_or_default() as usize;
+                if len < 4 {
+                    return Err(Error::bad_parameter(format!("invalid message length {len}")));
+                }
+                if len > MAX_MESSAGE {
+                    return Err(Error::bad_parameter(format!("message of {len} bytes is larger than {MAX_MESSAGE}")));
+                }
+                self.tag = self.head[0];
+                self.left = len - 4;
+                self.body = audited(self.tag).then(|| Vec::with_capacity(self.left.min(64 * 1024)));
+            }
+            let take = self.left.min(bytes.len());
+            if let Some(b) = self.body.as_mut() {
+                b.extend_from_slice(&bytes[..take]);
+            }
+            self.left -= take;
+            bytes = &bytes[take..];
+            if self.left == 0 {
+                if let Some(body) = self.body.take() {
+                    // A body the audit cannot read still goes to the server, which judges it.
+                    if let Ok(f) = parse_frontend(self.tag, &body) {
+                        seen(f);
+                    }
+                }
+                self.head.clear();
+            }
+        }
+        Ok(())
+    }
+}
+
 /// An `ErrorResponse` (`E`) with severity `FATAL` or `ERROR`, SQLSTATE `code` and `message`: what
 /// `psql` prints as `FATAL:  <message>`.
 pub fn error_response(severity: &str, code: &str, message: &str) -> Vec<u8> {
@@ -305,6 +378,42 @@ mod tests {
         );
         assert!(parse_frontend(b'B', &b[..8]).is_err(), "truncated");
         assert_eq!(parse_frontend(b'P', b"s1\0SELECT $1\0\0\0").unwrap(), Frontend::Parse { name: "s1".into(), query: "SELECT $1".into() });
+    }
+
+    #[test]
+    fn the_scanner_reads_messages_in_any_pieces_and_stores_only_what_the_audit_reads() {
+        let msg = |tag: u8, body: &[u8]| {
+            let mut m = vec![tag];
+            m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+            m.extend_from_slice(body);
+            m
+        };
+        let mut stream = msg(b'Q', b"SELECT 1\0");
+        stream.extend(msg(b'd', &[7u8; 100_000]));
+        stream.extend(msg(b'P', b"s1\0SELECT $1\0\0\0"));
+        stream.extend(msg(b'S', b""));
+        stream.extend(msg(b'X', b""));
+        for piece in [1, 3, 5, 7, 4096, stream.len()] {
+            let mut sc = Scanner::new();
+            let mut seen = Vec::new();
+            for chunk in stream.chunks(piece) {
+                sc.feed(chunk, &mut |f| seen.push(f)).unwrap();
+                assert!(sc.body.as_ref().is_none_or(|b| b.len() < 100), "a copy's data is never stored");
+            }
+            assert_eq!(
+                seen,
+                vec![
+                    Frontend::Query("SELECT 1".into()),
+                    Frontend::Parse { name: "s1".into(), query: "SELECT $1".into() },
+                    Frontend::Terminate
+                ],
+                "pieces of {piece}"
+            );
+        }
+        let mut bad = Scanner::new();
+        assert!(bad.feed(&[b'Q', 0, 0, 0, 3], &mut |_| {}).is_err(), "shorter than its length field");
+        let mut big = Scanner::new();
+        assert!(big.feed(&[b'Q', 0x7f, 0, 0, 0], &mut |_| {}).is_err(), "beyond MAX_MESSAGE");
     }
 
     #[test]

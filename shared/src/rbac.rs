@@ -234,6 +234,37 @@ impl AccessChecker {
         self.list_where(|c| &c.db_labels, Some(labels), |c| &c.db_names)
     }
 
+    /// May the caller connect to a database with these labels as database user `user` to
+    /// database `name` (Teleport's `db_labels`, `db_users` and `db_names`; `*` allows any; a
+    /// deny rule naming the value or `*` wins)? The refusal names the rule that decided.
+    pub fn check_db_login(&self, labels: &LabelMap, user: &str, name: &str) -> Result<()> {
+        self.check_db(labels).map_err(|_| Error::access_denied("access to database denied: no role's db_labels match this database"))?;
+        let reaching: Vec<&Role> =
+            self.roles.iter().filter(|r| r.spec.allow.db_labels.as_ref().is_some_and(|sel| match_labels(sel, labels))).collect();
+        let named = |list: &Vec<String>, v: &str| list.iter().any(|x| x == "*" || x == v);
+        for (what, value, pick) in [
+            ("database user", user, (|c: &RoleConditions| &c.db_users) as fn(&RoleConditions) -> &Vec<String>),
+            ("database name", name, |c: &RoleConditions| &c.db_names),
+        ] {
+            if let Some(r) = self.roles.iter().find(|r| named(pick(&r.spec.deny), value)) {
+                return Err(Error::access_denied(format!(
+                    "access to database denied: role {:?} denies {what} {value:?} (deny.{})",
+                    r.metadata.name,
+                    if what == "database user" { "db_users" } else { "db_names" }
+                )));
+            }
+            if !reaching.iter().any(|r| named(pick(&r.spec.allow), value)) {
+                let allowed = if what == "database user" { self.db_users(labels) } else { self.db_names(labels) };
+                let field = if what == "database user" { "db_users" } else { "db_names" };
+                let allowed = if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") };
+                return Err(Error::access_denied(format!(
+                    "access to database denied: {what} {value:?} is not in {field} of your roles here (allowed: {allowed})"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The values of `pick` in the allow rules of roles whose `selector` matches `labels` (`None`:
     /// every role), less those any role's deny rules name.
     fn list_where(
@@ -612,6 +643,20 @@ mod tests {
         assert_eq!(c.db_names(&dev_db), logins(&["dev", "*"]));
         assert_eq!(c.db_users(&labels(&[("env", "prod")])), logins(&["reader"]), "only the roles that reach the database count");
         assert!(c.db_users(&labels(&[("env", "qa")])).is_empty());
+
+        // Connecting: the user and the database actually requested, each checked.
+        assert!(c.check_db_login(&dev_db, "alice", "dev").is_ok());
+        assert!(c.check_db_login(&dev_db, "alice", "anything").is_ok(), "'*' in db_names allows any database");
+        let e = c.check_db_login(&dev_db, "postgres", "dev").err().map(|e| e.message).unwrap_or_default();
+        assert!(e.contains("role \"dev\" denies database user \"postgres\"") && e.contains("deny.db_users"), "{e}");
+        let e = c.check_db_login(&dev_db, "mallory", "dev").err().map(|e| e.message).unwrap_or_default();
+        assert!(e.contains("\"mallory\" is not in db_users") && e.contains("allowed: alice"), "{e}");
+        let prod_db = labels(&[("env", "prod")]);
+        let e = c.check_db_login(&prod_db, "reader", "prod").err().map(|e| e.message).unwrap_or_default();
+        assert!(e.contains("database name \"prod\" is not in db_names") && e.contains("allowed: orders"), "{e}");
+        assert!(c.check_db_login(&prod_db, "alice", "orders").is_err(), "the dev role's users do not reach the prod database");
+        let e = c.check_db_login(&labels(&[("env", "qa")]), "alice", "dev").err().map(|e| e.message).unwrap_or_default();
+        assert!(e.contains("db_labels"), "{e}");
     }
 
     fn traits(l: &[&str]) -> Traits {

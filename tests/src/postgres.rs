@@ -82,6 +82,9 @@ fn template() -> PathBuf {
     dir.join("data")
 }
 
+/// The port every test server listens on (each on an address of its own).
+pub const PORT: u16 = 55432;
+
 /// A running server.
 pub struct PgServer {
     /// Its address.
@@ -104,8 +107,12 @@ impl PgServer {
 
     /// A server with these `-c` settings (and no others of ours).
     pub fn start_with(settings: &[&str]) -> PgServer {
-        let port = 55432;
-        let ip = free_ip(&[port]);
+        Self::start_at(&free_ip(&[PORT]), settings)
+    }
+
+    /// A server on `ip` (port [`PORT`]) with these `-c` settings.
+    pub fn start_at(ip: &str, settings: &[&str]) -> PgServer {
+        let (port, ip) = (PORT, ip.to_string());
         let dir = TempDir::new("pg");
         let copy = Command::new("cp").arg("-a").arg(template()).arg(dir.path().join("data")).status();
         assert!(copy.map(|s| s.success()).unwrap_or(false), "cannot copy the PostgreSQL template");
@@ -163,6 +170,11 @@ impl PgServer {
     /// directory (returned); with `client_ca`, it is `ssl_ca_file`, which verifies client
     /// certificates (`hostssl ... cert` needs it).
     pub fn start_with_tls(cert: &str, key: &str, ca: &str, client_ca: Option<&str>) -> (PgServer, PathBuf) {
+        Self::start_with_tls_at(&free_ip(&[PORT]), cert, key, ca, client_ca)
+    }
+
+    /// As [`PgServer::start_with_tls`], on `ip`.
+    pub fn start_with_tls_at(ip: &str, cert: &str, key: &str, ca: &str, client_ca: Option<&str>) -> (PgServer, PathBuf) {
         let files = TempDir::new("pg-tls");
         let (cert_file, key_file, ca_file, client_ca_file) = (
             files.path().join("server.crt"),
@@ -186,7 +198,7 @@ impl PgServer {
         }
         chown_to_owner(files.path());
         let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
-        let mut s = Self::start_with(&refs);
+        let mut s = Self::start_at(ip, &refs);
         let ca_path = s.dir.path().join("ca.pem");
         std::fs::copy(&ca_file, &ca_path).expect("copy CA");
         s.keep.push(files);
@@ -203,6 +215,33 @@ impl PgServer {
         let port = self.port.to_string();
         let mut c = Command::new("psql");
         c.args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", &self.ip, "-p", &port, "-U", "postgres", "-d", db, "-c", sql]);
+        must(c, &format!("psql {sql}"))
+    }
+
+    /// Accepts TCP connections only with TLS and a client certificate whose common name is the
+    /// role (`hostssl all all 127.0.0.0/8 cert`: on Linux a connection to 127.x.y.z comes from
+    /// 127.0.0.1); the Unix socket stays open to [`PgServer::admin`].
+    pub fn require_client_certs(&self) {
+        let hba = "local all all trust\nhostssl all all 127.0.0.0/8 cert\n";
+        std::fs::write(self.dir.path().join("data").join("pg_hba.conf"), hba).expect("pg_hba.conf");
+        must(as_owner(&bindir().join("pg_ctl"), &["-D", &self.data(), "reload"]), "pg_ctl reload");
+        // The reload is asynchronous: wait until a plain TCP connection is refused.
+        let port = self.port.to_string();
+        wait_for("pg_hba.conf to apply", Duration::from_secs(30), || {
+            let o = Command::new("psql")
+                .args(["-X", "-At", "-h", &self.ip, "-p", &port, "-U", "postgres", "-d", "postgres", "-c", "SELECT 1"])
+                .env("PGSSLMODE", "disable")
+                .output()
+                .ok()?;
+            (!o.status.success()).then_some(())
+        });
+    }
+
+    /// Runs SQL in `db` as `postgres` over the Unix socket; returns psql's unaligned output.
+    pub fn admin(&self, db: &str, sql: &str) -> String {
+        let (port, socket) = (self.port.to_string(), self.dir.path().display().to_string());
+        let mut c = Command::new("psql");
+        c.args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", &socket, "-p", &port, "-U", "postgres", "-d", db, "-c", sql]);
         must(c, &format!("psql {sql}"))
     }
 

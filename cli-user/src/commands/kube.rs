@@ -478,7 +478,13 @@ async fn kube_cert(session: &Session, cluster: &str, kube: &str) -> anyhow::Resu
         .root_api()?
         .post(
             path::REISSUE,
-            &ReissueRequest { keys: public, route_to_cluster: route, ttl_seconds: 0, kubernetes_cluster: Some(kube.into()) },
+            &ReissueRequest {
+                keys: public,
+                route_to_cluster: route,
+                ttl_seconds: 0,
+                kubernetes_cluster: Some(kube.into()),
+                route_to_database: None,
+            },
         )
         .await
         .map_err(|e| anyhow!("{}", e.message))?;

@@ -115,7 +115,16 @@ pub async fn exec(a: Args, g: &Global, out: &mut dyn Write, err: &mut dyn Write)
             let (ssh, tls, public) = new_keys()?;
             let r: CertsResponse = session
                 .root_api()?
-                .post(path::REISSUE, &ReissueRequest { keys: public, route_to_cluster: route, ttl_seconds, kubernetes_cluster: None })
+                .post(
+                    path::REISSUE,
+                    &ReissueRequest {
+                        keys: public,
+                        route_to_cluster: route,
+                        ttl_seconds,
+                        kubernetes_cluster: None,
+                        route_to_database: None,
+                    },
+                )
                 .await
                 .map_err(|e| if e.is(shared::Kind::NotFound) { anyhow!("{}", e.message) } else { anyhow!("{e}") })?;
             let creds = credentials(ssh, &tls, r)?;

@@ -4,6 +4,12 @@
 //! `tsh proxy app [--cluster=C] [-p PORT] <app>`: a local listener that adds the app's
 //! certificate, so any client reaches the app at `127.0.0.1:PORT` (the only way to a `tcp://`
 //! app). It logs in to the app first when tsh holds no live certificate for it.
+//!
+//! `tsh proxy db [--cluster=C] [-p PORT] [--tunnel] <db>`: a local listener for PostgreSQL
+//! clients that adds the database certificate (TLS to the proxy with ALPN `teleport-postgres`),
+//! so any client or driver connects to `127.0.0.1:PORT` without TLS settings of its own. The
+//! listener is on loopback only; anyone on this machine who can reach it connects as you, as
+//! with Teleport's `--tunnel`, which is what it always does.
 
 use anyhow::{anyhow, bail};
 use shared::subsystem::ProxyRequest;
@@ -41,6 +47,26 @@ enum Cmd {
         #[arg(short = 'p', long, default_value_t = 0)]
         port: u16,
     },
+    /// A local listener for a database that adds its certificate.
+    #[command(
+        after_help = "Examples:\n  tsh proxy db --tunnel -p 5433 pg   # then psql postgres://alice@127.0.0.1:5433/dev\n  tsh proxy db --cluster=leaf.example.com --db-user=alice --db-name=dev pg"
+    )]
+    Db {
+        /// The database (as 'tsh db ls' lists it).
+        db: String,
+        /// Local port (default: any free one, printed).
+        #[arg(short = 'p', long, default_value_t = 0)]
+        port: u16,
+        /// Add the certificate for clients (what this listener always does; for Teleport's syntax).
+        #[arg(long)]
+        tunnel: bool,
+        /// The database user, when logging in first.
+        #[arg(long = "db-user")]
+        db_user: Option<String>,
+        /// The database name, when logging in first.
+        #[arg(long = "db-name")]
+        db_name: Option<String>,
+    },
 }
 
 /// Splits `user@host:port`, removing a `.<cluster>` suffix from the host.
@@ -62,6 +88,7 @@ pub async fn exec(a: Args, g: &Global) -> anyhow::Result<u8> {
     let target = match a.cmd {
         Cmd::Ssh { target } => target,
         Cmd::App { app, port } => return proxy_app(g, &app, port).await,
+        Cmd::Db { db, port, tunnel: _, db_user, db_name } => return proxy_db(g, &db, port, db_user, db_name).await,
     };
     let mut session = Session::load(g)?;
     session.require_valid()?;
@@ -168,6 +195,94 @@ async fn proxy_app(g: &Global, app: &str, port: u16) -> anyhow::Result<u8> {
             }
         }
     }
+}
+
+/// Serves `tsh proxy db` until interrupted.
+async fn proxy_db(g: &Global, db: &str, port: u16, db_user: Option<String>, db_name: Option<String>) -> anyhow::Result<u8> {
+    let mut session = Session::load(g)?;
+    session.require_valid()?;
+    let cluster = session.target(g);
+    session.ensure_cluster(&cluster).await?;
+    let login = match super::db::live_login(&session, &cluster, db) {
+        Some(l) => l,
+        None => super::db::login_to(&session, &cluster, db, db_user.as_deref(), db_name.as_deref()).await?,
+    };
+    let identity = shared::client::ClientIdentity {
+        cert_pem: std::fs::read_to_string(&login.cert).map_err(|e| anyhow!("cannot read {}: {e}", login.cert))?,
+        key_pem: std::fs::read_to_string(&login.key).map_err(|e| anyhow!("cannot read {}: {e}", login.key))?,
+    };
+    let trust = session.creds.cluster_trust(&session.profile.cluster)?;
+    let mut cfg = shared::client::tls_client_config(&trust, Some(&identity))?;
+    cfg.alpn_protocols = vec![shared::pg::ALPN.as_bytes().to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+    let listener =
+        tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| anyhow!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+    let local = listener.local_addr()?;
+    {
+        use std::io::Write as _;
+        let user = if login.user.is_empty() { "<user>".to_string() } else { login.user.clone() };
+        let dbname = if login.database.is_empty() { "<database>".to_string() } else { login.database.clone() };
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "Started authenticated tunnel for the PostgreSQL database \"{db}\" in cluster \"{cluster}\" on {local}.");
+        let _ = writeln!(out, "To avoid port randomization, you can choose the listening port using the --port flag.\n");
+        let _ = writeln!(
+            out,
+            "Use the following command to connect to the database or to the address above using other database GUI/CLI clients:"
+        );
+        let _ = writeln!(out, "  $ psql postgres://{user}@localhost:{}/{dbname}", local.port());
+        let _ = out.flush();
+    }
+    // The web port always speaks PostgreSQL behind ALPN; `postgres_public_addr` is for psql.
+    let proxy = session.profile.web_proxy_addr.clone();
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(0),
+            accepted = listener.accept() => {
+                let (client, _) = match accepted {
+                    Ok(c) => c,
+                    Err(e) => { warn(format!("accept: {e}")); continue; }
+                };
+                let connector = connector.clone();
+                let proxy = proxy.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = pg_tunnel(client, connector, &proxy).await {
+                        warn(e.to_string());
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// One PostgreSQL client through the tunnel: its requests for encryption declined here (the
+/// hop to the proxy is TLS), its `StartupMessage` passed on as it came.
+async fn pg_tunnel(mut client: tokio::net::TcpStream, connector: tokio_rustls::TlsConnector, proxy: &str) -> anyhow::Result<()> {
+    use tokio::io::AsyncReadExt as _;
+    let _ = client.set_nodelay(true);
+    let mut raw = Vec::new();
+    for _ in 0..3 {
+        let mut len = [0u8; 4];
+        client.read_exact(&mut len).await?;
+        let n = u32::from_be_bytes(len) as usize;
+        if !(8..=shared::pg::MAX_STARTUP).contains(&n) {
+            bail!("a local client sent an invalid startup packet");
+        }
+        raw = len.to_vec();
+        raw.resize(n, 0);
+        client.read_exact(&mut raw[4..]).await?;
+        match shared::pg::read_startup(&raw)? {
+            Some((shared::pg::Startup::Ssl | shared::pg::Startup::GssEnc, _)) => client.write_all(b"N").await?,
+            Some((shared::pg::Startup::Message { .. }, _)) => break,
+            _ => return Ok(()),
+        }
+    }
+    let tcp = tokio::net::TcpStream::connect(proxy).await.map_err(|e| anyhow!("cannot reach the proxy {proxy}: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let name = rustls::pki_types::ServerName::try_from(shared::certs::CLUSTER_LOCAL_NAME).unwrap_or_else(|_| unreachable!());
+    let mut tls = connector.connect(name, tcp).await.map_err(|e| anyhow!("TLS to the proxy: {e}"))?;
+    tls.write_all(&raw).await?;
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut tls).await;
+    Ok(())
 }
 
 fn warn(msg: String) {

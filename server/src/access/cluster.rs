@@ -86,6 +86,19 @@ pub trait ServiceAccess: Send + Sync + 'static {
     fn leave_app<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async {})
     }
+    /// A client certificate for database user `user`, signed by the cluster's `db` CA, ending
+    /// by `not_after`.
+    fn db_client_cert<'a>(&'a self, _user: &'a str, _not_after: i64) -> BoxFuture<'a, Result<crate::auth::db::DbClientCert>> {
+        Box::pin(async { Err(Error::internal("this process cannot sign database client certificates")) })
+    }
+    /// Registers or renews a database this service serves.
+    fn heartbeat_db(&self, _d: shared::resource::Db) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Err(Error::internal("this process registers no databases")) })
+    }
+    /// The service stops serving database `name`.
+    fn leave_db<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
     /// The service stops serving `name` (its record would otherwise expire by itself).
     fn leave<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async {})
@@ -101,6 +114,50 @@ impl Forwarded {
             CertIdentity::User(u) => Some(u),
             CertIdentity::Host(_) => None,
         }
+    }
+}
+
+/// Events written off a connection's path (per request, per query), those already waiting
+/// together: one store transaction, one write to the events file, one API call from a process
+/// of its own. Bounded: a full queue holds the connection back rather than lose its event.
+#[derive(Clone)]
+pub struct EventQueue(tokio::sync::mpsc::Sender<AuditEvent>);
+
+/// Most events waiting to be written.
+const EVENT_QUEUE: usize = 4096;
+
+/// Most events written together.
+const EVENT_BATCH: usize = 256;
+
+impl EventQueue {
+    /// A queue writing to `access`'s log until every sender is gone.
+    pub fn start(access: Arc<dyn ServiceAccess>) -> EventQueue {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<AuditEvent>(EVENT_QUEUE);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < EVENT_BATCH {
+                    match rx.try_recv() {
+                        Ok(e) => batch.push(e),
+                        Err(_) => break,
+                    }
+                }
+                access.emit_many(batch).await;
+            }
+        });
+        EventQueue(tx)
+    }
+
+    /// Queues an event (with `event` and `code` set).
+    pub async fn send(&self, event: AuditEvent) {
+        let _ = self.0.send(event).await;
+    }
+
+    /// Queues `event` as `code` (name, code).
+    pub async fn send_coded(&self, code: (&str, &str), mut event: AuditEvent) {
+        event.insert("event".into(), serde_json::json!(code.0));
+        event.insert("code".into(), serde_json::json!(code.1));
+        self.send(event).await;
     }
 }
 
@@ -230,6 +287,18 @@ impl ServiceAccess for LocalKube {
         Box::pin(async move {
             let _ = self.auth.delete_kube_cluster(name).await;
         })
+    }
+
+    fn db_client_cert<'a>(&'a self, user: &'a str, not_after: i64) -> BoxFuture<'a, Result<crate::auth::db::DbClientCert>> {
+        Box::pin(self.auth.sign_db_client(user, not_after))
+    }
+
+    fn heartbeat_db(&self, d: shared::resource::Db) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.auth.upsert_db_server(d, &self.host_id).await })
+    }
+
+    fn leave_db<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(self.auth.leave_db(name, &self.host_id))
     }
 }
 

@@ -45,7 +45,7 @@ pub async fn reissue(
         .map(|c| Duration::from_secs(u64::try_from(c.not_after - s.auth.clock.now().unix_timestamp()).unwrap_or(0)))
         .unwrap_or(DEFAULT_USER_TTL);
     let ttl = if req.ttl_seconds == 0 { remaining } else { Duration::from_secs(req.ttl_seconds).min(remaining) };
-    Ok(axum::Json(s.auth.user_certs_for(&user, &req.keys, ttl, req.route_to_cluster, req.kubernetes_cluster).await?))
+    Ok(axum::Json(s.auth.user_certs_for(&user, &req.keys, ttl, req.route_to_cluster, req.kubernetes_cluster, req.route_to_database).await?))
 }
 
 /// `GET /v1/whoami`.

@@ -42,6 +42,8 @@ pub struct PingInfo {
     pub tunnel_listen_addr: String,
     /// True when SSH and the tunnel share the web port.
     pub tls_routing: bool,
+    /// `proxy_service.postgres_public_addr`, if a PostgreSQL port of its own is configured.
+    pub postgres_public_addr: Option<String>,
 }
 
 /// Shared state of all handlers.
@@ -215,6 +217,10 @@ impl FromRequestParts<Arc<ApiState>> for Authed {
             Ok(ctx) if matches!(&ctx.caller, shared::identity::Caller::LocalUser(u) | shared::identity::Caller::RemoteUser { identity: u, .. } if u.route_to_app.is_some()) => {
                 Err(Error::access_denied("an application certificate reaches its application only; use your login certificate (tsh login)")
                     .into())
+            }
+            // A database's certificate likewise (Teleport's `usage:db`).
+            Ok(ctx) if matches!(&ctx.caller, shared::identity::Caller::LocalUser(u) | shared::identity::Caller::RemoteUser { identity: u, .. } if u.route_to_database.is_some()) => {
+                Err(Error::access_denied("a database certificate reaches its database only; use your login certificate (tsh login)").into())
             }
             Ok(ctx) => Ok(Authed(ctx)),
             Err(e) => {

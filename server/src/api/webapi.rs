@@ -92,6 +92,7 @@ fn ping_response(s: &ApiState, auth: PingAuth) -> PingResponse {
                 ssh_tunnel_public_addr: p.tunnel_public_addr.clone(),
             },
             kube: PingKube { enabled: false },
+            db: shared::api::PingDb { postgres_public_addr: p.postgres_public_addr.clone().unwrap_or_default() },
             tls_routing_enabled: p.tls_routing,
         },
         server_version: shared::version::VERSION.into(),

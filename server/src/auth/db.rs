@@ -57,6 +57,55 @@ impl AuthServer {
     }
 }
 
+/// A certificate the database service presents to a database as one of its users.
+pub struct DbClientCert {
+    /// The certificate (PEM), common name the database user.
+    pub cert_pem: String,
+    /// Its key (PEM).
+    pub key_pem: String,
+    /// The `db` CA's certificates (PEM): what the database's own certificate chains to by default.
+    pub cas: Vec<String>,
+    /// When it ends (Unix seconds).
+    pub not_after: i64,
+}
+
+impl AuthServer {
+    /// A client certificate for database user `user` (PostgreSQL's `cert` authentication takes
+    /// the common name as the role), signed by this cluster's `db` CA, ending at `not_after` at
+    /// the latest (the user's own certificate's end) and within an hour.
+    pub async fn sign_db_client(&self, user: &str, not_after: i64) -> Result<DbClientCert> {
+        if user.is_empty() || user.len() > 63 || user.chars().any(|c| c.is_control()) {
+            return Err(Error::bad_parameter(format!("{user:?} is not a database user name")));
+        }
+        let db_ca = self.own_ca(CaType::Db).await?;
+        let signer = ca::signer(&db_ca)?;
+        let now = self.clock.now();
+        let end = time::OffsetDateTime::from_unix_timestamp(not_after)
+            .map_err(|_| Error::bad_parameter("invalid certificate end"))?
+            .min(now + Duration::from_secs(3600));
+        if end <= now {
+            return Err(Error::access_denied("the certificate has expired; run 'tsh db login' again"));
+        }
+        let key = certs::new_tls_key()?;
+        let cert_pem = certs::sign_tls_cert(
+            &signer.tls_cert,
+            &signer.tls_key,
+            &certs::spki_pem(&key),
+            &TlsCertParams {
+                common_name: user.to_string(),
+                organization: self.cluster_name().to_string(),
+                sans: vec![],
+                identity_json: None,
+                client: true,
+                server: false,
+                not_before: now - CLOCK_SKEW,
+                not_after: end,
+            },
+        )?;
+        Ok(DbClientCert { cert_pem, key_pem: key.serialize_pem(), cas: db_ca.tls_certs_pem(), not_after: end.unix_timestamp() })
+    }
+}
+
 impl AuthServer {
     /// Stores a heartbeat of a database this cluster's `db_service` in process `host_id` serves.
     pub async fn upsert_db_server(&self, mut db: shared::resource::Db, host_id: &str) -> Result<()> {

@@ -253,7 +253,7 @@ impl AuthServer {
 
     /// Issues user certificates for `user` (after the caller was authenticated).
     pub async fn user_certs(&self, user: &User, keys: &PublicKeys, ttl: Duration, route: Option<String>) -> Result<CertsResponse> {
-        self.user_certs_for(user, keys, ttl, route, None).await
+        self.user_certs_for(user, keys, ttl, route, None, None).await
     }
 
     /// [`AuthServer::user_certs`] for one Kubernetes cluster of the target cluster as well
@@ -266,6 +266,7 @@ impl AuthServer {
         ttl: Duration,
         route: Option<String>,
         kube: Option<String>,
+        db: Option<shared::identity::RouteToDatabase>,
     ) -> Result<CertsResponse> {
         // No certificate under a lock: one issued now would work the moment the lock lifts,
         // whatever the lock meant to stop until then.
@@ -277,6 +278,15 @@ impl AuthServer {
             shared::names::check_name("kubernetes cluster name", k)?;
             if route.is_none() {
                 self.kube_cluster_for(&checker, k).await?;
+            }
+        }
+        if let Some(d) = &db {
+            shared::names::check_name("database name", &d.service_name)?;
+            if d.protocol != "postgres" {
+                return Err(Error::bad_parameter(format!("database protocol {:?} is not supported; use postgres", d.protocol)));
+            }
+            if kube.is_some() {
+                return Err(Error::bad_parameter("a certificate is for one Kubernetes cluster or one database, not both"));
             }
         }
         if let Some(r) = &route {
@@ -297,6 +307,7 @@ impl AuthServer {
             logins: logins.clone(),
             kubernetes_cluster: kube,
             route_to_app: None,
+            route_to_database: db,
             kubernetes_users: checker.kubernetes_users(None),
             kubernetes_groups: checker.kubernetes_groups(None),
             route_to_cluster: route,

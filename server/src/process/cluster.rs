@@ -124,6 +124,7 @@ async fn serve(
         tunnel_public_addr: cfg.tunnel_public_addr.clone(),
         tunnel_listen_addr: cfg.tunnel_listen_addr.clone().unwrap_or_else(|| cfg.web_listen_addr.clone()),
         tls_routing: cfg.tunnel_listen_addr.is_none(),
+        postgres_public_addr: cfg.postgres_public_addr.clone(),
     };
     let state = Arc::new(ApiState::new(auth.clone(), ping));
     let state_agents = state.agents.clone();
@@ -143,8 +144,15 @@ async fn serve(
     // (the API and the web UI, a peer that reaches the proxy inside the process).
     let api_app = counted(api::router(state.clone()));
     let shutdown = tasks.signal(Stage::Listeners);
-    let api_server =
-        Arc::new(ApiServer { tls: tls.clone(), app: api_app, shutdown: shutdown.clone(), kube: None, kube_only: false, apps: None });
+    let api_server = Arc::new(ApiServer {
+        tls: tls.clone(),
+        app: api_app,
+        shutdown: shutdown.clone(),
+        kube: None,
+        kube_only: false,
+        apps: None,
+        db: None,
+    });
 
     // SSH proxy, routing, tunnels.
     let tunnels = TunnelRegistry::new();
@@ -226,22 +234,43 @@ async fn serve(
         tasks.spawn(Stage::Writers, |s| engine.clone().run_heartbeat(s));
         Some(engine)
     };
-    if !cfg.databases.is_empty() {
-        let dbs = Arc::new(crate::access::db::DbService {
-            auth: auth.clone(),
-            dbs: cfg.databases.clone(),
-            host_id: host_id.clone(),
-            hostname: cfg.nodename.clone(),
-            heartbeat: cfg.node_heartbeat,
-        });
+    // Databases: this process's service (if configured) and the proxy side for every client.
+    let db_engine = if cfg.databases.is_empty() {
+        None
+    } else {
+        let recorder: Arc<dyn crate::node::NodeAccessPoint> =
+            Arc::new(LocalAccess { auth: auth.clone(), host_id: host_id.clone(), nodename: cfg.nodename.clone() });
+        let access = crate::access::cluster::LocalKube { auth: auth.clone(), recorder, host_id: host_id.clone() };
+        let engine = crate::access::db::engine::DbEngine::new(
+            Arc::new(access),
+            &cfg.databases,
+            &host_id,
+            &cfg.nodename,
+            proxy_ssh.live.clone(),
+            cfg.node_heartbeat,
+        );
         tracing::info!(databases = ?cfg.databases.iter().map(|d| d.metadata.name.clone()).collect::<Vec<_>>(), "database service started");
-        tasks.spawn(Stage::Writers, |s| dbs.run_heartbeat(s));
-    }
+        tasks.spawn(Stage::Writers, |s| engine.clone().run_heartbeat(s));
+        Some(engine)
+    };
     let app_front = crate::access::app::front::AppFront::new(auth.clone(), peering.clone(), app_engine.clone(), &cfg.public_addr);
     let kube_front =
         Arc::new(crate::access::kube::front::KubeFront { auth: auth.clone(), dialer: peering.clone(), engine: kube_engine.clone() });
-    let public_server =
-        Arc::new(ApiServer { tls, app: public_app, shutdown, kube: Some(kube_front.clone()), kube_only: false, apps: Some(app_front) });
+    let db_front = Arc::new(crate::access::db::front::DbFront {
+        auth: auth.clone(),
+        dialer: peering.clone(),
+        engine: db_engine.clone(),
+        tls: tls.clone(),
+    });
+    let public_server = Arc::new(ApiServer {
+        tls,
+        app: public_app,
+        shutdown,
+        kube: Some(kube_front.clone()),
+        kube_only: false,
+        apps: Some(app_front),
+        db: Some(db_front.clone()),
+    });
     if let Some(addr) = &cfg.kube_listen_addr {
         let kube_server = Arc::new(ApiServer {
             tls: public_server.tls.clone(),
@@ -250,11 +279,18 @@ async fn serve(
             kube: Some(kube_front.clone()),
             kube_only: true,
             apps: None,
+            db: None,
         });
         let l = bind(addr, "proxy_service.kube_listen_addr").await?;
         let kube_listener = Arc::new(WebListener { api: kube_server, ssh: proxy_ssh.clone(), limiter: limiter.clone() });
         tasks.spawn(Stage::Listeners, |s| kube_listener.clone().run(l, s));
         tracing::info!(listen = %addr, "Kubernetes clients also here");
+    }
+    if let Some(addr) = &cfg.postgres_listen_addr {
+        let l = bind(addr, "proxy_service.postgres_listen_addr").await?;
+        let pg = crate::listener::PgListener { front: db_front.clone(), limiter: limiter.clone() };
+        tasks.spawn(Stage::Listeners, |s| Arc::new(pg).run(l, s));
+        tracing::info!(listen = %addr, "PostgreSQL clients also here");
     }
     let web_listener = Arc::new(WebListener { api: public_server.clone(), ssh: proxy_ssh.clone(), limiter: limiter.clone() });
     let listener = bind(&cfg.web_listen_addr, "proxy_service.web_listen_addr").await?;
@@ -278,6 +314,7 @@ async fn serve(
             limiter: limiter.clone(),
             kube: kube_engine.clone(),
             app: app_engine.clone(),
+            db: db_engine.clone(),
         }),
         max_backoff: Duration::from_secs(10),
         agents: state_agents,

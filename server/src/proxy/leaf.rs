@@ -43,6 +43,8 @@ pub struct LeafShared {
     pub kube: Option<Arc<crate::access::kube::engine::KubeEngine>>,
     /// This cluster's app service, if this process runs one.
     pub app: Option<Arc<crate::access::app::engine::AppEngine>>,
+    /// This cluster's database service, if this process runs one.
+    pub db: Option<Arc<crate::access::db::engine::DbEngine>>,
 }
 
 /// The service behind the tunnel to one root.
@@ -72,7 +74,7 @@ impl TunnelService for LeafService {
                     }
                 }
                 Target::Locks => receive_locks(&shared, &root, stream).await,
-                Target::Kube | Target::App => serve_with_cert(&shared, &root, req.target, req.origin, stream).await,
+                Target::Kube | Target::App | Target::Db => serve_with_cert(&shared, &root, req.target, req.origin, stream).await,
                 Target::Node { host, port } => serve_node(&shared, &root, &host, port, req.origin, stream).await,
                 Target::Ssh => {
                     tracing::warn!(root = %root, "refused a tunnel request for a node's own SSH at a leaf proxy");
@@ -96,7 +98,7 @@ async fn admit(shared: &LeafShared, caller: &str, stream: &mut russh::ChannelStr
     }
 }
 
-/// Hands a root's Kubernetes client or app session to this cluster's service for it, with the
+/// Hands a root's Kubernetes client, app session or database client to this cluster's service for it, with the
 /// user's certificate the root's proxy received: the service verifies it against the root's
 /// user CA and decides with the mapped roles.
 async fn serve_with_cert(
@@ -119,11 +121,16 @@ async fn serve_with_cert(
     }
     let fwd = crate::access::cluster::Forwarded { cert, addr: o.addr, via_root: Some(root.to_string()) };
     let router = &shared.router;
-    if target == Target::App {
-        crate::access::app::front::serve_in_cluster(&router.auth, router.dialer.as_ref(), shared.app.as_ref(), Box::new(stream), fwd).await;
-    } else {
-        crate::access::kube::front::serve_in_cluster(&router.auth, router.dialer.as_ref(), shared.kube.as_ref(), Box::new(stream), fwd)
-            .await;
+    match target {
+        Target::App => {
+            crate::access::app::front::serve_in_cluster(&router.auth, router.dialer.as_ref(), shared.app.as_ref(), Box::new(stream), fwd)
+                .await
+        }
+        Target::Db => crate::access::db::front::serve_in_cluster(shared.db.as_ref(), Box::new(stream), fwd, None).await,
+        _ => {
+            crate::access::kube::front::serve_in_cluster(&router.auth, router.dialer.as_ref(), shared.kube.as_ref(), Box::new(stream), fwd)
+                .await
+        }
     }
     drop(permit);
 }

@@ -94,6 +94,9 @@ pub enum Target {
     /// The far cluster's app service: HTTP (or a TCP app's bytes) for the app the user's app
     /// certificate (in the [`Origin`]) routes to.
     App,
+    /// The far cluster's database service: PostgreSQL for the database the user's database
+    /// certificate (in the [`Origin`]) routes to, starting with the client's `StartupMessage`.
+    Db,
     /// A registered node of the far cluster: host name, UUID or address, and port (`None`: any).
     Node {
         /// Host name, UUID or address.
@@ -112,6 +115,7 @@ impl Target {
             Target::Locks => "locks".into(),
             Target::Kube => "kube".into(),
             Target::App => "app".into(),
+            Target::Db => "db".into(),
             Target::Node { host, port } => {
                 let host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
                 format!("node:{host}:{}", port.unwrap_or(0))
@@ -128,6 +132,7 @@ impl Target {
             "locks" => return Ok(Target::Locks),
             "kube" => return Ok(Target::Kube),
             "app" => return Ok(Target::App),
+            "db" => return Ok(Target::Db),
             _ => {}
         }
         let addr = s.strip_prefix("node:").ok_or_else(bad)?;

@@ -54,28 +54,7 @@ pub struct AppEngine {
     pub tunnel: bool,
     /// Per-request events, written off the request's path (bounded: a full queue holds the
     /// request back rather than lose its event).
-    requests: tokio::sync::mpsc::Sender<serde_json::Map<String, serde_json::Value>>,
-}
-
-/// Most request events waiting to be written.
-const AUDIT_QUEUE: usize = 4096;
-
-/// Most request events written together.
-const AUDIT_BATCH: usize = 256;
-
-/// Writes request events as they come, those already waiting together (one store transaction,
-/// one write to the events file, one API call from a process of its own).
-async fn write_requests(access: Arc<dyn ServiceAccess>, mut rx: tokio::sync::mpsc::Receiver<serde_json::Map<String, serde_json::Value>>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < AUDIT_BATCH {
-            match rx.try_recv() {
-                Ok(e) => batch.push(e),
-                Err(_) => break,
-            }
-        }
-        access.emit_many(batch).await;
-    }
+    requests: crate::access::cluster::EventQueue,
 }
 
 /// A plain page (refusals, errors): a status and one sentence, nothing about the inside.
@@ -170,8 +149,7 @@ impl AppEngine {
     ) -> Result<Arc<AppEngine>> {
         let verify = shared::client::tls_client_config(&shared::client::ServerTrust::System, None)?;
         let insecure = shared::client::tls_client_config(&shared::client::ServerTrust::Insecure, None)?;
-        let (requests, rx) = tokio::sync::mpsc::channel(AUDIT_QUEUE);
-        tokio::spawn(write_requests(access.clone(), rx));
+        let requests = crate::access::cluster::EventQueue::start(access.clone());
         Ok(Arc::new(AppEngine {
             access,
             apps: super::with_public_addrs(&apps, proxy_public),
@@ -479,7 +457,7 @@ impl Conn {
         event.insert("status_code".into(), json!(resp.status().as_u16()));
         event.insert("event".into(), json!(codes::APP_SESSION_REQUEST.0));
         event.insert("code".into(), json!(codes::APP_SESSION_REQUEST.1));
-        let _ = self.engine.requests.send(event).await;
+        self.engine.requests.send(event).await;
         resp
     }
 

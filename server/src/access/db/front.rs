@@ -1,0 +1,183 @@
+//! Databases at a proxy: PostgreSQL clients on the web port (told apart by their first byte, 0,
+//! or by ALPN `teleport-postgres` inside TLS) and on `proxy_service.postgres_listen_addr`.
+//!
+//! ```text
+//! psql ─ SSLRequest ─▶ 'S', TLS (host-CA certificate, the user's database certificate)
+//!      ─ GSSENCRequest ─▶ 'N'          plaintext StartupMessage ─▶ FATAL: expected TLS
+//! tsh proxy db ─ TLS, ALPN teleport-postgres, the certificate ─▶ StartupMessage
+//!   └▶ this cluster's database service, or a leaf's through its tunnel (Target::Db, with the
+//!      certificate and the StartupMessage as the client sent it)
+//! ```
+//!
+//! The proxy decides who the user is and whether they may see the cluster; the cluster that
+//! serves the database decides the rest (`engine.rs`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use shared::client::BoxStream;
+use shared::error::{Code, Error, Result};
+use shared::identity::Caller;
+use shared::pg::Startup;
+use tokio::io::AsyncWriteExt;
+
+use super::engine::{DbEngine, read_startup, refuse};
+use crate::access::cluster::Forwarded;
+use crate::auth::AuthServer;
+use crate::authz::Authorizer;
+use crate::proxy::dial::Dialer;
+use crate::tls::TlsState;
+use crate::tunnel::{Origin, Target};
+
+/// Most startup packets (`SSLRequest`, `GSSENCRequest`) before the `StartupMessage`.
+const MAX_NEGOTIATIONS: usize = 3;
+
+/// The proxy side of database access.
+pub struct DbFront {
+    /// The auth service.
+    pub auth: Arc<AuthServer>,
+    /// Tunnels held here, else by a peer proxy.
+    pub dialer: Arc<dyn Dialer>,
+    /// This process's database service, if it runs one.
+    pub engine: Option<Arc<DbEngine>>,
+    /// The web port's TLS (PostgreSQL clients get the host-CA certificate).
+    pub tls: Arc<TlsState>,
+}
+
+/// Hands a connection for one of this cluster's databases to its service (this process's),
+/// reading the `StartupMessage` first when the caller has not.
+pub async fn serve_in_cluster(engine: Option<&Arc<DbEngine>>, mut stream: BoxStream, fwd: Forwarded, startup: Option<Startup>) {
+    let Some(engine) = engine else {
+        refuse(&mut stream, "08006", "this cluster's proxy runs no database service").await;
+        return;
+    };
+    match startup {
+        Some(s) => engine.clone().serve_startup(stream, s, fwd).await,
+        None => engine.clone().serve(stream, fwd).await,
+    }
+}
+
+impl DbFront {
+    /// Serves a PostgreSQL client: `der` is the certificate of a TLS connection this proxy already
+    /// ended (ALPN-routed), `None` for a plain TCP connection (which must ask for TLS; `mark`
+    /// then learns whether its handshake brought a certificate).
+    pub async fn serve(
+        self: Arc<Self>,
+        stream: BoxStream,
+        der: Option<Vec<u8>>,
+        tls: bool,
+        peer: Option<SocketAddr>,
+        mark: Option<crate::limits::AuthMark>,
+    ) {
+        let (mut stream, mut der, mut tls) = (stream, der, tls);
+        for _ in 0..MAX_NEGOTIATIONS {
+            let (startup, raw) = match read_startup(&mut stream).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(?peer, error = %e, "not a PostgreSQL client");
+                    refuse(&mut stream, "08P01", &e.message).await;
+                    return;
+                }
+            };
+            match startup {
+                Startup::Ssl if !tls => {
+                    if stream.write_all(b"S").await.is_err() {
+                        return;
+                    }
+                    let acceptor = tokio_rustls::TlsAcceptor::from(self.tls.pg_config());
+                    match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
+                        Ok(Ok(t)) => {
+                            der = t.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+                            if let Some(m) = &mark {
+                                if der.is_some() {
+                                    m.authenticated();
+                                } else if m.anonymous().is_err() {
+                                    return;
+                                }
+                            }
+                            stream = Box::new(t);
+                            tls = true;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::info!(?peer, error = %e, "a PostgreSQL client's TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    }
+                }
+                // Already encrypted (ALPN), or GSSAPI: no.
+                Startup::Ssl | Startup::GssEnc => {
+                    if stream.write_all(b"N").await.is_err() {
+                        return;
+                    }
+                }
+                Startup::Cancel { .. } => return,
+                Startup::Message { .. } if !tls => {
+                    let msg = "expected a TLS connection: connect with sslmode=verify-full and the certificate of 'tsh db login' (tsh db connect does)";
+                    refuse(&mut stream, "28000", msg).await;
+                    return;
+                }
+                Startup::Message { .. } => {
+                    self.route(stream, der, startup, raw, peer).await;
+                    return;
+                }
+            }
+        }
+        refuse(&mut stream, "08P01", "too many startup packets").await;
+    }
+
+    /// The user's database certificate says where: here, or a leaf they may see.
+    async fn route(&self, mut stream: BoxStream, der: Option<Vec<u8>>, startup: Startup, raw: Vec<u8>, peer: Option<SocketAddr>) {
+        let addr = peer.map(|p| p.to_string()).unwrap_or_default();
+        let Some(der) = der else {
+            let msg = "connection requires a client certificate: run 'tsh db login <database>', then 'tsh db connect' or 'tsh proxy db'";
+            refuse(&mut stream, "28000", msg).await;
+            return;
+        };
+        match self.dial(&der, &addr).await {
+            Ok(None) => {
+                let fwd = Forwarded { cert: der, addr, via_root: None };
+                serve_in_cluster(self.engine.as_ref(), stream, fwd, Some(startup)).await;
+            }
+            Ok(Some(mut leaf)) => {
+                if leaf.write_all(&raw).await.is_err() {
+                    refuse(&mut stream, "08006", "the database's cluster closed the connection").await;
+                    return;
+                }
+                crate::tunnel::splice(stream, leaf).await;
+            }
+            Err(e) => {
+                tracing::info!(addr = %addr, error = %e, "refused a database connection");
+                let code = if e.has(Code::TunnelOffline) { "08006" } else { "28000" };
+                refuse(&mut stream, code, &e.message).await;
+            }
+        }
+    }
+
+    /// `None`: this cluster serves the database; else a stream to the leaf that does.
+    async fn dial(&self, der: &[u8], addr: &str) -> Result<Option<BoxStream>> {
+        let peer = shared::certs::parse_peer_cert(der)?;
+        let ctx = Authorizer::new(self.auth.clone()).context(&peer).await?;
+        let identity = match ctx.caller {
+            Caller::LocalUser(u) => u,
+            _ => return Err(Error::access_denied("database certificates are issued by the user's own cluster; connect through its proxy")),
+        };
+        if identity.route_to_database.is_none() {
+            return Err(Error::access_denied("this certificate is for no database; run 'tsh db login <database>'"));
+        }
+        let local = self.auth.cluster_name().to_string();
+        let cluster = identity.route_to_cluster.clone().filter(|c| !c.is_empty() && *c != local);
+        let Some(cluster) = cluster else { return Ok(None) };
+        let origin = Origin {
+            user: identity.username.clone(),
+            cluster: local,
+            roles: identity.roles.clone(),
+            addr: addr.to_string(),
+            issued_at: None,
+            cert: Some(base64::engine::general_purpose::STANDARD.encode(der)),
+        };
+        let stream = crate::access::dial_leaf(&self.auth, self.dialer.as_ref(), Some(&ctx.checker), &cluster, Target::Db, origin).await?;
+        Ok(Some(stream))
+    }
+}
