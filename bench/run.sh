@@ -17,6 +17,8 @@
 #   BENCH_KUBE=0 ./bench/run.sh            without the Kubernetes rows
 #   BENCH_ONLY=apps ./bench/run.sh         only the application rows (printed, not written)
 #   BENCH_APPS=0 ./bench/run.sh            without the application rows
+#   BENCH_ONLY=db ./bench/run.sh           only the database rows (printed, not written)
+#   BENCH_DB=0 ./bench/run.sh              without the database rows
 #   BENCH_BIN=/tmp/build-a ./bench/run.sh  binaries (teleport, tsh, tctl, tp-leafsim) from that
 #                                          directory, not built: two builds side by side
 #
@@ -211,7 +213,7 @@ set_password() { # dir ip invite-output
 # (tests/src/bin/kube-standin.rs; no real API server installs on these machines).
 KUBE=""
 LEAF_KUBE=""
-if [ "${BENCH_KUBE:-1}" != 0 ] && [ "${BENCH_ONLY:-}" != copy ] && command -v kubectl >/dev/null && [ -x "$BIN/kube-standin" ]; then
+if [ "${BENCH_KUBE:-1}" != 0 ] && [ "${BENCH_ONLY:-}" != copy ] && [ "${BENCH_ONLY:-}" != db ] && command -v kubectl >/dev/null && [ -x "$BIN/kube-standin" ]; then
     "$BIN/kube-standin" --listen 127.0.0.52:6443 --dir "$W/kube" --name bench-kube >"$W/kube.log" 2>&1 &
     PIDS+=($!)
     wait_until 10 test -f "$W/kube/admin.kubeconfig"
@@ -224,7 +226,7 @@ fi
 # The application the leaf's app_service serves: Apache with a static page (no auth module: the
 # rows measure the path, not the app).
 APPS=""
-if [ "${BENCH_APPS:-1}" != 0 ] && [ "${BENCH_ONLY:-}" != copy ] && [ "${BENCH_ONLY:-}" != kube ] && command -v wrk >/dev/null && [ -x /usr/sbin/apache2 ]; then
+if [ "${BENCH_APPS:-1}" != 0 ] && [ "${BENCH_ONLY:-}" != copy ] && [ "${BENCH_ONLY:-}" != kube ] && [ "${BENCH_ONLY:-}" != db ] && command -v wrk >/dev/null && [ -x /usr/sbin/apache2 ]; then
     mkdir -p "$W/www/htdocs"
     head -c 1024 /dev/zero | tr '\0' 'x' >"$W/www/htdocs/index.html"
     m=/usr/lib/apache2/modules
@@ -264,13 +266,32 @@ CONF
   - name: web
     uri: http://127.0.0.53:8080"
 fi
+# The PostgreSQL the leaf's db_service serves (Debian's; its certificate from the leaf's db CA
+# once the leaf runs). pg_hba trusts TLS connections from loopback: the direct row's client has
+# no certificate to present, and the rows measure the path, not PostgreSQL's authentication.
+DB=""
+PGBIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+if [ "${BENCH_DB:-1}" != 0 ] && { [ -z "${BENCH_ONLY:-}" ] || [ "${BENCH_ONLY:-}" = db ]; } && [ -x "$PGBIN/initdb" ] && command -v pgbench >/dev/null; then
+    chmod a+x "$W"
+    mkdir -p "$W/pg" && chown postgres "$W/pg"
+    setpriv --reuid=postgres --regid=postgres --init-groups "$PGBIN/initdb" -D "$W/pg/data" -A trust -U postgres --no-sync >"$W/pg/initdb.log" 2>&1
+    printf 'local all all trust\nhostssl all all 127.0.0.0/8 trust\n' >"$W/pg/data/pg_hba.conf"
+    DB=1
+    LEAF_KUBE="${LEAF_KUBE:+$LEAF_KUBE
+}db_service:
+  enabled: yes
+  databases:
+  - name: bench-pg
+    protocol: postgres
+    uri: 127.0.0.54:5432"
+fi
 log "starting the root and leaf clusters"
 R="$W/root"; L="$W/leaf"
 start_cluster "$R" bench-root 127.0.0.30 1s
 CLUSTER_EXTRA="$LEAF_KUBE" start_cluster "$L" bench-leaf 127.0.0.31 1s SSL_CERT_FILE="$R/data/web/webca.pem"
 RT=(tctl -c "$R/teleport.yaml"); LT=(tctl -c "$L/teleport.yaml")
 set_password "$R" 127.0.0.30 "$("${RT[@]}" users add bench --roles=access --logins=root)"
-printf 'kind: role\nversion: v5\nmetadata: {name: bench}\nspec:\n  allow:\n    logins: [root]\n    node_labels: {"*": "*"}\n    kubernetes_labels: {"*": "*"}\n    kubernetes_groups: [system:masters]\n    app_labels: {"*": "*"}\n' >"$W/bench-role.yaml"
+printf 'kind: role\nversion: v5\nmetadata: {name: bench}\nspec:\n  allow:\n    logins: [root]\n    node_labels: {"*": "*"}\n    kubernetes_labels: {"*": "*"}\n    kubernetes_groups: [system:masters]\n    app_labels: {"*": "*"}\n    db_labels: {"*": "*"}\n    db_users: [bench]\n    db_names: ["*"]\n' >"$W/bench-role.yaml"
 "${LT[@]}" create "$W/bench-role.yaml" >/dev/null
 TOKEN="$("${RT[@]}" tokens add --type=trusted_cluster --ttl=30m --format=text)"
 printf 'kind: trusted_cluster\nversion: v2\nmetadata: {name: bench-root}\nspec:\n  enabled: true\n  token: %s\n  web_proxy_addr: 127.0.0.30:3080\n  tunnel_addr: 127.0.0.30:3080\n  role_map: [{remote: access, local: [bench]}]\n' "$TOKEN" >"$W/tc.yaml"
@@ -441,6 +462,47 @@ if [ -n "$APPS" ]; then
 fi
 if [ "${BENCH_ONLY:-}" = apps ]; then
     printf '%s\n' "$APP_TABLE"
+    exit 0
+fi
+
+# ----------------------------------------------------------------- databases
+# pgbench against PostgreSQL with TLS directly, and through tsh proxy db (a local listener adding
+# the database certificate) → the root proxy → the leaf's tunnel → the leaf's db_service, which
+# connects with TLS and its own client certificate and audits every query. Select-only at 8
+# clients for ${DB_SECS}s per path; the time to connect from pgbench -C (a connection per
+# transaction, $DB_CONNECTS transactions).
+DB_SECS="${BENCH_DB_SECS:-30}"
+DB_CONNECTS="${BENCH_DB_CONNECTS:-200}"
+DB_TABLE="(not measured: no PostgreSQL or pgbench)"
+if [ -n "$DB" ]; then
+    log "databases: pgbench -S, 8 clients, ${DB_SECS}s per path; pgbench -C x $DB_CONNECTS"
+    "${LT[@]}" auth sign --format=db --host=127.0.0.54 --out="$W/pg/server" >/dev/null
+    chown postgres "$W/pg/server".*
+    setpriv --reuid=postgres --regid=postgres --init-groups "$PGBIN/postgres" -D "$W/pg/data" -c listen_addresses=127.0.0.54 -p 5432 \
+        -k "$W/pg" -c ssl=on -c ssl_cert_file="$W/pg/server.crt" -c ssl_key_file="$W/pg/server.key" -c ssl_ca_file="$W/pg/server.cas" \
+        -c max_connections=100 -c fsync=off >"$W/pg/server.log" 2>&1 &
+    PIDS+=($!)
+    wait_until 30 psql -X -h "$W/pg" -U postgres -d postgres -c 'select 1'
+    psql -X -q -h "$W/pg" -U postgres -d postgres -c 'CREATE ROLE bench LOGIN' -c 'CREATE DATABASE bench OWNER bench'
+    pgbench -i -q -s 10 -h "$W/pg" -U bench bench >"$W/pg/init.log" 2>&1
+    tsh db login --cluster=bench-leaf --db-user=bench --db-name=bench bench-pg >/dev/null
+    tsh proxy db --cluster=bench-leaf --tunnel -p 15432 bench-pg >"$W/proxy-db.log" 2>&1 &
+    PIDS+=($!)
+    wait_until 10 psql -X "postgres://bench@127.0.0.1:15432/bench" -c 'select 1'
+    tps() { pgbench -S -n -c 8 -j 2 -T "$DB_SECS" "$1" 2>&1 | awk '/^tps = / { printf "%.0f", $3 }'; }
+    conn_ms() { pgbench -S -n -C -c 1 -t "$DB_CONNECTS" "$1" 2>&1 | awk '/average connection time/ { printf "%.2f", $5 }'; }
+    DIRECT_URL="postgres://bench@127.0.0.54:5432/bench?sslmode=require"
+    VIA_URL="postgres://bench@127.0.0.1:15432/bench?sslmode=disable"
+    DB_D=$(tps "$DIRECT_URL"); DB_T=$(tps "$VIA_URL")
+    DC_D=$(conn_ms "$DIRECT_URL"); DC_T=$(conn_ms "$VIA_URL")
+    log "  pgbench -S: direct $DB_D tps, through $DB_T tps; connect: direct $DC_D ms, through $DC_T ms"
+    DB_TABLE="| what | direct (TLS) | through the root and the leaf | × direct | target |
+|---|---|---|---|---|
+| pgbench -S, 8 clients (transactions/s) | $DB_D | $DB_T | $(ratio "$DB_T" "$DB_D") | ≥ 0.6× |
+| time to connect, pgbench -C (ms) | $DC_D | $DC_T | +$(awk -v a="$DC_T" -v b="$DC_D" 'BEGIN { printf "%.2f", a - b }') ms | ≤ direct + 20 ms |"
+fi
+if [ "${BENCH_ONLY:-}" = db ]; then
+    printf '%s\n' "$DB_TABLE"
     exit 0
 fi
 
@@ -721,6 +783,8 @@ echo
 echo "$KUBE_TABLE"
 echo "$APP_TABLE"
 echo
+echo "$DB_TABLE"
+echo
 echo "$LEVER_TABLE"
 echo "$SCALE_TABLE"
 echo "offline detected after ${OFFLINE}s (keep_alive_interval 1s × keep_alive_count_max 3)"
@@ -796,6 +860,18 @@ signs a JWT into every request (cached per connection until a minute before it e
 32 connections; requests/s, p50 and p99 latency.
 
 $APP_TABLE
+
+## Databases
+
+\`pgbench\` against Debian's PostgreSQL (scale 10): directly with TLS, and through \`tsh proxy db\`
+(the local listener that adds the database certificate), the root proxy, the leaf's reverse
+tunnel and the leaf's database service, which checks the user and database of every
+\`StartupMessage\`, connects with TLS and a client certificate from the leaf's \`db\` CA (kept per
+user until shortly before it ends) and writes a \`db.session.query\` event for every query.
+Select-only (\`-S\`) at 8 clients for ${DB_SECS} s per path; the time to connect is pgbench's
+average with a new connection per transaction (\`-C\`, ${DB_CONNECTS} of them).
+
+$DB_TABLE
 
 ## Where the time goes, by function
 
