@@ -945,6 +945,7 @@ impl Config {
         let join_addr = o.auth_server.clone().or(t.proxy_server.clone()).or(t.auth_server.clone()).or(t.auth_servers.first().cloned());
         let mut kube_role = false;
         let mut app_role = false;
+        let mut db_role = false;
         if let Some(roles) = &o.roles {
             let mut set = (false, false, false);
             for r in roles {
@@ -954,10 +955,11 @@ impl Config {
                     "node" | "ssh" => set.2 = true,
                     "kube" => kube_role = true,
                     "app" => app_role = true,
+                    "db" => db_role = true,
                     "" => {}
                     other => {
                         return Err(Error::bad_parameter(format!(
-                            "unknown role {other:?} in --roles; use auth, proxy, node, kube and app"
+                            "unknown role {other:?} in --roles; use auth, proxy, node, kube, app and db"
                         )));
                     }
                 }
@@ -993,7 +995,11 @@ impl Config {
                 "--roles=app needs an app_service section with apps (name, uri) or resources (labels) in the config",
             ));
         }
-        if !auth && !ssh && !kube_enabled && !app_enabled {
+        let db_enabled = db_role || file.db_service.as_ref().is_some_and(|d| d.enabled.is_some_and(|f| f.0));
+        if db_role && !file.db_service.as_ref().is_some_and(|d| d.enabled.is_none_or(|f| f.0) && !d.databases.is_empty()) {
+            return Err(Error::bad_parameter("--roles=db needs a db_service section with databases (name, protocol, uri) in the config"));
+        }
+        if !auth && !ssh && !kube_enabled && !app_enabled && !db_enabled {
             return Err(Error::bad_parameter(
                 "no service enabled: enable auth_service and proxy_service, or ssh_service with a join token",
             ));
@@ -1173,10 +1179,11 @@ impl Config {
             }
         }
         let databases = match &file.db_service {
-            Some(d) if d.enabled.is_some_and(|f| f.0) => {
-                if !auth {
+            Some(d) if d.enabled.is_some_and(|f| f.0) || (db_role && d.enabled.is_none()) => {
+                if !auth && !use_tunnel {
                     return Err(Error::bad_parameter(
-                        "db_service runs in the cluster process for now; run it there (a process of its own comes next)",
+                        "db_service in a process of its own is reached through its reverse tunnel: start it with --tunnel \
+                         (or teleport.proxy_server), or run it in the cluster process",
                     ));
                 }
                 db_entries(&d.databases)?
@@ -1418,6 +1425,21 @@ mod tests {
                 .unwrap_err()
                 .message;
         assert!(mysql.contains("db_service.databases[0]") && mysql.contains("use postgres"), "{mysql}");
+        // A process of its own: --roles=db, reached through its tunnel.
+        let agent = |tunnel: bool, roles: &str| Overrides {
+            roles: Some(roles.split(',').map(String::from).collect()),
+            token: Some("t".into()),
+            auth_server: Some("leaf.example.com:3080".into()),
+            tunnel,
+            ..Default::default()
+        };
+        let section = "db_service:\n  enabled: yes\n  databases:\n  - {name: pg, protocol: postgres, uri: 'h:5432'}\n";
+        let c = build(section, agent(true, "db")).unwrap();
+        assert!(!c.auth && !c.ssh && c.databases.len() == 1 && c.use_tunnel, "--roles=db --tunnel: databases only");
+        let direct = build(section, agent(false, "db")).err().map(|e| e.message).unwrap_or_default();
+        assert!(direct.contains("--tunnel"), "{direct}");
+        let empty = build("teleport:\n  nodename: a\n", agent(true, "db")).err().map(|e| e.message).unwrap_or_default();
+        assert!(empty.contains("--roles=db needs a db_service section"), "{empty}");
         let r = build("app_service:\n  enabled: yes\n  resources:\n  - labels: {team: web}\n", Overrides::default()).unwrap();
         assert_eq!(r.app_resources.len(), 1);
         let empty = build("app_service:\n  enabled: yes\n  resources:\n  - labels: {}\n", Overrides::default()).unwrap_err().message;

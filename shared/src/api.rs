@@ -52,6 +52,10 @@ pub mod path {
     pub const APP_SESSIONS: &str = "/v1/apps/sessions";
     /// `POST`: an app service in a process of its own registers an app it serves.
     pub const APP_HEARTBEAT: &str = "/v1/apps/heartbeat";
+    /// `POST`: a database service in a process of its own renews a database it serves.
+    pub const DB_HEARTBEAT: &str = "/v1/dbs/heartbeat";
+    /// `POST`: a database service's client certificate for a database user.
+    pub const DB_CLIENT_CERT: &str = "/v1/dbs/client-cert";
     /// An app service in a process of its own: `GET` the apps an admin defined (for its
     /// `resources` selectors), `POST {"name"}` that it serves one of them.
     pub const APP_DEFINED: &str = "/v1/apps/defined";
@@ -384,6 +388,28 @@ pub struct ReissueRequest {
     /// A database in the target cluster (`tsh db login`): the certificate is for it alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_to_database: Option<crate::identity::RouteToDatabase>,
+}
+
+/// `POST /v1/dbs/client-cert` (a node that serves databases): a client certificate for `user`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DbClientCertRequest {
+    /// The database user (the certificate's common name).
+    pub user: String,
+    /// The latest end (Unix seconds): the end of the certificate of the user it is for.
+    pub not_after: i64,
+}
+
+/// A certificate a database service presents to a database as one of its users.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DbClientCert {
+    /// The certificate (PEM), common name the database user.
+    pub cert_pem: String,
+    /// Its key (PEM).
+    pub key_pem: String,
+    /// The `db` CA's certificates (PEM): what the database's own certificate chains to by default.
+    pub cas: Vec<String>,
+    /// When it ends (Unix seconds).
+    pub not_after: i64,
 }
 
 /// `POST /v1/apps/sessions` (client-certificate authenticated, a user of this cluster): a session

@@ -389,6 +389,11 @@ impl Cluster {
         self.opts.node_name.clone().unwrap_or_else(|| format!("{}-node", self.opts.name.split('.').next().unwrap_or("n")))
     }
 
+    /// Writes the config file again from `opts` (takes effect at the next start).
+    pub fn rewrite_config(&self) {
+        self.write_config();
+    }
+
     fn write_config(&self) {
         let o = &self.opts;
         let labels: String = o.labels.iter().map(|(k, v)| format!("    {k}: {v}\n")).collect();
@@ -744,6 +749,12 @@ impl NodeProc {
     /// with a node token), with `section` (an `app_service:` block) as its config.
     pub fn join_app(cluster: &Cluster, name: &str, section: &str) -> NodeProc {
         Self::join_agent(cluster, name, "app", section)
+    }
+
+    /// A database service in a process of its own (`teleport start --roles=db --tunnel`, joined
+    /// with a node token), with `section` (a `db_service:` block) as its config.
+    pub fn join_db(cluster: &Cluster, name: &str, section: &str) -> NodeProc {
+        Self::join_agent(cluster, name, "db", section)
     }
 
     fn join_agent(cluster: &Cluster, name: &str, roles: &str, section: &str) -> NodeProc {

@@ -415,6 +415,14 @@ impl ServiceAccess for BundleKube {
     fn serve_defined_app<'a>(&'a self, name: &'a str, heartbeat: std::time::Duration) -> BoxFuture<'a, Result<()>> {
         self.node.access.serve_defined_app(name.to_string(), heartbeat)
     }
+
+    fn db_client_cert<'a>(&'a self, user: &'a str, not_after: i64) -> BoxFuture<'a, Result<crate::auth::db::DbClientCert>> {
+        self.node.access.db_client_cert(user.to_string(), not_after)
+    }
+
+    fn heartbeat_db(&self, d: shared::resource::Db) -> BoxFuture<'_, Result<()>> {
+        self.node.access.db_heartbeat(d)
+    }
 }
 
 /// The auth service signing tokens for an app service in a process of its own.

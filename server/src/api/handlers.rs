@@ -275,6 +275,42 @@ pub async fn app_heartbeat(
     Ok(axum::Json(json!({})))
 }
 
+/// `POST /v1/dbs/heartbeat`: a database service in a process of its own (a node, through its
+/// tunnel) renews a database it serves.
+pub async fn db_heartbeat(
+    State(s): State<Arc<ApiState>>,
+    Authed(ctx): Authed,
+    JsonBody(mut d): JsonBody<shared::resource::Db>,
+) -> ApiResult<J<Value>> {
+    let host = ctx.require_host(SystemRole::Node)?;
+    d.spec.tunnel = true;
+    d.spec.hostname = host.nodename.clone();
+    s.auth.upsert_db_server(d, &host.host_id).await?;
+    Ok(axum::Json(json!({})))
+}
+
+/// `POST /v1/dbs/client-cert`: a client certificate for a database user, for a node that serves
+/// a database (the one process that connects to databases on users' behalf).
+pub async fn db_client_cert(
+    State(s): State<Arc<ApiState>>,
+    Authed(ctx): Authed,
+    JsonBody(req): JsonBody<shared::api::DbClientCertRequest>,
+) -> ApiResult<J<shared::api::DbClientCert>> {
+    let host = ctx.require_host(SystemRole::Node)?;
+    let now = s.auth.clock.now();
+    let serves = s
+        .auth
+        .services
+        .list::<shared::resource::Db>(crate::services::keys::DBS)
+        .await?
+        .iter()
+        .any(|d| d.spec.host_id == host.host_id && d.metadata.expires.is_none_or(|e| e > now));
+    if !serves {
+        return Err(Error::access_denied("only a process that serves a database gets database client certificates").into());
+    }
+    Ok(axum::Json(s.auth.sign_db_client(&req.user, req.not_after).await?))
+}
+
 /// `GET /v1/apps/defined`: the apps an admin defined (an app service's `resources` pick some).
 pub async fn defined_apps(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> ApiResult<J<Vec<shared::resource::App>>> {
     ctx.require_host(SystemRole::Node)?;

@@ -279,6 +279,8 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route(path::KUBE_HEARTBEAT, post(handlers::kube_heartbeat))
         .route(path::APP_SESSIONS, post(handlers::create_app_session))
         .route(path::APP_HEARTBEAT, post(handlers::app_heartbeat))
+        .route(path::DB_HEARTBEAT, post(handlers::db_heartbeat))
+        .route(path::DB_CLIENT_CERT, post(handlers::db_client_cert))
         .route(path::APP_DEFINED, get(handlers::defined_apps).post(handlers::serve_defined_app))
         .route(path::APP_TOKEN, get(handlers::app_token_kid).post(handlers::sign_app_token))
         .route(&format!("{}/{{id}}", path::APP_SESSIONS), axum::routing::delete(handlers::delete_app_session))

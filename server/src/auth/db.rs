@@ -57,17 +57,7 @@ impl AuthServer {
     }
 }
 
-/// A certificate the database service presents to a database as one of its users.
-pub struct DbClientCert {
-    /// The certificate (PEM), common name the database user.
-    pub cert_pem: String,
-    /// Its key (PEM).
-    pub key_pem: String,
-    /// The `db` CA's certificates (PEM): what the database's own certificate chains to by default.
-    pub cas: Vec<String>,
-    /// When it ends (Unix seconds).
-    pub not_after: i64,
-}
+pub use shared::api::DbClientCert;
 
 impl AuthServer {
     /// A client certificate for database user `user` (PostgreSQL's `cert` authentication takes

@@ -80,6 +80,14 @@ pub trait NodeAccessPoint: Send + Sync + 'static {
     fn serve_defined_app(&self, name: String, heartbeat: Duration) -> BoxFuture<'_, Result<()>>;
     /// An app's token with these claims, signed by the cluster's `jwt` CA.
     fn sign_app_token(&self, claims: serde_json::Value) -> BoxFuture<'_, Result<String>>;
+    /// Registers or renews a database this process serves.
+    fn db_heartbeat(&self, _d: shared::resource::Db) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Err(shared::error::Error::internal("this process registers no databases")) })
+    }
+    /// A client certificate for database user `user`, ending by `not_after`.
+    fn db_client_cert(&self, _user: String, _not_after: i64) -> BoxFuture<'_, Result<shared::api::DbClientCert>> {
+        Box::pin(async { Err(shared::error::Error::internal("this process signs no database certificates")) })
+    }
     /// A live session ended.
     fn untrack(&self, sid: String) -> BoxFuture<'_, Result<()>>;
     /// Talks to the auth service with `creds` (and trusts their host CAs) from now on.
@@ -237,6 +245,14 @@ impl NodeAccessPoint for RemoteAccess {
             let v: serde_json::Value = self.clients().client.post(path::APP_TOKEN, &claims).await?;
             v["token"].as_str().map(str::to_string).ok_or_else(|| shared::error::Error::internal("the auth service signed no token"))
         })
+    }
+    fn db_heartbeat(&self, d: shared::resource::Db) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.clients().client.post::<_, serde_json::Value>(path::DB_HEARTBEAT, &d).await.map(|_| ()) })
+    }
+    fn db_client_cert(&self, user: String, not_after: i64) -> BoxFuture<'_, Result<shared::api::DbClientCert>> {
+        Box::pin(
+            async move { self.clients().client.post(path::DB_CLIENT_CERT, &shared::api::DbClientCertRequest { user, not_after }).await },
+        )
     }
     fn save_chunk(&self, sid: String, seq: i64, data: Vec<u8>) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
@@ -514,6 +530,7 @@ impl NodeService {
 enum Engine {
     Kube(Arc<crate::access::kube::engine::KubeEngine>),
     App(Arc<crate::access::app::engine::AppEngine>),
+    Db(Arc<crate::access::db::engine::DbEngine>),
 }
 
 /// A Kubernetes client or an app session its cluster's proxy brings through the tunnel, with
@@ -545,12 +562,14 @@ async fn serve_with_cert(
     let local = match &engine {
         Engine::Kube(e) => e.access.cluster_name(),
         Engine::App(e) => e.access.cluster_name(),
+        Engine::Db(e) => e.access.cluster_name(),
     };
     let via_root = (o.cluster != local && !o.cluster.is_empty()).then(|| o.cluster.clone());
     let fwd = crate::access::cluster::Forwarded { cert, addr: o.addr, via_root };
     match engine {
         Engine::Kube(e) => e.serve(Box::new(stream), fwd).await,
         Engine::App(e) => e.serve(Box::new(stream), fwd).await,
+        Engine::Db(e) => e.serve(Box::new(stream), fwd).await,
     }
     drop(permit);
 }
@@ -564,6 +583,8 @@ pub struct NodeTunnelService {
     pub kube: Option<Arc<crate::access::kube::engine::KubeEngine>>,
     /// The app service, if this process runs one.
     pub app: Option<Arc<crate::access::app::engine::AppEngine>>,
+    /// The database service, if this process runs one.
+    pub db: Option<Arc<crate::access::db::engine::DbEngine>>,
     /// Whether it serves SSH (`--roles=kube` or `--roles=app` alone does not).
     pub ssh: bool,
 }
@@ -574,11 +595,13 @@ impl crate::tunnel::agent::TunnelService for NodeTunnelService {
         let node = self.node.clone();
         let kube = self.kube.clone();
         let app = self.app.clone();
+        let db = self.db.clone();
         let ssh = self.ssh;
         Box::pin(async move {
-            match (&req.target, kube, app) {
-                (Target::Kube, Some(e), _) => return serve_with_cert(&node, Engine::Kube(e), req.origin, stream).await,
-                (Target::App, _, Some(e)) => return serve_with_cert(&node, Engine::App(e), req.origin, stream).await,
+            match (&req.target, kube, app, db) {
+                (Target::Kube, Some(e), _, _) => return serve_with_cert(&node, Engine::Kube(e), req.origin, stream).await,
+                (Target::App, _, Some(e), _) => return serve_with_cert(&node, Engine::App(e), req.origin, stream).await,
+                (Target::Db, _, _, Some(e)) => return serve_with_cert(&node, Engine::Db(e), req.origin, stream).await,
                 _ => {}
             }
             if req.target != Target::Ssh || !ssh {

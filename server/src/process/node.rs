@@ -79,6 +79,24 @@ pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow
         tracing::info!(apps = ?cfg.apps.iter().map(|a| a.metadata.name.clone()).collect::<Vec<_>>(), "app service started (reverse tunnel)");
         Some(engine)
     };
+    // A database service in this process: it decides with the node's bundle, asks the auth
+    // service for client certificates, and is reached through the node's tunnel.
+    let db = if cfg.databases.is_empty() {
+        None
+    } else {
+        let access = Arc::new(crate::access::cluster::BundleKube { node: node.clone() });
+        let engine = crate::access::db::engine::DbEngine::new(
+            access,
+            &cfg.databases,
+            &host_id,
+            &cfg.nodename,
+            node.live.clone(),
+            cfg.node_heartbeat,
+        );
+        tasks.spawn(Stage::Services, |s| engine.clone().run_heartbeat(s));
+        tracing::info!(databases = ?cfg.databases.iter().map(|d| d.metadata.name.clone()).collect::<Vec<_>>(), "database service started (reverse tunnel)");
+        Some(engine)
+    };
     if cfg.use_tunnel {
         let live = creds.clone();
         let agent = AgentConfig {
@@ -94,7 +112,7 @@ pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow
             interval: cfg.node_heartbeat.min(cfg.keep_alive_interval),
             count_max: cfg.keep_alive_count_max,
             max_backoff: Duration::from_secs(10),
-            service: Arc::new(NodeTunnelService { node: node.clone(), kube: kube.clone(), app: app.clone(), ssh: cfg.ssh }),
+            service: Arc::new(NodeTunnelService { node: node.clone(), kube: kube.clone(), app: app.clone(), db: db.clone(), ssh: cfg.ssh }),
             clock: clock.clone(),
             status: crate::tunnel::state::AgentStatus::detached(),
             on_cas: None,

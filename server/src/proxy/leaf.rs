@@ -126,7 +126,17 @@ async fn serve_with_cert(
             crate::access::app::front::serve_in_cluster(&router.auth, router.dialer.as_ref(), shared.app.as_ref(), Box::new(stream), fwd)
                 .await
         }
-        Target::Db => crate::access::db::front::serve_in_cluster(shared.db.as_ref(), Box::new(stream), fwd, None).await,
+        Target::Db => {
+            crate::access::db::front::serve_in_cluster(
+                &router.auth,
+                router.dialer.as_ref(),
+                shared.db.as_ref(),
+                Box::new(stream),
+                fwd,
+                None,
+            )
+            .await
+        }
         _ => {
             crate::access::kube::front::serve_in_cluster(&router.auth, router.dialer.as_ref(), shared.kube.as_ref(), Box::new(stream), fwd)
                 .await

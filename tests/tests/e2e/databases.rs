@@ -399,3 +399,114 @@ fn tsh_db_connect_reaches_each_leafs_postgres_as_the_user_the_leafs_mapped_roles
     assert!(out.ok("tsh db logout").contains("Logged out of all databases."), "{out:?}");
     assert!(alice.run(&["db", "config", "pg"]).stderr.contains("not logged into database"));
 }
+
+/// A real PostgreSQL on a fresh address with certificates from `cluster`'s `db` CA, requiring
+/// client certificates; roles `alice` and databases `dev` (alice's) and `prod`; a table saying
+/// `tag`.
+fn postgres_for(cluster: &Cluster, tag: &str) -> (e2e::postgres::PgServer, e2e::TempDir) {
+    use e2e::postgres::{PORT, PgServer};
+    let ip = e2e::free_ip(&[PORT]);
+    let dir = e2e::TempDir::new("pg-certs");
+    let p = dir.path().join("server").display().to_string();
+    cluster.tctl(&["auth", "sign", "--format=db", &format!("--host={ip}"), &format!("--out={p}")]).ok("tctl auth sign --format=db");
+    let read = |ext: &str| std::fs::read_to_string(format!("{p}{ext}")).unwrap_or_default();
+    let (pg, _) = PgServer::start_with_tls_at(&ip, &read(".crt"), &read(".key"), &read(".cas"), Some(&read(".cas")));
+    pg.admin("postgres", "CREATE ROLE alice LOGIN");
+    pg.admin("postgres", "CREATE DATABASE dev OWNER alice");
+    pg.admin("dev", &format!("CREATE TABLE whoami (c text); INSERT INTO whoami VALUES ('{tag}'); ALTER TABLE whoami OWNER TO alice"));
+    pg.require_client_certs();
+    (pg, dir)
+}
+
+#[test]
+fn a_roots_own_database_on_postgres_listen_addr_and_a_leaf_database_served_by_a_process_of_its_own() {
+    use e2e::{PASSWORD, Tsh, wait_for};
+    e2e::ensure_unix_user("visitor");
+    let t = Duration::from_secs(30);
+    // The root serves a database of its own, on a PostgreSQL port of its own too.
+    let ip = e2e::free_ip(&[3080, 3022, 3000, 5433]);
+    let mut ro = ClusterOpts::new("root-dbown.example.com");
+    ro.node = false;
+    ro.ip = Some(ip.clone());
+    ro.proxy_extra = format!("  postgres_listen_addr: {ip}:5433\n");
+    let mut root = Cluster::start(ro);
+    let (root_pg, _d0) = postgres_for(&root, "root");
+    root.opts.sections = format!(
+        "db_service:\n  enabled: yes\n  databases:\n  - name: main\n    protocol: postgres\n    uri: {}:{}\n    static_labels: {{env: dev}}\n",
+        root_pg.ip, root_pg.port
+    );
+    root.rewrite_config();
+    root.restart();
+    root.create(
+        "dba.yaml",
+        "kind: role\nversion: v7\nmetadata: {name: dba}\nspec:\n  allow:\n    db_labels: {env: dev}\n    db_users: [alice]\n    db_names: [dev]\n",
+    )
+    .ok("root role");
+    root.add_user("alice", "access,dba", "visitor", PASSWORD);
+    // A leaf whose database service runs in a process of its own, joined with a token.
+    let mut lo = ClusterOpts::new("leaf-dbown.example.com");
+    lo.node = false;
+    lo.env = vec![("SSL_CERT_FILE".into(), root.web_ca().display().to_string())];
+    let leaf = Cluster::start(lo);
+    leaf.create(
+        "visitor.yaml",
+        "kind: role\nversion: v7\nmetadata: {name: visitor}\nspec:\n  allow:\n    logins: [visitor]\n    db_labels: {env: dev}\n    db_users: [alice]\n    db_names: [dev]\n",
+    )
+    .ok("leaf role");
+    let (leaf_pg, _d1) = postgres_for(&leaf, "leaf-agent");
+    let section = format!(
+        "db_service:\n  enabled: yes\n  databases:\n  - name: orders\n    protocol: postgres\n    uri: {}:{}\n    static_labels: {{env: dev}}\n",
+        leaf_pg.ip, leaf_pg.port
+    );
+    let agent = e2e::NodeProc::join_db(&leaf, "db-agent", &section);
+    let token = root.trusted_cluster_token("5m");
+    leaf.create("tc.yaml", &e2e::tc_yaml(&root.opts.name, &token, &root, true, e2e::ACCESS_TO_VISITOR)).ok("trust");
+    root.wait_remote_status("leaf-dbown.example.com", "online", t);
+    let listed = wait_for("the agent's database", t, || {
+        let o = leaf.tctl(&["get", "dbs", "--format=text"]);
+        o.stdout.contains("orders").then(|| o.stdout.clone())
+    });
+    assert!(listed.contains("db-agent"), "served by the agent's process: {listed}\n{}", agent.log());
+    wait_for("the root's own database", t, || root.tctl(&["get", "dbs", "--format=text"]).stdout.contains("main").then_some(()));
+
+    let mut alice = Tsh::new("alice-dbown");
+    alice.login(&root, "alice", PASSWORD).ok("alice signs in");
+    // The root's own database, through the web port and through postgres_listen_addr.
+    let said = alice.run(&["db", "login", "--db-user=alice", "--db-name=dev", "main"]);
+    said.ok("tsh db login main");
+    let cfg = alice.run(&["db", "config", "--format=json", "main"]).json();
+    assert_eq!(cfg["port"], serde_json::json!(5433), "tsh gives psql the PostgreSQL port the proxy reports: {cfg}");
+    let q = alice.run(&["db", "connect", "main", "--", "-X", "-At", "-c", "SELECT current_user, c FROM whoami"]);
+    assert_eq!(q.stdout.trim(), "alice|root", "{q:?}");
+    let (ca, cert, key) = (cfg["ca"].as_str().unwrap_or(""), cfg["cert"].as_str().unwrap_or(""), cfg["key"].as_str().unwrap_or(""));
+    let web = psql(
+        &format!("host={} port=3080 user=alice dbname=dev sslmode=verify-full sslrootcert={ca} sslcert={cert} sslkey={key}", root.ip),
+        "SELECT c FROM whoami",
+        &[],
+    );
+    assert_eq!(web.stdout.trim(), "root", "the web port serves PostgreSQL clients as well: {web:?}");
+    // The leaf's database through the agent's own tunnel.
+    let q = alice.run(&[
+        "db",
+        "connect",
+        "--cluster=leaf-dbown.example.com",
+        "--db-user=alice",
+        "--db-name=dev",
+        "orders",
+        "--",
+        "-X",
+        "-At",
+        "-c",
+        "SELECT current_user, c FROM whoami",
+    ]);
+    assert_eq!(q.stdout.trim(), "alice|leaf-agent", "{q:?}\n{}", agent.log());
+    let events = wait_for("the leaf's events", t, || {
+        let e = leaf.events();
+        e.iter().any(|v| v["code"] == "TDB02I").then_some(e)
+    });
+    let query = events.iter().find(|v| v["code"] == "TDB02I").unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!((query["user"].as_str(), query["server_id"].is_string()), (Some("remote-alice-root-dbown.example.com"), true), "{query}");
+    // The root's own events name the root's user as they are.
+    let root_events = root.events();
+    assert!(root_events.iter().any(|v| v["code"] == "TDB00I" && v["user"] == "alice" && v["db_service"] == "main"), "{root_events:?}");
+}

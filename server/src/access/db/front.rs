@@ -45,16 +45,55 @@ pub struct DbFront {
     pub tls: Arc<TlsState>,
 }
 
-/// Hands a connection for one of this cluster's databases to its service (this process's),
-/// reading the `StartupMessage` first when the caller has not.
-pub async fn serve_in_cluster(engine: Option<&Arc<DbEngine>>, mut stream: BoxStream, fwd: Forwarded, startup: Option<Startup>) {
-    let Some(engine) = engine else {
-        refuse(&mut stream, "08006", "this cluster's proxy runs no database service").await;
+/// Hands a connection for one of this cluster's databases to the service that serves it: this
+/// process's, or one in a process of its own through that process's tunnel (with the
+/// certificate, which it verifies itself). `startup` is the `StartupMessage` (parsed and as
+/// sent) when the caller has read it; otherwise it is still on the stream.
+pub async fn serve_in_cluster(
+    auth: &AuthServer,
+    dialer: &dyn Dialer,
+    engine: Option<&Arc<DbEngine>>,
+    mut stream: BoxStream,
+    fwd: Forwarded,
+    startup: Option<(Startup, Vec<u8>)>,
+) {
+    let route = fwd.claimed_user();
+    let name = route.as_ref().and_then(|u| u.route_to_database.as_ref()).map(|r| r.service_name.clone());
+    if let Some(e) = engine
+        && name.as_ref().is_none_or(|n| e.serves(n))
+    {
+        // Here (or no route: the engine says what is wrong with the certificate).
+        match startup {
+            Some((s, _)) => e.clone().serve_startup(stream, s, fwd).await,
+            None => e.clone().serve(stream, fwd).await,
+        }
+        return;
+    }
+    let now = auth.clock.now();
+    let record = match &name {
+        Some(n) => auth.services.get::<shared::resource::Db>(&crate::services::keys::db(n)).await.ok().flatten().map(|r| r.value),
+        None => None,
+    };
+    let Some(db) = record.filter(|d| d.spec.tunnel && d.metadata.expires.is_none_or(|e| e > now)) else {
+        let msg =
+            format!("database {:?} not found among registered databases in cluster {:?}", name.unwrap_or_default(), auth.cluster_name());
+        refuse(&mut stream, "3D000", &msg).await;
         return;
     };
-    match startup {
-        Some(s) => engine.clone().serve_startup(stream, s, fwd).await,
-        None => engine.clone().serve(stream, fwd).await,
+    match crate::access::dial_agent(dialer, db.spec.host_id.clone(), Target::Db, route, &fwd, auth.cluster_name()).await {
+        Ok(mut agent) => {
+            if let Some((_, raw)) = startup
+                && agent.write_all(&raw).await.is_err()
+            {
+                refuse(&mut stream, "08006", "the database service closed the connection").await;
+                return;
+            }
+            crate::tunnel::splice(stream, agent).await
+        }
+        Err(e) => {
+            tracing::info!(db = %db.metadata.name, host = %db.spec.hostname, error = %e, "the database's service cannot be reached");
+            refuse(&mut stream, "08006", &format!("database {:?} cannot be reached now: its service is offline", db.metadata.name)).await;
+        }
     }
 }
 
@@ -138,7 +177,7 @@ impl DbFront {
         match self.dial(&der, &addr).await {
             Ok(None) => {
                 let fwd = Forwarded { cert: der, addr, via_root: None };
-                serve_in_cluster(self.engine.as_ref(), stream, fwd, Some(startup)).await;
+                serve_in_cluster(&self.auth, self.dialer.as_ref(), self.engine.as_ref(), stream, fwd, Some((startup, raw))).await;
             }
             Ok(Some(mut leaf)) => {
                 if leaf.write_all(&raw).await.is_err() {
