@@ -121,14 +121,44 @@ _tsh() {
             tsh__subcmd__apps__subcmd__help,ls)
                 cmd="tsh__subcmd__apps__subcmd__help__subcmd__ls"
                 ;;
+            tsh__subcmd__db,config)
+                cmd="tsh__subcmd__db__subcmd__config"
+                ;;
+            tsh__subcmd__db,connect)
+                cmd="tsh__subcmd__db__subcmd__connect"
+                ;;
+            tsh__subcmd__db,env)
+                cmd="tsh__subcmd__db__subcmd__env"
+                ;;
             tsh__subcmd__db,help)
                 cmd="tsh__subcmd__db__subcmd__help"
+                ;;
+            tsh__subcmd__db,login)
+                cmd="tsh__subcmd__db__subcmd__login"
+                ;;
+            tsh__subcmd__db,logout)
+                cmd="tsh__subcmd__db__subcmd__logout"
                 ;;
             tsh__subcmd__db,ls)
                 cmd="tsh__subcmd__db__subcmd__ls"
                 ;;
+            tsh__subcmd__db__subcmd__help,config)
+                cmd="tsh__subcmd__db__subcmd__help__subcmd__config"
+                ;;
+            tsh__subcmd__db__subcmd__help,connect)
+                cmd="tsh__subcmd__db__subcmd__help__subcmd__connect"
+                ;;
+            tsh__subcmd__db__subcmd__help,env)
+                cmd="tsh__subcmd__db__subcmd__help__subcmd__env"
+                ;;
             tsh__subcmd__db__subcmd__help,help)
                 cmd="tsh__subcmd__db__subcmd__help__subcmd__help"
+                ;;
+            tsh__subcmd__db__subcmd__help,login)
+                cmd="tsh__subcmd__db__subcmd__help__subcmd__login"
+                ;;
+            tsh__subcmd__db__subcmd__help,logout)
+                cmd="tsh__subcmd__db__subcmd__help__subcmd__logout"
                 ;;
             tsh__subcmd__db__subcmd__help,ls)
                 cmd="tsh__subcmd__db__subcmd__help__subcmd__ls"
@@ -211,6 +241,21 @@ _tsh() {
             tsh__subcmd__help__subcmd__apps,ls)
                 cmd="tsh__subcmd__help__subcmd__apps__subcmd__ls"
                 ;;
+            tsh__subcmd__help__subcmd__db,config)
+                cmd="tsh__subcmd__help__subcmd__db__subcmd__config"
+                ;;
+            tsh__subcmd__help__subcmd__db,connect)
+                cmd="tsh__subcmd__help__subcmd__db__subcmd__connect"
+                ;;
+            tsh__subcmd__help__subcmd__db,env)
+                cmd="tsh__subcmd__help__subcmd__db__subcmd__env"
+                ;;
+            tsh__subcmd__help__subcmd__db,login)
+                cmd="tsh__subcmd__help__subcmd__db__subcmd__login"
+                ;;
+            tsh__subcmd__help__subcmd__db,logout)
+                cmd="tsh__subcmd__help__subcmd__db__subcmd__logout"
+                ;;
             tsh__subcmd__help__subcmd__db,ls)
                 cmd="tsh__subcmd__help__subcmd__db__subcmd__ls"
                 ;;
@@ -234,6 +279,9 @@ _tsh() {
                 ;;
             tsh__subcmd__help__subcmd__proxy,app)
                 cmd="tsh__subcmd__help__subcmd__proxy__subcmd__app"
+                ;;
+            tsh__subcmd__help__subcmd__proxy,db)
+                cmd="tsh__subcmd__help__subcmd__proxy__subcmd__db"
                 ;;
             tsh__subcmd__help__subcmd__proxy,ssh)
                 cmd="tsh__subcmd__help__subcmd__proxy__subcmd__ssh"
@@ -295,6 +343,9 @@ _tsh() {
             tsh__subcmd__proxy,app)
                 cmd="tsh__subcmd__proxy__subcmd__app"
                 ;;
+            tsh__subcmd__proxy,db)
+                cmd="tsh__subcmd__proxy__subcmd__db"
+                ;;
             tsh__subcmd__proxy,help)
                 cmd="tsh__subcmd__proxy__subcmd__help"
                 ;;
@@ -303,6 +354,9 @@ _tsh() {
                 ;;
             tsh__subcmd__proxy__subcmd__help,app)
                 cmd="tsh__subcmd__proxy__subcmd__help__subcmd__app"
+                ;;
+            tsh__subcmd__proxy__subcmd__help,db)
+                cmd="tsh__subcmd__proxy__subcmd__help__subcmd__db"
                 ;;
             tsh__subcmd__proxy__subcmd__help,help)
                 cmd="tsh__subcmd__proxy__subcmd__help__subcmd__help"
@@ -873,7 +927,7 @@ _tsh() {
             return 0
             ;;
         tsh__subcmd__db)
-            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help ls help"
+            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help ls login connect config env logout help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -906,9 +960,169 @@ _tsh() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tsh__subcmd__db__subcmd__help)
-            opts="ls help"
+        tsh__subcmd__db__subcmd__config)
+            opts="-f -i -d -h --format --proxy --user --cluster --identity --insecure --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__db__subcmd__connect)
+            opts="-i -d -h --db-user --db-name --proxy --user --cluster --identity --insecure --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__db__subcmd__env)
+            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__db__subcmd__help)
+            opts="ls login connect config env logout help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__db__subcmd__help__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__db__subcmd__help__subcmd__connect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__db__subcmd__help__subcmd__env)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -934,6 +1148,34 @@ _tsh() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tsh__subcmd__db__subcmd__help__subcmd__login)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__db__subcmd__help__subcmd__logout)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tsh__subcmd__db__subcmd__help__subcmd__ls)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -941,6 +1183,82 @@ _tsh() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__db__subcmd__login)
+            opts="-i -d -h --db-user --db-name --proxy --user --cluster --identity --insecure --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__db__subcmd__logout)
+            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1145,8 +1463,78 @@ _tsh() {
             return 0
             ;;
         tsh__subcmd__help__subcmd__db)
-            opts="ls"
+            opts="ls login connect config env logout"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__db__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__db__subcmd__connect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__db__subcmd__env)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__db__subcmd__login)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__db__subcmd__logout)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1369,7 +1757,7 @@ _tsh() {
             return 0
             ;;
         tsh__subcmd__help__subcmd__proxy)
-            opts="ssh app"
+            opts="ssh app db"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1383,6 +1771,20 @@ _tsh() {
             return 0
             ;;
         tsh__subcmd__help__subcmd__proxy__subcmd__app)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__help__subcmd__proxy__subcmd__db)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2181,7 +2583,7 @@ _tsh() {
             return 0
             ;;
         tsh__subcmd__proxy)
-            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help ssh app help"
+            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help ssh app db help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2256,8 +2658,58 @@ _tsh() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tsh__subcmd__proxy__subcmd__db)
+            opts="-p -i -d -h --port --tunnel --db-user --db-name --proxy --user --cluster --identity --insecure --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tsh__subcmd__proxy__subcmd__help)
-            opts="ssh app help"
+            opts="ssh app db help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2271,6 +2723,20 @@ _tsh() {
             return 0
             ;;
         tsh__subcmd__proxy__subcmd__help__subcmd__app)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tsh__subcmd__proxy__subcmd__help__subcmd__db)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

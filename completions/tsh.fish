@@ -138,16 +138,17 @@ complete -c tsh -n "__fish_tsh_using_subcommand config" -s i -l identity -d 'Ide
 complete -c tsh -n "__fish_tsh_using_subcommand config" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
 complete -c tsh -n "__fish_tsh_using_subcommand config" -s d -l debug -d 'Verbose output'
 complete -c tsh -n "__fish_tsh_using_subcommand config" -s h -l help -d 'Print help'
-complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
-complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
-complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
-complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
-complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
-complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -s d -l debug -d 'Verbose output'
-complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -s h -l help -d 'Print help'
-complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -f -a "ssh" -d 'Pipe stdin/stdout to a node\'s SSH port (for OpenSSH\'s ProxyCommand)'
-complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -f -a "app" -d 'A local listener for an application that adds its certificate'
-complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app db help" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app db help" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app db help" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app db help" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app db help" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app db help" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app db help" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app db help" -f -a "ssh" -d 'Pipe stdin/stdout to a node\'s SSH port (for OpenSSH\'s ProxyCommand)'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app db help" -f -a "app" -d 'A local listener for an application that adds its certificate'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app db help" -f -a "db" -d 'A local listener for a database that adds its certificate'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and not __fish_seen_subcommand_from ssh app db help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
 complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
 complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
@@ -163,8 +164,20 @@ complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcomman
 complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from app" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
 complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from app" -s d -l debug -d 'Verbose output'
 complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from app" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from db" -s p -l port -d 'Local port (default: any free one, printed)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from db" -l db-user -d 'The database user, when logging in first' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from db" -l db-name -d 'The database name, when logging in first' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from db" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from db" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from db" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from db" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from db" -l tunnel -d 'Add the certificate for clients (what this listener always does; for Teleport\'s syntax)'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from db" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from db" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from db" -s h -l help -d 'Print help'
 complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "ssh" -d 'Pipe stdin/stdout to a node\'s SSH port (for OpenSSH\'s ProxyCommand)'
 complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "app" -d 'A local listener for an application that adds its certificate'
+complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "db" -d 'A local listener for a database that adds its certificate'
 complete -c tsh -n "__fish_tsh_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand completion" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
 complete -c tsh -n "__fish_tsh_using_subcommand completion" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
@@ -383,15 +396,20 @@ complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand
 complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from help" -f -a "config" -d 'Show how to reach an application you logged in to'
 complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from help" -f -a "logout" -d 'End application sessions (all of them without a name)'
 complete -c tsh -n "__fish_tsh_using_subcommand apps; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls help" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
-complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls help" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
-complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls help" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
-complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls help" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
-complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls help" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
-complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls help" -s d -l debug -d 'Verbose output'
-complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls help" -s h -l help -d 'Print help'
-complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls help" -f -a "ls" -d 'List the databases you can reach'
-complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls login connect config env logout help" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls login connect config env logout help" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls login connect config env logout help" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls login connect config env logout help" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls login connect config env logout help" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls login connect config env logout help" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls login connect config env logout help" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls login connect config env logout help" -f -a "ls" -d 'List the databases you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls login connect config env logout help" -f -a "login" -d 'Get a certificate for a database (the cluster that serves it decides who you may be there)'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls login connect config env logout help" -f -a "connect" -d 'Connect to a database with its own client (psql), logging in first when needed'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls login connect config env logout help" -f -a "config" -d 'Show how to connect to a database you logged in to'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls login connect config env logout help" -f -a "env" -d 'Print the environment variables PostgreSQL clients read for a database you logged in to'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls login connect config env logout help" -f -a "logout" -d 'Remove database certificates (all of them without a name)'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and not __fish_seen_subcommand_from ls login connect config env logout help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from ls" -s f -l format -d 'Output format: text, json or yaml' -r
 complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from ls" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
 complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from ls" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
@@ -402,7 +420,52 @@ complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_f
 complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from ls" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
 complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from ls" -s d -l debug -d 'Verbose output'
 complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from login" -l db-user -d 'The database user to connect as by default' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from login" -l db-name -d 'The database name to connect to by default' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from login" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from login" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from login" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from login" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from login" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from login" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from login" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from connect" -l db-user -d 'The database user (default: the login\'s)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from connect" -l db-name -d 'The database name (default: the login\'s)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from connect" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from connect" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from connect" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from connect" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from connect" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from connect" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from connect" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from config" -s f -l format -d 'Output format: text, cmd (the psql command), uri or json' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from config" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from config" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from config" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from config" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from config" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from config" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from config" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from env" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from env" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from env" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from env" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from env" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from env" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from env" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from logout" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from logout" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from logout" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from logout" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from logout" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from logout" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from logout" -s h -l help -d 'Print help'
 complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List the databases you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "login" -d 'Get a certificate for a database (the cluster that serves it decides who you may be there)'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "connect" -d 'Connect to a database with its own client (psql), logging in first when needed'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "config" -d 'Show how to connect to a database you logged in to'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "env" -d 'Print the environment variables PostgreSQL clients read for a database you logged in to'
+complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "logout" -d 'Remove database certificates (all of them without a name)'
 complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "login" -d 'Sign in to a cluster (or select a leaf cluster: tsh login <cluster>)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "logout" -d 'Remove your keys and certificates'
@@ -427,6 +490,7 @@ complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcom
 complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "ssh" -d 'Pipe stdin/stdout to a node\'s SSH port (for OpenSSH\'s ProxyCommand)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "app" -d 'A local listener for an application that adds its certificate'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "db" -d 'A local listener for a database that adds its certificate'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from mfa" -f -a "ls" -d 'List your devices'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from mfa" -f -a "add" -d 'Register a device (an authenticator app)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from mfa" -f -a "rm" -d 'Remove a device'
@@ -441,3 +505,8 @@ complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from apps" -f -a "config" -d 'Show how to reach an application you logged in to'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from apps" -f -a "logout" -d 'End application sessions (all of them without a name)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "ls" -d 'List the databases you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "login" -d 'Get a certificate for a database (the cluster that serves it decides who you may be there)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "connect" -d 'Connect to a database with its own client (psql), logging in first when needed'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "config" -d 'Show how to connect to a database you logged in to'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "env" -d 'Print the environment variables PostgreSQL clients read for a database you logged in to'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "logout" -d 'Remove database certificates (all of them without a name)'

@@ -44,7 +44,7 @@ struct StartArgs {
     /// Accept self-signed certificates from other clusters' proxies and from the proxy a node joins. For testing only.
     #[arg(long)]
     insecure: bool,
-    /// Services to run: auth,proxy,node (auth and proxy go together).
+    /// Services to run: auth,proxy,node,kube,app,db (auth and proxy go together).
     #[arg(long, value_delimiter = ',')]
     roles: Option<Vec<String>>,
     /// State directory [default: /var/lib/teleport].
