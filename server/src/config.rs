@@ -1282,6 +1282,17 @@ proxy_service:\n\
 mod tests {
     use super::*;
 
+    /// `teleport start --roles=<roles> --token=t --auth-server=leaf.example.com:3080 [--tunnel]`.
+    fn agent_overrides(tunnel: bool, roles: &str) -> Overrides {
+        Overrides {
+            roles: Some(roles.split(',').map(String::from).collect()),
+            token: Some("t".into()),
+            auth_server: Some("leaf.example.com:3080".into()),
+            tunnel,
+            ..Default::default()
+        }
+    }
+
     fn build(yaml: &str, o: Overrides) -> Result<Config> {
         Config::build(parse(yaml, "teleport.yaml")?, o)
     }
@@ -1303,18 +1314,11 @@ mod tests {
         let c = build(&format!("teleport:\n  nodename: a\n{section}"), Overrides::default()).unwrap();
         let k = c.kube.expect("in the cluster process");
         assert_eq!(k.kube_cluster_name.as_deref(), Some("east"));
-        let agent = |tunnel: bool, roles: &str| Overrides {
-            roles: Some(roles.split(',').map(String::from).collect()),
-            token: Some("t".into()),
-            auth_server: Some("leaf.example.com:3080".into()),
-            tunnel,
-            ..Default::default()
-        };
-        let c = build(&format!("teleport:\n  nodename: a\n{section}"), agent(true, "kube")).unwrap();
+        let c = build(&format!("teleport:\n  nodename: a\n{section}"), agent_overrides(true, "kube")).unwrap();
         assert!(!c.auth && !c.ssh && c.kube.is_some() && c.use_tunnel, "--roles=kube --tunnel: Kubernetes only");
-        let e = build(&format!("teleport:\n  nodename: a\n{section}"), agent(false, "kube")).unwrap_err().message;
+        let e = build(&format!("teleport:\n  nodename: a\n{section}"), agent_overrides(false, "kube")).unwrap_err().message;
         assert!(e.contains("start it with --tunnel"), "{e}");
-        let e = build("teleport:\n  nodename: a\n", agent(true, "kube")).unwrap_err().message;
+        let e = build("teleport:\n  nodename: a\n", agent_overrides(true, "kube")).unwrap_err().message;
         assert!(e.contains("--roles=kube needs a kubernetes_service section"), "{e}");
         let e = build("kubernetes_service:\n  enabled: yes\n", Overrides::default()).unwrap_err().message;
         assert!(e.contains("kubeconfig_file is required"), "{e}");
@@ -1426,19 +1430,12 @@ mod tests {
                 .message;
         assert!(mysql.contains("db_service.databases[0]") && mysql.contains("use postgres"), "{mysql}");
         // A process of its own: --roles=db, reached through its tunnel.
-        let agent = |tunnel: bool, roles: &str| Overrides {
-            roles: Some(roles.split(',').map(String::from).collect()),
-            token: Some("t".into()),
-            auth_server: Some("leaf.example.com:3080".into()),
-            tunnel,
-            ..Default::default()
-        };
         let section = "db_service:\n  enabled: yes\n  databases:\n  - {name: pg, protocol: postgres, uri: 'h:5432'}\n";
-        let c = build(section, agent(true, "db")).unwrap();
+        let c = build(section, agent_overrides(true, "db")).unwrap();
         assert!(!c.auth && !c.ssh && c.databases.len() == 1 && c.use_tunnel, "--roles=db --tunnel: databases only");
-        let direct = build(section, agent(false, "db")).err().map(|e| e.message).unwrap_or_default();
+        let direct = build(section, agent_overrides(false, "db")).err().map(|e| e.message).unwrap_or_default();
         assert!(direct.contains("--tunnel"), "{direct}");
-        let empty = build("teleport:\n  nodename: a\n", agent(true, "db")).err().map(|e| e.message).unwrap_or_default();
+        let empty = build("teleport:\n  nodename: a\n", agent_overrides(true, "db")).err().map(|e| e.message).unwrap_or_default();
         assert!(empty.contains("--roles=db needs a db_service section"), "{empty}");
         let r = build("app_service:\n  enabled: yes\n  resources:\n  - labels: {team: web}\n", Overrides::default()).unwrap();
         assert_eq!(r.app_resources.len(), 1);

@@ -485,6 +485,37 @@ impl Drop for Permit {
     }
 }
 
+/// Accepts on `listener` until `shutdown`: each connection the limits admit (a refused one is
+/// closed at once, before anything is read) goes to `serve` with its permit, in a task of its
+/// own; `what` names the listener in the log of a failed accept.
+pub async fn accept_until<F, Fut>(
+    listener: tokio::net::TcpListener,
+    limiter: Arc<Limiter>,
+    mut shutdown: crate::shutdown::Shutdown,
+    what: &'static str,
+    serve: F,
+) where
+    F: Fn(tokio::net::TcpStream, std::net::SocketAddr, Permit) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let Ok(permit) = limiter.admit(Source::Addr(peer.ip())) else { continue };
+                    shared::tuning::set_nodelay(&tcp);
+                    tokio::spawn(serve(tcp, peer, permit));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "{what}: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
 /// Runs `serve` until it ends, or cuts it (by dropping it) when `permit`'s grace time runs out
 /// before authentication. Returns true when it was cut.
 pub async fn with_grace<F: std::future::Future<Output = ()>>(permit: &Permit, serve: F) -> bool {

@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
-use crate::limits::{Limiter, Permit, Source};
+use crate::limits::{Limiter, Permit};
 use crate::proxy::router::ApiStreamServer;
 use crate::proxy::ssh::ProxySsh;
 use crate::shutdown::Shutdown;
@@ -67,6 +67,19 @@ pub struct ApiServer {
     pub db: Option<Arc<crate::access::db::front::DbFront>>,
 }
 
+/// Marks the end of a connection's TLS handshake in the limits: authenticated with a certificate,
+/// else anonymous; false when the anonymous share is taken (the connection is refused).
+fn handshake_done(permit: Option<&Permit>, with_cert: bool) -> bool {
+    match permit {
+        Some(p) if with_cert => {
+            p.mark().authenticated();
+            true
+        }
+        Some(p) => p.mark().anonymous().is_ok(),
+        None => true,
+    }
+}
+
 impl ApiServer {
     /// TLS handshake, then HTTP/1.1 until the client leaves or the process shuts down. A
     /// `permit` is marked authenticated once the handshake is done (the HTTP layer has its own
@@ -98,12 +111,8 @@ impl ApiServer {
             && (self.kube_only || tls.get_ref().1.server_name() == Some(shared::kube::PROXY_SNI))
         {
             let der = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
-            if let Some(p) = &permit {
-                if der.is_some() {
-                    p.mark().authenticated();
-                } else if p.mark().anonymous().is_err() {
-                    return;
-                }
+            if !handshake_done(permit.as_ref(), der.is_some()) {
+                return;
             }
             kube.clone().serve(Box::new(tls), der, peer).await;
             drop(permit);
@@ -113,12 +122,8 @@ impl ApiServer {
             && tls.get_ref().1.alpn_protocol() == Some(shared::pg::ALPN.as_bytes())
         {
             let der = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
-            if let Some(p) = &permit {
-                if der.is_some() {
-                    p.mark().authenticated();
-                } else if p.mark().anonymous().is_err() {
-                    return;
-                }
+            if !handshake_done(permit.as_ref(), der.is_some()) {
+                return;
             }
             db.clone().serve(Box::new(tls), der, true, peer, None).await;
             drop(permit);
@@ -133,12 +138,8 @@ impl ApiServer {
                 .is_some_and(|i| matches!(i, shared::identity::CertIdentity::User(u) if u.route_to_app.is_some()));
             let sni = tls.get_ref().1.server_name().map(str::to_string);
             if app_cert || apps.is_app_host(sni.as_deref()) {
-                if let Some(p) = &permit {
-                    if cert.is_some() {
-                        p.mark().authenticated();
-                    } else if p.mark().anonymous().is_err() {
-                        return;
-                    }
+                if !handshake_done(permit.as_ref(), cert.is_some()) {
+                    return;
                 }
                 let der = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
                 match (app_cert, der) {
@@ -151,15 +152,11 @@ impl ApiServer {
         }
         // A verified client certificate authenticates the connection; without one it stays
         // anonymous for its whole life (pages, ping, sign-in), counted apart from the rest.
-        if let Some(p) = &permit {
-            if cert.is_some() {
-                p.mark().authenticated();
-            } else if p.mark().anonymous().is_err() {
-                let mut tls = tls;
-                let _ = tls.write_all(BUSY.as_bytes()).await;
-                let _ = tls.shutdown().await;
-                return;
-            }
+        if !handshake_done(permit.as_ref(), cert.is_some()) {
+            let mut tls = tls;
+            let _ = tls.write_all(BUSY.as_bytes()).await;
+            let _ = tls.shutdown().await;
+            return;
         }
         let info = Arc::new(ConnInfo { peer, cert, origin, permit: permit.map(Arc::new) });
         let app = self.app.clone();
@@ -216,28 +213,16 @@ pub struct WebListener {
 
 impl WebListener {
     /// Accepts until shutdown.
-    pub async fn run(self: Arc<Self>, listener: TcpListener, mut shutdown: Shutdown) {
-        loop {
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        // Refused connections are closed at once, before anything is read.
-                        let Ok(permit) = self.limiter.admit(Source::Addr(peer.ip())) else { continue };
-                        let me = self.clone();
-                        tokio::spawn(async move { me.handle(tcp, peer, permit).await });
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
-            }
-        }
+    pub async fn run(self: Arc<Self>, listener: TcpListener, shutdown: Shutdown) {
+        let limiter = self.limiter.clone();
+        crate::limits::accept_until(listener, limiter, shutdown, "web port", move |tcp, peer, permit| {
+            let me = self.clone();
+            async move { me.handle(tcp, peer, permit).await }
+        })
+        .await;
     }
 
     async fn handle(self: Arc<Self>, mut tcp: TcpStream, peer: SocketAddr, permit: Permit) {
-        shared::tuning::set_nodelay(&tcp);
         let mut first = [0u8; 1];
         let wait = self.limiter.limits().login_grace_time.min(Duration::from_secs(30));
         let peeked = tokio::time::timeout(wait, tcp.peek(&mut first)).await;
@@ -283,22 +268,11 @@ pub struct PgListener {
 
 impl PgListener {
     /// Accepts until shutdown.
-    pub async fn run(self: Arc<Self>, listener: TcpListener, mut shutdown: Shutdown) {
-        loop {
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        let Ok(permit) = self.limiter.admit(Source::Addr(peer.ip())) else { continue };
-                        shared::tuning::set_nodelay(&tcp);
-                        tokio::spawn(serve_pg(self.front.clone(), tcp, peer, permit));
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
-            }
-        }
+    pub async fn run(self: Arc<Self>, listener: TcpListener, shutdown: Shutdown) {
+        let limiter = self.limiter.clone();
+        crate::limits::accept_until(listener, limiter, shutdown, "postgres_listen_addr", move |tcp, peer, permit| {
+            serve_pg(self.front.clone(), tcp, peer, permit)
+        })
+        .await;
     }
 }

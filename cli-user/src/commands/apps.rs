@@ -93,20 +93,7 @@ fn apps_dir(session: &Session) -> anyhow::Result<std::path::PathBuf> {
 /// Every app login of the profile, with where its record is.
 pub fn logins(session: &Session) -> Vec<(std::path::PathBuf, AppLogin)> {
     let Ok(dir) = apps_dir(session) else { return Vec::new() };
-    let mut out = Vec::new();
-    for cluster in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-        for f in std::fs::read_dir(cluster.path()).into_iter().flatten().flatten() {
-            let p = f.path();
-            if p.extension().is_some_and(|e| e == "json")
-                && let Ok(text) = std::fs::read_to_string(&p)
-                && let Ok(l) = serde_json::from_str::<AppLogin>(&text)
-            {
-                out.push((p, l));
-            }
-        }
-    }
-    out.sort_by(|a, b| (a.1.cluster.as_str(), a.1.name.as_str()).cmp(&(b.1.cluster.as_str(), b.1.name.as_str())));
-    out
+    super::read_logins(&dir, |l: &AppLogin| (l.cluster.clone(), l.name.clone()))
 }
 
 /// A live login for `app` in `cluster`, if tsh holds one with a minute left.

@@ -197,6 +197,28 @@ pub fn command() -> clap::Command {
 }
 
 /// Parses `--format`.
+/// The records (`*.json`, one directory per cluster under `dir`) of a profile's app or database
+/// logins, with where each is, sorted by cluster and name (`key`).
+pub fn read_logins<T: serde::de::DeserializeOwned>(
+    dir: &std::path::Path,
+    key: impl Fn(&T) -> (String, String),
+) -> Vec<(std::path::PathBuf, T)> {
+    let mut out = Vec::new();
+    for cluster in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(cluster.path()).into_iter().flatten().flatten() {
+            let p = f.path();
+            if p.extension().is_some_and(|e| e == "json")
+                && let Ok(text) = std::fs::read_to_string(&p)
+                && let Ok(l) = serde_json::from_str::<T>(&text)
+            {
+                out.push((p, l));
+            }
+        }
+    }
+    out.sort_by_key(|(_, l)| key(l));
+    out
+}
+
 pub fn parse_format(s: &str) -> Result<shared::output::Format, String> {
     s.parse().map_err(|e: shared::Error| e.message)
 }

@@ -135,6 +135,74 @@ fn stdio_pipes() -> Option<(tokio::net::unix::pipe::Receiver, tokio::net::unix::
     Some((rx, tx))
 }
 
+/// TLS to the proxy's web port with a login's certificate: the proxy's own name and pinned host
+/// CA (as every tsh call to it), so the apps' and databases' DNS names are not needed.
+struct ToProxy {
+    connector: tokio_rustls::TlsConnector,
+    proxy: String,
+}
+
+impl ToProxy {
+    fn new(session: &Session, cert: &str, key: &str, alpn: Option<&str>) -> anyhow::Result<std::sync::Arc<ToProxy>> {
+        let identity = shared::client::ClientIdentity {
+            cert_pem: std::fs::read_to_string(cert).map_err(|e| anyhow!("cannot read {cert}: {e}"))?,
+            key_pem: std::fs::read_to_string(key).map_err(|e| anyhow!("cannot read {key}: {e}"))?,
+        };
+        let trust = session.creds.cluster_trust(&session.profile.cluster)?;
+        let mut cfg = shared::client::tls_client_config(&trust, Some(&identity))?;
+        cfg.alpn_protocols = alpn.map(|a| vec![a.as_bytes().to_vec()]).unwrap_or_default();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+        Ok(std::sync::Arc::new(ToProxy { connector, proxy: session.profile.web_proxy_addr.clone() }))
+    }
+
+    async fn dial(&self) -> anyhow::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let tcp = tokio::net::TcpStream::connect(&self.proxy).await.map_err(|e| anyhow!("cannot reach the proxy {}: {e}", self.proxy))?;
+        let _ = tcp.set_nodelay(true);
+        let name = rustls::pki_types::ServerName::try_from(shared::certs::CLUSTER_LOCAL_NAME).unwrap_or_else(|_| unreachable!());
+        self.connector.connect(name, tcp).await.map_err(|e| anyhow!("TLS to the proxy: {e}"))
+    }
+}
+
+/// A listener on 127.0.0.1:`port` (0: any free port) and its address.
+async fn bind_local(port: u16) -> anyhow::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let listener =
+        tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| anyhow!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+/// Serves each local client with `serve` until Ctrl-C; a client's failure is a warning.
+async fn serve_local<F, Fut>(listener: tokio::net::TcpListener, serve: F) -> anyhow::Result<u8>
+where
+    F: Fn(tokio::net::TcpStream) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(0),
+            accepted = listener.accept() => match accepted {
+                Ok((client, _)) => {
+                    let _ = client.set_nodelay(true);
+                    let fut = serve(client);
+                    tokio::spawn(async move {
+                        if let Err(e) = fut.await {
+                            warn(e.to_string());
+                        }
+                    });
+                }
+                Err(e) => warn(format!("accept: {e}")),
+            },
+        }
+    }
+}
+
+fn say(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
 /// Serves `tsh proxy app` until interrupted.
 async fn proxy_app(g: &Global, app: &str, port: u16) -> anyhow::Result<u8> {
     let mut session = Session::load(g)?;
@@ -145,56 +213,19 @@ async fn proxy_app(g: &Global, app: &str, port: u16) -> anyhow::Result<u8> {
         Some(l) => l,
         None => super::apps::login_to(&session, &cluster, app).await?,
     };
-    let identity = shared::client::ClientIdentity {
-        cert_pem: std::fs::read_to_string(&login.cert).map_err(|e| anyhow!("cannot read {}: {e}", login.cert))?,
-        key_pem: std::fs::read_to_string(&login.key).map_err(|e| anyhow!("cannot read {}: {e}", login.key))?,
-    };
-    // The proxy's own name and pinned host CA (as every tsh call to it): the certificate says
-    // which app, so no DNS name for the app is needed.
-    let trust = session.creds.cluster_trust(&session.profile.cluster)?;
-    let mut cfg = shared::client::tls_client_config(&trust, Some(&identity))?;
-    cfg.alpn_protocols.clear();
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
-    let listener =
-        tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| anyhow!("cannot listen on 127.0.0.1:{port}: {e}"))?;
-    let local = listener.local_addr()?;
+    let to = ToProxy::new(&session, &login.cert, &login.key, None)?;
+    let (listener, local) = bind_local(port).await?;
     let scheme = if login.tcp { "tcp" } else { "http" };
-    {
-        use std::io::Write as _;
-        let mut out = std::io::stdout();
-        let _ = writeln!(out, "Proxying connections to {app} on {local} ({scheme}://{local}). Press Ctrl-C to stop.");
-        let _ = out.flush();
-    }
-    let proxy = session.profile.web_proxy_addr.clone();
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(0),
-            accepted = listener.accept() => {
-                let (client, _) = match accepted {
-                    Ok(c) => c,
-                    Err(e) => { warn(format!("accept: {e}")); continue; }
-                };
-                let connector = connector.clone();
-                let proxy = proxy.clone();
-                tokio::spawn(async move {
-                    let _ = client.set_nodelay(true);
-                    let tcp = match tokio::net::TcpStream::connect(&proxy).await {
-                        Ok(t) => t,
-                        Err(e) => { warn(format!("cannot reach the proxy {proxy}: {e}")); return; }
-                    };
-                    let _ = tcp.set_nodelay(true);
-                    let name = rustls::pki_types::ServerName::try_from(shared::certs::CLUSTER_LOCAL_NAME).unwrap_or_else(|_| unreachable!());
-                    match connector.connect(name, tcp).await {
-                        Ok(mut tls) => {
-                            let mut client = client;
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut tls).await;
-                        }
-                        Err(e) => warn(format!("TLS to the proxy: {e}")),
-                    }
-                });
-            }
+    say(&format!("Proxying connections to {app} on {local} ({scheme}://{local}). Press Ctrl-C to stop."));
+    serve_local(listener, move |mut client| {
+        let to = to.clone();
+        async move {
+            let mut tls = to.dial().await?;
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut tls).await;
+            Ok(())
         }
-    }
+    })
+    .await
 }
 
 /// Serves `tsh proxy db` until interrupted.
@@ -207,59 +238,24 @@ async fn proxy_db(g: &Global, db: &str, port: u16, db_user: Option<String>, db_n
         Some(l) => l,
         None => super::db::login_to(&session, &cluster, db, db_user.as_deref(), db_name.as_deref()).await?,
     };
-    let identity = shared::client::ClientIdentity {
-        cert_pem: std::fs::read_to_string(&login.cert).map_err(|e| anyhow!("cannot read {}: {e}", login.cert))?,
-        key_pem: std::fs::read_to_string(&login.key).map_err(|e| anyhow!("cannot read {}: {e}", login.key))?,
-    };
-    let trust = session.creds.cluster_trust(&session.profile.cluster)?;
-    let mut cfg = shared::client::tls_client_config(&trust, Some(&identity))?;
-    cfg.alpn_protocols = vec![shared::pg::ALPN.as_bytes().to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
-    let listener =
-        tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| anyhow!("cannot listen on 127.0.0.1:{port}: {e}"))?;
-    let local = listener.local_addr()?;
-    {
-        use std::io::Write as _;
-        let user = if login.user.is_empty() { "<user>".to_string() } else { login.user.clone() };
-        let dbname = if login.database.is_empty() { "<database>".to_string() } else { login.database.clone() };
-        let mut out = std::io::stdout();
-        let _ = writeln!(out, "Started authenticated tunnel for the PostgreSQL database \"{db}\" in cluster \"{cluster}\" on {local}.");
-        let _ = writeln!(out, "To avoid port randomization, you can choose the listening port using the --port flag.\n");
-        let _ = writeln!(
-            out,
-            "Use the following command to connect to the database or to the address above using other database GUI/CLI clients:"
-        );
-        let _ = writeln!(out, "  $ psql postgres://{user}@localhost:{}/{dbname}", local.port());
-        let _ = out.flush();
-    }
     // The web port always speaks PostgreSQL behind ALPN; `postgres_public_addr` is for psql.
-    let proxy = session.profile.web_proxy_addr.clone();
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(0),
-            accepted = listener.accept() => {
-                let (client, _) = match accepted {
-                    Ok(c) => c,
-                    Err(e) => { warn(format!("accept: {e}")); continue; }
-                };
-                let connector = connector.clone();
-                let proxy = proxy.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = pg_tunnel(client, connector, &proxy).await {
-                        warn(e.to_string());
-                    }
-                });
-            }
-        }
-    }
+    let to = ToProxy::new(&session, &login.cert, &login.key, Some(shared::pg::ALPN))?;
+    let (listener, local) = bind_local(port).await?;
+    let user = if login.user.is_empty() { "<user>".to_string() } else { login.user.clone() };
+    let dbname = if login.database.is_empty() { "<database>".to_string() } else { login.database.clone() };
+    say(&format!("Started authenticated tunnel for the PostgreSQL database \"{db}\" in cluster \"{cluster}\" on {local}."));
+    say("To avoid port randomization, you can choose the listening port using the --port flag.\n");
+    say("Use the following command to connect to the database or to the address above using other database GUI/CLI clients:");
+    say(&format!("  $ psql postgres://{user}@localhost:{}/{dbname}", local.port()));
+    serve_local(listener, move |client| pg_tunnel(client, to.clone())).await
 }
 
 /// One PostgreSQL client through the tunnel: its requests for encryption declined here (the
 /// hop to the proxy is TLS), its `StartupMessage` passed on as it came.
-async fn pg_tunnel(mut client: tokio::net::TcpStream, connector: tokio_rustls::TlsConnector, proxy: &str) -> anyhow::Result<()> {
+async fn pg_tunnel(mut client: tokio::net::TcpStream, to: std::sync::Arc<ToProxy>) -> anyhow::Result<()> {
     use tokio::io::AsyncReadExt as _;
-    let _ = client.set_nodelay(true);
     let mut raw = Vec::new();
+    let mut started = false;
     for _ in 0..3 {
         let mut len = [0u8; 4];
         client.read_exact(&mut len).await?;
@@ -272,14 +268,17 @@ async fn pg_tunnel(mut client: tokio::net::TcpStream, connector: tokio_rustls::T
         client.read_exact(&mut raw[4..]).await?;
         match shared::pg::read_startup(&raw)? {
             Some((shared::pg::Startup::Ssl | shared::pg::Startup::GssEnc, _)) => client.write_all(b"N").await?,
-            Some((shared::pg::Startup::Message { .. }, _)) => break,
+            Some((shared::pg::Startup::Message { .. }, _)) => {
+                started = true;
+                break;
+            }
             _ => return Ok(()),
         }
     }
-    let tcp = tokio::net::TcpStream::connect(proxy).await.map_err(|e| anyhow!("cannot reach the proxy {proxy}: {e}"))?;
-    let _ = tcp.set_nodelay(true);
-    let name = rustls::pki_types::ServerName::try_from(shared::certs::CLUSTER_LOCAL_NAME).unwrap_or_else(|_| unreachable!());
-    let mut tls = connector.connect(name, tcp).await.map_err(|e| anyhow!("TLS to the proxy: {e}"))?;
+    if !started {
+        bail!("a local client sent too many startup packets");
+    }
+    let mut tls = to.dial().await?;
     tls.write_all(&raw).await?;
     let _ = tokio::io::copy_bidirectional(&mut client, &mut tls).await;
     Ok(())

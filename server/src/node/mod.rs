@@ -429,40 +429,29 @@ impl NodeService {
     }
 
     /// Serves SSH connections on a listener.
-    pub async fn run_listener(self: Arc<Self>, listener: tokio::net::TcpListener, mut shutdown: Shutdown) {
-        loop {
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        let Ok(permit) = self.limiter.admit(Source::Addr(peer.ip())) else { continue };
-                        shared::tuning::set_nodelay(&tcp);
-                        let node = self.clone();
-                        tokio::spawn(async move {
-                            let mut tcp = tcp;
-                            match node.vouched(&mut tcp, peer).await {
-                                Ok(None) => node.serve(tcp, Some(peer), permit, None).await,
-                                Ok(Some(origin)) => {
-                                    // Counted as the user the proxy vouches for, from now on.
-                                    let Ok(vouched) = node.limiter.admit(Source::Caller(origin.caller())) else { return };
-                                    drop(permit);
-                                    node.serve(tcp, Some(peer), vouched, Some(origin)).await
-                                }
-                                Err(e) => {
-                                    if let Some(skipped) = node.refused_vouch.allow() {
-                                        tracing::warn!(%peer, error = %e, skipped, "closing a connection");
-                                    }
-                                }
-                            }
-                        });
+    pub async fn run_listener(self: Arc<Self>, listener: tokio::net::TcpListener, shutdown: Shutdown) {
+        let limiter = self.limiter.clone();
+        crate::limits::accept_until(listener, limiter, shutdown, "ssh_service", move |tcp, peer, permit| {
+            let node = self.clone();
+            async move {
+                let mut tcp = tcp;
+                match node.vouched(&mut tcp, peer).await {
+                    Ok(None) => node.serve(tcp, Some(peer), permit, None).await,
+                    Ok(Some(origin)) => {
+                        // Counted as the user the proxy vouches for, from now on.
+                        let Ok(vouched) = node.limiter.admit(Source::Caller(origin.caller())) else { return };
+                        drop(permit);
+                        node.serve(tcp, Some(peer), vouched, Some(origin)).await
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        if let Some(skipped) = node.refused_vouch.allow() {
+                            tracing::warn!(%peer, error = %e, skipped, "closing a connection");
+                        }
                     }
-                },
+                }
             }
-        }
+        })
+        .await;
     }
 
     /// Reads a proxy's vouch (`tunnel::vouch`) when the connection starts with one: `None` for a

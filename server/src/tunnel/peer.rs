@@ -35,7 +35,7 @@ use super::wire::{MAX_REQUEST_LEN, PeerRequest, TunnelKey, TunnelRequest};
 use super::{TunnelRegistry, read_answer, read_line_bounded, write_err, write_ok};
 use crate::audit::codes;
 use crate::auth::AuthServer;
-use crate::limits::{Limiter, Source};
+use crate::limits::Limiter;
 use crate::shutdown::Shutdown;
 use crate::ssh::LiveCreds;
 use crate::tunnel::proxies::ProxyRegistry;
@@ -189,27 +189,16 @@ impl Peering {
     }
 
     /// Serves peers on `listener` until `shutdown`.
-    pub async fn run_listener(self: Arc<Self>, listener: TcpListener, limiter: Arc<Limiter>, mut shutdown: Shutdown) {
-        loop {
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        let Ok(permit) = limiter.admit(Source::Addr(peer.ip())) else { continue };
-                        let me = self.clone();
-                        tokio::spawn(async move {
-                            let mark = permit.mark();
-                            let _permit = permit;
-                            me.serve_peer(tcp, peer, mark).await
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "peer accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
+    pub async fn run_listener(self: Arc<Self>, listener: TcpListener, limiter: Arc<Limiter>, shutdown: Shutdown) {
+        crate::limits::accept_until(listener, limiter, shutdown, "peer port", move |tcp, peer, permit| {
+            let me = self.clone();
+            async move {
+                let mark = permit.mark();
+                let _permit = permit;
+                me.serve_peer(tcp, peer, mark).await
             }
-        }
+        })
+        .await;
     }
 
     async fn serve_peer(&self, tcp: tokio::net::TcpStream, addr: SocketAddr, mark: crate::limits::AuthMark) {

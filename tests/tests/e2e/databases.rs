@@ -133,7 +133,7 @@ fn a_leafs_databases_are_listed_at_the_root_with_the_users_the_leafs_mapped_role
 /// of its own (certificates from the leaf's `db` CA, `hostssl ... cert`), with roles `alice`
 /// and `reader`, databases `dev` (alice's) and `prod`, and a table saying which leaf it is.
 fn leaf_with_postgres(root: &Cluster, name: &str) -> (Cluster, e2e::postgres::PgServer, e2e::TempDir) {
-    use e2e::postgres::{PORT, PgServer};
+    use e2e::postgres::PORT;
     let pg_ip = e2e::free_ip(&[PORT]);
     let mut lo = ClusterOpts::new(name);
     lo.node = false;
@@ -147,17 +147,9 @@ fn leaf_with_postgres(root: &Cluster, name: &str) -> (Cluster, e2e::postgres::Pg
         "kind: role\nversion: v7\nmetadata: {name: visitor}\nspec:\n  allow:\n    logins: [visitor]\n    db_labels: {env: dev}\n    db_users: [alice, reader]\n    db_names: [dev]\n  deny:\n    db_users: [postgres]\n",
     )
     .ok("leaf role");
-    let dir = e2e::TempDir::new("leaf-pg-certs");
-    let p = dir.path().join("server").display().to_string();
-    leaf.tctl(&["auth", "sign", "--format=db", &format!("--host={pg_ip}"), &format!("--out={p}")]).ok("tctl auth sign --format=db");
-    let read = |ext: &str| std::fs::read_to_string(format!("{p}{ext}")).unwrap_or_default();
-    let (pg, _) = PgServer::start_with_tls_at(&pg_ip, &read(".crt"), &read(".key"), &read(".cas"), Some(&read(".cas")));
-    pg.admin("postgres", "CREATE ROLE alice LOGIN");
+    let (pg, dir) = postgres_at(&leaf, &pg_ip, name);
     pg.admin("postgres", "CREATE ROLE reader LOGIN");
-    pg.admin("postgres", "CREATE DATABASE dev OWNER alice");
     pg.admin("postgres", "CREATE DATABASE prod");
-    pg.admin("dev", &format!("CREATE TABLE whoami (c text); INSERT INTO whoami VALUES ('{name}'); ALTER TABLE whoami OWNER TO alice"));
-    pg.require_client_certs();
     let token = root.trusted_cluster_token("5m");
     leaf.create("tc.yaml", &e2e::tc_yaml(&root.opts.name, &token, root, true, e2e::ACCESS_TO_VISITOR)).ok("trust");
     root.wait_remote_status(name, "online", Duration::from_secs(30));
@@ -404,13 +396,17 @@ fn tsh_db_connect_reaches_each_leafs_postgres_as_the_user_the_leafs_mapped_roles
 /// client certificates; roles `alice` and databases `dev` (alice's) and `prod`; a table saying
 /// `tag`.
 fn postgres_for(cluster: &Cluster, tag: &str) -> (e2e::postgres::PgServer, e2e::TempDir) {
-    use e2e::postgres::{PORT, PgServer};
-    let ip = e2e::free_ip(&[PORT]);
+    postgres_at(cluster, &e2e::free_ip(&[e2e::postgres::PORT]), tag)
+}
+
+/// As [`postgres_for`], on address `ip`.
+fn postgres_at(cluster: &Cluster, ip: &str, tag: &str) -> (e2e::postgres::PgServer, e2e::TempDir) {
+    use e2e::postgres::PgServer;
     let dir = e2e::TempDir::new("pg-certs");
     let p = dir.path().join("server").display().to_string();
     cluster.tctl(&["auth", "sign", "--format=db", &format!("--host={ip}"), &format!("--out={p}")]).ok("tctl auth sign --format=db");
     let read = |ext: &str| std::fs::read_to_string(format!("{p}{ext}")).unwrap_or_default();
-    let (pg, _) = PgServer::start_with_tls_at(&ip, &read(".crt"), &read(".key"), &read(".cas"), Some(&read(".cas")));
+    let (pg, _) = PgServer::start_with_tls_at(ip, &read(".crt"), &read(".key"), &read(".cas"), Some(&read(".cas")));
     pg.admin("postgres", "CREATE ROLE alice LOGIN");
     pg.admin("postgres", "CREATE DATABASE dev OWNER alice");
     pg.admin("dev", &format!("CREATE TABLE whoami (c text); INSERT INTO whoami VALUES ('{tag}'); ALTER TABLE whoami OWNER TO alice"));
