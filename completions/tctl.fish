@@ -39,6 +39,7 @@ complete -c tctl -n "__fish_tctl_needs_command" -f -a "rm" -d 'Delete a resource
 complete -c tctl -n "__fish_tctl_needs_command" -f -a "update" -d 'Update a remote cluster\'s labels'
 complete -c tctl -n "__fish_tctl_needs_command" -f -a "auth" -d 'Sign identity files and export certificate authorities'
 complete -c tctl -n "__fish_tctl_needs_command" -f -a "lock" -d 'Lock a user, role, login or node out of the cluster'
+complete -c tctl -n "__fish_tctl_needs_command" -f -a "request" -d 'Access requests: list, approve, deny, delete'
 complete -c tctl -n "__fish_tctl_needs_command" -f -a "map-roles" -d 'Show which local roles a user with the given remote roles would get'
 complete -c tctl -n "__fish_tctl_needs_command" -f -a "status" -d 'Show the cluster and its certificate authorities'
 complete -c tctl -n "__fish_tctl_needs_command" -f -a "access" -d 'Explain why a user\'s login is allowed or denied'
@@ -233,6 +234,49 @@ complete -c tctl -n "__fish_tctl_using_subcommand lock" -l auth-server -d 'Addre
 complete -c tctl -n "__fish_tctl_using_subcommand lock" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand lock" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand lock" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and not __fish_seen_subcommand_from ls approve deny rm help" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand request; and not __fish_seen_subcommand_from ls approve deny rm help" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand request; and not __fish_seen_subcommand_from ls approve deny rm help" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand request; and not __fish_seen_subcommand_from ls approve deny rm help" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand request; and not __fish_seen_subcommand_from ls approve deny rm help" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and not __fish_seen_subcommand_from ls approve deny rm help" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and not __fish_seen_subcommand_from ls approve deny rm help" -f -a "ls" -d 'List the live requests'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and not __fish_seen_subcommand_from ls approve deny rm help" -f -a "approve" -d 'Approve a request (whatever its thresholds)'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and not __fish_seen_subcommand_from ls approve deny rm help" -f -a "deny" -d 'Deny a request (also after approval: its roles end at the certificates\' next use)'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and not __fish_seen_subcommand_from ls approve deny rm help" -f -a "rm" -d 'Delete a request'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and not __fish_seen_subcommand_from ls approve deny rm help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from ls" -s f -l format -d 'Output format: text, json or yaml' -r
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from ls" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from ls" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from ls" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from ls" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from ls" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from approve" -l reason -d 'Why' -r
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from approve" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from approve" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from approve" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from approve" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from approve" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from approve" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from deny" -l reason -d 'Why' -r
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from deny" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from deny" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from deny" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from deny" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from deny" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from deny" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from rm" -s c -l config -d 'teleport.yaml of the cluster (tctl on the auth host)' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from rm" -s i -l identity -d 'Identity file (from \'tctl auth sign\')' -r -F
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from rm" -l auth-server -d 'Address of the cluster\'s proxy (with --identity)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from rm" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from rm" -s d -l debug -d 'Verbose output'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List the live requests'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from help" -f -a "approve" -d 'Approve a request (whatever its thresholds)'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from help" -f -a "deny" -d 'Deny a request (also after approval: its roles end at the certificates\' next use)'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Delete a request'
+complete -c tctl -n "__fish_tctl_using_subcommand request; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tctl -n "__fish_tctl_using_subcommand map-roles" -l roles -d 'The root user\'s roles, comma-separated' -r
 complete -c tctl -n "__fish_tctl_using_subcommand map-roles" -l cluster -d 'Use the role_map stored for this trusted (root) cluster' -r
 complete -c tctl -n "__fish_tctl_using_subcommand map-roles" -l file -d 'Use the role_map in this trusted_cluster YAML (no cluster needed)' -r
@@ -295,22 +339,23 @@ complete -c tctl -n "__fish_tctl_using_subcommand completion" -l auth-server -d 
 complete -c tctl -n "__fish_tctl_using_subcommand completion" -l cluster -d 'Act on this leaf cluster, through the root\'s tunnel, with your root certificate (the leaf\'s role map decides what you may do there)' -r
 complete -c tctl -n "__fish_tctl_using_subcommand completion" -s d -l debug -d 'Verbose output'
 complete -c tctl -n "__fish_tctl_using_subcommand completion" -s h -l help -d 'Print help'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "users" -d 'Manage users'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "tokens" -d 'Manage join and invitation tokens'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "create" -d 'Create or replace resources from a YAML file'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "get" -d 'Print resources'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "edit" -d 'Edit a resource in $EDITOR'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "rm" -d 'Delete a resource'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "update" -d 'Update a remote cluster\'s labels'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "auth" -d 'Sign identity files and export certificate authorities'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "lock" -d 'Lock a user, role, login or node out of the cluster'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "map-roles" -d 'Show which local roles a user with the given remote roles would get'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "status" -d 'Show the cluster and its certificate authorities'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "access" -d 'Explain why a user\'s login is allowed or denied'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "recordings" -d 'List recorded sessions'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "version" -d 'Print the version'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "completion" -d 'Print a shell completion script'
-complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock map-roles status access recordings version completion help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock request map-roles status access recordings version completion help" -f -a "users" -d 'Manage users'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock request map-roles status access recordings version completion help" -f -a "tokens" -d 'Manage join and invitation tokens'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock request map-roles status access recordings version completion help" -f -a "create" -d 'Create or replace resources from a YAML file'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock request map-roles status access recordings version completion help" -f -a "get" -d 'Print resources'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock request map-roles status access recordings version completion help" -f -a "edit" -d 'Edit a resource in $EDITOR'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock request map-roles status access recordings version completion help" -f -a "rm" -d 'Delete a resource'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock request map-roles status access recordings version completion help" -f -a "update" -d 'Update a remote cluster\'s labels'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock request map-roles status access recordings version completion help" -f -a "auth" -d 'Sign identity files and export certificate authorities'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock request map-roles status access recordings version completion help" -f -a "lock" -d 'Lock a user, role, login or node out of the cluster'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock request map-roles status access recordings version completion help" -f -a "request" -d 'Access requests: list, approve, deny, delete'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock request map-roles status access recordings version completion help" -f -a "map-roles" -d 'Show which local roles a user with the given remote roles would get'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock request map-roles status access recordings version completion help" -f -a "status" -d 'Show the cluster and its certificate authorities'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock request map-roles status access recordings version completion help" -f -a "access" -d 'Explain why a user\'s login is allowed or denied'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock request map-roles status access recordings version completion help" -f -a "recordings" -d 'List recorded sessions'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock request map-roles status access recordings version completion help" -f -a "version" -d 'Print the version'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock request map-roles status access recordings version completion help" -f -a "completion" -d 'Print a shell completion script'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and not __fish_seen_subcommand_from users tokens create get edit rm update auth lock request map-roles status access recordings version completion help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "add" -d 'Add a user and print a one-time link to set the password'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "update" -d 'Change a user\'s roles or logins'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "ls" -d 'List users'
@@ -322,5 +367,9 @@ complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcomma
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "sign" -d 'Write an identity file for a user, or a database server\'s certificate (--format=db)'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "rotate" -d 'Rotate a certificate authority of this cluster (its leaves follow over the tunnel)'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "export" -d 'Print this cluster\'s CA public keys in OpenSSH formats'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from request" -f -a "ls" -d 'List the live requests'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from request" -f -a "approve" -d 'Approve a request (whatever its thresholds)'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from request" -f -a "deny" -d 'Deny a request (also after approval: its roles end at the certificates\' next use)'
+complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from request" -f -a "rm" -d 'Delete a request'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from access" -f -a "explain" -d 'Explain, check by check, whether a user may log in as login@node, as the node decides it'
 complete -c tctl -n "__fish_tctl_using_subcommand help; and __fish_seen_subcommand_from recordings" -f -a "ls" -d 'List recorded sessions (newest first); play one with \'tsh play <id>\''

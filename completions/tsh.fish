@@ -51,11 +51,15 @@ complete -c tsh -n "__fish_tsh_needs_command" -f -a "join" -d 'Join a live sessi
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "kube" -d 'Kubernetes clusters: list them, log in to one, credentials for kubectl'
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "apps" -d 'Applications: list the ones you can reach'
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "db" -d 'Databases: list the ones you can reach'
+complete -c tsh -n "__fish_tsh_needs_command" -f -a "request" -d 'Access requests: ask for roles for a while, review others\' requests'
 complete -c tsh -n "__fish_tsh_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand login" -l ttl -d 'Certificate TTL in minutes [default: 720, capped by your roles\' max_session_ttl]' -r
 complete -c tsh -n "__fish_tsh_using_subcommand login" -l auth -d 'Sign in with this connector: an OIDC, GitHub or SAML connector\'s name, or local [default: the cluster\'s]' -r
 complete -c tsh -n "__fish_tsh_using_subcommand login" -l browser -d 'Set to none to print the SSO link instead of opening a browser ($BROWSER, else xdg-open)' -r
 complete -c tsh -n "__fish_tsh_using_subcommand login" -l bind-addr -d 'Address (loopback) tsh listens on for the SSO callback [default: 127.0.0.1:0]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand login" -l request-roles -d 'Request these roles (comma-separated) and wait for approval; the certificate then has them' -r
+complete -c tsh -n "__fish_tsh_using_subcommand login" -l request-reason -d 'The reason for --request-roles' -r
+complete -c tsh -n "__fish_tsh_using_subcommand login" -l request-id -d 'Use this approved access request: the certificate gains its roles until it expires' -r
 complete -c tsh -n "__fish_tsh_using_subcommand login" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
 complete -c tsh -n "__fish_tsh_using_subcommand login" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
 complete -c tsh -n "__fish_tsh_using_subcommand login" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
@@ -467,27 +471,107 @@ complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_f
 complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "env" -d 'Print the environment variables PostgreSQL clients read for a database you logged in to'
 complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "logout" -d 'Remove database certificates (all of them without a name)'
 complete -c tsh -n "__fish_tsh_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "login" -d 'Sign in to a cluster (or select a leaf cluster: tsh login <cluster>)'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "logout" -d 'Remove your keys and certificates'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "status" -d 'Show who you are signed in as'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "ls" -d 'List the nodes you can reach'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "ssh" -d 'Run a shell or a command on a node'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "scp" -d 'Copy files to or from a node (SFTP)'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "clusters" -d 'List the root cluster and the leaf clusters you can reach'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "version" -d 'Print the version'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "config" -d 'Print an OpenSSH client configuration for the clusters you can reach'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "proxy" -d 'Connect stdin/stdout to a node (OpenSSH ProxyCommand)'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "completion" -d 'Print a shell completion script'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "mfa" -d 'List, add and remove your second-factor (TOTP) devices'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "access" -d 'Explain why a login is allowed or denied'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "recordings" -d 'List recorded sessions'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "play" -d 'Replay a recorded session'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "sessions" -d 'List live sessions you may see or join'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "join" -d 'Join a live session (watch it, or type too)'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "kube" -d 'Kubernetes clusters: list them, log in to one, credentials for kubectl'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "apps" -d 'Applications: list the ones you can reach'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "db" -d 'Databases: list the ones you can reach'
-complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and not __fish_seen_subcommand_from create ls list show review drop help" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and not __fish_seen_subcommand_from create ls list show review drop help" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and not __fish_seen_subcommand_from create ls list show review drop help" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and not __fish_seen_subcommand_from create ls list show review drop help" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand request; and not __fish_seen_subcommand_from create ls list show review drop help" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and not __fish_seen_subcommand_from create ls list show review drop help" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and not __fish_seen_subcommand_from create ls list show review drop help" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and not __fish_seen_subcommand_from create ls list show review drop help" -f -a "create" -d 'Ask for roles for a while; waits for the decision unless --nowait'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and not __fish_seen_subcommand_from create ls list show review drop help" -f -a "ls" -d 'List the requests you made or may review'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and not __fish_seen_subcommand_from create ls list show review drop help" -f -a "list" -d 'List the requests you made or may review'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and not __fish_seen_subcommand_from create ls list show review drop help" -f -a "show" -d 'Show one request with its reviews'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and not __fish_seen_subcommand_from create ls list show review drop help" -f -a "review" -d 'Approve or deny someone\'s request'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and not __fish_seen_subcommand_from create ls list show review drop help" -f -a "drop" -d 'Stop using approved requests (all of them without an id): new certificates without their roles'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and not __fish_seen_subcommand_from create ls list show review drop help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from create" -l roles -d 'Roles to request, comma-separated' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from create" -l reason -d 'Why (your roles may require one)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from create" -l reviewers -d 'Suggested reviewers, comma-separated' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from create" -l max-duration -d 'How long the access should last (e.g. 1h; default and limit: your roles\')' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from create" -s f -l format -d 'Output format: text, json or yaml' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from create" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from create" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from create" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from create" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from create" -l nowait -d 'Do not wait for the decision'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from create" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from create" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from ls" -s f -l format -d 'Output format: text, json or yaml' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from ls" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from ls" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from ls" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from ls" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from ls" -l reviewable -d 'Only requests you may review'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from ls" -l my-requests -d 'Only your own requests'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from ls" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from ls" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from list" -s f -l format -d 'Output format: text, json or yaml' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from list" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from list" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from list" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from list" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from list" -l reviewable -d 'Only requests you may review'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from list" -l my-requests -d 'Only your own requests'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from list" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from list" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from show" -s f -l format -d 'Output format: text, json or yaml' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from show" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from show" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from show" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from show" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from show" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from show" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from review" -l reason -d 'Why' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from review" -s f -l format -d 'Output format: text, json or yaml' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from review" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from review" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from review" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from review" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from review" -l approve -d 'Approve it'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from review" -l deny -d 'Deny it'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from review" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from review" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from review" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from drop" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from drop" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from drop" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from drop" -s i -l identity -d 'Identity file (from \'tctl auth sign\') instead of a profile' -r -F
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from drop" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from drop" -s d -l debug -d 'Verbose output'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from drop" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from help" -f -a "create" -d 'Ask for roles for a while; waits for the decision unless --nowait'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List the requests you made or may review'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one request with its reviews'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from help" -f -a "review" -d 'Approve or deny someone\'s request'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from help" -f -a "drop" -d 'Stop using approved requests (all of them without an id): new certificates without their roles'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "login" -d 'Sign in to a cluster (or select a leaf cluster: tsh login <cluster>)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "logout" -d 'Remove your keys and certificates'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "status" -d 'Show who you are signed in as'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "ls" -d 'List the nodes you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "ssh" -d 'Run a shell or a command on a node'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "scp" -d 'Copy files to or from a node (SFTP)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "clusters" -d 'List the root cluster and the leaf clusters you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "version" -d 'Print the version'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "config" -d 'Print an OpenSSH client configuration for the clusters you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "proxy" -d 'Connect stdin/stdout to a node (OpenSSH ProxyCommand)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "completion" -d 'Print a shell completion script'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "mfa" -d 'List, add and remove your second-factor (TOTP) devices'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "access" -d 'Explain why a login is allowed or denied'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "recordings" -d 'List recorded sessions'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "play" -d 'Replay a recorded session'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "sessions" -d 'List live sessions you may see or join'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "join" -d 'Join a live session (watch it, or type too)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "kube" -d 'Kubernetes clusters: list them, log in to one, credentials for kubectl'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "apps" -d 'Applications: list the ones you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "db" -d 'Databases: list the ones you can reach'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "request" -d 'Access requests: ask for roles for a while, review others\' requests'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls ssh scp clusters version config proxy completion mfa access recordings play sessions join kube apps db request help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "ssh" -d 'Pipe stdin/stdout to a node\'s SSH port (for OpenSSH\'s ProxyCommand)'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "app" -d 'A local listener for an application that adds its certificate'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "db" -d 'A local listener for a database that adds its certificate'
@@ -510,3 +594,8 @@ complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "config" -d 'Show how to connect to a database you logged in to'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "env" -d 'Print the environment variables PostgreSQL clients read for a database you logged in to'
 complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "logout" -d 'Remove database certificates (all of them without a name)'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from request" -f -a "create" -d 'Ask for roles for a while; waits for the decision unless --nowait'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from request" -f -a "ls" -d 'List the requests you made or may review'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from request" -f -a "show" -d 'Show one request with its reviews'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from request" -f -a "review" -d 'Approve or deny someone\'s request'
+complete -c tsh -n "__fish_tsh_using_subcommand help; and __fish_seen_subcommand_from request" -f -a "drop" -d 'Stop using approved requests (all of them without an id): new certificates without their roles'

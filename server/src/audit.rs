@@ -78,6 +78,14 @@ pub mod codes {
     pub const PG_BIND: (&str, &str) = ("db.session.postgres.statements.bind", "TPG01I");
     /// A portal run (`E`).
     pub const PG_EXECUTE: (&str, &str) = ("db.session.postgres.statements.execute", "TPG02I");
+    /// An access request was made.
+    pub const ACCESS_REQUEST_CREATE: (&str, &str) = ("access_request.create", "T5000I");
+    /// An access request changed state (approved, denied, or ended by an admin).
+    pub const ACCESS_REQUEST_UPDATE: (&str, &str) = ("access_request.update", "T5001I");
+    /// A review of an access request was submitted.
+    pub const ACCESS_REQUEST_REVIEW: (&str, &str) = ("access_request.review", "T5002I");
+    /// An access request was deleted.
+    pub const ACCESS_REQUEST_DELETE: (&str, &str) = ("access_request.delete", "T5003I");
     /// An SSH login was refused.
     pub const AUTH_FAILURE: (&str, &str) = ("auth", "T3007W");
     /// A role was created or changed.

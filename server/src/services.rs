@@ -85,6 +85,8 @@ pub mod keys {
     pub const APPS: &str = "apps/";
     /// Databases, by name.
     pub const DBS: &str = "dbs/";
+    /// Access requests, by id (each expires with the access it grants).
+    pub const ACCESS_REQUESTS: &str = "access_requests/";
     /// Which app services serve an app an admin defined: `app_servers/<app>/<host UUID>`.
     pub const APP_SERVERS: &str = "app_servers/";
     /// The cluster's authentication preference.
@@ -114,6 +116,8 @@ pub mod keys {
     }
 
     key_fns! {
+        /// Key of an access request.
+        access_request => ACCESS_REQUESTS;
         /// Key of a role.
         role => ROLES;
         /// Key of a user.
@@ -281,6 +285,7 @@ macro_rules! has_metadata {
 }
 has_metadata!(
     Role,
+    shared::resource::AccessRequest,
     shared::resource::KubeCluster,
     shared::resource::App,
     shared::resource::Db,

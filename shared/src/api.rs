@@ -70,6 +70,8 @@ pub mod path {
     pub const SIGN_DB: &str = "/v1/certs/db";
     /// `tsh db ls`: the databases the caller may reach, with their allowed users and names.
     pub const DBS: &str = "/v1/dbs";
+    /// `GET` (the requests the caller may see), `POST` (a new one): access requests.
+    pub const ACCESS_REQUESTS: &str = "/v1/requests";
     /// `tctl auth export`.
     pub const EXPORT_CAS: &str = "/v1/cas/export";
     /// Audit events: `POST` (hosts) and `GET` (auditors).
@@ -388,6 +390,37 @@ pub struct ReissueRequest {
     /// A database in the target cluster (`tsh db login`): the certificate is for it alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_to_database: Option<crate::identity::RouteToDatabase>,
+    /// Approved access requests whose roles the certificate carries (`tsh login --request-id`;
+    /// empty: none, which drops any the current certificate had).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_requests: Vec<String>,
+}
+
+/// `POST /v1/requests` (`tsh request create`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CreateAccessRequest {
+    /// The roles.
+    pub roles: Vec<String>,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+    /// How long the access should last (Go duration; default: the session's limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<String>,
+    /// Reviewers to suggest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggested_reviewers: Vec<String>,
+}
+
+/// `POST /v1/requests/<id>/review`: a review (`tsh request review`) or an admin's decision
+/// (`tctl request approve|deny`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewAccessRequest {
+    /// `APPROVED` or `DENIED`.
+    pub state: crate::resource::RequestState,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// `POST /v1/dbs/client-cert` (a node that serves databases): a client certificate for `user`.

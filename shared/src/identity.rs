@@ -30,6 +30,8 @@ pub mod ext {
     pub const TELEPORT_TRAITS: &str = "teleport-traits";
     /// The cluster the certificate is routed to.
     pub const ROUTE_TO_CLUSTER: &str = "teleport-route-to-cluster";
+    /// The approved access requests whose roles the certificate carries (`{"access_requests": [...]}`).
+    pub const ACTIVE_REQUESTS: &str = "teleport-active-requests";
     /// Host certificates: the system role (`Node`, `Proxy`).
     pub const HOST_ROLE: &str = "x-teleport-role";
     /// Host certificates: the cluster name.
@@ -74,6 +76,9 @@ pub struct UserIdentity {
     /// The database this certificate is for (`tsh db login`): that database and nothing else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_to_database: Option<RouteToDatabase>,
+    /// The approved access requests whose roles are among [`UserIdentity::roles`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub active_requests: Vec<String>,
 }
 
 /// Which database a certificate reaches (Teleport's `RouteToDatabase`). The user and database
@@ -185,6 +190,10 @@ pub fn user_ssh_extensions(id: &UserIdentity, port_forwarding: bool, agent_forwa
     if let Some(r) = &id.route_to_cluster {
         out.push((ext::ROUTE_TO_CLUSTER.into(), r.clone()));
     }
+    if !id.active_requests.is_empty() {
+        let json = serde_json::json!({ "access_requests": id.active_requests }).to_string();
+        out.push((ext::ACTIVE_REQUESTS.into(), json));
+    }
     out
 }
 
@@ -210,6 +219,11 @@ pub fn user_from_ssh_cert(cert: &Certificate) -> Result<UserIdentity> {
         traits,
         logins: cert.valid_principals().to_vec(),
         route_to_cluster: exts.get(ext::ROUTE_TO_CLUSTER).cloned().filter(|s| !s.is_empty()),
+        active_requests: exts
+            .get(ext::ACTIVE_REQUESTS)
+            .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+            .and_then(|v| serde_json::from_value::<Vec<String>>(v["access_requests"].clone()).ok())
+            .unwrap_or_default(),
         ..Default::default()
     })
 }

@@ -66,6 +66,21 @@ impl Credentials {
         ClientIdentity { cert_pem: self.tls_cert_pem.clone(), key_pem: self.tls_key_pem.clone() }
     }
 
+    /// The identity of the X.509 certificate (roles, active access requests, routes).
+    pub fn user_identity(&self) -> Option<crate::identity::UserIdentity> {
+        let der = crate::certs::first_pem_der(&self.tls_cert_pem, "CERTIFICATE").ok()?;
+        let json = crate::certs::parse_peer_cert(&der).ok()?.identity_json?;
+        match crate::identity::CertIdentity::from_json(&json).ok()? {
+            crate::identity::CertIdentity::User(u) => Some(u),
+            crate::identity::CertIdentity::Host(_) => None,
+        }
+    }
+
+    /// The approved access requests the certificate carries.
+    pub fn active_requests(&self) -> Vec<String> {
+        self.user_identity().map(|u| u.active_requests).unwrap_or_default()
+    }
+
     /// Trust for talking to `cluster`'s API: its host CA, pinned.
     pub fn cluster_trust(&self, cluster: &str) -> Result<ServerTrust> {
         let pems: Vec<String> =

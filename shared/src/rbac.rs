@@ -265,6 +265,78 @@ impl AccessChecker {
         Ok(())
     }
 
+    /// May the holder request role `role` (some `allow.request.roles` pattern matches it and no
+    /// `deny.request.roles` pattern does)?
+    pub fn can_request(&self, role: &str) -> bool {
+        use crate::resource::role::role_matches;
+        let side = |c: &RoleConditions| c.request.as_ref().is_some_and(|r| r.roles.iter().any(|p| role_matches(p, role)));
+        !self.roles.iter().any(|r| side(&r.spec.deny)) && self.roles.iter().any(|r| side(&r.spec.allow))
+    }
+
+    /// The roles of the holder's that allow requesting `role`.
+    fn granting(&self, role: &str) -> impl Iterator<Item = &crate::resource::role::RequestConditions> {
+        use crate::resource::role::role_matches;
+        self.roles.iter().filter_map(|r| r.spec.allow.request.as_ref()).filter(move |c| c.roles.iter().any(|p| role_matches(p, role)))
+    }
+
+    /// The longest a request for `roles` may grant: the shortest `request.max_duration` of the
+    /// holder's roles that allow them (none set: `None`, the session's own limit applies).
+    pub fn request_max_duration(&self, roles: &[String]) -> Option<std::time::Duration> {
+        roles
+            .iter()
+            .flat_map(|role| self.granting(role))
+            .filter_map(|c| c.max_duration.as_deref())
+            .filter_map(|d| crate::timefmt::parse_duration(d).ok())
+            .min()
+    }
+
+    /// The thresholds a request for `roles` is decided by (of the roles that allow them).
+    pub fn request_thresholds(&self, roles: &[String]) -> Vec<crate::resource::role::Threshold> {
+        let mut out: Vec<crate::resource::role::Threshold> = Vec::new();
+        for t in roles.iter().flat_map(|role| self.granting(role)).flat_map(|c| c.thresholds.iter()) {
+            if !out.contains(t) {
+                out.push(t.clone());
+            }
+        }
+        out
+    }
+
+    /// The reviewers the holder's roles suggest for requests.
+    pub fn suggested_reviewers(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in self.roles.iter().filter_map(|r| r.spec.allow.request.as_ref()).flat_map(|c| c.suggested_reviewers.iter()) {
+            if !out.contains(r) {
+                out.push(r.clone());
+            }
+        }
+        out
+    }
+
+    /// May the holder review a request for `roles` (each matched by `allow.review_requests.roles`,
+    /// none by `deny.review_requests.roles`)?
+    pub fn can_review(&self, roles: &[String]) -> bool {
+        use crate::resource::role::role_matches;
+        let side =
+            |c: &RoleConditions, role: &str| c.review_requests.as_ref().is_some_and(|r| r.roles.iter().any(|p| role_matches(p, role)));
+        !roles.is_empty()
+            && roles
+                .iter()
+                .all(|role| !self.roles.iter().any(|r| side(&r.spec.deny, role)) && self.roles.iter().any(|r| side(&r.spec.allow, role)))
+    }
+
+    /// `options.request_access` of the holder's roles, the strictest: `always`, `reason` or
+    /// `optional`.
+    pub fn request_access(&self) -> &'static str {
+        let modes: Vec<&str> = self.roles.iter().filter_map(|r| r.spec.options.request_access.as_deref()).collect();
+        if modes.contains(&"always") {
+            "always"
+        } else if modes.contains(&"reason") {
+            "reason"
+        } else {
+            "optional"
+        }
+    }
+
     /// The values of `pick` in the allow rules of roles whose `selector` matches `labels` (`None`:
     /// every role), less those any role's deny rules name.
     fn list_where(
@@ -657,6 +729,52 @@ mod tests {
         assert!(c.check_db_login(&prod_db, "alice", "orders").is_err(), "the dev role's users do not reach the prod database");
         let e = c.check_db_login(&labels(&[("env", "qa")]), "alice", "dev").err().map(|e| e.message).unwrap_or_default();
         assert!(e.contains("db_labels"), "{e}");
+    }
+
+    #[test]
+    fn who_may_request_and_review_which_roles() {
+        use crate::resource::role::{RequestConditions, ReviewConditions, Threshold};
+        let requester = role(
+            "access",
+            RoleConditions {
+                request: Some(RequestConditions {
+                    roles: logins(&["prod-*", "^db-(read|write)$"]),
+                    max_duration: Some("4h".into()),
+                    thresholds: vec![Threshold { approve: Some(2), ..Default::default() }],
+                    suggested_reviewers: logins(&["bob"]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            RoleConditions {
+                request: Some(RequestConditions { roles: logins(&["prod-root"]), ..Default::default() }),
+                ..Default::default()
+            },
+        );
+        let c = AccessChecker::new(&[requester], &Traits::new());
+        assert!(c.can_request("prod-access") && c.can_request("db-read"), "globs and ^...$ expressions");
+        assert!(!c.can_request("prod-root"), "deny.request wins");
+        assert!(!c.can_request("db-admin") && !c.can_request("admin"), "nothing else");
+        assert_eq!(c.request_max_duration(&logins(&["prod-access"])), Some(std::time::Duration::from_secs(4 * 3600)));
+        assert_eq!(c.request_thresholds(&logins(&["prod-access"]))[0].approve, Some(2));
+        assert_eq!(c.suggested_reviewers(), logins(&["bob"]));
+        assert_eq!(c.request_access(), "optional");
+        let reviewer = role(
+            "reviewer",
+            RoleConditions {
+                review_requests: Some(ReviewConditions { roles: logins(&["prod-*"]), ..Default::default() }),
+                ..Default::default()
+            },
+            RoleConditions {
+                review_requests: Some(ReviewConditions { roles: logins(&["prod-root"]), ..Default::default() }),
+                ..Default::default()
+            },
+        );
+        let r = AccessChecker::new(&[reviewer], &Traits::new());
+        assert!(r.can_review(&logins(&["prod-access"])));
+        assert!(!r.can_review(&logins(&["prod-access", "db-read"])), "every role must be reviewable");
+        assert!(!r.can_review(&logins(&["prod-root"])), "deny.review_requests wins");
+        assert!(!AccessChecker::new(&[], &Traits::new()).can_review(&logins(&["prod-access"])), "deny by default");
     }
 
     fn traits(l: &[&str]) -> Traits {

@@ -14,6 +14,7 @@ mod get;
 mod lock;
 mod map_roles;
 mod recordings;
+mod request;
 mod rm;
 mod status;
 mod tokens;
@@ -61,6 +62,8 @@ enum Command {
     Auth(auth::Args),
     /// Lock a user, role, login or node out of the cluster.
     Lock(lock::Args),
+    /// Access requests: list, approve, deny, delete.
+    Request(request::Args),
     /// Show which local roles a user with the given remote roles would get.
     MapRoles(map_roles::Args),
     /// Show the cluster and its certificate authorities.
@@ -125,6 +128,7 @@ async fn exec(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         Command::Update(a) => update::exec(a, c, out).await,
         Command::Auth(a) => auth::exec(a, c, out).await,
         Command::Lock(a) => lock::exec(a, c, out).await,
+        Command::Request(a) => request::exec(a, c, out).await,
         // map-roles' own --cluster names the trusted root whose role_map to use; it acts on
         // the cluster tctl is connected to.
         Command::MapRoles(a) => map_roles::exec(a, &ConnArgs { cluster: None, ..c.clone() }, out).await,

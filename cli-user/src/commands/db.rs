@@ -212,6 +212,7 @@ pub async fn login_to(session: &Session, cluster: &str, db: &str, user: Option<&
         ttl_seconds: 0,
         kubernetes_cluster: None,
         route_to_database: Some(route.clone()),
+        access_requests: session.creds.active_requests(),
     };
     let r: shared::api::CertsResponse = root.post(path::REISSUE, &req).await.map_err(|e| anyhow!("{}", e.message))?;
     let expires = shared::certs::parse_peer_cert(&shared::certs::first_pem_der(&r.tls_cert, "CERTIFICATE")?)?.not_after;

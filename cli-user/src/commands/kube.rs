@@ -484,6 +484,7 @@ async fn kube_cert(session: &Session, cluster: &str, kube: &str) -> anyhow::Resu
                 ttl_seconds: 0,
                 kubernetes_cluster: Some(kube.into()),
                 route_to_database: None,
+                access_requests: session.creds.active_requests(),
             },
         )
         .await

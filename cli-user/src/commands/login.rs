@@ -36,6 +36,15 @@ pub struct Args {
     /// Address (loopback) tsh listens on for the SSO callback [default: 127.0.0.1:0].
     #[arg(long, env = "TELEPORT_LOGIN_BIND_ADDR", hide_env_values = true)]
     bind_addr: Option<String>,
+    /// Request these roles (comma-separated) and wait for approval; the certificate then has them.
+    #[arg(long, value_delimiter = ',')]
+    request_roles: Vec<String>,
+    /// The reason for --request-roles.
+    #[arg(long, default_value = "")]
+    request_reason: String,
+    /// Use this approved access request: the certificate gains its roles until it expires.
+    #[arg(long)]
+    request_id: Vec<String>,
 }
 
 fn addr_candidates(proxy: &str) -> Vec<String> {
@@ -79,11 +88,11 @@ pub fn read_otp(prompt: &str, err: &mut dyn Write) -> anyhow::Result<String> {
     Ok(code)
 }
 
-fn new_keys() -> anyhow::Result<(russh::keys::ssh_key::PrivateKey, rcgen::KeyPair, PublicKeys)> {
+pub(crate) fn new_keys() -> anyhow::Result<(russh::keys::ssh_key::PrivateKey, rcgen::KeyPair, PublicKeys)> {
     Ok(certs::new_key_pair()?)
 }
 
-fn credentials(ssh: russh::keys::ssh_key::PrivateKey, tls: &rcgen::KeyPair, r: CertsResponse) -> anyhow::Result<Credentials> {
+pub(crate) fn credentials(ssh: russh::keys::ssh_key::PrivateKey, tls: &rcgen::KeyPair, r: CertsResponse) -> anyhow::Result<Credentials> {
     Ok(Credentials {
         ssh_key: ssh,
         ssh_cert: certs::parse_ssh_cert(&r.ssh_cert)?,
@@ -93,8 +102,35 @@ fn credentials(ssh: russh::keys::ssh_key::PrivateKey, tls: &rcgen::KeyPair, r: C
     })
 }
 
-/// Runs the command.
-pub async fn exec(a: Args, g: &Global, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
+/// Runs the command: signs in (unless a valid profile exists and only requests are asked for),
+/// then applies `--request-roles` / `--request-id`.
+pub async fn exec(mut a: Args, g: &Global, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
+    let roles = std::mem::take(&mut a.request_roles);
+    let ids = std::mem::take(&mut a.request_id);
+    let reason = std::mem::take(&mut a.request_reason);
+    if roles.is_empty() && ids.is_empty() {
+        return sign_in(a, g, out, err).await;
+    }
+    let valid = crate::context::Session::load(g).ok().filter(|s| s.require_valid().is_ok() && g.proxy.is_none());
+    if valid.is_none() || a.cluster.is_some() {
+        sign_in(a, g, &mut std::io::sink(), err).await?;
+    }
+    let session = crate::context::Session::load(g)?;
+    if !roles.is_empty() {
+        let req = shared::api::CreateAccessRequest { roles, reason, ..Default::default() };
+        super::request::make_request(&session, req, false, out, err).await?;
+        return Ok(());
+    }
+    let mut all = session.creds.active_requests();
+    for id in ids {
+        if !all.contains(&id) {
+            all.push(id);
+        }
+    }
+    super::request::reissue_with(&session, all, out).await
+}
+
+async fn sign_in(a: Args, g: &Global, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<()> {
     let store = ProfileStore::from_env();
     let ttl_seconds = a.ttl.map(|m| m * 60).unwrap_or(0);
 
@@ -123,6 +159,7 @@ pub async fn exec(a: Args, g: &Global, out: &mut dyn Write, err: &mut dyn Write)
                         ttl_seconds,
                         kubernetes_cluster: None,
                         route_to_database: None,
+                        access_requests: session.creds.active_requests(),
                     },
                 )
                 .await

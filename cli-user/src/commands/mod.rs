@@ -13,6 +13,7 @@ mod ls;
 mod mfa;
 mod proxy;
 mod recordings;
+mod request;
 mod scp;
 mod sessions;
 mod ssh;
@@ -108,6 +109,8 @@ enum Command {
     Apps(apps::Args),
     /// Databases: list the ones you can reach.
     Db(db::Args),
+    /// Access requests: ask for roles for a while, review others' requests.
+    Request(request::Args),
 }
 
 /// Parses and runs; returns the exit code.
@@ -186,6 +189,7 @@ async fn exec(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         Command::Kube(a) => kube::exec(a, &g, out, err).await.map(|_| 0),
         Command::Apps(a) => apps::exec(a, &g, out, err).await.map(|_| 0),
         Command::Db(a) => db::exec(a, &g, out, err).await.map(|_| 0),
+        Command::Request(a) => request::exec(a, &g, out, err).await.map(|_| 0),
         Command::Proxy(a) => proxy::exec(a, &g).await,
         Command::Completion(a) => completion::exec(a, out).map(|_| 0),
     }

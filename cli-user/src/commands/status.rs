@@ -36,6 +36,8 @@ pub struct ProfileInfo {
     kubernetes_users: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     kubernetes_groups: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    active_requests: Vec<String>,
     valid_until: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     extensions: Vec<String>,
@@ -115,15 +117,7 @@ fn logins(creds: &Credentials) -> Vec<String> {
 fn info(p: &Profile, c: &Credentials) -> ProfileInfo {
     let id = shared::identity::user_from_ssh_cert(&c.ssh_cert).ok();
     // Kubernetes users and groups are in the X.509 certificate only.
-    let kube = shared::certs::first_pem_der(&c.tls_cert_pem, "CERTIFICATE")
-        .ok()
-        .and_then(|der| shared::certs::parse_peer_cert(&der).ok())
-        .and_then(|p| p.identity_json)
-        .and_then(|j| shared::identity::CertIdentity::from_json(&j).ok())
-        .and_then(|i| match i {
-            shared::identity::CertIdentity::User(u) => Some(u),
-            shared::identity::CertIdentity::Host(_) => None,
-        });
+    let kube = c.user_identity();
     ProfileInfo {
         profile_url: format!("https://{}", p.web_proxy_addr),
         username: p.username.clone(),
@@ -133,7 +127,8 @@ fn info(p: &Profile, c: &Credentials) -> ProfileInfo {
         logins: logins(c),
         kubernetes_enabled: true,
         kubernetes_users: kube.as_ref().map(|k| k.kubernetes_users.clone()).unwrap_or_default(),
-        kubernetes_groups: kube.map(|k| k.kubernetes_groups).unwrap_or_default(),
+        kubernetes_groups: kube.as_ref().map(|k| k.kubernetes_groups.clone()).unwrap_or_default(),
+        active_requests: kube.map(|k| k.active_requests).unwrap_or_default(),
         valid_until: shared::timefmt::rfc3339(valid_until(c)),
         extensions: c.ssh_cert.extensions().keys().filter(|k| k.starts_with("permit-")).cloned().collect(),
     }
@@ -161,6 +156,9 @@ pub fn print_text(out: &mut dyn Write, p: &Profile, c: &Credentials, active: boo
     }
     if !i.kubernetes_groups.is_empty() {
         writeln!(out, "  Kubernetes groups:  {}", i.kubernetes_groups.join(", "))?;
+    }
+    if !i.active_requests.is_empty() {
+        writeln!(out, "  Active requests:    {}", i.active_requests.join(", "))?;
     }
     writeln!(out, "  Valid until:        {} [{left}]", shared::timefmt::go_time(until))?;
     writeln!(out, "  Extensions:         {}", i.extensions.join(", "))?;

@@ -45,7 +45,13 @@ pub async fn reissue(
         .map(|c| Duration::from_secs(u64::try_from(c.not_after - s.auth.clock.now().unix_timestamp()).unwrap_or(0)))
         .unwrap_or(DEFAULT_USER_TTL);
     let ttl = if req.ttl_seconds == 0 { remaining } else { Duration::from_secs(req.ttl_seconds).min(remaining) };
-    Ok(axum::Json(s.auth.user_certs_for(&user, &req.keys, ttl, req.route_to_cluster, req.kubernetes_cluster, req.route_to_database).await?))
+    let scope = crate::auth::CertScope {
+        route: req.route_to_cluster,
+        kube: req.kubernetes_cluster,
+        db: req.route_to_database,
+        requests: req.access_requests,
+    };
+    Ok(axum::Json(s.auth.user_certs_for(&user, &req.keys, ttl, scope).await?))
 }
 
 /// `GET /v1/whoami`.
@@ -565,5 +571,72 @@ pub async fn create_app_session(
 pub async fn delete_app_session(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, Path(id): Path<String>) -> ApiResult<J<Value>> {
     let user = ctx.require_local_user()?;
     s.auth.delete_app_session(&id, &user.username).await?;
+    Ok(axum::Json(json!({})))
+}
+
+/// Whether `ctx` may see request `r`: its requester, a user who may review it, or an admin (or a
+/// role rule on `access_request`).
+fn sees_request(ctx: &crate::authz::Context, r: &shared::resource::AccessRequest) -> bool {
+    if ctx.is_admin() || ctx.require("access_request", Verb::List).is_ok() {
+        return true;
+    }
+    match &ctx.caller {
+        Caller::LocalUser(u) => u.username == r.spec.user || ctx.checker.can_review(&r.spec.roles),
+        _ => false,
+    }
+}
+
+/// `POST /v1/requests` (`tsh request create`): a pending request by the caller.
+pub async fn create_access_request(
+    State(s): State<Arc<ApiState>>,
+    Authed(ctx): Authed,
+    JsonBody(req): JsonBody<crate::auth::requests::CreateRequest>,
+) -> ApiResult<J<shared::resource::AccessRequest>> {
+    let id = ctx.require_local_user()?;
+    let user = s.auth.services.user(&id.username).await?.value;
+    Ok(axum::Json(s.auth.create_access_request(&user, req).await?))
+}
+
+/// `GET /v1/requests`: the live requests the caller may see, newest first.
+pub async fn list_access_requests(
+    State(s): State<Arc<ApiState>>,
+    Authed(ctx): Authed,
+) -> ApiResult<J<Vec<shared::resource::AccessRequest>>> {
+    let all = s.auth.access_requests().await?;
+    Ok(axum::Json(all.into_iter().filter(|r| sees_request(&ctx, r)).collect()))
+}
+
+/// `GET /v1/requests/<id>`.
+pub async fn get_access_request(
+    State(s): State<Arc<ApiState>>,
+    Authed(ctx): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<J<shared::resource::AccessRequest>> {
+    let r = s.auth.access_request(&id).await?;
+    if !sees_request(&ctx, &r) {
+        return Err(Error::not_found(format!("access request {id:?} is not found")).into());
+    }
+    Ok(axum::Json(r))
+}
+
+/// `POST /v1/requests/<id>/review`: a user's review (`tsh request review`), or an admin's
+/// decision (`tctl request approve|deny`).
+pub async fn review_access_request(
+    State(s): State<Arc<ApiState>>,
+    Authed(ctx): Authed,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<crate::auth::requests::ReviewRequest>,
+) -> ApiResult<J<shared::resource::AccessRequest>> {
+    if ctx.is_admin() {
+        return Ok(axum::Json(s.auth.review_access_request(&id, "admin", true, req).await?));
+    }
+    let me = ctx.require_local_user()?;
+    Ok(axum::Json(s.auth.review_access_request(&id, &me.username, false, req).await?))
+}
+
+/// `DELETE /v1/requests/<id>` (`tctl request rm`).
+pub async fn delete_access_request(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, Path(id): Path<String>) -> ApiResult<J<Value>> {
+    ctx.require("access_request", Verb::Delete)?;
+    s.auth.delete_access_request(&id, &ctx.name()).await?;
     Ok(axum::Json(json!({})))
 }

@@ -15,6 +15,7 @@ pub mod mfa;
 pub mod nodes;
 pub mod preference;
 pub mod recordings;
+pub mod requests;
 pub mod rotation;
 pub mod semaphore;
 pub mod sessions;
@@ -82,6 +83,20 @@ impl AuthSettings {
     pub fn offline_threshold(&self) -> Duration {
         self.keep_alive_interval * self.keep_alive_count_max.max(1)
     }
+}
+
+/// What a user certificate is for besides its holder: a leaf (`route`), one Kubernetes cluster or
+/// database there, and approved access requests whose roles it carries.
+#[derive(Debug, Clone, Default)]
+pub struct CertScope {
+    /// The cluster it routes to (`None`: this one).
+    pub route: Option<String>,
+    /// One Kubernetes cluster.
+    pub kube: Option<String>,
+    /// One database.
+    pub db: Option<shared::identity::RouteToDatabase>,
+    /// Approved access requests (their ids).
+    pub requests: Vec<String>,
 }
 
 /// The auth service.
@@ -253,21 +268,29 @@ impl AuthServer {
 
     /// Issues user certificates for `user` (after the caller was authenticated).
     pub async fn user_certs(&self, user: &User, keys: &PublicKeys, ttl: Duration, route: Option<String>) -> Result<CertsResponse> {
-        self.user_certs_for(user, keys, ttl, route, None, None).await
+        self.user_certs_for(user, keys, ttl, CertScope { route, ..Default::default() }).await
     }
 
     /// [`AuthServer::user_certs`] for one Kubernetes cluster of the target cluster as well
     /// (`tsh kube credentials`). A root cannot know a leaf's Kubernetes clusters: the leaf
     /// checks the name, as it decides everything else about its own resources.
-    pub async fn user_certs_for(
-        &self,
-        user: &User,
-        keys: &PublicKeys,
-        ttl: Duration,
-        route: Option<String>,
-        kube: Option<String>,
-        db: Option<shared::identity::RouteToDatabase>,
-    ) -> Result<CertsResponse> {
+    pub async fn user_certs_for(&self, user: &User, keys: &PublicKeys, ttl: Duration, scope: CertScope) -> Result<CertsResponse> {
+        let CertScope { route, kube, db, requests } = scope;
+        // The roles of approved access requests join the user's own, for as long as the
+        // requests last.
+        let (extra, until) =
+            if requests.is_empty() { (Vec::new(), None) } else { self.usable_requests(&user.metadata.name, &requests).await? };
+        let mut user = user.clone();
+        for r in extra {
+            if !user.spec.roles.contains(&r) {
+                user.spec.roles.push(r);
+            }
+        }
+        let user = &user;
+        let ttl = match until {
+            Some(u) => ttl.min(Duration::from_secs(u64::try_from((u - self.clock.now()).whole_seconds()).unwrap_or(0))),
+            None => ttl,
+        };
         // No certificate under a lock: one issued now would work the moment the lock lifts,
         // whatever the lock meant to stop until then.
         self.check_issuance_locks(&user.metadata.name, &user.spec.roles).await?;
@@ -299,7 +322,11 @@ impl AuthServer {
             }
         }
         let logins = cert_logins(&checker);
-        let ttl = ttl.clamp(MIN_USER_TTL, checker.max_session_ttl().max(MIN_USER_TTL));
+        let ttl = if until.is_some() {
+            ttl.min(checker.max_session_ttl())
+        } else {
+            ttl.clamp(MIN_USER_TTL, checker.max_session_ttl().max(MIN_USER_TTL))
+        };
         let id = UserIdentity {
             username: user.metadata.name.clone(),
             roles: user.spec.roles.clone(),
@@ -308,6 +335,7 @@ impl AuthServer {
             kubernetes_cluster: kube,
             route_to_app: None,
             route_to_database: db,
+            active_requests: requests,
             kubernetes_users: checker.kubernetes_users(None),
             kubernetes_groups: checker.kubernetes_groups(None),
             route_to_cluster: route,

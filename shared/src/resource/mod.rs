@@ -10,6 +10,7 @@
 //! 3. Teach the server's resource dispatch (`server/src/api/resources.rs`) where it is stored and
 //!    who may touch it; `tctl get/create/rm` pick it up from there.
 
+pub mod access_request;
 pub mod app;
 pub mod auth_preference;
 pub mod cert_authority;
@@ -31,6 +32,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+pub use access_request::{AccessRequest, RequestState};
 pub use app::App;
 pub use auth_preference::AuthPreference;
 pub use cert_authority::{CaType, CertAuthority};
@@ -437,6 +439,11 @@ impl Resource {
                 return Err(Error::bad_parameter("missing field \"kind\"; every resource needs kind, version and metadata"));
             }
         };
+        if kind_str == "access_request" {
+            return Err(Error::bad_parameter(
+                "access requests are made with 'tsh request create --roles=...' and decided with 'tsh request review' or 'tctl request approve|deny'",
+            ));
+        }
         let kind = Kind::parse(&kind_str)?;
         if kind.as_str() != kind_str {
             return Err(Error::bad_parameter(format!("unknown resource kind {kind_str:?}; did you mean {:?}?", kind.as_str())));

@@ -82,9 +82,94 @@ pub struct RoleOptions {
     /// End a session after this long without input or output (Go duration); absent: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_idle_timeout: Option<String>,
+    /// When a request is needed: `optional` (default), `reason` (one must be given) or `always`
+    /// (`tsh login` asks for the requestable roles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_access: Option<String>,
+    /// What tsh shows when asking for a request's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_prompt: Option<String>,
     /// Any other option, kept verbatim.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// `request:` of a role's allow or deny side (Teleport's `AccessRequestConditions`). Role names
+/// are globs (`*`) or `^…$` regular expressions, as Teleport reads them. Fields this product does
+/// not act on (`claims_to_roles`, `annotations`, ...) are kept so the role round-trips.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestConditions {
+    /// Roles that may be requested.
+    #[serde(default, skip_serializing_if = "is_empty_vec")]
+    pub roles: Vec<String>,
+    /// How many approvals (or denials) decide a request; none: one approval or one denial.
+    #[serde(default, skip_serializing_if = "is_empty_vec")]
+    pub thresholds: Vec<Threshold>,
+    /// Reviewers suggested to the requester.
+    #[serde(default, skip_serializing_if = "is_empty_vec")]
+    pub suggested_reviewers: Vec<String>,
+    /// Roles whose resources may be searched to request them (accepted; not acted on yet).
+    #[serde(default, skip_serializing_if = "is_empty_vec")]
+    pub search_as_roles: Vec<String>,
+    /// The longest access a request may grant (Go duration; at most a week).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<String>,
+    /// Anything else, kept verbatim.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// One threshold: after `approve` approvals the request is approved, after `deny` denials denied.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Threshold {
+    /// Its name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Approvals needed (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approve: Option<u32>,
+    /// Denials needed (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny: Option<u32>,
+    /// Anything else (`filter`), kept verbatim.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// `review_requests:` of a role (Teleport's `AccessReviewConditions`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReviewConditions {
+    /// Roles whose requests the holder may review (globs or `^…$`).
+    #[serde(default, skip_serializing_if = "is_empty_vec")]
+    pub roles: Vec<String>,
+    /// Anything else (`where`, `preview_as_roles`, ...), kept verbatim.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// The longest access any request grants, whatever a role says (Teleport's limit).
+pub const MAX_REQUEST_DURATION: std::time::Duration = std::time::Duration::from_secs(7 * 86400);
+
+/// Whether role-name pattern `pattern` (a glob with `*`, or a `^…$` regular expression) matches
+/// `name`. A malformed expression matches nothing.
+pub fn role_matches(pattern: &str, name: &str) -> bool {
+    if pattern.starts_with('^') && pattern.ends_with('$') {
+        return regex::Regex::new(pattern).is_ok_and(|r| r.is_match(name));
+    }
+    glob_match(pattern, name)
+}
+
+fn glob_match(p: &str, s: &str) -> bool {
+    match p.split_once('*') {
+        None => p == s,
+        Some((head, rest)) => {
+            let Some(s) = s.strip_prefix(head) else { return false };
+            if rest.is_empty() {
+                return true;
+            }
+            (0..=s.len()).filter(|i| s.is_char_boundary(*i)).any(|i| glob_match(rest, &s[i..]))
+        }
+    }
 }
 
 /// `options.ssh_port_forwarding`: `{local: {enabled}, remote: {enabled}}`.
@@ -218,12 +303,12 @@ pub struct RoleConditions {
     /// Accepted and kept; not acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impersonate: Option<serde_json::Value>,
-    /// Accepted and kept; not acted on.
+    /// Which roles the holder may request (access requests; `deny.request.roles` forbids).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request: Option<serde_json::Value>,
-    /// Accepted and kept; not acted on.
+    pub request: Option<RequestConditions>,
+    /// Whose requests for which roles the holder may review.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub review_requests: Option<serde_json::Value>,
+    pub review_requests: Option<ReviewConditions>,
     /// Whose sessions these roles may join, and how (`tsh join`, the web's Active Sessions).
     #[serde(default, skip_serializing_if = "is_empty_vec")]
     pub join_sessions: Vec<JoinSessions>,
@@ -423,6 +508,36 @@ impl Role {
         for (name, v) in [("max_sessions", self.spec.options.max_sessions), ("max_connections", self.spec.options.max_connections)] {
             if v.is_some_and(|n| n < 0) {
                 return Err(Error::bad_parameter(format!("options.{name} must be 0 (no limit) or a positive number")));
+            }
+        }
+        if let Some(m) = &self.spec.options.request_access
+            && !["optional", "reason", "always"].contains(&m.as_str())
+        {
+            return Err(Error::bad_parameter(format!("options.request_access: {m:?} is not supported, use optional, reason or always")));
+        }
+        for (side, c) in [("allow", &self.spec.allow), ("deny", &self.spec.deny)] {
+            if let Some(r) = &c.request {
+                for p in r.roles.iter().chain(&r.search_as_roles) {
+                    if p.starts_with('^') && p.ends_with('$') && regex::Regex::new(p).is_err() {
+                        return Err(Error::bad_parameter(format!("{side}.request.roles: {p:?} is not a valid regular expression")));
+                    }
+                }
+                if let Some(d) = &r.max_duration {
+                    let v = crate::timefmt::parse_duration(d).map_err(|e| e.context(format!("{side}.request.max_duration")))?;
+                    if v > MAX_REQUEST_DURATION {
+                        return Err(Error::bad_parameter(format!("{side}.request.max_duration may be at most 7 days (168h)")));
+                    }
+                }
+                if r.thresholds.iter().any(|t| t.approve == Some(0) || t.deny == Some(0)) {
+                    return Err(Error::bad_parameter(format!("{side}.request.thresholds: approve and deny must be at least 1")));
+                }
+            }
+            if let Some(r) = &c.review_requests {
+                for p in &r.roles {
+                    if p.starts_with('^') && p.ends_with('$') && regex::Regex::new(p).is_err() {
+                        return Err(Error::bad_parameter(format!("{side}.review_requests.roles: {p:?} is not a valid regular expression")));
+                    }
+                }
             }
         }
         if let Some(f) = &self.spec.options.cert_format

@@ -28,6 +28,7 @@ mod load;
 mod many;
 mod mfa;
 mod recording;
+mod requests;
 mod rotation;
 mod security;
 mod sessions;

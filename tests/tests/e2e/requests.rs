@@ -1,0 +1,172 @@
+//! Access requests across the trust: alice (`access`, mapped to the leaf's read-only `visitor`)
+//! asks the root for `prod-access`; bob reviews; her new certificate carries the role, which the
+//! leaf maps through its role map to `prod-admin`; dropping the request takes it away again.
+
+use std::time::Duration;
+
+use e2e::{Cluster, ClusterOpts, PASSWORD, Tsh, wait_for};
+
+const T: Duration = Duration::from_secs(30);
+
+/// A root with `alice` (access, may request prod-access for at most 2h) and `bob` (may review
+/// requests for prod-*), and a leaf whose node is `env=prod`, mapping `access` to `visitor` (no
+/// prod nodes) and `prod-access` to `prod-admin` (root on them).
+fn world(tag: &str) -> (Cluster, Cluster, Tsh, Tsh) {
+    e2e::ensure_unix_user("visitor");
+    let mut ro = ClusterOpts::new(&format!("root-{tag}.example.com"));
+    ro.node = false;
+    let root = Cluster::start(ro);
+    root.create(
+        "roles.yaml",
+        "kind: role\nversion: v7\nmetadata: {name: prod-access}\nspec:\n  allow:\n    logins: [root]\n---\nkind: role\nversion: v7\nmetadata: {name: requester}\nspec:\n  allow:\n    request:\n      roles: ['prod-*']\n      max_duration: 2h\n      suggested_reviewers: [bob]\n---\nkind: role\nversion: v7\nmetadata: {name: reviewer}\nspec:\n  allow:\n    review_requests:\n      roles: ['prod-*']\n",
+    )
+    .ok("root roles");
+    root.add_user("alice", "access,requester", "visitor", PASSWORD);
+    root.add_user("bob", "access,reviewer", "visitor", PASSWORD);
+    let mut lo = ClusterOpts::new(&format!("leaf-{tag}.example.com"));
+    lo.labels = vec![("env".into(), "prod".into())];
+    lo.env = vec![("SSL_CERT_FILE".into(), root.web_ca().display().to_string())];
+    let leaf = Cluster::start(lo);
+    leaf.create(
+        "roles.yaml",
+        "kind: role\nversion: v7\nmetadata: {name: visitor}\nspec:\n  allow:\n    logins: [visitor]\n    node_labels: {env: test}\n---\nkind: role\nversion: v7\nmetadata: {name: prod-admin}\nspec:\n  allow:\n    logins: [root]\n    node_labels: {env: prod}\n",
+    )
+    .ok("leaf roles");
+    let token = root.trusted_cluster_token("5m");
+    let map = format!("{}    - remote: \"prod-access\"\n      local: [\"prod-admin\"]\n", e2e::ACCESS_TO_VISITOR);
+    leaf.create("tc.yaml", &e2e::tc_yaml(&root.opts.name, &token, &root, true, &map)).ok("trust");
+    root.wait_remote_status(&leaf.opts.name, "online", T);
+    let mut alice = Tsh::new(&format!("alice-{tag}"));
+    alice.login(&root, "alice", PASSWORD).ok("alice signs in");
+    let mut bob = Tsh::new(&format!("bob-{tag}"));
+    bob.login(&root, "bob", PASSWORD).ok("bob signs in");
+    (root, leaf, alice, bob)
+}
+
+#[test]
+fn an_approved_request_gives_a_root_user_the_role_the_leaf_maps_it_to_until_she_drops_it() {
+    let (root, leaf, alice, bob) = world("req");
+    let cluster = format!("--cluster={}", leaf.opts.name);
+    let node = format!("root@{}", leaf.node_name());
+    let ssh = |t: &Tsh| t.run(&["ssh", &cluster, &node, "id", "-un"]);
+    wait_for("the leaf's node", T, || leaf.tctl(&["get", "nodes", "--format=text"]).stdout.contains(&leaf.node_name()).then_some(()));
+    // The request fields round-trip through tctl.
+    let role = root.tctl(&["get", "role/requester"]);
+    let yaml = role.ok("tctl get role/requester");
+    assert!(yaml.contains("max_duration: 2h") && yaml.contains("suggested_reviewers") && yaml.contains("prod-*"), "{yaml}");
+    let bad = root.create(
+        "bad.yaml",
+        "kind: role\nversion: v7\nmetadata: {name: bad}\nspec:\n  allow:\n    request:\n      roles: ['x']\n      max_duration: 200h\n",
+    );
+    assert!(bad.code == 1 && bad.stderr.contains("at most 7 days"), "{bad:?}");
+    let before = ssh(&alice);
+    assert!(before.code != 0, "visitor may not log in as root on a prod node: {before:?}");
+
+    // What is refused, one line each.
+    let unknown = alice.run(&["request", "create", "--roles=nosuch", "--nowait"]);
+    assert!(
+        unknown.code == 1 && unknown.stderr.contains("role \"nosuch\" is not found") && unknown.stderr.lines().count() == 1,
+        "{unknown:?}"
+    );
+    let not_allowed = alice.run(&["request", "create", "--roles=reviewer", "--nowait"]);
+    assert!(not_allowed.code == 1 && not_allowed.stderr.contains("can not request role \"reviewer\""), "{not_allowed:?}");
+    let too_long = alice.run(&["request", "create", "--roles=prod-access", "--max-duration=10h", "--nowait"]);
+    assert!(
+        too_long.code == 1 && too_long.stderr.contains("longer than your roles allow") && too_long.stderr.lines().count() == 1,
+        "{too_long:?}"
+    );
+
+    // The request, and its review.
+    let made = alice.run(&[
+        "request",
+        "create",
+        "--roles=prod-access",
+        "--reason=fix the orders db",
+        "--max-duration=1h",
+        "--nowait",
+        "-f",
+        "json",
+    ]);
+    made.ok("tsh request create");
+    let req = made.json();
+    let id = req["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    assert_eq!((req["spec"]["state"].as_str(), req["spec"]["user"].as_str()), (Some("PENDING"), Some("alice")), "{req}");
+    let own = alice.run(&["request", "review", "--approve", &id]);
+    assert!(own.code == 1 && own.stderr.contains("cannot review your own access request") && own.stderr.lines().count() == 1, "{own:?}");
+    let early = alice.run(&["login", &format!("--request-id={id}")]);
+    assert!(early.code != 0 && early.stderr.contains("still pending"), "{early:?}");
+    let listed = bob.run(&["request", "ls"]);
+    let table = listed.ok("bob lists");
+    assert!(table.contains(&id) && table.contains("prod-access") && table.contains("PENDING"), "{table}");
+    let reviewed = bob.run(&["request", "review", "--approve", "--reason=ok for the incident", &id]);
+    assert!(reviewed.code == 0 && reviewed.stderr.contains("Successfully submitted review.  Request state: APPROVED"), "{reviewed:?}");
+    let shown = alice.run(&["request", "show", &id]);
+    let text = shown.ok("tsh request show");
+    assert!(
+        text.contains("Status:         APPROVED") && text.contains("Reviewer: bob") && text.contains("\"fix the orders db\""),
+        "{text}"
+    );
+
+    // Her certificate gains the role; the leaf maps it; she is root on the prod node.
+    let status = alice.run(&["login", &format!("--request-id={id}")]);
+    let said = status.ok("tsh login --request-id");
+    assert!(said.contains("prod-access") && said.contains(&format!("Active requests:    {id}")), "{said}");
+    let now = ssh(&alice);
+    assert_eq!(now.stdout.trim(), "root", "{now:?}");
+    let st = alice.run(&["status", "-f", "json"]).json();
+    assert_eq!(st["active"]["active_requests"][0].as_str(), Some(id.as_str()), "{st}");
+
+    // Dropped: the role is gone again.
+    let dropped = alice.run(&["request", "drop"]);
+    let d = dropped.ok("tsh request drop");
+    assert!(d.contains("Dropping all active access requests") && !d.contains("prod-access"), "{d}");
+    let after = ssh(&alice);
+    assert!(after.code != 0, "{after:?}");
+
+    // The root's audit log tells the story; the admin sees it too.
+    let events = root.events();
+    for code in ["T5000I", "T5002I", "T5001I"] {
+        assert!(events.iter().any(|e| e["code"] == code && e["id"] == id.as_str()), "{code} in {events:?}");
+    }
+    let update = events.iter().find(|e| e["code"] == "T5001I").unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!((update["state"].as_str(), update["reviewers"][0].as_str()), (Some("APPROVED"), Some("bob")), "{update}");
+    let admin = root.tctl(&["request", "ls"]);
+    assert!(admin.ok("tctl request ls").contains(&id), "{admin:?}");
+    let create =
+        root.create("req.yaml", "kind: access_request\nversion: v3\nmetadata: {name: x}\nspec: {user: alice, roles: [prod-access]}\n");
+    assert!(create.code == 1 && create.stderr.contains("tsh request create"), "{create:?}");
+}
+
+#[test]
+fn tsh_request_create_waits_for_the_decision_and_a_denial_after_approval_ends_the_access() {
+    let (root, leaf, alice, _bob) = world("wait");
+    let cluster = format!("--cluster={}", leaf.opts.name);
+    let node = format!("root@{}", leaf.node_name());
+    wait_for("the leaf's node", T, || leaf.tctl(&["get", "nodes", "--format=text"]).stdout.contains(&leaf.node_name()).then_some(()));
+    let mut waiting = alice
+        .command(&["request", "create", "--roles=prod-access", "--reason=incident 42"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tsh request create");
+    let id = wait_for("the pending request", T, || {
+        let v = root.tctl(&["request", "ls", "-f", "json"]).json();
+        v.as_array()?.iter().find(|r| r["spec"]["state"] == "PENDING")?["metadata"]["name"].as_str().map(str::to_string)
+    });
+    root.tctl(&["request", "approve", &id, "--reason=on call"]).ok("tctl request approve");
+    let ended = wait_for("tsh to get its certificate", T, || waiting.try_wait().ok().flatten());
+    let mut stderr = String::new();
+    let mut stdout = String::new();
+    use std::io::Read;
+    let _ = waiting.stderr.take().map(|mut s| s.read_to_string(&mut stderr));
+    let _ = waiting.stdout.take().map(|mut s| s.read_to_string(&mut stdout));
+    assert!(ended.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains(&format!("Seeking request approval... (id: {id})")) && stderr.contains("Approval received"), "{stderr}");
+    assert!(stdout.contains("prod-access"), "{stdout}");
+    let ssh = alice.run(&["ssh", &cluster, &node, "id", "-un"]);
+    assert_eq!(ssh.stdout.trim(), "root", "{ssh:?}");
+    // Denied after approval: the request no longer gives new certificates.
+    root.tctl(&["request", "deny", &id, "--reason=wrong ticket"]).ok("tctl request deny");
+    let again = alice.run(&["login", &format!("--request-id={id}")]);
+    assert!(again.code != 0 && again.stderr.contains("was denied (wrong ticket)"), "{again:?}");
+}
