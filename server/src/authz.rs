@@ -183,7 +183,13 @@ impl Authorizer {
                 let cluster = peer.issuer_cluster.clone();
                 let (mut roles, checker) = self.auth.access_for(&u, &cluster).await?;
                 roles.extend(u.roles.iter().cloned());
-                let s = Subject { user: Some(&u.username), roles: &roles, issued_at: Some(issued_at), ..Default::default() };
+                let s = Subject {
+                    user: Some(&u.username),
+                    roles: &roles,
+                    issued_at: Some(issued_at),
+                    requests: &u.active_requests,
+                    ..Default::default()
+                };
                 locked(locks.find(&s, &cluster, now_t))?;
                 if cluster == local {
                     Ok(Context { checker, caller: Caller::LocalUser(u) })

@@ -25,6 +25,8 @@ pub struct LiveEntry {
     pub login: Option<String>,
     /// When the certificate was issued.
     pub issued_at: Option<OffsetDateTime>,
+    /// The access requests whose roles the certificate carries.
+    pub requests: Vec<String>,
     /// How to end it.
     pub end: Ender,
 }
@@ -99,6 +101,7 @@ impl Live {
                 server_id: place.server_id,
                 node_name: place.node_name,
                 issued_at: e.issued_at,
+                requests: &e.requests,
             };
             if let Some(lock) = locks.find(&subject, &e.origin, now) {
                 tracing::info!(user = %e.user, origin = %e.origin, lock = %lock.metadata.name, "ending a live connection: {}", lock.refusal());
@@ -129,6 +132,7 @@ mod tests {
                 roles: vec!["access".into()],
                 login: None,
                 issued_at: None,
+                requests: Vec::new(),
                 end: Box::new(move |msg: String| {
                     assert!(msg.starts_with("lock targeting User:\"alice\""), "{msg}");
                     ended.fetch_add(1, Ordering::SeqCst);

@@ -350,7 +350,7 @@ pub fn admit_with_bundle(bundle: &NodeAuthzBundle, der: &[u8], peer: &PeerCert, 
         .map_err(|r| Error::access_denied(r.reason(&who, "kubernetes", &bundle.cluster_name)))?;
     let issued = shared::identity::tls_cert_issued_at(peer.not_before);
     let target = crate::node::decide::Target { login: "", server_id, node_name: "" };
-    if let Some(lock) = crate::node::decide::lock(bundle, &who, &here.names, &target, Some(issued), now) {
+    if let Some(lock) = crate::node::decide::lock(bundle, &who, &here.names, &identity.active_requests, &target, Some(issued), now) {
         return Err(Error::access_denied(lock));
     }
     let checker = AccessChecker::new(&here.roles, &here.traits);

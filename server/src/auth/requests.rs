@@ -154,6 +154,9 @@ impl AuthServer {
                     )
                     .await;
             }
+            if before == RequestState::Approved && r.spec.state == RequestState::Denied {
+                self.end_request(&r, &format!("access request {id} was denied after approval"), reviewer).await?;
+            }
             if r.spec.state != before {
                 self.audit
                     .emit(
@@ -173,8 +176,28 @@ impl AuthServer {
     /// their next use here.
     pub async fn delete_access_request(&self, id: &str, by: &str) -> Result<()> {
         let r = self.access_request(id).await?;
+        if r.spec.state == RequestState::Approved {
+            self.end_request(&r, &format!("access request {id} was deleted"), by).await?;
+        }
         self.services.apply(vec![crate::storage::Op::Delete { key: keys::access_request(id) }]).await?;
         self.audit.emit(codes::ACCESS_REQUEST_DELETE, json!({"id": id, "user": r.spec.user, "updated_by": by})).await;
+        Ok(())
+    }
+
+    /// Ends what an approved request gave, everywhere: a lock on the request (Teleport's
+    /// `access_request` lock target) until the request would have expired, which ends live
+    /// sessions and refuses certificates carrying it here and, pushed with the root's other
+    /// locks, on every leaf.
+    async fn end_request(&self, r: &AccessRequest, why: &str, by: &str) -> Result<()> {
+        use shared::resource::lock::{LockSpec, LockTarget};
+        let spec = LockSpec {
+            target: LockTarget { access_request: r.id().to_string(), ..Default::default() },
+            message: why.to_string(),
+            expires: Some(r.spec.expires),
+            ..Default::default()
+        };
+        let lock = shared::resource::Lock::new(&format!("access-request-{}", r.id()), spec);
+        self.upsert_lock(lock, true, None, by).await?;
         Ok(())
     }
 

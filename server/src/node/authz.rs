@@ -47,6 +47,8 @@ pub struct Allowed {
     pub idle_timeout: Option<std::time::Duration>,
     /// The certificate's principals.
     pub logins: Vec<String>,
+    /// The access requests whose roles the certificate carries.
+    pub requests: Vec<String>,
     /// The certificate's traits.
     pub traits: Traits,
     /// The role that refuses copying files (`options.ssh_file_copy: false`), if one does.
@@ -178,6 +180,7 @@ fn allowed(
         max_sessions: checker.max_sessions(),
         idle_timeout: checker.client_idle_timeout(),
         logins: id.logins,
+        requests: id.active_requests,
         traits: id.traits,
         file_copy_refused_by: checker.file_copy_refused_by(),
         local_forward_refused_by: checker.forward_refused_by(false),
@@ -203,7 +206,7 @@ pub fn check_locks(
         traits: a.traits.clone(),
         logins: a.logins.clone(),
     };
-    decide::lock(bundle, &who, &a.roles, &decide::Target { login, server_id, node_name }, Some(a.issued_at), now)
+    decide::lock(bundle, &who, &a.roles, &a.requests, &decide::Target { login, server_id, node_name }, Some(a.issued_at), now)
 }
 
 #[cfg(test)]

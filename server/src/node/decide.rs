@@ -106,6 +106,7 @@ pub fn lock(
     bundle: &NodeAuthzBundle,
     who: &ExplainIdentity,
     mapped: &[String],
+    requests: &[String],
     to: &Target<'_>,
     issued_at: Option<OffsetDateTime>,
     now: OffsetDateTime,
@@ -119,6 +120,7 @@ pub fn lock(
         server_id: Some(to.server_id),
         node_name: Some(to.node_name),
         issued_at,
+        requests,
     };
     bundle.locks.find(&s, &who.cluster, now).map(|l| l.refusal())
 }

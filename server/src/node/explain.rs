@@ -255,7 +255,7 @@ pub fn explain(bundle: &NodeAuthzBundle, q: &Question<'_>, now: OffsetDateTime) 
 
     // 7. Locks.
     let to = decide::Target { login: q.login, server_id: &node.name, node_name: &node.hostname };
-    if let Some(lock) = decide::lock(bundle, id, role_names, &to, None, now) {
+    if let Some(lock) = decide::lock(bundle, id, role_names, &[], &to, None, now) {
         b.fail("locks", vec![lock], "remove the lock when it no longer applies ('tctl rm lock/<name>')".into());
         return finish(b, out, false);
     }

@@ -175,6 +175,7 @@ impl NodeConn {
             roles,
             login: Some(self.login.clone()),
             issued_at: Some(allowed.issued_at),
+            requests: allowed.requests.clone(),
             end: Box::new(move |why| stop.stop(why)),
         })
     }

@@ -259,6 +259,7 @@ async fn serve_node(
             roles,
             login: None,
             issued_at: o.issued_time(),
+            requests: Vec::new(),
             // The node ends the session itself with the lock's message, and a root's proxy
             // ends its user's connection a second after a lock of its own with the message in
             // its disconnect; cut here only after both had their chance, so the user reads why.

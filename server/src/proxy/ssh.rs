@@ -214,7 +214,13 @@ impl ProxyConn {
         if let Some((mapped, _)) = &access {
             roles.extend(mapped.iter().cloned());
         }
-        let subject = Subject { user: Some(&identity.username), roles: &roles, issued_at: Some(issued_at), ..Default::default() };
+        let subject = Subject {
+            user: Some(&identity.username),
+            roles: &roles,
+            issued_at: Some(issued_at),
+            requests: &identity.active_requests,
+            ..Default::default()
+        };
         let mut refused = auth.check_locks(&subject, &issuer).await.err();
         let checker = access.map(|(_, c)| c);
         let max_sessions = checker.as_ref().and_then(|c| c.max_sessions()).and_then(|n| usize::try_from(n).ok());
@@ -246,6 +252,7 @@ impl ProxyConn {
             roles,
             login: None,
             issued_at: Some(issued_at),
+            requests: identity.active_requests.clone(),
             // A second's grace lets the node the user is on end the session itself and say
             // why; then the connection goes whatever the node did, with the lock's message in
             // the disconnect so the client can say why too.

@@ -143,6 +143,8 @@ pub struct Subject<'a> {
     pub node_name: Option<&'a str>,
     /// When the certificate in use was issued.
     pub issued_at: Option<OffsetDateTime>,
+    /// The access requests whose roles the certificate carries.
+    pub requests: &'a [String],
 }
 
 impl Lock {
@@ -185,8 +187,10 @@ impl Lock {
     /// equivalent for match nothing.
     pub fn matches(&self, s: &Subject<'_>) -> bool {
         let t = &self.spec.target;
-        if t.is_empty() || !t.mfa_device.is_empty() || !t.windows_desktop.is_empty() || !t.access_request.is_empty() || !t.device.is_empty()
-        {
+        if t.is_empty() || !t.mfa_device.is_empty() || !t.windows_desktop.is_empty() || !t.device.is_empty() {
+            return false;
+        }
+        if !t.access_request.is_empty() && !s.requests.contains(&t.access_request) {
             return false;
         }
         let eq = |want: &str, have: Option<&str>| want.is_empty() || have == Some(want);
@@ -319,6 +323,12 @@ mod tests {
                 locks: vec![lock(LockTarget { user: "alice".into(), ..Default::default() })],
             }],
         };
+        let ids = vec!["req-1".to_string()];
+        let with = Subject { user: Some("alice"), requests: &ids, ..Default::default() };
+        let by_request =
+            Lock::new("r", LockSpec { target: LockTarget { access_request: "req-1".into(), ..Default::default() }, ..Default::default() });
+        assert!(by_request.matches(&with), "a certificate carrying the request");
+        assert!(!by_request.matches(&Subject { user: Some("alice"), ..Default::default() }), "nor one without it");
         let alice = Subject { user: Some("alice"), ..Default::default() };
         assert!(set.find(&alice, "root", now).is_some());
         assert!(set.find(&alice, "other-root", now).is_none(), "another root's alice is someone else");

@@ -165,8 +165,32 @@ fn tsh_request_create_waits_for_the_decision_and_a_denial_after_approval_ends_th
     assert!(stdout.contains("prod-access"), "{stdout}");
     let ssh = alice.run(&["ssh", &cluster, &node, "id", "-un"]);
     assert_eq!(ssh.stdout.trim(), "root", "{ssh:?}");
-    // Denied after approval: the request no longer gives new certificates.
+    // Denied after approval: a lock on the request ends the live session on the leaf, refuses
+    // the certificate that carries it, and the request gives no new certificates.
+    let mut live = alice
+        .command(&["ssh", &cluster, &node, "echo STARTED; sleep 60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tsh ssh");
+    wait_for("the elevated session on the leaf", T, || {
+        leaf.events().iter().any(|e| e["event"] == "session.start" && e["login"] == "root").then_some(())
+    });
     root.tctl(&["request", "deny", &id, "--reason=wrong ticket"]).ok("tctl request deny");
+    let cut = wait_for("the lock to end the session", T, || live.try_wait().ok().flatten());
+    assert!(!cut.success(), "the session was ended");
+    let refused = e2e::output_when(
+        "the leaf to refuse the certificate",
+        T,
+        || alice.run(&["ssh", &cluster, &node, "id", "-un"]).stderr,
+        |e| e.contains("lock targeting AccessRequest"),
+    );
+    assert!(refused.contains("was denied after approval"), "{refused}");
+    // Her locked certificate cannot even ask; with the request dropped it can, and is told why.
     let again = alice.run(&["login", &format!("--request-id={id}")]);
-    assert!(again.code != 0 && again.stderr.contains("was denied (wrong ticket)"), "{again:?}");
+    assert!(again.code != 0 && again.stderr.contains("denied after approval"), "{again:?}");
+    let mut fresh = Tsh::new("alice-wait-2");
+    fresh.login(&root, "alice", PASSWORD).ok("alice signs in again");
+    let told = fresh.run(&["login", &format!("--request-id={id}")]);
+    assert!(told.code != 0 && told.stderr.contains("was denied (wrong ticket)"), "{told:?}");
 }

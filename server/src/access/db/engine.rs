@@ -66,6 +66,8 @@ struct Session {
     /// The database user and name the client asked for.
     db_user: String,
     db_name: String,
+    /// The access requests whose roles the certificate carries.
+    requests: Vec<String>,
     /// The audit's fields common to every event of the session.
     base: serde_json::Map<String, serde_json::Value>,
 }
@@ -234,6 +236,9 @@ impl DbEngine {
         base.insert("addr.remote".into(), json!(fwd.addr));
         base.insert("server_id".into(), json!(self.host_id));
         base.insert("expires".into(), json!(admitted.not_after));
+        if !identity.active_requests.is_empty() {
+            base.insert("access_requests".into(), json!(identity.active_requests));
+        }
         if db_user.is_empty() {
             let e = Error::bad_parameter("no database user: give one with 'tsh db login --db-user=NAME' or the client's user");
             return Err((Some(base), e));
@@ -241,7 +246,7 @@ impl DbEngine {
         if let Err(e) = checker.check_db_login(&db.metadata.labels, &db_user, &db_name) {
             return Err((Some(base), e));
         }
-        Ok(Session { db, db_user, db_name, base })
+        Ok(Session { db, db_user, db_name, requests: identity.active_requests.clone(), base })
     }
 
     /// TLS to the database as the session's user, the `StartupMessage` sent and the
@@ -327,6 +332,7 @@ impl DbEngine {
                 roles: remote.into_iter().chain(roles).collect(),
                 login: None,
                 issued_at: None,
+                requests: s.requests.clone(),
                 end: Box::new(move |_why| cut.notify_one()),
             })
         };

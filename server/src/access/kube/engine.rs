@@ -486,6 +486,7 @@ impl Conn {
                 roles: self.identity.roles.iter().cloned().chain(self.roles()).collect(),
                 login: None,
                 issued_at: None,
+                requests: self.identity.active_requests.clone(),
                 end: Box::new(move |_why| cut.notify_one()),
             })
         };
