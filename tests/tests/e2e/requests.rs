@@ -194,3 +194,68 @@ fn tsh_request_create_waits_for_the_decision_and_a_denial_after_approval_ends_th
     let told = fresh.run(&["login", &format!("--request-id={id}")]);
     assert!(told.code != 0 && told.stderr.contains("was denied (wrong ticket)"), "{told:?}");
 }
+
+/// Two reviewers at once, `rounds` times: both approving (two approvals needed) ends APPROVED
+/// with both reviews; one approving and one denying ends DENIED (one denial decides), whichever
+/// lands first. `alice`, `bob`, `carol` sign in through `a`, `b`, `b`.
+fn concurrent_reviews_end_in_one_state(a: &Cluster, b: &Cluster, tag: &str, rounds: usize) {
+    a.create(
+        "roles.yaml",
+        "kind: role\nversion: v7\nmetadata: {name: prod-access}\nspec:\n  allow:\n    logins: [root]\n---\nkind: role\nversion: v7\nmetadata: {name: requester}\nspec:\n  allow:\n    request:\n      roles: [prod-access]\n      thresholds: [{approve: 2, deny: 1}]\n---\nkind: role\nversion: v7\nmetadata: {name: reviewer}\nspec:\n  allow:\n    review_requests:\n      roles: [prod-access]\n",
+    )
+    .ok("roles");
+    a.add_user("alice", "access,requester", "visitor", PASSWORD);
+    a.add_user("bob", "access,reviewer", "visitor", PASSWORD);
+    a.add_user("carol", "access,reviewer", "visitor", PASSWORD);
+    let mut alice = Tsh::new(&format!("alice-{tag}"));
+    alice.login(a, "alice", PASSWORD).ok("alice");
+    let mut bob = Tsh::new(&format!("bob-{tag}"));
+    bob.login(b, "bob", PASSWORD).ok("bob");
+    let mut carol = Tsh::new(&format!("carol-{tag}"));
+    carol.login(b, "carol", PASSWORD).ok("carol");
+    for round in 0..rounds {
+        for (second, want) in [("--approve", "APPROVED"), ("--deny", "DENIED")] {
+            let made = alice.run(&["request", "create", "--roles=prod-access", "--nowait", "-f", "json"]);
+            let id = made.json()["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            assert!(!id.is_empty(), "{made:?}");
+            let (r1, r2) = std::thread::scope(|s| {
+                let one = s.spawn(|| bob.run(&["request", "review", "--approve", &id]));
+                let two = s.spawn(|| carol.run(&["request", "review", second, &id]));
+                (one.join().expect("bob"), two.join().expect("carol"))
+            });
+            let through_a = a.tctl(&["request", "ls", "-f", "json"]).json();
+            let through_b = b.tctl(&["request", "ls", "-f", "json"]).json();
+            let find = |v: &serde_json::Value| v.as_array().and_then(|l| l.iter().find(|r| r["metadata"]["name"] == id.as_str()).cloned());
+            let (ra, rb) = (find(&through_a).expect("seen through a"), find(&through_b).expect("seen through b"));
+            assert_eq!(ra["spec"], rb["spec"], "one state through both processes");
+            assert_eq!(ra["spec"]["state"].as_str(), Some(want), "round {round} {second}: {ra}\n{r1:?}\n{r2:?}");
+            let reviews = ra["spec"]["reviews"].as_array().map(Vec::len).unwrap_or(0);
+            let accepted = [&r1, &r2].iter().filter(|o| o.code == 0).count();
+            assert_eq!(reviews, accepted, "every accepted review is recorded, no other: {ra}\n{r1:?}\n{r2:?}");
+            if want == "APPROVED" {
+                assert_eq!(reviews, 2, "both approvals count: {ra}");
+            }
+        }
+    }
+}
+
+#[test]
+fn concurrent_reviews_end_in_one_consistent_state_on_sqlite() {
+    e2e::ensure_unix_user("visitor");
+    let mut o = ClusterOpts::new("req-race.example.com");
+    o.node = false;
+    let c = Cluster::start(o);
+    concurrent_reviews_end_in_one_state(&c, &c, "race-sqlite", 3);
+}
+
+#[test]
+fn concurrent_reviews_through_two_processes_on_postgresql_end_in_one_consistent_state() {
+    e2e::ensure_unix_user("visitor");
+    let pg = e2e::postgres::PgServer::start();
+    let url = pg.url("req_race");
+    let procs = e2e::start_together(vec![
+        e2e::ha_opts("req-race-ha.example.com", "root-a", &url),
+        e2e::ha_opts("req-race-ha.example.com", "root-b", &url),
+    ]);
+    concurrent_reviews_end_in_one_state(&procs[0], &procs[1], "race-pg", 3);
+}
