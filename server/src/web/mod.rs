@@ -17,6 +17,7 @@ mod assets;
 mod files;
 mod json;
 mod pages;
+mod requests;
 pub mod session;
 mod sso;
 mod terminal;
@@ -286,6 +287,10 @@ pub fn router() -> Router<Arc<WebState>> {
         .route("/web/trust", get(pages::trust).post(pages::save_trust))
         .route("/web/trust/{name}/edit", get(pages::edit_trust))
         .route("/web/trust/{name}/delete", post(pages::delete_trust))
+        .route("/web/requests", get(requests::list).post(requests::create))
+        .route("/web/requests/drop", post(requests::drop_all))
+        .route("/web/requests/{id}/review", post(requests::review))
+        .route("/web/requests/{id}/assume", post(requests::assume))
         .route("/web/csp-report", post(csp_report).get(csp_count))
         .route("/web/app/{file}", get(assets::serve))
         .route("/web/{*rest}", get(pages::not_found))

@@ -20,15 +20,15 @@ use crate::api::ClientAddr;
 use crate::api::ratelimit::Class;
 
 /// What the header shows for a signed-in user.
-struct Nav<'a> {
-    sess: &'a WebSession,
+pub(super) struct Nav<'a> {
+    pub(super) sess: &'a WebSession,
     root: String,
     cluster: String,
     clusters: Vec<String>,
     active: &'static str,
 }
 
-fn page(nav: Option<&Nav>, title: &str, body: Markup) -> Markup {
+pub(super) fn page(nav: Option<&Nav>, title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -49,6 +49,7 @@ fn page(nav: Option<&Nav>, title: &str, body: Markup) -> Markup {
                         a class=(if n.active == "roles" { "active" } else { "" }) href="/web/roles" { "Roles" }
                         a class=(if n.active == "trust" { "active" } else { "" }) href="/web/trust" { "Trusted Root Clusters" }
                         a class=(if n.active == "audit" { "active" } else { "" }) href=(format!("/web/cluster/{}/audit", encode_segment(&n.cluster))) { "Audit Log" }
+                        a class=(if n.active == "requests" { "active" } else { "" }) href="/web/requests" { "Access Requests" }
                         span.spacer {}
                         @if n.clusters.len() > 1 {
                             form method="get" action="/web/go" {
@@ -68,13 +69,21 @@ fn page(nav: Option<&Nav>, title: &str, body: Markup) -> Markup {
                         }
                     }
                 }
+                @if let Some(n) = nav {
+                    @if let Some((ids, until)) = super::requests::elevated(n.sess) {
+                        div.banner #elevated role="status" {
+                            "You are using roles from access request " (ids.join(", ")) " until " (until) ". "
+                            a href="/web/requests" { "Switch back" }
+                        }
+                    }
+                }
                 (body)
             }
         }
     }
 }
 
-fn respond(status: StatusCode, markup: Markup) -> Response {
+pub(super) fn respond(status: StatusCode, markup: Markup) -> Response {
     (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], markup.into_string()).into_response()
 }
 
@@ -112,7 +121,7 @@ fn for_browser(nav: Option<&Nav>, e: &Error) -> (String, &'static str, &'static 
 }
 
 /// The one error page.
-fn error_page(nav: Option<&Nav>, e: &Error) -> Response {
+pub(super) fn error_page(nav: Option<&Nav>, e: &Error) -> Response {
     let status = StatusCode::from_u16(e.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let (message, next, label) = for_browser(nav, e);
     respond(
@@ -125,7 +134,7 @@ fn error_page(nav: Option<&Nav>, e: &Error) -> Response {
     )
 }
 
-async fn nav<'a>(s: &WebState, sess: &'a mut WebSession, cluster: &str, active: &'static str) -> Nav<'a> {
+pub(super) async fn nav<'a>(s: &WebState, sess: &'a mut WebSession, cluster: &str, active: &'static str) -> Nav<'a> {
     let clusters = visible_clusters(s, sess).await;
     nav_of(sess, s.auth.cluster_name().to_string(), cluster, clusters, active)
 }

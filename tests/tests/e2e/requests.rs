@@ -259,3 +259,75 @@ fn concurrent_reviews_through_two_processes_on_postgresql_end_in_one_consistent_
     ]);
     concurrent_reviews_end_in_one_state(&procs[0], &procs[1], "race-pg", 3);
 }
+
+/// Signs `user` in on the web UI at `base`.
+async fn web_sign_in(c: &fantoccini::Client, base: &str, user: &str) {
+    use e2e::browser::*;
+    c.goto(&format!("{base}/web/login")).await.unwrap();
+    fill(c, "#user", user).await;
+    fill(c, "#password", PASSWORD).await;
+    click(c, "#sign-in").await;
+    wait_until("signed in", Duration::from_secs(15), || async { (path_of(c).await != "/web/login").then_some(()) }).await;
+}
+
+#[test]
+fn the_web_ui_makes_reviews_and_assumes_a_request_and_the_leaf_shows_what_the_mapped_role_allows() {
+    use e2e::browser::*;
+    let (root, leaf, _alice, _bob) = world("web");
+    let base = format!("https://{}", root.web);
+    let leaf_name = leaf.opts.name.clone();
+    let node = leaf.node_name();
+    wait_for("the leaf's node", T, || leaf.tctl(&["get", "nodes", "--format=text"]).stdout.contains(&node).then_some(()));
+    let chrome = Chrome::start();
+    rt().block_on(async {
+        let a = chrome.client(1200, 900).await;
+        let b = chrome.client(1200, 900).await;
+        web_sign_in(&a, &base, "alice").await;
+        web_sign_in(&b, &base, "bob").await;
+        // As visitor, alice sees no prod server in the leaf.
+        a.goto(&format!("{base}/web/cluster/{leaf_name}/nodes")).await.unwrap();
+        assert!(!body_text(&a).await.contains(&node), "{}", body_text(&a).await);
+
+        // alice asks, with a reason.
+        a.goto(&format!("{base}/web/requests")).await.unwrap();
+        fill(&a, "#new-request input[name=roles]", "prod-access").await;
+        fill(&a, "#new-request input[name=reason]", "orders db is down").await;
+        click(&a, "#new-request button").await;
+        let notice = wait_css(&a, ".notice", Duration::from_secs(10)).await.text().await.unwrap();
+        assert!(notice.contains("pending review"), "{notice}");
+        let id = wait_css(&a, "#requests tbody tr", Duration::from_secs(10)).await.attr("data-id").await.unwrap().unwrap_or_default();
+        assert!(
+            a.find(fantoccini::Locator::Css(&format!("tr[data-id='{id}'] button[value=approve]"))).await.is_err(),
+            "no self-review button"
+        );
+
+        // bob approves it with a reason.
+        b.goto(&format!("{base}/web/requests")).await.unwrap();
+        fill(&b, &format!("tr[data-id='{id}'] input[name=reason]"), "incident 42").await;
+        click(&b, &format!("tr[data-id='{id}'] button[value=approve]")).await;
+        let said = wait_css(&b, ".notice", Duration::from_secs(10)).await.text().await.unwrap();
+        assert!(said.contains("is APPROVED"), "{said}");
+        let reviews = wait_css(&b, &format!("tr[data-id='{id}'] td.reviews"), Duration::from_secs(10)).await.text().await.unwrap();
+        assert!(reviews.contains("bob: APPROVED (incident 42)"), "{reviews}");
+        save_shot(&b, "requests-reviewed").await;
+
+        // alice assumes it: a banner on every page, and the leaf shows its prod server.
+        a.goto(&format!("{base}/web/requests")).await.unwrap();
+        click(&a, &format!("tr[data-id='{id}'] button.assume")).await;
+        let banner = wait_css(&a, "#elevated", Duration::from_secs(10)).await.text().await.unwrap();
+        assert!(banner.contains(&id) && banner.contains("until"), "{banner}");
+        save_shot(&a, "requests-assumed").await;
+        a.goto(&format!("{base}/web/cluster/{leaf_name}/nodes")).await.unwrap();
+        wait_until("the prod server", Duration::from_secs(15), || async { body_text(&a).await.contains(&node).then_some(()) }).await;
+        assert!(body_text(&a).await.contains("You are using roles from access request"), "the banner on other pages");
+
+        // Switching back takes it away.
+        a.goto(&format!("{base}/web/requests")).await.unwrap();
+        click(&a, "#switch-back").await;
+        let back = wait_css(&a, ".notice", Duration::from_secs(10)).await.text().await.unwrap();
+        assert!(back.contains("back to your own roles"), "{back}");
+        assert!(a.find(fantoccini::Locator::Css("#elevated")).await.is_err(), "no banner");
+        a.goto(&format!("{base}/web/cluster/{leaf_name}/nodes")).await.unwrap();
+        assert!(!body_text(&a).await.contains(&node), "{}", body_text(&a).await);
+    });
+}
