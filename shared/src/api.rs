@@ -531,6 +531,15 @@ pub struct WhoAmI {
     pub cluster_name: String,
     /// Effective roles in this cluster.
     pub roles: Vec<String>,
+    /// `options.request_access` of the roles: `optional`, `reason` or `always`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request_access: String,
+    /// `options.request_prompt` of the roles.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request_prompt: String,
+    /// The existing roles the caller may request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requestable_roles: Vec<String>,
 }
 
 /// `POST /v1/resources` and `PUT /v1/resources`.

@@ -324,6 +324,11 @@ impl AccessChecker {
                 .all(|role| !self.roles.iter().any(|r| side(&r.spec.deny, role)) && self.roles.iter().any(|r| side(&r.spec.allow, role)))
     }
 
+    /// `options.request_prompt` of the holder's roles (the first set).
+    pub fn request_prompt(&self) -> String {
+        self.roles.iter().find_map(|r| r.spec.options.request_prompt.clone()).unwrap_or_default()
+    }
+
     /// `options.request_access` of the holder's roles, the strictest: `always`, `reason` or
     /// `optional`.
     pub fn request_access(&self) -> &'static str {

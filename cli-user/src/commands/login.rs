@@ -109,7 +109,20 @@ pub async fn exec(mut a: Args, g: &Global, out: &mut dyn Write, err: &mut dyn Wr
     let ids = std::mem::take(&mut a.request_id);
     let reason = std::mem::take(&mut a.request_reason);
     if roles.is_empty() && ids.is_empty() {
-        return sign_in(a, g, out, err).await;
+        sign_in(a, g, out, err).await?;
+        // options.request_access: always: every login asks for the requestable roles too.
+        let Ok(session) = crate::context::Session::load(g) else { return Ok(()) };
+        let me: Option<shared::api::WhoAmI> = session.root_api()?.get(path::WHOAMI).await.ok();
+        if let Some(w) = me.filter(|w| w.request_access == "always" && !w.requestable_roles.is_empty())
+            && session.creds.active_requests().is_empty()
+        {
+            if !w.request_prompt.is_empty() {
+                writeln!(err, "{}", w.request_prompt)?;
+            }
+            let req = shared::api::CreateAccessRequest { roles: w.requestable_roles, reason, ..Default::default() };
+            super::request::make_request(&session, req, false, out, err).await?;
+        }
+        return Ok(());
     }
     let valid = crate::context::Session::load(g).ok().filter(|s| s.require_valid().is_ok() && g.proxy.is_none());
     if valid.is_none() || a.cluster.is_some() {

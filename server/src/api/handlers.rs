@@ -61,11 +61,25 @@ pub async fn whoami(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> ApiR
         Caller::RemoteUser { .. } => "remote_user",
         Caller::Host(_) => "host",
     };
+    // What a user of this cluster may request, for tsh login (options.request_access: always).
+    let (request_access, request_prompt, requestable_roles) = match &ctx.caller {
+        Caller::LocalUser(_) => {
+            let all: Vec<shared::resource::Role> = s.auth.services.list(crate::services::keys::ROLES).await?;
+            let mine = ctx.checker.role_names();
+            let requestable =
+                all.into_iter().map(|r| r.metadata.name).filter(|n| !mine.contains(n) && ctx.checker.can_request(n)).collect::<Vec<_>>();
+            (ctx.checker.request_access().to_string(), ctx.checker.request_prompt(), requestable)
+        }
+        _ => (String::new(), String::new(), Vec::new()),
+    };
     Ok(axum::Json(WhoAmI {
         name: ctx.name(),
         kind: kind.into(),
         cluster_name: s.auth.cluster_name().into(),
         roles: ctx.checker.role_names(),
+        request_access,
+        request_prompt,
+        requestable_roles,
     }))
 }
 

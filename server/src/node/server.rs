@@ -128,6 +128,9 @@ impl NodeConn {
             m.insert("origin_cluster".into(), json!(a.origin_cluster));
             m.insert("remote_roles".into(), json!(a.cert_roles));
             m.insert("roles".into(), json!(a.roles));
+            if !a.requests.is_empty() {
+                m.insert("access_requests".into(), json!(a.requests));
+            }
         }
         if let Value::Object(e) = extra {
             m.extend(e);

@@ -113,6 +113,15 @@ fn an_approved_request_gives_a_root_user_the_role_the_leaf_maps_it_to_until_she_
     assert!(said.contains("prod-access") && said.contains(&format!("Active requests:    {id}")), "{said}");
     let now = ssh(&alice);
     assert_eq!(now.stdout.trim(), "root", "{now:?}");
+    // The leaf's events of the elevated session name the request.
+    let leaf_events = wait_for("the leaf's session event", T, || {
+        let e = leaf.events();
+        e.iter().any(|v| v["event"] == "session.start" && v["login"] == "root").then_some(e)
+    });
+    let start =
+        leaf_events.iter().find(|v| v["event"] == "session.start" && v["login"] == "root").unwrap_or_else(|| panic!("{leaf_events:?}"));
+    assert_eq!(start["access_requests"][0].as_str(), Some(id.as_str()), "{start}");
+    assert_eq!(start["roles"], serde_json::json!(["visitor", "prod-admin"]), "the mapped roles: {start}");
     let st = alice.run(&["status", "-f", "json"]).json();
     assert_eq!(st["active"]["active_requests"][0].as_str(), Some(id.as_str()), "{st}");
 
@@ -122,6 +131,10 @@ fn an_approved_request_gives_a_root_user_the_role_the_leaf_maps_it_to_until_she_
     assert!(d.contains("Dropping all active access requests") && !d.contains("prod-access"), "{d}");
     let after = ssh(&alice);
     assert!(after.code != 0, "{after:?}");
+    // The reviewer is deleted: his approval counts for nothing from now on.
+    root.tctl(&["users", "rm", "bob"]).ok("tctl users rm bob");
+    let orphaned = alice.run(&["login", &format!("--request-id={id}")]);
+    assert!(orphaned.code != 0 && orphaned.stderr.contains("no longer has enough approvals"), "{orphaned:?}");
 
     // The root's audit log tells the story; the admin sees it too.
     let events = root.events();
@@ -330,4 +343,53 @@ fn the_web_ui_makes_reviews_and_assumes_a_request_and_the_leaf_shows_what_the_ma
         a.goto(&format!("{base}/web/cluster/{leaf_name}/nodes")).await.unwrap();
         assert!(!body_text(&a).await.contains(&node), "{}", body_text(&a).await);
     });
+}
+
+#[test]
+fn with_request_access_always_tsh_login_asks_for_the_requestable_roles_and_waits() {
+    let (root, _leaf, _alice, _bob) = world("always");
+    root.create(
+        "always.yaml",
+        "kind: role\nversion: v7\nmetadata: {name: on-call}\nspec:\n  options:\n    request_access: always\n    request_prompt: Which incident?\n  allow:\n    request:\n      roles: [prod-access]\n",
+    )
+    .ok("role");
+    root.add_user("dave", "access,on-call", "visitor", PASSWORD);
+    let mut dave = Tsh::new("dave-always");
+    dave.env.retain(|(k, _)| k != "SSL_CERT_FILE");
+    dave.env.push(("SSL_CERT_FILE".into(), root.web_ca().display().to_string()));
+    let mut login = dave
+        .command(&["login", &format!("--proxy={}", root.web), "--user=dave", "--request-reason=incident 7"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tsh login");
+    {
+        use std::io::Write;
+        let mut stdin = login.stdin.take().expect("stdin");
+        let _ = writeln!(stdin, "{PASSWORD}");
+    }
+    let id = wait_for("dave's request", T, || {
+        let v = root.tctl(&["request", "ls", "-f", "json"]).json();
+        v.as_array()?.iter().find(|r| r["spec"]["user"] == "dave" && r["spec"]["state"] == "PENDING")?["metadata"]["name"]
+            .as_str()
+            .map(str::to_string)
+    });
+    let listed = root.tctl(&["request", "ls", "-f", "json"]).json();
+    let mine = listed.as_array().and_then(|l| l.iter().find(|r| r["metadata"]["name"] == id.as_str()).cloned()).unwrap_or_default();
+    assert_eq!(
+        (mine["spec"]["roles"][0].as_str(), mine["spec"]["request_reason"].as_str()),
+        (Some("prod-access"), Some("incident 7")),
+        "{mine}"
+    );
+    root.tctl(&["request", "approve", &id]).ok("approve");
+    let done = wait_for("tsh login to finish", T, || login.try_wait().ok().flatten());
+    let mut out = String::new();
+    let mut err = String::new();
+    use std::io::Read;
+    let _ = login.stdout.take().map(|mut s| s.read_to_string(&mut out));
+    let _ = login.stderr.take().map(|mut s| s.read_to_string(&mut err));
+    assert!(done.success(), "{out}\n{err}");
+    assert!(err.contains("Which incident?") && err.contains("Seeking request approval"), "{err}");
+    assert!(out.contains(&format!("Active requests:    {id}")) && out.contains("prod-access"), "{out}");
 }
