@@ -500,7 +500,7 @@ if [ -n "$DB" ]; then
     DC_D=$(conn_ms "$DIRECT_URL"); DC_T=$(conn_ms "$VIA_URL"); DC_R=$(conn_ms "$ROOT_URL")
     log "  pgbench -S: direct $DB_D tps, through tsh proxy db $DB_T tps, straight to the root $DB_R tps"
     log "  connect: direct $DC_D ms, through tsh proxy db $DC_T ms, straight to the root $DC_R ms"
-    DB_TABLE="| what | direct (TLS) | through tsh proxy db, the root and the leaf | × direct | target | without tsh's hop (psql's TLS to the root) | × direct |
+    DB_TABLE="| what | direct (TLS) | through tsh proxy db, the root and the leaf | × direct | target | without tsh's hop (the client's own TLS to the root) | × direct |
 |---|---|---|---|---|---|---|
 | pgbench -S, 8 clients (transactions/s) | $DB_D | $DB_T | $(ratio "$DB_T" "$DB_D") | ≥ 0.6× | $DB_R | $(ratio "$DB_R" "$DB_D") |
 | time to connect, pgbench -C (ms) | $DC_D | $DC_T | +$(awk -v a="$DC_T" -v b="$DC_D" 'BEGIN { printf "%.2f", a - b }') ms | ≤ direct + 20 ms | $DC_R | +$(awk -v a="$DC_R" -v b="$DC_D" 'BEGIN { printf "%.2f", a - b }') ms |"
