@@ -274,3 +274,24 @@ impl Drop for PgServer {
         self.crash();
     }
 }
+
+/// A real PostgreSQL on a fresh address with certificates from `cluster`'s `db` CA (`tctl auth
+/// sign --format=db`), requiring client certificates; role `alice`, database `dev` (alice's)
+/// with a table `whoami` saying `tag`. The directory holds the certificates.
+pub fn postgres_for(cluster: &crate::Cluster, tag: &str) -> (PgServer, TempDir) {
+    postgres_at(cluster, &free_ip(&[PORT]), tag)
+}
+
+/// As [`postgres_for`], on address `ip`.
+pub fn postgres_at(cluster: &crate::Cluster, ip: &str, tag: &str) -> (PgServer, TempDir) {
+    let dir = TempDir::new("pg-certs");
+    let p = dir.path().join("server").display().to_string();
+    cluster.tctl(&["auth", "sign", "--format=db", &format!("--host={ip}"), &format!("--out={p}")]).ok("tctl auth sign --format=db");
+    let read = |ext: &str| std::fs::read_to_string(format!("{p}{ext}")).unwrap_or_default();
+    let (pg, _) = PgServer::start_with_tls_at(ip, &read(".crt"), &read(".key"), &read(".cas"), Some(&read(".cas")));
+    pg.admin("postgres", "CREATE ROLE alice LOGIN");
+    pg.admin("postgres", "CREATE DATABASE dev OWNER alice");
+    pg.admin("dev", &format!("CREATE TABLE whoami (c text); INSERT INTO whoami VALUES ('{tag}'); ALTER TABLE whoami OWNER TO alice"));
+    pg.require_client_certs();
+    (pg, dir)
+}

@@ -578,7 +578,7 @@ pub async fn create_app_session(
     }
     let user = s.auth.services.user(&id.username).await?.value;
     let not_after = super::conn_info(&parts).cert.as_ref().map(|c| c.not_after).unwrap_or_else(|| s.auth.clock.now().unix_timestamp());
-    Ok(axum::Json(s.auth.create_app_session(&user, req, not_after).await?))
+    Ok(axum::Json(s.auth.create_app_session(&user, req, not_after, &id.active_requests).await?))
 }
 
 /// `DELETE /v1/apps/sessions/<id>` (`tsh apps logout`): ends one of the caller's app sessions.

@@ -60,10 +60,27 @@ pub fn valid_id(id: &str) -> bool {
 }
 
 impl AuthServer {
-    /// Creates an app session for `user` (whose certificate ends at `not_after`, Unix seconds).
-    /// A leaf's app is not looked up here: the leaf alone knows its apps and decides who
+    /// Creates an app session for `user` (whose certificate ends at `not_after`, Unix seconds,
+    /// and carries the approved access `requests`, whose roles the session's certificate carries
+    /// too). A leaf's app is not looked up here: the leaf alone knows its apps and decides who
     /// reaches them; this cluster only says who the user is and that they may see the leaf.
-    pub async fn create_app_session(&self, user: &User, req: CreateAppSessionRequest, not_after: i64) -> Result<AppSession> {
+    pub async fn create_app_session(
+        &self,
+        user: &User,
+        req: CreateAppSessionRequest,
+        not_after: i64,
+        requests: &[String],
+    ) -> Result<AppSession> {
+        let (extra, until) =
+            if requests.is_empty() { (Vec::new(), None) } else { self.usable_requests(&user.metadata.name, requests).await? };
+        let mut user = user.clone();
+        for r in extra {
+            if !user.spec.roles.contains(&r) {
+                user.spec.roles.push(r);
+            }
+        }
+        let user = &user;
+        let not_after = until.map_or(not_after, |u| not_after.min(u.unix_timestamp()));
         self.check_issuance_locks(&user.metadata.name, &user.spec.roles).await?;
         shared::names::check_name("app name", &req.name)?;
         if req.public_addr.len() > 253 || req.fqdn.len() > 253 {
@@ -114,6 +131,7 @@ impl AuthServer {
             kubernetes_users: checker.kubernetes_users(None),
             kubernetes_groups: checker.kubernetes_groups(None),
             route_to_app: Some(route.clone()),
+            active_requests: requests.to_vec(),
             ..Default::default()
         };
         let spki = if req.tls_public_key.is_empty() {

@@ -392,27 +392,7 @@ fn tsh_db_connect_reaches_each_leafs_postgres_as_the_user_the_leafs_mapped_roles
     assert!(alice.run(&["db", "config", "pg"]).stderr.contains("not logged into database"));
 }
 
-/// A real PostgreSQL on a fresh address with certificates from `cluster`'s `db` CA, requiring
-/// client certificates; roles `alice` and databases `dev` (alice's) and `prod`; a table saying
-/// `tag`.
-fn postgres_for(cluster: &Cluster, tag: &str) -> (e2e::postgres::PgServer, e2e::TempDir) {
-    postgres_at(cluster, &e2e::free_ip(&[e2e::postgres::PORT]), tag)
-}
-
-/// As [`postgres_for`], on address `ip`.
-fn postgres_at(cluster: &Cluster, ip: &str, tag: &str) -> (e2e::postgres::PgServer, e2e::TempDir) {
-    use e2e::postgres::PgServer;
-    let dir = e2e::TempDir::new("pg-certs");
-    let p = dir.path().join("server").display().to_string();
-    cluster.tctl(&["auth", "sign", "--format=db", &format!("--host={ip}"), &format!("--out={p}")]).ok("tctl auth sign --format=db");
-    let read = |ext: &str| std::fs::read_to_string(format!("{p}{ext}")).unwrap_or_default();
-    let (pg, _) = PgServer::start_with_tls_at(ip, &read(".crt"), &read(".key"), &read(".cas"), Some(&read(".cas")));
-    pg.admin("postgres", "CREATE ROLE alice LOGIN");
-    pg.admin("postgres", "CREATE DATABASE dev OWNER alice");
-    pg.admin("dev", &format!("CREATE TABLE whoami (c text); INSERT INTO whoami VALUES ('{tag}'); ALTER TABLE whoami OWNER TO alice"));
-    pg.require_client_certs();
-    (pg, dir)
-}
+use e2e::postgres::{postgres_at, postgres_for};
 
 #[test]
 fn a_roots_own_database_on_postgres_listen_addr_and_a_leaf_database_served_by_a_process_of_its_own() {

@@ -12,6 +12,12 @@ const T: Duration = Duration::from_secs(30);
 /// requests for prod-*), and a leaf whose node is `env=prod`, mapping `access` to `visitor` (no
 /// prod nodes) and `prod-access` to `prod-admin` (root on them).
 fn world(tag: &str) -> (Cluster, Cluster, Tsh, Tsh) {
+    world_with(tag, "")
+}
+
+/// [`world`] with `sections` in the leaf's configuration, `prod-admin` reaching its `env=dev`
+/// databases as `alice` to `dev` as well.
+fn world_with(tag: &str, sections: &str) -> (Cluster, Cluster, Tsh, Tsh) {
     e2e::ensure_unix_user("visitor");
     let mut ro = ClusterOpts::new(&format!("root-{tag}.example.com"));
     ro.node = false;
@@ -26,10 +32,11 @@ fn world(tag: &str) -> (Cluster, Cluster, Tsh, Tsh) {
     let mut lo = ClusterOpts::new(&format!("leaf-{tag}.example.com"));
     lo.labels = vec![("env".into(), "prod".into())];
     lo.env = vec![("SSL_CERT_FILE".into(), root.web_ca().display().to_string())];
+    lo.sections = sections.to_string();
     let leaf = Cluster::start(lo);
     leaf.create(
         "roles.yaml",
-        "kind: role\nversion: v7\nmetadata: {name: visitor}\nspec:\n  allow:\n    logins: [visitor]\n    node_labels: {env: test}\n---\nkind: role\nversion: v7\nmetadata: {name: prod-admin}\nspec:\n  allow:\n    logins: [root]\n    node_labels: {env: prod}\n",
+        "kind: role\nversion: v7\nmetadata: {name: visitor}\nspec:\n  allow:\n    logins: [visitor]\n    node_labels: {env: test}\n---\nkind: role\nversion: v7\nmetadata: {name: prod-admin}\nspec:\n  allow:\n    logins: [root]\n    node_labels: {env: prod}\n    db_labels: {env: dev}\n    db_users: [alice]\n    db_names: [dev]\n",
     )
     .ok("leaf roles");
     let token = root.trusted_cluster_token("5m");
@@ -392,4 +399,40 @@ fn with_request_access_always_tsh_login_asks_for_the_requestable_roles_and_waits
     assert!(done.success(), "{out}\n{err}");
     assert!(err.contains("Which incident?") && err.contains("Seeking request approval"), "{err}");
     assert!(out.contains(&format!("Active requests:    {id}")) && out.contains("prod-access"), "{out}");
+}
+
+#[test]
+fn an_approved_requests_roles_reach_a_leafs_database_too_and_its_events_name_the_request() {
+    let pg_ip = e2e::free_ip(&[e2e::postgres::PORT]);
+    let section = format!(
+        "db_service:\n  enabled: yes\n  databases:\n  - name: pg\n    protocol: postgres\n    uri: {pg_ip}:{}\n    static_labels: {{env: dev}}\n",
+        e2e::postgres::PORT
+    );
+    let (root, leaf, alice, bob) = world_with("reqdb", &section);
+    let (_pg, _dir) = e2e::postgres::postgres_at(&leaf, &pg_ip, "leaf-db");
+    let cluster = format!("--cluster={}", leaf.opts.name);
+    wait_for("the leaf's database", T, || leaf.tctl(&["get", "dbs", "--format=text"]).stdout.contains("pg").then_some(()));
+    let sql = ["--", "-X", "-At", "-c", "SELECT current_user, c FROM whoami"];
+    let connect = |t: &Tsh| {
+        let mut args = vec!["db", "connect", cluster.as_str(), "--db-user=alice", "--db-name=dev", "pg"];
+        args.extend_from_slice(&sql);
+        t.run(&args)
+    };
+    // As visitor, the leaf lists no database for her and refuses one.
+    let before = connect(&alice);
+    assert!(before.code != 0 && before.stderr.contains("not found"), "{before:?}");
+    let made = alice.run(&["request", "create", "--roles=prod-access", "--nowait", "-f", "json"]);
+    let id = made.json()["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    bob.run(&["request", "review", "--approve", &id]).ok("bob approves");
+    alice.run(&["login", &format!("--request-id={id}")]).ok("tsh login --request-id");
+    let after = connect(&alice);
+    assert_eq!(after.stdout.trim(), "alice|leaf-db", "{after:?}");
+    let events = wait_for("the leaf's database events", T, || {
+        let e = leaf.events();
+        e.iter().any(|v| v["code"] == "TDB00I").then_some(e)
+    });
+    let start = events.iter().find(|v| v["code"] == "TDB00I").unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(start["access_requests"][0].as_str(), Some(id.as_str()), "{start}");
+    assert!(start["roles"].as_array().is_some_and(|r| r.iter().any(|x| x == "prod-admin")), "{start}");
+    drop(root);
 }

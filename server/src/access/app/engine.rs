@@ -334,6 +334,9 @@ impl Conn {
         m.insert("sid".into(), json!(shared::certs::sha256_hex(self.route.session_id.as_bytes())[..16]));
         m.insert("addr.remote".into(), json!(self.addr));
         m.insert("server_id".into(), json!(self.engine.host_id));
+        if !self.identity.active_requests.is_empty() {
+            m.insert("access_requests".into(), json!(self.identity.active_requests));
+        }
         m
     }
 

@@ -330,6 +330,9 @@ impl Conn {
         m.insert("kubernetes_labels".into(), json!(self.labels));
         m.insert("addr.remote".into(), json!(self.addr));
         m.insert("server_id".into(), json!(self.engine.host_id));
+        if !self.identity.active_requests.is_empty() {
+            m.insert("access_requests".into(), json!(self.identity.active_requests));
+        }
         m
     }
 
