@@ -57,12 +57,45 @@ fn require_admin(ctx: &Result<Context>) -> Result<&Context> {
     Ok(ctx)
 }
 
-/// `POST /v1/access/explain`.
+/// `POST /v1/access/explain`. For a caller of this cluster whose certificate carries approved
+/// access requests, a step names each request and the roles it added (on a leaf those roles are
+/// the ones the role map maps).
 pub async fn explain(
     State(s): State<Arc<ApiState>>,
     v: Verified,
     JsonBody(req): JsonBody<ExplainRequest>,
 ) -> ApiResult<axum::Json<Explanation>> {
+    let requests = match (&v.ctx, &req.user, &req.as_identity) {
+        (Ok(ctx), None, None) => match &ctx.caller {
+            Caller::LocalUser(u) => u.active_requests.clone(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    let axum::Json(mut ex) = explain_for(&s, v, req).await?;
+    if !requests.is_empty() {
+        let mut details = Vec::new();
+        for id in &requests {
+            match s.auth.access_request(id).await {
+                Ok(r) => {
+                    let by: Vec<&str> = r.spec.reviews.iter().map(|x| x.author.as_str()).collect();
+                    let by = if by.is_empty() { "an admin".to_string() } else { by.join(", ") };
+                    details.push(format!(
+                        "access request {id} adds roles [{}] ({}, approved by {by}, until {})",
+                        r.spec.roles.join(", "),
+                        r.spec.state.as_str(),
+                        shared::timefmt::rfc3339(r.spec.expires)
+                    ));
+                }
+                Err(e) => details.push(format!("access request {id}: {}", e.message)),
+            }
+        }
+        ex.steps.insert(0, shared::api::ExplainStep { check: "access requests in the certificate".into(), ok: None, details, fix: None });
+    }
+    Ok(axum::Json(ex))
+}
+
+async fn explain_for(s: &Arc<ApiState>, v: Verified, req: ExplainRequest) -> ApiResult<axum::Json<Explanation>> {
     let here = s.auth.cluster_name().to_string();
     if req.user.is_some() && req.as_identity.is_some() {
         return Err(Error::bad_parameter("give either user or as, not both").into());

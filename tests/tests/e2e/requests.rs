@@ -129,6 +129,11 @@ fn an_approved_request_gives_a_root_user_the_role_the_leaf_maps_it_to_until_she_
         leaf_events.iter().find(|v| v["event"] == "session.start" && v["login"] == "root").unwrap_or_else(|| panic!("{leaf_events:?}"));
     assert_eq!(start["access_requests"][0].as_str(), Some(id.as_str()), "{start}");
     assert_eq!(start["roles"], serde_json::json!(["visitor", "prod-admin"]), "the mapped roles: {start}");
+    // tsh access explain names the request behind the login.
+    let why = alice.run(&["access", "explain", &cluster, &node]);
+    let text = why.ok("tsh access explain");
+    assert!(text.contains("ALLOWED") && text.contains(&format!("access request {id} adds roles [prod-access]")), "{text}");
+    assert!(text.contains("approved by bob"), "{text}");
     let st = alice.run(&["status", "-f", "json"]).json();
     assert_eq!(st["active"]["active_requests"][0].as_str(), Some(id.as_str()), "{st}");
 
