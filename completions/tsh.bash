@@ -3179,12 +3179,20 @@ _tsh() {
             return 0
             ;;
         tsh__subcmd__request__subcmd__drop)
-            opts="-i -d -h --proxy --user --cluster --identity --insecure --debug --help"
+            opts="-f -i -d -h --format --proxy --user --cluster --identity --insecure --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --proxy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -537,6 +537,7 @@ complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcomm
 complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from review" -l insecure -d 'Do not verify the proxy\'s web certificate (testing only)'
 complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from review" -s d -l debug -d 'Verbose output'
 complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from review" -s h -l help -d 'Print help'
+complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from drop" -s f -l format -d 'Output format: text (the new status), json or yaml (the requests still active)' -r
 complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from drop" -l proxy -d 'Proxy address, host[:port] (no port: 443, then 3080)' -r
 complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from drop" -l user -d 'Teleport user [default: the current profile\'s, else $USER]' -r
 complete -c tsh -n "__fish_tsh_using_subcommand request; and __fish_seen_subcommand_from drop" -l cluster -d 'Cluster to act on (a leaf of the root you signed in to)' -r

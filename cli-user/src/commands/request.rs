@@ -109,6 +109,9 @@ struct ReviewArgs {
 struct DropArgs {
     /// Requests to drop (default: all).
     ids: Vec<String>,
+    /// Output format: text (the new status), json or yaml (the requests still active).
+    #[arg(short = 'f', long, default_value = "text", value_parser = parse_format)]
+    format: Format,
 }
 
 /// Runs the command.
@@ -319,8 +322,11 @@ async fn review(a: ReviewArgs, g: &Global, out: &mut dyn Write, err: &mut dyn Wr
 async fn drop_requests(a: DropArgs, g: &Global, out: &mut dyn Write) -> anyhow::Result<()> {
     let session = session(g)?;
     let active = session.creds.active_requests();
+    let text = a.format == Format::Text;
     let keep: Vec<String> = if a.ids.is_empty() || a.ids.iter().any(|i| i == "*") {
-        writeln!(out, "Dropping all active access requests...\n")?;
+        if text {
+            writeln!(out, "Dropping all active access requests...\n")?;
+        }
         Vec::new()
     } else {
         for id in &a.ids {
@@ -328,8 +334,14 @@ async fn drop_requests(a: DropArgs, g: &Global, out: &mut dyn Write) -> anyhow::
                 bail!("access request {id} is not active in your certificate ('tsh status' lists the active ones)");
             }
         }
-        writeln!(out, "Dropping access request(s): {}...\n", a.ids.join(", "))?;
+        if text {
+            writeln!(out, "Dropping access request(s): {}...\n", a.ids.join(", "))?;
+        }
         active.into_iter().filter(|i| !a.ids.contains(i)).collect()
     };
-    reissue_with(&session, keep, out).await
+    if text {
+        return reissue_with(&session, keep, out).await;
+    }
+    reissue_with(&session, keep.clone(), &mut std::io::sink()).await?;
+    write_as(out, a.format, &serde_json::json!({ "active_requests": keep }))
 }
