@@ -533,6 +533,36 @@ pub struct AppEntry {
     pub rewrite: Option<shared::resource::app::Rewrite>,
 }
 
+/// Dynamic labels (`kubernetes_service.commands`, a database's `dynamic_labels`): each a label
+/// key not among `labels`, a program with its arguments, a period of at least 1 s (default 1m).
+fn label_commands(what: &str, labels: &BTreeMap<String, String>, sections: &[LabelCommandSection]) -> Result<Vec<LabelCommand>> {
+    let mut commands = Vec::new();
+    for (i, c) in sections.iter().enumerate() {
+        let field = format!("{what}[{i}]");
+        if c.name.is_empty() || c.name.len() > 63 || !c.name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_./".contains(ch)) {
+            return Err(Error::bad_parameter(format!("{field}.name {:?} is not a label key (letters, digits, -_./)", c.name)));
+        }
+        if labels.contains_key(&c.name) || commands.iter().any(|x: &LabelCommand| x.name == c.name) {
+            return Err(Error::bad_parameter(format!("{field}.name {:?} is already a label; use another name", c.name)));
+        }
+        if c.command.is_empty() || c.command[0].is_empty() {
+            return Err(Error::bad_parameter(format!("{field}.command is empty: give the program and its arguments, e.g. [uname, -r]")));
+        }
+        let period = match &c.period {
+            None => Duration::from_secs(60),
+            Some(p) => {
+                let d = shared::timefmt::parse_duration(p).map_err(|e| e.context(format!("{field}.period")))?;
+                if d < Duration::from_secs(1) {
+                    return Err(Error::bad_parameter(format!("{field}.period {p:?} is too short; use at least 1s")));
+                }
+                d
+            }
+        };
+        commands.push(LabelCommand { name: c.name.clone(), command: c.command.clone(), period });
+    }
+    Ok(commands)
+}
+
 /// The databases of `db_service.databases`, checked as `tctl create` checks them, with their CA
 /// files read.
 fn db_entries(entries: &[DbEntry]) -> Result<Vec<shared::resource::Db>> {
@@ -603,6 +633,9 @@ pub struct DbEntry {
     /// Static labels (roles' `db_labels` match them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub static_labels: BTreeMap<String, String>,
+    /// Labels whose values commands give, run every period (Teleport's `dynamic_labels`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dynamic_labels: Vec<LabelCommandSection>,
 }
 
 /// `tls:` of a database.
@@ -870,6 +903,8 @@ pub struct Config {
     pub app_resources: Vec<shared::labels::Labels>,
     /// `db_service.databases`, when enabled (checked, CA files read).
     pub databases: Vec<shared::resource::Db>,
+    /// Their `dynamic_labels`, by database name.
+    pub db_label_commands: BTreeMap<String, Vec<LabelCommand>>,
 }
 
 /// The Kubernetes service of this process.
@@ -1108,33 +1143,7 @@ impl Config {
                 if let Some(n) = &k.kube_cluster_name {
                     shared::names::check_name("kubernetes_service.kube_cluster_name", n)?;
                 }
-                let mut commands = Vec::new();
-                for (i, c) in k.commands.iter().enumerate() {
-                    let field = format!("kubernetes_service.commands[{i}]");
-                    if c.name.is_empty() || c.name.len() > 63 || !c.name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_./".contains(ch))
-                    {
-                        return Err(Error::bad_parameter(format!("{field}.name {:?} is not a label key (letters, digits, -_./)", c.name)));
-                    }
-                    if k.labels.contains_key(&c.name) || commands.iter().any(|x: &LabelCommand| x.name == c.name) {
-                        return Err(Error::bad_parameter(format!("{field}.name {:?} is already a label; use another name", c.name)));
-                    }
-                    if c.command.is_empty() || c.command[0].is_empty() {
-                        return Err(Error::bad_parameter(format!(
-                            "{field}.command is empty: give the program and its arguments, e.g. [uname, -r]"
-                        )));
-                    }
-                    let period = match &c.period {
-                        None => Duration::from_secs(60),
-                        Some(p) => {
-                            let d = shared::timefmt::parse_duration(p).map_err(|e| e.context(format!("{field}.period")))?;
-                            if d < Duration::from_secs(1) {
-                                return Err(Error::bad_parameter(format!("{field}.period {p:?} is too short; use at least 1s")));
-                            }
-                            d
-                        }
-                    };
-                    commands.push(LabelCommand { name: c.name.clone(), command: c.command.clone(), period });
-                }
+                let commands = label_commands("kubernetes_service.commands", &k.labels, &k.commands)?;
                 Some(KubeConfig { kubeconfig_file, kube_cluster_name: k.kube_cluster_name.clone(), labels: k.labels.clone(), commands })
             }
             _ => None,
@@ -1190,6 +1199,17 @@ impl Config {
             }
             _ => Vec::new(),
         };
+        let mut db_label_commands = BTreeMap::new();
+        if !databases.is_empty()
+            && let Some(d) = &file.db_service
+        {
+            for (i, e) in d.databases.iter().enumerate() {
+                let commands = label_commands(&format!("db_service.databases[{i}].dynamic_labels"), &e.static_labels, &e.dynamic_labels)?;
+                if !commands.is_empty() {
+                    db_label_commands.insert(e.name.clone(), commands);
+                }
+            }
+        }
         let log_output = t.log.as_ref().and_then(|l| l.output.clone()).unwrap_or_else(|| "stderr".into());
         let debug = o.debug || t.log.as_ref().and_then(|l| l.severity.as_deref()).is_some_and(|s| s.eq_ignore_ascii_case("debug"));
         Ok(Config {
@@ -1226,6 +1246,7 @@ impl Config {
             apps,
             app_resources,
             databases,
+            db_label_commands,
             kube_listen_addr: p.kube_listen_addr.clone().map(|a| with_port(&a, 3026)),
             postgres_listen_addr: p.postgres_listen_addr.clone().map(|a| with_port(&a, 5432)),
             postgres_public_addr,
@@ -1429,6 +1450,14 @@ mod tests {
                 .unwrap_err()
                 .message;
         assert!(mysql.contains("db_service.databases[0]") && mysql.contains("use postgres"), "{mysql}");
+        let dynamic = build(
+            "db_service:\n  enabled: yes\n  databases:\n  - name: a\n    protocol: postgres\n    uri: 'h:5432'\n    static_labels: {env: dev}\n    dynamic_labels:\n    - {name: env, command: [hostname]}\n",
+            Overrides::default(),
+        )
+        .err()
+        .map(|e| e.message)
+        .unwrap_or_default();
+        assert!(dynamic.contains("db_service.databases[0].dynamic_labels[0].name") && dynamic.contains("already a label"), "{dynamic}");
         // A process of its own: --roles=db, reached through its tunnel.
         let section = "db_service:\n  enabled: yes\n  databases:\n  - {name: pg, protocol: postgres, uri: 'h:5432'}\n";
         let c = build(section, agent_overrides(true, "db")).unwrap();

@@ -9,6 +9,7 @@ pub mod app;
 pub mod cluster;
 pub mod db;
 pub mod kube;
+pub mod labels;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -241,14 +241,7 @@ async fn serve(
         let recorder: Arc<dyn crate::node::NodeAccessPoint> =
             Arc::new(LocalAccess { auth: auth.clone(), host_id: host_id.clone(), nodename: cfg.nodename.clone() });
         let access = crate::access::cluster::LocalKube { auth: auth.clone(), recorder, host_id: host_id.clone() };
-        let engine = crate::access::db::engine::DbEngine::new(
-            Arc::new(access),
-            &cfg.databases,
-            &host_id,
-            &cfg.nodename,
-            proxy_ssh.live.clone(),
-            cfg.node_heartbeat,
-        );
+        let engine = crate::access::db::engine::DbEngine::new(Arc::new(access), &cfg, &host_id, proxy_ssh.live.clone());
         tracing::info!(databases = ?cfg.databases.iter().map(|d| d.metadata.name.clone()).collect::<Vec<_>>(), "database service started");
         tasks.spawn(Stage::Writers, |s| engine.clone().run_heartbeat(s));
         Some(engine)

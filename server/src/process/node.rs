@@ -85,14 +85,7 @@ pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow
         None
     } else {
         let access = Arc::new(crate::access::cluster::BundleKube { node: node.clone() });
-        let engine = crate::access::db::engine::DbEngine::new(
-            access,
-            &cfg.databases,
-            &host_id,
-            &cfg.nodename,
-            node.live.clone(),
-            cfg.node_heartbeat,
-        );
+        let engine = crate::access::db::engine::DbEngine::new(access, &cfg, &host_id, node.live.clone());
         tasks.spawn(Stage::Services, |s| engine.clone().run_heartbeat(s));
         tracing::info!(databases = ?cfg.databases.iter().map(|d| d.metadata.name.clone()).collect::<Vec<_>>(), "database service started (reverse tunnel)");
         Some(engine)

@@ -98,7 +98,7 @@ fn a_leafs_databases_are_listed_at_the_root_with_the_users_the_leafs_mapped_role
     let mut lo = ClusterOpts::new("leaf-dbls.example.com");
     lo.node = false;
     lo.env = vec![("SSL_CERT_FILE".into(), root.web_ca().display().to_string())];
-    lo.sections = "db_service:\n  enabled: yes\n  databases:\n  - name: dev-pg\n    description: Development\n    protocol: postgres\n    uri: 127.0.0.1:5432\n    static_labels: {env: dev}\n  - name: prod-pg\n    protocol: postgres\n    uri: 127.0.0.1:5433\n    static_labels: {env: prod}\n".into();
+    lo.sections = "db_service:\n  enabled: yes\n  databases:\n  - name: dev-pg\n    description: Development\n    protocol: postgres\n    uri: 127.0.0.1:5432\n    static_labels: {env: dev}\n    dynamic_labels:\n    - {name: region, command: [echo, eu-west], period: 1m}\n  - name: prod-pg\n    protocol: postgres\n    uri: 127.0.0.1:5433\n    static_labels: {env: prod}\n".into();
     let leaf = Cluster::start(lo);
     leaf.create(
         "visitor.yaml",
@@ -121,6 +121,7 @@ fn a_leafs_databases_are_listed_at_the_root_with_the_users_the_leafs_mapped_role
     let line = table.lines().find(|l| l.starts_with("dev-pg")).unwrap_or_else(|| panic!("{table}"));
     assert!(line.contains("[alice]") && !line.contains("postgres]"), "the mapped role's users, less the denied: {line}");
     assert!(line.contains("tsh db connect --cluster=leaf-dbls.example.com dev-pg"), "{line}");
+    assert!(line.contains("region=eu-west"), "the dynamic label's command ran: {line}");
     assert!(!table.contains("prod-pg"), "db_labels of the mapped role decide: {table}");
     let json = alice.run(&["db", "ls", "--all", "-f", "json"]).json();
     let first = &json[0];

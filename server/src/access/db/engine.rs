@@ -43,6 +43,8 @@ pub struct DbEngine {
     pub access: Arc<dyn ServiceAccess>,
     /// The databases it serves, by name.
     pub dbs: BTreeMap<String, Db>,
+    /// Their dynamic labels, by name.
+    dynamic: BTreeMap<String, Arc<crate::access::labels::DynamicLabels>>,
     /// This process.
     pub host_id: String,
     /// This process's host name.
@@ -100,18 +102,17 @@ pub async fn read_startup(stream: &mut BoxStream) -> Result<(Startup, Vec<u8>)> 
 
 impl DbEngine {
     /// The service for `dbs`, deciding through `access`.
-    pub fn new(
-        access: Arc<dyn ServiceAccess>,
-        dbs: &[Db],
-        host_id: &str,
-        hostname: &str,
-        live: Arc<Live>,
-        heartbeat: Duration,
-    ) -> Arc<Self> {
+    pub fn new(access: Arc<dyn ServiceAccess>, cfg: &crate::config::Config, host_id: &str, live: Arc<Live>) -> Arc<Self> {
         let queries = EventQueue::start(access.clone());
+        let (dbs, hostname, heartbeat) = (&cfg.databases, cfg.nodename.as_str(), cfg.node_heartbeat);
         Arc::new(DbEngine {
             access,
             dbs: dbs.iter().map(|d| (d.metadata.name.clone(), d.clone())).collect(),
+            dynamic: cfg
+                .db_label_commands
+                .iter()
+                .map(|(name, commands)| (name.clone(), crate::access::labels::DynamicLabels::new(commands.clone())))
+                .collect(),
             host_id: host_id.to_string(),
             hostname: hostname.to_string(),
             live,
@@ -126,11 +127,24 @@ impl DbEngine {
         self.dbs.contains_key(name)
     }
 
-    /// Heartbeats every database until shutdown, then removes those it served.
+    /// Database `name` with its dynamic labels' latest values.
+    fn current(&self, name: &str) -> Option<Db> {
+        let mut d = self.dbs.get(name)?.clone();
+        if let Some(dl) = self.dynamic.get(name) {
+            d.metadata.labels = dl.with(&d.metadata.labels);
+        }
+        Some(d)
+    }
+
+    /// Heartbeats every database until shutdown, then removes those it served; runs the dynamic
+    /// labels' commands (once before the first heartbeat, then each at its period).
     pub async fn run_heartbeat(self: Arc<Self>, mut shutdown: Shutdown) {
+        for dl in self.dynamic.values() {
+            dl.start(&shutdown).await;
+        }
         loop {
             let expires = self.access.now() + self.heartbeat * 3;
-            for d in self.dbs.values() {
+            for d in self.dbs.keys().filter_map(|n| self.current(n)) {
                 let served = Db::served(d.clone(), &self.host_id, &self.hostname, false, expires);
                 if let Err(e) = self.access.heartbeat_db(served).await {
                     tracing::warn!(db = %d.metadata.name, error = %e, "cannot register the database; retrying");
@@ -212,7 +226,7 @@ impl DbEngine {
             return Err((None, Error::access_denied("this certificate is for no database; run 'tsh db login <database>'")));
         };
         let routed_here = identity.route_to_cluster.as_deref().is_none_or(|c| c.is_empty() || c == local);
-        let db = self.dbs.get(&route.service_name).filter(|_| routed_here).cloned().ok_or_else(|| {
+        let db = self.current(&route.service_name).filter(|_| routed_here).ok_or_else(|| {
             (None, Error::not_found(format!("database {:?} not found among registered databases in cluster {local:?}", route.service_name)))
         })?;
         let db_user = startup.param("user").filter(|u| !u.is_empty()).map(str::to_string).unwrap_or(route.username.clone());

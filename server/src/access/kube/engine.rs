@@ -46,9 +46,7 @@ pub struct KubeEngine {
     /// Static labels of every cluster it serves.
     pub labels: LabelMap,
     /// Dynamic labels: commands run every period, their output the label's value.
-    pub commands: Vec<crate::config::LabelCommand>,
-    /// The dynamic labels' latest values.
-    pub dynamic: std::sync::Mutex<LabelMap>,
+    pub dynamic: Arc<crate::access::labels::DynamicLabels>,
     /// This process.
     pub host_id: String,
     /// This process's host name.
@@ -140,8 +138,7 @@ impl KubeEngine {
             access,
             upstreams,
             labels: k.labels.clone(),
-            commands: k.commands.clone(),
-            dynamic: Default::default(),
+            dynamic: crate::access::labels::DynamicLabels::new(k.commands.clone()),
             host_id: host_id.to_string(),
             hostname: cfg.nodename.clone(),
             live,
@@ -155,66 +152,13 @@ impl KubeEngine {
 
     /// The labels now: static, and the dynamic ones' latest values.
     pub fn current_labels(&self) -> LabelMap {
-        let mut l = self.labels.clone();
-        if let Ok(d) = self.dynamic.lock() {
-            l.extend(d.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
-        l
-    }
-
-    /// Runs one dynamic label's command (bounded in time and output) and keeps its value: the
-    /// first line of its output, or empty when it fails (a role matching a value then stops
-    /// matching: deny by default).
-    async fn run_command(&self, c: &crate::config::LabelCommand) {
-        let run = tokio::process::Command::new(&c.command[0])
-            .args(&c.command[1..])
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let value = match tokio::time::timeout(c.period.min(Duration::from_secs(30)), run).await {
-            Ok(Ok(out)) if out.status.success() => {
-                String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().trim().chars().take(256).collect()
-            }
-            Ok(Ok(out)) => {
-                tracing::warn!(label = %c.name, status = %out.status, "dynamic label command failed; the label is empty");
-                String::new()
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(label = %c.name, error = %e, "cannot run the dynamic label command; the label is empty");
-                String::new()
-            }
-            Err(_) => {
-                tracing::warn!(label = %c.name, "dynamic label command did not finish in time; the label is empty");
-                String::new()
-            }
-        };
-        if let Ok(mut d) = self.dynamic.lock() {
-            d.insert(c.name.clone(), value);
-        }
+        self.dynamic.with(&self.labels)
     }
 
     /// Heartbeats every served cluster until shutdown, then removes them; runs the dynamic
     /// labels' commands (once before the first heartbeat, then each at its period).
     pub async fn run_heartbeat(self: Arc<Self>, mut shutdown: Shutdown) {
-        for c in &self.commands {
-            self.run_command(c).await;
-        }
-        for (i, c) in self.commands.iter().enumerate() {
-            let me = self.clone();
-            let period = c.period;
-            let mut stop = shutdown.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = stop.wait() => return,
-                        _ = tokio::time::sleep(period) => {}
-                    }
-                    let c = me.commands[i].clone();
-                    me.run_command(&c).await;
-                }
-            });
-        }
+        self.dynamic.start(&shutdown).await;
         loop {
             let expires = self.access.now() + self.heartbeat * 3;
             for name in self.upstreams.keys() {
