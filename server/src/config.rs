@@ -531,6 +531,9 @@ pub struct AppEntry {
     /// Rewrites.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewrite: Option<shared::resource::app::Rewrite>,
+    /// Dynamic labels: commands run every period, their output the label's value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<LabelCommandSection>,
 }
 
 /// Dynamic labels (`kubernetes_service.commands`, a database's `dynamic_labels`): each a label
@@ -901,6 +904,8 @@ pub struct Config {
     pub apps: Vec<shared::resource::App>,
     /// `app_service.resources`: selectors of the apps defined with `tctl create` it serves.
     pub app_resources: Vec<shared::labels::Labels>,
+    /// The configured apps' dynamic labels (`commands`), by app name.
+    pub app_label_commands: BTreeMap<String, Vec<LabelCommand>>,
     /// `db_service.databases`, when enabled (checked, CA files read).
     pub databases: Vec<shared::resource::Db>,
     /// Their `dynamic_labels`, by database name.
@@ -1150,6 +1155,7 @@ impl Config {
         };
         let mut apps = Vec::new();
         let mut app_resources = Vec::new();
+        let mut app_label_commands = BTreeMap::new();
         if let Some(a) = &file.app_service
             && (a.enabled.is_some_and(|f| f.0) || (app_role && a.enabled.is_none()))
         {
@@ -1174,6 +1180,10 @@ impl Config {
                 app.check_and_set_defaults().map_err(|err| err.context(format!("app_service.apps[{i}]")))?;
                 if apps.iter().any(|x: &shared::resource::App| x.metadata.name == e.name) {
                     return Err(Error::bad_parameter(format!("app_service.apps[{i}]: app {:?} is listed twice", e.name)));
+                }
+                let commands = label_commands(&format!("app_service.apps[{i}].commands"), &e.labels, &e.commands)?;
+                if !commands.is_empty() {
+                    app_label_commands.insert(e.name.clone(), commands);
                 }
                 apps.push(app);
             }
@@ -1247,6 +1257,7 @@ impl Config {
             app_resources,
             databases,
             db_label_commands,
+            app_label_commands,
             kube_listen_addr: p.kube_listen_addr.clone().map(|a| with_port(&a, 3026)),
             postgres_listen_addr: p.postgres_listen_addr.clone().map(|a| with_port(&a, 5432)),
             postgres_public_addr,

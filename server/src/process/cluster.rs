@@ -229,6 +229,7 @@ async fn serve(
             &cfg.nodename,
             cfg.node_heartbeat,
             false,
+            &cfg.app_label_commands,
         )?;
         tracing::info!(apps = ?cfg.apps.iter().map(|a| a.metadata.name.clone()).collect::<Vec<_>>(), resources = cfg.app_resources.len(), "app service started");
         tasks.spawn(Stage::Writers, |s| engine.clone().run_heartbeat(s));

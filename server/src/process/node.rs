@@ -74,6 +74,7 @@ pub(super) async fn run(cfg: Config, stops: Stops, clock: SharedClock) -> anyhow
             &cfg.nodename,
             cfg.node_heartbeat,
             true,
+            &cfg.app_label_commands,
         )?;
         tasks.spawn(Stage::Services, |s| engine.clone().run_heartbeat(s));
         tracing::info!(apps = ?cfg.apps.iter().map(|a| a.metadata.name.clone()).collect::<Vec<_>>(), "app service started (reverse tunnel)");

@@ -18,7 +18,7 @@ fn a_leafs_apps_are_listed_at_the_root_as_the_leafs_mapped_roles_allow() {
     let mut lo = ClusterOpts::new("leaf-apps.example.com");
     lo.node = false;
     lo.env = vec![("SSL_CERT_FILE".into(), root.web_ca().display().to_string())];
-    lo.sections = "app_service:\n  enabled: yes\n  apps:\n  - name: grafana\n    description: Dashboards\n    uri: http://127.0.0.1:3000\n    labels: {env: prod}\n  - name: admin-panel\n    uri: https://127.0.0.1:8443\n    public_addr: admin.customer.example.com\n    labels: {env: internal}\n  - name: redis\n    uri: tcp://127.0.0.1:6379\n    labels: {env: prod}\n".into();
+    lo.sections = "app_service:\n  enabled: yes\n  apps:\n  - name: grafana\n    description: Dashboards\n    uri: http://127.0.0.1:3000\n    labels: {env: prod}\n    commands:\n    - {name: build, command: [echo, v42], period: 1m}\n  - name: admin-panel\n    uri: https://127.0.0.1:8443\n    public_addr: admin.customer.example.com\n    labels: {env: internal}\n  - name: redis\n    uri: tcp://127.0.0.1:6379\n    labels: {env: prod}\n".into();
     let leaf = Cluster::start(lo);
     leaf.create(
         "visitor.yaml",
@@ -74,6 +74,7 @@ fn a_leafs_apps_are_listed_at_the_root_as_the_leafs_mapped_roles_allow() {
     assert!(table.contains("Application") && table.contains("Public Address"), "{table}");
     let root_host = root.web.split(':').next().unwrap();
     assert!(table.contains(&format!("grafana.{root_host}")) && table.contains("Dashboards") && table.contains("HTTP"), "{table}");
+    assert!(table.contains("build=v42"), "the dynamic label's command ran: {table}");
     assert!(table.lines().any(|l| l.starts_with("redis") && l.contains("TCP")), "{table}");
     assert!(table.contains("wiki") && !table.contains("admin-panel"), "app_labels of the mapped role decide: {table}");
     let all = alice.run(&["apps", "ls", "--all", "-f", "json"]).json();

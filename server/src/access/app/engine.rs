@@ -39,6 +39,8 @@ pub struct AppEngine {
     pub selectors: Vec<shared::labels::Labels>,
     /// Those apps, as the last heartbeat found them.
     dynamic: std::sync::RwLock<Vec<App>>,
+    /// Dynamic labels of the configured apps, by name.
+    labels: std::collections::BTreeMap<String, Arc<crate::access::labels::DynamicLabels>>,
     /// The cluster's proxy address, for defined apps' default public addresses.
     pub proxy_public: String,
     /// This process.
@@ -146,6 +148,7 @@ impl AppEngine {
         hostname: &str,
         heartbeat: Duration,
         tunnel: bool,
+        commands: &std::collections::BTreeMap<String, Vec<crate::config::LabelCommand>>,
     ) -> Result<Arc<AppEngine>> {
         let verify = shared::client::tls_client_config(&shared::client::ServerTrust::System, None)?;
         let insecure = shared::client::tls_client_config(&shared::client::ServerTrust::Insecure, None)?;
@@ -155,6 +158,7 @@ impl AppEngine {
             apps: super::with_public_addrs(&apps, proxy_public),
             selectors,
             dynamic: Default::default(),
+            labels: commands.iter().map(|(n, c)| (n.clone(), crate::access::labels::DynamicLabels::new(c.clone()))).collect(),
             proxy_public: proxy_public.to_string(),
             host_id: host_id.to_string(),
             hostname: hostname.to_string(),
@@ -193,21 +197,34 @@ impl AppEngine {
         }
     }
 
-    /// App `name`, if this service serves it.
+    /// App `name`, if this service serves it (with its dynamic labels' latest values).
     pub fn find(&self, name: &str) -> Option<App> {
         if let Some(a) = self.apps.iter().find(|a| a.metadata.name == name) {
-            return Some(a.clone());
+            return Some(self.current(a));
         }
         self.dynamic.read().ok().and_then(|d| d.iter().find(|a| a.metadata.name == name).cloned())
     }
 
-    /// Heartbeats every app until shutdown, then removes those it served.
+    /// A configured app with its dynamic labels' latest values.
+    fn current(&self, a: &App) -> App {
+        let mut a = a.clone();
+        if let Some(dl) = self.labels.get(&a.metadata.name) {
+            a.metadata.labels = dl.with(&a.metadata.labels);
+        }
+        a
+    }
+
+    /// Heartbeats every app until shutdown, then removes those it served; runs the dynamic
+    /// labels' commands (once before the first heartbeat, then each at its period).
     pub async fn run_heartbeat(self: Arc<Self>, mut shutdown: crate::shutdown::Shutdown) {
+        for dl in self.labels.values() {
+            dl.start(&shutdown).await;
+        }
         loop {
             self.refresh_defined().await;
             let expires = self.access.now() + self.heartbeat * 3;
             for a in &self.apps {
-                let served = App::served(a.clone(), &self.host_id, &self.hostname, self.tunnel, expires);
+                let served = App::served(self.current(a), &self.host_id, &self.hostname, self.tunnel, expires);
                 if let Err(e) = self.access.heartbeat_app(served).await {
                     tracing::warn!(app = %a.metadata.name, error = %e, "cannot register the app; retrying");
                 }
