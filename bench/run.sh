@@ -819,6 +819,15 @@ default. Each path is compared with the OpenSSH path of the same shape: (c), one
 direct. Latency is process start to exit of \`... true\`, including key loading and every
 handshake.
 
+The jump baselines move a lot between runs on a shared virtual machine: a report of one jump
+slower than two (187 against 205 MiB/s, 2026-12-03) did not reproduce. Checked on 2026-12-07
+(512 MiB per run, 3 rounds, \`aes128-gcm\` on every hop): \`-J\` through one sshd 295 / 300 / 240
+MiB/s against \`ProxyCommand ssh -W\` 307 / 245 / 244 (OpenSSH implements \`ProxyJump\` as that
+command, so the two are one path), two jumps 216 / 213 / 223, direct 492 / 398 / 535; the jump
+sshd spent 0.82–0.88 s of CPU per GiB either way. One jump is faster than two in every round; a
+single round's ±20 % is the machine, which is why the ratios above come from one run's medians
+and bench/history.md keeps the runs.
+
 ## Interactive latency
 
 One keystroke typed into \`cat\` on a remote PTY until its echo comes back, $KEYS keystrokes one at
