@@ -445,6 +445,17 @@ impl AuthMark {
         Ok(())
     }
 
+    /// A TLS handshake ended, with a client certificate or without: authenticated, or anonymous;
+    /// false when the connection is refused (the anonymous share is taken).
+    pub fn tls_done(&self, with_cert: bool) -> bool {
+        if with_cert {
+            self.authenticated();
+            true
+        } else {
+            self.anonymous().is_ok()
+        }
+    }
+
     fn in_handshake(&self) -> bool {
         Phase::of(self.phase.load(Ordering::SeqCst)) == Phase::Handshake
     }

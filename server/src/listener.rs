@@ -67,17 +67,10 @@ pub struct ApiServer {
     pub db: Option<Arc<crate::access::db::front::DbFront>>,
 }
 
-/// Marks the end of a connection's TLS handshake in the limits: authenticated with a certificate,
-/// else anonymous; false when the anonymous share is taken (the connection is refused).
+/// Marks the end of a connection's TLS handshake in the limits (no permit: an in-process stream);
+/// false when the connection is refused.
 fn handshake_done(permit: Option<&Permit>, with_cert: bool) -> bool {
-    match permit {
-        Some(p) if with_cert => {
-            p.mark().authenticated();
-            true
-        }
-        Some(p) => p.mark().anonymous().is_ok(),
-        None => true,
-    }
+    permit.is_none_or(|p| p.mark().tls_done(with_cert))
 }
 
 impl ApiServer {
@@ -131,11 +124,7 @@ impl ApiServer {
         }
         let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|der| parse_peer_cert(der).ok());
         if let Some(apps) = &self.apps {
-            let app_cert = cert
-                .as_ref()
-                .and_then(|c| c.identity_json.as_deref())
-                .and_then(|j| shared::identity::CertIdentity::from_json(j).ok())
-                .is_some_and(|i| matches!(i, shared::identity::CertIdentity::User(u) if u.route_to_app.is_some()));
+            let app_cert = cert.as_ref().and_then(PeerCert::user).is_some_and(|u| u.route_to_app.is_some());
             let sni = tls.get_ref().1.server_name().map(str::to_string);
             if app_cert || apps.is_app_host(sni.as_deref()) {
                 if !handshake_done(permit.as_ref(), cert.is_some()) {

@@ -388,6 +388,17 @@ pub struct PeerCert {
     pub not_before: i64,
 }
 
+impl PeerCert {
+    /// The user identity the certificate claims (unverified: the caller decides what to trust),
+    /// `None` for a host's or an unreadable one.
+    pub fn user(&self) -> Option<crate::identity::UserIdentity> {
+        match crate::identity::CertIdentity::from_json(self.identity_json.as_deref()?).ok()? {
+            crate::identity::CertIdentity::User(u) => Some(u),
+            crate::identity::CertIdentity::Host(_) => None,
+        }
+    }
+}
+
 /// Lower-case hex of the SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref())

@@ -93,6 +93,25 @@ pub fn read_startup(buf: &[u8]) -> Result<Option<(Startup, usize)>> {
     Ok(Some((packet, len)))
 }
 
+/// Reads one startup packet from `r`: its length (checked before anything more is read), the
+/// rest, and what it is, with its bytes as sent (for the next hop).
+pub async fn read_startup_from<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> Result<(Startup, Vec<u8>)> {
+    use tokio::io::AsyncReadExt as _;
+    let io = |e: std::io::Error| Error::connection_problem(format!("reading the startup packet: {e}"));
+    let mut buf = vec![0u8; 4];
+    r.read_exact(&mut buf).await.map_err(io)?;
+    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if !(8..=MAX_STARTUP).contains(&len) {
+        return Err(Error::bad_parameter(format!("invalid startup packet length {len}")));
+    }
+    buf.resize(len, 0);
+    r.read_exact(&mut buf[4..]).await.map_err(io)?;
+    match read_startup(&buf)? {
+        Some((s, _)) => Ok((s, buf)),
+        None => Err(Error::bad_parameter("incomplete startup packet")),
+    }
+}
+
 /// `k\0v\0...\0`: pairs of strings ended by an empty one.
 fn read_params(body: &[u8]) -> Result<Vec<(String, String)>> {
     let bad = || Error::bad_parameter("invalid startup packet layout: expected terminator as last byte");

@@ -69,11 +69,7 @@ impl Credentials {
     /// The identity of the X.509 certificate (roles, active access requests, routes).
     pub fn user_identity(&self) -> Option<crate::identity::UserIdentity> {
         let der = crate::certs::first_pem_der(&self.tls_cert_pem, "CERTIFICATE").ok()?;
-        let json = crate::certs::parse_peer_cert(&der).ok()?.identity_json?;
-        match crate::identity::CertIdentity::from_json(&json).ok()? {
-            crate::identity::CertIdentity::User(u) => Some(u),
-            crate::identity::CertIdentity::Host(_) => None,
-        }
+        crate::certs::parse_peer_cert(&der).ok()?.user()
     }
 
     /// The approved access requests the certificate carries.

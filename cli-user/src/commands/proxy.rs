@@ -253,26 +253,20 @@ async fn proxy_db(g: &Global, db: &str, port: u16, db_user: Option<String>, db_n
 /// One PostgreSQL client through the tunnel: its requests for encryption declined here (the
 /// hop to the proxy is TLS), its `StartupMessage` passed on as it came.
 async fn pg_tunnel(mut client: tokio::net::TcpStream, to: std::sync::Arc<ToProxy>) -> anyhow::Result<()> {
-    use tokio::io::AsyncReadExt as _;
     let mut raw = Vec::new();
     let mut started = false;
     for _ in 0..3 {
-        let mut len = [0u8; 4];
-        client.read_exact(&mut len).await?;
-        let n = u32::from_be_bytes(len) as usize;
-        if !(8..=shared::pg::MAX_STARTUP).contains(&n) {
-            bail!("a local client sent an invalid startup packet");
-        }
-        raw = len.to_vec();
-        raw.resize(n, 0);
-        client.read_exact(&mut raw[4..]).await?;
-        match shared::pg::read_startup(&raw)? {
-            Some((shared::pg::Startup::Ssl | shared::pg::Startup::GssEnc, _)) => client.write_all(b"N").await?,
-            Some((shared::pg::Startup::Message { .. }, _)) => {
+        let (startup, bytes) = shared::pg::read_startup_from(&mut client)
+            .await
+            .map_err(|e| anyhow!("a local client sent an invalid startup packet: {}", e.message))?;
+        raw = bytes;
+        match startup {
+            shared::pg::Startup::Ssl | shared::pg::Startup::GssEnc => client.write_all(b"N").await?,
+            shared::pg::Startup::Message { .. } => {
                 started = true;
                 break;
             }
-            _ => return Ok(()),
+            shared::pg::Startup::Cancel { .. } => return Ok(()),
         }
     }
     if !started {

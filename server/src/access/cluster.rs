@@ -109,11 +109,7 @@ impl Forwarded {
     /// Who the certificate says it is for, unverified: where to route it, and whom an agent
     /// counts it for (the engine that serves it verifies it).
     pub fn claimed_user(&self) -> Option<UserIdentity> {
-        let json = shared::certs::parse_peer_cert(&self.cert).ok()?.identity_json?;
-        match CertIdentity::from_json(&json).ok()? {
-            CertIdentity::User(u) => Some(u),
-            CertIdentity::Host(_) => None,
-        }
+        shared::certs::parse_peer_cert(&self.cert).ok()?.user()
     }
 }
 

@@ -121,15 +121,9 @@ pub async fn dial_agent(
     fwd: &cluster::Forwarded,
     local: &str,
 ) -> shared::error::Result<BoxStream> {
-    use base64::Engine as _;
-    let origin = crate::tunnel::Origin {
-        user: who.as_ref().map(|u| u.username.clone()).unwrap_or_default(),
-        cluster: fwd.via_root.clone().unwrap_or_else(|| local.to_string()),
-        roles: who.map(|u| u.roles).unwrap_or_default(),
-        addr: fwd.addr.clone(),
-        issued_at: None,
-        cert: Some(base64::engine::general_purpose::STANDARD.encode(&fwd.cert)),
-    };
+    let cluster = fwd.via_root.as_deref().unwrap_or(local);
+    let (user, roles) = who.map(|u| (u.username, u.roles)).unwrap_or_default();
+    let origin = crate::tunnel::Origin::with_cert(&user, cluster, &roles, &fwd.addr, &fwd.cert);
     let req = crate::tunnel::TunnelRequest { target, origin: Some(origin) };
     dialer.dial(&crate::tunnel::TunnelKey::Node(host_id), &req).await
 }

@@ -531,8 +531,7 @@ async fn serve_with_cert(
     mut stream: russh::ChannelStream<russh::client::Msg>,
 ) {
     use crate::tunnel::{write_err, write_ok};
-    use base64::Engine as _;
-    let cert = origin.as_ref().and_then(|o| o.cert.as_deref()).and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok());
+    let cert = origin.as_ref().and_then(crate::tunnel::Origin::cert_der);
     let (Some(o), Some(cert)) = (origin, cert) else {
         let _ = write_err(&mut stream, &Error::access_denied("a request through the tunnel must carry the user's certificate")).await;
         return;

@@ -108,8 +108,7 @@ async fn serve_with_cert(
     origin: Option<Origin>,
     mut stream: russh::ChannelStream<russh::client::Msg>,
 ) {
-    use base64::Engine as _;
-    let cert = origin.as_ref().and_then(|o| o.cert.as_deref()).and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok());
+    let cert = origin.as_ref().and_then(Origin::cert_der);
     let (Some(o), Some(cert)) = (origin, cert) else {
         let msg = format!("a {} request through the tunnel must carry the user's certificate", target.encode());
         let _ = write_err(&mut stream, &Error::access_denied(msg)).await;

@@ -68,6 +68,26 @@ pub struct Origin {
 }
 
 impl Origin {
+    /// What a proxy sends with a connection whose TLS it ended: the user of cluster `cluster`
+    /// with `roles`, from `addr`, and their certificate (DER), which the far side verifies.
+    pub fn with_cert(user: &str, cluster: &str, roles: &[String], addr: &str, der: &[u8]) -> Origin {
+        use base64::Engine as _;
+        Origin {
+            user: user.to_string(),
+            cluster: cluster.to_string(),
+            roles: roles.to_vec(),
+            addr: addr.to_string(),
+            issued_at: None,
+            cert: Some(base64::engine::general_purpose::STANDARD.encode(der)),
+        }
+    }
+
+    /// The user's certificate (DER), when the proxy sent a readable one.
+    pub fn cert_der(&self) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        self.cert.as_deref().and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
+    }
+
     /// [`Origin::issued_at`] as a time.
     pub fn issued_time(&self) -> Option<time::OffsetDateTime> {
         self.issued_at.map(shared::timefmt::from_unix)

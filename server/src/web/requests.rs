@@ -23,11 +23,7 @@ use super::{Web, WebSession, WebState, check_form, session};
 pub fn elevated(sess: &WebSession) -> Option<(Vec<String>, String)> {
     let der = shared::certs::first_pem_der(&sess.certs.tls_cert, "CERTIFICATE").ok()?;
     let peer = shared::certs::parse_peer_cert(&der).ok()?;
-    let json = peer.identity_json?;
-    let ids = match shared::identity::CertIdentity::from_json(&json).ok()? {
-        shared::identity::CertIdentity::User(u) => u.active_requests,
-        shared::identity::CertIdentity::Host(_) => return None,
-    };
+    let ids = peer.user()?.active_requests;
     let until = time::OffsetDateTime::from_unix_timestamp(peer.not_after).ok().map(shared::timefmt::rfc822)?;
     (!ids.is_empty()).then_some((ids, until))
 }

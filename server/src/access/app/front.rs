@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{self, HeaderValue};
@@ -191,14 +190,7 @@ impl AppFront {
         if cluster.is_empty() || cluster == local {
             return Ok(Route::Here);
         }
-        let origin = Origin {
-            user: user.to_string(),
-            cluster: local,
-            roles: roles.to_vec(),
-            addr: addr.to_string(),
-            issued_at: None,
-            cert: Some(base64::engine::general_purpose::STANDARD.encode(der)),
-        };
+        let origin = Origin::with_cert(user, &local, roles, addr, der);
         let stream = crate::access::dial_leaf(&self.auth, self.dialer.as_ref(), checker, cluster, Target::App, origin).await?;
         Ok(Route::Leaf(stream))
     }

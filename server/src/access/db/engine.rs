@@ -68,6 +68,13 @@ struct Session {
     /// The database user and name the client asked for.
     db_user: String,
     db_name: String,
+    /// The Teleport user (their certificate's name), the cluster that issued the certificate,
+    /// and every role that applies (the certificate's and the mapped ones): what locks match.
+    login: String,
+    origin: String,
+    roles: Vec<String>,
+    /// The user's certificate's end (Unix seconds).
+    not_after: i64,
     /// The access requests whose roles the certificate carries.
     requests: Vec<String>,
     /// The audit's fields common to every event of the session.
@@ -83,21 +90,9 @@ pub async fn refuse(stream: &mut BoxStream, code: &str, message: &str) {
 
 /// Reads the packet a client starts with (bounded in size and time).
 pub async fn read_startup(stream: &mut BoxStream) -> Result<(Startup, Vec<u8>)> {
-    let read = async {
-        let mut buf = vec![0u8; 4];
-        stream.read_exact(&mut buf).await.map_err(|e| Error::connection_problem(format!("reading the startup packet: {e}")))?;
-        let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-        if !(8..=pg::MAX_STARTUP).contains(&len) {
-            return Err(Error::bad_parameter(format!("invalid startup packet length {len}")));
-        }
-        buf.resize(len, 0);
-        stream.read_exact(&mut buf[4..]).await.map_err(|e| Error::connection_problem(format!("reading the startup packet: {e}")))?;
-        match pg::read_startup(&buf)? {
-            Some((s, _)) => Ok((s, buf)),
-            None => Err(Error::bad_parameter("incomplete startup packet")),
-        }
-    };
-    tokio::time::timeout(STARTUP_TIMEOUT, read).await.map_err(|_| Error::connection_problem("no startup packet in time"))?
+    tokio::time::timeout(STARTUP_TIMEOUT, pg::read_startup_from(stream))
+        .await
+        .map_err(|_| Error::connection_problem("no startup packet in time"))?
 }
 
 impl DbEngine {
@@ -183,8 +178,7 @@ impl DbEngine {
                 return;
             }
         };
-        let not_after = session.base.get("expires").and_then(|v| v.as_i64()).unwrap_or_default();
-        let (server, greeting) = match self.connect(&session, &startup, not_after).await {
+        let (server, greeting) = match self.connect(&session, &startup).await {
             Ok(s) => s,
             Err(Connect::Refused(bytes)) => {
                 // PostgreSQL's own refusal (no such role, a failed certificate check): as it is.
@@ -260,12 +254,23 @@ impl DbEngine {
         if let Err(e) = checker.check_db_login(&db.metadata.labels, &db_user, &db_name) {
             return Err((Some(base), e));
         }
-        Ok(Session { db, db_user, db_name, requests: identity.active_requests.clone(), base })
+        let roles = identity.roles.iter().cloned().chain(checker.role_names()).collect();
+        Ok(Session {
+            db,
+            db_user,
+            db_name,
+            login: identity.username.clone(),
+            origin,
+            roles,
+            not_after: admitted.not_after,
+            requests: identity.active_requests.clone(),
+            base,
+        })
     }
 
     /// TLS to the database as the session's user, the `StartupMessage` sent and the
     /// authentication done: the stream and what the database said up to `AuthenticationOk`.
-    async fn connect(&self, s: &Session, startup: &Startup, not_after: i64) -> std::result::Result<(BoxStream, Vec<u8>), Connect> {
+    async fn connect(&self, s: &Session, startup: &Startup) -> std::result::Result<(BoxStream, Vec<u8>), Connect> {
         let name = &s.db.metadata.name;
         let failed = |m: String| Connect::Failed(Error::connection_problem(m));
         let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(&s.db.spec.uri))
@@ -282,7 +287,7 @@ impl DbEngine {
                 "database {name:?} does not accept TLS (ssl = off?); Teleport never connects to a database in plaintext"
             )));
         }
-        let cfg = self.client_config(&s.db, &s.db_user, not_after).await.map_err(Connect::Failed)?;
+        let cfg = self.client_config(&s.db, &s.db_user, s.not_after).await.map_err(Connect::Failed)?;
         let host =
             if s.db.spec.tls.server_name.is_empty() { shared::client::host_of(&s.db.spec.uri) } else { s.db.spec.tls.server_name.clone() };
         let server_name = rustls::pki_types::ServerName::try_from(host.clone())
@@ -338,12 +343,10 @@ impl DbEngine {
         let cut = Arc::new(tokio::sync::Notify::new());
         let _live = {
             let cut = cut.clone();
-            let roles = s.base.get("roles").and_then(|r| serde_json::from_value::<Vec<String>>(r.clone()).ok()).unwrap_or_default();
-            let remote: Vec<String> = s.base.get("remote_roles").and_then(|r| serde_json::from_value(r.clone()).ok()).unwrap_or_default();
             self.live.register(LiveEntry {
-                user: s.base.get("login").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
-                origin: s.base.get("origin_cluster").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
-                roles: remote.into_iter().chain(roles).collect(),
+                user: s.login.clone(),
+                origin: s.origin.clone(),
+                roles: s.roles.clone(),
                 login: None,
                 issued_at: None,
                 requests: s.requests.clone(),

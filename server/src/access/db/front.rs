@@ -15,7 +15,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use base64::Engine as _;
 use shared::client::BoxStream;
 use shared::error::{Code, Error, Result};
 use shared::identity::Caller;
@@ -128,12 +127,8 @@ impl DbFront {
                     match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
                         Ok(Ok(t)) => {
                             der = t.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
-                            if let Some(m) = &mark {
-                                if der.is_some() {
-                                    m.authenticated();
-                                } else if m.anonymous().is_err() {
-                                    return;
-                                }
+                            if !mark.as_ref().is_none_or(|m| m.tls_done(der.is_some())) {
+                                return;
                             }
                             stream = Box::new(t);
                             tls = true;
@@ -208,14 +203,7 @@ impl DbFront {
         let local = self.auth.cluster_name().to_string();
         let cluster = identity.route_to_cluster.clone().filter(|c| !c.is_empty() && *c != local);
         let Some(cluster) = cluster else { return Ok(None) };
-        let origin = Origin {
-            user: identity.username.clone(),
-            cluster: local,
-            roles: identity.roles.clone(),
-            addr: addr.to_string(),
-            issued_at: None,
-            cert: Some(base64::engine::general_purpose::STANDARD.encode(der)),
-        };
+        let origin = Origin::with_cert(&identity.username, &local, &identity.roles, addr, der);
         let stream = crate::access::dial_leaf(&self.auth, self.dialer.as_ref(), Some(&ctx.checker), &cluster, Target::Db, origin).await?;
         Ok(Some(stream))
     }

@@ -9,7 +9,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use base64::Engine as _;
 use shared::client::BoxStream;
 use shared::error::{Code, Error};
 use shared::identity::Caller;
@@ -79,14 +78,8 @@ impl KubeFront {
             Some(c) if c == local => return Ok(Route::Here),
             Some(c) => c.to_string(),
         };
-        let origin = Origin {
-            user: identity.username.clone(),
-            cluster: local,
-            roles: identity.roles.clone(),
-            addr: addr.to_string(),
-            issued_at: Some(shared::identity::tls_cert_issued_at(peer.not_before).unix_timestamp()),
-            cert: Some(base64::engine::general_purpose::STANDARD.encode(der)),
-        };
+        let mut origin = Origin::with_cert(&identity.username, &local, &identity.roles, addr, der);
+        origin.issued_at = Some(shared::identity::tls_cert_issued_at(peer.not_before).unix_timestamp());
         let stream = crate::access::dial_leaf(&self.auth, self.dialer.as_ref(), Some(&ctx.checker), &cluster, Target::Kube, origin).await?;
         Ok(Route::Leaf(stream))
     }
