@@ -257,7 +257,8 @@ fn storage(s: Option<&StorageSection>, data_dir: &Path) -> Result<Storage> {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionLimits {
-    /// Connections open at once (default 15000; lowered to what the descriptor limit allows).
+    /// Connections open at once (default: what the descriptor limit allows; a value above it is
+    /// lowered to it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
     /// Accepted for compatibility; concurrent users are bounded by `max_connections` and the
@@ -956,10 +957,12 @@ fn connection_limits(c: Option<&ConnectionLimits>) -> Result<crate::limits::Conn
     let mut l = crate::limits::ConnLimits::default();
     let Some(c) = c else { return Ok(l) };
     let positive = |name: &str, v: Option<usize>, d: usize| -> Result<usize> {
+        let default =
+            if d == crate::limits::DEFAULT_MAX_CONNECTIONS { "what the descriptor limit allows".to_string() } else { d.to_string() };
         match v {
             None => Ok(d),
             Some(0) => Err(Error::bad_parameter(format!(
-                "teleport.connection_limits.{name} must be positive (0 would refuse every connection); remove it for the default {d}"
+                "teleport.connection_limits.{name} must be positive (0 would refuse every connection); remove it for the default ({default})"
             ))),
             Some(n) => Ok(n),
         }

@@ -12,8 +12,10 @@
 //!                                                                 pages, /webapi/ping, sign-in)
 //! ```
 //! - **all connections:** at most `max_connections` in all (Teleport's
-//!   `connection_limits.max_connections`, 15,000 by default, lowered to what the descriptor limit
-//!   allows) and `per_source_max_connections` from one source, whatever their phase;
+//!   `connection_limits.max_connections`; by default what the descriptor limit allows, which is
+//!   the resource it guards: Teleport's fixed 15,000 made a root of 50,000 leaves need a setting
+//!   its scaling guide has to teach) and `per_source_max_connections` from one source, whatever
+//!   their phase. Unauthenticated connections stay bounded by the startup caps below;
 //! - **handshakes:** at most `max_startups` in all and `per_source_max_startups` from one source
 //!   (OpenSSH's `MaxStartups` and `PerSourceMaxStartups`); each gets `login_grace_time`
 //!   (OpenSSH's `LoginGraceTime`) to authenticate or to finish its TLS handshake, then it is cut;
@@ -40,8 +42,12 @@ use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Default `max_connections` (Teleport's `LimiterMaxConnections`).
-pub const DEFAULT_MAX_CONNECTIONS: usize = 15_000;
+/// Default `max_connections`: no cap of its own, so [`ConnLimits::effective`] makes it what the
+/// descriptor limit allows.
+pub const DEFAULT_MAX_CONNECTIONS: usize = usize::MAX;
+/// Below this many connections allowed by the descriptor limit, a process with the default
+/// `max_connections` warns (Teleport's `LimiterMaxConnections`, the figure its users expect).
+const WARN_BELOW: usize = 15_000;
 /// Default cap on handshakes (and, apart, on anonymous connections) in all.
 pub const DEFAULT_MAX_STARTUPS: usize = 3_750;
 /// Default cap on handshakes (and, apart, on anonymous connections) from one source.
@@ -209,9 +215,14 @@ impl Limiter {
     /// A limiter with `limits` made [`ConnLimits::effective`] for `fd_limit` descriptors.
     pub fn new(limits: ConnLimits, fd_limit: u64) -> Arc<Limiter> {
         let effective = limits.effective(fd_limit);
-        if effective.max_connections < limits.max_connections {
+        let lowered = if limits.max_connections == DEFAULT_MAX_CONNECTIONS {
+            effective.max_connections < WARN_BELOW
+        } else {
+            effective.max_connections < limits.max_connections
+        };
+        if lowered {
             tracing::warn!(
-                max_connections = limits.max_connections,
+                max_connections = (limits.max_connections != DEFAULT_MAX_CONNECTIONS).then_some(limits.max_connections),
                 fd_limit,
                 max_startups = effective.max_startups,
                 "the file descriptor limit allows at most {} connections; using that as max_connections \
@@ -637,7 +648,11 @@ mod tests {
         let e = ConnLimits::default().effective(2000);
         assert_eq!((e.max_connections, e.max_startups, e.per_source_max_startups), (1744, 436, 436));
         assert!(2 * e.max_startups * 2 <= e.max_connections, "both ceilings together fit");
-        assert_eq!(ConnLimits::default().effective(1 << 20), ConnLimits::default(), "the defaults already fit");
+        let e = ConnLimits::default().effective(1 << 20);
+        assert_eq!(e.max_connections, (1 << 20) - 256, "by default, what the descriptor limit allows");
+        assert_eq!((e.max_startups, e.per_source_max_startups), (DEFAULT_MAX_STARTUPS, DEFAULT_PER_SOURCE_MAX_STARTUPS));
+        let set = ConnLimits { max_connections: 15_000, ..Default::default() }.effective(1 << 20);
+        assert_eq!(set.max_connections, 15_000, "a configured cap stays");
     }
 
     #[test]
