@@ -101,19 +101,41 @@ impl Session {
         Some(root)
     }
 
-    /// Makes sure the profile knows `cluster`'s host CA, fetching the CAs of the leaves the user
-    /// can see from the root when it does not (a trust created after `tsh login`).
+    /// Makes sure the profile knows `cluster`'s host CA, asking the root for that one when it
+    /// does not (a sign-in brings the root's only; the profile keeps each leaf's once fetched).
     pub async fn ensure_cluster(&mut self, cluster: &str) -> anyhow::Result<()> {
         if !self.creds.host_ca_keys(cluster).is_empty() {
             return Ok(());
         }
-        let cas: Vec<shared::api::TrustedCa> = self.root_api()?.get(shared::api::path::HOST_CAS).await?;
-        self.creds.host_cas = cas;
-        if let Some(n) = &self.name {
-            ProfileStore::from_env().save(n, &self.profile, &self.creds)?;
-        }
+        let cas: Vec<shared::api::TrustedCa> = self.root_api()?.get(&shared::api::path::host_ca_of(cluster)).await?;
+        self.save_host_cas(cas)?;
         if self.creds.host_ca_keys(cluster).is_empty() {
             bail!("cluster {cluster:?} is not found; run 'tsh clusters' to see the clusters you can reach");
+        }
+        Ok(())
+    }
+
+    /// Makes sure the profile knows the host CAs of `clusters`: one question for one missing,
+    /// one listing of every visible leaf's for more.
+    pub async fn ensure_clusters(&mut self, clusters: &[String]) -> anyhow::Result<()> {
+        let missing: Vec<&String> = clusters.iter().filter(|c| self.creds.host_ca_keys(c).is_empty()).collect();
+        match missing.as_slice() {
+            [] => Ok(()),
+            [one] => {
+                let one = one.to_string();
+                self.ensure_cluster(&one).await
+            }
+            _ => {
+                let cas: Vec<shared::api::TrustedCa> = self.root_api()?.get(shared::api::path::HOST_CAS).await?;
+                self.save_host_cas(cas)
+            }
+        }
+    }
+
+    fn save_host_cas(&mut self, cas: Vec<shared::api::TrustedCa>) -> anyhow::Result<()> {
+        self.creds.merge_host_cas(cas);
+        if let Some(n) = &self.name {
+            ProfileStore::from_env().save(n, &self.profile, &self.creds)?;
         }
         Ok(())
     }
@@ -136,10 +158,7 @@ impl Session {
         F: Fn(ApiClient) -> Fut,
         Fut: std::future::Future<Output = shared::Result<T>> + Send + 'static,
     {
-        // One fetch of the host CAs covers every leaf trusted since sign-in.
-        if let Some(missing) = clusters.iter().find(|c| self.creds.host_ca_keys(c).is_empty()) {
-            let _ = self.ensure_cluster(missing).await;
-        }
+        let _ = self.ensure_clusters(clusters).await;
         let mut set = tokio::task::JoinSet::new();
         for (i, c) in clusters.iter().enumerate() {
             let question = self.cluster_api(c).map(&ask);

@@ -78,8 +78,14 @@ pub mod path {
     pub const EVENTS: &str = "/v1/events";
     /// `tctl map-roles --cluster`.
     pub const MAP_ROLES: &str = "/v1/map-roles";
-    /// Host CAs of this cluster and of the leaves the caller can see (tsh refreshes its profile).
+    /// Host CAs of this cluster and of the leaves the caller can see (`tsh config`); with
+    /// `?cluster=<name>` ([`host_ca_of`]) that one cluster's, if the caller can see it.
     pub const HOST_CAS: &str = "/v1/hostcas";
+
+    /// [`HOST_CAS`] of one cluster.
+    pub fn host_ca_of(cluster: &str) -> String {
+        format!("{HOST_CAS}?cluster={}", crate::sso::query_escape(cluster))
+    }
     /// The caller's MFA devices: `GET` lists; `/v1/mfa/devices/<name>` `DELETE`.
     pub const MFA_DEVICES: &str = "/v1/mfa/devices";
     /// Start registering a TOTP device (`tsh mfa add`).

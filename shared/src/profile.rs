@@ -87,6 +87,12 @@ impl Credentials {
         Ok(ServerTrust::Pinned(pems))
     }
 
+    /// Takes `cas` in place of what was known of their clusters' CAs (the others stay).
+    pub fn merge_host_cas(&mut self, cas: Vec<TrustedCa>) {
+        self.host_cas.retain(|k| !cas.iter().any(|c| c.cluster_name == k.cluster_name && c.ca_type == k.ca_type));
+        self.host_cas.extend(cas);
+    }
+
     /// SSH host CA keys of `cluster`.
     pub fn host_ca_keys(&self, cluster: &str) -> Vec<russh::keys::PublicKey> {
         self.host_cas

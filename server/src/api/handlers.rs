@@ -497,10 +497,22 @@ pub async fn map_roles(
     Ok(axum::Json(MapRolesResponse { remote_roles: req.roles, local_roles: local }))
 }
 
-/// `GET /v1/hostcas`: host CAs of this cluster and of the leaves the caller can see.
-pub async fn host_cas(State(s): State<Arc<ApiState>>, Authed(ctx): Authed) -> ApiResult<J<Vec<TrustedCa>>> {
+/// Query of `GET /v1/hostcas`.
+#[derive(Deserialize)]
+pub struct HostCasQuery {
+    /// One cluster's CA only (none when the caller cannot see it).
+    #[serde(default)]
+    cluster: Option<String>,
+}
+
+/// `GET /v1/hostcas[?cluster=]`: host CAs of this cluster and of the leaves the caller can see,
+/// or of the one cluster asked for.
+pub async fn host_cas(State(s): State<Arc<ApiState>>, Authed(ctx): Authed, Query(q): Query<HostCasQuery>) -> ApiResult<J<Vec<TrustedCa>>> {
     ctx.require_local_user()?;
-    Ok(axum::Json(s.auth.visible_host_cas(&ctx.checker).await?))
+    match q.cluster {
+        Some(c) => Ok(axum::Json(s.auth.visible_host_ca(&ctx.checker, &c).await?.into_iter().collect())),
+        None => Ok(axum::Json(s.auth.visible_host_cas(&ctx.checker).await?)),
+    }
 }
 
 /// `GET /v1/mfa/devices` (`tsh mfa ls`).

@@ -370,7 +370,9 @@ impl AuthServer {
                 not_after: now + ttl,
             },
         )?;
-        let host_cas = self.visible_host_cas(&checker).await?;
+        // The root's host CA only: a leaf's comes when a client first needs it (`GET
+        // /v1/hostcas?cluster=`), so that a sign-in costs the same with 50,000 leaves as with one.
+        let host_cas = vec![Self::trusted_ca(&self.own_ca(CaType::Host).await?.without_secrets())];
         Ok(CertsResponse {
             username: id.username,
             cluster_name: self.cluster_name().into(),
@@ -389,6 +391,19 @@ impl AuthServer {
             }
         }
         Ok(host_cas)
+    }
+
+    /// The host CA of `cluster` (this one, or a leaf `checker` may see); none for a cluster
+    /// unknown or hidden alike. Reads that leaf's records only.
+    pub async fn visible_host_ca(&self, checker: &AccessChecker, cluster: &str) -> Result<Option<TrustedCa>> {
+        if cluster == self.cluster_name() {
+            return Ok(Some(Self::trusted_ca(&self.own_ca(CaType::Host).await?.without_secrets())));
+        }
+        let Some(rc) = self.services.remote_cluster(cluster).await? else { return Ok(None) };
+        if checker.check_cluster(&rc.value.metadata.labels).is_err() {
+            return Ok(None);
+        }
+        Ok(self.services.ca(CaType::Host, cluster, false).await?.map(|ca| Self::trusted_ca(&ca)))
     }
 
     /// Issues host certificates (nodes, proxies, the admin identity).

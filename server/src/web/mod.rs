@@ -207,16 +207,17 @@ pub fn editable_yaml(v: &serde_json::Value) -> String {
 }
 
 /// The API of `cluster` as the session's user (a leaf through this proxy's tunnel), reached
-/// inside the process with the browser's address. Fetches host CAs again when the session does
-/// not know the cluster's yet (a trust made since).
+/// inside the process with the browser's address. Fetches the cluster's host CA when the
+/// session does not know it yet (a sign-in brings the root's only).
 pub async fn api(s: &WebState, sess: &mut WebSession, cluster: &str) -> Result<ApiClient> {
     let root = s.auth.cluster_name().to_string();
     let route = s.route(sess.client);
     let mut creds = sess.credentials()?;
     if cluster != root && creds.cluster_trust(cluster).is_err() {
         let root_api = shared::sshclient::cluster_api_via(&route, &root, &creds, &sess.user, &root)?;
-        let cas: Vec<shared::api::TrustedCa> = root_api.get(shared::api::path::HOST_CAS).await?;
-        sess.certs.host_cas = cas;
+        let cas: Vec<shared::api::TrustedCa> = root_api.get(&shared::api::path::host_ca_of(cluster)).await?;
+        sess.certs.host_cas.retain(|k| !cas.iter().any(|c| c.cluster_name == k.cluster_name && c.ca_type == k.ca_type));
+        sess.certs.host_cas.extend(cas);
         session::save(&s.auth, sess).await?;
         creds = sess.credentials()?;
     }

@@ -28,6 +28,27 @@ fn tsh_lists_and_runs_across_every_visible_cluster() {
     let _only = NodeProc::join(&leaf2, "only-in-leaf2", true, "env=prod");
     let (leaf, leaf2_name) = (p.leaf_name().to_string(), leaf2.opts.name.clone());
 
+    // A sign-in brings the root's host CA only, whatever the number of leaves; a leaf's comes
+    // the first time it is needed (one question for one cluster, one listing for several).
+    let mut fresh = Tsh::new("many-fresh");
+    fresh.login(&p.root, "myuser", PASSWORD).ok("sign in");
+    let known = |t: &Tsh| -> Vec<String> {
+        let dir = std::fs::read_dir(t.home.path().join("profiles")).unwrap().flatten().next().unwrap().path();
+        let cas: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("cas.json")).unwrap()).unwrap();
+        let mut names: Vec<String> = cas.as_array().unwrap().iter().map(|c| c["cluster_name"].as_str().unwrap().to_string()).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(known(&fresh), vec![p.root_name().to_string()]);
+    fresh.run(&["ssh", &format!("--cluster={leaf}"), "visitor@dup-node", "true"]).ok("ssh to the first leaf");
+    let mut want = vec![p.root_name().to_string(), leaf.clone()];
+    want.sort();
+    assert_eq!(known(&fresh), want, "the leaf's CA, and no other");
+    fresh.run(&["ls", "--all"]).ok("tsh ls --all");
+    want.push(leaf2_name.clone());
+    want.sort();
+    assert_eq!(known(&fresh), want);
+
     // tsh ls --all: every cluster's nodes with a Cluster column; JSON carries the cluster.
     let out = p.tsh.run(&["ls", "--all"]);
     let text = out.ok("tsh ls --all");
