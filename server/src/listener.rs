@@ -219,12 +219,14 @@ impl WebListener {
             Ok(Ok(1)) => {}
             _ => return,
         }
+        // Each protocol's future boxed: this task lives as long as the connection, and unboxed
+        // it would hold room for the largest of them (HTTPS) whatever came, a tunnel included.
         match first[0] {
-            b'S' => self.ssh.serve(tcp, Some(peer), Some(permit)).await,
-            0x16 => self.api.clone().serve_tls(tcp, Some(peer), None, Some(permit)).await,
+            b'S' => Box::pin(self.ssh.serve(tcp, Some(peer), Some(permit))).await,
+            0x16 => Box::pin(self.api.clone().serve_tls(tcp, Some(peer), None, Some(permit))).await,
             0 if self.api.db.is_some() => {
                 if let Some(db) = &self.api.db {
-                    serve_pg(db.clone(), tcp, peer, permit).await;
+                    Box::pin(serve_pg(db.clone(), tcp, peer, permit)).await;
                 }
             }
             _ => {

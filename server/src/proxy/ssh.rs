@@ -81,7 +81,9 @@ impl ProxySsh {
         let config = self.creds.ssh_config();
         let cut = kill.clone();
         let serve = async move {
-            match russh::server::run_stream(config, Killable::new(stream, kill), conn).await {
+            // Boxed: the handshake's state is freed once it is done, not kept for the life of a
+            // tunnel that only waits on its session.
+            match Box::pin(russh::server::run_stream(config, Killable::new(stream, kill), conn)).await {
                 Ok(session) => {
                     if let Err(e) = session.await {
                         tracing::debug!(?peer, error = %e, "proxy SSH session ended with an error");

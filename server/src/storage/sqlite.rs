@@ -70,6 +70,10 @@ impl SqliteBackend {
         let conn = Connection::open(path).map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(db_err)?;
+        // A page cache of up to 32 MiB (SQLite's default is 2 MiB): a root of 19,000 leaves has a
+        // 100 MB database, and each heartbeat's row read its index pages back from the kernel
+        // (pread was a sixth of an idle root's CPU). Pages are taken only as they are used.
+        conn.pragma_update(None, "cache_size", -32768).map_err(db_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
         let integrity: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(db_err)?;

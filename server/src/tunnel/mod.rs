@@ -69,6 +69,51 @@ pub async fn read_line_bounded<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R, ma
     Ok(Some(String::from_utf8_lossy(&line).into_owned()))
 }
 
+/// Lines of at most `max` bytes from `r`, read so that [`Lines::next`] may be cancelled (in a
+/// `select!`) without losing what it had read: the bytes wait in its buffer for the next call.
+/// One task can so wait for a line and for other events, with no reader task and channel
+/// beside it (a tunnel server holds one of these per leaf).
+pub struct Lines<R> {
+    r: R,
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl<R: AsyncRead + Unpin> Lines<R> {
+    /// Lines from `r`.
+    pub fn new(r: R, max: usize) -> Lines<R> {
+        Lines { r, buf: Vec::new(), max }
+    }
+
+    /// The next line without its `\n`; `Ok(None)` at a clean end of stream.
+    pub async fn next(&mut self) -> std::io::Result<Option<String>> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line = String::from_utf8_lossy(&self.buf[..i]).into_owned();
+                self.buf.drain(..=i);
+                if self.buf.is_empty() && self.buf.capacity() > 1024 {
+                    self.buf = Vec::new(); // a large message once does not stay allocated
+                }
+                return Ok(Some(line));
+            }
+            if self.buf.len() > self.max {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line longer than {} bytes", self.max)));
+            }
+            let mut chunk = [0u8; 512];
+            // Cancel-safe: a read that has not completed has taken nothing.
+            let n = self.r.read(&mut chunk).await?;
+            if n == 0 {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the stream ended inside a line"))
+                };
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
 /// Aborts the task when dropped (a dropped `JoinHandle` would let it run on).
 pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 
@@ -209,6 +254,30 @@ mod tests {
         a.write_all(&[b'x'; 100_000]).await.unwrap();
         assert!(read_line_bounded(&mut r, 256).await.is_err());
         drop(a);
+    }
+
+    #[tokio::test]
+    async fn lines_lose_nothing_when_a_wait_is_cancelled_and_stay_bounded() {
+        let (mut a, b) = tokio::io::duplex(1 << 20);
+        let mut lines = Lines::new(b, 256);
+        a.write_all(b"pi").await.unwrap();
+        // Half a line, then something else wins the select: the half stays.
+        tokio::select! {
+            _ = lines.next() => panic!("no line is complete yet"),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+        }
+        a.write_all(b"ng 1\npong\n").await.unwrap();
+        assert_eq!(lines.next().await.unwrap().as_deref(), Some("ping 1"));
+        assert_eq!(lines.next().await.unwrap().as_deref(), Some("pong"));
+        a.write_all(&[b'x'; 100_000]).await.unwrap();
+        assert!(lines.next().await.is_err(), "a line that never ends is cut near the limit");
+        assert!(lines.buf.len() <= 256 + 512, "read no further than the limit and one chunk");
+        let (mut a, b) = tokio::io::duplex(64);
+        let mut lines = Lines::new(b, 256);
+        a.write_all(b"last\n").await.unwrap();
+        drop(a);
+        assert_eq!(lines.next().await.unwrap().as_deref(), Some("last"));
+        assert_eq!(lines.next().await.unwrap(), None, "a clean end");
     }
 
     #[tokio::test]

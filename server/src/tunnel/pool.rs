@@ -8,8 +8,9 @@
 //!         claim by the answering proxy's host UUID: a second tunnel to one proxy is closed
 //!   P2 stops: "reconnect" ── the pool keeps P1, P3 and does not dial P2 until it is back
 //! ```
-//! Proxies repeat the list every 10s and on every change; an agent forgets a proxy 30s after
-//! the last list that named it, and then drops its tunnel to it (never its last tunnel).
+//! Proxies repeat the list on every change and, with a pong, every 10s or keep-alive interval
+//! (the longer); an agent forgets a proxy three repeats after the last list that named it (the
+//! list's `ttl`), and then drops its tunnel to it (never its last tunnel).
 //! Retries: the first at once (with up to 500ms of jitter), then linear 1s steps to
 //! `max_backoff`, each jittered over 30–100% of its step, so that a thousand agents that lost
 //! their proxies together do not come back together.

@@ -62,20 +62,27 @@ impl Presence {
         if pending.is_empty() {
             return Ok(0);
         }
-        // Only leaves that still exist get a record. A flush holds one heartbeat per leaf every
-        // keep_alive_interval: a few leaves are looked up one by one, many in one listing (a
-        // listing of all 10,000 every 500 ms was most of an idle root's CPU).
-        let existing: std::collections::HashSet<String> = if pending.len() <= LOOKUPS_PER_FLUSH {
-            let mut found = std::collections::HashSet::new();
-            for (name, _) in &pending {
-                if self.auth.services.backend.get(&keys::remote_cluster(name)).await?.is_some() {
-                    found.insert(name.clone());
+        // Only leaves that still exist get a record. A leaf written before is known to exist
+        // until its tunnel closes ([`Presence::closed`] forgets it; a removed leaf's tunnel is
+        // closed by the tunnel server's watcher), so in the steady state a flush reads nothing:
+        // a lookup per heartbeat was most of an idle root's CPU at 3,000 leaves (a thread
+        // hand-off to the storage each). New leaves are looked up one by one, or, when many
+        // arrive at once (a restart), in one listing.
+        let (known, unknown): (Vec<_>, Vec<_>) = {
+            let written = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            pending.iter().map(|(n, _)| n.clone()).partition(|n| written.contains_key(n))
+        };
+        let mut existing: std::collections::HashSet<String> = known.into_iter().collect();
+        if unknown.len() <= LOOKUPS_PER_FLUSH {
+            for name in unknown {
+                if self.auth.services.backend.get(&keys::remote_cluster(&name)).await?.is_some() {
+                    existing.insert(name);
                 }
             }
-            found
         } else {
-            self.auth.leaf_names().await?
-        };
+            let all = self.auth.leaf_names().await?;
+            existing.extend(unknown.into_iter().filter(|n| all.contains(n)));
+        }
         let mut ops = Vec::new();
         let mut wrote = Vec::new();
         let mut forgotten = Vec::new();
@@ -125,6 +132,9 @@ impl Presence {
             return Ok(()); // leave_tunnels writes them all at once
         }
         let pending = self.auth.take_heartbeat(name);
+        if let Ok(mut w) = self.written.lock() {
+            w.remove(name);
+        }
         let key = keys::tunnel_conn(name, self.auth.proxy_id());
         let mine = self.auth.services.get::<TunnelConnection>(&key).await?.map(|c| c.value.spec.last_heartbeat);
         if self.auth.services.remote_cluster(name).await?.is_none() {

@@ -30,7 +30,8 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 pub const RECORD_TTL: Duration = Duration::from_secs(15);
 /// How long an agent keeps a proxy it was told about without hearing of it again.
 pub const DISCOVERY_TTL: Duration = Duration::from_secs(30);
-/// How often a proxy repeats the list to each agent (besides on every change).
+/// How often, at least, a proxy repeats the list to each agent (besides on every change): with
+/// the pong of a heartbeat, so at the keep-alive interval when that is longer.
 pub const DISCOVERY_EVERY: Duration = Duration::from_secs(10);
 
 /// One proxy as agents need to know it.

@@ -22,12 +22,12 @@ use shared::certs;
 use shared::error::{Error, Result};
 use shared::resource::CaType;
 use shared::resource::token::SystemRole;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 
 use super::killable::KillSwitch;
-use super::proxies::{DISCOVERY_EVERY, ProxyRegistry};
+use super::proxies::{DISCOVERY_EVERY, Discovery, ProxyRegistry};
 use super::wire::{HEARTBEAT_SUBSYSTEM, Heartbeat, MAX_HEARTBEAT_LINE, TUNNEL_ADDRESS, TunnelKey};
-use super::{TunnelRegistry, read_line_bounded};
+use super::{Lines, TunnelRegistry};
 use crate::auth::AuthServer;
 
 /// Called with a leaf's name when its tunnel registers here (the proxy sends it its locks).
@@ -179,7 +179,8 @@ impl TunnelServer {
 }
 
 /// Answers pings with pongs, records heartbeats, tells the agent where every proxy of the
-/// cluster is (at once, on every change, and every [`DISCOVERY_EVERY`]) and, when this process
+/// cluster is (at once, on every change, and with a pong every [`DISCOVERY_EVERY`] or
+/// keep-alive interval, the longer) and, when this process
 /// stops, to move; cuts the tunnel when pings stop.
 async fn serve_heartbeats(
     shared: Arc<TunnelServer>,
@@ -191,27 +192,23 @@ async fn serve_heartbeats(
 ) {
     let threshold = shared.auth.settings.offline_threshold();
     let (reader, mut writer) = tokio::io::split(channel.into_stream());
-    // Lines are read in a task of their own: a read cut off by the other events below would
-    // lose what it had read of a line.
-    let (lines_tx, mut lines) = tokio::sync::mpsc::channel::<std::io::Result<Option<String>>>(4);
-    let reader_task = tokio::spawn(async move {
-        let mut reader = BufReader::new(reader);
-        loop {
-            let next = read_line_bounded(&mut reader, MAX_HEARTBEAT_LINE).await;
-            let done = !matches!(next, Ok(Some(_)));
-            if lines_tx.send(next).await.is_err() || done {
-                return;
-            }
-        }
-    });
-    let _reader = super::AbortOnDrop(reader_task);
+    // Cancel-safe: the other events below may interrupt a read without losing part of a line.
+    let mut lines = Lines::new(reader, MAX_HEARTBEAT_LINE);
     let mut discovery = shared.registry.discovery();
     // A leaf hears this cluster's CAs at connect and after every change (a rotation).
     let is_leaf = matches!(key, TunnelKey::Cluster(_));
     let mut authz = shared.auth.authz_changes();
-    let (mut send_cas, mut sent_cas, mut watch_cas) = (is_leaf, String::new(), is_leaf);
+    // What was sent, as a hash: the message is kilobytes, and a root holds one of these per leaf.
+    let (mut send_cas, mut sent_cas, mut watch_cas) = (is_leaf, 0u64, is_leaf);
     let mut first = true;
     let mut told_to_move = false;
+    // The list goes at once, on every change, and then with a pong (in the same write) once
+    // every `repeat`: a timer of its own made it a write per leaf every 10 s, three times the
+    // pongs at the default interval, and most of an idle root's CPU at 19,000 leaves. The agent
+    // keeps an entry for three repeats.
+    let repeat = DISCOVERY_EVERY.max(shared.auth.settings.keep_alive_interval);
+    let list_ttl = (repeat * 3).as_secs() + 5;
+    let list_message = |d: &Discovery| Heartbeat::Proxies(Discovery { proxies: d.proxies.clone(), ttl: d.ttl.max(list_ttl) });
     let mut next_list = tokio::time::Instant::now();
     let wait = threshold + Duration::from_millis(500);
     let mut silence = Box::pin(tokio::time::sleep(wait));
@@ -226,21 +223,21 @@ async fn serve_heartbeats(
     loop {
         if tokio::time::Instant::now() >= next_list {
             let list = discovery.borrow_and_update().clone();
-            if write_message(&mut writer, &Heartbeat::Proxies((*list).clone())).await.is_err() {
+            if write_message(&mut writer, &list_message(&list)).await.is_err() {
                 break;
             }
-            next_list = tokio::time::Instant::now() + DISCOVERY_EVERY;
+            next_list = tokio::time::Instant::now() + repeat;
         }
         if send_cas {
             send_cas = false;
             if let Some(msg) = super::cas_message(&shared.auth, &[CaType::Host, CaType::User]).await
-                && msg.encode() != sent_cas
+                && hash_of(&msg.encode()) != sent_cas
             {
                 if write_message(&mut writer, &msg).await.is_err() {
                     break;
                 }
                 tracing::debug!(tunnel = ?key, "sent this cluster's certificate authorities to the leaf");
-                sent_cas = msg.encode();
+                sent_cas = hash_of(&msg.encode());
             }
         }
         if shared.registry.is_leaving() && !told_to_move {
@@ -250,7 +247,7 @@ async fn serve_heartbeats(
             }
         }
         let line = tokio::select! {
-            next = lines.recv() => next.unwrap_or(Ok(None)),
+            next = lines.next() => next,
             _ = &mut silence => {
                 tracing::warn!(tunnel = ?key, "no heartbeats for {}; closing the tunnel", shared::timefmt::go_duration(threshold));
                 break;
@@ -266,7 +263,6 @@ async fn serve_heartbeats(
                 watch_cas = changed.is_ok();
                 continue;
             }
-            _ = tokio::time::sleep_until(next_list) => continue,
         };
         let message = match line.map(|l| l.map(|l| Heartbeat::decode(&l))) {
             Ok(Some(Ok(Some(m)))) => m,
@@ -298,8 +294,15 @@ async fn serve_heartbeats(
                 break;
             }
         }
-        silence.as_mut().reset(tokio::time::Instant::now() + wait);
-        if write_message(&mut writer, &Heartbeat::Pong).await.is_err() {
+        let now = tokio::time::Instant::now();
+        silence.as_mut().reset(now + wait);
+        let mut out = format!("{}\n", Heartbeat::Pong.encode());
+        if now >= next_list {
+            let list = discovery.borrow_and_update().clone();
+            out.push_str(&format!("{}\n", list_message(&list).encode()));
+            next_list = now + repeat;
+        }
+        if writer.write_all(out.as_bytes()).await.is_err() || writer.flush().await.is_err() {
             break;
         }
         if let TunnelKey::Cluster(name) = &key {
@@ -316,6 +319,13 @@ async fn serve_heartbeats(
         let _ = shared.presence.closed(name).await;
     }
     super::close_connection(&handle, &kill, "heartbeat stopped").await;
+}
+
+fn hash_of(s: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
 }
 
 async fn write_message<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, m: &Heartbeat) -> std::io::Result<()> {
