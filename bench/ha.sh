@@ -13,7 +13,7 @@
 set -Eeuo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$REPO/target/release"
+BIN="${BENCH_BIN:-$REPO/target/release}"
 CREATES="${HA_CREATES:-60}"
 LOGINS="${HA_LOGINS:-30}"
 LEAVES="${HA_LEAVES:-1000}"
@@ -34,8 +34,10 @@ trap 'echo "bench/ha.sh: failed at line $LINENO: $BASH_COMMAND (work dir $W; BEN
 if [ "$(id -u)" != 0 ]; then echo "run as root" >&2; exit 1; fi
 "$REPO/scripts/deps.sh"
 
-log "building release binaries"
-cargo build --release --bins --manifest-path "$REPO/Cargo.toml" >"$W/build.log" 2>&1 || { tail "$W/build.log"; exit 1; }
+if [ -z "${BENCH_BIN:-}" ]; then
+    log "building release binaries"
+    cargo build --release --bins --manifest-path "$REPO/Cargo.toml" >"$W/build.log" 2>&1 || { tail "$W/build.log"; exit 1; }
+fi
 export PATH="$BIN:$PATH"
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Benchmarks, side by side with OpenSSH, on loopback, in one run. Writes BENCHMARKS.md.
 #
-#   ./bench/run.sh                         full run (median of 3 transfers of 1 GiB, 30 connects,
-#                                          N = 1 1000 10000; 256 MiB per transport-choice row;
-#                                          ~12 minutes on 2 cores)
-#   BENCH_MB=256 BENCH_XFERS=1 BENCH_RUNS=10 BENCH_SCALE="1 100" BENCH_LEVER_MB=64 BENCH_KEY_ROUNDS=1 \
-#     ./bench/run.sh
-#                                          a quicker run
+#   ./bench/run.sh                         full run: the SSH paths 3 times (each: median of 3
+#                                          transfers of 1 GiB, 30 connects, 5 keystroke rounds),
+#                                          file copy, Kubernetes, apps, databases, levers, then
+#                                          bench/scale.sh, bench/ha-tunnels.sh and bench/ha.sh;
+#                                          writes BENCHMARKS.md (~60 minutes on 2 cores)
+#   BENCH_MB=256 BENCH_XFERS=1 BENCH_RUNS=10 BENCH_SSH_RUNS=1 BENCH_LEVER_MB=64 BENCH_KEY_ROUNDS=1 \
+#     BENCH_SCALE=0 BENCH_HA=0 ./bench/run.sh
+#                                          a quicker run (the scale and HA reports kept)
 #   BENCH_QUICK=1 ./bench/run.sh           paths, CPU and profile only (no levers, offline
-#                                          detection or scale; BENCHMARKS.md is not written):
+#                                          detection, scale or HA; BENCHMARKS.md is not written):
 #                                          for measuring one change before and after
 #   BENCH_COPY=0 ./bench/run.sh            without the file copy and forwarding rows
 #   BENCH_ONLY=copy ./bench/run.sh         only the file copy and forwarding rows (printed, not
@@ -32,7 +34,6 @@ BIN="${BENCH_BIN:-$REPO/target/release}"
 MB="${BENCH_MB:-1024}"
 RUNS="${BENCH_RUNS:-30}"
 XFERS="${BENCH_XFERS:-3}"
-SCALE="${BENCH_SCALE:-1 1000 10000}"
 W="$(mktemp -d /tmp/tp-bench.XXXXXX)"
 PIDS=()
 log() { printf '==> %s\n' "$*" >&2; }
@@ -70,22 +71,12 @@ else
 fi
 export PATH="$BIN:$PATH"
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
-wait_until() { # timeout-seconds command...
-    local t="$1"; shift
-    local end; end=$(awk -v n="$(now)" -v t="$t" 'BEGIN { printf "%.3f", n + t }')
-    while ! "$@" >/dev/null 2>&1; do
-        if awk -v n="$(now)" -v e="$end" 'BEGIN { exit !(n > e) }'; then return 1; fi
-        sleep 0.1
-    done
-}
-stats() { # prints "median p90" in ms of the numbers (seconds) on stdin
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
+stats() { # prints "median p90" in ms of the numbers (seconds) on stdin (lib.sh's gives p99)
     sort -n | awk '{ v[NR] = $1 } END { m = v[int((NR + 1) / 2)]; p = v[int(NR * 0.9 + 0.999)]; printf "%.1f %.1f", m * 1000, p * 1000 }'
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; } # of the numbers on stdin
-rss_kib() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 # ----------------------------------------------------------------- OpenSSH
 log "starting OpenSSH sshd x3"
@@ -172,43 +163,6 @@ SSHF=(ssh -F "$W/ssh_config_fast")
 log "fastest OpenSSH cipher here: $FAST"
 
 # ----------------------------------------------------------------- Teleport
-start_cluster() { # dir name ip keep_alive [env...]
-    local d="$1" name="$2" ip="$3" ka="$4"; shift 4
-    mkdir -p "$d"
-    cat >"$d/teleport.yaml" <<YAML
-version: v3
-teleport:
-  nodename: ${name%%.*}-node
-  data_dir: $d/data
-  diag_addr: $ip:3000
-auth_service:
-  cluster_name: $name
-  keep_alive_interval: $ka
-  keep_alive_count_max: 3
-  # Users sign in with a password on standard input here; a new cluster's default is second_factor: otp.
-  authentication:
-    type: local
-    second_factor: off
-ssh_service:
-  enabled: yes
-  listen_addr: $ip:3022
-proxy_service:
-  web_listen_addr: $ip:3080
-  public_addr: $ip:3080
-YAML
-    [ -z "${CLUSTER_EXTRA:-}" ] || printf '%s\n' "$CLUSTER_EXTRA" >>"$d/teleport.yaml"
-    env "$@" teleport start -c "$d/teleport.yaml" >"$d/teleport.log" 2>&1 &
-    PIDS+=($!)
-    echo $! >"$d/pid"
-    wait_until 30 test -f "$d/data/web/webca.pem"
-    wait_until 30 curl -sf --cacert "$d/data/web/webca.pem" "https://$ip:3080/webapi/ping"
-}
-set_password() { # dir ip invite-output
-    local url token
-    url="$(printf '%s\n' "$3" | grep -m1 '^https://')"
-    token="${url##*/}"
-    curl -sf --cacert "$1/data/web/webca.pem" -X PUT "https://$2:3080/webapi/users/password/token" -d "{\"token\":\"$token\",\"password\":\"bench-password-1\"}" >/dev/null
-}
 # The Kubernetes API server the leaf's kubernetes_service reaches: the stand-in the tests use
 # (tests/src/bin/kube-standin.rs; no real API server installs on these machines).
 KUBE=""
@@ -341,9 +295,17 @@ measured() {
     for p in $pids; do out+=" $(per_gib $(($(ticks "$p") - ${before[$j]})) "$gib")"; j=$((j + 1)); done
     echo "$out"
 }
+sum() { awk 'BEGIN { s = 0; for (i = 1; i < ARGC; i++) s += ARGV[i]; printf "%.2f", s }' "$@"; }
 SSHD0=$(cat "$W/sshd0.pid"); SSHD1=$(cat "$W/sshd1.pid"); SSHD2=$(cat "$W/sshd2.pid")
 RPID=$(cat "$R/pid"); LPID=$(cat "$L/pid")
-if [ -z "${BENCH_ONLY:-}" ]; then
+# The SSH paths are measured $SSH_RUNS times (each run: throughput and CPU, connect latency,
+# keystrokes, every path in each); the tables give each number's median over the runs, and
+# the runs table each run's ratios, since one run on a shared virtual machine varies by ±20 %.
+SSH_RUNS="${BENCH_SSH_RUNS:-3}"
+SSH_VARS="TA0 CA0c CA0s TA CAc CAs TB1 CB1c CB1j CB1s TB CBc CBj1 CBj2 CBs TC CCc CCr TD CDc CDr CDl
+LA LA9 LB1 LB19 LB LB9 LC LC9 LD LD9 KA KA9 KB1 KB19 KB KB9 KC KC9 KD KD9"
+SSH_RUN_ROWS=""
+ssh_paths() {
 log "throughput: median of $XFERS x $MB MiB through cat > /dev/null, CPU per GiB per process"
 read -r TA0 CA0c CA0s <<<"$(measured "$SSHD0" "${SSH[@]}" direct)"; log "  (a0) OpenSSH direct, default cipher: $TA0 MiB/s"
 read -r TA CAc CAs <<<"$(measured "$SSHD0" "${SSHF[@]}" direct)"; log "  (a) OpenSSH direct, $FAST: $TA MiB/s"
@@ -353,7 +315,6 @@ read -r TC CCc CCr <<<"$(measured "$RPID" "${TSH_C[@]}")"; log "  (c) $TC MiB/s"
 read -r TD CDc CDr CDl <<<"$(measured "$RPID $LPID" "${TSH_D[@]}")"; log "  (d) $TD MiB/s"
 NA0="$(negotiated "${SSH[@]}" direct)"; NA="$(negotiated "${SSHF[@]}" direct)"
 NB1="$(negotiated "${SSHF[@]}" viajump)"; NB="$(negotiated "${SSHF[@]}" viajumps)"
-sum() { awk 'BEGIN { s = 0; for (i = 1; i < ARGC; i++) s += ARGV[i]; printf "%.2f", s }' "$@"; }
 log "connect latency: $RUNS runs of '... true'"
 read -r LA LA9 <<<"$(latency "${SSHF[@]}" direct)"
 read -r LB1 LB19 <<<"$(latency "${SSHF[@]}" viajump)"
@@ -382,6 +343,18 @@ read -r KB KB9 <<<"$(key_medians "$W/keys.b")"
 read -r KC KC9 <<<"$(key_medians "$W/keys.c")"
 read -r KD KD9 <<<"$(key_medians "$W/keys.d")"
 log "  (a) $KA/$KA9 (b1) $KB1/$KB19 (b) $KB/$KB9 (c) $KC/$KC9 (d) $KD/$KD9 ms p50/p99"
+}
+if [ -z "${BENCH_ONLY:-}" ]; then
+    for run in $(seq 1 "$SSH_RUNS"); do
+        log "SSH paths, run $run of $SSH_RUNS"
+        ssh_paths
+        for v in $SSH_VARS; do printf '%s\n' "${!v}" >>"$W/runs.$v"; done
+        CPU_A=$(sum "$CAc" "$CAs"); CPU_C=$(sum "$CCc" "$CCr"); CPU_D=$(sum "$CDc" "$CDr" "$CDl")
+        SSH_RUN_ROWS+="| $run | $(ratio "$TC" "$TA") | $(ratio "$TD" "$TA") | $(ratio "$CPU_C" "$CPU_A") | $(ratio "$CPU_D" "$CPU_A") | $KC / $KB1 | $KC9 / $KB19 | $KD / $KB | $KD9 / $KB9 |"$'\n'
+    done
+    for v in $SSH_VARS; do printf -v "$v" '%s' "$(median <"$W/runs.$v")"; done
+    CPU_A=$(sum "$CAc" "$CAs"); CPU_C=$(sum "$CCc" "$CCr"); CPU_D=$(sum "$CDc" "$CDr" "$CDl")
+    SSH_RUN_ROWS+="| median | $(ratio "$TC" "$TA") | $(ratio "$TD" "$TA") | $(ratio "$CPU_C" "$CPU_A") | $(ratio "$CPU_D" "$CPU_A") | $KC / $KB1 | $KC9 / $KB19 | $KD / $KB | $KD9 / $KB9 |"
 fi
 
 # ----------------------------------------------------------------- Kubernetes
@@ -685,59 +658,22 @@ wait_until 30 sh -c "${RT[*]} get rc/bench-leaf --format=json | grep -q '\"offli
 OFFLINE=$(elapsed "$T0")
 log "  offline after ${OFFLINE}s"
 
-# ----------------------------------------------------------------- scale
-SCALE_ROWS=""
-n=0
-for N in $SCALE; do
-    n=$((n + 1))
-    S="$W/scale$N"
-    IP="127.0.0.$((40 + n))"
-    log "scale: root with $N simulated leaves on $IP"
-    start_cluster "$S" "scale$N-root" "$IP" 30s
-    ST=(tctl -c "$S/teleport.yaml")
-    sleep 2
-    PID=$(cat "$S/pid")
-    BASE=$(rss_kib "$PID")
-    TOK="$("${ST[@]}" tokens add --type=trusted_cluster --ttl=30m --format=text)"
-    T0=$(now)
-    tp-leafsim --root="$IP:3080" --root-ca="$S/data/web/webca.pem" --token="$TOK" --count="$N" --prefix="s$N" --keep-alive=30s >"$S/sim.log" 2>&1 &
-    SIM=$!
-    PIDS+=($SIM)
-    # Waiting polls the root's tunnel gauge (cheap), then checks once that `tctl get rc` shows
-    # every leaf online: polling `get rc` of 10,000 leaves ten times a second would itself take
-    # a large part of the root's CPU while it is being timed.
-    all_online() {
-        wait_until 600 sh -c "curl -sf http://$IP:3000/metrics | awk '\$1 == \"teleport_reverse_tunnels{kind=\\\"cluster\\\"}\" { ok = (\$2 >= $N) } END { exit !ok }'"
-        wait_until 60 sh -c "[ \"\$(${ST[*]} get rc --format=json | jq '[.[] | select(.status.connection == \"online\")] | length')\" -ge $N ]"
-    }
-    all_online
-    CONNECT=$(elapsed "$T0")
-    sleep 3
-    RSS=$(rss_kib "$PID")
-    PER=$(awk -v r="$RSS" -v b="$BASE" -v n="$N" 'BEGIN { printf "%.1f", (r - b) / n }')
-    # Idle: every tunnel connected, nobody using them; only heartbeats (one per leaf per 30 s).
-    I0=$(awk '{ print $14 + $15 }' "/proc/$PID/stat"); sleep 10
-    IDLE=$(awk -v a="$I0" -v hz="$HZ" '{ printf "%.1f", ($14 + $15 - a) / hz / 10 * 100 }' "/proc/$PID/stat")
-    set_password "$S" "$IP" "$("${ST[@]}" users add u --roles=access --logins=root)"
-    export TELEPORT_HOME="$S/tsh" SSL_CERT_FILE="$S/data/web/webca.pem"
-    echo bench-password-1 | tsh login --proxy="$IP:3080" --user=u >/dev/null
-    CL=$(for i in 1 2 3 4 5; do t0=$(now); tsh clusters >/dev/null; elapsed "$t0"; echo; done | stats | cut -d' ' -f1)
-    GR=$(for i in 1 2 3 4 5; do t0=$(now); "${ST[@]}" get rc >/dev/null; elapsed "$t0"; echo; done | stats | cut -d' ' -f1)
-    # Restart the root; time until every leaf is online again.
-    kill "$PID"; while kill -0 "$PID" 2>/dev/null; do sleep 0.1; done
-    T0=$(now)
-    teleport start -c "$S/teleport.yaml" >>"$S/teleport.log" 2>&1 &
-    PID=$!; PIDS+=($PID); echo "$PID" >"$S/pid"
-    wait_until 30 curl -sf --cacert "$S/data/web/webca.pem" "https://$IP:3080/webapi/ping"
-    all_online
-    BACK=$(elapsed "$T0")
-    RATE=$(awk -v n="$N" -v b="$BACK" 'BEGIN { printf "%.0f", n / b }')
-    if [ -z "$SCALE_ROWS" ]; then CL0="$CL" GR0="$GR"; fi
-    log "  N=$N: connect ${CONNECT}s, ${PER} KiB/tunnel, idle ${IDLE}% CPU, tsh clusters ${CL}ms, tctl get rc ${GR}ms, all online ${BACK}s after restart ($RATE/s)"
-    SCALE_ROWS+="| $N | $CONNECT | $PER | $IDLE | $CL ($(ratio "$CL" "$CL0")×) | $GR ($(ratio "$GR" "$GR0")×) | $BACK | $RATE |"$'\n'
-    kill "$SIM" "$PID" 2>/dev/null || true
-    sleep 1
-done
+# ----------------------------------------------------------------- scale and HA
+# Their own scripts (each runnable alone), on this run's binaries, with this run's clusters and
+# sshds stopped first: bench/scale.sh (one root, up to 50,000 leaves), bench/ha-tunnels.sh (a
+# root of two processes on PostgreSQL, 10,000 leaves tunnelled to both) and bench/ha.sh (SQLite
+# and PostgreSQL side by side). BENCH_SCALE=0 / BENCH_HA=0 skip them (their last reports stay).
+for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+sleep 2
+if [ "${BENCH_SCALE:-}" != 0 ]; then
+    log "scale: bench/scale.sh"
+    BENCH_BIN="$BIN" "$REPO/bench/scale.sh" || log "bench/scale.sh failed; BENCHMARKS.md keeps its last report"
+fi
+if [ "${BENCH_HA:-1}" != 0 ]; then
+    log "HA: bench/ha-tunnels.sh and bench/ha.sh"
+    BENCH_BIN="$BIN" "$REPO/bench/ha-tunnels.sh" || log "bench/ha-tunnels.sh failed; BENCHMARKS.md keeps its last report"
+    BENCH_BIN="$BIN" "$REPO/bench/ha.sh" || log "bench/ha.sh failed; BENCHMARKS.md keeps its last report"
+fi
 
 # ----------------------------------------------------------------- report
 CPU="$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
@@ -772,9 +708,9 @@ $PROFILE_ROWS"
 LEVER_TABLE="| setting (every hop of path (d)) | MiB/s | × defaults | connect median ms | p90 ms | × defaults (median) |
 |---|---|---|---|---|---|
 $LEVER_ROWS"
-SCALE_TABLE="| leaves N | connect all (s) | root RSS per tunnel (KiB) | root CPU idle (% of a core) | tsh clusters (ms, median of 5; × first N) | tctl get rc (ms, median of 5; × first N) | all online after root restart (s) | reconnects per s |
-|---|---|---|---|---|---|---|---|
-$SCALE_ROWS"
+SSH_RUNS_TABLE="| run | (c) MiB/s × (a) | (d) MiB/s × (a) | (c) CPU/GiB × (a) | (d) CPU/GiB × (a) | keystroke p50 ms (c) / (b1) | p99 (c) / (b1) | p50 (d) / (b) | p99 (d) / (b) |
+|---|---|---|---|---|---|---|---|---|
+$SSH_RUN_ROWS"
 echo
 echo "$TABLE"
 echo
@@ -790,15 +726,16 @@ echo
 echo "$DB_TABLE"
 echo
 echo "$LEVER_TABLE"
-echo "$SCALE_TABLE"
+echo "$SSH_RUNS_TABLE"
 echo "offline detected after ${OFFLINE}s (keep_alive_interval 1s × keep_alive_count_max 3)"
 
 {
     cat <<MD
 # Benchmarks
 
-Generated by \`./bench/run.sh\` on $(date -u +%Y-%m-%d) — median of $XFERS transfers of $MB MiB, $RUNS connects per path,
-scale N = $SCALE. Everything on loopback on one machine.
+Generated by \`./bench/run.sh\` on $(date -u +%Y-%m-%d) — the SSH paths in $SSH_RUNS runs (each: median of $XFERS transfers of
+$MB MiB, $RUNS connects and $KEY_ROUNDS keystroke rounds per path), every number below their median.
+Everything on loopback on one machine.
 
 - Machine: $(nproc) cores, $CPU (AES-NI: $AES), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM
 - $(teleport version)
@@ -825,8 +762,23 @@ slower than two (187 against 205 MiB/s, 2026-12-03) did not reproduce. Checked o
 MiB/s against \`ProxyCommand ssh -W\` 307 / 245 / 244 (OpenSSH implements \`ProxyJump\` as that
 command, so the two are one path), two jumps 216 / 213 / 223, direct 492 / 398 / 535; the jump
 sshd spent 0.82–0.88 s of CPU per GiB either way. One jump is faster than two in every round; a
-single round's ±20 % is the machine, which is why the ratios above come from one run's medians
-and bench/history.md keeps the runs.
+single round's ±20 % is the machine, which is why every number here is the median of
+$SSH_RUNS runs, each run's ratios below, and bench/history.md keeps earlier runs.
+
+Each run's ratios against OpenSSH direct at its fastest cipher (a), and the keystroke echo of
+(c) and (d) beside OpenSSH through one (b1) and two (b) jumps (targets: (c) ≥ 0.95×, (d) ≥ 0.8×
+in MiB/s; CPU per GiB, all processes on the path, (c) ≤ 1.3×, (d) ≤ 1.5×; keystrokes no slower
+than the jumps):
+
+$SSH_RUNS_TABLE
+
+What bounds these: MiB/s, the two cores. Every hop decrypts and encrypts each byte (AES-GCM, the
+largest user-space symbols of every process in the profile below) and the kernel copies it
+through a socket per hop; with three or four busy processes on two cores the scheduler's
+switches (\`finish_task_switch\`, first in every column) are the rest. OpenSSH's jumps pay the
+same per hop, in processes that each run one connection. Connect: process start, key loading
+and one SSH handshake per hop (tsh: TLS to the proxy, then SSH inside it); its p90 is the
+machine's scheduling.
 
 ## Interactive latency
 
@@ -835,6 +787,10 @@ a time (\`bench/keystroke.py\`; the local terminal is raw, so every echo is the 
 $KEY_ROUNDS rounds that take the paths in turn; p50 and p99 are each path's medians over its rounds.
 
 $KEY_TABLE
+
+What bounds these: one wake-up of each process on the way, twice (a PTY write and its echo); a
+hop adds a socket hand-off and a task wake-up each way, about 0.05 ms here, and p99 is when a
+hop's process had to wait for a core.
 
 ## Where the CPU goes
 
@@ -853,6 +809,11 @@ forwarding rows move the same through \`-L\` to a TCP sink the node (or sshd) di
 
 $COPY_TABLE
 
+What bounds these: scp and SFTP upload are bounded like (d) above, plus, for stock clients
+through \`tsh config\`, a \`tsh proxy ssh\` process relaying every byte between \`ssh\` and the
+root; SFTP waits on its requests in flight (OpenSSH's 64 of 32 KiB). \`-L\` adds the sink's and
+the client's socket copies to path (d).
+
 ## Kubernetes
 
 The real \`kubectl\` against the stand-in API server of the tests (\`tests/src/bin/kube-standin.rs\`:
@@ -864,6 +825,11 @@ calls per path, taken in turn, each a new kubectl process; \`exec\`: median of $
 
 $KUBE_TABLE
 
+What bounds these: \`get pods\` is mostly kubectl itself (its start and its exec of \`tsh kube
+credentials\`, ~40 ms either way); the root and the leaf add two TLS hops on a reused
+connection. \`exec\` moves its output in WebSocket frames through both hops, each re-framed and
+re-encrypted like SSH in (d).
+
 ## Applications
 
 \`wrk\` for ${APP_SECS} s per row against Apache's static 1 KiB page: directly, and through
@@ -873,6 +839,11 @@ signs a JWT into every request (cached per connection until a minute before it e
 32 connections; requests/s, p50 and p99 latency.
 
 $APP_TABLE
+
+What bounds these: with 32 connections the two cores are saturated by five processes per
+request (wrk, tsh, root, leaf, Apache) against two direct; each request crosses four sockets
+more each way, and the profile's first kernel symbols are those wake-ups (bench/history.md,
+2026-12-07). At one connection it is the latency of those hops, ~0.07 ms each.
 
 ## Databases
 
@@ -885,6 +856,10 @@ Select-only (\`-S\`) at 8 clients for ${DB_SECS} s per path; the time to connect
 average with a new connection per transaction (\`-C\`, ${DB_CONNECTS} of them).
 
 $DB_TABLE
+
+What bounds these: as for applications, a select crosses five processes each way where direct
+crosses two, on two cores (12 % idle in the through run), and the leaf writes an audit event
+per query (~10 % of its CPU); connect adds the certificate checks and a TLS handshake per hop.
 
 ## Where the time goes, by function
 
@@ -903,24 +878,16 @@ the defaults row included, and warmed up with three connections. Median of $XFER
 $LEVER_MB MiB, $RUNS connects.
 
 $LEVER_TABLE
-## Scale: one root, N leaf clusters
-
-Leaves are simulated by \`tp-leafsim\`: each has its own name and CA, does the real handshake and
-keeps a real tunnel with heartbeats (30s). The root's idle CPU is its own user + system time
-over 10 s with every tunnel up and no user; the reconnect rate is N over the time until all are
-online after the root restarts (every leaf redials with its own backoff and jitter).
-
-$SCALE_TABLE
-
 ## Offline detection
 
 A leaf killed with \`kill -9\` was shown offline on the root after **${OFFLINE}s**
 (keep_alive_interval 1s × keep_alive_count_max 3).
 
 MD
-    # The storage comparison and the tunnels of a root of two processes come from
-    # ./bench/ha.sh and ./bench/ha-tunnels.sh (their own runs, kept between runs).
-    for f in ha.md ha-tunnels.md; do
+    # Scale, the tunnels of a root of two processes and the storage comparison, from
+    # ./bench/scale.sh, ./bench/ha-tunnels.sh and ./bench/ha.sh (run above, or kept from their
+    # last run when skipped).
+    for f in scale.md ha-tunnels.md ha.md; do
         if [ -f "$REPO/bench/$f" ]; then cat "$REPO/bench/$f"; echo; fi
     done
     cat "$REPO/bench/history.md"

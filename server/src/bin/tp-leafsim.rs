@@ -54,6 +54,10 @@ struct Args {
     /// Heartbeat interval.
     #[arg(long, default_value = "30s")]
     keep_alive: String,
+    /// The first leaf's number: several tp-leafsim processes (each under its own descriptor
+    /// limit) give their leaves distinct names and source addresses.
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
     /// Handshakes in flight at once.
     #[arg(long, default_value_t = 16)]
     parallel: usize,
@@ -161,7 +165,7 @@ fn main() -> anyhow::Result<()> {
             let (a, trust, sem, done) = (a.clone(), trust.clone(), sem.clone(), done.clone());
             tasks.push(tokio::spawn(async move {
                 let _permit = sem.acquire().await;
-                let r = make_leaf(&a, i, &trust).await;
+                let r = make_leaf(&a, a.offset + i, &trust).await;
                 done.fetch_add(1, Ordering::SeqCst);
                 r
             }));
