@@ -108,6 +108,9 @@ impl TunnelServer {
         }
         self.tunnels.register(conn.key.clone(), &conn.agent, conn.conn_id, handle, kill);
         conn.registered = true;
+        if let TunnelKey::Cluster(leaf) = &conn.key {
+            self.presence.registered(leaf);
+        }
         tracing::info!(tunnel = ?conn.key, "tunnel registered");
         if let (TunnelKey::Cluster(leaf), Some(hook)) = (&conn.key, &self.on_leaf_registered) {
             hook(leaf.clone());
