@@ -215,9 +215,13 @@ async fn serve_heartbeats(
     let mut next_list = tokio::time::Instant::now();
     let wait = threshold + Duration::from_millis(500);
     let mut silence = Box::pin(tokio::time::sleep(wait));
-    // The agent pings as often as this cluster wants to hear from it, whatever its own setting.
+    // The agent pings as often as this cluster wants to hear from it, whatever its own setting,
+    // a little more often in fact (1 s or 5 % less): SSH's own keep-alive (30 s by default) fires
+    // after that long without a byte from the peer, and pings at exactly its period would lose
+    // the race about half the time, adding a keep-alive round trip to every other heartbeat.
+    let interval = shared.auth.settings.keep_alive_interval;
     let keep_alive = Heartbeat::KeepAlive {
-        interval_ms: u64::try_from(shared.auth.settings.keep_alive_interval.as_millis()).unwrap_or(u64::MAX),
+        interval_ms: u64::try_from((interval - (interval / 20).min(Duration::from_secs(1))).as_millis()).unwrap_or(u64::MAX),
         count_max: shared.auth.settings.keep_alive_count_max,
     };
     if write_message(&mut writer, &keep_alive).await.is_err() {
