@@ -243,7 +243,7 @@ pub async fn reach(
     login: &str,
 ) -> Result<(shared::sshclient::ProxyConn, shared::sshclient::NodeConn), String> {
     let root = s.auth.cluster_name().to_string();
-    // Learn the host CA of a leaf trusted since sign-in.
+    // Learn the host CA of a leaf not used yet in this session (a sign-in brings the root's only).
     if site != root && sess.credentials().map(|c| c.host_ca_keys(site).is_empty()).unwrap_or(true) {
         super::api(s, sess, site).await.map_err(|e| e.message)?;
     }
