@@ -11,7 +11,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(role_map template labels resource_yaml proxy_request tunnel_wire node_lines kube app pg)
+    targets=(role_map template labels resource_yaml proxy_request tunnel_wire tunnel_lines node_lines kube app pg)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

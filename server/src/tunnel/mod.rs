@@ -89,6 +89,9 @@ impl<R: AsyncRead + Unpin> Lines<R> {
     pub async fn next(&mut self) -> std::io::Result<Option<String>> {
         loop {
             if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                if i > self.max {
+                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line longer than {} bytes", self.max)));
+                }
                 let line = String::from_utf8_lossy(&self.buf[..i]).into_owned();
                 self.buf.drain(..=i);
                 if self.buf.is_empty() && self.buf.capacity() > 1024 {
@@ -269,6 +272,12 @@ mod tests {
         a.write_all(b"ng 1\npong\n").await.unwrap();
         assert_eq!(lines.next().await.unwrap().as_deref(), Some("ping 1"));
         assert_eq!(lines.next().await.unwrap().as_deref(), Some("pong"));
+        let mut long = vec![b'y'; 300];
+        long.push(b'\n');
+        a.write_all(&long).await.unwrap();
+        assert!(lines.next().await.is_err(), "a whole line longer than the limit, even in one read");
+        let (mut a, b) = tokio::io::duplex(1 << 20);
+        let mut lines = Lines::new(b, 256);
         a.write_all(&[b'x'; 100_000]).await.unwrap();
         assert!(lines.next().await.is_err(), "a line that never ends is cut near the limit");
         assert!(lines.buf.len() <= 256 + 512, "read no further than the limit and one chunk");
