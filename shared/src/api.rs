@@ -511,6 +511,14 @@ pub struct TrustedCa {
     pub tls_certs: Vec<String>,
 }
 
+impl TrustedCa {
+    /// Puts `cas` in `into` in place of what it held of their clusters' CAs (the others stay).
+    pub fn merge(into: &mut Vec<TrustedCa>, cas: Vec<TrustedCa>) {
+        into.retain(|k| !cas.iter().any(|c| c.cluster_name == k.cluster_name && c.ca_type == k.ca_type));
+        into.extend(cas);
+    }
+}
+
 /// Certificates for a user or host.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CertsResponse {

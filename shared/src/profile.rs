@@ -89,8 +89,7 @@ impl Credentials {
 
     /// Takes `cas` in place of what was known of their clusters' CAs (the others stay).
     pub fn merge_host_cas(&mut self, cas: Vec<TrustedCa>) {
-        self.host_cas.retain(|k| !cas.iter().any(|c| c.cluster_name == k.cluster_name && c.ca_type == k.ca_type));
-        self.host_cas.extend(cas);
+        TrustedCa::merge(&mut self.host_cas, cas);
     }
 
     /// SSH host CA keys of `cluster`.

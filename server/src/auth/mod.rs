@@ -214,6 +214,11 @@ impl AuthServer {
             .ok_or_else(|| Error::internal(format!("the {t} certificate authority of this cluster is missing")))
     }
 
+    /// This cluster's host CA, as clients need it.
+    pub async fn own_trusted_host_ca(&self) -> Result<TrustedCa> {
+        Ok(Self::trusted_ca(&self.own_ca(CaType::Host).await?.without_secrets()))
+    }
+
     /// Public material of a CA for clients.
     pub fn trusted_ca(ca: &CertAuthority) -> TrustedCa {
         TrustedCa {
@@ -372,7 +377,7 @@ impl AuthServer {
         )?;
         // The root's host CA only: a leaf's comes when a client first needs it (`GET
         // /v1/hostcas?cluster=`), so that a sign-in costs the same with 50,000 leaves as with one.
-        let host_cas = vec![Self::trusted_ca(&self.own_ca(CaType::Host).await?.without_secrets())];
+        let host_cas = vec![self.own_trusted_host_ca().await?];
         Ok(CertsResponse {
             username: id.username,
             cluster_name: self.cluster_name().into(),
@@ -384,7 +389,7 @@ impl AuthServer {
 
     /// Host CAs of this cluster and of every leaf `checker` may see.
     pub async fn visible_host_cas(&self, checker: &AccessChecker) -> Result<Vec<TrustedCa>> {
-        let mut host_cas = vec![Self::trusted_ca(&self.own_ca(CaType::Host).await?.without_secrets())];
+        let mut host_cas = vec![self.own_trusted_host_ca().await?];
         for rc in self.visible_remote_clusters(checker).await? {
             if let Some(ca) = self.services.ca(CaType::Host, &rc.metadata.name, false).await? {
                 host_cas.push(Self::trusted_ca(&ca));
@@ -397,7 +402,7 @@ impl AuthServer {
     /// unknown or hidden alike. Reads that leaf's records only.
     pub async fn visible_host_ca(&self, checker: &AccessChecker, cluster: &str) -> Result<Option<TrustedCa>> {
         if cluster == self.cluster_name() {
-            return Ok(Some(Self::trusted_ca(&self.own_ca(CaType::Host).await?.without_secrets())));
+            return Ok(Some(self.own_trusted_host_ca().await?));
         }
         let Some(rc) = self.services.remote_cluster(cluster).await? else { return Ok(None) };
         if checker.check_cluster(&rc.value.metadata.labels).is_err() {
@@ -456,7 +461,7 @@ impl AuthServer {
             cluster_name: cluster,
             ssh_cert: certs::ssh_cert_line(&ssh_cert),
             tls_cert,
-            host_cas: vec![Self::trusted_ca(&self.own_ca(CaType::Host).await?.without_secrets())],
+            host_cas: vec![self.own_trusted_host_ca().await?],
         })
     }
 

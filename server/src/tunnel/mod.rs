@@ -90,7 +90,7 @@ impl<R: AsyncRead + Unpin> Lines<R> {
         loop {
             if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
                 if i > self.max {
-                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line longer than {} bytes", self.max)));
+                    return Err(self.too_long());
                 }
                 let line = String::from_utf8_lossy(&self.buf[..i]).into_owned();
                 self.buf.drain(..=i);
@@ -100,7 +100,7 @@ impl<R: AsyncRead + Unpin> Lines<R> {
                 return Ok(Some(line));
             }
             if self.buf.len() > self.max {
-                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line longer than {} bytes", self.max)));
+                return Err(self.too_long());
             }
             let mut chunk = [0u8; 512];
             // Cancel-safe: a read that has not completed has taken nothing.
@@ -114,6 +114,10 @@ impl<R: AsyncRead + Unpin> Lines<R> {
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
+    }
+
+    fn too_long(&self) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line longer than {} bytes", self.max))
     }
 }
 

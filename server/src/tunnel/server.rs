@@ -237,14 +237,16 @@ async fn serve_heartbeats(
         }
         if send_cas {
             send_cas = false;
-            if let Some(msg) = super::cas_message(&shared.auth, &[CaType::Host, CaType::User]).await
-                && hash_of(&msg.encode()) != sent_cas
-            {
-                if write_message(&mut writer, &msg).await.is_err() {
-                    break;
+            if let Some(msg) = super::cas_message(&shared.auth, &[CaType::Host, CaType::User]).await {
+                let text = framed(&msg);
+                let hash = hash_of(&text);
+                if hash != sent_cas {
+                    if write_text(&mut writer, &text).await.is_err() {
+                        break;
+                    }
+                    tracing::debug!(tunnel = ?key, "sent this cluster's certificate authorities to the leaf");
+                    sent_cas = hash;
                 }
-                tracing::debug!(tunnel = ?key, "sent this cluster's certificate authorities to the leaf");
-                sent_cas = hash_of(&msg.encode());
             }
         }
         if shared.registry.is_leaving() && !told_to_move {
@@ -303,13 +305,13 @@ async fn serve_heartbeats(
         }
         let now = tokio::time::Instant::now();
         silence.as_mut().reset(now + wait);
-        let mut out = format!("{}\n", Heartbeat::Pong.encode());
+        let mut out = framed(&Heartbeat::Pong);
         if now >= next_list {
             let list = discovery.borrow_and_update().clone();
-            out.push_str(&format!("{}\n", list_message(&list).encode()));
+            out.push_str(&framed(&list_message(&list)));
             next_list = now + repeat;
         }
-        if writer.write_all(out.as_bytes()).await.is_err() || writer.flush().await.is_err() {
+        if write_text(&mut writer, &out).await.is_err() {
             break;
         }
         if let TunnelKey::Cluster(name) = &key {
@@ -335,7 +337,16 @@ fn hash_of(s: &str) -> u64 {
     h.finish()
 }
 
+/// One heartbeat message as it goes on the channel.
+fn framed(m: &Heartbeat) -> String {
+    format!("{}\n", m.encode())
+}
+
 async fn write_message<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, m: &Heartbeat) -> std::io::Result<()> {
-    w.write_all(format!("{}\n", m.encode()).as_bytes()).await?;
+    write_text(w, &framed(m)).await
+}
+
+async fn write_text<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, text: &str) -> std::io::Result<()> {
+    w.write_all(text.as_bytes()).await?;
     w.flush().await
 }

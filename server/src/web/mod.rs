@@ -216,8 +216,7 @@ pub async fn api(s: &WebState, sess: &mut WebSession, cluster: &str) -> Result<A
     if cluster != root && creds.cluster_trust(cluster).is_err() {
         let root_api = shared::sshclient::cluster_api_via(&route, &root, &creds, &sess.user, &root)?;
         let cas: Vec<shared::api::TrustedCa> = root_api.get(&shared::api::path::host_ca_of(cluster)).await?;
-        sess.certs.host_cas.retain(|k| !cas.iter().any(|c| c.cluster_name == k.cluster_name && c.ca_type == k.ca_type));
-        sess.certs.host_cas.extend(cas);
+        shared::api::TrustedCa::merge(&mut sess.certs.host_cas, cas);
         session::save(&s.auth, sess).await?;
         creds = sess.credentials()?;
     }
