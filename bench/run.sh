@@ -76,7 +76,6 @@ export PATH="$BIN:$PATH"
 stats() { # prints "median p90" in ms of the numbers (seconds) on stdin (lib.sh's gives p99)
     sort -n | awk '{ v[NR] = $1 } END { m = v[int((NR + 1) / 2)]; p = v[int(NR * 0.9 + 0.999)]; printf "%.1f %.1f", m * 1000, p * 1000 }'
 }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; } # of the numbers on stdin
 
 # ----------------------------------------------------------------- OpenSSH
 log "starting OpenSSH sshd x3"

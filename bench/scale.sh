@@ -31,7 +31,6 @@ trap 'echo "bench/scale.sh: failed at line $LINENO: $BASH_COMMAND (work dir $W; 
 if [ "$(id -u)" != 0 ]; then echo "run as root (the descriptor limit is raised)" >&2; exit 1; fi
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 HZ=$(getconf CLK_TCK)
 CORES=$(nproc)
 
