@@ -178,13 +178,15 @@ where
         forwarded: Default::default(),
         agent: Default::default(),
     };
-    let mut handle = client::connect_stream(crate::tuning::client_config(None), stream, checker).await.map_err(|e| match e {
-        e if refused_host_key(&e) => anyhow!(
-            "the proxy at {what} presented a host certificate that no host CA of cluster {root:?} in your profile signed; \
+    let mut handle = client::connect_stream(crate::tuning::client_config(None), crate::tuning::ReadAhead::new(stream), checker)
+        .await
+        .map_err(|e| match e {
+            e if refused_host_key(&e) => anyhow!(
+                "the proxy at {what} presented a host certificate that no host CA of cluster {root:?} in your profile signed; \
              if the cluster rotated its host CA, run 'tsh login' again"
-        ),
-        e => anyhow!("SSH handshake with the proxy at {what} failed: {e}; is the proxy's host certificate signed by cluster {root:?}?"),
-    })?;
+            ),
+            e => anyhow!("SSH handshake with the proxy at {what} failed: {e}; is the proxy's host certificate signed by cluster {root:?}?"),
+        })?;
     let ok = handle
         .authenticate_openssh_cert(login, Arc::new(creds.ssh_key.clone()), creds.ssh_cert.clone())
         .await
@@ -365,13 +367,15 @@ where
         agent: Default::default(),
     };
     let (forwarded, agent) = (checker.forwarded.clone(), checker.agent.clone());
-    let mut handle = client::connect_stream(crate::tuning::client_config(keepalive), stream, checker).await.map_err(|e| match e {
-        e if refused_host_key(&e) => anyhow!(
-            "node {host} presented a host certificate that no host CA of cluster {cluster:?} in your profile signed; \
+    let mut handle = client::connect_stream(crate::tuning::client_config(keepalive), crate::tuning::ReadAhead::new(stream), checker)
+        .await
+        .map_err(|e| match e {
+            e if refused_host_key(&e) => anyhow!(
+                "node {host} presented a host certificate that no host CA of cluster {cluster:?} in your profile signed; \
                  if the cluster rotated its host CA, run 'tsh login' again"
-        ),
-        e => anyhow!("SSH handshake with node {host} failed: {e} (its host certificate must be signed by cluster {cluster:?})"),
-    })?;
+            ),
+            e => anyhow!("SSH handshake with node {host} failed: {e} (its host certificate must be signed by cluster {cluster:?})"),
+        })?;
     let ok = handle
         .authenticate_openssh_cert(login, Arc::new(creds.ssh_key.clone()), creds.ssh_cert.clone())
         .await

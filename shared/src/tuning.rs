@@ -2,7 +2,7 @@
 //! the tunnel agent and `tsh` cannot drift apart, and so that `bench/run.sh` can switch each one
 //! off in turn to measure what it buys.
 //!
-//! The defaults are the product. Four environment variables override them for benchmarking and
+//! The defaults are the product. Five environment variables override them for benchmarking and
 //! tests only;
 //! they are unstable, undocumented for users, and a process refuses to start with a value it
 //! does not understand ([`check`]):
@@ -13,10 +13,17 @@
 //! | `TELEPORT_UNSTABLE_SSH_WINDOW` | channel window in bytes, 32768 to 1073741824 | 2097152 |
 //! | `TELEPORT_UNSTABLE_TCP_NODELAY` | `true`, `false` | `true` |
 //! | `TELEPORT_UNSTABLE_SSH_KEEPALIVE` | seconds between a server's probes of a silent client, 1 to 3600 | 30 |
+//! | `TELEPORT_UNSTABLE_SSH_READAHEAD` | `true`, `false`: [`ReadAhead`] under every SSH transport | `true` |
 
 use std::borrow::Cow;
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use russh::cipher;
 use russh::keys::ssh_key::Algorithm;
@@ -37,6 +44,7 @@ const CIPHER_VAR: &str = "TELEPORT_UNSTABLE_SSH_CIPHER_ORDER";
 const WINDOW_VAR: &str = "TELEPORT_UNSTABLE_SSH_WINDOW";
 const NODELAY_VAR: &str = "TELEPORT_UNSTABLE_TCP_NODELAY";
 const KEEPALIVE_VAR: &str = "TELEPORT_UNSTABLE_SSH_KEEPALIVE";
+const READAHEAD_VAR: &str = "TELEPORT_UNSTABLE_SSH_READAHEAD";
 
 /// A server probes a silent SSH peer this often and drops it after 3 unanswered probes.
 const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(30);
@@ -53,11 +61,13 @@ pub struct Tuning {
     pub nodelay: bool,
     /// How often an SSH server probes a silent client (3 unanswered probes drop it).
     pub keepalive: Duration,
+    /// [`ReadAhead`] under every SSH transport.
+    pub readahead: bool,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Tuning { ciphers: AES_FIRST, window: DEFAULT_WINDOW, nodelay: true, keepalive: DEFAULT_KEEPALIVE }
+        Tuning { ciphers: AES_FIRST, window: DEFAULT_WINDOW, nodelay: true, keepalive: DEFAULT_KEEPALIVE, readahead: true }
     }
 }
 
@@ -81,12 +91,16 @@ impl Tuning {
                 )
             })?;
         }
+        let flag = |name: &str, v: String| match v.as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(format!("{name}={v:?} is not understood: use true or false, or unset it")),
+        };
         if let Some(v) = var(NODELAY_VAR) {
-            t.nodelay = match v.as_str() {
-                "true" => true,
-                "false" => false,
-                _ => return Err(format!("{NODELAY_VAR}={v:?} is not understood: use true or false, or unset it")),
-            };
+            t.nodelay = flag(NODELAY_VAR, v)?;
+        }
+        if let Some(v) = var(READAHEAD_VAR) {
+            t.readahead = flag(READAHEAD_VAR, v)?;
         }
         if let Some(v) = var(KEEPALIVE_VAR) {
             let secs = v.parse().ok().filter(|s| KEEPALIVE_RANGE.contains(s)).ok_or_else(|| {
@@ -147,6 +161,77 @@ pub fn set_nodelay(tcp: &tokio::net::TcpStream) {
     let _ = tcp.set_nodelay(get().nodelay);
 }
 
+/// Most bytes a small read takes from the socket at once.
+const READAHEAD: usize = 4096;
+
+/// A read-ahead for SSH transports. russh reads each packet with two exact reads, its first
+/// cipher block and then the rest, and on a bare socket each is a system call; a small packet
+/// (a keystroke, a query, a heartbeat) costs two where one does. A read smaller than
+/// [`READAHEAD`] takes up to that much from the stream into a buffer on the stack and keeps
+/// what the caller did not ask for; a larger read goes straight to the stream, so bulk data is
+/// not copied again. Nothing is held between packets once they are read: an idle connection
+/// keeps no buffer. Writes pass through.
+pub struct ReadAhead<S> {
+    inner: S,
+    held: Vec<u8>,
+    at: usize,
+    on: bool,
+}
+
+impl<S> ReadAhead<S> {
+    /// `inner` with the read-ahead when the tuning has it on (the default).
+    pub fn new(inner: S) -> ReadAhead<S> {
+        ReadAhead { inner, held: Vec::new(), at: 0, on: get().readahead }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.at < this.held.len() {
+            let n = buf.remaining().min(this.held.len() - this.at);
+            buf.put_slice(&this.held[this.at..this.at + n]);
+            this.at += n;
+            if this.at == this.held.len() {
+                this.held = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if !this.on || buf.remaining() >= READAHEAD {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let mut space = [MaybeUninit::<u8>::uninit(); READAHEAD];
+        let mut ahead = ReadBuf::uninit(&mut space);
+        ready!(Pin::new(&mut this.inner).poll_read(cx, &mut ahead))?;
+        let got = ahead.filled();
+        let n = buf.remaining().min(got.len());
+        buf.put_slice(&got[..n]);
+        if n < got.len() {
+            this.held = got[n..].to_vec();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ReadAhead<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,11 +247,20 @@ mod tests {
         assert_eq!(t.ciphers[0], cipher::AES_256_GCM);
         assert_eq!(t.window, 2 * 1024 * 1024);
         assert!(t.nodelay);
+        assert!(t.readahead);
     }
 
     #[test]
     fn each_override_applies() {
-        let t = with(&[(CIPHER_VAR, "chacha20"), (WINDOW_VAR, "65536"), (NODELAY_VAR, "false"), (KEEPALIVE_VAR, "2")]).unwrap();
+        let t = with(&[
+            (CIPHER_VAR, "chacha20"),
+            (WINDOW_VAR, "65536"),
+            (NODELAY_VAR, "false"),
+            (KEEPALIVE_VAR, "2"),
+            (READAHEAD_VAR, "false"),
+        ])
+        .unwrap();
+        assert!(!t.readahead);
         assert_eq!(t.keepalive, Duration::from_secs(2));
         assert_eq!(t.ciphers[0], cipher::CHACHA20_POLY1305);
         assert_eq!(t.ciphers.len(), 3);
@@ -183,6 +277,7 @@ mod tests {
             (WINDOW_VAR, "1024"),
             (WINDOW_VAR, "99999999999"),
             (NODELAY_VAR, "yes"),
+            (READAHEAD_VAR, "1"),
             (KEEPALIVE_VAR, "0"),
             (KEEPALIVE_VAR, "soon"),
         ] {
@@ -190,5 +285,56 @@ mod tests {
             assert!(e.starts_with(var), "{e}");
             assert!(e.contains(&format!("{value:?}")) && e.ends_with("or unset it"), "{e}");
         }
+    }
+
+    /// A stream that hands out what was queued, at most one queued write per read, counting reads.
+    struct Chunks(std::collections::VecDeque<Vec<u8>>, usize);
+
+    impl AsyncRead for Chunks {
+        fn poll_read(mut self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            self.1 += 1;
+            if let Some(mut c) = self.0.pop_front() {
+                let n = buf.remaining().min(c.len());
+                buf.put_slice(&c[..n]);
+                if n < c.len() {
+                    self.0.push_front(c.split_off(n));
+                }
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn read_ahead_takes_a_small_packet_in_one_read_and_passes_bulk_straight_through() {
+        use tokio::io::AsyncReadExt;
+        // Three small packets that arrived together, then a bulk one of 40,000 bytes.
+        let small: Vec<u8> = (0..300u16).map(|i| i as u8).collect();
+        let bulk: Vec<u8> = (0..40_000u32).map(|i| (i * 7) as u8).collect();
+        let mut together = small.clone();
+        together.extend_from_slice(&bulk[..100]);
+        let mut r = ReadAhead { inner: Chunks(vec![together, bulk[100..].to_vec()].into(), 0), held: Vec::new(), at: 0, on: true };
+        // As russh reads: the first block, then the rest of the packet.
+        for p in small.chunks(100) {
+            let (mut head, mut rest) = ([0u8; 16], vec![0u8; 84]);
+            r.read_exact(&mut head).await.unwrap();
+            r.read_exact(&mut rest).await.unwrap();
+            assert_eq!([&head[..], &rest[..]].concat(), p);
+        }
+        assert_eq!(r.inner.1, 1, "three small packets, one read of the stream");
+        let mut head = [0u8; 16];
+        r.read_exact(&mut head).await.unwrap();
+        let mut rest = vec![0u8; bulk.len() - 16];
+        r.read_exact(&mut rest).await.unwrap();
+        assert_eq!([&head[..], &rest[..]].concat(), bulk);
+        assert_eq!(r.inner.1, 2, "the bulk packet's body read straight from the stream");
+        assert!(r.held.is_empty() && r.held.capacity() == 0, "nothing is kept between packets");
+        // Switched off, every read goes to the stream as asked.
+        let mut off = ReadAhead { inner: Chunks(vec![small.clone()].into(), 0), held: Vec::new(), at: 0, on: false };
+        let mut head = [0u8; 16];
+        off.read_exact(&mut head).await.unwrap();
+        let mut rest = vec![0u8; 284];
+        off.read_exact(&mut rest).await.unwrap();
+        assert_eq!(off.inner.1, 2);
+        assert_eq!([&head[..], &rest[..]].concat(), small);
     }
 }

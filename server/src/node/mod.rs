@@ -496,7 +496,7 @@ impl NodeService {
         let conn = server::NodeConn::new(self.clone(), peer, origin, Some(permit.mark()));
         let config = self.creds.ssh_config();
         let kill = crate::tunnel::killable::KillSwitch::new();
-        let stream = crate::tunnel::killable::Killable::new(stream, kill.clone());
+        let stream = shared::tuning::ReadAhead::new(crate::tunnel::killable::Killable::new(stream, kill.clone()));
         let serve = async move {
             match russh::server::run_stream(config, stream, conn).await {
                 Ok(session) => {

@@ -26,6 +26,7 @@ use shared::error::{Error, Result};
 use shared::identity::UserIdentity;
 use shared::resource::lock::Subject;
 use shared::subsystem::{ProxyRequest, parse_proxy_request};
+use shared::tuning::ReadAhead;
 
 use super::router::Router;
 use crate::auth::AuthServer;
@@ -83,7 +84,7 @@ impl ProxySsh {
         let serve = async move {
             // Boxed: the handshake's state is freed once it is done, not kept for the life of a
             // tunnel that only waits on its session.
-            match Box::pin(russh::server::run_stream(config, Killable::new(stream, kill), conn)).await {
+            match Box::pin(russh::server::run_stream(config, ReadAhead::new(Killable::new(stream, kill)), conn)).await {
                 Ok(session) => {
                     if let Err(e) = session.await {
                         tracing::debug!(?peer, error = %e, "proxy SSH session ended with an error");

@@ -244,10 +244,11 @@ where
     };
     let config = shared::tuning::client_config(None);
     let connected = async {
-        let mut handle = tokio::time::timeout(Duration::from_secs(15), client::connect_stream(config, tcp, handler))
-            .await
-            .map_err(|_| Failed(Error::connection_problem("SSH handshake timed out")))?
-            .map_err(|e| Failed(Error::connection_problem(format!("SSH handshake: {e}"))))?;
+        let mut handle =
+            tokio::time::timeout(Duration::from_secs(15), client::connect_stream(config, shared::tuning::ReadAhead::new(tcp), handler))
+                .await
+                .map_err(|_| Failed(Error::connection_problem("SSH handshake timed out")))?
+                .map_err(|e| Failed(Error::connection_problem(format!("SSH handshake: {e}"))))?;
         let answered = proxy.lock().ok().and_then(|p| p.clone()).unwrap_or_default();
         if !claim(answered.clone()).await {
             let _ = tokio::time::timeout(Duration::from_secs(2), handle.disconnect(russh::Disconnect::ByApplication, "", "en")).await;
