@@ -481,6 +481,7 @@ if [ -n "$DB" ]; then
     tsh db login --cluster=bench-leaf --db-user=bench --db-name=bench bench-pg >/dev/null
     tsh proxy db --cluster=bench-leaf --tunnel -p 15432 bench-pg >"$W/proxy-db.log" 2>&1 &
     PIDS+=($!)
+    PROXY_DB_PID=$!
     wait_until 10 psql -X "postgres://bench@127.0.0.1:15432/bench" -c 'select 1'
     tps() { pgbench -S -n -c 8 -j 2 -T "$DB_SECS" "$1" 2>&1 | awk '/^tps = / { printf "%.0f", $3 }'; }
     conn_ms() { pgbench -S -n -C -c 1 -t "$DB_CONNECTS" "$1" 2>&1 | awk '/average connection time/ { printf "%.2f", $5 }'; }
@@ -492,7 +493,15 @@ if [ -n "$DB" ]; then
     # The floor: pgbench's own TLS to PostgreSQL through three TCP relays.
     relay_chain 127.0.0.54:5432 5200
     FLOOR_URL="postgres://bench@$RELAY_FRONT/bench?sslmode=require"
-    DB_D=$(tps "$DIRECT_URL"); DB_T=$(tps "$VIA_URL"); DB_R=$(tps "$ROOT_URL"); DB_F=$(tps "$FLOOR_URL")
+    DB_D=$(tps "$DIRECT_URL")
+    # CPU per transaction of each process on the path, over the through run (ticks are 10 ms).
+    DB_TK0="$(ticks "$PROXY_DB_PID") $(ticks "$(cat "$R/pid")") $(ticks "$(cat "$L/pid")")"
+    DB_T=$(tps "$VIA_URL")
+    DB_TK1="$(ticks "$PROXY_DB_PID") $(ticks "$(cat "$R/pid")") $(ticks "$(cat "$L/pid")")"
+    DB_CPU="$(awk -v a="$DB_TK0" -v b="$DB_TK1" -v n="$((DB_T * DB_SECS))" 'BEGIN {
+        split(a, x); split(b, y); printf "tsh %.1f, root %.1f, leaf %.1f µs", (y[1] - x[1]) * 1e4 / n, (y[2] - x[2]) * 1e4 / n, (y[3] - x[3]) * 1e4 / n }')"
+    log "  CPU per transaction through: $DB_CPU"
+    DB_R=$(tps "$ROOT_URL"); DB_F=$(tps "$FLOOR_URL")
     DC_D=$(conn_ms "$DIRECT_URL"); DC_T=$(conn_ms "$VIA_URL"); DC_R=$(conn_ms "$ROOT_URL"); DC_F=$(conn_ms "$FLOOR_URL")
     log "  pgbench -S: direct $DB_D tps, through tsh proxy db $DB_T tps, straight to the root $DB_R tps, three relays $DB_F tps"
     log "  connect: direct $DC_D ms, through tsh proxy db $DC_T ms, straight to the root $DC_R ms, three relays $DC_F ms"
@@ -672,6 +681,7 @@ lever "defaults (AES-GCM first, 2 MiB windows, TCP_NODELAY)" TELEPORT_UNSTABLE_T
 lever "ChaCha20 first (OpenSSH's order)" TELEPORT_UNSTABLE_SSH_CIPHER_ORDER=chacha20
 lever "64 KiB channel windows" TELEPORT_UNSTABLE_SSH_WINDOW=65536
 lever "TCP_NODELAY off" TELEPORT_UNSTABLE_TCP_NODELAY=false
+lever "SSH read-ahead off (two reads per packet)" TELEPORT_UNSTABLE_SSH_READAHEAD=false
 restart_pair
 
 # ----------------------------------------------------------------- offline detection

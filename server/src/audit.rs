@@ -286,9 +286,13 @@ impl AuditLog {
         event.entry("time").or_insert_with(|| json!(shared::timefmt::rfc3339(self.clock.now())));
         event.entry("uid").or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
         event.entry("cluster_name").or_insert_with(|| json!(self.cluster_name));
-        if trim_to(&mut event, MAX_EVENT_BYTES) {
-            event.insert("trimmed".into(), json!(true));
+        // Serialized once; only an event over its bound is cut and serialized again.
+        let line = serde_json::to_string(&event).unwrap_or_default();
+        if line.len() <= MAX_EVENT_BYTES {
+            return line;
         }
+        trim_to(&mut event, MAX_EVENT_BYTES);
+        event.insert("trimmed".into(), json!(true));
         Value::Object(event).to_string()
     }
 

@@ -113,9 +113,9 @@ impl Forwarded {
     }
 }
 
-/// Events written off a connection's path (per request, per query), those already waiting
-/// together: one store transaction, one write to the events file, one API call from a process
-/// of its own. Bounded: a full queue holds the connection back rather than lose its event.
+/// Events written off a connection's path (per request, per query), those that come within
+/// [`EVENT_LINGER`] of each other together: one store transaction, one write to the events file,
+/// one API call from a process of its own. Bounded: a full queue holds the connection back rather than lose its event.
 #[derive(Clone)]
 pub struct EventQueue(tokio::sync::mpsc::Sender<AuditEvent>);
 
@@ -125,6 +125,10 @@ const EVENT_QUEUE: usize = 4096;
 /// Most events written together.
 const EVENT_BATCH: usize = 256;
 
+/// How long a batch waits for more once its first event is in: a busy database's queries or an
+/// app's requests share a transaction (a disk flush) per this much time rather than a few each.
+const EVENT_LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+
 impl EventQueue {
     /// A queue writing to `access`'s log until every sender is gone.
     pub fn start(access: Arc<dyn ServiceAccess>) -> EventQueue {
@@ -132,10 +136,15 @@ impl EventQueue {
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
+                let until = tokio::time::Instant::now() + EVENT_LINGER;
                 while batch.len() < EVENT_BATCH {
                     match rx.try_recv() {
                         Ok(e) => batch.push(e),
-                        Err(_) => break,
+                        Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break,
+                        Err(tokio::sync::mpsc::error::TryRecvError::Empty) => match tokio::time::timeout_at(until, rx.recv()).await {
+                            Ok(Some(e)) => batch.push(e),
+                            Ok(None) | Err(_) => break,
+                        },
                     }
                 }
                 access.emit_many(batch).await;

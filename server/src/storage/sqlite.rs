@@ -26,6 +26,8 @@ enum Cmd {
     Apply(Vec<Op>, i64, i64, Reply<i64>),
     Sweep(i64, Reply<usize>),
     AppendAudit(String, Reply<i64>),
+    /// Several events of one caller, answered once.
+    AppendAuditMany(Vec<String>, Reply<()>),
     ListAudit(usize, Reply<Vec<AuditRecord>>),
     PutChunk(String, i64, Vec<u8>, Reply<()>),
     GetChunks(String, i64, usize, Reply<ChunkPage>),
@@ -154,18 +156,40 @@ fn apply(conn: &mut Connection, ops: Vec<Op>, revision: i64, now: i64) -> Result
     Ok(changes)
 }
 
-/// Most audit events one transaction takes.
+/// Audit events after which a transaction takes no more waiting ones (a caller's own batch is
+/// never split).
 const AUDIT_BATCH: usize = 256;
 
+/// Audit events waiting to be written, and whom to answer.
+enum AuditAppend {
+    /// One event, answered with its id.
+    One(String, Reply<i64>),
+    /// A caller's events, answered once.
+    Many(Vec<String>, Reply<()>),
+}
+
+impl AuditAppend {
+    fn len(&self) -> usize {
+        match self {
+            AuditAppend::One(..) => 1,
+            AuditAppend::Many(lines, _) => lines.len(),
+        }
+    }
+}
+
 /// Appends audit events in one transaction (one disk flush for all of them), answering each.
-fn append_audit_batch(conn: &mut Connection, batch: Vec<(String, Reply<i64>)>) {
+fn append_audit_batch(conn: &mut Connection, batch: Vec<AuditAppend>) {
     let r = (|| -> rusqlite::Result<Vec<i64>> {
         let tx = conn.transaction()?;
+        // The last id of each entry (a `Many` is answered without one).
         let mut ids = Vec::with_capacity(batch.len());
         {
             let mut stmt = tx.prepare_cached("INSERT INTO audit (json) VALUES (?1)")?;
-            for (json, _) in &batch {
-                stmt.execute(params![json])?;
+            for entry in &batch {
+                match entry {
+                    AuditAppend::One(json, _) => stmt.execute(params![json])?,
+                    AuditAppend::Many(lines, _) => lines.iter().map(|json| stmt.execute(params![json])).sum::<rusqlite::Result<usize>>()?,
+                };
                 ids.push(tx.last_insert_rowid());
             }
         }
@@ -174,17 +198,45 @@ fn append_audit_batch(conn: &mut Connection, batch: Vec<(String, Reply<i64>)>) {
     })();
     match r {
         Ok(ids) => {
-            for ((_, reply), id) in batch.into_iter().zip(ids) {
-                let _ = reply.send(Ok(id));
+            for (entry, id) in batch.into_iter().zip(ids) {
+                match entry {
+                    AuditAppend::One(_, reply) => drop(reply.send(Ok(id))),
+                    AuditAppend::Many(_, reply) => drop(reply.send(Ok(()))),
+                }
             }
         }
         Err(e) => {
             let e = db_err(e);
-            for (_, reply) in batch {
-                let _ = reply.send(Err(e.clone()));
+            for entry in batch {
+                match entry {
+                    AuditAppend::One(_, reply) => drop(reply.send(Err(e.clone()))),
+                    AuditAppend::Many(_, reply) => drop(reply.send(Err(e.clone()))),
+                }
             }
         }
     }
+}
+
+/// Group commit: every audit event already waiting goes into `first`'s transaction (busy apps
+/// and databases audit each request; a flush each would bound them). A command of another kind
+/// taken on the way is left in `held`, served next.
+fn gather_audit(conn: &mut Connection, rx: &mpsc::Receiver<Cmd>, held: &mut Option<Cmd>, first: AuditAppend) {
+    let mut events = first.len();
+    let mut batch = vec![first];
+    while events < AUDIT_BATCH {
+        let next = match rx.try_recv() {
+            Ok(Cmd::AppendAudit(j, r)) => AuditAppend::One(j, r),
+            Ok(Cmd::AppendAuditMany(l, r)) => AuditAppend::Many(l, r),
+            Ok(other) => {
+                *held = Some(other);
+                break;
+            }
+            Err(_) => break,
+        };
+        events += next.len();
+        batch.push(next);
+    }
+    append_audit_batch(conn, batch);
 }
 
 fn serve(mut conn: Connection, rx: mpsc::Receiver<Cmd>, feed: Arc<Feed>, revisions: Revisions) {
@@ -239,22 +291,8 @@ fn serve(mut conn: Connection, rx: mpsc::Receiver<Cmd>, feed: Arc<Feed>, revisio
                 })();
                 let _ = reply.send(r);
             }
-            Cmd::AppendAudit(json, reply) => {
-                // Group commit: every audit event already waiting goes into the same
-                // transaction (busy apps audit each request; one flush each would bound them).
-                let mut batch = vec![(json, reply)];
-                while batch.len() < AUDIT_BATCH {
-                    match rx.try_recv() {
-                        Ok(Cmd::AppendAudit(j, r)) => batch.push((j, r)),
-                        Ok(other) => {
-                            held = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                append_audit_batch(&mut conn, batch);
-            }
+            Cmd::AppendAudit(json, reply) => gather_audit(&mut conn, &rx, &mut held, AuditAppend::One(json, reply)),
+            Cmd::AppendAuditMany(lines, reply) => gather_audit(&mut conn, &rx, &mut held, AuditAppend::Many(lines, reply)),
             Cmd::ListAudit(limit, reply) => {
                 let limit = i64::try_from(limit).unwrap_or(i64::MAX);
                 let r = conn
@@ -341,19 +379,8 @@ impl Backend for SqliteBackend {
     }
 
     fn append_audit_many(&self, lines: Vec<String>) -> BoxFuture<'_, Result<()>> {
-        // All queued at once: the writer commits them together.
-        Box::pin(async move {
-            let mut replies = Vec::with_capacity(lines.len());
-            for l in lines {
-                let (tx, rx) = oneshot::channel();
-                self.tx.send(Cmd::AppendAudit(l, tx)).map_err(|_| Error::internal("storage is closed"))?;
-                replies.push(rx);
-            }
-            for rx in replies {
-                rx.await.map_err(|_| Error::internal("storage is closed"))??;
-            }
-            Ok(())
-        })
+        // One command: the writer commits them together, with whatever else is waiting.
+        Box::pin(async move { self.ask(|r| Cmd::AppendAuditMany(lines, r)).await })
     }
 
     fn list_audit(&self, limit: usize) -> BoxFuture<'_, Result<Vec<AuditRecord>>> {
