@@ -114,8 +114,9 @@ impl Forwarded {
 }
 
 /// Events written off a connection's path (per request, per query), those that come within
-/// [`EVENT_LINGER`] of each other together: one store transaction, one write to the events file,
-/// one API call from a process of its own. Bounded: a full queue holds the connection back rather than lose its event.
+/// [`EVENT_LINGER`] of each other together: one store transaction, one write to the events
+/// file, one API call from a process of its own. Bounded: a full queue holds the connection
+/// back rather than lose its event.
 #[derive(Clone)]
 pub struct EventQueue(tokio::sync::mpsc::Sender<AuditEvent>);
 

@@ -129,6 +129,19 @@ pub async fn suite(b: &dyn Backend, prefix: &str) {
         last.iter().map(|r| r.json.clone()).collect::<Vec<_>>(),
         vec![format!("{{\"n\":3,\"uid\":\"{prefix}3\"}}"), format!("{{\"n\":4,\"uid\":\"{prefix}4\"}}")]
     );
+    // a batch, with single events sent while it is written: all kept, the batch in its order
+    let batch: Vec<String> = (5..305).map(|i| format!("{{\"n\":{i},\"uid\":\"{prefix}{i}\"}}")).collect();
+    let singles = async {
+        for i in 305..310 {
+            b.append_audit(format!("{{\"n\":{i},\"uid\":\"{prefix}{i}\"}}")).await.unwrap();
+        }
+    };
+    let (many, ()) = tokio::join!(b.append_audit_many(batch.clone()), singles);
+    many.unwrap();
+    let all: Vec<String> = b.list_audit(310).await.unwrap().into_iter().map(|r| r.json).collect();
+    assert_eq!(all.len(), 310, "every event kept");
+    let kept: Vec<&String> = all.iter().filter(|j| batch.contains(j)).collect();
+    assert_eq!(kept, batch.iter().collect::<Vec<_>>(), "the batch in its order");
 
     // recording chunks: in order from `from`, paged by size, a retried chunk replaces itself,
     // and no change feed event
