@@ -500,7 +500,7 @@ if [ -n "$DB" ]; then
     DB_TK0="$(ticks "$PROXY_DB_PID") $(ticks "$(cat "$R/pid")") $(ticks "$(cat "$L/pid")")"
     DB_T=$(tps "$VIA_URL")
     DB_TK1="$(ticks "$PROXY_DB_PID") $(ticks "$(cat "$R/pid")") $(ticks "$(cat "$L/pid")")"
-    DB_CPU="$(awk -v a="$DB_TK0" -v b="$DB_TK1" -v n="$((DB_T * DB_SECS))" 'BEGIN {
+    DB_CPU="$(awk -v a="$DB_TK0" -v b="$DB_TK1" -v n="$((${DB_T:-0} * DB_SECS))" 'BEGIN { if (n < 1) n = 1
         split(a, x); split(b, y); printf "tsh %.1f, root %.1f, leaf %.1f µs", (y[1] - x[1]) * 1e4 / n, (y[2] - x[2]) * 1e4 / n, (y[3] - x[3]) * 1e4 / n }')"
     log "  CPU per transaction through: $DB_CPU"
     DB_R=$(tps "$ROOT_URL"); DB_F=$(tps "$FLOOR_URL")
@@ -882,7 +882,8 @@ four sockets more each way, and the profiles' first kernel symbols are those sen
 wake-ups they cause. The last column is the floor: the same requests through three HAProxy
 processes that only relay TCP (no TLS, no HTTP, no audit) reach ${APP_F32}× direct at 32
 connections here, what any path through three more processes can hope for on this machine
-(the 0.5× target is beyond it when that is under 0.5); ours is judged against that floor. At one connection it is the latency of the hops.
+(the 0.5× target is beyond it when that is under 0.5); ours is judged against that floor.
+At one connection it is the latency of the hops.
 
 ## Databases
 
@@ -897,12 +898,12 @@ average with a new connection per transaction (\`-C\`, ${DB_CONNECTS} of them).
 $DB_TABLE
 
 What bounds these: as for applications, a select crosses five processes each way where direct
-crosses two, on two cores. CPU per transaction in the through run: $DB_CPU (the leaf
-decrypts SSH, reads the messages, audits the query and writes TLS to PostgreSQL; most of
-each is the kernel's loopback sends and wake-ups). The floor column, three HAProxy processes
-relaying pgbench's own TLS, reaches $(ratio "${DB_F:-0}" "${DB_D:-0}")× direct here: the 0.6× target is beyond any
-path through three more processes on this machine while that is under 0.6. Connect adds the certificate checks
-and a TLS handshake per hop.
+crosses two, on two cores. CPU per transaction in the through run: $DB_CPU
+(the leaf decrypts SSH, reads the messages, audits the query and writes TLS to PostgreSQL;
+most of each is the kernel's loopback sends and wake-ups). The floor column, three HAProxy
+processes relaying pgbench's own TLS, reaches $(ratio "${DB_F:-0}" "${DB_D:-0}")× direct here:
+the 0.6× target is beyond any path through three more processes on this machine while that
+is under 0.6. Connect adds the certificate checks and a TLS handshake per hop.
 
 ## Where the time goes, by function
 
