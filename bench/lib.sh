@@ -15,6 +15,7 @@ stats() { # "median p99" in ms of the seconds on stdin
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; } # of the numbers on stdin
 rss_kib() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'; }
+plus() { awk -v a="$1" -v b="$2" -v d="${3:-3}" 'BEGIN { printf("+%." d "f ms", a - b) }'; } # a − b ms, d decimals (3)
 
 # A cluster of one process (auth, proxy, node) on $ip, its web port 3080, node 3022, diag 3000;
 # keep_alive "" leaves the default. Its pid in $d/pid and in PIDS (the caller's cleanup kills them).

@@ -25,9 +25,7 @@ enum Cmd {
     /// ops, the clock in nanoseconds, the clock in seconds.
     Apply(Vec<Op>, i64, i64, Reply<i64>),
     Sweep(i64, Reply<usize>),
-    AppendAudit(String, Reply<i64>),
-    /// Several events of one caller, answered once.
-    AppendAuditMany(Vec<String>, Reply<()>),
+    AppendAudit(AuditAppend),
     ListAudit(usize, Reply<Vec<AuditRecord>>),
     PutChunk(String, i64, Vec<u8>, Reply<()>),
     GetChunks(String, i64, usize, Reply<ChunkPage>),
@@ -169,10 +167,19 @@ enum AuditAppend {
 }
 
 impl AuditAppend {
-    fn len(&self) -> usize {
+    fn lines(&self) -> &[String] {
         match self {
-            AuditAppend::One(..) => 1,
-            AuditAppend::Many(lines, _) => lines.len(),
+            AuditAppend::One(json, _) => std::slice::from_ref(json),
+            AuditAppend::Many(lines, _) => lines,
+        }
+    }
+
+    /// Answers the caller: `id` is the last event's.
+    fn answer(self, id: Result<i64>) {
+        // A caller that went away needs no answer.
+        match self {
+            AuditAppend::One(_, reply) => drop(reply.send(id)),
+            AuditAppend::Many(_, reply) => drop(reply.send(id.map(|_| ()))),
         }
     }
 }
@@ -186,10 +193,9 @@ fn append_audit_batch(conn: &mut Connection, batch: Vec<AuditAppend>) {
         {
             let mut stmt = tx.prepare_cached("INSERT INTO audit (json) VALUES (?1)")?;
             for entry in &batch {
-                match entry {
-                    AuditAppend::One(json, _) => stmt.execute(params![json])?,
-                    AuditAppend::Many(lines, _) => lines.iter().map(|json| stmt.execute(params![json])).sum::<rusqlite::Result<usize>>()?,
-                };
+                for json in entry.lines() {
+                    stmt.execute(params![json])?;
+                }
                 ids.push(tx.last_insert_rowid());
             }
         }
@@ -197,22 +203,10 @@ fn append_audit_batch(conn: &mut Connection, batch: Vec<AuditAppend>) {
         Ok(ids)
     })();
     match r {
-        Ok(ids) => {
-            for (entry, id) in batch.into_iter().zip(ids) {
-                match entry {
-                    AuditAppend::One(_, reply) => drop(reply.send(Ok(id))),
-                    AuditAppend::Many(_, reply) => drop(reply.send(Ok(()))),
-                }
-            }
-        }
+        Ok(ids) => batch.into_iter().zip(ids).for_each(|(entry, id)| entry.answer(Ok(id))),
         Err(e) => {
             let e = db_err(e);
-            for entry in batch {
-                match entry {
-                    AuditAppend::One(_, reply) => drop(reply.send(Err(e.clone()))),
-                    AuditAppend::Many(_, reply) => drop(reply.send(Err(e.clone()))),
-                }
-            }
+            batch.into_iter().for_each(|entry| entry.answer(Err(e.clone())));
         }
     }
 }
@@ -221,19 +215,18 @@ fn append_audit_batch(conn: &mut Connection, batch: Vec<AuditAppend>) {
 /// and databases audit each request; a flush each would bound them). A command of another kind
 /// taken on the way is left in `held`, served next.
 fn gather_audit(conn: &mut Connection, rx: &mpsc::Receiver<Cmd>, held: &mut Option<Cmd>, first: AuditAppend) {
-    let mut events = first.len();
+    let mut events = first.lines().len();
     let mut batch = vec![first];
     while events < AUDIT_BATCH {
         let next = match rx.try_recv() {
-            Ok(Cmd::AppendAudit(j, r)) => AuditAppend::One(j, r),
-            Ok(Cmd::AppendAuditMany(l, r)) => AuditAppend::Many(l, r),
+            Ok(Cmd::AppendAudit(a)) => a,
             Ok(other) => {
                 *held = Some(other);
                 break;
             }
             Err(_) => break,
         };
-        events += next.len();
+        events += next.lines().len();
         batch.push(next);
     }
     append_audit_batch(conn, batch);
@@ -291,8 +284,7 @@ fn serve(mut conn: Connection, rx: mpsc::Receiver<Cmd>, feed: Arc<Feed>, revisio
                 })();
                 let _ = reply.send(r);
             }
-            Cmd::AppendAudit(json, reply) => gather_audit(&mut conn, &rx, &mut held, AuditAppend::One(json, reply)),
-            Cmd::AppendAuditMany(lines, reply) => gather_audit(&mut conn, &rx, &mut held, AuditAppend::Many(lines, reply)),
+            Cmd::AppendAudit(first) => gather_audit(&mut conn, &rx, &mut held, first),
             Cmd::ListAudit(limit, reply) => {
                 let limit = i64::try_from(limit).unwrap_or(i64::MAX);
                 let r = conn
@@ -375,12 +367,12 @@ impl Backend for SqliteBackend {
     }
 
     fn append_audit(&self, json: String) -> BoxFuture<'_, Result<i64>> {
-        Box::pin(async move { self.ask(|r| Cmd::AppendAudit(json, r)).await })
+        Box::pin(async move { self.ask(|r| Cmd::AppendAudit(AuditAppend::One(json, r))).await })
     }
 
     fn append_audit_many(&self, lines: Vec<String>) -> BoxFuture<'_, Result<()>> {
         // One command: the writer commits them together, with whatever else is waiting.
-        Box::pin(async move { self.ask(|r| Cmd::AppendAuditMany(lines, r)).await })
+        Box::pin(async move { self.ask(|r| Cmd::AppendAudit(AuditAppend::Many(lines, r))).await })
     }
 
     fn list_audit(&self, limit: usize) -> BoxFuture<'_, Result<Vec<AuditRecord>>> {
