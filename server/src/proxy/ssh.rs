@@ -298,7 +298,11 @@ impl russh::server::Handler for ProxyConn {
     }
 
     async fn auth_openssh_certificate(&mut self, user: &str, cert: &Certificate) -> std::result::Result<Auth, Self::Error> {
-        match self.authenticate(user, cert).await {
+        // Boxed: each session's task keeps room for the largest handler future for the life of
+        // the connection, twice over (russh's spawn holds the session future and awaits a copy).
+        // Inline, this 3 KiB one made the task 30.2 KiB instead of 24.4 for every idle tunnel
+        // (`-Zprint-type-sizes`; root RSS per tunnel 68 -> 61.5 KiB at 19,000 leaves).
+        match Box::pin(self.authenticate(user, cert)).await {
             Ok(()) => {
                 if let Some(m) = &self.mark {
                     m.authenticated();
