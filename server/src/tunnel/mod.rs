@@ -180,7 +180,7 @@ where
     shared::sshclient::relay(channel, rd, wr, shared::sshclient::Ending::StreamEnds).await;
 }
 
-/// Writes a status line./// Writes a status line.
+/// Writes a status line.
 pub async fn write_status<S: AsyncWrite + Unpin>(s: &mut S, status: &Status) -> std::io::Result<()> {
     s.write_all(format!("{}\n", status.encode()).as_bytes()).await?;
     s.flush().await
