@@ -362,7 +362,15 @@ async fn serve(
     );
     let mut sd = stops.clone();
     if sd.wait().await {
-        drain(&cfg, &mut sd, &registry, &mut tasks, &proxy_ssh, &peering, node.as_ref()).await;
+        // Users' connections, connections a peer forwards, node sessions, and connections in
+        // their handshake (which would become one of these: a stop must not cut them halfway).
+        let running = || {
+            proxy_ssh.live.len()
+                + peering.forwarding.load(Ordering::SeqCst)
+                + node.as_ref().map_or(0, |n| n.live.len())
+                + limiter.phases().1
+        };
+        drain(&cfg, &mut sd, &registry, &mut tasks, &limiter, running).await;
     }
     tracing::info!("shutting down: finishing open requests");
     registry.leave().await;
@@ -386,27 +394,36 @@ async fn serve(
 }
 
 /// A graceful stop: leave the registry (agents are told to move, load balancers see `/readyz`
-/// fail), stop accepting, and let running sessions finish, for at most `shutdown_timeout` or
-/// until told to stop now.
+/// fail), stop accepting once load balancers have stopped sending connections here, and let
+/// running sessions finish, for at most `shutdown_timeout` or until told to stop now.
 async fn drain(
     cfg: &Config,
     stops: &mut Stops,
     registry: &ProxyRegistry,
     tasks: &mut TaskSet,
-    proxy_ssh: &ProxySsh,
-    peering: &Peering,
-    node: Option<&Arc<NodeService>>,
+    limiter: &Limiter,
+    running: impl Fn() -> usize,
 ) {
-    let running = || proxy_ssh.live.len() + peering.forwarding.load(Ordering::SeqCst) + node.map_or(0, |n| n.live.len());
     tracing::info!(
         sessions = running(),
         timeout = %shared::timefmt::go_duration(cfg.shutdown_timeout),
         "stopping gracefully: agents move to the other proxies, running sessions may finish"
     );
     registry.leave().await;
+    let mut now = stops.now.clone();
+    // With other proxies to take over, a load balancer in front takes this one out when
+    // `/readyz` fails, a second or so later. Closing the listeners before then resets the
+    // connections it sent meanwhile that still wait in the accept queue (a client sees the
+    // handshake cut); after it, a connection is refused, which load balancers retry elsewhere.
+    if !registry.discovery().borrow().proxies.is_empty() {
+        let quiet = tokio::select! {
+            _ = now.wait() => false,
+            q = until_quiet(|| limiter.admitted(), LISTEN_UNTIL_QUIET, LISTEN_AT_MOST) => q,
+        };
+        tracing::info!(quiet, "no longer accepting connections");
+    }
     tasks.stop_stage(Stage::Listeners, Duration::from_secs(10)).await;
     let deadline = tokio::time::Instant::now() + cfg.shutdown_timeout;
-    let mut now = stops.now.clone();
     while running() > 0 && tokio::time::Instant::now() < deadline {
         tokio::select! {
             _ = now.wait() => break,
@@ -416,5 +433,44 @@ async fn drain(
     match running() {
         0 => tracing::info!("every session finished"),
         n => tracing::warn!(sessions = n, "stopping with sessions still running"),
+    }
+}
+
+/// How long a stopping process, with other proxies to take over, goes without a new connection
+/// before it stops accepting; and the longest it keeps accepting.
+const LISTEN_UNTIL_QUIET: Duration = Duration::from_secs(1);
+const LISTEN_AT_MOST: Duration = Duration::from_secs(5);
+
+/// Waits until `count` (connections accepted so far) has not moved for `quiet`, or `most` has
+/// passed. True when it went quiet.
+async fn until_quiet(count: impl Fn() -> u64, quiet: Duration, most: Duration) -> bool {
+    let start = tokio::time::Instant::now();
+    let (mut seen, mut since) = (count(), start);
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = tokio::time::Instant::now();
+        let n = count();
+        if n != seen {
+            (seen, since) = (n, now);
+        } else if now - since >= quiet {
+            return true;
+        }
+        if now - start >= most {
+            return false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stopping_listener_waits_for_quiet_and_no_longer_than_its_bound() {
+        let short = Duration::from_millis(100);
+        assert!(until_quiet(|| 7, short, Duration::from_secs(5)).await, "nothing new: quiet");
+        let accepted = std::sync::atomic::AtomicU64::new(0);
+        let busy = || accepted.fetch_add(1, Ordering::SeqCst);
+        assert!(!until_quiet(busy, short, Duration::from_millis(300)).await, "never quiet: bounded");
     }
 }

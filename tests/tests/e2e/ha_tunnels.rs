@@ -403,6 +403,9 @@ fn a_graceful_stop_moves_agents_and_lets_running_sessions_finish() {
     assert!(root.procs[1].wait_exit(Duration::from_secs(10)), "root-b did not exit after its sessions finished");
     let exited = t.elapsed();
     assert!(root.procs[1].log().contains("every session finished"), "{}", root.procs[1].log());
+    // It kept accepting until the load balancer had taken it out (no connection for a second),
+    // so nothing it was sent was reset in its accept queue.
+    assert!(root.procs[1].log().contains("no longer accepting connections quiet=true"), "{}", root.procs[1].log());
     // The leaf never dialled root-b again.
     std::thread::sleep(Duration::from_secs(3));
     let redials = leaf.log()[mark..].lines().filter(|l| l.contains("tunnel dial") && l.contains(&b_web)).count();
