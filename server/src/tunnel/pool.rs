@@ -13,7 +13,11 @@
 //! list's `ttl`), and then drops its tunnel to it (never its last tunnel).
 //! Retries: the first at once (with up to 500ms of jitter), then linear 1s steps to
 //! `max_backoff`, each jittered over 30–100% of its step, so that a thousand agents that lost
-//! their proxies together do not come back together.
+//! their proxies together do not come back together. An agent that holds a tunnel dials a proxy
+//! new to it (or restarted) at a random moment within the spread the list carries (the sending
+//! proxy's tunnels ÷ [`JOIN_RATE`](crate::tunnel::proxies::JOIN_RATE)): all its agents heard
+//! of the newcomer at once, and dialling together they would fill its `max_startups`, refusing
+//! the users a load balancer sends it meanwhile.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,7 +30,7 @@ use tokio::time::Instant;
 use super::agent::{AgentConfig, NotEstablished, OnMessage, establish, serve};
 use super::wire::Heartbeat;
 use crate::shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};
-use crate::tunnel::proxies::Discovery;
+use crate::tunnel::proxies::{Discovery, JOIN_SPREAD_MAX};
 
 /// Test hook: proxies (host UUIDs, comma-separated) this agent never dials directly, as if a
 /// firewall stood between them; a load balancer may still land on them.
@@ -82,6 +86,14 @@ pub fn delay(failures: u32, max: Duration) -> Duration {
     }
     let step = Duration::from_secs(u64::from(failures - 1)).min(max.max(Duration::from_secs(1)));
     step.mul_f64(rng.random_range(0.3..=1.0))
+}
+
+/// A moment within `spread`, uniformly (at once for none).
+fn jitter(spread: Duration) -> Duration {
+    if spread.is_zero() {
+        return Duration::ZERO;
+    }
+    spread.mul_f64(rand::rng().random_range(0.0..=1.0))
 }
 
 /// A proxy the pool was told about.
@@ -324,16 +336,22 @@ impl Pool {
 
     fn learn(&mut self, d: Discovery, now: Instant) {
         let ttl = Duration::from_secs(d.ttl.clamp(5, 600));
+        // Holding a tunnel, this agent is in no hurry for a proxy new to it: every agent of the
+        // proxy that sent the list heard of it in the same instant.
+        let spread = if self.connected() > 0 { Duration::from_millis(d.spread_ms).min(JOIN_SPREAD_MAX) } else { Duration::ZERO };
         for p in d.proxies {
             // A proxy that said goodbye and came back (a new start time) is wanted again.
             if self.leaving.get(&p.name).is_some_and(|(started, _)| *started != p.started) {
                 self.leaving.remove(&p.name);
             }
-            // A proxy that restarted is dialled at once, whatever the backoff had reached.
+            // A proxy that restarted, or one not heard of before, is dialled within the spread
+            // (at once without one), whatever a backoff had reached.
             let restarted = self.known.get(&p.name).is_some_and(|k| k.started != 0 && k.started != p.started);
-            if restarted && let Some(b) = self.backoff.get_mut(&Target::Proxy(p.name.clone())) {
+            let new = !self.known.contains_key(&p.name);
+            if (restarted || new) && !self.claimed(&p.name) {
+                let b = self.backoff.entry(Target::Proxy(p.name.clone())).or_insert_with(|| Backoff::new(now));
                 b.failures = 0;
-                b.next_at = now;
+                b.next_at = now + jitter(spread);
             }
             self.known.insert(p.name, Known { addr: p.addr, started: p.started, expires: now + ttl });
         }
@@ -388,5 +406,9 @@ mod tests {
         let samples: Vec<Duration> = (0..20).map(|_| delay(6, max)).collect();
         assert!(samples.iter().any(|s| *s != samples[0]), "jitter expected");
         assert!(samples.iter().all(|s| *s >= Duration::from_millis(1500) && *s <= Duration::from_secs(5)));
+        // A join's moment lies within its spread, and varies; none at once.
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+        let joins: Vec<Duration> = (0..20).map(|_| jitter(Duration::from_secs(20))).collect();
+        assert!(joins.iter().all(|j| *j <= Duration::from_secs(20)) && joins.iter().any(|j| *j != joins[0]), "{joins:?}");
     }
 }

@@ -34,6 +34,21 @@ pub const DISCOVERY_TTL: Duration = Duration::from_secs(30);
 /// the pong of a heartbeat, so at the keep-alive interval when that is longer.
 pub const DISCOVERY_EVERY: Duration = Duration::from_secs(10);
 
+/// Tunnels a proxy expects another to take per second when its agents, already holding a
+/// tunnel to it, join that other one (new or restarted): about half of what one process
+/// completes on two cores (bench/scale.md, ~1,000 reconnects a second), leaving room for users.
+pub const JOIN_RATE: u64 = 500;
+/// The longest an agent that holds a tunnel waits before dialling a proxy new to it.
+pub const JOIN_SPREAD_MAX: Duration = Duration::from_secs(120);
+
+/// Over how long agents already holding a tunnel to a proxy with `tunnels` spread their first
+/// dials to a proxy new to them: all told in the same instant, they would all dial at once, and
+/// the newcomer would refuse beyond `max_startups` (users among them) while it caught up.
+pub fn join_spread(tunnels: usize) -> Duration {
+    let ms = u64::try_from(tunnels).unwrap_or(u64::MAX).saturating_mul(1000) / JOIN_RATE;
+    Duration::from_millis(ms).min(JOIN_SPREAD_MAX)
+}
+
 /// One proxy as agents need to know it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiscoveredProxy {
@@ -53,6 +68,15 @@ pub struct Discovery {
     pub proxies: Vec<DiscoveredProxy>,
     /// Seconds an agent keeps an entry it does not hear of again.
     pub ttl: u64,
+    /// Milliseconds over which an agent that already holds a tunnel spreads its first dial to a
+    /// proxy new to it or restarted ([`join_spread`]; absent: at once). An agent with no tunnel
+    /// dials at once.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub spread_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// This process in the registry, and what it knows of the others.
@@ -67,7 +91,7 @@ impl ProxyRegistry {
     /// The registry entry of this process (`spec.addr` is where agents dial it directly).
     pub fn new(auth: Arc<AuthServer>, spec: ProxySpec) -> Arc<ProxyRegistry> {
         let me = DiscoveredProxy { name: auth.proxy_id().to_string(), addr: spec.addr.clone(), started: spec.started };
-        let (tx, _) = watch::channel(Arc::new(Discovery { proxies: vec![me], ttl: DISCOVERY_TTL.as_secs() }));
+        let (tx, _) = watch::channel(Arc::new(Discovery { proxies: vec![me], ttl: DISCOVERY_TTL.as_secs(), spread_ms: 0 }));
         Arc::new(ProxyRegistry { auth, spec, tx, leaving: AtomicBool::new(false) })
     }
 
@@ -161,7 +185,7 @@ impl ProxyRegistry {
             proxies.push(DiscoveredProxy { name: me, addr: self.spec.addr.clone(), started: self.spec.started });
         }
         proxies.sort_by(|a, b| a.name.cmp(&b.name));
-        let next = Discovery { proxies, ttl: DISCOVERY_TTL.as_secs() };
+        let next = Discovery { proxies, ttl: DISCOVERY_TTL.as_secs(), spread_ms: 0 };
         self.tx.send_if_modified(|cur| {
             if **cur == next {
                 false
@@ -180,5 +204,18 @@ impl ProxyRegistry {
             async move { me.refresh().await }
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_join_is_spread_by_the_tunnels_that_would_make_it_and_bounded() {
+        assert_eq!(join_spread(0), Duration::ZERO);
+        assert_eq!(join_spread(2), Duration::from_millis(4));
+        assert_eq!(join_spread(10_000), Duration::from_secs(20));
+        assert_eq!(join_spread(usize::MAX), JOIN_SPREAD_MAX);
     }
 }

@@ -113,6 +113,11 @@ impl TunnelRegistry {
         self.registered.load(Ordering::Relaxed)
     }
 
+    /// How many tunnels are registered (leaves and nodes), without walking them.
+    pub fn total(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or_default()
+    }
+
     /// How many leaves and nodes are connected: (leaf clusters, nodes).
     pub fn counts(&self) -> (usize, usize) {
         let Ok(m) = self.map.lock() else {

@@ -211,7 +211,11 @@ async fn serve_heartbeats(
     // keeps an entry for three repeats.
     let repeat = DISCOVERY_EVERY.max(shared.auth.settings.keep_alive_interval);
     let list_ttl = (repeat * 3).as_secs() + 5;
-    let list_message = |d: &Discovery| Heartbeat::Proxies(Discovery { proxies: d.proxies.clone(), ttl: d.ttl.max(list_ttl) });
+    // With how long to spread a join over: every agent of this proxy hears of a new one at once.
+    let list_message = |d: &Discovery| {
+        let spread_ms = u64::try_from(super::proxies::join_spread(shared.tunnels.total()).as_millis()).unwrap_or(u64::MAX);
+        Heartbeat::Proxies(Discovery { proxies: d.proxies.clone(), ttl: d.ttl.max(list_ttl), spread_ms })
+    };
     let mut next_list = tokio::time::Instant::now();
     let wait = threshold + Duration::from_millis(500);
     let mut silence = Box::pin(tokio::time::sleep(wait));

@@ -525,6 +525,14 @@ mod tests {
         }
         assert_eq!(Heartbeat::decode("something-new {}").ok(), Some(None));
         assert!(Heartbeat::decode("cas [not json").is_err());
+        // A proxy list with a spread round-trips; one without (an older proxy) means at once.
+        use crate::tunnel::proxies::{DiscoveredProxy, Discovery};
+        let p = DiscoveredProxy { name: "a".into(), addr: "a:3080".into(), started: 1 };
+        let list = Heartbeat::Proxies(Discovery { proxies: vec![p.clone()], ttl: 35, spread_ms: 20_000 });
+        assert_eq!(Heartbeat::decode(&list.encode()).ok(), Some(Some(list)));
+        let old = Heartbeat::Proxies(Discovery { proxies: vec![p], ttl: 35, spread_ms: 0 });
+        assert!(!old.encode().contains("spread_ms"), "{}", old.encode());
+        assert_eq!(Heartbeat::decode(r#"proxies {"proxies":[{"name":"a","addr":"a:3080","started":1}],"ttl":35}"#).ok(), Some(Some(old)));
         assert!(Heartbeat::decode(r#"keepalive {"interval_ms":0,"count_max":3}"#).is_err());
     }
 
