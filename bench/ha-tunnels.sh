@@ -136,7 +136,7 @@ sleep 3
 RSS_A0=$(rss_kib "$(cat "$W/root-a/pid")"); RSS_B0=$(rss_kib "$(cat "$W/root-b/pid")")
 CA="$W/root-a/data/web/webca.pem"
 
-log "$LEAVES simulated leaves${SEED_DIRECT:- through HAProxy}"
+log "$LEAVES simulated leaves, first dials $(if [ -n "$SEED_DIRECT" ]; then echo "straight to the processes"; else echo "through HAProxy"; fi)"
 TOKEN="$("${T[@]}" tokens add --type=trusted_cluster --ttl=60m --format=text)"
 # The handshakes go to root-a itself: through the balancer they would all come from its address,
 # and the per-address rate limit of the handshake would serialise them.
@@ -216,7 +216,7 @@ probe() { TELEPORT_HOME="$W/tsh-probe" timeout 30 tsh ssh --cluster=hat-leaf2.ex
 probe
 (
     while [ ! -f "$W/probe.stop" ]; do
-        if probe >/dev/null 2>>"$W/probe.err"; then echo ok; else echo fail; fi
+        if probe >/dev/null 2>>"$W/probe.err"; then echo "ok $(date +%T.%N)"; else echo "fail $(date +%T.%N)"; fi
         sleep 0.2
     done
 ) >"$W/probe.log" &
@@ -224,15 +224,16 @@ PROBER=$!; PIDS+=($PROBER)
 sleep 3
 for who in root-a root-b; do
     ip=$A_IP; [ "$who" = root-b ] && ip=$B_IP
-    stop_proc "$who"; sleep 5
-    start_proc "$who" "$ip"; wait_ready "$ip"
+    log "  $who: SIGTERM at $(date +%T.%N)"; stop_proc "$who"; log "  $who: exited at $(date +%T.%N)"; sleep 5
+    start_proc "$who" "$ip"; wait_ready "$ip"; log "  $who: started and ready at $(date +%T.%N)"
     wait_until 600 both_hold
+    log "  $who: every leaf holds both tunnels again at $(date +%T.%N)"
     sleep 3
 done
 touch "$W/probe.stop"; wait "$PROBER" 2>/dev/null || true
 PROBES_OK=$(grep -c '^ok' "$W/probe.log" || true); PROBES_FAIL=$(grep -c '^fail' "$W/probe.log" || true)
 log "  probes: $PROBES_OK ok, $PROBES_FAIL failed"
-[ "$PROBES_FAIL" = 0 ] || { log "  failed probes said:"; sort "$W/probe.err" | uniq -c | sort -rn | head -5 >&2; }
+[ "$PROBES_FAIL" = 0 ] || { log "  failed probes (ended at) and what they said:"; grep '^fail' "$W/probe.log" >&2; sort "$W/probe.err" | uniq -c | sort -rn | head -5 >&2; }
 
 log "restarting both root processes"
 stop_proc root-a; stop_proc root-b
@@ -337,9 +338,13 @@ discovery brings to both processes ($((2 * LEAVES)) tunnels). $SEED_NOTE
 What bounds these: each leaf's two tunnels cost what one root's does (bench/scale.md), twice;
 the processes write presence rows to PostgreSQL (one per leaf per heartbeat, in one transaction
 per process every 500 ms), which is PostgreSQL's idle CPU. A process that stops answers
-\`/readyz\` with 503 and tells its agents to move first; HAProxy takes it out within a second
-and retries a refused connection on the other, so a probe sees no failure. A restart of both is
-bounded like the single root's: the handshakes on two cores.
+\`/readyz\` with 503 and tells its agents to move first, and keeps accepting until HAProxy has
+taken it out (no connection for a second); after, HAProxy retries a refused connection on the
+other, so a probe sees no failure. A process that starts again is joined by the agents of the
+other within a spread of that one's tunnels ÷ 500 a second (20 s here), not all at once: at
+once they filled its \`max_startups\` 4 s after it started, refusing probes sent to it. A restart
+of both is bounded like the single root's, the handshakes on two cores, for each leaf's first
+tunnel; its second comes within the spread, which is most of the time to every tunnel back.
 
 One real leaf (with its node) reaches only root-b (\`TELEPORT_UNSTABLE_AGENT_SKIP_PROXIES\` stands in
 for a firewall); \`tsh ssh --cluster=leaf\` through root-b is direct, through root-a it is forwarded by
