@@ -50,14 +50,127 @@ fn read_stdin() -> tokio::sync::mpsc::Receiver<Vec<u8>> {
 /// The most standard input read at once: a pipe holds 64 KiB.
 const STDIN_CHUNK: usize = 64 * 1024;
 
+/// A terminal on standard input and output, read and written from the runtime's own thread, as
+/// OpenSSH's client does: both descriptors non-blocking (their flags restored when this is
+/// dropped) and woken by epoll. A keystroke and its echo then reach the session and the screen
+/// with no hand-off to another thread (the threads above cost a thread wake-up each way).
+struct Tty {
+    input: tokio::io::unix::AsyncFd<std::fs::File>,
+    output: tokio::io::unix::AsyncFd<std::fs::File>,
+}
+
+/// The flags standard input and output had, put back when dropped: O_NONBLOCK is on the open
+/// file, which the shell shares. Held by the session itself, so that they come back when it
+/// ends, whatever task still holds the [`Tty`].
+struct Blocking(Vec<(std::os::fd::OwnedFd, nix::fcntl::OFlag)>);
+
+impl Drop for Blocking {
+    fn drop(&mut self) {
+        for (fd, flags) in self.0.iter().rev() {
+            let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(*flags));
+        }
+    }
+}
+
+impl Tty {
+    /// Standard input and output, when both are terminals the runtime can wait on.
+    fn open() -> Option<(Arc<Tty>, Blocking)> {
+        use std::io::IsTerminal;
+        use std::os::fd::AsFd;
+        if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+            return None;
+        }
+        let fds = (std::io::stdin().as_fd().try_clone_to_owned().ok()?, std::io::stdout().as_fd().try_clone_to_owned().ok()?);
+        let tty = Tty::nonblocking(fds.0, fds.1);
+        if tty.is_none() {
+            tracing::debug!("standard input and output stay on their threads: cannot make them non-blocking");
+        }
+        tty.map(|(t, b)| (Arc::new(t), b))
+    }
+
+    #[allow(unsafe_code)]
+    fn nonblocking(input: std::os::fd::OwnedFd, output: std::os::fd::OwnedFd) -> Option<(Tty, Blocking)> {
+        use nix::fcntl::{FcntlArg, OFlag, fcntl};
+        // Every flag read before any is set: input and output are often one open file, whose
+        // flags the first change would change for both.
+        let mut saved = Blocking(Vec::new());
+        for fd in [&input, &output] {
+            let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).ok()?);
+            saved.0.push((fd.try_clone().ok()?, flags));
+        }
+        for (fd, flags) in &saved.0 {
+            fcntl(fd, FcntlArg::F_SETFL(*flags | OFlag::O_NONBLOCK)).ok()?;
+        }
+        use tokio::io::Interest;
+        // SAFETY: each `File` owns its descriptor (a duplicate) and keeps it open, and its
+        // `as_raw_fd` is the same number, for as long as the `AsyncFd` holds it.
+        let input = unsafe { tokio::io::unix::AsyncFd::register_with_interest(std::fs::File::from(input), Interest::READABLE) };
+        // SAFETY: as above.
+        let output = unsafe { tokio::io::unix::AsyncFd::register_with_interest(std::fs::File::from(output), Interest::WRITABLE) };
+        match (input, output) {
+            (Ok(input), Ok(output)) => Some((Tty { input, output }, saved)),
+            _ => None,
+        }
+    }
+
+    async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::Read;
+        loop {
+            let mut ready = self.input.readable().await?;
+            match ready.try_io(|f| f.get_ref().read(buf)) {
+                Ok(r) => return r,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    async fn write_all(&self, mut data: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        while !data.is_empty() {
+            let mut ready = self.output.writable().await?;
+            match ready.try_io(|f| f.get_ref().write(data)) {
+                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => data = &data[n..],
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Standard input in chunks, from the terminal on the runtime's thread.
+fn read_tty(tty: Arc<Tty>) -> tokio::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; STDIN_CHUNK];
+        loop {
+            match tty.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
 /// Standard output written by a thread of its own, fed through a short queue: a reader that
 /// stops (a paused pager) blocks that thread, the queue fills and the session waits for it,
 /// while the one runtime thread goes on answering the servers' keep-alives. `finish` waits for
 /// everything queued to be written; the first write error ends the thread and is returned.
 /// Without the thread (it could not start), output is written in place.
-struct Output(Option<(tokio::sync::mpsc::Sender<bytes::Bytes>, std::thread::JoinHandle<std::io::Result<()>>)>);
+struct Output(Option<(tokio::sync::mpsc::Sender<bytes::Bytes>, std::thread::JoinHandle<std::io::Result<()>>)>, Option<Arc<Tty>>);
 
 impl Output {
+    /// To the terminal from the runtime's thread ([`Tty`]).
+    fn tty(tty: Arc<Tty>) -> Self {
+        Output(None, Some(tty))
+    }
+
     fn start() -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
         let spawned = std::thread::Builder::new().name("stdout".into()).spawn(move || {
@@ -70,15 +183,18 @@ impl Output {
             Ok(())
         });
         match spawned {
-            Ok(thread) => Output(Some((tx, thread))),
+            Ok(thread) => Output(Some((tx, thread)), None),
             Err(_) => {
                 tracing::warn!("cannot start the thread writing standard output; writing in place");
-                Output(None)
+                Output(None, None)
             }
         }
     }
 
     async fn write(&mut self, data: bytes::Bytes) -> std::io::Result<()> {
+        if let Some(tty) = &self.1 {
+            return tty.write_all(&data).await;
+        }
         let Some((tx, _)) = &self.0 else {
             use std::io::Write;
             let mut stdout = std::io::stdout();
@@ -123,12 +239,20 @@ pub async fn run(node: &NodeConn, spec: SessionSpec) -> anyhow::Result<i32> {
     let wr = Arc::new(wr);
     let terminal = spec.tty && crate::term::stdin_is_tty();
     let _raw = if terminal { Some(crate::term::RawMode::enter()) } else { None };
+    // Dropped before the raw mode is left (declared after it): the flags come back first.
+    let (tty, _blocking) = match terminal.then(Tty::open).flatten() {
+        Some((t, b)) => (Some(t), Some(b)),
+        None => (None, None),
+    };
     // `~.` ends the session from the keyboard (escapes only on a terminal, as OpenSSH).
     let hang_up = Arc::new(tokio::sync::Notify::new());
     let hung_up = hang_up.clone();
     let input = {
         let wr = wr.clone();
-        let mut chunks = read_stdin();
+        let mut chunks = match &tty {
+            Some(t) => read_tty(t.clone()),
+            None => read_stdin(),
+        };
         tokio::spawn(async move {
             let mut escapes = terminal.then(crate::escape::Escapes::default);
             while let Some(chunk) = chunks.recv().await {
@@ -170,7 +294,10 @@ pub async fn run(node: &NodeConn, spec: SessionSpec) -> anyhow::Result<i32> {
     };
     // Not tokio's stdout, which hands every write to its blocking pool (a task and a wake-up per
     // echoed keystroke). A reader that stops reading holds the session back, as it should.
-    let mut stdout = Output::start();
+    let mut stdout = match &tty {
+        Some(t) => Output::tty(t.clone()),
+        None => Output::start(),
+    };
     let mut stderr = std::io::stderr();
     let mut code: Option<i32> = None;
     let mut closed_cleanly = false;

@@ -914,6 +914,8 @@ pub fn tsh_with_pty(tsh: &Tsh, args: &[&str], input: &str, timeout: Duration) ->
 /// (an interactive session, a join). Killed on drop.
 pub struct PtyTsh {
     child: Child,
+    /// The terminal's side the command has, kept to see how it leaves the terminal.
+    slave: Option<std::os::fd::OwnedFd>,
     writer: Option<std::fs::File>,
     seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     reader: Option<std::thread::JoinHandle<()>>,
@@ -937,6 +939,7 @@ impl PtyTsh {
         let pty = nix::pty::openpty(&ws, None).expect("openpty");
         cmd.env("TERM", "xterm");
         let slave = pty.slave;
+        let kept = slave.try_clone().expect("dup");
         cmd.stdin(Stdio::from(slave.try_clone().expect("dup")))
             .stdout(Stdio::from(slave.try_clone().expect("dup")))
             .stderr(Stdio::from(slave));
@@ -958,12 +961,20 @@ impl PtyTsh {
                 }
             }
         });
-        PtyTsh { child, writer: Some(writer), seen, reader: Some(reader) }
+        PtyTsh { child, slave: Some(kept), writer: Some(writer), seen, reader: Some(reader) }
     }
 
     /// Everything the terminal showed so far.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.seen.lock().map(|s| s.clone()).unwrap_or_default()).into_owned()
+    }
+
+    /// Whether the terminal is blocking (a program that makes it non-blocking must put it back
+    /// before it exits: the shell after it shares the open file and would read `EAGAIN`).
+    pub fn terminal_blocking(&self) -> bool {
+        use nix::fcntl::{FcntlArg, OFlag, fcntl};
+        let Some(slave) = &self.slave else { return true };
+        fcntl(slave, FcntlArg::F_GETFL).is_ok_and(|f| !OFlag::from_bits_truncate(f).contains(OFlag::O_NONBLOCK))
     }
 
     /// Types `keys`.
@@ -1007,8 +1018,9 @@ impl PtyTsh {
     /// everything the terminal showed, and the exit code (-1 when killed).
     pub fn finish(mut self, timeout: Duration) -> (String, i32) {
         let code = self.wait_exit(timeout);
-        // Closing our side lets the reader see the end once the child is gone.
+        // Closing our sides lets the reader see the end once the child is gone.
         self.writer = None;
+        self.slave = None;
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }

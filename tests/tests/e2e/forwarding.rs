@@ -308,7 +308,15 @@ fn the_agent_is_forwarded_as_the_login_and_only_where_a_mapped_role_allows_it() 
     assert!(out.stdout.contains("sock=\n") && !out.stdout.contains("forwarded-key"), "{out:?}");
     assert!(out.stderr.contains("agent forwarding refused") && out.stderr.contains("forward_agent"), "{out:?}");
     // Escapes on a terminal, as ssh has them: ~? lists them, ~. hangs up with 255.
-    let (shown, code) = e2e::tsh_with_pty(&w.alice, &["ssh", &cl, &dest], "~?\r~.", Duration::from_secs(30));
+    // tsh reads and writes the terminal non-blocking while the session runs, and leaves it as
+    // it found it.
+    let mut p = e2e::PtyTsh::start(&w.alice, &["ssh", &cl, &dest]);
+    p.wait_for("$", Duration::from_secs(30));
+    assert!(!p.terminal_blocking(), "tsh drives the terminal without blocking reads");
+    p.type_keys("~?\r~.");
+    let code = p.wait_exit(Duration::from_secs(30));
+    assert!(p.terminal_blocking(), "tsh left the terminal non-blocking");
+    let (shown, _) = p.finish(Duration::from_secs(5));
     assert!(shown.contains("Supported escape sequences") && shown.contains("Disconnected"), "{shown}");
     assert_eq!(code, 255, "{shown}");
 }
