@@ -51,8 +51,8 @@ fn read_stdin() -> tokio::sync::mpsc::Receiver<Vec<u8>> {
 const STDIN_CHUNK: usize = 64 * 1024;
 
 /// A terminal on standard input and output, read and written from the runtime's own thread, as
-/// OpenSSH's client does: both descriptors non-blocking (their flags restored when this is
-/// dropped) and woken by epoll. A keystroke and its echo then reach the session and the screen
+/// OpenSSH's client does: both descriptors non-blocking (their flags put back by [`Blocking`])
+/// and woken by epoll. A keystroke and its echo then reach the session and the screen
 /// with no hand-off to another thread (the threads above cost a thread wake-up each way).
 struct Tty {
     input: tokio::io::unix::AsyncFd<std::fs::File>,
@@ -137,6 +137,22 @@ impl Tty {
         }
         Ok(())
     }
+}
+
+/// Writes the session's standard error, which may share a terminal made non-blocking ([`Tty`]):
+/// a full terminal is waited for, not an error.
+async fn write_stderr(stderr: &mut std::io::Stderr, mut data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    while !data.is_empty() {
+        match stderr.write(data) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => tokio::time::sleep(std::time::Duration::from_millis(1)).await,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Standard input in chunks, from the terminal on the runtime's thread.
@@ -315,8 +331,7 @@ pub async fn run(node: &NodeConn, spec: SessionSpec) -> anyhow::Result<i32> {
         match msg {
             ChannelMsg::Data { data } => stdout.write(data).await?,
             ChannelMsg::ExtendedData { data, .. } => {
-                stderr.write_all(&data)?;
-                stderr.flush()?;
+                write_stderr(&mut stderr, &data).await?;
             }
             ChannelMsg::ExitStatus { exit_status } => code = Some(i32::try_from(exit_status).unwrap_or(255)),
             ChannelMsg::ExitSignal { signal_name, .. } => {
