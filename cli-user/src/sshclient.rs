@@ -114,28 +114,11 @@ impl Tty {
     }
 
     async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::io::Read;
-        loop {
-            let mut ready = self.input.readable().await?;
-            match ready.try_io(|f| f.get_ref().read(buf)) {
-                Ok(r) => return r,
-                Err(_would_block) => continue,
-            }
-        }
+        shared::fdio::read(&self.input, buf).await
     }
 
-    async fn write_all(&self, mut data: &[u8]) -> std::io::Result<()> {
-        use std::io::Write;
-        while !data.is_empty() {
-            let mut ready = self.output.writable().await?;
-            match ready.try_io(|f| f.get_ref().write(data)) {
-                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(Ok(n)) => data = &data[n..],
-                Ok(Err(e)) => return Err(e),
-                Err(_would_block) => continue,
-            }
-        }
-        Ok(())
+    async fn write_all(&self, data: &[u8]) -> std::io::Result<()> {
+        shared::fdio::write_all(&self.output, data).await
     }
 }
 

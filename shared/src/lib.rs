@@ -15,6 +15,7 @@
 //! | [`rbac`] | the access checker (node logins, cluster labels, API rules) |
 //! | [`recording`] | the session recording frame codec |
 //! | [`explain`] | `access explain`: asking the root and the leaf, printing the answer |
+//! | [`fdio`] | reading and writing a descriptor on the event loop (a PTY, a terminal) |
 //! | [`certs`] | SSH and X.509 keys and certificates |
 //! | [`identity`] | what certificates say about their holder |
 //! | [`subsystem`] | the `proxy:host:port@cluster` request parser and the typed refusal |
@@ -39,6 +40,7 @@ pub mod certs;
 pub mod client;
 pub mod error;
 pub mod explain;
+pub mod fdio;
 pub mod identity;
 pub mod jwt;
 pub mod kube;

@@ -230,30 +230,15 @@ impl PtyIo {
 
     /// Reads what the PTY has (0 at its end: reads fail with EIO once the last slave closes).
     pub async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::io::Read;
-        loop {
-            let mut ready = self.0.readable().await?;
-            match ready.try_io(|f| f.get_ref().read(buf)) {
-                Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Ok(0),
-                Ok(r) => return r,
-                Err(_would_block) => continue,
-            }
+        match shared::fdio::read(&self.0, buf).await {
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => Ok(0),
+            r => r,
         }
     }
 
     /// Writes all of `buf`, waiting while the PTY's input queue is full.
-    pub async fn write_all(&self, mut buf: &[u8]) -> std::io::Result<()> {
-        use std::io::Write;
-        while !buf.is_empty() {
-            let mut ready = self.0.writable().await?;
-            match ready.try_io(|f| f.get_ref().write(buf)) {
-                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(Ok(n)) => buf = &buf[n..],
-                Ok(Err(e)) => return Err(e),
-                Err(_would_block) => continue,
-            }
-        }
-        Ok(())
+    pub async fn write_all(&self, buf: &[u8]) -> std::io::Result<()> {
+        shared::fdio::write_all(&self.0, buf).await
     }
 }
 
