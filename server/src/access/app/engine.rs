@@ -102,7 +102,7 @@ struct Conn {
     /// The app connection this client's requests reuse (HTTP/1.1, one at a time).
     upstream: Mutex<Option<hyper::client::conn::http1::SendRequest<hyper::body::Incoming>>>,
     /// The fields every event of this connection has.
-    base: serde_json::Map<String, serde_json::Value>,
+    base: Arc<crate::audit::EventBase>,
     /// Where the app is.
     to: AppAddr,
     /// The token, until a minute before it ends or the signing key changes.
@@ -322,18 +322,18 @@ impl AppEngine {
             addr: fwd.addr.clone(),
             identity,
             upstream: Mutex::new(None),
-            base: serde_json::Map::new(),
+            base: crate::audit::EventBase::new(serde_json::Map::new()),
             to,
             token: std::sync::Mutex::new(None),
         };
-        conn.base = conn.make_base();
+        conn.base = crate::audit::EventBase::new(conn.make_base());
         Ok(conn)
     }
 }
 
 impl Conn {
     fn audit_base(&self) -> serde_json::Map<String, serde_json::Value> {
-        self.base.clone()
+        self.base.map().clone()
     }
 
     fn make_base(&self) -> serde_json::Map<String, serde_json::Value> {
@@ -469,15 +469,13 @@ impl Conn {
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or_default().to_string();
-        let mut event = self.audit_base();
+        let mut event = serde_json::Map::new();
         event.insert("method".into(), json!(method));
         event.insert("path".into(), json!(path));
         event.insert("raw_query".into(), json!(crate::audit::clip(&query, 1024)));
         let resp = self.forward(req, now).await;
         event.insert("status_code".into(), json!(resp.status().as_u16()));
-        event.insert("event".into(), json!(codes::APP_SESSION_REQUEST.0));
-        event.insert("code".into(), json!(codes::APP_SESSION_REQUEST.1));
-        self.engine.requests.send(event).await;
+        self.engine.requests.send_coded(codes::APP_SESSION_REQUEST, &self.base, event).await;
         resp
     }
 

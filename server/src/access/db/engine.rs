@@ -78,7 +78,7 @@ struct Session {
     /// The access requests whose roles the certificate carries.
     requests: Vec<String>,
     /// The audit's fields common to every event of the session.
-    base: serde_json::Map<String, serde_json::Value>,
+    base: Arc<crate::audit::EventBase>,
 }
 
 /// A PostgreSQL `FATAL` error to the client, then the end of the connection.
@@ -184,14 +184,14 @@ impl DbEngine {
                 // PostgreSQL's own refusal (no such role, a failed certificate check): as it is.
                 let _ = client.write_all(&bytes).await;
                 let _ = client.shutdown().await;
-                let mut event = session.base.clone();
+                let mut event = session.base.map().clone();
                 event.insert("error".into(), json!("the database refused the connection"));
                 emit_coded(self.access.as_ref(), codes::DB_SESSION_DENIED, event).await;
                 return;
             }
             Err(Connect::Failed(e)) => {
                 tracing::warn!(db = %session.db.metadata.name, error = %e, "cannot connect to the database");
-                let mut event = session.base.clone();
+                let mut event = session.base.map().clone();
                 event.insert("error".into(), json!(e.message));
                 emit_coded(self.access.as_ref(), codes::DB_SESSION_DENIED, event).await;
                 refuse(&mut client, "08006", &e.message).await;
@@ -201,9 +201,9 @@ impl DbEngine {
         if client.write_all(&greeting).await.is_err() {
             return;
         }
-        emit_coded(self.access.as_ref(), codes::DB_SESSION_START, session.base.clone()).await;
+        emit_coded(self.access.as_ref(), codes::DB_SESSION_START, session.base.map().clone()).await;
         self.relay(client, server, &session).await;
-        emit_coded(self.access.as_ref(), codes::DB_SESSION_END, session.base.clone()).await;
+        emit_coded(self.access.as_ref(), codes::DB_SESSION_END, session.base.map().clone()).await;
     }
 
     /// Verifies the certificate and decides on the user and database the client asked for.
@@ -264,7 +264,7 @@ impl DbEngine {
             roles,
             not_after: admitted.not_after,
             requests: identity.active_requests.clone(),
-            base,
+            base: crate::audit::EventBase::new(base),
         })
     }
 
@@ -391,7 +391,7 @@ impl DbEngine {
 
     /// Queues the audit event for what the client sent.
     async fn audit(&self, s: &Session, f: Frontend) {
-        let mut event = s.base.clone();
+        let mut event = serde_json::Map::new();
         let code = match f {
             Frontend::Query(q) => {
                 event.insert("db_query".into(), json!(crate::audit::clip(&q, 16 * 1024)));
@@ -414,7 +414,7 @@ impl DbEngine {
             }
             Frontend::Terminate | Frontend::Other(_) => return,
         };
-        self.queries.send_coded(code, event).await;
+        self.queries.send_coded(code, &s.base, event).await;
     }
 }
 
