@@ -105,8 +105,9 @@ struct Conn {
     base: Arc<crate::audit::EventBase>,
     /// Where the app is.
     to: AppAddr,
-    /// The token, until a minute before it ends or the signing key changes.
-    token: std::sync::Mutex<Option<(i64, String, String)>>,
+    /// The token (as the header's value), until a minute before it ends or the signing key
+    /// changes.
+    token: std::sync::Mutex<Option<(i64, String, HeaderValue)>>,
 }
 
 /// Where the app is, read from its URI once per connection.
@@ -358,7 +359,7 @@ impl Conn {
     }
 
     /// The app's token for this user, made again a minute before it ends.
-    async fn token(&self, now: i64) -> Result<String> {
+    async fn token(&self, now: i64) -> Result<HeaderValue> {
         let signer = self.engine.signer().await?;
         if let Ok(g) = self.token.lock()
             && let Some((exp, by, t)) = g.as_ref()
@@ -373,6 +374,7 @@ impl Conn {
         let claims = jwt::claims(&s, now, self.not_after);
         let exp = claims["exp"].as_i64().unwrap_or(now);
         let t = signer.sign_token(&claims).await?;
+        let t = HeaderValue::from_str(&t).map_err(|e| Error::internal(format!("the app token is not a header value: {e}")))?;
         if let Ok(mut g) = self.token.lock() {
             *g = Some((exp, signer.kid().to_string(), t.clone()));
         }
@@ -413,16 +415,21 @@ impl Conn {
 
     /// The request as the app receives it.
     /// Returns the address the browser used (the `Host` the proxy passed on).
-    fn rewrite(&self, parts: &mut hyper::http::request::Parts, token: &str, upgrade: bool) -> Result<String> {
-        let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        parts.uri = format!("{}{pq}", self.to.base).parse().map_err(|e| Error::bad_parameter(format!("request path: {e}")))?;
+    fn rewrite(&self, parts: &mut hyper::http::request::Parts, token: &HeaderValue, upgrade: bool) -> Result<String> {
+        // Origin-form (`/path?query`) goes as it came when the app's URI has no path of its own.
+        if !self.to.base.is_empty() || parts.uri.authority().is_some() {
+            let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            parts.uri = format!("{}{pq}", self.to.base).parse().map_err(|e| Error::bad_parameter(format!("request path: {e}")))?;
+        }
         let public = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(&self.route.public_addr).to_string();
         let h = &mut parts.headers;
-        let names: Vec<HeaderName> = h.keys().cloned().collect();
-        for n in names {
-            if shared::app::reserved_header(n.as_str()) || shared::app::hop_header(n.as_str(), upgrade) {
-                h.remove(&n);
-            }
+        let drop: Vec<HeaderName> = h
+            .keys()
+            .filter(|n| shared::app::reserved_header(n.as_str()) || shared::app::hop_header(n.as_str(), upgrade))
+            .cloned()
+            .collect();
+        for n in drop {
+            h.remove(&n);
         }
         if let Some(c) = h.get(header::COOKIE).and_then(|v| v.to_str().ok()).map(str::to_string) {
             h.remove(header::COOKIE);
@@ -444,8 +451,9 @@ impl Conn {
         set(h, "x-forwarded-server", &self.engine.hostname);
         set(h, "x-forwarded-for", &client_ip);
         set(h, "x-forwarded-ssl", "on");
-        set(h, shared::app::JWT_HEADER, token);
-        set(h, shared::app::CF_HEADER, token);
+        h.insert(shared::app::JWT_HEADER, token.clone());
+        h.insert(shared::app::CF_HEADER, token.clone());
+        let token = token.to_str().unwrap_or_default();
         if let Some(rw) = &self.app.spec.rewrite {
             for hd in &rw.headers {
                 if shared::app::reserved_header(&hd.name) {
@@ -531,11 +539,9 @@ impl Conn {
     fn rewrite_response(&self, resp: &mut Response<hyper::body::Incoming>, public: &str) {
         let upgraded = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
         let h = resp.headers_mut();
-        let names: Vec<HeaderName> = h.keys().cloned().collect();
-        for n in names {
-            if shared::app::hop_header(n.as_str(), upgraded) {
-                h.remove(&n);
-            }
+        let drop: Vec<HeaderName> = h.keys().filter(|n| shared::app::hop_header(n.as_str(), upgraded)).cloned().collect();
+        for n in drop {
+            h.remove(&n);
         }
         if let Some(loc) = h.get(header::LOCATION).and_then(|v| v.to_str().ok()) {
             let redirect = self.app.spec.rewrite.as_ref().map(|r| r.redirect.as_slice()).unwrap_or_default();
