@@ -426,6 +426,7 @@ relay_chain() { # target-host:port first-port
 APP_SECS="${BENCH_APP_SECS:-10}"
 APP_TABLE="(not measured: no wrk or apache2)"
 APP_F32="-"
+APP_CPU="(not measured)"
 wrk_row() { # connections url : "requests/s p50-ms p99-ms"
     wrk -t "$(($1 > 1 ? 2 : 1))" -c "$1" -d "${APP_SECS}s" --latency "$2" 2>&1 | awk '
         function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
@@ -436,14 +437,28 @@ if [ -n "$APPS" ]; then
     log "applications: wrk ${APP_SECS}s at 1 and 32 connections, direct and through the root and leaf"
     tsh apps login --cluster=bench-leaf web >/dev/null
     tsh proxy app --cluster=bench-leaf web -p 18080 >"$W/proxy-app.log" 2>&1 &
+    PROXY_APP_PID=$!
     PIDS+=($!)
     wait_until 10 curl -sf http://127.0.0.1:18080/
     relay_chain 127.0.0.53:8080 5100
     APP_TABLE="| what | direct | through the root and the leaf | × direct | target | the floor: three TCP relays | × direct |
 |---|---|---|---|---|---|---|"
+    # CPU per request of each process on the path (and Apache's, direct and through), over the
+    # 32-connection rows (ticks are 10 ms; Apache's are its worker processes').
+    apache_ticks() { local t=0 p; for p in $(pgrep -f "apache2 -f $W/www/httpd.conf"); do t=$((t + $(ticks "$p"))); done; echo "$t"; }
     for c in 1 32; do
+        A_TK0="$(apache_ticks)"
         read -r D_RPS D_P50 D_P99 <<<"$(wrk_row "$c" http://127.0.0.53:8080/)"
+        A_TK1="$(apache_ticks)"
+        T_TK0="$(ticks "$PROXY_APP_PID") $(ticks "$(cat "$R/pid")") $(ticks "$(cat "$L/pid")") $(apache_ticks)"
         read -r T_RPS T_P50 T_P99 <<<"$(wrk_row "$c" http://127.0.0.1:18080/)"
+        T_TK1="$(ticks "$PROXY_APP_PID") $(ticks "$(cat "$R/pid")") $(ticks "$(cat "$L/pid")") $(apache_ticks)"
+        if [ "$c" = 32 ]; then
+            APP_CPU="$(awk -v a="$T_TK0 $A_TK0" -v b="$T_TK1 $A_TK1" -v n="$((${T_RPS:-0} * APP_SECS))" -v d="$((${D_RPS:-0} * APP_SECS))" 'BEGIN {
+                if (n < 1) n = 1; if (d < 1) d = 1; split(a, x); split(b, y)
+                printf "tsh %.1f, root %.1f, leaf %.1f, Apache %.1f µs (Apache direct: %.1f µs)", (y[1] - x[1]) * 1e4 / n, (y[2] - x[2]) * 1e4 / n, (y[3] - x[3]) * 1e4 / n, (y[4] - x[4]) * 1e4 / n, (y[5] - x[5]) * 1e4 / d }')"
+            log "  CPU per request at 32 connections: $APP_CPU"
+        fi
         read -r F_RPS F_P50 F_P99 <<<"$(wrk_row "$c" "http://$RELAY_FRONT/")"
         log "  $c connections: direct $D_RPS req/s p50 $D_P50 ms p99 $D_P99 ms; through $T_RPS req/s p50 $T_P50 ms p99 $T_P99 ms; three relays $F_RPS req/s p50 $F_P50 ms"
         target_rps=""; [ "$c" = 32 ] && target_rps="≥ 0.5×" && APP_F32="$(ratio "$F_RPS" "$D_RPS")"
@@ -454,7 +469,7 @@ if [ -n "$APPS" ]; then
     done
 fi
 if [ "${BENCH_ONLY:-}" = apps ]; then
-    printf '%s\n' "$APP_TABLE"
+    printf '%s\n\nCPU per request at 32 connections: %s\n' "$APP_TABLE" "$APP_CPU"
     exit 0
 fi
 
@@ -881,7 +896,9 @@ wake-ups they cause. The last column is the floor: the same requests through thr
 processes that only relay TCP (no TLS, no HTTP, no audit) reach ${APP_F32}× direct at 32
 connections here, what any path through three more processes can hope for on this machine
 (the 0.5× target is beyond it when that is under 0.5); ours is judged against that floor.
-At one connection it is the latency of the hops.
+At one connection it is the latency of the hops. CPU per request in the 32-connection through
+run: ${APP_CPU}. Apache spends more per request through any path than direct: its requests come
+slower, so it wakes for more of them.
 
 ## Databases
 
