@@ -219,7 +219,7 @@ fn event_uid() -> String {
 /// The fields every event of one connection has (who, what, from where), built once when the
 /// connection starts: as a map, and serialized, so that a per-request or per-query event copies
 /// a string into its line instead of cloning and serializing the same map again each time (that
-/// was a fifth of an app service's CPU per request).
+/// was about a tenth of an app service's CPU per request).
 pub struct EventBase {
     map: Map<String, Value>,
     /// The members of `map` as JSON, without the braces (empty when `map` is).
