@@ -141,13 +141,17 @@ const EVENT_LINGER: std::time::Duration = std::time::Duration::from_millis(25);
 impl EventQueue {
     /// A queue writing to `access`'s log until every sender is gone.
     pub fn start(access: Arc<dyn ServiceAccess>) -> EventQueue {
+        EventQueue::start_with(access, EVENT_LINGER)
+    }
+
+    fn start_with(access: Arc<dyn ServiceAccess>, linger: std::time::Duration) -> EventQueue {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<BasedEvent>(EVENT_QUEUE);
         tokio::spawn(async move {
             let mut behind = false;
             while let Some(first) = rx.recv().await {
                 // Behind (the last batch was full): what waits is written at once.
                 if !behind {
-                    tokio::time::sleep(EVENT_LINGER).await;
+                    tokio::time::sleep(linger).await;
                 }
                 let mut batch = vec![first];
                 while batch.len() < EVENT_BATCH
@@ -455,5 +459,86 @@ impl shared::jwt::TokenSigner for RemoteSigner {
     }
     fn sign_token<'a>(&'a self, claims: &'a serde_json::Value) -> BoxFuture<'a, Result<String>> {
         self.access.sign_app_token(claims.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A cluster that only keeps the batches of events it is given, and when.
+    #[derive(Default)]
+    struct Batches(Mutex<Vec<(tokio::time::Instant, Vec<String>)>>);
+
+    impl ServiceAccess for Batches {
+        fn cluster_name(&self) -> String {
+            "leaf".into()
+        }
+        fn now(&self) -> OffsetDateTime {
+            OffsetDateTime::now_utc()
+        }
+        fn admit<'a>(&'a self, _der: &'a [u8], _peer: &'a PeerCert) -> BoxFuture<'a, Result<Admitted>> {
+            Box::pin(async { Err(Error::access_denied("not in this test")) })
+        }
+        fn emit(&self, _event: AuditEvent) -> BoxFuture<'_, ()> {
+            Box::pin(async {})
+        }
+        fn emit_based(&self, events: Vec<BasedEvent>) -> BoxFuture<'_, ()> {
+            let paths = events.into_iter().map(|e| e.own["path"].as_str().unwrap_or_default().to_string()).collect();
+            self.0.lock().unwrap().push((tokio::time::Instant::now(), paths));
+            Box::pin(async {})
+        }
+        fn heartbeat(&self, _k: KubeCluster) -> BoxFuture<'_, Result<()>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn recorder(&self) -> Arc<dyn NodeAccessPoint> {
+            unreachable!("the event queue records no sessions")
+        }
+    }
+
+    fn event(i: usize) -> AuditEvent {
+        let mut m = AuditEvent::new();
+        m.insert("path".into(), serde_json::json!(format!("/{i}")));
+        m
+    }
+
+    #[tokio::test]
+    async fn the_queue_writes_what_came_in_its_linger_together_and_catches_up_at_once_when_behind() {
+        // A linger long enough that 300 sends fit in it on a loaded machine.
+        let linger = std::time::Duration::from_millis(500);
+        let access = Arc::new(Batches::default());
+        let queue = EventQueue::start_with(access.clone(), linger);
+        let base = EventBase::new(AuditEvent::new());
+        let t0 = tokio::time::Instant::now();
+        // 300 events at once: a full batch after the linger, the rest straight after it.
+        for i in 0..300 {
+            queue.send(&base, event(i)).await;
+        }
+        assert!(t0.elapsed() < linger, "the sends took the whole linger; the test cannot tell");
+        let written = |n: usize| {
+            let access = access.clone();
+            async move {
+                for _ in 0..200 {
+                    if access.0.lock().unwrap().len() >= n {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+        };
+        written(2).await;
+        // One more, alone: written one linger after it came.
+        let t1 = tokio::time::Instant::now();
+        queue.send(&base, event(300)).await;
+        written(3).await;
+        let got = access.0.lock().unwrap().clone();
+        let sizes: Vec<usize> = got.iter().map(|(_, b)| b.len()).collect();
+        assert_eq!(sizes, vec![EVENT_BATCH, 300 - EVENT_BATCH, 1], "{sizes:?}");
+        assert!(got[0].0 - t0 >= linger, "the first batch waits out the linger");
+        assert!(got[1].0 - got[0].0 < linger, "behind: the rest goes without another linger");
+        assert!(got[2].0 - t1 >= linger);
+        let order: Vec<String> = got.iter().flat_map(|(_, b)| b.clone()).collect();
+        assert_eq!(order, (0..=300).map(|i| format!("/{i}")).collect::<Vec<_>>(), "every event, in order");
     }
 }
