@@ -157,19 +157,20 @@ fn read_tty(tty: Arc<Tty>) -> tokio::sync::mpsc::Receiver<Vec<u8>> {
     rx
 }
 
-/// Standard output written by a thread of its own, fed through a short queue: a reader that
-/// stops (a paused pager) blocks that thread, the queue fills and the session waits for it,
-/// while the one runtime thread goes on answering the servers' keep-alives. `finish` waits for
-/// everything queued to be written; the first write error ends the thread and is returned.
-/// Without the thread (it could not start), output is written in place.
-struct Output(Option<(tokio::sync::mpsc::Sender<bytes::Bytes>, std::thread::JoinHandle<std::io::Result<()>>)>, Option<Arc<Tty>>);
+/// Where the session's standard output goes.
+enum Output {
+    /// A thread of its own, fed through a short queue: a reader that stops (a paused pager)
+    /// blocks that thread, the queue fills and the session waits for it, while the one runtime
+    /// thread goes on answering the servers' keep-alives. `finish` waits for everything queued
+    /// to be written; the first write error ends the thread and is returned.
+    Thread(tokio::sync::mpsc::Sender<bytes::Bytes>, std::thread::JoinHandle<std::io::Result<()>>),
+    /// The terminal, from the runtime's thread ([`Tty`]).
+    Tty(Arc<Tty>),
+    /// In place: the thread could not start, or stopped on an error.
+    InPlace,
+}
 
 impl Output {
-    /// To the terminal from the runtime's thread ([`Tty`]).
-    fn tty(tty: Arc<Tty>) -> Self {
-        Output(None, Some(tty))
-    }
-
     fn start() -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
         let spawned = std::thread::Builder::new().name("stdout".into()).spawn(move || {
@@ -182,31 +183,40 @@ impl Output {
             Ok(())
         });
         match spawned {
-            Ok(thread) => Output(Some((tx, thread)), None),
+            Ok(thread) => Output::Thread(tx, thread),
             Err(_) => {
                 tracing::warn!("cannot start the thread writing standard output; writing in place");
-                Output(None, None)
+                Output::InPlace
             }
         }
     }
 
     async fn write(&mut self, data: bytes::Bytes) -> std::io::Result<()> {
-        if let Some(tty) = &self.1 {
-            return tty.write_all(&data).await;
+        match self {
+            Output::Tty(tty) => tty.write_all(&data).await,
+            // The queue closes only when the thread has stopped, on an error.
+            Output::Thread(tx, _) => {
+                if tx.send(data).await.is_ok() {
+                    Ok(())
+                } else {
+                    self.finish()
+                }
+            }
+            Output::InPlace => {
+                use std::io::Write;
+                let mut stdout = std::io::stdout();
+                stdout.write_all(&data)?;
+                stdout.flush()
+            }
         }
-        let Some((tx, _)) = &self.0 else {
-            use std::io::Write;
-            let mut stdout = std::io::stdout();
-            stdout.write_all(&data)?;
-            return stdout.flush();
-        };
-        // The queue closes only when the thread has stopped, on an error.
-        if tx.send(data).await.is_ok() { Ok(()) } else { self.finish() }
     }
 
     /// Waits until everything queued is written; the thread's error, if it stopped on one.
     fn finish(&mut self) -> std::io::Result<()> {
-        let Some((tx, thread)) = self.0.take() else { return Ok(()) };
+        if !matches!(self, Output::Thread(..)) {
+            return Ok(());
+        }
+        let Output::Thread(tx, thread) = std::mem::replace(self, Output::InPlace) else { return Ok(()) };
         drop(tx);
         thread.join().unwrap_or_else(|_| Err(std::io::Error::other("the thread writing standard output failed")))
     }
@@ -294,7 +304,7 @@ pub async fn run(node: &NodeConn, spec: SessionSpec) -> anyhow::Result<i32> {
     // Not tokio's stdout, which hands every write to its blocking pool (a task and a wake-up per
     // echoed keystroke). A reader that stops reading holds the session back, as it should.
     let mut stdout = match &tty {
-        Some(t) => Output::tty(t.clone()),
+        Some(t) => Output::Tty(t.clone()),
         None => Output::start(),
     };
     let mut stderr = std::io::stderr();
